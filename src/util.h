@@ -1,0 +1,107 @@
+/* util.h - allocation policy, counted strings, and the only parsers of
+ * durations, sizes, ports and CIDRs in meshgate.
+ *
+ * Allocation failure aborts (mg_oom); every size an attacker controls must be
+ * checked against a limit by the caller before allocating. */
+#ifndef MG_UTIL_H
+#define MG_UTIL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define MG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+_Noreturn void mg_oom(void);
+void *mg_xmalloc(size_t n);
+void *mg_xcalloc(size_t n, size_t size);
+void *mg_xrealloc(void *p, size_t n);
+char *mg_xstrdup(const char *s);
+char *mg_xstrndup(const char *s, size_t n);
+char *mg_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Intern a string for the whole process lifetime (file names in positions).
+ * Thread-safe. Never returns NULL. */
+const char *mg_intern(const char *s);
+
+/* A list of owned strings. */
+struct mg_strlist {
+    char **v;
+    size_t n;
+};
+void mg_strlist_push(struct mg_strlist *l, const char *s);     /* copies s */
+void mg_strlist_free(struct mg_strlist *l);
+bool mg_strlist_contains(const struct mg_strlist *l, const char *s);
+
+/* A growable byte buffer (NUL terminated for convenience). */
+struct mg_buf {
+    char *p;
+    size_t len, cap;
+};
+void mg_buf_add(struct mg_buf *b, const void *data, size_t n);
+void mg_buf_adds(struct mg_buf *b, const char *s);
+void mg_buf_printf(struct mg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mg_buf_free(struct mg_buf *b);
+
+/* ASCII case-insensitive helpers (locale independent). */
+int mg_strcasecmp(const char *a, const char *b);
+int mg_strncasecmp(const char *a, const char *b, size_t n);
+bool mg_has_prefix(const char *s, const char *prefix);
+bool mg_has_suffix(const char *s, const char *suffix);
+void mg_lower(char *s);
+
+/* Parse a protobuf/Go style duration: "10s", "1.5s", "100ms", "2m", "1h",
+ * "1h30m", "500us", "0s". Writes milliseconds (sub-ms rounds up unless 0).
+ * Returns 0, or -1 on a malformed or negative value or overflow. */
+int mg_parse_duration_ms(const char *s, int64_t *ms);
+
+/* Parse a decimal unsigned integer with no sign, no spaces, in [min,max]. */
+int mg_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parse a TCP port 1..65535 (0 allowed when allow_zero). */
+int mg_parse_port(const char *s, bool allow_zero, uint16_t *out);
+
+/* An IPv4 or IPv6 network. v4 addresses are kept as v4 (family AF_INET);
+ * a v4-mapped v6 address in mg_cidr_match is compared as v4. */
+struct mg_cidr {
+    int family;                 /* AF_INET or AF_INET6 */
+    uint8_t addr[16];           /* network byte order, masked */
+    uint8_t prefix;             /* 0..32 or 0..128 */
+};
+/* Parse "1.2.3.4", "1.2.3.0/24", "::1", "2001:db8::/32". A single address
+ * gets a full prefix. Host bits set under the mask are accepted and cleared
+ * (as Envoy does). Returns 0 or -1. */
+int mg_cidr_parse(const char *s, struct mg_cidr *out);
+/* Does the address (family AF_INET: 4 bytes, AF_INET6: 16 bytes) lie in c? */
+bool mg_cidr_match(const struct mg_cidr *c, int family, const uint8_t *addr);
+
+/* An address for policy and logs: family + bytes + port. */
+struct mg_addr {
+    int family;                 /* 0 = none, AF_INET, AF_INET6 */
+    uint8_t ip[16];
+    uint16_t port;
+};
+/* Fill from a sockaddr (v4-mapped v6 becomes v4). Returns 0 or -1. */
+int mg_addr_from_sockaddr(struct mg_addr *a, const struct sockaddr *sa);
+/* Parse an IP literal (no port) into a. Returns 0 or -1. */
+int mg_addr_parse_ip(struct mg_addr *a, const char *s);
+/* Format the IP (no port) into buf (at least 46 bytes). */
+const char *mg_addr_ip_str(const struct mg_addr *a, char *buf, size_t len);
+/* Split "host:port" / "[v6]:port" / "host" into host (copied) and port.
+ * Returns 0 or -1; *port is 0 when absent. */
+int mg_split_host_port(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+/* Monotonic clock in milliseconds, and wall clock in seconds. */
+int64_t mg_now_ms(void);
+int64_t mg_wall_s(void);
+
+/* Read a whole file (at most max bytes; -1 and errno=EFBIG when larger).
+ * The result is NUL terminated; *len excludes the NUL. Caller frees. */
+char *mg_read_file(const char *path, size_t max, size_t *len);
+
+/* base64 (standard and url alphabets). Decoders ignore no characters and
+ * accept missing padding; return -1 on malformed input. Caller frees. */
+int mg_base64_decode(const char *in, size_t inlen, bool url, uint8_t **out, size_t *outlen);
+char *mg_base64_encode(const uint8_t *in, size_t inlen, bool url, bool pad);
+
+#endif
