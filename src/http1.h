@@ -1,0 +1,121 @@
+/* http1.h - the strict HTTP/1.1 parser (pure: no I/O, no allocation).
+ *
+ * Zero-copy: parsed names and values point into the caller's buffer, which
+ * must stay unchanged while the result is used. The caller hands in the
+ * contiguous bytes received so far; the parser answers "incomplete", "error
+ * with this status", or "complete head of N bytes".
+ *
+ * Strictness (DESIGN.md section 1): anything ambiguous is an error, even
+ * where RFC 9112 allows leniency. Request errors carry the status to send
+ * (400, 431, 501, 505) and the connection must then be closed. */
+#ifndef MG_HTTP1_H
+#define MG_HTTP1_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MG_H1_MAX_HEADERS 128
+
+struct mg_h1_header {
+    const char *name;                   /* as received (compare case-insensitively) */
+    size_t name_len;
+    const char *value;                  /* leading/trailing SP/HTAB trimmed */
+    size_t value_len;
+};
+
+enum mg_h1_body {
+    MG_H1_BODY_NONE = 0,                /* no body (no CL/TE, or CL: 0) */
+    MG_H1_BODY_LENGTH,                  /* content_length bytes follow */
+    MG_H1_BODY_CHUNKED,                 /* chunked coding follows */
+    MG_H1_BODY_UNTIL_CLOSE,             /* responses only: read until EOF */
+};
+
+struct mg_h1_limits {
+    size_t max_head;                    /* request line + headers, bytes (431 above) */
+    size_t max_headers;                 /* count, <= MG_H1_MAX_HEADERS (431 above) */
+};
+
+struct mg_h1_request {
+    const char *method;
+    size_t method_len;
+    const char *target;                 /* request-target as received */
+    size_t target_len;
+    int minor;                          /* HTTP/1.<minor>: 0 or 1 */
+    struct mg_h1_header headers[MG_H1_MAX_HEADERS];
+    size_t n_headers;
+    /* Derived from the headers (validated): */
+    enum mg_h1_body body;
+    uint64_t content_length;
+    const char *host;                   /* Host value (or absolute-form authority) */
+    size_t host_len;
+    bool absolute_form;                 /* target is http(s)://authority/... */
+    bool connect;                       /* CONNECT authority-form */
+    bool keep_alive;                    /* per version + Connection header */
+    bool expect_continue;               /* Expect: 100-continue */
+    bool upgrade;                       /* Connection: upgrade + Upgrade header */
+};
+
+/* Parse a request head from buf[0..len).
+ * Returns the head length (> 0, including the final CRLF CRLF) when complete,
+ * 0 when more bytes are needed (len is still within limits), or -1 on error
+ * with *status set to 400, 431, 501 or 505. */
+ssize_t mg_h1_parse_request(const char *buf, size_t len, const struct mg_h1_limits *lim,
+                            struct mg_h1_request *req, int *status);
+
+struct mg_h1_response {
+    int minor;
+    int status;                         /* 100..599 */
+    const char *reason;
+    size_t reason_len;
+    struct mg_h1_header headers[MG_H1_MAX_HEADERS];
+    size_t n_headers;
+    enum mg_h1_body body;
+    uint64_t content_length;
+    bool keep_alive;
+};
+
+/* Parse a response head. `request_method` decides bodiless responses (HEAD;
+ * 2xx to CONNECT); 1xx, 204 and 304 have no body. Same return convention as
+ * requests; on error the caller answers the client 502. */
+ssize_t mg_h1_parse_response(const char *buf, size_t len, const struct mg_h1_limits *lim,
+                             const char *request_method, size_t method_len,
+                             struct mg_h1_response *resp);
+
+/* Incremental chunked-body decoder. The caller feeds the bytes it has; each
+ * step says how many of them are framing (to drop), payload (to move on) or
+ * trailer section (validated; fields naming framing or routing such as
+ * content-length, transfer-encoding, host are never merged into headers). */
+enum mg_chunk_step {
+    MG_CHUNK_NEED_MORE = 0,             /* *n = 0: feed more bytes */
+    MG_CHUNK_FRAMING,                   /* drop *n bytes (size line, CRLF) */
+    MG_CHUNK_DATA,                      /* *n payload bytes at the front */
+    MG_CHUNK_DONE,                      /* *n bytes (last-chunk + trailers + CRLF) end the body */
+    MG_CHUNK_ERROR,                     /* malformed: 400 and close */
+};
+
+struct mg_h1_chunked {
+    int state;
+    uint64_t remaining;                 /* payload bytes left in the current chunk */
+    size_t trailer_bytes;               /* bound on the trailer section */
+    size_t max_trailer;                 /* 0 = default 8 KiB */
+};
+
+void mg_h1_chunked_init(struct mg_h1_chunked *c);
+enum mg_chunk_step mg_h1_chunked_step(struct mg_h1_chunked *c, const char *in, size_t len,
+                                      size_t *n);
+
+/* Find a header by name (case-insensitive); returns the first one or NULL. */
+const struct mg_h1_header *mg_h1_find(const struct mg_h1_header *h, size_t n, const char *name);
+
+/* Is this a hop-by-hop header a proxy must not forward (Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
+ * and any listed in the Connection header - the caller checks those)? */
+bool mg_h1_is_hop_by_hop(const char *name, size_t len);
+
+/* Is `name` a valid field-name (RFC 9110 token)? Is `value` a valid
+ * field-value (no NUL/CR/LF, no other CTL except HTAB)? */
+bool mg_h1_valid_name(const char *name, size_t len);
+bool mg_h1_valid_value(const char *value, size_t len);
+
+#endif
