@@ -1,16 +1,18 @@
-/* cli_stubs.c - TEMPORARY: subcommands not built yet. Removed as each lands. */
+/* cli_stubs.c - weak fallbacks for subcommands, so every area can link the
+ * binary while the others are being built. A module's real mg_cmd_* (a
+ * strong symbol) replaces the fallback at link time. */
 #include <stdio.h>
 #include "cli.h"
-#define NYI(fn) int fn(int argc, char **argv) { (void)argc; fprintf(stderr, "meshgate %s: not built yet\n", argv[0]); return 2; }
-#ifndef MG_HAVE_CHECK
-NYI(mg_cmd_check)
-#endif
-#ifndef MG_HAVE_AUTHZ
-NYI(mg_cmd_authz)
-#endif
-#ifndef MG_HAVE_CA
-NYI(mg_cmd_ca)
-#endif
-#ifndef MG_HAVE_RUN
-NYI(mg_cmd_run)
-#endif
+
+#define MG_CMD_FALLBACK(fn)                                                   \
+    __attribute__((weak)) int fn(int argc, char **argv)                       \
+    {                                                                         \
+        (void)argc;                                                           \
+        fprintf(stderr, "meshgate %s: not available in this build\n", argv[0]); \
+        return 2;                                                             \
+    }
+
+MG_CMD_FALLBACK(mg_cmd_check)
+MG_CMD_FALLBACK(mg_cmd_authz)
+MG_CMD_FALLBACK(mg_cmd_ca)
+MG_CMD_FALLBACK(mg_cmd_run)
