@@ -1,0 +1,35 @@
+#!/bin/bash
+# test.sh - install what is missing, build, and run the whole test suite
+# (unit + end-to-end) twice over: a -Werror build proves the code is warning
+# clean, and `make check` runs on an ASan+UBSan build. Prints the automake
+# summary; the exit status is 0 only when every test passed.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bash contrib/install-deps.sh test
+[ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] ||
+  autoreconf -fi >/dev/null
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# 1. warnings are errors
+mkdir -p _build/werror && cd _build/werror
+[ -f Makefile ] || "$top/configure" -q --enable-werror
+make -s -j"$jobs" all >/dev/null
+cd "$top"
+
+# 2. the suite, under the sanitizers
+mkdir -p _build/check && cd _build/check
+[ -f Makefile ] || "$top/configure" -q --enable-sanitizers
+make -s -j"$jobs" all >/dev/null
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+rc=0
+make -j"$jobs" check >check.out 2>&1 || rc=$?
+grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' check.out | grep -v '^PASS' || true
+sed -n '/^Testsuite summary/,/^=====/p;/^# [A-Z]*:/p' check.out | grep '^#' || true
+if [ $rc != 0 ]; then
+  for f in $(grep -lE '^(not ok|ERROR|FAIL)' $(find tests -name '*.log') 2>/dev/null); do
+    echo "---- $f"; tail -n 40 "$f"
+  done
+fi
+exit $rc
