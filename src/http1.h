@@ -99,9 +99,29 @@ struct mg_h1_chunked {
     uint64_t remaining;                 /* payload bytes left in the current chunk */
     size_t trailer_bytes;               /* bound on the trailer section */
     size_t max_trailer;                 /* 0 = default 8 KiB */
+    size_t line_len;                    /* bytes of the current chunk-size line (<= 4 KiB) */
+    unsigned digits;                    /* hex digits of the current chunk-size (<= 16) */
 };
 
+#define MG_H1_CHUNK_LINE_MAX 4096       /* chunk-size line incl. extensions and CRLF */
+#define MG_H1_TRAILER_DEFAULT 8192
+
+/* Reset to "before the first chunk-size line". Sets max_trailer to 0 (the
+ * default); a caller wanting another bound sets it after init. */
 void mg_h1_chunked_init(struct mg_h1_chunked *c);
+
+/* Decode the front of in[0..len). Returns one step for the first *n bytes;
+ * the caller drops or forwards them and calls again with the rest (bytes may
+ * arrive split anywhere: partial size lines and trailers are consumed as
+ * FRAMING and remembered in *c, so nothing needs to be kept or re-fed).
+ * NEED_MORE only when len == 0. DONE's *n ends the body; bytes after it
+ * belong to the next message. The trailer section is validated like header
+ * fields (no obs-fold, token names, no whitespace before ':', no CTL in
+ * values) and bounded by max_trailer, then discarded: the proxy never
+ * forwards or merges trailers. After DONE every call returns DONE with
+ * *n = 0; after ERROR every call returns ERROR. Accepted size line:
+ * 1-16 hex digits, then *( BWS ";" BWS name [ BWS "=" BWS (token /
+ * quoted-string) ] ), then CRLF; no sign, no leading spaces, no bare LF. */
 enum mg_chunk_step mg_h1_chunked_step(struct mg_h1_chunked *c, const char *in, size_t len,
                                       size_t *n);
 
@@ -117,5 +137,25 @@ bool mg_h1_is_hop_by_hop(const char *name, size_t len);
  * field-value (no NUL/CR/LF, no other CTL except HTAB)? */
 bool mg_h1_valid_name(const char *name, size_t len);
 bool mg_h1_valid_value(const char *value, size_t len);
+
+/* ---- Serializer helpers (http1_write.c) -------------------------------- */
+
+/* Standard reason phrase for a status (RFC 9110 and the IANA registry),
+ * "Unknown" for an unregistered code. Static storage; never NULL. */
+const char *mg_h1_reason(int status);
+
+/* Write "HTTP/1.1 DDD Reason\r\n" plus a NUL into buf[0..cap). Returns the
+ * line length without the NUL, or 0 (nothing written) when status is not
+ * 100..599 or cap is smaller than the length + 1. 64 bytes always suffice. */
+size_t mg_h1_status_line(int status, char *buf, size_t cap);
+
+/* Bytes mg_h1_chunk_header may write: 16 hex digits + CRLF. */
+#define MG_H1_CHUNK_HEADER_MAX 18
+
+/* Write the chunk-size line for n payload bytes: lowercase hex without
+ * leading zeros, then CRLF (no NUL). buf must hold MG_H1_CHUNK_HEADER_MAX
+ * bytes. Returns the length written. n = 0 gives the last-chunk "0\r\n";
+ * the caller adds the final CRLF (the proxy sends no trailers). */
+size_t mg_h1_chunk_header(uint64_t n, char *buf);
 
 #endif
