@@ -1,0 +1,120 @@
+#!/bin/bash
+# 00-harness.sh - the e2e harness itself (lib.sh) and the test upstream
+# (tests/helpers/mg_upstream): start, request, stop, nothing left behind.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+
+command -v curl >/dev/null || skip_all "curl is not installed"
+[ -x "$MG_UPSTREAM_BIN" ] || bail_out "no $MG_UPSTREAM_BIN (make check builds it)"
+
+# --- TAP helpers and ports
+is "$(printf 'a\n')" "a" "is compares strings"
+like "x-upstream: one" '^x-upstream: [a-z]+$' "like matches an extended regex"
+unlike "abc" 'z' "unlike refuses a match"
+fails "fails passes on a non-zero exit" false
+d1=$(mg_tmpdir) d2=$(mg_tmpdir)
+ok "mg_tmpdir makes fresh directories under MG_TMP" \
+    test -d "$d1" -a -d "$d2" -a "$d1" != "$d2" -a "${d1#"$MG_TMP"/}" != "$d1"
+p1=$(mg_free_port) p2=$(mg_free_port)
+ok "mg_free_port gives two different ports" test -n "$p1" -a -n "$p2" -a "$p1" != "$p2"
+fails "a free port has no listener" mg_wait_port 127.0.0.1 "$p1" 1
+
+# --- a plain upstream on a port we chose
+ok "mg_start_upstream on a chosen port" mg_start_upstream --listen "127.0.0.1:$p1" --name one
+pid1=$MG_UPSTREAM_PID log1=$MG_UPSTREAM_LOG
+is "$MG_UPSTREAM_PORT" "$p1" "the port file names the chosen port"
+ok "mg_wait_port sees it" mg_wait_port 127.0.0.1 "$p1" 2
+
+out=$(mg_curl -i "http://app.example.com:$p1/echo?q=1" -H 'X-Test: a' -H 'X-Test: b')
+like "$out" '^HTTP/1.1 200' "echo answers 200"
+like "$out" $'^x-upstream: one\r$' "x-upstream names the upstream"
+body=${out##*$'\r\n\r\n'}
+is "$(mg_json_field "$body" upstream)" one "JSON upstream name"
+is "$(mg_json_field "$body" method)" GET "JSON method"
+is "$(mg_json_field "$body" path)" "/echo?q=1" "JSON path keeps the query"
+ok "mg_curl resolved the test host (Host header is app.example.com:$p1)" \
+    mg_json_has_header "$body" host "app.example.com:$p1"
+like "$body" '\["X-Test","a"\],\["X-Test","b"\]' "repeated headers kept in order, one entry each"
+is "$(mg_json_field "$body" body_length)" 0 "no body"
+
+# request bodies: length and SHA-256, Content-Length and chunked
+head -c 3000000 /dev/urandom >"$MG_TMP/body.bin"
+want=$(sha256sum "$MG_TMP/body.bin" | cut -d' ' -f1)
+body=$(mg_curl --data-binary @"$MG_TMP/body.bin" "http://127.0.0.1:$p1/upload")
+is "$(mg_json_field "$body" body_length)" 3000000 "Content-Length body length"
+is "$(mg_json_field "$body" body_sha256)" "$want" "Content-Length body SHA-256"
+body=$(mg_curl -H 'Transfer-Encoding: chunked' --data-binary @"$MG_TMP/body.bin" "http://127.0.0.1:$p1/upload")
+is "$(mg_json_field "$body" body_sha256)" "$want" "chunked body SHA-256"
+is "$(mg_json_field "$body" method)" POST "POST method"
+
+# the other paths
+is "$(mg_http_code "http://127.0.0.1:$p1/status/418")" 418 "/status/418"
+is "$(mg_http_code "http://127.0.0.1:$p1/status/204")" 204 "/status/204"
+is "$(mg_curl "http://127.0.0.1:$p1/bytes/1234567" | wc -c)" 1234567 "/bytes/N with Content-Length"
+hdrs=$(mg_curl -s -D - -o "$MG_TMP/chunked.out" "http://127.0.0.1:$p1/bytes/300000?chunked=1")
+like "$hdrs" '^transfer-encoding: chunked' "/bytes/N?chunked=1 is chunked"
+is "$(wc -c <"$MG_TMP/chunked.out")" 300000 "chunked body has N bytes"
+is "$(head -c 5 "$MG_TMP/chunked.out")" abcde "bytes body pattern"
+start=$(date +%s%N)
+is "$(mg_http_code "http://127.0.0.1:$p1/slow?ms=400")" 200 "/slow answers"
+elapsed=$((($(date +%s%N) - start) / 1000000))
+ok "/slow?ms=400 took at least 400 ms (took $elapsed)" test "$elapsed" -ge 400
+is "$(mg_http_code "http://127.0.0.1:$p1/close")" 000 "/close answers nothing"
+two=$(mg_curl "http://127.0.0.1:$p1/a" "http://127.0.0.1:$p1/b")
+like "$two" '"connection_request":2' "keep-alive: the second request reuses the connection"
+hdrs=$(mg_curl -D - -o /dev/null "http://127.0.0.1:$p1/x?resp-header=set-cookie:a%3Db")
+like "$hdrs" '^set-cookie: a=b' "resp-header adds a response header"
+mkdir -p "$MG_TMP/www" && echo '{"keys":[]}' >"$MG_TMP/www/jwks.json"
+
+# --- TLS + client certificate + --serve, on a port it picks
+ok "mg_pki makes a PKI" mg_pki
+ok "mg_start_upstream with TLS, client CA and --serve" mg_start_upstream --name two \
+    --tls-cert "$MG_PKI/server.crt" --tls-key "$MG_PKI/server.key" \
+    --client-ca "$MG_PKI/root-cert.pem" --serve "$MG_TMP/www"
+pid2=$MG_UPSTREAM_PID p3=$MG_UPSTREAM_PORT
+fails "TLS upstream refuses a client without a certificate" \
+    mg_curl --cacert "$MG_PKI/root-cert.pem" -o /dev/null "https://app.example.com:$p3/"
+body=$(mg_curl --cacert "$MG_PKI/root-cert.pem" --cert "$MG_PKI/sleep/cert-chain.pem" \
+    --key "$MG_PKI/sleep/key.pem" "https://app.example.com:$p3/echo")
+is "$(mg_json_field "$body" tls)" true "TLS echo says tls"
+is "$(mg_json_field "$body" sni)" app.example.com "TLS echo reports the SNI"
+is "$(mg_json_field "$body" client_uri_san)" "spiffe://cluster.local/ns/default/sa/sleep" \
+    "TLS echo reports the client's SPIFFE ID"
+hdrs=$(mg_curl --cacert "$MG_PKI/root-cert.pem" --cert "$MG_PKI/client.crt" --key "$MG_PKI/client.key" \
+    -D - -o "$MG_TMP/jwks.out" "https://app.example.com:$p3/file/jwks.json")
+like "$hdrs" '^content-type: application/json' "--serve gives .json as application/json"
+ok "--serve returns the file" cmp -s "$MG_TMP/jwks.out" "$MG_TMP/www/jwks.json"
+is "$(mg_http_code --cacert "$MG_PKI/root-cert.pem" --cert "$MG_PKI/client.crt" --key "$MG_PKI/client.key" \
+    "https://app.example.com:$p3/file/../jwks.json" --path-as-is)" 404 "--serve refuses .."
+
+# --- stopping
+ok "mg_stop stops the first upstream (exit 0 on SIGTERM)" mg_stop "$pid1"
+fails "the first upstream is gone" kill -0 "$pid1"
+fails "its port is closed" mg_wait_port 127.0.0.1 "$p1" 1
+like "$(cat "$log1")" 'GET /echo\?q=1' "the upstream logged the requests"
+mg_stop_all
+fails "mg_stop_all stopped the TLS upstream" kill -0 "$pid2"
+is "${#_mg_pids[@]}" 0 "no tracked process left"
+
+# --- the EXIT trap cleans up after a script that forgets to
+child=$MG_TMP/child.sh
+cat >"$child" <<CHILD
+. "$MG_SRCDIR/tests/e2e/lib.sh"
+mg_start_upstream --name orphan >/dev/null 2>&1 || exit 3
+echo "\$MG_UPSTREAM_PID \$MG_TMP"
+exit 0
+CHILD
+MG_UPSTREAM_BIN=$MG_UPSTREAM_BIN bash "$child" >"$MG_TMP/child.out" 2>&1
+read -r opid otmp <"$MG_TMP/child.out"
+ok "a child script started an upstream" test -n "${opid:-}"
+fails "its EXIT trap stopped the upstream" kill -0 "${opid:-0}"
+fails "its EXIT trap removed its temp directory" test -d "${otmp:-/nonexistent}"
+
+# --- mg_start_meshgate reports a gateway that cannot start
+cfg=$(mg_tmpdir cfg)
+echo 'this is not: [valid' >"$cfg/broken.yaml"
+MG_ADMIN=127.0.0.1:$(mg_free_port) MG_READY_TIMEOUT=3 fails \
+    "mg_start_meshgate fails (does not hang) on a gateway that exits or never gets ready" \
+    mg_start_meshgate "$cfg"
+mg_stop_all
+done_testing

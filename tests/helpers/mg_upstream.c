@@ -1,0 +1,1044 @@
+/* mg_upstream.c - the test upstream for meshgate's end-to-end tests.
+ *
+ * One thread, one libevent base, HTTP/1.1 with keep-alive, optional TLS and
+ * client certificates. Its HTTP parsing is its own (deliberately not the
+ * gateway's parser, so a gateway bug cannot hide behind the same code) and
+ * lenient where the gateway is strict: it reports what it got.
+ *
+ *   mg_upstream [--listen 127.0.0.1:PORT] [--port-file F] [--name NAME]
+ *               [--tls-cert F --tls-key F [--client-ca F]] [--serve DIR]
+ *
+ * Paths:
+ *   /echo, anything else   200, JSON describing the request (see echo_json)
+ *   /slow?ms=N             the same after N ms (at most 60000)
+ *   /close[?rst=1]         close the connection without answering (RST with rst=1)
+ *   /status/NNN            status NNN (200..599) with the JSON body (none for 204/304)
+ *   /bytes/N[?chunked=1]   N bytes of 'a'..'z', streamed (Content-Length or chunked)
+ *   /file/REL              DIR/REL from --serve (.json as application/json)
+ * Any path accepts ?resp-header=Name:Value (repeatable, %-decoded) to add
+ * response headers. Request bodies of any size stream into a SHA-256. */
+#include "autoconfig.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include "util.h"
+
+#define MAX_LINE (64 * 1024)        /* request line, header line, chunk size line */
+#define MAX_HEAD (256 * 1024)       /* all header lines of one request */
+#define MAX_HEADERS 500
+#define MAX_SLOW_MS 60000
+#define MAX_BYTES (UINT64_C(1) << 36)
+#define MAX_FILE (64u << 20)
+#define MAX_RESP_HEADERS 32
+#define READ_HIGH_WATER (1u << 20)  /* back-pressure while a response is pending */
+#define WRITE_LOW_WATER (64u * 1024)
+#define FILL_CHUNK (16u * 1024)
+#define IDLE_TIMEOUT_S 120
+
+struct server {
+    struct event_base *base;
+    SSL_CTX *ssl_ctx;
+    const char *name;
+    char *serve_dir;                /* realpath of --serve, or NULL */
+    struct conn *conns;             /* every live connection, freed at exit */
+};
+
+enum state {
+    S_LINE, S_HEADERS, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_END, S_TRAILERS,
+    S_RESPOND,                      /* request complete, response pending or streaming */
+    S_CLOSING,                      /* last response queued; free once written */
+};
+
+struct conn {
+    struct server *srv;
+    struct conn *prev, *next;
+    struct bufferevent *bev;
+    struct event *timer;
+    bool tls;
+    char peer[64];
+    unsigned long nreq;             /* requests seen on this connection */
+    enum state st;
+    /* the request being read */
+    char *method, *target;
+    int minor;
+    struct mg_buf headers_json;     /* ["name","value"],... in arrival order */
+    size_t nheaders, head_bytes;
+    bool chunked, has_cl, conn_close, conn_keepalive, expect_continue;
+    uint64_t content_length, remaining, body_len;
+    EVP_MD_CTX *sha;
+    /* the response */
+    bool keepalive;
+    uint64_t send_left;
+    bool send_chunked;
+};
+
+/* ---------------------------------------------------------------- util */
+
+static void json_str(struct mg_buf *b, const char *s, size_t n)
+{
+    mg_buf_adds(b, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            mg_buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)   /* keeps the output valid JSON whatever arrives */
+            mg_buf_printf(b, "\\u%04x", c);
+        else
+            mg_buf_add(b, &s[i], 1);
+    }
+    mg_buf_adds(b, "\"");
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode n bytes of s into a new string (invalid escapes kept). */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = mg_xmalloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            *o++ = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Find query parameter `key` in the query string q (after '?'); returns a
+ * pointer to its raw value and its length, starting the search at *from so
+ * repeated parameters can be walked. */
+static const char *query_next(const char *q, const char *key, size_t *len, const char **from)
+{
+    size_t kl = strlen(key);
+    const char *p = *from ? *from : q;
+    while (p && *p) {
+        const char *end = strchr(p, '&');
+        size_t plen = end ? (size_t)(end - p) : strlen(p);
+        if (plen > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            *len = plen - kl - 1;
+            *from = end ? end + 1 : p + plen;
+            return p + kl + 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    *from = p ? p : q + strlen(q);
+    return NULL;
+}
+
+static bool token_in_list(const char *v, const char *tok)
+{
+    size_t tl = strlen(tok);
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == tl && mg_strncasecmp(p, tok, tl) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Status";
+    }
+}
+
+/* ---------------------------------------------------------------- conns */
+
+static void request_reset(struct conn *c)
+{
+    free(c->method);
+    free(c->target);
+    c->method = c->target = NULL;
+    mg_buf_free(&c->headers_json);
+    c->nheaders = c->head_bytes = 0;
+    c->chunked = c->has_cl = c->conn_close = c->conn_keepalive = c->expect_continue = false;
+    c->content_length = c->remaining = c->body_len = 0;
+    c->send_left = 0;
+    c->send_chunked = false;
+    EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL);
+    c->st = S_LINE;
+}
+
+static void conn_free(struct conn *c, bool abrupt)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->timer)
+        event_free(c->timer);
+    if (c->tls && !abrupt) {
+        /* platform trap 5: bufferevent_free sends no close_notify */
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl)
+            SSL_shutdown(ssl);
+    }
+    bufferevent_free(c->bev);
+    free(c->method);
+    free(c->target);
+    mg_buf_free(&c->headers_json);
+    EVP_MD_CTX_free(c->sha);
+    free(c);
+}
+
+static void process(struct conn *c);
+
+/* The response is fully queued: close after it drains, or take the next
+ * (possibly already buffered, pipelined) request. */
+static void response_done(struct conn *c)
+{
+    if (!c->keepalive) {
+        c->st = S_CLOSING;
+        return;             /* write_cb frees the conn once the output is empty */
+    }
+    request_reset(c);
+    /* A pipelined request may already be buffered; a deferred read callback
+     * takes it, rather than recursing once per request. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void send_head(struct conn *c, int status, const char *ctype, int64_t length,
+                      const char *extra)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
+    if (ctype)
+        evbuffer_add_printf(out, "content-type: %s\r\n", ctype);
+    if (length >= 0)
+        evbuffer_add_printf(out, "content-length: %lld\r\n", (long long)length);
+    else if (c->minor >= 1)
+        evbuffer_add_printf(out, "transfer-encoding: chunked\r\n");
+    else
+        c->keepalive = false;   /* HTTP/1.0 has no chunked: the close delimits the body */
+    evbuffer_add_printf(out, "x-upstream: %s\r\n", c->srv->name);
+    if (extra)
+        evbuffer_add(out, extra, strlen(extra));
+    if (!c->keepalive)
+        evbuffer_add_printf(out, "connection: close\r\n");
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Extra response headers from ?resp-header=Name:Value (CR/LF refused so a
+ * test cannot split the response by accident). */
+static char *resp_headers(const char *target)
+{
+    const char *q = strchr(target, '?');
+    if (!q)
+        return NULL;
+    struct mg_buf b = {0};
+    const char *from = NULL, *v;
+    size_t len;
+    int n = 0;
+    while (n < MAX_RESP_HEADERS && (v = query_next(q + 1, "resp-header", &len, &from))) {
+        char *h = pct_decode(v, len);
+        char *colon = strchr(h, ':');
+        if (colon && colon != h && !strpbrk(h, "\r\n")) {
+            *colon = '\0';
+            const char *val = colon + 1;
+            while (*val == ' ')
+                val++;
+            mg_buf_printf(&b, "%s: %s\r\n", h, val);
+            n++;
+        }
+        free(h);
+    }
+    return b.p;
+}
+
+static void simple_response(struct conn *c, int status, const char *body)
+{
+    send_head(c, status, "text/plain", (int64_t)strlen(body), NULL);
+    if (strcmp(c->method, "HEAD") != 0)
+        evbuffer_add(bufferevent_get_output(c->bev), body, strlen(body));
+    response_done(c);
+}
+
+/* A malformed request: answer and close, as any server would. */
+static void bad_request(struct conn *c, int status, const char *why)
+{
+    fprintf(stderr, "mg_upstream[%s]: %s: %s\n", c->srv->name, c->peer, why);
+    if (!c->method)
+        c->method = mg_xstrdup("GET");
+    c->keepalive = false;
+    c->st = S_RESPOND;
+    simple_response(c, status, why);
+}
+
+/* ---------------------------------------------------------------- echo */
+
+static void client_cert_json(struct conn *c, struct mg_buf *b)
+{
+    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+    const char *sni = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+    mg_buf_printf(b, ",\"tls\":%s,\"sni\":", c->tls ? "true" : "false");
+    if (sni)
+        json_str(b, sni, strlen(sni));
+    else
+        mg_buf_adds(b, "null");
+    X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    const char *uri = NULL;
+    int urilen = 0, nuri = 0;
+    GENERAL_NAMES *gens = peer ? X509_get_ext_d2i(peer, NID_subject_alt_name, NULL, NULL) : NULL;
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_URI)
+            continue;
+        if (nuri++ == 0) {
+            uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+            urilen = ASN1_STRING_length(g->d.uniformResourceIdentifier);
+        }
+    }
+    mg_buf_printf(b, ",\"client_cert\":%s,\"client_uri_san\":", peer ? "true" : "false");
+    if (uri)
+        json_str(b, uri, (size_t)urilen);
+    else
+        mg_buf_adds(b, "null");
+    mg_buf_printf(b, ",\"client_uri_sans\":%d", nuri);
+    GENERAL_NAMES_free(gens);
+}
+
+/* {"upstream":NAME,"method":M,"path":TARGET,"version":"HTTP/1.1",
+ *  "headers":[["Name","value"],...],"body_length":N,"body_sha256":HEX,
+ *  "tls":bool,"sni":S|null,"client_cert":bool,"client_uri_san":S|null,
+ *  "client_uri_sans":N,"remote":"ip:port","connection_request":N}
+ * Header pairs have no spaces, so tests can also grep '["name","value"]'. */
+static char *echo_json(struct conn *c)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_DigestFinal_ex(c->sha, md, &mdlen);
+    struct mg_buf b = {0};
+    mg_buf_adds(&b, "{\"upstream\":");
+    json_str(&b, c->srv->name, strlen(c->srv->name));
+    mg_buf_adds(&b, ",\"method\":");
+    json_str(&b, c->method, strlen(c->method));
+    mg_buf_adds(&b, ",\"path\":");
+    json_str(&b, c->target, strlen(c->target));
+    mg_buf_printf(&b, ",\"version\":\"HTTP/1.%d\",\"headers\":[", c->minor);
+    if (c->headers_json.p)
+        mg_buf_adds(&b, c->headers_json.p);
+    mg_buf_printf(&b, "],\"body_length\":%llu,\"body_sha256\":\"",
+                  (unsigned long long)c->body_len);
+    for (unsigned i = 0; i < mdlen; i++)
+        mg_buf_printf(&b, "%02x", md[i]);
+    mg_buf_adds(&b, "\"");
+    client_cert_json(c, &b);
+    mg_buf_adds(&b, ",\"remote\":");
+    json_str(&b, c->peer, strlen(c->peer));
+    mg_buf_printf(&b, ",\"connection_request\":%lu}\n", c->nreq);
+    return b.p;
+}
+
+static void respond_echo(struct conn *c, int status)
+{
+    char *extra = resp_headers(c->target);
+    bool nobody = status == 204 || status == 304;
+    char *body = nobody ? NULL : echo_json(c);
+    send_head(c, status, nobody ? NULL : "application/json", nobody ? -1 : (int64_t)strlen(body),
+              extra);
+    if (body && strcmp(c->method, "HEAD") != 0)
+        evbuffer_add(bufferevent_get_output(c->bev), body, strlen(body));
+    free(body);
+    free(extra);
+    response_done(c);
+}
+
+static void slow_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    respond_echo(arg, 200);
+}
+
+/* ---------------------------------------------------------------- bytes */
+
+static void fill_bytes(struct conn *c)
+{
+    static char pattern[FILL_CHUNK];
+    if (!pattern[0])
+        for (size_t i = 0; i < sizeof pattern; i++)
+            pattern[i] = (char)('a' + i % 26);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    while (c->send_left > 0 && evbuffer_get_length(out) < 4 * WRITE_LOW_WATER) {
+        size_t n = c->send_left < FILL_CHUNK ? (size_t)c->send_left : FILL_CHUNK;
+        if (c->send_chunked)
+            evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add(out, pattern, n);
+        if (c->send_chunked)
+            evbuffer_add(out, "\r\n", 2);
+        c->send_left -= n;
+    }
+    if (c->send_left == 0) {
+        if (c->send_chunked)
+            evbuffer_add(out, "0\r\n\r\n", 5);
+        response_done(c);
+    }
+}
+
+static void respond_bytes(struct conn *c, const char *arg, const char *query)
+{
+    uint64_t n;
+    if (mg_parse_uint(arg, 0, MAX_BYTES, &n) != 0) {
+        simple_response(c, 400, "bad /bytes/N\n");
+        return;
+    }
+    const char *from = NULL, *v;
+    size_t len = 0;
+    bool chunked = query && (v = query_next(query, "chunked", &len, &from)) && len == 1 && *v == '1';
+    char *extra = resp_headers(c->target);
+    c->send_chunked = chunked && c->minor >= 1;
+    send_head(c, 200, "application/octet-stream", chunked ? -1 : (int64_t)n, extra);
+    free(extra);
+    if (strcmp(c->method, "HEAD") == 0) {
+        response_done(c);
+        return;
+    }
+    c->send_left = n;
+    if (n == 0 && !c->send_chunked) {
+        response_done(c);
+        return;
+    }
+    fill_bytes(c);      /* write_cb continues until send_left is 0 */
+}
+
+/* ---------------------------------------------------------------- files */
+
+static void respond_file(struct conn *c, const char *rel)
+{
+    if (!c->srv->serve_dir) {
+        simple_response(c, 404, "no --serve directory\n");
+        return;
+    }
+    /* Refuse anything that could leave the served directory. */
+    for (const char *p = rel; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+            simple_response(c, 404, "bad file path\n");
+            return;
+        }
+        p = e ? e + 1 : p + n;
+    }
+    if (!*rel || strchr(rel, '\\')) {
+        simple_response(c, 404, "bad file path\n");
+        return;
+    }
+    char *path = mg_xasprintf("%s/%s", c->srv->serve_dir, rel);
+    size_t len;
+    char *data = mg_read_file(path, MAX_FILE, &len);
+    free(path);
+    if (!data) {
+        simple_response(c, 404, "not found\n");
+        return;
+    }
+    const char *ct = mg_has_suffix(rel, ".json") ? "application/json"
+                   : mg_has_suffix(rel, ".pem") || mg_has_suffix(rel, ".crt") ? "application/x-pem-file"
+                   : mg_has_suffix(rel, ".txt") ? "text/plain"
+                   : mg_has_suffix(rel, ".html") ? "text/html"
+                   : "application/octet-stream";
+    char *extra = resp_headers(c->target);
+    send_head(c, 200, ct, (int64_t)len, extra);
+    free(extra);
+    if (strcmp(c->method, "HEAD") != 0)
+        evbuffer_add(bufferevent_get_output(c->bev), data, len);
+    free(data);
+    response_done(c);
+}
+
+/* ---------------------------------------------------------------- route */
+
+static void dispatch(struct conn *c)
+{
+    c->st = S_RESPOND;
+    c->keepalive = c->minor >= 1 ? !c->conn_close : c->conn_keepalive;
+    fprintf(stderr, "mg_upstream[%s]: %s %s %s body=%llu\n", c->srv->name, c->peer, c->method,
+            c->target, (unsigned long long)c->body_len);
+    char *path = mg_xstrdup(c->target);
+    char *query = strchr(path, '?');
+    if (query)
+        *query++ = '\0';
+    if (strcmp(path, "/close") == 0) {
+        const char *from = NULL, *v;
+        size_t len;
+        if (query && (v = query_next(query, "rst", &len, &from)) && len == 1 && *v == '1') {
+            struct linger lg = {1, 0};   /* close sends RST instead of FIN */
+            setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        free(path);
+        conn_free(c, true);
+        return;
+    }
+    if (strcmp(path, "/slow") == 0) {
+        const char *from = NULL, *v;
+        size_t len = 0;
+        uint64_t ms = 0;
+        if (query && (v = query_next(query, "ms", &len, &from))) {
+            char *s = mg_xstrndup(v, len);
+            if (mg_parse_uint(s, 0, MAX_SLOW_MS, &ms) != 0)
+                ms = MAX_SLOW_MS;
+            free(s);
+        }
+        free(path);
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        if (!c->timer)
+            c->timer = evtimer_new(c->srv->base, slow_cb, c);
+        evtimer_add(c->timer, &tv);
+        return;
+    }
+    if (strncmp(path, "/status/", 8) == 0) {
+        uint64_t st;
+        if (mg_parse_uint(path + 8, 200, 599, &st) != 0) {
+            free(path);
+            simple_response(c, 400, "bad /status/NNN (200..599)\n");
+            return;
+        }
+        free(path);
+        respond_echo(c, (int)st);
+        return;
+    }
+    if (strncmp(path, "/bytes/", 7) == 0) {
+        respond_bytes(c, path + 7, query);
+        free(path);
+        return;
+    }
+    if (strncmp(path, "/file/", 6) == 0) {
+        respond_file(c, path + 6);
+        free(path);
+        return;
+    }
+    free(path);
+    respond_echo(c, 200);
+}
+
+/* ---------------------------------------------------------------- parse */
+
+static int parse_request_line(struct conn *c, char *line)
+{
+    char *sp1 = strchr(line, ' ');
+    if (!sp1)
+        return -1;
+    char *sp2 = strchr(sp1 + 1, ' ');
+    if (!sp2 || sp1 == line || sp2 == sp1 + 1)
+        return -1;
+    if (strcmp(sp2 + 1, "HTTP/1.1") == 0)
+        c->minor = 1;
+    else if (strcmp(sp2 + 1, "HTTP/1.0") == 0)
+        c->minor = 0;
+    else
+        return -1;
+    c->method = mg_xstrndup(line, (size_t)(sp1 - line));
+    c->target = mg_xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    return 0;
+}
+
+static int parse_header(struct conn *c, char *line, size_t n)
+{
+    char *colon = memchr(line, ':', n);
+    if (!colon || colon == line)
+        return -1;
+    char *v = colon + 1, *end = line + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    size_t nl = (size_t)(colon - line);
+    if (c->nheaders++)
+        mg_buf_adds(&c->headers_json, ",");
+    mg_buf_adds(&c->headers_json, "[");
+    json_str(&c->headers_json, line, nl);
+    mg_buf_adds(&c->headers_json, ",");
+    json_str(&c->headers_json, v, (size_t)(end - v));
+    mg_buf_adds(&c->headers_json, "]");
+    *colon = '\0';
+    *end = '\0';
+    if (mg_strcasecmp(line, "content-length") == 0) {
+        uint64_t cl;
+        if (mg_parse_uint(v, 0, UINT64_MAX / 2, &cl) != 0 || (c->has_cl && cl != c->content_length))
+            return -1;
+        c->has_cl = true;
+        c->content_length = cl;
+    } else if (mg_strcasecmp(line, "transfer-encoding") == 0) {
+        if (token_in_list(v, "chunked"))
+            c->chunked = true;
+    } else if (mg_strcasecmp(line, "connection") == 0) {
+        if (token_in_list(v, "close"))
+            c->conn_close = true;
+        if (token_in_list(v, "keep-alive"))
+            c->conn_keepalive = true;
+    } else if (mg_strcasecmp(line, "expect") == 0) {
+        if (mg_strcasecmp(v, "100-continue") == 0)
+            c->expect_continue = true;
+    }
+    return 0;
+}
+
+/* Hash up to c->remaining buffered body bytes without copying them. */
+static void take_body(struct conn *c, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    size_t n = c->remaining < avail ? (size_t)c->remaining : avail;
+    size_t left = n;
+    while (left > 0) {
+        struct evbuffer_iovec v[8];
+        int k = evbuffer_peek(in, (ev_ssize_t)left, NULL, v, 8);
+        size_t done = 0;
+        for (int i = 0; i < k && i < 8 && done < left; i++) {
+            size_t m = v[i].iov_len < left - done ? v[i].iov_len : left - done;
+            EVP_DigestUpdate(c->sha, v[i].iov_base, m);
+            done += m;
+        }
+        evbuffer_drain(in, done);
+        left -= done;
+    }
+    c->remaining -= n;
+    c->body_len += n;
+}
+
+static void process(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (;;) {
+        if (c->st == S_RESPOND || c->st == S_CLOSING)
+            return;
+        if (c->st == S_BODY || c->st == S_CHUNK_DATA) {
+            if (c->remaining > 0 && evbuffer_get_length(in) == 0)
+                return;
+            take_body(c, in);
+            if (c->remaining > 0)
+                return;
+            if (c->st == S_BODY) {
+                dispatch(c);
+                return;
+            }
+            c->st = S_CHUNK_END;
+            continue;
+        }
+        size_t n;
+        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+        if (!line) {
+            if (evbuffer_get_length(in) > MAX_LINE)
+                bad_request(c, c->st == S_HEADERS ? 431 : 400, "line too long");
+            return;
+        }
+        if (n > MAX_LINE) {
+            free(line);
+            bad_request(c, 400, "line too long");
+            return;
+        }
+        int rc = 0;
+        switch (c->st) {
+        case S_LINE:
+            if (n == 0)
+                break;          /* a stray CRLF between requests is allowed */
+            c->nreq++;
+            if (parse_request_line(c, line) != 0)
+                rc = 400;
+            else
+                c->st = S_HEADERS;
+            break;
+        case S_HEADERS:
+            if (n > 0) {
+                c->head_bytes += n + 2;
+                if (c->head_bytes > MAX_HEAD || c->nheaders >= MAX_HEADERS)
+                    rc = 431;
+                else if (parse_header(c, line, n) != 0)
+                    rc = 400;
+                break;
+            }
+            if (c->chunked) {
+                c->st = S_CHUNK_SIZE;
+            } else if (c->content_length > 0) {
+                c->remaining = c->content_length;
+                c->st = S_BODY;
+            } else {
+                free(line);
+                dispatch(c);
+                return;
+            }
+            if (c->expect_continue && c->minor >= 1)
+                evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+            break;
+        case S_CHUNK_SIZE: {
+            uint64_t size = 0;
+            size_t i = 0;
+            for (; i < n && hexval(line[i]) >= 0; i++) {
+                if (i >= 15) {
+                    rc = 400;
+                    break;
+                }
+                size = size * 16 + (uint64_t)hexval(line[i]);
+            }
+            if (rc == 0 && (i == 0 || (i < n && line[i] != ';' && line[i] != ' ' && line[i] != '\t')))
+                rc = 400;
+            if (rc == 0) {
+                c->remaining = size;
+                c->st = size ? S_CHUNK_DATA : S_TRAILERS;
+            }
+            break;
+        }
+        case S_CHUNK_END:
+            if (n != 0)
+                rc = 400;
+            else
+                c->st = S_CHUNK_SIZE;
+            break;
+        case S_TRAILERS:
+            if (n == 0) {
+                free(line);
+                dispatch(c);
+                return;
+            }
+            break;
+        default:
+            break;
+        }
+        free(line);
+        if (rc) {
+            bad_request(c, rc, rc == 431 ? "headers too large" : "malformed request");
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->st == S_RESPOND && c->send_left > 0)
+        fill_bytes(c);
+    else if (c->st == S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_free(c, false);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        (c->st == S_RESPOND || (c->st == S_CLOSING &&
+                                evbuffer_get_length(bufferevent_get_output(c->bev)) > 0))) {
+        /* The client half-closed after its request: finish the answer. */
+        c->keepalive = false;
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if ((what & BEV_EVENT_ERROR) && c->tls) {
+            unsigned long e;
+            while ((e = bufferevent_get_openssl_error(c->bev)))
+                fprintf(stderr, "mg_upstream[%s]: %s: TLS: %s\n", c->srv->name, c->peer,
+                        ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "error");
+        }
+        conn_free(c, (what & BEV_EVENT_EOF) == 0);
+    }
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    (void)salen;
+    struct server *srv = arg;
+    struct bufferevent *bev;
+    if (srv->ssl_ctx) {
+        SSL *ssl = SSL_new(srv->ssl_ctx);
+        if (!ssl) {
+            evutil_closesocket(fd);
+            return;
+        }
+        bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (!bev) {
+            SSL_free(ssl);
+            evutil_closesocket(fd);
+            return;
+        }
+    } else {
+        bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (!bev) {
+            evutil_closesocket(fd);
+            return;
+        }
+    }
+    struct conn *c = mg_xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->bev = bev;
+    c->tls = srv->ssl_ctx != NULL;
+    c->sha = EVP_MD_CTX_new();
+    if (!c->sha)
+        mg_oom();
+    struct mg_addr a;
+    char ip[64];
+    if (mg_addr_from_sockaddr(&a, sa) == 0)
+        snprintf(c->peer, sizeof c->peer, "%s:%u", mg_addr_ip_str(&a, ip, sizeof ip), a.port);
+    c->next = srv->conns;
+    if (c->next)
+        c->next->prev = c;
+    srv->conns = c;
+    request_reset(c);
+    struct timeval idle = {IDLE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(bev, &idle, &idle);
+    bufferevent_setwatermark(bev, EV_READ, 0, READ_HIGH_WATER);
+    bufferevent_setwatermark(bev, EV_WRITE, WRITE_LOW_WATER, 0);
+    bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);    /* both at once: see STYLE.md */
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    for (unsigned i = 0; i < inlen;) {
+        unsigned l = in[i];
+        if (i + 1 + l > inlen)
+            break;
+        if (l == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+            *out = in + i + 1;
+            *outlen = (unsigned char)l;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + l;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+static SSL_CTX *make_ssl_ctx(const char *cert, const char *key, const char *client_ca)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);    /* platform trap 4 */
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    if (client_ca) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+        if (!names || SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            goto fail;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+static int write_port_file(const char *path, unsigned port)
+{
+    char *tmp = mg_xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int rc = -1;
+    if (f) {
+        /* rename makes the port appear at once, never half-written */
+        rc = fprintf(f, "%u\n", port) > 0 && fclose(f) == 0 && rename(tmp, path) == 0 ? 0 : -1;
+        if (rc != 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: mg_upstream [--listen 127.0.0.1:PORT] [--port-file FILE] [--name NAME]\n"
+          "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]] [--serve DIR]\n"
+          "PORT 0 (the default) picks a free port; --port-file receives it.\n", out);
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = "127.0.0.1:0", *port_file = NULL, *name = "upstream";
+    const char *cert = NULL, *key = NULL, *client_ca = NULL, *serve = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--listen") == 0) dst = &listen;
+        else if (strcmp(a, "--port-file") == 0) dst = &port_file;
+        else if (strcmp(a, "--name") == 0) dst = &name;
+        else if (strcmp(a, "--tls-cert") == 0) dst = &cert;
+        else if (strcmp(a, "--tls-key") == 0) dst = &key;
+        else if (strcmp(a, "--client-ca") == 0) dst = &client_ca;
+        else if (strcmp(a, "--serve") == 0) dst = &serve;
+        if (!dst || i + 1 >= argc) {
+            fprintf(stderr, "mg_upstream: %s '%s'\n", dst ? "missing value for" : "unknown argument", a);
+            usage(stderr);
+            return 2;
+        }
+        *dst = argv[++i];
+    }
+    if (!cert != !key || (client_ca && !cert)) {
+        fprintf(stderr, "mg_upstream: --tls-cert and --tls-key go together; --client-ca needs them\n");
+        return 2;
+    }
+    if (strpbrk(name, "\r\n")) {
+        fprintf(stderr, "mg_upstream: bad --name\n");
+        return 2;
+    }
+    char host[256];
+    uint16_t port;
+    struct mg_addr addr;
+    /* util's mg_split_host_port refuses port 0, which means "pick one" here */
+    const char *colon = strrchr(listen, ':');
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+        listen++;
+        hl -= 2;
+    }
+    if (!colon || hl == 0 || hl >= sizeof host || mg_parse_port(colon + 1, true, &port) != 0 ||
+        (memcpy(host, listen, hl), host[hl] = '\0', mg_addr_parse_ip(&addr, host) != 0)) {
+        fprintf(stderr, "mg_upstream: --listen wants IP:PORT, not '%s'\n", listen);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);       /* platform trap 6 */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    struct server srv = {.name = name};
+    if (serve && !(srv.serve_dir = realpath(serve, NULL))) {
+        fprintf(stderr, "mg_upstream: --serve %s: %s\n", serve, strerror(errno));
+        return 2;
+    }
+    if (cert && !(srv.ssl_ctx = make_ssl_ctx(cert, key, client_ca))) {
+        fprintf(stderr, "mg_upstream: TLS setup failed: %s\n",
+                ERR_reason_error_string(ERR_get_error()) ? ERR_reason_error_string(ERR_peek_last_error()) : "?");
+        free(srv.serve_dir);
+        return 2;
+    }
+    srv.base = event_base_new();
+    struct sockaddr_storage ss = {0};
+    socklen_t sslen;
+    if (addr.family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        memcpy(&s4->sin_addr, addr.ip, 4);
+        sslen = sizeof *s4;
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        memcpy(&s6->sin6_addr, addr.ip, 16);
+        sslen = sizeof *s6;
+    }
+    struct evconnlistener *lst = srv.base ? evconnlistener_new_bind(
+        srv.base, accept_cb, &srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        128, (struct sockaddr *)&ss, (int)sslen) : NULL;
+    if (!lst) {
+        fprintf(stderr, "mg_upstream: cannot listen on %s:%u: %s\n", host, port, strerror(errno));
+        if (srv.base)
+            event_base_free(srv.base);
+        SSL_CTX_free(srv.ssl_ctx);
+        free(srv.serve_dir);
+        return 1;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    struct mg_addr ba = {0};
+    getsockname(evconnlistener_get_fd(lst), (struct sockaddr *)&bound, &blen);
+    mg_addr_from_sockaddr(&ba, (struct sockaddr *)&bound);
+    int rc = 0;
+    if (port_file && write_port_file(port_file, ba.port) != 0) {
+        fprintf(stderr, "mg_upstream: cannot write %s: %s\n", port_file, strerror(errno));
+        rc = 1;
+    }
+    struct event *sigterm = evsignal_new(srv.base, SIGTERM, stop_cb, srv.base);
+    struct event *sigint = evsignal_new(srv.base, SIGINT, stop_cb, srv.base);
+    if (rc == 0) {
+        evsignal_add(sigterm, NULL);
+        evsignal_add(sigint, NULL);
+        printf("mg_upstream %s listening on %s:%u%s\n", name, host, ba.port, cert ? " (TLS)" : "");
+        event_base_dispatch(srv.base);
+    }
+    while (srv.conns)
+        conn_free(srv.conns, false);
+    event_free(sigterm);
+    event_free(sigint);
+    evconnlistener_free(lst);
+    event_base_free(srv.base);
+    SSL_CTX_free(srv.ssl_ctx);
+    free(srv.serve_dir);
+    return rc;
+}
