@@ -5,6 +5,7 @@
  * parses the complete head once. Re-running on a longer buffer therefore
  * costs one linear scan, and nothing is ever parsed from a partial line
  * except the request-line prefix check that rejects non-HTTP input early. */
+#include <stddef.h>
 #include <string.h>
 #include "http1.h"
 #include "http1_int.h"
@@ -457,6 +458,14 @@ static int request_semantics(struct mg_h1_request *req)
     return 0;
 }
 
+/* Zero everything but the (large) header array, which n_headers guards:
+ * the data plane re-runs the parser on every read. */
+static void reset_request(struct mg_h1_request *req)
+{
+    memset(req, 0, offsetof(struct mg_h1_request, headers));
+    memset(&req->n_headers, 0, sizeof(*req) - offsetof(struct mg_h1_request, n_headers));
+}
+
 ssize_t mg_h1_parse_request(const char *buf, size_t len, const struct mg_h1_limits *lim,
                             struct mg_h1_request *req, int *status)
 {
@@ -464,7 +473,7 @@ ssize_t mg_h1_parse_request(const char *buf, size_t len, const struct mg_h1_limi
     int st = 0;
 
     resolve_limits(lim, &max_head, &max_headers);
-    memset(req, 0, sizeof(*req));
+    reset_request(req);
     *status = 0;
     ssize_t head = find_head_end(buf, len, max_head, max_headers, &nf, &first, &st);
     if (head < 0) {
@@ -472,12 +481,12 @@ ssize_t mg_h1_parse_request(const char *buf, size_t len, const struct mg_h1_limi
         return -1;
     }
     if (head == 0) {
-        if (first != SIZE_MAX && (st = parse_request_line(buf, first, false, req)) != 0) {
-            memset(req, 0, sizeof(*req));
+        st = first != SIZE_MAX ? parse_request_line(buf, first, false, req) : 0;
+        reset_request(req);
+        if (st) {
             *status = st;
             return -1;
         }
-        memset(req, 0, sizeof(*req));
         return 0;
     }
     const char *eol = memchr(buf, '\r', (size_t)head);
@@ -554,16 +563,15 @@ ssize_t mg_h1_parse_response(const char *buf, size_t len, const struct mg_h1_lim
     int st = 0;
 
     resolve_limits(lim, &max_head, &max_headers);
-    memset(resp, 0, sizeof(*resp));
+    memset(resp, 0, offsetof(struct mg_h1_response, headers));
+    memset(&resp->n_headers, 0, sizeof(*resp) - offsetof(struct mg_h1_response, n_headers));
     ssize_t head = find_head_end(buf, len, max_head, max_headers, &nf, &first, &st);
     if (head <= 0)
         return head;
     const char *eol = memchr(buf, '\r', (size_t)head);
     if (parse_status_line(buf, (size_t)(eol - buf), resp) < 0 ||
         parse_fields(eol + 2, buf + head - 2, resp->headers, &resp->n_headers) < 0 ||
-        response_semantics(resp, request_method, method_len) < 0) {
-        memset(resp, 0, sizeof(*resp));
+        response_semantics(resp, request_method, method_len) < 0)
         return -1;
-    }
     return head;
 }

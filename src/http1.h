@@ -35,6 +35,9 @@ struct mg_h1_limits {
     size_t max_head;                    /* request line + headers, bytes (431 above) */
     size_t max_headers;                 /* count, <= MG_H1_MAX_HEADERS (431 above) */
 };
+/* A NULL limits pointer or a 0 field means the default: 60 KiB (the Proxy's
+ * maxRequestHeadersKb default) and 100 fields (Envoy's default); a
+ * max_headers above MG_H1_MAX_HEADERS is clamped to it. */
 
 struct mg_h1_request {
     const char *method;
@@ -59,7 +62,29 @@ struct mg_h1_request {
 /* Parse a request head from buf[0..len).
  * Returns the head length (> 0, including the final CRLF CRLF) when complete,
  * 0 when more bytes are needed (len is still within limits), or -1 on error
- * with *status set to 400, 431, 501 or 505. */
+ * with *status set to 400, 431, 501 or 505. *status is 0 unless -1.
+ * Cost is one linear scan of at most max_head bytes, so it may be re-run on
+ * the whole buffer each time more bytes arrive; with pipelining, the next
+ * request starts at buf + head length + body. A strict prefix of a valid
+ * head always gives 0; input that cannot become a request line (e.g. a TLS
+ * ClientHello, a lowercase method) gives 400 before the line ends.
+ * *req is filled (pointing into buf) only on success; otherwise its fields
+ * are unspecified.
+ * Statuses: 431 head longer than max_head or more than max_headers fields;
+ * 505 a well-formed version other than 1.0/1.1 (HTTP/2.0, HTTP/0.9);
+ * 501 a single unknown transfer-coding (Envoy's answer); 400 everything
+ * else in DESIGN.md section 1, and also: an empty line before the request
+ * line, a Host value that is not uri-host[:port], userinfo in an absolute
+ * target, a scheme other than http/https, '*' with a method other than
+ * OPTIONS, CONNECT without authority-form host:port, CONNECT with a
+ * Transfer-Encoding or a non-zero Content-Length, a Host on CONNECT or an
+ * absolute-form target that differs from the target's authority
+ * (case-insensitive), an element of Connection that is not a token.
+ * host: the target's authority for absolute-form and CONNECT, else the Host
+ * value (empty when Host is empty), NULL for HTTP/1.0 without Host.
+ * expect_continue: only for HTTP/1.1 (RFC 9110 10.1.1); other Expect values
+ * are not errors and are left in the headers (Envoy forwards them too).
+ * upgrade: Connection lists "upgrade" and an Upgrade header is present. */
 ssize_t mg_h1_parse_request(const char *buf, size_t len, const struct mg_h1_limits *lim,
                             struct mg_h1_request *req, int *status);
 
@@ -77,7 +102,19 @@ struct mg_h1_response {
 
 /* Parse a response head. `request_method` decides bodiless responses (HEAD;
  * 2xx to CONNECT); 1xx, 204 and 304 have no body. Same return convention as
- * requests; on error the caller answers the client 502. */
+ * requests; on error the caller answers the client 502. request_method may
+ * be NULL (treated as neither HEAD nor CONNECT).
+ * Errors (-1, *resp unspecified): bare CR/LF, obs-fold and every field-line
+ * rule of requests; a status line other than "HTTP/1.0|1.1 DDD[ reason]"
+ * (100..599; the SP before an empty reason may be missing); any repeated
+ * Content-Length or Transfer-Encoding; Content-Length with
+ * Transfer-Encoding; a Transfer-Encoding other than a single chunked (the
+ * proxy could not remove another coding) or on HTTP/1.0; a head over the
+ * limits. Framing (RFC 9112 6.3): bodiless as above (content_length still
+ * reports a valid Content-Length), else chunked, else Content-Length, else
+ * MG_H1_BODY_UNTIL_CLOSE with keep_alive false. A 1xx other than 101 is
+ * interim: the caller parses the next head after it. A 101, or a 2xx to
+ * CONNECT, turns the connection into a tunnel. */
 ssize_t mg_h1_parse_response(const char *buf, size_t len, const struct mg_h1_limits *lim,
                              const char *request_method, size_t method_len,
                              struct mg_h1_response *resp);
