@@ -481,6 +481,10 @@ ssize_t mg_h1_parse_request(const char *buf, size_t len, const struct mg_h1_limi
         return -1;
     }
     if (head == 0) {
+        /* Only the start of an unfinished line is checked: enough to turn
+         * away non-HTTP bytes at once, and re-runs stay a plain memchr. */
+        if (first != SIZE_MAX && first > 256)
+            first = 256;
         st = first != SIZE_MAX ? parse_request_line(buf, first, false, req) : 0;
         reset_request(req);
         if (st) {
