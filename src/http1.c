@@ -374,13 +374,33 @@ static int parse_request_line(const char *p, size_t n, bool complete, struct mg_
     return 0;
 }
 
-/* Classify the request-target and find its authority. Returns 0 or 400. */
-static int parse_target(struct mg_h1_request *req, const char **auth, size_t *auth_len)
+/* Strip ":port" when it is the scheme's default port. */
+static size_t without_port(const char *p, size_t n, const char *dport)
+{
+    size_t dl = dport ? strlen(dport) : 0;
+    if (dl && n > dl + 1 && p[n - dl - 1] == ':' && memcmp(p + n - dl, dport, dl) == 0)
+        return n - dl - 1;
+    return n;
+}
+
+/* Same authority, case-insensitively; http://a and http://a:80 are the same
+ * origin (RFC 9110 4.2.3), so the scheme's default port may be left out on
+ * either side. */
+static bool same_authority(const char *a, size_t an, const char *b, size_t bn, const char *dport)
+{
+    return mg_h1_ieq(a, without_port(a, an, dport), b, without_port(b, bn, dport));
+}
+
+/* Classify the request-target and find its authority (and the default port
+ * of its scheme, NULL for CONNECT). Returns 0 or 400. */
+static int parse_target(struct mg_h1_request *req, const char **auth, size_t *auth_len,
+                        const char **dport)
 {
     const char *t = req->target;
     size_t n = req->target_len;
     *auth = NULL;
     *auth_len = 0;
+    *dport = NULL;
     if (IEQ_LIT(req->method, req->method_len, "CONNECT")) {
         /* authority-form only, and the port is mandatory */
         if (!valid_authority(t, n, true))
@@ -395,12 +415,15 @@ static int parse_target(struct mg_h1_request *req, const char **auth, size_t *au
     if (n == 1 && t[0] == '*')
         return IEQ_LIT(req->method, req->method_len, "OPTIONS") ? 0 : 400;
     size_t skip;
-    if (n >= 7 && IEQ_LIT(t, 7, "http://"))
+    if (n >= 7 && IEQ_LIT(t, 7, "http://")) {
         skip = 7;
-    else if (n >= 8 && IEQ_LIT(t, 8, "https://"))
+        *dport = "80";
+    } else if (n >= 8 && IEQ_LIT(t, 8, "https://")) {
         skip = 8;
-    else
+        *dport = "443";
+    } else {
         return 400;
+    }
     size_t e = skip;
     while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
         e++;
@@ -415,12 +438,12 @@ static int parse_target(struct mg_h1_request *req, const char **auth, size_t *au
 static int request_semantics(struct mg_h1_request *req)
 {
     struct framing f;
-    const char *auth;
+    const char *auth, *dport;
     size_t auth_len;
 
     if (scan_framing(req->headers, req->n_headers, &f) < 0)
         return 400;
-    if (parse_target(req, &auth, &auth_len))
+    if (parse_target(req, &auth, &auth_len, &dport))
         return 400;
     /* RFC 9112 3.2: exactly one Host on 1.1; never two. */
     if (f.n_host > 1 || (req->minor == 1 && f.n_host == 0))
@@ -429,7 +452,7 @@ static int request_semantics(struct mg_h1_request *req)
         bool empty_ok = !auth;     /* empty Host only when the target has no authority */
         if (f.host->value_len == 0 ? !empty_ok : !valid_authority(f.host->value, f.host->value_len, false))
             return 400;
-        if (auth && !mg_h1_ieq(auth, auth_len, f.host->value, f.host->value_len))
+        if (auth && !same_authority(auth, auth_len, f.host->value, f.host->value_len, dport))
             return 400;
     }
     if (auth) {

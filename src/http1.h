@@ -79,7 +79,8 @@ struct mg_h1_request {
  * OPTIONS, CONNECT without authority-form host:port, CONNECT with a
  * Transfer-Encoding or a non-zero Content-Length, a Host on CONNECT or an
  * absolute-form target that differs from the target's authority
- * (case-insensitive), an element of Connection that is not a token.
+ * (case-insensitive; for http/https the default port 80/443 may be left
+ * out on either side), an element of Connection that is not a token.
  * host: the target's authority for absolute-form and CONNECT, else the Host
  * value (empty when Host is empty), NULL for HTTP/1.0 without Host.
  * expect_continue: only for HTTP/1.1 (RFC 9110 10.1.1); other Expect values
