@@ -64,6 +64,12 @@ two=$(mg_curl "http://127.0.0.1:$p1/a" "http://127.0.0.1:$p1/b")
 like "$two" '"connection_request":2' "keep-alive: the second request reuses the connection"
 hdrs=$(mg_curl -D - -o /dev/null "http://127.0.0.1:$p1/x?resp-header=set-cookie:a%3Db")
 like "$hdrs" '^set-cookie: a=b' "resp-header adds a response header"
+out=$(mg_raw "$p1" 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+is "$(printf '%s\n' "$out" | grep -c '^HTTP/1.1 200')" 3 "mg_raw: three pipelined requests, three answers"
+like "$out" '"path":"/c".*"connection_request":3' "pipelined answers in order on one connection"
+like "$(mg_raw "$p1" 'NONSENSE\r\n\r\n')" '^HTTP/1.1 400' "a malformed request gets 400"
+out=$(mg_raw "$p1" 'POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: 1\r\n\r\n' 1)
+like "$out" '"body_length":5,' "chunked with extension and trailer"
 mkdir -p "$MG_TMP/www" && echo '{"keys":[]}' >"$MG_TMP/www/jwks.json"
 
 # --- TLS + client certificate + --serve, on a port it picks
@@ -92,8 +98,12 @@ ok "mg_stop stops the first upstream (exit 0 on SIGTERM)" mg_stop "$pid1"
 fails "the first upstream is gone" kill -0 "$pid1"
 fails "its port is closed" mg_wait_port 127.0.0.1 "$p1" 1
 like "$(cat "$log1")" 'GET /echo\?q=1' "the upstream logged the requests"
+like "$(mg_raw_tls "$p3" app.example.com 'GET /raw HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' \
+    -CAfile "$MG_PKI/root-cert.pem" -cert "$MG_PKI/client.crt" -key "$MG_PKI/client.key")" \
+    '"path":"/raw"' "mg_raw_tls speaks TLS with a client certificate"
+ok "the TLS upstream stops cleanly (exit 0: no leaks under ASan)" mg_stop "$pid2"
 mg_stop_all
-fails "mg_stop_all stopped the TLS upstream" kill -0 "$pid2"
+fails "the TLS upstream is gone" kill -0 "$pid2"
 is "${#_mg_pids[@]}" 0 "no tracked process left"
 
 # --- the EXIT trap cleans up after a script that forgets to

@@ -411,6 +411,31 @@ mg_curl() {
     curl -sS --max-time 10 "${resolve[@]}" "$@"
 }
 
+# mg_raw PORT DATA [SECONDS]: send DATA (printf %b escapes: \r\n, \x00, ...)
+# to 127.0.0.1:PORT over plain TCP and print everything the peer sends until
+# it closes or SECONDS (default 3) pass. For requests curl will not send
+# (smuggling, bad framing, pipelining).
+mg_raw() {
+    local port=$1 data=$2 t=${3:-3}
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+        printf '%b' "$data" >&3
+        timeout "$t" cat <&3
+        exit 0
+    ) 2>/dev/null
+}
+
+# mg_raw_tls PORT SNI DATA [s_client ARGS...]: the same over TLS with SNI
+# (openssl s_client; add -CAfile/-cert/-key/-alpn as needed). Waits at most
+# MG_RAW_TIMEOUT seconds (default 5).
+mg_raw_tls() {
+    local port=$1 sni=$2 data=$3
+    shift 3
+    printf '%b' "$data" | timeout "${MG_RAW_TIMEOUT:-5}" openssl s_client -quiet \
+        -connect "127.0.0.1:$port" -servername "$sni" "$@" 2>/dev/null
+    return 0
+}
+
 # mg_http_code [CURL ARGS...] URL: print only the response status (000 when
 # no response), as mg_curl sees it.
 mg_http_code() {

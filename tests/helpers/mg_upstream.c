@@ -38,121 +38,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include "util.h"
-
-#define MAX_LINE (64 * 1024)        /* request line, header line, chunk size line */
-#define MAX_HEAD (256 * 1024)       /* all header lines of one request */
-#define MAX_HEADERS 500
-#define MAX_SLOW_MS 60000
-#define MAX_BYTES (UINT64_C(1) << 36)
-#define MAX_FILE (64u << 20)
-#define MAX_RESP_HEADERS 32
-#define READ_HIGH_WATER (1u << 20)  /* back-pressure while a response is pending */
-#define WRITE_LOW_WATER (64u * 1024)
-#define FILL_CHUNK (16u * 1024)
-#define IDLE_TIMEOUT_S 120
-
-struct server {
-    struct event_base *base;
-    SSL_CTX *ssl_ctx;
-    const char *name;
-    char *serve_dir;                /* realpath of --serve, or NULL */
-    struct conn *conns;             /* every live connection, freed at exit */
-};
-
-enum state {
-    S_LINE, S_HEADERS, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_END, S_TRAILERS,
-    S_RESPOND,                      /* request complete, response pending or streaming */
-    S_CLOSING,                      /* last response queued; free once written */
-};
-
-struct conn {
-    struct server *srv;
-    struct conn *prev, *next;
-    struct bufferevent *bev;
-    struct event *timer;
-    bool tls;
-    char peer[64];
-    unsigned long nreq;             /* requests seen on this connection */
-    enum state st;
-    /* the request being read */
-    char *method, *target;
-    int minor;
-    struct mg_buf headers_json;     /* ["name","value"],... in arrival order */
-    size_t nheaders, head_bytes;
-    bool chunked, has_cl, conn_close, conn_keepalive, expect_continue;
-    uint64_t content_length, remaining, body_len;
-    EVP_MD_CTX *sha;
-    /* the response */
-    bool keepalive;
-    uint64_t send_left;
-    bool send_chunked;
-};
-
-/* ---------------------------------------------------------------- util */
-
-static void json_str(struct mg_buf *b, const char *s, size_t n)
-{
-    mg_buf_adds(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            mg_buf_printf(b, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)   /* keeps the output valid JSON whatever arrives */
-            mg_buf_printf(b, "\\u%04x", c);
-        else
-            mg_buf_add(b, &s[i], 1);
-    }
-    mg_buf_adds(b, "\"");
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode n bytes of s into a new string (invalid escapes kept). */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = mg_xmalloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *o++ = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/* Find query parameter `key` in the query string q (after '?'); returns a
- * pointer to its raw value and its length, starting the search at *from so
- * repeated parameters can be walked. */
-static const char *query_next(const char *q, const char *key, size_t *len, const char **from)
-{
-    size_t kl = strlen(key);
-    const char *p = *from ? *from : q;
-    while (p && *p) {
-        const char *end = strchr(p, '&');
-        size_t plen = end ? (size_t)(end - p) : strlen(p);
-        if (plen > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            *len = plen - kl - 1;
-            *from = end ? end + 1 : p + plen;
-            return p + kl + 1;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    *from = p ? p : q + strlen(q);
-    return NULL;
-}
+#include "upstream.h"
 
 static bool token_in_list(const char *v, const char *tok)
 {
@@ -174,31 +60,9 @@ static bool token_in_list(const char *v, const char *tok)
     return false;
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
-    }
-}
-
 /* ---------------------------------------------------------------- conns */
 
-static void request_reset(struct conn *c)
+void mg_up_request_reset(struct conn *c)
 {
     free(c->method);
     free(c->target);
@@ -213,7 +77,7 @@ static void request_reset(struct conn *c)
     c->st = S_LINE;
 }
 
-static void conn_free(struct conn *c, bool abrupt)
+void mg_up_conn_free(struct conn *c, bool abrupt)
 {
     if (c->prev)
         c->prev->next = c->next;
@@ -235,336 +99,6 @@ static void conn_free(struct conn *c, bool abrupt)
     mg_buf_free(&c->headers_json);
     EVP_MD_CTX_free(c->sha);
     free(c);
-}
-
-static void process(struct conn *c);
-
-/* The response is fully queued: close after it drains, or take the next
- * (possibly already buffered, pipelined) request. */
-static void response_done(struct conn *c)
-{
-    if (!c->keepalive) {
-        c->st = S_CLOSING;
-        return;             /* write_cb frees the conn once the output is empty */
-    }
-    request_reset(c);
-    /* A pipelined request may already be buffered; a deferred read callback
-     * takes it, rather than recursing once per request. */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
-static void send_head(struct conn *c, int status, const char *ctype, int64_t length,
-                      const char *extra)
-{
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
-    if (ctype)
-        evbuffer_add_printf(out, "content-type: %s\r\n", ctype);
-    if (length >= 0)
-        evbuffer_add_printf(out, "content-length: %lld\r\n", (long long)length);
-    else if (c->minor >= 1)
-        evbuffer_add_printf(out, "transfer-encoding: chunked\r\n");
-    else
-        c->keepalive = false;   /* HTTP/1.0 has no chunked: the close delimits the body */
-    evbuffer_add_printf(out, "x-upstream: %s\r\n", c->srv->name);
-    if (extra)
-        evbuffer_add(out, extra, strlen(extra));
-    if (!c->keepalive)
-        evbuffer_add_printf(out, "connection: close\r\n");
-    evbuffer_add(out, "\r\n", 2);
-}
-
-/* Extra response headers from ?resp-header=Name:Value (CR/LF refused so a
- * test cannot split the response by accident). */
-static char *resp_headers(const char *target)
-{
-    const char *q = strchr(target, '?');
-    if (!q)
-        return NULL;
-    struct mg_buf b = {0};
-    const char *from = NULL, *v;
-    size_t len;
-    int n = 0;
-    while (n < MAX_RESP_HEADERS && (v = query_next(q + 1, "resp-header", &len, &from))) {
-        char *h = pct_decode(v, len);
-        char *colon = strchr(h, ':');
-        if (colon && colon != h && !strpbrk(h, "\r\n")) {
-            *colon = '\0';
-            const char *val = colon + 1;
-            while (*val == ' ')
-                val++;
-            mg_buf_printf(&b, "%s: %s\r\n", h, val);
-            n++;
-        }
-        free(h);
-    }
-    return b.p;
-}
-
-static void simple_response(struct conn *c, int status, const char *body)
-{
-    send_head(c, status, "text/plain", (int64_t)strlen(body), NULL);
-    if (strcmp(c->method, "HEAD") != 0)
-        evbuffer_add(bufferevent_get_output(c->bev), body, strlen(body));
-    response_done(c);
-}
-
-/* A malformed request: answer and close, as any server would. */
-static void bad_request(struct conn *c, int status, const char *why)
-{
-    fprintf(stderr, "mg_upstream[%s]: %s: %s\n", c->srv->name, c->peer, why);
-    if (!c->method)
-        c->method = mg_xstrdup("GET");
-    c->keepalive = false;
-    c->st = S_RESPOND;
-    simple_response(c, status, why);
-}
-
-/* ---------------------------------------------------------------- echo */
-
-static void client_cert_json(struct conn *c, struct mg_buf *b)
-{
-    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
-    const char *sni = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
-    mg_buf_printf(b, ",\"tls\":%s,\"sni\":", c->tls ? "true" : "false");
-    if (sni)
-        json_str(b, sni, strlen(sni));
-    else
-        mg_buf_adds(b, "null");
-    X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-    const char *uri = NULL;
-    int urilen = 0, nuri = 0;
-    GENERAL_NAMES *gens = peer ? X509_get_ext_d2i(peer, NID_subject_alt_name, NULL, NULL) : NULL;
-    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-        GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type != GEN_URI)
-            continue;
-        if (nuri++ == 0) {
-            uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-            urilen = ASN1_STRING_length(g->d.uniformResourceIdentifier);
-        }
-    }
-    mg_buf_printf(b, ",\"client_cert\":%s,\"client_uri_san\":", peer ? "true" : "false");
-    if (uri)
-        json_str(b, uri, (size_t)urilen);
-    else
-        mg_buf_adds(b, "null");
-    mg_buf_printf(b, ",\"client_uri_sans\":%d", nuri);
-    GENERAL_NAMES_free(gens);
-}
-
-/* {"upstream":NAME,"method":M,"path":TARGET,"version":"HTTP/1.1",
- *  "headers":[["Name","value"],...],"body_length":N,"body_sha256":HEX,
- *  "tls":bool,"sni":S|null,"client_cert":bool,"client_uri_san":S|null,
- *  "client_uri_sans":N,"remote":"ip:port","connection_request":N}
- * Header pairs have no spaces, so tests can also grep '["name","value"]'. */
-static char *echo_json(struct conn *c)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(c->sha, md, &mdlen);
-    struct mg_buf b = {0};
-    mg_buf_adds(&b, "{\"upstream\":");
-    json_str(&b, c->srv->name, strlen(c->srv->name));
-    mg_buf_adds(&b, ",\"method\":");
-    json_str(&b, c->method, strlen(c->method));
-    mg_buf_adds(&b, ",\"path\":");
-    json_str(&b, c->target, strlen(c->target));
-    mg_buf_printf(&b, ",\"version\":\"HTTP/1.%d\",\"headers\":[", c->minor);
-    if (c->headers_json.p)
-        mg_buf_adds(&b, c->headers_json.p);
-    mg_buf_printf(&b, "],\"body_length\":%llu,\"body_sha256\":\"",
-                  (unsigned long long)c->body_len);
-    for (unsigned i = 0; i < mdlen; i++)
-        mg_buf_printf(&b, "%02x", md[i]);
-    mg_buf_adds(&b, "\"");
-    client_cert_json(c, &b);
-    mg_buf_adds(&b, ",\"remote\":");
-    json_str(&b, c->peer, strlen(c->peer));
-    mg_buf_printf(&b, ",\"connection_request\":%lu}\n", c->nreq);
-    return b.p;
-}
-
-static void respond_echo(struct conn *c, int status)
-{
-    char *extra = resp_headers(c->target);
-    bool nobody = status == 204 || status == 304;
-    char *body = nobody ? NULL : echo_json(c);
-    send_head(c, status, nobody ? NULL : "application/json", nobody ? -1 : (int64_t)strlen(body),
-              extra);
-    if (body && strcmp(c->method, "HEAD") != 0)
-        evbuffer_add(bufferevent_get_output(c->bev), body, strlen(body));
-    free(body);
-    free(extra);
-    response_done(c);
-}
-
-static void slow_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    respond_echo(arg, 200);
-}
-
-/* ---------------------------------------------------------------- bytes */
-
-static void fill_bytes(struct conn *c)
-{
-    static char pattern[FILL_CHUNK];
-    if (!pattern[0])
-        for (size_t i = 0; i < sizeof pattern; i++)
-            pattern[i] = (char)('a' + i % 26);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    while (c->send_left > 0 && evbuffer_get_length(out) < 4 * WRITE_LOW_WATER) {
-        size_t n = c->send_left < FILL_CHUNK ? (size_t)c->send_left : FILL_CHUNK;
-        if (c->send_chunked)
-            evbuffer_add_printf(out, "%zx\r\n", n);
-        evbuffer_add(out, pattern, n);
-        if (c->send_chunked)
-            evbuffer_add(out, "\r\n", 2);
-        c->send_left -= n;
-    }
-    if (c->send_left == 0) {
-        if (c->send_chunked)
-            evbuffer_add(out, "0\r\n\r\n", 5);
-        response_done(c);
-    }
-}
-
-static void respond_bytes(struct conn *c, const char *arg, const char *query)
-{
-    uint64_t n;
-    if (mg_parse_uint(arg, 0, MAX_BYTES, &n) != 0) {
-        simple_response(c, 400, "bad /bytes/N\n");
-        return;
-    }
-    const char *from = NULL, *v;
-    size_t len = 0;
-    bool chunked = query && (v = query_next(query, "chunked", &len, &from)) && len == 1 && *v == '1';
-    char *extra = resp_headers(c->target);
-    c->send_chunked = chunked && c->minor >= 1;
-    send_head(c, 200, "application/octet-stream", chunked ? -1 : (int64_t)n, extra);
-    free(extra);
-    if (strcmp(c->method, "HEAD") == 0) {
-        response_done(c);
-        return;
-    }
-    c->send_left = n;
-    if (n == 0 && !c->send_chunked) {
-        response_done(c);
-        return;
-    }
-    fill_bytes(c);      /* write_cb continues until send_left is 0 */
-}
-
-/* ---------------------------------------------------------------- files */
-
-static void respond_file(struct conn *c, const char *rel)
-{
-    if (!c->srv->serve_dir) {
-        simple_response(c, 404, "no --serve directory\n");
-        return;
-    }
-    /* Refuse anything that could leave the served directory. */
-    for (const char *p = rel; *p;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
-            simple_response(c, 404, "bad file path\n");
-            return;
-        }
-        p = e ? e + 1 : p + n;
-    }
-    if (!*rel || strchr(rel, '\\')) {
-        simple_response(c, 404, "bad file path\n");
-        return;
-    }
-    char *path = mg_xasprintf("%s/%s", c->srv->serve_dir, rel);
-    size_t len;
-    char *data = mg_read_file(path, MAX_FILE, &len);
-    free(path);
-    if (!data) {
-        simple_response(c, 404, "not found\n");
-        return;
-    }
-    const char *ct = mg_has_suffix(rel, ".json") ? "application/json"
-                   : mg_has_suffix(rel, ".pem") || mg_has_suffix(rel, ".crt") ? "application/x-pem-file"
-                   : mg_has_suffix(rel, ".txt") ? "text/plain"
-                   : mg_has_suffix(rel, ".html") ? "text/html"
-                   : "application/octet-stream";
-    char *extra = resp_headers(c->target);
-    send_head(c, 200, ct, (int64_t)len, extra);
-    free(extra);
-    if (strcmp(c->method, "HEAD") != 0)
-        evbuffer_add(bufferevent_get_output(c->bev), data, len);
-    free(data);
-    response_done(c);
-}
-
-/* ---------------------------------------------------------------- route */
-
-static void dispatch(struct conn *c)
-{
-    c->st = S_RESPOND;
-    c->keepalive = c->minor >= 1 ? !c->conn_close : c->conn_keepalive;
-    fprintf(stderr, "mg_upstream[%s]: %s %s %s body=%llu\n", c->srv->name, c->peer, c->method,
-            c->target, (unsigned long long)c->body_len);
-    char *path = mg_xstrdup(c->target);
-    char *query = strchr(path, '?');
-    if (query)
-        *query++ = '\0';
-    if (strcmp(path, "/close") == 0) {
-        const char *from = NULL, *v;
-        size_t len;
-        if (query && (v = query_next(query, "rst", &len, &from)) && len == 1 && *v == '1') {
-            struct linger lg = {1, 0};   /* close sends RST instead of FIN */
-            setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        }
-        free(path);
-        conn_free(c, true);
-        return;
-    }
-    if (strcmp(path, "/slow") == 0) {
-        const char *from = NULL, *v;
-        size_t len = 0;
-        uint64_t ms = 0;
-        if (query && (v = query_next(query, "ms", &len, &from))) {
-            char *s = mg_xstrndup(v, len);
-            if (mg_parse_uint(s, 0, MAX_SLOW_MS, &ms) != 0)
-                ms = MAX_SLOW_MS;
-            free(s);
-        }
-        free(path);
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-        if (!c->timer)
-            c->timer = evtimer_new(c->srv->base, slow_cb, c);
-        evtimer_add(c->timer, &tv);
-        return;
-    }
-    if (strncmp(path, "/status/", 8) == 0) {
-        uint64_t st;
-        if (mg_parse_uint(path + 8, 200, 599, &st) != 0) {
-            free(path);
-            simple_response(c, 400, "bad /status/NNN (200..599)\n");
-            return;
-        }
-        free(path);
-        respond_echo(c, (int)st);
-        return;
-    }
-    if (strncmp(path, "/bytes/", 7) == 0) {
-        respond_bytes(c, path + 7, query);
-        free(path);
-        return;
-    }
-    if (strncmp(path, "/file/", 6) == 0) {
-        respond_file(c, path + 6);
-        free(path);
-        return;
-    }
-    free(path);
-    respond_echo(c, 200);
 }
 
 /* ---------------------------------------------------------------- parse */
@@ -602,9 +136,9 @@ static int parse_header(struct conn *c, char *line, size_t n)
     if (c->nheaders++)
         mg_buf_adds(&c->headers_json, ",");
     mg_buf_adds(&c->headers_json, "[");
-    json_str(&c->headers_json, line, nl);
+    mg_up_json_str(&c->headers_json, line, nl);
     mg_buf_adds(&c->headers_json, ",");
-    json_str(&c->headers_json, v, (size_t)(end - v));
+    mg_up_json_str(&c->headers_json, v, (size_t)(end - v));
     mg_buf_adds(&c->headers_json, "]");
     *colon = '\0';
     *end = '\0';
@@ -664,7 +198,7 @@ static void process(struct conn *c)
             if (c->remaining > 0)
                 return;
             if (c->st == S_BODY) {
-                dispatch(c);
+                mg_up_dispatch(c);
                 return;
             }
             c->st = S_CHUNK_END;
@@ -674,12 +208,12 @@ static void process(struct conn *c)
         char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
         if (!line) {
             if (evbuffer_get_length(in) > MAX_LINE)
-                bad_request(c, c->st == S_HEADERS ? 431 : 400, "line too long");
+                mg_up_bad_request(c, c->st == S_HEADERS ? 431 : 400, "line too long");
             return;
         }
         if (n > MAX_LINE) {
             free(line);
-            bad_request(c, 400, "line too long");
+            mg_up_bad_request(c, 400, "line too long");
             return;
         }
         int rc = 0;
@@ -709,7 +243,7 @@ static void process(struct conn *c)
                 c->st = S_BODY;
             } else {
                 free(line);
-                dispatch(c);
+                mg_up_dispatch(c);
                 return;
             }
             if (c->expect_continue && c->minor >= 1)
@@ -718,12 +252,12 @@ static void process(struct conn *c)
         case S_CHUNK_SIZE: {
             uint64_t size = 0;
             size_t i = 0;
-            for (; i < n && hexval(line[i]) >= 0; i++) {
+            for (; i < n && mg_up_hexval(line[i]) >= 0; i++) {
                 if (i >= 15) {
                     rc = 400;
                     break;
                 }
-                size = size * 16 + (uint64_t)hexval(line[i]);
+                size = size * 16 + (uint64_t)mg_up_hexval(line[i]);
             }
             if (rc == 0 && (i == 0 || (i < n && line[i] != ';' && line[i] != ' ' && line[i] != '\t')))
                 rc = 400;
@@ -742,7 +276,7 @@ static void process(struct conn *c)
         case S_TRAILERS:
             if (n == 0) {
                 free(line);
-                dispatch(c);
+                mg_up_dispatch(c);
                 return;
             }
             break;
@@ -751,7 +285,7 @@ static void process(struct conn *c)
         }
         free(line);
         if (rc) {
-            bad_request(c, rc, rc == 431 ? "headers too large" : "malformed request");
+            mg_up_bad_request(c, rc, rc == 431 ? "headers too large" : "malformed request");
             return;
         }
     }
@@ -769,9 +303,9 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     if (c->st == S_RESPOND && c->send_left > 0)
-        fill_bytes(c);
+        mg_up_fill_bytes(c);
     else if (c->st == S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_free(c, false);
+        mg_up_conn_free(c, false);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -793,7 +327,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
                 fprintf(stderr, "mg_upstream[%s]: %s: TLS: %s\n", c->srv->name, c->peer,
                         ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "error");
         }
-        conn_free(c, (what & BEV_EVENT_EOF) == 0);
+        mg_up_conn_free(c, (what & BEV_EVENT_EOF) == 0);
     }
 }
 
@@ -839,7 +373,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (c->next)
         c->next->prev = c;
     srv->conns = c;
-    request_reset(c);
+    mg_up_request_reset(c);
     struct timeval idle = {IDLE_TIMEOUT_S, 0};
     bufferevent_set_timeouts(bev, &idle, &idle);
     bufferevent_setwatermark(bev, EV_READ, 0, READ_HIGH_WATER);
@@ -1033,7 +567,7 @@ int main(int argc, char **argv)
         event_base_dispatch(srv.base);
     }
     while (srv.conns)
-        conn_free(srv.conns, false);
+        mg_up_conn_free(srv.conns, false);
     event_free(sigterm);
     event_free(sigint);
     evconnlistener_free(lst);
@@ -1042,3 +576,4 @@ int main(int argc, char **argv)
     free(srv.serve_dir);
     return rc;
 }
+
