@@ -108,6 +108,8 @@ static ssize_t find_head_end(const char *buf, size_t len, size_t max_head, size_
     size_t pos = 0, lines = 0;
 
     *first_line_len = SIZE_MAX;
+    if (len == 0)                      /* buf may be NULL: no memchr on it */
+        return 0;
     for (;;) {
         const char *nl = memchr(buf + pos, '\n', scan - pos);
         size_t end = nl ? (size_t)(nl - buf) : scan;

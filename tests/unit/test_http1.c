@@ -328,6 +328,10 @@ static void test_split_points(void)
     is_int(parse_n("get /", 5, NULL), -400, "lowercase method rejected before the line ends");
     is_int(parse_n("GET / HTTX", 10, NULL), -400, "bad version prefix rejected early");
     is_int(parse_n("GET / HTTP/1.1\r", 15, NULL), 0, "CR at end: incomplete");
+    int st = -1;
+    is_int(mg_h1_parse_request(NULL, 0, NULL, &req, &st), 0, "NULL, 0: incomplete");
+    is_int(st, 0, "NULL, 0: status 0");
+    is_int(mg_h1_parse_response(NULL, 0, NULL, NULL, 0, &resp), 0, "response NULL, 0: incomplete");
 }
 
 static void test_limits(void)
