@@ -1,0 +1,423 @@
+/* config_read.c - typed readers of YAML values for the kind readers.
+ *
+ * Messages name the field the way users write it relative to `spec`
+ * ("mtls.mode", "rules[0].to[1].operation.ports[2]"), and point at the value. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "config_int.h"
+
+size_t mg_cfg_push(struct mg_cfg *x, const char *fmt, ...)
+{
+    size_t mark = x->plen;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(x->path + x->plen, sizeof(x->path) - x->plen, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        x->plen += (size_t)n < sizeof(x->path) - x->plen ? (size_t)n : sizeof(x->path) - x->plen - 1;
+    return mark;
+}
+
+void mg_cfg_pop(struct mg_cfg *x, size_t mark)
+{
+    x->plen = mark;
+    x->path[mark] = '\0';
+}
+
+const char *mg_cfg_field(struct mg_cfg *x, const char *key)
+{
+    static _Thread_local char buf[640];
+    const char *rel = strchr(x->path, '.');
+
+    rel = rel ? rel + 1 : "";
+    if (strcmp(rel, "spec") == 0)
+        rel = "";
+    else if (mg_has_prefix(rel, "spec."))
+        rel += 5;
+    if (!key || !*key)
+        snprintf(buf, sizeof(buf), "%s", *rel ? rel : x->path);
+    else if (key[0] == '[')
+        snprintf(buf, sizeof(buf), "%s%s", rel, key);
+    else
+        snprintf(buf, sizeof(buf), "%s%s%s", rel, *rel ? "." : "", key);
+    return buf;
+}
+
+bool mg_cfg_next(const struct mg_ynode *m, size_t *i, const struct mg_ynode **k,
+                 const struct mg_ynode **v)
+{
+    if (!m || m->type != MG_YMAP || *i + 1 >= m->n)
+        return false;
+    *k = m->items[*i];
+    *v = m->items[*i + 1];
+    *i += 2;
+    return true;
+}
+
+void mg_cfg_unknown(struct mg_cfg *x, const struct mg_ynode *k)
+{
+    mg_error(x->d, k->pos, "unknown field \"%s\" in %s", k->str, x->path);
+}
+
+void mg_cfg_unsupported(struct mg_cfg *x, const struct mg_ynode *k)
+{
+    mg_warning(x->d, k->pos, "field \"%s\" in %s is not supported, ignored", k->str, x->path);
+}
+
+static bool want(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                 enum mg_ynode_type t, const char *what)
+{
+    if (mg_ynode_is_null(v))
+        return false;
+    if (v->type == t)
+        return true;
+    mg_error(x->d, v->pos, "expected %s for %s, got %s", what, mg_cfg_field(x, key),
+             mg_ynode_kind(v));
+    return false;
+}
+
+bool mg_cfg_map(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
+{
+    return want(x, key, v, MG_YMAP, "a map");
+}
+
+bool mg_cfg_seq(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
+{
+    return want(x, key, v, MG_YSEQ, "a list");
+}
+
+bool mg_cfg_scalar(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
+{
+    return want(x, key, v, MG_YSCALAR, "a string");
+}
+
+void mg_cfg_str(struct mg_cfg *x, const char *key, const struct mg_ynode *v, char **out)
+{
+    if (!mg_cfg_scalar(x, key, v))
+        return;
+    free(*out);
+    *out = mg_xstrdup(v->str);
+}
+
+void mg_cfg_bool(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool *out)
+{
+    static const char *const t[] = { "true", "True", "TRUE" }, *const f[] = { "false", "False", "FALSE" };
+
+    if (!mg_cfg_scalar(x, key, v))
+        return;
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(v->str, t[i]) == 0) {
+            *out = true;
+            return;
+        }
+        if (strcmp(v->str, f[i]) == 0) {
+            *out = false;
+            return;
+        }
+    }
+    mg_error(x->d, v->pos, "invalid value \"%s\" for %s (want true or false)", v->str,
+             mg_cfg_field(x, key));
+}
+
+bool mg_cfg_int(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int64_t min,
+                int64_t max, int64_t *out)
+{
+    const char *s;
+    bool neg;
+    uint64_t u;
+
+    if (!mg_cfg_scalar(x, key, v))
+        return false;
+    s = v->str;
+    neg = *s == '-';
+    if (neg || *s == '+')
+        s++;
+    /* protobuf's JSON mapping accepts integers written as strings too */
+    if (mg_parse_uint(s, 0, (uint64_t)INT64_MAX, &u) < 0 ||
+        (neg ? -(int64_t)u : (int64_t)u) < min || (neg ? -(int64_t)u : (int64_t)u) > max) {
+        mg_error(x->d, v->pos, "invalid value \"%s\" for %s (want an integer in %lld..%lld)",
+                 v->str, mg_cfg_field(x, key), (long long)min, (long long)max);
+        return false;
+    }
+    *out = neg ? -(int64_t)u : (int64_t)u;
+    return true;
+}
+
+void mg_cfg_intv(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int min, int max,
+                 int *out)
+{
+    int64_t t;
+    if (mg_cfg_int(x, key, v, min, max, &t))
+        *out = (int)t;
+}
+
+void mg_cfg_u64(struct mg_cfg *x, const char *key, const struct mg_ynode *v, uint64_t *out)
+{
+    int64_t t;
+    if (mg_cfg_int(x, key, v, 0, INT64_MAX, &t))
+        *out = (uint64_t)t;
+}
+
+void mg_cfg_port(struct mg_cfg *x, const char *key, const struct mg_ynode *v, uint16_t *out)
+{
+    if (!mg_cfg_scalar(x, key, v))
+        return;
+    if (mg_parse_port(v->str, false, out) < 0)
+        mg_error(x->d, v->pos, "invalid port \"%s\" for %s (want 1..65535)", v->str,
+                 mg_cfg_field(x, key));
+}
+
+void mg_cfg_duration(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int64_t *out)
+{
+    if (!mg_cfg_scalar(x, key, v))
+        return;
+    if (mg_parse_duration_ms(v->str, out) < 0)
+        mg_error(x->d, v->pos, "invalid duration \"%s\" for %s (want e.g. 10s, 500ms, 1h30m)",
+                 v->str, mg_cfg_field(x, key));
+}
+
+bool mg_cfg_enum(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                 const char *const *names, const int *vals, size_t n, int *out)
+{
+    struct mg_buf b = { 0 };
+    uint64_t u;
+
+    if (!mg_cfg_scalar(x, key, v))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v->str, names[i]) == 0) {
+            *out = vals ? vals[i] : (int)i;
+            return true;
+        }
+    if (v->plain && mg_parse_uint(v->str, 0, n - 1, &u) == 0) {
+        *out = vals ? vals[u] : (int)u;
+        return true;
+    }
+    for (size_t i = 0; i < n; i++)
+        mg_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    mg_error(x->d, v->pos, "invalid value \"%s\" for %s (want %s)", v->str, mg_cfg_field(x, key),
+             b.p);
+    mg_buf_free(&b);
+    return false;
+}
+
+void mg_cfg_slist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                  struct mg_slist *out)
+{
+    if (!mg_cfg_seq(x, key, v))
+        return;
+    out->present = true;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct mg_ynode *e = v->items[i];
+        if (e->type != MG_YSCALAR || mg_ynode_is_null(e)) {
+            char sub[32];
+            snprintf(sub, sizeof(sub), "[%zu]", i);
+            mg_error(x->d, e->pos, "expected a string for %s%s, got %s", mg_cfg_field(x, key),
+                     sub, mg_ynode_kind(e));
+            continue;
+        }
+        out->v = mg_xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+        out->pos = mg_xrealloc(out->pos, (out->n + 1) * sizeof(*out->pos));
+        out->v[out->n] = mg_xstrdup(e->str);
+        out->pos[out->n] = e->pos;
+        out->n++;
+    }
+}
+
+void mg_cfg_kvlist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                   struct mg_kvlist *out)
+{
+    const struct mg_ynode *k, *e;
+
+    if (!mg_cfg_map(x, key, v))
+        return;
+    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
+        struct mg_kv *kv;
+        if (e->type != MG_YSCALAR) {
+            mg_error(x->d, e->pos, "expected a string for %s.%s, got %s", mg_cfg_field(x, key),
+                     k->str, mg_ynode_kind(e));
+            continue;
+        }
+        kv = MG_CFG_PUSH(out->v, out->n);
+        kv->key = mg_xstrdup(k->str);
+        kv->value = mg_xstrdup(mg_ynode_is_null(e) ? "" : e->str);
+        kv->pos = k->pos;
+    }
+}
+
+char *mg_cfg_resolve(const struct mg_cfg *x, const char *p)
+{
+    if (p[0] == '/' || !x->dir || !*x->dir || strcmp(x->dir, ".") == 0)
+        return mg_xstrdup(p);
+    return mg_xasprintf("%s/%s", x->dir, p);
+}
+
+void mg_cfg_file(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool check,
+                 char **out)
+{
+    char *p;
+    int fd;
+
+    if (!mg_cfg_scalar(x, key, v))
+        return;
+    if (!*v->str) {
+        free(*out);
+        *out = NULL;
+        return;
+    }
+    p = mg_cfg_resolve(x, v->str);
+    if (check) {
+        fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            mg_error(x->d, v->pos, "cannot read %s \"%s\": %s", mg_cfg_field(x, key), p,
+                     strerror(errno));
+        else
+            close(fd);
+    }
+    free(*out);
+    *out = p;
+}
+
+void mg_cfg_selector(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                     const char *inner, struct mg_selector *out)
+{
+    const struct mg_ynode *k, *e;
+    size_t mark;
+
+    if (!mg_cfg_map(x, key, v))
+        return;
+    out->present = true;
+    out->pos = v->pos;
+    mark = mg_cfg_push(x, ".%s", key);
+    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
+        if (strcmp(k->str, inner) == 0)
+            mg_cfg_kvlist(x, k->str, e, &out->match_labels);
+        else if (strcmp(inner, "matchLabels") == 0 && strcmp(k->str, "matchExpressions") == 0)
+            mg_cfg_unsupported(x, k);
+        else
+            mg_cfg_unknown(x, k);
+    }
+    mg_cfg_pop(x, mark);
+}
+
+static void target_ref(struct mg_cfg *x, const struct mg_ynode *v, struct mg_target_ref *r)
+{
+    const struct mg_ynode *k, *e;
+
+    r->pos = v->pos;
+    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
+        if (strcmp(k->str, "group") == 0)
+            mg_cfg_str(x, k->str, e, &r->group);
+        else if (strcmp(k->str, "kind") == 0)
+            mg_cfg_str(x, k->str, e, &r->kind);
+        else if (strcmp(k->str, "name") == 0)
+            mg_cfg_str(x, k->str, e, &r->name);
+        else if (strcmp(k->str, "namespace") == 0)
+            mg_cfg_str(x, k->str, e, &r->namespace_);
+        else
+            mg_cfg_unknown(x, k);
+    }
+    if (!r->name)
+        mg_error(x->d, v->pos, "%s needs a name", mg_cfg_field(x, NULL));
+}
+
+void mg_cfg_target_refs(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                        struct mg_target_ref **refs, size_t *n)
+{
+    size_t mark;
+
+    if (strcmp(key, "targetRef") == 0) {
+        if (!mg_cfg_map(x, key, v))
+            return;
+        mark = mg_cfg_push(x, ".targetRef");
+        target_ref(x, v, MG_CFG_PUSH(*refs, *n));
+        mg_cfg_pop(x, mark);
+        return;
+    }
+    if (!mg_cfg_seq(x, key, v))
+        return;
+    for (size_t i = 0; i < v->n; i++) {
+        mark = mg_cfg_push(x, ".%s[%zu]", key, i);
+        if (mg_cfg_map(x, "", v->items[i]))
+            target_ref(x, v->items[i], MG_CFG_PUSH(*refs, *n));
+        mg_cfg_pop(x, mark);
+    }
+}
+
+void mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                   struct mg_smatch *out)
+{
+    const struct mg_ynode *k, *e;
+    size_t mark;
+
+    if (!mg_cfg_map(x, key, v))
+        return;
+    mark = mg_cfg_push(x, ".%s", key);
+    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
+        enum mg_smatch_kind kind;
+        if (strcmp(k->str, "exact") == 0)
+            kind = MG_SM_EXACT;
+        else if (strcmp(k->str, "prefix") == 0)
+            kind = MG_SM_PREFIX;
+        else if (strcmp(k->str, "regex") == 0)
+            kind = MG_SM_REGEX;
+        else {
+            mg_cfg_unknown(x, k);
+            continue;
+        }
+        if (out->kind != MG_SM_NONE) {
+            mg_error(x->d, k->pos, "%s may set only one of exact, prefix, regex",
+                     mg_cfg_field(x, NULL));
+            continue;
+        }
+        if (!mg_cfg_scalar(x, k->str, e))
+            continue;
+        out->kind = kind;
+        out->value = mg_xstrdup(e->str);
+        out->pos = e->pos;
+    }
+    mg_cfg_pop(x, mark);
+}
+
+bool mg_cfg_header_name_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        /* HTTP/2 pseudo headers (":authority") are allowed as Istio does */
+        if (!strchr("!#$%&'*+-.^_`|~:", c))
+            return false;
+    }
+    return true;
+}
+
+bool mg_cfg_proto(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                  enum mg_app_proto *out)
+{
+    static const char *const names[] = { "HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB",
+                                         "TCP", "TLS", "MONGO" };
+    static const enum mg_app_proto vals[] = { MG_PROTO_HTTP, MG_PROTO_HTTPS, MG_PROTO_HTTP2,
+                                              MG_PROTO_GRPC, MG_PROTO_GRPC_WEB, MG_PROTO_TCP,
+                                              MG_PROTO_TLS, MG_PROTO_MONGO };
+
+    if (!mg_cfg_scalar(x, key, v))
+        return false;
+    for (size_t i = 0; i < MG_ARRAY_LEN(names); i++)
+        if (mg_strcasecmp(v->str, names[i]) == 0) {
+            *out = vals[i];
+            return true;
+        }
+    mg_error(x->d, v->pos,
+             "invalid value \"%s\" for %s (want HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, "
+             "MONGO)", v->str, mg_cfg_field(x, key));
+    return false;
+}
