@@ -135,6 +135,14 @@ static const struct status_case request_cases[] = {
     C("Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
     C("Host with bad port", "GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n", 400),
     C("Host with empty port", "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", 400),
+    C("Host pct-encoded ok", "GET / HTTP/1.1\r\nHost: a%2Db.example\r\n\r\n", 200),
+    C("Host bad pct-encoding", "GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", 400),
+    C("Host empty name with port", "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400),
+    C("Host port not digits", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+    C("Host IPv6 bad char", "GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n", 400),
+    C("Host IPv6 empty", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", 400),
+    C("Host IPv6 unterminated", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    C("Host IPv6 junk after bracket", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400),
     C("Host IPv6 literal ok", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 200),
     C("absolute-form host mismatch", "GET http://a.example/p HTTP/1.1\r\nHost: b.example\r\n\r\n", 400),
     C("absolute-form case-insensitive", "GET http://A.Example/p HTTP/1.1\r\nHost: a.EXAMPLE\r\n\r\n", 200),
@@ -328,6 +336,12 @@ static void test_split_points(void)
     is_int(parse_n("get /", 5, NULL), -400, "lowercase method rejected before the line ends");
     is_int(parse_n("GET / HTTX", 10, NULL), -400, "bad version prefix rejected early");
     is_int(parse_n("GET / HTTP/1.1\r", 15, NULL), 0, "CR at end: incomplete");
+    is_int(parse_n("GET /\rX", 7, NULL), -400, "bare CR before any LF: 400 at once");
+    is_int(parse_n("GET / HTTP/1.1X", 15, NULL), -400, "overlong version rejected early");
+    static char longline[400];
+    memset(longline, 'a', sizeof(longline));
+    memcpy(longline, "GET /", 5);
+    is_int(parse_n(longline, sizeof(longline), NULL), 0, "long unfinished target: incomplete");
     int st = -1;
     is_int(mg_h1_parse_request(NULL, 0, NULL, &req, &st), 0, "NULL, 0: incomplete");
     is_int(st, 0, "NULL, 0: status 0");
@@ -446,6 +460,24 @@ static void test_responses(void)
     mg_h1_parse_response(rr, strlen(rr), NULL, NULL, 0, &resp);
     ok(resp.reason_len == 14 && memcmp(resp.reason, "Not Found Here", 14) == 0 && resp.minor == 1,
        "reason phrase with spaces; NULL method treated as non-HEAD");
+    /* interim 100 then the final response, parsed from the offset */
+    const char *seq = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+    ssize_t r1 = mg_h1_parse_response(seq, strlen(seq), NULL, "POST", 4, &resp);
+    ok(r1 == 25 && resp.status == 100 && resp.body == MG_H1_BODY_NONE, "interim 100: head of its own");
+    ssize_t r2 = mg_h1_parse_response(seq + r1, strlen(seq) - (size_t)r1, NULL, "POST", 4, &resp);
+    ok(r2 > 0 && resp.status == 201 && resp.body == MG_H1_BODY_LENGTH && resp.content_length == 2 &&
+       (size_t)(r1 + r2) + 2 == strlen(seq), "final response after the interim one");
+    /* every strict prefix of a valid response head is incomplete */
+    const char *vr = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n";
+    size_t bad = 0;
+    for (size_t i = 0; i < strlen(vr); i++) {
+        char *cp = malloc(i ? i : 1);
+        memcpy(cp, vr, i);
+        if (mg_h1_parse_response(cp, i, NULL, "GET", 3, &resp) != 0)
+            bad++;
+        free(cp);
+    }
+    is_int(bad, 0, "all prefixes of a response head: incomplete");
     struct mg_h1_limits lim = {.max_head = 32, .max_headers = 4};
     const char *lr = "HTTP/1.1 200 OK\r\nX-Long: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     is_int(mg_h1_parse_response(lr, strlen(lr), &lim, "GET", 3, &resp), -1, "response head over max_head: error");
@@ -511,6 +543,7 @@ static void test_chunked_splits(void)
         {"5\r\nhello\r\n0\r\n\r\n", "hello"},
         {"3;name=value\r\nabc\r\nA;q=\"x\\\"y; z\"\r\n0123456789\r\n0;last\r\nT1: v1\r\nT2:\r\n\r\n", "abc0123456789"},
         {"1 ; a = b ;c\r\nx\r\n00\r\n\r\n", "x"},
+        {"2  ;a  ;b \t= \"q\" ;c\r\nxy\r\n0\r\n\r\n", "xy"},
         {"0000000000000010\r\n0123456789abcdef\r\n0\r\n\r\n", "0123456789abcdef"},
     };
     for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
