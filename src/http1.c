@@ -88,6 +88,29 @@ bool mg_h1_is_hop_by_hop(const char *name, size_t len)
     return false;
 }
 
+bool mg_h1_connection_lists(const struct mg_h1_header *h, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!IEQ_LIT(h[i].name, h[i].name_len, "connection"))
+            continue;
+        const char *v = h[i].value, *e = v + h[i].value_len;
+        while (v < e) {
+            const char *comma = memchr(v, ',', (size_t)(e - v));
+            const char *te = comma ? comma : e;
+            const char *s = v;
+            while (s < te && is_ows((unsigned char)*s))
+                s++;
+            const char *t = te;
+            while (t > s && is_ows((unsigned char)t[-1]))
+                t--;
+            if (t > s && mg_h1_ieq(s, (size_t)(t - s), name, len))
+                return true;
+            v = comma ? comma + 1 : e;
+        }
+    }
+    return false;
+}
+
 static void resolve_limits(const struct mg_h1_limits *lim, size_t *max_head, size_t *max_headers)
 {
     *max_head = (lim && lim->max_head) ? lim->max_head : DEF_MAX_HEAD;

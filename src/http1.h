@@ -171,6 +171,11 @@ const struct mg_h1_header *mg_h1_find(const struct mg_h1_header *h, size_t n, co
  * and any listed in the Connection header - the caller checks those)? */
 bool mg_h1_is_hop_by_hop(const char *name, size_t len);
 
+/* Does any Connection header in h[0..n) list `name` (case-insensitive)?
+ * Such fields are hop-by-hop too (RFC 9110 7.6.1): a proxy removes them
+ * together with the fixed list above. */
+bool mg_h1_connection_lists(const struct mg_h1_header *h, size_t n, const char *name, size_t len);
+
 /* Is `name` a valid field-name (RFC 9110 token)? Is `value` a valid
  * field-value (no NUL/CR/LF, no other CTL except HTAB)? */
 bool mg_h1_valid_name(const char *name, size_t len);

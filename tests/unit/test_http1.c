@@ -668,6 +668,18 @@ static void test_helpers(void)
        !mg_h1_is_hop_by_hop("Trailers", 8) && !mg_h1_is_hop_by_hop("Host", 4) &&
        !mg_h1_is_hop_by_hop("Content-Length", 14), "mg_h1_is_hop_by_hop");
 
+    const char *cn = "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\n"
+                     "Connection: ,  x-other \t,\r\nX-Secret: s\r\n\r\n";
+    parse_keep(cn, strlen(cn));
+    ok(mg_h1_connection_lists(req.headers, req.n_headers, "x-secret", 8) &&
+       mg_h1_connection_lists(req.headers, req.n_headers, "X-OTHER", 7) &&
+       mg_h1_connection_lists(req.headers, req.n_headers, "Keep-Alive", 10),
+       "mg_h1_connection_lists finds listed names across Connection headers");
+    ok(!mg_h1_connection_lists(req.headers, req.n_headers, "x-secre", 7) &&
+       !mg_h1_connection_lists(req.headers, req.n_headers, "host", 4) &&
+       !mg_h1_connection_lists(req.headers, req.n_headers, "", 0),
+       "mg_h1_connection_lists: no prefix or empty matches");
+
     char buf[64];
     size_t n = mg_h1_status_line(200, buf, sizeof(buf));
     is_str(buf, "HTTP/1.1 200 OK\r\n", "status line 200");
