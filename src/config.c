@@ -59,7 +59,11 @@ static void read_meta(struct mg_cfg *x, const struct mg_ynode *m, struct mg_meta
         "deletionGracePeriodSeconds",
     };
     const struct mg_ynode *k, *v;
-    size_t mark = mg_cfg_push(x, "%s.metadata", kind);
+    size_t mark;
+
+    x->plen = 0;
+    x->path[0] = '\0';
+    mark = mg_cfg_push(x, "%s.metadata", kind);
 
     if (m && !mg_ynode_is_null(m) && !mg_cfg_map(x, "", m))
         m = NULL;

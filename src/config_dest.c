@@ -323,7 +323,7 @@ static void read_se_port(struct mg_cfg *x, const struct mg_ynode *v, struct mg_s
         else
             mg_cfg_unknown(x, k);
     }
-    if (!p->number)
+    if (!mg_ynode_get(v, "number"))
         mg_error(x->d, v->pos, "%s needs a number", mg_cfg_field(x, NULL));
 }
 

@@ -455,7 +455,9 @@ bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_
         }
     }
     mg_cfg_pop(x, mark);
-    if (!cr->cert_pem || !cr->key_pem)
+    bool has_crt = (data && mg_ynode_get(data, "tls.crt")) || (sdata && mg_ynode_get(sdata, "tls.crt"));
+    bool has_key = (data && mg_ynode_get(data, "tls.key")) || (sdata && mg_ynode_get(sdata, "tls.key"));
+    if (!has_crt || !has_key)
         mg_error(x->d, doc->pos, "TLS Secret needs data tls.crt and tls.key");
     return true;
 }

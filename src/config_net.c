@@ -120,7 +120,7 @@ static void read_server(struct mg_cfg *x, const struct mg_ynode *v, struct mg_se
     }
     if (!port_n)
         mg_error(x->d, v->pos, "%s needs a port", mg_cfg_field(x, NULL));
-    else if (!s->port || s->protocol == MG_PROTO_UNSET)
+    else if (!mg_ynode_get(port_n, "number") || !mg_ynode_get(port_n, "protocol"))
         mg_error(x->d, port_n->pos, "%s.port needs a number and a protocol",
                  mg_cfg_field(x, NULL));
     if (s->hosts.n == 0)

@@ -156,8 +156,8 @@ static bool read_lfields(struct mg_cfg *x, const struct mg_ynode *m, void *obj,
             check_value(x, field, l->v[e], l->pos[e], f[j].vk);
             free(field);
         }
-        if (l->n)
-            any = true;
+        if (l->n || (!mg_ynode_is_null(v) && v->type != MG_YSEQ))
+            any = true;   /* a mistyped field is reported as such, not as "empty" */
     }
     return any;
 }
@@ -482,7 +482,7 @@ static void read_mtls(struct mg_cfg *x, const char *key, const struct mg_ynode *
 
     if (!mg_cfg_map(x, key, v))
         return;
-    size_t mark = mg_cfg_push(x, ".%s", key);
+    size_t mark = mg_cfg_push(x, key[0] == '[' ? "%s" : ".%s", key);
     for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
         if (strcmp(k->str, "mode") == 0) {
             if (mg_cfg_enum(x, "mode", e, mtls_modes, NULL, 4, &m))
@@ -607,8 +607,8 @@ static void read_jwt_rule(struct mg_cfg *x, const struct mg_ynode *m, struct mg_
                         else
                             mg_cfg_unknown(x, hk);
                     }
-                    if (!h->name)
-                        mg_error(x->d, h->pos, "%s needs a valid name", mg_cfg_field(x, NULL));
+                    if (!mg_ynode_get(v->items[j], "name"))
+                        mg_error(x->d, h->pos, "%s needs a name", mg_cfg_field(x, NULL));
                 }
                 mg_cfg_pop(x, mark);
             }
@@ -635,8 +635,8 @@ static void read_jwt_rule(struct mg_cfg *x, const struct mg_ynode *m, struct mg_
                         else
                             mg_cfg_unknown(x, hk);
                     }
-                    if (!h->header || !h->claim)
-                        mg_error(x->d, h->pos, "%s needs a valid header and a claim",
+                    if (!mg_ynode_get(v->items[j], "header") || !mg_ynode_get(v->items[j], "claim"))
+                        mg_error(x->d, h->pos, "%s needs a header and a claim",
                                  mg_cfg_field(x, NULL));
                     for (size_t q = 0; h->header && q + 1 < r->n_output_claim_to_headers; q++)
                         if (r->output_claim_to_headers[q].header &&
