@@ -332,6 +332,99 @@ static void run_file(const char *path)
     free(data);
 }
 
+/* Things the YAML loader rejects but the compiler must still handle as Istio's
+ * data plane does: an unknown `when` key skips the rule; an untranslatable
+ * value drops the ALLOW rule but only the value of a DENY rule (1.4, 1.9).
+ * A loaded config is patched in memory to reach them. */
+static const char mutate_yaml[] =
+    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+    "metadata: {name: allow, namespace: foo}\nspec:\n  rules:\n"
+    "  - when:\n    - key: request.headers[x-a]\n      values: [\"1\"]\n"
+    "  - to:\n    - operation: {ports: [\"8080\", \"8081\"]}\n"
+    "  - to:\n    - operation: {paths: [\"/p\"]}\n"
+    "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+    "metadata: {name: deny, namespace: foo}\nspec:\n  action: DENY\n  rules:\n"
+    "  - when:\n    - key: request.headers[x-d]\n      values: [\"1\"]\n"
+    "  - from:\n    - source: {ipBlocks: [\"10.0.0.0/8\", \"192.168.0.0/16\"]}\n"
+    "  - from:\n    - source: {ipBlocks: [\"172.16.0.1\"]}\n    to:\n    - operation: {paths: [\"/x\"]}\n";
+
+static int decide_one(const struct mg_policy_set *s, const char *path, const char *hdr,
+                      uint16_t port, const char *src, const char **by, int *rule)
+{
+    struct mg_attrs a;
+    struct mg_header h;
+    struct mg_authz_result r;
+    memset(&a, 0, sizeof(a));
+    a.is_http = true;
+    a.method = "GET";
+    a.host = "example.com";
+    a.path = path;
+    a.path_len = strlen(path);
+    a.dest.port = port;
+    if (src)
+        mg_addr_parse_ip(&a.source, src);
+    if (hdr) {
+        h = (struct mg_header){hdr, 3, "1", 1};
+        a.headers = &h;
+        a.n_headers = 1;
+    }
+    mg_authz_decide(s, &a, &r);
+    *by = r.decided_by.policy ? r.decided_by.policy : "-";
+    *rule = r.decided_by.rule;
+    return (int)r.decision;
+}
+
+static void test_mutated(void)
+{
+    struct mg_diags d = {0};
+    struct mg_buf y = {0};
+    const char *by;
+    int rule;
+    mg_buf_adds(&y, mutate_yaml);
+    mg_buf_adds(&y, default_proxy);
+    struct mg_config *c = mg_config_load_buffer("mutate.yaml", y.p, y.len, &d);
+    mg_buf_free(&y);
+    if (!ok(c && c->n_authz_policies == 2, "mutation config loads")) {
+        mg_diags_print(&d, stdout);
+        mg_diags_free(&d);
+        mg_config_free(c);
+        return;
+    }
+    struct mg_authz_policy *allow = &c->authz_policies[0], *deny = &c->authz_policies[1];
+    char *k0 = allow->rules[0].when[0].key, *k1 = deny->rules[0].when[0].key;
+    char *port = allow->rules[1].to[0].ports.v[1], *ip = deny->rules[1].from[0].ip_blocks.v[1];
+    char *ip2 = deny->rules[2].from[0].ip_blocks.v[0];
+    allow->rules[0].when[0].key = "destination.labels[app]";
+    deny->rules[0].when[0].key = "request.unknown";
+    allow->rules[1].to[0].ports.v[1] = "http";
+    deny->rules[1].from[0].ip_blocks.v[1] = "not-a-cidr";
+    deny->rules[2].from[0].ip_blocks.v[0] = "bogus";
+    struct mg_policy_set *s = mg_policy_compile(c, NULL, &d);
+    ok(d.warnings >= 5, "compiler warns about each skipped rule or dropped value (%zu)", d.warnings);
+
+    is_int(decide_one(s, "/q", "x-a", 80, NULL, &by, &rule), 1, "ALLOW rule with an unknown when key is skipped");
+    is_int(decide_one(s, "/p", "x-a", 80, NULL, &by, &rule), 0, "  the other rules still allow");
+    is_str(by, "foo.allow", "  by the same policy");
+    is_int(rule, 2, "  rule 2");
+    is_int(decide_one(s, "/p", "x-d", 80, NULL, &by, &rule), 0, "DENY rule with an unknown when key is skipped");
+    is_int(decide_one(s, "/q", NULL, 8080, NULL, &by, &rule), 1, "ALLOW rule with an invalid port is dropped");
+    is_int(decide_one(s, "/p", NULL, 80, "10.1.2.3", &by, &rule), 1, "DENY keeps the valid CIDR of a list");
+    is_str(by, "foo.deny", "  denied by the DENY policy");
+    is_int(decide_one(s, "/p", NULL, 80, "192.168.1.1", &by, &rule), 0, "  the invalid CIDR is dropped");
+    is_int(decide_one(s, "/x", NULL, 80, "8.8.8.8", &by, &rule), 1, "DENY field with only invalid values is dropped (broader)");
+    is_int(rule, 2, "  by rule 2");
+    is_int(decide_one(s, "/p", NULL, 80, "8.8.8.8", &by, &rule), 0, "  other paths still pass");
+
+    mg_policy_set_free(s);
+    allow->rules[0].when[0].key = k0;
+    deny->rules[0].when[0].key = k1;
+    allow->rules[1].to[0].ports.v[1] = port;
+    deny->rules[1].from[0].ip_blocks.v[1] = ip;
+    deny->rules[2].from[0].ip_blocks.v[0] = ip2;
+    mg_config_free(c);
+    mg_diags_free(&d);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -357,6 +450,7 @@ int main(int argc, char **argv)
         run_file(names[i]);
         free(names[i]);
     }
+    test_mutated();
     printf("# %d requests checked\n", n_requests);
     ok(n_requests >= 150, "at least 150 request cases (%d)", n_requests);
     return tap_done();
