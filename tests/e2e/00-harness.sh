@@ -93,6 +93,33 @@ ok "--serve returns the file" cmp -s "$MG_TMP/jwks.out" "$MG_TMP/www/jwks.json"
 is "$(mg_http_code --cacert "$MG_PKI/root-cert.pem" --cert "$MG_PKI/client.crt" --key "$MG_PKI/client.key" \
     "https://app.example.com:$p3/file/../jwks.json" --path-as-is)" 404 "--serve refuses .."
 
+# --- HTTP/2 (--h2): ALPN h2 over TLS, prior knowledge in plain text
+ok "mg_start_upstream --h2 with TLS" mg_start_upstream --name h2tls --h2 \
+    --tls-cert "$MG_PKI/server.crt" --tls-key "$MG_PKI/server.key"
+p4=$MG_UPSTREAM_PORT
+body=$(mg_curl --http2 --cacert "$MG_PKI/root-cert.pem" -H 'X-Two: 2' "https://app.example.com:$p4/echo?h=2")
+is "$(mg_json_field "$body" version)" HTTP/2 "ALPN h2 gives an HTTP/2 echo"
+ok "HTTP/2 echo lists :authority" mg_json_has_header "$body" :authority "app.example.com:$p4"
+ok "HTTP/2 echo lists regular headers" mg_json_has_header "$body" x-two 2
+is "$(mg_json_field "$body" path)" "/echo?h=2" "HTTP/2 :path with query"
+body=$(mg_curl --http1.1 --cacert "$MG_PKI/root-cert.pem" "https://app.example.com:$p4/echo")
+is "$(mg_json_field "$body" version)" HTTP/1.1 "the same port still speaks HTTP/1.1"
+body=$(mg_curl --http2 --cacert "$MG_PKI/root-cert.pem" --data-binary @"$MG_TMP/body.bin" "https://app.example.com:$p4/up")
+is "$(mg_json_field "$body" body_sha256)" "$want" "HTTP/2 request body SHA-256"
+ok "mg_start_upstream --h2 in plain text" mg_start_upstream --name h2c --h2
+p5=$MG_UPSTREAM_PORT
+body=$(mg_curl --http2-prior-knowledge "http://127.0.0.1:$p5/echo")
+is "$(mg_json_field "$body" version)" HTTP/2 "prior-knowledge h2c"
+is "$(mg_json_field "$body" upstream)" h2c "h2c echo names the upstream"
+h1=$(mg_curl "http://127.0.0.1:$p1/bytes/200000" | sha256sum)
+is "$(mg_curl --http2-prior-knowledge "http://127.0.0.1:$p5/bytes/200000" | sha256sum)" "$h1" \
+    "/bytes/N is the same over HTTP/1.1 and HTTP/2"
+is "$(mg_http_code --http2-prior-knowledge "http://127.0.0.1:$p5/status/503")" 503 "HTTP/2 /status/503"
+is "$(mg_http_code --http2-prior-knowledge "http://127.0.0.1:$p5/close")" 000 "HTTP/2 /close drops the connection"
+if command -v nghttp >/dev/null; then
+    ok "nghttp: 20 concurrent streams on one connection" nghttp -n -m 20 "http://127.0.0.1:$p5/echo"
+fi
+
 # --- stopping
 ok "mg_stop stops the first upstream (exit 0 on SIGTERM)" mg_stop "$pid1"
 fails "the first upstream is gone" kill -0 "$pid1"

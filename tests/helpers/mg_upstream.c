@@ -6,7 +6,7 @@
  * lenient where the gateway is strict: it reports what it got.
  *
  *   mg_upstream [--listen 127.0.0.1:PORT] [--port-file F] [--name NAME]
- *               [--tls-cert F --tls-key F [--client-ca F]] [--serve DIR]
+ *               [--tls-cert F --tls-key F [--client-ca F]] [--serve DIR] [--h2]
  *
  * Paths:
  *   /echo, anything else   200, JSON describing the request (see echo_json)
@@ -16,7 +16,9 @@
  *   /bytes/N[?chunked=1]   N bytes of 'a'..'z', streamed (Content-Length or chunked)
  *   /file/REL              DIR/REL from --serve (.json as application/json)
  * Any path accepts ?resp-header=Name:Value (repeatable, %-decoded) to add
- * response headers. Request bodies of any size stream into a SHA-256. */
+ * response headers. Request bodies of any size stream into a SHA-256.
+ * --h2 adds HTTP/2 (mg_upstream_h2.c): ALPN h2 over TLS, prior knowledge
+ * (h2c) in plain text; HTTP/1.1 stays available on the same port. */
 #include "autoconfig.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -64,16 +66,16 @@ static bool token_in_list(const char *v, const char *tok)
 
 void mg_up_request_reset(struct conn *c)
 {
-    free(c->method);
-    free(c->target);
-    c->method = c->target = NULL;
-    mg_buf_free(&c->headers_json);
-    c->nheaders = c->head_bytes = 0;
+    free(c->rq.method);
+    free(c->rq.target);
+    c->rq.method = c->rq.target = NULL;
+    mg_buf_free(&c->rq.headers_json);
+    c->rq.nheaders = c->rq.head_bytes = 0;
     c->chunked = c->has_cl = c->conn_close = c->conn_keepalive = c->expect_continue = false;
-    c->content_length = c->remaining = c->body_len = 0;
+    c->content_length = c->remaining = c->rq.body_len = 0;
     c->send_left = 0;
     c->send_chunked = false;
-    EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(c->rq.sha, EVP_sha256(), NULL);
     c->st = S_LINE;
 }
 
@@ -87,6 +89,8 @@ void mg_up_conn_free(struct conn *c, bool abrupt)
         c->next->prev = c->prev;
     if (c->timer)
         event_free(c->timer);
+    if (c->h2)
+        mg_up_h2_free(c);
     if (c->tls && !abrupt) {
         /* platform trap 5: bufferevent_free sends no close_notify */
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -94,10 +98,10 @@ void mg_up_conn_free(struct conn *c, bool abrupt)
             SSL_shutdown(ssl);
     }
     bufferevent_free(c->bev);
-    free(c->method);
-    free(c->target);
-    mg_buf_free(&c->headers_json);
-    EVP_MD_CTX_free(c->sha);
+    free(c->rq.method);
+    free(c->rq.target);
+    mg_buf_free(&c->rq.headers_json);
+    EVP_MD_CTX_free(c->rq.sha);
     free(c);
 }
 
@@ -117,8 +121,9 @@ static int parse_request_line(struct conn *c, char *line)
         c->minor = 0;
     else
         return -1;
-    c->method = mg_xstrndup(line, (size_t)(sp1 - line));
-    c->target = mg_xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    c->rq.version = c->minor ? "HTTP/1.1" : "HTTP/1.0";
+    c->rq.method = mg_xstrndup(line, (size_t)(sp1 - line));
+    c->rq.target = mg_xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
     return 0;
 }
 
@@ -133,13 +138,13 @@ static int parse_header(struct conn *c, char *line, size_t n)
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     size_t nl = (size_t)(colon - line);
-    if (c->nheaders++)
-        mg_buf_adds(&c->headers_json, ",");
-    mg_buf_adds(&c->headers_json, "[");
-    mg_up_json_str(&c->headers_json, line, nl);
-    mg_buf_adds(&c->headers_json, ",");
-    mg_up_json_str(&c->headers_json, v, (size_t)(end - v));
-    mg_buf_adds(&c->headers_json, "]");
+    if (c->rq.nheaders++)
+        mg_buf_adds(&c->rq.headers_json, ",");
+    mg_buf_adds(&c->rq.headers_json, "[");
+    mg_up_json_str(&c->rq.headers_json, line, nl);
+    mg_buf_adds(&c->rq.headers_json, ",");
+    mg_up_json_str(&c->rq.headers_json, v, (size_t)(end - v));
+    mg_buf_adds(&c->rq.headers_json, "]");
     *colon = '\0';
     *end = '\0';
     if (mg_strcasecmp(line, "content-length") == 0) {
@@ -175,14 +180,14 @@ static void take_body(struct conn *c, struct evbuffer *in)
         size_t done = 0;
         for (int i = 0; i < k && i < 8 && done < left; i++) {
             size_t m = v[i].iov_len < left - done ? v[i].iov_len : left - done;
-            EVP_DigestUpdate(c->sha, v[i].iov_base, m);
+            EVP_DigestUpdate(c->rq.sha, v[i].iov_base, m);
             done += m;
         }
         evbuffer_drain(in, done);
         left -= done;
     }
     c->remaining -= n;
-    c->body_len += n;
+    c->rq.body_len += n;
 }
 
 static void process(struct conn *c)
@@ -221,7 +226,7 @@ static void process(struct conn *c)
         case S_LINE:
             if (n == 0)
                 break;          /* a stray CRLF between requests is allowed */
-            c->nreq++;
+            c->rq.nreq = ++c->nreq;
             if (parse_request_line(c, line) != 0)
                 rc = 400;
             else
@@ -229,8 +234,8 @@ static void process(struct conn *c)
             break;
         case S_HEADERS:
             if (n > 0) {
-                c->head_bytes += n + 2;
-                if (c->head_bytes > MAX_HEAD || c->nheaders >= MAX_HEADERS)
+                c->rq.head_bytes += n + 2;
+                if (c->rq.head_bytes > MAX_HEAD || c->rq.nheaders >= MAX_HEADERS)
                     rc = 431;
                 else if (parse_header(c, line, n) != 0)
                     rc = 400;
@@ -295,13 +300,37 @@ static void process(struct conn *c)
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    process(arg);
+    struct conn *c = arg;
+    if (c->h2) {
+        mg_up_h2_read(c);
+        return;
+    }
+    if (!c->proto_known && c->srv->h2) {
+        SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(bev) : NULL;
+        const unsigned char *alpn = NULL;
+        unsigned alen = 0;
+        if (ssl)
+            SSL_get0_alpn_selected(ssl, &alpn, &alen);
+        int pre = c->tls ? 0 : mg_up_h2_preface(bufferevent_get_input(bev));
+        if (pre < 0)
+            return;             /* too few bytes to tell h2c from HTTP/1 */
+        if ((alen == 2 && memcmp(alpn, "h2", 2) == 0) || pre == 1) {
+            c->proto_known = true;
+            mg_up_h2_start(c);
+            return;
+        }
+    }
+    c->proto_known = true;
+    process(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
+    if (c->h2) {
+        mg_up_h2_write(c);
+        return;
+    }
     if (c->st == S_RESPOND && c->send_left > 0)
         mg_up_fill_bytes(c);
     else if (c->st == S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -362,8 +391,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->srv = srv;
     c->bev = bev;
     c->tls = srv->ssl_ctx != NULL;
-    c->sha = EVP_MD_CTX_new();
-    if (!c->sha)
+    c->rq.sha = EVP_MD_CTX_new();
+    if (!c->rq.sha)
         mg_oom();
     struct mg_addr a;
     char ip[64];
@@ -388,7 +417,19 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl;
-    (void)arg;
+    const struct server *srv = arg;
+    /* h2 first when enabled: the client's order does not matter */
+    for (unsigned i = 0; srv->h2 && i < inlen;) {
+        unsigned l = in[i];
+        if (i + 1 + l > inlen)
+            break;
+        if (l == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+            *out = in + i + 1;
+            *outlen = (unsigned char)l;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + l;
+    }
     for (unsigned i = 0; i < inlen;) {
         unsigned l = in[i];
         if (i + 1 + l > inlen)
@@ -403,7 +444,8 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static SSL_CTX *make_ssl_ctx(const char *cert, const char *key, const char *client_ca)
+static SSL_CTX *make_ssl_ctx(struct server *srv, const char *cert, const char *key,
+                             const char *client_ca)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx)
@@ -423,7 +465,7 @@ static SSL_CTX *make_ssl_ctx(const char *cert, const char *key, const char *clie
         SSL_CTX_set_client_CA_list(ctx, names);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, srv);
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -455,7 +497,8 @@ static int write_port_file(const char *path, unsigned port)
 static void usage(FILE *out)
 {
     fputs("usage: mg_upstream [--listen 127.0.0.1:PORT] [--port-file FILE] [--name NAME]\n"
-          "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]] [--serve DIR]\n"
+          "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]] [--serve DIR] [--h2]\n"
+          "--h2 also speaks HTTP/2: ALPN h2 with TLS, prior knowledge (h2c) without.\n"
           "PORT 0 (the default) picks a free port; --port-file receives it.\n", out);
 }
 
@@ -463,12 +506,17 @@ int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:0", *port_file = NULL, *name = "upstream";
     const char *cert = NULL, *key = NULL, *client_ca = NULL, *serve = NULL;
+    bool h2 = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
+        }
+        if (strcmp(a, "--h2") == 0) {
+            h2 = true;
+            continue;
         }
         if (strcmp(a, "--listen") == 0) dst = &listen;
         else if (strcmp(a, "--port-file") == 0) dst = &port_file;
@@ -510,12 +558,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);       /* platform trap 6 */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    struct server srv = {.name = name};
+    struct server srv = {.name = name, .h2 = h2};
     if (serve && !(srv.serve_dir = realpath(serve, NULL))) {
         fprintf(stderr, "mg_upstream: --serve %s: %s\n", serve, strerror(errno));
         return 2;
     }
-    if (cert && !(srv.ssl_ctx = make_ssl_ctx(cert, key, client_ca))) {
+    if (cert && !(srv.ssl_ctx = make_ssl_ctx(&srv, cert, key, client_ca))) {
         fprintf(stderr, "mg_upstream: TLS setup failed: %s\n",
                 ERR_reason_error_string(ERR_get_error()) ? ERR_reason_error_string(ERR_peek_last_error()) : "?");
         free(srv.serve_dir);

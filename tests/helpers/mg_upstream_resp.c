@@ -58,7 +58,7 @@ static char *pct_decode(const char *s, size_t n)
 /* Find query parameter `key` in the query string q (after '?'); returns a
  * pointer to its raw value and its length, starting the search at *from so
  * repeated parameters can be walked. */
-static const char *query_next(const char *q, const char *key, size_t *len, const char **from)
+const char *mg_up_query_next(const char *q, const char *key, size_t *len, const char **from)
 {
     size_t kl = strlen(key);
     const char *p = *from ? *from : q;
@@ -144,7 +144,7 @@ static void send_head(struct conn *c, int status, const char *ctype, int64_t len
 
 /* Extra response headers from ?resp-header=Name:Value (CR/LF refused so a
  * test cannot split the response by accident). */
-static char *resp_headers(const char *target)
+char *mg_up_resp_headers(const char *target)
 {
     const char *q = strchr(target, '?');
     if (!q)
@@ -153,7 +153,7 @@ static char *resp_headers(const char *target)
     const char *from = NULL, *v;
     size_t len;
     int n = 0;
-    while (n < MAX_RESP_HEADERS && (v = query_next(q + 1, "resp-header", &len, &from))) {
+    while (n < MAX_RESP_HEADERS && (v = mg_up_query_next(q + 1, "resp-header", &len, &from))) {
         char *h = pct_decode(v, len);
         char *colon = strchr(h, ':');
         if (colon && colon != h && !strpbrk(h, "\r\n")) {
@@ -172,7 +172,7 @@ static char *resp_headers(const char *target)
 static void simple_response(struct conn *c, int status, const char *body)
 {
     send_head(c, status, "text/plain", (int64_t)strlen(body), NULL);
-    if (strcmp(c->method, "HEAD") != 0)
+    if (strcmp(c->rq.method, "HEAD") != 0)
         evbuffer_add(bufferevent_get_output(c->bev), body, strlen(body));
     response_done(c);
 }
@@ -181,8 +181,8 @@ static void simple_response(struct conn *c, int status, const char *body)
 void mg_up_bad_request(struct conn *c, int status, const char *why)
 {
     fprintf(stderr, "mg_upstream[%s]: %s: %s\n", c->srv->name, c->peer, why);
-    if (!c->method)
-        c->method = mg_xstrdup("GET");
+    if (!c->rq.method)
+        c->rq.method = mg_xstrdup("GET");
     c->keepalive = false;
     c->st = S_RESPOND;
     simple_response(c, status, why);
@@ -226,41 +226,41 @@ static void client_cert_json(struct conn *c, struct mg_buf *b)
  *  "tls":bool,"sni":S|null,"client_cert":bool,"client_uri_san":S|null,
  *  "client_uri_sans":N,"remote":"ip:port","connection_request":N}
  * Header pairs have no spaces, so tests can also grep '["name","value"]'. */
-static char *echo_json(struct conn *c)
+char *mg_up_echo_json(struct conn *c, struct up_req *rq)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(c->sha, md, &mdlen);
+    EVP_DigestFinal_ex(rq->sha, md, &mdlen);
     struct mg_buf b = {0};
     mg_buf_adds(&b, "{\"upstream\":");
     mg_up_json_str(&b, c->srv->name, strlen(c->srv->name));
     mg_buf_adds(&b, ",\"method\":");
-    mg_up_json_str(&b, c->method, strlen(c->method));
+    mg_up_json_str(&b, rq->method, strlen(rq->method));
     mg_buf_adds(&b, ",\"path\":");
-    mg_up_json_str(&b, c->target, strlen(c->target));
-    mg_buf_printf(&b, ",\"version\":\"HTTP/1.%d\",\"headers\":[", c->minor);
-    if (c->headers_json.p)
-        mg_buf_adds(&b, c->headers_json.p);
+    mg_up_json_str(&b, rq->target, strlen(rq->target));
+    mg_buf_printf(&b, ",\"version\":\"%s\",\"headers\":[", rq->version);
+    if (rq->headers_json.p)
+        mg_buf_adds(&b, rq->headers_json.p);
     mg_buf_printf(&b, "],\"body_length\":%llu,\"body_sha256\":\"",
-                  (unsigned long long)c->body_len);
+                  (unsigned long long)rq->body_len);
     for (unsigned i = 0; i < mdlen; i++)
         mg_buf_printf(&b, "%02x", md[i]);
     mg_buf_adds(&b, "\"");
     client_cert_json(c, &b);
     mg_buf_adds(&b, ",\"remote\":");
     mg_up_json_str(&b, c->peer, strlen(c->peer));
-    mg_buf_printf(&b, ",\"connection_request\":%lu}\n", c->nreq);
+    mg_buf_printf(&b, ",\"connection_request\":%lu}\n", rq->nreq);
     return b.p;
 }
 
 static void respond_echo(struct conn *c, int status)
 {
-    char *extra = resp_headers(c->target);
+    char *extra = mg_up_resp_headers(c->rq.target);
     bool nobody = status == 204 || status == 304;
-    char *body = nobody ? NULL : echo_json(c);
+    char *body = nobody ? NULL : mg_up_echo_json(c, &c->rq);
     send_head(c, status, nobody ? NULL : "application/json", nobody ? -1 : (int64_t)strlen(body),
               extra);
-    if (body && strcmp(c->method, "HEAD") != 0)
+    if (body && strcmp(c->rq.method, "HEAD") != 0)
         evbuffer_add(bufferevent_get_output(c->bev), body, strlen(body));
     free(body);
     free(extra);
@@ -276,18 +276,22 @@ static void slow_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- bytes */
 
+void mg_up_pattern(char *dst, size_t n, uint64_t off)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)('a' + (off + i) % 26);
+}
+
 void mg_up_fill_bytes(struct conn *c)
 {
-    static char pattern[FILL_CHUNK];
-    if (!pattern[0])
-        for (size_t i = 0; i < sizeof pattern; i++)
-            pattern[i] = (char)('a' + i % 26);
+    char chunk[FILL_CHUNK];
     struct evbuffer *out = bufferevent_get_output(c->bev);
     while (c->send_left > 0 && evbuffer_get_length(out) < 4 * WRITE_LOW_WATER) {
         size_t n = c->send_left < FILL_CHUNK ? (size_t)c->send_left : FILL_CHUNK;
+        mg_up_pattern(chunk, n, c->send_total - c->send_left);
         if (c->send_chunked)
             evbuffer_add_printf(out, "%zx\r\n", n);
-        evbuffer_add(out, pattern, n);
+        evbuffer_add(out, chunk, n);
         if (c->send_chunked)
             evbuffer_add(out, "\r\n", 2);
         c->send_left -= n;
@@ -308,16 +312,16 @@ static void respond_bytes(struct conn *c, const char *arg, const char *query)
     }
     const char *from = NULL, *v;
     size_t len = 0;
-    bool chunked = query && (v = query_next(query, "chunked", &len, &from)) && len == 1 && *v == '1';
-    char *extra = resp_headers(c->target);
+    bool chunked = query && (v = mg_up_query_next(query, "chunked", &len, &from)) && len == 1 && *v == '1';
+    char *extra = mg_up_resp_headers(c->rq.target);
     c->send_chunked = chunked && c->minor >= 1;
     send_head(c, 200, "application/octet-stream", chunked ? -1 : (int64_t)n, extra);
     free(extra);
-    if (strcmp(c->method, "HEAD") == 0) {
+    if (strcmp(c->rq.method, "HEAD") == 0) {
         response_done(c);
         return;
     }
-    c->send_left = n;
+    c->send_left = c->send_total = n;
     if (n == 0 && !c->send_chunked) {
         response_done(c);
         return;
@@ -327,43 +331,46 @@ static void respond_bytes(struct conn *c, const char *arg, const char *query)
 
 /* ---------------------------------------------------------------- files */
 
-static void respond_file(struct conn *c, const char *rel)
+int mg_up_file_read(struct server *srv, const char *rel, char **data, size_t *len,
+                    const char **ctype)
 {
-    if (!c->srv->serve_dir) {
-        simple_response(c, 404, "no --serve directory\n");
-        return;
-    }
+    *data = NULL;
+    if (!srv->serve_dir || !*rel || strchr(rel, '\\'))
+        return -1;
     /* Refuse anything that could leave the served directory. */
     for (const char *p = rel; *p;) {
         const char *e = strchr(p, '/');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
-            simple_response(c, 404, "bad file path\n");
-            return;
-        }
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return -1;
         p = e ? e + 1 : p + n;
     }
-    if (!*rel || strchr(rel, '\\')) {
-        simple_response(c, 404, "bad file path\n");
-        return;
-    }
-    char *path = mg_xasprintf("%s/%s", c->srv->serve_dir, rel);
-    size_t len;
-    char *data = mg_read_file(path, MAX_FILE, &len);
+    char *path = mg_xasprintf("%s/%s", srv->serve_dir, rel);
+    *data = mg_read_file(path, MAX_FILE, len);
     free(path);
-    if (!data) {
+    if (!*data)
+        return -1;
+    *ctype = mg_has_suffix(rel, ".json") ? "application/json"
+           : mg_has_suffix(rel, ".pem") || mg_has_suffix(rel, ".crt") ? "application/x-pem-file"
+           : mg_has_suffix(rel, ".txt") ? "text/plain"
+           : mg_has_suffix(rel, ".html") ? "text/html"
+           : "application/octet-stream";
+    return 0;
+}
+
+static void respond_file(struct conn *c, const char *rel)
+{
+    char *data;
+    size_t len;
+    const char *ct;
+    if (mg_up_file_read(c->srv, rel, &data, &len, &ct) != 0) {
         simple_response(c, 404, "not found\n");
         return;
     }
-    const char *ct = mg_has_suffix(rel, ".json") ? "application/json"
-                   : mg_has_suffix(rel, ".pem") || mg_has_suffix(rel, ".crt") ? "application/x-pem-file"
-                   : mg_has_suffix(rel, ".txt") ? "text/plain"
-                   : mg_has_suffix(rel, ".html") ? "text/html"
-                   : "application/octet-stream";
-    char *extra = resp_headers(c->target);
+    char *extra = mg_up_resp_headers(c->rq.target);
     send_head(c, 200, ct, (int64_t)len, extra);
     free(extra);
-    if (strcmp(c->method, "HEAD") != 0)
+    if (strcmp(c->rq.method, "HEAD") != 0)
         evbuffer_add(bufferevent_get_output(c->bev), data, len);
     free(data);
     response_done(c);
@@ -375,16 +382,16 @@ void mg_up_dispatch(struct conn *c)
 {
     c->st = S_RESPOND;
     c->keepalive = c->minor >= 1 ? !c->conn_close : c->conn_keepalive;
-    fprintf(stderr, "mg_upstream[%s]: %s %s %s body=%llu\n", c->srv->name, c->peer, c->method,
-            c->target, (unsigned long long)c->body_len);
-    char *path = mg_xstrdup(c->target);
+    fprintf(stderr, "mg_upstream[%s]: %s %s %s body=%llu\n", c->srv->name, c->peer, c->rq.method,
+            c->rq.target, (unsigned long long)c->rq.body_len);
+    char *path = mg_xstrdup(c->rq.target);
     char *query = strchr(path, '?');
     if (query)
         *query++ = '\0';
     if (strcmp(path, "/close") == 0) {
         const char *from = NULL, *v;
         size_t len;
-        if (query && (v = query_next(query, "rst", &len, &from)) && len == 1 && *v == '1') {
+        if (query && (v = mg_up_query_next(query, "rst", &len, &from)) && len == 1 && *v == '1') {
             struct linger lg = {1, 0};   /* close sends RST instead of FIN */
             setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }
@@ -396,7 +403,7 @@ void mg_up_dispatch(struct conn *c)
         const char *from = NULL, *v;
         size_t len = 0;
         uint64_t ms = 0;
-        if (query && (v = query_next(query, "ms", &len, &from))) {
+        if (query && (v = mg_up_query_next(query, "ms", &len, &from))) {
             char *s = mg_xstrndup(v, len);
             if (mg_parse_uint(s, 0, MAX_SLOW_MS, &ms) != 0)
                 ms = MAX_SLOW_MS;

@@ -1,10 +1,11 @@
 /* upstream.h - internals shared by the two files of the test upstream
- * (mg_upstream.c: connections, parsing, main; mg_upstream_resp.c: the
- * answers). Not a library: only these two files include it. */
+ * (mg_upstream.c: connections, HTTP/1 parsing, main; mg_upstream_resp.c:
+ * the answers; mg_upstream_h2.c: HTTP/2). Only these files include it. */
 #ifndef MG_TEST_UPSTREAM_H
 #define MG_TEST_UPSTREAM_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/evp.h>
@@ -28,6 +29,7 @@ struct server {
     SSL_CTX *ssl_ctx;
     const char *name;
     char *serve_dir;                /* realpath of --serve, or NULL */
+    bool h2;                        /* --h2: ALPN h2 and prior-knowledge h2c */
     struct conn *conns;             /* every live connection, freed at exit */
 };
 
@@ -37,6 +39,19 @@ enum state {
     S_CLOSING,                      /* last response queued; free once written */
 };
 
+/* One request as the echo reports it (HTTP/1 connection or HTTP/2 stream). */
+struct up_req {
+    char *method, *target;          /* owned; target = :path for HTTP/2 */
+    const char *version;            /* "HTTP/1.0", "HTTP/1.1", "HTTP/2" */
+    struct mg_buf headers_json;     /* ["name","value"],... in arrival order */
+    size_t nheaders, head_bytes;
+    uint64_t body_len;
+    EVP_MD_CTX *sha;                /* over the request body */
+    unsigned long nreq;             /* 1, 2, ... on its connection */
+};
+
+struct h2;                          /* mg_upstream_h2.c */
+
 struct conn {
     struct server *srv;
     struct conn *prev, *next;
@@ -45,18 +60,17 @@ struct conn {
     bool tls;
     char peer[64];
     unsigned long nreq;             /* requests seen on this connection */
+    struct h2 *h2;                  /* non-NULL once the connection speaks HTTP/2 */
+    bool proto_known;               /* HTTP/1 vs HTTP/2 decided */
     enum state st;
-    /* the request being read */
-    char *method, *target;
+    /* the HTTP/1 request being read */
+    struct up_req rq;
     int minor;
-    struct mg_buf headers_json;     /* ["name","value"],... in arrival order */
-    size_t nheaders, head_bytes;
     bool chunked, has_cl, conn_close, conn_keepalive, expect_continue;
-    uint64_t content_length, remaining, body_len;
-    EVP_MD_CTX *sha;
+    uint64_t content_length, remaining;
     /* the response */
     bool keepalive;
-    uint64_t send_left;
+    uint64_t send_left, send_total;
     bool send_chunked;
 };
 
@@ -74,5 +88,30 @@ void mg_up_dispatch(struct conn *c);
 void mg_up_bad_request(struct conn *c, int status, const char *why);
 /* Queue more of a /bytes body (called from the write callback). */
 void mg_up_fill_bytes(struct conn *c);
+
+/* Shared by both protocols (mg_upstream_resp.c). */
+/* The echo JSON for rq on c (finalizes rq->sha). Caller frees. */
+char *mg_up_echo_json(struct conn *c, struct up_req *rq);
+/* "Name: value\r\n" lines from ?resp-header= in target, or NULL. Caller frees. */
+char *mg_up_resp_headers(const char *target);
+/* The raw value of query parameter key, walking repeats with *from (start NULL). */
+const char *mg_up_query_next(const char *q, const char *key, size_t *len, const char **from);
+/* Read REL under --serve: 0 with *data (caller frees), *len, *ctype; -1 = 404. */
+int mg_up_file_read(struct server *srv, const char *rel, char **data, size_t *len, const char **ctype);
+/* Fill dst with the /bytes pattern continuing at offset off. */
+void mg_up_pattern(char *dst, size_t n, uint64_t off);
+
+/* HTTP/2 (mg_upstream_h2.c). */
+/* Does the buffered input start like an HTTP/2 client preface? 1 yes, 0 no,
+ * -1 too short to tell. */
+int mg_up_h2_preface(struct evbuffer *in);
+/* Switch c to HTTP/2 (after ALPN h2 or a prior-knowledge preface) and feed
+ * what is buffered. May free c. */
+void mg_up_h2_start(struct conn *c);
+/* Feed input / flush output of an HTTP/2 connection. May free c. */
+void mg_up_h2_read(struct conn *c);
+void mg_up_h2_write(struct conn *c);
+/* Free the session and its streams (from mg_up_conn_free). */
+void mg_up_h2_free(struct conn *c);
 
 #endif
