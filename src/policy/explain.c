@@ -339,8 +339,8 @@ static void report(const struct mg_policy_set *s, const struct mg_attrs *a,
 {
     printf("%s\n", r->decision == MG_AUTHZ_ALLOW ? "ALLOW" : "DENY");
     if (a->is_http)
-        printf("request: %s %s%.*s (%s)\n", a->method, a->host ? a->host : "",
-               (int)a->path_len, a->path, "HTTP");
+        printf("request: %s %.*s host=%s port=%u\n", a->method, (int)a->path_len, a->path,
+               a->host ? a->host : "-", (unsigned)a->dest.port);
     else
         printf("request: TCP connection to port %u\n", (unsigned)a->dest.port);
     if (n == 0)
