@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include "cli.h"
 #include "config.h"
 #include "util.h"
 #include "tap.h"
@@ -393,8 +395,117 @@ static void buffer_api(void)
     is_str(mg_app_proto_name(MG_PROTO_GRPC_WEB), "GRPC-WEB", "protocol name");
 }
 
+#ifndef MG_EXAMPLE_DIR
+#define MG_EXAMPLE_DIR "etc/meshgate"
+#endif
+
+static int quiet_check(int argc, char **argv)
+{
+    int saved, devnull, rc;
+
+    fflush(stdout);
+    fflush(stderr);
+    saved = dup(1);
+    int saved2 = dup(2);
+    devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    rc = mg_cmd_check(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved, 1);
+    dup2(saved2, 2);
+    close(saved);
+    close(saved2);
+    close(devnull);
+    return rc;
+}
+
+/* The bundled example, copied next to placeholder certificate files as the
+ * demo does (the loader checks that they are readable; their PEM contents
+ * are checked when TLS contexts are built): no error allowed. */
+static void example_config(void)
+{
+    char tmpl[] = "/tmp/mg-example-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    static const char *const files[] = { "00-mesh.yaml", "10-proxy.yaml", "20-gateway.yaml",
+                                         "30-policies.yaml", "40-egress.yaml" };
+    static const char *const certs[] = { "cert-chain.pem", "key.pem", "root-cert.pem",
+                                         "app.example.com.crt", "app.example.com.key",
+                                         "admin.example.com.crt", "admin.example.com.key",
+                                         "client-ca.crt" };
+    char path[1024];
+
+    if (!ok(dir != NULL, "temp dir for the example"))
+        return;
+    for (size_t i = 0; i < MG_ARRAY_LEN(files); i++) {
+        size_t len;
+        snprintf(path, sizeof(path), "%s/%s", MG_EXAMPLE_DIR, files[i]);
+        char *data = mg_read_file(path, 1 << 20, &len);
+        ok(data != NULL, "example file %s exists", files[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "w");
+        if (f && data)
+            fwrite(data, 1, len, f);
+        if (f)
+            fclose(f);
+        free(data);
+    }
+    snprintf(path, sizeof(path), "%s/certs", dir);
+    mkdir(path, 0700);
+    for (size_t i = 0; i < MG_ARRAY_LEN(certs); i++) {
+        snprintf(path, sizeof(path), "%s/certs/%s", dir, certs[i]);
+        FILE *f = fopen(path, "w");
+        if (f)
+            fclose(f);
+    }
+
+    struct mg_diags d = { 0 };
+    struct mg_config *c = mg_config_load(dir, &d);
+    if (c)
+        mg_config_analyze(c, &d);
+    if (!ok(c != NULL && d.errors == 0, "example configuration: no errors (%zu warnings)",
+            d.warnings))
+        mg_diags_print(&d, stdout);
+    if (c) {
+        ok(c->proxy.present && strcmp(c->proxy.meta.name, "ingressgateway") == 0,
+           "example Proxy ingressgateway");
+        is_int(c->n_gateways, 1, "example Gateway");
+        ok(c->n_gateways && c->gateways[0].n_servers == 3, "three servers");
+        const struct mg_credential *cr = mg_config_credential(c, "admin-tls-cert");
+        ok(cr && cr->ca_certificates && mg_has_suffix(cr->ca_certificates, "/certs/client-ca.crt"),
+           "admin credential has a client CA, resolved next to the copy");
+        ok(c->mesh.outbound_mode == MG_OUTBOUND_REGISTRY_ONLY, "example is REGISTRY_ONLY");
+    }
+    mg_config_free(c);
+    mg_diags_free(&d);
+
+    char *argv_ok[] = { (char *)"check", (char *)"-c", dir, NULL };
+    is_int(quiet_check(3, argv_ok), 0, "meshgate check on the example exits 0");
+    snprintf(path, sizeof(path), "%s/certs/client-ca.crt", dir);
+    unlink(path);
+    is_int(quiet_check(3, argv_ok), 1, "meshgate check exits 1 when a file is missing");
+    char *argv_bad[] = { (char *)"check", (char *)"-x", NULL };
+    is_int(quiet_check(2, argv_bad), 2, "meshgate check exits 2 on bad usage");
+    char *argv_extra[] = { (char *)"check", (char *)"extra", NULL };
+    is_int(quiet_check(2, argv_extra), 2, "meshgate check exits 2 on a stray argument");
+
+    for (size_t i = 0; i < MG_ARRAY_LEN(certs); i++) {
+        snprintf(path, sizeof(path), "%s/certs/%s", dir, certs[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof(path), "%s/certs", dir);
+    rmdir(path);
+    for (size_t i = 0; i < MG_ARRAY_LEN(files); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 static void good_files(void)
 {
+    example_config();
     good_all_kinds();
     good_list_dir_rel();
     buffer_api();
