@@ -61,6 +61,10 @@ static void read_server_tls(struct mg_cfg *x, const struct mg_ynode *v, struct m
         else
             mg_cfg_unknown(x, k);
     }
+    if (t->credential_name && !*t->credential_name) {
+        free(t->credential_name);       /* "" is how YAML templates write "none" */
+        t->credential_name = NULL;
+    }
     bool files = t->server_certificate || t->private_key;
     bool creds = t->credential_name || t->credential_names.n;
     if (t->mode == MG_TLS_SIMPLE || t->mode == MG_TLS_MUTUAL || t->mode == MG_TLS_OPTIONAL_MUTUAL) {
