@@ -1,0 +1,58 @@
+/* h2_server.h - HTTP/2 downstream codec (nghttp2 server session).
+ *
+ * conn.c hands a connection here when TLS ALPN selected "h2". Each stream
+ * becomes one `struct mg_request` run by the same phases as HTTP/1
+ * (request.h); responses go back as HEADERS (+ DATA through deferred data
+ * providers).
+ *
+ * Limits, all per connection:
+ *   SETTINGS_MAX_CONCURRENT_STREAMS  Proxy limits.maxConcurrentStreams
+ *                                    (0 or unset = 100; nghttp2's default
+ *                                    would be 2^31-1, platform trap 9)
+ *   SETTINGS_MAX_HEADER_LIST_SIZE    limits.maxRequestHeadersKb * 1024,
+ *                                    enforced here (nghttp2 only announces
+ *                                    it, trap 8): a larger block, or more
+ *                                    than MG_H1_MAX_HEADERS fields, is
+ *                                    answered 431 on that stream only
+ *   SETTINGS_INITIAL_WINDOW_SIZE     MG_H2_STREAM_WINDOW, connection window
+ *                                    MG_H2_CONN_WINDOW; WINDOW_UPDATE is
+ *                                    sent only for bytes the upstream took,
+ *                                    so buffered request bodies never
+ *                                    exceed MG_H2_CONN_WINDOW
+ *   SETTINGS_ENABLE_PUSH             0
+ *   response bytes buffered          about MG_H2_RESP_WM per stream before
+ *                                    the upstream read is paused, plus
+ *                                    MG_H2_OUT_WM of encoded frames in the
+ *                                    socket buffer before frames wait
+ * nghttp2's own protections stay at their defaults: RST_STREAM rate limit
+ * (burst 1000, 33/s, then GOAWAY), 8 CONTINUATION frames per header
+ * block, 1000 queued PING/SETTINGS acks.
+ *
+ * Graceful end: GOAWAY (NO_ERROR) on drain and after the idle timeout with
+ * no open stream; the connection closes once open streams finish and the
+ * output is flushed. */
+#ifndef MG_H2_SERVER_H
+#define MG_H2_SERVER_H
+
+struct mg_conn;
+
+/* Stream window: 256 KiB keeps one stream near line rate on a LAN and at
+ * ~20 Mbit/s over 100 ms RTT, while 100 streams cannot pin more than the
+ * connection window. */
+#define MG_H2_STREAM_WINDOW (256 * 1024)
+/* Connection window: the bound on request-body bytes one connection can
+ * make the gateway hold (bytes not yet taken by upstreams). */
+#define MG_H2_CONN_WINDOW (1024 * 1024)
+/* Per-stream response buffer above which the upstream read is paused. */
+#define MG_H2_RESP_WM (64 * 1024)
+/* Encoded output waiting for the socket above which no frame is produced
+ * and no more input is read (the client is not reading). */
+#define MG_H2_OUT_WM (128 * 1024)
+
+/* Take over connection c (handshake done, ALPN h2): create the nghttp2
+ * server session, send our SETTINGS, install the bufferevent callbacks and
+ * c->codec / codec_free / codec_drain. Never fails the process: when the
+ * session cannot be created the connection is closed. */
+void mg_h2_server_start(struct mg_conn *c);
+
+#endif
