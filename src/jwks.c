@@ -38,6 +38,7 @@ struct jwks_entry {
     int64_t last_start_ms;      /* monotonic; 0 = never */
     int64_t due_ms;             /* when the timer fires */
     int64_t backoff_cur;
+    int64_t last_ok_ms;         /* monotonic time of the last success */
 };
 
 struct mg_jwks_store {
@@ -45,7 +46,7 @@ struct mg_jwks_store {
     struct evdns_base *dns;
     SSL_CTX *ctx;
     struct event *wake;
-    int64_t refresh_ms, backoff_ms, backoff_max_ms, kid_miss_ms;
+    int64_t refresh_ms, backoff_ms, backoff_max_ms, kid_miss_ms, max_stale_ms;
     size_t max_body;
     int max_redirects;
     bool quiet;
@@ -66,6 +67,8 @@ struct fetch {
     bool discovery_stage;       /* fetching the OIDC document, not the JWKS */
     struct evhttp_connection *conn;
     int err_kind;               /* enum evhttp_request_error + 1; 0 = none */
+    struct evhttp_request *req; /* pending request, NULL once its callback ran */
+    struct event *deadline;     /* whole-request timeout (a slow drip is not progress) */
     SSL *ssl;                   /* our own reference, to read the verify result */
 };
 
@@ -151,6 +154,7 @@ struct mg_jwks_store *mg_jwks_store_new(struct event_base *base, struct evdns_ba
     s->backoff_ms = env_ms("MESHGATE_JWKS_BACKOFF_MS", o.backoff_ms, 60 * 1000);
     s->backoff_max_ms = env_ms("MESHGATE_JWKS_BACKOFF_MAX_MS", o.backoff_max_ms, 60 * 60 * 1000);
     s->kid_miss_ms = env_ms("MESHGATE_JWKS_KIDMISS_MS", o.kid_miss_ms, 30 * 1000);
+    s->max_stale_ms = env_ms("MESHGATE_JWKS_MAX_STALE_MS", o.max_stale_ms, 7LL * 24 * 3600 * 1000);
     s->max_body = o.max_body ? o.max_body : MG_JWKS_MAX_JSON;
     s->max_redirects = o.max_redirects < 0 ? 3 : o.max_redirects;
     s->quiet = o.quiet;
@@ -165,6 +169,8 @@ static void fetch_free(struct fetch *f)
 {
     if (!f)
         return;
+    if (f->deadline)
+        event_free(f->deadline);
     SSL_free(f->ssl);           /* only our extra reference (SSL_up_ref) */
     free(f->url);
     free(f);
@@ -359,8 +365,14 @@ static void finish(struct fetch *f, struct mg_jwks *ks, const char *why)
         old = e->ks;
         e->ks = ks;
         e->last_error[0] = 0;
+        e->last_ok_ms = mg_now_ms();
     } else {
         snprintf(e->last_error, sizeof e->last_error, "%s", why);
+        /* Istio keeps a last good set for 7 days, not forever. */
+        if (e->ks && mg_now_ms() - e->last_ok_ms > s->max_stale_ms) {
+            old = e->ks;
+            e->ks = NULL;
+        }
     }
     pthread_mutex_unlock(&e->mu);
     mg_jwks_unref(old);         /* workers holding it keep their own reference */
@@ -478,7 +490,9 @@ static const char *start_request(struct fetch *f)
         free(hosthdr);
     }
     atomic_fetch_add(&e->requests, 1);
+    f->req = req;
     if (evhttp_make_request(f->conn, req, EVHTTP_REQ_GET, target) != 0) {
+        f->req = NULL;
         /* evhttp freed req on failure */
         evhttp_connection_free(f->conn);
         f->conn = NULL;
@@ -486,6 +500,7 @@ static const char *start_request(struct fetch *f)
         evhttp_uri_free(u);
         return "cannot send the request";
     }
+    evtimer_add(f->deadline, &tv);
     free(target);
     evhttp_uri_free(u);
     return NULL;
@@ -533,6 +548,8 @@ static void done_cb(struct evhttp_request *req, void *arg)
 
     retire_conn(s, f->conn);    /* freed from the loop once this callback returned */
     f->conn = NULL;
+    f->req = NULL;
+    evtimer_del(f->deadline);
     if (code == 0) {
         unsigned long ssl_err = ERR_peek_last_error();
         const char *what = "connection failed";
@@ -616,6 +633,21 @@ static void done_cb(struct evhttp_request *req, void *arg)
     }
 }
 
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fetch *f = arg;
+    (void)fd;
+    (void)what;
+    if (!f->req)
+        return;
+    /* Cancelling runs no request callback; the fetch ends here. */
+    evhttp_cancel_request(f->req);
+    f->req = NULL;
+    retire_conn(f->e->store, f->conn);
+    f->conn = NULL;
+    finish(f, NULL, "timeout");
+}
+
 static void start_fetch(struct jwks_entry *e)
 {
     struct fetch *f;
@@ -626,6 +658,8 @@ static void start_fetch(struct jwks_entry *e)
     f->e = e;
     f->url = mg_xstrdup(e->uri);
     f->discovery_stage = e->discovery;
+    if (!(f->deadline = evtimer_new(e->store->base, deadline_cb, f)))
+        mg_oom();
     e->inflight = f;
     e->last_start_ms = mg_now_ms();
     evtimer_del(e->timer);

@@ -13,7 +13,9 @@
  * bundle with hostname check; plain http only to 127.0.0.1 / localhost / ::1,
  * for tests), at most 3 redirects, body <= 1 MiB, the rule's timeout.
  * Refresh every 20 min; on failure keep the last good set, count and log
- * it, retry after 1 min doubling up to 60 min. With no set yet a lookup
+ * it, retry after 1 min doubling up to 60 min; a set that could not be
+ * refreshed for 7 days is dropped. The whole request (connect, TLS, body)
+ * must finish within the rule's timeout. With no set yet a lookup
  * returns NULL (reqauthn answers 401 "Jwks remote fetch is failed"); there is
  * never a built-in key (CVE-2026-31837). A token naming an unknown kid may
  * trigger an early refetch, at most once per 30 s per URI. */
@@ -35,6 +37,9 @@ struct mg_jwks_store_opts {
      * MESHGATE_JWKS_REFRESH_MS (20 min), MESHGATE_JWKS_BACKOFF_MS (60 s),
      * MESHGATE_JWKS_BACKOFF_MAX_MS (60 min), MESHGATE_JWKS_KIDMISS_MS (30 s). */
     int64_t refresh_ms, backoff_ms, backoff_max_ms, kid_miss_ms;
+    /* A last good set older than this is dropped after a failed refresh
+     * (MESHGATE_JWKS_MAX_STALE_MS; default 7 days, as Istio). */
+    int64_t max_stale_ms;
     size_t max_body;            /* 0 = 1 MiB */
     int max_redirects;          /* <0 = 3 */
     bool quiet;                 /* no log lines on stderr (tests) */

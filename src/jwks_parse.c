@@ -106,6 +106,12 @@ static const char *parse_rsa(json_t *o, struct mg_jwk *k)
         free(n);
         return "RSA [e] missing or malformed";
     }
+    /* e must be odd and > 1: e = 1 would make every signature its own proof. */
+    if ((e[elen - 1] & 1) == 0 || bit_length(e, elen) < 2) {
+        free(n);
+        free(e);
+        return "RSA [e] is not an odd exponent > 1";
+    }
     k->bits = bit_length(n, nlen);
     if (k->bits < MIN_RSA_BITS) {
         free(n);

@@ -64,6 +64,7 @@ struct srv {
     char *jwks;
     int hits_jwks, hits;
     int status;                 /* status for /jwks (200 normally) */
+    struct evhttp_request *slow;
 };
 
 static struct bufferevent *srv_bev(struct event_base *b, void *arg)
@@ -106,6 +107,8 @@ static void srv_handler(struct evhttp_request *req, void *arg)
             snprintf(loc, sizeof loc, "https://127.0.0.1:%d/jwks", s->port);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
         reply(req, 302, "", 0);
+    } else if (!strcmp(uri, "/slow")) {
+        s->slow = req;          /* answered only after the client gave up */
     } else if (!strcmp(uri, "/.well-known/openid-configuration")) {
         char doc[128];
         snprintf(doc, sizeof doc, "{\"issuer\":\"x\",\"jwks_uri\":\"https://127.0.0.1:%d/jwks\"}", s->port);
@@ -176,12 +179,14 @@ static bool has_kid(void *a)
 }
 static bool counter_reached(void *a) { struct probe *p = a; return *p->counter >= p->want; }
 
+static int64_t opt_max_stale;
+
 static struct mg_jwks_store *store(const char *ca, int64_t refresh, int64_t backoff, int64_t kidmiss)
 {
     char err[128];
     struct mg_jwks_store_opts o = {.ca_file = ca, .refresh_ms = refresh, .backoff_ms = backoff,
                                    .backoff_max_ms = backoff * 4, .kid_miss_ms = kidmiss,
-                                   .max_redirects = -1, .quiet = true};
+                                   .max_stale_ms = opt_max_stale, .max_redirects = -1, .quiet = true};
     struct mg_jwks_store *s = mg_jwks_store_new(base, dns, &o, err, sizeof err);
     if (!s)
         printf("# store: %s\n", err);
@@ -283,6 +288,23 @@ int main(void)
     s.status = 200;
     mg_jwks_store_free(st);
 
+    /* A last good set too old to keep is dropped after a failed refresh. */
+    opt_max_stale = 1;
+    st = store(ca_good, 60, 60, 30000);
+    opt_max_stale = 0;
+    mg_jwks_store_add(st, url, false, 2000);
+    p = (struct probe){st, url, "k2", NULL, 0};
+    ok(run_until(has_kid, &p, 3000), "fetched (max stale 1 ms)");
+    s.status = 500;
+    {
+        int64_t end = mg_now_ms() + 2000;
+        while (has_kid(&p) && mg_now_ms() < end)
+            run_ms(20);
+        ok(!has_kid(&p), "stale key set dropped once a refresh failed past the limit");
+    }
+    s.status = 200;
+    mg_jwks_store_free(st);
+
     /* 3. server down at start, then up: backoff retries find it. */
     {
         struct srv d = {.status = 200, .jwks = s.jwks};
@@ -313,17 +335,26 @@ int main(void)
     /* 4. oversized; 5. redirects; 6. untrusted certificate; discovery. */
     st = store(ca_good, 60000, 60000, 0);
     {
-        char big[128], r3[128], r4[128], disc[128];
+        char big[128], r3[128], r4[128], disc[128], slow[128];
         snprintf(big, sizeof big, "https://127.0.0.1:%d/big", s.port);
         snprintf(r3, sizeof r3, "https://127.0.0.1:%d/redir/3", s.port);
         snprintf(r4, sizeof r4, "https://127.0.0.1:%d/redir/4", s.port);
         snprintf(disc, sizeof disc, "https://127.0.0.1:%d/.well-known/openid-configuration", s.port);
+        snprintf(slow, sizeof slow, "https://127.0.0.1:%d/slow", s.port);
+        mg_jwks_store_add(st, slow, false, 200);
         mg_jwks_store_add(st, big, false, 2000);
         mg_jwks_store_add(st, r3, false, 2000);
         mg_jwks_store_add(st, r4, false, 2000);
         mg_jwks_store_add(st, disc, true, 2000);
         p = (struct probe){st, NULL, "k2", NULL, 0};
-        ok(run_until(is_ready, &p, 5000), "all four URIs attempted");
+        ok(run_until(is_ready, &p, 5000), "all five URIs attempted");
+        mg_jwks_store_stats(st, slow, &stats);
+        ok(!stats.has_keys && strstr(stats.last_error, "timeout"), "a server that never answers times out (%s)",
+           stats.last_error);
+        if (s.slow) {           /* libevent frees a request whose client left */
+            reply(s.slow, 200, "{}", 2);
+            s.slow = NULL;
+        }
         mg_jwks_store_stats(st, big, &stats);
         ok(!stats.has_keys && stats.fetch_fail == 1 && strstr(stats.last_error, "larger"),
            "JWKS over 1 MiB refused (%s)", stats.last_error);
