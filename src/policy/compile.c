@@ -740,9 +740,6 @@ void mg_workload_from_proxy(const struct mg_proxy *p, struct mg_workload *w)
     w->labels = &p->meta.labels;
 }
 
-void mg_policy_peer_compile(struct mg_policy_set *s, const struct mg_config *c,
-                            const char *wns, const struct mg_kvlist *labels, struct mg_diags *d);
-
 static const struct mg_ext_provider *find_provider(const struct mg_config *c, const char *name)
 {
     for (size_t i = 0; name && i < c->mesh.n_ext_providers; i++)

@@ -136,7 +136,13 @@ bool mg_pm_match_str(const struct mg_pm *m, const char *s, size_t n);
 bool mg_pm_match_principal(const struct mg_pm *m, const char *principal);
 bool mg_field_match(const struct mg_field *f, const struct mg_attrs *a);
 
-/* compile.c helpers used by tests of the time parser */
+/* compile.c: RFC 3339 creationTimestamp -> seconds + nanoseconds since the
+ * epoch (UTC). Returns 0, or -1 for NULL or a malformed value. */
 int mg_policy_parse_time(const char *s, int64_t *sec, int32_t *nsec);
+
+/* peer_authn.c: select the PeerAuthentication of each level for workload
+ * namespace `wns` with `labels` (section 3) and store them in s. */
+void mg_policy_peer_compile(struct mg_policy_set *s, const struct mg_config *c,
+                            const char *wns, const struct mg_kvlist *labels, struct mg_diags *d);
 
 #endif

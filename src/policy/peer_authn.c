@@ -4,9 +4,6 @@
 #include <string.h>
 #include "policy/internal.h"
 
-void mg_policy_peer_compile(struct mg_policy_set *s, const struct mg_config *c,
-                            const char *wns, const struct mg_kvlist *labels, struct mg_diags *d);
-
 static bool has_selector(const struct mg_selector *sel)
 {
     return sel->present && sel->match_labels.n > 0;

@@ -85,7 +85,8 @@ struct mg_authz_result {
 };
 
 /* Decide per istio-semantics 1.3 (CUSTOM, DENY, ALLOW; AUDIT marks; dry-run
- * reported only). `r` is fully overwritten. Does not allocate. */
+ * reported only). `s` and `a` must not be NULL. `r` is fully overwritten;
+ * its strings point into `s` and live as long as it. Does not allocate. */
 void mg_authz_decide(const struct mg_policy_set *s, const struct mg_attrs *a,
                      struct mg_authz_result *r);
 
