@@ -141,7 +141,12 @@ static void collect(struct fields *f, const struct mg_request *r)
     f->tx = r->bytes_sent;
     f->duration = (unsigned long long)(mg_now_ms() - r->start_ms);
     f->upstream = r->upstream_host[0] ? r->upstream_host : NULL;
-    f->xff = mg_request_header(r, "x-forwarded-for");
+    f->xff = NULL;                      /* as forwarded (with the peer appended) */
+    for (size_t i = 0; i < r->n_uh && !f->xff; i++)
+        if (strcmp(r->uh[i].key, "x-forwarded-for") == 0)
+            f->xff = r->uh[i].value;
+    if (!f->xff)
+        f->xff = mg_request_header(r, "x-forwarded-for");
     f->ua = mg_request_header(r, "user-agent");
     f->rid = r->request_id[0] ? r->request_id : mg_request_header(r, "x-request-id");
     f->authority = r->authority;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include "h2_server.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -72,9 +73,12 @@ void mg_conn_start_codec(struct mg_conn *c)
     unsigned int alen = 0;
     if (c->ssl)
         SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
-    /* "h2" goes to the HTTP/2 codec once it exists (mg_tls_alpn_h2 offers it);
+    /* "h2" (offered when mg_tls_alpn_h2) goes to the HTTP/2 codec;
      * everything else, and no ALPN at all, is HTTP/1.1 */
-    mg_h1_server_start(c);
+    if (alen == 2 && memcmp(alpn, "h2", 2) == 0)
+        mg_h2_server_start(c);
+    else
+        mg_h1_server_start(c);
 }
 
 static void peer_identity(struct mg_conn *c)

@@ -19,7 +19,7 @@
 #include "snapshot.h"
 #include "util.h"
 
-bool mg_tls_alpn_h2 = false;
+bool mg_tls_alpn_h2 = true;
 
 static int srv_idx = -1;                /* SSL_CTX ex_data: struct mg_srv * */
 static int port_idx = -1;               /* SSL_CTX ex_data: struct mg_port * */
