@@ -205,13 +205,13 @@ static const char *parse_key(json_t *o, struct mg_jwk *k, unsigned flags)
     kty = json_string_value(json_object_get(o, "kty"));
     if (!kty)
         return "[kty] is missing in [keys]";
-    if ((v = json_object_get(o, "use")) && (!(use = json_string_value(v)) || strcmp(use, "sig")))
-        return "[use] is not \"sig\"";
     if ((v = json_object_get(o, "kid"))) {
         if (!json_is_string(v))
             return "[kid] is not a string";
         k->kid = mg_xstrdup(json_string_value(v));
     }
+    if ((v = json_object_get(o, "use")) && (!(use = json_string_value(v)) || strcmp(use, "sig")))
+        return "[use] is not \"sig\"";
     if (!strcmp(kty, "RSA"))
         k->kty = MG_KTY_RSA, err = parse_rsa(o, k);
     else if (!strcmp(kty, "EC"))

@@ -1,5 +1,6 @@
 /* test_jwt.c - JWKS parsing, strict JWT verification, verified-token cache.
  * Tokens are signed by tests/helpers/jwt_sign.c (OpenSSL, not cjose). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +425,35 @@ static void test_cache(void)
     free(t), free(je);
 }
 
+/* Every file in data/jwt/bad-jwks is a JWKS with no usable key. */
+static void test_bad_jwks_files(void)
+{
+    char *dir = mg_xasprintf("%s/bad-jwks", MG_JWT_DATA);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    ok(d != NULL, "data directory %s", dir);
+    while (d && (de = readdir(d))) {
+        char *path, *buf, err[256];
+        size_t len;
+        struct mg_jwks *ks;
+        if (de->d_name[0] == '.')
+            continue;
+        path = mg_xasprintf("%s/%s", dir, de->d_name);
+        buf = mg_read_file(path, MG_JWKS_MAX_JSON, &len);
+        ks = buf ? mg_jwks_parse(buf, len, 0, err, sizeof err) : NULL;
+        ok(buf && !ks, "%s refused (%s)", de->d_name, buf ? err : "unreadable");
+        mg_jwks_unref(ks);
+        free(buf);
+        free(path);
+        n++;
+    }
+    ok(n >= 10, "%d bad JWKS files checked", n);
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 int main(void)
 {
     now = (int64_t)time(NULL);
@@ -441,6 +471,7 @@ int main(void)
     test_malformed_and_time();
     test_jwks_documents();
     test_cache();
+    test_bad_jwks_files();
     EVP_PKEY *all[] = {rsa, rsa_b, rsa1024, ec256, ec256_b, ec384, ec521, ed};
     for (size_t i = 0; i < MG_ARRAY_LEN(all); i++)
         EVP_PKEY_free(all[i]);
