@@ -147,6 +147,16 @@ static void analyze_authz(const struct mg_config *c, struct mg_diags *d, enum mg
     for (size_t i = 0; i < c->n_authz_policies; i++) {
         const struct mg_authz_policy *p = &c->authz_policies[i];
         bool app = applies(c, &p->meta, &p->selector);
+        if (p->action == MG_ACTION_CUSTOM && p->provider) {
+            size_t k;
+            for (k = 0; k < c->mesh.n_ext_providers; k++)
+                if (strcmp(c->mesh.ext_providers[k].name, p->provider) == 0)
+                    break;
+            if (k == c->mesh.n_ext_providers)
+                mg_warning(d, p->meta.pos, "AuthorizationPolicy %s/%s: provider \"%s\" is not in "
+                           "MeshConfig extensionProviders, so the requests its rules match are "
+                           "denied", p->meta.namespace_, p->meta.name, p->provider);
+        }
         if (c->proxy.present && p->selector.present && !app)
             mg_warning(d, p->selector.pos, "AuthorizationPolicy %s/%s: selector matches no Proxy "
                        "(the Proxy is %s/%s)", p->meta.namespace_, p->meta.name,
@@ -208,6 +218,12 @@ static void analyze_request_authn(const struct mg_config *c, struct mg_diags *d)
         if (c->proxy.present && ra->selector.present && !applies(c, &ra->meta, &ra->selector))
             mg_warning(d, ra->selector.pos, "RequestAuthentication %s/%s: selector matches no "
                        "Proxy", ra->meta.namespace_, ra->meta.name);
+        for (size_t j = 0; j < ra->n_rules; j++)
+            if (ra->rules[j].jwks && (strstr(ra->rules[j].jwks, "\"d\"") ||
+                                      strstr(ra->rules[j].jwks, "\"k\"")))
+                mg_warning(d, ra->rules[j].pos, "inline jwks of issuer \"%s\" appears to contain "
+                           "private or symmetric key material (\"d\" or \"k\")",
+                           ra->rules[j].issuer ? ra->rules[j].issuer : "");
         for (size_t j = 0; j < c->n_authz_policies && !covered; j++)
             if (requires_jwt(&c->authz_policies[j]) && same_scope(c, ra, &c->authz_policies[j]))
                 covered = true;
@@ -257,13 +273,43 @@ static const struct mg_gateway *find_gateway(const struct mg_config *c, const ch
     return NULL;
 }
 
+static bool host_matches(const char *pattern, const char *host);
+
+/* A server host "[ns/]dnsName" admits VirtualService host h? */
+static bool server_host_admits(const char *server_host, const char *h)
+{
+    const char *slash = strchr(server_host, '/');
+    const char *dns = slash ? slash + 1 : server_host;
+
+    if (strcmp(dns, "*") == 0 || host_matches(dns, h))
+        return true;
+    /* a VirtualService wildcard inside the server's wildcard */
+    return h[0] == '*' && dns[0] == '*' && host_matches(dns, h + 1);
+}
+
 static void check_gateway_refs(const struct mg_config *c, struct mg_diags *d,
                                const struct mg_virtual_service *vs, const struct mg_slist *l)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i], "mesh") != 0 && !find_gateway(c, l->v[i], vs->meta.namespace_))
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i], "mesh") == 0)
+            continue;
+        const struct mg_gateway *g = find_gateway(c, l->v[i], vs->meta.namespace_);
+        if (!g) {
             mg_warning(d, l->pos[i], "VirtualService %s/%s is bound to gateway \"%s\", which does "
                        "not exist", vs->meta.namespace_, vs->meta.name, l->v[i]);
+            continue;
+        }
+        for (size_t h = 0; h < vs->hosts.n; h++) {
+            bool found = false;
+            for (size_t s = 0; s < g->n_servers && !found; s++)
+                for (size_t k = 0; k < g->servers[s].hosts.n && !found; k++)
+                    found = server_host_admits(g->servers[s].hosts.v[k], vs->hosts.v[h]);
+            if (!found)
+                mg_warning(d, vs->hosts.pos[h], "host \"%s\" of VirtualService %s/%s is not "
+                           "served by gateway %s/%s", vs->hosts.v[h], vs->meta.namespace_,
+                           vs->meta.name, g->meta.namespace_, g->meta.name);
+        }
+    }
 }
 
 static void check_credential(const struct mg_config *c, struct mg_diags *d,
@@ -295,6 +341,17 @@ static void analyze_gateways(const struct mg_config *c, struct mg_diags *d)
                        g->meta.name);
         for (size_t j = 0; j < g->n_servers; j++) {
             const struct mg_server *s = &g->servers[j];
+            for (size_t k = 0; k < j; k++) {
+                const struct mg_server *o = &g->servers[k];
+                if (o->port != s->port)
+                    continue;
+                for (size_t a = 0; a < s->hosts.n; a++)
+                    for (size_t b = 0; b < o->hosts.n; b++)
+                        if (mg_strcasecmp(s->hosts.v[a], o->hosts.v[b]) == 0)
+                            mg_warning(d, s->hosts.pos[a], "host \"%s\" on port %u is already "
+                                       "served by servers[%zu]; Istio ignores the duplicate",
+                                       s->hosts.v[a], s->port, k);
+            }
             if (s->tls.credential_name && *s->tls.credential_name)
                 check_credential(c, d, s, s->tls.credential_name, s->tls.pos);
             for (size_t k = 0; k < s->tls.credential_names.n; k++)

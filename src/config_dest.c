@@ -427,6 +427,10 @@ void mg_cfg_read_service_entry(struct mg_cfg *x, const struct mg_ynode *spec,
             if (se->ports[i].number && se->ports[i].number == se->ports[j].number)
                 mg_error(x->d, se->ports[i].pos, "duplicate port %u in ServiceEntry",
                          se->ports[i].number);
+            else if (se->ports[i].name && se->ports[j].name &&
+                     strcmp(se->ports[i].name, se->ports[j].name) == 0)
+                mg_error(x->d, se->ports[i].pos, "duplicate port name \"%s\" in ServiceEntry",
+                         se->ports[i].name);
     if (se->resolution == MG_RES_STATIC && se->n_endpoints == 0 && !se->workload_selector.present)
         mg_error(x->d, at, "resolution STATIC needs endpoints");
     if (se->resolution == MG_RES_NONE && se->n_endpoints)
