@@ -337,9 +337,16 @@ bool mg_srv_same_tls(const struct mg_srv *a, const struct mg_srv *b)
     if (a == b)
         return true;
     const struct mg_server_tls *x = &a->cfg->tls, *y = &b->cfg->tls;
-    return x->mode == y->mode && streq0(x->credential_name, y->credential_name) &&
-           streq0(x->server_certificate, y->server_certificate) &&
-           streq0(x->ca_certificates, y->ca_certificates) &&
+    /* the client-authentication policy is what a Host switch could bypass;
+     * the certificate itself does not matter (it covered the SNI already) */
+    if (x->mode != y->mode)
+        return false;
+    if (x->mode == MG_TLS_SIMPLE)
+        return true;
+    /* mutual modes: the client CAs may come from the credential */
+    return streq0(x->ca_certificates, y->ca_certificates) &&
+           (x->ca_certificates || streq0(x->credential_name, y->credential_name)) &&
+           x->insecure_skip_verify == y->insecure_skip_verify &&
            slist_eq(&x->subject_alt_names, &y->subject_alt_names) &&
            x->min_version == y->min_version && x->max_version == y->max_version;
 }
