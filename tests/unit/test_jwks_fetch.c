@@ -2,6 +2,7 @@
  * on the same event loop (evhttp + bufferevent_openssl on 127.0.0.1, with a
  * certificate generated here). Intervals are tens of milliseconds. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,21 @@ static char *jwks_with(EVP_PKEY *k, const char *kid)
     return doc;
 }
 
+/* A worker: takes and drops references while the main loop swaps sets. */
+struct reader { struct mg_jwks_store *st; const char *uri; atomic_int stop; long gets, with_keys; };
+static void *reader_thread(void *a)
+{
+    struct reader *r = a;
+    while (!atomic_load(&r->stop)) {
+        struct mg_jwks *ks = mg_jwks_store_get(r->st, r->uri);
+        r->gets++;
+        if (ks && mg_jwks_count(ks) == 1 && (mg_jwks_has_kid(ks, "k1") || mg_jwks_has_kid(ks, "k2")))
+            r->with_keys++;
+        mg_jwks_unref(ks);
+    }
+    return NULL;
+}
+
 struct refresher { struct mg_jwks_store *st; const char *uri; };
 static void *refresh_thread(void *a)
 {
@@ -287,6 +303,41 @@ int main(void)
     }
     s.status = 200;
     mg_jwks_store_free(st);
+
+    /* Workers read while the main loop swaps key sets every 20 ms. */
+    st = store(ca_good, 20, 20, 30000);
+    mg_jwks_store_add(st, url, false, 2000);
+    p = (struct probe){st, url, "k2", NULL, 0};
+    run_until(has_kid, &p, 3000);
+    {
+        struct reader rd[3];
+        pthread_t th[3];
+        struct mg_jwks_stats before;
+        mg_jwks_store_stats(st, url, &before);
+        for (int i = 0; i < 3; i++) {
+            rd[i] = (struct reader){st, url, 0, 0, 0};
+            pthread_create(&th[i], NULL, reader_thread, &rd[i]);
+        }
+        for (int i = 0; i < 20; i++) {
+            free(s.jwks);
+            s.jwks = jwks_with(i % 2 ? k2 : k1, i % 2 ? "k2" : "k1");
+            run_ms(25);
+        }
+        long gets = 0, good = 0;
+        for (int i = 0; i < 3; i++) {
+            atomic_store(&rd[i].stop, 1);
+            pthread_join(th[i], NULL);
+            gets += rd[i].gets;
+            good += rd[i].with_keys;
+        }
+        mg_jwks_store_stats(st, url, &stats);
+        ok(stats.fetch_ok >= before.fetch_ok + 5, "key set swapped %llu times under readers",
+           (unsigned long long)(stats.fetch_ok - before.fetch_ok));
+        ok(gets > 0 && gets == good, "every worker read saw a complete key set (%ld reads)", gets);
+    }
+    mg_jwks_store_free(st);
+    free(s.jwks);
+    s.jwks = jwks_with(k2, "k2");
 
     /* A last good set too old to keep is dropped after a failed refresh. */
     opt_max_stale = 1;
