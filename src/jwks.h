@@ -7,6 +7,7 @@
  * thread-safe (a very short per-URI lock around a refcounted pointer swap;
  * the refetch request wakes the main loop with event_active, so libevent
  * threading must be on: evthread_use_pthreads() before the base is made).
+ * The process must ignore SIGPIPE (platform trap 6), as meshgate's main does.
  *
  * Behaviour (Istio's istiod fetcher, see istio-semantics 4.3): fetch each
  * distinct URI over HTTPS (SNI, server certificate checked against the CA

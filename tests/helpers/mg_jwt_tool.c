@@ -5,6 +5,9 @@
  *   mg_jwt_tool jwks key1.pem[:kid] ...                    (prints a JWKS)
  *   mg_jwt_tool sign --key key.pem | --secret S  [--alg A] [--kid K]
  *                    [--header JSON] --claims JSON
+ *   mg_jwt_tool verify --jwks jwks.json [--inline] TOKEN
+ *                    (meshgate's own verifier: prints the claims, or the
+ *                    Envoy error text and exits 1; --inline allows oct keys)
  * In --claims, a value +N (or the string "+N" / "-N") of exp, nbf or iat
  * means now+N (now-N). --header replaces the generated header verbatim. */
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include <time.h>
 #include <jansson.h>
 #include <openssl/pem.h>
+#include "jwt.h"
 #include "jwt_sign.h"
 
 static int usage(void)
@@ -20,7 +24,8 @@ static int usage(void)
     fprintf(stderr, "usage: mg_jwt_tool genkey --type T --out F [--kid K] [--jwks-out J]\n"
                     "       mg_jwt_tool jwks KEY.pem[:kid] ...\n"
                     "       mg_jwt_tool sign (--key F | --secret S) [--alg A] [--kid K]"
-                    " [--header JSON] --claims JSON\n");
+                    " [--header JSON] --claims JSON\n"
+                    "       mg_jwt_tool verify --jwks J [--inline] TOKEN\n");
     return 2;
 }
 
@@ -182,6 +187,45 @@ static int cmd_sign(int argc, char **argv)
     return 0;
 }
 
+static int cmd_verify(int argc, char **argv)
+{
+    const char *jf = opt(argc, argv, "--jwks"), *tok = argc > 1 ? argv[argc - 1] : NULL;
+    bool inl = false;
+    size_t len;
+    char *doc, err[256], *claims;
+    struct mg_jwks *ks;
+    struct mg_jwt j;
+    enum mg_jwt_error e;
+    for (int i = 1; i < argc; i++)
+        inl |= !strcmp(argv[i], "--inline");
+    if (!jf || !tok || tok == jf)
+        return usage();
+    if (!(doc = mg_read_file(jf, MG_JWKS_MAX_JSON, &len))) {
+        perror(jf);
+        return 2;
+    }
+    ks = mg_jwks_parse(doc, len, inl ? MG_JWKS_ALLOW_OCT : 0, err, sizeof err);
+    free(doc);
+    if (!ks) {
+        fprintf(stderr, "%s: %s\n", jf, err);
+        return 2;
+    }
+    for (size_t i = 0; i < mg_jwks_n_warnings(ks); i++)
+        fprintf(stderr, "warning: %s\n", mg_jwks_warning(ks, i));
+    if (mg_jwt_verify(ks, tok, strlen(tok), (int64_t)time(NULL), &j, &e) < 0) {
+        printf("%s\n", mg_jwt_error_str(e));
+        mg_jwt_clear(&j);
+        mg_jwks_unref(ks);
+        return 1;
+    }
+    claims = json_dumps(j.payload, JSON_COMPACT | JSON_SORT_KEYS);
+    printf("%s\n", claims);
+    free(claims);
+    mg_jwt_clear(&j);
+    mg_jwks_unref(ks);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -192,5 +236,7 @@ int main(int argc, char **argv)
         return cmd_jwks(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sign"))
         return cmd_sign(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "verify"))
+        return cmd_verify(argc - 1, argv + 1);
     return usage();
 }
