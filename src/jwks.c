@@ -588,6 +588,11 @@ static void done_cb(struct evhttp_request *req, void *arg)
             finish(f, NULL, "redirect to an unusable Location");
             return;
         }
+        if (!mg_strncasecmp(f->url, "https:", 6) && mg_strncasecmp(next, "https:", 6)) {
+            free(next);
+            finish(f, NULL, "redirect from https to http refused");
+            return;
+        }
         next_request(f, next);
         return;
     }

@@ -160,9 +160,8 @@ static void compile_rule(const struct mg_jwt_rule *j, struct ra_rule *r, struct 
         mg_lower(r->claims[r->n_claims].header);
         r->out_headers[r->n_out_headers++] = r->claims[r->n_claims++].header;
     }
-    r->sdc = mg_xcalloc(j->space_delimited_claims.n + 2, sizeof *r->sdc);
-    r->sdc[r->n_sdc++] = "scope";
-    r->sdc[r->n_sdc++] = "permission";
+    /* "scope" and "permission" are always split by the policy module. */
+    r->sdc = mg_xcalloc(j->space_delimited_claims.n + 1, sizeof *r->sdc);
     for (size_t i = 0; i < j->space_delimited_claims.n; i++) {
         const char *s = j->space_delimited_claims.v[i];
         if (strcmp(s, "scope") && strcmp(s, "permission"))

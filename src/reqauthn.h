@@ -99,9 +99,12 @@ struct mg_ra_result {
     char *www_authenticate;     /* 401: Bearer realm="<url>", error="invalid_token" (owned) */
     /* PASS_PRINCIPAL: */
     char *principal;            /* iss "/" sub (owned) */
-    struct mg_jwt jwt;          /* claims, audiences, azp (owned) */
+    struct mg_jwt jwt;          /* iss, sub, aud, azp, payload: the policy's
+                                 * request.auth attributes (owned) */
     const char *issuer;         /* the rule's issuer (borrowed) */
-    const char *const *space_delimited_claims;  /* scope, permission + the rule's (borrowed) */
+    /* The rule's spaceDelimitedClaims besides "scope" and "permission"
+     * (which are always split), as the policy attributes expect. Borrowed. */
+    const char *const *space_delimited_claims;
     size_t n_space_delimited_claims;
     struct mg_ra_edit *edits;
     size_t n_edits;

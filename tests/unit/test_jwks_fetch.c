@@ -109,6 +109,11 @@ static void srv_handler(struct evhttp_request *req, void *arg)
             snprintf(loc, sizeof loc, "https://127.0.0.1:%d/jwks", s->port);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
         reply(req, 302, "", 0);
+    } else if (!strcmp(uri, "/downgrade")) {
+        char loc[64];
+        snprintf(loc, sizeof loc, "http://127.0.0.1:%d/jwks", s->port);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+        reply(req, 302, "", 0);
     } else if (!strcmp(uri, "/slow")) {
         s->slow = req;          /* answered only after the client gave up */
     } else if (!strcmp(uri, "/.well-known/openid-configuration")) {
@@ -388,19 +393,24 @@ int main(void)
     /* 4. oversized; 5. redirects; 6. untrusted certificate; discovery. */
     st = store(ca_good, 60000, 60000, 0);
     {
-        char big[128], r3[128], r4[128], disc[128], slow[128];
+        char big[128], r3[128], r4[128], disc[128], slow[128], down[128];
         snprintf(big, sizeof big, "https://127.0.0.1:%d/big", s.port);
         snprintf(r3, sizeof r3, "https://127.0.0.1:%d/redir/3", s.port);
         snprintf(r4, sizeof r4, "https://127.0.0.1:%d/redir/4", s.port);
         snprintf(disc, sizeof disc, "https://127.0.0.1:%d/.well-known/openid-configuration", s.port);
         snprintf(slow, sizeof slow, "https://127.0.0.1:%d/slow", s.port);
         mg_jwks_store_add(st, slow, false, 200);
+        snprintf(down, sizeof down, "https://127.0.0.1:%d/downgrade", s.port);
+        mg_jwks_store_add(st, down, false, 2000);
         mg_jwks_store_add(st, big, false, 2000);
         mg_jwks_store_add(st, r3, false, 2000);
         mg_jwks_store_add(st, r4, false, 2000);
         mg_jwks_store_add(st, disc, true, 2000);
         p = (struct probe){st, NULL, "k2", NULL, 0};
-        ok(run_until(is_ready, &p, 5000), "all five URIs attempted");
+        ok(run_until(is_ready, &p, 5000), "all six URIs attempted");
+        mg_jwks_store_stats(st, down, &stats);
+        ok(!stats.has_keys && strstr(stats.last_error, "https to http"), "redirect to plain http refused (%s)",
+           stats.last_error);
         mg_jwks_store_stats(st, slow, &stats);
         ok(!stats.has_keys && strstr(stats.last_error, "timeout"), "a server that never answers times out (%s)",
            stats.last_error);

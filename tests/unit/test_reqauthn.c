@@ -175,8 +175,7 @@ static void test_default_locations(void)
     is_str(res.principal, "https://a.example/u1", "principal is iss/sub");
     ok(res.jwt.n_aud == 2 && !strcmp(res.jwt.aud[0], "a1"), "audiences exposed");
     ok(find_edit(&res, MG_RA_REMOVE_HEADER, "authorization") != NULL, "token header removed by default");
-    ok(res.n_space_delimited_claims == 2 && !strcmp(res.space_delimited_claims[0], "scope"),
-       "scope and permission are space-delimited claims");
+    is_int(res.n_space_delimited_claims, 0, "no extra space-delimited claims by default");
     free(hdr);
 
     hdr = mg_xasprintf("bearer %s", t);
@@ -334,11 +333,17 @@ static void test_outputs(void)
     j->output_claim_to_headers = outs;
     j->n_output_claim_to_headers = MG_ARRAY_LEN(outs);
     j->forward_original_token = true;
+    {
+        static char *sdc[] = {"roles", "scope"};
+        j->space_delimited_claims = (struct mg_slist){sdc, NULL, 2, true};
+    }
     compile();
     mg_reqauthn_rule_output_headers(ra, 0, &n);
     is_int(n, 8, "output header names listed for edge stripping");
     eval(mkreq(&q, "GET", "/", "authorization", h, NULL), NULL);
     is_int(res.status, MG_RA_PASS_PRINCIPAL, "token passes");
+    ok(res.n_space_delimited_claims == 1 && !strcmp(res.space_delimited_claims[0], "roles"),
+       "the rule's spaceDelimitedClaims (scope is implicit) reach the result");
     ok(!find_edit(&res, MG_RA_REMOVE_HEADER, "authorization"), "forwardOriginalToken keeps the token");
     e = find_edit(&res, MG_RA_SET_HEADER, "x-jwt-payload");
     {
