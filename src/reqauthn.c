@@ -258,7 +258,7 @@ static bool jwt_char(char c)
            c == '-' || c == '_' || c == '.';
 }
 
-static bool name_is(const struct mg_ra_header *h, const char *name)
+static bool name_is(const struct mg_header *h, const char *name)
 {
     size_t n = strlen(name);
     return h->name_len == n && !memcmp(h->name, name, n);
@@ -268,7 +268,7 @@ static bool from_header(const struct mg_ra_request *req, const struct ra_loc *l,
 {
     size_t plen = l->prefix ? strlen(l->prefix) : 0;
     for (size_t i = 0; i < req->n_headers; i++) {
-        const struct mg_ra_header *h = &req->headers[i];
+        const struct mg_header *h = &req->headers[i];
         size_t n = 0;
         if (!name_is(h, l->name) || h->value_len < plen || memcmp(h->value, l->prefix, plen))
             continue;           /* a value without the exact prefix is not a source */
@@ -304,7 +304,7 @@ static bool from_cookie(const struct mg_ra_request *req, const struct ra_loc *l,
 {
     size_t nlen = strlen(l->name);
     for (size_t i = 0; i < req->n_headers; i++) {
-        const struct mg_ra_header *h = &req->headers[i];
+        const struct mg_header *h = &req->headers[i];
         const char *p, *end;
         if (!name_is(h, "cookie"))
             continue;
@@ -583,4 +583,17 @@ void mg_ra_result_free(struct mg_ra_result *r)
     free(r->edits);
     free(r->new_path);
     memset(r, 0, sizeof *r);
+}
+
+void mg_reqauthn_attrs(const struct mg_ra_result *r, struct mg_attrs *a)
+{
+    bool ok = r->status == MG_RA_PASS_PRINCIPAL;
+    a->req_iss = ok ? r->jwt.iss : NULL;
+    a->req_sub = ok ? r->jwt.sub : NULL;
+    a->audiences = ok ? r->jwt.aud : NULL;
+    a->n_audiences = ok ? r->jwt.n_aud : 0;
+    a->presenter = ok ? r->jwt.azp : NULL;
+    a->claims = ok ? r->jwt.payload : NULL;
+    a->space_delimited_claims = ok ? r->space_delimited_claims : NULL;
+    a->n_space_delimited_claims = ok ? r->n_space_delimited_claims : 0;
 }

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "diag.h"
 #include "jwt.h"
+#include "policy/attrs.h"       /* struct mg_header, struct mg_attrs (types only) */
 
 struct mg_reqauthn;             /* compiled rules: immutable, shared read-only */
 
@@ -48,20 +49,15 @@ const char *const *mg_reqauthn_rule_output_headers(const struct mg_reqauthn *ra,
 
 /* ---- the request, as the data plane sees it (all borrowed) ---- */
 
-struct mg_ra_header {
-    const char *name;           /* lower-case */
-    size_t name_len;
-    const char *value;          /* OWS trimmed */
-    size_t value_len;
-};
-
 struct mg_ra_request {
     const char *method;         /* NUL terminated, e.g. "GET" */
     const char *scheme;         /* "http" / "https" (for the realm) */
     const char *authority;      /* host[:port] (for the realm) */
     const char *path;           /* path and optional "?query" */
     size_t path_len;
-    const struct mg_ra_header *headers; /* repeated headers appear repeatedly */
+    /* The same array the policy attributes use: lower-case names, OWS-trimmed
+     * values, a repeated header appears once per value. */
+    const struct mg_header *headers;
     size_t n_headers;
 };
 
@@ -118,5 +114,10 @@ void mg_reqauthn_eval(const struct mg_reqauthn *ra, const struct mg_ra_request *
                       const struct mg_ra_keys *keys, struct mg_jwt_cache *cache, int64_t now,
                       struct mg_ra_result *out);
 void mg_ra_result_free(struct mg_ra_result *r);
+
+/* Copy the request.auth attributes of a PASS_PRINCIPAL result into a
+ * (req_iss, req_sub, audiences, presenter, claims, space_delimited_claims);
+ * they borrow from r. Any other status clears those fields. */
+void mg_reqauthn_attrs(const struct mg_ra_result *r, struct mg_attrs *a);
 
 #endif

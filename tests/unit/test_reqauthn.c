@@ -61,7 +61,7 @@ static void cfg_free(void)
 
 struct req {
     struct mg_ra_request r;
-    struct mg_ra_header h[8];
+    struct mg_header h[8];
 };
 
 static struct mg_ra_request *mkreq(struct req *q, const char *method, const char *path, ...)
@@ -78,7 +78,7 @@ static struct mg_ra_request *mkreq(struct req *q, const char *method, const char
     va_start(ap, path);
     while ((n = va_arg(ap, const char *))) {
         const char *v = va_arg(ap, const char *);
-        q->h[q->r.n_headers++] = (struct mg_ra_header){n, strlen(n), v, strlen(v)};
+        q->h[q->r.n_headers++] = (struct mg_header){n, strlen(n), v, strlen(v)};
     }
     va_end(ap);
     return &q->r;
@@ -176,6 +176,13 @@ static void test_default_locations(void)
     ok(res.jwt.n_aud == 2 && !strcmp(res.jwt.aud[0], "a1"), "audiences exposed");
     ok(find_edit(&res, MG_RA_REMOVE_HEADER, "authorization") != NULL, "token header removed by default");
     is_int(res.n_space_delimited_claims, 0, "no extra space-delimited claims by default");
+    {
+        struct mg_attrs a;
+        memset(&a, 0, sizeof a);
+        mg_reqauthn_attrs(&res, &a);
+        ok(a.req_iss && !strcmp(a.req_iss, "https://a.example") && a.req_sub && !strcmp(a.req_sub, "u1") &&
+           a.n_audiences == 2 && a.claims == res.jwt.payload, "request.auth attributes for the policy");
+    }
     free(hdr);
 
     hdr = mg_xasprintf("bearer %s", t);
