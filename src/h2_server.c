@@ -792,7 +792,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
         for (int i = 0; i < n; i++) {
             ssize_t rv = nghttp2_session_mem_recv(h->ng, iov[i].iov_base, iov[i].iov_len);
             if (rv < 0) {
-                h->fatal = true;        /* bad preface, flood, protocol error: GOAWAY then close */
+                /* bad preface, flood, too many CONTINUATIONs, protocol
+                 * error: make sure a GOAWAY says why, then close */
+                h->fatal = true;
+                if (rv != NGHTTP2_ERR_NOMEM && rv != NGHTTP2_ERR_CALLBACK_FAILURE)
+                    nghttp2_session_terminate_session(h->ng,
+                        rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                            ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
                 break;
             }
             used += (size_t)rv;

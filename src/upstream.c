@@ -408,7 +408,10 @@ void mg_upstream_resume(struct mg_request *r)
     if (!uc || !uc->bev || uc->state != UC_BODY)
         return;
     bufferevent_enable(uc->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(uc->bev)))
+    /* also with nothing buffered: the pause may have come right after the
+     * last byte of a Content-Length body, and only relay_body completes it */
+    if (evbuffer_get_length(bufferevent_get_input(uc->bev)) ||
+        (uc->rb == MG_H1_BODY_LENGTH && uc->remaining == 0))
         uc_read_cb(uc->bev, uc);
 }
 

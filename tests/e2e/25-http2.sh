@@ -1,0 +1,101 @@
+#!/bin/bash
+# 25-http2.sh - HTTP/2 downstream (ALPN h2): requests proxied to an HTTP/1.1
+# upstream with headers intact, multi-megabyte bodies both ways (checksummed),
+# many concurrent streams on one connection, local replies, access log, and
+# GOAWAY on SIGTERM with the in-flight stream finished.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h2lib.sh"
+
+command -v nghttp >/dev/null || skip_all "nghttp (nghttp2-client) is not installed"
+curl --version | grep -q HTTP2 || skip_all "curl without HTTP/2"
+
+h2_setup
+h2_start || bail_out "no gateway"
+
+# ---- one request: protocol, headers both ways
+out=$(h2_curl -w '\n%{http_version}' -H 'x-h2-test: hello' -H 'Cookie: a=1' -H 'Cookie: b=2' \
+    '/echo?q=1&resp-header=X-Mixed-Case:v1&resp-header=Keep-Alive:timeout%3D5')
+is "$(printf '%s\n' "$out" | tail -n 1)" 2 "curl spoke HTTP/2"
+body=$(printf '%s\n' "$out" | head -n 1)
+is "$(mg_json_field "$body" method)" GET "method reaches the upstream"
+is "$(mg_json_field "$body" path)" '/echo?q=1&resp-header=X-Mixed-Case:v1&resp-header=Keep-Alive:timeout%3D5' \
+    ":path with its query reaches the upstream"
+is "$(mg_json_field "$body" version)" HTTP/1.1 "upstream request is HTTP/1.1"
+ok "custom header forwarded" mg_json_has_header "$body" x-h2-test hello
+ok ":authority becomes Host" mg_json_has_header "$body" host "app.example.com:$H2_PORT"
+ok "cookie crumbs joined with '; '" mg_json_has_header "$body" cookie "a=1; b=2"
+ok "x-forwarded-proto https" mg_json_has_header "$body" x-forwarded-proto https
+
+hdrs=$(h2_curl -D - -o /dev/null '/echo?resp-header=X-Mixed-Case:v1&resp-header=Keep-Alive:timeout%3D5')
+like "$hdrs" '^HTTP/2 200' "response status over HTTP/2"
+like "$hdrs" '^x-mixed-case: v1' "upstream response header arrives, lower-cased"
+like "$hdrs" '^x-upstream: up1' "x-upstream from the upstream"
+unlike "$hdrs" '^keep-alive:' "hop-by-hop keep-alive dropped from the response"
+like "$hdrs" '^content-length: [0-9]+' "content-length passed on"
+
+# ---- bodies both ways, checksummed
+head -c 5000000 /dev/urandom >"$MG_TMP/up.bin"
+want=$(sha256sum <"$MG_TMP/up.bin" | cut -d' ' -f1)
+body=$(h2_curl --data-binary "@$MG_TMP/up.bin" /echo)
+is "$(mg_json_field "$body" body_length)" 5000000 "5 MB upload (content-length): length"
+is "$(mg_json_field "$body" body_sha256)" "$want" "5 MB upload (content-length): sha256"
+ok "upload with content-length sent with content-length" mg_json_has_header "$body" content-length 5000000
+
+body=$(h2_curl -H 'Transfer-Encoding: chunked' --data-binary "@$MG_TMP/up.bin" /echo)
+is "$(mg_json_field "$body" body_sha256)" "$want" "5 MB upload without content-length: sha256"
+ok "upload without content-length streamed chunked upstream" \
+    mg_json_has_header "$body" transfer-encoding chunked
+
+n=6000000
+exp=$(yes abcdefghijklmnopqrstuvwxyz | tr -d '\n' | head -c $n | sha256sum | cut -d' ' -f1)
+got=$(h2_curl "/bytes/$n" | sha256sum | cut -d' ' -f1)
+is "$got" "$exp" "6 MB download (content-length): sha256"
+got=$(h2_curl "/bytes/$n?chunked=1" | sha256sum | cut -d' ' -f1)
+is "$got" "$exp" "6 MB download (chunked upstream): sha256"
+
+hdrs=$(h2_curl -I /bytes/1234)
+like "$hdrs" '^HTTP/2 200' "HEAD answered"
+like "$hdrs" '^content-length: 1234' "HEAD keeps the upstream content-length"
+
+# ---- local replies as HEADERS + DATA
+code=$(h2_curl -o "$MG_TMP/nr" -w '%{http_code}' -H 'Host: other.example.com' /x)
+is "$code" 404 "unknown host: 404 over HTTP/2"
+is "$(cat "$MG_TMP/nr")" "no route" "404 body"
+
+# ---- many concurrent streams on one connection
+nout=$(nghttp -n -s -m 50 -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/slow?ms=200" 2>&1)
+is "$(printf '%s\n' "$nout" | grep -cE ' 200 +[0-9]')" 50 "50 concurrent streams all 200"
+# 50 streams of 200 ms each in well under 50 x 200 ms: they ran in parallel
+last=$(printf '%s\n' "$nout" | grep -E ' 200 ' | awk '{ v = $2; sub(/^\+/, "", v); sub(/ms$/, "", v); if (v + 0 > m) m = v + 0 } END { print int(m) }')
+ok "streams were multiplexed (slowest ended after ${last} ms)" test "${last:-99999}" -lt 3000
+
+nout=$(nghttp -n -s -m 20 -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/bytes/1000000" 2>&1)
+is "$(printf '%s\n' "$nout" | grep -cE ' 200 +976K')" 20 "20 concurrent 1 MB downloads complete"
+
+# ---- access log
+sleep 0.3
+like "$(grep '"path":"/echo?q=1' "$MG_MESHGATE_LOG")" '"protocol":"HTTP/2"' "access log says HTTP/2"
+is "$(grep -c '"path":"/slow?ms=200"' "$MG_MESHGATE_LOG")" 50 "one access log line per stream"
+like "$(curl -s "http://$MG_ADMIN/stats/prometheus")" 'istio_requests_total\{[^}]*response_code="404"' \
+    "local reply counted in metrics"
+
+# ---- graceful stop: GOAWAY, the in-flight stream still completes
+nghttp -v -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/slow?ms=1500" \
+    >"$MG_TMP/drain.txt" 2>&1 &
+np=$!
+_mg_track "$np"
+sleep 0.5
+kill -TERM "$MG_MESHGATE_PID"
+wait "$np"
+drain=$(cat "$MG_TMP/drain.txt")
+like "$drain" 'recv GOAWAY frame.*' "client got GOAWAY on SIGTERM"
+like "$drain" ':status: 200' "in-flight stream completed after GOAWAY"
+for ((i = 0; i < 50; i++)); do
+    _mg_alive "$MG_MESHGATE_PID" || break
+    sleep 0.1
+done
+mg_stop "$MG_MESHGATE_PID"
+is "$?" 0 "gateway exited 0 after draining" || tail -n 5 "$MG_MESHGATE_LOG" | diag -
+
+done_testing

@@ -1,0 +1,374 @@
+/* mg_h2flood - HTTP/2 abuse client for the end-to-end tests (26-h2-abuse.sh).
+ *
+ *   mg_h2flood --port P [--host NAME] [--linger S] MODE [ARGS]
+ *     rapid N           N times HEADERS (a GET) + RST_STREAM(CANCEL), in one
+ *                       burst; then reads until the server closes or is
+ *                       silent for S s (--linger, default 2). Prints "goaway <error code> last
+ *                       <stream id>" per GOAWAY, "responses <n>" (HEADERS
+ *                       frames seen) and "closed" or "open".
+ *     continuation N    one HEADERS without END_HEADERS followed by N
+ *                       CONTINUATION frames; prints as for rapid.
+ *     headers N K BIG   N GET /echo requests on one connection, request K
+ *                       (0-based) with an extra header of BIG bytes; prints
+ *                       "stream <i> status <code>" or "stream <i> reset
+ *                       <error code>" per request, in request order.
+ * The floods write raw frames (HPACK literals without indexing); the
+ * headers mode uses an nghttp2 client session. TLS with ALPN h2 to
+ * 127.0.0.1, SNI = --host (default app.example.com), no verification
+ * (a test client). Exit status: 0 when the connection ran to its end, 1 on
+ * a usage or connection error. Each run is bounded by an alarm. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static SSL *tls_connect(int port, const char *host)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        perror("connect");
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3);
+    SSL *ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx);                  /* the SSL keeps its own reference */
+    SSL_set_tlsext_host_name(ssl, host);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        return NULL;
+    }
+    const unsigned char *alpn = NULL;
+    unsigned int alen = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alen);
+    if (alen != 2 || memcmp(alpn, "h2", 2) != 0) {
+        fprintf(stderr, "server did not select h2\n");
+        return NULL;
+    }
+    return ssl;
+}
+
+static int write_all(SSL *ssl, const unsigned char *p, size_t n)
+{
+    while (n) {
+        int w = SSL_write(ssl, p, (int)(n > 65536 ? 65536 : n));
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- raw frames ---- */
+
+struct out {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static void put(struct out *o, const void *d, size_t n)
+{
+    if (!n)
+        return;
+    if (o->len + n > o->cap) {
+        o->cap = (o->len + n) * 2 + 1024;
+        o->p = realloc(o->p, o->cap);
+        if (!o->p)
+            abort();
+    }
+    memcpy(o->p + o->len, d, n);
+    o->len += n;
+}
+
+static void frame(struct out *o, uint8_t type, uint8_t flags, uint32_t sid, const void *pl, size_t n)
+{
+    unsigned char h[9] = { (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n,
+                           type, flags, (unsigned char)(sid >> 24), (unsigned char)(sid >> 16),
+                           (unsigned char)(sid >> 8), (unsigned char)sid };
+    put(o, h, 9);
+    put(o, pl, n);
+}
+
+/* HPACK literal without indexing, new name; strings shorter than 127. */
+static void lit(struct out *o, const char *name, const char *value)
+{
+    unsigned char b = 0;
+    put(o, &b, 1);
+    b = (unsigned char)strlen(name);
+    put(o, &b, 1);
+    put(o, name, strlen(name));
+    b = (unsigned char)strlen(value);
+    put(o, &b, 1);
+    put(o, value, strlen(value));
+}
+
+static void request_block(struct out *o, const char *host)
+{
+    static const unsigned char fixed[] = { 0x82, 0x87, 0x84 };  /* GET, https, / */
+    put(o, fixed, sizeof(fixed));
+    lit(o, ":authority", host);
+}
+
+static void preface(struct out *o)
+{
+    put(o, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+    frame(o, 0x4, 0, 0, NULL, 0);       /* empty SETTINGS */
+}
+
+/* Read frames until EOF, or 2 s of silence: report GOAWAY frames, count
+ * response HEADERS, and say whether the server closed. */
+static int linger_s = 2;
+
+static int read_until_close(SSL *ssl)
+{
+    struct timeval tv = { linger_s, 0 };
+    setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    bool timed_out = false;
+    unsigned char buf[16384 + 9];
+    unsigned char *acc = NULL;
+    size_t alen = 0;
+    long responses = 0;
+    for (;;) {
+        int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n <= 0) {
+            int e = SSL_get_error(ssl, n);
+            timed_out = n < 0 && (e == SSL_ERROR_WANT_READ ||
+                                  (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)));
+            break;
+        }
+        acc = realloc(acc, alen + (size_t)n);
+        if (!acc)
+            abort();
+        memcpy(acc + alen, buf, (size_t)n);
+        alen += (size_t)n;
+        size_t off = 0;
+        while (alen - off >= 9) {
+            size_t fl = ((size_t)acc[off] << 16) | ((size_t)acc[off + 1] << 8) | acc[off + 2];
+            if (alen - off < 9 + fl)
+                break;
+            uint8_t type = acc[off + 3];
+            const unsigned char *pl = acc + off + 9;
+            if (type == 0x1)
+                responses++;
+            if (type == 0x7 && fl >= 8) {
+                uint32_t last = ((uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 | (uint32_t)pl[2] << 8 | pl[3]) & 0x7fffffffu;
+                uint32_t code = (uint32_t)pl[4] << 24 | (uint32_t)pl[5] << 16 | (uint32_t)pl[6] << 8 | pl[7];
+                printf("goaway %u last %u\n", code, last);
+            }
+            off += 9 + fl;
+        }
+        memmove(acc, acc + off, alen - off);
+        alen -= off;
+    }
+    free(acc);
+    printf("responses %ld\n%s\n", responses, timed_out ? "open" : "closed");
+    return 0;
+}
+
+static int mode_rapid(SSL *ssl, const char *host, long n)
+{
+    struct out o = { 0 };
+    preface(&o);
+    static const unsigned char cancel[4] = { 0, 0, 0, 0x8 };
+    for (long i = 0; i < n; i++) {
+        uint32_t sid = (uint32_t)(2 * i + 1);
+        struct out hb = { 0 };
+        request_block(&hb, host);
+        frame(&o, 0x1, 0x5, sid, hb.p, hb.len);       /* HEADERS END_STREAM|END_HEADERS */
+        frame(&o, 0x3, 0, sid, cancel, 4);             /* RST_STREAM CANCEL */
+        free(hb.p);
+        if (o.len > 65536) {
+            if (write_all(ssl, o.p, o.len) != 0)
+                break;                                 /* the server closed mid-burst */
+            o.len = 0;
+        }
+    }
+    if (o.len)
+        write_all(ssl, o.p, o.len);
+    free(o.p);
+    return read_until_close(ssl);
+}
+
+static int mode_continuation(SSL *ssl, const char *host, long n)
+{
+    struct out o = { 0 };
+    preface(&o);
+    struct out hb = { 0 };
+    request_block(&hb, host);
+    frame(&o, 0x1, 0x1, 1, hb.p, hb.len);              /* HEADERS END_STREAM, no END_HEADERS */
+    for (long i = 0; i < n; i++) {
+        hb.len = 0;
+        lit(&hb, "x-cont", "0123456789");
+        frame(&o, 0x9, i == n - 1 ? 0x4 : 0, 1, hb.p, hb.len);
+    }
+    free(hb.p);
+    write_all(ssl, o.p, o.len);
+    free(o.p);
+    return read_until_close(ssl);
+}
+
+/* ---- headers mode: an nghttp2 client session ---- */
+
+struct hm {
+    SSL *ssl;
+    int n, open;
+    int32_t ids[64];
+    int status[64];
+    uint32_t reset[64];
+};
+
+static int slot_of(struct hm *m, int32_t id)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->ids[i] == id)
+            return i;
+    return -1;
+}
+
+static ssize_t hm_send(nghttp2_session *s, const uint8_t *d, size_t n, int fl, void *u)
+{
+    (void)s;
+    (void)fl;
+    struct hm *m = u;
+    return write_all(m->ssl, d, n) == 0 ? (ssize_t)n : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int hm_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                     const uint8_t *value, size_t vl, uint8_t fl, void *u)
+{
+    (void)s;
+    (void)fl;
+    struct hm *m = u;
+    int i = slot_of(m, f->hd.stream_id);
+    if (i >= 0 && nl == 7 && memcmp(name, ":status", 7) == 0 && vl == 3)
+        m->status[i] = atoi((const char *)value);
+    return 0;
+}
+
+static int hm_close(nghttp2_session *s, int32_t id, uint32_t err, void *u)
+{
+    (void)s;
+    struct hm *m = u;
+    int i = slot_of(m, id);
+    if (i >= 0) {
+        m->reset[i] = err;
+        m->open--;
+    }
+    return 0;
+}
+
+static int mode_headers(SSL *ssl, const char *host, int n, int big_at, long big)
+{
+    if (n < 1 || n > 64 || big < 1 || big > 1 << 20)
+        return 1;
+    struct hm m = { .ssl = ssl, .n = n, .open = n };
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_send_callback(cb, hm_send);
+    nghttp2_session_callbacks_set_on_header_callback(cb, hm_header);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, hm_close);
+    nghttp2_session *s;
+    nghttp2_session_client_new(&s, cb, &m);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0);
+    char *bigv = malloc((size_t)big + 1);
+    memset(bigv, 'a', (size_t)big);
+    bigv[big] = '\0';
+#define NV(k, v) { (uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE }
+    for (int i = 0; i < n; i++) {
+        nghttp2_nv nv[] = { NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/echo"),
+                            NV(":authority", host), NV("x-big", bigv) };
+        m.ids[i] = nghttp2_submit_request(s, NULL, nv, i == big_at ? 5 : 4, NULL, NULL);
+        m.status[i] = 0;
+        m.reset[i] = 0;
+    }
+    int rc = 0;
+    unsigned char buf[16384];
+    while (m.open > 0) {
+        if (nghttp2_session_send(s) != 0) {
+            rc = 1;
+            break;
+        }
+        int r = SSL_read(ssl, buf, sizeof(buf));
+        if (r <= 0) {
+            rc = 1;
+            break;
+        }
+        if (nghttp2_session_mem_recv(s, buf, (size_t)r) < 0) {
+            rc = 1;
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (m.status[i])
+            printf("stream %d status %d\n", i, m.status[i]);
+        else
+            printf("stream %d reset %u\n", i, m.reset[i]);
+    }
+    free(bigv);
+    nghttp2_session_del(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0;
+    const char *host = "app.example.com";
+    int i = 1;
+    for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+        if (strcmp(argv[i], "--port") == 0)
+            port = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--host") == 0)
+            host = argv[i + 1];
+        else if (strcmp(argv[i], "--linger") == 0)
+            linger_s = atoi(argv[i + 1]);
+        else
+            break;
+    }
+    if (!port || i >= argc || strlen(host) > 100) {
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | "
+                        "headers N K BIG\n");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (linger_s < 1 || linger_s > 8)
+        linger_s = 2;
+    alarm((unsigned)linger_s + 8);
+    SSL *ssl = tls_connect(port, host);
+    if (!ssl)
+        return 1;
+    const char *mode = argv[i];
+    long a = i + 1 < argc ? atol(argv[i + 1]) : 0;
+    int rc = 1;
+    if (strcmp(mode, "rapid") == 0 && a > 0)
+        rc = mode_rapid(ssl, host, a);
+    else if (strcmp(mode, "continuation") == 0 && a > 0)
+        rc = mode_continuation(ssl, host, a);
+    else if (strcmp(mode, "headers") == 0 && i + 3 < argc)
+        rc = mode_headers(ssl, host, (int)a, atoi(argv[i + 2]), atol(argv[i + 3]));
+    else
+        fprintf(stderr, "mg_h2flood: bad mode or arguments\n");
+    fflush(stdout);
+    int fd = SSL_get_fd(ssl);
+    SSL_free(ssl);
+    close(fd);
+    return rc;
+}
