@@ -70,6 +70,7 @@ struct fetch {
     struct evhttp_request *req; /* pending request, NULL once its callback ran */
     struct event *deadline;     /* whole-request timeout (a slow drip is not progress) */
     SSL *ssl;                   /* our own reference, to read the verify result */
+    bool starting, sync_failed; /* done_cb ran inside evhttp_make_request */
 };
 
 static int64_t env_ms(const char *name, int64_t opt, int64_t def)
@@ -491,7 +492,16 @@ static const char *start_request(struct fetch *f)
     }
     atomic_fetch_add(&e->requests, 1);
     f->req = req;
-    if (evhttp_make_request(f->conn, req, EVHTTP_REQ_GET, target) != 0) {
+    f->starting = true;
+    int rc = evhttp_make_request(f->conn, req, EVHTTP_REQ_GET, target);
+    f->starting = false;
+    if (f->sync_failed) {       /* libevent already failed it and freed req */
+        f->sync_failed = false;
+        free(target);
+        evhttp_uri_free(u);
+        return "connection failed";
+    }
+    if (rc != 0) {
         f->req = NULL;
         /* evhttp freed req on failure */
         evhttp_connection_free(f->conn);
@@ -549,6 +559,10 @@ static void done_cb(struct evhttp_request *req, void *arg)
     retire_conn(s, f->conn);    /* freed from the loop once this callback returned */
     f->conn = NULL;
     f->req = NULL;
+    if (f->starting) {          /* failed synchronously: start_request reports it */
+        f->sync_failed = true;
+        return;
+    }
     evtimer_del(f->deadline);
     if (code == 0) {
         unsigned long ssl_err = ERR_peek_last_error();
