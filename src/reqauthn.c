@@ -387,7 +387,7 @@ static bool audience_ok(const struct ra_rule *r, const struct mg_jwt *j)
 /* Verify tok for rule r; on success *j holds the token. */
 static enum mg_jwt_error check_rule(const struct ra_rule *r, const struct found *f,
                                     const struct mg_ra_keys *keys, struct mg_jwt_cache *cache,
-                                    int64_t now, struct mg_jwt *j)
+                                    int64_t now, struct mg_jwt *j, bool *kid_miss)
 {
     struct mg_jwks *ks;
     const struct mg_jwt *hit;
@@ -403,9 +403,8 @@ static enum mg_jwt_error check_rule(const struct ra_rule *r, const struct found 
     } else if (mg_jwt_verify(ks, f->tok, f->len, now, j, &e) == 0) {
         mg_jwt_cache_insert(cache, ks, f->tok, f->len, j, now);
     } else {
-        if (e == MG_JWKS_KID_ALG_MISMATCH && j->kid && r->uri && keys && keys->kid_miss &&
-            !mg_jwks_has_kid(ks, j->kid))
-            keys->kid_miss(keys->ctx, r->uri);
+        *kid_miss = e == MG_JWKS_KID_ALG_MISMATCH && j->kid && r->uri && ks &&
+                    !mg_jwks_has_kid(ks, j->kid);
         mg_jwt_clear(j);
     }
     mg_jwks_unref(ks);
@@ -532,6 +531,8 @@ void mg_reqauthn_eval(const struct mg_reqauthn *ra, const struct mg_ra_request *
 {
     enum mg_jwt_error best = MG_JWT_OK;
     bool present = false;
+    const char *missed[8];      /* URIs whose set lacked the token's kid */
+    size_t n_missed = 0;
 
     memset(out, 0, sizeof *out);
     if (!ra || ra->n == 0)
@@ -549,16 +550,28 @@ void mg_reqauthn_eval(const struct mg_reqauthn *ra, const struct mg_ra_request *
         if (!extract(r, req, &f))
             continue;           /* missing for this rule: allowed */
         present = true;
-        e = check_rule(r, &f, keys, cache, now, &j);
+        bool miss = false;
+        e = check_rule(r, &f, keys, cache, now, &j, &miss);
         if (e == MG_JWT_OK) {
             pass(r, &f, &j, req, out);
-            return;
+            return;             /* another issuer's token: no refetch for the misses */
         }
+        if (miss && n_missed < MG_ARRAY_LEN(missed))
+            missed[n_missed++] = r->uri;
         if (best == MG_JWT_OK || rank(e) > rank(best))
             best = e;
     }
     if (!present)
         return;
+    /* Nobody accepted the token and a key set lacked its kid: the keys may
+     * have rotated, so ask for an early refetch (the store rate-limits). */
+    for (size_t i = 0; keys && keys->kid_miss && i < n_missed; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = !strcmp(missed[k], missed[i]);
+        if (!dup)
+            keys->kid_miss(keys->ctx, missed[i]);
+    }
     out->error = best;
     out->body = mg_jwt_error_str(best);
     if (best == MG_JWT_AUDIENCE_NOT_ALLOWED) {

@@ -430,6 +430,26 @@ static void test_remote_and_cache(void)
     eval(mkreq(&q, "GET", "/", "authorization", hu, NULL), &keys);
     ok(res.status == MG_RA_DENY_401 && st.misses == 1 && !strcmp(st.last_miss, "https://keys.example/jwks.json"),
        "unknown kid: 401 and an early refetch requested for the URI");
+    cfg_free();
+    /* A token that another rule accepts is no reason to refetch. */
+    cfg_reset();
+    j = add_rule(add_ra("istio-system"), "https://a0.example", NULL);  /* sorted before B */
+    j->jwks_uri = "https://keys.example/jwks.json";
+    add_rule(add_ra("istio-system"), "https://b.example", jwks_b);
+    compile();
+    {
+        char *tb = token(kb, "kb", "https://b.example", NULL), *hb = mg_xasprintf("Bearer %s", tb);
+        st.misses = 0;
+        eval(mkreq(&q, "GET", "/", "authorization", hb, NULL), &keys);
+        ok(res.status == MG_RA_PASS_PRINCIPAL && st.misses == 0,
+           "token accepted by issuer B: no refetch of the other rule's JWKS");
+        free(tb), free(hb);
+    }
+    cfg_free();
+    cfg_reset();
+    j = add_rule(add_ra("istio-system"), "https://a.example", NULL);
+    j->jwks_uri = "https://keys.example/jwks.json";
+    compile();
 
     {
         struct mg_jwt_cache *c = mg_jwt_cache_new(64);
