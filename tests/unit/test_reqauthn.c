@@ -440,8 +440,9 @@ static void test_remote_and_cache(void)
     {
         char *tb = token(kb, "kb", "https://b.example", NULL), *hb = mg_xasprintf("Bearer %s", tb);
         st.misses = 0;
+        st.gets = 0;
         eval(mkreq(&q, "GET", "/", "authorization", hb, NULL), &keys);
-        ok(res.status == MG_RA_PASS_PRINCIPAL && st.misses == 0,
+        ok(res.status == MG_RA_PASS_PRINCIPAL && st.gets == 1 && st.misses == 0,
            "token accepted by issuer B: no refetch of the other rule's JWKS");
         free(tb), free(hb);
     }
