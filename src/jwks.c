@@ -353,6 +353,37 @@ int mg_jwks_store_stats(struct mg_jwks_store *s, const char *uri, struct mg_jwks
     return 0;
 }
 
+void mg_jwks_store_dump(struct mg_jwks_store *s, struct mg_buf *out)
+{
+    size_t n = atomic_load_explicit(&s->n, memory_order_acquire);
+    json_t *arr = json_array();
+    char *txt;
+    for (size_t i = 0; i < n; i++) {
+        struct jwks_entry *e = s->entries[i];
+        struct mg_jwks_stats st;
+        struct mg_jwks *ks = mg_jwks_store_get(s, e->uri);
+        json_t *o = json_object();
+        mg_jwks_store_stats(s, e->uri, &st);
+        json_object_set_new(o, "uri", json_string(e->uri));
+        json_object_set_new(o, "discovery", json_boolean(e->discovery));
+        json_object_set_new(o, "keys", json_integer((json_int_t)mg_jwks_count(ks)));
+        json_object_set_new(o, "generation", json_integer((json_int_t)mg_jwks_generation(ks)));
+        json_object_set_new(o, "fetch_ok", json_integer((json_int_t)st.fetch_ok));
+        json_object_set_new(o, "fetch_fail", json_integer((json_int_t)st.fetch_fail));
+        json_object_set_new(o, "requests", json_integer((json_int_t)st.requests));
+        json_object_set_new(o, "kid_refetch", json_integer((json_int_t)st.kid_refetch));
+        json_object_set_new(o, "last_error", st.last_error[0] ? json_string(st.last_error) : json_null());
+        json_array_append_new(arr, o);
+        mg_jwks_unref(ks);
+    }
+    txt = json_dumps(arr, JSON_COMPACT);
+    if (!txt)
+        mg_oom();
+    mg_buf_adds(out, txt);
+    free(txt);
+    json_decref(arr);
+}
+
 /* ---- one fetch: request, redirects, discovery, completion ---- */
 
 static void finish(struct fetch *f, struct mg_jwks *ks, const char *why)

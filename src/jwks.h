@@ -89,4 +89,9 @@ struct mg_jwks_stats {
 /* Any thread: counters of uri. Returns 0, or -1 for an unknown uri. */
 int mg_jwks_store_stats(struct mg_jwks_store *s, const char *uri, struct mg_jwks_stats *out);
 
+/* Any thread: append a JSON array describing every URI (uri, discovery,
+ * keys, kids, fetch_ok, fetch_fail, requests, kid_refetch, last_error) to
+ * out, for /config_dump and logs. */
+void mg_jwks_store_dump(struct mg_jwks_store *s, struct mg_buf *out);
+
 #endif

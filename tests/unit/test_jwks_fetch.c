@@ -307,6 +307,15 @@ int main(void)
         ok(stats.fetch_fail > fails && strstr(stats.last_error, "500"), "HTTP 500 counted as a failure (%s)",
            stats.last_error);
         ok(has_kid(&p), "last good key set kept after a failed refresh");
+        struct mg_buf b = {0};
+        mg_jwks_store_dump(st, &b);
+        json_t *d = json_loads(b.p, 0, NULL), *e0 = json_array_get(d, 0);
+        ok(json_array_size(d) == 1 && !strcmp(json_string_value(json_object_get(e0, "uri")), url) &&
+           json_integer_value(json_object_get(e0, "keys")) == 1 &&
+           strstr(json_string_value(json_object_get(e0, "last_error")), "500"),
+           "dump shows the URI, its key count and the last error");
+        json_decref(d);
+        mg_buf_free(&b);
     }
     s.status = 200;
     mg_jwks_store_free(st);
