@@ -8,6 +8,18 @@
 
 static const char *const mtls_names[] = { "UNSET", "DISABLE", "PERMISSIVE", "STRICT" };
 
+/* Some checks compare resources pairwise. A hostile configuration (10^5
+ * policies in a 16 MiB file) must not make `check` run for hours, so every
+ * comparison spends from a budget; once it is gone the remaining pairwise
+ * checks are skipped and one warning says so. */
+#define MG_ANALYZE_BUDGET 50000000u
+static _Thread_local uint64_t work;
+
+static bool over(void)
+{
+    return ++work > MG_ANALYZE_BUDGET;
+}
+
 /* Does a namespaced, selector-scoped resource apply to the Proxy? */
 static bool applies(const struct mg_config *c, const struct mg_meta *m, const struct mg_selector *s)
 {
@@ -132,9 +144,13 @@ static void check_hosts(struct mg_diags *d, const struct mg_slist *l, const char
             continue;
         char *want = mg_xasprintf("%s:*", h);
         bool found = false;
-        for (size_t j = 0; j < l->n; j++)
+        for (size_t j = 0; j < l->n && !found && !over(); j++)
             if (mg_strcasecmp(l->v[j], want) == 0)
                 found = true;
+        if (work > MG_ANALYZE_BUDGET) {
+            free(want);
+            return;
+        }
         if (!found)
             mg_warning(d, l->pos[i], "%s \"%s\" does not match \"%s\" (Host with a port); add "
                        "\"%s\" as Istio recommends", field, h, want, want);
@@ -149,10 +165,10 @@ static void analyze_authz(const struct mg_config *c, struct mg_diags *d, enum mg
         bool app = applies(c, &p->meta, &p->selector);
         if (p->action == MG_ACTION_CUSTOM && p->provider) {
             size_t k;
-            for (k = 0; k < c->mesh.n_ext_providers; k++)
+            for (k = 0; k < c->mesh.n_ext_providers && !over(); k++)
                 if (strcmp(c->mesh.ext_providers[k].name, p->provider) == 0)
                     break;
-            if (k == c->mesh.n_ext_providers)
+            if (k == c->mesh.n_ext_providers && work <= MG_ANALYZE_BUDGET)
                 mg_warning(d, p->meta.pos, "AuthorizationPolicy %s/%s: provider \"%s\" is not in "
                            "MeshConfig extensionProviders, so the requests its rules match are "
                            "denied", p->meta.namespace_, p->meta.name, p->provider);
@@ -224,10 +240,10 @@ static void analyze_request_authn(const struct mg_config *c, struct mg_diags *d)
                 mg_warning(d, ra->rules[j].pos, "inline jwks of issuer \"%s\" appears to contain "
                            "private or symmetric key material (\"d\" or \"k\")",
                            ra->rules[j].issuer ? ra->rules[j].issuer : "");
-        for (size_t j = 0; j < c->n_authz_policies && !covered; j++)
+        for (size_t j = 0; j < c->n_authz_policies && !covered && !over(); j++)
             if (requires_jwt(&c->authz_policies[j]) && same_scope(c, ra, &c->authz_policies[j]))
                 covered = true;
-        if (!covered)
+        if (!covered && work <= MG_ANALYZE_BUDGET)
             mg_warning(d, ra->meta.pos, "RequestAuthentication %s/%s: no AuthorizationPolicy "
                        "requires requestPrincipals for these workloads, so requests without a "
                        "token are allowed", ra->meta.namespace_, ra->meta.name);
@@ -264,7 +280,7 @@ static const struct mg_gateway *find_gateway(const struct mg_config *c, const ch
     size_t nslen = slash ? (size_t)(slash - ref) : strlen(own_ns);
     const char *ns = slash ? ref : own_ns, *name = slash ? slash + 1 : ref;
 
-    for (size_t i = 0; i < c->n_gateways; i++) {
+    for (size_t i = 0; i < c->n_gateways && !over(); i++) {
         const struct mg_gateway *g = &c->gateways[i];
         if (g->meta.name && strcmp(g->meta.name, name) == 0 &&
             strlen(g->meta.namespace_) == nslen && strncmp(g->meta.namespace_, ns, nslen) == 0)
@@ -295,6 +311,8 @@ static void check_gateway_refs(const struct mg_config *c, struct mg_diags *d,
             continue;
         const struct mg_gateway *g = find_gateway(c, l->v[i], vs->meta.namespace_);
         if (!g) {
+            if (work > MG_ANALYZE_BUDGET)
+                return;
             mg_warning(d, l->pos[i], "VirtualService %s/%s is bound to gateway \"%s\", which does "
                        "not exist", vs->meta.namespace_, vs->meta.name, l->v[i]);
             continue;
@@ -302,9 +320,9 @@ static void check_gateway_refs(const struct mg_config *c, struct mg_diags *d,
         for (size_t h = 0; h < vs->hosts.n; h++) {
             bool found = false;
             for (size_t s = 0; s < g->n_servers && !found; s++)
-                for (size_t k = 0; k < g->servers[s].hosts.n && !found; k++)
+                for (size_t k = 0; k < g->servers[s].hosts.n && !found && !over(); k++)
                     found = server_host_admits(g->servers[s].hosts.v[k], vs->hosts.v[h]);
-            if (!found)
+            if (!found && work <= MG_ANALYZE_BUDGET)
                 mg_warning(d, vs->hosts.pos[h], "host \"%s\" of VirtualService %s/%s is not "
                            "served by gateway %s/%s", vs->hosts.v[h], vs->meta.namespace_,
                            vs->meta.name, g->meta.namespace_, g->meta.name);
@@ -346,7 +364,7 @@ static void analyze_gateways(const struct mg_config *c, struct mg_diags *d)
                 if (o->port != s->port)
                     continue;
                 for (size_t a = 0; a < s->hosts.n; a++)
-                    for (size_t b = 0; b < o->hosts.n; b++)
+                    for (size_t b = 0; b < o->hosts.n && !over(); b++)
                         if (mg_strcasecmp(s->hosts.v[a], o->hosts.v[b]) == 0)
                             mg_warning(d, s->hosts.pos[a], "host \"%s\" on port %u is already "
                                        "served by servers[%zu]; Istio ignores the duplicate",
@@ -382,7 +400,7 @@ static bool host_matches(const char *pattern, const char *host)
 static bool has_service_entry(const struct mg_config *c, const char *host)
 {
     for (size_t i = 0; i < c->n_service_entries; i++)
-        for (size_t j = 0; j < c->service_entries[i].hosts.n; j++)
+        for (size_t j = 0; j < c->service_entries[i].hosts.n && !over(); j++)
             if (host_matches(c->service_entries[i].hosts.v[j], host))
                 return true;
     return false;
@@ -406,7 +424,7 @@ static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
         bool im = dr_istio_mutual(&dr->policy);
         for (size_t j = 0; j < dr->n_subsets; j++)
             im = im || dr_istio_mutual(&dr->subsets[j].policy);
-        if (im && dr->host && !has_service_entry(c, dr->host))
+        if (im && dr->host && !has_service_entry(c, dr->host) && work <= MG_ANALYZE_BUDGET)
             mg_warning(d, dr->meta.pos, "DestinationRule %s/%s uses ISTIO_MUTUAL for \"%s\", "
                        "but no ServiceEntry defines that host", dr->meta.namespace_,
                        dr->meta.name, dr->host);
@@ -419,10 +437,15 @@ static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
 void mg_config_analyze(const struct mg_config *c, struct mg_diags *d)
 {
     enum mg_mtls_mode eff = c->proxy.present ? effective_mtls(c) : MG_MTLS_PERMISSIVE;
+    struct mg_pos pos = { c->source ? mg_intern(c->source) : NULL, 0, 0 };
 
+    work = 0;
     analyze_peer_authn(c, d);
     analyze_authz(c, d, eff);
     analyze_request_authn(c, d);
     analyze_gateways(c, d);
     analyze_egress(c, d);
+    if (work > MG_ANALYZE_BUDGET)
+        mg_warning(d, pos, "configuration too large to analyse completely; some pairwise "
+                   "checks were skipped");
 }

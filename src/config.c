@@ -108,8 +108,12 @@ static void read_list(struct loader *L, const struct mg_ynode *doc)
         if (strcmp(k->str, "items") == 0) {
             x->plen = 0;
             mg_cfg_push(x, "List");
-            if (!mg_cfg_seq(x, "items", v))
+            if (mg_ynode_is_null(v))
                 continue;
+            if (v->type != MG_YSEQ) {
+                mg_error(x->d, v->pos, "expected a list for List.items, got %s", mg_ynode_kind(v));
+                continue;
+            }
             for (size_t j = 0; j < v->n; j++)
                 read_doc(L, v->items[j], true);
         } else if (strcmp(k->str, "apiVersion") != 0 && strcmp(k->str, "kind") != 0 &&
@@ -337,18 +341,43 @@ static void check_dups(struct mg_diags *d, const char *kind, const void *arr, si
     free(r);
 }
 
+struct sref {
+    const struct mg_credential *s;
+    size_t idx;
+};
+
+static int sref_cmp(const void *a, const void *b)
+{
+    const struct sref *x = a, *y = b;
+    int c = strcmp(x->s->namespace_, y->s->namespace_);
+    if (c)
+        return c;
+    c = strcmp(x->s->name ? x->s->name : "", y->s->name ? y->s->name : "");
+    if (c)
+        return c;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
 static void check_secret_dups(struct mg_diags *d, const struct mg_config *c)
 {
-    for (size_t i = 1; i < c->n_secrets; i++)
-        for (size_t j = 0; j < i && j < 4096; j++)
-            if (c->secrets[i].name && c->secrets[j].name &&
-                strcmp(c->secrets[i].name, c->secrets[j].name) == 0 &&
-                strcmp(c->secrets[i].namespace_, c->secrets[j].namespace_) == 0) {
-                mg_error(d, c->secrets[i].pos, "duplicate Secret \"%s/%s\" (first defined at "
-                         "%s:%d)", c->secrets[i].namespace_, c->secrets[i].name,
-                         c->secrets[j].pos.file, c->secrets[j].pos.line);
-                break;
-            }
+    struct sref *r;
+
+    if (c->n_secrets < 2)
+        return;
+    r = mg_xmalloc(c->n_secrets * sizeof(*r));
+    for (size_t i = 0; i < c->n_secrets; i++) {
+        r[i].s = &c->secrets[i];
+        r[i].idx = i;
+    }
+    qsort(r, c->n_secrets, sizeof(*r), sref_cmp);
+    for (size_t i = 1; i < c->n_secrets; i++) {
+        const struct mg_credential *a = r[i - 1].s, *b = r[i].s;
+        if (a->name && b->name && strcmp(a->name, b->name) == 0 &&
+            strcmp(a->namespace_, b->namespace_) == 0)
+            mg_error(d, b->pos, "duplicate Secret \"%s/%s\" (first defined at %s:%d)",
+                     b->namespace_, b->name, a->pos.file, a->pos.line);
+    }
+    free(r);
 }
 
 #define DUPS(d, kind, arr, n) check_dups((d), (kind), (arr), (n), sizeof(*(arr)))

@@ -12,6 +12,11 @@
 #include "config.h"
 #include "mg_yaml.h"
 
+/* Most items in one list or map. Istio's own limits are lower (512 rules);
+ * this keeps every pairwise check in the readers cheap. `kind: List`
+ * items are bounded only by the YAML node cap. */
+#define MG_CFG_MAX_ITEMS 4096
+
 struct mg_cfg {
     struct mg_diags *d;
     struct mg_config *c;
@@ -71,9 +76,14 @@ void mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
 /* An HTTP header name (RFC 9110 token). */
 bool mg_cfg_header_name_ok(const char *s);
 
+/* Make room for element n of an array that holds n elements and only ever
+ * grows through here: capacity doubles at powers of two (4, 8, 16, ...), so
+ * 10^5 documents cost O(n) copying, not O(n^2). */
+void *mg_cfg_grow(void *arr, size_t n, size_t elem);
+
 /* Grow an array by one zeroed element and return it. */
 #define MG_CFG_PUSH(arr, n) \
-    ((arr) = mg_xrealloc((arr), ((n) + 1) * sizeof(*(arr))), \
+    ((arr) = mg_cfg_grow((arr), (n), sizeof(*(arr))), \
      memset(&(arr)[(n)], 0, sizeof(*(arr))), &(arr)[(n)++])
 
 /* Kind readers (spec may be NULL when absent). */

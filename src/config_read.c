@@ -10,6 +10,15 @@
 #include <unistd.h>
 #include "config_int.h"
 
+void *mg_cfg_grow(void *arr, size_t n, size_t elem)
+{
+    if (n == 0)
+        return mg_xrealloc(arr, 4 * elem);
+    if (n >= 4 && (n & (n - 1)) == 0)
+        return mg_xrealloc(arr, 2 * n * elem);
+    return arr;
+}
+
 size_t mg_cfg_push(struct mg_cfg *x, const char *fmt, ...)
 {
     size_t mark = x->plen;
@@ -82,14 +91,23 @@ static bool want(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
     return false;
 }
 
+static bool too_many(struct mg_cfg *x, const char *key, const struct mg_ynode *v, size_t n)
+{
+    if (n <= MG_CFG_MAX_ITEMS)
+        return false;
+    mg_error(x->d, v->pos, "%s has %zu entries, more than the limit of %u", mg_cfg_field(x, key),
+             n, MG_CFG_MAX_ITEMS);
+    return true;
+}
+
 bool mg_cfg_map(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
 {
-    return want(x, key, v, MG_YMAP, "a map");
+    return want(x, key, v, MG_YMAP, "a map") && !too_many(x, key, v, v->n / 2);
 }
 
 bool mg_cfg_seq(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
 {
-    return want(x, key, v, MG_YSEQ, "a list");
+    return want(x, key, v, MG_YSEQ, "a list") && !too_many(x, key, v, v->n);
 }
 
 bool mg_cfg_scalar(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
@@ -222,8 +240,8 @@ void mg_cfg_slist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                      sub, mg_ynode_kind(e));
             continue;
         }
-        out->v = mg_xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
-        out->pos = mg_xrealloc(out->pos, (out->n + 1) * sizeof(*out->pos));
+        out->v = mg_cfg_grow(out->v, out->n, sizeof(*out->v));
+        out->pos = mg_cfg_grow(out->pos, out->n, sizeof(*out->pos));
         out->v[out->n] = mg_xstrdup(e->str);
         out->pos[out->n] = e->pos;
         out->n++;

@@ -156,7 +156,7 @@ static bool read_lfields(struct mg_cfg *x, const struct mg_ynode *m, void *obj,
             check_value(x, field, l->v[e], l->pos[e], f[j].vk);
             free(field);
         }
-        if (l->n || (!mg_ynode_is_null(v) && v->type != MG_YSEQ))
+        if (l->n || (!mg_ynode_is_null(v) && (v->type != MG_YSEQ || v->n > 0)))
             any = true;   /* a mistyped field is reported as such, not as "empty" */
     }
     return any;

@@ -281,7 +281,8 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         b->doc_pos = pos;
         return 1;
     case YAML_DOCUMENT_END_EVENT:
-        b->out->v = mg_xrealloc(b->out->v, (b->out->n + 1) * sizeof(*b->out->v));
+        if (b->out->n >= 4 ? (b->out->n & (b->out->n - 1)) == 0 : b->out->n == 0)
+            b->out->v = mg_xrealloc(b->out->v, (b->out->n ? b->out->n * 2 : 4) * sizeof(*b->out->v));
         b->out->v[b->out->n].root = b->root;
         b->out->v[b->out->n].pos = b->doc_pos;
         b->out->n++;

@@ -383,6 +383,31 @@ static void buffer_api(void)
     ok(c == NULL && d.errors == 1 && strstr(d.v[0].msg, "No such file"), "missing path: strerror");
     mg_diags_free(&d);
 
+    /* a list longer than MG_CFG_MAX_ITEMS (4096) is refused, not processed */
+    struct mg_buf b = { 0 };
+    mg_buf_adds(&b, "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                    "metadata: {name: big}\nspec:\n  rules:\n  - from:\n    - source:\n"
+                    "        principals:\n");
+    for (int i = 0; i < 4097; i++)
+        mg_buf_printf(&b, "        - p%d\n", i);
+    c = mg_config_load_buffer("big.yaml", b.p, b.len, &d);
+    ok(!c && d.errors == 1 && strstr(d.v[0].msg, "has 4097 entries, more than the limit of 4096"),
+       "4097 principals rejected");
+    ok(d.n && d.v[0].pos.line == 9, "at the list");
+    mg_buf_free(&b);
+    mg_diags_free(&d);
+
+    /* many documents load in linear time (array growth is geometric) */
+    for (int i = 0; i < 5000; i++)
+        mg_buf_printf(&b, "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                          "metadata: {name: p%d}\nspec: {}\n", i);
+    c = mg_config_load_buffer("many.yaml", b.p, b.len, &d);
+    ok(c && c->n_authz_policies == 5000 && strcmp(c->authz_policies[4999].meta.name, "p4999") == 0,
+       "5000 documents");
+    mg_config_free(c);
+    mg_buf_free(&b);
+    mg_diags_free(&d);
+
     struct mg_kvlist want = { 0 }, have = { 0 };
     struct mg_kv a[] = { { (char *)"app", (char *)"x", { 0 } }, { (char *)"v", (char *)"1", { 0 } } };
     want.v = a;
