@@ -1,0 +1,82 @@
+#!/bin/bash
+# 26-h2-abuse.sh - HTTP/2 protections end to end, against the nghttp2 Debian
+# ships: header list limit (431 on that stream only, trap 8), rapid reset
+# (GOAWAY, trap 9), CONTINUATION flood (GOAWAY), flow control bounding memory
+# for slow readers, GOAWAY after the idle timeout.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h2lib.sh"
+
+FLOOD=${MG_H2FLOOD_BIN:-$MG_BUILDDIR/tests/helpers/mg_h2flood}
+[ -x "$FLOOD" ] || bail_out "no $FLOOD (make check builds it)"
+curl --version | grep -q HTTP2 || skip_all "curl without HTTP/2"
+
+h2_setup "  timeouts: {idle: 3s}
+  limits: {maxRequestHeadersKb: 8, maxConcurrentStreams: 100}"
+# an ASan build parks freed memory in a quarantine (256 MB by default), which
+# would look like growth; keep it small so RSS measures live memory
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4"
+h2_start || bail_out "no gateway"
+flood() { "$FLOOD" --port "$H2_PORT" "$@" 2>&1; }
+
+# ---- header list size: counted by us, one stream refused, the others served
+out=$(flood headers 5 2 10000)
+is "$(printf '%s\n' "$out" | grep -c 'status 200')" 4 "other streams on the connection served"
+like "$out" '^stream 2 status 431$' "stream with 10 kB of headers over an 8 kB limit: 431"
+out=$(flood headers 3 1 7000)
+is "$(printf '%s\n' "$out" | grep -c 'status 200')" 3 "7 kB of headers under the 8 kB limit: served"
+sleep 0.2
+like "$(grep '"response_code":431' "$MG_MESHGATE_LOG")" '"reason":"headers_too_large"' \
+    "431 logged with its reason"
+like "$(grep '"response_code":431' "$MG_MESHGATE_LOG")" '"protocol":"HTTP/2"' "431 log line says HTTP/2"
+
+# ---- rapid reset (CVE-2023-44487): nghttp2's limit is a burst of 1000 RSTs
+out=$(flood rapid 3000)
+like "$out" '^goaway [0-9]+ last' "3000 HEADERS+RST_STREAM: GOAWAY"
+like "$out" '^closed$' "rapid reset connection closed"
+is "$(h2_curl -o /dev/null -w '%{http_code}' /echo)" 200 "gateway serves others after the reset flood"
+out=$(flood rapid 200)
+unlike "$out" '^goaway' "200 resets (under the burst): no GOAWAY"
+like "$out" '^open$' "200 resets: connection stays open"
+
+# ---- CONTINUATION flood (CVE-2024-28182): at most 8 per header block
+out=$(flood continuation 40)
+like "$out" '^goaway 11 ' "40 CONTINUATION frames: GOAWAY ENHANCE_YOUR_CALM"
+like "$out" '^closed$' "CONTINUATION flood connection closed"
+out=$(flood continuation 4)
+like "$out" '^responses 1$' "4 CONTINUATION frames: request answered"
+is "$(h2_curl -o /dev/null -w '%{http_code}' /echo)" 200 "gateway serves others after the CONTINUATION flood"
+
+# ---- idle timeout: GOAWAY (NO_ERROR) and close once no stream is open
+out=$(flood --linger 6 rapid 1)
+like "$out" '^goaway 0 ' "idle connection gets GOAWAY NO_ERROR after 3 s"
+like "$out" '^closed$' "idle connection closed"
+
+# ---- flow control bounds memory: slow readers of big bodies
+base=$(h2_rss)
+pids=()
+for i in 1 2 3 4; do
+    h2_curl --max-time 5 --limit-rate 100k -o /dev/null /bytes/1000000000 2>/dev/null &
+    pids+=($!)
+    _mg_track "$!"
+done
+sleep 3
+peak=$(h2_rss)
+sleep 1.5
+p2=$(h2_rss)
+[ "$p2" -gt "$peak" ] && peak=$p2
+for p in "${pids[@]}"; do
+    mg_stop "$p" >/dev/null 2>&1
+done
+grow=$(((peak - base) / 1024))
+diag "RSS before ${base} kB, peak ${peak} kB with 4 slow readers of 1 GB each"
+ok "RSS grew ${grow} MB (< 64 MB) with 4 slow readers of 1 GB bodies" test "$grow" -lt 64
+up_sent=$(grep -c '/bytes/1000000000' "$H2_UP_LOG")
+diag "upstream log lines for the slow downloads: $up_sent"
+is "$(h2_curl -o /dev/null -w '%{http_code}' /echo)" 200 "gateway serves after the slow readers"
+sleep 0.5
+is "$(grep '"path":"/bytes/1000000000"' "$MG_MESHGATE_LOG" | grep -c '"response_flags":"DC"')" 4 \
+    "slow readers that gave up are logged as DC" ||
+    grep '"path":"/bytes/1000000000"' "$MG_MESHGATE_LOG" | diag -
+
+done_testing
