@@ -147,6 +147,36 @@ ok "a child script started an upstream" test -n "${opid:-}"
 fails "its EXIT trap stopped the upstream" kill -0 "${opid:-0}"
 fails "its EXIT trap removed its temp directory" test -d "${otmp:-/nonexistent}"
 
+# --- a bare `wait` does not wait for harness processes; the watchdog
+cat >"$child" <<CHILD
+. "$MG_SRCDIR/tests/e2e/lib.sh"
+mg_start_upstream --name waiter >/dev/null 2>&1 || exit 3
+sleep 0.2 &
+wait
+echo "waited \$MG_UPSTREAM_PID"
+CHILD
+MG_UPSTREAM_BIN=$MG_UPSTREAM_BIN MG_TEST_TIMEOUT=20 timeout 30 bash "$child" >"$MG_TMP/child.out" 2>&1
+like "$(cat "$MG_TMP/child.out")" '^waited [0-9]+' "a bare wait returns although an upstream runs"
+cat >"$child" <<CHILD
+. "$MG_SRCDIR/tests/e2e/lib.sh"
+mg_start_upstream --name stuck >/dev/null 2>&1 || exit 3
+echo "pid \$MG_UPSTREAM_PID \$MG_TMP"
+sleep 60
+echo "not reached"
+CHILD
+start=$(date +%s)
+MG_UPSTREAM_BIN=$MG_UPSTREAM_BIN MG_TEST_TIMEOUT=2 timeout 30 bash "$child" >"$MG_TMP/child.out" 2>&1
+took=$(($(date +%s) - start))
+out=$(cat "$MG_TMP/child.out")
+like "$out" '^Bail out! .*MG_TEST_TIMEOUT' "the watchdog bails out of a stuck script"
+unlike "$out" 'not reached' "the stuck script did not go on"
+ok "it took the timeout plus at most the grace period (${took} s)" test "$took" -le 12
+read -r _ spid stmp <<<"$(grep '^pid ' "$MG_TMP/child.out")"
+mg_wait_for 3 eval '! kill -0 "${spid:-0}" 2>/dev/null'
+fails "the stuck script's upstream was killed" kill -0 "${spid:-0}"
+mg_wait_for 3 test ! -d "${stmp:-/nonexistent}"
+fails "its temp directory was removed" test -d "${stmp:-/nonexistent}"
+
 # --- mg_start_meshgate reports a gateway that cannot start
 cfg=$(mg_tmpdir cfg)
 echo 'this is not: [valid' >"$cfg/broken.yaml"

@@ -13,6 +13,8 @@
 #                the test sets it (mg_start_meshgate waits for its /ready)
 #   MG_KEEP_TMP=1  keep the temp directory (its path is printed as a diagnostic)
 #   MG_READY_TIMEOUT  seconds mg_start_meshgate waits for /ready (default 10)
+#   MG_TEST_TIMEOUT   seconds a whole script may run before it is stopped with
+#                     "Bail out!" and its processes killed (default 300; 0 = none)
 #
 # Results are counted in this shell: call the TAP helpers (ok, is, ...) and
 # the process starters (mg_start_*) directly, never inside $( ) or a pipe,
@@ -242,6 +244,27 @@ mg_free_port() {
     return 1
 }
 
+# mg_wait_for SECONDS CMD [ARGS...]: run CMD every 0.1 s until it succeeds
+# (return 0) or SECONDS pass (return 1).
+mg_wait_for() {
+    local limit=$(($1 * 10)) i
+    shift
+    for ((i = 0; i < limit; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# mg_wait_log FILE ERE [SECONDS]: wait (default 5 s) until a line of FILE
+# matches ERE, e.g. an access log line that is written after the response.
+mg_wait_log() {
+    mg_wait_for "${3:-5}" grep -Eq -- "$2" "$1" 2>/dev/null || {
+        echo "mg_wait_log: no line matching /$2/ in $1 after ${3:-5} s" >&2
+        return 1
+    }
+}
+
 # mg_wait_port HOST PORT [SECONDS]: wait until a TCP connect succeeds (default 10 s).
 mg_wait_port() {
     local host=$1 port=$2 limit=$(((${3:-10}) * 10)) i
@@ -258,7 +281,33 @@ mg_wait_port() {
 # ------------------------------------------------------------------ processes
 
 # _mg_track PID: stop PID when the script exits.
-_mg_track() { _mg_pids+=("$1"); }
+_mg_track() {
+    _mg_pids+=("$1")
+    echo "$1" >>"$MG_TMP/.pids"     # for the watchdog, which runs in a subshell
+}
+
+_mg_tracked() {
+    local p
+    for p in "${_mg_pids[@]}"; do
+        [ "$p" = "$1" ] && return 0
+    done
+    return 1
+}
+
+# wait [ARGS]: the shell builtin, except that a bare `wait` waits only for the
+# script's own background jobs, not for the gateway and upstreams the harness
+# started (those never exit by themselves, so a bare wait would hang).
+wait() {
+    if [ "$#" -gt 0 ]; then
+        builtin wait "$@"
+        return
+    fi
+    local p
+    for p in $(jobs -p); do
+        _mg_tracked "$p" || [ "$p" = "${_mg_watchdog_pid:-}" ] || builtin wait "$p"
+    done
+    return 0
+}
 
 # _mg_alive PID: does PID exist and is it not a zombie? (kill -0 succeeds on
 # an exited child until it is reaped.)
@@ -304,6 +353,7 @@ mg_stop_all() {
 
 _mg_exit() {
     local rc=$?
+    [ -n "${_mg_watchdog_pid:-}" ] && kill "$_mg_watchdog_pid" 2>/dev/null
     mg_stop_all
     if [ "${MG_KEEP_TMP:-0}" = 1 ]; then
         diag "kept $MG_TMP"
@@ -315,6 +365,40 @@ _mg_exit() {
 trap _mg_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The watchdog: a hung script (a bare `wait`, a curl without a timeout, a
+# gateway that never answers) must not hang `make check`. It polls once a
+# second so it ends by itself soon after the script.
+_mg_watchdog() {
+    local limit=$1 main=$2 n=0 p
+    while kill -0 "$main" 2>/dev/null; do
+        sleep 1 >/dev/null 2>&1
+        n=$((n + 1))
+        [ "$n" -lt "$limit" ] && continue
+        echo "Bail out! $MG_TEST_NAME ran longer than $limit s (MG_TEST_TIMEOUT)"
+        kill -TERM "$main" 2>/dev/null
+        sleep 3 >/dev/null 2>&1
+        kill -0 "$main" 2>/dev/null || exit 0
+        # the script is stuck in a foreground command: kill what it started
+        while read -r p; do
+            kill -KILL "$p" 2>/dev/null
+        done <"$MG_TMP/.pids" 2>/dev/null
+        for p in $(cat /proc/"$main"/task/*/children 2>/dev/null); do
+            [ "$p" = "$BASHPID" ] || kill -KILL "$p" 2>/dev/null
+        done
+        for ((n = 0; n < 20; n++)); do     # its TERM trap may run now
+            kill -0 "$main" 2>/dev/null || break
+            sleep 0.1 >/dev/null 2>&1
+        done
+        kill -KILL "$main" 2>/dev/null
+        rm -rf "$MG_TMP"
+        exit 0
+    done
+}
+if [ "${MG_TEST_TIMEOUT:-300}" -gt 0 ] 2>/dev/null; then
+    _mg_watchdog "${MG_TEST_TIMEOUT:-300}" "$$" </dev/null &
+    _mg_watchdog_pid=$!
+fi
 
 # mg_start_upstream [mg_upstream ARGS...]: start tests/helpers/mg_upstream on
 # 127.0.0.1 (a free port unless ARGS has --listen) and wait until it listens.
