@@ -364,8 +364,31 @@ static void good_list_dir_rel(void)
     mg_diags_free(&d);
 }
 
+/* Every file of a directory is read and every problem reported, each with
+ * its own file name; a duplicate across files names the first file. */
+static void bad_directory(void)
+{
+    char path[1024];
+    struct mg_diags d = { 0 };
+
+    snprintf(path, sizeof(path), "%s/baddir", MG_TEST_DATA);
+    struct mg_config *c = mg_config_load(path, &d);
+    ok(c == NULL && d.errors == 3, "baddir: three errors (%zu)", d.errors);
+    if (d.n == 3) {
+        ok(mg_has_suffix(d.v[0].pos.file, "/01-a.yaml") && d.v[0].pos.line == 5 &&
+           d.v[0].pos.col == 16 && strstr(d.v[0].msg, "STRIKT"), "bad enum in 01-a.yaml");
+        ok(mg_has_suffix(d.v[1].pos.file, "/02-b.yaml") && strstr(d.v[1].msg, "YAML syntax error"),
+           "syntax error in 02-b.yaml");
+        ok(mg_has_suffix(d.v[2].pos.file, "/03-c.yml") && strstr(d.v[2].msg, "duplicate") &&
+           strstr(d.v[2].msg, "01-a.yaml:1"), "duplicate in 03-c.yml names 01-a.yaml:1");
+    }
+    mg_config_free(c);
+    mg_diags_free(&d);
+}
+
 static void buffer_api(void)
 {
+    bad_directory();
     struct mg_diags d = { 0 };
     const char *y = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
                     "metadata: {name: x, namespace: ns1}\nspec:\n  mtls: {mode: DISABLE}\n";
