@@ -28,8 +28,9 @@ struct mg_reqauthn;             /* compiled rules: immutable, shared read-only *
 /* Compile the RequestAuthentication resources of `c` that apply to its
  * Proxy. Inline `jwks` is parsed here (oct keys allowed); a bad inline JWKS
  * is an error in `d` (that rule then rejects every token with "Jwks doesn't
- * have any valid public key"), skipped keys are warnings. Never returns
- * NULL; free with mg_reqauthn_free. */
+ * have any valid public key"), skipped keys are warnings. The result
+ * borrows strings from `c`, so it must not outlive it (the snapshot owns
+ * both). Never returns NULL; free with mg_reqauthn_free. */
 struct mg_reqauthn *mg_reqauthn_compile(const struct mg_config *c, struct mg_diags *d);
 void mg_reqauthn_free(struct mg_reqauthn *ra);
 
