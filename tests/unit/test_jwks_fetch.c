@@ -479,6 +479,82 @@ int main(void)
     }
     mg_jwks_store_free(st);
 
+    /* 8. The whole chain: compiled rules -> store -> reqauthn, with a key
+     * rotation recovered through the kid-miss refetch. */
+    {
+        struct mg_config cfg;
+        struct mg_request_authn ra;
+        struct mg_jwt_rule rule;
+        struct mg_diags d = {0};
+        struct mg_reqauthn *comp;
+        struct mg_ra_keys keys;
+        struct mg_ra_result res;
+        struct mg_header h;
+        struct mg_ra_request rq;
+        char *t1, *t2, *auth1, *auth2;
+        int64_t now = mg_wall_s();
+
+        memset(&cfg, 0, sizeof cfg);
+        memset(&ra, 0, sizeof ra);
+        memset(&rule, 0, sizeof rule);
+        cfg.mesh.root_namespace = "istio-system";
+        cfg.proxy.present = true;
+        cfg.proxy.meta.namespace_ = "istio-system";
+        ra.meta.namespace_ = "istio-system";
+        rule.issuer = "https://issuer.test";
+        rule.jwks_uri = url;
+        rule.timeout_ms = 2000;
+        ra.rules = &rule;
+        ra.n_rules = 1;
+        cfg.request_authns = &ra;
+        cfg.n_request_authns = 1;
+        comp = mg_reqauthn_compile(&cfg, &d);
+        st = store(ca_good, 3600000, 60000, 100);
+        keys = mg_jwks_store_keys(st);
+        ok(mg_jwks_store_add_rules(st, comp) == 0, "rule URIs registered in the store");
+        {
+            char *h1 = mg_ts_header("ES256", "k1"), *h2 = mg_ts_header("EdDSA", "k2");
+            char *pl = mg_xasprintf("{\"iss\":\"https://issuer.test\",\"sub\":\"bob\",\"exp\":%lld}",
+                                    (long long)now + 600);
+            t1 = mg_ts_sign(k1, NULL, 0, "ES256", h1, pl);
+            t2 = mg_ts_sign(k2, NULL, 0, "EdDSA", h2, pl);
+            auth1 = mg_xasprintf("Bearer %s", t1);
+            auth2 = mg_xasprintf("Bearer %s", t2);
+            free(h1), free(h2), free(pl);
+        }
+        free(s.jwks);
+        s.jwks = jwks_with(k1, "k1");
+        h = (struct mg_header){"authorization", 13, auth1, strlen(auth1)};
+        rq = (struct mg_ra_request){"GET", "https", "gw.test", "/", 1, &h, 1};
+        mg_reqauthn_eval(comp, &rq, &keys, NULL, now, &res);
+        ok(res.status == MG_RA_DENY_401 && !strcmp(res.body, "Jwks remote fetch is failed"),
+           "before the first fetch: 401 Jwks remote fetch is failed");
+        mg_ra_result_free(&res);
+        p = (struct probe){st, url, "k1", NULL, 0};
+        run_until(is_ready, &p, 3000);
+        mg_reqauthn_eval(comp, &rq, &keys, NULL, now, &res);
+        ok(res.status == MG_RA_PASS_PRINCIPAL && !strcmp(res.principal, "https://issuer.test/bob"),
+           "after the fetch the ES256 token passes");
+        mg_ra_result_free(&res);
+        /* The issuer rotates to an Ed25519 key k2. */
+        free(s.jwks);
+        s.jwks = jwks_with(k2, "k2");
+        h = (struct mg_header){"authorization", 13, auth2, strlen(auth2)};
+        mg_reqauthn_eval(comp, &rq, &keys, NULL, now, &res);
+        ok(res.status == MG_RA_DENY_401 && res.error == MG_JWKS_KID_ALG_MISMATCH,
+           "token with the new kid: 401 until the set is refetched");
+        mg_ra_result_free(&res);
+        p.kid = "k2";
+        ok(run_until(has_kid, &p, 3000), "kid miss triggered the refetch");
+        mg_reqauthn_eval(comp, &rq, &keys, NULL, now, &res);
+        is_int(res.status, MG_RA_PASS_PRINCIPAL, "the rotated key's token passes");
+        mg_ra_result_free(&res);
+        mg_jwks_store_free(st);
+        mg_reqauthn_free(comp);
+        mg_diags_free(&d);
+        free(t1), free(t2), free(auth1), free(auth2);
+    }
+
     srv_stop(&s);
     free(s.jwks);
     SSL_CTX_free(sctx);
