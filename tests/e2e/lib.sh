@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # (variables set here are for the test scripts)
 # lib.sh - the end-to-end test harness, sourced by every tests/e2e/NN-name.sh.
 #
 # Bash only. It prints TAP on stdout (automake's TAP driver reads it), binds
@@ -21,7 +22,6 @@
 # or their counts and pids are lost with the subshell.
 
 set -u
-# shellcheck disable=SC2034  # variables below are for the test scripts
 
 MG_BUILDDIR=${MG_BUILDDIR:-$PWD}
 MG_SRCDIR=${MG_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -536,7 +536,7 @@ mg_json_field() {
     local v
     v=$(printf '%s' "$1" | grep -Eo "\"$2\":(\"([^\"\\\\]|\\\\.)*\"|[^,}]*)" | head -n 1) || return 1
     [ -n "$v" ] || return 1
-    v=${v#\"$2\":}
+    v=${v#\""$2"\":}
     case $v in
     \"*\") v=${v#\"} v=${v%\"} ;;
     esac
