@@ -230,6 +230,26 @@ void mg_cfg_read_mesh(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_m
 
 /* ---- Proxy ---- */
 
+/* "ip:port" / "[v6]:port" listener addresses. */
+static void addr_field(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool need_port,
+                       bool allow_empty, char **out)
+{
+    char host[256];
+    uint16_t port;
+    struct mg_addr a;
+
+    mg_cfg_str(x, key, v, out);
+    if (!*out || (allow_empty && !**out))
+        return;
+    if (mg_split_host_port(*out, host, sizeof(host), &port) < 0 || (need_port && !port) ||
+        (!need_port && port) || mg_addr_parse_ip(&a, host) < 0) {
+        mg_error(x->d, v->pos, "invalid address \"%s\" for %s (want %s)", *out,
+                 mg_cfg_field(x, key), need_port ? "IP:port" : "an IP address");
+        free(*out);
+        *out = NULL;
+    }
+}
+
 static void read_credentials(struct mg_cfg *x, const struct mg_ynode *v, struct mg_proxy *p)
 {
     const struct mg_ynode *k, *e, *fk, *fv;
@@ -276,15 +296,16 @@ static void read_inbound(struct mg_cfg *x, const struct mg_ynode *v, struct mg_p
                 if (strcmp(k->str, "port") == 0)
                     mg_cfg_port(x, k->str, e, &in->port);
                 else if (strcmp(k->str, "bind") == 0)
-                    mg_cfg_str(x, k->str, e, &in->bind);
+                    addr_field(x, k->str, e, true, false, &in->bind);
                 else if (strcmp(k->str, "forwardTo") == 0)
-                    mg_cfg_str(x, k->str, e, &in->forward_to);
+                    addr_field(x, k->str, e, true, false, &in->forward_to);
                 else if (strcmp(k->str, "protocol") == 0)
                     mg_cfg_proto(x, k->str, e, &in->protocol);
                 else
                     mg_cfg_unknown(x, k);
             }
-            if (!in->port || !in->bind || !in->forward_to)
+            if (!mg_ynode_get(v->items[i], "port") || !mg_ynode_get(v->items[i], "bind") ||
+                !mg_ynode_get(v->items[i], "forwardTo"))
                 mg_error(x->d, in->pos, "%s needs port, bind and forwardTo",
                          mg_cfg_field(x, NULL));
         }
@@ -329,9 +350,9 @@ void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
         } else if (strcmp(key, "credentials") == 0)
             read_credentials(x, v, p);
         else if (strcmp(key, "bindAddress") == 0)
-            mg_cfg_str(x, key, v, &p->bind_address);
+            addr_field(x, key, v, false, false, &p->bind_address);
         else if (strcmp(key, "admin") == 0)
-            mg_cfg_str(x, key, v, &p->admin);
+            addr_field(x, key, v, true, true, &p->admin);
         else if (strcmp(key, "inbound") == 0)
             read_inbound(x, v, p);
         else if (strcmp(key, "outbound") == 0) {
@@ -340,7 +361,7 @@ void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
             mark = mg_cfg_push(x, ".outbound");
             for (size_t j = 0; mg_cfg_next(v, &j, &sk, &sv);) {
                 if (strcmp(sk->str, "bind") == 0)
-                    mg_cfg_str(x, sk->str, sv, &p->outbound_bind);
+                    addr_field(x, sk->str, sv, true, false, &p->outbound_bind);
                 else
                     mg_cfg_unknown(x, sk);
             }

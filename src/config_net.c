@@ -513,7 +513,9 @@ static void read_http_route(struct mg_cfg *x, const struct mg_ynode *v, struct m
         }
     }
     int actions = (r->n_route > 0) + r->has_redirect + r->has_direct_response;
-    if (actions == 0)
+    if (actions == 0 && mg_ynode_get(v, "delegate"))
+        ;   /* delegation is ignored with a warning above */
+    else if (actions == 0)
         mg_error(x->d, v->pos, "%s needs a route, redirect or directResponse",
                  mg_cfg_field(x, NULL));
     else if (actions > 1)

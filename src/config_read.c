@@ -405,6 +405,8 @@ void mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
 
 bool mg_cfg_header_name_ok(const char *s)
 {
+    const char *start = s;
+
     if (!s || !*s)
         return false;
     for (; *s; s++) {
@@ -412,6 +414,8 @@ bool mg_cfg_header_name_ok(const char *s)
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
             continue;
         /* HTTP/2 pseudo headers (":authority") are allowed as Istio does */
+        if (c == ':' && s != start)
+            return false;
         if (!strchr("!#$%&'*+-.^_`|~:", c))
             return false;
     }
