@@ -262,6 +262,19 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
             mg_buf_printf(b, "%s\"%s\":", i ? "," : "", k[i]);
             json_str(b, v[i]);
         }
+        /* access phase decision: only when there is one (keeps lines short) */
+        const char *ak[] = { "authz_policy", "authz_audit", "authz_dry_run", "authz_dry_run_result",
+                             "authz_detail" };
+        const char *av[] = { r->authz_policy, r->authz_audit, r->authz_dry_run,
+                             r->authz_dry_run_result, r->authz_detail };
+        for (size_t i = 0; i < MG_ARRAY_LEN(ak); i++) {
+            if (!av[i])
+                continue;
+            mg_buf_printf(b, ",\"%s\":", ak[i]);
+            json_str(b, av[i]);
+        }
+        if (r->authz_policy)
+            mg_buf_printf(b, ",\"authz_rule\":%d", r->authz_rule);
         mg_buf_printf(b, ",\"response_code\":%d,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
                       "\"duration\":%llu}\n", f.code, f.rx, f.tx, f.duration);
         return;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include "access.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -109,7 +110,9 @@ static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
         }
         mg_buf_adds(b, "]}");
     }
-    mg_buf_adds(b, "]}\n");
+    mg_buf_adds(b, "],");
+    mg_access_dump(b, s);
+    mg_buf_adds(b, "}\n");
 }
 
 static void handle(struct evhttp_request *req, void *arg)
@@ -126,6 +129,7 @@ static void handle(struct evhttp_request *req, void *arg)
         for (int i = 0; i < a->n; i++)
             m[i] = a->w[i].metrics;
         mg_metrics_render(&b, m, (size_t)a->n);
+        mg_access_metrics_render(&b);
         free(m);
         reply(req, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
     } else if (ul == 12 && strncmp(uri, "/config_dump", 12) == 0 && a->snap) {

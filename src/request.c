@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include "access.h"
 #include "accesslog.h"
 #include "conn.h"
 #include "metrics.h"
@@ -107,6 +108,7 @@ void mg_request_init(struct mg_request *r, struct mg_conn *c, const struct mg_do
 
 void mg_request_release(struct mg_request *r)
 {
+    mg_access_release(r);
     mg_upstream_detach(r, false);
     if (r->timer) {
         event_free(r->timer);
@@ -253,8 +255,7 @@ static int phase_route(struct mg_request *r)
  * and return -1. Return 0 to continue. */
 static int phase_access(struct mg_request *r)
 {
-    (void)r;
-    return 0;
+    return mg_access_run(r);            /* 0 continue, -1 answered, 1 pending (resumes) */
 }
 
 /* Envoy regex_rewrite: every match replaced, \N backreferences expanded. */
@@ -497,8 +498,14 @@ static void on_route_timeout(evutil_socket_t fd, short what, void *arg)
 
 void mg_request_run(struct mg_request *r)
 {
-    if (phase_normalize(r) || phase_server(r) || phase_route(r) || phase_access(r) ||
-        phase_action(r))
+    if (phase_normalize(r) || phase_server(r) || phase_route(r) || phase_access(r))
+        return;
+    mg_request_resume(r);
+}
+
+void mg_request_resume(struct mg_request *r)
+{
+    if (phase_action(r))
         return;
     r->dest = mg_route_pick(r->route, mg_worker_rand(r->conn->w));
     phase_headers(r);

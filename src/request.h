@@ -113,6 +113,16 @@ struct mg_request {
     const char *flags;                  /* Envoy response flags ("-", "UF", "UT", "NR", "UO", "URX", "UC", "DC") */
     const char *reason;                 /* refusal reason, NULL = none */
     bool logged;
+
+    /* access phase (access.c): state of a pending ext_authz check and the
+     * decision, for the access log */
+    struct mg_access_pending *access;
+    const char *authz_policy;           /* deciding policy "ns.name", NULL = none */
+    int authz_rule;                     /* its rule index (when authz_policy is set) */
+    const char *authz_audit;            /* AUDIT policy that matched, or NULL */
+    const char *authz_dry_run;          /* dry-run DENY policy that would have denied */
+    const char *authz_dry_run_result;   /* "deny" when a dry-run policy would deny */
+    const char *authz_detail;           /* ext_authz failure, JWT error, ... */
 };
 
 /* Initialise (codec calls before filling attributes) and release. */
@@ -122,6 +132,10 @@ void mg_request_release(struct mg_request *r);
 /* Run the phases once the head is parsed. The request then proceeds
  * asynchronously; the codec learns the outcome through its ops. */
 void mg_request_run(struct mg_request *r);
+
+/* Continue after an asynchronous access phase (ext_authz) allowed the
+ * request: route action, header edits, upstream. */
+void mg_request_resume(struct mg_request *r);
 
 /* Local answer helper: records status/reason/flags then calls ops->local_reply. */
 void mg_request_reply(struct mg_request *r, int status, const char *body, const char *reason,

@@ -4,6 +4,7 @@
 #include "snapshot.h"
 #include <stdlib.h>
 #include <string.h>
+#include "access.h"
 #include "tls.h"
 #include "upstream.h"
 #include "util.h"
@@ -228,6 +229,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
         }
     }
     s->https_port = (n_https_ports == 1 && https_port != 443) ? https_port : 0;
+    s->access = mg_access_build(s, d);
     if (d->errors > errors0) {
         mg_snapshot_unref(s);
         return NULL;
@@ -271,6 +273,7 @@ void mg_snapshot_unref(struct mg_snapshot *s)
     for (size_t i = 0; i < s->n_clusters; i++)
         mg_cluster_free(s->clusters[i]);
     free(s->clusters);
+    mg_access_free(s->access);
     free(s->spiffe_id);
     mg_config_free(s->cfg);
     free(s);

@@ -17,6 +17,7 @@
 
 struct mg_port;
 struct mg_cluster;
+struct mg_access;
 
 struct mg_srv {                         /* one compiled Gateway server */
     const struct mg_gateway *gw;
@@ -54,6 +55,7 @@ struct mg_snapshot {
     struct mg_cluster **clusters;
     size_t n_clusters;
     uint16_t https_port;                /* redirect target port (0 = default 443) */
+    struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
 };
 
 /* Compile `cfg` (ownership passes to the snapshot on success and on
