@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "config.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,19 +25,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef MG_FUZZ_STANDALONE
+#include <glob.h>
+
+static int run_file(int n, const char *path)
+{
+    size_t len;
+    char *buf = mg_read_file(path, 64u * 1024 * 1024, &len);
+
+    if (!buf) {
+        printf("not ok %d - %s: cannot read\n", n, path);
+        return 1;
+    }
+    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    free(buf);
+    printf("ok %d - %s\n", n, path);
+    return 0;
+}
+
+/* With file arguments: replay them. Without (make check): replay the
+ * config test cases under $MG_SRCDIR as a TAP test, so the target always
+ * builds and runs under the sanitizers. */
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        size_t len;
-        char *buf = mg_read_file(argv[i], 64u * 1024 * 1024, &len);
-        if (!buf) {
-            perror(argv[i]);
-            return 1;
+    int fails = 0, n = 0;
+
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++)
+            fails += run_file(++n, argv[i]);
+    } else {
+        const char *src = getenv("MG_SRCDIR");
+        char *pat = mg_xasprintf("%s/tests/unit/data/config/*/*.y*ml", src ? src : ".");
+        glob_t g;
+        if (glob(pat, 0, NULL, &g) == 0) {
+            for (size_t i = 0; i < g.gl_pathc; i++)
+                fails += run_file(++n, g.gl_pathv[i]);
+            globfree(&g);
         }
-        LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
-        free(buf);
-        printf("ok %d - %s\n", i, argv[i]);
+        free(pat);
+        if (n == 0)
+            printf("not ok 1 - no inputs found (set MG_SRCDIR)\n"), n = 1, fails = 1;
     }
-    return 0;
+    printf("1..%d\n", n);
+    return fails ? 1 : 0;
 }
 #endif
