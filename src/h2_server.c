@@ -581,8 +581,13 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
             *slot = v;
         return 0;
     }
+    for (size_t i = 0; i < namelen; i++) {
+        if (n[i] >= 'A' && n[i] <= 'Z') {
+            s->bad = "malformed_header";    /* RFC 9113 8.2.1: upper case is malformed */
+            return 0;
+        }
+    }
     char *k = mg_rq_strndup(a, n, namelen);
-    mg_lower(k);                        /* nghttp2 refuses upper case; stay defensive */
     if (connection_specific(k, namelen) ||
         (strcmp(k, "te") == 0 && mg_strcasecmp(v, "trailers") != 0)) {
         s->bad = "connection_specific_header";   /* RFC 9113 8.2.2 */

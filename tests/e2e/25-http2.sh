@@ -63,6 +63,31 @@ code=$(h2_curl -o "$MG_TMP/nr" -w '%{http_code}' -H 'Host: other.example.com' /x
 is "$code" 404 "unknown host: 404 over HTTP/2"
 is "$(cat "$MG_TMP/nr")" "no route" "404 body"
 
+# ---- RFC 9113 request validation (nghttp2's and ours), each followed by a
+# good request on the same connection that must still be served
+FLOOD=${MG_H2FLOOD_BIN:-$MG_BUILDDIR/tests/helpers/mg_h2flood}
+h2req() { "$FLOOD" --port "$H2_PORT" request "$@" 2>&1; }
+if [ -x "$FLOOD" ]; then
+    out=$(h2req GET /echo te trailers)
+    like "$out" '^stream 0 status 200$' "te: trailers accepted"
+    for bad in "te gzip" "connection keep-alive" "transfer-encoding chunked" "upgrade h2c" \
+        "content-length 5"; do
+        # shellcheck disable=SC2086
+        out=$(h2req GET /echo $bad)
+        like "$out" '^stream 0 (reset [1-9]|status 400)' "refused: $bad"
+        like "$out" '^stream 1 status 200$' "connection still serves after: $bad"
+    done
+    out=$(h2req GET noslash)
+    like "$out" '^stream 0 (reset [1-9]|status 400)' "refused: :path not starting with /"
+    out=$(h2req GET /echo host evil.example.com)
+    like "$out" '^stream 0 status 400$' "Host differing from :authority: 400"
+    like "$out" '^stream 1 status 200$' "connection still serves after the 400"
+    out=$(h2req GET /echo host app.example.com :authority app.example.com)
+    like "$out" '^stream 0 status 200$' "Host equal to :authority accepted"
+else
+    skip "no mg_h2flood" 15
+fi
+
 # ---- many concurrent streams on one connection
 nout=$(nghttp -n -s -m 50 -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/slow?ms=200" 2>&1)
 is "$(printf '%s\n' "$nout" | grep -cE ' 200 +[0-9]')" 50 "50 concurrent streams all 200"

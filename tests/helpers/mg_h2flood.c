@@ -12,6 +12,11 @@
  *                       (0-based) with an extra header of BIG bytes; prints
  *                       "stream <i> status <code>" or "stream <i> reset
  *                       <error code>" per request, in request order.
+ *     request METHOD PATH [NAME VALUE]...
+ *                       one request exactly as given (:authority = --host
+ *                       unless given as a NAME; the client does no HTTP
+ *                       validation), then a GET /echo on the same
+ *                       connection; prints as for headers.
  * The floods write raw frames (HPACK literals without indexing); the
  * headers mode uses an nghttp2 client session. TLS with ALPN h2 to
  * 127.0.0.1, SNI = --host (default app.example.com), no verification
@@ -275,24 +280,91 @@ static int hm_close(nghttp2_session *s, int32_t id, uint32_t err, void *u)
     return 0;
 }
 
-static int mode_headers(SSL *ssl, const char *host, int n, int big_at, long big)
+static nghttp2_session *hm_session(struct hm *m)
 {
-    if (n < 1 || n > 64 || big < 1 || big > 1 << 20)
-        return 1;
-    struct hm m = { .ssl = ssl, .n = n, .open = n };
     nghttp2_session_callbacks *cb;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_send_callback(cb, hm_send);
     nghttp2_session_callbacks_set_on_header_callback(cb, hm_header);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, hm_close);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_http_messaging(opt, 1);   /* send what we are told */
     nghttp2_session *s;
-    nghttp2_session_client_new(&s, cb, &m);
+    nghttp2_session_client_new2(&s, cb, m, opt);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0);
+    return s;
+}
+
+/* Run until every stream of m closed; print their outcomes. */
+static int hm_run(struct hm *m, nghttp2_session *s)
+{
+    int rc = 0;
+    unsigned char buf[16384];
+    while (m->open > 0) {
+        if (nghttp2_session_send(s) != 0) {
+            rc = 1;
+            break;
+        }
+        int r = SSL_read(m->ssl, buf, sizeof(buf));
+        if (r <= 0 || nghttp2_session_mem_recv(s, buf, (size_t)r) < 0) {
+            rc = 1;
+            break;
+        }
+    }
+    for (int i = 0; i < m->n; i++) {
+        if (m->status[i])
+            printf("stream %d status %d\n", i, m->status[i]);
+        else
+            printf("stream %d reset %u\n", i, m->reset[i]);
+    }
+    nghttp2_session_del(s);
+    return rc;
+}
+
+#define NV(k, v) { (uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE }
+
+static int mode_request(SSL *ssl, const char *host, int argc, char **argv)
+{
+    if (argc < 2 || argc % 2 != 0 || argc > 40)
+        return 1;
+    struct hm m = { .ssl = ssl, .n = 2, .open = 2 };
+    nghttp2_session *s = hm_session(&m);
+    nghttp2_nv nv[24];
+    size_t n = 0;
+    bool has_auth = false;
+    nv[n++] = (nghttp2_nv)NV(":method", argv[0]);
+    nv[n++] = (nghttp2_nv)NV(":scheme", "https");
+    if (argv[1][0])
+        nv[n++] = (nghttp2_nv)NV(":path", argv[1]);
+    for (int pseudo = 1; pseudo >= 0; pseudo--) {      /* pseudo-headers first */
+        for (int i = 2; i + 1 < argc; i += 2) {
+            if ((argv[i][0] == ':') != pseudo)
+                continue;
+            has_auth = has_auth || strcmp(argv[i], ":authority") == 0;
+            nv[n++] = (nghttp2_nv)NV(argv[i], argv[i + 1]);
+        }
+        if (pseudo && !has_auth)
+            nv[n++] = (nghttp2_nv)NV(":authority", host);
+    }
+    m.ids[0] = nghttp2_submit_request(s, NULL, nv, n, NULL, NULL);
+    nghttp2_nv ok[] = { NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/echo"),
+                        NV(":authority", host) };
+    m.ids[1] = nghttp2_submit_request(s, NULL, ok, 4, NULL, NULL);
+    return hm_run(&m, s);
+}
+
+static int mode_headers(SSL *ssl, const char *host, int n, int big_at, long big)
+{
+    if (n < 1 || n > 64 || big < 1 || big > 1 << 20)
+        return 1;
+    struct hm m = { .ssl = ssl, .n = n, .open = n };
+    nghttp2_session *s = hm_session(&m);
     char *bigv = malloc((size_t)big + 1);
     memset(bigv, 'a', (size_t)big);
     bigv[big] = '\0';
-#define NV(k, v) { (uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE }
     for (int i = 0; i < n; i++) {
         nghttp2_nv nv[] = { NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/echo"),
                             NV(":authority", host), NV("x-big", bigv) };
@@ -300,31 +372,8 @@ static int mode_headers(SSL *ssl, const char *host, int n, int big_at, long big)
         m.status[i] = 0;
         m.reset[i] = 0;
     }
-    int rc = 0;
-    unsigned char buf[16384];
-    while (m.open > 0) {
-        if (nghttp2_session_send(s) != 0) {
-            rc = 1;
-            break;
-        }
-        int r = SSL_read(ssl, buf, sizeof(buf));
-        if (r <= 0) {
-            rc = 1;
-            break;
-        }
-        if (nghttp2_session_mem_recv(s, buf, (size_t)r) < 0) {
-            rc = 1;
-            break;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        if (m.status[i])
-            printf("stream %d status %d\n", i, m.status[i]);
-        else
-            printf("stream %d reset %u\n", i, m.reset[i]);
-    }
+    int rc = hm_run(&m, s);
     free(bigv);
-    nghttp2_session_del(s);
     return rc;
 }
 
@@ -345,7 +394,7 @@ int main(int argc, char **argv)
     }
     if (!port || i >= argc || strlen(host) > 100) {
         fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | "
-                        "headers N K BIG\n");
+                        "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -362,6 +411,8 @@ int main(int argc, char **argv)
         rc = mode_rapid(ssl, host, a);
     else if (strcmp(mode, "continuation") == 0 && a > 0)
         rc = mode_continuation(ssl, host, a);
+    else if (strcmp(mode, "request") == 0)
+        rc = mode_request(ssl, host, argc - i - 1, argv + i + 1);
     else if (strcmp(mode, "headers") == 0 && i + 3 < argc)
         rc = mode_headers(ssl, host, (int)a, atoi(argv[i + 2]), atol(argv[i + 3]));
     else
