@@ -43,8 +43,8 @@ int mg_cmd_check(int argc, char **argv)
     }
     mg_diags_print(&d, stdout);
     fflush(stdout);
-    fprintf(stderr, "%zu error%s, %zu warning%s\n", d.errors, d.errors == 1 ? "" : "s",
-            d.warnings, d.warnings == 1 ? "" : "s");
+    /* always this exact shape, so scripts can match it */
+    fprintf(stderr, "%zu errors, %zu warnings\n", d.errors, d.warnings);
     int rc = d.errors ? 1 : 0;
     mg_config_free(c);
     mg_diags_free(&d);
