@@ -161,6 +161,12 @@ static void read_doc(struct loader *L, const struct mg_ynode *doc, bool in_list)
         mg_error(x->d, doc->pos, "%s has no apiVersion", kinds[ki].name);
         return;
     }
+    /* Kubernetes Gateway API shares the kind name "Gateway" */
+    if (mg_has_prefix(api_n->str, "gateway.networking.k8s.io/")) {
+        mg_warning(x->d, api_n->pos, "Gateway API resources (%s) are not supported, ignored",
+                   api_n->str);
+        return;
+    }
     bool api_ok = false;
     struct mg_buf want = { 0 };
     for (const char *const *ver = kinds[ki].versions; *ver; ver++) {
