@@ -93,12 +93,32 @@ ok "--serve returns the file" cmp -s "$MG_TMP/jwks.out" "$MG_TMP/www/jwks.json"
 is "$(mg_http_code --cacert "$MG_PKI/root-cert.pem" --cert "$MG_PKI/client.crt" --key "$MG_PKI/client.key" \
     "https://app.example.com:$p3/file/../jwks.json" --path-as-is)" 404 "--serve refuses .."
 
+ok "mg_start_upstream with an optional client certificate" mg_start_upstream --name opt \
+    --tls-cert "$MG_PKI/server.crt" --tls-key "$MG_PKI/server.key" \
+    --client-ca "$MG_PKI/root-cert.pem" --client-cert-optional
+p6=$MG_UPSTREAM_PORT
+body=$(mg_curl --cacert "$MG_PKI/root-cert.pem" "https://app.example.com:$p6/echo")
+is "$(mg_json_field "$body" client_cert)" false "optional mode: no certificate is fine"
+is "$(mg_json_field "$body" alpn)" http/1.1 "echo reports the ALPN protocol"
+like "$(mg_json_field "$body" tls_version)" '^TLSv1\.[23]$' "echo reports the TLS version"
+body=$(mg_curl --cacert "$MG_PKI/root-cert.pem" --cert "$MG_PKI/httpbin/cert-chain.pem" \
+    --key "$MG_PKI/httpbin/key.pem" "https://app.example.com:$p6/echo")
+is "$(mg_json_field "$body" client_uri_san)" "spiffe://cluster.local/ns/default/sa/httpbin" \
+    "optional mode: a certificate is still verified and reported"
+mg_ca_other=$(mg_tmpdir other)
+"$MESHGATE" ca init --dir "$mg_ca_other" --force >/dev/null
+"$MESHGATE" ca issue --dir "$mg_ca_other" --spiffe ns/x/sa/y --out-dir "$mg_ca_other/xy" >/dev/null
+fails "optional mode: a certificate from another root is refused" \
+    mg_curl --cacert "$MG_PKI/root-cert.pem" --cert "$mg_ca_other/xy/cert-chain.pem" \
+    --key "$mg_ca_other/xy/key.pem" -o /dev/null "https://app.example.com:$p6/echo"
+
 # --- HTTP/2 (--h2): ALPN h2 over TLS, prior knowledge in plain text
 ok "mg_start_upstream --h2 with TLS" mg_start_upstream --name h2tls --h2 \
     --tls-cert "$MG_PKI/server.crt" --tls-key "$MG_PKI/server.key"
 p4=$MG_UPSTREAM_PORT
 body=$(mg_curl --http2 --cacert "$MG_PKI/root-cert.pem" -H 'X-Two: 2' "https://app.example.com:$p4/echo?h=2")
 is "$(mg_json_field "$body" version)" HTTP/2 "ALPN h2 gives an HTTP/2 echo"
+is "$(mg_json_field "$body" alpn)" h2 "the echo's alpn is h2"
 ok "HTTP/2 echo lists :authority" mg_json_has_header "$body" :authority "app.example.com:$p4"
 ok "HTTP/2 echo lists regular headers" mg_json_has_header "$body" x-two 2
 is "$(mg_json_field "$body" path)" "/echo?h=2" "HTTP/2 :path with query"

@@ -6,7 +6,8 @@
  * lenient where the gateway is strict: it reports what it got.
  *
  *   mg_upstream [--listen 127.0.0.1:PORT] [--port-file F] [--name NAME]
- *               [--tls-cert F --tls-key F [--client-ca F]] [--serve DIR] [--h2]
+ *               [--tls-cert F --tls-key F [--client-ca F [--client-cert-optional]]]
+ *               [--serve DIR] [--h2]
  *
  * Paths:
  *   /echo, anything else   200, JSON describing the request (see echo_json)
@@ -445,7 +446,7 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 }
 
 static SSL_CTX *make_ssl_ctx(struct server *srv, const char *cert, const char *key,
-                             const char *client_ca)
+                             const char *client_ca, bool optional)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx)
@@ -463,7 +464,8 @@ static SSL_CTX *make_ssl_ctx(struct server *srv, const char *cert, const char *k
             goto fail;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (optional ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
+                           NULL);
     }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, srv);
     return ctx;
@@ -497,7 +499,10 @@ static int write_port_file(const char *path, unsigned port)
 static void usage(FILE *out)
 {
     fputs("usage: mg_upstream [--listen 127.0.0.1:PORT] [--port-file FILE] [--name NAME]\n"
-          "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]] [--serve DIR] [--h2]\n"
+          "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE [--client-cert-optional]]]\n"
+          "                   [--serve DIR] [--h2]\n"
+          "--client-ca requires a client certificate signed by FILE; with\n"
+          "--client-cert-optional one is asked for but not required.\n"
           "--h2 also speaks HTTP/2: ALPN h2 with TLS, prior knowledge (h2c) without.\n"
           "PORT 0 (the default) picks a free port; --port-file receives it.\n", out);
 }
@@ -506,7 +511,7 @@ int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:0", *port_file = NULL, *name = "upstream";
     const char *cert = NULL, *key = NULL, *client_ca = NULL, *serve = NULL;
-    bool h2 = false;
+    bool h2 = false, cc_optional = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
@@ -516,6 +521,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--h2") == 0) {
             h2 = true;
+            continue;
+        }
+        if (strcmp(a, "--client-cert-optional") == 0) {
+            cc_optional = true;
             continue;
         }
         if (strcmp(a, "--listen") == 0) dst = &listen;
@@ -563,7 +572,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mg_upstream: --serve %s: %s\n", serve, strerror(errno));
         return 2;
     }
-    if (cert && !(srv.ssl_ctx = make_ssl_ctx(&srv, cert, key, client_ca))) {
+    if (cert && !(srv.ssl_ctx = make_ssl_ctx(&srv, cert, key, client_ca, cc_optional))) {
         fprintf(stderr, "mg_upstream: TLS setup failed: %s\n",
                 ERR_reason_error_string(ERR_get_error()) ? ERR_reason_error_string(ERR_peek_last_error()) : "?");
         free(srv.serve_dir);

@@ -199,6 +199,20 @@ static void client_cert_json(struct conn *c, struct mg_buf *b)
         mg_up_json_str(b, sni, strlen(sni));
     else
         mg_buf_adds(b, "null");
+    const unsigned char *alpn = NULL;
+    unsigned alen = 0;
+    if (ssl)
+        SSL_get0_alpn_selected(ssl, &alpn, &alen);
+    mg_buf_adds(b, ",\"alpn\":");
+    if (alen)
+        mg_up_json_str(b, (const char *)alpn, alen);
+    else
+        mg_buf_adds(b, "null");
+    mg_buf_adds(b, ",\"tls_version\":");
+    if (ssl)
+        mg_up_json_str(b, SSL_get_version(ssl), strlen(SSL_get_version(ssl)));
+    else
+        mg_buf_adds(b, "null");
     X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     const char *uri = NULL;
     int urilen = 0, nuri = 0;
@@ -223,7 +237,7 @@ static void client_cert_json(struct conn *c, struct mg_buf *b)
 
 /* {"upstream":NAME,"method":M,"path":TARGET,"version":"HTTP/1.1",
  *  "headers":[["Name","value"],...],"body_length":N,"body_sha256":HEX,
- *  "tls":bool,"sni":S|null,"client_cert":bool,"client_uri_san":S|null,
+ *  "tls":bool,"sni":S|null,"alpn":S|null,"tls_version":S|null,"client_cert":bool,"client_uri_san":S|null,
  *  "client_uri_sans":N,"remote":"ip:port","connection_request":N}
  * Header pairs have no spaces, so tests can also grep '["name","value"]'. */
 char *mg_up_echo_json(struct conn *c, struct up_req *rq)
