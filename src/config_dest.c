@@ -418,7 +418,7 @@ void mg_cfg_read_service_entry(struct mg_cfg *x, const struct mg_ynode *spec,
     if (se->hosts.n == 0)
         mg_error(x->d, at, "ServiceEntry needs hosts");
     for (size_t i = 0; i < se->hosts.n; i++)
-        if (strcmp(se->hosts.v[i], "*") == 0 || !*se->hosts.v[i])
+        if (strcmp(se->hosts.v[i], "*") == 0 || !mg_cfg_host_ok(se->hosts.v[i]))
             mg_error(x->d, se->hosts.pos[i], "invalid ServiceEntry host \"%s\"", se->hosts.v[i]);
     if (se->n_ports == 0)
         mg_error(x->d, at, "ServiceEntry needs ports");

@@ -73,6 +73,9 @@ void mg_cfg_target_refs(struct mg_cfg *x, const char *key, const struct mg_ynode
                         struct mg_target_ref **refs, size_t *n);
 void mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                    struct mg_smatch *out);
+/* A host name as Istio takes it: "*", "*.suffix" (wildcard only as the
+ * leftmost label), or a name without '*', '/', spaces or control bytes. */
+bool mg_cfg_host_ok(const char *h);
 /* An HTTP header name (RFC 9110 token). */
 bool mg_cfg_header_name_ok(const char *s);
 

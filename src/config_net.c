@@ -129,9 +129,15 @@ static void read_server(struct mg_cfg *x, const struct mg_ynode *v, struct mg_se
                  mg_cfg_field(x, NULL));
     if (s->hosts.n == 0)
         mg_error(x->d, v->pos, "%s needs at least one host", mg_cfg_field(x, NULL));
-    for (size_t i = 0; i < s->hosts.n; i++)
-        if (!*s->hosts.v[i])
-            mg_error(x->d, s->hosts.pos[i], "empty host in %s", mg_cfg_field(x, NULL));
+    for (size_t i = 0; i < s->hosts.n; i++) {
+        const char *h = s->hosts.v[i], *slash = strchr(h, '/');
+        if (slash && (slash == h || strchr(slash + 1, '/')))
+            mg_error(x->d, s->hosts.pos[i], "invalid host \"%s\" in %s (want [namespace/]host)",
+                     h, mg_cfg_field(x, NULL));
+        else if (!mg_cfg_host_ok(slash ? slash + 1 : h))
+            mg_error(x->d, s->hosts.pos[i], "invalid host \"%s\" in %s (want a DNS name, a "
+                     "wildcard only as the leftmost label)", h, mg_cfg_field(x, NULL));
+    }
     if ((s->protocol == MG_PROTO_HTTPS || s->protocol == MG_PROTO_TLS) && !s->tls.present)
         mg_error(x->d, v->pos, "%s: protocol %s needs tls settings", mg_cfg_field(x, NULL),
                  mg_app_proto_name(s->protocol));
@@ -644,6 +650,10 @@ void mg_cfg_read_virtual_service(struct mg_cfg *x, const struct mg_ynode *spec,
         else
             mg_cfg_unknown(x, k);
     }
+    for (size_t i = 0; i < vs->hosts.n; i++)
+        if (!mg_cfg_host_ok(vs->hosts.v[i]))
+            mg_error(x->d, vs->hosts.pos[i], "invalid host \"%s\" in hosts (want a DNS name, "
+                     "a wildcard only as the leftmost label)", vs->hosts.v[i]);
     if (vs->hosts.n == 0)
         mg_error(x->d, spec ? spec->pos : vs->meta.pos, "VirtualService needs hosts");
 }

@@ -403,6 +403,23 @@ void mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
     mg_cfg_pop(x, mark);
 }
 
+bool mg_cfg_host_ok(const char *h)
+{
+    if (!*h)
+        return false;
+    if (strcmp(h, "*") == 0)
+        return true;
+    if (h[0] == '*') {
+        if (h[1] != '.' || !h[2])
+            return false;
+        h += 2;
+    }
+    for (; *h; h++)
+        if (*h == '*' || *h == '/' || (unsigned char)*h <= ' ' || *h == 0x7f)
+            return false;
+    return true;
+}
+
 bool mg_cfg_header_name_ok(const char *s)
 {
     const char *start = s;
