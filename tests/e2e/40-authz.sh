@@ -108,24 +108,16 @@ az_req "ALLOW with no matching rule denies" 403 "$B/other"
 az_req "ALLOW match" 200 "$B/echo"
 
 # the log and the counters
-dp_log_wait() {
-    local i
-    for ((i = 0; i < 30; i++)); do
-        grep -Eq -- "$1" "$AZ_ACCESS_LOG" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 ok "access log: rbac_policy with policy and rule" \
-    dp_log_wait '"path":"/admin/panel".*"reason":"rbac_policy".*"authz_policy":"istio-system.deny-admin","authz_rule":0'
+    az_log_wait '"path":"/admin/panel".*"reason":"rbac_policy".*"authz_policy":"istio-system.deny-admin","authz_rule":0'
 ok "access log: header rule index" \
-    dp_log_wait '"reason":"rbac_policy".*"authz_policy":"istio-system.deny-admin","authz_rule":4'
+    az_log_wait '"reason":"rbac_policy".*"authz_policy":"istio-system.deny-admin","authz_rule":4'
 ok "access log: default deny has reason but no policy" \
-    dp_log_wait '"path":"/other".*"reason":"rbac_policy","response_code":403'
-ok "access log: AUDIT policy recorded" dp_log_wait '"path":"/echo".*"authz_audit":"istio-system.audit-echo"'
+    az_log_wait '"path":"/other".*"reason":"rbac_policy","response_code":403'
+ok "access log: AUDIT policy recorded" az_log_wait '"path":"/echo".*"authz_audit":"istio-system.audit-echo"'
 az_req "dry-run DENY is not enforced" 200 "$B/public/dry"
 ok "access log: dry-run result recorded" \
-    dp_log_wait '"path":"/public/dry".*"authz_dry_run":"istio-system.dry-deny","authz_dry_run_result":"deny"'
+    az_log_wait '"path":"/public/dry".*"authz_dry_run":"istio-system.dry-deny","authz_dry_run_result":"deny"'
 like "$(az_metric 'meshgate_authz_denied_total\{policy="istio-system.deny-admin"\}')" '^[1-9][0-9]*$' \
     "meshgate_authz_denied_total counts the deny policy"
 like "$(az_metric 'istio_requests_total\{.*response_code="403".*rbac_policy')" '^[1-9][0-9]*$' \
@@ -143,7 +135,7 @@ like "$dump" "\"peer_authentication\":\\{\"enforced\":false.*\"port\":$https,\"m
 ok "reload with MERGE_SLASHES" az_reload 2
 az_req "//admin denied under MERGE_SLASHES" 403 "$B//admin"
 ok "access log: //admin was denied by the DENY policy (merged to /admin)" \
-    dp_log_wait '"path":"//admin".*"authz_policy":"istio-system.deny-admin","authz_rule":0'
+    az_log_wait '"path":"//admin".*"authz_policy":"istio-system.deny-admin","authz_rule":0'
 az_req "/public//x still allowed" 200 "$B/public//x"
 az_policy "$AZ_CFG" nothing "apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy

@@ -160,6 +160,18 @@ az_raw() {
     fi
 }
 
+# az_log_wait REGEX: wait up to 3 s for an access log line matching REGEX.
+az_log_wait() {
+    local i
+    for ((i = 0; i < 30; i++)); do
+        grep -Eq -- "$1" "$AZ_ACCESS_LOG" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "no access log line matches /$1/; last lines:" >&2
+    tail -n 5 "$AZ_ACCESS_LOG" >&2
+    return 1
+}
+
 # az_metric NAME_REGEX: print the summed value of admin metrics lines matching.
 az_metric() {
     curl -s --max-time 3 "http://$MG_ADMIN/stats/prometheus" |
