@@ -71,6 +71,7 @@ struct h2c {
     size_t n_streams;
     struct event *pump_ev;
     struct event *idle_ev;
+    struct event *hdr_ev;               /* a header block must complete in time */
     size_t max_hdr;
     bool read_paused;
     bool closing;                       /* waiting for the output to flush */
@@ -184,6 +185,8 @@ static void teardown(struct h2c *h)
     }
     if (h->idle_ev)
         evtimer_del(h->idle_ev);
+    if (h->hdr_ev)
+        evtimer_del(h->hdr_ev);
     if (h->pump_ev)
         event_del(h->pump_ev);
     mg_conn_close(h->c);
@@ -504,7 +507,16 @@ static struct h2s *stream_of(nghttp2_session *ng, int32_t id)
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2c *h = user;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    /* only CONTINUATION may follow until the block ends, so one timer per
+     * connection bounds a client that stops mid-block (slowloris) */
+    int64_t ms = h->c->snap->cfg->proxy.timeout_request_headers_ms;
+    if (ms > 0) {
+        struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+        evtimer_add(h->hdr_ev, &tv);
+    }
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     struct h2s *s = stream_new(h, f->hd.stream_id);
     nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
@@ -631,7 +643,9 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
-    (void)user;
+    struct h2c *h = user;
+    if (f->hd.type == NGHTTP2_HEADERS)
+        evtimer_del(h->hdr_ev);
     struct h2s *s = stream_of(ng, f->hd.stream_id);
     if (!s)
         return 0;
@@ -776,7 +790,8 @@ static void h2_run(struct h2c *h)
             mg_upstream_resume(&s->r);
         }
     }
-    if (!h->fatal && h->c->bev && nghttp2_session_send(h->ng) != 0)
+    /* also after a fatal error: the GOAWAY it queued should reach the peer */
+    if (h->c->bev && nghttp2_session_send(h->ng) != 0)
         h->fatal = true;
     if (h->fatal || !h->c->bev ||
         (!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)))
@@ -809,9 +824,6 @@ static void read_cb(struct bufferevent *bev, void *arg)
             used += (size_t)rv;
         }
         evbuffer_drain(in, used);
-    }
-    if (h->fatal && !h->dead) {
-        nghttp2_session_send(h->ng);    /* best effort: the GOAWAY nghttp2 queued */
     }
     if (!h->dead && h->c->bev && evbuffer_get_length(out_of(h)) >= MG_H2_OUT_WM) {
         h->read_paused = true;          /* the client does not read: stop reading it */
@@ -880,6 +892,22 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
     mg_conn_unref(h->c);
 }
 
+static void hdr_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct h2c *h = arg;
+    mg_conn_ref(h->c);
+    if (!h->dead) {
+        /* stuck inside a header block: no other frame can arrive, so the
+         * whole connection is done */
+        nghttp2_session_terminate_session(h->ng, NGHTTP2_PROTOCOL_ERROR);
+        h->fatal = true;
+        h2_run(h);
+    }
+    mg_conn_unref(h->c);
+}
+
 /* ---- connection hooks ---- */
 
 static void h2_free(struct mg_conn *c)
@@ -896,6 +924,8 @@ static void h2_free(struct mg_conn *c)
         event_free(h->pump_ev);
     if (h->idle_ev)
         event_free(h->idle_ev);
+    if (h->hdr_ev)
+        event_free(h->hdr_ev);
     free(h);
     c->codec = NULL;
 }
@@ -954,6 +984,7 @@ void mg_h2_server_start(struct mg_conn *c)
         mcs = INT32_MAX;
     h->pump_ev = event_new(c->w->base, -1, 0, pump_cb, h);
     h->idle_ev = evtimer_new(c->w->base, idle_cb, h);
+    h->hdr_ev = evtimer_new(c->w->base, hdr_timeout_cb, h);
     c->codec = h;
     c->codec_free = h2_free;
     c->codec_drain = h2_drain;
@@ -964,7 +995,7 @@ void mg_h2_server_start(struct mg_conn *c)
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)(h->max_hdr > UINT32_MAX ? UINT32_MAX : h->max_hdr) },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
     };
-    if (!h->ng || !h->pump_ev || !h->idle_ev ||
+    if (!h->ng || !h->pump_ev || !h->idle_ev || !h->hdr_ev ||
         nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, MG_ARRAY_LEN(iv)) != 0 ||
         nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, MG_H2_CONN_WINDOW) != 0) {
         teardown(h);

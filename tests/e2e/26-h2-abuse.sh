@@ -11,7 +11,7 @@ FLOOD=${MG_H2FLOOD_BIN:-$MG_BUILDDIR/tests/helpers/mg_h2flood}
 [ -x "$FLOOD" ] || bail_out "no $FLOOD (make check builds it)"
 curl --version | grep -q HTTP2 || skip_all "curl without HTTP/2"
 
-h2_setup "  timeouts: {idle: 3s}
+h2_setup "  timeouts: {idle: 3s, requestHeaders: 2s}
   limits: {maxRequestHeadersKb: 8, maxConcurrentStreams: 100}"
 # an ASan build parks freed memory in a quarantine (256 MB by default), which
 # would look like growth; keep it small so RSS measures live memory
@@ -46,6 +46,14 @@ like "$out" '^closed$' "CONTINUATION flood connection closed"
 out=$(flood continuation 4)
 like "$out" '^responses 1$' "4 CONTINUATION frames: request answered"
 is "$(h2_curl -o /dev/null -w '%{http_code}' /echo)" 200 "gateway serves others after the CONTINUATION flood"
+
+# ---- a header block that never ends (slowloris): requestHeaders timeout
+t0=$(date +%s%N)
+out=$(flood --linger 6 stall)
+el=$((($(date +%s%N) - t0) / 1000000))
+like "$out" '^goaway 1 ' "unfinished header block: GOAWAY PROTOCOL_ERROR"
+like "$out" '^closed$' "unfinished header block: connection closed"
+ok "closed after the 2 s requestHeaders timeout (${el} ms)" test "$el" -ge 1800 -a "$el" -lt 5000
 
 # ---- idle timeout: GOAWAY (NO_ERROR) and close once no stream is open
 out=$(flood --linger 6 rapid 1)

@@ -8,6 +8,8 @@
  *                       frames seen) and "closed" or "open".
  *     continuation N    one HEADERS without END_HEADERS followed by N
  *                       CONTINUATION frames; prints as for rapid.
+ *     stall             one HEADERS without END_HEADERS, then silence;
+ *                       prints as for rapid.
  *     headers N K BIG   N GET /echo requests on one connection, request K
  *                       (0-based) with an extra header of BIG bytes; prints
  *                       "stream <i> status <code>" or "stream <i> reset
@@ -212,6 +214,20 @@ static int mode_rapid(SSL *ssl, const char *host, long n)
     return read_until_close(ssl);
 }
 
+/* HEADERS without END_HEADERS, then silence (a slowloris header block). */
+static int mode_stall(SSL *ssl, const char *host)
+{
+    struct out o = { 0 };
+    preface(&o);
+    struct out hb = { 0 };
+    request_block(&hb, host);
+    frame(&o, 0x1, 0x1, 1, hb.p, hb.len);
+    free(hb.p);
+    write_all(ssl, o.p, o.len);
+    free(o.p);
+    return read_until_close(ssl);
+}
+
 static int mode_continuation(SSL *ssl, const char *host, long n)
 {
     struct out o = { 0 };
@@ -393,7 +409,7 @@ int main(int argc, char **argv)
             break;
     }
     if (!port || i >= argc || strlen(host) > 100) {
-        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | "
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
@@ -409,6 +425,8 @@ int main(int argc, char **argv)
     int rc = 1;
     if (strcmp(mode, "rapid") == 0 && a > 0)
         rc = mode_rapid(ssl, host, a);
+    else if (strcmp(mode, "stall") == 0)
+        rc = mode_stall(ssl, host);
     else if (strcmp(mode, "continuation") == 0 && a > 0)
         rc = mode_continuation(ssl, host, a);
     else if (strcmp(mode, "request") == 0)
