@@ -30,122 +30,6 @@
 #define MAX_SANS 64
 #define PEM_MAX (1 << 20)       /* a root cert or key file is far smaller */
 
-/* ---------------------------------------------------------------- rules */
-
-static bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-static bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
-
-bool mg_ca_valid_trust_domain(const char *td)
-{
-    size_t n = strlen(td);
-    if (n == 0 || n > MG_CA_MAX_TRUST_DOMAIN || td[0] == '.' || td[n - 1] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = td[i];
-        if (!is_lower_alnum(c) && c != '.' && c != '-' && c != '_')
-            return false;
-        if (c == '.' && td[i + 1] == '.')
-            return false;
-    }
-    return true;
-}
-
-/* A run of labels of [a-z0-9-] (and '.' between labels when dots), each
- * label alphanumeric at both ends. */
-static bool valid_k8s_name(const char *s, size_t n, size_t max, bool dots)
-{
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool first = i == 0 || s[i - 1] == '.';
-        bool last = i + 1 == n || s[i + 1] == '.';
-        if (c == '.') {
-            if (!dots || i == 0 || i + 1 == n || s[i + 1] == '.')
-                return false;
-        } else if (c == '-') {
-            if (first || last)
-                return false;
-        } else if (!is_lower_alnum(c)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-int mg_ca_parse_spiffe_path(const char *path, char **ns, char **sa, const char **why)
-{
-    const char *dummy;
-    if (!why)
-        why = &dummy;
-    *ns = *sa = NULL;
-    if (strncmp(path, "ns/", 3) != 0) {
-        *why = "must start with ns/";
-        return -1;
-    }
-    const char *n0 = path + 3;
-    const char *n1 = strchr(n0, '/');
-    if (!n1 || strncmp(n1, "/sa/", 4) != 0) {
-        *why = "must be ns/<namespace>/sa/<service-account>";
-        return -1;
-    }
-    const char *s0 = n1 + 4;
-    if (strchr(s0, '/')) {
-        *why = "has parts after the service account";
-        return -1;
-    }
-    if (!valid_k8s_name(n0, (size_t)(n1 - n0), MG_CA_MAX_NS, false)) {
-        *why = "namespace must be a DNS label ([a-z0-9-], at most 63)";
-        return -1;
-    }
-    if (!valid_k8s_name(s0, strlen(s0), MG_CA_MAX_SA, true)) {
-        *why = "service account must be a DNS subdomain ([a-z0-9.-], at most 253)";
-        return -1;
-    }
-    *ns = mg_xstrndup(n0, (size_t)(n1 - n0));
-    *sa = mg_xstrdup(s0);
-    return 0;
-}
-
-bool mg_ca_valid_dns_name(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > MG_CA_MAX_DNS)
-        return false;
-    const char *p = name;
-    if (p[0] == '*') {
-        if (p[1] != '.' || p[2] == '\0')
-            return false;
-        p += 2;
-    }
-    while (*p) {
-        const char *e = strchr(p, '.');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 0 || len > 63 || p[0] == '-' || p[len - 1] == '-')
-            return false;
-        for (size_t i = 0; i < len; i++)
-            if (!is_alnum(p[i]) && p[i] != '-')
-                return false;
-        if (!e)
-            break;
-        p = e + 1;
-        if (*p == '\0')
-            return false;       /* trailing dot */
-    }
-    return true;
-}
-
-bool mg_ca_valid_basename(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 100 || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!is_alnum(name[i]) && !strchr("._*-", name[i]))
-            return false;
-    return true;
-}
-
 /* ---------------------------------------------------------------- errors */
 
 static const char *cmd = "ca";  /* "ca init" / "ca issue" once known */
@@ -368,7 +252,7 @@ static int gens_add(GENERAL_NAMES *g, int type, const unsigned char *data, int l
 /* ---------------------------------------------------------------- options */
 
 struct opts {
-    const char *dir, *trust_domain, *spiffe, *out_dir, *name;
+    const char *dir, *trust_domain, *spiffe, *out_dir, *name, *parent;
     const char *dns[MAX_SANS];
     size_t ndns;
     const char *ip[MAX_SANS];
@@ -412,8 +296,10 @@ static int parse_opts(int argc, char **argv, bool issue, struct opts *o)
             o->client = true;
         } else if ((v = opt_value(argc, argv, &i, "--dir", &missing))) {
             o->dir = v;
-        } else if (!issue && (v = opt_value(argc, argv, &i, "--trust-domain", &missing))) {
+        } else if ((v = opt_value(argc, argv, &i, "--trust-domain", &missing))) {
             o->trust_domain = v;
+        } else if (!issue && (v = opt_value(argc, argv, &i, "--parent", &missing))) {
+            o->parent = v;
         } else if ((v = opt_value(argc, argv, &i, "--days", &missing))) {
             uint64_t d;
             if (mg_parse_uint(v, 1, MAX_DAYS, &d) != 0)
@@ -452,101 +338,52 @@ static int parse_opts(int argc, char **argv, bool issue, struct opts *o)
 
 static void usage(FILE *out)
 {
-    fputs("usage: meshgate ca init  --dir DIR [--trust-domain TD] [--rsa] [--days N] [--force]\n"
-          "       meshgate ca issue --dir DIR --spiffe ns/NS/sa/SA [--out-dir OUT] [--rsa] [--days N]\n"
+    fputs("usage: meshgate ca init  --dir DIR [--trust-domain TD] [--parent PDIR] [--rsa] [--days N]\n"
+          "                         [--force]\n"
+          "       meshgate ca issue --dir DIR --spiffe ns/NS/sa/SA [--trust-domain TD]\n"
+          "                         [--out-dir OUT] [--rsa] [--days N]\n"
           "       meshgate ca issue --dir DIR --dns NAME [--dns NAME...] [--ip IP...]\n"
           "                         [--out-dir OUT] [--name BASE] [--client] [--rsa] [--days N]\n"
           "\n"
           "init   writes DIR/root-cert.pem, DIR/root-key.pem (0600) and DIR/trust-domain\n"
-          "       (default cluster.local); refuses to replace a root unless --force.\n"
-          "issue --spiffe  a workload certificate for spiffe://TD/ns/NS/sa/SA, written as\n"
-          "       OUT/cert-chain.pem, OUT/key.pem, OUT/root-cert.pem (default OUT: DIR/NS-SA),\n"
-          "       the files Proxy.spec.identity names.\n"
+          "       (default cluster.local, '@' becomes '.'); refuses to replace a CA unless\n"
+          "       --force. With --parent, an intermediate CA signed by the CA in PDIR:\n"
+          "       DIR/ca-cert.pem, DIR/ca-key.pem, DIR/ca-chain.pem and DIR/root-cert.pem\n"
+          "       (PDIR's root); the trust domain defaults to PDIR's.\n"
+          "issue --spiffe  a workload certificate for spiffe://TD/ns/NS/sa/SA (TD from\n"
+          "       DIR/trust-domain unless --trust-domain), written as OUT/cert-chain.pem\n"
+          "       (leaf and intermediates), OUT/key.pem, OUT/root-cert.pem (default OUT:\n"
+          "       DIR/NS-SA), the files Proxy.spec.identity names.\n"
           "issue --dns/--ip  a server certificate (CN = first name, EKU serverAuth, plus\n"
-          "       clientAuth with --client), written as OUT/BASE.crt and OUT/BASE.key\n"
-          "       (default OUT: DIR, BASE: the first name).\n"
-          "Keys are ECDSA P-256 (RSA 2048 with --rsa). Validity: 3650 days for the root,\n"
-          "365 for leaves, never past the root's.\n", out);
+          "       clientAuth with --client), written as OUT/BASE.crt (leaf and\n"
+          "       intermediates) and OUT/BASE.key (default OUT: DIR, BASE: the first name).\n"
+          "Keys are ECDSA P-256 (RSA 2048 with --rsa). Validity: 3650 days for CAs,\n"
+          "365 for leaves, never past the issuer's.\n", out);
 }
 
-/* ---------------------------------------------------------------- init */
-
-static int cmd_init(struct opts *o)
+/* Istio's trust domain rule: '@' becomes '.'; then SPIFFE's characters.
+ * Writes the result to td (MG_CA_MAX_TRUST_DOMAIN + 1 bytes). */
+static int trust_domain_arg(const char *want, char *td)
 {
-    char td[MG_CA_MAX_TRUST_DOMAIN + 2];
-    const char *want = o->trust_domain ? o->trust_domain : "cluster.local";
     if (strlen(want) > MG_CA_MAX_TRUST_DOMAIN)
         return fail("trust domain is longer than %d bytes", MG_CA_MAX_TRUST_DOMAIN);
-    snprintf(td, sizeof td, "%s", want);
+    snprintf(td, MG_CA_MAX_TRUST_DOMAIN + 1, "%s", want);
     for (char *p = td; *p; p++)
-        if (*p == '@')          /* as Istio rewrites meshConfig.trustDomain */
+        if (*p == '@')
             *p = '.';
     if (!mg_ca_valid_trust_domain(td))
         return fail("invalid trust domain '%s' (lower-case letters, digits, '.', '-', '_')", want);
-
-    char *cert_path = mg_xasprintf("%s/root-cert.pem", o->dir);
-    char *key_path = mg_xasprintf("%s/root-key.pem", o->dir);
-    char *td_path = mg_xasprintf("%s/trust-domain", o->dir);
-    char *td_text = mg_xasprintf("%s\n", td);
-    char *cn = mg_xasprintf("meshgate root %s", td);
-    EVP_PKEY *key = NULL;
-    X509 *x = NULL;
-    X509_NAME *name = NULL;
-    int rc = 1;
-    struct stat st;
-
-    if (!o->force && (stat(cert_path, &st) == 0 || stat(key_path, &st) == 0)) {
-        fail("%s already holds a root CA; use --force to replace it "
-             "(every certificate it signed stops verifying)", o->dir);
-        goto out;
-    }
-    if (mkdir_p(o->dir, 0755) != 0) {
-        fail("cannot create directory %s: %s", o->dir, strerror(errno));
-        goto out;
-    }
-    if (!(key = gen_key(o->rsa)))
-        goto out;
-    name = X509_NAME_new();
-    if (!name || name_add(name, "O", "meshgate") != 0 || name_add(name, "CN", cn) != 0) {
-        fail_ssl("cannot build the subject");
-        goto out;
-    }
-    x = new_cert(key, name, NULL, o->days ? o->days : ROOT_DAYS_DEFAULT);
-    if (!x || add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
-        add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
-        add_ext(x, x, NID_subject_key_identifier, "hash") != 0 ||
-        add_ext(x, x, NID_authority_key_identifier, "keyid:always") != 0) {
-        fail_ssl("cannot build the root certificate");
-        goto out;
-    }
-    if (X509_sign(x, key, EVP_sha256()) <= 0) {
-        fail_ssl("cannot sign the root certificate");
-        goto out;
-    }
-    /* Key first: a root certificate without its key would block a retry. */
-    if (write_file(key_path, PEM_KEY, NULL, 0, key, NULL) != 0 ||
-        write_file(cert_path, PEM_CERT, &x, 1, NULL, NULL) != 0 ||
-        write_file(td_path, PEM_TEXT, NULL, 0, NULL, td_text) != 0)
-        goto out;
-    printf("%s\n%s\n%s\n", cert_path, key_path, td_path);
-    rc = 0;
-out:
-    X509_NAME_free(name);
-    X509_free(x);
-    EVP_PKEY_free(key);
-    free(cert_path);
-    free(key_path);
-    free(td_path);
-    free(td_text);
-    free(cn);
-    return rc;
+    return 0;
 }
 
-/* ---------------------------------------------------------------- issue */
+/* ---------------------------------------------------------------- CA dirs */
 
+/* A CA directory: the root, or an intermediate made by `init --parent`. */
 struct ca {
-    X509 *cert;
-    EVP_PKEY *key;
+    X509 *cert;                 /* the signer: the root or the intermediate */
+    EVP_PKEY *key;              /* its key */
+    X509 *root;                 /* the top root (root-cert.pem) */
+    STACK_OF(X509) *chain;      /* intermediates from the signer up, excluding the root */
     char td[MG_CA_MAX_TRUST_DOMAIN + 1];
 };
 
@@ -554,29 +391,69 @@ static void ca_free(struct ca *ca)
 {
     X509_free(ca->cert);
     EVP_PKEY_free(ca->key);
+    X509_free(ca->root);
+    sk_X509_pop_free(ca->chain, X509_free);
+    memset(ca, 0, sizeof *ca);
+}
+
+/* Every certificate of a PEM file, in order (at most 16). NULL when the
+ * file cannot be read or holds none. */
+static STACK_OF(X509) *read_certs(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    X509 *x;
+    while (sk && sk_X509_num(sk) < 16 && (x = PEM_read_X509(f, NULL, NULL, NULL)))
+        if (!sk_X509_push(sk, x)) {
+            X509_free(x);
+            break;
+        }
+    fclose(f);
+    ERR_clear_error();      /* the read that ended the loop */
+    if (sk && sk_X509_num(sk) == 0) {
+        sk_X509_free(sk);
+        sk = NULL;
+    }
+    return sk;
 }
 
 static int ca_load(const char *dir, struct ca *ca)
 {
     memset(ca, 0, sizeof *ca);
-    char *cert_path = mg_xasprintf("%s/root-cert.pem", dir);
-    char *key_path = mg_xasprintf("%s/root-key.pem", dir);
+    char *root_path = mg_xasprintf("%s/root-cert.pem", dir);
+    char *inter_path = mg_xasprintf("%s/ca-cert.pem", dir);
+    char *chain_path = mg_xasprintf("%s/ca-chain.pem", dir);
     char *td_path = mg_xasprintf("%s/trust-domain", dir);
-    char *td = NULL;
+    char *cert_path, *key_path, *td = NULL;
     size_t len;
     int rc = -1;
+    struct stat st;
+    bool intermediate = stat(inter_path, &st) == 0;
 
-    if (!(ca->cert = read_cert(cert_path))) {
+    cert_path = mg_xstrdup(intermediate ? inter_path : root_path);
+    key_path = mg_xasprintf("%s/%s", dir, intermediate ? "ca-key.pem" : "root-key.pem");
+    if (!(ca->root = read_cert(root_path))) {
         fail("cannot read a root certificate from %s (run meshgate ca init --dir %s)",
-             cert_path, dir);
+             root_path, dir);
+        goto out;
+    }
+    if (!(ca->cert = read_cert(cert_path))) {
+        fail("cannot read the CA certificate %s", cert_path);
         goto out;
     }
     if (!(ca->key = read_key(key_path))) {
-        fail("cannot read the root key from %s", key_path);
+        fail("cannot read the CA key from %s", key_path);
         goto out;
     }
     if (X509_check_private_key(ca->cert, ca->key) != 1) {
         fail("%s does not belong to %s", key_path, cert_path);
+        goto out;
+    }
+    ca->chain = intermediate ? read_certs(chain_path) : sk_X509_new_null();
+    if (!ca->chain) {
+        fail("cannot read the intermediate chain %s", chain_path);
         goto out;
     }
     if (!(td = mg_read_file(td_path, PEM_MAX, &len))) {
@@ -594,15 +471,124 @@ static int ca_load(const char *dir, struct ca *ca)
 out:
     ERR_clear_error();
     free(td);
+    free(root_path);
+    free(inter_path);
+    free(chain_path);
+    free(td_path);
     free(cert_path);
     free(key_path);
-    free(td_path);
     if (rc != 0)
         ca_free(ca);
     return rc;
 }
 
-/* Sign x with the root after adding the extensions every leaf has. */
+/* Write the leaf followed by the CA's intermediates (Istio's cert-chain). */
+static int write_chain(const char *path, X509 *leaf, struct ca *ca)
+{
+    int n = sk_X509_num(ca->chain);
+    X509 **v = mg_xcalloc((size_t)n + 1, sizeof *v);
+    v[0] = leaf;
+    for (int i = 0; i < n; i++)
+        v[i + 1] = sk_X509_value(ca->chain, i);
+    int rc = write_file(path, PEM_CERT, v, (size_t)n + 1, NULL, NULL);
+    free(v);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- init */
+
+/* init: a self-signed root, or with --parent an intermediate signed by the
+ * CA in the parent directory. An intermediate directory holds ca-cert.pem,
+ * ca-key.pem, ca-chain.pem (itself and the parent's intermediates) and a
+ * copy of the top root as root-cert.pem, so `issue` and `openssl verify
+ * -CAfile DIR/root-cert.pem` work the same on both. */
+static int cmd_init(struct opts *o)
+{
+    char td[MG_CA_MAX_TRUST_DOMAIN + 1];
+    struct ca parent = {0};
+    bool inter = o->parent != NULL;
+    if (inter && ca_load(o->parent, &parent) != 0)
+        return 1;
+    if (trust_domain_arg(o->trust_domain ? o->trust_domain : inter ? parent.td : "cluster.local",
+                         td) != 0) {
+        ca_free(&parent);
+        return 1;
+    }
+    char *root_path = mg_xasprintf("%s/root-cert.pem", o->dir);
+    char *cert_path = mg_xasprintf("%s/%s", o->dir, inter ? "ca-cert.pem" : "root-cert.pem");
+    char *key_path = mg_xasprintf("%s/%s", o->dir, inter ? "ca-key.pem" : "root-key.pem");
+    char *chain_path = mg_xasprintf("%s/ca-chain.pem", o->dir);
+    char *rkey_path = mg_xasprintf("%s/root-key.pem", o->dir);
+    char *icert_path = mg_xasprintf("%s/ca-cert.pem", o->dir);
+    char *td_path = mg_xasprintf("%s/trust-domain", o->dir);
+    char *td_text = mg_xasprintf("%s\n", td);
+    char *cn = mg_xasprintf("meshgate %s %s", inter ? "intermediate" : "root", td);
+    EVP_PKEY *key = NULL;
+    X509 *x = NULL, *issuer = inter ? parent.cert : NULL;
+    X509_NAME *name = NULL;
+    int rc = 1;
+    struct stat st;
+
+    if (!o->force && (stat(root_path, &st) == 0 || stat(rkey_path, &st) == 0 ||
+                      stat(icert_path, &st) == 0)) {
+        fail("%s already holds a CA; use --force to replace it "
+             "(every certificate it signed stops verifying)", o->dir);
+        goto out;
+    }
+    if (mkdir_p(o->dir, 0755) != 0) {
+        fail("cannot create directory %s: %s", o->dir, strerror(errno));
+        goto out;
+    }
+    if (!(key = gen_key(o->rsa)))
+        goto out;
+    name = X509_NAME_new();
+    if (!name || name_add(name, "O", "meshgate") != 0 || name_add(name, "CN", cn) != 0) {
+        fail_ssl("cannot build the subject");
+        goto out;
+    }
+    x = new_cert(key, name, issuer, o->days ? o->days : ROOT_DAYS_DEFAULT);
+    if (!x || add_ext(x, issuer ? issuer : x, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
+        add_ext(x, issuer ? issuer : x, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
+        add_ext(x, issuer ? issuer : x, NID_subject_key_identifier, "hash") != 0 ||
+        add_ext(x, issuer ? issuer : x, NID_authority_key_identifier, "keyid:always") != 0) {
+        fail_ssl("cannot build the CA certificate");
+        goto out;
+    }
+    if (X509_sign(x, inter ? parent.key : key, EVP_sha256()) <= 0) {
+        fail_ssl("cannot sign the CA certificate");
+        goto out;
+    }
+    /* Key first: a CA certificate without its key would block a retry. */
+    if (write_file(key_path, PEM_KEY, NULL, 0, key, NULL) != 0 ||
+        (inter && (write_chain(chain_path, x, &parent) != 0 ||
+                   write_file(root_path, PEM_CERT, &parent.root, 1, NULL, NULL) != 0)) ||
+        write_file(cert_path, PEM_CERT, &x, 1, NULL, NULL) != 0 ||
+        write_file(td_path, PEM_TEXT, NULL, 0, NULL, td_text) != 0)
+        goto out;
+    if (!inter)
+        unlink(icert_path);     /* --force over an intermediate: now a root */
+    printf("%s\n%s\n%s\n", cert_path, key_path, td_path);
+    rc = 0;
+out:
+    ca_free(&parent);
+    X509_NAME_free(name);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    free(root_path);
+    free(cert_path);
+    free(key_path);
+    free(chain_path);
+    free(rkey_path);
+    free(icert_path);
+    free(td_path);
+    free(td_text);
+    free(cn);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- leaves */
+
+/* Sign x with the CA after adding the extensions every leaf has. */
 static int finish_leaf(X509 *x, struct ca *ca, const char *eku, GENERAL_NAMES *sans,
                        bool san_critical)
 {
@@ -655,8 +641,8 @@ static int issue_spiffe(struct opts *o, struct ca *ca)
     if (finish_leaf(x, ca, "serverAuth,clientAuth", sans, true) != 0)
         goto done;
     if (write_file(key_path, PEM_KEY, NULL, 0, key, NULL) != 0 ||
-        write_file(chain_path, PEM_CERT, &x, 1, NULL, NULL) != 0 ||
-        write_file(root_path, PEM_CERT, &ca->cert, 1, NULL, NULL) != 0)
+        write_chain(chain_path, x, ca) != 0 ||
+        write_file(root_path, PEM_CERT, &ca->root, 1, NULL, NULL) != 0)
         goto done;
     printf("%s\n%s\n%s\n", chain_path, key_path, root_path);
     rc = 0;
@@ -726,7 +712,7 @@ static int issue_server(struct opts *o, struct ca *ca)
     if (finish_leaf(x, ca, o->client ? "serverAuth,clientAuth" : "serverAuth", sans, false) != 0)
         goto done;
     if (write_file(key_path, PEM_KEY, NULL, 0, key, NULL) != 0 ||
-        write_file(crt_path, PEM_CERT, &x, 1, NULL, NULL) != 0)
+        write_chain(crt_path, x, ca) != 0)
         goto done;
     printf("%s\n%s\n", crt_path, key_path);
     rc = 0;
@@ -748,9 +734,17 @@ static int cmd_issue(struct opts *o)
         return fail("give --spiffe ns/NS/sa/SA or at least one --dns/--ip");
     if (o->spiffe && (o->name || o->client))
         return fail("--name and --client apply to --dns/--ip certificates only");
+    if (o->trust_domain && !o->spiffe)
+        return fail("--trust-domain applies to --spiffe certificates only");
     struct ca ca;
     if (ca_load(o->dir, &ca) != 0)
         return 1;
+    /* Another trust domain from the same root: what trustDomainAliases and
+     * a migration between trust domains look like. */
+    if (o->trust_domain && trust_domain_arg(o->trust_domain, ca.td) != 0) {
+        ca_free(&ca);
+        return 1;
+    }
     int rc = o->spiffe ? issue_spiffe(o, &ca) : issue_server(o, &ca);
     ca_free(&ca);
     return rc;

@@ -43,7 +43,7 @@ is "${#serial}" 32 "128-bit serial"
 
 sum=$(sha256sum "$R")
 fails "init refuses to overwrite an existing root" ca init --dir "$D"
-like "$(ca init --dir "$D" 2>&1)" 'already holds a root CA.*--force' "the refusal says why and how"
+like "$(ca init --dir "$D" 2>&1)" 'already holds a CA.*--force' "the refusal says why and how"
 is "$(sha256sum "$R")" "$sum" "the root is unchanged after the refusal"
 
 # --- SPIFFE workload certificate
@@ -138,6 +138,49 @@ ca issue --dir "$DD" --dns d.example.com --days 2 --out-dir "$DD" >/dev/null
 days=$(( ($(date -d "$(openssl x509 -in "$DD/d.example.com.crt" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)) / 86400 ))
 ok "--days 2 gives a 2-day leaf (got $days)" test "$days" -ge 1 -a "$days" -le 2
 
+# --- another trust domain from the same root (trustDomainAliases tests)
+ok "issue --spiffe --trust-domain" ca issue --dir "$D" --spiffe ns/default/sa/old --trust-domain old-td.local \
+    --out-dir "$W-old"
+is "$(ext "$W-old/cert-chain.pem" "Subject Alternative Name")" "URI:spiffe://old-td.local/ns/default/sa/old" \
+    "--trust-domain overrides DIR/trust-domain"
+ok "and it still chains to the same root" openssl verify -CAfile "$R" "$W-old/cert-chain.pem"
+is "$(cat "$D/trust-domain")" example.org "the CA's own trust domain is unchanged"
+
+# --- intermediates: init --parent
+I=$(mg_tmpdir inter)
+ok "init --parent makes an intermediate" ca init --dir "$I/i1" --parent "$D"
+for f in ca-cert.pem ca-key.pem ca-chain.pem root-cert.pem trust-domain; do
+    ok "intermediate dir has $f" test -s "$I/i1/$f"
+done
+is "$(mode "$I/i1/ca-key.pem")" 600 "intermediate key is 0600"
+ok "root-cert.pem of the intermediate dir is the top root" cmp -s "$I/i1/root-cert.pem" "$R"
+is "$(cat "$I/i1/trust-domain")" example.org "the trust domain is inherited from the parent"
+like "$(text "$I/i1/ca-cert.pem")" 'Issuer: O ?= ?meshgate, CN ?= ?meshgate root example.org' "intermediate issued by the root"
+is "$(ext "$I/i1/ca-cert.pem" "Basic Constraints")" "CA:TRUE" "intermediate is a CA"
+is "$(ext "$I/i1/ca-cert.pem" "Key Usage")" "Certificate Sign, CRL Sign" "intermediate key usage"
+ok "intermediate verifies against the root" openssl verify -CAfile "$R" "$I/i1/ca-cert.pem"
+ok "a second level below it" ca init --dir "$I/i2" --parent "$I/i1"
+is "$(grep -c 'BEGIN CERTIFICATE' "$I/i2/ca-chain.pem")" 2 "second-level ca-chain.pem holds both intermediates"
+ok "issue from the second level" ca issue --dir "$I/i2" --spiffe ns/default/sa/deep --out-dir "$I/deep"
+is "$(grep -c 'BEGIN CERTIFICATE' "$I/deep/cert-chain.pem")" 3 "cert-chain.pem is leaf + two intermediates"
+ok "root-cert.pem next to it is the top root" cmp -s "$I/deep/root-cert.pem" "$R"
+ok "the chain verifies to the root" \
+    openssl verify -CAfile "$R" -untrusted "$I/deep/cert-chain.pem" "$I/deep/cert-chain.pem"
+fails "the leaf alone does not verify (the intermediates are needed)" openssl verify -CAfile "$R" "$I/deep/cert-chain.pem"
+is "$(ext "$I/deep/cert-chain.pem" "Subject Alternative Name")" "URI:spiffe://example.org/ns/default/sa/deep" \
+    "SPIFFE URI under an intermediate"
+ok "server cert from an intermediate" ca issue --dir "$I/i1" --dns app.example.com --name app --out-dir "$I"
+is "$(grep -c 'BEGIN CERTIFICATE' "$I/app.crt")" 2 "BASENAME.crt is leaf + intermediate"
+if [ -x "$MG_UPSTREAM_BIN" ]; then
+    mg_start_upstream --name chain --tls-cert "$I/app.crt" --tls-key "$I/app.key" >/dev/null 2>&1
+    is "$(mg_http_code --cacert "$R" "https://app.example.com:$MG_UPSTREAM_PORT/")" 200 \
+        "a TLS server sends the chain and a client trusting only the root accepts it"
+    mg_stop "$MG_UPSTREAM_PID"
+fi
+fails "init --parent refuses to overwrite" ca init --dir "$I/i1" --parent "$D"
+bad_parent=$(ca init --dir "$I/x" --parent "$I/none" 2>&1)
+like "$bad_parent" 'cannot read a root certificate' "init --parent with a missing parent says so"
+
 # --- bad arguments: exit 1 with a message, no files
 E=$(mg_tmpdir err)
 bad() {   # bad NAME REGEX ARGS...: exit status 1 and stderr matching REGEX
@@ -172,6 +215,8 @@ bad "DNS name with a comma" "invalid --dns name" issue --dir "$D" --dns 'a.com,D
 bad "invalid IP" "invalid --ip" issue --dir "$D" --ip 300.1.1.1 --out-dir "$E/s"
 bad "--name with a slash" "invalid --name" issue --dir "$D" --dns a.com --name ../a --out-dir "$E/s"
 bad "--client with --spiffe" "apply to --dns" issue --dir "$D" --spiffe ns/a/sa/b --client
+bad "--trust-domain with --dns" "applies to --spiffe" issue --dir "$D" --dns a.com --trust-domain x.org
+bad "invalid --trust-domain on issue" "invalid trust domain" issue --dir "$D" --spiffe ns/a/sa/b --trust-domain 'A B' --out-dir "$E/s"
 ok "failed issues left no files" test ! -e "$E/s"
 cp "$R" "$E/root-cert.pem" && cp "$RD/root-key.pem" "$E/root-key.pem" && echo cluster.local >"$E/trust-domain"
 bad "a key that does not match the root" 'does not belong' issue --dir "$E" --spiffe ns/a/sa/b --out-dir "$E/m"
