@@ -204,4 +204,27 @@ MG_ADMIN=127.0.0.1:$(mg_free_port) MG_READY_TIMEOUT=3 fails \
     "mg_start_meshgate fails (does not hang) on a gateway that exits or never gets ready" \
     mg_start_meshgate "$cfg"
 mg_stop_all
+
+# --- mg_start_meshgate with a minimal real configuration (admin only)
+if "$MESHGATE" run --help 2>&1 | grep -q 'not available in this build'; then
+    skip "meshgate run is not in this build" 5
+else
+    cfg=$(mg_tmpdir cfg)
+    export MG_ADMIN=127.0.0.1:$(mg_free_port)
+    cat >"$cfg/proxy.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: gw, namespace: istio-system}
+spec:
+  bindAddress: 127.0.0.1
+  admin: $MG_ADMIN
+YAML
+    ok "mg_start_meshgate returns once the gateway is ready" mg_start_meshgate "$cfg"
+    mpid=${MG_MESHGATE_PID:-0}
+    is "$(mg_http_code "http://$MG_ADMIN/ready")" 200 "/ready answers 200 when it returns"
+    ok "the gateway log is kept in MG_MESHGATE_LOG" test -f "${MG_MESHGATE_LOG:-/nonexistent}"
+    ok "mg_stop stops it with exit status 0 (SIGTERM drains)" mg_stop "$mpid"
+    fails "the gateway is gone" kill -0 "$mpid"
+    unset MG_ADMIN
+fi
 done_testing
