@@ -38,6 +38,15 @@ struct mg_access;
 struct mg_access *mg_access_build(const struct mg_snapshot *s, struct mg_diags *d);
 void mg_access_free(struct mg_access *a);
 
+/* Main thread, before the snapshot is posted to the workers: register the
+ * snapshot's remote JWKS URIs (jwksUri, OIDC discovery) with the process
+ * store and look keys up there from now on. Without a store, tokens of
+ * rules with a remote key set get 401 "Jwks remote fetch is failed".
+ * Returns the number of URIs the store refused (each a config problem the
+ * store logs). */
+struct mg_jwks_store;
+int mg_access_use_jwks(struct mg_access *a, struct mg_jwks_store *store);
+
 /* The compiled policy set (borrowed, lives as long as `a`). */
 const struct mg_policy_set *mg_access_policies(const struct mg_access *a);
 

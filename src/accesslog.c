@@ -264,9 +264,9 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
         }
         /* access phase decision: only when there is one (keeps lines short) */
         const char *ak[] = { "authz_policy", "authz_audit", "authz_dry_run", "authz_dry_run_result",
-                             "authz_detail" };
+                             "authz_detail", "request_principal" };
         const char *av[] = { r->authz_policy, r->authz_audit, r->authz_dry_run,
-                             r->authz_dry_run_result, r->authz_detail };
+                             r->authz_dry_run_result, r->authz_detail, r->authz_principal };
         for (size_t i = 0; i < MG_ARRAY_LEN(ak); i++) {
             if (!av[i])
                 continue;

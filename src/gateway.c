@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include "access.h"
 #include "accesslog.h"
 #include "admin.h"
 #include "cli.h"
 #include "config.h"
+#include "jwks.h"
 #include "listener.h"
 #include "metrics.h"
 #include "sd.h"
@@ -39,7 +42,16 @@ struct gw {
     struct mg_admin *admin;
     uint64_t generation;
     bool stopping;
+    struct evdns_base *dns;             /* main loop resolver (JWKS fetches) */
+    struct mg_jwks_store *jwks;         /* process-wide, outlives every snapshot */
 };
+
+/* /ready also waits for every JWKS's first fetch attempt (DESIGN 7). */
+static bool jwks_ready(void *arg)
+{
+    struct gw *g = arg;
+    return !g->jwks || mg_jwks_store_ready(g->jwks);
+}
 
 static void usage(void)
 {
@@ -127,6 +139,7 @@ static void reload(struct gw *g)
     if (mg_accesslog_open(s->cfg->mesh.access_log_file) < 0)
         fprintf(stderr, "meshgate: cannot open access log %s: %s\n", s->cfg->mesh.access_log_file,
                 strerror(errno));
+    mg_access_use_jwks(s->access, g->jwks);
     post_all(g, s);
     mg_snapshot_unref(g->snap);
     g->snap = s;
@@ -218,6 +231,18 @@ int mg_cmd_run(int argc, char **argv)
         return 1;
     }
     g.base = event_base_new();
+    g.dns = evdns_base_new(g.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!g.dns)                         /* no resolv.conf: names fail, addresses still work */
+        g.dns = evdns_base_new(g.base, 0);
+    {
+        char err[256];
+        struct mg_jwks_store_opts jo = { .ca_file = g.snap->cfg->mesh.ca_certificates };
+        g.jwks = mg_jwks_store_new(g.base, g.dns, &jo, err, sizeof(err));
+        if (!g.jwks)
+            fprintf(stderr, "meshgate: JWKS store disabled (%s): remote key sets cannot be "
+                    "fetched, their tokens get 401\n", err);
+    }
+    mg_access_use_jwks(g.snap->access, g.jwks);
     g.w = mg_workers_new(n, g.snap);
     post_all(&g, NULL);
     const char *admin = g.snap->cfg->proxy.admin ? g.snap->cfg->proxy.admin : "127.0.0.1:15000";
@@ -233,8 +258,10 @@ int mg_cmd_run(int argc, char **argv)
         fprintf(stderr, "meshgate: cannot start worker threads\n");
         return 1;
     }
-    if (g.admin)
+    if (g.admin) {
+        mg_admin_set_ready_hook(g.admin, jwks_ready, &g);
         mg_admin_update(g.admin, g.w, n, g.snap, true);
+    }
     int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
     struct event *sev[4];
     for (int i = 0; i < 4; i++) {
@@ -264,6 +291,9 @@ int mg_cmd_run(int argc, char **argv)
     }
     free(g.ports);
     mg_snapshot_unref(g.snap);
+    mg_jwks_store_free(g.jwks);
+    if (g.dns)
+        evdns_base_free(g.dns, 0);
     mg_accesslog_close();
     event_base_free(g.base);
     fprintf(stderr, "meshgate: stopped\n");

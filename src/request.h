@@ -123,6 +123,7 @@ struct mg_request {
     const char *authz_dry_run;          /* dry-run DENY policy that would have denied */
     const char *authz_dry_run_result;   /* "deny" when a dry-run policy would deny */
     const char *authz_detail;           /* ext_authz failure, JWT error, ... */
+    const char *authz_principal;        /* request principal (iss/sub) of a valid JWT */
 };
 
 /* Initialise (codec calls before filling attributes) and release. */

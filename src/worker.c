@@ -9,6 +9,7 @@
 #include <string.h>
 #include <event2/thread.h>
 #include "conn.h"
+#include "jwt.h"
 #include "listener.h"
 #include "metrics.h"
 #include "snapshot.h"
@@ -134,6 +135,7 @@ struct mg_worker *mg_workers_new(int n, struct mg_snapshot *snap)
         event_add(w->mbox, NULL);
         w->snap = mg_snapshot_ref(snap);
         w->metrics = mg_metrics_new();
+        w->jwt_cache = mg_jwt_cache_new(0);
         w->rnd = (uint32_t)(mg_now_ms() * 2654435761u) ^ (uint32_t)(i + 1) * 0x85ebca6bu;
         if (!w->rnd)
             w->rnd = 1;
@@ -215,6 +217,7 @@ void mg_workers_free(struct mg_worker *ws, int n)
         event_free(w->mbox);
         if (w->dns)
             evdns_base_free(w->dns, 0);
+        mg_jwt_cache_free(w->jwt_cache);
         mg_snapshot_unref(w->mail_snap);
         free(w->mail_fds);
         mg_snapshot_unref(w->snap);

@@ -14,6 +14,7 @@
 struct mg_snapshot;
 struct mg_conn;
 struct mg_wmetrics;
+struct mg_jwt_cache;
 
 struct mg_lfd {                         /* a listening socket handed to a worker */
     uint16_t port;
@@ -49,6 +50,7 @@ struct mg_worker {
     bool stopping;
     struct event *drain_timer;
     struct mg_wmetrics *metrics;
+    struct mg_jwt_cache *jwt_cache;     /* verified tokens (access phase, this worker only) */
     uint32_t rnd;                       /* xorshift state */
     atomic_bool done;                   /* thread finished */
 };
