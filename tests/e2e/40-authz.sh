@@ -103,6 +103,12 @@ az_req "repeated XFF headers are one list" 200 "$B/public/x" -H 'x-forwarded-for
 az_req "ipBlocks: peer 127.0.0.2 denied" 403 "$B/public/x" --source-ip 127.0.0.2
 az_req "ipBlocks ignore XFF" 200 "$B/public/x" -H 'x-forwarded-for: 127.0.0.2' --remote-ip 127.0.0.2
 
+# HTTP/2 requests go through the same phase
+az_req "HTTP/2: denied path" 403 "$B/admin" --curl --http2
+az_req "HTTP/2: allowed path" 200 "$B/public/x" --curl --http2
+az_req "HTTP/2: repeated header value denied" 403 "$B/public/x" --curl --http2 -H 'x-role: user' \
+    -H 'x-role: admin'
+
 # ALLOW policies exist: no match is a deny
 az_req "ALLOW with no matching rule denies" 403 "$B/other"
 az_req "ALLOW match" 200 "$B/echo"

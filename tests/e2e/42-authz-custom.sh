@@ -139,6 +139,12 @@ ok "headersToUpstreamOnAllow overwrote the client's value" mg_json_has_header "$
 unlike "$AZ_BODY" 'mallory' "the client's x-ext-user is gone"
 cz "provider allows, DENY policy still denies" 403 "$B/denied-too" ext
 is "$AZ_BODY" "RBAC: access denied" "RBAC body after an allowed check"
+# the client gives up while the check is in flight: the check is cancelled
+mg_curl --cacert "$MG_PKI/root-cert.pem" --max-time 0.3 -o /dev/null "$B/slow?ms=1500" 2>/dev/null
+sleep 1.6
+cz "gateway healthy after a client left during a check" 200 "$B/echo" ext
+cz "HTTP/2: provider 403 denies" 403 "$B/status/403" ext --curl --http2
+cz "HTTP/2: provider 200 allows" 200 "$B/echo" ext --curl --http2
 like "$(az_metric 'meshgate_ext_authz_total\{result="deny"\}')" '^[1-9]' "ext_authz deny counted"
 ok "access log names the CUSTOM policy and reason ext_authz_denied" \
     az_log_wait '"path":"/status/403.*"reason":"ext_authz_denied".*"authz_policy":"istio-system.ext-check","authz_rule":0'

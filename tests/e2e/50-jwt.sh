@@ -112,6 +112,19 @@ unlike "$body" 'forged|"x-jwt-payload"' "without a token the client cannot set t
 ok "access log has the request principal" \
     az_log_wait "\"path\":\"/echo\".*\"request_principal\":\"$ISS/alice\""
 
+# the default token locations: Authorization: Bearer, then ?access_token=
+body=$(mg_curl --cacert "$MG_PKI/root-cert.pem" "$B/echo?a=1&access_token=$(tok "$c")&b=2")
+is "$(mg_json_field "$body" upstream)" v1 "token in the access_token query parameter accepted"
+unlike "$(mg_json_field "$body" path)" 'access_token' "the query token is removed upstream"
+out=$(mg_curl --cacert "$MG_PKI/root-cert.pem" -w '\n%{http_code}' "$B/open/x?access_token=abc.def" 2>/dev/null)
+is "${out##*$'\n'}" 401 "an invalid query token is refused too"
+# CORS preflight skips JWT (Istio bypass_cors_preflight): authorization sees no principal
+is "$(mg_http_code --cacert "$MG_PKI/root-cert.pem" -X OPTIONS -H 'Origin: https://x.example.com' \
+    -H 'Access-Control-Request-Method: GET' -H 'Authorization: Bearer abc.def' "$B/any/x")" 403 \
+    "CORS preflight with an invalid token: JWT skipped, no principal, 403 from the policy"
+is "$(mg_http_code --cacert "$MG_PKI/root-cert.pem" -X OPTIONS -H 'Origin: https://x.example.com' \
+    -H 'Access-Control-Request-Method: GET' -H 'Authorization: Bearer abc.def' "$B/open/x")" 200 \
+    "CORS preflight with an invalid token to an open path: 200"
 bad "bad signature" 401 "Jwt verification fails" "$(tok "$c" evil k1)"
 bad "unknown kid" 401 "Jwks doesn't have key to match kid or alg from Jwt" "$(tok "$c" k2 k2)"
 bad "expired" 401 "Jwt is expired" \
