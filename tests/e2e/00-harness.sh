@@ -207,7 +207,7 @@ mg_stop_all
 
 # --- mg_start_meshgate with a minimal real configuration (admin only)
 if "$MESHGATE" run --help 2>&1 | grep -q 'not available in this build'; then
-    skip "meshgate run is not in this build" 5
+    skip "meshgate run is not in this build" 8
 else
     cfg=$(mg_tmpdir cfg)
     export MG_ADMIN=127.0.0.1:$(mg_free_port)
@@ -223,6 +223,11 @@ YAML
     mpid=${MG_MESHGATE_PID:-0}
     is "$(mg_http_code "http://$MG_ADMIN/ready")" 200 "/ready answers 200 when it returns"
     ok "the gateway log is kept in MG_MESHGATE_LOG" test -f "${MG_MESHGATE_LOG:-/nonexistent}"
+    is "$(mg_metric meshgate_config_reload_total 'result="success"')" 0 "mg_metric reads a labelled series"
+    kill -HUP "$mpid"
+    mg_wait_for 5 eval '[ "$(mg_metric meshgate_config_reload_total "result=\"success\"")" = 1 ]'
+    is "$(mg_metric meshgate_config_reload_total 'result="success"')" 1 "mg_metric sees the counter move (SIGHUP reload)"
+    is "$(mg_metric meshgate_config_reload_total)" 1 "mg_metric without labels sums every series"
     ok "mg_stop stops it with exit status 0 (SIGTERM drains)" mg_stop "$mpid"
     fails "the gateway is gone" kill -0 "$mpid"
     unset MG_ADMIN

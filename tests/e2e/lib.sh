@@ -527,6 +527,23 @@ mg_http_code() {
     return 0
 }
 
+# mg_metric NAME [LABELS_ERE]: the sum of the values of metric NAME on
+# http://$MG_ADMIN/stats/prometheus over the series whose label set matches
+# LABELS_ERE (grep -E inside the braces, e.g. 'response_code="403"'); 0 when
+# none matches. Returns 1 when the admin endpoint does not answer.
+mg_metric() {
+    local page
+    page=$(curl -sS --max-time 5 "http://$MG_ADMIN/stats/prometheus") || return 1
+    printf '%s\n' "$page" | awk -v name="$1" -v re="${2:-}" '
+        $1 !~ /^#/ {
+            series = $1; labels = ""
+            i = index(series, "{")
+            if (i) { labels = substr(series, i + 1); series = substr(series, 1, i - 1) }
+            if (series == name && (re == "" || labels ~ re)) sum += $NF
+        }
+        END { printf "%.17g\n", sum + 0 }'
+}
+
 # mg_json_field JSON KEY: print the value of the first "KEY": in JSON, a
 # string without its quotes (escapes left as they are) or a number, true,
 # false or null as written. Enough for mg_upstream's flat echo fields
