@@ -158,6 +158,7 @@ child=$MG_TMP/child.sh
 cat >"$child" <<CHILD
 . "$MG_SRCDIR/tests/e2e/lib.sh"
 mg_start_upstream --name orphan >/dev/null 2>&1 || exit 3
+mg_on_exit 'kill -0 \$MG_UPSTREAM_PID && echo "hook ran first" >"$MG_TMP/hook.out"'
 echo "\$MG_UPSTREAM_PID \$MG_TMP"
 exit 0
 CHILD
@@ -166,6 +167,7 @@ read -r opid otmp <"$MG_TMP/child.out"
 ok "a child script started an upstream" test -n "${opid:-}"
 fails "its EXIT trap stopped the upstream" kill -0 "${opid:-0}"
 fails "its EXIT trap removed its temp directory" test -d "${otmp:-/nonexistent}"
+is "$(cat "$MG_TMP/hook.out" 2>/dev/null)" "hook ran first" "mg_on_exit hooks run before the processes are stopped"
 
 # --- a bare `wait` does not wait for harness processes; the watchdog
 cat >"$child" <<CHILD

@@ -351,8 +351,17 @@ mg_stop_all() {
     _mg_pids=()
 }
 
+# mg_on_exit CMD...: run CMD when the script exits, before the harness stops
+# its processes (use it instead of `trap ... EXIT`, which would replace the
+# harness's own trap). Hooks run in the order they were added.
+_mg_exit_hooks=()
+mg_on_exit() { _mg_exit_hooks+=("$*"); }
+
 _mg_exit() {
-    local rc=$?
+    local rc=$? h
+    for h in "${_mg_exit_hooks[@]}"; do
+        eval "$h"
+    done
     [ -n "${_mg_watchdog_pid:-}" ] && kill "$_mg_watchdog_pid" 2>/dev/null
     mg_stop_all
     if [ "${MG_KEEP_TMP:-0}" = 1 ]; then
