@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include "h2_server.h"
@@ -64,6 +66,48 @@ void mg_conn_close(struct mg_conn *c)
     atomic_fetch_sub_explicit(&w->metrics->cx_active, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&mg_cx_active_total, 1, memory_order_relaxed);
     mg_conn_unref(c);                   /* the list's reference */
+}
+
+/* Lingering close: after an error reply the client may still be sending
+ * (an oversized head, an unread body). Closing with unread bytes makes the
+ * kernel send RST, and the client can lose the reply; so half-close, read
+ * and drop for a bounded time, then close. */
+#define LINGER_MAX_BYTES (1024 * 1024)
+
+static void linger_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct mg_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->linger_bytes += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (c->linger_bytes > LINGER_MAX_BYTES)
+        mg_conn_close(c);
+}
+
+static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    mg_conn_close(arg);
+}
+
+void mg_conn_close_lingering(struct mg_conn *c)
+{
+    if (!c->bev || c->ssl) {
+        mg_conn_close(c);
+        return;
+    }
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
+        mg_conn_close(c);
+        return;
+    }
+    struct timeval tv = { 2, 0 };
+    bufferevent_setcb(c->bev, linger_read_cb, NULL, linger_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    linger_read_cb(c->bev, c);
 }
 
 /* The ALPN switch: the only place that decides which codec runs. */

@@ -28,6 +28,7 @@ struct mg_conn {
     char principal[256];                /* verified URI SAN without spiffe:// ("" = none) */
     char peer_uri[272];                 /* full URI SAN */
     char cert_hash[65];                 /* hex sha256 of the client cert ("" = none) */
+    size_t linger_bytes;
     int refs;
     bool closing;
     bool handshake_done;
@@ -48,6 +49,10 @@ void mg_conn_unref(struct mg_conn *c);          /* frees at zero */
 /* Close now: SSL_shutdown once (trap 5), free the bufferevent, drop the
  * list's reference. Idempotent. */
 void mg_conn_close(struct mg_conn *c);
+/* Close after an error reply that is already flushed: half-close and drop
+ * what the client still sends (bounded, 2 s) so the reply is not lost to a
+ * TCP reset. TLS connections are closed at once. */
+void mg_conn_close_lingering(struct mg_conn *c);
 
 /* After the handshake (or at once for plain text): pick the codec by ALPN
  * ("h2" or http/1.1) and hand the connection to it. */

@@ -98,7 +98,7 @@ static void close_when_flushed(struct h1s *h)
     h->phase = P_CLOSING;
     evtimer_del(h->timer);
     if (!h->c->bev || evbuffer_get_length(out_of(h)) == 0)
-        mg_conn_close(h->c);
+        mg_conn_close_lingering(h->c);
     else
         bufferevent_disable(h->c->bev, EV_READ);
 }
@@ -489,7 +489,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     mg_conn_ref(h->c);
     if (h->phase == P_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            mg_conn_close(h->c);
+            mg_conn_close_lingering(h->c);
     } else if (h->active && h->r.resp_started) {
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
         mg_upstream_resume(&h->r);

@@ -81,6 +81,7 @@ static void uc_free(struct mg_uconn *uc)
     }
     if (rt->n_open)
         rt->n_open--;
+    atomic_fetch_sub_explicit(&uc->cl->g_open, 1, memory_order_relaxed);
     free(uc);
 }
 
@@ -256,6 +257,7 @@ static bool open_conn(struct mg_request *r, struct mg_cluster *cl, size_t ep)
     uc->ep = ep;
     uc->state = UC_CONNECTING;
     rt_of(cl, w)->n_open++;
+    atomic_fetch_add_explicit(&cl->g_open, 1, memory_order_relaxed);
     uc_attach(uc, r);
     const struct mg_endpoint *e = &cl->eps[ep];
     int rc;
@@ -300,6 +302,36 @@ static void pending_push(struct mg_cluster_rt *rt, struct mg_request *r)
     rt->pending[(rt->pend_head + rt->n_pending++) % rt->pend_cap] = r;
 }
 
+static void kick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Another worker may hold the connections: poll the shared count while
+ * requests wait here (the mailbox is for snapshots, not pool events). */
+static void kick_arm(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w)
+{
+    if (!rt->kick) {
+        rt->kick = evtimer_new(w->base, kick_cb, rt);
+        rt->kick_cl = cl;
+        rt->kick_w = w;
+    }
+    struct timeval tv = { 0, 20000 };
+    evtimer_add(rt->kick, &tv);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mg_cluster_rt *rt = arg;
+    pool_kick(rt->kick_cl, rt->kick_w);
+    if (rt->n_pending)
+        kick_arm(rt->kick_cl, rt, rt->kick_w);
+}
+
+static struct mg_cluster *cl_of_pending(struct mg_cluster_rt *rt)
+{
+    return rt->kick_cl;
+}
+
 static void pending_remove(struct mg_cluster_rt *rt, struct mg_request *r)
 {
     size_t o = 0;
@@ -308,6 +340,8 @@ static void pending_remove(struct mg_cluster_rt *rt, struct mg_request *r)
         if (x != r)
             rt->pending[(rt->pend_head + o++) % rt->pend_cap] = x;
     }
+    if (o < rt->n_pending)
+        atomic_fetch_sub_explicit(&cl_of_pending(rt)->g_pending, rt->n_pending - o, memory_order_relaxed);
     rt->n_pending = o;
 }
 
@@ -324,7 +358,8 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
         if (!any)
             any = pp;
     }
-    if (!*pp && any && cl->max_connections && rt->n_open >= cl->max_connections)
+    if (!*pp && any && cl->max_connections &&
+        atomic_load_explicit(&cl->g_open, memory_order_relaxed) >= cl->max_connections)
         pp = any;
     if (*pp) {
         struct mg_uconn *uc = *pp;
@@ -335,12 +370,14 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
         uc_begin(uc);
         return;
     }
-    if (!cl->max_connections || rt->n_open < cl->max_connections) {
+    if (!cl->max_connections ||
+        atomic_load_explicit(&cl->g_open, memory_order_relaxed) < cl->max_connections) {
         open_conn(r, cl, ep);
         return;
     }
     uint64_t maxp = cl->max_pending ? cl->max_pending : UP_HARD_PENDING;
-    if (rt->n_pending >= maxp || rt->n_pending >= UP_HARD_PENDING) {
+    if (atomic_load_explicit(&cl->g_pending, memory_order_relaxed) >= maxp ||
+        rt->n_pending >= UP_HARD_PENDING) {
         r->flags = "UO";
         r->n_local_h = 0;
         r->local_h[r->n_local_h].key = (char *)"x-envoy-overloaded";
@@ -350,6 +387,8 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
         return;
     }
     pending_push(rt, r);
+    atomic_fetch_add_explicit(&cl->g_pending, 1, memory_order_relaxed);
+    kick_arm(cl, rt, w);
 }
 
 void mg_upstream_start(struct mg_request *r)
@@ -361,11 +400,17 @@ void mg_upstream_start(struct mg_request *r)
 static void pool_kick(struct mg_cluster *cl, struct mg_worker *w)
 {
     struct mg_cluster_rt *rt = rt_of(cl, w);
-    while (rt->n_pending && (rt->idle || !cl->max_connections || rt->n_open < cl->max_connections)) {
+    while (rt->n_pending && (rt->idle || !cl->max_connections ||
+                             atomic_load_explicit(&cl->g_open, memory_order_relaxed) < cl->max_connections)) {
         struct mg_request *r = rt->pending[rt->pend_head];
         rt->pend_head = (rt->pend_head + 1) % rt->pend_cap;
         rt->n_pending--;
+        atomic_fetch_sub_explicit(&cl->g_pending, 1, memory_order_relaxed);
         start_on(r, cl);
+    }
+    if (!rt->n_pending && rt->kick) {
+        event_free(rt->kick);
+        rt->kick = NULL;
     }
 }
 
@@ -432,7 +477,10 @@ void mg_upstream_detach(struct mg_request *r, bool clean)
     bool reuse = clean && uc->state == UC_DONE && uc->keep_alive && uc->req_done && !uc->dead &&
                  r->snap == uc->w->snap &&
                  (!uc->cl->max_requests_per_conn || uc->requests < uc->cl->max_requests_per_conn) &&
-                 evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0;
+                 evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0 &&
+                 /* other workers are queued on the instance-wide limit: free the slot */
+                 !(uc->cl->max_connections &&
+                   atomic_load_explicit(&uc->cl->g_pending, memory_order_relaxed) > rt->n_pending);
     if (!reuse) {
         uc_close(uc);
         return;
@@ -470,6 +518,10 @@ void mg_upstream_close_idle(struct mg_cluster **clusters, size_t n, int worker_i
             struct mg_uconn *uc = rt->idle;
             rt->idle = uc->next;
             uc_free(uc);
+        }
+        if (rt->kick && !rt->n_pending) {
+            event_free(rt->kick);
+            rt->kick = NULL;
         }
     }
 }
@@ -671,6 +723,8 @@ static void uc_read_cb(struct bufferevent *bev, void *arg)
     uc->busy--;
     if (uc->dead)
         uc_close(uc);
+    else if (uc->state == UC_IDLE)
+        pool_kick(uc->cl, uc->w);       /* released inside the callback: serve the queue */
 }
 
 static void uc_write_cb(struct bufferevent *bev, void *arg)

@@ -6,6 +6,7 @@
  * lock is taken on the request path. */
 #ifndef MG_UPSTREAM_H
 #define MG_UPSTREAM_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@
 struct mg_request;
 struct mg_worker;
 struct mg_uconn;
+struct event;
 
 struct mg_endpoint {
     struct sockaddr_storage sa;         /* valid when resolved */
@@ -36,6 +38,9 @@ struct mg_cluster_rt {                  /* one worker's view of a cluster */
     size_t pend_head, pend_cap;
     size_t rr;
     uint32_t *active;                   /* per endpoint in-flight requests (LEAST_REQUEST) */
+    struct event *kick;                 /* re-check the instance-wide limit while requests wait */
+    struct mg_cluster *kick_cl;
+    struct mg_worker *kick_w;
 };
 
 struct mg_cluster {
@@ -56,6 +61,10 @@ struct mg_cluster {
     char **sans;
     size_t n_sans;
     bool insecure;
+    /* Limits hold per proxy instance (as Envoy's circuit breakers): these two
+     * are shared by the workers; they change only on connect/close and when
+     * a request has to queue, never on the plain request path. */
+    atomic_ulong g_open, g_pending;
     int n_workers;
     struct mg_cluster_rt *rt;           /* [n_workers] */
 };
