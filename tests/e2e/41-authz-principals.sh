@@ -27,6 +27,13 @@ http=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 AZ_CFG=$(mg_tmpdir cfg)
 az_config "$AZ_CFG" "$MG_ADMIN" "$https" "$http" "$up"
+# one more server: MUTUAL with insecureSkipVerify (any client certificate
+# is accepted, so none may give a principal)
+awk -v p="$http" '$0 ~ "number: "p", name: http," {
+    print "  - port: {number: '"$https"', name: insecure, protocol: HTTPS}"
+    print "    hosts: [\"insecure.example.com\"]"
+    print "    tls: {mode: MUTUAL, credentialName: mtls-cert, insecureSkipVerify: true}" } { print }' \
+    "$AZ_CFG/10-gw.yaml" >"$AZ_CFG/10-gw.yaml.new" && mv "$AZ_CFG/10-gw.yaml.new" "$AZ_CFG/10-gw.yaml"
 az_policy "$AZ_CFG" allow "apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: by-identity, namespace: istio-system}
@@ -81,6 +88,11 @@ az_req "notPrincipals '*' DENY: a verified peer passes" 200 "$M/open/authn/x" --
     --principal "$SLEEP"
 az_req "SIMPLE server: never a principal" 403 "https://app.example.com:$https/p/x"
 az_req "plain HTTP: never a principal" 403 "http://app.example.com:$http/p/x"
+
+az_req "insecureSkipVerify server: a valid certificate still gives no principal" 403 \
+    "https://insecure.example.com:$https/p/x" --cert "$P/sleep"
+az_req "insecureSkipVerify server: open path works" 200 "https://insecure.example.com:$https/open/x" \
+    --cert "$P/sleep"
 
 # ISTIO_MUTUAL: the gateway's own mesh certificate (no DNS name: -k), client
 # certificate from the mesh root required
