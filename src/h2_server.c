@@ -13,6 +13,7 @@
  *     input batch is processed, so a HEADERS+RST_STREAM pair that arrives
  *     together (rapid reset) never reaches an upstream. */
 #include "h2_server.h"
+#include "h2_int.h"
 #include <nghttp2/nghttp2.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -31,69 +32,18 @@
 #define H2_PEEK_IOV 16
 #define H2_BODY_STEP (64 * 1024)
 
-struct h2c;
-
-struct h2s {
-    struct h2s *prev, *next;
-    struct h2c *h;
-    int32_t id;
-    struct mg_request r;
-    /* header block */
-    size_t hbytes;                      /* name + value + 32 per field (RFC 7541 4.1) */
-    size_t nfields;
-    bool hdr_over;                      /* over the size or count limit: 431 */
-    const char *bad;                    /* malformed: reason, answered 400 */
-    const char *p_method, *p_path, *p_authority, *p_scheme, *p_protocol;
-    const char *host_hdr;
-    struct mg_kv *hv;
-    size_t nh, caph;
-    size_t cookie_at;                   /* index of the joined cookie field (SIZE_MAX = none) */
-    bool has_cl;
-    uint64_t cl;
-    /* progress */
-    bool ready;                         /* header block complete, not started yet */
-    bool running;                       /* handed to the phases */
-    bool remote_end;                    /* END_STREAM received */
-    bool discard;                       /* answered: request body is consumed and dropped */
-    bool body_end_sent;
-    int body_end_attempt;
-    uint64_t body_recv;
-    struct evbuffer *reqbuf;            /* received, not yet taken by the upstream */
-    /* response */
-    struct evbuffer *resp;
-    bool resp_submitted, resp_eof, deferred, want_resume, end_sent, aborted;
-};
-
-struct h2c {
-    struct mg_conn *c;
-    nghttp2_session *ng;
-    struct h2s *streams;
-    size_t n_streams;
-    struct event *pump_ev;
-    struct event *idle_ev;
-    struct event *hdr_ev;               /* a header block must complete in time */
-    size_t max_hdr;
-    bool read_paused;
-    bool closing;                       /* waiting for the output to flush */
-    bool dead;                          /* torn down */
-    bool fatal;                         /* nghttp2 gave up: close now */
-    bool goaway;
-};
-
-static const struct mg_down_ops h2_ops;
-
-static struct evbuffer *out_of(struct h2c *h)
+static struct evbuffer *out_of(struct mg_h2_conn *h)
 {
     return bufferevent_get_output(h->c->bev);
 }
 
-static void kick(struct h2c *h)
+static void kick(struct mg_h2_conn *h)
 {
     if (!h->dead && h->pump_ev)
         event_active(h->pump_ev, EV_TIMEOUT, 0);
 }
 
-static void arm_idle(struct h2c *h)
+static void arm_idle(struct mg_h2_conn *h)
 {
     int64_t ms = h->c->snap->cfg->proxy.timeout_idle_ms;
     if (ms <= 0 || h->n_streams) {
@@ -104,28 +54,11 @@ static void arm_idle(struct h2c *h)
     evtimer_add(h->idle_ev, &tv);
 }
 
-static char *host_lower(struct mg_rq_arena *a, const char *v)
-{
-    /* strip a :port (not inside [v6]) and lower-case */
-    size_t n = strlen(v), end = n;
-    if (n && v[0] == '[') {
-        const char *rb = memchr(v, ']', n);
-        end = rb ? (size_t)(rb - v) + 1 : n;
-    } else {
-        const char *colon = memchr(v, ':', n);
-        if (colon)
-            end = (size_t)(colon - v);
-    }
-    char *s = mg_rq_strndup(a, v, end);
-    mg_lower(s);
-    return s;
-}
-
 /* ---- stream life ---- */
 
-static struct h2s *stream_new(struct h2c *h, int32_t id)
+static struct mg_h2_stream *stream_new(struct mg_h2_conn *h, int32_t id)
 {
-    struct h2s *s = mg_xcalloc(1, sizeof(*s));
+    struct mg_h2_stream *s = mg_xcalloc(1, sizeof(*s));
     s->h = h;
     s->id = id;
     s->cookie_at = SIZE_MAX;
@@ -133,7 +66,7 @@ static struct h2s *stream_new(struct h2c *h, int32_t id)
     s->resp = evbuffer_new();
     if (!s->reqbuf || !s->resp)
         abort();                        /* allocation failure policy: as mg_xmalloc */
-    mg_request_init(&s->r, h->c, &h2_ops, s);
+    mg_request_init(&s->r, h->c, &mg_h2_ops, s);
     s->r.protocol = "HTTP/2";
     s->next = h->streams;
     if (h->streams)
@@ -145,7 +78,7 @@ static struct h2s *stream_new(struct h2c *h, int32_t id)
 }
 
 /* Log (once, only for streams that became requests) and free. */
-static void stream_free(struct h2c *h, struct h2s *s)
+static void stream_free(struct mg_h2_conn *h, struct mg_h2_stream *s)
 {
     struct mg_request *r = &s->r;
     mg_upstream_detach(r, false);
@@ -172,7 +105,7 @@ static void stream_free(struct h2c *h, struct h2s *s)
 
 /* Close everything now: every request is logged and detached from its
  * upstream, the session freed, the connection closed. Top level only. */
-static void teardown(struct h2c *h)
+static void teardown(struct mg_h2_conn *h)
 {
     if (h->dead)
         return;
@@ -194,15 +127,15 @@ static void teardown(struct h2c *h)
 
 /* ---- down ops (never send, never free: see the top of the file) ---- */
 
-static struct h2s *live(struct mg_request *r)
+static struct mg_h2_stream *live(struct mg_request *r)
 {
-    struct h2s *s = r->codec;
+    struct mg_h2_stream *s = r->codec;
     return s->h->dead || s->aborted ? NULL : s;
 }
 
 /* The response is complete (or refused) before the request body ended:
  * drop what is buffered and what still comes, giving the window back. */
-static void start_discard(struct h2s *s)
+static void start_discard(struct mg_h2_stream *s)
 {
     if (s->discard)
         return;
@@ -216,7 +149,7 @@ static void start_discard(struct h2s *s)
 
 static void op_continue(struct mg_request *r)
 {
-    struct h2s *s = live(r);
+    struct mg_h2_stream *s = live(r);
     if (!s || s->resp_submitted)
         return;
     static const nghttp2_nv nv[] = { { (uint8_t *)":status", (uint8_t *)"100", 7, 3, 0 } };
@@ -231,7 +164,7 @@ static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     (void)id;
     (void)buf;
     (void)user;
-    struct h2s *s = src->ptr;
+    struct mg_h2_stream *s = src->ptr;
     size_t avail = evbuffer_get_length(s->resp);
     if (!avail && !s->resp_eof) {
         s->deferred = true;
@@ -259,7 +192,7 @@ static void nv_set(nghttp2_nv *nv, const char *k, const char *v)
 }
 
 /* Submit a response head; with_body attaches the deferred data provider. */
-static void submit_head(struct h2s *s, const struct mg_kv *extra, size_t n_extra,
+static void submit_head(struct mg_h2_stream *s, const struct mg_kv *extra, size_t n_extra,
                         const char *cl, const char *ctype, bool with_body)
 {
     struct mg_request *r = &s->r;
@@ -296,7 +229,7 @@ static void submit_head(struct h2s *s, const struct mg_kv *extra, size_t n_extra
 
 static void op_resp_head(struct mg_request *r)
 {
-    struct h2s *s = live(r);
+    struct mg_h2_stream *s = live(r);
     if (!s)
         return;
     bool nobody = r->is_head || r->status == 204 || r->status == 304 ||
@@ -310,7 +243,7 @@ static void op_resp_head(struct mg_request *r)
 
 static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
 {
-    struct h2s *s = live(r);
+    struct mg_h2_stream *s = live(r);
     if (!s || s->resp_eof) {
         evbuffer_drain(src, n);
         return;
@@ -325,7 +258,7 @@ static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
 
 static void op_resp_end(struct mg_request *r)
 {
-    struct h2s *s = r->codec;
+    struct mg_h2_stream *s = r->codec;
     mg_upstream_detach(r, true);
     if (r->timer)
         evtimer_del(r->timer);          /* the route timeout covers the upstream only */
@@ -343,18 +276,18 @@ static void op_resp_end(struct mg_request *r)
 
 static bool op_resp_full(struct mg_request *r)
 {
-    struct h2s *s = live(r);
+    struct mg_h2_stream *s = live(r);
     if (!s || evbuffer_get_length(s->resp) < MG_H2_RESP_WM)
         return false;
     s->want_resume = true;
     return true;
 }
 
-static void body_pump(struct h2s *s);
+static void body_pump(struct mg_h2_stream *s);
 
 static void op_body_resume(struct mg_request *r)
 {
-    struct h2s *s = live(r);
+    struct mg_h2_stream *s = live(r);
     if (!s || !s->running)
         return;
     body_pump(s);
@@ -364,7 +297,7 @@ static void op_body_resume(struct mg_request *r)
 static void op_local_reply(struct mg_request *r, int status, const char *body, bool close)
 {
     (void)close;                        /* one stream's refusal never ends the connection */
-    struct h2s *s = r->codec;
+    struct mg_h2_stream *s = r->codec;
     mg_upstream_detach(r, false);
     if (r->timer)
         evtimer_del(r->timer);
@@ -383,7 +316,7 @@ static void op_local_reply(struct mg_request *r, int status, const char *body, b
 
 static void op_abort(struct mg_request *r)
 {
-    struct h2s *s = r->codec;
+    struct mg_h2_stream *s = r->codec;
     mg_upstream_detach(r, false);
     if (r->timer)
         evtimer_del(r->timer);
@@ -395,7 +328,7 @@ static void op_abort(struct mg_request *r)
     kick(s->h);
 }
 
-static const struct mg_down_ops h2_ops = {
+const struct mg_down_ops mg_h2_ops = {
     .send_continue = op_continue,
     .resp_head = op_resp_head,
     .resp_data = op_resp_data,
@@ -408,7 +341,7 @@ static const struct mg_down_ops h2_ops = {
 
 /* ---- request body: upstream first, then WINDOW_UPDATE ---- */
 
-static void body_pump(struct h2s *s)
+static void body_pump(struct mg_h2_stream *s)
 {
     struct mg_request *r = &s->r;
     if (s->discard || r->body == MG_BODY_NONE)
@@ -433,80 +366,16 @@ static void body_pump(struct h2s *s)
     }
 }
 
-/* ---- a complete header block becomes a request ---- */
-
-static bool path_ok(const char *method, const char *path)
-{
-    if (!path || !path[0])
-        return false;
-    if (path[0] == '/')
-        return true;
-    return strcmp(path, "*") == 0 && strcmp(method, "OPTIONS") == 0;
-}
-
-static void start_stream(struct h2s *s)
-{
-    struct mg_request *r = &s->r;
-    s->ready = false;
-    s->running = true;
-    r->method = s->p_method ? s->p_method : "-";
-    r->target = s->p_path ? s->p_path : "";
-    r->is_head = strcmp(r->method, "HEAD") == 0;
-    r->h = s->hv;
-    r->n_h = s->nh;
-    r->bytes_received += s->hbytes;
-    const char *auth = s->p_authority ? s->p_authority : s->host_hdr;
-    r->authority = auth ? auth : "";
-    r->host = host_lower(&r->arena, r->authority);
-    const char *ex = mg_request_header(r, "expect");
-    r->expect_continue = ex && mg_strcasecmp(ex, "100-continue") == 0;
-    if (s->remote_end && !s->has_cl) {
-        r->body = MG_BODY_NONE;
-    } else if (s->has_cl) {
-        r->body = s->cl ? MG_BODY_LENGTH : MG_BODY_NONE;
-        r->content_length = s->cl;
-    } else {
-        r->body = MG_BODY_CHUNKED;      /* length unknown: streamed as chunked upstream */
-    }
-    r->body_done = r->body == MG_BODY_NONE;
-    if (r->body_done)
-        s->body_end_sent = true;
-    if (s->hdr_over) {
-        mg_request_reply(r, 431, "Request Header Fields Too Large", "headers_too_large", false);
-        return;
-    }
-    if (!s->bad && s->p_authority && s->host_hdr && mg_strcasecmp(s->p_authority, s->host_hdr) != 0)
-        s->bad = "authority_host_mismatch";
-    if (!s->bad && r->authority[0] == '\0')
-        s->bad = "missing_authority";
-    if (!s->bad && strchr(r->authority, '@'))
-        s->bad = "authority_userinfo";
-    if (!s->bad && strcmp(r->method, "CONNECT") == 0) {
-        /* no tunnels on the gateway path, as for HTTP/1 */
-        mg_request_reply(r, 405, "Method Not Allowed", "unsupported", false);
-        return;
-    }
-    if (!s->bad && (s->p_protocol || !s->p_method))
-        s->bad = "malformed_request";
-    if (!s->bad && !path_ok(r->method, s->p_path))
-        s->bad = "malformed_path";
-    if (s->bad) {
-        mg_request_reply(r, 400, "Bad Request", s->bad, false);
-        return;
-    }
-    mg_request_run(r);
-}
-
 /* ---- nghttp2 callbacks ---- */
 
-static struct h2s *stream_of(nghttp2_session *ng, int32_t id)
+static struct mg_h2_stream *stream_of(nghttp2_session *ng, int32_t id)
 {
     return id ? nghttp2_session_get_stream_user_data(ng, id) : NULL;
 }
 
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
-    struct h2c *h = user;
+    struct mg_h2_conn *h = user;
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     /* only CONTINUATION may follow until the block ends, so one timer per
@@ -518,35 +387,9 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     }
     if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    struct h2s *s = stream_new(h, f->hd.stream_id);
+    struct mg_h2_stream *s = stream_new(h, f->hd.stream_id);
     nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
     return 0;
-}
-
-static bool connection_specific(const char *n, size_t l)
-{
-    static const char *const names[] = { "connection", "keep-alive", "proxy-connection",
-                                         "transfer-encoding", "upgrade" };
-    for (size_t i = 0; i < MG_ARRAY_LEN(names); i++)
-        if (l == strlen(names[i]) && memcmp(n, names[i], l) == 0)
-            return true;
-    return false;
-}
-
-static void add_field(struct h2s *s, const char *k, const char *v)
-{
-    struct mg_request *r = &s->r;
-    if (s->nh == s->caph) {
-        size_t nc = s->caph ? s->caph * 2 : 16;
-        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
-        if (s->nh)
-            memcpy(nv, s->hv, s->nh * sizeof(*nv));
-        s->hv = nv;
-        s->caph = nc;
-    }
-    memset(&s->hv[s->nh], 0, sizeof(s->hv[0]));
-    s->hv[s->nh].key = (char *)k;
-    s->hv[s->nh++].value = (char *)v;
 }
 
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
@@ -554,8 +397,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
                      void *user)
 {
     (void)flags;
-    struct h2c *h = user;
-    struct h2s *s = stream_of(ng, f->hd.stream_id);
+    struct mg_h2_conn *h = user;
+    struct mg_h2_stream *s = stream_of(ng, f->hd.stream_id);
     if (!s || f->hd.type != NGHTTP2_HEADERS)
         return 0;
     /* trap 8: nghttp2 announces SETTINGS_MAX_HEADER_LIST_SIZE but does not
@@ -568,85 +411,15 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* oversized trailers: reset the stream */
     if (s->hdr_over || s->bad || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;                       /* over the limit: count, store nothing; trailers dropped */
-    struct mg_rq_arena *a = &s->r.arena;
-    const char *n = (const char *)name;
-    if (memchr(value, '\0', valuelen) || memchr(name, '\0', namelen)) {
-        s->bad = "malformed_header";
-        return 0;
-    }
-    char *v = mg_rq_strndup(a, (const char *)value, valuelen);
-    if (namelen && n[0] == ':') {
-        const char **slot = NULL;
-        if (namelen == 7 && memcmp(n, ":method", 7) == 0)
-            slot = &s->p_method;
-        else if (namelen == 5 && memcmp(n, ":path", 5) == 0)
-            slot = &s->p_path;
-        else if (namelen == 10 && memcmp(n, ":authority", 10) == 0)
-            slot = &s->p_authority;
-        else if (namelen == 7 && memcmp(n, ":scheme", 7) == 0)
-            slot = &s->p_scheme;
-        else if (namelen == 9 && memcmp(n, ":protocol", 9) == 0)
-            slot = &s->p_protocol;
-        if (!slot || *slot)
-            s->bad = "malformed_request";   /* unknown or repeated pseudo-header */
-        else
-            *slot = v;
-        return 0;
-    }
-    for (size_t i = 0; i < namelen; i++) {
-        if (n[i] >= 'A' && n[i] <= 'Z') {
-            s->bad = "malformed_header";    /* RFC 9113 8.2.1: upper case is malformed */
-            return 0;
-        }
-    }
-    char *k = mg_rq_strndup(a, n, namelen);
-    if (connection_specific(k, namelen) ||
-        (strcmp(k, "te") == 0 && mg_strcasecmp(v, "trailers") != 0)) {
-        s->bad = "connection_specific_header";   /* RFC 9113 8.2.2 */
-        return 0;
-    }
-    if (strcmp(k, "content-length") == 0) {
-        uint64_t cl = 0;
-        bool ok = valuelen > 0 && valuelen <= 19;
-        for (size_t i = 0; ok && i < valuelen; i++) {
-            if (v[i] < '0' || v[i] > '9')
-                ok = false;
-            else
-                cl = cl * 10 + (uint64_t)(v[i] - '0');
-        }
-        if (!ok || (s->has_cl && cl != s->cl)) {
-            s->bad = "malformed_content_length";
-            return 0;
-        }
-        s->has_cl = true;
-        s->cl = cl;
-    }
-    if (strcmp(k, "host") == 0) {
-        if (s->host_hdr) {
-            s->bad = "duplicate_host";
-            return 0;
-        }
-        s->host_hdr = v;
-    }
-    if (strcmp(k, "cookie") == 0) {
-        /* RFC 9113 8.2.3: crumbs are joined with "; " for an HTTP/1.1 upstream */
-        if (s->cookie_at != SIZE_MAX) {
-            struct mg_kv *c = &s->hv[s->cookie_at];
-            c->value = mg_rq_printf(a, "%s; %s", c->value, v);
-            return 0;
-        }
-        s->cookie_at = s->nh;
-    }
-    add_field(s, k, v);
-    return 0;
+    return mg_h2_take_field(s, (const char *)name, namelen, (const char *)value, valuelen);
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
-    struct h2c *h = user;
+    struct mg_h2_conn *h = user;
     if (f->hd.type == NGHTTP2_HEADERS)
         evtimer_del(h->hdr_ev);
-    struct h2s *s = stream_of(ng, f->hd.stream_id);
+    struct mg_h2_stream *s = stream_of(ng, f->hd.stream_id);
     if (!s)
         return 0;
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
@@ -668,7 +441,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 {
     (void)flags;
     (void)user;
-    struct h2s *s = stream_of(ng, id);
+    struct mg_h2_stream *s = stream_of(ng, id);
     if (!s || s->discard || s->aborted) {
         nghttp2_session_consume(ng, id, len);
         return 0;
@@ -688,7 +461,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     (void)user;
-    struct h2s *s = stream_of(ng, f->hd.stream_id);
+    struct mg_h2_stream *s = stream_of(ng, f->hd.stream_id);
     if (!s || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     if (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS)
@@ -703,8 +476,8 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *user)
 {
     (void)err;
-    struct h2c *h = user;
-    struct h2s *s = stream_of(ng, id);
+    struct mg_h2_conn *h = user;
+    struct mg_h2_stream *s = stream_of(ng, id);
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
@@ -717,7 +490,7 @@ static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int
 {
     (void)ng;
     (void)flags;
-    struct h2c *h = user;
+    struct mg_h2_conn *h = user;
     if (!h->c->bev)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (evbuffer_get_length(out_of(h)) >= MG_H2_OUT_WM)
@@ -730,8 +503,8 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
                         size_t length, nghttp2_data_source *src, void *user)
 {
     (void)ng;
-    struct h2c *h = user;
-    struct h2s *s = src->ptr;
+    struct mg_h2_conn *h = user;
+    struct mg_h2_stream *s = src->ptr;
     if (!h->c->bev)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     struct evbuffer *out = out_of(h);
@@ -758,7 +531,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
 
 /* The session is over (done, or nghttp2 gave up after queueing a GOAWAY):
  * let the output reach the client, bounded by a write timeout. */
-static void close_when_flushed(struct h2c *h)
+static void close_when_flushed(struct mg_h2_conn *h)
 {
     if (!h->c->bev || evbuffer_get_length(out_of(h)) == 0) {
         teardown(h);
@@ -776,13 +549,13 @@ static void close_when_flushed(struct h2c *h)
 
 /* After input or output progress: start complete streams, move bodies,
  * resume paused upstreams, send, and close when the session is done. */
-static void h2_run(struct h2c *h)
+static void h2_run(struct mg_h2_conn *h)
 {
     if (h->dead)
         return;
-    for (struct h2s *s = h->streams; s; s = s->next) {
+    for (struct mg_h2_stream *s = h->streams; s; s = s->next) {
         if (s->ready)
-            start_stream(s);
+            mg_h2_start_stream(s);
         if (s->running && !s->discard)
             body_pump(s);
         if (s->want_resume && evbuffer_get_length(s->resp) < MG_H2_RESP_WM / 2) {
@@ -800,7 +573,7 @@ static void h2_run(struct h2c *h)
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    struct h2c *h = arg;
+    struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     struct evbuffer *in = bufferevent_get_input(bev);
     while (!h->dead && !h->fatal && !h->closing && evbuffer_get_length(in)) {
@@ -835,7 +608,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
-    struct h2c *h = arg;
+    struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     if (h->closing) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -854,7 +627,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     (void)what;
-    struct h2c *h = arg;
+    struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     teardown(h);                        /* EOF, reset or TLS error: open streams end as DC */
     mg_conn_unref(h->c);
@@ -864,13 +637,13 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct h2c *h = arg;
+    struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     h2_run(h);
     mg_conn_unref(h->c);
 }
 
-static void send_goaway(struct h2c *h)
+static void send_goaway(struct mg_h2_conn *h)
 {
     if (h->goaway || h->dead)
         return;
@@ -883,7 +656,7 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct h2c *h = arg;
+    struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     if (!h->dead && h->n_streams == 0) {
         send_goaway(h);
@@ -896,7 +669,7 @@ static void hdr_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct h2c *h = arg;
+    struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     if (!h->dead) {
         /* stuck inside a header block: no other frame can arrive, so the
@@ -912,7 +685,7 @@ static void hdr_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 static void h2_free(struct mg_conn *c)
 {
-    struct h2c *h = c->codec;
+    struct mg_h2_conn *h = c->codec;
     if (!h->dead) {
         h->dead = true;
         while (h->streams)
@@ -932,7 +705,7 @@ static void h2_free(struct mg_conn *c)
 
 static bool h2_drain(struct mg_conn *c)
 {
-    struct h2c *h = c->codec;
+    struct mg_h2_conn *h = c->codec;
     if (h->dead)
         return true;
     send_goaway(h);
@@ -940,7 +713,7 @@ static bool h2_drain(struct mg_conn *c)
     return false;
 }
 
-static nghttp2_session *new_session(struct h2c *h)
+static nghttp2_session *new_session(struct mg_h2_conn *h)
 {
     nghttp2_session_callbacks *cb;
     if (nghttp2_session_callbacks_new(&cb) != 0)
@@ -974,7 +747,7 @@ static nghttp2_session *new_session(struct h2c *h)
 
 void mg_h2_server_start(struct mg_conn *c)
 {
-    struct h2c *h = mg_xcalloc(1, sizeof(*h));
+    struct mg_h2_conn *h = mg_xcalloc(1, sizeof(*h));
     h->c = c;
     const struct mg_proxy *px = &c->snap->cfg->proxy;
     uint64_t kb = px->max_request_headers_kb ? px->max_request_headers_kb : 60;
