@@ -12,6 +12,7 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include "conn.h"
 #include "http1.h"
@@ -25,6 +26,7 @@ struct mg_extauthz_call {
     mg_extauthz_done_fn done;
     struct bufferevent *bev;
     struct event *timer;
+    struct evdns_getaddrinfo_request *dnsreq;   /* endpoint given by name */
     bool failed_early;                  /* the timer reports this error */
     const char *early_error;
 };
@@ -65,6 +67,8 @@ static bool framing_header(const char *n)
 
 static void call_free(struct mg_extauthz_call *c)
 {
+    if (c->dnsreq)
+        evdns_getaddrinfo_cancel(c->dnsreq);    /* its callback sees EAI_CANCEL and returns */
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->timer)
@@ -268,6 +272,27 @@ static void write_request(struct mg_extauthz_call *c, struct evbuffer *o)
     evbuffer_add(o, "connection: close\r\n\r\n", 21);
 }
 
+static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
+{
+    struct mg_extauthz_call *c = arg;
+    if (err == EVUTIL_EAI_CANCEL) {
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        return;                         /* c is being freed by call_free */
+    }
+    c->dnsreq = NULL;
+    if (err || !ai) {
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        fail_soon(c, "ext_authz service name does not resolve");
+        return;
+    }
+    int rc = bufferevent_socket_connect(c->bev, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (rc < 0)
+        fail_soon(c, "ext_authz connection failed");
+}
+
 struct mg_extauthz_call *mg_extauthz_start(struct mg_request *r, const struct mg_ext_provider *p,
                                            struct mg_cluster *cl, mg_extauthz_done_fn done)
 {
@@ -279,24 +304,14 @@ struct mg_extauthz_call *mg_extauthz_start(struct mg_request *r, const struct mg
     c->timer = evtimer_new(w->base, timer_cb, c);
     if (!c->timer)
         mg_oom();
-    size_t n_ok = 0;
-    for (size_t i = 0; cl && i < cl->n_eps; i++)
-        if (cl->eps[i].resolved)
-            n_ok++;
-    if (!cl) {
-        fail_soon(c, "ext_authz service unknown");
+    int64_t ms = p->timeout_ms > 0 ? p->timeout_ms : 600000;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(c->timer, &tv);         /* the deadline covers DNS, connect and the answer */
+    if (!cl || cl->n_eps == 0) {
+        fail_soon(c, cl ? "ext_authz service has no endpoint" : "ext_authz service unknown");
         return c;
     }
-    if (n_ok == 0) {
-        fail_soon(c, "ext_authz service has no usable endpoint");
-        return c;
-    }
-    size_t pick = mg_worker_rand(w) % n_ok, ep = 0;
-    for (size_t i = 0; i < cl->n_eps; i++)
-        if (cl->eps[i].resolved && pick-- == 0) {
-            ep = i;
-            break;
-        }
+    const struct mg_endpoint *e = &cl->eps[mg_worker_rand(w) % cl->n_eps];
     c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!c->bev) {
         fail_soon(c, "ext_authz socket");
@@ -306,14 +321,23 @@ struct mg_extauthz_call *mg_extauthz_start(struct mg_request *r, const struct mg
     bufferevent_setwatermark(c->bev, EV_READ, 0, MG_EXTAUTHZ_MAX_RESPONSE + 1);
     write_request(c, bufferevent_get_output(c->bev));
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&cl->eps[ep].sa,
-                                   (int)cl->eps[ep].salen) < 0) {
-        fail_soon(c, "ext_authz connection failed");
+    if (e->resolved) {
+        if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&e->sa, (int)e->salen) < 0)
+            fail_soon(c, "ext_authz connection failed");
         return c;
     }
-    int64_t ms = p->timeout_ms > 0 ? p->timeout_ms : 600000;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    evtimer_add(c->timer, &tv);
+    if (!w->dns) {
+        fail_soon(c, "ext_authz service name does not resolve");
+        return c;
+    }
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", e->port);
+    /* NULL when it answered at once (dns_cb already ran and did its part) */
+    c->dnsreq = evdns_getaddrinfo(w->dns, e->address, port, &hints, dns_cb, c);
     return c;
 }
 

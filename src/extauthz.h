@@ -2,8 +2,9 @@
  * HTTP authorization service) used by AuthorizationPolicy action CUSTOM.
  *
  * One check = one plain HTTP/1.1 connection on the worker's event base to
- * one endpoint of the provider's cluster (a ServiceEntry host), closed
- * after the answer. The check request copies the original request the way
+ * one endpoint of the provider's cluster (a ServiceEntry host; an endpoint
+ * given by name is resolved with the worker's evdns base), closed after the
+ * answer. The provider timeout covers resolution, connect and the answer. The check request copies the original request the way
  * Envoy does: the same method, path = pathPrefix + the (normalized) path
  * and query, Host = the original authority, Content-Length: 0, the
  * Authorization header, and every header matching

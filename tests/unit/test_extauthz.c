@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include "conn.h"
@@ -20,6 +22,7 @@
 #include "worker.h"
 
 static struct event_base *base;
+static struct evdns_base *dns;
 static const char *answer;              /* what the server sends; NULL = nothing */
 static size_t answer_len;
 static bool close_after;
@@ -119,6 +122,7 @@ static void setup(struct fixture *f, uint16_t port, const char *prefix, bool den
 {
     memset(f, 0, sizeof(*f));
     f->w.base = base;
+    f->w.dns = dns;
     f->w.rnd = 7;
     f->c.w = &f->w;
     f->r.conn = &f->c;
@@ -176,6 +180,17 @@ static void run(struct fixture *f, uint16_t port, const char *ans, size_t len, b
 int main(void)
 {
     base = event_base_new();
+    /* no nameservers: only the test's hosts file answers */
+    dns = evdns_base_new(base, 0);
+    char hosts[] = "/tmp/mg-test-extauthz-hosts.XXXXXX";
+    int hfd = mkstemp(hosts);
+    if (hfd < 0 || write(hfd, "127.0.0.1 authz.test\n", 22) != 22) {
+        printf("Bail out! hosts file\n");
+        return 1;
+    }
+    close(hfd);
+    evdns_base_load_hosts(dns, hosts);
+    unlink(hosts);
     struct sockaddr_in sin = { 0 };
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -243,6 +258,35 @@ int main(void)
     is_int(got.verdict, MG_EXTAUTHZ_ALLOW, "interim 1xx skipped");
     mg_rq_arena_free(&f.r.arena);
 
+    /* an endpoint given by name, resolved by the worker's evdns (hosts file) */
+    setup(&f, port, NULL, false);
+    f.ep.resolved = false;
+    f.ep.address = "authz.test";
+    f.ep.port = port;
+    answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+    answer_len = strlen(answer);
+    close_after = false;
+    mg_buf_free(&seen);
+    done_called = false;
+    struct mg_extauthz_call *dc = mg_extauthz_start(&f.r, &f.p, &f.cl, done);
+    ok(dc && !done_called, "name endpoint: not completed inside start");
+    struct timeval dl = { 5, 0 };
+    event_base_loopexit(base, &dl);
+    event_base_dispatch(base);
+    ok(done_called && got.verdict == MG_EXTAUTHZ_ALLOW, "name endpoint resolved and allowed");
+    mg_rq_arena_free(&f.r.arena);
+    setup(&f, port, NULL, false);
+    f.ep.resolved = false;
+    f.ep.address = "nothing.invalid";
+    f.ep.port = port;
+    done_called = false;
+    dc = mg_extauthz_start(&f.r, &f.p, &f.cl, done);
+    ok(dc && !done_called, "unresolvable name: not completed inside start");
+    event_base_loopexit(base, &dl);
+    event_base_dispatch(base);
+    ok(done_called && got.verdict == MG_EXTAUTHZ_ERROR, "unresolvable name: error");
+    mg_rq_arena_free(&f.r.arena);
+
     /* errors */
     run(&f, port, "HTTP/1.1 503 Unavailable\r\ncontent-length: 0\r\n\r\n", 0, false, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "5xx is an error, not a verdict");
@@ -304,6 +348,7 @@ int main(void)
 
     mg_rq_arena_free(&f.r.arena);
     mg_buf_free(&seen);
+    evdns_base_free(dns, 0);
     event_base_free(base);
     return tap_done();
 }
