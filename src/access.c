@@ -225,8 +225,10 @@ static const char *mtls_name(enum mg_mtls_mode m)
 void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
 {
     const struct mg_access *a = s->access;
-    if (!a)
+    if (!a) {
+        mg_buf_adds(out, "\"authz_policies\":0");   /* keeps the caller's JSON valid */
         return;
+    }
     mg_buf_adds(out, "\"peer_authentication\":{\"enforced\":false,"
                      "\"note\":\"gateway servers: the server TLS mode decides mTLS\",\"ports\":[");
     for (size_t i = 0; i < s->n_ports; i++)
