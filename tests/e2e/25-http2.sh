@@ -13,6 +13,14 @@ curl --version | grep -q HTTP2 || skip_all "curl without HTTP/2"
 h2_setup
 h2_start || bail_out "no gateway"
 
+# ---- our SETTINGS and connection window (h2_server.h)
+v=$(nghttp -v -n -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/echo" 2>&1)
+like "$v" 'SETTINGS_MAX_CONCURRENT_STREAMS\(0x03\):100\]' "SETTINGS_MAX_CONCURRENT_STREAMS 100 (default)"
+like "$v" 'SETTINGS_INITIAL_WINDOW_SIZE\(0x04\):262144\]' "SETTINGS_INITIAL_WINDOW_SIZE 256 KiB"
+like "$v" 'SETTINGS_MAX_HEADER_LIST_SIZE\(0x06\):61440\]' "SETTINGS_MAX_HEADER_LIST_SIZE 60 KiB (default)"
+like "$v" 'SETTINGS_ENABLE_PUSH\(0x02\):0\]' "SETTINGS_ENABLE_PUSH 0"
+like "$v" 'window_size_increment=983041' "connection window raised to 1 MiB"
+
 # ---- one request: protocol, headers both ways
 out=$(h2_curl -w '\n%{http_version}' -H 'x-h2-test: hello' -H 'Cookie: a=1' -H 'Cookie: b=2' \
     '/echo?q=1&resp-header=X-Mixed-Case:v1&resp-header=Keep-Alive:timeout%3D5')

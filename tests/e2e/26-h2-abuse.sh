@@ -10,14 +10,23 @@
 FLOOD=${MG_H2FLOOD_BIN:-$MG_BUILDDIR/tests/helpers/mg_h2flood}
 [ -x "$FLOOD" ] || bail_out "no $FLOOD (make check builds it)"
 curl --version | grep -q HTTP2 || skip_all "curl without HTTP/2"
+command -v nghttp >/dev/null || skip_all "nghttp (nghttp2-client) is not installed"
 
 h2_setup "  timeouts: {idle: 3s, requestHeaders: 2s}
-  limits: {maxRequestHeadersKb: 8, maxConcurrentStreams: 100}"
+  limits: {maxRequestHeadersKb: 8, maxConcurrentStreams: 50}"
 # an ASan build parks freed memory in a quarantine (256 MB by default), which
 # would look like growth; keep it small so RSS measures live memory
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4"
 h2_start || bail_out "no gateway"
 flood() { "$FLOOD" --port "$H2_PORT" "$@" 2>&1; }
+
+v=$(nghttp -v -n -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/echo" 2>&1)
+like "$v" 'SETTINGS_MAX_CONCURRENT_STREAMS\(0x03\):50\]' "maxConcurrentStreams 50 announced"
+like "$v" 'SETTINGS_MAX_HEADER_LIST_SIZE\(0x06\):8192\]' "maxRequestHeadersKb 8 announced"
+# 60 streams at once against a limit of 50: 50 answered, 10 refused
+out=$(flood open 60 '/slow?ms=500')
+like "$out" '^responses 50$' "60 streams at once: 50 served"
+like "$out" '^resets 10$' "60 streams at once: 10 refused with RST_STREAM"
 
 # ---- header list size: counted by us, one stream refused, the others served
 out=$(flood headers 5 2 10000)

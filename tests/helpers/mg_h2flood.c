@@ -5,11 +5,14 @@
  *                       burst; then reads until the server closes or is
  *                       silent for S s (--linger, default 2). Prints "goaway <error code> last
  *                       <stream id>" per GOAWAY, "responses <n>" (HEADERS
- *                       frames seen) and "closed" or "open".
+ *                       frames seen), "resets <n>" and "closed" or "open".
  *     continuation N    one HEADERS without END_HEADERS followed by N
  *                       CONTINUATION frames; prints as for rapid.
  *     stall             one HEADERS without END_HEADERS, then silence;
  *                       prints as for rapid.
+ *     open N PATH       N GET PATH streams at once, before the server's
+ *                       SETTINGS arrive; prints as for rapid plus "resets
+ *                       <n>" (RST_STREAM frames seen).
  *     headers N K BIG   N GET /echo requests on one connection, request K
  *                       (0-based) with an extra header of BIG bytes; prints
  *                       "stream <i> status <code>" or "stream <i> reset
@@ -127,11 +130,22 @@ static void lit(struct out *o, const char *name, const char *value)
     put(o, value, strlen(value));
 }
 
+static void request_block_path(struct out *o, const char *host, const char *path)
+{
+    static const unsigned char fixed[] = { 0x82, 0x87 };        /* GET, https */
+    put(o, fixed, sizeof(fixed));
+    if (strcmp(path, "/") == 0) {
+        unsigned char b = 0x84;                                 /* :path / */
+        put(o, &b, 1);
+    } else {
+        lit(o, ":path", path);
+    }
+    lit(o, ":authority", host);
+}
+
 static void request_block(struct out *o, const char *host)
 {
-    static const unsigned char fixed[] = { 0x82, 0x87, 0x84 };  /* GET, https, / */
-    put(o, fixed, sizeof(fixed));
-    lit(o, ":authority", host);
+    request_block_path(o, host, "/");
 }
 
 static void preface(struct out *o)
@@ -152,7 +166,7 @@ static int read_until_close(SSL *ssl)
     unsigned char buf[16384 + 9];
     unsigned char *acc = NULL;
     size_t alen = 0;
-    long responses = 0;
+    long responses = 0, resets = 0;
     for (;;) {
         int n = SSL_read(ssl, buf, sizeof(buf));
         if (n <= 0) {
@@ -175,6 +189,8 @@ static int read_until_close(SSL *ssl)
             const unsigned char *pl = acc + off + 9;
             if (type == 0x1)
                 responses++;
+            if (type == 0x3)
+                resets++;
             if (type == 0x7 && fl >= 8) {
                 uint32_t last = ((uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 | (uint32_t)pl[2] << 8 | pl[3]) & 0x7fffffffu;
                 uint32_t code = (uint32_t)pl[4] << 24 | (uint32_t)pl[5] << 16 | (uint32_t)pl[6] << 8 | pl[7];
@@ -186,7 +202,7 @@ static int read_until_close(SSL *ssl)
         alen -= off;
     }
     free(acc);
-    printf("responses %ld\n%s\n", responses, timed_out ? "open" : "closed");
+    printf("responses %ld\nresets %ld\n%s\n", responses, resets, timed_out ? "open" : "closed");
     return 0;
 }
 
@@ -210,6 +226,24 @@ static int mode_rapid(SSL *ssl, const char *host, long n)
     }
     if (o.len)
         write_all(ssl, o.p, o.len);
+    free(o.p);
+    return read_until_close(ssl);
+}
+
+/* N requests for path at once, without waiting for the server's SETTINGS. */
+static int mode_open(SSL *ssl, const char *host, long n, const char *path)
+{
+    if (strlen(path) > 100)
+        return 1;
+    struct out o = { 0 };
+    preface(&o);
+    for (long i = 0; i < n; i++) {
+        struct out hb = { 0 };
+        request_block_path(&hb, host, path);
+        frame(&o, 0x1, 0x5, (uint32_t)(2 * i + 1), hb.p, hb.len);
+        free(hb.p);
+    }
+    write_all(ssl, o.p, o.len);
     free(o.p);
     return read_until_close(ssl);
 }
@@ -409,7 +443,7 @@ int main(int argc, char **argv)
             break;
     }
     if (!port || i >= argc || strlen(host) > 100) {
-        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | "
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
@@ -425,6 +459,8 @@ int main(int argc, char **argv)
     int rc = 1;
     if (strcmp(mode, "rapid") == 0 && a > 0)
         rc = mode_rapid(ssl, host, a);
+    else if (strcmp(mode, "open") == 0 && a > 0 && a < 100000 && i + 2 < argc)
+        rc = mode_open(ssl, host, a, argv[i + 2]);
     else if (strcmp(mode, "stall") == 0)
         rc = mode_stall(ssl, host);
     else if (strcmp(mode, "continuation") == 0 && a > 0)
