@@ -310,12 +310,8 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a, struct 
     mg_policy_remote_addr(&c->peer, xff, a->cfg->mesh.num_trusted_proxies, a->gateway, &at->remote);
     at->dest = c->local;
     at->sni = c->sni[0] ? c->sni : NULL;
-    if (c->ssl && c->principal[0]) {
-        bool insecure = c->sni_srv && c->sni_srv->cfg->tls.insecure_skip_verify;
-        char *p = mg_rq_alloc(&r->arena, sizeof(c->principal));
-        mg_access_peer_principal(c->ssl, insecure, p, sizeof(c->principal));
-        at->peer_principal = p[0] ? p : NULL;
-    }
+    /* computed once per connection by conn.c with mg_access_peer_principal */
+    at->peer_principal = c->ssl && c->principal[0] ? c->principal : NULL;
 }
 
 /* ---- decision ---- */

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include "access.h"
 #include "h2_server.h"
 #include "metrics.h"
 #include "snapshot.h"
@@ -137,9 +138,10 @@ static void peer_identity(struct mg_conn *c)
         return;
     mg_tls_peer_hash(c->ssl, c->cert_hash);
     mg_tls_peer_uri(c->ssl, c->peer_uri, sizeof(c->peer_uri));
-    /* a principal only from a certificate that chain-verified */
-    if (SSL_get_verify_result(c->ssl) == X509_V_OK && mg_has_prefix(c->peer_uri, "spiffe://"))
-        snprintf(c->principal, sizeof(c->principal), "%s", c->peer_uri + 9);
+    /* a principal only from a certificate that chain-verified, on a server
+     * that verifies, with exactly one spiffe:// URI SAN (access.h) */
+    mg_access_peer_principal(c->ssl, c->sni_srv && c->sni_srv->cfg->tls.insecure_skip_verify,
+                             c->principal, sizeof(c->principal));
 }
 
 static void hs_event_cb(struct bufferevent *bev, short what, void *arg)
