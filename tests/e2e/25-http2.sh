@@ -96,6 +96,15 @@ else
     skip "no mg_h2flood" 15
 fi
 
+# a local reply while the client is still uploading: the body is dropped
+# (window given back), the stream ends, and the connection goes on
+head -c 3000000 /dev/zero >"$MG_TMP/zero.bin"
+nout=$(nghttp -n -s -d "$MG_TMP/zero.bin" -H ":authority: app.example.com" \
+    "https://127.0.0.1:$H2_PORT/local" "https://127.0.0.1:$H2_PORT/local2" \
+    "https://127.0.0.1:$H2_PORT/echo" 2>&1)
+is "$(printf '%s\n' "$nout" | grep -cE ' 403 +[0-9]+ +/local')" 2 "uploads answered locally (403) on one connection"
+like "$nout" ' 200 +[0-9]+ +/echo' "the same connection then uploads 3 MB to the upstream"
+
 # ---- many concurrent streams on one connection
 nout=$(nghttp -n -s -m 50 -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/slow?ms=200" 2>&1)
 is "$(printf '%s\n' "$nout" | grep -cE ' 200 +[0-9]')" 50 "50 concurrent streams all 200"

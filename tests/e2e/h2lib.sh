@@ -49,6 +49,8 @@ spec:
   hosts: ["app.example.com"]
   gateways: ["gw"]
   http:
+  - match: [{uri: {prefix: /local}}]
+    directResponse: {status: 403, body: {string: "local answer"}}
   - route:
     - destination: {host: up.local, port: {number: $H2_UP_PORT}}
 ---
