@@ -92,8 +92,10 @@ if [ -x "$FLOOD" ]; then
     like "$out" '^stream 1 status 200$' "connection still serves after the 400"
     out=$(h2req GET /echo host app.example.com :authority app.example.com)
     like "$out" '^stream 0 status 200$' "Host equal to :authority accepted"
+    out=$(h2req CONNECT '' :authority app.example.com:443)
+    like "$out" '^stream 0 status 405$' "CONNECT (no tunnels on the gateway): 405"
 else
-    skip "no mg_h2flood" 15
+    skip "no mg_h2flood" 16
 fi
 
 # a local reply while the client is still uploading: the body is dropped

@@ -18,8 +18,9 @@
  *                       "stream <i> status <code>" or "stream <i> reset
  *                       <error code>" per request, in request order.
  *     request METHOD PATH [NAME VALUE]...
- *                       one request exactly as given (:authority = --host
- *                       unless given as a NAME; the client does no HTTP
+ *                       one request exactly as given (:scheme https except
+ *                       for CONNECT, no :path when PATH is "", :authority =
+ *                       --host unless given as a NAME; the client does no HTTP
  *                       validation), then a GET /echo on the same
  *                       connection; prints as for headers.
  * The floods write raw frames (HPACK literals without indexing); the
@@ -386,7 +387,8 @@ static int mode_request(SSL *ssl, const char *host, int argc, char **argv)
     size_t n = 0;
     bool has_auth = false;
     nv[n++] = (nghttp2_nv)NV(":method", argv[0]);
-    nv[n++] = (nghttp2_nv)NV(":scheme", "https");
+    if (strcmp(argv[0], "CONNECT") != 0)       /* RFC 9113 8.5: CONNECT has no :scheme */
+        nv[n++] = (nghttp2_nv)NV(":scheme", "https");
     if (argv[1][0])
         nv[n++] = (nghttp2_nv)NV(":path", argv[1]);
     for (int pseudo = 1; pseudo >= 0; pseudo--) {      /* pseudo-headers first */
