@@ -244,15 +244,12 @@ static int phase_route(struct mg_request *r)
     return 0;
 }
 
-/* The access phase: peer authentication, request authentication (JWT) and
- * authorization (CUSTOM, DENY, ALLOW, AUDIT) are plugged in here by the
- * policy integration. Everything a decision needs is available:
- *   r->conn->principal (verified client cert URI SAN without spiffe://, "" = none),
- *   r->conn->sni, r->conn->peer / r->conn->local (direct addresses),
- *   r->path (normalized), r->query, r->method, r->host, r->h / r->n_h (headers),
- *   r->srv (Gateway server), r->route.
- * To refuse: mg_request_reply(r, 403, "RBAC: access denied", "rbac_policy", false)
- * and return -1. Return 0 to continue. */
+/* The access phase (access.c): request authentication (JWT), then
+ * authorization (CUSTOM through ext_authz, DENY, ALLOW, AUDIT, dry-run) on
+ * attributes taken from the request and its connection. It answers the
+ * refusals itself (401/403/provider status); while an ext_authz check is
+ * in flight it returns 1 and access.c calls mg_request_resume() (or
+ * replies) when the check completes. */
 static int phase_access(struct mg_request *r)
 {
     return mg_access_run(r);            /* 0 continue, -1 answered, 1 pending (resumes) */
