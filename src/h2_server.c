@@ -388,7 +388,10 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     struct mg_h2_stream *s = stream_new(h, f->hd.stream_id);
-    nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
+    if (nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s) != 0) {
+        stream_free(h, s);              /* no stream object: no close callback would free it */
+        arm_idle(h);
+    }
     return 0;
 }
 
