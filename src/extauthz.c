@@ -20,6 +20,10 @@
 #include "upstream.h"
 #include "worker.h"
 
+/* Checks in flight on this worker thread (each holds a socket): beyond the
+ * bound a check fails at once, as Envoy's cluster circuit breaker would. */
+static _Thread_local unsigned inflight;
+
 struct mg_extauthz_call {
     struct mg_request *r;
     const struct mg_ext_provider *p;
@@ -67,6 +71,7 @@ static bool framing_header(const char *n)
 
 static void call_free(struct mg_extauthz_call *c)
 {
+    inflight--;
     if (c->dnsreq)
         evdns_getaddrinfo_cancel(c->dnsreq);    /* its callback sees EAI_CANCEL and returns */
     if (c->bev)
@@ -304,9 +309,14 @@ struct mg_extauthz_call *mg_extauthz_start(struct mg_request *r, const struct mg
     c->timer = evtimer_new(w->base, timer_cb, c);
     if (!c->timer)
         mg_oom();
+    inflight++;
     int64_t ms = p->timeout_ms > 0 ? p->timeout_ms : 600000;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
     evtimer_add(c->timer, &tv);         /* the deadline covers DNS, connect and the answer */
+    if (inflight > MG_EXTAUTHZ_MAX_INFLIGHT) {
+        fail_soon(c, "ext_authz overflow");
+        return c;
+    }
     if (!cl || cl->n_eps == 0) {
         fail_soon(c, cl ? "ext_authz service has no endpoint" : "ext_authz service unknown");
         return c;

@@ -15,7 +15,9 @@
  * (statusOnError unless failOpen); any other status denies with that
  * status, the body and the headers matching headersToDownstreamOnDeny.
  * The answer head is parsed by the strict HTTP/1 parser; the whole answer
- * is bounded to MG_EXTAUTHZ_MAX_RESPONSE bytes (larger = error). */
+ * is bounded to MG_EXTAUTHZ_MAX_RESPONSE bytes (larger = error), and a
+ * worker runs at most MG_EXTAUTHZ_MAX_INFLIGHT checks at once (more = error,
+ * so statusOnError / failOpen decide). */
 #ifndef MG_EXTAUTHZ_H
 #define MG_EXTAUTHZ_H
 #include <stdbool.h>
@@ -24,6 +26,7 @@
 
 #define MG_EXTAUTHZ_MAX_RESPONSE (64 * 1024)
 #define MG_EXTAUTHZ_MAX_HEADERS 16       /* headers kept from one answer */
+#define MG_EXTAUTHZ_MAX_INFLIGHT 1024    /* checks per worker at once; more fail at once */
 
 struct mg_request;
 struct mg_cluster;

@@ -87,6 +87,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_enable(srv_bev, EV_READ | EV_WRITE);
 }
 
+static int n_overflow, n_done;
+
+static void done_count(struct mg_request *r, const struct mg_extauthz_result *res)
+{
+    (void)r;
+    n_done++;
+    if (res->verdict == MG_EXTAUTHZ_ERROR && res->error && strcmp(res->error, "ext_authz overflow") == 0)
+        n_overflow++;
+}
+
 static void done(struct mg_request *r, const struct mg_extauthz_result *res)
 {
     (void)r;
@@ -335,6 +345,16 @@ int main(void)
     event_base_loopexit(base, &limit);
     event_base_dispatch(base);
     ok(done_called && got.verdict == MG_EXTAUTHZ_ERROR, "unknown service: error");
+
+    /* at most MG_EXTAUTHZ_MAX_INFLIGHT checks at once per worker */
+    setup(&f, port, NULL, false);
+    for (int i = 0; i < MG_EXTAUTHZ_MAX_INFLIGHT + 2; i++)
+        mg_extauthz_start(&f.r, &f.p, NULL, done_count);
+    struct timeval soon = { 0, 300000 };
+    event_base_loopexit(base, &soon);
+    event_base_dispatch(base);
+    is_int(n_done, MG_EXTAUTHZ_MAX_INFLIGHT + 2, "every check completed");
+    is_int(n_overflow, 2, "the checks over the bound failed as overflow");
 
     /* cancel: no completion, nothing leaks */
     setup(&f, port, NULL, false);
