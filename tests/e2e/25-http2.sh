@@ -117,6 +117,16 @@ ok "streams were multiplexed (slowest ended after ${last} ms)" test "${last:-999
 nout=$(nghttp -n -s -m 20 -H ":authority: app.example.com" "https://127.0.0.1:$H2_PORT/bytes/1000000" 2>&1)
 is "$(printf '%s\n' "$nout" | grep -cE ' 200 +976K')" 20 "20 concurrent 1 MB downloads complete"
 
+if command -v h2load >/dev/null; then
+    hout=$(h2load -n 2000 -c 2 -m 50 --connect-to="127.0.0.1:$H2_PORT" \
+        "https://app.example.com:$H2_PORT/echo" 2>&1)
+    like "$hout" 'requests: 2000 total, 2000 started, 2000 done, 2000 succeeded' \
+        "h2load: 2000 requests over 2 connections x 50 streams all succeed"
+    like "$hout" 'status codes: 2000 2xx' "h2load: all 2xx"
+else
+    skip "h2load not installed" 2
+fi
+
 # ---- access log
 sleep 0.3
 like "$(grep '"path":"/echo?q=1' "$MG_MESHGATE_LOG")" '"protocol":"HTTP/2"' "access log says HTTP/2"
