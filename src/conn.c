@@ -17,6 +17,7 @@
 #include "access.h"
 #include "h2_server.h"
 #include "metrics.h"
+#include "passthrough.h"
 #include "snapshot.h"
 #include "tls.h"
 #include "worker.h"
@@ -120,7 +121,9 @@ void mg_conn_start_codec(struct mg_conn *c)
         SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
     /* "h2" (offered when mg_tls_alpn_h2) goes to the HTTP/2 codec;
      * everything else, and no ALPN at all, is HTTP/1.1 */
-    if (alen == 2 && memcmp(alpn, "h2", 2) == 0)
+    if (c->port->passthrough)
+        mg_passthrough_start(c);        /* TLS not terminated: splice by SNI */
+    else if (alen == 2 && memcmp(alpn, "h2", 2) == 0)
         mg_h2_server_start(c);
     else
         mg_h1_server_start(c);

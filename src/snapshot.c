@@ -29,10 +29,17 @@ static struct mg_port *port_get(struct mg_snapshot *s, uint16_t number, size_t c
     return p;
 }
 
+static bool server_passthrough(const struct mg_server *sv)
+{
+    if (sv->protocol == MG_PROTO_TLS)
+        return sv->tls.mode == MG_TLS_PASSTHROUGH;
+    return sv->protocol == MG_PROTO_HTTPS && sv->tls.has_mode && sv->tls.mode == MG_TLS_PASSTHROUGH;
+}
+
 static bool server_terminates(const struct mg_server *sv)
 {
     if (sv->protocol == MG_PROTO_HTTPS)
-        return true;
+        return !server_passthrough(sv);
     if (sv->protocol == MG_PROTO_TLS)
         return sv->tls.mode != MG_TLS_PASSTHROUGH && sv->tls.mode != MG_TLS_AUTO_PASSTHROUGH;
     return false;
@@ -50,7 +57,7 @@ static bool server_is_http(const struct mg_server *sv)
 }
 
 static struct mg_cluster *cluster_get(struct mg_snapshot *s, const struct mg_destination *d,
-                                      size_t *cap, struct mg_diags *diags)
+                                      struct mg_diags *diags)
 {
     for (size_t i = 0; i < s->n_clusters; i++) {
         struct mg_cluster *c = s->clusters[i];
@@ -61,9 +68,9 @@ static struct mg_cluster *cluster_get(struct mg_snapshot *s, const struct mg_des
     struct mg_cluster *c = mg_cluster_build(s->cfg, d, s->n_workers, diags);
     if (!c)
         return NULL;
-    if (s->n_clusters == *cap) {
-        *cap = *cap ? *cap * 2 : 8;
-        s->clusters = mg_xrealloc(s->clusters, *cap * sizeof(*s->clusters));
+    if (s->n_clusters == s->cap_clusters) {
+        s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
+        s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));
     }
     s->clusters[s->n_clusters++] = c;
     return c;
@@ -99,7 +106,6 @@ static int compile_routes(struct mg_snapshot *s, struct mg_diags *d)
     for (size_t i = 0; i < c->n_virtual_services; i++)
         total += c->virtual_services[i].n_http;
     s->routes = total ? mg_xcalloc(total, sizeof(*s->routes)) : NULL;
-    size_t ccap = 0;
     int rc = 0;
     for (size_t i = 0; i < c->n_virtual_services; i++) {
         const struct mg_virtual_service *vs = &c->virtual_services[i];
@@ -118,7 +124,7 @@ static int compile_routes(struct mg_snapshot *s, struct mg_diags *d)
                 int w = h->route[k].weight;
                 wd->weight = h->n_route == 1 ? 100 : (w < 0 ? 0 : w);
                 r->total_weight += wd->weight;
-                wd->cluster = cluster_get(s, &h->route[k].destination, &ccap, d);
+                wd->cluster = cluster_get(s, &h->route[k].destination, d);
             }
         }
     }
@@ -153,6 +159,46 @@ static void bind_routes(struct mg_snapshot *s, struct mg_srv *sv)
     }
 }
 
+/* VirtualService tls[] routes for a passthrough server: bound to its
+ * gateway, with an sniHosts entry inside the server's hosts. */
+static void bind_tls_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_diags *d)
+{
+    const struct mg_config *c = s->cfg;
+    struct mg_port *p = sv->port;
+    for (size_t i = 0; i < c->n_virtual_services; i++) {
+        const struct mg_virtual_service *vs = &c->virtual_services[i];
+        if (!vs->n_tls || !mg_vs_binds(vs, sv->gw))
+            continue;
+        for (size_t j = 0; j < vs->n_tls; j++) {
+            const struct mg_tls_route *tr = &vs->tls[j];
+            bool hit = false;
+            for (size_t m = 0; m < tr->n_match && !hit; m++)
+                for (size_t h = 0; h < tr->match[m].sni_hosts.n && !hit; h++)
+                    for (size_t k = 0; k < sv->n_hosts && !hit; k++)
+                        hit = mg_host_overlap(sv->hosts[k], tr->match[m].sni_hosts.v[h]);
+            bool dup = false;
+            for (size_t k = 0; k < p->n_tls_routes; k++)
+                dup = dup || p->tls_routes[k]->cfg == tr;
+            if (!hit || dup || s->n_tls_routes == s->cap_tls_routes)
+                continue;
+            struct mg_tls_route_c *rc = &s->tls_routes[s->n_tls_routes++];
+            rc->cfg = tr;
+            rc->vs = vs;
+            rc->n_dests = tr->n_route;
+            rc->dests = tr->n_route ? mg_xcalloc(tr->n_route, sizeof(*rc->dests)) : NULL;
+            for (size_t k = 0; k < tr->n_route; k++) {
+                int w = tr->route[k].weight;
+                rc->dests[k].cfg = &tr->route[k];
+                rc->dests[k].weight = tr->n_route == 1 ? 100 : (w < 0 ? 0 : w);
+                rc->total_weight += rc->dests[k].weight;
+                rc->dests[k].cluster = cluster_get(s, &tr->route[k].destination, d);
+            }
+            p->tls_routes = mg_xrealloc(p->tls_routes, (p->n_tls_routes + 1) * sizeof(*p->tls_routes));
+            p->tls_routes[p->n_tls_routes++] = rc;
+        }
+    }
+}
+
 struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint64_t generation,
                                       struct mg_diags *d)
 {
@@ -176,6 +222,11 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
     s->srvs = nsv ? mg_xcalloc(nsv, sizeof(*s->srvs)) : NULL;
     s->ports = nsv ? mg_xcalloc(nsv, sizeof(*s->ports)) : NULL;
     compile_routes(s, d);
+    size_t ntls = 0;
+    for (size_t i = 0; i < cfg->n_virtual_services; i++)
+        ntls += cfg->virtual_services[i].n_tls;
+    s->cap_tls_routes = ntls * (nsv ? nsv : 1);
+    s->tls_routes = s->cap_tls_routes ? mg_xcalloc(s->cap_tls_routes, sizeof(*s->tls_routes)) : NULL;
     uint16_t https_port = 0;
     int n_https_ports = 0;
     for (size_t i = 0; i < cfg->n_gateways; i++) {
@@ -184,7 +235,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
             continue;
         for (size_t j = 0; j < gw->n_servers; j++) {
             const struct mg_server *sc = &gw->servers[j];
-            if (!server_is_http(sc) && !server_terminates(sc)) {
+            if (!server_is_http(sc) && !server_terminates(sc) && !server_passthrough(sc)) {
                 mg_warning(d, sc->pos, "server on port %u: protocol %s (passthrough/TCP) is not "
                            "served by this build; skipped", sc->port, mg_app_proto_name(sc->protocol));
                 continue;
@@ -193,6 +244,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
             sv->gw = gw;
             sv->cfg = sc;
             sv->tls = server_terminates(sc);
+            sv->passthrough = server_passthrough(sc);
             sv->redirect = !sv->tls && sc->tls.present && sc->tls.https_redirect;
             sv->label = mg_xasprintf("%s/%s/%zu", gw->meta.namespace_ ? gw->meta.namespace_ : "default",
                                      gw->meta.name, j);
@@ -208,7 +260,13 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
                 mg_error(d, sc->pos, "port %u mixes TLS and plain-text servers", sc->port);
                 continue;
             }
+            if (p->n_srv && p->passthrough != sv->passthrough) {
+                mg_error(d, sc->pos, "port %u mixes PASSTHROUGH with other servers (not supported)",
+                         sc->port);
+                continue;
+            }
             p->tls = sv->tls;
+            p->passthrough = sv->passthrough;
             sv->port = p;
             p->srv = mg_xrealloc(p->srv, (p->n_srv + 1) * sizeof(*p->srv));
             p->srv[p->n_srv++] = sv;
@@ -225,7 +283,10 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
                     n_https_ports++;
                 }
             }
-            bind_routes(s, sv);
+            if (sv->passthrough)
+                bind_tls_routes(s, sv, d);
+            else
+                bind_routes(s, sv);
         }
     }
     s->https_port = (n_https_ports == 1 && https_port != 443) ? https_port : 0;
@@ -264,8 +325,13 @@ void mg_snapshot_unref(struct mg_snapshot *s)
         free(sv->routes.v);
     }
     free(s->srvs);
-    for (size_t i = 0; i < s->n_ports; i++)
+    for (size_t i = 0; i < s->n_ports; i++) {
         free(s->ports[i].srv);
+        free(s->ports[i].tls_routes);
+    }
+    for (size_t i = 0; i < s->n_tls_routes; i++)
+        free(s->tls_routes[i].dests);
+    free(s->tls_routes);
     free(s->ports);
     for (size_t i = 0; i < s->n_routes; i++)
         mg_route_free(&s->routes[i]);

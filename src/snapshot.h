@@ -19,6 +19,14 @@ struct mg_port;
 struct mg_cluster;
 struct mg_access;
 
+struct mg_tls_route_c {                 /* a VirtualService tls[] entry (passthrough) */
+    const struct mg_tls_route *cfg;
+    const struct mg_virtual_service *vs;
+    struct mg_wdest *dests;
+    size_t n_dests;
+    int total_weight;
+};
+
 struct mg_srv {                         /* one compiled Gateway server */
     const struct mg_gateway *gw;
     const struct mg_server *cfg;
@@ -27,6 +35,7 @@ struct mg_srv {                         /* one compiled Gateway server */
     size_t n_hosts;
     bool tls;                           /* terminates TLS (HTTPS, TLS non-passthrough) */
     bool redirect;                      /* plain HTTP with httpsRedirect */
+    bool passthrough;                   /* TLS not terminated: routed by SNI (tls routes) */
     SSL_CTX *ctx;                       /* tls only */
     char *ciphers;                      /* TLS 1.2 cipher list (copied to the SSL on SNI switch) */
     struct mg_route_table routes;
@@ -36,8 +45,11 @@ struct mg_srv {                         /* one compiled Gateway server */
 struct mg_port {                        /* one listening port */
     uint16_t number;
     bool tls;                           /* TLS handshake first */
+    bool passthrough;                   /* SNI peeked, bytes spliced to the tls route */
     struct mg_srv **srv;
     size_t n_srv;
+    struct mg_tls_route_c **tls_routes; /* passthrough: VS tls routes in order */
+    size_t n_tls_routes;
 };
 
 struct mg_snapshot {
@@ -52,8 +64,10 @@ struct mg_snapshot {
     size_t n_srvs;
     struct mg_route *routes;            /* every compiled route (owned here) */
     size_t n_routes;
+    struct mg_tls_route_c *tls_routes;  /* owned */
+    size_t n_tls_routes, cap_tls_routes;
     struct mg_cluster **clusters;
-    size_t n_clusters;
+    size_t n_clusters, cap_clusters;
     uint16_t https_port;                /* redirect target port (0 = default 443) */
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
 };

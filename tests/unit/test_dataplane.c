@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "accesslog.h"
 #include "conn.h"
+#include "passthrough.h"
 #include "config.h"
 #include "request.h"
 #include "router.h"
@@ -289,8 +290,55 @@ static void test_accesslog(void)
     mg_buf_free(&b);
 }
 
+/* A minimal ClientHello with an SNI extension. */
+static size_t hello(unsigned char *b, const char *name)
+{
+    size_t nl = strlen(name), n = 0;
+    size_t sni_ext = 2 + 3 + nl;                /* list len + type + len + name */
+    size_t exts = 4 + sni_ext;
+    size_t body = 2 + 32 + 1 + 2 + 2 + 1 + 1 + 2 + exts;
+    b[n++] = 0x16; b[n++] = 3; b[n++] = 1;
+    b[n++] = (unsigned char)((body + 4) >> 8); b[n++] = (unsigned char)(body + 4);
+    b[n++] = 1; b[n++] = 0; b[n++] = (unsigned char)(body >> 8); b[n++] = (unsigned char)body;
+    b[n++] = 3; b[n++] = 3;
+    memset(b + n, 0xab, 32); n += 32;
+    b[n++] = 0;                                 /* session id */
+    b[n++] = 0; b[n++] = 2; b[n++] = 0x13; b[n++] = 0x01;
+    b[n++] = 1; b[n++] = 0;                     /* compression */
+    b[n++] = (unsigned char)(exts >> 8); b[n++] = (unsigned char)exts;
+    b[n++] = 0; b[n++] = 0;                     /* server_name */
+    b[n++] = (unsigned char)(sni_ext >> 8); b[n++] = (unsigned char)sni_ext;
+    b[n++] = (unsigned char)((sni_ext - 2) >> 8); b[n++] = (unsigned char)(sni_ext - 2);
+    b[n++] = 0; b[n++] = (unsigned char)(nl >> 8); b[n++] = (unsigned char)nl;
+    memcpy(b + n, name, nl); n += nl;
+    return n;
+}
+
+static void test_sni_peek(void)
+{
+    unsigned char b[512];
+    char sni[256];
+    size_t n = hello(b, "Up.Example.COM");
+    is_int(mg_tls_sni_peek(b, n, sni, sizeof(sni)), 1, "complete ClientHello");
+    is_str(sni, "up.example.com", "SNI found and lower-cased");
+    is_int(mg_tls_sni_peek(b, n - 1, sni, sizeof(sni)), 0, "one byte short: need more");
+    is_int(mg_tls_sni_peek(b, 3, sni, sizeof(sni)), 0, "partial record header: need more");
+    is_int(mg_tls_sni_peek((const unsigned char *)"GET / HTTP/1.1\r\n", 16, sni, sizeof(sni)), -1,
+           "plain text is not TLS");
+    char small[8];
+    is_int(mg_tls_sni_peek(b, n, small, sizeof(small)), -1, "a name longer than the buffer is refused");
+    unsigned char bad[512];
+    memcpy(bad, b, n);
+    bad[n - 15] = 0xff;                          /* name length beyond the extension */
+    is_int(mg_tls_sni_peek(bad, n, sni, sizeof(sni)), -1, "inconsistent lengths refused");
+    memcpy(bad, b, n);
+    bad[5] = 2;                                  /* ServerHello, not ClientHello */
+    is_int(mg_tls_sni_peek(bad, n, sni, sizeof(sni)), -1, "not a ClientHello");
+}
+
 int main(void)
 {
+    test_sni_peek();
     test_hosts();
     test_snapshot_and_routes();
     test_snapshot_errors();

@@ -1,0 +1,25 @@
+/* passthrough.h - TLS PASSTHROUGH servers: read the ClientHello's SNI
+ * without terminating TLS, pick the VirtualService `tls` route, and splice
+ * the bytes to its destination both ways (with flow control). */
+#ifndef MG_PASSTHROUGH_H
+#define MG_PASSTHROUGH_H
+#include <stddef.h>
+
+struct mg_conn;
+struct mg_port;
+struct mg_tls_route_c;
+
+/* Find the SNI in a TLS ClientHello record at buf[0..len). Returns 1 when
+ * the record is complete (sni gets the lower-cased name, "" without the
+ * extension), 0 when more bytes are needed, -1 when it is not a TLS
+ * ClientHello, is malformed, or the name does not fit in snilen. Only the
+ * first record is read (a ClientHello over 16 KiB is refused). */
+int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snilen);
+
+/* The first tls route of port p whose match accepts sni (sniHosts; port). */
+const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const char *sni);
+
+/* Codec entry for connections on a passthrough port (conn.c's switch). */
+void mg_passthrough_start(struct mg_conn *c);
+
+#endif
