@@ -57,7 +57,8 @@ struct mg_h2_conn {
     bool closing;                       /* waiting for the output to flush */
     bool dead;                          /* torn down */
     bool fatal;                         /* nghttp2 gave up: close now */
-    bool goaway;
+    bool goaway;                        /* the final GOAWAY was submitted */
+    bool draining;                      /* shutdown notice sent, final GOAWAY pending */
 };
 
 /* The codec's down ops (h2_server.c). */

@@ -45,6 +45,8 @@ static void kick(struct mg_h2_conn *h)
 
 static void arm_idle(struct mg_h2_conn *h)
 {
+    if (h->draining)
+        return;                         /* the timer now counts down to the final GOAWAY */
     int64_t ms = h->c->snap->cfg->proxy.timeout_idle_ms;
     if (ms <= 0 || h->n_streams) {
         evtimer_del(h->idle_ev);
@@ -73,7 +75,8 @@ static struct mg_h2_stream *stream_new(struct mg_h2_conn *h, int32_t id)
         h->streams->prev = s;
     h->streams = s;
     h->n_streams++;
-    evtimer_del(h->idle_ev);
+    if (!h->draining)
+        evtimer_del(h->idle_ev);
     return s;
 }
 
@@ -661,7 +664,7 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
-    if (!h->dead && h->n_streams == 0) {
+    if (!h->dead && (h->draining || h->n_streams == 0)) {
         send_goaway(h);
         h2_run(h);
     }
@@ -711,8 +714,15 @@ static bool h2_drain(struct mg_conn *c)
     struct mg_h2_conn *h = c->codec;
     if (h->dead)
         return true;
-    send_goaway(h);
-    kick(h);
+    if (!h->draining && !h->goaway) {
+        /* RFC 9113 6.8: announce first (last stream 2^31-1) so requests in
+         * flight towards us are not lost, then the real GOAWAY a second later */
+        h->draining = true;
+        nghttp2_submit_shutdown_notice(h->ng);
+        struct timeval tv = { 1, 0 };
+        evtimer_add(h->idle_ev, &tv);
+        kick(h);
+    }
     return false;
 }
 

@@ -143,7 +143,8 @@ sleep 0.5
 kill -TERM "$MG_MESHGATE_PID"
 wait "$np"
 drain=$(cat "$MG_TMP/drain.txt")
-like "$drain" 'recv GOAWAY frame.*' "client got GOAWAY on SIGTERM"
+like "$drain" 'last_stream_id=2147483647, error_code=NO_ERROR' "SIGTERM: shutdown notice GOAWAY first"
+like "$drain" 'last_stream_id=13, error_code=NO_ERROR' "then the final GOAWAY naming the last stream"
 like "$drain" ':status: 200' "in-flight stream completed after GOAWAY"
 for ((i = 0; i < 50; i++)); do
     _mg_alive "$MG_MESHGATE_PID" || break
