@@ -33,6 +33,7 @@ struct mg_access {
     size_t n_ra_rules;
     struct mg_ra_keys keys;             /* remote key sets (the process JWKS store) */
     bool has_keys;
+    struct mg_jwks_store *store;        /* for /config_dump */
 };
 
 /* The per-request state of a pending CUSTOM check (request arena). */
@@ -204,6 +205,7 @@ int mg_access_use_jwks(struct mg_access *a, struct mg_jwks_store *store)
         return 0;
     a->keys = mg_jwks_store_keys(store);
     a->has_keys = true;
+    a->store = store;
     return mg_jwks_store_add_rules(store, a->ra);
 }
 
@@ -234,7 +236,12 @@ void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
     for (size_t i = 0; i < s->n_ports; i++)
         mg_buf_printf(out, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", s->ports[i].number,
                       mtls_name(mg_peer_authn_mode(a->ps, s->ports[i].number)));
-    mg_buf_printf(out, "]},\"authz_policies\":%zu", mg_policy_set_count(a->ps));
+    mg_buf_printf(out, "]},\"authz_policies\":%zu,\"jwt_rules\":%zu", mg_policy_set_count(a->ps),
+                  a->n_ra_rules);
+    if (a->store) {
+        mg_buf_adds(out, ",\"jwks\":");
+        mg_jwks_store_dump(a->store, out);
+    }
 }
 
 /* ---- attributes ---- */

@@ -85,8 +85,9 @@ const char *mg_access_peer_principal(const void *ssl, bool insecure_skip_verify,
 void mg_access_metrics_render(struct mg_buf *out);
 
 /* JSON members (without braces) describing the access configuration of s:
- * "peer_authentication":[{"port":N,"mode":"STRICT"}...],"authz_policies":N.
- * Appended to out (for /config_dump). */
+ * "peer_authentication":{"enforced":false,"note":...,"ports":[{"port":N,
+ * "mode":"STRICT"}...]},"authz_policies":N,"jwt_rules":N and, with a JWKS
+ * store, "jwks":[per-URI fetch state]. Appended to out (for /config_dump). */
 void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s);
 
 #endif

@@ -65,5 +65,9 @@ is "$got" 200 "after the JWKS server came up the retry fetched the keys"
 az_req "valid token allowed (explainer agrees with the claims)" 200 "$B/alice/x" \
     -H "Authorization: Bearer $t" --claims "$c"
 like "$(grep -c 'GET /file/jwks.json' "$MG_UPSTREAM_LOG")" '^[1-9]' "the gateway fetched the JWKS over HTTPS"
+dump=$(curl -s "http://$MG_ADMIN/config_dump")
+like "$dump" '"jwt_rules":1,"jwks":\[\{"uri":"https://localhost:'"$jport"'/file/jwks.json"' \
+    "config_dump lists the JWKS and its state"
+like "$dump" '"fetch_fail":[1-9]' "config_dump shows the failed first attempts"
 
 done_testing
