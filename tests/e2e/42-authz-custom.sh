@@ -139,6 +139,16 @@ ok "headersToUpstreamOnAllow overwrote the client's value" mg_json_has_header "$
 unlike "$AZ_BODY" 'mallory' "the client's x-ext-user is gone"
 cz "provider allows, DENY policy still denies" 403 "$B/denied-too" ext
 is "$AZ_BODY" "RBAC: access denied" "RBAC body after an allowed check"
+# a request body waits while the check is in flight, then streams upstream
+head -c 3000000 /dev/urandom >"$MG_TMP/big"
+want=$(sha256sum <"$MG_TMP/big" | cut -d' ' -f1)
+body=$(mg_curl --cacert "$MG_PKI/root-cert.pem" --data-binary @"$MG_TMP/big" "$B/echo")
+is "$(mg_json_field "$body" body_sha256)" "$want" "3 MB upload intact after an allowed check (HTTP/1.1)"
+body=$(mg_curl --http2 --cacert "$MG_PKI/root-cert.pem" --data-binary @"$MG_TMP/big" "$B/echo")
+is "$(mg_json_field "$body" body_sha256)" "$want" "3 MB upload intact after an allowed check (HTTP/2)"
+is "$(mg_http_code --cacert "$MG_PKI/root-cert.pem" --data-binary @"$MG_TMP/big" "$B/status/403")" 403 \
+    "upload to a denied path: the provider's 403"
+
 # the client gives up while the check is in flight: the check is cancelled
 mg_curl --cacert "$MG_PKI/root-cert.pem" --max-time 0.3 -o /dev/null "$B/slow?ms=1500" 2>/dev/null
 sleep 1.6
