@@ -55,6 +55,13 @@ is "$(mg_json_field "$body" body_sha256)" "$want" "5 MB upload without content-l
 ok "upload without content-length streamed chunked upstream" \
     mg_json_has_header "$body" transfer-encoding chunked
 
+head -c 300000 /dev/urandom >"$MG_TMP/t.bin"
+twant=$(sha256sum <"$MG_TMP/t.bin" | cut -d' ' -f1)
+body=$(nghttp -d "$MG_TMP/t.bin" --trailer 'x-trail: 1' -H ":authority: app.example.com" \
+    "https://127.0.0.1:$H2_PORT/echo" 2>/dev/null)
+is "$(mg_json_field "$body" body_sha256)" "$twant" "upload ended by request trailers: sha256"
+fails "request trailers are not merged into the upstream headers" mg_json_has_header "$body" x-trail 1
+
 n=6000000
 exp=$(yes abcdefghijklmnopqrstuvwxyz | tr -d '\n' | head -c $n | sha256sum | cut -d' ' -f1)
 got=$(h2_curl "/bytes/$n" | sha256sum | cut -d' ' -f1)
