@@ -21,6 +21,7 @@ if [ ! -x "$bin" ]; then
    make -s -j"$(nproc)" meshgate >/dev/null)
 fi
 workers=$(nproc)
+ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$w"; }
@@ -58,7 +59,7 @@ nginx -c "$w/nginx.conf" & pids+=($!)
 cat > "$w/haproxy.cfg" <<HAP
 global
   nbthread $workers
-  maxconn 20000
+  maxconn 8000
   tune.ssl.default-dh-param 2048
 defaults
   mode http
@@ -103,7 +104,7 @@ spec:
   selector: {istio: ingressgateway}
   servers:
   - port: {number: 38443, name: https, protocol: HTTPS}
-    hosts: [app.example.com]
+    hosts: ["*"]            # wrk and h2load send the IP as SNI; nginx and HAProxy ignore it too
     tls: {mode: SIMPLE, credentialName: app}
   - port: {number: 38080, name: http, protocol: HTTP}
     hosts: [app.example.com]
