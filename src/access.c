@@ -34,6 +34,7 @@ struct mg_access {
     struct mg_ra_keys keys;             /* remote key sets (the process JWKS store) */
     bool has_keys;
     struct mg_jwks_store *store;        /* for /config_dump */
+    bool dry_deny;                      /* the config has a dry-run DENY policy */
 };
 
 /* The per-request state of a pending CUSTOM check (request arena). */
@@ -154,6 +155,9 @@ struct mg_access *mg_access_build(const struct mg_snapshot *s, struct mg_diags *
     a->ps = mg_policy_compile(cfg, &w, d);
     a->ra = mg_reqauthn_compile(cfg, d);
     a->n_ra_rules = mg_reqauthn_n_rules(a->ra);
+    for (size_t i = 0; i < cfg->n_authz_policies; i++)
+        if (cfg->authz_policies[i].dry_run && cfg->authz_policies[i].action == MG_ACTION_DENY)
+            a->dry_deny = true;
     a->n_prov = cfg->mesh.n_ext_providers;
     a->prov_cl = a->n_prov ? mg_xcalloc(a->n_prov, sizeof(*a->prov_cl)) : NULL;
     for (size_t i = 0; i < a->n_prov; i++) {
@@ -402,13 +406,16 @@ static void check_done(struct mg_request *r, const struct mg_extauthz_result *x)
         mg_request_resume(r);
 }
 
-static void count_dry_run(const struct mg_authz_result *res, struct mg_request *r)
+/* Shadow counters as Envoy keeps them for shadow (dry-run) rules: only
+ * where such rules exist, so a config without them adds nothing. */
+static void count_dry_run(const struct mg_access *a, const struct mg_authz_result *res,
+                          struct mg_request *r)
 {
     if (res->dry_run_deny) {
         atomic_fetch_add_explicit(&dr_deny_denied, 1, memory_order_relaxed);
         r->authz_dry_run = res->dry_run_deny_match.policy;
         r->authz_dry_run_result = "deny";
-    } else {
+    } else if (a->dry_deny) {
         atomic_fetch_add_explicit(&dr_deny_allowed, 1, memory_order_relaxed);
     }
     if (res->dry_run_allow == 1) {
@@ -518,7 +525,7 @@ enum mg_access_rc mg_access_run(struct mg_request *r)
     mg_ra_result_free(&ra);
     if (res.audit)
         r->authz_audit = res.audit_match.policy;
-    count_dry_run(&res, r);
+    count_dry_run(a, &res, r);
     if (!res.custom)
         return rbac_verdict(r, &res);
     /* CUSTOM matched: ask the provider first */
