@@ -27,7 +27,7 @@ struct mg_h2_stream {
     const char *host_hdr;
     struct mg_kv *hv;
     size_t nh, caph;
-    size_t cookie_at;                   /* index of the joined cookie field (SIZE_MAX = none) */
+    size_t cookie_at;                   /* index of the first cookie field (SIZE_MAX = none) */
     bool has_cl;
     uint64_t cl;
     /* progress */

@@ -113,17 +113,45 @@ int mg_h2_take_field(struct mg_h2_stream *s, const char *n, size_t namelen, cons
         }
         s->host_hdr = v;
     }
-    if (strcmp(k, "cookie") == 0) {
-        /* RFC 9113 8.2.3: crumbs are joined with "; " for an HTTP/1.1 upstream */
-        if (s->cookie_at != SIZE_MAX) {
-            struct mg_kv *c = &s->hv[s->cookie_at];
-            c->value = mg_rq_printf(a, "%s; %s", c->value, v);
-            return 0;
-        }
+    if (strcmp(k, "cookie") == 0 && s->cookie_at == SIZE_MAX)
         s->cookie_at = s->nh;
-    }
     add_field(s, k, v);
     return 0;
+}
+
+/* RFC 9113 8.2.3: cookie crumbs become one field joined with "; " for an
+ * HTTP/1.1 upstream, at the place of the first one. Joined once, so many
+ * crumbs cost linear, not quadratic, memory. */
+static void join_cookies(struct mg_h2_stream *s)
+{
+    if (s->cookie_at == SIZE_MAX)
+        return;
+    size_t len = 0, n = 0;
+    for (size_t i = s->cookie_at; i < s->nh; i++)
+        if (strcmp(s->hv[i].key, "cookie") == 0) {
+            len += strlen(s->hv[i].value) + 2;
+            n++;
+        }
+    if (n < 2)
+        return;
+    char *j = mg_rq_alloc(&s->r.arena, len + 1), *p = j;
+    size_t o = s->cookie_at + 1;
+    for (size_t i = s->cookie_at; i < s->nh; i++) {
+        if (strcmp(s->hv[i].key, "cookie") != 0) {
+            s->hv[o++] = s->hv[i];
+            continue;
+        }
+        size_t l = strlen(s->hv[i].value);
+        if (p != j) {
+            memcpy(p, "; ", 2);
+            p += 2;
+        }
+        memcpy(p, s->hv[i].value, l);
+        p += l;
+    }
+    *p = '\0';
+    s->hv[s->cookie_at].value = j;
+    s->nh = o;
 }
 
 /* ---- a complete header block becomes a request ---- */
@@ -142,6 +170,7 @@ void mg_h2_start_stream(struct mg_h2_stream *s)
     struct mg_request *r = &s->r;
     s->ready = false;
     s->running = true;
+    join_cookies(s);
     r->method = s->p_method ? s->p_method : "-";
     r->target = s->p_path ? s->p_path : "";
     r->is_head = strcmp(r->method, "HEAD") == 0;

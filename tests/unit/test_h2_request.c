@@ -5,6 +5,7 @@
  * themselves are not run here: mg_h2_take_field only, or start_stream on
  * blocks that must be refused). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "h2_int.h"
@@ -86,6 +87,8 @@ int main(void)
     field(s, "x-a", "1");
     field(s, "cookie", "b=2");
     field(s, "cookie", "c=3");
+    s->hdr_over = true;                 /* refused after the fact: the phases do not run */
+    mg_h2_start_stream(s);
     is_str(s->p_method, "GET", ":method kept");
     is_str(s->p_path, "/a?b=1", ":path kept");
     is_str(s->p_authority, "App.Example.com:8443", ":authority kept");
@@ -94,6 +97,25 @@ int main(void)
     is_str(hdr(s, "cookie"), "a=1; b=2; c=3", "cookie crumbs joined with '; ' (RFC 9113 8.2.3)");
     is_str(s->hv[1].key, "cookie", "joined cookie keeps the first crumb's place");
     is_str(hdr(s, "x-a"), "1", "other field kept");
+    is_str(s->hv[2].key, "x-a", "fields after the crumbs move up");
+    done(s);
+
+    s = stream();
+    base(s, "GET", "/x");
+    char want[2000] = "", crumb[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(crumb, sizeof(crumb), "c%d=%d", i, i);
+        field(s, "cookie", crumb);
+        if (i)
+            strcat(want, "; ");
+        strcat(want, crumb);
+    }
+    field(s, "x-last", "y");
+    s->hdr_over = true;
+    mg_h2_start_stream(s);
+    is_int((long long)s->nh, 2, "100 crumbs become one field");
+    is_str(hdr(s, "cookie"), want, "100 crumbs joined in order");
+    is_str(hdr(s, "x-last"), "y", "field after them kept");
     done(s);
 
     /* RFC 9113 8.2.2 connection-specific fields, TE, and friends */
