@@ -171,6 +171,13 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
                 cl->idle_timeout_ms = tp->pool.http_idle_timeout_ms;
         }
         const struct mg_client_tls *t = &tp->tls;
+        if (t->present && t->mode == MG_CTLS_ISTIO_MUTUAL) {
+            /* not implemented yet: refuse the traffic, keep the rest of the config */
+            mg_warning(d, t->pos, "DestinationRule for '%s': tls mode ISTIO_MUTUAL is not supported "
+                       "yet; requests to it get 503", dst->host);
+            mg_cluster_free(cl);
+            return NULL;
+        }
         if (t->present && t->mode != MG_CTLS_DISABLE) {
             char err[256];
             cl->tls = mg_tls_client_ctx_new(cfg, t, err, sizeof(err));

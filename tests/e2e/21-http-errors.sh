@@ -59,6 +59,11 @@ spec:
     match: [{uri: {prefix: /half}}]
     rewrite: {uri: /echo}
     route: [{destination: {host: half.local}}]
+  - name: retry5xx
+    match: [{uri: {prefix: /retry5xx}}]
+    rewrite: {uri: /status/503}
+    retries: {attempts: 2, retryOn: 5xx}
+    route: [{destination: {host: backend.local}}]
   - name: nosvc
     match: [{uri: {prefix: /nosvc}}]
     route: [{destination: {host: missing.local, port: {number: 80}}}]
@@ -131,6 +136,9 @@ start=$(date +%s%N)
 is "$(mg_http_code "$url/pertry?ms=1000")" 504 "every try over perTryTimeout: 504"
 el=$((($(date +%s%N) - start) / 1000000))
 ok "three tries of 300 ms (${el} ms)" test "$el" -ge 850 -a "$el" -lt 2000
+
+is "$(mg_http_code "$url/retry5xx")" 503 "5xx after every retry: the last answer"
+is "$(grep -c '/status/503' "$MG_UPSTREAM_LOG")" 3 "retryOn 5xx: 1 try + 2 retries reached the upstream"
 
 codes=""
 for i in 1 2 3 4 5 6; do codes="$codes$(mg_http_code "$url/half")"; done
