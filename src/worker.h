@@ -58,8 +58,10 @@ struct mg_worker {
 /* Global connection limit shared by all workers (0 = none). */
 extern atomic_ulong mg_cx_active_total;
 
-/* Create n workers (bases, mailboxes) with the first snapshot and listener
- * sockets fds[worker][...]. Does not start threads. Returns the array. */
+/* Create n workers (bases, evdns, mailboxes, counters), each holding a
+ * reference to the first snapshot. Listener sockets arrive through
+ * mg_worker_post(). Does not start threads. Returns the array (aborts on
+ * allocation failure, exits if an event_base cannot be made). */
 struct mg_worker *mg_workers_new(int n, struct mg_snapshot *snap);
 /* Start the threads (signals blocked in them). Returns 0 or -1. */
 int mg_workers_start(struct mg_worker *w, int n);
