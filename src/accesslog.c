@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "worker.h"
 
 static atomic_int log_fd = -1;
+static _Thread_local struct mg_buf line_buf;
 static char *log_path;                  /* main thread only */
 
 static int open_path(const char *path)
@@ -78,6 +80,29 @@ void mg_accesslog_close(void)
     log_path = NULL;
 }
 
+/* printf into the line buffer without the heap round trip of mg_buf_printf */
+__attribute__((format(printf, 2, 3)))
+static void bprintf(struct mg_buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        mg_buf_add(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = mg_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    mg_buf_add(b, big, (size_t)n);
+    free(big);
+}
+
 static void json_str(struct mg_buf *b, const char *s)
 {
     if (!s) {
@@ -90,7 +115,7 @@ static void json_str(struct mg_buf *b, const char *s)
             mg_buf_add(b, "\\", 1);
             mg_buf_add(b, p, 1);
         } else if (*p < 0x20 || *p == 0x7f) {
-            mg_buf_printf(b, "\\u%04x", *p);
+            bprintf(b, "\\u%04x", *p);
         } else {
             mg_buf_add(b, p, 1);
         }
@@ -106,7 +131,7 @@ static void text_str(struct mg_buf *b, const char *s)
     }
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p < 0x20 || *p == 0x7f || *p == '"')
-            mg_buf_printf(b, "\\x%02x", *p);
+            bprintf(b, "\\x%02x", *p);
         else
             mg_buf_add(b, p, 1);
     }
@@ -233,7 +258,7 @@ static void format_custom(struct mg_buf *b, const char *fmt, const struct mg_req
         } else if (strcmp(op, "DOWNSTREAM_PEER_URI_SAN") == 0) {
             v = r->conn->peer_uri[0] ? r->conn->peer_uri : NULL;
         } else {
-            mg_buf_printf(b, "%%%s%%", op);
+            bprintf(b, "%%%s%%", op);
             continue;
         }
         text_str(b, v);
@@ -259,7 +284,7 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
                             f.rid, f.authority, f.remote, f.local, f.sni, f.route, f.cluster, f.reason };
         mg_buf_add(b, "{", 1);
         for (size_t i = 0; i < MG_ARRAY_LEN(k); i++) {
-            mg_buf_printf(b, "%s\"%s\":", i ? "," : "", k[i]);
+            bprintf(b, "%s\"%s\":", i ? "," : "", k[i]);
             json_str(b, v[i]);
         }
         /* access phase decision: only when there is one (keeps lines short) */
@@ -270,23 +295,23 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
         for (size_t i = 0; i < MG_ARRAY_LEN(ak); i++) {
             if (!av[i])
                 continue;
-            mg_buf_printf(b, ",\"%s\":", ak[i]);
+            bprintf(b, ",\"%s\":", ak[i]);
             json_str(b, av[i]);
         }
         if (r->authz_policy)
-            mg_buf_printf(b, ",\"authz_rule\":%d", r->authz_rule);
-        mg_buf_printf(b, ",\"response_code\":%d,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
+            bprintf(b, ",\"authz_rule\":%d", r->authz_rule);
+        bprintf(b, ",\"response_code\":%d,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
                       "\"duration\":%llu}\n", f.code, f.rx, f.tx, f.duration);
         return;
     }
     /* Envoy's default TEXT format, plus the refusal reason */
-    mg_buf_printf(b, "[%s] \"", f.start);
+    bprintf(b, "[%s] \"", f.start);
     text_str(b, f.method);
     mg_buf_add(b, " ", 1);
     text_str(b, f.path);
     mg_buf_add(b, " ", 1);
     text_str(b, f.protocol);
-    mg_buf_printf(b, "\" %d %s %llu %llu %llu \"", f.code, f.flags, f.rx, f.tx, f.duration);
+    bprintf(b, "\" %d %s %llu %llu %llu \"", f.code, f.flags, f.rx, f.tx, f.duration);
     const char *q[] = { f.xff, f.ua, f.rid, f.authority, f.upstream };
     for (size_t i = 0; i < MG_ARRAY_LEN(q); i++) {
         text_str(b, q[i]);
@@ -311,9 +336,15 @@ void mg_accesslog_write(const struct mg_request *r, const struct mg_mesh_config 
     int fd = atomic_load_explicit(&log_fd, memory_order_relaxed);
     if (fd < 0 || !mesh->access_log_file || !*mesh->access_log_file)
         return;
-    struct mg_buf b = { 0 };
-    mg_accesslog_format(&b, r, mesh);
-    ssize_t n = write(fd, b.p, b.len);
+    /* one buffer per worker thread, reused: no allocation per line once warm */
+    line_buf.len = 0;
+    mg_accesslog_format(&line_buf, r, mesh);
+    ssize_t n = write(fd, line_buf.p, line_buf.len);
     (void)n;
-    mg_buf_free(&b);
+}
+
+void mg_accesslog_thread_done(void)
+{
+    mg_buf_free(&line_buf);
+    memset(&line_buf, 0, sizeof(line_buf));
 }

@@ -22,7 +22,10 @@ void mg_accesslog_close(void);
 /* Format one line for r into out (exposed for tests). */
 void mg_accesslog_format(struct mg_buf *out, const struct mg_request *r,
                          const struct mg_mesh_config *mesh);
-/* Format and write (worker thread); no-op when logging is off. */
+/* Format and write (worker thread); no-op when logging is off. Formats
+ * into a per-thread buffer that mg_accesslog_thread_done() releases (call
+ * it when a thread that wrote lines ends). */
 void mg_accesslog_write(const struct mg_request *r, const struct mg_mesh_config *mesh);
+void mg_accesslog_thread_done(void);
 
 #endif

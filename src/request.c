@@ -438,20 +438,19 @@ static void phase_headers(struct mg_request *r)
 {
     struct hlist l = { 0 };
     struct mg_conn *c = r->conn;
-    struct mg_buf xff = { 0 };
+    const char *xff = NULL;
     for (size_t i = 0; i < r->n_h; i++) {
         const char *n = r->h[i].key;
         if (strcmp(n, "x-forwarded-for") == 0)
-            mg_buf_printf(&xff, "%s%s", xff.len ? ", " : "", r->h[i].value);
+            xff = xff ? mg_rq_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
         if (hop_by_hop(n) || strip_at_edge(n) || named_in_connection(r, n))
             continue;
         hl_add(r, &l, n, r->h[i].value);
     }
     char ip[64];
     mg_addr_ip_str(&c->peer, ip, sizeof(ip));
-    mg_buf_printf(&xff, "%s%s", xff.len ? ", " : "", ip);
-    hl_add(r, &l, "x-forwarded-for", mg_rq_strndup(&r->arena, xff.p, xff.len));
-    mg_buf_free(&xff);
+    hl_add(r, &l, "x-forwarded-for", xff ? mg_rq_printf(&r->arena, "%s, %s", xff, ip)
+                                         : mg_rq_strndup(&r->arena, ip, strlen(ip)));
     hl_add(r, &l, "x-forwarded-proto", c->ssl ? "https" : "http");
     const char *rid = mg_request_header(r, "x-request-id");
     if (rid && *rid && strlen(rid) < sizeof(r->request_id)) {

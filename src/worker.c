@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/thread.h>
+#include "accesslog.h"
 #include "conn.h"
 #include "jwt.h"
 #include "listener.h"
@@ -148,6 +149,7 @@ static void *worker_main(void *arg)
 {
     struct mg_worker *w = arg;
     event_base_dispatch(w->base);
+    mg_accesslog_thread_done();
     atomic_store(&w->done, true);
     return NULL;
 }
