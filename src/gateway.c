@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -31,6 +32,12 @@ struct lport {
     int *fds;                           /* one per worker */
 };
 
+struct watch {                          /* a file whose change triggers a reload */
+    char *path;
+    struct stat st;
+    bool exists;
+};
+
 struct gw {
     const char *path;
     struct event_base *base;
@@ -42,6 +49,8 @@ struct gw {
     struct mg_admin *admin;
     uint64_t generation;
     bool stopping;
+    struct watch *watch;                /* certificate files of the current snapshot */
+    size_t n_watch, cap_watch;
     struct evdns_base *dns;             /* main loop resolver (JWKS fetches) */
     struct mg_jwks_store *jwks;         /* process-wide, outlives every snapshot */
 };
@@ -123,6 +132,60 @@ static struct mg_snapshot *load(struct gw *g, int n_workers)
     return s;
 }
 
+static void watch_add(const char *path, void *arg)
+{
+    struct gw *g = arg;
+    for (size_t i = 0; i < g->n_watch; i++)
+        if (strcmp(g->watch[i].path, path) == 0)
+            return;
+    if (g->n_watch == g->cap_watch) {
+        g->cap_watch = g->cap_watch ? g->cap_watch * 2 : 16;
+        g->watch = mg_xrealloc(g->watch, g->cap_watch * sizeof(*g->watch));
+    }
+    struct watch *w = &g->watch[g->n_watch++];
+    w->path = mg_xstrdup(path);
+    w->exists = stat(path, &w->st) == 0;
+}
+
+static void watch_reset(struct gw *g)
+{
+    for (size_t i = 0; i < g->n_watch; i++)
+        free(g->watch[i].path);
+    g->n_watch = 0;
+    if (g->snap)
+        mg_snapshot_files(g->snap, watch_add, g);
+}
+
+/* Certificates and keys are re-read when they change (DESIGN 7): a change
+ * rebuilds the snapshot exactly as SIGHUP does; connections stay up. */
+static bool watch_changed(struct gw *g)
+{
+    for (size_t i = 0; i < g->n_watch; i++) {
+        struct stat st;
+        bool exists = stat(g->watch[i].path, &st) == 0;
+        const struct stat *o = &g->watch[i].st;
+        if (exists != g->watch[i].exists ||
+            (exists && (st.st_mtim.tv_sec != o->st_mtim.tv_sec || st.st_mtim.tv_nsec != o->st_mtim.tv_nsec ||
+                        st.st_size != o->st_size || st.st_ino != o->st_ino)))
+            return true;
+    }
+    return false;
+}
+
+static void reload(struct gw *g);
+
+static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw *g = arg;
+    if (g->stopping || !watch_changed(g))
+        return;
+    fprintf(stderr, "meshgate: certificate files changed\n");
+    reload(g);
+    watch_reset(g);                     /* also after a rejected reload: do not retry in a loop */
+}
+
 static void reload(struct gw *g)
 {
     mg_sd_notify_reloading();
@@ -143,6 +206,7 @@ static void reload(struct gw *g)
     post_all(g, s);
     mg_snapshot_unref(g->snap);
     g->snap = s;
+    watch_reset(g);
     if (g->admin)
         mg_admin_update(g->admin, g->w, g->n, s, true);
     mg_metrics_reload(true);
@@ -271,6 +335,10 @@ int mg_cmd_run(int argc, char **argv)
     struct event *tick = event_new(g.base, -1, EV_PERSIST, on_ticket_timer, NULL);
     struct timeval hour = { 3600, 0 };
     evtimer_add(tick, &hour);
+    watch_reset(&g);
+    struct event *wtick = event_new(g.base, -1, EV_PERSIST, on_watch_timer, &g);
+    struct timeval two = { 2, 0 };
+    evtimer_add(wtick, &two);
     fprintf(stderr, "meshgate: serving %s with %d workers, %zu listeners (generation %llu)\n",
             g.path, n, g.n_ports, (unsigned long long)g.snap->generation);
     mg_sd_notify("READY=1");
@@ -284,6 +352,10 @@ int mg_cmd_run(int argc, char **argv)
     for (int i = 0; i < 4; i++)
         event_free(sev[i]);
     event_free(tick);
+    event_free(wtick);
+    for (size_t i = 0; i < g.n_watch; i++)
+        free(g.watch[i].path);
+    free(g.watch);
     for (size_t j = 0; j < g.n_ports; j++) {
         for (int k = 0; k < n; k++)
             close(g.ports[j].fds[k]);

@@ -345,6 +345,49 @@ void mg_snapshot_unref(struct mg_snapshot *s)
     free(s);
 }
 
+static void file_cb(void (*fn)(const char *, void *), void *arg, const char *path)
+{
+    if (path && *path)
+        fn(path, arg);
+}
+
+static void client_tls_files(const struct mg_client_tls *t, void (*fn)(const char *, void *), void *arg)
+{
+    if (!t->present)
+        return;
+    file_cb(fn, arg, t->client_certificate);
+    file_cb(fn, arg, t->private_key);
+    file_cb(fn, arg, t->ca_certificates);
+}
+
+void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path, void *arg), void *arg)
+{
+    const struct mg_config *c = s->cfg;
+    file_cb(fn, arg, c->proxy.identity_cert_chain);
+    file_cb(fn, arg, c->proxy.identity_private_key);
+    file_cb(fn, arg, c->proxy.identity_root_certs);
+    for (size_t i = 0; i < c->proxy.n_credentials; i++) {
+        file_cb(fn, arg, c->proxy.credentials[i].certificate);
+        file_cb(fn, arg, c->proxy.credentials[i].private_key);
+        file_cb(fn, arg, c->proxy.credentials[i].ca_certificates);
+    }
+    for (size_t i = 0; i < s->n_srvs; i++) {
+        const struct mg_server_tls *t = &s->srvs[i].cfg->tls;
+        file_cb(fn, arg, t->server_certificate);
+        file_cb(fn, arg, t->private_key);
+        file_cb(fn, arg, t->ca_certificates);
+    }
+    for (size_t i = 0; i < c->n_destination_rules; i++) {
+        const struct mg_destination_rule *dr = &c->destination_rules[i];
+        client_tls_files(&dr->policy.base.tls, fn, arg);
+        for (size_t k = 0; k < dr->policy.n_port_level; k++)
+            client_tls_files(&dr->policy.port_level[k].policy.tls, fn, arg);
+        for (size_t k = 0; k < dr->n_subsets; k++)
+            client_tls_files(&dr->subsets[k].policy.base.tls, fn, arg);
+    }
+    file_cb(fn, arg, c->mesh.ca_certificates);
+}
+
 const struct mg_port *mg_snapshot_port(const struct mg_snapshot *s, uint16_t number)
 {
     for (size_t i = 0; i < s->n_ports; i++)

@@ -83,6 +83,12 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
 struct mg_snapshot *mg_snapshot_ref(struct mg_snapshot *s);
 void mg_snapshot_unref(struct mg_snapshot *s);
 
+/* Every certificate, key and CA file the snapshot read (Proxy identity and
+ * credentials, Gateway server TLS, DestinationRule TLS, MeshConfig CA), for
+ * the main thread's change watch. Calls fn once per path (duplicates
+ * possible). */
+void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path, void *arg), void *arg);
+
 const struct mg_port *mg_snapshot_port(const struct mg_snapshot *s, uint16_t number);
 
 /* The server of a TLS port for `sni` (NULL/"" = no SNI): exact host first,

@@ -144,4 +144,18 @@ for i in 1 2 3 4; do
 done
 is "$reused" 4 "TLS session tickets resume on every connection (2 workers)"
 
+# certificate files are re-read when they change, without a signal
+cp "$P/b.crt" "$P/server.crt.new" && cp "$P/b.key" "$P/server.key.new" &&
+    mv "$P/server.key.new" "$P/server.key" && mv "$P/server.crt.new" "$P/server.crt"
+got=""
+for ((i = 0; i < 50; i++)); do
+    got=$(served_fp a.example.com)
+    [ "$got" = "$(fp "$P/b.crt")" ] && break
+    sleep 0.2
+done
+is "$got" "$(fp "$P/b.crt")" "a changed certificate file is picked up"
+echo | timeout 5 openssl s_client -connect "127.0.0.1:$port" -servername a.example.com -tls1_2 \
+    -sess_in "$sess" 2>/dev/null | grep -q '^Reused'
+ok "sessions still resume after the certificate reload (shared ticket keys)" test $? -eq 0
+
 done_testing
