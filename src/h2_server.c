@@ -43,12 +43,16 @@ static void kick(struct mg_h2_conn *h)
         event_active(h->pump_ev, EV_TIMEOUT, 0);
 }
 
+/* The idle timer measures inactivity: no byte read and no write progress.
+ * With no stream open it ends the connection gracefully; with streams open
+ * they are stuck (a client that stopped reading, an upstream that went
+ * silent) and are ended as Envoy's stream idle timeout does. */
 static void arm_idle(struct mg_h2_conn *h)
 {
-    if (h->draining)
-        return;                         /* the timer now counts down to the final GOAWAY */
+    if (h->draining || h->dead)
+        return;                         /* draining: the timer counts down to the final GOAWAY */
     int64_t ms = h->c->snap->cfg->proxy.timeout_idle_ms;
-    if (ms <= 0 || h->n_streams) {
+    if (ms <= 0) {
         evtimer_del(h->idle_ev);
         return;
     }
@@ -75,8 +79,6 @@ static struct mg_h2_stream *stream_new(struct mg_h2_conn *h, int32_t id)
         h->streams->prev = s;
     h->streams = s;
     h->n_streams++;
-    if (!h->draining)
-        evtimer_del(h->idle_ev);
     return s;
 }
 
@@ -581,6 +583,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
+    arm_idle(h);
     struct evbuffer *in = bufferevent_get_input(bev);
     while (!h->dead && !h->fatal && !h->closing && evbuffer_get_length(in)) {
         struct evbuffer_iovec iov[H2_PEEK_IOV];
@@ -620,6 +623,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             teardown(h);
     } else if (!h->dead) {
+        arm_idle(h);                    /* write progress */
         if (h->read_paused && evbuffer_get_length(out_of(h)) < MG_H2_OUT_WM / 2) {
             h->read_paused = false;
             bufferevent_enable(bev, EV_READ);
@@ -666,6 +670,13 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
     mg_conn_ref(h->c);
     if (!h->dead && (h->draining || h->n_streams == 0)) {
         send_goaway(h);
+        h2_run(h);
+    } else if (!h->dead) {
+        for (struct mg_h2_stream *s = h->streams; s; s = s->next)
+            if (s->running && strcmp(s->r.flags, "-") == 0)
+                s->r.flags = "SI";      /* Envoy's stream idle timeout flag */
+        nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
+        h->fatal = true;
         h2_run(h);
     }
     mg_conn_unref(h->c);
@@ -790,7 +801,7 @@ void mg_h2_server_start(struct mg_conn *c)
     bufferevent_setwatermark(c->bev, EV_READ, 0, 256 * 1024);
     bufferevent_setwatermark(c->bev, EV_WRITE, MG_H2_OUT_WM / 2, 0);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, h);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);   /* the idle timer covers a stalled peer */
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm_idle(h);
     kick(h);                            /* our SETTINGS go out first */

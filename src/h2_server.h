@@ -28,9 +28,16 @@
  * (burst 1000, 33/s, then GOAWAY), 8 CONTINUATION frames per header
  * block, 1000 queued PING/SETTINGS acks.
  *
- * Graceful end: GOAWAY (NO_ERROR) on drain and after the idle timeout with
- * no open stream; the connection closes once open streams finish and the
- * output is flushed. */
+ * Timeouts: Proxy timeouts.idle is the connection's inactivity limit (no
+ * byte read, no write progress): with no stream open it sends GOAWAY
+ * (NO_ERROR) and closes; with streams open they are stuck (the client
+ * stopped reading or the upstream went silent) and end with flag SI, as
+ * Envoy's stream idle timeout. timeouts.requestHeaders bounds a header
+ * block left unfinished (GOAWAY PROTOCOL_ERROR).
+ *
+ * Graceful end (drain, SIGTERM): GOAWAY with last stream 2^31-1 first, the
+ * final GOAWAY one second later (RFC 9113 6.8); the connection closes once
+ * open streams finish and the output is flushed. */
 #ifndef MG_H2_SERVER_H
 #define MG_H2_SERVER_H
 

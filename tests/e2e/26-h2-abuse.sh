@@ -69,7 +69,22 @@ out=$(flood --linger 6 rapid 1)
 like "$out" '^goaway 0 ' "idle connection gets GOAWAY NO_ERROR after 3 s"
 like "$out" '^closed$' "idle connection closed"
 
-# ---- flow control bounds memory: slow readers of big bodies
+# ---- a stream whose client stopped reading (window exhausted) is ended
+# after the idle timeout without activity, not held forever
+out=$(flood --linger 4 noread /bytes/100000000 5)
+like "$out" '^goaway 0 ' "stalled reader: GOAWAY after the idle timeout"
+like "$out" '^closed$' "stalled reader: connection closed"
+sleep 0.3
+like "$(grep '"path":"/bytes/100000000"' "$MG_MESHGATE_LOG")" '"response_flags":"SI"' \
+    "stalled stream logged with flag SI"
+
+# ---- flow control bounds memory: slow readers of big bodies. A reader at
+# 100 kB/s may let the kernel's send buffer stay full for seconds (Linux
+# wakes a writer only once a third of it is free), which a 3 s idle timeout
+# would take for a stalled peer: restart with a longer one.
+mg_stop "$MG_MESHGATE_PID"
+sed -i 's/idle: 3s/idle: 60s/' "$H2_CFG/gw.yaml"
+h2_start || bail_out "no gateway after the restart"
 base=$(h2_rss)
 pids=()
 for i in 1 2 3 4; do

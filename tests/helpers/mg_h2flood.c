@@ -10,6 +10,8 @@
  *                       CONTINUATION frames; prints as for rapid.
  *     stall             one HEADERS without END_HEADERS, then silence;
  *                       prints as for rapid.
+ *     noread PATH S     one GET PATH, then S seconds without reading (no
+ *                       WINDOW_UPDATE either), then as for rapid.
  *     open N PATH       N GET PATH streams at once, before the server's
  *                       SETTINGS arrive; prints as for rapid plus "resets
  *                       <n>" (RST_STREAM frames seen).
@@ -249,6 +251,24 @@ static int mode_open(SSL *ssl, const char *host, long n, const char *path)
     return read_until_close(ssl);
 }
 
+/* One GET for path, then S seconds without reading (the default windows of
+ * 64 KiB stay unacknowledged), then read what came. */
+static int mode_noread(SSL *ssl, const char *host, const char *path, int secs)
+{
+    if (strlen(path) > 100 || secs < 1 || secs > 8)
+        return 1;
+    struct out o = { 0 };
+    preface(&o);
+    struct out hb = { 0 };
+    request_block_path(&hb, host, path);
+    frame(&o, 0x1, 0x5, 1, hb.p, hb.len);
+    free(hb.p);
+    write_all(ssl, o.p, o.len);
+    free(o.p);
+    sleep((unsigned)secs);
+    return read_until_close(ssl);
+}
+
 /* HEADERS without END_HEADERS, then silence (a slowloris header block). */
 static int mode_stall(SSL *ssl, const char *host)
 {
@@ -445,14 +465,14 @@ int main(int argc, char **argv)
             break;
     }
     if (!port || i >= argc || strlen(host) > 100) {
-        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | "
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
     if (linger_s < 1 || linger_s > 8)
         linger_s = 2;
-    alarm((unsigned)linger_s + 8);
+    alarm((unsigned)linger_s + 16);
     SSL *ssl = tls_connect(port, host);
     if (!ssl)
         return 1;
@@ -463,6 +483,8 @@ int main(int argc, char **argv)
         rc = mode_rapid(ssl, host, a);
     else if (strcmp(mode, "open") == 0 && a > 0 && a < 100000 && i + 2 < argc)
         rc = mode_open(ssl, host, a, argv[i + 2]);
+    else if (strcmp(mode, "noread") == 0 && i + 2 < argc)
+        rc = mode_noread(ssl, host, argv[i + 1], atoi(argv[i + 2]));
     else if (strcmp(mode, "stall") == 0)
         rc = mode_stall(ssl, host);
     else if (strcmp(mode, "continuation") == 0 && a > 0)
