@@ -336,9 +336,75 @@ static void test_sni_peek(void)
     is_int(mg_tls_sni_peek(bad, n, sni, sizeof(sni)), -1, "not a ClientHello");
 }
 
+static void test_clusters(void)
+{
+    const char *y =
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+        "metadata: {name: se, namespace: default}\n"
+        "spec:\n  hosts: [svc.local]\n"
+        "  ports: [{number: 8080, name: web, protocol: HTTP, targetPort: 9090}]\n"
+        "  resolution: STATIC\n"
+        "  endpoints:\n"
+        "  - {address: 10.0.0.1, labels: {version: v1}}\n"
+        "  - {address: 10.0.0.2, ports: {web: 7070}, labels: {version: v2}}\n"
+        "  - {address: host.example, labels: {version: v2}}\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: dr, namespace: default}\n"
+        "spec:\n  host: svc.local\n"
+        "  trafficPolicy:\n"
+        "    loadBalancer: {simple: ROUND_ROBIN}\n"
+        "    connectionPool:\n"
+        "      tcp: {maxConnections: 7, connectTimeout: 250ms}\n"
+        "      http: {http1MaxPendingRequests: 3, maxRequestsPerConnection: 1}\n"
+        "  subsets:\n"
+        "  - name: v2\n    labels: {version: v2}\n"
+        "    trafficPolicy: {loadBalancer: {simple: RANDOM}}\n";
+    struct mg_diags d = { 0 };
+    struct mg_config *c = mg_config_load_buffer("c.yaml", y, strlen(y), &d);
+    ok(c != NULL, "cluster config loads");
+    if (!c) {
+        mg_diags_print(&d, stdout);
+        mg_diags_free(&d);
+        return;
+    }
+    struct mg_destination dst = { .host = (char *)"svc.local", .port = 8080 };
+    struct mg_cluster *cl = mg_cluster_build(c, &dst, 2, &d);
+    ok(cl != NULL, "cluster built");
+    if (cl) {
+        is_int(cl->n_eps, 3, "all endpoints without a subset");
+        is_str(cl->eps[0].label, "10.0.0.1:9090", "targetPort when the endpoint names no port");
+        is_str(cl->eps[1].label, "10.0.0.2:7070", "endpoint ports[name] wins");
+        ok(!cl->eps[2].resolved, "a host name is resolved later (evdns)");
+        is_int(cl->lb, MG_LB_ROUND_ROBIN, "loadBalancer from the DestinationRule");
+        is_int((long long)cl->max_connections, 7, "tcp.maxConnections");
+        is_int((long long)cl->max_pending, 3, "http1MaxPendingRequests");
+        is_int((long long)cl->max_requests_per_conn, 1, "maxRequestsPerConnection");
+        is_int(cl->connect_timeout_ms, 250, "connectTimeout");
+        ok(cl->tls == NULL, "no TLS without a tls setting");
+        mg_cluster_free(cl);
+    }
+    dst.subset = (char *)"v2";
+    cl = mg_cluster_build(c, &dst, 1, &d);
+    ok(cl && cl->n_eps == 2, "subset v2 keeps the endpoints with version=v2");
+    ok(cl && cl->lb == MG_LB_RANDOM, "subset traffic policy overrides the base");
+    ok(cl && strcmp(cl->name, "outbound|8080|v2|svc.local") == 0, "subset in the cluster name");
+    mg_cluster_free(cl);
+    dst.subset = (char *)"v9";
+    size_t e0 = d.errors;
+    ok(mg_cluster_build(c, &dst, 1, &d) == NULL && d.errors == e0 + 1, "unknown subset is an error");
+    dst.subset = NULL;
+    dst.host = (char *)"other.local";
+    size_t w0 = d.warnings;
+    ok(mg_cluster_build(c, &dst, 1, &d) == NULL && d.warnings == w0 + 1,
+       "host without ServiceEntry: no cluster, a warning");
+    mg_diags_free(&d);
+    mg_config_free(c);
+}
+
 int main(void)
 {
     test_sni_peek();
+    test_clusters();
     test_hosts();
     test_snapshot_and_routes();
     test_snapshot_errors();
