@@ -531,6 +531,28 @@ static bool hop_header(const char *n, size_t l)
     return mg_h1_is_hop_by_hop(n, l) || (l == 14 && mg_strncasecmp(n, "content-length", 14) == 0);
 }
 
+/* Is the header name listed in one of the response's Connection headers? */
+static bool conn_named(const struct mg_h1_response *resp, const char *n, size_t nl)
+{
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const struct mg_h1_header *x = &resp->headers[i];
+        if (x->name_len != 10 || mg_strncasecmp(x->name, "connection", 10) != 0)
+            continue;
+        const char *v = x->value, *e = x->value + x->value_len;
+        while (v < e) {
+            while (v < e && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *t = v;
+            while (t < e && *t != ',' && *t != ' ' && *t != '\t')
+                t++;
+            if ((size_t)(t - v) == nl && mg_strncasecmp(v, n, nl) == 0)
+                return true;
+            v = t;
+        }
+    }
+    return false;
+}
+
 /* Response head into the request (arena copies), with the route's
  * response header operations. */
 static void take_head(struct mg_uconn *uc, struct mg_request *r, const struct mg_h1_response *resp)
@@ -540,7 +562,7 @@ static void take_head(struct mg_uconn *uc, struct mg_request *r, const struct mg
     for (size_t i = 0; i < resp->n_headers; i++) {
         const struct mg_h1_header *x = &resp->headers[i];
         bool keep_cl = r->is_head && x->name_len == 14 && mg_strncasecmp(x->name, "content-length", 14) == 0;
-        if (hop_header(x->name, x->name_len) && !keep_cl)
+        if ((hop_header(x->name, x->name_len) && !keep_cl) || conn_named(resp, x->name, x->name_len))
             continue;
         memset(&h[n], 0, sizeof(h[n]));
         h[n].key = mg_rq_strndup(&r->arena, x->name, x->name_len);

@@ -84,6 +84,11 @@ hdrs=$(mg_curl "${CA[@]}" -I "$base/bytes/1234")
 like "$hdrs" '^HTTP/1.1 200' "HEAD answered"
 like "$hdrs" '^content-length: 1234' "HEAD keeps the upstream content-length"
 
+hdrs=$(mg_curl "${CA[@]}" -D - -o /dev/null \
+    "$base/echo?resp-header=Connection:x-secret&resp-header=x-secret:1&resp-header=Keep-Alive:timeout%3D5&resp-header=x-ok:1")
+like "$hdrs" '^x-ok: 1' "upstream response headers forwarded"
+unlike "$hdrs" '^(x-secret|keep-alive):' "hop-by-hop and Connection-named response headers dropped"
+
 # keep-alive downstream and upstream, pipelining
 out=$(mg_curl "${CA[@]}" -w '%{num_connects}\n' -o /dev/null -o /dev/null "$base/echo" "$base/echo")
 is "$(echo "$out" | tr -d '\n')" "10" "two requests share one downstream connection"
