@@ -72,4 +72,29 @@ sleep 0.3
 is "$(mg_http_code "http://app.local:$http/echo")" 200 "a freed slot is usable again"
 eval "exec $held2>&- $held3>&-"
 
+# out of descriptors: accepting pauses (no busy loop) and resumes
+mg_stop "$MG_MESHGATE_PID"
+sed -i 's/maxConnections: 3/maxConnections: 0/; s/requestHeaders: 1s/requestHeaders: 30s/' "$cfg/00-proxy.yaml"
+cat >"$MG_TMP/lowfd.sh" <<SH
+#!/bin/bash
+ulimit -n 64
+exec "$MESHGATE" "\$@"
+SH
+chmod +x "$MG_TMP/lowfd.sh"
+MESHGATE=$MG_TMP/lowfd.sh ok "gateway starts with 64 descriptors" mg_start_meshgate "$cfg"
+lowpid=$MG_MESHGATE_PID
+fds=()
+for ((i = 0; i < 80; i++)); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$http" 2>/dev/null || break
+    fds+=("$fd")
+done
+sleep 0.3
+t0=$(awk '{print $14 + $15}' "/proc/$lowpid/stat")
+sleep 1
+t1=$(awk '{print $14 + $15}' "/proc/$lowpid/stat")
+ok "no busy loop while out of descriptors ($((t1 - t0)) ticks in 1 s)" test $((t1 - t0)) -lt 30
+for fd in "${fds[@]}"; do eval "exec $fd>&-"; done
+sleep 0.8
+is "$(mg_http_code "http://app.local:$http/echo")" 200 "accepting resumes once descriptors are free"
+
 done_testing
