@@ -1,8 +1,9 @@
 #!/bin/bash
 # 26-h2-abuse.sh - HTTP/2 protections end to end, against the nghttp2 Debian
-# ships: header list limit (431 on that stream only, trap 8), rapid reset
-# (GOAWAY, trap 9), CONTINUATION flood (GOAWAY), flow control bounding memory
-# for slow readers, GOAWAY after the idle timeout.
+# ships: stream limit, header list limit (431 on that stream only, trap 8),
+# rapid reset (GOAWAY, trap 9), CONTINUATION flood (GOAWAY), PING flood,
+# unfinished header blocks, stalled readers (SI), GOAWAY after the idle
+# timeout, flow control bounding memory for slow readers.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h2lib.sh"
@@ -55,6 +56,16 @@ like "$out" '^closed$' "CONTINUATION flood connection closed"
 out=$(flood continuation 4)
 like "$out" '^responses 1$' "4 CONTINUATION frames: request answered"
 is "$(h2_curl -o /dev/null -w '%{http_code}' /echo)" 200 "gateway serves others after the CONTINUATION flood"
+
+# ---- PING flood from a client that reads none of the acks: nghttp2 caps
+# queued acks (1000), we stop reading once our output is full, and the
+# connection ends; memory stays flat
+r0=$(h2_rss)
+out=$(flood --linger 6 ping 2000000)
+r1=$(h2_rss)
+like "$out" '^closed$' "PING flood without reading: connection closed"
+ok "PING flood: RSS grew $(((r1 - r0) / 1024)) MB (< 32 MB)" test $(((r1 - r0) / 1024)) -lt 32
+is "$(h2_curl -o /dev/null -w '%{http_code}' /echo)" 200 "gateway serves others after the PING flood"
 
 # ---- a header block that never ends (slowloris): requestHeaders timeout
 t0=$(date +%s%N)

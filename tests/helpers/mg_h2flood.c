@@ -10,6 +10,8 @@
  *                       CONTINUATION frames; prints as for rapid.
  *     stall             one HEADERS without END_HEADERS, then silence;
  *                       prints as for rapid.
+ *     ping N            N PINGs without reading the acks; prints "pings <n>"
+ *                       (how many the server took), then as for rapid.
  *     noread PATH S     one GET PATH, then S seconds without reading (no
  *                       WINDOW_UPDATE either), then as for rapid.
  *     open N PATH       N GET PATH streams at once, before the server's
@@ -230,6 +232,31 @@ static int mode_rapid(SSL *ssl, const char *host, long n)
     if (o.len)
         write_all(ssl, o.p, o.len);
     free(o.p);
+    return read_until_close(ssl);
+}
+
+/* N PINGs as fast as the socket takes them, reading nothing meanwhile (the
+ * acks pile up on the server), then read what came. Writes give up after
+ * 3 s without progress: the server stopped reading, which is a fine answer. */
+static int mode_ping(SSL *ssl, long n)
+{
+    struct timeval tv = { 3, 0 };
+    setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct out o = { 0 };
+    preface(&o);
+    static const unsigned char opaque[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    long sent = 0;
+    for (long i = 0; i < n; i++) {
+        frame(&o, 0x6, 0, 0, opaque, 8);
+        if (o.len > 65536 || i == n - 1) {
+            if (write_all(ssl, o.p, o.len) != 0)
+                break;
+            sent = i + 1;
+            o.len = 0;
+        }
+    }
+    free(o.p);
+    printf("pings %ld\n", sent);
     return read_until_close(ssl);
 }
 
@@ -465,7 +492,7 @@ int main(int argc, char **argv)
             break;
     }
     if (!port || i >= argc || strlen(host) > 100) {
-        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | "
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | ping N | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
@@ -483,6 +510,8 @@ int main(int argc, char **argv)
         rc = mode_rapid(ssl, host, a);
     else if (strcmp(mode, "open") == 0 && a > 0 && a < 100000 && i + 2 < argc)
         rc = mode_open(ssl, host, a, argv[i + 2]);
+    else if (strcmp(mode, "ping") == 0 && a > 0)
+        rc = mode_ping(ssl, a);
     else if (strcmp(mode, "noread") == 0 && i + 2 < argc)
         rc = mode_noread(ssl, host, argv[i + 1], atoi(argv[i + 2]));
     else if (strcmp(mode, "stall") == 0)
