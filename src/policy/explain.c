@@ -1,15 +1,21 @@
 /* explain.c - `meshgate authz`: one offline decision, explained.
  *
- * Builds the same struct mg_attrs the data plane builds (path normalized per
- * MeshConfig, remote address, JWT claims) and calls mg_authz_explain(), the
- * evaluation behind mg_authz_decide(). Exit 0 allow, 1 deny, 2 usage or
- * configuration error. */
+ * Runs the data plane's access phase offline, in its order: path
+ * normalization (400), request authentication of a real token with
+ * mg_reqauthn_eval (401/403; explain_authn.c), then the same struct
+ * mg_attrs the data plane builds (remote address, headers as edited by
+ * authentication, the verified JWT or --claims) goes to mg_authz_explain(),
+ * the evaluation behind mg_authz_decide(). Exit 0 allow, 1 deny, 2 usage or
+ * configuration error, 3 authentication failed (401). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <jansson.h>
 #include "cli.h"
 #include "config.h"
+#include "reqauthn.h"
+#include "policy/explain_authn.h"
 #include "policy/normalize.h"
 #include "policy/policy.h"
 
@@ -32,17 +38,33 @@ static void usage(FILE *out)
           "  --sni NAME              TLS SNI\n"
           "  --principal td/ns/N/sa/S        peer principal (mTLS)\n"
           "  --namespace N --service-account S   peer principal in the mesh trust domain\n"
-          "  --claims JSON           verified JWT payload (iss and sub give the request principal)\n"
+          "  --token JWT             verify this token as the gateway does, sent as\n"
+          "                          'Authorization: Bearer JWT' (a token in --header or in the\n"
+          "                          URL query, e.g. ?access_token=, is verified the same way)\n"
+          "  --jwks URI=FILE         key set of a remote jwksUri (or OIDC discovery URI), read from\n"
+          "                          FILE (repeatable); no network I/O is done\n"
+          "  --jwks FILE             key set for every remote URI without its own --jwks; without\n"
+          "                          one, a remote URI has no keys: 401 'Jwks remote fetch is failed'\n"
+          "  --now EPOCH             the clock for exp/nbf (seconds; default: now)\n"
+          "  --claims JSON           a JWT payload taken as verified, no token checked (iss and\n"
+          "                          sub give the request principal); excludes --token\n"
           "  --tcp                   TCP context (no HTTP fields)\n"
-          "  --workload-namespace NS --workload-labels k=v,...   evaluate for another workload\n",
+          "  --workload-namespace NS --workload-labels k=v,...   evaluate for another workload\n"
+          "Output: the verdict (ALLOW or DENY), the request, an 'authn:' line (no token, ok\n"
+          "principal=ISS/SUB, or the 401/403 and Envoy's message), then the authorization trace.\n"
+          "Exit status: 0 allowed; 1 denied (403: AuthorizationPolicy, a JWT audience not allowed,\n"
+          "or 400 by path normalization); 2 usage or configuration error; 3 authentication\n"
+          "failed (401: invalid, expired or unverifiable JWT).\n",
           out);
 }
 
 struct opts {
     const char *config, *method, *url, *host, *source_ip, *remote_ip, *dest_ip, *port, *sni;
-    const char *principal, *ns, *sa, *claims, *wns, *wlabels;
+    const char *principal, *ns, *sa, *claims, *wns, *wlabels, *token, *now;
     const char *headers[MAX_HEADERS];
     size_t n_headers;
+    const char *jwks[MG_EXPLAIN_MAX_JWKS];
+    size_t n_jwks;
     bool tcp;
 };
 
@@ -58,6 +80,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"--service-account", offsetof(struct opts, sa)}, {"--claims", offsetof(struct opts, claims)},
         {"--workload-namespace", offsetof(struct opts, wns)},
         {"--workload-labels", offsetof(struct opts, wlabels)},
+        {"--token", offsetof(struct opts, token)}, {"--now", offsetof(struct opts, now)},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -78,6 +101,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->headers[o->n_headers++] = argv[++i];
             continue;
         }
+        if (strcmp(a, "--jwks") == 0) {
+            if (i + 1 >= argc || o->n_jwks >= MG_EXPLAIN_MAX_JWKS) {
+                fprintf(stderr, "meshgate authz: --jwks needs a value (at most %d)\n", MG_EXPLAIN_MAX_JWKS);
+                return -1;
+            }
+            o->jwks[o->n_jwks++] = argv[++i];
+            continue;
+        }
         for (size_t k = 0; k < MG_ARRAY_LEN(val) && !done; k++) {
             if (strcmp(a, val[k].name) != 0)
                 continue;
@@ -92,6 +123,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             fprintf(stderr, "meshgate authz: unknown option '%s'\n", a);
             return -1;
         }
+    }
+    if (o->token && o->claims) {
+        fprintf(stderr, "meshgate authz: --token and --claims exclude each other\n");
+        return -1;
+    }
+    if (o->token && o->tcp) {
+        fprintf(stderr, "meshgate authz: --token needs an HTTP request (not --tcp)\n");
+        return -1;
     }
     return 0;
 }
@@ -174,10 +213,13 @@ static const char *mtls_name(enum mg_mtls_mode m)
 
 struct request {
     struct mg_attrs a;
-    struct mg_header hdr[MAX_HEADERS];
+    struct mg_header hdr[MAX_HEADERS + 1];     /* + the --token header */
+    size_t n_hdr;
     const char *aud[MAX_AUD];
     const char *sdc[MAX_SDC];
-    char *authority, *norm, *principal;
+    char *authority, *norm, *principal, *bearer;
+    size_t norm_len;            /* normalized path and query */
+    const char *scheme;
     json_t *claims;
 };
 
@@ -197,10 +239,26 @@ static int build_headers(const struct opts *o, struct request *q)
         size_t vl = strlen(v);
         while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
             vl--;
-        q->hdr[i] = (struct mg_header){name, strlen(name), v, vl};
+        q->hdr[q->n_hdr++] = (struct mg_header){name, strlen(name), v, vl};
+    }
+    if (o->token) {
+        for (size_t i = 0; i < q->n_hdr; i++)
+            if (strcmp(q->hdr[i].name, "authorization") == 0) {
+                fprintf(stderr, "meshgate authz: --token and an Authorization --header: give one\n");
+                return -1;
+            }
+        for (const char *t = o->token; *t; t++)
+            if ((unsigned char)*t < 0x20 || *t == 0x7f) {
+                fprintf(stderr, "meshgate authz: --token: control characters are refused (400)\n");
+                return -1;
+            }
+        /* where a client puts it: Envoy's default location */
+        q->bearer = mg_xasprintf("Bearer %s", o->token);
+        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("authorization"), 13, q->bearer,
+                                                strlen(q->bearer)};
     }
     q->a.headers = q->hdr;
-    q->a.n_headers = o->n_headers;
+    q->a.n_headers = q->n_hdr;
     return 0;
 }
 
@@ -265,6 +323,8 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
         if (up)
             port = up;
         target = q->norm;
+        if (q->authority)
+            q->scheme = mg_has_prefix(o->url, "https://") ? "https" : "http";
     }
     a->host = o->host ? o->host : q->authority;
     if (o->port && mg_parse_port(o->port, true, &port) < 0) {
@@ -272,6 +332,10 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
         return -1;
     }
     a->dest.port = port;
+    /* the realm of a 401 names the scheme; without a URL scheme, port 80 is
+     * taken as plain text and anything else as TLS (the default port is 443) */
+    if (!q->scheme)
+        q->scheme = port == 80 ? "http" : "https";
     if (o->dest_ip && mg_addr_parse_ip(&a->dest, o->dest_ip) < 0) {
         fprintf(stderr, "meshgate authz: --dest-ip '%s': not an IP\n", o->dest_ip);
         return -1;
@@ -314,13 +378,15 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
         return 1;
     a->path = out;
     a->path_len = plen;
+    q->norm_len = outlen;
     return 0;
 }
 
 static void free_request(struct request *q)
 {
-    for (size_t i = 0; i < q->a.n_headers; i++)
+    for (size_t i = 0; i < q->n_hdr; i++)
         free((char *)q->hdr[i].name);
+    free(q->bearer);
     free(q->authority);
     free(q->norm);
     free(q->principal);
@@ -334,15 +400,38 @@ static void print_match(const char *label, const struct mg_authz_match *m)
         printf("%s: %s (%s, rule %d)\n", label, m->policy, action_name(m->action), m->rule);
 }
 
-static void report(const struct mg_policy_set *s, const struct mg_attrs *a,
-                   const struct mg_authz_result *r, const struct mg_authz_trace *t, size_t n)
+static void print_request(const struct mg_attrs *a)
 {
-    printf("%s\n", r->decision == MG_AUTHZ_ALLOW ? "ALLOW" : "DENY");
     if (a->is_http)
         printf("request: %s %.*s host=%s port=%u\n", a->method, (int)a->path_len, a->path,
                a->host ? a->host : "-", (unsigned)a->dest.port);
     else
         printf("request: TCP connection to port %u\n", (unsigned)a->dest.port);
+}
+
+static void print_authn(const struct opts *o, const struct mg_attrs *a,
+                        const struct mg_explain_authn *an, const struct mg_explain_keys *k)
+{
+    if (!a->is_http)
+        printf("authn: not applicable (TCP)\n");
+    else if (o->claims && a->req_iss)
+        printf("authn: --claims taken as verified principal=%s/%s\n", a->req_iss, a->req_sub);
+    else if (o->claims)
+        printf("authn: --claims taken as verified (no iss and sub: no principal)\n");
+    else
+        mg_explain_authn_print(an, k, o->token != NULL, stdout);
+}
+
+static void print_peer_authn(const struct mg_policy_set *s, const struct mg_attrs *a)
+{
+    printf("peer authentication on port %u: %s\n", (unsigned)a->dest.port,
+           mtls_name(mg_peer_authn_mode(s, a->dest.port)));
+}
+
+/* Everything after the verdict, request and authn lines. */
+static void report(const struct mg_policy_set *s, const struct mg_attrs *a,
+                   const struct mg_authz_result *r, const struct mg_authz_trace *t, size_t n)
+{
     if (n == 0)
         printf("no AuthorizationPolicy applies to this workload\n");
     for (size_t i = 0; i < n; i++) {
@@ -370,8 +459,71 @@ static void report(const struct mg_policy_set *s, const struct mg_attrs *a,
     if (r->dry_run_allow == 0)
         printf("dry-run allow: no dry-run ALLOW policy matched (would deny)\n");
     print_match("dry-run allow would allow", &r->dry_run_allow_match);
-    printf("peer authentication on port %u: %s\n", (unsigned)a->dest.port,
-           mtls_name(mg_peer_authn_mode(s, a->dest.port)));
+    print_peer_authn(s, a);
+}
+
+/* The RequestAuthentication rules of the evaluated workload. The reqauthn
+ * module scopes by the config's Proxy, so a --workload-* override is put in
+ * its place for the compile and the Proxy restored afterwards. */
+static struct mg_reqauthn *compile_authn(struct mg_config *c, const struct opts *o,
+                                         const struct mg_kvlist *labels, struct mg_diags *d)
+{
+    struct mg_meta saved = c->proxy.meta;
+    if (o->wns)
+        c->proxy.meta.namespace_ = (char *)o->wns;
+    if (o->wlabels)
+        c->proxy.meta.labels = *labels;
+    struct mg_reqauthn *ra = mg_reqauthn_compile(c, d);
+    c->proxy.meta = saved;
+    return ra;
+}
+
+/* Authentication, then authorization, as the access phase runs them.
+ * Returns the exit status. */
+static int decide(const struct opts *o, const struct mg_policy_set *s, const struct mg_reqauthn *ra,
+                  struct mg_explain_keys *k, int64_t now, struct request *q)
+{
+    struct mg_explain_authn an;
+    int rc;
+    memset(&an, 0, sizeof(an));
+    if (q->a.is_http && !o->claims) {
+        struct mg_ra_request rq = {
+            .method = q->a.method, .scheme = q->scheme, .authority = q->a.host,
+            .path = q->norm, .path_len = q->norm_len,
+            .headers = q->a.headers, .n_headers = q->a.n_headers,
+        };
+        struct mg_ra_keys keys = mg_explain_keys_lookup(k);
+        mg_explain_authenticate(ra, &keys, &rq, now, &an);
+        q->a.headers = an.hdr;          /* as edited: token removed, claim headers set */
+        q->a.n_headers = an.n_hdr;
+        mg_reqauthn_attrs(&an.res, &q->a);
+    }
+    if (an.res.status == MG_RA_DENY_401 || an.res.status == MG_RA_DENY_403) {
+        printf("DENY\n");
+        print_request(&q->a);
+        print_authn(o, &q->a, &an, k);
+        printf("authorization: not evaluated (request authentication answered %d)\n",
+               an.res.http_status);
+        print_peer_authn(s, &q->a);
+        rc = an.res.status == MG_RA_DENY_401 ? 3 : 1;
+    } else {
+        size_t n = mg_policy_set_count(s);
+        struct mg_authz_trace *t = mg_xcalloc(n + 1, sizeof(*t));
+        struct mg_authz_result r;
+        mg_authz_explain(s, &q->a, &r, t);
+        printf("%s\n", r.decision == MG_AUTHZ_ALLOW ? "ALLOW" : "DENY");
+        print_request(&q->a);
+        print_authn(o, &q->a, &an, k);
+        report(s, &q->a, &r, t, n);
+        rc = r.decision == MG_AUTHZ_ALLOW ? 0 : 1;
+        free(t);
+    }
+    /* q->a borrows the edited headers and the token: point it back */
+    q->a.headers = q->hdr;
+    q->a.n_headers = q->n_hdr;
+    mg_reqauthn_attrs(&(struct mg_ra_result){0}, &q->a);
+    mg_explain_authn_free(&an);
+    return rc;
 }
 
 int mg_cmd_authz(int argc, char **argv)
@@ -379,6 +531,10 @@ int mg_cmd_authz(int argc, char **argv)
     struct opts o;
     struct mg_diags d = {0};
     struct request q;
+    struct mg_reqauthn *ra = NULL;
+    struct mg_explain_keys *keys = NULL;
+    struct mg_policy_set *s = NULL;
+    uint64_t now = (uint64_t)time(NULL);
     int rc = 2;
 
     memset(&o, 0, sizeof(o));
@@ -386,12 +542,17 @@ int mg_cmd_authz(int argc, char **argv)
     int pr = parse_args(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? 0 : 2;
+    if (o.now && mg_parse_uint(o.now, 0, INT64_MAX, &now) < 0) {
+        fprintf(stderr, "meshgate authz: --now '%s': expected seconds since the epoch\n", o.now);
+        return 2;
+    }
     struct mg_config *c = mg_config_load(o.config ? o.config : MG_DEFAULT_CONFIG, &d);
     if (!c) {
         mg_diags_print(&d, stderr);
         mg_diags_free(&d);
         return 2;
     }
+    size_t errors0 = d.errors;
     struct mg_workload w;
     struct mg_kvlist labels = {0};
     struct mg_kv kv[MAX_LABELS];
@@ -407,22 +568,26 @@ int mg_cmd_authz(int argc, char **argv)
         labels.v = kv;
         w.labels = &labels;
     }
-    struct mg_policy_set *s = mg_policy_compile(c, &w, &d);
+    s = mg_policy_compile(c, &w, &d);
+    ra = compile_authn(c, &o, &labels, &d);
     mg_diags_print(&d, stderr);
-    int br = build_request(&o, c, &q);
-    if (br == 0) {
-        size_t n = mg_policy_set_count(s);
-        struct mg_authz_trace *t = mg_xcalloc(n + 1, sizeof(*t));
-        struct mg_authz_result r;
-        mg_authz_explain(s, &q.a, &r, t);
-        report(s, &q.a, &r, t, n);
-        rc = r.decision == MG_AUTHZ_ALLOW ? 0 : 1;
-        free(t);
-    } else {
-        rc = br > 0 ? 1 : 2;
+    if (d.errors > errors0) {
+        /* e.g. an invalid inline jwks: the gateway refuses such a snapshot */
+        fprintf(stderr, "meshgate authz: the gateway would refuse this configuration\n");
+        goto out;
     }
-    mg_policy_set_free(s);
+    keys = mg_explain_keys_load(o.jwks, o.n_jwks, ra, stderr);
+    if (!keys)
+        goto out;
+    int br = build_request(&o, c, &q);
+    if (br == 0)
+        rc = decide(&o, s, ra, keys, (int64_t)now, &q);
+    else
+        rc = br > 0 ? 1 : 2;
 out:
+    mg_explain_keys_free(keys);
+    mg_reqauthn_free(ra);
+    mg_policy_set_free(s);
     free_request(&q);
     free(lstore);
     mg_diags_free(&d);
