@@ -28,6 +28,7 @@ struct mg_conn {
     char principal[256];                /* policy peer principal, mg_access_peer_principal ("" = none) */
     char peer_uri[272];                 /* full URI SAN */
     char cert_hash[65];                 /* hex sha256 of the client cert ("" = none) */
+    const char *principal_label;        /* interned peer URI for metrics (NULL = none) */
     size_t linger_bytes;
     int refs;
     bool closing;
@@ -57,6 +58,11 @@ void mg_conn_close_lingering(struct mg_conn *c);
 /* After the handshake (or at once for plain text): pick the codec by ALPN
  * ("h2" or http/1.1) and hand the connection to it. */
 void mg_conn_start_codec(struct mg_conn *c);
+
+/* c->bev is a TLS bufferevent in the accepting state (c->ssl set): arm the
+ * handshake timeout; on success the peer identity is read and the codec
+ * started, on failure the connection is closed. */
+void mg_conn_start_handshake(struct mg_conn *c);
 
 /* Worker stopping: ask every codec to close once idle. */
 void mg_conn_drain_all(struct mg_worker *w);

@@ -20,9 +20,10 @@ void mg_metrics_free(struct mg_wmetrics *m)
     free(m);
 }
 
-static uint32_t hash_key(int code, const char *a, const char *b, const char *c)
+static uint32_t hash_key(int code, const char *a, const char *b, const char *c, const char *d)
 {
     uint64_t h = (uint64_t)code * 0x9e3779b97f4a7c15ull;
+    h ^= (uint64_t)(uintptr_t)d * 0x94d049bb133111ebull;
     h ^= (uint64_t)(uintptr_t)a * 0xc2b2ae3d27d4eb4full;
     h ^= (uint64_t)(uintptr_t)b * 0x165667b19e3779f9ull;
     h ^= (uint64_t)(uintptr_t)c * 0x27d4eb2f165667c5ull;
@@ -30,7 +31,7 @@ static uint32_t hash_key(int code, const char *a, const char *b, const char *c)
 }
 
 void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
-                        const char *reason)
+                        const char *reason, const char *principal)
 {
     static const char unknown[] = "unknown";
     if (!route)
@@ -39,11 +40,14 @@ void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, cons
         dest = unknown;
     if (!reason)
         reason = "";
-    uint32_t h = hash_key(code, route, dest, reason);
+    if (!principal)
+        principal = unknown;
+    uint32_t h = hash_key(code, route, dest, reason, principal);
     for (uint32_t i = 0; i < 16; i++) {
         struct mg_rq_slot *s = &m->slots[(h + i) % MG_METRICS_SLOTS];
         int used = atomic_load_explicit(&s->used, memory_order_acquire);
-        if (used == 2 && s->code == code && s->route == route && s->dest == dest && s->reason == reason) {
+        if (used == 2 && s->code == code && s->route == route && s->dest == dest &&
+            s->reason == reason && s->principal == principal) {
             atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
             return;
         }
@@ -55,6 +59,7 @@ void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, cons
             s->route = route;
             s->dest = dest;
             s->reason = reason;
+            s->principal = principal;
             atomic_store_explicit(&s->count, 1, memory_order_relaxed);
             atomic_store_explicit(&s->used, 2, memory_order_release);
             return;
@@ -70,7 +75,7 @@ void mg_metrics_reload(bool ok)
 
 struct agg {
     int code;
-    const char *route, *dest, *reason;
+    const char *route, *dest, *reason, *principal;
     unsigned long count;
 };
 
@@ -107,12 +112,12 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
             size_t j;
             for (j = 0; j < na; j++)
                 if (a[j].code == s->code && a[j].route == s->route && a[j].dest == s->dest &&
-                    a[j].reason == s->reason)
+                    a[j].reason == s->reason && a[j].principal == s->principal)
                     break;
             if (j == na) {
                 if (na == cap)
                     a = mg_xrealloc(a, (cap *= 2) * sizeof(*a));
-                a[na++] = (struct agg){ s->code, s->route, s->dest, s->reason, 0 };
+                a[na++] = (struct agg){ s->code, s->route, s->dest, s->reason, s->principal, 0 };
             }
             a[j].count += c;
         }
@@ -124,6 +129,8 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
         label_esc(out, a[j].route);
         mg_buf_adds(out, "\",destination_cluster=\"");
         label_esc(out, a[j].dest);
+        mg_buf_adds(out, "\",source_principal=\"");
+        label_esc(out, a[j].principal);
         mg_buf_adds(out, "\",response_flags_reason=\"");
         label_esc(out, a[j].reason);
         mg_buf_printf(out, "\"} %lu\n", a[j].count);

@@ -16,7 +16,7 @@
 struct mg_rq_slot {
     atomic_int used;                    /* 0 free, 1 key being written, 2 ready */
     int code;
-    const char *route, *dest, *reason;
+    const char *route, *dest, *reason, *principal;
     atomic_ulong count;
 };
 
@@ -29,9 +29,10 @@ struct mg_wmetrics {
 struct mg_wmetrics *mg_metrics_new(void);
 void mg_metrics_free(struct mg_wmetrics *m);
 
-/* Count one finished request (worker thread only). NULL labels become "unknown". */
+/* Count one finished request (worker thread only). NULL labels become
+ * "unknown" (reason: ""). `principal` is the verified peer's SPIFFE URI. */
 void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
-                        const char *reason);
+                        const char *reason, const char *principal);
 
 /* Process-wide reload counters (main thread). */
 void mg_metrics_reload(bool ok);

@@ -139,8 +139,11 @@ void mg_request_finish(struct mg_request *r)
         return;
     r->logged = true;
     const struct mg_cluster *cl = r->dest ? r->dest->cluster : NULL;
+    struct mg_conn *c = r->conn;
+    if (c->principal[0] && !c->principal_label)
+        c->principal_label = mg_intern(c->peer_uri);  /* once per connection (a lock) */
     mg_metrics_request(r->conn->w->metrics, r->status, r->route ? r->route->name : NULL,
-                       cl ? cl->stat_name : NULL, r->reason);
+                       cl ? cl->stat_name : NULL, r->reason, r->conn->principal_label);
     mg_accesslog_write(r, &r->snap->cfg->mesh);
 }
 

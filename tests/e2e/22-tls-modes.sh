@@ -107,6 +107,9 @@ like "$body" "\"x-forwarded-client-cert\",\"By=spiffe://cluster.local/ns/istio-s
 unlike "$body" "By=forged" "client XFCC not forwarded"
 body=$(mg_curl "${C[@]}" --cert "$P/sleep/cert-chain.pem" --key "$P/sleep/key.pem" "https://mtls.example.com:$port/echo")
 like "$body" 'URI=spiffe://cluster.local/ns/default/sa/sleep"' "XFCC carries the client URI SAN"
+like "$(mg_curl "http://$MG_ADMIN/stats/prometheus")" \
+    'istio_requests_total\{[^}]*response_code="200"[^}]*source_principal="spiffe://cluster.local/ns/default/sa/sleep"' \
+    "istio_requests_total carries the source principal"
 
 is "$(mg_http_code "${C[@]}" "https://opt.example.com:$port/echo")" 200 "OPTIONAL_MUTUAL: no certificate is fine"
 body=$(mg_curl "${C[@]}" --cert "$P/client.crt" --key "$P/client.key" "https://opt.example.com:$port/echo")
