@@ -359,6 +359,9 @@ mg_on_exit() { _mg_exit_hooks+=("$*"); }
 
 _mg_exit() {
     local rc=$? h
+    # Only the test script itself cleans up: a subshell ($(...), a pipeline
+    # part) that exits must not stop the processes or delete $MG_TMP.
+    [ "$BASHPID" = "$$" ] || exit "$rc"
     for h in "${_mg_exit_hooks[@]}"; do
         eval "$h"
     done
