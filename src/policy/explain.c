@@ -247,6 +247,10 @@ static int build_headers(const struct opts *o, struct request *q)
                 fprintf(stderr, "meshgate authz: --token and an Authorization --header: give one\n");
                 return -1;
             }
+        if (!*o->token) {
+            fprintf(stderr, "meshgate authz: --token: empty\n");
+            return -1;
+        }
         for (const char *t = o->token; *t; t++)
             if ((unsigned char)*t < 0x20 || *t == 0x7f) {
                 fprintf(stderr, "meshgate authz: --token: control characters are refused (400)\n");

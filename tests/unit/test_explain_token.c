@@ -251,6 +251,7 @@ static void test_inline(void)
            "--token with an Authorization header: exit 2");
     is_int(RUN("--tcp", "--token", good), 2, "--token with --tcp: exit 2");
     is_int(RUN("--url", "/p", "--token", "a\nb"), 2, "--token with a newline: exit 2");
+    is_int(RUN("--url", "/p", "--token", ""), 2, "empty --token: exit 2");
     is_int(run_cli((const char *[]){"-c", cfg_path, "--now", "-5", "--url", "/p", NULL}), 2, "bad --now: exit 2");
     is_int(run_cli((const char *[]){"-c", cfg_path, "--now", NULL}), 2, "--now without a value: exit 2");
 
