@@ -1,8 +1,9 @@
 /* tls.c - server and client SSL_CTXs.
  *
- * Trap 7: SSL_set_SSL_CTX() in the SNI callback does not carry the verify
- * mode over, so per-SNI mTLS would fail open; the callback copies verify
- * mode, depth, callback, client CA list, protocol bounds and ciphers.
+ * Trap 7: SSL_set_SSL_CTX() does not carry the verify mode over, so
+ * per-SNI mTLS would fail open; use_server() copies verify mode, depth,
+ * callback, client CA list, protocol bounds and ciphers. The switch happens
+ * in the ClientHello callback, before version and cipher selection.
  * Trap 16: ticket keys live in one ring outside any SSL_CTX, shared by every
  * context, worker and snapshot, so resumption survives reloads. */
 #include "tls.h"
@@ -265,28 +266,20 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_OK;
 }
 
-static int sni_cb(SSL *ssl, int *alert, void *arg)
+/* Switch the connection to the chosen server's context. Trap 7: the new
+ * context's client-certificate policy is not applied by SSL_set_SSL_CTX, so
+ * it is copied by hand, with protocol bounds, options and ciphers. */
+static int use_server(SSL *ssl, struct mg_port *p, const char *name, int *alert)
 {
-    struct mg_port *p = arg;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    char low[256];
-    if (name) {
-        size_t n = strlen(name);
-        if (n >= sizeof(low))
-            return SSL_TLSEXT_ERR_ALERT_FATAL;
-        memcpy(low, name, n + 1);
-        mg_lower(low);
-    }
-    struct mg_srv *sv = mg_port_sni_server(p, name ? low : NULL);
+    struct mg_srv *sv = mg_port_sni_server(p, name);
     if (!sv || !sv->ctx) {
         *alert = SSL_AD_UNRECOGNIZED_NAME;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
+        return -1;
     }
     SSL_set_ex_data(ssl, sel_idx, sv);
     if (SSL_get_SSL_CTX(ssl) != sv->ctx) {
         SSL_CTX *ctx = sv->ctx;
         SSL_set_SSL_CTX(ssl, ctx);
-        /* trap 7: carry the client-certificate policy over by hand */
         SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
         SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
         STACK_OF(X509_NAME) *cas = SSL_CTX_get_client_CA_list(ctx);
@@ -298,12 +291,58 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
         if (sv->ciphers)
             SSL_set_cipher_list(ssl, sv->ciphers);
     }
-    return SSL_TLSEXT_ERR_OK;
+    return 0;
+}
+
+/* The ClientHello callback runs before protocol version and cipher
+ * selection (the servername callback runs after), so a server's
+ * min/maxProtocolVersion and cipherSuites can only take effect here. */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+    const unsigned char *d;
+    size_t len;
+    char name[256];
+    const char *sni = NULL;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &d, &len)) {
+        /* server_name_list: u16 length, then (type u8, u16 length, name) */
+        if (len < 5 || (size_t)(d[0] << 8 | d[1]) != len - 2 || d[2] != 0) {
+            *alert = SSL_AD_DECODE_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        size_t nl = (size_t)(d[3] << 8 | d[4]);
+        if (nl == 0 || nl > len - 5 || nl >= sizeof(name) || memchr(d + 5, '\0', nl)) {
+            *alert = SSL_AD_UNRECOGNIZED_NAME;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        memcpy(name, d + 5, nl);
+        name[nl] = '\0';
+        mg_lower(name);
+        sni = name;
+    }
+    return use_server(ssl, arg, sni, alert) < 0 ? SSL_CLIENT_HELLO_ERROR : SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Runs after the ClientHello callback; confirms the same choice (and
+ * covers a resumed handshake path). */
+static int sni_cb(SSL *ssl, int *alert, void *arg)
+{
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    char low[256];
+    if (name) {
+        size_t n = strlen(name);
+        if (n >= sizeof(low))
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
+        memcpy(low, name, n + 1);
+        mg_lower(low);
+    }
+    return use_server(ssl, arg, name ? low : NULL, alert) < 0 ? SSL_TLSEXT_ERR_ALERT_FATAL
+                                                               : SSL_TLSEXT_ERR_OK;
 }
 
 void mg_tls_set_sni(SSL_CTX *ctx, struct mg_port *port)
 {
     SSL_CTX_set_ex_data(ctx, port_idx, port);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, port);
     SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, port);
 }
@@ -322,7 +361,8 @@ static SSL_CTX *ctx_common(const SSL_METHOD *m, enum mg_tls_version minv, enum m
                         SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_min_proto_version(ctx, tls_version(minv, TLS1_2_VERSION));
     SSL_CTX_set_max_proto_version(ctx, tls_version(maxv, TLS1_3_VERSION));
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* no SSL_MODE_RELEASE_BUFFERS: it frees and re-allocates the 16 KiB
+     * record buffers around every read and write of a busy connection */
     return ctx;
 }
 

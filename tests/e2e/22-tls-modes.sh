@@ -62,6 +62,9 @@ spec:
   - port: {number: $port, name: opt, protocol: HTTPS}
     hosts: ["opt.example.com"]
     tls: {mode: OPTIONAL_MUTUAL, credentialName: mtls-cert}
+  - port: {number: $port, name: v12, protocol: HTTPS}
+    hosts: ["v12.example.com"]
+    tls: {mode: SIMPLE, credentialName: a-cert, maxProtocolVersion: TLSV1_2, cipherSuites: [ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-RSA-AES256-GCM-SHA384]}
   - port: {number: $port, name: mesh, protocol: HTTPS}
     hosts: ["mesh.example.com"]
     tls: {mode: ISTIO_MUTUAL}
@@ -70,7 +73,7 @@ apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: istio-system}
 spec:
-  hosts: ["a.example.com", "b.example.com", "*.wild.example.com", "mtls.example.com", "opt.example.com", "mesh.example.com"]
+  hosts: ["a.example.com", "b.example.com", "*.wild.example.com", "mtls.example.com", "opt.example.com", "mesh.example.com", "v12.example.com"]
   gateways: ["gw"]
   http:
   - name: all
@@ -92,6 +95,13 @@ is "$(served_fp deep.x.wild.example.com)" "$(fp "$P/wild.crt")" "wildcard also m
 is "$(served_fp A.EXAMPLE.COM)" "$(fp "$P/server.crt")" "SNI is case-insensitive"
 is "$(served_fp other.test)" "" "unknown SNI: handshake refused"
 is "$(served_fp "")" "" "no SNI and no '*' server: handshake refused"
+
+proto() { echo | timeout 5 openssl s_client -connect "127.0.0.1:$port" -servername "$1" "${@:2}" 2>/dev/null |
+    grep -E '^ *(Protocol|Cipher) *:' | tr -d ' ' | tr '\n' ' '; }
+like "$(proto a.example.com)" 'Protocol:TLSv1.3' "default maximum is TLS 1.3"
+like "$(proto v12.example.com)" 'Protocol:TLSv1.2' "maxProtocolVersion TLSV1_2 applies to its SNI"
+like "$(proto v12.example.com)" 'Cipher:ECDHE-(ECDSA|RSA)-AES256-GCM-SHA384' "cipherSuites apply to its SNI"
+unlike "$(proto a.example.com -tls1_1)" 'Cipher:[A-Z]' "TLS 1.1 is never accepted"
 
 C=(--http1.1 --cacert "$P/root-cert.pem")
 is "$(mg_http_code "${C[@]}" "https://b.example.com:$port/echo")" 200 "SIMPLE server b answers"
