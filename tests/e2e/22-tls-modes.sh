@@ -62,6 +62,9 @@ spec:
   - port: {number: $port, name: opt, protocol: HTTPS}
     hosts: ["opt.example.com"]
     tls: {mode: OPTIONAL_MUTUAL, credentialName: mtls-cert}
+  - port: {number: $port, name: san, protocol: HTTPS}
+    hosts: ["san.example.com"]
+    tls: {mode: MUTUAL, credentialName: mtls-cert, subjectAltNames: ["spiffe://cluster.local/ns/default/sa/sleep"]}
   - port: {number: $port, name: v12, protocol: HTTPS}
     hosts: ["v12.example.com"]
     tls: {mode: SIMPLE, credentialName: a-cert, maxProtocolVersion: TLSV1_2, cipherSuites: [ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-RSA-AES256-GCM-SHA384]}
@@ -73,7 +76,7 @@ apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: istio-system}
 spec:
-  hosts: ["a.example.com", "b.example.com", "*.wild.example.com", "mtls.example.com", "opt.example.com", "mesh.example.com", "v12.example.com"]
+  hosts: ["a.example.com", "b.example.com", "*.wild.example.com", "mtls.example.com", "opt.example.com", "mesh.example.com", "v12.example.com", "san.example.com"]
   gateways: ["gw"]
   http:
   - name: all
@@ -120,6 +123,11 @@ like "$body" 'URI=spiffe://cluster.local/ns/default/sa/sleep"' "XFCC carries the
 like "$(mg_curl "http://$MG_ADMIN/stats/prometheus")" \
     'istio_requests_total\{[^}]*response_code="200"[^}]*source_principal="spiffe://cluster.local/ns/default/sa/sleep"' \
     "istio_requests_total carries the source principal"
+
+is "$(mg_http_code "${C[@]}" --cert "$P/sleep/cert-chain.pem" --key "$P/sleep/key.pem" \
+    "https://san.example.com:$port/echo")" 200 "MUTUAL subjectAltNames: the listed identity is accepted"
+is "$(mg_http_code "${C[@]}" --cert "$P/httpbin/cert-chain.pem" --key "$P/httpbin/key.pem" \
+    "https://san.example.com:$port/echo")" 000 "MUTUAL subjectAltNames: another identity of the same CA is refused"
 
 is "$(mg_http_code "${C[@]}" "https://opt.example.com:$port/echo")" 200 "OPTIONAL_MUTUAL: no certificate is fine"
 body=$(mg_curl "${C[@]}" --cert "$P/client.crt" --key "$P/client.key" "https://opt.example.com:$port/echo")
