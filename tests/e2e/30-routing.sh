@@ -78,6 +78,10 @@ spec:
     match: [{uri: {prefix: /old}}]
     rewrite: {uri: /new, authority: rewritten.local}
     route: [{destination: {host: one.local}}]
+  - name: rxrewrite
+    match: [{uri: {prefix: /rx/}}]
+    rewrite: {uriRegexRewrite: {match: '^/rx/([a-z]+)/(.*)$', rewrite: '/\2/\1'}}
+    route: [{destination: {host: one.local}}]
   - name: direct
     match: [{uri: {exact: /direct}}]
     directResponse: {status: 418, body: {string: "short and stout"}}
@@ -145,6 +149,8 @@ body=$(mg_curl "$u/old/thing?x=1")
 is "$(mg_json_field "$body" path)" "/new/thing?x=1" "prefix rewrite keeps the rest and the query"
 ok "x-envoy-original-path set" mg_json_has_header "$body" x-envoy-original-path /old/thing
 ok "authority rewritten" mg_json_has_header "$body" host rewritten.local
+
+is "$(mg_json_field "$(mg_curl "$u/rx/abc/def?z=1")" path)" "/def/abc?z=1" "uriRegexRewrite with backreferences"
 
 out=$(mg_curl -D - "$u/direct")
 like "$out" '^HTTP/1.1 418' "directResponse status"
