@@ -30,7 +30,7 @@ struct mg_rq_arena {
     char *cur;
     size_t left;
 };
-void *mg_rq_alloc(struct mg_rq_arena *a, size_t n);     /* never NULL, 8-byte aligned */
+void *mg_rq_alloc(struct mg_rq_arena *a, size_t n);     /* never NULL, 16-byte aligned */
 char *mg_rq_strndup(struct mg_rq_arena *a, const char *s, size_t n);
 char *mg_rq_printf(struct mg_rq_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mg_rq_arena_free(struct mg_rq_arena *a);
