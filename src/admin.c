@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include "access.h"
+#include "inbound.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -112,6 +113,7 @@ static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
     }
     mg_buf_adds(b, "],");
     mg_access_dump(b, s);
+    mg_inbound_dump(b, s);
     mg_buf_adds(b, "}\n");
 }
 

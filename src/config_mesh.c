@@ -403,6 +403,8 @@ void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
     }
     if (p->mode == MG_MODE_SIDECAR && p->n_inbound == 0)
         mg_warning(x->d, p->pos, "sidecar mode without inbound ports receives no traffic");
+    if (p->mode == MG_MODE_GATEWAY && p->n_inbound)
+        mg_warning(x->d, p->pos, "inbound is for sidecar mode; ignored in gateway mode");
 }
 
 /* ---- Secret (v1) ---- */

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include "access.h"
 #include "h2_server.h"
+#include "inbound.h"
 #include "metrics.h"
 #include "passthrough.h"
 #include "snapshot.h"
@@ -123,7 +124,8 @@ void mg_conn_start_codec(struct mg_conn *c)
      * everything else, and no ALPN at all, is HTTP/1.1 */
     if (c->port->passthrough)
         mg_passthrough_start(c);        /* TLS not terminated: splice by SNI */
-    else if (alen == 2 && memcmp(alpn, "h2", 2) == 0)
+    else if ((alen == 2 && memcmp(alpn, "h2", 2) == 0) ||
+             (alen == 8 && memcmp(alpn, "istio-h2", 8) == 0))     /* sidecar inbound (inbound.c) */
         mg_h2_server_start(c);
     else
         mg_h1_server_start(c);
@@ -164,6 +166,16 @@ static void hs_event_cb(struct bufferevent *bev, short what, void *arg)
     mg_conn_unref(c);
 }
 
+void mg_conn_start_handshake(struct mg_conn *c)
+{
+    int64_t ms = c->snap->cfg->proxy.timeout_handshake_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    bufferevent_setcb(c->bev, NULL, NULL, hs_event_cb, c);
+    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, ms > 0 ? &tv : NULL);
+    /* enable both at once, or libevent >= 2.1.8 never reads the ClientHello */
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
 static SSL_CTX *initial_ctx(const struct mg_port *p)
 {
     for (size_t i = 0; i < p->n_srv; i++)
@@ -198,7 +210,9 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     snprintf(c->local_str, sizeof(c->local_str), c->local.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
              mg_addr_ip_str(&c->local, ip, sizeof(ip)), c->local.port);
     int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (p->tls) {
+    if (p->inbound) {
+        /* the bufferevent comes later: the mTLS mode decides TLS or not */
+    } else if (p->tls) {
         SSL_CTX *ctx = initial_ctx(p);
         SSL *ssl = ctx ? SSL_new(ctx) : NULL;
         if (ssl)
@@ -230,13 +244,12 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     atomic_fetch_add_explicit(&w->metrics->cx_total, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->metrics->cx_active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&mg_cx_active_total, 1, memory_order_relaxed);
-    if (p->tls) {
-        int64_t ms = c->snap->cfg->proxy.timeout_handshake_ms;
-        struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-        bufferevent_setcb(c->bev, NULL, NULL, hs_event_cb, c);
-        bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, ms > 0 ? &tv : NULL);
-        /* enable both at once, or libevent >= 2.1.8 never reads the ClientHello */
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (p->inbound) {
+        mg_conn_ref(c);
+        mg_inbound_conn_start(c, fd);
+        mg_conn_unref(c);
+    } else if (p->tls) {
+        mg_conn_start_handshake(c);
     } else {
         mg_conn_ref(c);
         mg_conn_start_codec(c);

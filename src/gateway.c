@@ -82,9 +82,10 @@ static int bind_new_ports(struct gw *g, const struct mg_snapshot *s)
         if (have)
             continue;
         struct lport lp = { port, mg_xcalloc((size_t)g->n, sizeof(int)) };
+        const char *baddr = s->ports[i].bind_ip ? s->ports[i].bind_ip : addr;  /* inbound binds its own */
         for (int k = 0; k < g->n; k++) {
             char err[256];
-            lp.fds[k] = mg_listener_open(addr, port, err, sizeof(err));
+            lp.fds[k] = mg_listener_open(baddr, port, err, sizeof(err));
             if (lp.fds[k] < 0) {
                 fprintf(stderr, "meshgate: %s\n", err);
                 for (int m = 0; m < k; m++)

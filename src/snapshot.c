@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "access.h"
+#include "inbound.h"
 #include "tls.h"
 #include "upstream.h"
 #include "util.h"
@@ -220,7 +221,8 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
         if (mg_selector_matches(&cfg->gateways[i].selector, &cfg->proxy.meta.labels))
             nsv += cfg->gateways[i].n_servers;
     s->srvs = nsv ? mg_xcalloc(nsv, sizeof(*s->srvs)) : NULL;
-    s->ports = nsv ? mg_xcalloc(nsv, sizeof(*s->ports)) : NULL;
+    size_t nports = nsv + cfg->proxy.n_inbound;     /* inbound.c appends its ports */
+    s->ports = nports ? mg_xcalloc(nports, sizeof(*s->ports)) : NULL;
     compile_routes(s, d);
     size_t ntls = 0;
     for (size_t i = 0; i < cfg->n_virtual_services; i++)
@@ -290,6 +292,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
         }
     }
     s->https_port = (n_https_ports == 1 && https_port != 443) ? https_port : 0;
+    mg_inbound_build(s, d);
     s->access = mg_access_build(s, d);
     if (d->errors > errors0) {
         mg_snapshot_unref(s);
@@ -340,6 +343,7 @@ void mg_snapshot_unref(struct mg_snapshot *s)
         mg_cluster_free(s->clusters[i]);
     free(s->clusters);
     mg_access_free(s->access);
+    mg_inbound_free(s->inbound);
     free(s->spiffe_id);
     mg_config_free(s->cfg);
     free(s);

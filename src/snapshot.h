@@ -18,6 +18,8 @@
 struct mg_port;
 struct mg_cluster;
 struct mg_access;
+struct mg_inbound_port;
+struct mg_inbound_set;
 
 struct mg_tls_route_c {                 /* a VirtualService tls[] entry (passthrough) */
     const struct mg_tls_route *cfg;
@@ -50,6 +52,8 @@ struct mg_port {                        /* one listening port */
     size_t n_srv;
     struct mg_tls_route_c **tls_routes; /* passthrough: VS tls routes in order */
     size_t n_tls_routes;
+    const char *bind_ip;                /* NULL = Proxy bindAddress (inbound ports bind their own) */
+    struct mg_inbound_port *inbound;    /* sidecar inbound listener (inbound.h), else NULL */
 };
 
 struct mg_snapshot {
@@ -70,6 +74,7 @@ struct mg_snapshot {
     size_t n_clusters, cap_clusters;
     uint16_t https_port;                /* redirect target port (0 = default 443) */
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
+    struct mg_inbound_set *inbound;     /* sidecar inbound ports (inbound.h), NULL = none */
 };
 
 /* Compile `cfg` (ownership passes to the snapshot on success and on
