@@ -2,11 +2,15 @@
  * ClientHello stays in the input buffer and is the first thing the
  * upstream receives, so the client's TLS session is end to end. */
 #include "passthrough.h"
+#include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include "accesslog.h"
 #include "conn.h"
+#include "request.h"
 #include "router.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -117,10 +121,42 @@ struct pt {
     struct mg_conn *c;
     struct bufferevent *up;
     bool down_eof, up_eof;
+    bool logged, connected;
+    const struct mg_tls_route_c *route;
+    const struct mg_wdest *dest;
+    char upstream_host[64];
+    uint64_t rx, tx;                    /* bytes from the client / to the client */
+    int64_t start_ms, start_wall_us;
 };
+
+/* One access log line per tunnel, in the request line format with the HTTP
+ * fields empty (as Envoy logs TCP proxy connections). */
+static void pt_log(struct pt *t)
+{
+    if (t->logged)
+        return;
+    t->logged = true;
+    struct mg_request r;
+    memset(&r, 0, sizeof(r));
+    r.conn = t->c;
+    r.snap = t->c->snap;
+    r.method = "-";
+    r.target = "-";
+    r.protocol = "TCP";
+    r.flags = t->connected ? "-" : (t->route ? "UF" : "NR");
+    r.reason = t->route ? NULL : "no_tls_route";
+    r.dest = t->dest;
+    r.bytes_received = t->rx;
+    r.bytes_sent = t->tx;
+    r.start_ms = t->start_ms;
+    r.start_wall_us = t->start_wall_us;
+    memcpy(r.upstream_host, t->upstream_host, sizeof(r.upstream_host));
+    mg_accesslog_write(&r, &t->c->snap->cfg->mesh);
+}
 
 static void pt_close(struct pt *t)
 {
+    pt_log(t);
     if (t->up) {
         bufferevent_free(t->up);
         t->up = NULL;
@@ -139,27 +175,29 @@ static void pt_check_done(struct pt *t)
         pt_close(t);
 }
 
-static void relay(struct bufferevent *from, struct bufferevent *to)
+static size_t relay(struct bufferevent *from, struct bufferevent *to)
 {
+    size_t n = evbuffer_get_length(bufferevent_get_input(from));
     evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(from));
     if (evbuffer_get_length(bufferevent_get_output(to)) >= PT_HIGH_WM) {
         bufferevent_disable(from, EV_READ);
         bufferevent_setwatermark(to, EV_WRITE, PT_HIGH_WM / 2, 0);
     }
+    return n;
 }
 
 static void down_read_cb(struct bufferevent *bev, void *arg)
 {
     struct pt *t = arg;
     if (t->up)
-        relay(bev, t->up);
+        t->rx += relay(bev, t->up);
 }
 
 static void up_read_cb(struct bufferevent *bev, void *arg)
 {
     struct pt *t = arg;
     if (t->c->bev)
-        relay(bev, t->c->bev);
+        t->tx += relay(bev, t->c->bev);
 }
 
 static void down_write_cb(struct bufferevent *bev, void *arg)
@@ -191,7 +229,7 @@ static void down_event_cb(struct bufferevent *bev, short what, void *arg)
     mg_conn_ref(t->c);
     if ((what & BEV_EVENT_EOF) && t->up && !(what & BEV_EVENT_ERROR)) {
         t->down_eof = true;
-        relay(t->c->bev, t->up);
+        t->rx += relay(t->c->bev, t->up);
         pt_check_done(t);
     } else {
         pt_close(t);
@@ -204,14 +242,15 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     struct pt *t = arg;
     mg_conn_ref(t->c);
     if (what & BEV_EVENT_CONNECTED) {
+        t->connected = true;
         bufferevent_set_timeouts(bev, NULL, NULL);
         bufferevent_set_timeouts(t->c->bev, NULL, NULL);
         bufferevent_setcb(t->c->bev, down_read_cb, down_write_cb, down_event_cb, t);
-        relay(t->c->bev, t->up);        /* the ClientHello first */
+        t->rx += relay(t->c->bev, t->up);   /* the ClientHello first */
         bufferevent_enable(t->c->bev, EV_READ | EV_WRITE);
     } else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && t->c->bev) {
         t->up_eof = true;
-        relay(bev, t->c->bev);
+        t->tx += relay(bev, t->c->bev);
         pt_check_done(t);
     } else {
         pt_close(t);
@@ -232,6 +271,7 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
                 x -= (uint32_t)rc->dests[i].weight;
         }
     }
+    t->dest = wd;
     struct mg_cluster *cl = wd ? wd->cluster : NULL;
     if (!cl || !cl->n_eps) {
         pt_close(t);
@@ -239,6 +279,7 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
     }
     struct mg_cluster_rt *rt = &cl->rt[c->w->id < cl->n_workers ? c->w->id : 0];
     const struct mg_endpoint *e = &cl->eps[rt->rr++ % cl->n_eps];
+    snprintf(t->upstream_host, sizeof(t->upstream_host), "%s", e->label);
     if (!e->resolved) {                 /* DNS endpoints are not spliced (yet) */
         pt_close(t);
         return;
@@ -273,6 +314,7 @@ static void peek_cb(struct bufferevent *bev, void *arg)
     } else if (rc > 0) {
         const struct mg_tls_route_c *route = mg_port_sni_server(c->port, c->sni)
                                              ? mg_passthrough_route(c->port, c->sni) : NULL;
+        t->route = route;
         if (!route)
             pt_close(t);                /* no route for this SNI: close, as Envoy does */
         else
@@ -294,6 +336,7 @@ static void peek_event_cb(struct bufferevent *bev, short what, void *arg)
 static void pt_free(struct mg_conn *c)
 {
     struct pt *t = c->codec;
+    pt_log(t);
     if (t->up)
         bufferevent_free(t->up);
     free(t);
@@ -314,6 +357,10 @@ void mg_passthrough_start(struct mg_conn *c)
 {
     struct pt *t = mg_xcalloc(1, sizeof(*t));
     t->c = c;
+    t->start_ms = mg_now_ms();
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    t->start_wall_us = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
     c->codec = t;
     c->codec_free = pt_free;
     c->codec_drain = pt_drain;

@@ -85,4 +85,10 @@ direct=$(curl -sS -k "https://127.0.0.1:$u1/bytes/5000000" | sha256sum | cut -d'
 is "$(mg_curl "${C[@]}" "https://up.example.com:$port/bytes/5000000" | sha256sum | cut -d' ' -f1)" "$direct" \
     "5 MB download through the splice intact"
 
+ok "tunnel logged" dp_wait_log "$DP_ACCESS_LOG" "\"protocol\":\"TCP\".*\"upstream_host\":\"127.0.0.1:$u1\""
+line=$(grep '"protocol":"TCP"' "$DP_ACCESS_LOG" | grep "127.0.0.1:$u1" | head -1)
+is "$(mg_json_field "$line" requested_server_name)" up.example.com "tunnel log: SNI"
+like "$(mg_json_field "$line" bytes_received)" '^[1-9][0-9]*$' "tunnel log: bytes counted"
+ok "unrouted SNI logged with its reason" dp_wait_log "$DP_ACCESS_LOG" '"response_flags":"NR".*"reason":"no_tls_route"'
+
 done_testing
