@@ -122,8 +122,10 @@ void mg_conn_start_codec(struct mg_conn *c)
         SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
     /* "h2" (offered when mg_tls_alpn_h2) goes to the HTTP/2 codec;
      * everything else, and no ALPN at all, is HTTP/1.1 */
-    if (c->port->passthrough)
-        mg_passthrough_start(c);        /* TLS not terminated: splice by SNI */
+    if (c->port->passthrough || c->port->tcp)
+        mg_passthrough_start(c);        /* not HTTP: splice by SNI or tcp route */
+    else if (c->port->inbound && c->port->inbound->tcp)
+        mg_inbound_tcp_start(c);        /* sidecar TCP port: authorize, then splice */
     else if ((alen == 2 && memcmp(alpn, "h2", 2) == 0) ||
              (alen == 8 && memcmp(alpn, "istio-h2", 8) == 0))     /* sidecar inbound (inbound.c) */
         mg_h2_server_start(c);

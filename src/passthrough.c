@@ -144,7 +144,7 @@ static void pt_log(struct pt *t)
     r.target = "-";
     r.protocol = "TCP";
     r.flags = t->connected ? "-" : (t->route ? "UF" : "NR");
-    r.reason = t->route ? NULL : "no_tls_route";
+    r.reason = t->route ? NULL : t->c->port->tcp ? "no_tcp_route" : "no_tls_route";
     r.dest = t->dest;
     r.bytes_received = t->rx;
     r.bytes_sent = t->tx;
@@ -364,6 +364,16 @@ void mg_passthrough_start(struct mg_conn *c)
     c->codec = t;
     c->codec_free = pt_free;
     c->codec_drain = pt_drain;
+    if (c->port->tcp) {
+        /* TCP server: no SNI to read, the first matching tcp route takes it */
+        bufferevent_setcb(c->bev, NULL, NULL, peek_event_cb, t);
+        t->route = c->port->n_tls_routes ? c->port->tls_routes[0] : NULL;
+        if (!t->route)
+            pt_close(t);
+        else
+            connect_upstream(t, t->route);
+        return;
+    }
     int64_t ms = c->snap->cfg->proxy.timeout_handshake_ms;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
     bufferevent_setcb(c->bev, peek_cb, NULL, peek_event_cb, t);

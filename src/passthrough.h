@@ -1,6 +1,7 @@
 /* passthrough.h - TLS PASSTHROUGH servers: read the ClientHello's SNI
  * without terminating TLS, pick the VirtualService `tls` route, and splice
- * the bytes to its destination both ways (with flow control). */
+ * the bytes to its destination both ways (with flow control). TCP servers
+ * use the same splice with the VirtualService `tcp` route. */
 #ifndef MG_PASSTHROUGH_H
 #define MG_PASSTHROUGH_H
 #include <stddef.h>
@@ -19,7 +20,9 @@ int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snil
 /* The first tls route of port p whose match accepts sni (sniHosts; port). */
 const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const char *sni);
 
-/* Codec entry for connections on a passthrough port (conn.c's switch). */
+/* Codec entry for connections on a passthrough or TCP port (conn.c's
+ * switch). A TCP port has no SNI: its first tcp route takes every
+ * connection. */
 void mg_passthrough_start(struct mg_conn *c);
 
 #endif

@@ -162,10 +162,60 @@ static void bind_routes(struct mg_snapshot *s, struct mg_srv *sv)
 
 /* VirtualService tls[] routes for a passthrough server: bound to its
  * gateway, with an sniHosts entry inside the server's hosts. */
+static void add_l4_route(struct mg_snapshot *s, struct mg_port *p, const struct mg_virtual_service *vs,
+                         const struct mg_tls_route *tr, const struct mg_tcp_route *tc,
+                         const struct mg_route_dest *dests, size_t n, struct mg_diags *d)
+{
+    for (size_t k = 0; k < p->n_tls_routes; k++)
+        if ((tr && p->tls_routes[k]->cfg == tr) || (tc && p->tls_routes[k]->tcp == tc))
+            return;
+    if (s->n_tls_routes == s->cap_tls_routes)
+        return;
+    struct mg_tls_route_c *rc = &s->tls_routes[s->n_tls_routes++];
+    rc->cfg = tr;
+    rc->tcp = tc;
+    rc->vs = vs;
+    rc->n_dests = n;
+    rc->dests = n ? mg_xcalloc(n, sizeof(*rc->dests)) : NULL;
+    for (size_t k = 0; k < n; k++) {
+        int w = dests[k].weight;
+        rc->dests[k].cfg = &dests[k];
+        rc->dests[k].weight = n == 1 ? 100 : (w < 0 ? 0 : w);
+        rc->total_weight += rc->dests[k].weight;
+        rc->dests[k].cluster = cluster_get(s, &dests[k].destination, d);
+    }
+    p->tls_routes = mg_xrealloc(p->tls_routes, (p->n_tls_routes + 1) * sizeof(*p->tls_routes));
+    p->tls_routes[p->n_tls_routes++] = rc;
+}
+
+/* VirtualService tcp[] routes for a TCP server: bound to its gateway, the
+ * first whose match (port, or none) fits the port serves every connection. */
+static void bind_tcp_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_diags *d)
+{
+    const struct mg_config *c = s->cfg;
+    for (size_t i = 0; i < c->n_virtual_services; i++) {
+        const struct mg_virtual_service *vs = &c->virtual_services[i];
+        if (!vs->n_tcp || !mg_vs_binds(vs, sv->gw))
+            continue;
+        for (size_t j = 0; j < vs->n_tcp; j++) {
+            const struct mg_tcp_route *tc = &vs->tcp[j];
+            bool hit = tc->n_match == 0;
+            for (size_t m = 0; m < tc->n_match && !hit; m++)
+                hit = !tc->match[m].port || tc->match[m].port == sv->port->number;
+            if (hit)
+                add_l4_route(s, sv->port, vs, NULL, tc, tc->route, tc->n_route, d);
+        }
+    }
+}
+
 static void bind_tls_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_diags *d)
 {
     const struct mg_config *c = s->cfg;
     struct mg_port *p = sv->port;
+    if (sv->tcp) {
+        bind_tcp_routes(s, sv, d);
+        return;
+    }
     for (size_t i = 0; i < c->n_virtual_services; i++) {
         const struct mg_virtual_service *vs = &c->virtual_services[i];
         if (!vs->n_tls || !mg_vs_binds(vs, sv->gw))
@@ -177,25 +227,8 @@ static void bind_tls_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_
                 for (size_t h = 0; h < tr->match[m].sni_hosts.n && !hit; h++)
                     for (size_t k = 0; k < sv->n_hosts && !hit; k++)
                         hit = mg_host_overlap(sv->hosts[k], tr->match[m].sni_hosts.v[h]);
-            bool dup = false;
-            for (size_t k = 0; k < p->n_tls_routes; k++)
-                dup = dup || p->tls_routes[k]->cfg == tr;
-            if (!hit || dup || s->n_tls_routes == s->cap_tls_routes)
-                continue;
-            struct mg_tls_route_c *rc = &s->tls_routes[s->n_tls_routes++];
-            rc->cfg = tr;
-            rc->vs = vs;
-            rc->n_dests = tr->n_route;
-            rc->dests = tr->n_route ? mg_xcalloc(tr->n_route, sizeof(*rc->dests)) : NULL;
-            for (size_t k = 0; k < tr->n_route; k++) {
-                int w = tr->route[k].weight;
-                rc->dests[k].cfg = &tr->route[k];
-                rc->dests[k].weight = tr->n_route == 1 ? 100 : (w < 0 ? 0 : w);
-                rc->total_weight += rc->dests[k].weight;
-                rc->dests[k].cluster = cluster_get(s, &tr->route[k].destination, d);
-            }
-            p->tls_routes = mg_xrealloc(p->tls_routes, (p->n_tls_routes + 1) * sizeof(*p->tls_routes));
-            p->tls_routes[p->n_tls_routes++] = rc;
+            if (hit)
+                add_l4_route(s, p, vs, tr, NULL, tr->route, tr->n_route, d);
         }
     }
 }
@@ -226,7 +259,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
     compile_routes(s, d);
     size_t ntls = 0;
     for (size_t i = 0; i < cfg->n_virtual_services; i++)
-        ntls += cfg->virtual_services[i].n_tls;
+        ntls += cfg->virtual_services[i].n_tls + cfg->virtual_services[i].n_tcp;
     s->cap_tls_routes = ntls * (nsv ? nsv : 1);
     s->tls_routes = s->cap_tls_routes ? mg_xcalloc(s->cap_tls_routes, sizeof(*s->tls_routes)) : NULL;
     uint16_t https_port = 0;
@@ -237,7 +270,8 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
             continue;
         for (size_t j = 0; j < gw->n_servers; j++) {
             const struct mg_server *sc = &gw->servers[j];
-            if (!server_is_http(sc) && !server_terminates(sc) && !server_passthrough(sc)) {
+            if (!server_is_http(sc) && !server_terminates(sc) && !server_passthrough(sc) &&
+                sc->protocol != MG_PROTO_TCP) {
                 mg_warning(d, sc->pos, "server on port %u: protocol %s (passthrough/TCP) is not "
                            "served by this build; skipped", sc->port, mg_app_proto_name(sc->protocol));
                 continue;
@@ -247,6 +281,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
             sv->cfg = sc;
             sv->tls = server_terminates(sc);
             sv->passthrough = server_passthrough(sc);
+            sv->tcp = sc->protocol == MG_PROTO_TCP;
             sv->redirect = !sv->tls && sc->tls.present && sc->tls.https_redirect;
             sv->label = mg_xasprintf("%s/%s/%zu", gw->meta.namespace_ ? gw->meta.namespace_ : "default",
                                      gw->meta.name, j);
@@ -262,13 +297,14 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
                 mg_error(d, sc->pos, "port %u mixes TLS and plain-text servers", sc->port);
                 continue;
             }
-            if (p->n_srv && p->passthrough != sv->passthrough) {
-                mg_error(d, sc->pos, "port %u mixes PASSTHROUGH with other servers (not supported)",
+            if (p->n_srv && (p->passthrough != sv->passthrough || p->tcp != sv->tcp)) {
+                mg_error(d, sc->pos, "port %u mixes PASSTHROUGH or TCP servers with other servers (not supported)",
                          sc->port);
                 continue;
             }
             p->tls = sv->tls;
             p->passthrough = sv->passthrough;
+            p->tcp = sv->tcp;
             sv->port = p;
             p->srv = mg_xrealloc(p->srv, (p->n_srv + 1) * sizeof(*p->srv));
             p->srv[p->n_srv++] = sv;
@@ -285,7 +321,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
                     n_https_ports++;
                 }
             }
-            if (sv->passthrough)
+            if (sv->passthrough || sv->tcp)
                 bind_tls_routes(s, sv, d);
             else
                 bind_routes(s, sv);

@@ -21,8 +21,9 @@ struct mg_access;
 struct mg_inbound_port;
 struct mg_inbound_set;
 
-struct mg_tls_route_c {                 /* a VirtualService tls[] entry (passthrough) */
-    const struct mg_tls_route *cfg;
+struct mg_tls_route_c {                 /* a VirtualService tls[] (or tcp[]) entry */
+    const struct mg_tls_route *cfg;     /* NULL for a tcp route */
+    const struct mg_tcp_route *tcp;     /* NULL for a tls route */
     const struct mg_virtual_service *vs;
     struct mg_wdest *dests;
     size_t n_dests;
@@ -38,6 +39,7 @@ struct mg_srv {                         /* one compiled Gateway server */
     bool tls;                           /* terminates TLS (HTTPS, TLS non-passthrough) */
     bool redirect;                      /* plain HTTP with httpsRedirect */
     bool passthrough;                   /* TLS not terminated: routed by SNI (tls routes) */
+    bool tcp;                           /* plain TCP server: VirtualService tcp routes */
     SSL_CTX *ctx;                       /* tls only */
     char *ciphers;                      /* TLS 1.2 cipher list (copied to the SSL on SNI switch) */
     struct mg_route_table routes;
@@ -48,6 +50,7 @@ struct mg_port {                        /* one listening port */
     uint16_t number;
     bool tls;                           /* TLS handshake first */
     bool passthrough;                   /* SNI peeked, bytes spliced to the tls route */
+    bool tcp;                           /* protocol TCP: spliced to the first tcp route */
     struct mg_srv **srv;
     size_t n_srv;
     struct mg_tls_route_c **tls_routes; /* passthrough: VS tls routes in order */

@@ -14,7 +14,10 @@ mg_start_upstream --name tls1 --tls-cert "$P/up.crt" --tls-key "$P/up.key" || ba
 u1=$MG_UPSTREAM_PORT
 mg_start_upstream --name tls2 --tls-cert "$P/up.crt" --tls-key "$P/up.key" || bail_out "upstream 2"
 u2=$MG_UPSTREAM_PORT
+mg_start_upstream --name plain || bail_out "plain upstream"
+u3=$MG_UPSTREAM_PORT
 port=$(mg_free_port)
+tcp=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 dp_proxy "$cfg" "$MG_ADMIN" JSON
@@ -36,6 +39,15 @@ spec:
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.1, ports: {tls: $u2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: plain, namespace: istio-system}
+spec:
+  hosts: ["plain.internal"]
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {tcp: $u3}}]
 YAML
 cat >"$cfg/gw.yaml" <<YAML
 apiVersion: networking.istio.io/v1
@@ -47,6 +59,18 @@ spec:
   - port: {number: $port, name: tls, protocol: TLS}
     hosts: ["*.example.com"]
     tls: {mode: PASSTHROUGH}
+  - port: {number: $tcp, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp, namespace: istio-system}
+spec:
+  hosts: ["*"]
+  gateways: ["gw"]
+  tcp:
+  - match: [{port: $tcp}]
+    route: [{destination: {host: plain.internal, port: {number: 9000}}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -84,6 +108,11 @@ is "$(mg_json_field "$body" body_sha256)" "$want" "3 MB upload through the splic
 direct=$(curl -sS -k "https://127.0.0.1:$u1/bytes/5000000" | sha256sum | cut -d' ' -f1)
 is "$(mg_curl "${C[@]}" "https://up.example.com:$port/bytes/5000000" | sha256sum | cut -d' ' -f1)" "$direct" \
     "5 MB download through the splice intact"
+
+body=$(mg_curl -H 'Host: anything.test' "http://127.0.0.1:$tcp/echo")
+is "$(mg_json_field "$body" upstream)" plain "TCP server spliced to its tcp route"
+ok "bytes passed untouched (no proxy headers added)" test -z "$(printf '%s' "$body" | grep -i x-forwarded-for)"
+ok "the client's Host arrives as sent" mg_json_has_header "$body" host anything.test
 
 ok "tunnel logged" dp_wait_log "$DP_ACCESS_LOG" "\"protocol\":\"TCP\".*\"upstream_host\":\"127.0.0.1:$u1\""
 line=$(grep '"protocol":"TCP"' "$DP_ACCESS_LOG" | grep "127.0.0.1:$u1" | head -1)
