@@ -9,7 +9,13 @@
 # (wrk). The origin is one nginx process answering "ok" on 127.0.0.1:19090.
 # Prints the median requests/s per scenario and the meshgate/nginx and
 # meshgate/HAProxy ratios. Everything listens on 127.0.0.1 only.
+# Knobs (environment): MESHGATE=path of the binary; BENCH_PROXIES (default
+# "meshgate nginx haproxy") and BENCH_SCENARIOS (default "keepalive h2
+# newconn redirect") narrow a run, e.g. while profiling; BENCH_PERF=FILE
+# records the meshgate process with `perf record -g` into FILE for the run.
 set -eu
+proxies=${BENCH_PROXIES:-meshgate nginx haproxy}
+scenarios=${BENCH_SCENARIOS:-keepalive h2 newconn redirect}
 rounds=${1:-3}
 secs=${2:-8}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -129,10 +135,16 @@ spec:
   endpoints: [{address: 127.0.0.1}]
 YAML
 "$bin" run -c "$w/mg" >"$w/mg.log" 2>&1 & pids+=($!)
+mgpid=$!
 
 for port in 19090 18443 28443 38443 38080; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
+
+if [ -n "${BENCH_PERF:-}" ]; then
+  perf record -e cpu-clock -g -o "$BENCH_PERF" -p "$mgpid" >/dev/null 2>&1 & perfpid=$!
+  sleep 0.5
+fi
 
 declare -A port_tls=([meshgate]=38443 [nginx]=18443 [haproxy]=28443)
 declare -A port_plain=([meshgate]=38080 [nginx]=18080 [haproxy]=28080)
@@ -143,8 +155,8 @@ wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 h2_rps() { h2load "$@" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}'; }
 
 for r in $(seq "$rounds"); do
-  for s in keepalive h2 newconn redirect; do
-    for p in meshgate nginx haproxy; do
+  for s in $scenarios; do
+    for p in $proxies; do
       t=${port_tls[$p]} u=${port_plain[$p]}
       case $s in
         keepalive) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$t/") ;;
@@ -158,9 +170,11 @@ for r in $(seq "$rounds"); do
   done
 done
 
+if [ -n "${perfpid:-}" ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
+
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 printf '\n%-10s %12s %12s %12s %10s %10s\n' scenario meshgate nginx haproxy mg/nginx mg/haproxy
-for s in keepalive h2 newconn redirect; do
+for s in $scenarios; do
   m=$(awk -v s=$s '$1==s && $2=="meshgate" {print $3}' "$res" | median)
   n=$(awk -v s=$s '$1==s && $2=="nginx" {print $3}' "$res" | median)
   h=$(awk -v s=$s '$1==s && $2=="haproxy" {print $3}' "$res" | median)
