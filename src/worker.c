@@ -27,6 +27,20 @@ uint32_t mg_worker_rand(struct mg_worker *w)
     return w->rnd;
 }
 
+/* Benchmark knob, read once per worker at startup: MESHGATE_JWT_CACHE_ENTRIES
+ * sets the size of the verified-token cache; 0 turns the cache off (every
+ * token is verified again), which contrib/bench/jwt.sh compares against.
+ * Unset, empty or malformed = the default size. */
+static struct mg_jwt_cache *jwt_cache_from_env(void)
+{
+    const char *v = getenv("MESHGATE_JWT_CACHE_ENTRIES");
+    char *end = NULL;
+    unsigned long long n = v && *v ? strtoull(v, &end, 10) : 0;
+    if (!v || !*v || *end || v[0] == '-')
+        return mg_jwt_cache_new(0);
+    return n ? mg_jwt_cache_new(n > (1u << 20) ? (1u << 20) : (size_t)n) : NULL;
+}
+
 static void add_listeners(struct mg_worker *w, const struct mg_lfd *fds, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -136,7 +150,7 @@ struct mg_worker *mg_workers_new(int n, struct mg_snapshot *snap)
         event_add(w->mbox, NULL);
         w->snap = mg_snapshot_ref(snap);
         w->metrics = mg_metrics_new();
-        w->jwt_cache = mg_jwt_cache_new(0);
+        w->jwt_cache = jwt_cache_from_env();
         w->rnd = (uint32_t)(mg_now_ms() * 2654435761u) ^ (uint32_t)(i + 1) * 0x85ebca6bu;
         if (!w->rnd)
             w->rnd = 1;

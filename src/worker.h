@@ -50,7 +50,8 @@ struct mg_worker {
     bool stopping;
     struct event *drain_timer;
     struct mg_wmetrics *metrics;
-    struct mg_jwt_cache *jwt_cache;     /* verified tokens (access phase, this worker only) */
+    struct mg_jwt_cache *jwt_cache;     /* verified tokens (access phase, this worker only); NULL
+                                         * when MESHGATE_JWT_CACHE_ENTRIES=0 (benchmark knob) */
     uint32_t rnd;                       /* xorshift state */
     atomic_bool done;                   /* thread finished */
 };
