@@ -134,11 +134,58 @@ static void op_continue(struct mg_request *r)
     evbuffer_add(out_of(h), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 }
 
+/* Response heads are assembled with plain copies into one contiguous region
+ * of the output: bufferevent_openssl turns every buffer chain into its own
+ * SSL_write (a TLS record and a write(2)), so a head spread over chains, or
+ * a small body in a chain of its own, costs extra records and syscalls. */
+#define H1_SMALL_BODY 16384
+
+static void add_str(struct evbuffer *o, const char *s)
+{
+    evbuffer_add(o, s, strlen(s));
+}
+
+static void add_uint(struct evbuffer *o, unsigned long long v, unsigned base)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v && i);
+    evbuffer_add(o, d + i, sizeof(d) - i);
+}
+
+static size_t headers_size(const struct mg_kv *v, size_t n)
+{
+    size_t sz = 0;
+    for (size_t i = 0; i < n; i++)
+        sz += strlen(v[i].key) + strlen(v[i].value) + 4;
+    return sz;
+}
+
+static void write_status_line(struct evbuffer *o, int minor, int status)
+{
+    evbuffer_add(o, minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
+    if (status < 0) {
+        evbuffer_add(o, "-", 1);
+        status = -status;
+    }
+    add_uint(o, (unsigned)status, 10);
+    evbuffer_add(o, " ", 1);
+    add_str(o, reason_phrase(status));
+    evbuffer_add(o, "\r\n", 2);
+}
+
 static void write_headers(struct h1s *h, const struct mg_kv *v, size_t n)
 {
     struct evbuffer *o = out_of(h);
-    for (size_t i = 0; i < n; i++)
-        evbuffer_add_printf(o, "%s: %s\r\n", v[i].key, v[i].value);
+    for (size_t i = 0; i < n; i++) {
+        add_str(o, v[i].key);
+        evbuffer_add(o, ": ", 2);
+        add_str(o, v[i].value);
+        evbuffer_add(o, "\r\n", 2);
+    }
 }
 
 static void op_resp_head(struct mg_request *r)
@@ -149,14 +196,18 @@ static void op_resp_head(struct mg_request *r)
     struct evbuffer *o = out_of(h);
     if (!r->body_done)
         h->close_after = true;          /* answered before the body was read */
-    evbuffer_add_printf(o, "HTTP/1.%d %d %s\r\n", h->minor, r->status, reason_phrase(r->status));
+    size_t body_hint = r->resp_body == MG_BODY_LENGTH && r->resp_cl <= H1_SMALL_BODY ? (size_t)r->resp_cl : 0;
+    evbuffer_expand(o, headers_size(r->resp_h, r->n_resp_h) + 256 + body_hint);
+    write_status_line(o, h->minor, r->status);
     write_headers(h, r->resp_h, r->n_resp_h);
     h->resp_chunked = false;
     h->resp_nobody = r->is_head || r->status == 204 || r->status == 304;
     if (!h->resp_nobody) {
-        if (r->resp_body == MG_BODY_LENGTH)
-            evbuffer_add_printf(o, "content-length: %llu\r\n", (unsigned long long)r->resp_cl);
-        else if (r->resp_body == MG_BODY_NONE)
+        if (r->resp_body == MG_BODY_LENGTH) {
+            evbuffer_add(o, "content-length: ", 16);
+            add_uint(o, (unsigned long long)r->resp_cl, 10);
+            evbuffer_add(o, "\r\n", 2);
+        } else if (r->resp_body == MG_BODY_NONE)
             evbuffer_add(o, "content-length: 0\r\n", 19);
         else if (h->minor >= 1) {
             evbuffer_add(o, "transfer-encoding: chunked\r\n", 28);
@@ -180,9 +231,18 @@ static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
         return;
     }
     struct evbuffer *o = out_of(h);
-    if (h->resp_chunked)
-        evbuffer_add_printf(o, "%zx\r\n", n);
-    evbuffer_remove_buffer(src, o, n);
+    if (h->resp_chunked) {
+        add_uint(o, n, 16);
+        evbuffer_add(o, "\r\n", 2);
+    }
+    struct evbuffer_iovec v;
+    if (n <= H1_SMALL_BODY && evbuffer_reserve_space(o, (ev_ssize_t)n, &v, 1) == 1) {
+        /* copy, so that it joins the head in one TLS record (see above) */
+        v.iov_len = (size_t)evbuffer_remove(src, v.iov_base, n);
+        evbuffer_commit_space(o, &v, 1);
+    } else {
+        evbuffer_remove_buffer(src, o, n);
+    }
     if (h->resp_chunked)
         evbuffer_add(o, "\r\n", 2);
     r->bytes_sent += n;
@@ -236,8 +296,11 @@ static void op_local_reply(struct mg_request *r, int status, const char *body, b
         h->close_after = true;
     size_t bl = body ? strlen(body) : 0;
     struct evbuffer *o = out_of(h);
-    evbuffer_add_printf(o, "HTTP/1.%d %d %s\r\ncontent-length: %zu\r\n", h->minor < 0 ? 1 : h->minor,
-                        status, reason_phrase(status), bl);
+    evbuffer_expand(o, headers_size(r->local_h, r->n_local_h) + 256 + (bl <= H1_SMALL_BODY ? bl : 0));
+    write_status_line(o, h->minor < 0 ? 1 : h->minor, status);
+    evbuffer_add(o, "content-length: ", 16);
+    add_uint(o, bl, 10);
+    evbuffer_add(o, "\r\n", 2);
     if (bl)
         evbuffer_add(o, "content-type: text/plain\r\n", 26);
     write_headers(h, r->local_h, r->n_local_h);

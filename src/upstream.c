@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
@@ -116,17 +119,50 @@ static size_t pick_endpoint(struct mg_cluster *cl, struct mg_cluster_rt *rt, str
     }
 }
 
+static void add_str(struct evbuffer *o, const char *s)
+{
+    evbuffer_add(o, s, strlen(s));
+}
+
+static void add_uint(struct evbuffer *o, unsigned long long v, unsigned base)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v && i);
+    evbuffer_add(o, d + i, sizeof(d) - i);
+}
+
+/* The head is copied into one contiguous region sized up front (no printf
+ * per header): one buffer chain, one write(2) or one TLS record. */
 static void write_head(struct mg_uconn *uc, struct mg_request *r)
 {
     struct evbuffer *out = bufferevent_get_output(uc->bev);
-    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nhost: %s\r\n", r->method, r->up_path,
-                        r->up_authority ? r->up_authority : uc->cl->host);
+    const char *auth = r->up_authority ? r->up_authority : uc->cl->host;
+    size_t sz = strlen(r->method) + strlen(r->up_path) + strlen(auth) + 96;
     for (size_t i = 0; i < r->n_uh; i++)
-        evbuffer_add_printf(out, "%s: %s\r\n", r->uh[i].key, r->uh[i].value);
+        sz += strlen(r->uh[i].key) + strlen(r->uh[i].value) + 4;
+    evbuffer_expand(out, sz);
+    add_str(out, r->method);
+    evbuffer_add(out, " ", 1);
+    add_str(out, r->up_path);
+    evbuffer_add(out, " HTTP/1.1\r\nhost: ", 17);
+    add_str(out, auth);
+    evbuffer_add(out, "\r\n", 2);
+    for (size_t i = 0; i < r->n_uh; i++) {
+        add_str(out, r->uh[i].key);
+        evbuffer_add(out, ": ", 2);
+        add_str(out, r->uh[i].value);
+        evbuffer_add(out, "\r\n", 2);
+    }
     uc->req_chunked = r->body == MG_BODY_CHUNKED;
-    if (r->body == MG_BODY_LENGTH)
-        evbuffer_add_printf(out, "content-length: %llu\r\n", (unsigned long long)r->content_length);
-    else if (uc->req_chunked)
+    if (r->body == MG_BODY_LENGTH) {
+        evbuffer_add(out, "content-length: ", 16);
+        add_uint(out, (unsigned long long)r->content_length, 10);
+        evbuffer_add(out, "\r\n", 2);
+    } else if (uc->req_chunked)
         evbuffer_add(out, "transfer-encoding: chunked\r\n", 28);
     evbuffer_add(out, "\r\n", 2);
     uc->req_done = r->body == MG_BODY_NONE;
@@ -143,7 +179,20 @@ static void uc_begin(struct mg_uconn *uc)
     uc->got_bytes = false;
     bufferevent_set_timeouts(uc->bev, NULL, NULL);
     start_try_timer(uc, r);
+    /* plain TCP: write the head at once instead of arming EV_WRITE, which
+     * costs two epoll_ctl and a loop turn per request. What the socket does
+     * not take (or an error) goes the usual way through the bufferevent,
+     * and so does a request body. */
+    bool direct = !uc->ssl;
+    if (direct)
+        bufferevent_disable(uc->bev, EV_WRITE);
     write_head(uc, r);
+    if (direct) {
+        struct evbuffer *out = bufferevent_get_output(uc->bev);
+        (void)evbuffer_write(out, bufferevent_getfd(uc->bev));
+        if (evbuffer_get_length(out) || r->body != MG_BODY_NONE)
+            bufferevent_enable(uc->bev, EV_WRITE);
+    }
     atomic_fetch_add_explicit(&uc->w->metrics->upstream_rq_total, 1, memory_order_relaxed);
     if (r->expect_continue)
         r->ops->send_continue(r);
@@ -428,8 +477,10 @@ void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
         return;
     struct evbuffer *out = bufferevent_get_output(uc->bev);
     r->body_started = true;
-    if (uc->req_chunked)
-        evbuffer_add_printf(out, "%zx\r\n", n);
+    if (uc->req_chunked) {
+        add_uint(out, n, 16);
+        evbuffer_add(out, "\r\n", 2);
+    }
     evbuffer_remove_buffer(src, out, n);
     if (uc->req_chunked)
         evbuffer_add(out, "\r\n", 2);
@@ -767,6 +818,8 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
     struct mg_uconn *uc = arg;
     uc->busy++;
     if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;                    /* request heads and bodies go out at once */
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (uc->ssl && uc->cl->n_sans && !uc->cl->insecure &&
             !mg_tls_peer_san_in(uc->ssl, uc->cl->sans, uc->cl->n_sans)) {
             connect_failed(uc);
