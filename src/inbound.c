@@ -233,10 +233,10 @@ int mg_inbound_build(struct mg_snapshot *s, struct mg_diags *d)
             rc = -1;
             continue;
         }
-        if (in->protocol == MG_PROTO_TCP || in->protocol == MG_PROTO_TLS ||
-            in->protocol == MG_PROTO_MONGO || in->protocol == MG_PROTO_HTTPS) {
+        if (in->protocol == MG_PROTO_TLS || in->protocol == MG_PROTO_MONGO ||
+            in->protocol == MG_PROTO_HTTPS) {
             mg_warning(d, in->pos, "inbound port %u: protocol %s is not served by this build "
-                       "(HTTP, HTTP2, GRPC only); skipped", in->port, mg_app_proto_name(in->protocol));
+                       "(HTTP, HTTP2, GRPC, TCP only); skipped", in->port, mg_app_proto_name(in->protocol));
             continue;
         }
         if (mg_snapshot_port(s, bport)) {
@@ -250,6 +250,7 @@ int mg_inbound_build(struct mg_snapshot *s, struct mg_diags *d)
         ip->workload_port = in->port;
         ip->bind_port = bport;
         ip->bind_ip = mg_xstrdup(bip);
+        ip->tcp = in->protocol == MG_PROTO_TCP;
 
         struct mg_server *sc = &set->servers[i];
         sc->port = in->port;
@@ -415,7 +416,15 @@ static void peek_cb(evutil_socket_t fd, short what, void *arg)
         return;
     mg_conn_ref(c);
     if (what & EV_TIMEOUT) {
-        mg_conn_close(c);
+        /* a silent client: for TCP it may be a server-first protocol, so
+         * plain text; an HTTP client always speaks first */
+        if (c->port->inbound->tcp) {
+            pk->fd = -1;
+            peek_free(c);
+            start_plain(c, (int)fd);
+        } else {
+            mg_conn_close(c);
+        }
         goto out;
     }
     unsigned char buf[MG_TLS_PEEK_MAX];

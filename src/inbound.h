@@ -23,6 +23,7 @@
  * HTTP/1.1. */
 #ifndef MG_INBOUND_H
 #define MG_INBOUND_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <openssl/ssl.h>
 #include "config.h"
@@ -39,6 +40,7 @@ struct mg_inbound_port {
     uint16_t bind_port;
     char *bind_ip;
     SSL_CTX *mtls;                      /* mesh identity server context (NULL: no identity) */
+    bool tcp;                           /* protocol TCP: per-connection authz + splice */
 };
 
 /* Compile s->cfg->proxy.inbound into ports of s (s->ports must have room
@@ -59,6 +61,12 @@ void mg_inbound_free(struct mg_inbound_set *set);
  * Decides the mTLS mode and starts TLS or the plain codec; on any failure
  * the connection is closed. */
 void mg_inbound_conn_start(struct mg_conn *c, int fd);
+
+/* Codec entry for a connection (plain or after the mesh handshake) on a
+ * protocol TCP inbound port (inbound_tcp.c, called by conn.c's codec
+ * switch): authorize once with is_http=false, then splice bytes to
+ * forwardTo; a denied connection is closed without a byte. */
+void mg_inbound_tcp_start(struct mg_conn *c);
 
 /* The effective mode of an inbound port in snapshot s. */
 enum mg_mtls_mode mg_inbound_mode(const struct mg_snapshot *s, const struct mg_inbound_port *ip);
