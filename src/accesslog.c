@@ -301,7 +301,15 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
         if (r->authz_policy)
             bprintf(b, ",\"authz_rule\":%d", r->authz_rule);
         bprintf(b, ",\"response_code\":%d,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
-                      "\"duration\":%llu}\n", f.code, f.rx, f.tx, f.duration);
+                      "\"duration\":%llu", f.code, f.rx, f.tx, f.duration);
+        if (r->conn->ssl) {             /* TLS facts last, only with TLS (short lines) */
+            mg_buf_adds(b, ",\"downstream_tls\":true");
+            if (r->conn->principal[0]) {
+                mg_buf_adds(b, ",\"peer_principal\":");
+                json_str(b, r->conn->principal);
+            }
+        }
+        mg_buf_adds(b, "}\n");
         return;
     }
     /* Envoy's default TEXT format, plus the refusal reason */

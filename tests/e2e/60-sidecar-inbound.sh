@@ -81,6 +81,8 @@ like "$dump" '"namespace":"default.ns-strict"' "config_dump names the deciding P
 like "$dump" '"inbound\|80\|\|"' "config_dump lists the inbound cluster"
 for ((i = 0; i < 30; i++)); do grep -q 'inbound|80||' "$SC_ACCESS_LOG" 2>/dev/null && break; sleep 0.1; done
 like "$(grep 'inbound|80||' "$SC_ACCESS_LOG" | tail -n 1)" '"response_code":200' "access log line for an inbound request"
+like "$(grep 'inbound|80||' "$SC_ACCESS_LOG" | tail -n 1)" '"downstream_tls":true,"peer_principal":"cluster.local/ns/default/sa/sleep"' \
+    "access log: downstream TLS and the peer principal"
 n=$(mg_metric istio_requests_total 'response_code="200"')
 ok "istio_requests_total counts inbound requests ($n)" test "${n:-0}" -ge 3
 
