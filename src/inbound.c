@@ -135,6 +135,11 @@ static SSL_CTX *mesh_ctx(struct mg_inbound_set *set, const struct mg_config *c, 
     if (!ctx)
         return NULL;
     SSL_CTX_set_ex_data(ctx, td_idx, set);
+    /* Tickets are sealed with the process-wide key ring: a session from a
+     * Gateway server that asked for no client certificate must never resume
+     * here, so mesh sessions get their own id context. */
+    static const unsigned char sid[] = "meshgate-inbound-mtls";
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, mesh_verify_cb);
     SSL_CTX_set_alpn_select_cb(ctx, mesh_alpn_cb, NULL);
     return ctx;

@@ -70,6 +70,16 @@ code=$(mg_curl -k --http2 --cert "$P/sleep/cert-chain.pem" --key "$P/sleep/key.p
     -w '%{http_code} %{http_version}' "https://127.0.0.1:$SC_B1/echo" 2>/dev/null)
 is "$code" "200 2" "h2 over mesh mTLS works"
 
+# session resumption keeps the peer identity (the ticket carries the verified certificate)
+req='GET /echo HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\n\r\n'
+printf '%b' "$req" | timeout 5 openssl s_client -connect "127.0.0.1:$SC_B1" -alpn istio-http/1.1 \
+    -cert "$P/sleep/cert-chain.pem" -key "$P/sleep/key.pem" -CAfile "$P/root-cert.pem" \
+    -sess_out "$MG_TMP/sess" -ign_eof >/dev/null 2>&1
+out=$(printf '%b' "$req" | timeout 5 openssl s_client -connect "127.0.0.1:$SC_B1" -alpn istio-http/1.1 \
+    -sess_in "$MG_TMP/sess" -CAfile "$P/root-cert.pem" -ign_eof 2>&1)
+like "$out" 'Reused, TLS' "a mesh session resumes"
+like "$out" 'URI=spiffe://cluster.local/ns/default/sa/sleep' "... and the resumed connection keeps the principal"
+
 # the second port, the same policy
 is "$(sc_tls "$SC_B2" /echo "$P/sleep")" 200 "second inbound port forwards too"
 
