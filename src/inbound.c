@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 #include "access.h"
 #include "conn.h"
+#include "h2_server.h"
 #include "policy/policy.h"
 #include "router.h"
 #include "snapshot.h"
@@ -358,7 +359,13 @@ enum mg_mtls_mode mg_inbound_mode(const struct mg_snapshot *s, const struct mg_i
 struct peek {
     struct event *ev;
     int fd;                             /* owned until handed to a bufferevent */
+    bool tls_ok;                        /* PERMISSIVE: an Istio hello is terminated */
+    bool et;                            /* the backend has edge-triggered events */
 };
+
+/* HTTP/2 with prior knowledge (h2c): the client preface of RFC 9113 3.4 */
+static const char H2_PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof(H2_PREFACE) - 1)
 
 static void peek_free(struct mg_conn *c)
 {
@@ -381,7 +388,7 @@ static bool peek_drain(struct mg_conn *c)
     return true;
 }
 
-static void start_plain(struct mg_conn *c, int fd)
+static void start_plain(struct mg_conn *c, int fd, bool h2)
 {
     c->bev = bufferevent_socket_new(c->w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!c->bev) {
@@ -390,7 +397,10 @@ static void start_plain(struct mg_conn *c, int fd)
         return;
     }
     c->handshake_done = true;
-    mg_conn_start_codec(c);
+    if (h2)
+        mg_h2_server_start(c);
+    else
+        mg_conn_start_codec(c);
 }
 
 static void start_tls(struct mg_conn *c, int fd)
@@ -426,7 +436,7 @@ static void peek_cb(evutil_socket_t fd, short what, void *arg)
         if (c->port->inbound->tcp) {
             pk->fd = -1;
             peek_free(c);
-            start_plain(c, (int)fd);
+            start_plain(c, (int)fd, false);
         } else {
             mg_conn_close(c);
         }
@@ -440,16 +450,30 @@ static void peek_cb(evutil_socket_t fd, short what, void *arg)
         mg_conn_close(c);
         goto out;
     }
-    struct mg_tls_hello h;
-    int rc = mg_tls_hello_peek(buf, (size_t)n, &h);
-    if (rc == 0 && (size_t)n < sizeof(buf))
-        goto out;                       /* wait for the rest of the first record */
+    /* without edge triggering a partial prefix would wake us in a loop:
+     * decide on what is there (an incomplete hello is then plain text) */
+    bool can_wait = pk->et && (size_t)n < sizeof(buf);
+    bool tls = false, h2 = false;
+    if (pk->tls_ok && buf[0] == 0x16) {
+        struct mg_tls_hello h;
+        int rc = mg_tls_hello_peek(buf, (size_t)n, &h);
+        if (rc == 0 && can_wait)
+            goto out;                   /* wait for the rest of the first record */
+        tls = rc == 1 && h.istio;       /* non-Istio TLS is plain text (istio-semantics 3) */
+    } else if (!c->port->inbound->tcp && mg_tls_alpn_h2) {
+        size_t m = (size_t)n < H2_PREFACE_LEN ? (size_t)n : H2_PREFACE_LEN;
+        if (memcmp(buf, H2_PREFACE, m) == 0) {
+            if (m < H2_PREFACE_LEN && can_wait)
+                goto out;
+            h2 = m == H2_PREFACE_LEN;
+        }
+    }
     pk->fd = -1;                        /* the bufferevent takes it */
     peek_free(c);
-    if (rc == 1 && h.istio)
+    if (tls)
         start_tls(c, fd);
     else
-        start_plain(c, fd);             /* non-Istio TLS included (istio-semantics 3) */
+        start_plain(c, fd, h2);
 out:
     mg_conn_unref(c);
 }
@@ -459,16 +483,20 @@ void mg_inbound_conn_start(struct mg_conn *c, int fd)
     const struct mg_inbound_port *ip = c->port->inbound;
     c->local.port = ip->workload_port;  /* destination.port is the workload port */
     enum mg_mtls_mode m = mg_inbound_mode(c->snap, ip);
-    if (m == MG_MTLS_DISABLE) {
-        start_plain(c, fd);
+    if (m == MG_MTLS_DISABLE && ip->tcp) {
+        start_plain(c, fd, false);      /* bytes as they are, server-first protocols too */
         return;
     }
     if (m == MG_MTLS_STRICT) {
         start_tls(c, fd);
         return;
     }
+    /* PERMISSIVE: Istio mTLS or plain text; on HTTP ports (DISABLE too)
+     * HTTP/2 prior knowledge or HTTP/1 (as Envoy's AUTO codec) */
     struct peek *pk = mg_xcalloc(1, sizeof(*pk));
     pk->fd = fd;
+    pk->tls_ok = m == MG_MTLS_PERMISSIVE;
+    pk->et = (event_base_get_features(c->w->base) & EV_FEATURE_ET) != 0;
     c->codec = pk;
     c->codec_free = peek_free;
     c->codec_drain = peek_drain;

@@ -17,6 +17,8 @@
  *               ClientHello with an Istio ALPN token is terminated as STRICT;
  *               everything else, non-Istio TLS included, is plain text.
  *   DISABLE     plain text only.
+ * Plain text on an HTTP port is HTTP/2 when it starts with the prior
+ * knowledge preface (h2c), else HTTP/1.1; on a TCP port it is spliced.
  * ALPN answer (always one of the client's names, RFC 7301): h2, else
  * istio-h2 (both run HTTP/2), else http/1.1, istio-http/1.1, istio-http/1.0
  * (HTTP/1.1); an offer of only istio / istio-peer-exchange gets no ALPN and

@@ -32,6 +32,9 @@ YAML
 # ---- PERMISSIVE (no PeerAuthentication at all) ----
 ok "sidecar starts (no PeerAuthentication: PERMISSIVE)" mg_start_meshgate "$SC_CFG"
 is "$(sc_plain "$SC_B1" /open/x)" 200 "PERMISSIVE: plain text accepted"
+code=$(mg_curl --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}' \
+    "http://127.0.0.1:$SC_B1/open/x" 2>/dev/null)
+is "$code" "200 2" "PERMISSIVE: plain HTTP/2 with prior knowledge (h2c)"
 sc_authz "PERMISSIVE: plain /open/x allowed" 0 80 /open/x
 is "$(sc_plain "$SC_B1" /p/x)" 403 "PERMISSIVE: plain text has no principal (ALLOW on principals: 403)"
 sc_authz "PERMISSIVE: plain /p/x denied" 1 80 /p/x
@@ -73,6 +76,9 @@ ka=$(timeout 1 cat <&5)
 like "$ka" '^HTTP/1.1 200' "the keep-alive connection keeps its PERMISSIVE snapshot"
 exec 5<&-
 is "$(sc_plain "$SC_B2" /open/x)" 200 "port 9080 DISABLE: plain text accepted"
+code=$(mg_curl --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}' \
+    "http://127.0.0.1:$SC_B2/open/x" 2>/dev/null)
+is "$code" "200 2" "port 9080 DISABLE: h2c too"
 is "$(sc_tls "$SC_B2" /open/x "$P/sleep")" 000 "port 9080 DISABLE: TLS not terminated"
 out=$(mg_raw "$SC_B2" '\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' 2)
 like "$out" '^HTTP/1.1 400' "port 9080 DISABLE: TLS bytes to HTTP: 400"
