@@ -132,6 +132,25 @@ static int compile_routes(struct mg_snapshot *s, struct mg_diags *d)
     return rc;
 }
 
+/* The "ns/" part of a server host limits which VirtualService namespaces
+ * may bind to it: "*" (or none) any, "." the Gateway's own, else that one. */
+static bool host_ns_allows(const struct mg_srv *sv, size_t k, const struct mg_virtual_service *vs)
+{
+    const char *raw = k < sv->cfg->hosts.n ? sv->cfg->hosts.v[k] : "";
+    const char *slash = strchr(raw, '/');
+    if (!slash)
+        return true;
+    size_t nl = (size_t)(slash - raw);
+    const char *vns = vs->meta.namespace_ ? vs->meta.namespace_ : "default";
+    if (nl == 1 && raw[0] == '*')
+        return true;
+    if (nl == 1 && raw[0] == '.') {
+        const char *gns = sv->gw->meta.namespace_ ? sv->gw->meta.namespace_ : "default";
+        return strcmp(vns, gns) == 0;
+    }
+    return strlen(vns) == nl && strncmp(vns, raw, nl) == 0;
+}
+
 static void bind_routes(struct mg_snapshot *s, struct mg_srv *sv)
 {
     const struct mg_config *c = s->cfg;
@@ -148,7 +167,7 @@ static void bind_routes(struct mg_snapshot *s, struct mg_srv *sv)
             if (slash)
                 vh = slash + 1;
             for (size_t k = 0; k < sv->n_hosts; k++) {
-                if (!mg_host_overlap(sv->hosts[k], vh))
+                if (!mg_host_overlap(sv->hosts[k], vh) || !host_ns_allows(sv, k, vs))
                     continue;
                 /* the narrower of the two names becomes the virtual host */
                 const char *name = mg_host_match(sv->hosts[k], vh, strlen(vh)) ? vh : sv->hosts[k];

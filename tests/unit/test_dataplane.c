@@ -401,8 +401,49 @@ static void test_clusters(void)
     mg_config_free(c);
 }
 
+static void test_host_namespaces(void)
+{
+    const char *y =
+        "apiVersion: meshgate.io/v1alpha1\nkind: Proxy\n"
+        "metadata: {name: gw, namespace: istio-system, labels: {istio: ingressgateway}}\nspec: {admin: ''}\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: Gateway\n"
+        "metadata: {name: gw, namespace: istio-system}\nspec:\n  selector: {istio: ingressgateway}\n"
+        "  servers:\n  - port: {number: 8080, name: h, protocol: HTTP}\n"
+        "    hosts: [\"team-a/a.example.com\", \"./b.example.com\", \"*/c.example.com\"]\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: in-a, namespace: team-a}\n"
+        "spec: {hosts: [a.example.com, c.example.com], gateways: [istio-system/gw], http: [{name: ra, directResponse: {status: 200}}]}\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: in-b, namespace: team-b}\n"
+        "spec: {hosts: [a.example.com, b.example.com], gateways: [istio-system/gw], http: [{name: rb, directResponse: {status: 200}}]}\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: in-gw, namespace: istio-system}\n"
+        "spec: {hosts: [b.example.com], gateways: [gw], http: [{name: rg, directResponse: {status: 200}}]}\n";
+    struct mg_diags d = { 0 };
+    struct mg_config *c = mg_config_load_buffer("ns.yaml", y, strlen(y), &d);
+    struct mg_snapshot *s = c ? mg_snapshot_build(c, 1, 1, &d) : NULL;
+    ok(s != NULL, "namespace-scoped hosts config builds");
+    if (!s) {
+        mg_diags_print(&d, stdout);
+        mg_diags_free(&d);
+        return;
+    }
+    const struct mg_srv *sv = s->ports[0].srv[0];
+    const struct mg_vhost *a = mg_router_vhost(&sv->routes, "a.example.com");
+    const struct mg_vhost *b = mg_router_vhost(&sv->routes, "b.example.com");
+    const struct mg_vhost *cc = mg_router_vhost(&sv->routes, "c.example.com");
+    ok(a && a->n_routes == 1 && strcmp(a->routes[0]->name, "ra") == 0,
+       "team-a/ host: only the VirtualService in team-a binds");
+    ok(b && b->n_routes == 1 && strcmp(b->routes[0]->name, "rg") == 0,
+       "./ host: only the Gateway's namespace binds");
+    ok(cc && cc->n_routes == 1, "*/ host: any namespace binds");
+    mg_diags_free(&d);
+    mg_snapshot_unref(s);
+}
+
 int main(void)
 {
+    test_host_namespaces();
     test_sni_peek();
     test_clusters();
     test_hosts();
