@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 #include "conn.h"
 #include "extauthz.h"
+#include "inbound.h"
 #include "jwks.h"
 #include "policy/policy.h"
 #include "reqauthn.h"
@@ -235,11 +236,18 @@ void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
         mg_buf_adds(out, "\"authz_policies\":0");   /* keeps the caller's JSON valid */
         return;
     }
-    mg_buf_adds(out, "\"peer_authentication\":{\"enforced\":false,"
-                     "\"note\":\"gateway servers: the server TLS mode decides mTLS\",\"ports\":[");
-    for (size_t i = 0; i < s->n_ports; i++)
-        mg_buf_printf(out, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", s->ports[i].number,
-                      mtls_name(mg_peer_authn_mode(a->ps, s->ports[i].number)));
+    /* sidecar inbound ports enforce it (inbound.c), keyed by the workload port */
+    bool sidecar = s->inbound != NULL;
+    mg_buf_printf(out, "\"peer_authentication\":{\"enforced\":%s,\"note\":\"%s\",\"ports\":[",
+                  sidecar ? "true" : "false",
+                  sidecar ? "sidecar inbound ports: PeerAuthentication decides mTLS (see inbound)"
+                          : "gateway servers: the server TLS mode decides mTLS");
+    for (size_t i = 0; i < s->n_ports; i++) {
+        const struct mg_inbound_port *ip = s->ports[i].inbound;
+        uint16_t port = ip ? ip->workload_port : s->ports[i].number;
+        mg_buf_printf(out, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", port,
+                      mtls_name(mg_peer_authn_mode(a->ps, port)));
+    }
     mg_buf_printf(out, "]},\"authz_policies\":%zu,\"jwt_rules\":%zu", mg_policy_set_count(a->ps),
                   a->n_ra_rules);
     if (a->store) {

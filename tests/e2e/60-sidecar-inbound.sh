@@ -89,6 +89,8 @@ like "$dump" '"inbound":\[\{"port":80,"bind":"127.0.0.1:'"$SC_B1"'"' "config_dum
 like "$dump" '"port":80,[^}]*"mtls_mode":"STRICT"' "config_dump: port 80 STRICT"
 like "$dump" '"namespace":"default.ns-strict"' "config_dump names the deciding PeerAuthentication"
 like "$dump" '"inbound\|80\|\|"' "config_dump lists the inbound cluster"
+like "$dump" '"peer_authentication":\{"enforced":true,[^]]*\{"port":80,"mode":"STRICT"\}' \
+    "config_dump: peer_authentication enforced, keyed by the workload port"
 for ((i = 0; i < 30; i++)); do grep -q 'inbound|80||' "$SC_ACCESS_LOG" 2>/dev/null && break; sleep 0.1; done
 like "$(grep 'inbound|80||' "$SC_ACCESS_LOG" | tail -n 1)" '"response_code":200' "access log line for an inbound request"
 like "$(grep 'inbound|80||' "$SC_ACCESS_LOG" | tail -n 1)" '"downstream_tls":true,"peer_principal":"cluster.local/ns/default/sa/sleep"' \
