@@ -405,6 +405,11 @@ void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
         mg_warning(x->d, p->pos, "sidecar mode without inbound ports receives no traffic");
     if (p->mode == MG_MODE_GATEWAY && p->n_inbound)
         mg_warning(x->d, p->pos, "inbound is for sidecar mode; ignored in gateway mode");
+    for (size_t i = 0; i < p->n_inbound; i++)       /* one listener per bind address */
+        for (size_t j = 0; j < i; j++)
+            if (p->inbound[i].bind && p->inbound[j].bind &&
+                strcmp(p->inbound[i].bind, p->inbound[j].bind) == 0)
+                mg_error(x->d, p->inbound[i].pos, "inbound bind %s is used twice", p->inbound[i].bind);
 }
 
 /* ---- Secret (v1) ---- */

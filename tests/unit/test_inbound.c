@@ -136,11 +136,18 @@ int main(void)
     mg_snapshot_unref(s);
     mg_diags_free(&d);
 
-    /* a bind port used twice is an error */
+    /* a bind address used twice is a config error (meshgate check sees it) */
     memset(&d, 0, sizeof(d));
     s = build("sidecar", "15006", false, &d);
-    ok(s == NULL, "bind port used twice: no snapshot");
-    ok(diag_has(&d, "bind port 15006 is already used"), "... with the reason");
+    ok(s == NULL, "bind address used twice: no snapshot");
+    ok(diag_has(&d, "i.yaml:9:5: error: inbound bind 127.0.0.1:15006 is used twice"), "... a config error at its line");
+    mg_snapshot_unref(s);
+    mg_diags_free(&d);
+    /* the same port on two addresses: listeners are per port, refused at build */
+    memset(&d, 0, sizeof(d));
+    s = build("sidecar", "15007", false, &d);
+    ok(s == NULL, "bind port used on two addresses: no snapshot");
+    ok(diag_has(&d, "bind port 15007 is already used"), "... with the reason");
     mg_snapshot_unref(s);
     mg_diags_free(&d);
 
