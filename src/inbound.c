@@ -142,6 +142,15 @@ static SSL_CTX *mesh_ctx(struct mg_inbound_set *set, const struct mg_config *c, 
     static const unsigned char sid[] = "meshgate-inbound-mtls";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, mesh_verify_cb);
+    /* Istio's sidecar inbound TLS 1.2 defaults (istio-semantics 3); TLS 1.3
+     * keeps OpenSSL's AEAD-only suites */
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                "AES256-GCM-SHA384:AES128-GCM-SHA256") != 1) {
+        snprintf(err, errlen, "cannot set the mesh cipher list");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     SSL_CTX_set_alpn_select_cb(ctx, mesh_alpn_cb, NULL);
     return ctx;
 }

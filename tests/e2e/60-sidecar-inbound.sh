@@ -70,6 +70,14 @@ code=$(mg_curl -k --http2 --cert "$P/sleep/cert-chain.pem" --key "$P/sleep/key.p
     -w '%{http_code} %{http_version}' "https://127.0.0.1:$SC_B1/echo" 2>/dev/null)
 is "$code" "200 2" "h2 over mesh mTLS works"
 
+# Istio's TLS 1.2 cipher defaults
+hs=$(echo | timeout 5 openssl s_client -connect "127.0.0.1:$SC_B1" -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 \
+    -cert "$P/sleep/cert-chain.pem" -key "$P/sleep/key.pem" -CAfile "$P/root-cert.pem" 2>&1)
+like "$hs" 'Cipher is ECDHE-ECDSA-AES128-GCM-SHA256' "TLS 1.2 with an Istio default cipher"
+hs=$(echo | timeout 5 openssl s_client -connect "127.0.0.1:$SC_B1" -tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305 \
+    -cert "$P/sleep/cert-chain.pem" -key "$P/sleep/key.pem" -CAfile "$P/root-cert.pem" 2>&1)
+unlike "$hs" 'Cipher is ECDHE-ECDSA-CHACHA20' "TLS 1.2 with a cipher outside Istio's list refused"
+
 # session resumption keeps the peer identity (the ticket carries the verified certificate)
 req='GET /echo HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\n\r\n'
 printf '%b' "$req" | timeout 5 openssl s_client -connect "127.0.0.1:$SC_B1" -alpn istio-http/1.1 \
