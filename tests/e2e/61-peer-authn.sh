@@ -52,6 +52,18 @@ is "$SC_STATUS" 000 "PERMISSIVE: Istio ALPN without a client certificate refused
 is "$(sc_tls "$SC_B1" /open/x "$P/sleep")" 000 "PERMISSIVE: non-Istio TLS (curl, h2/http1.1 ALPN) is not terminated"
 out=$(mg_raw "$SC_B1" '\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' 2)
 like "$out" '^HTTP/1.1 400' "PERMISSIVE: non-Istio TLS bytes are plain text: 400"
+# a client that stalls inside the first bytes is closed at the handshake timeout (3 s)
+t0=$(date +%s%N)
+mg_raw "$SC_B1" '\x16\x03\x01\x02\x00\x01' 8 >/dev/null
+ms=$((($(date +%s%N) - t0) / 1000000))
+ok "PERMISSIVE: a stalled ClientHello is closed after the handshake timeout ($ms ms)" \
+    test "$ms" -ge 2500 -a "$ms" -lt 7000
+t0=$(date +%s%N)
+mg_raw "$SC_B1" 'PRI * HTTP/2' 8 >/dev/null
+ms=$((($(date +%s%N) - t0) / 1000000))
+ok "PERMISSIVE: a stalled h2 preface is closed after the handshake timeout ($ms ms)" \
+    test "$ms" -ge 2500 -a "$ms" -lt 7000
+is "$(sc_plain "$SC_B1" /open/x)" 200 "the port still serves after the stalled clients"
 # destination.port is the workload port, not the bind port
 is "$(sc_plain "$SC_B2" /port/x)" 200 "ports [9080] matches inbound port 9080"
 sc_authz "/port/x on 9080 allowed" 0 9080 /port/x
