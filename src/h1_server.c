@@ -103,9 +103,43 @@ static void close_when_flushed(struct h1s *h)
         bufferevent_disable(h->c->bev, EV_READ);
 }
 
+/* Plain TCP (no TLS) writes without the write event: EV_WRITE stays off
+ * while the output is empty, and a response is written at once when it is
+ * complete (or a body piece arrives), which saves two epoll_ctl and a loop
+ * turn per response. Whatever the socket does not take goes the usual way:
+ * EV_WRITE on, and write_cb does the rest. (bufferevent_openssl arms its
+ * write event on every add whatever is enabled, so TLS keeps the old way.) */
+static void h1_kick(struct h1s *h)
+{
+    struct mg_conn *c = h->c;
+    if (c->ssl || !c->bev)
+        return;
+    struct evbuffer *o = out_of(h);
+    if (evbuffer_get_length(o)) {
+        /* a socket bufferevent keeps the start of its output frozen and
+         * thaws it only around its own writes: do the same */
+        evbuffer_unfreeze(o, 1);
+        (void)evbuffer_write(o, bufferevent_getfd(c->bev));
+        evbuffer_freeze(o, 1);
+    }
+    if (evbuffer_get_length(o))
+        bufferevent_enable(c->bev, EV_WRITE);
+    else
+        bufferevent_disable(c->bev, EV_WRITE);
+}
+
+/* The head alone: armed the usual way, so that it leaves at the next loop
+ * turn at the latest, or together with the body when that follows now. */
+static void h1_arm(struct h1s *h)
+{
+    if (!h->c->ssl && h->c->bev)
+        bufferevent_enable(h->c->bev, EV_WRITE);
+}
+
 /* The request is over (response complete or refused): next one or close. */
 static void end_request(struct h1s *h)
 {
+    h1_kick(h);
     if (h->active) {
         mg_request_finish(&h->r);
         mg_request_release(&h->r);
@@ -132,6 +166,7 @@ static void op_continue(struct mg_request *r)
         return;
     h->continue_sent = true;
     evbuffer_add(out_of(h), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    h1_kick(h);
 }
 
 /* Response heads are assembled with plain copies into one contiguous region
@@ -221,6 +256,7 @@ static void op_resp_head(struct mg_request *r)
     else if (h->minor == 0)
         evbuffer_add(o, "connection: keep-alive\r\n", 24);
     evbuffer_add(o, "\r\n", 2);
+    h1_arm(h);
 }
 
 static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
@@ -246,6 +282,7 @@ static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
     if (h->resp_chunked)
         evbuffer_add(o, "\r\n", 2);
     r->bytes_sent += n;
+    h1_kick(h);
 }
 
 static void op_resp_end(struct mg_request *r)
@@ -645,7 +682,7 @@ void mg_h1_server_start(struct mg_conn *c)
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     h->phase = P_HEAD;
     arm_timer(h, c->snap->cfg->proxy.timeout_request_headers_ms);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, c->ssl ? EV_READ | EV_WRITE : EV_READ);   /* h1_kick */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)))
         event_active(h->next_ev, EV_TIMEOUT, 0);
 }

@@ -524,7 +524,16 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
         uint8_t pl = (uint8_t)(pad - 1);
         evbuffer_add(out, &pl, 1);
     }
-    evbuffer_remove_buffer(s->resp, out, length);
+    /* small payloads are copied, not moved as a chain of their own: each
+     * output chain becomes a TLS record and a write(2) of its own
+     * (bufferevent_openssl writes chain by chain) */
+    struct evbuffer_iovec v;
+    if (length <= 16384 && evbuffer_reserve_space(out, (ev_ssize_t)length, &v, 1) == 1) {
+        v.iov_len = (size_t)evbuffer_remove(s->resp, v.iov_base, length);
+        evbuffer_commit_space(out, &v, 1);
+    } else {
+        evbuffer_remove_buffer(s->resp, out, length);
+    }
     if (pad > 1) {
         static const uint8_t zeros[256];
         evbuffer_add(out, zeros, pad - 1);

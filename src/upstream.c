@@ -189,7 +189,9 @@ static void uc_begin(struct mg_uconn *uc)
     write_head(uc, r);
     if (direct) {
         struct evbuffer *out = bufferevent_get_output(uc->bev);
+        evbuffer_unfreeze(out, 1);      /* frozen outside the bufferevent's own writes */
         (void)evbuffer_write(out, bufferevent_getfd(uc->bev));
+        evbuffer_freeze(out, 1);
         if (evbuffer_get_length(out) || r->body != MG_BODY_NONE)
             bufferevent_enable(uc->bev, EV_WRITE);
     }

@@ -148,11 +148,29 @@ fi
 
 declare -A port_tls=([meshgate]=38443 [nginx]=18443 [haproxy]=28443)
 declare -A port_plain=([meshgate]=38080 [nginx]=18080 [haproxy]=28080)
+# Every scenario must get the answer it is meant to measure, or its number
+# means nothing. (h2load's -H host: adds a Host header next to :authority,
+# which a strict server refuses with 400: set :authority itself.)
+for p in $proxies; do
+  t=${port_tls[$p]} u=${port_plain[$p]}
+  c1=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "https://127.0.0.1:$t/")
+  c2=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "http://127.0.0.1:$u/x")
+  c3=$(h2load -n20 -c1 -H ':authority: app.example.com' "https://127.0.0.1:$t/" 2>/dev/null |
+       awk '/^status codes:/ {print $3}')
+  if [ "$c1 $c2 $c3" != "200 301 20" ]; then
+    echo "run.sh: $p answers https=$c1 redirect=$c2 h2-2xx=$c3/20 (want 200 301 20)" >&2
+    exit 1
+  fi
+done
+
 res="$w/results"
 : > "$res"
 
-wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
-h2_rps() { h2load "$@" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}'; }
+# a run with error answers (4xx/5xx, failed streams) is reported on stderr
+wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}
+  /Non-2xx or 3xx/ {print "run.sh: error answers: " $0 > "/dev/stderr"}'; }
+h2_rps() { h2load "$@" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}
+  /^requests:/ && $10 != 0 {print "run.sh: failed h2 requests: " $0 > "/dev/stderr"}'; }
 
 for r in $(seq "$rounds"); do
   for s in $scenarios; do
@@ -160,7 +178,7 @@ for r in $(seq "$rounds"); do
       t=${port_tls[$p]} u=${port_plain[$p]}
       case $s in
         keepalive) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$t/") ;;
-        h2) v=$(h2_rps -c32 -m10 -D"$secs" -t2 -H 'host: app.example.com' "https://127.0.0.1:$t/") ;;
+        h2) v=$(h2_rps -c32 -m10 -D"$secs" -t2 -H ':authority: app.example.com' "https://127.0.0.1:$t/") ;;
         newconn) v=$(wrk_rps -t2 -c32 -d"${secs}s" -H 'Host: app.example.com' -H 'Connection: close' "https://127.0.0.1:$t/") ;;
         redirect) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "http://127.0.0.1:$u/x") ;;
       esac
