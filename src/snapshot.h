@@ -42,6 +42,7 @@ struct mg_srv {                         /* one compiled Gateway server */
     bool tcp;                           /* plain TCP server: VirtualService tcp routes */
     SSL_CTX *ctx;                       /* tls only */
     char *ciphers;                      /* TLS 1.2 cipher list (copied to the SSL on SNI switch) */
+    unsigned char sid[32];              /* session id context (tls.c: server_sid) */
     struct mg_route_table routes;
     char *label;                        /* "gw-ns/gw-name/index" for logs */
 };

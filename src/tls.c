@@ -266,6 +266,74 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Length-prefixed, so that no two different inputs hash alike. */
+static void sid_add(EVP_MD_CTX *md, const void *p, size_t n)
+{
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    EVP_DigestUpdate(md, len, sizeof(len));
+    if (n)
+        EVP_DigestUpdate(md, p, n);
+}
+
+static void sid_adds(EVP_MD_CTX *md, const char *s)
+{
+    sid_add(md, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void sid_add_list(EVP_MD_CTX *md, const struct mg_slist *l)
+{
+    sid_add(md, &l->n, sizeof(l->n));
+    for (size_t i = 0; i < l->n; i++)
+        sid_adds(md, l->v[i]);
+}
+
+/* A file's bytes (trust material changes with a rotation, not its path). */
+static void sid_add_file(EVP_MD_CTX *md, const char *path)
+{
+    size_t n = 0;
+    char *data = path ? mg_read_file(path, 16u << 20, &n) : NULL;
+    sid_adds(md, path);
+    sid_add(md, data, data ? n : 0);
+    free(data);
+}
+
+/* The session id context of a server. Session tickets are shared by every
+ * server of the process and the server is picked from the SNI after the
+ * ClientHello, so without a per-server context a session made on a SIMPLE
+ * server (no client certificate) would resume on a MUTUAL one and stand in
+ * for the certificate. OpenSSL refuses to resume a session whose context
+ * differs, so a session only resumes on the server block it was made on,
+ * with the same client-authentication settings and trust material. */
+static void server_sid(const struct mg_srv *srv, const struct mg_server_tls *t, const char *caf,
+                       const char *ca_pem, unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    int mode = (int)t->mode;
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        mg_oom();
+    sid_adds(md, "meshgate server session v1");
+    sid_adds(md, srv->label);
+    sid_add(md, &srv->port->number, sizeof(srv->port->number));
+    sid_add(md, &mode, sizeof(mode));
+    sid_add(md, &t->insecure_skip_verify, sizeof(t->insecure_skip_verify));
+    for (size_t i = 0; i < srv->n_hosts; i++)
+        sid_adds(md, srv->hosts[i]);
+    sid_add_list(md, &t->subject_alt_names);
+    sid_add_list(md, &t->verify_certificate_spki);
+    sid_add_list(md, &t->verify_certificate_hash);
+    if (ca_pem)
+        sid_adds(md, ca_pem);
+    else
+        sid_add_file(md, caf);
+    sid_add_file(md, t->ca_crl);
+    if (!EVP_DigestFinal_ex(md, out, &n) || n != 32)
+        mg_oom();
+    EVP_MD_CTX_free(md);
+}
+
 /* Switch the connection to the chosen server's context. Trap 7: the new
  * context's client-certificate policy is not applied by SSL_set_SSL_CTX, so
  * it is copied by hand, with protocol bounds, options and ciphers. */
@@ -277,6 +345,8 @@ static int use_server(SSL *ssl, struct mg_port *p, const char *name, int *alert)
         return -1;
     }
     SSL_set_ex_data(ssl, sel_idx, sv);
+    /* before OpenSSL looks at the offered session or PSK (server_sid) */
+    SSL_set_session_id_context(ssl, sv->sid, sizeof(sv->sid));
     if (SSL_get_SSL_CTX(ssl) != sv->ctx) {
         SSL_CTX *ctx = sv->ctx;
         SSL_set_SSL_CTX(ssl, ctx);
@@ -452,8 +522,8 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
         }
         srv->ciphers = b.p;
     }
-    static const unsigned char sid[] = "meshgate";
-    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    server_sid(srv, t, caf, ca_pem, srv->sid);
+    SSL_CTX_set_session_id_context(ctx, srv->sid, sizeof(srv->sid));
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     return ctx;
