@@ -125,11 +125,17 @@ mg_config "$w/nocache" 39444 39001
 MESHGATE_JWT_CACHE_ENTRIES=0 "$bin" run -c "$w/nocache" >"$w/nocache.log" 2>&1 & pids+=($!)
 
 for port in 19190 39443 39444; do
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+done
+for admin in 39000 39001; do
+  for _ in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/ready" || true)" = 200 ] && break
+    sleep 0.2
+  done
 done
 
 # the setup must behave as described, or the numbers mean nothing
-code() { curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "$@"; }
+code() { curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "$@" || true; }
 for port in 39443 39444; do
   c1=$(code "https://127.0.0.1:$port/open/x")
   c2=$(code -H "Authorization: Bearer $token" "https://127.0.0.1:$port/alice/x")

@@ -138,7 +138,11 @@ YAML
 mgpid=$!
 
 for port in 19090 18443 28443 38443 38080; do
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+done
+for _ in $(seq 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:38000/ready || true)" = 200 ] && break
+  sleep 0.2
 done
 
 if [ -n "${BENCH_PERF:-}" ]; then
@@ -153,9 +157,9 @@ declare -A port_plain=([meshgate]=38080 [nginx]=18080 [haproxy]=28080)
 # which a strict server refuses with 400: set :authority itself.)
 for p in $proxies; do
   t=${port_tls[$p]} u=${port_plain[$p]}
-  c1=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "https://127.0.0.1:$t/")
-  c2=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "http://127.0.0.1:$u/x")
-  c3=$(h2load -n20 -c1 -H ':authority: app.example.com' "https://127.0.0.1:$t/" 2>/dev/null |
+  c1=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "https://127.0.0.1:$t/" || true)
+  c2=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "http://127.0.0.1:$u/x" || true)
+  c3=$({ h2load -n20 -c1 -H ':authority: app.example.com' "https://127.0.0.1:$t/" 2>/dev/null || true; } |
        awk '/^status codes:/ {print $3}')
   if [ "$c1 $c2 $c3" != "200 301 20" ]; then
     echo "run.sh: $p answers https=$c1 redirect=$c2 h2-2xx=$c3/20 (want 200 301 20)" >&2
