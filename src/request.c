@@ -444,6 +444,53 @@ static void uuid4(struct mg_request *r, char out[37])
     out[o] = '\0';
 }
 
+/* The proxy's own x-forwarded-client-cert (SANITIZE_SET), NULL without a
+ * verified client certificate. */
+static const char *xfcc_value(struct mg_request *r)
+{
+    const struct mg_conn *c = r->conn;
+    if (!c->cert_hash[0])
+        return NULL;
+    const char *by = r->snap->spiffe_id ? r->snap->spiffe_id : "";
+    return c->peer_uri[0] ? mg_rq_printf(&r->arena, "By=%s;Hash=%s;URI=%s", by, c->cert_hash, c->peer_uri)
+                          : mg_rq_printf(&r->arena, "By=%s;Hash=%s", by, c->cert_hash);
+}
+
+/* Envoy's connection manager replaces the headers only the proxy may set
+ * before any filter runs, so routing, authorization and ext_authz see the
+ * proxy's x-forwarded-proto, x-forwarded-client-cert and
+ * x-envoy-external-address, never a client's copy (which phase_headers
+ * drops from the upstream request anyway): what is authorized is what is
+ * forwarded. */
+static void phase_sanitize(struct mg_request *r)
+{
+    struct mg_kv *nh = mg_rq_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
+    size_t o = 0;
+    for (size_t i = 0; i < r->n_h; i++) {
+        const char *n = r->h[i].key;
+        if (mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
+            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0)
+            continue;
+        nh[o++] = r->h[i];
+    }
+    char ip[64];
+    mg_addr_ip_str(&r->conn->peer, ip, sizeof(ip));
+    const char *add[3][2] = {
+        { "x-forwarded-proto", r->conn->ssl ? "https" : "http" },
+        { "x-envoy-external-address", mg_rq_strndup(&r->arena, ip, strlen(ip)) },
+        { "x-forwarded-client-cert", xfcc_value(r) },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (!add[i][1])
+            continue;
+        memset(&nh[o], 0, sizeof(nh[o]));
+        nh[o].key = (char *)add[i][0];
+        nh[o++].value = (char *)add[i][1];
+    }
+    r->h = nh;
+    r->n_h = o;
+}
+
 static void phase_headers(struct mg_request *r)
 {
     struct hlist l = { 0 };
@@ -471,12 +518,9 @@ static void phase_headers(struct mg_request *r)
         hl_add(r, &l, "x-request-id", r->request_id);
     }
     hl_add(r, &l, "x-envoy-external-address", mg_rq_strndup(&r->arena, ip, strlen(ip)));
-    if (c->cert_hash[0]) {
-        const char *by = r->snap->spiffe_id ? r->snap->spiffe_id : "";
-        hl_add(r, &l, "x-forwarded-client-cert",
-               c->peer_uri[0] ? mg_rq_printf(&r->arena, "By=%s;Hash=%s;URI=%s", by, c->cert_hash, c->peer_uri)
-                              : mg_rq_printf(&r->arena, "By=%s;Hash=%s", by, c->cert_hash));
-    }
+    const char *xfcc = xfcc_value(r);
+    if (xfcc)
+        hl_add(r, &l, "x-forwarded-client-cert", xfcc);
     for (size_t i = 0; i < r->n_local_h; i++)       /* x-envoy-original-path */
         hl_add(r, &l, r->local_h[i].key, r->local_h[i].value);
     r->n_local_h = 0;
@@ -504,7 +548,10 @@ static void on_route_timeout(evutil_socket_t fd, short what, void *arg)
 
 void mg_request_run(struct mg_request *r)
 {
-    if (phase_normalize(r) || phase_server(r) || phase_route(r) || phase_access(r))
+    if (phase_normalize(r))
+        return;
+    phase_sanitize(r);
+    if (phase_server(r) || phase_route(r) || phase_access(r))
         return;
     mg_request_resume(r);
 }
