@@ -252,6 +252,26 @@ struct found {
     const struct ra_loc *loc;
 };
 
+/* Every token a rule's locations hold: Envoy verifies them all, so a
+ * forged token cannot ride along next to a valid one (a second
+ * Authorization header, ?access_token= besides the header). */
+#define RA_MAX_TOKENS 8
+
+struct found_list {
+    struct found v[RA_MAX_TOKENS];
+    size_t n;
+    bool over;                  /* more than RA_MAX_TOKENS: refused */
+};
+
+static void found_add(struct found_list *fl, const char *tok, size_t len, const struct ra_loc *l)
+{
+    if (fl->n == RA_MAX_TOKENS) {
+        fl->over = true;
+        return;
+    }
+    fl->v[fl->n++] = (struct found){tok, len, l};
+}
+
 static bool jwt_char(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -264,7 +284,7 @@ static bool name_is(const struct mg_header *h, const char *name)
     return h->name_len == n && !memcmp(h->name, name, n);
 }
 
-static bool from_header(const struct mg_ra_request *req, const struct ra_loc *l, struct found *f)
+static void from_header(const struct mg_ra_request *req, const struct ra_loc *l, struct found_list *fl)
 {
     size_t plen = l->prefix ? strlen(l->prefix) : 0;
     for (size_t i = 0; i < req->n_headers; i++) {
@@ -274,33 +294,27 @@ static bool from_header(const struct mg_ra_request *req, const struct ra_loc *l,
             continue;           /* a value without the exact prefix is not a source */
         while (plen + n < h->value_len && jwt_char(h->value[plen + n]))
             n++;
-        if (n) {
-            *f = (struct found){h->value + plen, n, l};
-            return true;
-        }
+        if (n)
+            found_add(fl, h->value + plen, n, l);
     }
-    return false;
 }
 
-static bool from_param(const struct mg_ra_request *req, const struct ra_loc *l, struct found *f)
+static void from_param(const struct mg_ra_request *req, const struct ra_loc *l, struct found_list *fl)
 {
     const char *q = memchr(req->path, '?', req->path_len), *end = req->path + req->path_len;
     size_t nlen = strlen(l->name);
     if (!q)
-        return false;
+        return;
     for (const char *p = q + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(e - p));
-        if (eq && (size_t)(eq - p) == nlen && !memcmp(p, l->name, nlen) && e > eq + 1) {
-            *f = (struct found){eq + 1, (size_t)(e - eq - 1), l};
-            return true;
-        }
+        if (eq && (size_t)(eq - p) == nlen && !memcmp(p, l->name, nlen) && e > eq + 1)
+            found_add(fl, eq + 1, (size_t)(e - eq - 1), l);
         p = e + 1;
     }
-    return false;
 }
 
-static bool from_cookie(const struct mg_ra_request *req, const struct ra_loc *l, struct found *f)
+static void from_cookie(const struct mg_ra_request *req, const struct ra_loc *l, struct found_list *fl)
 {
     size_t nlen = strlen(l->name);
     for (size_t i = 0; i < req->n_headers; i++) {
@@ -320,32 +334,33 @@ static bool from_cookie(const struct mg_ra_request *req, const struct ra_loc *l,
                     ve--;
                 if (ve - v >= 2 && *v == '"' && ve[-1] == '"')
                     v++, ve--;
-                if (ve > v) {
-                    *f = (struct found){v, (size_t)(ve - v), l};
-                    return true;
-                }
+                if (ve > v)
+                    found_add(fl, v, (size_t)(ve - v), l);
             }
             p = e + 1;
         }
     }
-    return false;
 }
 
-static bool extract(const struct ra_rule *r, const struct mg_ra_request *req, struct found *f)
+/* All tokens of the rule's locations, in Envoy's order: headers, then
+ * query parameters, then cookies (the first one gives the principal). */
+static void extract(const struct ra_rule *r, const struct mg_ra_request *req, struct found_list *fl)
 {
-    /* Envoy's order: headers, then query parameters, then cookies. */
     static const enum loc_kind order[] = {LOC_HEADER, LOC_PARAM, LOC_COOKIE};
+    fl->n = 0;
+    fl->over = false;
     for (size_t o = 0; o < MG_ARRAY_LEN(order); o++)
         for (size_t i = 0; i < r->n_locs; i++) {
             const struct ra_loc *l = &r->locs[i];
             if (l->kind != order[o])
                 continue;
-            if ((l->kind == LOC_HEADER && from_header(req, l, f)) ||
-                (l->kind == LOC_PARAM && from_param(req, l, f)) ||
-                (l->kind == LOC_COOKIE && from_cookie(req, l, f)))
-                return true;
+            if (l->kind == LOC_HEADER)
+                from_header(req, l, fl);
+            else if (l->kind == LOC_PARAM)
+                from_param(req, l, fl);
+            else
+                from_cookie(req, l, fl);
         }
-    return false;
 }
 
 /* ---- decision ---- */
@@ -459,14 +474,16 @@ static char *claim_value(json_t *payload, const char *path)
     return NULL;
 }
 
-/* The path?query without every `name=...` parameter. */
-static char *remove_param(const struct mg_ra_request *req, const char *name)
+/* path[0..len) (path?query) without every `name=...` parameter. */
+static char *remove_param(const char *path, size_t len, const char *name)
 {
-    const char *q = memchr(req->path, '?', req->path_len), *end = req->path + req->path_len;
+    const char *q = memchr(path, '?', len), *end = path + len;
     size_t nlen = strlen(name);
     struct mg_buf b = {0};
     bool first = true;
-    mg_buf_add(&b, req->path, (size_t)(q - req->path));
+    if (!q)
+        return mg_xstrndup(path, len);
+    mg_buf_add(&b, path, (size_t)(q - path));
     for (const char *p = q + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
         bool drop = (size_t)(e - p) > nlen && p[nlen] == '=' && !memcmp(p, name, nlen);
@@ -482,7 +499,7 @@ static char *remove_param(const struct mg_ra_request *req, const char *name)
     return b.p;
 }
 
-static void pass(const struct ra_rule *r, const struct found *f, struct mg_jwt *j,
+static void pass(const struct ra_rule *r, const struct found_list *fl, struct mg_jwt *j,
                  const struct mg_ra_request *req, struct mg_ra_result *out)
 {
     out->status = MG_RA_PASS_PRINCIPAL;
@@ -492,11 +509,22 @@ static void pass(const struct ra_rule *r, const struct found *f, struct mg_jwt *
     out->principal = mg_xasprintf("%s/%s", out->jwt.iss, out->jwt.sub ? out->jwt.sub : "");
     out->space_delimited_claims = r->sdc;
     out->n_space_delimited_claims = r->n_sdc;
-    if (!r->forward) {
-        if (f->loc->kind == LOC_HEADER)
-            add_edit(out, MG_RA_REMOVE_HEADER, f->loc->name, NULL);
-        else if (f->loc->kind == LOC_PARAM)
-            out->new_path = remove_param(req, f->loc->name);
+    for (size_t i = 0; !r->forward && i < fl->n; i++) {
+        const struct ra_loc *l = fl->v[i].loc;
+        bool seen = false;      /* one edit per location */
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = fl->v[k].loc == l;
+        if (seen)
+            continue;
+        if (l->kind == LOC_HEADER) {
+            add_edit(out, MG_RA_REMOVE_HEADER, l->name, NULL);
+        } else if (l->kind == LOC_PARAM) {
+            const char *cur = out->new_path ? out->new_path : req->path;
+            size_t len = out->new_path ? strlen(out->new_path) : req->path_len;
+            char *np = remove_param(cur, len, l->name);
+            free(out->new_path);
+            out->new_path = np;
+        }
     }
     if (r->payload_header)
         add_edit(out, MG_RA_SET_HEADER, r->payload_header, mg_xstrdup(out->jwt.payload_b64));
@@ -544,16 +572,32 @@ void mg_reqauthn_eval(const struct mg_reqauthn *ra, const struct mg_ra_request *
     }
     for (size_t i = 0; i < ra->n; i++) {
         const struct ra_rule *r = &ra->rules[i];
-        struct found f;
+        struct found_list fl;
         struct mg_jwt j;
-        enum mg_jwt_error e;
-        if (!extract(r, req, &f))
+        enum mg_jwt_error e = MG_JWT_OK;
+        extract(r, req, &fl);
+        if (fl.n == 0)
             continue;           /* missing for this rule: allowed */
         present = true;
         bool miss = false;
-        e = check_rule(r, &f, keys, cache, now, &j, &miss);
+        if (fl.over) {
+            e = MG_JWT_MULTIPLE_TOKENS;
+        } else {
+            /* the first token gives the principal; every other one must
+             * verify too */
+            e = check_rule(r, &fl.v[0], keys, cache, now, &j, &miss);
+            for (size_t k = 1; e == MG_JWT_OK && k < fl.n; k++) {
+                struct mg_jwt other;
+                if (fl.v[k].len == fl.v[0].len && !memcmp(fl.v[k].tok, fl.v[0].tok, fl.v[0].len))
+                    continue;   /* the same token twice */
+                e = check_rule(r, &fl.v[k], keys, cache, now, &other, &miss);
+                mg_jwt_clear(&other);
+                if (e != MG_JWT_OK)
+                    mg_jwt_clear(&j);
+            }
+        }
         if (e == MG_JWT_OK) {
-            pass(r, &f, &j, req, out);
+            pass(r, &fl, &j, req, out);
             return;             /* another issuer's token: no refetch for the misses */
         }
         if (miss && n_missed < MG_ARRAY_LEN(missed))
