@@ -379,6 +379,7 @@ static const struct mg_down_ops h1_ops = {
 
 static void body_finished(struct h1s *h)
 {
+    evtimer_del(h->timer);              /* the body timeout ends with the body */
     h->r.body_done = true;
     mg_upstream_body_end(&h->r);
     h->phase = P_WAIT;
@@ -388,6 +389,11 @@ static void relay_body(struct h1s *h)
 {
     struct mg_request *r = &h->r;
     struct evbuffer *in = bufferevent_get_input(h->c->bev);
+    /* Bytes to move are progress: a body that stops arriving for the idle
+     * timeout is ended (timer_cb), as Envoy's stream idle timeout does, so
+     * a stalled upload cannot hold the connection and an upstream forever. */
+    if (h->phase == P_BODY && h->active && evbuffer_get_length(in))
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
     while (h->phase == P_BODY && h->active) {
         if (!mg_upstream_body_ready(r))
             return;                     /* upstream's write callback resumes us */
@@ -513,7 +519,10 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
         mg_request_reply(r, q->connect ? 405 : 501, "Not Implemented", "unsupported", true);
         return;
     }
-    evtimer_del(h->timer);
+    if (h->phase == P_BODY)
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+    else
+        evtimer_del(h->timer);
     mg_request_run(r);
 }
 
@@ -634,6 +643,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         h->active = true;
         h->minor = 1;
         mg_request_reply(r, 408, "request timeout", "request_headers_timeout", true);
+    } else if (h->phase == P_BODY && h->active && h->c->bev) {
+        /* the request body stalled for the idle timeout */
+        struct mg_request *r = &h->r;
+        r->flags = "DC";
+        if (r->resp_started) {
+            h1_ops_abort(r);
+        } else {
+            r->body_done = false;
+            mg_request_reply(r, 408, "stream timeout", "request_body_timeout", true);
+        }
     } else {
         mg_conn_close(h->c);
     }
