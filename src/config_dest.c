@@ -5,188 +5,116 @@
 
 /* ---- DestinationRule ---- */
 
-static void read_client_tls(struct mg_cfg *x, const struct mg_ynode *v, struct mg_client_tls *t)
+/* "system" means the OS bundle in current Istio */
+static bool read_client_ca(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                           void *obj)
 {
-    static const char *const modes[] = { "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL" };
-    const struct mg_ynode *k, *e;
-    int m;
+    struct mg_client_tls *t = obj;
+    if (mg_cfg_scalar(x, k->str, v) && strcmp(v->str, "system") == 0)
+        return mg_cfg_str(x, k->str, v, &t->ca_certificates);
+    return mg_cfg_file(x, k->str, v, true, &t->ca_certificates);
+}
 
-    if (!mg_cfg_map(x, "tls", v))
-        return;
-    t->present = true;
-    t->pos = v->pos;
-    size_t mark = mg_cfg_push(x, ".tls");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *key = k->str;
-        if (strcmp(key, "mode") == 0) {
-            if (mg_cfg_enum(x, key, e, modes, NULL, 4, &m))
-                t->mode = (enum mg_client_tls_mode)m;
-        } else if (strcmp(key, "clientCertificate") == 0)
-            mg_cfg_file(x, key, e, true, &t->client_certificate);
-        else if (strcmp(key, "privateKey") == 0)
-            mg_cfg_file(x, key, e, true, &t->private_key);
-        else if (strcmp(key, "caCertificates") == 0) {
-            /* "system" means the OS bundle in current Istio */
-            if (mg_cfg_scalar(x, key, e) && strcmp(e->str, "system") == 0)
-                mg_cfg_str(x, key, e, &t->ca_certificates);
-            else
-                mg_cfg_file(x, key, e, true, &t->ca_certificates);
-        } else if (strcmp(key, "caCrl") == 0)
-            mg_cfg_file(x, key, e, true, &t->ca_crl);
-        else if (strcmp(key, "credentialName") == 0)
-            mg_cfg_str(x, key, e, &t->credential_name);
-        else if (strcmp(key, "subjectAltNames") == 0)
-            mg_cfg_slist(x, key, e, &t->subject_alt_names);
-        else if (strcmp(key, "sni") == 0)
-            mg_cfg_str(x, key, e, &t->sni);
-        else if (strcmp(key, "insecureSkipVerify") == 0)
-            mg_cfg_bool(x, key, e, &t->insecure_skip_verify);
-        else
-            mg_cfg_unknown(x, k);
-    }
+static void check_client_tls(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_client_tls *t = obj;
+
     if (t->mode == MG_CTLS_MUTUAL && !t->credential_name &&
         (!t->client_certificate || !t->private_key))
-        mg_error(x->d, v->pos, "TLS mode MUTUAL needs clientCertificate and privateKey (or "
+        mg_error(x->d, r->m->pos, "TLS mode MUTUAL needs clientCertificate and privateKey (or "
                  "credentialName)");
     if (t->mode == MG_CTLS_ISTIO_MUTUAL &&
         (t->client_certificate || t->private_key || t->ca_certificates || t->credential_name))
-        mg_error(x->d, v->pos, "TLS mode ISTIO_MUTUAL uses the proxy identity; certificate "
+        mg_error(x->d, r->m->pos, "TLS mode ISTIO_MUTUAL uses the proxy identity; certificate "
                  "fields must be empty");
-    mg_cfg_pop(x, mark);
 }
 
-static void read_pool(struct mg_cfg *x, const struct mg_ynode *v, struct mg_conn_pool *p)
-{
-    static const char *const h2[] = { "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE" };
-    const struct mg_ynode *k, *e, *fk, *fv;
-    int t;
+static const char *const client_tls_modes[] = { "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL" };
+static const struct mg_cfg_field client_tls_rows[] = {
+    MG_CFG_ENUM("mode", struct mg_client_tls, mode, client_tls_modes),
+    MG_CFG_FILE("clientCertificate", struct mg_client_tls, client_certificate),
+    MG_CFG_FILE("privateKey", struct mg_client_tls, private_key),
+    MG_CFG_FN("caCertificates", read_client_ca),
+    MG_CFG_FILE("caCrl", struct mg_client_tls, ca_crl),
+    MG_CFG_STR("credentialName", struct mg_client_tls, credential_name),
+    MG_CFG_SLIST("subjectAltNames", struct mg_client_tls, subject_alt_names),
+    MG_CFG_STR("sni", struct mg_client_tls, sni),
+    MG_CFG_BOOL("insecureSkipVerify", struct mg_client_tls, insecure_skip_verify),
+};
+static const struct mg_cfg_table client_tls = {
+    MG_CFG_ROWS(client_tls_rows), .present_at = MG_CFG_AT(struct mg_client_tls, present),
+    .pos_at = MG_CFG_AT(struct mg_client_tls, pos), .check = check_client_tls,
+};
 
-    if (!mg_cfg_map(x, "connectionPool", v))
-        return;
-    p->present = true;
-    p->pos = v->pos;
-    size_t mark = mg_cfg_push(x, ".connectionPool");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        bool tcp = strcmp(k->str, "tcp") == 0;
-        if (!tcp && strcmp(k->str, "http") != 0) {
-            mg_cfg_unknown(x, k);
-            continue;
-        }
-        if (!mg_cfg_map(x, k->str, e))
-            continue;
-        size_t m2 = mg_cfg_push(x, ".%s", k->str);
-        for (size_t j = 0; mg_cfg_next(e, &j, &fk, &fv);) {
-            const char *f = fk->str;
-            if (tcp && strcmp(f, "maxConnections") == 0)
-                mg_cfg_u64(x, f, fv, &p->max_connections);
-            else if (tcp && strcmp(f, "connectTimeout") == 0)
-                mg_cfg_duration(x, f, fv, &p->connect_timeout_ms);
-            else if (tcp && strcmp(f, "idleTimeout") == 0)
-                mg_cfg_duration(x, f, fv, &p->tcp_idle_timeout_ms);
-            else if (tcp && (strcmp(f, "tcpKeepalive") == 0 ||
-                             strcmp(f, "maxConnectionDuration") == 0))
-                mg_cfg_unsupported(x, fk);
-            else if (!tcp && strcmp(f, "http1MaxPendingRequests") == 0)
-                mg_cfg_u64(x, f, fv, &p->http1_max_pending_requests);
-            else if (!tcp && strcmp(f, "http2MaxRequests") == 0)
-                mg_cfg_u64(x, f, fv, &p->http2_max_requests);
-            else if (!tcp && strcmp(f, "maxRequestsPerConnection") == 0)
-                mg_cfg_u64(x, f, fv, &p->max_requests_per_connection);
-            else if (!tcp && strcmp(f, "maxRetries") == 0)
-                mg_cfg_u64(x, f, fv, &p->max_retries);
-            else if (!tcp && strcmp(f, "idleTimeout") == 0)
-                mg_cfg_duration(x, f, fv, &p->http_idle_timeout_ms);
-            else if (!tcp && strcmp(f, "maxConcurrentStreams") == 0)
-                mg_cfg_u64(x, f, fv, &p->max_concurrent_streams);
-            else if (!tcp && strcmp(f, "useClientProtocol") == 0)
-                mg_cfg_bool(x, f, fv, &p->use_client_protocol);
-            else if (!tcp && strcmp(f, "h2UpgradePolicy") == 0) {
-                if (mg_cfg_enum(x, f, fv, h2, NULL, 3, &t))
-                    p->h2_upgrade_policy = t;
-            } else if (!tcp && strcmp(f, "http2KeepAlive") == 0)
-                mg_cfg_unsupported(x, fk);
-            else
-                mg_cfg_unknown(x, fk);
-        }
-        mg_cfg_pop(x, m2);
-    }
-    mg_cfg_pop(x, mark);
-}
+static const char *const h2_policies[] = { "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE" };
+static const struct mg_cfg_field pool_tcp_rows[] = {
+    MG_CFG_U64("maxConnections", struct mg_conn_pool, max_connections),
+    MG_CFG_DURATION("connectTimeout", struct mg_conn_pool, connect_timeout_ms),
+    MG_CFG_DURATION("idleTimeout", struct mg_conn_pool, tcp_idle_timeout_ms),
+    MG_CFG_UNSUPPORTED("tcpKeepalive"),
+    MG_CFG_UNSUPPORTED("maxConnectionDuration"),
+};
+static const struct mg_cfg_field pool_http_rows[] = {
+    MG_CFG_U64("http1MaxPendingRequests", struct mg_conn_pool, http1_max_pending_requests),
+    MG_CFG_U64("http2MaxRequests", struct mg_conn_pool, http2_max_requests),
+    MG_CFG_U64("maxRequestsPerConnection", struct mg_conn_pool, max_requests_per_connection),
+    MG_CFG_U64("maxRetries", struct mg_conn_pool, max_retries),
+    MG_CFG_DURATION("idleTimeout", struct mg_conn_pool, http_idle_timeout_ms),
+    MG_CFG_U64("maxConcurrentStreams", struct mg_conn_pool, max_concurrent_streams),
+    MG_CFG_BOOL("useClientProtocol", struct mg_conn_pool, use_client_protocol),
+    MG_CFG_ENUM("h2UpgradePolicy", struct mg_conn_pool, h2_upgrade_policy, h2_policies),
+    MG_CFG_UNSUPPORTED("http2KeepAlive"),
+};
+static const struct mg_cfg_table pool_tcp = { MG_CFG_ROWS(pool_tcp_rows) };
+static const struct mg_cfg_table pool_http = { MG_CFG_ROWS(pool_http_rows) };
+static const struct mg_cfg_field pool_rows[] = {
+    MG_CFG_GROUP("tcp", pool_tcp),
+    MG_CFG_GROUP("http", pool_http),
+};
+static const struct mg_cfg_table pool = {
+    MG_CFG_ROWS(pool_rows), .present_at = MG_CFG_AT(struct mg_conn_pool, present),
+    .pos_at = MG_CFG_AT(struct mg_conn_pool, pos),
+};
 
-static void read_outlier(struct mg_cfg *x, const struct mg_ynode *v, struct mg_outlier *o)
-{
-    const struct mg_ynode *k, *e;
+static const char *const outlier_unsupported[] = {
+    "splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures",
+    "outlierDetectionHttpErrorCodes",
+};
+static const struct mg_cfg_field outlier_rows[] = {
+    MG_CFG_INT("consecutive5xxErrors", struct mg_outlier, consecutive_5xx_errors, 0, 1000000),
+    MG_CFG_INT("consecutiveErrors", struct mg_outlier, consecutive_5xx_errors, 0, 1000000),
+    MG_CFG_INT("consecutiveGatewayErrors", struct mg_outlier, consecutive_gateway_errors, 0,
+               1000000),
+    MG_CFG_DURATION("interval", struct mg_outlier, interval_ms),
+    MG_CFG_DURATION("baseEjectionTime", struct mg_outlier, base_ejection_time_ms),
+    MG_CFG_INT("maxEjectionPercent", struct mg_outlier, max_ejection_percent, 0, 100),
+    MG_CFG_INT("minHealthPercent", struct mg_outlier, min_health_percent, 0, 100),
+    MG_CFG_UNSUPPORTED_ANY(outlier_unsupported),
+};
+static const struct mg_cfg_table outlier = {
+    MG_CFG_ROWS(outlier_rows), .present_at = MG_CFG_AT(struct mg_outlier, present),
+    .pos_at = MG_CFG_AT(struct mg_outlier, pos),
+};
 
-    if (!mg_cfg_map(x, "outlierDetection", v))
-        return;
-    o->present = true;
-    o->pos = v->pos;
-    size_t mark = mg_cfg_push(x, ".outlierDetection");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *f = k->str;
-        if (strcmp(f, "consecutive5xxErrors") == 0 || strcmp(f, "consecutiveErrors") == 0)
-            mg_cfg_intv(x, f, e, 0, 1000000, &o->consecutive_5xx_errors);
-        else if (strcmp(f, "consecutiveGatewayErrors") == 0)
-            mg_cfg_intv(x, f, e, 0, 1000000, &o->consecutive_gateway_errors);
-        else if (strcmp(f, "interval") == 0)
-            mg_cfg_duration(x, f, e, &o->interval_ms);
-        else if (strcmp(f, "baseEjectionTime") == 0)
-            mg_cfg_duration(x, f, e, &o->base_ejection_time_ms);
-        else if (strcmp(f, "maxEjectionPercent") == 0)
-            mg_cfg_intv(x, f, e, 0, 100, &o->max_ejection_percent);
-        else if (strcmp(f, "minHealthPercent") == 0)
-            mg_cfg_intv(x, f, e, 0, 100, &o->min_health_percent);
-        else if (strcmp(f, "splitExternalLocalOriginErrors") == 0 ||
-                 strcmp(f, "consecutiveLocalOriginFailures") == 0 ||
-                 strcmp(f, "outlierDetectionHttpErrorCodes") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
-}
+static const char *const lb_names[] = { "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",
+                                        "ROUND_ROBIN", "LEAST_REQUEST" };
+static const int lb_values[] = { MG_LB_UNSPECIFIED, MG_LB_LEAST_CONN, MG_LB_RANDOM,
+                                 MG_LB_PASSTHROUGH, MG_LB_ROUND_ROBIN, MG_LB_LEAST_REQUEST };
+static const char *const lb_unsupported[] = {
+    "consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup",
+};
+static const struct mg_cfg_field lb_rows[] = {
+    MG_CFG_ENUMV("simple", struct mg_traffic_policy, lb, lb_names, lb_values),
+    MG_CFG_UNSUPPORTED_ANY(lb_unsupported),
+};
+static const struct mg_cfg_table lb = { MG_CFG_ROWS(lb_rows) };
 
-static void read_lb(struct mg_cfg *x, const struct mg_ynode *v, struct mg_traffic_policy *tp)
-{
-    static const char *const simple[] = { "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",
-                                          "ROUND_ROBIN", "LEAST_REQUEST" };
-    static const int simple_v[] = { MG_LB_UNSPECIFIED, MG_LB_LEAST_CONN, MG_LB_RANDOM,
-                                    MG_LB_PASSTHROUGH, MG_LB_ROUND_ROBIN, MG_LB_LEAST_REQUEST };
-    const struct mg_ynode *k, *e;
-    int t;
-
-    if (!mg_cfg_map(x, "loadBalancer", v))
-        return;
-    size_t mark = mg_cfg_push(x, ".loadBalancer");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "simple") == 0) {
-            if (mg_cfg_enum(x, "simple", e, simple, simple_v, 6, &t))
-                tp->lb = (enum mg_lb_simple)t;
-        } else if (strcmp(k->str, "consistentHash") == 0 ||
-                   strcmp(k->str, "localityLbSetting") == 0 ||
-                   strcmp(k->str, "warmupDurationSecs") == 0 || strcmp(k->str, "warmup") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
-}
-
-static void read_tp_field(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *e,
-                          struct mg_traffic_policy *tp, bool *handled)
-{
-    *handled = true;
-    if (strcmp(k->str, "loadBalancer") == 0)
-        read_lb(x, e, tp);
-    else if (strcmp(k->str, "connectionPool") == 0)
-        read_pool(x, e, &tp->pool);
-    else if (strcmp(k->str, "outlierDetection") == 0)
-        read_outlier(x, e, &tp->outlier);
-    else if (strcmp(k->str, "tls") == 0)
-        read_client_tls(x, e, &tp->tls);
-    else
-        *handled = false;
-}
+/* The keys of a TrafficPolicy, which port-level settings repeat. */
+#define TRAFFIC_POLICY_ROWS(T, tp) \
+    MG_CFG_MAP("loadBalancer", T, tp, lb), \
+    MG_CFG_MAP("connectionPool", T, tp.pool, pool), \
+    MG_CFG_MAP("outlierDetection", T, tp.outlier, outlier), \
+    MG_CFG_MAP("tls", T, tp.tls, client_tls)
 
 static void init_tp(struct mg_traffic_policy *tp)
 {
@@ -199,222 +127,178 @@ static void init_tp(struct mg_traffic_policy *tp)
     tp->outlier.max_ejection_percent = 10;
 }
 
-static void read_dr_policy(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+static void init_port_policy(void *obj)
+{
+    init_tp(&((struct mg_port_traffic_policy *)obj)->policy);
+}
+
+static void check_port_policy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_port_traffic_policy *pl = obj;
+    if (!pl->port)
+        mg_error(x->d, pl->pos, "%s needs port.number", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field port_selector_rows[] = {
+    MG_CFG_PORT("number", struct mg_port_traffic_policy, port),
+};
+static const struct mg_cfg_table port_selector = { MG_CFG_ROWS(port_selector_rows) };
+static const struct mg_cfg_field port_policy_rows[] = {
+    MG_CFG_GROUP("port", port_selector),
+    TRAFFIC_POLICY_ROWS(struct mg_port_traffic_policy, policy),
+};
+static const struct mg_cfg_table port_policy = {
+    MG_CFG_ROWS(port_policy_rows), .present_at = MG_CFG_AT(struct mg_port_traffic_policy, policy.present),
+    .pos_at = MG_CFG_AT(struct mg_port_traffic_policy, pos), .init = init_port_policy,
+    .check = check_port_policy,
+};
+
+static const struct mg_cfg_field dr_policy_rows[] = {
+    TRAFFIC_POLICY_ROWS(struct mg_dr_policy, base),
+    MG_CFG_LIST("portLevelSettings", struct mg_dr_policy, port_level, n_port_level, port_policy),
+    MG_CFG_UNSUPPORTED("tunnel"),
+    MG_CFG_UNSUPPORTED("proxyProtocol"),
+};
+static const struct mg_cfg_table dr_policy = {
+    MG_CFG_ROWS(dr_policy_rows), .present_at = MG_CFG_AT(struct mg_dr_policy, base.present),
+};
+
+/* Defaults apply even when the value turns out not to be a map. */
+static bool read_dr_policy(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                            struct mg_dr_policy *p)
 {
-    const struct mg_ynode *k, *e, *pk, *pv, *qk, *qv;
-    bool handled;
-
     init_tp(&p->base);
-    if (!mg_cfg_map(x, key, v))
-        return;
-    p->base.present = true;
-    size_t mark = mg_cfg_push(x, ".%s", key);
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        read_tp_field(x, k, e, &p->base, &handled);
-        if (handled)
-            continue;
-        if (strcmp(k->str, "portLevelSettings") == 0) {
-            if (!mg_cfg_seq(x, k->str, e))
-                continue;
-            for (size_t j = 0; j < e->n; j++) {
-                size_t m2 = mg_cfg_push(x, ".portLevelSettings[%zu]", j);
-                if (mg_cfg_map(x, "", e->items[j])) {
-                    struct mg_port_traffic_policy *pl = MG_CFG_PUSH(p->port_level, p->n_port_level);
-                    pl->pos = e->items[j]->pos;
-                    init_tp(&pl->policy);
-                    pl->policy.present = true;
-                    for (size_t q = 0; mg_cfg_next(e->items[j], &q, &pk, &pv);) {
-                        if (strcmp(pk->str, "port") == 0) {
-                            if (!mg_cfg_map(x, "port", pv))
-                                continue;
-                            size_t m3 = mg_cfg_push(x, ".port");
-                            for (size_t z = 0; mg_cfg_next(pv, &z, &qk, &qv);) {
-                                if (strcmp(qk->str, "number") == 0)
-                                    mg_cfg_port(x, "number", qv, &pl->port);
-                                else
-                                    mg_cfg_unknown(x, qk);
-                            }
-                            mg_cfg_pop(x, m3);
-                            continue;
-                        }
-                        read_tp_field(x, pk, pv, &pl->policy, &handled);
-                        if (!handled)
-                            mg_cfg_unknown(x, pk);
-                    }
-                    if (!pl->port)
-                        mg_error(x->d, pl->pos, "%s needs port.number", mg_cfg_field(x, NULL));
-                }
-                mg_cfg_pop(x, m2);
-            }
-        } else if (strcmp(k->str, "tunnel") == 0 || strcmp(k->str, "proxyProtocol") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
+    return mg_cfg_read_map(x, key, v, &dr_policy, p);
 }
+
+static bool read_subset_policy(struct mg_cfg *x, const struct mg_ynode *k,
+                               const struct mg_ynode *v, void *obj)
+{
+    return read_dr_policy(x, k->str, v, &((struct mg_subset *)obj)->policy);
+}
+
+static bool read_rule_policy(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                             void *obj)
+{
+    return read_dr_policy(x, k->str, v, &((struct mg_destination_rule *)obj)->policy);
+}
+
+static void init_subset(void *obj)
+{
+    init_tp(&((struct mg_subset *)obj)->policy.base);
+}
+
+static void check_subset(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    if (!((const struct mg_subset *)obj)->name)
+        mg_error(x->d, r->m->pos, "%s needs a name", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field subset_rows[] = {
+    MG_CFG_STR("name", struct mg_subset, name),
+    MG_CFG_KVLIST("labels", struct mg_subset, labels),
+    MG_CFG_FN("trafficPolicy", read_subset_policy),
+};
+static const struct mg_cfg_table subset = {
+    MG_CFG_ROWS(subset_rows), .pos_at = MG_CFG_AT(struct mg_subset, pos), .init = init_subset,
+    .check = check_subset,
+};
+
+static void check_destination_rule(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_destination_rule *dr = obj;
+    if (!dr->host || !*dr->host)
+        mg_error(x->d, r->m ? r->m->pos : dr->meta.pos, "DestinationRule needs a host");
+}
+
+static const struct mg_cfg_field destination_rule_rows[] = {
+    MG_CFG_STR("host", struct mg_destination_rule, host),
+    MG_CFG_FN("trafficPolicy", read_rule_policy),
+    MG_CFG_SLIST("exportTo", struct mg_destination_rule, export_to),
+    MG_CFG_MAP("workloadSelector", struct mg_destination_rule, workload_selector,
+               mg_cfg_match_labels),
+    MG_CFG_LIST("subsets", struct mg_destination_rule, subsets, n_subsets, subset),
+};
+static const struct mg_cfg_table destination_rule = {
+    MG_CFG_ROWS(destination_rule_rows), .check = check_destination_rule,
+};
 
 void mg_cfg_read_destination_rule(struct mg_cfg *x, const struct mg_ynode *spec,
                                   struct mg_destination_rule *dr)
 {
-    const struct mg_ynode *k, *v, *sk, *sv;
-
     init_tp(&dr->policy.base);
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        const char *key = k->str;
-        if (strcmp(key, "host") == 0)
-            mg_cfg_str(x, key, v, &dr->host);
-        else if (strcmp(key, "trafficPolicy") == 0)
-            read_dr_policy(x, key, v, &dr->policy);
-        else if (strcmp(key, "exportTo") == 0)
-            mg_cfg_slist(x, key, v, &dr->export_to);
-        else if (strcmp(key, "workloadSelector") == 0)
-            mg_cfg_selector(x, key, v, "matchLabels", &dr->workload_selector);
-        else if (strcmp(key, "subsets") == 0) {
-            if (!mg_cfg_seq(x, key, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".subsets[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j])) {
-                    struct mg_subset *s = MG_CFG_PUSH(dr->subsets, dr->n_subsets);
-                    s->pos = v->items[j]->pos;
-                    init_tp(&s->policy.base);
-                    for (size_t q = 0; mg_cfg_next(v->items[j], &q, &sk, &sv);) {
-                        if (strcmp(sk->str, "name") == 0)
-                            mg_cfg_str(x, "name", sv, &s->name);
-                        else if (strcmp(sk->str, "labels") == 0)
-                            mg_cfg_kvlist(x, "labels", sv, &s->labels);
-                        else if (strcmp(sk->str, "trafficPolicy") == 0)
-                            read_dr_policy(x, "trafficPolicy", sv, &s->policy);
-                        else
-                            mg_cfg_unknown(x, sk);
-                    }
-                    if (!s->name)
-                        mg_error(x->d, s->pos, "%s needs a name", mg_cfg_field(x, NULL));
-                }
-                mg_cfg_pop(x, mark);
-            }
-        } else
-            mg_cfg_unknown(x, k);
-    }
-    if (!dr->host || !*dr->host)
-        mg_error(x->d, spec ? spec->pos : dr->meta.pos, "DestinationRule needs a host");
+    mg_cfg_read_spec(x, spec, &destination_rule, dr);
 }
 
 /* ---- ServiceEntry ---- */
 
-static void read_se_port(struct mg_cfg *x, const struct mg_ynode *v, struct mg_se_port *p)
+static void check_se_port(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    const struct mg_ynode *k, *e;
-
-    p->pos = v->pos;
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "number") == 0)
-            mg_cfg_port(x, "number", e, &p->number);
-        else if (strcmp(k->str, "protocol") == 0)
-            mg_cfg_proto(x, "protocol", e, &p->protocol);
-        else if (strcmp(k->str, "name") == 0)
-            mg_cfg_str(x, "name", e, &p->name);
-        else if (strcmp(k->str, "targetPort") == 0)
-            mg_cfg_port(x, "targetPort", e, &p->target_port);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    if (!mg_ynode_get(v, "number"))
-        mg_error(x->d, v->pos, "%s needs a number", mg_cfg_field(x, NULL));
+    if (!mg_ynode_get(r->m, "number"))
+        mg_error(x->d, r->m->pos, "%s needs a number", mg_cfg_field(x, NULL));
 }
 
-static void read_endpoint(struct mg_cfg *x, const struct mg_ynode *v, struct mg_workload_entry *w)
-{
-    const struct mg_ynode *k, *e;
+static const struct mg_cfg_field se_port_rows[] = {
+    MG_CFG_PORT("number", struct mg_se_port, number),
+    MG_CFG_PROTO("protocol", struct mg_se_port, protocol),
+    MG_CFG_STR("name", struct mg_se_port, name),
+    MG_CFG_PORT("targetPort", struct mg_se_port, target_port),
+};
+static const struct mg_cfg_table se_port = {
+    MG_CFG_ROWS(se_port_rows), .pos_at = MG_CFG_AT(struct mg_se_port, pos),
+    .check = check_se_port,
+};
 
-    w->pos = v->pos;
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *key = k->str;
-        if (strcmp(key, "address") == 0)
-            mg_cfg_str(x, key, e, &w->address);
-        else if (strcmp(key, "ports") == 0) {
-            mg_cfg_kvlist(x, key, e, &w->ports);
-            for (size_t j = 0; j < w->ports.n; j++) {
-                uint16_t port;
-                if (mg_parse_port(w->ports.v[j].value, false, &port) < 0)
-                    mg_error(x->d, w->ports.v[j].pos, "invalid port \"%s\" in %s",
-                             w->ports.v[j].value, mg_cfg_field(x, key));
-            }
-        } else if (strcmp(key, "labels") == 0)
-            mg_cfg_kvlist(x, key, e, &w->labels);
-        else if (strcmp(key, "network") == 0)
-            mg_cfg_str(x, key, e, &w->network);
-        else if (strcmp(key, "locality") == 0)
-            mg_cfg_str(x, key, e, &w->locality);
-        else if (strcmp(key, "weight") == 0)
-            mg_cfg_intv(x, key, e, 0, 1000000, &w->weight);
-        else if (strcmp(key, "serviceAccount") == 0)
-            mg_cfg_str(x, key, e, &w->service_account);
-        else
-            mg_cfg_unknown(x, k);
+static bool read_endpoint_ports(struct mg_cfg *x, const struct mg_ynode *k,
+                                const struct mg_ynode *v, void *obj)
+{
+    struct mg_workload_entry *w = obj;
+
+    if (!mg_cfg_kvlist(x, k->str, v, &w->ports))
+        return false;
+    for (size_t j = 0; j < w->ports.n; j++) {
+        uint16_t port;
+        if (mg_parse_port(w->ports.v[j].value, false, &port) < 0)
+            mg_error(x->d, w->ports.v[j].pos, "invalid port \"%s\" in %s",
+                     w->ports.v[j].value, mg_cfg_field(x, k->str));
     }
+    return true;
 }
 
-void mg_cfg_read_service_entry(struct mg_cfg *x, const struct mg_ynode *spec,
-                               struct mg_service_entry *se)
-{
-    static const char *const locs[] = { "MESH_EXTERNAL", "MESH_INTERNAL" };
-    static const char *const res[] = { "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS" };
-    const struct mg_ynode *k, *v;
-    int t;
+static const struct mg_cfg_field endpoint_rows[] = {
+    MG_CFG_STR("address", struct mg_workload_entry, address),
+    MG_CFG_FN("ports", read_endpoint_ports),
+    MG_CFG_KVLIST("labels", struct mg_workload_entry, labels),
+    MG_CFG_STR("network", struct mg_workload_entry, network),
+    MG_CFG_STR("locality", struct mg_workload_entry, locality),
+    MG_CFG_INT("weight", struct mg_workload_entry, weight, 0, 1000000),
+    MG_CFG_STR("serviceAccount", struct mg_workload_entry, service_account),
+};
+static const struct mg_cfg_table endpoint = {
+    MG_CFG_ROWS(endpoint_rows), .pos_at = MG_CFG_AT(struct mg_workload_entry, pos),
+};
 
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        const char *key = k->str;
-        if (strcmp(key, "hosts") == 0)
-            mg_cfg_slist(x, key, v, &se->hosts);
-        else if (strcmp(key, "addresses") == 0) {
-            mg_cfg_slist(x, key, v, &se->addresses);
-            for (size_t j = 0; j < se->addresses.n; j++) {
-                struct mg_cidr c;
-                if (mg_cidr_parse(se->addresses.v[j], &c) < 0)
-                    mg_error(x->d, se->addresses.pos[j], "invalid address \"%s\" in addresses",
-                             se->addresses.v[j]);
-            }
-        } else if (strcmp(key, "ports") == 0) {
-            if (!mg_cfg_seq(x, key, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".ports[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j]))
-                    read_se_port(x, v->items[j], MG_CFG_PUSH(se->ports, se->n_ports));
-                mg_cfg_pop(x, mark);
-            }
-        } else if (strcmp(key, "location") == 0) {
-            if (mg_cfg_enum(x, key, v, locs, NULL, 2, &t))
-                se->location = (enum mg_se_location)t;
-        } else if (strcmp(key, "resolution") == 0) {
-            if (mg_cfg_enum(x, key, v, res, NULL, 5, &t))
-                se->resolution = (enum mg_se_resolution)t;
-        } else if (strcmp(key, "endpoints") == 0) {
-            if (!mg_cfg_seq(x, key, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".endpoints[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j]))
-                    read_endpoint(x, v->items[j], MG_CFG_PUSH(se->endpoints, se->n_endpoints));
-                mg_cfg_pop(x, mark);
-            }
-        } else if (strcmp(key, "workloadSelector") == 0)
-            mg_cfg_selector(x, key, v, "labels", &se->workload_selector);
-        else if (strcmp(key, "exportTo") == 0)
-            mg_cfg_slist(x, key, v, &se->export_to);
-        else if (strcmp(key, "subjectAltNames") == 0)
-            mg_cfg_slist(x, key, v, &se->subject_alt_names);
-        else
-            mg_cfg_unknown(x, k);
+static bool read_se_addresses(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                              void *obj)
+{
+    struct mg_service_entry *se = obj;
+
+    if (!mg_cfg_slist(x, k->str, v, &se->addresses))
+        return false;
+    for (size_t j = 0; j < se->addresses.n; j++) {
+        struct mg_cidr c;
+        if (mg_cidr_parse(se->addresses.v[j], &c) < 0)
+            mg_error(x->d, se->addresses.pos[j], "invalid address \"%s\" in addresses",
+                     se->addresses.v[j]);
     }
-    struct mg_pos at = spec ? spec->pos : se->meta.pos;
+    return true;
+}
+
+static void check_service_entry(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_service_entry *se = obj;
+    struct mg_pos at = r->m ? r->m->pos : se->meta.pos;
+
     if (se->hosts.n == 0)
         mg_error(x->d, at, "ServiceEntry needs hosts");
     for (size_t i = 0; i < se->hosts.n; i++)
@@ -440,4 +324,28 @@ void mg_cfg_read_service_entry(struct mg_cfg *x, const struct mg_ynode *spec,
     for (size_t i = 0; i < se->n_endpoints; i++)
         if (!se->endpoints[i].address && !se->workload_selector.present)
             mg_error(x->d, se->endpoints[i].pos, "endpoint needs an address");
+}
+
+static const char *const se_locations[] = { "MESH_EXTERNAL", "MESH_INTERNAL" };
+static const char *const se_resolutions[] = { "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN",
+                                              "DYNAMIC_DNS" };
+static const struct mg_cfg_field service_entry_rows[] = {
+    MG_CFG_SLIST("hosts", struct mg_service_entry, hosts),
+    MG_CFG_FN("addresses", read_se_addresses),
+    MG_CFG_LIST("ports", struct mg_service_entry, ports, n_ports, se_port),
+    MG_CFG_ENUM("location", struct mg_service_entry, location, se_locations),
+    MG_CFG_ENUM("resolution", struct mg_service_entry, resolution, se_resolutions),
+    MG_CFG_LIST("endpoints", struct mg_service_entry, endpoints, n_endpoints, endpoint),
+    MG_CFG_MAP("workloadSelector", struct mg_service_entry, workload_selector, mg_cfg_labels),
+    MG_CFG_SLIST("exportTo", struct mg_service_entry, export_to),
+    MG_CFG_SLIST("subjectAltNames", struct mg_service_entry, subject_alt_names),
+};
+static const struct mg_cfg_table service_entry = {
+    MG_CFG_ROWS(service_entry_rows), .check = check_service_entry,
+};
+
+void mg_cfg_read_service_entry(struct mg_cfg *x, const struct mg_ynode *spec,
+                               struct mg_service_entry *se)
+{
+    mg_cfg_read_spec(x, spec, &service_entry, se);
 }

@@ -115,32 +115,34 @@ bool mg_cfg_scalar(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
     return want(x, key, v, MG_YSCALAR, "a string");
 }
 
-void mg_cfg_str(struct mg_cfg *x, const char *key, const struct mg_ynode *v, char **out)
+bool mg_cfg_str(struct mg_cfg *x, const char *key, const struct mg_ynode *v, char **out)
 {
     if (!mg_cfg_scalar(x, key, v))
-        return;
+        return false;
     free(*out);
     *out = mg_xstrdup(v->str);
+    return true;
 }
 
-void mg_cfg_bool(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool *out)
+bool mg_cfg_bool(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool *out)
 {
     static const char *const t[] = { "true", "True", "TRUE" }, *const f[] = { "false", "False", "FALSE" };
 
     if (!mg_cfg_scalar(x, key, v))
-        return;
+        return false;
     for (size_t i = 0; i < 3; i++) {
         if (strcmp(v->str, t[i]) == 0) {
             *out = true;
-            return;
+            return true;
         }
         if (strcmp(v->str, f[i]) == 0) {
             *out = false;
-            return;
+            return true;
         }
     }
     mg_error(x->d, v->pos, "invalid value \"%s\" for %s (want true or false)", v->str,
              mg_cfg_field(x, key));
+    return false;
 }
 
 bool mg_cfg_int(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int64_t min,
@@ -167,37 +169,45 @@ bool mg_cfg_int(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int
     return true;
 }
 
-void mg_cfg_intv(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int min, int max,
+bool mg_cfg_intv(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int min, int max,
                  int *out)
 {
     int64_t t;
-    if (mg_cfg_int(x, key, v, min, max, &t))
-        *out = (int)t;
+    if (!mg_cfg_int(x, key, v, min, max, &t))
+        return false;
+    *out = (int)t;
+    return true;
 }
 
-void mg_cfg_u64(struct mg_cfg *x, const char *key, const struct mg_ynode *v, uint64_t *out)
+bool mg_cfg_u64(struct mg_cfg *x, const char *key, const struct mg_ynode *v, uint64_t *out)
 {
     int64_t t;
-    if (mg_cfg_int(x, key, v, 0, INT64_MAX, &t))
-        *out = (uint64_t)t;
+    if (!mg_cfg_int(x, key, v, 0, INT64_MAX, &t))
+        return false;
+    *out = (uint64_t)t;
+    return true;
 }
 
-void mg_cfg_port(struct mg_cfg *x, const char *key, const struct mg_ynode *v, uint16_t *out)
+bool mg_cfg_port(struct mg_cfg *x, const char *key, const struct mg_ynode *v, uint16_t *out)
 {
     if (!mg_cfg_scalar(x, key, v))
-        return;
-    if (mg_parse_port(v->str, false, out) < 0)
-        mg_error(x->d, v->pos, "invalid port \"%s\" for %s (want 1..65535)", v->str,
-                 mg_cfg_field(x, key));
+        return false;
+    if (mg_parse_port(v->str, false, out) == 0)
+        return true;
+    mg_error(x->d, v->pos, "invalid port \"%s\" for %s (want 1..65535)", v->str,
+             mg_cfg_field(x, key));
+    return false;
 }
 
-void mg_cfg_duration(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int64_t *out)
+bool mg_cfg_duration(struct mg_cfg *x, const char *key, const struct mg_ynode *v, int64_t *out)
 {
     if (!mg_cfg_scalar(x, key, v))
-        return;
-    if (mg_parse_duration_ms(v->str, out) < 0)
-        mg_error(x->d, v->pos, "invalid duration \"%s\" for %s (want e.g. 10s, 500ms, 1h30m)",
-                 v->str, mg_cfg_field(x, key));
+        return false;
+    if (mg_parse_duration_ms(v->str, out) == 0)
+        return true;
+    mg_error(x->d, v->pos, "invalid duration \"%s\" for %s (want e.g. 10s, 500ms, 1h30m)",
+             v->str, mg_cfg_field(x, key));
+    return false;
 }
 
 bool mg_cfg_enum(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
@@ -225,11 +235,11 @@ bool mg_cfg_enum(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
     return false;
 }
 
-void mg_cfg_slist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+bool mg_cfg_slist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                   struct mg_slist *out)
 {
     if (!mg_cfg_seq(x, key, v))
-        return;
+        return false;
     out->present = true;
     for (size_t i = 0; i < v->n; i++) {
         const struct mg_ynode *e = v->items[i];
@@ -246,15 +256,16 @@ void mg_cfg_slist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
         out->pos[out->n] = e->pos;
         out->n++;
     }
+    return true;
 }
 
-void mg_cfg_kvlist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+bool mg_cfg_kvlist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                    struct mg_kvlist *out)
 {
     const struct mg_ynode *k, *e;
 
     if (!mg_cfg_map(x, key, v))
-        return;
+        return false;
     for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
         struct mg_kv *kv;
         if (e->type != MG_YSCALAR) {
@@ -267,6 +278,7 @@ void mg_cfg_kvlist(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
         kv->value = mg_xstrdup(mg_ynode_is_null(e) ? "" : e->str);
         kv->pos = k->pos;
     }
+    return true;
 }
 
 char *mg_cfg_resolve(const struct mg_cfg *x, const char *p)
@@ -276,18 +288,18 @@ char *mg_cfg_resolve(const struct mg_cfg *x, const char *p)
     return mg_xasprintf("%s/%s", x->dir, p);
 }
 
-void mg_cfg_file(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool check,
+bool mg_cfg_file(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool check,
                  char **out)
 {
     char *p;
     int fd;
 
     if (!mg_cfg_scalar(x, key, v))
-        return;
+        return false;
     if (!*v->str) {
         free(*out);
         *out = NULL;
-        return;
+        return true;
     }
     p = mg_cfg_resolve(x, v->str);
     if (check) {
@@ -300,29 +312,24 @@ void mg_cfg_file(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bo
     }
     free(*out);
     *out = p;
+    return true;
 }
 
-void mg_cfg_selector(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
-                     const char *inner, struct mg_selector *out)
-{
-    const struct mg_ynode *k, *e;
-    size_t mark;
-
-    if (!mg_cfg_map(x, key, v))
-        return;
-    out->present = true;
-    out->pos = v->pos;
-    mark = mg_cfg_push(x, ".%s", key);
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, inner) == 0)
-            mg_cfg_kvlist(x, k->str, e, &out->match_labels);
-        else if (strcmp(inner, "matchLabels") == 0 && strcmp(k->str, "matchExpressions") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
-}
+static const struct mg_cfg_field match_labels_rows[] = {
+    MG_CFG_KVLIST("matchLabels", struct mg_selector, match_labels),
+    MG_CFG_UNSUPPORTED("matchExpressions"),
+};
+const struct mg_cfg_table mg_cfg_match_labels = {
+    MG_CFG_ROWS(match_labels_rows), .present_at = MG_CFG_AT(struct mg_selector, present),
+    .pos_at = MG_CFG_AT(struct mg_selector, pos),
+};
+static const struct mg_cfg_field labels_rows[] = {
+    MG_CFG_KVLIST("labels", struct mg_selector, match_labels),
+};
+const struct mg_cfg_table mg_cfg_labels = {
+    MG_CFG_ROWS(labels_rows), .present_at = MG_CFG_AT(struct mg_selector, present),
+    .pos_at = MG_CFG_AT(struct mg_selector, pos),
+};
 
 static void target_ref(struct mg_cfg *x, const struct mg_ynode *v, struct mg_target_ref *r)
 {
@@ -368,14 +375,14 @@ void mg_cfg_target_refs(struct mg_cfg *x, const char *key, const struct mg_ynode
     }
 }
 
-void mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+bool mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                    struct mg_smatch *out)
 {
     const struct mg_ynode *k, *e;
     size_t mark;
 
     if (!mg_cfg_map(x, key, v))
-        return;
+        return false;
     mark = mg_cfg_push(x, ".%s", key);
     for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
         enum mg_smatch_kind kind;
@@ -401,6 +408,7 @@ void mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
         out->pos = e->pos;
     }
     mg_cfg_pop(x, mark);
+    return true;
 }
 
 bool mg_cfg_host_ok(const char *h)
@@ -459,4 +467,157 @@ bool mg_cfg_proto(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
              "invalid value \"%s\" for %s (want HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, "
              "MONGO)", v->str, mg_cfg_field(x, key));
     return false;
+}
+
+/* ---- field tables ---- */
+
+static bool row_is(const struct mg_cfg_field *f, const char *key)
+{
+    if (f->name)
+        return strcmp(f->name, key) == 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->names[i], key) == 0)
+            return true;
+    return false;
+}
+
+static const struct mg_cfg_field *find_row(const struct mg_cfg_table *t, const char *key)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (row_is(&t->rows[i], key))
+            return &t->rows[i];
+    return NULL;
+}
+
+static bool read_list(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                      const struct mg_cfg_field *f, void *obj);
+
+static bool read_row(struct mg_cfg *x, const struct mg_cfg_field *f, const struct mg_ynode *k,
+                     const struct mg_ynode *v, void *obj)
+{
+    void *p = (char *)obj + f->off;
+    const char *key = k->str;
+    int t;
+
+    switch (f->type) {
+    case MG_F_STR: return mg_cfg_str(x, key, v, p);
+    case MG_F_BOOL: return mg_cfg_bool(x, key, v, p);
+    case MG_F_INT: return mg_cfg_intv(x, key, v, f->min, f->max, p);
+    case MG_F_U64: return mg_cfg_u64(x, key, v, p);
+    case MG_F_PORT: return mg_cfg_port(x, key, v, p);
+    case MG_F_DURATION: return mg_cfg_duration(x, key, v, p);
+    case MG_F_FILE: return mg_cfg_file(x, key, v, true, p);
+    case MG_F_SLIST: return mg_cfg_slist(x, key, v, p);
+    case MG_F_KVLIST: return mg_cfg_kvlist(x, key, v, p);
+    case MG_F_SMATCH: return mg_cfg_smatch(x, key, v, p);
+    case MG_F_PROTO: return mg_cfg_proto(x, key, v, p);
+    case MG_F_ENUM:
+        if (!mg_cfg_enum(x, key, v, f->names, f->vals, f->n, &t))
+            return false;
+        memcpy(p, &t, sizeof(t));       /* the row macro checked the size */
+        return true;
+    case MG_F_MAP: return mg_cfg_read_map(x, key, v, f->sub, p);
+    case MG_F_LIST: return read_list(x, key, v, f, obj);
+    case MG_F_FN: return f->fn(x, k, v, obj);
+    case MG_F_UNSUPPORTED:
+        mg_cfg_unsupported(x, k);
+        return false;
+    case MG_F_IGNORED:
+        return false;
+    }
+    return false;
+}
+
+static void read_table(struct mg_cfg *x, const struct mg_ynode *m, const struct mg_cfg_table *t,
+                       void *obj, void *parent)
+{
+    struct mg_cfg_read r = { .t = t, .m = m, .parent = parent };
+    const struct mg_ynode *k, *v;
+
+    if (t->n > MG_CFG_MAX_ROWS)
+        abort();                        /* a table too long for r.seen: a programming error */
+    if (m && t->present_at)
+        *(bool *)((char *)obj + t->present_at - 1) = true;
+    if (m && t->pos_at)
+        *(struct mg_pos *)((char *)obj + t->pos_at - 1) = m->pos;
+    if (t->init)
+        t->init(obj);
+    for (size_t i = 0; mg_cfg_next(m, &i, &k, &v);) {
+        const struct mg_cfg_field *f = find_row(t, k->str);
+        if (!f && t->others_unsupported)
+            mg_cfg_unsupported(x, k);
+        else if (!f)
+            mg_cfg_unknown(x, k);
+        else if (read_row(x, f, k, v, obj))
+            r.seen[f - t->rows] = v;
+    }
+    if (t->check)
+        t->check(x, &r, obj);
+}
+
+void mg_cfg_read_fields(struct mg_cfg *x, const struct mg_ynode *m, const struct mg_cfg_table *t,
+                        void *obj)
+{
+    read_table(x, m, t, obj, NULL);
+}
+
+bool mg_cfg_read_map(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                     const struct mg_cfg_table *t, void *obj)
+{
+    if (!mg_cfg_map(x, key, v))
+        return false;
+    size_t mark = mg_cfg_push(x, key[0] == '[' ? "%s" : ".%s", key);
+    read_table(x, v, t, obj, NULL);
+    mg_cfg_pop(x, mark);
+    return true;
+}
+
+void mg_cfg_read_spec(struct mg_cfg *x, const struct mg_ynode *spec, const struct mg_cfg_table *t,
+                      void *obj)
+{
+    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
+        return;
+    read_table(x, spec, t, obj, NULL);
+}
+
+/* Each map of the list becomes a new zeroed element; other items are
+ * reported (null ones are skipped as absent). */
+static bool read_list(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                      const struct mg_cfg_field *f, void *obj)
+{
+    char *arr;
+    size_t *n = (size_t *)((char *)obj + f->count_off);
+
+    if (!mg_cfg_seq(x, key, v))
+        return false;
+    for (size_t i = 0; i < v->n; i++) {
+        size_t mark = mg_cfg_push(x, ".%s[%zu]", key, i);
+        if (mg_cfg_map(x, "", v->items[i])) {
+            /* through memcpy: the array is some struct's pointer, not a char * */
+            memcpy(&arr, (char *)obj + f->off, sizeof(arr));
+            arr = mg_cfg_grow(arr, *n, f->elem_size);
+            memcpy((char *)obj + f->off, &arr, sizeof(arr));
+            void *e = arr + (*n)++ * f->elem_size;
+            memset(e, 0, f->elem_size);
+            read_table(x, v->items[i], f->sub, e, obj);
+        }
+        mg_cfg_pop(x, mark);
+    }
+    return true;
+}
+
+const struct mg_ynode *mg_cfg_seen(const struct mg_cfg_read *r, const char *key)
+{
+    const struct mg_cfg_field *f = find_row(r->t, key);
+    return f ? r->seen[f - r->t->rows] : NULL;
+}
+
+const struct mg_ynode *mg_cfg_last(const struct mg_ynode *m, const char *key)
+{
+    const struct mg_ynode *k, *v, *last = NULL;
+
+    for (size_t i = 0; mg_cfg_next(m, &i, &k, &v);)
+        if (strcmp(k->str, key) == 0)
+            last = v;
+    return last;
 }

@@ -420,7 +420,7 @@ void mg_cfg_read_authz(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
         return;
     for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
         if (strcmp(k->str, "selector") == 0)
-            mg_cfg_selector(x, k->str, v, "matchLabels", &p->selector);
+            mg_cfg_read_map(x, k->str, v, &mg_cfg_match_labels, &p->selector);
         else if (strcmp(k->str, "targetRef") == 0 || strcmp(k->str, "targetRefs") == 0)
             mg_cfg_target_refs(x, k->str, v, &p->target_refs, &p->n_target_refs);
         else if (strcmp(k->str, "action") == 0) {
@@ -501,7 +501,7 @@ void mg_cfg_read_peer_authn(struct mg_cfg *x, const struct mg_ynode *spec, struc
         return;
     for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
         if (strcmp(k->str, "selector") == 0)
-            mg_cfg_selector(x, k->str, v, "matchLabels", &p->selector);
+            mg_cfg_read_map(x, k->str, v, &mg_cfg_match_labels, &p->selector);
         else if (strcmp(k->str, "mtls") == 0)
             read_mtls(x, "mtls", v, &p->mode);
         else if (strcmp(k->str, "portLevelMtls") == 0) {
@@ -673,7 +673,7 @@ void mg_cfg_read_request_authn(struct mg_cfg *x, const struct mg_ynode *spec,
         return;
     for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
         if (strcmp(k->str, "selector") == 0)
-            mg_cfg_selector(x, k->str, v, "matchLabels", &p->selector);
+            mg_cfg_read_map(x, k->str, v, &mg_cfg_match_labels, &p->selector);
         else if (strcmp(k->str, "targetRef") == 0 || strcmp(k->str, "targetRefs") == 0)
             mg_cfg_target_refs(x, k->str, v, &p->target_refs, &p->n_target_refs);
         else if (strcmp(k->str, "jwtRules") == 0) {
