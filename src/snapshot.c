@@ -519,5 +519,8 @@ bool mg_srv_same_tls(const struct mg_srv *a, const struct mg_srv *b)
            (x->ca_certificates || streq0(x->credential_name, y->credential_name)) &&
            x->insecure_skip_verify == y->insecure_skip_verify &&
            slist_eq(&x->subject_alt_names, &y->subject_alt_names) &&
+           slist_eq(&x->verify_certificate_hash, &y->verify_certificate_hash) &&
+           slist_eq(&x->verify_certificate_spki, &y->verify_certificate_spki) &&
+           streq0(x->ca_crl, y->ca_crl) &&
            x->min_version == y->min_version && x->max_version == y->max_version;
 }

@@ -202,8 +202,51 @@ static int tls_version(enum mg_tls_version v, int dflt)
     }
 }
 
+/* Does "AB:cd:..." / "abcd..." (verifyCertificateHash) name the digest? */
+static bool hash_pin_eq(const char *pin, const unsigned char *md, unsigned int n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned int k = 0;
+    for (const char *p = pin; *p; p++) {
+        if (*p == ':')
+            continue;
+        char c = (char)(*p >= 'A' && *p <= 'F' ? *p + 32 : *p);
+        if (k >= 2 * n || c != hex[(k % 2) ? md[k / 2] & 15 : md[k / 2] >> 4])
+            return false;
+        k++;
+    }
+    return k == 2 * n;
+}
+
+/* verifyCertificateHash (hex SHA-256 of the certificate) and
+ * verifyCertificateSpki (base64 SHA-256 of its SubjectPublicKeyInfo): when
+ * either list is set, one entry of either list must match (Envoy). */
+static bool pins_ok(X509 *cert, const struct mg_server_tls *t)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (t->verify_certificate_hash.n && X509_digest(cert, EVP_sha256(), md, &n) == 1)
+        for (size_t i = 0; i < t->verify_certificate_hash.n; i++)
+            if (hash_pin_eq(t->verify_certificate_hash.v[i], md, n))
+                return true;
+    if (!t->verify_certificate_spki.n)
+        return false;
+    unsigned char *der = NULL;
+    int dl = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    bool ok = false;
+    if (dl > 0 && EVP_Digest(der, (size_t)dl, md, &n, EVP_sha256(), NULL) == 1) {
+        char *b64 = mg_base64_encode(md, n, false, true);
+        for (size_t i = 0; !ok && i < t->verify_certificate_spki.n; i++)
+            ok = strcmp(t->verify_certificate_spki.v[i], b64) == 0;
+        free(b64);
+    }
+    OPENSSL_free(der);
+    return ok;
+}
+
 /* The client certificate policy at depth 0: SAN allow-list (MUTUAL),
- * a spiffe:// URI SAN (ISTIO_MUTUAL), or accept anything (insecureSkipVerify). */
+ * a spiffe:// URI SAN (ISTIO_MUTUAL), certificate / key pins, or accept
+ * anything (insecureSkipVerify). Revocation (caCrl) is the store's. */
 static int verify_cb(int ok, X509_STORE_CTX *xs)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -248,7 +291,38 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
         X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
+    if ((t->verify_certificate_hash.n || t->verify_certificate_spki.n) && !pins_ok(cert, t)) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
     return 1;
+}
+
+/* caCrl: every CRL of the file into the store, and revocation checked for
+ * the client certificate. */
+static int load_crl(SSL_CTX *ctx, const char *file, char *err, size_t len)
+{
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    BIO *b = BIO_new_file(file, "r");
+    if (!b) {
+        errf(err, len, "cannot read caCrl", file);
+        return -1;
+    }
+    int n = 0;
+    X509_CRL *crl;
+    while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
+        X509_STORE_add_crl(st, crl);
+        X509_CRL_free(crl);
+        n++;
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    if (n == 0) {
+        snprintf(err, len, "no CRL in %s", file);
+        return -1;
+    }
+    X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+    return 0;
 }
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -502,6 +576,8 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
             goto fail;
         }
         if (load_ca(ctx, caf, ca_pem, true, err, errlen) < 0)
+            goto fail;
+        if (t->ca_crl && load_crl(ctx, t->ca_crl, err, errlen) < 0)
             goto fail;
         int mode = SSL_VERIFY_PEER;
         if (t->mode != MG_TLS_OPTIONAL_MUTUAL)
