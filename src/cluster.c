@@ -156,6 +156,8 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     if (!tp && dr)
         tp = port_policy(&dr->policy, svc_port);
     cl->lb = MG_LB_LEAST_REQUEST;
+    if (sp && (sp->protocol == MG_PROTO_HTTP2 || sp->protocol == MG_PROTO_GRPC))
+        cl->h2 = MG_UP_H2_REQUIRED;
     cl->connect_timeout_ms = 10000;
     cl->idle_timeout_ms = 3600000;
     if (tp) {
@@ -169,6 +171,11 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
                 cl->connect_timeout_ms = tp->pool.connect_timeout_ms;
             if (tp->pool.http_idle_timeout_ms >= 0)
                 cl->idle_timeout_ms = tp->pool.http_idle_timeout_ms;
+            cl->max_requests = tp->pool.http2_max_requests;
+            cl->max_streams_per_conn = tp->pool.max_concurrent_streams;
+            cl->use_client_protocol = tp->pool.use_client_protocol;
+            if (tp->pool.h2_upgrade_policy == MG_H2UP_UPGRADE && cl->h2 == MG_UP_H1)
+                cl->h2 = MG_UP_H2_PREFER;
         }
         const struct mg_client_tls *t = &tp->tls;
         if (t->present && t->mode == MG_CTLS_ISTIO_MUTUAL) {

@@ -23,6 +23,7 @@ struct mg_srv;
 struct mg_route;
 struct mg_wdest;
 struct mg_uconn;
+struct mg_up2_stream;
 
 /* A bump allocator freed in one go. */
 struct mg_rq_arena {
@@ -102,6 +103,7 @@ struct mg_request {
 
     /* upstream progress */
     struct mg_uconn *uc;
+    struct mg_up2_stream *up2;          /* HTTP/2 upstream stream (upstream_h2.c), or NULL */
     int attempts;                       /* tries made */
     bool body_started;                  /* a body byte went upstream: no more retries */
     bool body_done;                     /* downstream body fully read */

@@ -7,6 +7,7 @@
  * `busy`; a detach then only marks it dead and the callback frees it on
  * the way out. */
 #include "upstream.h"
+#include "upstream_int.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -445,7 +446,16 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
 void mg_upstream_start(struct mg_request *r)
 {
     r->attempts++;
+    if (mg_up2_wanted(r)) {
+        mg_up2_start(r);
+        return;
+    }
     start_on(r, r->dest->cluster);
+}
+
+void mg_upstream_h1_start(struct mg_request *r, struct mg_cluster *cl)
+{
+    start_on(r, cl);
 }
 
 static void pool_kick(struct mg_cluster *cl, struct mg_worker *w)
@@ -467,6 +477,8 @@ static void pool_kick(struct mg_cluster *cl, struct mg_worker *w)
 
 bool mg_upstream_body_ready(struct mg_request *r)
 {
+    if (r->up2)
+        return mg_up2_body_ready(r);
     struct mg_uconn *uc = r->uc;
     return uc && uc->state >= UC_HEAD && uc->bev &&
            evbuffer_get_length(bufferevent_get_output(uc->bev)) < UP_HIGH_WM;
@@ -474,6 +486,10 @@ bool mg_upstream_body_ready(struct mg_request *r)
 
 void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
 {
+    if (r->up2) {
+        mg_up2_body_data(r, src, n);
+        return;
+    }
     struct mg_uconn *uc = r->uc;
     if (!uc || !n)
         return;
@@ -492,6 +508,10 @@ void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
 
 void mg_upstream_body_end(struct mg_request *r)
 {
+    if (r->up2) {
+        mg_up2_body_end(r);
+        return;
+    }
     struct mg_uconn *uc = r->uc;
     if (!uc)
         return;
@@ -502,6 +522,10 @@ void mg_upstream_body_end(struct mg_request *r)
 
 void mg_upstream_resume(struct mg_request *r)
 {
+    if (r->up2) {
+        mg_up2_resume(r);
+        return;
+    }
     struct mg_uconn *uc = r->uc;
     if (!uc || !uc->bev || uc->state != UC_BODY)
         return;
@@ -515,6 +539,10 @@ void mg_upstream_resume(struct mg_request *r)
 
 void mg_upstream_detach(struct mg_request *r, bool clean)
 {
+    if (r->up2) {
+        mg_up2_detach(r, clean);
+        return;
+    }
     struct mg_uconn *uc = r->uc;
     if (!uc) {
         if (r->dest && r->dest->cluster && r->conn)
@@ -567,6 +595,7 @@ void mg_upstream_close_idle(struct mg_cluster **clusters, size_t n, int worker_i
         if (!cl || worker_id >= cl->n_workers)
             continue;
         struct mg_cluster_rt *rt = &cl->rt[worker_id];
+        mg_up2_close_idle(cl, worker_id);
         while (rt->idle) {
             struct mg_uconn *uc = rt->idle;
             rt->idle = uc->next;
@@ -623,6 +652,22 @@ static void take_head(struct mg_uconn *uc, struct mg_request *r, const struct mg
         h[n].value = mg_rq_strndup(&r->arena, x->value, x->value_len);
         n++;
     }
+    h = mg_upstream_resp_ops(r, h, &n, cap);
+    r->resp_h = h;
+    r->n_resp_h = n;
+    r->status = resp->status;
+    r->resp_cl = resp->content_length;
+    r->resp_body = (enum mg_body_kind)resp->body;
+    r->resp_close = !resp->keep_alive;
+    uc->keep_alive = resp->keep_alive && resp->body != MG_H1_BODY_UNTIL_CLOSE;
+    uc->rb = resp->body;
+    uc->remaining = resp->content_length;
+    mg_h1_chunked_init(&uc->ck);
+}
+
+struct mg_kv *mg_upstream_resp_ops(struct mg_request *r, struct mg_kv *h, size_t *np, size_t cap)
+{
+    size_t n = *np;
     const struct mg_header_ops *ops[2] = { &r->route->cfg->resp_headers,
                                            r->dest ? &r->dest->cfg->resp_headers : NULL };
     for (int k = 0; k < 2; k++) {
@@ -653,16 +698,8 @@ static void take_head(struct mg_uconn *uc, struct mg_request *r, const struct mg
         for (size_t i = 0; i < ops[k]->add.n; i++)
             h[n++] = ops[k]->add.v[i];
     }
-    r->resp_h = h;
-    r->n_resp_h = n;
-    r->status = resp->status;
-    r->resp_cl = resp->content_length;
-    r->resp_body = (enum mg_body_kind)resp->body;
-    r->resp_close = !resp->keep_alive;
-    uc->keep_alive = resp->keep_alive && resp->body != MG_H1_BODY_UNTIL_CLOSE;
-    uc->rb = resp->body;
-    uc->remaining = resp->content_length;
-    mg_h1_chunked_init(&uc->ck);
+    *np = n;
+    return h;
 }
 
 static void complete(struct mg_uconn *uc)

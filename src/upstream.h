@@ -1,5 +1,7 @@
 /* upstream.h - upstream clusters (ServiceEntry endpoints + DestinationRule
- * policy), per-worker connection pools, balancing, and the HTTP/1.1 client.
+ * policy), per-worker connection pools, balancing, and the HTTP/1.1 client
+ * (upstream.c) and HTTP/2 client (upstream_h2.c) behind one set of entry
+ * points: the functions below serve either, by the request's stream.
  *
  * A cluster is compiled into the snapshot and read-only; its per-worker
  * runtime state (`rt[worker id]`) is touched only by that worker, so no
@@ -19,7 +21,14 @@
 struct mg_request;
 struct mg_worker;
 struct mg_uconn;
+struct mg_up2_conn;
 struct event;
+
+/* Upstream protocol: HTTP/2 is required for ports of protocol HTTP2/GRPC
+ * (h2c by prior knowledge, ALPN h2 only over TLS); preferred with
+ * h2UpgradePolicy UPGRADE or useClientProtocol (ALPN h2,http/1.1 over TLS,
+ * falling back to HTTP/1.1 when the server does not pick h2). */
+enum mg_up_h2 { MG_UP_H1 = 0, MG_UP_H2_PREFER, MG_UP_H2_REQUIRED };
 
 struct mg_endpoint {
     struct sockaddr_storage sa;         /* valid when resolved */
@@ -41,6 +50,8 @@ struct mg_cluster_rt {                  /* one worker's view of a cluster */
     struct event *kick;                 /* re-check the instance-wide limit while requests wait */
     struct mg_cluster *kick_cl;
     struct mg_worker *kick_w;
+    struct mg_up2_conn *h2;             /* HTTP/2 connections (upstream_h2.c) */
+    bool h2_fallback;                   /* a TLS server did not pick h2: HTTP/1.1 here */
 };
 
 struct mg_cluster {
@@ -61,6 +72,11 @@ struct mg_cluster {
     char **sans;
     size_t n_sans;
     bool insecure;
+    enum mg_up_h2 h2;                   /* plain-HTTP ports: MG_UP_H1 unless upgraded */
+    bool use_client_protocol;           /* HTTP/2 downstream -> HTTP/2 upstream (PREFER) */
+    uint64_t max_streams_per_conn;      /* http.maxConcurrentStreams; 0 = the peer's limit */
+    uint64_t max_requests;              /* http.http2MaxRequests (concurrent); 0 = unlimited */
+    atomic_ulong g_active;              /* HTTP/2 streams in flight, instance-wide */
     /* Limits hold per proxy instance (as Envoy's circuit breakers): these two
      * are shared by the workers; they change only on connect/close and when
      * a request has to queue, never on the plain request path. */

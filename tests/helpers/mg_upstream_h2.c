@@ -4,7 +4,8 @@
  * stream. The echo's "headers" list the request's pseudo-headers too
  * (":method", ":path", ":authority", ...) in arrival order, and its version
  * is "HTTP/2", so a test can tell which protocol the gateway used upstream.
- * /close drops the whole connection (no GOAWAY). */
+ * /close drops the whole connection (no GOAWAY); /reset[?code=N] answers
+ * with RST_STREAM (default INTERNAL_ERROR, 7 = REFUSED_STREAM), HTTP/2 only. */
 #include "autoconfig.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,15 @@ static void respond(struct h2s *st)
     uint64_t num;
     if (strcmp(path, "/close") == 0) {
         st->h->close_now = true;
+    } else if (strcmp(path, "/reset") == 0) {
+        num = NGHTTP2_INTERNAL_ERROR;
+        if (query && (v = mg_up_query_next(query, "code", &len, &from))) {
+            char *s = mg_xstrndup(v, len);
+            if (mg_parse_uint(s, 0, 13, &num) != 0)
+                num = NGHTTP2_INTERNAL_ERROR;
+            free(s);
+        }
+        nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, (uint32_t)num);
     } else if (strcmp(path, "/slow") == 0) {
         num = 0;
         if (query && (v = mg_up_query_next(query, "ms", &len, &from))) {
