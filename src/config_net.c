@@ -5,62 +5,30 @@
 
 /* ---- Gateway ---- */
 
-static void read_server_tls(struct mg_cfg *x, const struct mg_ynode *v, struct mg_server_tls *t)
-{
-    static const char *const modes[] = { "PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH",
-                                         "ISTIO_MUTUAL", "OPTIONAL_MUTUAL" };
-    static const char *const versions[] = { "TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2",
+static const char *const server_tls_modes[] = { "PASSTHROUGH", "SIMPLE", "MUTUAL",
+                                                "AUTO_PASSTHROUGH", "ISTIO_MUTUAL",
+                                                "OPTIONAL_MUTUAL" };
+static const char *const tls_versions[] = { "TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2",
                                             "TLSV1_3" };
-    const struct mg_ynode *k, *e;
+
+static bool read_server_tls_mode(struct mg_cfg *x, const struct mg_ynode *k,
+                                 const struct mg_ynode *v, void *obj)
+{
+    struct mg_server_tls *t = obj;
     int m;
 
-    if (!mg_cfg_map(x, "tls", v))
-        return;
-    t->present = true;
-    t->pos = v->pos;
-    size_t mark = mg_cfg_push(x, ".tls");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *key = k->str;
-        if (strcmp(key, "httpsRedirect") == 0)
-            mg_cfg_bool(x, key, e, &t->https_redirect);
-        else if (strcmp(key, "mode") == 0) {
-            if (mg_cfg_enum(x, key, e, modes, NULL, 6, &m)) {
-                t->mode = (enum mg_tls_mode)m;
-                t->has_mode = true;
-            }
-        } else if (strcmp(key, "serverCertificate") == 0)
-            mg_cfg_file(x, key, e, true, &t->server_certificate);
-        else if (strcmp(key, "privateKey") == 0)
-            mg_cfg_file(x, key, e, true, &t->private_key);
-        else if (strcmp(key, "caCertificates") == 0)
-            mg_cfg_file(x, key, e, true, &t->ca_certificates);
-        else if (strcmp(key, "caCrl") == 0)
-            mg_cfg_file(x, key, e, true, &t->ca_crl);
-        else if (strcmp(key, "credentialName") == 0)
-            mg_cfg_str(x, key, e, &t->credential_name);
-        else if (strcmp(key, "credentialNames") == 0)
-            mg_cfg_slist(x, key, e, &t->credential_names);
-        else if (strcmp(key, "subjectAltNames") == 0)
-            mg_cfg_slist(x, key, e, &t->subject_alt_names);
-        else if (strcmp(key, "verifyCertificateSpki") == 0)
-            mg_cfg_slist(x, key, e, &t->verify_certificate_spki);
-        else if (strcmp(key, "verifyCertificateHash") == 0)
-            mg_cfg_slist(x, key, e, &t->verify_certificate_hash);
-        else if (strcmp(key, "minProtocolVersion") == 0) {
-            if (mg_cfg_enum(x, key, e, versions, NULL, 5, &m))
-                t->min_version = (enum mg_tls_version)m;
-        } else if (strcmp(key, "maxProtocolVersion") == 0) {
-            if (mg_cfg_enum(x, key, e, versions, NULL, 5, &m))
-                t->max_version = (enum mg_tls_version)m;
-        } else if (strcmp(key, "cipherSuites") == 0)
-            mg_cfg_slist(x, key, e, &t->cipher_suites);
-        else if (strcmp(key, "insecureSkipVerify") == 0)
-            mg_cfg_bool(x, key, e, &t->insecure_skip_verify);
-        else if (strcmp(key, "caCertCredentialName") == 0 || strcmp(key, "tlsCertificates") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
+    if (!mg_cfg_enum(x, k->str, v, server_tls_modes, NULL, MG_ARRAY_LEN(server_tls_modes), &m))
+        return false;
+    t->mode = (enum mg_tls_mode)m;
+    t->has_mode = true;
+    return true;
+}
+
+static void check_server_tls(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    struct mg_server_tls *t = obj;
+    struct mg_pos at = r->m->pos;
+
     if (t->credential_name && !*t->credential_name) {
         free(t->credential_name);       /* "" is how YAML templates write "none" */
         t->credential_name = NULL;
@@ -69,66 +37,56 @@ static void read_server_tls(struct mg_cfg *x, const struct mg_ynode *v, struct m
     bool creds = t->credential_name || t->credential_names.n;
     if (t->mode == MG_TLS_SIMPLE || t->mode == MG_TLS_MUTUAL || t->mode == MG_TLS_OPTIONAL_MUTUAL) {
         if (!creds && !(t->server_certificate && t->private_key))
-            mg_error(x->d, v->pos, "TLS mode %s needs credentialName or serverCertificate and "
-                     "privateKey", modes[t->mode]);
+            mg_error(x->d, at, "TLS mode %s needs credentialName or serverCertificate and "
+                     "privateKey", server_tls_modes[t->mode]);
         if (creds && files)
-            mg_error(x->d, v->pos, "credentialName and serverCertificate/privateKey cannot be "
+            mg_error(x->d, at, "credentialName and serverCertificate/privateKey cannot be "
                      "used together");
         if (t->mode != MG_TLS_SIMPLE && !creds && !t->ca_certificates)
-            mg_error(x->d, v->pos, "TLS mode %s needs caCertificates (or a credentialName "
-                     "holding ca.crt)", modes[t->mode]);
+            mg_error(x->d, at, "TLS mode %s needs caCertificates (or a credentialName "
+                     "holding ca.crt)", server_tls_modes[t->mode]);
     }
     if (t->mode == MG_TLS_ISTIO_MUTUAL && (files || creds || t->ca_certificates))
-        mg_error(x->d, v->pos, "TLS mode ISTIO_MUTUAL uses the proxy identity; "
+        mg_error(x->d, at, "TLS mode ISTIO_MUTUAL uses the proxy identity; "
                  "serverCertificate, privateKey, caCertificates and credentialName must be empty");
-    mg_cfg_pop(x, mark);
 }
 
-static void read_server(struct mg_cfg *x, const struct mg_ynode *v, struct mg_server *s)
-{
-    const struct mg_ynode *k, *e, *pk, *pv, *port_n = NULL;
+static const char *const server_tls_unsupported[] = { "caCertCredentialName", "tlsCertificates" };
+static const struct mg_cfg_field server_tls_rows[] = {
+    MG_CFG_BOOL("httpsRedirect", struct mg_server_tls, https_redirect),
+    MG_CFG_FN("mode", read_server_tls_mode),
+    MG_CFG_FILE("serverCertificate", struct mg_server_tls, server_certificate),
+    MG_CFG_FILE("privateKey", struct mg_server_tls, private_key),
+    MG_CFG_FILE("caCertificates", struct mg_server_tls, ca_certificates),
+    MG_CFG_FILE("caCrl", struct mg_server_tls, ca_crl),
+    MG_CFG_STR("credentialName", struct mg_server_tls, credential_name),
+    MG_CFG_SLIST("credentialNames", struct mg_server_tls, credential_names),
+    MG_CFG_SLIST("subjectAltNames", struct mg_server_tls, subject_alt_names),
+    MG_CFG_SLIST("verifyCertificateSpki", struct mg_server_tls, verify_certificate_spki),
+    MG_CFG_SLIST("verifyCertificateHash", struct mg_server_tls, verify_certificate_hash),
+    MG_CFG_ENUM("minProtocolVersion", struct mg_server_tls, min_version, tls_versions),
+    MG_CFG_ENUM("maxProtocolVersion", struct mg_server_tls, max_version, tls_versions),
+    MG_CFG_SLIST("cipherSuites", struct mg_server_tls, cipher_suites),
+    MG_CFG_BOOL("insecureSkipVerify", struct mg_server_tls, insecure_skip_verify),
+    MG_CFG_UNSUPPORTED_ANY(server_tls_unsupported),
+};
+static const struct mg_cfg_table server_tls = {
+    MG_CFG_ROWS(server_tls_rows), .present_at = MG_CFG_AT(struct mg_server_tls, present),
+    .pos_at = MG_CFG_AT(struct mg_server_tls, pos), .check = check_server_tls,
+};
 
-    s->pos = v->pos;
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *key = k->str;
-        if (strcmp(key, "port") == 0) {
-            if (!mg_cfg_map(x, key, e))
-                continue;
-            port_n = e;
-            size_t mark = mg_cfg_push(x, ".port");
-            for (size_t j = 0; mg_cfg_next(e, &j, &pk, &pv);) {
-                if (strcmp(pk->str, "number") == 0)
-                    mg_cfg_port(x, "number", pv, &s->port);
-                else if (strcmp(pk->str, "protocol") == 0)
-                    mg_cfg_proto(x, "protocol", pv, &s->protocol);
-                else if (strcmp(pk->str, "name") == 0)
-                    mg_cfg_str(x, "name", pv, &s->port_name);
-                else if (strcmp(pk->str, "targetPort") == 0)
-                    mg_cfg_unsupported(x, pk);
-                else
-                    mg_cfg_unknown(x, pk);
-            }
-            mg_cfg_pop(x, mark);
-        } else if (strcmp(key, "bind") == 0)
-            mg_cfg_str(x, key, e, &s->bind);
-        else if (strcmp(key, "hosts") == 0)
-            mg_cfg_slist(x, key, e, &s->hosts);
-        else if (strcmp(key, "tls") == 0)
-            read_server_tls(x, e, &s->tls);
-        else if (strcmp(key, "name") == 0)
-            mg_cfg_str(x, key, e, &s->name);
-        else if (strcmp(key, "defaultEndpoint") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
+static void check_server(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_server *s = obj;
+    const struct mg_ynode *port_n = mg_cfg_seen(r, "port");
+
     if (!port_n)
-        mg_error(x->d, v->pos, "%s needs a port", mg_cfg_field(x, NULL));
+        mg_error(x->d, s->pos, "%s needs a port", mg_cfg_field(x, NULL));
     else if (!mg_ynode_get(port_n, "number") || !mg_ynode_get(port_n, "protocol"))
         mg_error(x->d, port_n->pos, "%s.port needs a number and a protocol",
                  mg_cfg_field(x, NULL));
     if (s->hosts.n == 0)
-        mg_error(x->d, v->pos, "%s needs at least one host", mg_cfg_field(x, NULL));
+        mg_error(x->d, s->pos, "%s needs at least one host", mg_cfg_field(x, NULL));
     for (size_t i = 0; i < s->hosts.n; i++) {
         const char *h = s->hosts.v[i], *slash = strchr(h, '/');
         if (slash && (slash == h || strchr(slash + 1, '/')))
@@ -139,152 +97,136 @@ static void read_server(struct mg_cfg *x, const struct mg_ynode *v, struct mg_se
                      "wildcard only as the leftmost label)", h, mg_cfg_field(x, NULL));
     }
     if ((s->protocol == MG_PROTO_HTTPS || s->protocol == MG_PROTO_TLS) && !s->tls.present)
-        mg_error(x->d, v->pos, "%s: protocol %s needs tls settings", mg_cfg_field(x, NULL),
+        mg_error(x->d, s->pos, "%s: protocol %s needs tls settings", mg_cfg_field(x, NULL),
                  mg_app_proto_name(s->protocol));
 }
 
-void mg_cfg_read_gateway(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_gateway *g)
-{
-    const struct mg_ynode *k, *v;
+static const struct mg_cfg_field server_port_rows[] = {
+    MG_CFG_PORT("number", struct mg_server, port),
+    MG_CFG_PROTO("protocol", struct mg_server, protocol),
+    MG_CFG_STR("name", struct mg_server, port_name),
+    MG_CFG_UNSUPPORTED("targetPort"),
+};
+static const struct mg_cfg_table server_port = { MG_CFG_ROWS(server_port_rows) };
+static const struct mg_cfg_field server_rows[] = {
+    MG_CFG_GROUP("port", server_port),
+    MG_CFG_STR("bind", struct mg_server, bind),
+    MG_CFG_SLIST("hosts", struct mg_server, hosts),
+    MG_CFG_MAP("tls", struct mg_server, tls, server_tls),
+    MG_CFG_STR("name", struct mg_server, name),
+    MG_CFG_UNSUPPORTED("defaultEndpoint"),
+};
+static const struct mg_cfg_table server = {
+    MG_CFG_ROWS(server_rows), .pos_at = MG_CFG_AT(struct mg_server, pos), .check = check_server,
+};
 
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        if (strcmp(k->str, "selector") == 0)
-            mg_cfg_kvlist(x, k->str, v, &g->selector);
-        else if (strcmp(k->str, "servers") == 0) {
-            if (!mg_cfg_seq(x, k->str, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".servers[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j]))
-                    read_server(x, v->items[j], MG_CFG_PUSH(g->servers, g->n_servers));
-                mg_cfg_pop(x, mark);
-            }
-        } else
-            mg_cfg_unknown(x, k);
-    }
+static void check_gateway(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_gateway *g = obj;
     if (g->n_servers == 0)
-        mg_warning(x->d, spec ? spec->pos : g->meta.pos, "Gateway has no servers");
+        mg_warning(x->d, r->m ? r->m->pos : g->meta.pos, "Gateway has no servers");
 }
 
-/* ---- VirtualService ---- */
+static const struct mg_cfg_field gateway_rows[] = {
+    MG_CFG_KVLIST("selector", struct mg_gateway, selector),
+    MG_CFG_LIST("servers", struct mg_gateway, servers, n_servers, server),
+};
+static const struct mg_cfg_table gateway = {
+    MG_CFG_ROWS(gateway_rows), .check = check_gateway,
+};
 
-static void read_header_ops(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
-                            struct mg_header_ops *ops)
+void mg_cfg_read_gateway(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_gateway *g)
 {
-    const struct mg_ynode *k, *e;
+    mg_cfg_read_spec(x, spec, &gateway, g);
+}
 
-    if (!mg_cfg_map(x, key, v))
-        return;
-    size_t mark = mg_cfg_push(x, ".%s", key);
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "set") == 0)
-            mg_cfg_kvlist(x, "set", e, &ops->set);
-        else if (strcmp(k->str, "add") == 0)
-            mg_cfg_kvlist(x, "add", e, &ops->add);
-        else if (strcmp(k->str, "remove") == 0)
-            mg_cfg_slist(x, "remove", e, &ops->remove);
-        else
-            mg_cfg_unknown(x, k);
-    }
+/* ---- VirtualService: routes ---- */
+
+static void check_header_ops(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_header_ops *ops = obj;
+
     for (size_t i = 0; i < ops->set.n; i++)
         if (!mg_cfg_header_name_ok(ops->set.v[i].key))
             mg_error(x->d, ops->set.v[i].pos, "invalid header name \"%s\"", ops->set.v[i].key);
     for (size_t i = 0; i < ops->add.n; i++)
         if (!mg_cfg_header_name_ok(ops->add.v[i].key))
             mg_error(x->d, ops->add.v[i].pos, "invalid header name \"%s\"", ops->add.v[i].key);
-    mg_cfg_pop(x, mark);
 }
 
-static void read_headers(struct mg_cfg *x, const struct mg_ynode *v, struct mg_header_ops *req,
-                         struct mg_header_ops *resp)
+static const struct mg_cfg_field header_ops_rows[] = {
+    MG_CFG_KVLIST("set", struct mg_header_ops, set),
+    MG_CFG_KVLIST("add", struct mg_header_ops, add),
+    MG_CFG_SLIST("remove", struct mg_header_ops, remove),
+};
+static const struct mg_cfg_table header_ops = {
+    MG_CFG_ROWS(header_ops_rows), .check = check_header_ops,
+};
+/* `headers: {request: ..., response: ...}` of a route destination or a route */
+#define HEADERS_ROWS(T) \
+    MG_CFG_MAP("request", T, req_headers, header_ops), \
+    MG_CFG_MAP("response", T, resp_headers, header_ops)
+
+static void check_destination(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    const struct mg_ynode *k, *e;
-
-    if (!mg_cfg_map(x, "headers", v))
-        return;
-    size_t mark = mg_cfg_push(x, ".headers");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "request") == 0)
-            read_header_ops(x, "request", e, req);
-        else if (strcmp(k->str, "response") == 0)
-            read_header_ops(x, "response", e, resp);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
-}
-
-static void read_destination(struct mg_cfg *x, const struct mg_ynode *v, struct mg_destination *d)
-{
-    const struct mg_ynode *k, *e, *pk, *pv;
-
-    if (!mg_cfg_map(x, "destination", v))
-        return;
-    d->pos = v->pos;
-    size_t mark = mg_cfg_push(x, ".destination");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "host") == 0)
-            mg_cfg_str(x, "host", e, &d->host);
-        else if (strcmp(k->str, "subset") == 0)
-            mg_cfg_str(x, "subset", e, &d->subset);
-        else if (strcmp(k->str, "port") == 0) {
-            if (!mg_cfg_map(x, "port", e))
-                continue;
-            size_t m2 = mg_cfg_push(x, ".port");
-            for (size_t j = 0; mg_cfg_next(e, &j, &pk, &pv);) {
-                if (strcmp(pk->str, "number") == 0)
-                    mg_cfg_port(x, "number", pv, &d->port);
-                else
-                    mg_cfg_unknown(x, pk);
-            }
-            mg_cfg_pop(x, m2);
-        } else
-            mg_cfg_unknown(x, k);
-    }
+    const struct mg_destination *d = obj;
     if (!d->host || !*d->host)
-        mg_error(x->d, v->pos, "%s needs a host", mg_cfg_field(x, NULL));
-    mg_cfg_pop(x, mark);
+        mg_error(x->d, r->m->pos, "%s needs a host", mg_cfg_field(x, NULL));
 }
 
-static void read_routes(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
-                        struct mg_route_dest **routes, size_t *n, bool http)
+static const struct mg_cfg_field destination_port_rows[] = {
+    MG_CFG_PORT("number", struct mg_destination, port),
+};
+static const struct mg_cfg_table destination_port = { MG_CFG_ROWS(destination_port_rows) };
+static const struct mg_cfg_field destination_rows[] = {
+    MG_CFG_STR("host", struct mg_destination, host),
+    MG_CFG_STR("subset", struct mg_destination, subset),
+    MG_CFG_GROUP("port", destination_port),
+};
+static const struct mg_cfg_table destination = {
+    MG_CFG_ROWS(destination_rows), .pos_at = MG_CFG_AT(struct mg_destination, pos),
+    .check = check_destination,
+};
+
+static void init_route_dest(void *obj)
 {
-    const struct mg_ynode *k, *e;
-
-    if (!mg_cfg_seq(x, key, v))
-        return;
-    for (size_t i = 0; i < v->n; i++) {
-        size_t mark = mg_cfg_push(x, ".%s[%zu]", key, i);
-        if (mg_cfg_map(x, "", v->items[i])) {
-            struct mg_route_dest *r = MG_CFG_PUSH(*routes, *n);
-            r->pos = v->items[i]->pos;
-            r->weight = -1;
-            for (size_t j = 0; mg_cfg_next(v->items[i], &j, &k, &e);) {
-                if (strcmp(k->str, "destination") == 0)
-                    read_destination(x, e, &r->destination);
-                else if (strcmp(k->str, "weight") == 0)
-                    mg_cfg_intv(x, "weight", e, 0, 100, &r->weight);
-                else if (http && strcmp(k->str, "headers") == 0)
-                    read_headers(x, e, &r->req_headers, &r->resp_headers);
-                else
-                    mg_cfg_unknown(x, k);
-            }
-            if (!r->destination.host && !r->destination.pos.line)
-                mg_error(x->d, r->pos, "%s needs a destination", mg_cfg_field(x, NULL));
-        }
-        mg_cfg_pop(x, mark);
-    }
+    ((struct mg_route_dest *)obj)->weight = -1;
 }
 
-static void read_header_matches(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+static void check_route_dest(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_route_dest *rd = obj;
+    if (!rd->destination.host && !rd->destination.pos.line)
+        mg_error(x->d, rd->pos, "%s needs a destination", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field route_headers_rows[] = { HEADERS_ROWS(struct mg_route_dest) };
+static const struct mg_cfg_table route_headers = { MG_CFG_ROWS(route_headers_rows) };
+static const struct mg_cfg_field http_route_dest_rows[] = {
+    MG_CFG_MAP("destination", struct mg_route_dest, destination, destination),
+    MG_CFG_INT("weight", struct mg_route_dest, weight, 0, 100),
+    MG_CFG_GROUP("headers", route_headers),
+};
+static const struct mg_cfg_table http_route_dest = {
+    MG_CFG_ROWS(http_route_dest_rows), .pos_at = MG_CFG_AT(struct mg_route_dest, pos),
+    .init = init_route_dest, .check = check_route_dest,
+};
+/* tls and tcp routes have no headers */
+static const struct mg_cfg_table l4_route_dest = {
+    .rows = http_route_dest_rows, .n = MG_ARRAY_LEN(http_route_dest_rows) - 1,
+    .pos_at = MG_CFG_AT(struct mg_route_dest, pos), .init = init_route_dest,
+    .check = check_route_dest,
+};
+
+/* ---- VirtualService: http ---- */
+
+static bool read_header_matches(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                                 struct mg_header_match **out, size_t *n, bool names)
 {
     const struct mg_ynode *k, *e;
 
     if (!mg_cfg_map(x, key, v))
-        return;
+        return false;
     size_t mark = mg_cfg_push(x, ".%s", key);
     for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
         if (names && !mg_cfg_header_name_ok(k->str)) {
@@ -301,359 +243,284 @@ static void read_header_matches(struct mg_cfg *x, const char *key, const struct 
             mg_cfg_smatch(x, k->str, e, &h->match);
     }
     mg_cfg_pop(x, mark);
+    return true;
 }
 
-static void read_http_match(struct mg_cfg *x, const struct mg_ynode *v, struct mg_http_match *m)
+static bool read_match_headers(struct mg_cfg *x, const struct mg_ynode *k,
+                               const struct mg_ynode *v, void *obj)
 {
-    const struct mg_ynode *k, *e;
-
-    m->pos = v->pos;
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *key = k->str;
-        if (strcmp(key, "name") == 0)
-            mg_cfg_str(x, key, e, &m->name);
-        else if (strcmp(key, "uri") == 0)
-            mg_cfg_smatch(x, key, e, &m->uri);
-        else if (strcmp(key, "scheme") == 0)
-            mg_cfg_smatch(x, key, e, &m->scheme);
-        else if (strcmp(key, "method") == 0)
-            mg_cfg_smatch(x, key, e, &m->method);
-        else if (strcmp(key, "authority") == 0)
-            mg_cfg_smatch(x, key, e, &m->authority);
-        else if (strcmp(key, "headers") == 0)
-            read_header_matches(x, key, e, &m->headers, &m->n_headers, true);
-        else if (strcmp(key, "withoutHeaders") == 0)
-            read_header_matches(x, key, e, &m->without_headers, &m->n_without_headers, true);
-        else if (strcmp(key, "queryParams") == 0)
-            read_header_matches(x, key, e, &m->query_params, &m->n_query_params, false);
-        else if (strcmp(key, "port") == 0)
-            mg_cfg_port(x, key, e, &m->port);
-        else if (strcmp(key, "ignoreUriCase") == 0)
-            mg_cfg_bool(x, key, e, &m->ignore_uri_case);
-        else if (strcmp(key, "gateways") == 0)
-            mg_cfg_slist(x, key, e, &m->gateways);
-        else if (strcmp(key, "sourceLabels") == 0)
-            mg_cfg_kvlist(x, key, e, &m->source_labels);
-        else if (strcmp(key, "sourceNamespace") == 0)
-            mg_cfg_str(x, key, e, &m->source_namespace);
-        else if (strcmp(key, "statPrefix") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
+    struct mg_http_match *m = obj;
+    return read_header_matches(x, k->str, v, &m->headers, &m->n_headers, true);
 }
 
-static void read_redirect(struct mg_cfg *x, const struct mg_ynode *v, struct mg_http_route *r)
+static bool read_match_without_headers(struct mg_cfg *x, const struct mg_ynode *k,
+                                       const struct mg_ynode *v, void *obj)
 {
-    const struct mg_ynode *k, *e;
-
-    if (!mg_cfg_map(x, "redirect", v))
-        return;
-    r->has_redirect = true;
-    r->redirect.redirect_code = 301;
-    size_t mark = mg_cfg_push(x, ".redirect");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *key = k->str;
-        if (strcmp(key, "uri") == 0)
-            mg_cfg_str(x, key, e, &r->redirect.uri);
-        else if (strcmp(key, "authority") == 0)
-            mg_cfg_str(x, key, e, &r->redirect.authority);
-        else if (strcmp(key, "scheme") == 0)
-            mg_cfg_str(x, key, e, &r->redirect.scheme);
-        else if (strcmp(key, "port") == 0)
-            mg_cfg_port(x, key, e, &r->redirect.port);
-        else if (strcmp(key, "redirectCode") == 0)
-            mg_cfg_intv(x, key, e, 300, 399, &r->redirect.redirect_code);
-        else if (strcmp(key, "derivePort") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
+    struct mg_http_match *m = obj;
+    return read_header_matches(x, k->str, v, &m->without_headers, &m->n_without_headers, true);
 }
 
-static void read_direct_response(struct mg_cfg *x, const struct mg_ynode *v, struct mg_http_route *r)
+static bool read_match_query_params(struct mg_cfg *x, const struct mg_ynode *k,
+                                    const struct mg_ynode *v, void *obj)
 {
-    const struct mg_ynode *k, *e, *bk, *bv;
-
-    if (!mg_cfg_map(x, "directResponse", v))
-        return;
-    r->has_direct_response = true;
-    size_t mark = mg_cfg_push(x, ".directResponse");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "status") == 0)
-            mg_cfg_intv(x, "status", e, 200, 599, &r->direct_response.status);
-        else if (strcmp(k->str, "body") == 0) {
-            if (!mg_cfg_map(x, "body", e))
-                continue;
-            size_t m2 = mg_cfg_push(x, ".body");
-            for (size_t j = 0; mg_cfg_next(e, &j, &bk, &bv);) {
-                if (strcmp(bk->str, "string") == 0)
-                    mg_cfg_str(x, "string", bv, &r->direct_response.body);
-                else if (strcmp(bk->str, "bytes") == 0) {
-                    uint8_t *out;
-                    size_t n;
-                    if (!mg_cfg_scalar(x, "bytes", bv))
-                        continue;
-                    if (mg_base64_decode(bv->str, bv->len, false, &out, &n) < 0) {
-                        mg_error(x->d, bv->pos, "directResponse.body.bytes is not valid base64");
-                        continue;
-                    }
-                    free(r->direct_response.body);
-                    r->direct_response.body = mg_xstrndup((const char *)out, n);
-                    free(out);
-                } else
-                    mg_cfg_unknown(x, bk);
-            }
-            mg_cfg_pop(x, m2);
-        } else
-            mg_cfg_unknown(x, k);
-    }
-    if (!r->direct_response.status)
-        mg_error(x->d, v->pos, "directResponse needs a status");
-    mg_cfg_pop(x, mark);
+    struct mg_http_match *m = obj;
+    return read_header_matches(x, k->str, v, &m->query_params, &m->n_query_params, false);
 }
 
-static void read_rewrite(struct mg_cfg *x, const struct mg_ynode *v, struct mg_http_route *r)
-{
-    const struct mg_ynode *k, *e, *rk, *rv;
+static const struct mg_cfg_field http_match_rows[] = {
+    MG_CFG_STR("name", struct mg_http_match, name),
+    MG_CFG_SMATCH("uri", struct mg_http_match, uri),
+    MG_CFG_SMATCH("scheme", struct mg_http_match, scheme),
+    MG_CFG_SMATCH("method", struct mg_http_match, method),
+    MG_CFG_SMATCH("authority", struct mg_http_match, authority),
+    MG_CFG_FN("headers", read_match_headers),
+    MG_CFG_FN("withoutHeaders", read_match_without_headers),
+    MG_CFG_FN("queryParams", read_match_query_params),
+    MG_CFG_PORT("port", struct mg_http_match, port),
+    MG_CFG_BOOL("ignoreUriCase", struct mg_http_match, ignore_uri_case),
+    MG_CFG_SLIST("gateways", struct mg_http_match, gateways),
+    MG_CFG_KVLIST("sourceLabels", struct mg_http_match, source_labels),
+    MG_CFG_STR("sourceNamespace", struct mg_http_match, source_namespace),
+    MG_CFG_UNSUPPORTED("statPrefix"),
+};
+static const struct mg_cfg_table http_match = {
+    MG_CFG_ROWS(http_match_rows), .pos_at = MG_CFG_AT(struct mg_http_match, pos),
+};
 
-    if (!mg_cfg_map(x, "rewrite", v))
-        return;
-    r->has_rewrite = true;
-    size_t mark = mg_cfg_push(x, ".rewrite");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "uri") == 0)
-            mg_cfg_str(x, "uri", e, &r->rewrite.uri);
-        else if (strcmp(k->str, "authority") == 0)
-            mg_cfg_str(x, "authority", e, &r->rewrite.authority);
-        else if (strcmp(k->str, "uriRegexRewrite") == 0) {
-            if (!mg_cfg_map(x, k->str, e))
-                continue;
-            size_t m2 = mg_cfg_push(x, ".uriRegexRewrite");
-            for (size_t j = 0; mg_cfg_next(e, &j, &rk, &rv);) {
-                if (strcmp(rk->str, "match") == 0)
-                    mg_cfg_str(x, "match", rv, &r->rewrite.regex_match);
-                else if (strcmp(rk->str, "rewrite") == 0)
-                    mg_cfg_str(x, "rewrite", rv, &r->rewrite.regex_rewrite);
-                else
-                    mg_cfg_unknown(x, rk);
-            }
-            mg_cfg_pop(x, m2);
-        } else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
+static void init_redirect(void *obj)
+{
+    ((struct mg_http_route *)obj)->redirect.redirect_code = 301;
 }
 
-static void read_retries(struct mg_cfg *x, const struct mg_ynode *v, struct mg_http_route *r)
-{
-    const struct mg_ynode *k, *e;
+static const struct mg_cfg_field redirect_rows[] = {
+    MG_CFG_STR("uri", struct mg_http_route, redirect.uri),
+    MG_CFG_STR("authority", struct mg_http_route, redirect.authority),
+    MG_CFG_STR("scheme", struct mg_http_route, redirect.scheme),
+    MG_CFG_PORT("port", struct mg_http_route, redirect.port),
+    MG_CFG_INT("redirectCode", struct mg_http_route, redirect.redirect_code, 300, 399),
+    MG_CFG_UNSUPPORTED("derivePort"),
+};
+static const struct mg_cfg_table redirect = {
+    MG_CFG_ROWS(redirect_rows), .present_at = MG_CFG_AT(struct mg_http_route, has_redirect),
+    .init = init_redirect,
+};
 
-    if (!mg_cfg_map(x, "retries", v))
-        return;
-    r->has_retries = true;
-    r->retries.per_try_timeout_ms = -1;
-    size_t mark = mg_cfg_push(x, ".retries");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "attempts") == 0)
-            mg_cfg_intv(x, "attempts", e, 0, 100, &r->retries.attempts);
-        else if (strcmp(k->str, "perTryTimeout") == 0)
-            mg_cfg_duration(x, "perTryTimeout", e, &r->retries.per_try_timeout_ms);
-        else if (strcmp(k->str, "retryOn") == 0)
-            mg_cfg_str(x, "retryOn", e, &r->retries.retry_on);
-        else if (strcmp(k->str, "retryRemoteLocalities") == 0 ||
-                 strcmp(k->str, "retryIgnorePreviousHosts") == 0 || strcmp(k->str, "backoff") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
+static bool read_body_bytes(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                            void *obj)
+{
+    struct mg_http_route *r = obj;
+    uint8_t *out;
+    size_t n;
+
+    if (!mg_cfg_scalar(x, k->str, v))
+        return false;
+    if (mg_base64_decode(v->str, v->len, false, &out, &n) < 0) {
+        mg_error(x->d, v->pos, "directResponse.body.bytes is not valid base64");
+        return false;
     }
-    mg_cfg_pop(x, mark);
+    free(r->direct_response.body);
+    r->direct_response.body = mg_xstrndup((const char *)out, n);
+    free(out);
+    return true;
 }
 
-static void read_http_route(struct mg_cfg *x, const struct mg_ynode *v, struct mg_http_route *r)
+static void check_direct_response(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    static const char *const ignored[] = { "fault", "mirror", "mirrors", "mirrorPercentage",
-                                           "mirrorPercent", "mirror_percent", "corsPolicy",
-                                           "delegate" };
-    const struct mg_ynode *k, *e;
+    if (!((const struct mg_http_route *)obj)->direct_response.status)
+        mg_error(x->d, r->m->pos, "directResponse needs a status");
+}
 
-    r->pos = v->pos;
-    r->timeout_ms = -1;
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        const char *key = k->str;
-        if (strcmp(key, "name") == 0)
-            mg_cfg_str(x, key, e, &r->name);
-        else if (strcmp(key, "match") == 0) {
-            if (!mg_cfg_seq(x, key, e))
-                continue;
-            for (size_t j = 0; j < e->n; j++) {
-                size_t mark = mg_cfg_push(x, ".match[%zu]", j);
-                if (mg_cfg_map(x, "", e->items[j]))
-                    read_http_match(x, e->items[j], MG_CFG_PUSH(r->match, r->n_match));
-                mg_cfg_pop(x, mark);
-            }
-        } else if (strcmp(key, "route") == 0)
-            read_routes(x, key, e, &r->route, &r->n_route, true);
-        else if (strcmp(key, "redirect") == 0)
-            read_redirect(x, e, r);
-        else if (strcmp(key, "directResponse") == 0)
-            read_direct_response(x, e, r);
-        else if (strcmp(key, "rewrite") == 0)
-            read_rewrite(x, e, r);
-        else if (strcmp(key, "timeout") == 0)
-            mg_cfg_duration(x, key, e, &r->timeout_ms);
-        else if (strcmp(key, "retries") == 0)
-            read_retries(x, e, r);
-        else if (strcmp(key, "headers") == 0)
-            read_headers(x, e, &r->req_headers, &r->resp_headers);
-        else {
-            size_t j;
-            for (j = 0; j < MG_ARRAY_LEN(ignored); j++)
-                if (strcmp(key, ignored[j]) == 0)
-                    break;
-            if (j < MG_ARRAY_LEN(ignored))
-                mg_cfg_unsupported(x, k);
-            else
-                mg_cfg_unknown(x, k);
-        }
-    }
-    int actions = (r->n_route > 0) + r->has_redirect + r->has_direct_response;
-    if (actions == 0 && mg_ynode_get(v, "delegate"))
-        ;   /* delegation is ignored with a warning above */
+static const struct mg_cfg_field body_rows[] = {
+    MG_CFG_STR("string", struct mg_http_route, direct_response.body),
+    MG_CFG_FN("bytes", read_body_bytes),
+};
+static const struct mg_cfg_table body = { MG_CFG_ROWS(body_rows) };
+static const struct mg_cfg_field direct_response_rows[] = {
+    MG_CFG_INT("status", struct mg_http_route, direct_response.status, 200, 599),
+    MG_CFG_GROUP("body", body),
+};
+static const struct mg_cfg_table direct_response = {
+    MG_CFG_ROWS(direct_response_rows),
+    .present_at = MG_CFG_AT(struct mg_http_route, has_direct_response),
+    .check = check_direct_response,
+};
+
+static const struct mg_cfg_field uri_regex_rows[] = {
+    MG_CFG_STR("match", struct mg_http_route, rewrite.regex_match),
+    MG_CFG_STR("rewrite", struct mg_http_route, rewrite.regex_rewrite),
+};
+static const struct mg_cfg_table uri_regex = { MG_CFG_ROWS(uri_regex_rows) };
+static const struct mg_cfg_field rewrite_rows[] = {
+    MG_CFG_STR("uri", struct mg_http_route, rewrite.uri),
+    MG_CFG_STR("authority", struct mg_http_route, rewrite.authority),
+    MG_CFG_GROUP("uriRegexRewrite", uri_regex),
+};
+static const struct mg_cfg_table rewrite = {
+    MG_CFG_ROWS(rewrite_rows), .present_at = MG_CFG_AT(struct mg_http_route, has_rewrite),
+};
+
+static void init_retries(void *obj)
+{
+    ((struct mg_http_route *)obj)->retries.per_try_timeout_ms = -1;
+}
+
+static const char *const retries_unsupported[] = {
+    "retryRemoteLocalities", "retryIgnorePreviousHosts", "backoff",
+};
+static const struct mg_cfg_field retries_rows[] = {
+    MG_CFG_INT("attempts", struct mg_http_route, retries.attempts, 0, 100),
+    MG_CFG_DURATION("perTryTimeout", struct mg_http_route, retries.per_try_timeout_ms),
+    MG_CFG_STR("retryOn", struct mg_http_route, retries.retry_on),
+    MG_CFG_UNSUPPORTED_ANY(retries_unsupported),
+};
+static const struct mg_cfg_table retries = {
+    MG_CFG_ROWS(retries_rows), .present_at = MG_CFG_AT(struct mg_http_route, has_retries),
+    .init = init_retries,
+};
+
+static void init_http_route(void *obj)
+{
+    ((struct mg_http_route *)obj)->timeout_ms = -1;
+}
+
+static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_http_route *hr = obj;
+    int actions = (hr->n_route > 0) + hr->has_redirect + hr->has_direct_response;
+
+    if (actions == 0 && mg_ynode_get(r->m, "delegate"))
+        ;   /* delegation is ignored with a warning */
     else if (actions == 0)
-        mg_error(x->d, v->pos, "%s needs a route, redirect or directResponse",
+        mg_error(x->d, r->m->pos, "%s needs a route, redirect or directResponse",
                  mg_cfg_field(x, NULL));
     else if (actions > 1)
-        mg_error(x->d, v->pos, "%s: route, redirect and directResponse are mutually exclusive",
+        mg_error(x->d, r->m->pos, "%s: route, redirect and directResponse are mutually exclusive",
                  mg_cfg_field(x, NULL));
 }
 
-static void read_l4_common(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *e,
-                           struct mg_slist *subnets, uint16_t *port, struct mg_slist *gateways,
-                           bool *handled)
+static const char *const http_route_unsupported[] = {
+    "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
+    "corsPolicy", "delegate",
+};
+static const struct mg_cfg_field http_headers_rows[] = { HEADERS_ROWS(struct mg_http_route) };
+static const struct mg_cfg_table http_headers = { MG_CFG_ROWS(http_headers_rows) };
+static const struct mg_cfg_field http_route_rows[] = {
+    MG_CFG_STR("name", struct mg_http_route, name),
+    MG_CFG_LIST("match", struct mg_http_route, match, n_match, http_match),
+    MG_CFG_LIST("route", struct mg_http_route, route, n_route, http_route_dest),
+    MG_CFG_GROUP("redirect", redirect),
+    MG_CFG_GROUP("directResponse", direct_response),
+    MG_CFG_GROUP("rewrite", rewrite),
+    MG_CFG_DURATION("timeout", struct mg_http_route, timeout_ms),
+    MG_CFG_GROUP("retries", retries),
+    MG_CFG_GROUP("headers", http_headers),
+    MG_CFG_UNSUPPORTED_ANY(http_route_unsupported),
+};
+static const struct mg_cfg_table http_route = {
+    MG_CFG_ROWS(http_route_rows), .pos_at = MG_CFG_AT(struct mg_http_route, pos),
+    .init = init_http_route, .check = check_http_route,
+};
+
+/* ---- VirtualService: tls and tcp ---- */
+
+static bool read_subnets(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                         struct mg_slist *subnets)
 {
-    *handled = true;
-    if (strcmp(k->str, "destinationSubnets") == 0) {
-        mg_cfg_slist(x, k->str, e, subnets);
-        for (size_t i = 0; i < subnets->n; i++) {
-            struct mg_cidr c;
-            if (mg_cidr_parse(subnets->v[i], &c) < 0)
-                mg_error(x->d, subnets->pos[i], "invalid CIDR \"%s\" in %s", subnets->v[i],
-                         mg_cfg_field(x, k->str));
-        }
-    } else if (strcmp(k->str, "port") == 0)
-        mg_cfg_port(x, k->str, e, port);
-    else if (strcmp(k->str, "gateways") == 0)
-        mg_cfg_slist(x, k->str, e, gateways);
-    else if (strcmp(k->str, "sourceLabels") == 0 || strcmp(k->str, "sourceNamespace") == 0 ||
-             strcmp(k->str, "sourceSubnet") == 0)
-        mg_cfg_unsupported(x, k);
-    else
-        *handled = false;
+    if (!mg_cfg_slist(x, key, v, subnets))
+        return false;
+    for (size_t i = 0; i < subnets->n; i++) {
+        struct mg_cidr c;
+        if (mg_cidr_parse(subnets->v[i], &c) < 0)
+            mg_error(x->d, subnets->pos[i], "invalid CIDR \"%s\" in %s", subnets->v[i],
+                     mg_cfg_field(x, key));
+    }
+    return true;
 }
 
-static void read_tls_or_tcp(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
-                            struct mg_virtual_service *vs, bool tls)
+static bool read_tls_subnets(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                             void *obj)
 {
-    const struct mg_ynode *k, *e, *mk, *mv;
-    bool handled;
-
-    if (!mg_cfg_seq(x, key, v))
-        return;
-    for (size_t i = 0; i < v->n; i++) {
-        const struct mg_ynode *it = v->items[i];
-        size_t mark = mg_cfg_push(x, ".%s[%zu]", key, i);
-        if (!mg_cfg_map(x, "", it)) {
-            mg_cfg_pop(x, mark);
-            continue;
-        }
-        struct mg_tls_route *tr = tls ? MG_CFG_PUSH(vs->tls, vs->n_tls) : NULL;
-        struct mg_tcp_route *cr = tls ? NULL : MG_CFG_PUSH(vs->tcp, vs->n_tcp);
-        if (tr)
-            tr->pos = it->pos;
-        else
-            cr->pos = it->pos;
-        for (size_t j = 0; mg_cfg_next(it, &j, &k, &e);) {
-            if (strcmp(k->str, "route") == 0) {
-                if (tr)
-                    read_routes(x, "route", e, &tr->route, &tr->n_route, false);
-                else
-                    read_routes(x, "route", e, &cr->route, &cr->n_route, false);
-            } else if (strcmp(k->str, "match") == 0) {
-                if (!mg_cfg_seq(x, "match", e))
-                    continue;
-                for (size_t q = 0; q < e->n; q++) {
-                    size_t m2 = mg_cfg_push(x, ".match[%zu]", q);
-                    if (mg_cfg_map(x, "", e->items[q])) {
-                        struct mg_tls_match *tm = tr ? MG_CFG_PUSH(tr->match, tr->n_match) : NULL;
-                        struct mg_l4_match *lm = tr ? NULL : MG_CFG_PUSH(cr->match, cr->n_match);
-                        for (size_t z = 0; mg_cfg_next(e->items[q], &z, &mk, &mv);) {
-                            if (tm && strcmp(mk->str, "sniHosts") == 0) {
-                                mg_cfg_slist(x, mk->str, mv, &tm->sni_hosts);
-                                continue;
-                            }
-                            if (tm)
-                                read_l4_common(x, mk, mv, &tm->destination_subnets, &tm->port,
-                                               &tm->gateways, &handled);
-                            else
-                                read_l4_common(x, mk, mv, &lm->destination_subnets, &lm->port,
-                                               &lm->gateways, &handled);
-                            if (!handled)
-                                mg_cfg_unknown(x, mk);
-                        }
-                        if (tm) {
-                            tm->pos = e->items[q]->pos;
-                            if (tm->sni_hosts.n == 0)
-                                mg_error(x->d, tm->pos, "%s needs sniHosts",
-                                         mg_cfg_field(x, NULL));
-                        } else
-                            lm->pos = e->items[q]->pos;
-                    }
-                    mg_cfg_pop(x, m2);
-                }
-            } else
-                mg_cfg_unknown(x, k);
-        }
-        mg_cfg_pop(x, mark);
-    }
+    return read_subnets(x, k->str, v, &((struct mg_tls_match *)obj)->destination_subnets);
 }
 
-void mg_cfg_read_virtual_service(struct mg_cfg *x, const struct mg_ynode *spec,
-                                 struct mg_virtual_service *vs)
+static bool read_l4_subnets(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                            void *obj)
 {
-    const struct mg_ynode *k, *v;
+    return read_subnets(x, k->str, v, &((struct mg_l4_match *)obj)->destination_subnets);
+}
 
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        const char *key = k->str;
-        if (strcmp(key, "hosts") == 0)
-            mg_cfg_slist(x, key, v, &vs->hosts);
-        else if (strcmp(key, "gateways") == 0)
-            mg_cfg_slist(x, key, v, &vs->gateways);
-        else if (strcmp(key, "exportTo") == 0)
-            mg_cfg_slist(x, key, v, &vs->export_to);
-        else if (strcmp(key, "http") == 0) {
-            if (!mg_cfg_seq(x, key, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".http[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j]))
-                    read_http_route(x, v->items[j], MG_CFG_PUSH(vs->http, vs->n_http));
-                mg_cfg_pop(x, mark);
-            }
-        } else if (strcmp(key, "tls") == 0)
-            read_tls_or_tcp(x, key, v, vs, true);
-        else if (strcmp(key, "tcp") == 0)
-            read_tls_or_tcp(x, key, v, vs, false);
-        else
-            mg_cfg_unknown(x, k);
-    }
+static void check_tls_match(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_tls_match *tm = obj;
+    if (tm->sni_hosts.n == 0)
+        mg_error(x->d, tm->pos, "%s needs sniHosts", mg_cfg_field(x, NULL));
+}
+
+static const char *const l4_unsupported[] = { "sourceLabels", "sourceNamespace", "sourceSubnet" };
+static const struct mg_cfg_field tls_match_rows[] = {
+    MG_CFG_SLIST("sniHosts", struct mg_tls_match, sni_hosts),
+    MG_CFG_FN("destinationSubnets", read_tls_subnets),
+    MG_CFG_PORT("port", struct mg_tls_match, port),
+    MG_CFG_SLIST("gateways", struct mg_tls_match, gateways),
+    MG_CFG_UNSUPPORTED_ANY(l4_unsupported),
+};
+static const struct mg_cfg_table tls_match = {
+    MG_CFG_ROWS(tls_match_rows), .pos_at = MG_CFG_AT(struct mg_tls_match, pos),
+    .check = check_tls_match,
+};
+static const struct mg_cfg_field l4_match_rows[] = {
+    MG_CFG_FN("destinationSubnets", read_l4_subnets),
+    MG_CFG_PORT("port", struct mg_l4_match, port),
+    MG_CFG_SLIST("gateways", struct mg_l4_match, gateways),
+    MG_CFG_UNSUPPORTED_ANY(l4_unsupported),
+};
+static const struct mg_cfg_table l4_match = {
+    MG_CFG_ROWS(l4_match_rows), .pos_at = MG_CFG_AT(struct mg_l4_match, pos),
+};
+
+static const struct mg_cfg_field tls_route_rows[] = {
+    MG_CFG_LIST("route", struct mg_tls_route, route, n_route, l4_route_dest),
+    MG_CFG_LIST("match", struct mg_tls_route, match, n_match, tls_match),
+};
+static const struct mg_cfg_table tls_route = {
+    MG_CFG_ROWS(tls_route_rows), .pos_at = MG_CFG_AT(struct mg_tls_route, pos),
+};
+static const struct mg_cfg_field tcp_route_rows[] = {
+    MG_CFG_LIST("route", struct mg_tcp_route, route, n_route, l4_route_dest),
+    MG_CFG_LIST("match", struct mg_tcp_route, match, n_match, l4_match),
+};
+static const struct mg_cfg_table tcp_route = {
+    MG_CFG_ROWS(tcp_route_rows), .pos_at = MG_CFG_AT(struct mg_tcp_route, pos),
+};
+
+/* ---- VirtualService ---- */
+
+static void check_virtual_service(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_virtual_service *vs = obj;
+
     for (size_t i = 0; i < vs->hosts.n; i++)
         if (!mg_cfg_host_ok(vs->hosts.v[i]))
             mg_error(x->d, vs->hosts.pos[i], "invalid host \"%s\" in hosts (want a DNS name, "
                      "a wildcard only as the leftmost label)", vs->hosts.v[i]);
     if (vs->hosts.n == 0)
-        mg_error(x->d, spec ? spec->pos : vs->meta.pos, "VirtualService needs hosts");
+        mg_error(x->d, r->m ? r->m->pos : vs->meta.pos, "VirtualService needs hosts");
+}
+
+static const struct mg_cfg_field virtual_service_rows[] = {
+    MG_CFG_SLIST("hosts", struct mg_virtual_service, hosts),
+    MG_CFG_SLIST("gateways", struct mg_virtual_service, gateways),
+    MG_CFG_SLIST("exportTo", struct mg_virtual_service, export_to),
+    MG_CFG_LIST("http", struct mg_virtual_service, http, n_http, http_route),
+    MG_CFG_LIST("tls", struct mg_virtual_service, tls, n_tls, tls_route),
+    MG_CFG_LIST("tcp", struct mg_virtual_service, tcp, n_tcp, tcp_route),
+};
+static const struct mg_cfg_table virtual_service = {
+    MG_CFG_ROWS(virtual_service_rows), .check = check_virtual_service,
+};
+
+void mg_cfg_read_virtual_service(struct mg_cfg *x, const struct mg_ynode *spec,
+                                 struct mg_virtual_service *vs)
+{
+    mg_cfg_read_spec(x, spec, &virtual_service, vs);
 }
