@@ -299,7 +299,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 }
 
 /* caCrl: every CRL of the file into the store, and revocation checked for
- * the client certificate. */
+ * the peer's certificate (a client's, or an upstream server's). */
 static int load_crl(SSL_CTX *ctx, const char *file, char *err, size_t len)
 {
     X509_STORE *st = SSL_CTX_get_cert_store(ctx);
@@ -658,6 +658,8 @@ SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client
             caf = c->mesh.ca_certificates ? c->mesh.ca_certificates
                                           : "/etc/ssl/certs/ca-certificates.crt";
         if (load_ca(ctx, caf, ca_pem, false, err, errlen) < 0)
+            goto fail;
+        if (t->ca_crl && load_crl(ctx, t->ca_crl, err, errlen) < 0)
             goto fail;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
