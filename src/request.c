@@ -236,6 +236,8 @@ static int phase_route(struct mg_request *r)
             .method = r->method, .path = r->path, .query = r->query, .authority = r->authority,
             .scheme = r->conn->ssl ? "https" : "http", .port = r->conn->port->number,
             .headers = r->h, .n_headers = r->n_h,
+            .gw = r->srv->gw, .proxy_labels = &r->snap->cfg->proxy.meta.labels,
+            .proxy_ns = r->snap->cfg->proxy.meta.namespace_ ? r->snap->cfg->proxy.meta.namespace_ : "default",
         };
         r->route = mg_router_match(vh, &in);
     }

@@ -26,22 +26,50 @@ bool mg_host_overlap(const char *srv_host, const char *vs_host)
     return vs_host[0] == '*' && mg_host_match(vs_host, srv_host, strlen(srv_host));
 }
 
+/* Does the reference `g` ("ns/name", or "name" in the VS namespace vns)
+ * name Gateway gw? */
+static bool gw_ref_is(const char *g, const char *vns, const struct mg_gateway *gw)
+{
+    const char *gns = gw->meta.namespace_ ? gw->meta.namespace_ : "default";
+    const char *slash = strchr(g, '/');
+    if (slash) {
+        size_t nl = (size_t)(slash - g);
+        return strlen(gns) == nl && strncmp(g, gns, nl) == 0 && strcmp(slash + 1, gw->meta.name) == 0;
+    }
+    return strcmp(g, gw->meta.name) == 0 && strcmp(vns, gns) == 0;
+}
+
 bool mg_vs_binds(const struct mg_virtual_service *vs, const struct mg_gateway *gw)
 {
     const char *vns = vs->meta.namespace_ ? vs->meta.namespace_ : "default";
-    const char *gns = gw->meta.namespace_ ? gw->meta.namespace_ : "default";
-    for (size_t i = 0; i < vs->gateways.n; i++) {
-        const char *g = vs->gateways.v[i];
-        const char *slash = strchr(g, '/');
-        if (slash) {
-            size_t nl = (size_t)(slash - g);
-            if (strlen(gns) == nl && strncmp(g, gns, nl) == 0 && strcmp(slash + 1, gw->meta.name) == 0)
-                return true;
-        } else if (strcmp(g, gw->meta.name) == 0 && strcmp(vns, gns) == 0) {
+    for (size_t i = 0; i < vs->gateways.n; i++)
+        if (gw_ref_is(vs->gateways.v[i], vns, gw))
             return true;
-        }
-    }
     return false;
+}
+
+/* Istio's sourceMatchHTTP: a match naming gateways applies only on one of
+ * them (the VirtualService's own gateways list is overridden); otherwise
+ * sourceLabels must be a subset of this proxy's labels and sourceNamespace
+ * its namespace. Unknown gateway or proxy facts never match. */
+static bool source_ok(const struct mg_http_match *m, const struct mg_virtual_service *vs,
+                      const struct mg_route_input *in)
+{
+    if (m->gateways.n) {
+        const char *vns = vs && vs->meta.namespace_ ? vs->meta.namespace_ : "default";
+        for (size_t i = 0; in->gw && i < m->gateways.n; i++)
+            if (gw_ref_is(m->gateways.v[i], vns, in->gw))
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < m->source_labels.n; i++) {
+        const char *v = in->proxy_labels ? mg_kvlist_get(in->proxy_labels, m->source_labels.v[i].key) : NULL;
+        if (!v || strcmp(v, m->source_labels.v[i].value) != 0)
+            return false;
+    }
+    if (m->source_namespace)
+        return in->proxy_ns && strcmp(in->proxy_ns, m->source_namespace) == 0;
+    return true;
 }
 
 static int csm_compile(struct mg_csm *c, const struct mg_smatch *m, bool icase, struct mg_diags *d)
@@ -236,9 +264,12 @@ static bool query_match(const char *q, const struct mg_chdr *h)
     return false;
 }
 
-static bool cmatch_ok(const struct mg_cmatch *c, const struct mg_route_input *in)
+static bool cmatch_ok(const struct mg_cmatch *c, const struct mg_virtual_service *vs,
+                      const struct mg_route_input *in)
 {
     const struct mg_http_match *m = c->cfg;
+    if (!source_ok(m, vs, in))
+        return false;
     if (!mg_csm_match(&c->uri, in->path, strlen(in->path), m->ignore_uri_case))
         return false;
     if (!mg_csm_match(&c->method, in->method, strlen(in->method), false))
@@ -274,7 +305,7 @@ const struct mg_route *mg_router_match(const struct mg_vhost *vh, const struct m
         if (r->n_matches == 0)
             return r;
         for (size_t j = 0; j < r->n_matches; j++)
-            if (cmatch_ok(&r->matches[j], in))
+            if (cmatch_ok(&r->matches[j], r->vs, in))
                 return r;
     }
     return NULL;

@@ -99,6 +99,11 @@ struct mg_route_input {
     uint16_t port;                      /* listener port */
     const struct mg_kv *headers;        /* names lower-case */
     size_t n_headers;
+    /* where the match is evaluated (HTTPMatchRequest gateways, sourceLabels,
+     * sourceNamespace); NULL = unknown, and a match using it fails */
+    const struct mg_gateway *gw;        /* the server's Gateway */
+    const struct mg_kvlist *proxy_labels;
+    const char *proxy_ns;
 };
 
 /* Does the string match? (NULL s = absent, never matches). */
