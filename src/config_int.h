@@ -71,6 +71,12 @@ void mg_cfg_target_refs(struct mg_cfg *x, const char *key, const struct mg_ynode
                         struct mg_target_ref **refs, size_t *n);
 bool mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                    struct mg_smatch *out);
+/* An HTTP header name: invalid ones are an error and leave *out NULL. */
+bool mg_cfg_header(struct mg_cfg *x, const char *key, const struct mg_ynode *v, char **out);
+/* A listener address "ip:port" / "[v6]:port" (port_needed) or a bare IP;
+ * "" stays "" when empty_ok. An invalid one is an error and leaves *out NULL. */
+bool mg_cfg_addr(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool port_needed,
+                 bool empty_ok, char **out);
 /* A host name as Istio takes it: "*", "*.suffix" (wildcard only as the
  * leftmost label), or a name without '*', '/', spaces or control bytes. */
 bool mg_cfg_host_ok(const char *h);
@@ -99,6 +105,9 @@ enum mg_cfg_ftype {
     MG_F_STR, MG_F_BOOL, MG_F_INT, MG_F_U64, MG_F_PORT, MG_F_DURATION,
     MG_F_FILE,                          /* a path that must be readable */
     MG_F_SLIST, MG_F_KVLIST, MG_F_SMATCH, MG_F_PROTO,
+    MG_F_HEADER,                        /* an HTTP header name, lower-cased */
+    MG_F_ADDR,                          /* "ip:port" or "ip" (port_needed), "" if empty_ok */
+    MG_F_REFS,                          /* targetRef(s): array at off, count at count_off */
     MG_F_ENUM,                          /* an int-sized enum, by names[] (vals[]) */
     MG_F_MAP,                           /* a nested map: the struct at off, table sub */
     MG_F_LIST,                          /* a list of maps: array at off, count at count_off */
@@ -119,7 +128,8 @@ struct mg_cfg_field {
     const int *vals;
     size_t n;
     const struct mg_cfg_table *sub;     /* MG_F_MAP, MG_F_LIST: how to read the map(s) */
-    size_t count_off, elem_size;        /* MG_F_LIST */
+    size_t count_off, elem_size;        /* MG_F_LIST (count_off also MG_F_REFS) */
+    bool port_needed, empty_ok;         /* MG_F_ADDR */
     /* MG_F_FN: obj is the struct the table reads; true when a value was taken */
     bool (*fn)(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v, void *obj);
 };
@@ -186,6 +196,13 @@ const struct mg_ynode *mg_cfg_last(const struct mg_ynode *m, const char *key);
 #define MG_CFG_SMATCH(k, T, f) { MG_CFG_ROW(k, MG_F_SMATCH, MG_CFG_OFF(T, f, struct mg_smatch)) }
 #define MG_CFG_PROTO(k, T, f) \
     { MG_CFG_ROW(k, MG_F_PROTO, MG_CFG_OFF(T, f, enum mg_app_proto)) }
+#define MG_CFG_HEADER(k, T, f) { MG_CFG_ROW(k, MG_F_HEADER, MG_CFG_OFF(T, f, char *)) }
+#define MG_CFG_ADDR(k, T, f, port, empty) \
+    { MG_CFG_ROW(k, MG_F_ADDR, MG_CFG_OFF(T, f, char *)), .port_needed = (port), \
+      .empty_ok = (empty) }
+#define MG_CFG_REFS(k, T, refs, count) \
+    { MG_CFG_ROW(k, MG_F_REFS, MG_CFG_OFF(T, refs, struct mg_target_ref *)), \
+      .count_off = MG_CFG_OFF(T, count, size_t) }
 #define MG_CFG_ENUM(k, T, f, names_) \
     { MG_CFG_ROW(k, MG_F_ENUM, MG_CFG_ENUM_OFF(T, f)), .names = (names_), \
       .n = MG_ARRAY_LEN(names_) }

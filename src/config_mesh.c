@@ -22,44 +22,47 @@ static const char *const mesh_ignored[] = {
     "policyCheckFailOpen", "trustDomainAliasesEnabled", "serviceScopeConfigs",
 };
 
-static void read_ext_authz(struct mg_cfg *x, const struct mg_ynode *m, struct mg_ext_provider *p)
-{
-    const struct mg_ynode *k, *v;
+static const char *const ext_authz_unsupported[] = {
+    "includeRequestBodyInCheck", "includeAdditionalHeadersInCheck", "includeHeadersInCheck",
+    "headersToUpstreamOnDeny", "clearRouteCache",
+};
 
-    for (size_t i = 0; mg_cfg_next(m, &i, &k, &v);) {
-        const char *key = k->str;
-        if (strcmp(key, "service") == 0)
-            mg_cfg_str(x, key, v, &p->service);
-        else if (strcmp(key, "port") == 0)
-            mg_cfg_port(x, key, v, &p->port);
-        else if (strcmp(key, "timeout") == 0)
-            mg_cfg_duration(x, key, v, &p->timeout_ms);
-        else if (strcmp(key, "pathPrefix") == 0 && p->type == MG_EXT_HTTP)
-            mg_cfg_str(x, key, v, &p->path_prefix);
-        else if (strcmp(key, "failOpen") == 0)
-            mg_cfg_bool(x, key, v, &p->fail_open);
-        else if (strcmp(key, "statusOnError") == 0)
-            mg_cfg_intv(x, key, v, 100, 599, &p->status_on_error);
-        else if (strcmp(key, "includeRequestHeadersInCheck") == 0 && p->type == MG_EXT_HTTP)
-            mg_cfg_slist(x, key, v, &p->include_request_headers_in_check);
-        else if (strcmp(key, "headersToUpstreamOnAllow") == 0 && p->type == MG_EXT_HTTP)
-            mg_cfg_slist(x, key, v, &p->headers_to_upstream_on_allow);
-        else if (strcmp(key, "headersToDownstreamOnDeny") == 0 && p->type == MG_EXT_HTTP)
-            mg_cfg_slist(x, key, v, &p->headers_to_downstream_on_deny);
-        else if (strcmp(key, "includeRequestBodyInCheck") == 0 ||
-                 strcmp(key, "includeAdditionalHeadersInCheck") == 0 ||
-                 strcmp(key, "includeHeadersInCheck") == 0 ||
-                 strcmp(key, "headersToUpstreamOnDeny") == 0 ||
-                 strcmp(key, "clearRouteCache") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
+static void check_ext_authz(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_ext_provider *p = obj;
+
     if (!p->service)
-        mg_error(x->d, m->pos, "%s needs a service", mg_cfg_field(x, NULL));
+        mg_error(x->d, r->m->pos, "%s needs a service", mg_cfg_field(x, NULL));
     if (!p->port)
-        mg_error(x->d, m->pos, "%s needs a port", mg_cfg_field(x, NULL));
+        mg_error(x->d, r->m->pos, "%s needs a port", mg_cfg_field(x, NULL));
 }
+
+/* envoyExtAuthzGrpc has these; envoyExtAuthzHttp has more */
+#define EXT_AUTHZ_ROWS \
+    MG_CFG_STR("service", struct mg_ext_provider, service), \
+    MG_CFG_PORT("port", struct mg_ext_provider, port), \
+    MG_CFG_DURATION("timeout", struct mg_ext_provider, timeout_ms), \
+    MG_CFG_BOOL("failOpen", struct mg_ext_provider, fail_open), \
+    MG_CFG_INT("statusOnError", struct mg_ext_provider, status_on_error, 100, 599), \
+    MG_CFG_UNSUPPORTED_ANY(ext_authz_unsupported)
+
+static const struct mg_cfg_field ext_authz_grpc_rows[] = { EXT_AUTHZ_ROWS };
+static const struct mg_cfg_field ext_authz_http_rows[] = {
+    EXT_AUTHZ_ROWS,
+    MG_CFG_STR("pathPrefix", struct mg_ext_provider, path_prefix),
+    MG_CFG_SLIST("includeRequestHeadersInCheck", struct mg_ext_provider,
+                 include_request_headers_in_check),
+    MG_CFG_SLIST("headersToUpstreamOnAllow", struct mg_ext_provider,
+                 headers_to_upstream_on_allow),
+    MG_CFG_SLIST("headersToDownstreamOnDeny", struct mg_ext_provider,
+                 headers_to_downstream_on_deny),
+};
+static const struct mg_cfg_table ext_authz_grpc = {
+    MG_CFG_ROWS(ext_authz_grpc_rows), .check = check_ext_authz,
+};
+static const struct mg_cfg_table ext_authz_http = {
+    MG_CFG_ROWS(ext_authz_http_rows), .check = check_ext_authz,
+};
 
 static void read_ext_providers(struct mg_cfg *x, const struct mg_ynode *v, struct mg_mesh_config *m)
 {
@@ -108,299 +111,155 @@ static void read_ext_providers(struct mg_cfg *x, const struct mg_ynode *v, struc
         for (size_t j = 0; j + 1 < m->n_ext_providers; j++)
             if (strcmp(m->ext_providers[j].name, name) == 0)
                 mg_error(x->d, it->pos, "duplicate extension provider \"%s\"", name);
-        size_t m2 = mg_cfg_push(x, ".%s", type == MG_EXT_HTTP ? "envoyExtAuthzHttp"
-                                                              : "envoyExtAuthzGrpc");
-        read_ext_authz(x, body, p);
-        mg_cfg_pop(x, m2);
+        if (type == MG_EXT_HTTP)
+            mg_cfg_read_map(x, "envoyExtAuthzHttp", body, &ext_authz_http, p);
+        else
+            mg_cfg_read_map(x, "envoyExtAuthzGrpc", body, &ext_authz_grpc, p);
         mg_cfg_pop(x, mark);
     }
 }
 
-static void read_one_key_enum(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
-                              const char *inner, const char *const *names, const int *vals,
-                              size_t n, int *out)
+/* accessLogFile: a device as it is, any other path relative to the file */
+static bool read_access_log_file(struct mg_cfg *x, const struct mg_ynode *k,
+                                 const struct mg_ynode *v, void *obj)
 {
-    const struct mg_ynode *k, *e;
-
-    if (!mg_cfg_map(x, key, v))
-        return;
-    size_t mark = mg_cfg_push(x, ".%s", key);
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, inner) == 0)
-            mg_cfg_enum(x, inner, e, names, vals, n, out);
-        else if (strcmp(k->str, "egressProxy") == 0)
-            mg_cfg_unsupported(x, k);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    mg_cfg_pop(x, mark);
+    struct mg_mesh_config *m = obj;
+    if (mg_cfg_scalar(x, k->str, v) && mg_has_prefix(v->str, "/dev/"))
+        return mg_cfg_str(x, k->str, v, &m->access_log_file);
+    return mg_cfg_file(x, k->str, v, false, &m->access_log_file);
 }
 
-static void read_default_config(struct mg_cfg *x, const struct mg_ynode *v, struct mg_mesh_config *m)
+static bool read_ext_providers_row(struct mg_cfg *x, const struct mg_ynode *k,
+                                   const struct mg_ynode *v, void *obj)
 {
-    const struct mg_ynode *k, *e, *gk, *gv;
-
-    if (!mg_cfg_map(x, "defaultConfig", v))
-        return;
-    size_t mark = mg_cfg_push(x, ".defaultConfig");
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "gatewayTopology") != 0) {
-            /* ProxyConfig has ~50 Envoy knobs; none applies here */
-            mg_cfg_unsupported(x, k);
-            continue;
-        }
-        if (!mg_cfg_map(x, k->str, e))
-            continue;
-        size_t m2 = mg_cfg_push(x, ".gatewayTopology");
-        for (size_t j = 0; mg_cfg_next(e, &j, &gk, &gv);) {
-            if (strcmp(gk->str, "numTrustedProxies") == 0)
-                mg_cfg_intv(x, gk->str, gv, 0, 64, &m->num_trusted_proxies);
-            else
-                mg_cfg_unsupported(x, gk);
-        }
-        mg_cfg_pop(x, m2);
-    }
-    mg_cfg_pop(x, mark);
+    read_ext_providers(x, v, obj);
+    return true;
 }
+
+static const char *const outbound_names[] = { "REGISTRY_ONLY", "ALLOW_ANY" };
+static const int outbound_values[] = { MG_OUTBOUND_REGISTRY_ONLY, MG_OUTBOUND_ALLOW_ANY };
+static const char *const norm_names[] = { "DEFAULT", "NONE", "BASE", "MERGE_SLASHES",
+                                          "DECODE_AND_MERGE_SLASHES" };
+static const int norm_values[] = { MG_NORM_BASE, MG_NORM_NONE, MG_NORM_BASE,
+                                   MG_NORM_MERGE_SLASHES, MG_NORM_DECODE_AND_MERGE_SLASHES };
+static const char *const log_encodings[] = { "TEXT", "JSON" };
+
+static const struct mg_cfg_field outbound_policy_rows[] = {
+    MG_CFG_ENUMV("mode", struct mg_mesh_config, outbound_mode, outbound_names, outbound_values),
+    MG_CFG_UNSUPPORTED("egressProxy"),
+};
+static const struct mg_cfg_table outbound_policy = { MG_CFG_ROWS(outbound_policy_rows) };
+static const struct mg_cfg_field path_norm_rows[] = {
+    MG_CFG_ENUMV("normalization", struct mg_mesh_config, path_normalization, norm_names,
+                 norm_values),
+    MG_CFG_UNSUPPORTED("egressProxy"),
+};
+static const struct mg_cfg_table path_norm = { MG_CFG_ROWS(path_norm_rows) };
+/* ProxyConfig has ~50 Envoy knobs; only the trusted proxy count applies here */
+static const struct mg_cfg_field topology_rows[] = {
+    MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
+};
+static const struct mg_cfg_table topology = {
+    MG_CFG_ROWS(topology_rows), .others_unsupported = true,
+};
+static const struct mg_cfg_field default_config_rows[] = {
+    MG_CFG_GROUP("gatewayTopology", topology),
+};
+static const struct mg_cfg_table default_config = {
+    MG_CFG_ROWS(default_config_rows), .others_unsupported = true,
+};
+static const struct mg_cfg_field mesh_rows[] = {
+    MG_CFG_STR("trustDomain", struct mg_mesh_config, trust_domain),
+    MG_CFG_SLIST("trustDomainAliases", struct mg_mesh_config, trust_domain_aliases),
+    MG_CFG_STR("rootNamespace", struct mg_mesh_config, root_namespace),
+    MG_CFG_GROUP("outboundTrafficPolicy", outbound_policy),
+    MG_CFG_GROUP("pathNormalization", path_norm),
+    MG_CFG_FN("accessLogFile", read_access_log_file),
+    MG_CFG_ENUM("accessLogEncoding", struct mg_mesh_config, access_log_encoding, log_encodings),
+    MG_CFG_STR("accessLogFormat", struct mg_mesh_config, access_log_format),
+    MG_CFG_FILE("caCertificates", struct mg_mesh_config, ca_certificates),
+    MG_CFG_FILE("geoipDatabase", struct mg_mesh_config, geoip_database),
+    MG_CFG_FN("extensionProviders", read_ext_providers_row),
+    MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
+    MG_CFG_GROUP("defaultConfig", default_config),
+    MG_CFG_UNSUPPORTED_ANY(mesh_ignored),
+};
+static const struct mg_cfg_table mesh = {
+    MG_CFG_ROWS(mesh_rows), .pos_at = MG_CFG_AT(struct mg_mesh_config, pos),
+};
 
 void mg_cfg_read_mesh(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_mesh_config *m)
 {
-    static const char *const outbound[] = { "REGISTRY_ONLY", "ALLOW_ANY" };
-    static const int outbound_v[] = { MG_OUTBOUND_REGISTRY_ONLY, MG_OUTBOUND_ALLOW_ANY };
-    static const char *const norm[] = { "DEFAULT", "NONE", "BASE", "MERGE_SLASHES",
-                                        "DECODE_AND_MERGE_SLASHES" };
-    static const int norm_v[] = { MG_NORM_BASE, MG_NORM_NONE, MG_NORM_BASE,
-                                  MG_NORM_MERGE_SLASHES, MG_NORM_DECODE_AND_MERGE_SLASHES };
-    static const char *const enc[] = { "TEXT", "JSON" };
-    const struct mg_ynode *k, *v;
-    int t;
-
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    m->pos = spec ? spec->pos : m->pos;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        const char *key = k->str;
-        if (strcmp(key, "trustDomain") == 0)
-            mg_cfg_str(x, key, v, &m->trust_domain);
-        else if (strcmp(key, "trustDomainAliases") == 0)
-            mg_cfg_slist(x, key, v, &m->trust_domain_aliases);
-        else if (strcmp(key, "rootNamespace") == 0)
-            mg_cfg_str(x, key, v, &m->root_namespace);
-        else if (strcmp(key, "outboundTrafficPolicy") == 0) {
-            t = m->outbound_mode;
-            read_one_key_enum(x, key, v, "mode", outbound, outbound_v, 2, &t);
-            m->outbound_mode = (enum mg_outbound_mode)t;
-        } else if (strcmp(key, "pathNormalization") == 0) {
-            t = m->path_normalization;
-            read_one_key_enum(x, key, v, "normalization", norm, norm_v, 5, &t);
-            m->path_normalization = (enum mg_path_norm)t;
-        } else if (strcmp(key, "accessLogFile") == 0) {
-            if (mg_cfg_scalar(x, key, v) && mg_has_prefix(v->str, "/dev/"))
-                mg_cfg_str(x, key, v, &m->access_log_file);
-            else
-                mg_cfg_file(x, key, v, false, &m->access_log_file);
-        } else if (strcmp(key, "accessLogEncoding") == 0) {
-            t = m->access_log_encoding;
-            if (mg_cfg_enum(x, key, v, enc, NULL, 2, &t))
-                m->access_log_encoding = (enum mg_log_encoding)t;
-        } else if (strcmp(key, "accessLogFormat") == 0)
-            mg_cfg_str(x, key, v, &m->access_log_format);
-        else if (strcmp(key, "caCertificates") == 0)
-            mg_cfg_file(x, key, v, true, &m->ca_certificates);
-        else if (strcmp(key, "geoipDatabase") == 0)
-            mg_cfg_file(x, key, v, true, &m->geoip_database);
-        else if (strcmp(key, "extensionProviders") == 0)
-            read_ext_providers(x, v, m);
-        else if (strcmp(key, "numTrustedProxies") == 0)
-            mg_cfg_intv(x, key, v, 0, 64, &m->num_trusted_proxies);
-        else if (strcmp(key, "defaultConfig") == 0)
-            read_default_config(x, v, m);
-        else {
-            size_t j;
-            for (j = 0; j < MG_ARRAY_LEN(mesh_ignored); j++)
-                if (strcmp(key, mesh_ignored[j]) == 0)
-                    break;
-            if (j < MG_ARRAY_LEN(mesh_ignored))
-                mg_cfg_unsupported(x, k);
-            else
-                mg_cfg_unknown(x, k);
-        }
-    }
+    mg_cfg_read_spec(x, spec, &mesh, m);
 }
 
 /* ---- Proxy ---- */
 
-/* "ip:port" / "[v6]:port" listener addresses. */
-static void addr_field(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool need_port,
-                       bool allow_empty, char **out)
+static void check_credential(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    char host[256];
-    uint16_t port;
-    struct mg_addr a;
-
-    mg_cfg_str(x, key, v, out);
-    if (!*out || (allow_empty && !**out))
-        return;
-    if (mg_split_host_port(*out, host, sizeof(host), &port) < 0 || (need_port && !port) ||
-        (!need_port && port) || mg_addr_parse_ip(&a, host) < 0) {
-        mg_error(x->d, v->pos, "invalid address \"%s\" for %s (want %s)", *out,
-                 mg_cfg_field(x, key), need_port ? "IP:port" : "an IP address");
-        free(*out);
-        *out = NULL;
-    }
+    const struct mg_credential *c = obj;
+    if (!c->certificate || !c->private_key)
+        mg_error(x->d, c->pos, "credential \"%s\" needs certificate and privateKey", c->name);
 }
 
-static void read_credentials(struct mg_cfg *x, const struct mg_ynode *v, struct mg_proxy *p)
-{
-    const struct mg_ynode *k, *e, *fk, *fv;
+static const struct mg_cfg_field credential_rows[] = {
+    MG_CFG_FILE("certificate", struct mg_credential, certificate),
+    MG_CFG_FILE("privateKey", struct mg_credential, private_key),
+    MG_CFG_FILE("caCertificates", struct mg_credential, ca_certificates),
+};
+static const struct mg_cfg_table credential = {
+    MG_CFG_ROWS(credential_rows), .check = check_credential,
+};
 
-    if (!mg_cfg_map(x, "credentials", v))
-        return;
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        size_t mark = mg_cfg_push(x, ".credentials.%s", k->str);
-        if (mg_cfg_map(x, "", e)) {
+/* `credentials: {NAME: {...}}`: a map of maps, each named by its key. */
+static bool read_credentials(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                             void *obj)
+{
+    struct mg_proxy *p = obj;
+    const struct mg_ynode *ck, *cv;
+
+    if (!mg_cfg_map(x, k->str, v))
+        return false;
+    for (size_t i = 0; mg_cfg_next(v, &i, &ck, &cv);) {
+        size_t mark = mg_cfg_push(x, ".credentials.%s", ck->str);
+        if (mg_cfg_map(x, "", cv)) {
             struct mg_credential *c = MG_CFG_PUSH(p->credentials, p->n_credentials);
-            c->name = mg_xstrdup(k->str);
-            c->pos = k->pos;
-            for (size_t j = 0; mg_cfg_next(e, &j, &fk, &fv);) {
-                if (strcmp(fk->str, "certificate") == 0)
-                    mg_cfg_file(x, fk->str, fv, true, &c->certificate);
-                else if (strcmp(fk->str, "privateKey") == 0)
-                    mg_cfg_file(x, fk->str, fv, true, &c->private_key);
-                else if (strcmp(fk->str, "caCertificates") == 0)
-                    mg_cfg_file(x, fk->str, fv, true, &c->ca_certificates);
-                else
-                    mg_cfg_unknown(x, fk);
-            }
-            if (!c->certificate || !c->private_key)
-                mg_error(x->d, k->pos, "credential \"%s\" needs certificate and privateKey",
-                         k->str);
+            c->name = mg_xstrdup(ck->str);
+            c->pos = ck->pos;
+            mg_cfg_read_fields(x, cv, &credential, c);
         }
         mg_cfg_pop(x, mark);
     }
+    return true;
 }
 
-static void read_inbound(struct mg_cfg *x, const struct mg_ynode *v, struct mg_proxy *p)
+static void init_inbound(void *obj)
 {
-    const struct mg_ynode *k, *e;
-
-    if (!mg_cfg_seq(x, "inbound", v))
-        return;
-    for (size_t i = 0; i < v->n; i++) {
-        size_t mark = mg_cfg_push(x, ".inbound[%zu]", i);
-        if (mg_cfg_map(x, "", v->items[i])) {
-            struct mg_inbound *in = MG_CFG_PUSH(p->inbound, p->n_inbound);
-            in->pos = v->items[i]->pos;
-            in->protocol = MG_PROTO_HTTP;
-            for (size_t j = 0; mg_cfg_next(v->items[i], &j, &k, &e);) {
-                if (strcmp(k->str, "port") == 0)
-                    mg_cfg_port(x, k->str, e, &in->port);
-                else if (strcmp(k->str, "bind") == 0)
-                    addr_field(x, k->str, e, true, false, &in->bind);
-                else if (strcmp(k->str, "forwardTo") == 0)
-                    addr_field(x, k->str, e, true, false, &in->forward_to);
-                else if (strcmp(k->str, "protocol") == 0)
-                    mg_cfg_proto(x, k->str, e, &in->protocol);
-                else
-                    mg_cfg_unknown(x, k);
-            }
-            if (!mg_ynode_get(v->items[i], "port") || !mg_ynode_get(v->items[i], "bind") ||
-                !mg_ynode_get(v->items[i], "forwardTo"))
-                mg_error(x->d, in->pos, "%s needs port, bind and forwardTo",
-                         mg_cfg_field(x, NULL));
-        }
-        mg_cfg_pop(x, mark);
-    }
+    ((struct mg_inbound *)obj)->protocol = MG_PROTO_HTTP;
 }
 
-void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_proxy *p)
+static void check_inbound(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    static const char *const modes[] = { "gateway", "sidecar" };
-    const struct mg_ynode *k, *v, *sk, *sv;
-    int t;
+    if (!mg_ynode_get(r->m, "port") || !mg_ynode_get(r->m, "bind") ||
+        !mg_ynode_get(r->m, "forwardTo"))
+        mg_error(x->d, r->m->pos, "%s needs port, bind and forwardTo", mg_cfg_field(x, NULL));
+}
 
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    p->pos = spec ? spec->pos : p->meta.pos;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        const char *key = k->str;
-        size_t mark;
-        if (strcmp(key, "mode") == 0) {
-            if (mg_cfg_enum(x, key, v, modes, NULL, 2, &t))
-                p->mode = (enum mg_proxy_mode)t;
-        } else if (strcmp(key, "workers") == 0)
-            mg_cfg_intv(x, key, v, 0, 1024, &p->workers);
-        else if (strcmp(key, "serviceAccount") == 0)
-            mg_cfg_str(x, key, v, &p->service_account);
-        else if (strcmp(key, "identity") == 0) {
-            if (!mg_cfg_map(x, key, v))
-                continue;
-            mark = mg_cfg_push(x, ".identity");
-            for (size_t j = 0; mg_cfg_next(v, &j, &sk, &sv);) {
-                if (strcmp(sk->str, "certificateChain") == 0)
-                    mg_cfg_file(x, sk->str, sv, true, &p->identity_cert_chain);
-                else if (strcmp(sk->str, "privateKey") == 0)
-                    mg_cfg_file(x, sk->str, sv, true, &p->identity_private_key);
-                else if (strcmp(sk->str, "rootCertificates") == 0)
-                    mg_cfg_file(x, sk->str, sv, true, &p->identity_root_certs);
-                else
-                    mg_cfg_unknown(x, sk);
-            }
-            mg_cfg_pop(x, mark);
-        } else if (strcmp(key, "credentials") == 0)
-            read_credentials(x, v, p);
-        else if (strcmp(key, "bindAddress") == 0)
-            addr_field(x, key, v, false, false, &p->bind_address);
-        else if (strcmp(key, "admin") == 0)
-            addr_field(x, key, v, true, true, &p->admin);
-        else if (strcmp(key, "inbound") == 0)
-            read_inbound(x, v, p);
-        else if (strcmp(key, "outbound") == 0) {
-            if (!mg_cfg_map(x, key, v))
-                continue;
-            mark = mg_cfg_push(x, ".outbound");
-            for (size_t j = 0; mg_cfg_next(v, &j, &sk, &sv);) {
-                if (strcmp(sk->str, "bind") == 0)
-                    addr_field(x, sk->str, sv, true, false, &p->outbound_bind);
-                else
-                    mg_cfg_unknown(x, sk);
-            }
-            mg_cfg_pop(x, mark);
-        } else if (strcmp(key, "timeouts") == 0) {
-            if (!mg_cfg_map(x, key, v))
-                continue;
-            mark = mg_cfg_push(x, ".timeouts");
-            for (size_t j = 0; mg_cfg_next(v, &j, &sk, &sv);) {
-                if (strcmp(sk->str, "handshake") == 0)
-                    mg_cfg_duration(x, sk->str, sv, &p->timeout_handshake_ms);
-                else if (strcmp(sk->str, "requestHeaders") == 0)
-                    mg_cfg_duration(x, sk->str, sv, &p->timeout_request_headers_ms);
-                else if (strcmp(sk->str, "idle") == 0)
-                    mg_cfg_duration(x, sk->str, sv, &p->timeout_idle_ms);
-                else if (strcmp(sk->str, "drain") == 0)
-                    mg_cfg_duration(x, sk->str, sv, &p->timeout_drain_ms);
-                else
-                    mg_cfg_unknown(x, sk);
-            }
-            mg_cfg_pop(x, mark);
-        } else if (strcmp(key, "limits") == 0) {
-            if (!mg_cfg_map(x, key, v))
-                continue;
-            mark = mg_cfg_push(x, ".limits");
-            for (size_t j = 0; mg_cfg_next(v, &j, &sk, &sv);) {
-                if (strcmp(sk->str, "maxConnections") == 0)
-                    mg_cfg_u64(x, sk->str, sv, &p->max_connections);
-                else if (strcmp(sk->str, "maxRequestHeadersKb") == 0)
-                    mg_cfg_u64(x, sk->str, sv, &p->max_request_headers_kb);
-                else if (strcmp(sk->str, "maxConcurrentStreams") == 0)
-                    mg_cfg_u64(x, sk->str, sv, &p->max_concurrent_streams);
-                else
-                    mg_cfg_unknown(x, sk);
-            }
-            mg_cfg_pop(x, mark);
-        } else
-            mg_cfg_unknown(x, k);
-    }
+static const struct mg_cfg_field inbound_rows[] = {
+    MG_CFG_PORT("port", struct mg_inbound, port),
+    MG_CFG_ADDR("bind", struct mg_inbound, bind, true, false),
+    MG_CFG_ADDR("forwardTo", struct mg_inbound, forward_to, true, false),
+    MG_CFG_PROTO("protocol", struct mg_inbound, protocol),
+};
+static const struct mg_cfg_table inbound = {
+    MG_CFG_ROWS(inbound_rows), .pos_at = MG_CFG_AT(struct mg_inbound, pos),
+    .init = init_inbound, .check = check_inbound,
+};
+
+static void check_proxy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_proxy *p = obj;
+
     if (p->mode == MG_MODE_SIDECAR && p->n_inbound == 0)
         mg_warning(x->d, p->pos, "sidecar mode without inbound ports receives no traffic");
     if (p->mode == MG_MODE_GATEWAY && p->n_inbound)
@@ -410,6 +269,54 @@ void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
             if (p->inbound[i].bind && p->inbound[j].bind &&
                 strcmp(p->inbound[i].bind, p->inbound[j].bind) == 0)
                 mg_error(x->d, p->inbound[i].pos, "inbound bind %s is used twice", p->inbound[i].bind);
+}
+
+static const char *const proxy_modes[] = { "gateway", "sidecar" };
+static const struct mg_cfg_field identity_rows[] = {
+    MG_CFG_FILE("certificateChain", struct mg_proxy, identity_cert_chain),
+    MG_CFG_FILE("privateKey", struct mg_proxy, identity_private_key),
+    MG_CFG_FILE("rootCertificates", struct mg_proxy, identity_root_certs),
+};
+static const struct mg_cfg_table identity = { MG_CFG_ROWS(identity_rows) };
+static const struct mg_cfg_field outbound_rows[] = {
+    MG_CFG_ADDR("bind", struct mg_proxy, outbound_bind, true, false),
+};
+static const struct mg_cfg_table outbound = { MG_CFG_ROWS(outbound_rows) };
+static const struct mg_cfg_field timeouts_rows[] = {
+    MG_CFG_DURATION("handshake", struct mg_proxy, timeout_handshake_ms),
+    MG_CFG_DURATION("requestHeaders", struct mg_proxy, timeout_request_headers_ms),
+    MG_CFG_DURATION("idle", struct mg_proxy, timeout_idle_ms),
+    MG_CFG_DURATION("drain", struct mg_proxy, timeout_drain_ms),
+};
+static const struct mg_cfg_table timeouts = { MG_CFG_ROWS(timeouts_rows) };
+static const struct mg_cfg_field limits_rows[] = {
+    MG_CFG_U64("maxConnections", struct mg_proxy, max_connections),
+    MG_CFG_U64("maxRequestHeadersKb", struct mg_proxy, max_request_headers_kb),
+    MG_CFG_U64("maxConcurrentStreams", struct mg_proxy, max_concurrent_streams),
+};
+static const struct mg_cfg_table limits = { MG_CFG_ROWS(limits_rows) };
+static const struct mg_cfg_field proxy_rows[] = {
+    MG_CFG_ENUM("mode", struct mg_proxy, mode, proxy_modes),
+    MG_CFG_INT("workers", struct mg_proxy, workers, 0, 1024),
+    MG_CFG_STR("serviceAccount", struct mg_proxy, service_account),
+    MG_CFG_GROUP("identity", identity),
+    MG_CFG_FN("credentials", read_credentials),
+    MG_CFG_ADDR("bindAddress", struct mg_proxy, bind_address, false, false),
+    MG_CFG_ADDR("admin", struct mg_proxy, admin, true, true),
+    MG_CFG_LIST("inbound", struct mg_proxy, inbound, n_inbound, inbound),
+    MG_CFG_GROUP("outbound", outbound),
+    MG_CFG_GROUP("timeouts", timeouts),
+    MG_CFG_GROUP("limits", limits),
+};
+static const struct mg_cfg_table proxy = {
+    MG_CFG_ROWS(proxy_rows), .pos_at = MG_CFG_AT(struct mg_proxy, pos), .check = check_proxy,
+};
+
+void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_proxy *p)
+{
+    if (!spec)
+        p->pos = p->meta.pos;
+    mg_cfg_read_spec(x, spec, &proxy, p);
 }
 
 /* ---- Secret (v1) ---- */
@@ -444,6 +351,13 @@ static char *b64_field(struct mg_cfg *x, const char *key, const struct mg_ynode 
     return s;
 }
 
+static char **secret_slot(struct mg_credential *cr, const char *key)
+{
+    return strcmp(key, "tls.crt") == 0 ? &cr->cert_pem
+         : strcmp(key, "tls.key") == 0 ? &cr->key_pem
+         : strcmp(key, "ca.crt") == 0 ? &cr->ca_pem : NULL;
+}
+
 bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_credential *cr)
 {
     const struct mg_ynode *type = mg_ynode_get(doc, "type"), *data = mg_ynode_get(doc, "data");
@@ -457,9 +371,7 @@ bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_
     size_t mark = mg_cfg_push(x, ".data");
     if (data && mg_cfg_map(x, "data", data)) {
         for (size_t i = 0; mg_cfg_next(data, &i, &k, &v);) {
-            char **slot = strcmp(k->str, "tls.crt") == 0 ? &cr->cert_pem
-                        : strcmp(k->str, "tls.key") == 0 ? &cr->key_pem
-                        : strcmp(k->str, "ca.crt") == 0 ? &cr->ca_pem : NULL;
+            char **slot = secret_slot(cr, k->str);
             if (!slot) {
                 mg_warning(x->d, k->pos, "Secret key \"%s\" is not used", k->str);
                 continue;
@@ -473,9 +385,7 @@ bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_
     }
     if (sdata && mg_cfg_map(x, "stringData", sdata)) {
         for (size_t i = 0; mg_cfg_next(sdata, &i, &k, &v);) {
-            char **slot = strcmp(k->str, "tls.crt") == 0 ? &cr->cert_pem
-                        : strcmp(k->str, "tls.key") == 0 ? &cr->key_pem
-                        : strcmp(k->str, "ca.crt") == 0 ? &cr->ca_pem : NULL;
+            char **slot = secret_slot(cr, k->str);
             if (slot)
                 mg_cfg_str(x, k->str, v, slot);
             else

@@ -411,6 +411,39 @@ bool mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
     return true;
 }
 
+bool mg_cfg_header(struct mg_cfg *x, const char *key, const struct mg_ynode *v, char **out)
+{
+    mg_cfg_str(x, key, v, out);
+    if (*out && !mg_cfg_header_name_ok(*out)) {
+        mg_error(x->d, v->pos, "invalid header name \"%s\" for %s", *out, mg_cfg_field(x, key));
+        free(*out);
+        *out = NULL;
+    }
+    if (*out)
+        mg_lower(*out);
+    return *out != NULL;
+}
+
+bool mg_cfg_addr(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bool port_needed,
+                 bool empty_ok, char **out)
+{
+    char host[256];
+    uint16_t port;
+    struct mg_addr a;
+
+    mg_cfg_str(x, key, v, out);
+    if (!*out || (empty_ok && !**out))
+        return *out != NULL;
+    if (mg_split_host_port(*out, host, sizeof(host), &port) < 0 || (port_needed && !port) ||
+        (!port_needed && port) || mg_addr_parse_ip(&a, host) < 0) {
+        mg_error(x->d, v->pos, "invalid address \"%s\" for %s (want %s)", *out,
+                 mg_cfg_field(x, key), port_needed ? "IP:port" : "an IP address");
+        free(*out);
+        *out = NULL;
+    }
+    return *out != NULL;
+}
+
 bool mg_cfg_host_ok(const char *h)
 {
     if (!*h)
@@ -511,6 +544,11 @@ static bool read_row(struct mg_cfg *x, const struct mg_cfg_field *f, const struc
     case MG_F_KVLIST: return mg_cfg_kvlist(x, key, v, p);
     case MG_F_SMATCH: return mg_cfg_smatch(x, key, v, p);
     case MG_F_PROTO: return mg_cfg_proto(x, key, v, p);
+    case MG_F_HEADER: return mg_cfg_header(x, key, v, p);
+    case MG_F_ADDR: return mg_cfg_addr(x, key, v, f->port_needed, f->empty_ok, p);
+    case MG_F_REFS:
+        mg_cfg_target_refs(x, key, v, p, (size_t *)((char *)obj + f->count_off));
+        return true;
     case MG_F_ENUM:
         if (!mg_cfg_enum(x, key, v, f->names, f->vals, f->n, &t))
             return false;

@@ -281,25 +281,14 @@ bad:
     return NULL;
 }
 
-static void read_when(struct mg_cfg *x, const struct mg_ynode *e, struct mg_authz_condition *c)
+static void check_when(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    const struct mg_ynode *k, *v, *keyn = NULL;
+    struct mg_authz_condition *c = obj;
+    const struct mg_ynode *keyn = mg_cfg_last(r->m, "key");
     enum vkind vk = V_STR;
 
-    c->pos = e->pos;
-    for (size_t i = 0; mg_cfg_next(e, &i, &k, &v);) {
-        if (strcmp(k->str, "key") == 0) {
-            mg_cfg_str(x, "key", v, &c->key);
-            keyn = v;
-        } else if (strcmp(k->str, "values") == 0)
-            mg_cfg_slist(x, "values", v, &c->values);
-        else if (strcmp(k->str, "notValues") == 0)
-            mg_cfg_slist(x, "notValues", v, &c->not_values);
-        else
-            mg_cfg_unknown(x, k);
-    }
     if (!c->key) {
-        mg_error(x->d, e->pos, "%s needs a key", mg_cfg_field(x, NULL));
+        mg_error(x->d, r->m->pos, "%s needs a key", mg_cfg_field(x, NULL));
         return;
     }
     const char *key = c->key;
@@ -337,7 +326,7 @@ static void read_when(struct mg_cfg *x, const struct mg_ynode *e, struct mg_auth
         return;
     }
     if (c->values.n == 0 && c->not_values.n == 0) {
-        mg_error(x->d, e->pos, "%s (key \"%s\") needs values or notValues",
+        mg_error(x->d, r->m->pos, "%s (key \"%s\") needs values or notValues",
                  mg_cfg_field(x, NULL), c->key);
         return;
     }
@@ -352,32 +341,75 @@ static void read_when(struct mg_cfg *x, const struct mg_ynode *e, struct mg_auth
     }
 }
 
-static void read_rule(struct mg_cfg *x, const struct mg_ynode *v, struct mg_authz_rule *r)
-{
-    const struct mg_ynode *k, *e;
+static const struct mg_cfg_field when_rows[] = {
+    MG_CFG_STR("key", struct mg_authz_condition, key),
+    MG_CFG_SLIST("values", struct mg_authz_condition, values),
+    MG_CFG_SLIST("notValues", struct mg_authz_condition, not_values),
+};
+static const struct mg_cfg_table when = {
+    MG_CFG_ROWS(when_rows), .pos_at = MG_CFG_AT(struct mg_authz_condition, pos),
+    .check = check_when,
+};
 
-    r->pos = v->pos;
-    if (!mg_ynode_is_null(v) && !mg_cfg_map(x, "", v))
-        return;
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "from") == 0)
-            read_peers(x, k, e, r, true);
-        else if (strcmp(k->str, "to") == 0)
-            read_peers(x, k, e, r, false);
-        else if (strcmp(k->str, "when") == 0) {
-            if (!mg_cfg_seq(x, "when", e))
-                continue;
-            for (size_t j = 0; j < e->n; j++) {
-                size_t mark = mg_cfg_push(x, ".when[%zu]", j);
-                if (mg_cfg_map(x, "", e->items[j]))
-                    read_when(x, e->items[j], MG_CFG_PUSH(r->when, r->n_when));
-                else if (mg_ynode_is_null(e->items[j]))
-                    mg_error(x->d, e->items[j]->pos, "%s must not be empty", mg_cfg_field(x, NULL));
-                mg_cfg_pop(x, mark);
-            }
-        } else
-            mg_cfg_unknown(x, k);
+static bool read_from(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                      void *obj)
+{
+    read_peers(x, k, v, obj, true);
+    return true;
+}
+
+static bool read_to(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                    void *obj)
+{
+    read_peers(x, k, v, obj, false);
+    return true;
+}
+
+/* Unlike other lists, a null condition is an error, not absent. */
+static bool read_when_list(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                           void *obj)
+{
+    struct mg_authz_rule *r = obj;
+
+    if (!mg_cfg_seq(x, k->str, v))
+        return false;
+    for (size_t j = 0; j < v->n; j++) {
+        size_t mark = mg_cfg_push(x, ".when[%zu]", j);
+        if (mg_cfg_map(x, "", v->items[j]))
+            mg_cfg_read_fields(x, v->items[j], &when, MG_CFG_PUSH(r->when, r->n_when));
+        else if (mg_ynode_is_null(v->items[j]))
+            mg_error(x->d, v->items[j]->pos, "%s must not be empty", mg_cfg_field(x, NULL));
+        mg_cfg_pop(x, mark);
     }
+    return true;
+}
+
+static const struct mg_cfg_field rule_rows[] = {
+    MG_CFG_FN("from", read_from),
+    MG_CFG_FN("to", read_to),
+    MG_CFG_FN("when", read_when_list),
+};
+static const struct mg_cfg_table rule = { MG_CFG_ROWS(rule_rows) };
+
+/* A null rule is kept as an empty one; any other non-map is reported and kept. */
+static bool read_rules(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                       void *obj)
+{
+    struct mg_authz_policy *p = obj;
+
+    if (!mg_cfg_seq(x, k->str, v))
+        return false;
+    p->has_rules = true;
+    for (size_t j = 0; j < v->n; j++) {
+        const struct mg_ynode *e = v->items[j];
+        size_t mark = mg_cfg_push(x, ".rules[%zu]", j);
+        struct mg_authz_rule *r = MG_CFG_PUSH(p->rules, p->n_rules);
+        r->pos = e->pos;
+        if (mg_ynode_is_null(e) || mg_cfg_map(x, "", e))
+            mg_cfg_read_fields(x, e, &rule, r);
+        mg_cfg_pop(x, mark);
+    }
+    return true;
 }
 
 static bool is_identity_key(const char *key)
@@ -408,58 +440,20 @@ static void check_custom_identity(struct mg_cfg *x, const struct mg_authz_policy
     }
 }
 
-void mg_cfg_read_authz(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_authz_policy *p)
-{
-    static const char *const actions[] = { "ALLOW", "DENY", "AUDIT", "CUSTOM" };
-    const struct mg_ynode *k, *v, *action_n = NULL, *provider_n = NULL;
-    struct mg_pos at = spec ? spec->pos : p->meta.pos;
-    int a;
+static const char *const authz_actions[] = { "ALLOW", "DENY", "AUDIT", "CUSTOM" };
 
-    p->action = MG_ACTION_ALLOW;
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        if (strcmp(k->str, "selector") == 0)
-            mg_cfg_read_map(x, k->str, v, &mg_cfg_match_labels, &p->selector);
-        else if (strcmp(k->str, "targetRef") == 0 || strcmp(k->str, "targetRefs") == 0)
-            mg_cfg_target_refs(x, k->str, v, &p->target_refs, &p->n_target_refs);
-        else if (strcmp(k->str, "action") == 0) {
-            if (mg_cfg_enum(x, k->str, v, actions, NULL, 4, &a)) {
-                p->action = (enum mg_authz_action)a;
-                action_n = v;
-            }
-        } else if (strcmp(k->str, "provider") == 0) {
-            const struct mg_ynode *pk, *pv;
-            if (!mg_cfg_map(x, k->str, v))
-                continue;
-            provider_n = v;
-            size_t mark = mg_cfg_push(x, ".provider");
-            for (size_t j = 0; mg_cfg_next(v, &j, &pk, &pv);) {
-                if (strcmp(pk->str, "name") == 0)
-                    mg_cfg_str(x, "name", pv, &p->provider);
-                else
-                    mg_cfg_unknown(x, pk);
-            }
-            mg_cfg_pop(x, mark);
-        } else if (strcmp(k->str, "rules") == 0) {
-            if (!mg_cfg_seq(x, k->str, v))
-                continue;
-            p->has_rules = true;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".rules[%zu]", j);
-                read_rule(x, v->items[j], MG_CFG_PUSH(p->rules, p->n_rules));
-                mg_cfg_pop(x, mark);
-            }
-        } else
-            mg_cfg_unknown(x, k);
-    }
-    if (action_n)
-        at = action_n->pos;
+static void check_authz(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    struct mg_authz_policy *p = obj;
+    const struct mg_ynode *action_n = mg_cfg_seen(r, "action");
+    const struct mg_ynode *provider_n = mg_cfg_seen(r, "provider");
+    struct mg_pos at = action_n ? action_n->pos : r->m ? r->m->pos : p->meta.pos;
+
     if (p->selector.present && p->n_target_refs)
         mg_error(x->d, p->selector.pos, "selector and targetRefs cannot be used together");
     if ((p->action == MG_ACTION_DENY || p->action == MG_ACTION_CUSTOM) && p->n_rules == 0)
         mg_error(x->d, at, "%s policy without rules would never trigger (use rules: [{}] to "
-                 "match every request)", actions[p->action]);
+                 "match every request)", authz_actions[p->action]);
     if (p->action == MG_ACTION_CUSTOM && !p->provider)
         mg_error(x->d, at, "CUSTOM policy needs provider.name");
     if (p->action != MG_ACTION_CUSTOM && provider_n)
@@ -470,60 +464,70 @@ void mg_cfg_read_authz(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
     p->dry_run = dry && mg_strcasecmp(dry, "true") == 0;
 }
 
+static const struct mg_cfg_field provider_rows[] = {
+    MG_CFG_STR("name", struct mg_authz_policy, provider),
+};
+static const struct mg_cfg_table provider = { MG_CFG_ROWS(provider_rows) };
+static const struct mg_cfg_field authz_rows[] = {
+    MG_CFG_MAP("selector", struct mg_authz_policy, selector, mg_cfg_match_labels),
+    MG_CFG_REFS("targetRef", struct mg_authz_policy, target_refs, n_target_refs),
+    MG_CFG_REFS("targetRefs", struct mg_authz_policy, target_refs, n_target_refs),
+    MG_CFG_ENUM("action", struct mg_authz_policy, action, authz_actions),
+    MG_CFG_GROUP("provider", provider),
+    MG_CFG_FN("rules", read_rules),
+};
+static const struct mg_cfg_table authz = { MG_CFG_ROWS(authz_rows), .check = check_authz };
+
+void mg_cfg_read_authz(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_authz_policy *p)
+{
+    p->action = MG_ACTION_ALLOW;
+    mg_cfg_read_spec(x, spec, &authz, p);
+}
+
 /* ---- PeerAuthentication ---- */
 
 static const char *const mtls_modes[] = { "UNSET", "DISABLE", "PERMISSIVE", "STRICT" };
+/* `{mode: ...}`: the table reads one enum mg_mtls_mode */
+static const struct mg_cfg_field mtls_rows[] = {
+    { MG_CFG_ROW("mode", MG_F_ENUM, 0), .names = mtls_modes, .n = MG_ARRAY_LEN(mtls_modes) },
+};
+static const struct mg_cfg_table mtls = { MG_CFG_ROWS(mtls_rows) };
 
-static void read_mtls(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
-                      enum mg_mtls_mode *mode)
+static bool read_port_mtls(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                           void *obj)
 {
-    const struct mg_ynode *k, *e;
-    int m;
+    struct mg_peer_authn *p = obj;
+    const struct mg_ynode *pk, *pv;
 
-    if (!mg_cfg_map(x, key, v))
-        return;
-    size_t mark = mg_cfg_push(x, key[0] == '[' ? "%s" : ".%s", key);
-    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
-        if (strcmp(k->str, "mode") == 0) {
-            if (mg_cfg_enum(x, "mode", e, mtls_modes, NULL, 4, &m))
-                *mode = (enum mg_mtls_mode)m;
-        } else
-            mg_cfg_unknown(x, k);
+    if (!mg_cfg_map(x, k->str, v))
+        return false;
+    size_t mark = mg_cfg_push(x, ".portLevelMtls");
+    for (size_t j = 0; mg_cfg_next(v, &j, &pk, &pv);) {
+        struct mg_port_mtls pm = { 0, MG_MTLS_UNSET, pk->pos };
+        if (mg_parse_port(pk->str, false, &pm.port) < 0) {
+            mg_error(x->d, pk->pos, "invalid port \"%s\" in portLevelMtls (want "
+                     "1..65535)", pk->str);
+            continue;
+        }
+        char *sub = mg_xasprintf("[%s]", pk->str);
+        mg_cfg_read_map(x, sub, pv, &mtls, &pm.mode);
+        free(sub);
+        *MG_CFG_PUSH(p->port_level, p->n_port_level) = pm;
     }
     mg_cfg_pop(x, mark);
+    return true;
 }
+
+static const struct mg_cfg_field peer_authn_rows[] = {
+    MG_CFG_MAP("selector", struct mg_peer_authn, selector, mg_cfg_match_labels),
+    MG_CFG_MAP("mtls", struct mg_peer_authn, mode, mtls),
+    MG_CFG_FN("portLevelMtls", read_port_mtls),
+};
+static const struct mg_cfg_table peer_authn = { MG_CFG_ROWS(peer_authn_rows) };
 
 void mg_cfg_read_peer_authn(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_peer_authn *p)
 {
-    const struct mg_ynode *k, *v, *pk, *pv;
-
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        if (strcmp(k->str, "selector") == 0)
-            mg_cfg_read_map(x, k->str, v, &mg_cfg_match_labels, &p->selector);
-        else if (strcmp(k->str, "mtls") == 0)
-            read_mtls(x, "mtls", v, &p->mode);
-        else if (strcmp(k->str, "portLevelMtls") == 0) {
-            if (!mg_cfg_map(x, k->str, v))
-                continue;
-            size_t mark = mg_cfg_push(x, ".portLevelMtls");
-            for (size_t j = 0; mg_cfg_next(v, &j, &pk, &pv);) {
-                struct mg_port_mtls pm = { 0, MG_MTLS_UNSET, pk->pos };
-                if (mg_parse_port(pk->str, false, &pm.port) < 0) {
-                    mg_error(x->d, pk->pos, "invalid port \"%s\" in portLevelMtls (want "
-                             "1..65535)", pk->str);
-                    continue;
-                }
-                char *sub = mg_xasprintf("[%s]", pk->str);
-                read_mtls(x, sub, pv, &pm.mode);
-                free(sub);
-                *MG_CFG_PUSH(p->port_level, p->n_port_level) = pm;
-            }
-            mg_cfg_pop(x, mark);
-        } else
-            mg_cfg_unknown(x, k);
-    }
+    mg_cfg_read_spec(x, spec, &peer_authn, p);
 }
 
 /* ---- RequestAuthentication ---- */
@@ -561,133 +565,98 @@ static void check_jwks_uri(struct mg_cfg *x, const char *u, struct mg_pos pos)
                  "localhost)", u);
 }
 
-static void header_field(struct mg_cfg *x, const char *key, const struct mg_ynode *v, char **out)
+static void check_from_header(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    mg_cfg_str(x, key, v, out);
-    if (*out && !mg_cfg_header_name_ok(*out)) {
-        mg_error(x->d, v->pos, "invalid header name \"%s\" for %s", *out, mg_cfg_field(x, key));
-        free(*out);
-        *out = NULL;
-    }
-    if (*out)
-        mg_lower(*out);
+    if (!mg_ynode_get(r->m, "name"))
+        mg_error(x->d, r->m->pos, "%s needs a name", mg_cfg_field(x, NULL));
 }
 
-static void read_jwt_rule(struct mg_cfg *x, const struct mg_ynode *m, struct mg_jwt_rule *r)
+static void check_claim_header(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
-    const struct mg_ynode *k, *v, *uri_n = NULL, *jwks_n = NULL, *hk, *hv;
+    const struct mg_claim_to_header *h = obj;
+    const struct mg_jwt_rule *jr = r->parent;
 
-    r->pos = m->pos;
-    r->timeout_ms = 5000;
-    for (size_t i = 0; mg_cfg_next(m, &i, &k, &v);) {
-        const char *key = k->str;
-        if (strcmp(key, "issuer") == 0)
-            mg_cfg_str(x, key, v, &r->issuer);
-        else if (strcmp(key, "audiences") == 0)
-            mg_cfg_slist(x, key, v, &r->audiences);
-        else if (strcmp(key, "jwksUri") == 0) {
-            mg_cfg_str(x, key, v, &r->jwks_uri);
-            uri_n = v;
-        } else if (strcmp(key, "jwks") == 0) {
-            mg_cfg_str(x, key, v, &r->jwks);
-            jwks_n = v;
-        } else if (strcmp(key, "fromHeaders") == 0) {
-            if (!mg_cfg_seq(x, key, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".fromHeaders[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j])) {
-                    struct mg_jwt_header *h = MG_CFG_PUSH(r->from_headers, r->n_from_headers);
-                    h->pos = v->items[j]->pos;
-                    for (size_t q = 0; mg_cfg_next(v->items[j], &q, &hk, &hv);) {
-                        if (strcmp(hk->str, "name") == 0)
-                            header_field(x, "name", hv, &h->name);
-                        else if (strcmp(hk->str, "prefix") == 0)
-                            mg_cfg_str(x, "prefix", hv, &h->prefix);
-                        else
-                            mg_cfg_unknown(x, hk);
-                    }
-                    if (!mg_ynode_get(v->items[j], "name"))
-                        mg_error(x->d, h->pos, "%s needs a name", mg_cfg_field(x, NULL));
-                }
-                mg_cfg_pop(x, mark);
-            }
-        } else if (strcmp(key, "fromParams") == 0)
-            mg_cfg_slist(x, key, v, &r->from_params);
-        else if (strcmp(key, "fromCookies") == 0)
-            mg_cfg_slist(x, key, v, &r->from_cookies);
-        else if (strcmp(key, "outputPayloadToHeader") == 0)
-            header_field(x, key, v, &r->output_payload_to_header);
-        else if (strcmp(key, "outputClaimToHeaders") == 0) {
-            if (!mg_cfg_seq(x, key, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".outputClaimToHeaders[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j])) {
-                    struct mg_claim_to_header *h =
-                        MG_CFG_PUSH(r->output_claim_to_headers, r->n_output_claim_to_headers);
-                    h->pos = v->items[j]->pos;
-                    for (size_t q = 0; mg_cfg_next(v->items[j], &q, &hk, &hv);) {
-                        if (strcmp(hk->str, "header") == 0)
-                            header_field(x, "header", hv, &h->header);
-                        else if (strcmp(hk->str, "claim") == 0)
-                            mg_cfg_str(x, "claim", hv, &h->claim);
-                        else
-                            mg_cfg_unknown(x, hk);
-                    }
-                    if (!mg_ynode_get(v->items[j], "header") || !mg_ynode_get(v->items[j], "claim"))
-                        mg_error(x->d, h->pos, "%s needs a header and a claim",
-                                 mg_cfg_field(x, NULL));
-                    for (size_t q = 0; h->header && q + 1 < r->n_output_claim_to_headers; q++)
-                        if (r->output_claim_to_headers[q].header &&
-                            strcmp(r->output_claim_to_headers[q].header, h->header) == 0)
-                            mg_error(x->d, h->pos, "duplicate header \"%s\" in "
-                                     "outputClaimToHeaders", h->header);
-                }
-                mg_cfg_pop(x, mark);
-            }
-        } else if (strcmp(key, "forwardOriginalToken") == 0)
-            mg_cfg_bool(x, key, v, &r->forward_original_token);
-        else if (strcmp(key, "timeout") == 0)
-            mg_cfg_duration(x, key, v, &r->timeout_ms);
-        else if (strcmp(key, "spaceDelimitedClaims") == 0)
-            mg_cfg_slist(x, key, v, &r->space_delimited_claims);
-        else
-            mg_cfg_unknown(x, k);
-    }
-    if (!r->issuer || !*r->issuer)
-        mg_error(x->d, m->pos, "%s needs an issuer", mg_cfg_field(x, NULL));
-    if (r->jwks && r->jwks_uri)
-        mg_error(x->d, jwks_n->pos, "%s: set either jwks or jwksUri, not both",
+    if (!mg_ynode_get(r->m, "header") || !mg_ynode_get(r->m, "claim"))
+        mg_error(x->d, h->pos, "%s needs a header and a claim", mg_cfg_field(x, NULL));
+    for (size_t q = 0; h->header && q + 1 < jr->n_output_claim_to_headers; q++)
+        if (jr->output_claim_to_headers[q].header &&
+            strcmp(jr->output_claim_to_headers[q].header, h->header) == 0)
+            mg_error(x->d, h->pos, "duplicate header \"%s\" in outputClaimToHeaders", h->header);
+}
+
+static void init_jwt_rule(void *obj)
+{
+    ((struct mg_jwt_rule *)obj)->timeout_ms = 5000;
+}
+
+static void check_jwt_rule(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_jwt_rule *jr = obj;
+
+    if (!jr->issuer || !*jr->issuer)
+        mg_error(x->d, r->m->pos, "%s needs an issuer", mg_cfg_field(x, NULL));
+    if (jr->jwks && jr->jwks_uri)
+        mg_error(x->d, mg_cfg_last(r->m, "jwks")->pos, "%s: set either jwks or jwksUri, not both",
                  mg_cfg_field(x, NULL));
-    else if (r->jwks_uri)
-        check_jwks_uri(x, r->jwks_uri, uri_n->pos);
+    else if (jr->jwks_uri)
+        check_jwks_uri(x, jr->jwks_uri, mg_cfg_last(r->m, "jwksUri")->pos);
 }
+
+static const struct mg_cfg_field from_header_rows[] = {
+    MG_CFG_HEADER("name", struct mg_jwt_header, name),
+    MG_CFG_STR("prefix", struct mg_jwt_header, prefix),
+};
+static const struct mg_cfg_table from_header = {
+    MG_CFG_ROWS(from_header_rows), .pos_at = MG_CFG_AT(struct mg_jwt_header, pos),
+    .check = check_from_header,
+};
+static const struct mg_cfg_field claim_header_rows[] = {
+    MG_CFG_HEADER("header", struct mg_claim_to_header, header),
+    MG_CFG_STR("claim", struct mg_claim_to_header, claim),
+};
+static const struct mg_cfg_table claim_header = {
+    MG_CFG_ROWS(claim_header_rows), .pos_at = MG_CFG_AT(struct mg_claim_to_header, pos),
+    .check = check_claim_header,
+};
+static const struct mg_cfg_field jwt_rule_rows[] = {
+    MG_CFG_STR("issuer", struct mg_jwt_rule, issuer),
+    MG_CFG_SLIST("audiences", struct mg_jwt_rule, audiences),
+    MG_CFG_STR("jwksUri", struct mg_jwt_rule, jwks_uri),
+    MG_CFG_STR("jwks", struct mg_jwt_rule, jwks),
+    MG_CFG_LIST("fromHeaders", struct mg_jwt_rule, from_headers, n_from_headers, from_header),
+    MG_CFG_SLIST("fromParams", struct mg_jwt_rule, from_params),
+    MG_CFG_SLIST("fromCookies", struct mg_jwt_rule, from_cookies),
+    MG_CFG_HEADER("outputPayloadToHeader", struct mg_jwt_rule, output_payload_to_header),
+    MG_CFG_LIST("outputClaimToHeaders", struct mg_jwt_rule, output_claim_to_headers,
+                n_output_claim_to_headers, claim_header),
+    MG_CFG_BOOL("forwardOriginalToken", struct mg_jwt_rule, forward_original_token),
+    MG_CFG_DURATION("timeout", struct mg_jwt_rule, timeout_ms),
+    MG_CFG_SLIST("spaceDelimitedClaims", struct mg_jwt_rule, space_delimited_claims),
+};
+static const struct mg_cfg_table jwt_rule = {
+    MG_CFG_ROWS(jwt_rule_rows), .pos_at = MG_CFG_AT(struct mg_jwt_rule, pos),
+    .init = init_jwt_rule, .check = check_jwt_rule,
+};
+
+static void check_request_authn(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_request_authn *p = obj;
+    if (p->selector.present && p->n_target_refs)
+        mg_error(x->d, p->selector.pos, "selector and targetRefs cannot be used together");
+}
+
+static const struct mg_cfg_field request_authn_rows[] = {
+    MG_CFG_MAP("selector", struct mg_request_authn, selector, mg_cfg_match_labels),
+    MG_CFG_REFS("targetRef", struct mg_request_authn, target_refs, n_target_refs),
+    MG_CFG_REFS("targetRefs", struct mg_request_authn, target_refs, n_target_refs),
+    MG_CFG_LIST("jwtRules", struct mg_request_authn, rules, n_rules, jwt_rule),
+};
+static const struct mg_cfg_table request_authn = {
+    MG_CFG_ROWS(request_authn_rows), .check = check_request_authn,
+};
 
 void mg_cfg_read_request_authn(struct mg_cfg *x, const struct mg_ynode *spec,
                                struct mg_request_authn *p)
 {
-    const struct mg_ynode *k, *v;
-
-    if (spec && !mg_ynode_is_null(spec) && !mg_cfg_map(x, "", spec))
-        return;
-    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
-        if (strcmp(k->str, "selector") == 0)
-            mg_cfg_read_map(x, k->str, v, &mg_cfg_match_labels, &p->selector);
-        else if (strcmp(k->str, "targetRef") == 0 || strcmp(k->str, "targetRefs") == 0)
-            mg_cfg_target_refs(x, k->str, v, &p->target_refs, &p->n_target_refs);
-        else if (strcmp(k->str, "jwtRules") == 0) {
-            if (!mg_cfg_seq(x, k->str, v))
-                continue;
-            for (size_t j = 0; j < v->n; j++) {
-                size_t mark = mg_cfg_push(x, ".jwtRules[%zu]", j);
-                if (mg_cfg_map(x, "", v->items[j]))
-                    read_jwt_rule(x, v->items[j], MG_CFG_PUSH(p->rules, p->n_rules));
-                mg_cfg_pop(x, mark);
-            }
-        } else
-            mg_cfg_unknown(x, k);
-    }
-    if (p->selector.present && p->n_target_refs)
-        mg_error(x->d, p->selector.pos, "selector and targetRefs cannot be used together");
+    mg_cfg_read_spec(x, spec, &request_authn, p);
 }
