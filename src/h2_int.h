@@ -42,6 +42,10 @@ struct mg_h2_stream {
     /* response */
     struct evbuffer *resp;
     bool resp_submitted, resp_eof, deferred, want_resume, end_sent, aborted;
+    /* answered before the request ended: RST_STREAM(NO_ERROR) once the
+     * client acknowledged a PING sent after the response (h2_server.c) */
+    bool rst_wait;                      /* needs the reset */
+    bool rst_armed;                     /* covered by the PING in flight */
 };
 
 struct mg_h2_conn {
@@ -59,6 +63,7 @@ struct mg_h2_conn {
     bool fatal;                         /* nghttp2 gave up: close now */
     bool goaway;                        /* the final GOAWAY was submitted */
     bool draining;                      /* shutdown notice sent, final GOAWAY pending */
+    bool rst_ping;                      /* a PING for the streams rst_armed is in flight */
 };
 
 /* The codec's down ops (h2_server.c). */

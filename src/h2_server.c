@@ -422,11 +422,52 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     return mg_h2_take_field(s, (const char *)name, namelen, (const char *)value, valuelen);
 }
 
+/* The opaque data of our own PING: its ACK says the client has processed
+ * every frame sent before it. */
+static const uint8_t rst_ping_data[8] = { 'm', 'g', '-', 'r', 's', 't', '-', 'p' };
+
+/* Streams answered while the client still uploads are reset only after a
+ * PING round trip: a client that gets END_STREAM and RST_STREAM in one read
+ * may drop the response it has not delivered yet (curl 7.88 loses the
+ * headers or the body, (92) or (18)). Callable from nghttp2 callbacks. */
+static void rst_ping_send(struct mg_h2_conn *h)
+{
+    if (h->rst_ping)
+        return;                         /* the ACK handler sends the next one */
+    bool any = false;
+    for (struct mg_h2_stream *s = h->streams; s; s = s->next) {
+        if (s->rst_wait && !s->rst_armed) {
+            s->rst_armed = true;
+            any = true;
+        }
+    }
+    if (any && nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, rst_ping_data) == 0)
+        h->rst_ping = true;
+}
+
+static void rst_ping_acked(struct mg_h2_conn *h)
+{
+    h->rst_ping = false;
+    for (struct mg_h2_stream *s = h->streams; s; s = s->next) {
+        if (!s->rst_armed)
+            continue;
+        s->rst_wait = s->rst_armed = false;
+        if (!s->remote_end && !nghttp2_session_get_stream_remote_close(h->ng, s->id))
+            nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    }
+    rst_ping_send(h);                   /* streams answered meanwhile */
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct mg_h2_conn *h = user;
     if (f->hd.type == NGHTTP2_HEADERS)
         evtimer_del(h->hdr_ev);
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK) && h->rst_ping &&
+        memcmp(f->ping.opaque_data, rst_ping_data, sizeof(rst_ping_data)) == 0) {
+        rst_ping_acked(h);
+        return 0;
+    }
     struct mg_h2_stream *s = stream_of(ng, f->hd.stream_id);
     if (!s)
         return 0;
@@ -468,16 +509,19 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
-    (void)user;
+    struct mg_h2_conn *h = user;
     struct mg_h2_stream *s = stream_of(ng, f->hd.stream_id);
     if (!s || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     if (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS)
         return 0;
     s->end_sent = true;
-    /* answered while the client still sends: tell it to stop (RFC 9113 8.1) */
-    if (!s->remote_end && !nghttp2_session_get_stream_remote_close(ng, s->id))
-        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    /* answered while the client still sends: tell it to stop (RFC 9113
+     * 8.1), once it has read the response (rst_ping_send) */
+    if (!s->remote_end && !nghttp2_session_get_stream_remote_close(ng, s->id)) {
+        s->rst_wait = true;
+        rst_ping_send(h);
+    }
     return 0;
 }
 
