@@ -162,6 +162,23 @@ static void op_continue(struct mg_request *r)
     kick(s->h);
 }
 
+/* Upstream trailers (gRPC status): a HEADERS frame after the last DATA,
+ * submitted from the data callback as nghttp2 allows. The upstream side
+ * already dropped pseudo, framing and routing fields. */
+static bool submit_trailers(struct mg_h2_stream *s)
+{
+    struct mg_request *r = &s->r;
+    nghttp2_nv *nv = mg_rq_alloc(&r->arena, r->n_resp_trailers * sizeof(*nv));
+    for (size_t i = 0; i < r->n_resp_trailers; i++) {
+        nv[i].name = (uint8_t *)r->resp_trailers[i].key;
+        nv[i].namelen = strlen(r->resp_trailers[i].key);
+        nv[i].value = (uint8_t *)r->resp_trailers[i].value;
+        nv[i].valuelen = strlen(r->resp_trailers[i].value);
+        nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+    }
+    return nghttp2_submit_trailer(s->h->ng, s->id, nv, r->n_resp_trailers) == 0;
+}
+
 static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                             uint32_t *data_flags, nghttp2_data_source *src, void *user)
 {
@@ -177,8 +194,11 @@ static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     }
     size_t n = avail < len ? avail : len;
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (s->resp_eof && n == avail)
+    if (s->resp_eof && n == avail) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->r.n_resp_trailers && submit_trailers(s))
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;     /* the trailers end it */
+    }
     return (ssize_t)n;
 }
 

@@ -100,6 +100,9 @@ struct mg_request {
     uint64_t resp_cl;
     bool resp_started;                  /* head sent downstream */
     bool resp_close;                    /* upstream asked to close (Connection: close) */
+    struct mg_kv *resp_trailers;        /* from an HTTP/2 upstream (arena), set before resp_end;
+                                         * the HTTP/2 codec relays them, HTTP/1.1 drops them */
+    size_t n_resp_trailers;
 
     /* upstream progress */
     struct mg_uconn *uc;

@@ -53,6 +53,8 @@ struct mg_up2_stream {
     /* response */
     struct mg_kv *hv;                   /* header block being received (arena) */
     size_t nh, caph, hbytes;
+    struct mg_kv *tv;                   /* trailers (arena) */
+    size_t nt, capt;
     int status;
     bool head_ready, head_sent, end_seen, end_on_head, closed, malformed, want_continue;
     uint32_t err;                       /* RST_STREAM / close error code */
@@ -334,6 +336,31 @@ static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     return (ssize_t)n;
 }
 
+/* Trailers that name framing or routing fields are dropped, never merged. */
+static int take_trailer(struct mg_up2_stream *s, const char *name, size_t nl, const char *value,
+                        size_t vl)
+{
+    if (!nl || name[0] == ':' || mg_h1_is_hop_by_hop(name, nl) ||
+        (nl == 14 && mg_strncasecmp(name, "content-length", 14) == 0) ||
+        (nl == 4 && mg_strncasecmp(name, "host", 4) == 0))
+        return 0;
+    struct mg_request *r = s->r;
+    if (s->nt == s->capt) {
+        size_t nc = s->capt ? s->capt * 2 : 4;
+        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
+        if (s->nt)
+            memcpy(nv, s->tv, s->nt * sizeof(*nv));
+        s->tv = nv;
+        s->capt = nc;
+    }
+    struct mg_kv *kv = &s->tv[s->nt++];
+    memset(kv, 0, sizeof(*kv));
+    kv->key = mg_rq_strndup(&r->arena, name, nl);
+    mg_lower(kv->key);
+    kv->value = mg_rq_strndup(&r->arena, value, vl);
+    return 0;
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nl,
                      const uint8_t *value, size_t vl, uint8_t flags, void *user)
 {
@@ -342,13 +369,15 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     struct mg_up2_stream *s = stream_of(ng, f->hd.stream_id);
-    if (!s || s->head_ready)
-        return 0;                       /* trailers: dropped (the codecs cannot send them) */
-    s->hbytes += nl + vl + 32;
-    if (s->hbytes > UP2_MAX_RESP_HEADER_BYTES || s->nh >= UP2_MAX_RESP_HEADERS) {
-        s->malformed = true;
+    if (!s)
+        return 0;
+    s->hbytes += nl + vl + 32;          /* head and trailers share the budget */
+    if (s->hbytes > UP2_MAX_RESP_HEADER_BYTES || s->nh + s->nt >= UP2_MAX_RESP_HEADERS) {
+        s->malformed = !s->head_sent;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    if (s->head_ready)
+        return take_trailer(s, (const char *)name, nl, (const char *)value, vl);
     if (nl == 7 && memcmp(name, ":status", 7) == 0) {
         int st = 0;
         for (size_t i = 0; i < vl; i++)
@@ -523,6 +552,8 @@ static bool deliver(struct mg_up2_stream *s)
             return true;
         }
         if (s->end_seen) {
+            r->resp_trailers = s->tv;
+            r->n_resp_trailers = s->nt;
             r->ops->resp_end(r);        /* detaches */
             return true;
         }

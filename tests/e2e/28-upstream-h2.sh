@@ -6,7 +6,9 @@
 # intact; dead upstream 503, slow 504, RST_STREAM 503 (REFUSED_STREAM
 # retried); keep-alive reuse; protocol HTTP ports stay HTTP/1.1;
 # h2UpgradePolicy UPGRADE (and its HTTP/1.1 fallback when a TLS server does
-# not pick h2); an HTTP2 port whose TLS server has no h2 gets 503.
+# not pick h2); an HTTP2 port whose TLS server has no h2 gets 503; upstream
+# trailers relayed to HTTP/2 clients; malformed responses 502;
+# http2MaxRequests overflow 503.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -75,7 +77,7 @@ spec:
   selector: {istio: ingressgateway}
   servers:
   - port: {number: $https, name: https, protocol: HTTPS}
-    hosts: ["app.example.com"]
+    hosts: ["*"]                # no SNI needed: nghttp connects by address
     tls: {mode: SIMPLE, credentialName: app-cert}
 ---
 apiVersion: networking.istio.io/v1
@@ -127,6 +129,11 @@ is "$(mg_json_field "$body" path)" "/echo?q=1" "path and query as rewritten"
 hdrs=$(cu --http1.1 -D - -o /dev/null '/h2c/status/201?resp-header=X-Up:yes')
 like "$hdrs" 'HTTP/1.1 201' "HTTP/2 response status to an HTTP/1.1 client"
 like "$hdrs" 'x-up: yes' "response header relayed (lower case)"
+# trailers (gRPC status) reach an HTTP/2 client; an HTTP/1.1 client gets the body without them
+tr=$(nghttp -v -H ':authority: app.example.com' "https://127.0.0.1:$https/h2c/bytes/10?trailer=grpc-status:7" 2>&1)
+like "$tr" 'recv \(stream_id=[0-9]*\) grpc-status: 7' "HTTP/2 client: the upstream's trailer relayed"
+like "$(echo "$tr" | grep -A1 'grpc-status: 7')" 'HEADERS frame <[^>]*flags=0x05' "... in the HEADERS frame that ends the stream"
+is "$(cu --http1.1 '/h2c/bytes/10?trailer=grpc-status:7')" abcdefghij "HTTP/1.1 client: body intact, trailer dropped"
 hdrs=$(cu --http2 -D - -o /dev/null -I /h2c/echo)
 like "$hdrs" 'HTTP/2 200' "HEAD over h2 answered"
 

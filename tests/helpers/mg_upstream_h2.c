@@ -5,7 +5,8 @@
  * (":method", ":path", ":authority", ...) in arrival order, and its version
  * is "HTTP/2", so a test can tell which protocol the gateway used upstream.
  * /close drops the whole connection (no GOAWAY); /reset[?code=N] answers
- * with RST_STREAM (default INTERNAL_ERROR, 7 = REFUSED_STREAM), HTTP/2 only. */
+ * with RST_STREAM (default INTERNAL_ERROR, 7 = REFUSED_STREAM), HTTP/2 only;
+ * ?trailer=name:value sends one trailer field after a body. */
 #include "autoconfig.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct h2s {
     size_t body_len, body_off;
     bool bytes;                     /* ... or /bytes/N generated on the fly */
     uint64_t bytes_left, bytes_total;
+    char *trailer;                  /* ?trailer=name:value: sent after the body */
 };
 
 struct h2 {
@@ -76,6 +78,7 @@ static void stream_free(struct h2s *st)
     mg_buf_free(&st->rq.headers_json);
     EVP_MD_CTX_free(st->rq.sha);
     free(st->body);
+    free(st->trailer);
     free(st);
 }
 
@@ -123,6 +126,13 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
         st->body_off += n;
         if (st->body_off == st->body_len)
             *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    char *colon = st->trailer ? strchr(st->trailer, ':') : NULL;
+    if ((*flags & NGHTTP2_DATA_FLAG_EOF) && colon && colon != st->trailer) {
+        nghttp2_nv nv = {(uint8_t *)st->trailer, (uint8_t *)colon + 1, (size_t)(colon - st->trailer),
+                         strlen(colon + 1), NGHTTP2_NV_FLAG_NONE};
+        if (nghttp2_submit_trailer(s, id, &nv, 1) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
     return (ssize_t)n;
 }
@@ -211,6 +221,11 @@ static void respond(struct h2s *st)
     const char *from = NULL, *v;
     size_t len = 0;
     uint64_t num;
+    if (query && (v = mg_up_query_next(query, "trailer", &len, &from))) {
+        st->trailer = mg_xstrndup(v, len);
+        mg_lower(st->trailer);
+    }
+    from = NULL;                    /* the lookups below start over */
     if (strcmp(path, "/close") == 0) {
         st->h->close_now = true;
     } else if (strcmp(path, "/reset") == 0) {
