@@ -85,6 +85,15 @@ static int mkdir_p(const char *dir, mode_t mode)
     return rc;
 }
 
+/* mkdir_p with the message every command gives when it fails. */
+static int make_dir(const char *dir)
+{
+    if (mkdir_p(dir, 0755) == 0)
+        return 0;
+    fail("cannot create directory %s: %s", dir, strerror(errno));
+    return -1;
+}
+
 enum pem_kind { PEM_CERT, PEM_KEY, PEM_TEXT };
 
 /* Write one file atomically (temporary file + rename) because the gateway
@@ -137,24 +146,17 @@ static int write_file(const char *path, enum pem_kind kind, X509 *const *certs, 
     return 0;
 }
 
-static X509 *read_cert(const char *path)
+/* The first PEM object of a file: a private key when `key`, else a
+ * certificate (X509 *). NULL when the file or the object cannot be read. */
+static void *read_pem(const char *path, bool key)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return NULL;
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    void *obj = key ? (void *)PEM_read_PrivateKey(f, NULL, NULL, NULL)
+                    : (void *)PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
-    return x;
-}
-
-static EVP_PKEY *read_key(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    return k;
+    return obj;
 }
 
 /* ---------------------------------------------------------------- X.509 */
@@ -434,16 +436,16 @@ static int ca_load(const char *dir, struct ca *ca)
 
     cert_path = mg_xstrdup(intermediate ? inter_path : root_path);
     key_path = mg_xasprintf("%s/%s", dir, intermediate ? "ca-key.pem" : "root-key.pem");
-    if (!(ca->root = read_cert(root_path))) {
+    if (!(ca->root = read_pem(root_path, false))) {
         fail("cannot read a root certificate from %s (run meshgate ca init --dir %s)",
              root_path, dir);
         goto out;
     }
-    if (!(ca->cert = read_cert(cert_path))) {
+    if (!(ca->cert = read_pem(cert_path, false))) {
         fail("cannot read the CA certificate %s", cert_path);
         goto out;
     }
-    if (!(ca->key = read_key(key_path))) {
+    if (!(ca->key = read_pem(key_path, true))) {
         fail("cannot read the CA key from %s", key_path);
         goto out;
     }
@@ -535,10 +537,8 @@ static int cmd_init(struct opts *o)
              "(every certificate it signed stops verifying)", o->dir);
         goto out;
     }
-    if (mkdir_p(o->dir, 0755) != 0) {
-        fail("cannot create directory %s: %s", o->dir, strerror(errno));
+    if (make_dir(o->dir) != 0)
         goto out;
-    }
     if (!(key = gen_key(o->rsa)))
         goto out;
     name = X509_NAME_new();
@@ -604,6 +604,35 @@ static int finish_leaf(X509 *x, struct ca *ca, const char *eku, GENERAL_NAMES *s
     return 0;
 }
 
+/* A leaf in the making: subject and SANs (NULL when out of memory), then
+ * its key and certificate. leaf_free releases what is set. */
+struct leaf {
+    X509_NAME *name;
+    GENERAL_NAMES *sans;
+    EVP_PKEY *key;
+    X509 *x;
+};
+
+static void leaf_free(struct leaf *l)
+{
+    GENERAL_NAMES_free(l->sans);
+    X509_NAME_free(l->name);
+    X509_free(l->x);
+    EVP_PKEY_free(l->key);
+}
+
+/* A new key and a certificate for it with l's subject and SANs, signed by the CA. */
+static int sign_leaf(const struct opts *o, struct ca *ca, struct leaf *l, const char *eku,
+                     bool san_critical)
+{
+    if (!(l->key = gen_key(o->rsa)))
+        return -1;
+    l->x = new_cert(l->key, l->name, ca->cert, o->days ? o->days : LEAF_DAYS_DEFAULT);
+    if (!l->x)
+        return fail_ssl("cannot build the certificate"), -1;
+    return finish_leaf(l->x, ca, eku, l->sans, san_critical) != 0 ? -1 : 0;
+}
+
 static int issue_spiffe(struct opts *o, struct ca *ca)
 {
     char *ns, *sa;
@@ -615,42 +644,27 @@ static int issue_spiffe(struct opts *o, struct ca *ca)
     char *chain_path = mg_xasprintf("%s/cert-chain.pem", out);
     char *key_path = mg_xasprintf("%s/key.pem", out);
     char *root_path = mg_xasprintf("%s/root-cert.pem", out);
-    EVP_PKEY *key = NULL;
-    X509 *x = NULL;
-    X509_NAME *name = X509_NAME_new();
-    GENERAL_NAMES *sans = sk_GENERAL_NAME_new_null();
+    struct leaf l = { X509_NAME_new(), sk_GENERAL_NAME_new_null(), NULL, NULL };
     int rc = 1;
 
-    if (mkdir_p(out, 0755) != 0) {
-        fail("cannot create directory %s: %s", out, strerror(errno));
+    if (make_dir(out) != 0)
         goto done;
-    }
-    if (!name || !sans || gens_add(sans, GEN_URI, (const unsigned char *)uri, (int)strlen(uri)) != 0) {
+    if (!l.name || !l.sans || gens_add(l.sans, GEN_URI, (const unsigned char *)uri, (int)strlen(uri)) != 0) {
         fail_ssl("out of memory");
         goto done;
     }
-    if (!(key = gen_key(o->rsa)))
-        goto done;
     /* Istio's workload certificates have an empty subject, so the SAN is
      * the identity and RFC 5280 requires it to be critical. */
-    x = new_cert(key, name, ca->cert, o->days ? o->days : LEAF_DAYS_DEFAULT);
-    if (!x) {
-        fail_ssl("cannot build the certificate");
+    if (sign_leaf(o, ca, &l, "serverAuth,clientAuth", true) != 0)
         goto done;
-    }
-    if (finish_leaf(x, ca, "serverAuth,clientAuth", sans, true) != 0)
-        goto done;
-    if (write_file(key_path, PEM_KEY, NULL, 0, key, NULL) != 0 ||
-        write_chain(chain_path, x, ca) != 0 ||
+    if (write_file(key_path, PEM_KEY, NULL, 0, l.key, NULL) != 0 ||
+        write_chain(chain_path, l.x, ca) != 0 ||
         write_file(root_path, PEM_CERT, &ca->root, 1, NULL, NULL) != 0)
         goto done;
     printf("%s\n%s\n%s\n", chain_path, key_path, root_path);
     rc = 0;
 done:
-    GENERAL_NAMES_free(sans);
-    X509_NAME_free(name);
-    X509_free(x);
-    EVP_PKEY_free(key);
+    leaf_free(&l);
     free(ns);
     free(sa);
     free(uri);
@@ -678,49 +692,34 @@ static int issue_server(struct opts *o, struct ca *ca)
     const char *out = o->out_dir ? o->out_dir : o->dir;
     char *crt_path = mg_xasprintf("%s/%s.crt", out, base);
     char *key_path = mg_xasprintf("%s/%s.key", out, base);
-    EVP_PKEY *key = NULL;
-    X509 *x = NULL;
-    X509_NAME *name = X509_NAME_new();
-    GENERAL_NAMES *sans = sk_GENERAL_NAME_new_null();
+    struct leaf l = { X509_NAME_new(), sk_GENERAL_NAME_new_null(), NULL, NULL };
     int rc = 1;
 
-    if (mkdir_p(out, 0755) != 0) {
-        fail("cannot create directory %s: %s", out, strerror(errno));
+    if (make_dir(out) != 0)
         goto done;
-    }
-    if (!name || !sans || name_add(name, "O", "meshgate") != 0 || name_add(name, "CN", first) != 0) {
+    if (!l.name || !l.sans || name_add(l.name, "O", "meshgate") != 0 ||
+        name_add(l.name, "CN", first) != 0) {
         fail_ssl("cannot build the subject");
         goto done;
     }
-    for (size_t i = 0; i < o->ndns; i++)
-        if (gens_add(sans, GEN_DNS, (const unsigned char *)o->dns[i], (int)strlen(o->dns[i])) != 0) {
-            fail_ssl("out of memory");
-            goto done;
-        }
-    for (size_t i = 0; i < o->nip; i++)
-        if (gens_add(sans, GEN_IPADD, ips[i].ip, ips[i].family == AF_INET ? 4 : 16) != 0) {
-            fail_ssl("out of memory");
-            goto done;
-        }
-    if (!(key = gen_key(o->rsa)))
-        goto done;
-    x = new_cert(key, name, ca->cert, o->days ? o->days : LEAF_DAYS_DEFAULT);
-    if (!x) {
-        fail_ssl("cannot build the certificate");
+    bool ok = true;
+    for (size_t i = 0; ok && i < o->ndns; i++)
+        ok = gens_add(l.sans, GEN_DNS, (const unsigned char *)o->dns[i], (int)strlen(o->dns[i])) == 0;
+    for (size_t i = 0; ok && i < o->nip; i++)
+        ok = gens_add(l.sans, GEN_IPADD, ips[i].ip, ips[i].family == AF_INET ? 4 : 16) == 0;
+    if (!ok) {
+        fail_ssl("out of memory");
         goto done;
     }
-    if (finish_leaf(x, ca, o->client ? "serverAuth,clientAuth" : "serverAuth", sans, false) != 0)
+    if (sign_leaf(o, ca, &l, o->client ? "serverAuth,clientAuth" : "serverAuth", false) != 0)
         goto done;
-    if (write_file(key_path, PEM_KEY, NULL, 0, key, NULL) != 0 ||
-        write_chain(crt_path, x, ca) != 0)
+    if (write_file(key_path, PEM_KEY, NULL, 0, l.key, NULL) != 0 ||
+        write_chain(crt_path, l.x, ca) != 0)
         goto done;
     printf("%s\n%s\n", crt_path, key_path);
     rc = 0;
 done:
-    GENERAL_NAMES_free(sans);
-    X509_NAME_free(name);
-    X509_free(x);
-    EVP_PKEY_free(key);
+    leaf_free(&l);
     free(crt_path);
     free(key_path);
     return rc;

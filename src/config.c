@@ -50,44 +50,33 @@ struct loader {
     bool have_mesh;
 };
 
+/* Kubernetes bookkeeping a real export carries; meaningless here. */
+static const char *const meta_ignored[] = {
+    "uid", "resourceVersion", "generation", "managedFields", "ownerReferences",
+    "finalizers", "generateName", "selfLink", "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+};
+static const struct mg_cfg_field meta_rows[] = {
+    MG_CFG_STR("name", struct mg_meta, name),
+    MG_CFG_STR("namespace", struct mg_meta, namespace_),
+    MG_CFG_KVLIST("labels", struct mg_meta, labels),
+    MG_CFG_KVLIST("annotations", struct mg_meta, annotations),
+    MG_CFG_STR("creationTimestamp", struct mg_meta, creation_timestamp),
+    MG_CFG_IGNORED_ANY(meta_ignored),
+};
+static const struct mg_cfg_table meta_table = { MG_CFG_ROWS(meta_rows) };
+
 static void read_meta(struct mg_cfg *x, const struct mg_ynode *m, struct mg_meta *meta,
                       bool need_name, const char *kind)
 {
-    static const char *const ignored[] = {
-        "uid", "resourceVersion", "generation", "managedFields", "ownerReferences",
-        "finalizers", "generateName", "selfLink", "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-    };
-    const struct mg_ynode *k, *v;
     size_t mark;
 
     x->plen = 0;
     x->path[0] = '\0';
     mark = mg_cfg_push(x, "%s.metadata", kind);
-
     if (m && !mg_ynode_is_null(m) && !mg_cfg_map(x, "", m))
         m = NULL;
-    for (size_t i = 0; mg_cfg_next(m, &i, &k, &v);) {
-        const char *key = k->str;
-        if (strcmp(key, "name") == 0)
-            mg_cfg_str(x, key, v, &meta->name);
-        else if (strcmp(key, "namespace") == 0)
-            mg_cfg_str(x, key, v, &meta->namespace_);
-        else if (strcmp(key, "labels") == 0)
-            mg_cfg_kvlist(x, key, v, &meta->labels);
-        else if (strcmp(key, "annotations") == 0)
-            mg_cfg_kvlist(x, key, v, &meta->annotations);
-        else if (strcmp(key, "creationTimestamp") == 0)
-            mg_cfg_str(x, key, v, &meta->creation_timestamp);
-        else {
-            size_t j;
-            for (j = 0; j < MG_ARRAY_LEN(ignored); j++)
-                if (strcmp(key, ignored[j]) == 0)
-                    break;
-            if (j == MG_ARRAY_LEN(ignored))
-                mg_cfg_unknown(x, k);
-        }
-    }
+    mg_cfg_read_fields(x, m, &meta_table, meta);
     mg_cfg_pop(x, mark);
     if (need_name && (!meta->name || !*meta->name))
         mg_error(x->d, meta->pos, "%s has no metadata.name", kind);
