@@ -417,6 +417,7 @@ static void client_tls_files(const struct mg_client_tls *t, void (*fn)(const cha
     file_cb(fn, arg, t->client_certificate);
     file_cb(fn, arg, t->private_key);
     file_cb(fn, arg, t->ca_certificates);
+    file_cb(fn, arg, t->ca_crl);
 }
 
 void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path, void *arg), void *arg)
@@ -435,6 +436,7 @@ void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path,
         file_cb(fn, arg, t->server_certificate);
         file_cb(fn, arg, t->private_key);
         file_cb(fn, arg, t->ca_certificates);
+        file_cb(fn, arg, t->ca_crl);    /* a new revocation applies without a signal */
     }
     for (size_t i = 0; i < c->n_destination_rules; i++) {
         const struct mg_destination_rule *dr = &c->destination_rules[i];

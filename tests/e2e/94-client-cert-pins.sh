@@ -112,4 +112,14 @@ is "$(code open.example.com httpbin -H "Host: crl.example.com:$port")" 421 \
     "SNI open, Host crl (with a CRL): 421"
 is "$(code open.example.com httpbin -H "Host: open.example.com:$port")" 200 "SNI open, Host open: 200"
 
+# a new CRL (sleep revoked too) applies without a signal, like certificates
+leaf "$P/sleep" >"$C/sleep.pem"
+openssl ca -batch -config "$C/ca.cnf" -keyfile "$P/root-key.pem" -cert "$P/root-cert.pem" \
+    -revoke "$C/sleep.pem" >/dev/null 2>&1 &&
+    openssl ca -batch -config "$C/ca.cnf" -keyfile "$P/root-key.pem" -cert "$P/root-cert.pem" \
+        -gencrl -out "$C/crl.new" >/dev/null 2>&1 && mv "$C/crl.new" "$C/crl.pem" || bail_out "second CRL"
+refused() { [ "$(code "$@")" = 000 ]; }
+ok "the rewritten CRL is picked up: sleep refused" mg_wait_for 10 refused crl.example.com sleep
+is "$(code hash.example.com sleep)" 200 "... and servers without the CRL still accept sleep"
+
 done_testing
