@@ -193,13 +193,18 @@ static int phase_server(struct mg_request *r)
     struct mg_conn *c = r->conn;
     if (c->ssl) {
         struct mg_srv *sv = c->sni_srv;
-        if (sv && !srv_has_host(sv, r->host)) {
+        if (sv) {
+            /* The server the Host itself selects (exact, then the longest
+             * wildcard, as for SNI): when its client authentication differs,
+             * 421, also when the SNI's server is a wildcard that covers the
+             * Host too (SNI x.example.com on SIMPLE *.example.com must not
+             * reach the MUTUAL admin.example.com). */
             struct mg_srv *other = mg_port_host_server(c->port, r->host);
             if (other && other != sv && !mg_srv_same_tls(other, sv)) {
                 mg_request_reply(r, 421, "Misdirected Request", "host_sni_mismatch", false);
                 return -1;
             }
-            if (other)
+            if (other && !srv_has_host(sv, r->host))
                 sv = other;
         }
         r->srv = sv;

@@ -69,7 +69,7 @@ ok "gateway starts" mg_start_meshgate "$cfg"
 # two requests on one keep-alive connection: the first to PATH (METHOD),
 # then GET /normal; prints the status lines and bodies the client got
 pair() {
-    mg_raw "$http" "$1 $2 HTTP/1.1\r\nHost: app.local\r\n\r\nGET /normal HTTP/1.1\r\nHost: app.local\r\nConnection: close\r\n\r\n" 3 |
+    mg_raw "$http" "$1 $2 HTTP/1.1\r\nHost: app.local\r\n\r\nGET /normal HTTP/1.1\r\nHost: app.local\r\nConnection: close\r\n\r\n" 10 |
         tr -d '\r'
 }
 # every status line in the byte stream (bodies carry no newline at their end)
