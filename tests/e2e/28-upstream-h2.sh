@@ -29,6 +29,7 @@ https=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 dp_proxy "$cfg" "$MG_ADMIN" JSON
+sed -i 's/^  workers: 2/  workers: 1/' "$cfg/00-proxy.yaml"
 
 se() {  # NAME PROTOCOL ENDPOINT_PORT
     cat >>"$cfg/se.yaml" <<YAML
@@ -63,8 +64,12 @@ se fb HTTP "$u1"
 se noalpn HTTP2 "$u1"
 se dead HTTP2 "$dead"
 se lim HTTP2 "$uc"
+se mrc HTTP2 "$uc"
+se idle HTTP2 "$uc"
 dr upg "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}"
 dr lim "{connectionPool: {http: {http2MaxRequests: 1}}}"
+dr mrc "{connectionPool: {http: {maxRequestsPerConnection: 2}}}"
+dr idle "{connectionPool: {http: {idleTimeout: 1s}}}"
 dr h2tls "{tls: {mode: SIMPLE, caCertificates: $P/root-cert.pem}}"
 dr fb "{tls: {mode: SIMPLE, caCertificates: $P/root-cert.pem}, connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}"
 dr noalpn "{tls: {mode: SIMPLE, caCertificates: $P/root-cert.pem}}"
@@ -93,7 +98,7 @@ spec:
     timeout: 1s
     route: [{destination: {host: h2c.local}}]
 YAML
-    for h in h2c grpc h1 upg h2tls fb noalpn dead lim; do
+    for h in h2c grpc h1 upg h2tls fb noalpn dead lim mrc idle; do
         echo "  - {name: $h, match: [{uri: {prefix: /$h/}}], rewrite: {uri: /}, route: [{destination: {host: $h.local}}]}"
     done
 } >"$cfg/gw.yaml"
@@ -145,6 +150,19 @@ is "$rem" 1 "sequential requests reuse the upstream connection"
 r1=$(echo "$out" | grep -o '"connection_request":[0-9]*' | cut -d: -f2 | head -1)
 r2=$(echo "$out" | grep -o '"connection_request":[0-9]*' | cut -d: -f2 | tail -1)
 ok "... with a growing stream count ($r1, $r2)" test "$r2" -gt "$r1"
+
+# maxRequestsPerConnection counts streams: 2 per upstream connection
+u="https://app.example.com:$https"
+out=$(cu "$u/mrc/echo" "$u/mrc/echo" "$u/mrc/echo" "$u/mrc/echo" /mrc/echo)
+is "$(echo "$out" | grep -o '"remote":"[^"]*"' | sort -u | wc -l)" 3 "maxRequestsPerConnection 2: 5 requests on 3 connections"
+# http.idleTimeout closes an idle HTTP/2 connection (one worker: every
+# client connection shares the worker's pool)
+a=$(cu /idle/echo)
+b=$(cu /idle/echo)
+is "$(mg_json_field "$b" connection_request)" 2 "idleTimeout 1s: a request soon after reuses the connection"
+sleep 1.6
+c=$(cu /idle/echo)
+is "$(mg_json_field "$c" connection_request)" 1 "... one after 1.6 s idle gets a new connection"
 
 # --- multiplexing: 50 concurrent streams from one HTTP/2 client
 urls=()
