@@ -2,7 +2,8 @@
  * outside the config area).
  *
  * A reader walks one YAML map with the key names Istio uses, and calls the
- * typed helpers below for each value. Every helper reports its own errors
+ * typed helpers below for each value; most readers are field tables (see
+ * "field tables" below) that one generic reader walks. Every helper reports its own errors
  * (with the value's position and the field path) and leaves the output
  * untouched on error, so readers never stop at the first problem. A null
  * value (`key:` or `key: null`) counts as absent, as in Kubernetes. */
@@ -140,7 +141,9 @@ struct mg_cfg_table {
     /* 1 + the offset of a bool set to true and of the struct mg_pos set to
      * the map's position when a map is read (0 = none): MG_CFG_AT */
     size_t present_at, pos_at;
-    void (*init)(void *obj);            /* defaults, once the value is known to be a map */
+    /* Defaults, once the value is known to be a map (for mg_cfg_read_fields
+     * and mg_cfg_read_spec: always, even when there is nothing to read). */
+    void (*init)(void *obj);
     /* Cross-field rules, at the map's own path; obj as for rows. */
     void (*check)(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj);
     bool others_unsupported;            /* keys without a row: a warning, not an error */
@@ -153,7 +156,9 @@ struct mg_cfg_read {
     const struct mg_cfg_table *t;
     const struct mg_ynode *m;           /* the map (NULL or a null node for an absent spec) */
     void *parent;                       /* MG_F_LIST: the struct holding the array, else NULL */
-    const struct mg_ynode *seen[MG_CFG_MAX_ROWS];   /* per row: the last value it took */
+    /* per row: the last value its reader took (the typed reader returned
+     * true: for a map or an enum, only a valid one) */
+    const struct mg_ynode *seen[MG_CFG_MAX_ROWS];
 };
 
 /* Read map m (may be NULL or a null node: nothing to read, check still

@@ -205,13 +205,13 @@ static const struct mg_cfg_table route_headers = { MG_CFG_ROWS(route_headers_row
 static const struct mg_cfg_field http_route_dest_rows[] = {
     MG_CFG_MAP("destination", struct mg_route_dest, destination, destination),
     MG_CFG_INT("weight", struct mg_route_dest, weight, 0, 100),
-    MG_CFG_GROUP("headers", route_headers),
+    MG_CFG_GROUP("headers", route_headers),         /* last: l4_route_dest leaves it out */
 };
 static const struct mg_cfg_table http_route_dest = {
     MG_CFG_ROWS(http_route_dest_rows), .pos_at = MG_CFG_AT(struct mg_route_dest, pos),
     .init = init_route_dest, .check = check_route_dest,
 };
-/* tls and tcp routes have no headers */
+/* tls and tcp routes: the same rows but headers */
 static const struct mg_cfg_table l4_route_dest = {
     .rows = http_route_dest_rows, .n = MG_ARRAY_LEN(http_route_dest_rows) - 1,
     .pos_at = MG_CFG_AT(struct mg_route_dest, pos), .init = init_route_dest,
