@@ -5,11 +5,12 @@
  * Re-entrancy, as in h2_server.c: nghttp2_session_mem_recv/_send run only
  * from the top-level callbacks here (read, write, event, pump, timers).
  * nghttp2 callbacks only store what arrived in the stream; the down ops are
- * called afterwards by dispatch(), from the top level. A down op may detach
- * requests (ours or others on the connection): a detach only unlinks the
- * stream, submits RST_STREAM and schedules the pump; a connection is freed
- * only when no callback of its own is running (`busy`). */
-#include "upstream_int.h"
+ * called afterwards by mg_up2_dispatch() (upstream_h2_rx.c), from the top
+ * level. A down op may detach requests (ours or others on the connection):
+ * a detach only unlinks the stream, submits RST_STREAM and schedules the
+ * pump; a connection is freed only when no callback of its own is running
+ * (`busy`). */
+#include "upstream_h2_int.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,61 +31,7 @@
 #include "tls.h"
 #include "worker.h"
 
-#define UP2_OUT_WM (256 * 1024)            /* stop serialising above this much output */
-#define UP2_BODY_WM (128 * 1024)           /* request body buffered per stream */
-#define UP2_STREAM_WINDOW (1 << 20)        /* our receive window per stream */
-#define UP2_CONN_WINDOW (16 << 20)         /* and per connection */
-#define UP2_ASSUMED_STREAMS 100            /* before the peer's SETTINGS arrive */
-#define UP2_MAX_RESP_HEADER_BYTES (64 * 1024)  /* nghttp2 does not enforce it (trap 8) */
-#define UP2_MAX_RESP_HEADERS 200
-#define UP2_DELIVER_STEP (64 * 1024)
-
-struct mg_up2_conn;
-
-struct mg_up2_stream {
-    struct mg_up2_stream *prev, *next;  /* the connection's streams */
-    struct mg_up2_conn *c;
-    struct mg_request *r;
-    int32_t id;                         /* 0 = not submitted yet (connecting) */
-    struct event *try_timer;
-    /* request body */
-    struct evbuffer *body;
-    bool body_eof, deferred, want_body;
-    /* response */
-    struct mg_kv *hv;                   /* header block being received (arena) */
-    size_t nh, caph, hbytes;
-    struct mg_kv *tv;                   /* trailers (arena) */
-    size_t nt, capt;
-    int status;
-    bool head_ready, head_sent, end_seen, end_on_head, closed, malformed, want_continue;
-    uint32_t err;                       /* RST_STREAM / close error code */
-    struct evbuffer *rbuf;              /* received, not yet taken by the downstream */
-};
-
-struct mg_up2_conn {
-    struct mg_up2_conn *next;           /* rt->h2 */
-    struct mg_cluster *cl;
-    struct mg_worker *w;
-    size_t ep;
-    struct bufferevent *bev;
-    SSL *ssl;
-    nghttp2_session *ng;
-    struct evdns_getaddrinfo_request *dnsreq;
-    struct event *pump_ev;
-    struct mg_up2_stream *streams;
-    size_t n_streams;
-    uint64_t n_total;                   /* streams ever opened (maxRequestsPerConnection) */
-    struct mg_snapshot *snap;           /* generation it serves (own reference: the
-                                         * cluster lives as long as the connection) */
-    int busy;
-    bool connected;
-    bool retired;                       /* GOAWAY, limit reached, old snapshot: no new streams */
-    bool dead;                          /* failed: free when no callback runs */
-    bool fail_connect;                  /* failed before the session started */
-};
-
 static void conn_pump(struct mg_up2_conn *c);
-static void dispatch(struct mg_up2_conn *c);
 
 static struct mg_cluster_rt *rt_of(struct mg_cluster *cl, struct mg_worker *w)
 {
@@ -126,7 +73,7 @@ static void stream_unlink(struct mg_up2_stream *s)
 
 /* Forget the request side of s and free it. The nghttp2 stream (if any)
  * no longer points at it. */
-static void stream_free(struct mg_up2_stream *s)
+void mg_up2_stream_free(struct mg_up2_stream *s)
 {
     struct mg_up2_conn *c = s->c;
     if (s->r) {
@@ -184,7 +131,7 @@ static void conn_free(struct mg_up2_conn *c)
             break;
         }
     while (c->streams)
-        stream_free(c->streams);
+        mg_up2_stream_free(c->streams);
     if (c->dnsreq)
         evdns_getaddrinfo_cancel(c->dnsreq);
     if (c->pump_ev)
@@ -216,11 +163,11 @@ static void conn_fail(struct mg_up2_conn *c, bool connect)
     for (struct mg_up2_stream *s = c->streams; s; s = c->streams) {
         struct mg_request *r = s->r;
         if (!r) {
-            stream_free(s);
+            mg_up2_stream_free(s);
             continue;
         }
         bool head_sent = s->head_sent, submitted = s->id != 0;
-        stream_free(s);                 /* r->up2 = NULL: the detach below is a no-op */
+        mg_up2_stream_free(s);                 /* r->up2 = NULL: the detach below is a no-op */
         if (connect)
             mg_request_upstream_failed(r, 503, "UF", "connect-failure");
         else if (!head_sent)
@@ -284,7 +231,7 @@ static void conn_pump(struct mg_up2_conn *c)
 {
     c->busy++;
     if (c->ng && !c->dead) {
-        dispatch(c);
+        mg_up2_dispatch(c);
         if (!c->dead)
             conn_send(c);
         for (struct mg_up2_stream *s = c->streams; s; s = s->next)
@@ -302,290 +249,6 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_pump(arg);
-}
-
-/* ---- nghttp2 callbacks (store only; see the top of the file) ---- */
-
-static struct mg_up2_stream *stream_of(nghttp2_session *ng, int32_t id)
-{
-    struct mg_up2_stream *s = id ? nghttp2_session_get_stream_user_data(ng, id) : NULL;
-    return s && s->r ? s : NULL;
-}
-
-static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
-                            uint32_t *flags, nghttp2_data_source *src, void *user)
-{
-    (void)src;
-    (void)user;
-    struct mg_up2_stream *s = stream_of(ng, id);
-    if (!s)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* detached: the stream is reset */
-    size_t avail = evbuffer_get_length(s->body);
-    if (!avail && !s->body_eof) {
-        s->deferred = true;
-        s->want_body = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = avail < len ? avail : len;
-    if (n)
-        evbuffer_remove(s->body, buf, n);
-    if (s->body_eof && n == avail)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (avail - n < UP2_BODY_WM)
-        s->want_body = true;
-    return (ssize_t)n;
-}
-
-/* Trailers that name framing or routing fields are dropped, never merged. */
-static int take_trailer(struct mg_up2_stream *s, const char *name, size_t nl, const char *value,
-                        size_t vl)
-{
-    if (!nl || name[0] == ':' || mg_h1_is_hop_by_hop(name, nl) ||
-        (nl == 14 && mg_strncasecmp(name, "content-length", 14) == 0) ||
-        (nl == 4 && mg_strncasecmp(name, "host", 4) == 0))
-        return 0;
-    struct mg_request *r = s->r;
-    if (s->nt == s->capt) {
-        size_t nc = s->capt ? s->capt * 2 : 4;
-        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
-        if (s->nt)
-            memcpy(nv, s->tv, s->nt * sizeof(*nv));
-        s->tv = nv;
-        s->capt = nc;
-    }
-    struct mg_kv *kv = &s->tv[s->nt++];
-    memset(kv, 0, sizeof(*kv));
-    kv->key = mg_rq_strndup(&r->arena, name, nl);
-    mg_lower(kv->key);
-    kv->value = mg_rq_strndup(&r->arena, value, vl);
-    return 0;
-}
-
-static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nl,
-                     const uint8_t *value, size_t vl, uint8_t flags, void *user)
-{
-    (void)flags;
-    (void)user;
-    if (f->hd.type != NGHTTP2_HEADERS)
-        return 0;
-    struct mg_up2_stream *s = stream_of(ng, f->hd.stream_id);
-    if (!s)
-        return 0;
-    s->hbytes += nl + vl + 32;          /* head and trailers share the budget */
-    if (s->hbytes > UP2_MAX_RESP_HEADER_BYTES || s->nh + s->nt >= UP2_MAX_RESP_HEADERS) {
-        s->malformed = !s->head_sent;
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    if (s->head_ready)
-        return take_trailer(s, (const char *)name, nl, (const char *)value, vl);
-    if (nl == 7 && memcmp(name, ":status", 7) == 0) {
-        int st = 0;
-        for (size_t i = 0; i < vl; i++)
-            st = vl == 3 && value[i] >= '0' && value[i] <= '9' ? st * 10 + (value[i] - '0') : -1000;
-        if (st < 100 || st > 599) {
-            s->malformed = true;
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        }
-        s->status = st;
-        return 0;
-    }
-    if (nl && name[0] == ':')
-        return 0;
-    struct mg_request *r = s->r;
-    if (s->nh == s->caph) {
-        size_t nc = s->caph ? s->caph * 2 : 16;
-        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
-        if (s->nh)
-            memcpy(nv, s->hv, s->nh * sizeof(*nv));
-        s->hv = nv;
-        s->caph = nc;
-    }
-    struct mg_kv *kv = &s->hv[s->nh++];
-    memset(kv, 0, sizeof(*kv));
-    kv->key = mg_rq_strndup(&r->arena, (const char *)name, nl);
-    mg_lower(kv->key);
-    kv->value = mg_rq_strndup(&r->arena, (const char *)value, vl);
-    return 0;
-}
-
-static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
-{
-    struct mg_up2_conn *c = user;
-    if (f->hd.type == NGHTTP2_GOAWAY) {
-        c->retired = true;              /* open streams finish; refused ones retry */
-        return 0;
-    }
-    struct mg_up2_stream *s = stream_of(ng, f->hd.stream_id);
-    if (!s)
-        return 0;
-    bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
-    if (f->hd.type == NGHTTP2_HEADERS && !s->head_ready) {
-        if (s->status >= 100 && s->status < 200 && !end) {
-            s->nh = 0;                  /* interim response: wait for the final one */
-            s->hbytes = 0;
-            s->status = 0;
-            return 0;
-        }
-        if (!s->status)
-            s->malformed = true;
-        s->head_ready = true;
-        s->end_on_head = end;
-    }
-    if (end && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
-        s->end_seen = true;
-    return 0;
-}
-
-static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
-                   void *user)
-{
-    (void)flags;
-    (void)user;
-    struct mg_up2_stream *s = stream_of(ng, id);
-    if (!s || !s->head_ready || s->malformed) {
-        nghttp2_session_consume(ng, id, len);
-        return 0;
-    }
-    evbuffer_add(s->rbuf, data, len);
-    return 0;
-}
-
-static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *user)
-{
-    (void)user;
-    struct mg_up2_stream *s = nghttp2_session_get_stream_user_data(ng, id);
-    if (s) {
-        s->closed = true;
-        s->err = err;
-    }
-    return 0;
-}
-
-/* ---- delivery to the downstream (top level) ---- */
-
-static void take_head(struct mg_up2_stream *s)
-{
-    struct mg_request *r = s->r;
-    size_t n = 0, cap = s->nh + 8;
-    struct mg_kv *h = mg_rq_alloc(&r->arena, cap * sizeof(*h));
-    bool has_cl = false;
-    uint64_t cl = 0;
-    for (size_t i = 0; i < s->nh; i++) {
-        const char *k = s->hv[i].key;
-        if (strcmp(k, "content-length") == 0) {
-            if (mg_parse_uint(s->hv[i].value, 0, UINT64_MAX, &cl) == 0)
-                has_cl = true;
-            if (!r->is_head)
-                continue;               /* the codec writes it from resp_cl */
-        } else if (mg_h1_is_hop_by_hop(k, strlen(k))) {
-            continue;
-        }
-        h[n++] = s->hv[i];
-    }
-    h = mg_upstream_resp_ops(r, h, &n, cap);
-    r->resp_h = h;
-    r->n_resp_h = n;
-    r->status = s->status;
-    r->resp_close = false;
-    r->resp_cl = 0;
-    if (r->is_head || s->status == 204 || s->status == 304 || s->end_on_head) {
-        r->resp_body = MG_BODY_NONE;
-    } else if (has_cl) {
-        r->resp_body = MG_BODY_LENGTH;
-        r->resp_cl = cl;
-    } else {
-        r->resp_body = MG_BODY_CHUNKED;     /* streamed, length unknown */
-    }
-}
-
-/* One step for s: at most one down op. True if one was called (s and any
- * other stream may be gone since). */
-static bool deliver(struct mg_up2_stream *s)
-{
-    struct mg_request *r = s->r;
-    struct mg_up2_conn *c = s->c;
-    if (s->want_continue) {
-        s->want_continue = false;
-        r->ops->send_continue(r);
-        return true;
-    }
-    if (s->want_body && !s->body_eof && evbuffer_get_length(s->body) < UP2_BODY_WM) {
-        s->want_body = false;
-        r->ops->body_resume(r);
-        return true;
-    }
-    s->want_body = false;
-    if (s->malformed) {
-        if (!s->closed)
-            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
-        stream_free(s);
-        mg_request_upstream_failed(r, 502, "UPE", NULL);    /* an abort once the head went */
-        return true;
-    }
-    if (s->head_ready && !s->head_sent) {
-        if (s->try_timer)
-            evtimer_del(s->try_timer);
-        if (s->status >= 500) {
-            char cls[16];
-            snprintf(cls, sizeof(cls), "5xx-%d", s->status);
-            if (mg_request_retry_allowed(r, cls)) {
-                int st = s->status;
-                mg_up2_detach(r, false);
-                mg_request_upstream_failed(r, st, "URX", cls);
-                return true;
-            }
-        }
-        take_head(s);
-        s->head_sent = true;
-        r->resp_started = true;
-        r->ops->resp_head(r);
-        return true;
-    }
-    if (s->head_sent) {
-        size_t len = evbuffer_get_length(s->rbuf);
-        if (len) {
-            if (r->ops->resp_full(r))
-                return false;           /* mg_upstream_resume brings us back */
-            size_t n = len < UP2_DELIVER_STEP ? len : UP2_DELIVER_STEP;
-            nghttp2_session_consume(c->ng, s->id, n);
-            r->ops->resp_data(r, s->rbuf, n);
-            return true;
-        }
-        if (s->end_seen) {
-            r->resp_trailers = s->tv;
-            r->n_resp_trailers = s->nt;
-            r->ops->resp_end(r);        /* detaches */
-            return true;
-        }
-    }
-    if (s->closed && !(s->end_seen && s->head_sent)) {
-        const char *flags = "UR", *cls = "reset";
-        int status = 503;
-        if ((s->end_seen && !s->head_ready) || s->head_sent || s->err == NGHTTP2_PROTOCOL_ERROR) {
-            status = 502;
-            flags = "UPE";
-            cls = NULL;
-        } else if (s->err == NGHTTP2_REFUSED_STREAM) {
-            cls = "refused-stream";
-        }
-        stream_free(s);
-        mg_request_upstream_failed(r, status, flags, cls);
-        return true;
-    }
-    return false;
-}
-
-static void dispatch(struct mg_up2_conn *c)
-{
-    bool again = true;
-    for (int round = 0; again && round < 100000 && !c->dead; round++) {
-        again = false;
-        for (struct mg_up2_stream *s = c->streams; s; s = s->next)
-            if (s->r && deliver(s)) {
-                again = true;           /* the list may have changed: start over */
-                break;
-            }
-    }
 }
 
 /* ---- requests onto the session ---- */
@@ -631,7 +294,7 @@ static bool stream_submit(struct mg_up2_stream *s)
     if (r->body == MG_BODY_LENGTH)
         nv_set(&nv[n++], "content-length", mg_rq_printf(&r->arena, "%llu",
                                                          (unsigned long long)r->content_length));
-    nghttp2_data_provider dp = { .source = { .ptr = s }, .read_callback = body_read_cb };
+    nghttp2_data_provider dp = { .source = { .ptr = s }, .read_callback = mg_up2_body_read_cb };
     bool body = r->body != MG_BODY_NONE && !(r->body == MG_BODY_LENGTH && r->content_length == 0);
     if (!body)
         s->body_eof = true;
@@ -721,7 +384,7 @@ static void fall_back(struct mg_up2_conn *c)
     c->dead = true;
     while (c->streams) {
         struct mg_request *r = c->streams->r;
-        stream_free(c->streams);
+        mg_up2_stream_free(c->streams);
         if (r)
             mg_upstream_h1_start(r, c->cl);
     }
@@ -747,10 +410,7 @@ static void start_session(struct mg_up2_conn *c)
     nghttp2_option *opt;
     if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         abort();                        /* allocation failure policy: as mg_xmalloc */
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    mg_up2_set_callbacks(cbs);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, UP2_ASSUMED_STREAMS);
     int rv = nghttp2_session_client_new2(&c->ng, cbs, c, opt);
@@ -776,7 +436,7 @@ static void start_session(struct mg_up2_conn *c)
             continue;
         if (!stream_submit(s)) {
             struct mg_request *r = s->r;
-            stream_free(s);
+            mg_up2_stream_free(s);
             mg_request_upstream_failed(r, 503, "UF", "connect-failure");
             nx = c->streams;            /* the list may have changed */
         }
@@ -992,7 +652,7 @@ void mg_up2_start(struct mg_request *r)
         if (c->bev)
             bufferevent_set_timeouts(c->bev, NULL, NULL);   /* not idle any more */
         if (!stream_submit(s)) {
-            stream_free(s);
+            mg_up2_stream_free(s);
             mg_request_upstream_failed(r, 503, "UF", "connect-failure");
             return;
         }
@@ -1049,7 +709,7 @@ void mg_up2_detach(struct mg_request *r, bool clean)
     bool done = clean && s->end_seen && s->closed;
     if (s->id && c->ng && !s->closed && !done)
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-    stream_free(s);
+    mg_up2_stream_free(s);
     if (!conn_maybe_close(c))           /* not in a callback of c: an old one goes now */
         schedule(c);
 }
