@@ -164,6 +164,13 @@ sleep 1.6
 c=$(cu /idle/echo)
 is "$(mg_json_field "$c" connection_request)" 1 "... one after 1.6 s idle gets a new connection"
 
+# GOAWAY from the upstream: the stream it names as last is answered, the
+# next request opens a new connection
+g=$(cu /h2c/goaway)
+is "$(mg_json_field "$g" path)" /goaway "GOAWAY: the open stream finishes (200)"
+n1=$(mg_json_field "$(cu /h2c/echo)" connection_request)
+is "$n1" 1 "... and the next request goes on a new connection"
+
 # --- multiplexing: 50 concurrent streams from one HTTP/2 client
 urls=()
 for ((i = 0; i < 50; i++)); do urls+=("https://app.example.com:$https/h2tls/slow?ms=300"); done

@@ -6,6 +6,7 @@
  * is "HTTP/2", so a test can tell which protocol the gateway used upstream.
  * /close drops the whole connection (no GOAWAY); /reset[?code=N] answers
  * with RST_STREAM (default INTERNAL_ERROR, 7 = REFUSED_STREAM), HTTP/2 only;
+ * /goaway answers after a GOAWAY naming its stream the last one;
  * ?trailer=name:value sends one trailer field after a body. */
 #include "autoconfig.h"
 #include <stdio.h>
@@ -228,6 +229,10 @@ static void respond(struct h2s *st)
     from = NULL;                    /* the lookups below start over */
     if (strcmp(path, "/close") == 0) {
         st->h->close_now = true;
+    } else if (strcmp(path, "/goaway") == 0) {
+        /* this stream is the last one served; it is answered normally */
+        nghttp2_submit_goaway(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
+        respond_echo(st, 200);
     } else if (strcmp(path, "/reset") == 0) {
         num = NGHTTP2_INTERNAL_ERROR;
         if (query && (v = mg_up_query_next(query, "code", &len, &from))) {
