@@ -210,6 +210,12 @@ void mg_h2_start_stream(struct mg_h2_stream *s)
     }
     if (!s->bad && (s->p_protocol || !s->p_method))
         s->bad = "malformed_request";
+    /* Istio answers 400 to a method that is not uppercase (as the HTTP/1
+     * parser does): policies match methods case-sensitively, and a
+     * backend that upper-cases "delete" would get past DENY methods. */
+    for (const char *m = r->method; !s->bad && *m; m++)
+        if (*m >= 'a' && *m <= 'z')
+            s->bad = "malformed_method";
     if (!s->bad && !path_ok(r->method, s->p_path))
         s->bad = "malformed_path";
     if (s->bad) {
