@@ -42,8 +42,8 @@ static const struct mg_cfg_field client_tls_rows[] = {
     MG_CFG_BOOL("insecureSkipVerify", struct mg_client_tls, insecure_skip_verify),
 };
 static const struct mg_cfg_table client_tls = {
-    MG_CFG_ROWS(client_tls_rows), .present_at = MG_CFG_AT(struct mg_client_tls, present),
-    .pos_at = MG_CFG_AT(struct mg_client_tls, pos), .check = check_client_tls,
+    MG_CFG_ROWS(client_tls_rows), .present_at = MG_CFG_FLAG_AT(struct mg_client_tls, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_client_tls, pos), .check = check_client_tls,
 };
 
 static const char *const h2_policies[] = { "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE" };
@@ -72,8 +72,8 @@ static const struct mg_cfg_field pool_rows[] = {
     MG_CFG_GROUP("http", pool_http),
 };
 static const struct mg_cfg_table pool = {
-    MG_CFG_ROWS(pool_rows), .present_at = MG_CFG_AT(struct mg_conn_pool, present),
-    .pos_at = MG_CFG_AT(struct mg_conn_pool, pos),
+    MG_CFG_ROWS(pool_rows), .present_at = MG_CFG_FLAG_AT(struct mg_conn_pool, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_conn_pool, pos),
 };
 
 static const char *const outlier_unsupported[] = {
@@ -92,8 +92,8 @@ static const struct mg_cfg_field outlier_rows[] = {
     MG_CFG_UNSUPPORTED_ANY(outlier_unsupported),
 };
 static const struct mg_cfg_table outlier = {
-    MG_CFG_ROWS(outlier_rows), .present_at = MG_CFG_AT(struct mg_outlier, present),
-    .pos_at = MG_CFG_AT(struct mg_outlier, pos),
+    MG_CFG_ROWS(outlier_rows), .present_at = MG_CFG_FLAG_AT(struct mg_outlier, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_outlier, pos),
 };
 
 static const char *const lb_names[] = { "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",
@@ -148,8 +148,8 @@ static const struct mg_cfg_field port_policy_rows[] = {
     TRAFFIC_POLICY_ROWS(struct mg_port_traffic_policy, policy),
 };
 static const struct mg_cfg_table port_policy = {
-    MG_CFG_ROWS(port_policy_rows), .present_at = MG_CFG_AT(struct mg_port_traffic_policy, policy.present),
-    .pos_at = MG_CFG_AT(struct mg_port_traffic_policy, pos), .init = init_port_policy,
+    MG_CFG_ROWS(port_policy_rows), .present_at = MG_CFG_FLAG_AT(struct mg_port_traffic_policy, policy.present),
+    .pos_at = MG_CFG_POS_AT(struct mg_port_traffic_policy, pos), .init = init_port_policy,
     .check = check_port_policy,
 };
 
@@ -160,7 +160,7 @@ static const struct mg_cfg_field dr_policy_rows[] = {
     MG_CFG_UNSUPPORTED("proxyProtocol"),
 };
 static const struct mg_cfg_table dr_policy = {
-    MG_CFG_ROWS(dr_policy_rows), .present_at = MG_CFG_AT(struct mg_dr_policy, base.present),
+    MG_CFG_ROWS(dr_policy_rows), .present_at = MG_CFG_FLAG_AT(struct mg_dr_policy, base.present),
 };
 
 /* Defaults apply even when the value turns out not to be a map. */
@@ -200,7 +200,7 @@ static const struct mg_cfg_field subset_rows[] = {
     MG_CFG_FN("trafficPolicy", read_subset_policy),
 };
 static const struct mg_cfg_table subset = {
-    MG_CFG_ROWS(subset_rows), .pos_at = MG_CFG_AT(struct mg_subset, pos), .init = init_subset,
+    MG_CFG_ROWS(subset_rows), .pos_at = MG_CFG_POS_AT(struct mg_subset, pos), .init = init_subset,
     .check = check_subset,
 };
 
@@ -245,7 +245,7 @@ static const struct mg_cfg_field se_port_rows[] = {
     MG_CFG_PORT("targetPort", struct mg_se_port, target_port),
 };
 static const struct mg_cfg_table se_port = {
-    MG_CFG_ROWS(se_port_rows), .pos_at = MG_CFG_AT(struct mg_se_port, pos),
+    MG_CFG_ROWS(se_port_rows), .pos_at = MG_CFG_POS_AT(struct mg_se_port, pos),
     .check = check_se_port,
 };
 
@@ -275,7 +275,7 @@ static const struct mg_cfg_field endpoint_rows[] = {
     MG_CFG_STR("serviceAccount", struct mg_workload_entry, service_account),
 };
 static const struct mg_cfg_table endpoint = {
-    MG_CFG_ROWS(endpoint_rows), .pos_at = MG_CFG_AT(struct mg_workload_entry, pos),
+    MG_CFG_ROWS(endpoint_rows), .pos_at = MG_CFG_POS_AT(struct mg_workload_entry, pos),
 };
 
 static bool read_se_addresses(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,

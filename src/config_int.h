@@ -139,7 +139,8 @@ struct mg_cfg_table {
     const struct mg_cfg_field *rows;
     size_t n;
     /* 1 + the offset of a bool set to true and of the struct mg_pos set to
-     * the map's position when a map is read (0 = none): MG_CFG_AT */
+     * the map's position when a map is read (0 = none): MG_CFG_FLAG_AT,
+     * MG_CFG_POS_AT */
     size_t present_at, pos_at;
     /* Defaults, once the value is known to be a map (for mg_cfg_read_fields
      * and mg_cfg_read_spec: always, even when there is nothing to read). */
@@ -184,7 +185,9 @@ const struct mg_ynode *mg_cfg_last(const struct mg_ynode *m, const char *key);
 /* enums: any int-sized type (a compile error otherwise) */
 #define MG_CFG_ENUM_OFF(T, f) \
     (offsetof(T, f) + 0 * sizeof(char[sizeof(((T *)0)->f) == sizeof(int) ? 1 : -1]))
-#define MG_CFG_AT(T, f) (offsetof(T, f) + 1)
+/* present_at and pos_at of a table: 1 + the offset of a bool / struct mg_pos */
+#define MG_CFG_FLAG_AT(T, f) (MG_CFG_OFF(T, f, bool) + 1)
+#define MG_CFG_POS_AT(T, f) (MG_CFG_OFF(T, f, struct mg_pos) + 1)
 #define MG_CFG_ROWS(rows_) .rows = (rows_), .n = MG_ARRAY_LEN(rows_)
 
 #define MG_CFG_ROW(k, t, o) .name = (k), .type = (t), .off = (o)

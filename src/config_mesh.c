@@ -185,7 +185,7 @@ static const struct mg_cfg_field mesh_rows[] = {
     MG_CFG_UNSUPPORTED_ANY(mesh_ignored),
 };
 static const struct mg_cfg_table mesh = {
-    MG_CFG_ROWS(mesh_rows), .pos_at = MG_CFG_AT(struct mg_mesh_config, pos),
+    MG_CFG_ROWS(mesh_rows), .pos_at = MG_CFG_POS_AT(struct mg_mesh_config, pos),
 };
 
 void mg_cfg_read_mesh(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_mesh_config *m)
@@ -252,7 +252,7 @@ static const struct mg_cfg_field inbound_rows[] = {
     MG_CFG_PROTO("protocol", struct mg_inbound, protocol),
 };
 static const struct mg_cfg_table inbound = {
-    MG_CFG_ROWS(inbound_rows), .pos_at = MG_CFG_AT(struct mg_inbound, pos),
+    MG_CFG_ROWS(inbound_rows), .pos_at = MG_CFG_POS_AT(struct mg_inbound, pos),
     .init = init_inbound, .check = check_inbound,
 };
 
@@ -309,7 +309,7 @@ static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_GROUP("limits", limits),
 };
 static const struct mg_cfg_table proxy = {
-    MG_CFG_ROWS(proxy_rows), .pos_at = MG_CFG_AT(struct mg_proxy, pos), .check = check_proxy,
+    MG_CFG_ROWS(proxy_rows), .pos_at = MG_CFG_POS_AT(struct mg_proxy, pos), .check = check_proxy,
 };
 
 void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_proxy *p)

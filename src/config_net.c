@@ -71,8 +71,8 @@ static const struct mg_cfg_field server_tls_rows[] = {
     MG_CFG_UNSUPPORTED_ANY(server_tls_unsupported),
 };
 static const struct mg_cfg_table server_tls = {
-    MG_CFG_ROWS(server_tls_rows), .present_at = MG_CFG_AT(struct mg_server_tls, present),
-    .pos_at = MG_CFG_AT(struct mg_server_tls, pos), .check = check_server_tls,
+    MG_CFG_ROWS(server_tls_rows), .present_at = MG_CFG_FLAG_AT(struct mg_server_tls, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_server_tls, pos), .check = check_server_tls,
 };
 
 static void check_server(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
@@ -117,7 +117,7 @@ static const struct mg_cfg_field server_rows[] = {
     MG_CFG_UNSUPPORTED("defaultEndpoint"),
 };
 static const struct mg_cfg_table server = {
-    MG_CFG_ROWS(server_rows), .pos_at = MG_CFG_AT(struct mg_server, pos), .check = check_server,
+    MG_CFG_ROWS(server_rows), .pos_at = MG_CFG_POS_AT(struct mg_server, pos), .check = check_server,
 };
 
 static void check_gateway(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
@@ -184,7 +184,7 @@ static const struct mg_cfg_field destination_rows[] = {
     MG_CFG_GROUP("port", destination_port),
 };
 static const struct mg_cfg_table destination = {
-    MG_CFG_ROWS(destination_rows), .pos_at = MG_CFG_AT(struct mg_destination, pos),
+    MG_CFG_ROWS(destination_rows), .pos_at = MG_CFG_POS_AT(struct mg_destination, pos),
     .check = check_destination,
 };
 
@@ -208,13 +208,13 @@ static const struct mg_cfg_field http_route_dest_rows[] = {
     MG_CFG_GROUP("headers", route_headers),         /* last: l4_route_dest leaves it out */
 };
 static const struct mg_cfg_table http_route_dest = {
-    MG_CFG_ROWS(http_route_dest_rows), .pos_at = MG_CFG_AT(struct mg_route_dest, pos),
+    MG_CFG_ROWS(http_route_dest_rows), .pos_at = MG_CFG_POS_AT(struct mg_route_dest, pos),
     .init = init_route_dest, .check = check_route_dest,
 };
 /* tls and tcp routes: the same rows but headers */
 static const struct mg_cfg_table l4_route_dest = {
     .rows = http_route_dest_rows, .n = MG_ARRAY_LEN(http_route_dest_rows) - 1,
-    .pos_at = MG_CFG_AT(struct mg_route_dest, pos), .init = init_route_dest,
+    .pos_at = MG_CFG_POS_AT(struct mg_route_dest, pos), .init = init_route_dest,
     .check = check_route_dest,
 };
 
@@ -284,7 +284,7 @@ static const struct mg_cfg_field http_match_rows[] = {
     MG_CFG_UNSUPPORTED("statPrefix"),
 };
 static const struct mg_cfg_table http_match = {
-    MG_CFG_ROWS(http_match_rows), .pos_at = MG_CFG_AT(struct mg_http_match, pos),
+    MG_CFG_ROWS(http_match_rows), .pos_at = MG_CFG_POS_AT(struct mg_http_match, pos),
 };
 
 static void init_redirect(void *obj)
@@ -301,7 +301,7 @@ static const struct mg_cfg_field redirect_rows[] = {
     MG_CFG_UNSUPPORTED("derivePort"),
 };
 static const struct mg_cfg_table redirect = {
-    MG_CFG_ROWS(redirect_rows), .present_at = MG_CFG_AT(struct mg_http_route, has_redirect),
+    MG_CFG_ROWS(redirect_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_redirect),
     .init = init_redirect,
 };
 
@@ -341,7 +341,7 @@ static const struct mg_cfg_field direct_response_rows[] = {
 };
 static const struct mg_cfg_table direct_response = {
     MG_CFG_ROWS(direct_response_rows),
-    .present_at = MG_CFG_AT(struct mg_http_route, has_direct_response),
+    .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_direct_response),
     .check = check_direct_response,
 };
 
@@ -356,7 +356,7 @@ static const struct mg_cfg_field rewrite_rows[] = {
     MG_CFG_GROUP("uriRegexRewrite", uri_regex),
 };
 static const struct mg_cfg_table rewrite = {
-    MG_CFG_ROWS(rewrite_rows), .present_at = MG_CFG_AT(struct mg_http_route, has_rewrite),
+    MG_CFG_ROWS(rewrite_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_rewrite),
 };
 
 static void init_retries(void *obj)
@@ -374,7 +374,7 @@ static const struct mg_cfg_field retries_rows[] = {
     MG_CFG_UNSUPPORTED_ANY(retries_unsupported),
 };
 static const struct mg_cfg_table retries = {
-    MG_CFG_ROWS(retries_rows), .present_at = MG_CFG_AT(struct mg_http_route, has_retries),
+    MG_CFG_ROWS(retries_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_retries),
     .init = init_retries,
 };
 
@@ -417,7 +417,7 @@ static const struct mg_cfg_field http_route_rows[] = {
     MG_CFG_UNSUPPORTED_ANY(http_route_unsupported),
 };
 static const struct mg_cfg_table http_route = {
-    MG_CFG_ROWS(http_route_rows), .pos_at = MG_CFG_AT(struct mg_http_route, pos),
+    MG_CFG_ROWS(http_route_rows), .pos_at = MG_CFG_POS_AT(struct mg_http_route, pos),
     .init = init_http_route, .check = check_http_route,
 };
 
@@ -465,7 +465,7 @@ static const struct mg_cfg_field tls_match_rows[] = {
     MG_CFG_UNSUPPORTED_ANY(l4_unsupported),
 };
 static const struct mg_cfg_table tls_match = {
-    MG_CFG_ROWS(tls_match_rows), .pos_at = MG_CFG_AT(struct mg_tls_match, pos),
+    MG_CFG_ROWS(tls_match_rows), .pos_at = MG_CFG_POS_AT(struct mg_tls_match, pos),
     .check = check_tls_match,
 };
 static const struct mg_cfg_field l4_match_rows[] = {
@@ -475,7 +475,7 @@ static const struct mg_cfg_field l4_match_rows[] = {
     MG_CFG_UNSUPPORTED_ANY(l4_unsupported),
 };
 static const struct mg_cfg_table l4_match = {
-    MG_CFG_ROWS(l4_match_rows), .pos_at = MG_CFG_AT(struct mg_l4_match, pos),
+    MG_CFG_ROWS(l4_match_rows), .pos_at = MG_CFG_POS_AT(struct mg_l4_match, pos),
 };
 
 static const struct mg_cfg_field tls_route_rows[] = {
@@ -483,14 +483,14 @@ static const struct mg_cfg_field tls_route_rows[] = {
     MG_CFG_LIST("match", struct mg_tls_route, match, n_match, tls_match),
 };
 static const struct mg_cfg_table tls_route = {
-    MG_CFG_ROWS(tls_route_rows), .pos_at = MG_CFG_AT(struct mg_tls_route, pos),
+    MG_CFG_ROWS(tls_route_rows), .pos_at = MG_CFG_POS_AT(struct mg_tls_route, pos),
 };
 static const struct mg_cfg_field tcp_route_rows[] = {
     MG_CFG_LIST("route", struct mg_tcp_route, route, n_route, l4_route_dest),
     MG_CFG_LIST("match", struct mg_tcp_route, match, n_match, l4_match),
 };
 static const struct mg_cfg_table tcp_route = {
-    MG_CFG_ROWS(tcp_route_rows), .pos_at = MG_CFG_AT(struct mg_tcp_route, pos),
+    MG_CFG_ROWS(tcp_route_rows), .pos_at = MG_CFG_POS_AT(struct mg_tcp_route, pos),
 };
 
 /* ---- VirtualService ---- */

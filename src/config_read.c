@@ -320,15 +320,15 @@ static const struct mg_cfg_field match_labels_rows[] = {
     MG_CFG_UNSUPPORTED("matchExpressions"),
 };
 const struct mg_cfg_table mg_cfg_match_labels = {
-    MG_CFG_ROWS(match_labels_rows), .present_at = MG_CFG_AT(struct mg_selector, present),
-    .pos_at = MG_CFG_AT(struct mg_selector, pos),
+    MG_CFG_ROWS(match_labels_rows), .present_at = MG_CFG_FLAG_AT(struct mg_selector, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_selector, pos),
 };
 static const struct mg_cfg_field labels_rows[] = {
     MG_CFG_KVLIST("labels", struct mg_selector, match_labels),
 };
 const struct mg_cfg_table mg_cfg_labels = {
-    MG_CFG_ROWS(labels_rows), .present_at = MG_CFG_AT(struct mg_selector, present),
-    .pos_at = MG_CFG_AT(struct mg_selector, pos),
+    MG_CFG_ROWS(labels_rows), .present_at = MG_CFG_FLAG_AT(struct mg_selector, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_selector, pos),
 };
 
 static void target_ref(struct mg_cfg *x, const struct mg_ynode *v, struct mg_target_ref *r)

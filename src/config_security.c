@@ -347,7 +347,7 @@ static const struct mg_cfg_field when_rows[] = {
     MG_CFG_SLIST("notValues", struct mg_authz_condition, not_values),
 };
 static const struct mg_cfg_table when = {
-    MG_CFG_ROWS(when_rows), .pos_at = MG_CFG_AT(struct mg_authz_condition, pos),
+    MG_CFG_ROWS(when_rows), .pos_at = MG_CFG_POS_AT(struct mg_authz_condition, pos),
     .check = check_when,
 };
 
@@ -607,7 +607,7 @@ static const struct mg_cfg_field from_header_rows[] = {
     MG_CFG_STR("prefix", struct mg_jwt_header, prefix),
 };
 static const struct mg_cfg_table from_header = {
-    MG_CFG_ROWS(from_header_rows), .pos_at = MG_CFG_AT(struct mg_jwt_header, pos),
+    MG_CFG_ROWS(from_header_rows), .pos_at = MG_CFG_POS_AT(struct mg_jwt_header, pos),
     .check = check_from_header,
 };
 static const struct mg_cfg_field claim_header_rows[] = {
@@ -615,7 +615,7 @@ static const struct mg_cfg_field claim_header_rows[] = {
     MG_CFG_STR("claim", struct mg_claim_to_header, claim),
 };
 static const struct mg_cfg_table claim_header = {
-    MG_CFG_ROWS(claim_header_rows), .pos_at = MG_CFG_AT(struct mg_claim_to_header, pos),
+    MG_CFG_ROWS(claim_header_rows), .pos_at = MG_CFG_POS_AT(struct mg_claim_to_header, pos),
     .check = check_claim_header,
 };
 static const struct mg_cfg_field jwt_rule_rows[] = {
@@ -634,7 +634,7 @@ static const struct mg_cfg_field jwt_rule_rows[] = {
     MG_CFG_SLIST("spaceDelimitedClaims", struct mg_jwt_rule, space_delimited_claims),
 };
 static const struct mg_cfg_table jwt_rule = {
-    MG_CFG_ROWS(jwt_rule_rows), .pos_at = MG_CFG_AT(struct mg_jwt_rule, pos),
+    MG_CFG_ROWS(jwt_rule_rows), .pos_at = MG_CFG_POS_AT(struct mg_jwt_rule, pos),
     .init = init_jwt_rule, .check = check_jwt_rule,
 };
 
