@@ -23,6 +23,7 @@
 bool mg_tls_alpn_h2 = true;
 
 static int srv_idx = -1;                /* SSL_CTX ex_data: struct mg_srv * */
+static int cfg_idx = -1;                /* SSL_CTX ex_data: const struct mg_config * (ISTIO_MUTUAL) */
 static int port_idx = -1;               /* SSL_CTX ex_data: struct mg_port * */
 static int sel_idx = -1;                /* SSL ex_data: selected struct mg_srv * */
 
@@ -49,6 +50,7 @@ int mg_tls_init(void)
 {
     if (srv_idx < 0) {
         srv_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        cfg_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         port_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         sel_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     }
@@ -202,6 +204,24 @@ static int tls_version(enum mg_tls_version v, int dflt)
     }
 }
 
+/* Is the trust domain of spiffe://<td>/... (v[0..n)) the mesh's own or
+ * one of its aliases? (The mesh root may sign other trust domains.) */
+static bool mesh_td_ok(const struct mg_config *c, const char *v, size_t n)
+{
+    if (!c || n <= 9)
+        return false;
+    const char *td = v + 9, *slash = memchr(td, '/', n - 9);
+    size_t tl = slash ? (size_t)(slash - td) : n - 9;
+    const char *own = c->mesh.trust_domain ? c->mesh.trust_domain : "cluster.local";
+    if (strlen(own) == tl && memcmp(own, td, tl) == 0)
+        return true;
+    for (size_t i = 0; i < c->mesh.trust_domain_aliases.n; i++)
+        if (strlen(c->mesh.trust_domain_aliases.v[i]) == tl &&
+            memcmp(c->mesh.trust_domain_aliases.v[i], td, tl) == 0)
+            return true;
+    return false;
+}
+
 /* Does "AB:cd:..." / "abcd..." (verifyCertificateHash) name the digest? */
 static bool hash_pin_eq(const char *pin, const unsigned char *md, unsigned int n)
 {
@@ -261,6 +281,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
     X509 *cert = X509_STORE_CTX_get_current_cert(xs);
     GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     bool spiffe = false, san_ok = t->subject_alt_names.n == 0;
+    const struct mg_config *mc = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), cfg_idx);
     int nuri = 0;
     for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
@@ -276,7 +297,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
         if (g->type == GEN_URI) {
             nuri++;
             if (vl > 9 && memcmp(v, "spiffe://", 9) == 0)
-                spiffe = true;
+                spiffe = t->mode != MG_TLS_ISTIO_MUTUAL || mesh_td_ok(mc, v, vl);
         }
         for (size_t k = 0; k < t->subject_alt_names.n; k++)
             if (strlen(t->subject_alt_names.v[k]) == vl && memcmp(t->subject_alt_names.v[k], v, vl) == 0)
@@ -524,6 +545,7 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
         return NULL;
     }
     SSL_CTX_set_ex_data(ctx, srv_idx, srv);
+    SSL_CTX_set_ex_data(ctx, cfg_idx, (void *)c);   /* the snapshot owns both */
     const char *certf = t->server_certificate, *keyf = t->private_key, *caf = t->ca_certificates;
     const char *cert_pem = NULL, *key_pem = NULL, *ca_pem = NULL;
     const char *cred_name = t->credential_name ? t->credential_name

@@ -4,7 +4,10 @@
 # MUTUAL / OPTIONAL_MUTUAL server accepts (either pin list may match), and a
 # Host switch to a pinned server from an unpinned one of the same CA gets
 # 421. Regression: the three fields were read and then ignored, so every
-# certificate of the CA was accepted (fail open).
+# certificate of the CA was accepted (fail open). An ISTIO_MUTUAL server
+# takes only peers of the mesh trust domain (or an alias), as sidecar
+# inbound does. Regression: a certificate from the mesh root for another
+# trust domain was accepted, and `namespaces` rules matched it.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -17,7 +20,14 @@ port=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 dp_proxy "$cfg" "$MG_ADMIN" JSON
+sed -i "s|^  workers: 2|  workers: 2\n  identity: {certificateChain: $P/gateway/cert-chain.pem, privateKey: $P/gateway/key.pem, rootCertificates: $P/root-cert.pem}|" \
+    "$cfg/00-proxy.yaml"
 dp_service "$cfg" backend backend.local "$up"
+"$MESHGATE" ca issue --dir "$P" --spiffe ns/default/sa/sleep --trust-domain other.domain \
+    --out-dir "$P/othertd" >/dev/null || bail_out "foreign trust domain certificate"
+"$MESHGATE" ca issue --dir "$P" --spiffe ns/default/sa/sleep --trust-domain alias.domain \
+    --out-dir "$P/aliastd" >/dev/null || bail_out "alias trust domain certificate"
+printf '  trustDomainAliases: [alias.domain]\n' >>"$cfg/00-proxy.yaml"
 
 leaf() { openssl x509 -in "$1/cert-chain.pem"; }
 hash_hex=$(leaf "$P/sleep" | openssl x509 -outform DER | sha256sum | cut -d' ' -f1)
@@ -71,6 +81,9 @@ spec:
   - port: {number: $port, name: crl, protocol: HTTPS}
     hosts: ["crl.example.com"]
     tls: {mode: MUTUAL, credentialName: app-cert, caCrl: $C/crl.pem}
+  - port: {number: $port, name: mesh, protocol: HTTPS}
+    hosts: ["mesh.example.com"]
+    tls: {mode: ISTIO_MUTUAL}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -104,6 +117,11 @@ is "$(code either.example.com gateway)" 000 \
     "both lists: a certificate matching neither refused"
 is "$(code crl.example.com sleep)" 200 "caCrl: a certificate not revoked accepted"
 is "$(code crl.example.com httpbin)" 000 "caCrl: the revoked certificate refused"
+
+A=(-k --http1.1)
+is "$(code mesh.example.com sleep "${A[@]}")" 200 "ISTIO_MUTUAL: a peer of the mesh trust domain accepted"
+is "$(code mesh.example.com othertd "${A[@]}")" 000 "ISTIO_MUTUAL: a peer of another trust domain refused"
+is "$(code mesh.example.com aliastd "${A[@]}")" 200 "ISTIO_MUTUAL: a peer of a trustDomainAliases domain accepted"
 
 # the pinned server's policy cannot be reached through the unpinned one
 is "$(code open.example.com httpbin -H "Host: hash.example.com:$port")" 421 \
