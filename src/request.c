@@ -468,7 +468,10 @@ static const char *xfcc_value(struct mg_request *r)
  * proxy's x-forwarded-proto, x-forwarded-client-cert and
  * x-envoy-external-address, never a client's copy (which phase_headers
  * drops from the upstream request anyway): what is authorized is what is
- * forwarded. */
+ * forwarded. Hop-by-hop headers and those the client names in Connection
+ * go here too (Envoy's codec drops them before the filters), so they can
+ * neither satisfy a policy nor remove a header the proxy adds later (JWT
+ * claims, ext_authz headersToUpstreamOnAllow). */
 static void phase_sanitize(struct mg_request *r)
 {
     struct mg_kv *nh = mg_rq_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
@@ -476,7 +479,8 @@ static void phase_sanitize(struct mg_request *r)
     for (size_t i = 0; i < r->n_h; i++) {
         const char *n = r->h[i].key;
         if (mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
-            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0)
+            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
+            hop_by_hop(n) || named_in_connection(r, n))
             continue;
         nh[o++] = r->h[i];
     }

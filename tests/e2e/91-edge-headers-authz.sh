@@ -6,7 +6,11 @@
 # manager, before any filter). Regression: a plain-text client sending
 # `x-forwarded-proto: https`, a forged XFCC or `x-envoy-external-address`
 # passed policies written on those headers, while the upstream got the
-# proxy's values.
+# proxy's values. Headers the client names in Connection are hop-by-hop:
+# removed before routing and authorization (as Envoy's codec does), not
+# only before the upstream. Regression: `x-tenant: a` plus
+# `Connection: x-tenant` satisfied a policy on x-tenant, and the upstream
+# never saw the header that was authorized.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/az_common.sh"
@@ -30,7 +34,9 @@ spec:
   - to: [{operation: {paths: ["/cert-only/*"]}}]
     when: [{key: "request.headers[x-forwarded-client-cert]", notValues: ["*URI=spiffe://cluster.local/ns/default/sa/sleep"]}]
   - to: [{operation: {paths: ["/internal/*"]}}]
-    when: [{key: "request.headers[x-envoy-external-address]", notValues: ["10.*"]}]'
+    when: [{key: "request.headers[x-envoy-external-address]", notValues: ["10.*"]}]
+  - to: [{operation: {paths: ["/tenant/*"]}}]
+    when: [{key: "request.headers[x-tenant]", notValues: ["a"]}]'
 ok "gateway starts" mg_start_meshgate "$AZ_CFG"
 
 H=http://app.example.com:$http
@@ -73,5 +79,15 @@ ok "upstream gets the gateway's x-envoy-external-address" \
 fails "... and not the client's" mg_json_has_header "$body" x-envoy-external-address 10.0.0.1
 fails "a client x-envoy-original-path never reaches the upstream" \
     mg_json_has_header "$body" x-envoy-original-path /public
+
+# Connection-named headers: gone before authorization, as before the upstream
+is "$(mg_http_code -H 'x-tenant: a' "$H/tenant/x")" 200 "x-tenant: a satisfies the policy"
+is "$(mg_http_code -H 'x-tenant: a' -H 'Connection: x-tenant' "$H/tenant/x")" 403 \
+    "x-tenant: a named in Connection is not authorized on"
+is "$(mg_http_code -H 'x-tenant: a' -H 'Connection: keep-alive, X-Tenant' "$H/tenant/x")" 403 \
+    "... also as a second, mixed-case Connection token"
+body=$(mg_curl -H 'x-tenant: a' -H 'x-keep: 1' -H 'Connection: x-tenant' "$H/echo")
+fails "a Connection-named header does not reach the upstream" mg_json_has_header "$body" x-tenant a
+ok "other headers do" mg_json_has_header "$body" x-keep 1
 
 done_testing
