@@ -213,8 +213,10 @@ static const char *mtls_name(enum mg_mtls_mode m)
 
 struct request {
     struct mg_attrs a;
-    struct mg_header hdr[MAX_HEADERS + 1];     /* + the --token header */
+    struct mg_header hdr[MAX_HEADERS + 4];     /* + the --token header + 3 set at the edge */
     size_t n_hdr;
+    char *xfcc;
+    char external[64];
     const char *aud[MAX_AUD];
     const char *sdc[MAX_SDC];
     char *authority, *norm, *principal, *bearer;
@@ -264,6 +266,74 @@ static int build_headers(const struct opts *o, struct request *q)
     q->a.headers = q->hdr;
     q->a.n_headers = q->n_hdr;
     return 0;
+}
+
+static bool edge_hop_by_hop(const char *n)
+{
+    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
+                                       "trailer", "transfer-encoding", "upgrade" };
+    for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
+        if (strcmp(n, hop[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool edge_named_in_connection(const struct request *q, const char *n)
+{
+    size_t nl = strlen(n);
+    for (size_t i = 0; i < q->n_hdr; i++) {
+        if (strcmp(q->hdr[i].name, "connection") != 0)
+            continue;
+        const char *v = q->hdr[i].value, *end = v + q->hdr[i].value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *e = v;
+            while (e < end && *e != ',' && *e != ' ' && *e != '\t')
+                e++;
+            if ((size_t)(e - v) == nl && mg_strncasecmp(v, n, nl) == 0)
+                return true;
+            v = e;
+        }
+    }
+    return false;
+}
+
+/* What the gateway does to a client's headers before routing and
+ * authorization (request.c phase_sanitize): the proxy's own headers and
+ * hop-by-hop ones (and those the client names in Connection) are dropped,
+ * then x-forwarded-proto, x-envoy-external-address and, for a verified peer,
+ * x-forwarded-client-cert are set. Policies on those headers then decide
+ * here as they do there. */
+static void edge_headers(struct request *q, const char *own_id)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < q->n_hdr; i++) {
+        const char *n = q->hdr[i].name;
+        if (mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
+            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
+            edge_hop_by_hop(n) || edge_named_in_connection(q, n)) {
+            free((char *)n);
+            continue;
+        }
+        q->hdr[o++] = q->hdr[i];
+    }
+    q->n_hdr = o;
+    q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-forwarded-proto"), 17, q->scheme,
+                                            strlen(q->scheme)};
+    if (q->a.source.family) {
+        mg_addr_ip_str(&q->a.source, q->external, sizeof(q->external));
+        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-envoy-external-address"), 24,
+                                                q->external, strlen(q->external)};
+    }
+    if (q->principal) {
+        q->xfcc = own_id ? mg_xasprintf("By=%s;URI=spiffe://%s", own_id, q->principal)
+                         : mg_xasprintf("URI=spiffe://%s", q->principal);
+        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-forwarded-client-cert"), 23,
+                                                q->xfcc, strlen(q->xfcc)};
+    }
+    q->a.headers = q->hdr;
+    q->a.n_headers = q->n_hdr;
 }
 
 static int build_claims(const struct opts *o, const struct mg_config *c, struct request *q)
@@ -369,6 +439,9 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
     a->peer_principal = q->principal;
     if (build_headers(o, q) < 0 || build_claims(o, c, q) < 0)
         return -1;
+    char *own_id = c->proxy.present ? mg_config_spiffe_id(c) : NULL;
+    edge_headers(q, own_id);
+    free(own_id);
 
     /* Normalize exactly as the data plane does before authorization. */
     size_t tl = strlen(target), outlen, plen;
@@ -391,6 +464,7 @@ static void free_request(struct request *q)
     for (size_t i = 0; i < q->n_hdr; i++)
         free((char *)q->hdr[i].name);
     free(q->bearer);
+    free(q->xfcc);
     free(q->authority);
     free(q->norm);
     free(q->principal);

@@ -90,4 +90,20 @@ body=$(mg_curl -H 'x-tenant: a' -H 'x-keep: 1' -H 'Connection: x-tenant' "$H/ech
 fails "a Connection-named header does not reach the upstream" mg_json_has_header "$body" x-tenant a
 ok "other headers do" mg_json_has_header "$body" x-keep 1
 
+# The offline explainer builds the request as the gateway does: the same
+# forged headers give the same decisions (exit 0 allow, 1 deny).
+ex() { "$MESHGATE" authz -c "$AZ_CFG" --source-ip 127.0.0.1 "$@" >/dev/null 2>&1; echo $?; }
+is "$(ex --url "$H/tls-only/x" --header 'x-forwarded-proto: https')" 1 \
+    "explainer: plain http with a forged x-forwarded-proto is denied, as by the gateway"
+is "$(ex --url "$S/tls-only/x")" 0 "explainer: https is allowed"
+is "$(ex --url "$S/cert-only/x" --header "x-forwarded-client-cert: $xfcc")" 1 \
+    "explainer: a forged XFCC without a peer certificate is denied"
+is "$(ex --url "$S/cert-only/x" --principal cluster.local/ns/default/sa/sleep)" 0 \
+    "explainer: the verified peer's XFCC is allowed"
+is "$(ex --url "$H/internal/x" --header 'x-envoy-external-address: 10.0.0.1')" 1 \
+    "explainer: a forged x-envoy-external-address is denied"
+is "$(ex --url "$H/tenant/x" --header 'x-tenant: a' --header 'Connection: x-tenant')" 1 \
+    "explainer: a header named in Connection is not authorized on"
+is "$(ex --url "$H/tenant/x" --header 'x-tenant: a')" 0 "explainer: x-tenant: a allowed"
+
 done_testing
