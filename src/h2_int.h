@@ -39,6 +39,7 @@ struct mg_h2_stream {
     int body_end_attempt;
     uint64_t body_recv;
     struct evbuffer *reqbuf;            /* received, not yet taken by the upstream */
+    struct event *body_ev;              /* per-stream body idle bound (NULL until armed) */
     /* response */
     struct evbuffer *resp;
     bool resp_submitted, resp_eof, deferred, want_resume, end_sent, aborted;

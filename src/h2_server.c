@@ -98,6 +98,8 @@ static void stream_free(struct mg_h2_conn *h, struct mg_h2_stream *s)
         nghttp2_session_consume_connection(h->ng, left);   /* give the connection window back */
     evbuffer_free(s->reqbuf);
     evbuffer_free(s->resp);
+    if (s->body_ev)
+        event_free(s->body_ev);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -391,6 +393,59 @@ static void body_pump(struct mg_h2_stream *s)
     }
 }
 
+/* ---- request body idle bound, per stream ---- */
+
+static void h2_run(struct mg_h2_conn *h);
+
+/* The connection's idle timer is re-armed by any frame (a PING, another
+ * stream), so a stream whose body stopped needs its own bound, as Envoy's
+ * stream idle timeout: the timer runs while the request body is expected
+ * and restarts with each DATA chunk of this stream. */
+static void body_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+static void body_timer_arm(struct mg_h2_stream *s)
+{
+    int64_t ms = s->h->c->snap->cfg->proxy.timeout_idle_ms;
+    if (!s->running || s->remote_end || s->discard || s->aborted || ms <= 0) {
+        if (s->body_ev)
+            evtimer_del(s->body_ev);
+        return;
+    }
+    if (!s->body_ev) {
+        s->body_ev = evtimer_new(s->h->c->w->base, body_timeout_cb, s);
+        if (!s->body_ev)
+            abort();                    /* allocation failure policy: as mg_xmalloc */
+    }
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(s->body_ev, &tv);
+}
+
+static void body_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mg_h2_stream *s = arg;
+    struct mg_h2_conn *h = s->h;
+    struct mg_request *r = &s->r;
+    if (h->dead || !s->running || s->remote_end || s->discard || s->aborted)
+        return;
+    if (evbuffer_get_length(s->reqbuf)) {
+        body_timer_arm(s);              /* the upstream is behind, not the client */
+        return;
+    }
+    mg_conn_ref(h->c);
+    if (strcmp(r->flags, "-") == 0)
+        r->flags = "SI";                /* Envoy's stream idle timeout flag */
+    if (r->resp_started) {
+        op_abort(r);
+    } else {
+        r->body_done = false;
+        mg_request_reply(r, 408, "stream timeout", "request_body_timeout", true);
+    }
+    h2_run(h);
+    mg_conn_unref(h->c);
+}
+
 /* ---- nghttp2 callbacks ---- */
 
 static struct mg_h2_stream *stream_of(nghttp2_session *ng, int32_t id)
@@ -524,6 +579,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     evbuffer_add(s->reqbuf, data, len);   /* bounded by the stream window */
+    body_timer_arm(s);
     return 0;
 }
 
@@ -635,8 +691,10 @@ static void h2_run(struct mg_h2_conn *h)
     if (h->dead)
         return;
     for (struct mg_h2_stream *s = h->streams; s; s = s->next) {
-        if (s->ready)
+        if (s->ready) {
             mg_h2_start_stream(s);
+            body_timer_arm(s);
+        }
         if (s->running && !s->discard)
             body_pump(s);
         if (s->want_resume && evbuffer_get_length(s->resp) < MG_H2_RESP_WM / 2) {

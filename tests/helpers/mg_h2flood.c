@@ -27,6 +27,12 @@
  *                       --host unless given as a NAME; the client does no HTTP
  *                       validation), then a GET /echo on the same
  *                       connection; prints as for headers.
+ *     slowbody PATH S   one POST PATH (content-length 100) with 3 bytes of
+ *                       body and no END_STREAM, then a PING every 0.25 s for
+ *                       S s (the connection is never silent, the stream is);
+ *                       prints "stream 1 status <code> after <ms>", "stream
+ *                       1 reset <code> after <ms>" or "stream 1 none", then
+ *                       "goaway <code>" if one came and "closed" or "open".
  * The floods write raw frames (HPACK literals without indexing); the
  * headers mode uses an nghttp2 client session. TLS with ALPN h2 to
  * 127.0.0.1, SNI = --host (default app.example.com), no verification
@@ -328,6 +334,138 @@ static int mode_continuation(SSL *ssl, const char *host, long n)
     return read_until_close(ssl);
 }
 
+/* The :status of a response header block that starts with it, as nghttp2
+ * encodes it: indexed (static table 8..14), or a literal with the indexed
+ * name :status and a plain or Huffman-coded 3-digit value. 0 if unknown. */
+static int hpack_status(const unsigned char *pl, size_t fl)
+{
+    static const int st[] = { 200, 204, 206, 304, 400, 404, 500 };
+    unsigned idx = pl[0] & 0x7f;
+    if (pl[0] & 0x80)
+        return idx >= 8 && idx <= 14 ? st[idx - 8] : 0;
+    idx = (pl[0] & 0xc0) == 0x40 ? pl[0] & 0x3fu : pl[0] & 0x0fu;
+    if (idx < 8 || idx > 14 || fl < 3)
+        return 0;
+    size_t vl = pl[1] & 0x7f;
+    if (fl < 2 + vl || vl > 4)
+        return 0;
+    const unsigned char *v = pl + 2;
+    if (!(pl[1] & 0x80))
+        return vl == 3 ? atoi((const char *)v) : 0;   /* digits, then more fields */
+    /* Huffman (RFC 7541 Appendix B): '0'-'2' are 5 bits 00000-00010,
+     * '3'-'9' are 6 bits 011001-011111 */
+    uint32_t bits = 0;
+    for (size_t i = 0; i < vl; i++)
+        bits = bits << 8 | v[i];
+    int nbits = (int)vl * 8, pos = 0, code = 0;
+    for (int d = 0; d < 3; d++) {
+        if (pos + 5 > nbits)
+            return 0;
+        unsigned c5 = (bits >> (nbits - pos - 5)) & 0x1f;
+        if (c5 <= 2) {
+            code = code * 10 + (int)c5;
+            pos += 5;
+            continue;
+        }
+        if (pos + 6 > nbits)
+            return 0;
+        unsigned c6 = (bits >> (nbits - pos - 6)) & 0x3f;
+        if (c6 < 0x19 || c6 > 0x1f)
+            return 0;
+        code = code * 10 + (int)(c6 - 0x19 + 3);
+        pos += 6;
+    }
+    return code;
+}
+
+/* A POST whose body stops after 3 bytes on a connection kept busy with
+ * PINGs: only a per-stream bound can end it. Reports the first HEADERS or
+ * RST_STREAM on stream 1 and when it came. */
+static int mode_slowbody(SSL *ssl, const char *host, const char *path, int secs)
+{
+    if (strlen(path) > 100 || secs < 1 || secs > 20)
+        return 1;
+    struct out o = { 0 };
+    preface(&o);
+    struct out hb = { 0 };
+    static const unsigned char post[] = { 0x83, 0x87 };         /* POST, https */
+    put(&hb, post, sizeof(post));
+    lit(&hb, ":path", path);
+    lit(&hb, ":authority", host);
+    lit(&hb, "content-length", "100");
+    frame(&o, 0x1, 0x4, 1, hb.p, hb.len);              /* HEADERS END_HEADERS */
+    frame(&o, 0x0, 0, 1, "abc", 3);                    /* DATA, no END_STREAM */
+    free(hb.p);
+    if (write_all(ssl, o.p, o.len) != 0)
+        return 1;
+    struct timeval tv = { 0, 250000 };
+    setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct timeval t0, t;
+    gettimeofday(&t0, NULL);
+    static const unsigned char opaque[8] = { 9, 9, 9, 9, 9, 9, 9, 9 };
+    unsigned char buf[16384 + 9], *acc = NULL;
+    size_t alen = 0;
+    bool closed = false, seen = false;
+    for (;;) {
+        gettimeofday(&t, NULL);
+        long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_usec - t0.tv_usec) / 1000;
+        if (ms > secs * 1000L)
+            break;
+        o.len = 0;
+        frame(&o, 0x6, 0, 0, opaque, 8);
+        if (write_all(ssl, o.p, o.len) != 0) {
+            closed = true;
+            break;
+        }
+        int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n <= 0) {
+            int e = SSL_get_error(ssl, n);
+            if (n < 0 && (e == SSL_ERROR_WANT_READ ||
+                          (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))))
+                continue;
+            closed = true;
+            break;
+        }
+        acc = realloc(acc, alen + (size_t)n);
+        if (!acc)
+            abort();
+        memcpy(acc + alen, buf, (size_t)n);
+        alen += (size_t)n;
+        size_t off = 0;
+        while (alen - off >= 9) {
+            size_t fl = ((size_t)acc[off] << 16) | ((size_t)acc[off + 1] << 8) | acc[off + 2];
+            if (alen - off < 9 + fl)
+                break;
+            uint8_t type = acc[off + 3];
+            uint32_t sid = ((uint32_t)acc[off + 5] << 24 | (uint32_t)acc[off + 6] << 16 |
+                            (uint32_t)acc[off + 7] << 8 | acc[off + 8]) & 0x7fffffffu;
+            const unsigned char *pl = acc + off + 9;
+            if (sid == 1 && !seen && type == 0x1 && fl >= 1) {
+                int code = hpack_status(pl, fl);
+                printf("stream 1 status %d after %ld\n", code, ms);
+                seen = true;
+            }
+            if (sid == 1 && !seen && type == 0x3 && fl >= 4) {
+                printf("stream 1 reset %u after %ld\n",
+                       (unsigned)((uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 | (uint32_t)pl[2] << 8 | pl[3]), ms);
+                seen = true;
+            }
+            if (type == 0x7 && fl >= 8)
+                printf("goaway %u\n", (unsigned)((uint32_t)pl[4] << 24 | (uint32_t)pl[5] << 16 |
+                                                 (uint32_t)pl[6] << 8 | pl[7]));
+            off += 9 + fl;
+        }
+        memmove(acc, acc + off, alen - off);
+        alen -= off;
+    }
+    free(acc);
+    free(o.p);
+    if (!seen)
+        printf("stream 1 none\n");
+    printf("%s\n", closed ? "closed" : "open");
+    return 0;
+}
+
 /* ---- headers mode: an nghttp2 client session ---- */
 
 struct hm {
@@ -492,14 +630,14 @@ int main(int argc, char **argv)
             break;
     }
     if (!port || i >= argc || strlen(host) > 100) {
-        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | ping N | "
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | slowbody PATH S | ping N | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
     if (linger_s < 1 || linger_s > 8)
         linger_s = 2;
-    alarm((unsigned)linger_s + 16);
+    alarm((unsigned)linger_s + 26);
     SSL *ssl = tls_connect(port, host);
     if (!ssl)
         return 1;
@@ -514,6 +652,8 @@ int main(int argc, char **argv)
         rc = mode_ping(ssl, a);
     else if (strcmp(mode, "noread") == 0 && i + 2 < argc)
         rc = mode_noread(ssl, host, argv[i + 1], atoi(argv[i + 2]));
+    else if (strcmp(mode, "slowbody") == 0 && i + 2 < argc)
+        rc = mode_slowbody(ssl, host, argv[i + 1], atoi(argv[i + 2]));
     else if (strcmp(mode, "stall") == 0)
         rc = mode_stall(ssl, host);
     else if (strcmp(mode, "continuation") == 0 && a > 0)
