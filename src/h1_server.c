@@ -498,7 +498,12 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
     }
     r->bytes_received = hl;
     h->keep_alive = q->keep_alive;
-    h->close_after = !q->keep_alive || h->c->closing;
+    /* a connection accepted under an older generation (a reload since)
+     * serves this request on it and then closes, as Envoy drains the
+     * connections of a changed listener: otherwise a keep-alive
+     * connection kept the old policies, PeerAuthentication mode and
+     * routes for as long as it stayed busy */
+    h->close_after = !q->keep_alive || h->c->closing || h->c->snap != h->c->w->snap;
     switch (q->body) {
     case MG_H1_BODY_LENGTH:
         r->body = q->content_length ? MG_BODY_LENGTH : MG_BODY_NONE;

@@ -64,6 +64,7 @@ struct mg_h2_conn {
     bool fatal;                         /* nghttp2 gave up: close now */
     bool goaway;                        /* the final GOAWAY was submitted */
     bool draining;                      /* shutdown notice sent, final GOAWAY pending */
+    bool stale_served;                  /* the one stream allowed after a reload was opened */
     bool rst_ping;                      /* a PING for the streams rst_armed is in flight */
 };
 

@@ -396,6 +396,7 @@ static void body_pump(struct mg_h2_stream *s)
 /* ---- request body idle bound, per stream ---- */
 
 static void h2_run(struct mg_h2_conn *h);
+static bool h2_drain(struct mg_conn *c);
 
 /* The connection's idle timer is re-armed by any frame (a PING, another
  * stream), so a stream whose body stopped needs its own bound, as Envoy's
@@ -467,6 +468,19 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     }
     if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    /* accepted under an older generation: one stream is still served on
+     * it (as the next HTTP/1.1 request, see h1_server.c), the connection
+     * drains (GOAWAY) as Envoy drains the connections of a changed
+     * listener, and streams opened meanwhile are refused (retry-safe)
+     * rather than judged by the old policies */
+    if (h->c->snap != h->c->w->snap) {
+        if (h->stale_served) {
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+            return 0;
+        }
+        h->stale_served = true;
+        h2_drain(h->c);
+    }
     struct mg_h2_stream *s = stream_new(h, f->hd.stream_id);
     if (nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s) != 0) {
         stream_free(h, s);              /* no stream object: no close callback would free it */

@@ -33,6 +33,10 @@
  *                       prints "stream 1 status <code> after <ms>", "stream
  *                       1 reset <code> after <ms>" or "stream 1 none", then
  *                       "goaway <code>" if one came and "closed" or "open".
+ *     seq N MS PATH     N GET PATH one after another on one connection,
+ *                       MS ms apart; prints "request <i> status <code>",
+ *                       "request <i> reset", "request <i> refused" (GOAWAY
+ *                       before it) or "request <i> closed" per request.
  * The floods write raw frames (HPACK literals without indexing); the
  * headers mode uses an nghttp2 client session. TLS with ALPN h2 to
  * 127.0.0.1, SNI = --host (default app.example.com), no verification
@@ -466,6 +470,98 @@ static int mode_slowbody(SSL *ssl, const char *host, const char *path, int secs)
     return 0;
 }
 
+/* Read frames until stream sid is answered (HEADERS: its status, or a
+ * RST_STREAM), a GOAWAY leaves it out, or the connection ends. Returns
+ * the status, -1 reset, -2 refused by GOAWAY, -3 closed or silent 5 s. */
+static int seq_wait(SSL *ssl, uint32_t sid, bool *goaway_seen, uint32_t *goaway_last)
+{
+    static unsigned char acc[65536 + 9];
+    static size_t alen;
+    unsigned char buf[16384];
+    for (;;) {
+        size_t off = 0;
+        while (alen - off >= 9) {
+            size_t fl = ((size_t)acc[off] << 16) | ((size_t)acc[off + 1] << 8) | acc[off + 2];
+            if (alen - off < 9 + fl)
+                break;
+            uint8_t type = acc[off + 3];
+            uint32_t id = ((uint32_t)acc[off + 5] << 24 | (uint32_t)acc[off + 6] << 16 |
+                           (uint32_t)acc[off + 7] << 8 | acc[off + 8]) & 0x7fffffffu;
+            const unsigned char *pl = acc + off + 9;
+            int res = 0;
+            if (type == 0x7 && fl >= 8) {
+                *goaway_seen = true;
+                *goaway_last = ((uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 |
+                                (uint32_t)pl[2] << 8 | pl[3]) & 0x7fffffffu;
+                if (*goaway_last < sid)
+                    res = -2;
+            }
+            if (id == sid && type == 0x1 && fl >= 1)
+                res = hpack_status(pl, fl);
+            if (id == sid && type == 0x3)
+                res = -1;
+            off += 9 + fl;
+            if (res) {
+                memmove(acc, acc + off, alen - off);
+                alen -= off;
+                return res;
+            }
+        }
+        memmove(acc, acc + off, alen - off);
+        alen -= off;
+        int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n <= 0)
+            return -3;
+        if (alen + (size_t)n > sizeof(acc))
+            return -3;
+        memcpy(acc + alen, buf, (size_t)n);
+        alen += (size_t)n;
+    }
+}
+
+static int mode_seq(SSL *ssl, const char *host, long n, long ms, const char *path)
+{
+    if (strlen(path) > 100 || n < 1 || n > 100 || ms < 0 || ms > 10000)
+        return 1;
+    struct timeval tv = { 5, 0 };
+    setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct out o = { 0 };
+    preface(&o);
+    bool goaway = false, dead = false;
+    uint32_t last = 0;
+    for (long i = 0; i < n; i++) {
+        uint32_t sid = (uint32_t)(2 * i + 1);
+        const char *what = NULL;
+        int st = 0;
+        if (dead) {
+            what = "closed";
+        } else if (goaway && last < sid) {
+            what = "refused";
+        } else {
+            struct out hb = { 0 };
+            request_block_path(&hb, host, path);
+            frame(&o, 0x1, 0x5, sid, hb.p, hb.len);
+            free(hb.p);
+            if (write_all(ssl, o.p, o.len) != 0)
+                st = -3;
+            else
+                st = seq_wait(ssl, sid, &goaway, &last);
+            o.len = 0;
+            what = st == -1 ? "reset" : st == -2 ? "refused" : st == -3 ? "closed" : NULL;
+            dead = st == -3;
+        }
+        if (what)
+            printf("request %ld %s\n", i, what);
+        else
+            printf("request %ld status %d\n", i, st);
+        fflush(stdout);
+        if (i + 1 < n)
+            usleep((useconds_t)ms * 1000);
+    }
+    free(o.p);
+    return 0;
+}
+
 /* ---- headers mode: an nghttp2 client session ---- */
 
 struct hm {
@@ -630,7 +726,7 @@ int main(int argc, char **argv)
             break;
     }
     if (!port || i >= argc || strlen(host) > 100) {
-        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | slowbody PATH S | ping N | "
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | slowbody PATH S | seq N MS PATH | ping N | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
@@ -654,6 +750,8 @@ int main(int argc, char **argv)
         rc = mode_noread(ssl, host, argv[i + 1], atoi(argv[i + 2]));
     else if (strcmp(mode, "slowbody") == 0 && i + 2 < argc)
         rc = mode_slowbody(ssl, host, argv[i + 1], atoi(argv[i + 2]));
+    else if (strcmp(mode, "seq") == 0 && i + 3 < argc)
+        rc = mode_seq(ssl, host, a, atol(argv[i + 2]), argv[i + 3]);
     else if (strcmp(mode, "stall") == 0)
         rc = mode_stall(ssl, host);
     else if (strcmp(mode, "continuation") == 0 && a > 0)
