@@ -66,32 +66,28 @@ int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snil
     if (el > (size_t)(end - p))
         return -1;
     end = p + el;
+    /* server_name as BoringSSL (Envoy's tls_inspector) and OpenSSL take it:
+     * one extension holding exactly one host_name. A list with more names,
+     * another name type or a second extension is refused, not read for its
+     * first host_name: the backend may read a different entry than the one
+     * routed on. */
+    bool seen_sni = false;
     while (end - p >= 4) {
         unsigned type = get16(p), l = get16(p + 2);
         p += 4;
         if (l > (size_t)(end - p))
             return -1;
-        if (type == 0) {                /* server_name: list, first host_name */
-            const unsigned char *q = p, *qe = p + l;
-            if (qe - q < 2)
+        if (type == 0) {
+            if (seen_sni || l < 5 || get16(p) != l - 2 || p[2] != 0)
                 return -1;
-            q += 2;
-            while (qe - q >= 3) {
-                unsigned nt = q[0], nl = get16(q + 1);
-                q += 3;
-                if (nl > (size_t)(qe - q))
-                    return -1;
-                if (nt == 0) {
-                    if (nl == 0 || nl >= snilen || memchr(q, '\0', nl))
-                        return -1;
-                    memcpy(sni, q, nl);
-                    sni[nl] = '\0';
-                    mg_lower(sni);
-                    return 1;
-                }
-                q += nl;
-            }
-            return -1;
+            size_t nl = get16(p + 3);
+            const unsigned char *q = p + 5;
+            if (nl == 0 || nl != l - 5u || nl >= snilen || memchr(q, '\0', nl))
+                return -1;
+            memcpy(sni, q, nl);
+            sni[nl] = '\0';
+            mg_lower(sni);
+            seen_sni = true;
         }
         p += l;
     }
