@@ -175,7 +175,10 @@ static void tcp_free(struct mg_conn *c)
 
 static bool tcp_drain(struct mg_conn *c)
 {
-    (void)c;
+    if (c->snap != c->w->snap) {        /* the reload drain deadline (worker.c): its mTLS mode and */
+        tcp_close(c->codec);            /* authorization came from configuration that is gone */
+        return true;
+    }
     return false;                       /* a splice ends when its peers end it (or at the deadline) */
 }
 

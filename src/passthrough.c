@@ -8,8 +8,11 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include "access.h"
 #include "accesslog.h"
 #include "conn.h"
+#include "policy/attrs.h"
+#include "policy/policy.h"
 #include "request.h"
 #include "router.h"
 #include "snapshot.h"
@@ -123,6 +126,8 @@ struct pt {
     char upstream_host[64];
     uint64_t rx, tx;                    /* bytes from the client / to the client */
     int64_t start_ms, start_wall_us;
+    const char *reason;                 /* refused by authorization: why (access log) */
+    const char *policy;                 /* the policy that decided */
 };
 
 /* One access log line per tunnel, in the request line format with the HTTP
@@ -139,8 +144,9 @@ static void pt_log(struct pt *t)
     r.method = "-";
     r.target = "-";
     r.protocol = "TCP";
-    r.flags = t->connected ? "-" : (t->route ? "UF" : "NR");
-    r.reason = t->route ? NULL : t->c->port->tcp ? "no_tcp_route" : "no_tls_route";
+    r.flags = t->connected || t->reason ? "-" : (t->route ? "UF" : "NR");
+    r.reason = t->reason ? t->reason : t->route ? NULL : t->c->port->tcp ? "no_tcp_route" : "no_tls_route";
+    r.authz_policy = t->policy;
     r.dest = t->dest;
     r.bytes_received = t->rx;
     r.bytes_sent = t->tx;
@@ -295,6 +301,8 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
         pt_close(t);
 }
 
+static bool pt_authorize(struct pt *t);
+
 static void peek_cb(struct bufferevent *bev, void *arg)
 {
     struct pt *t = arg;
@@ -311,8 +319,8 @@ static void peek_cb(struct bufferevent *bev, void *arg)
         const struct mg_tls_route_c *route = mg_port_sni_server(c->port, c->sni)
                                              ? mg_passthrough_route(c->port, c->sni) : NULL;
         t->route = route;
-        if (!route)
-            pt_close(t);                /* no route for this SNI: close, as Envoy does */
+        if (!route || !pt_authorize(t))
+            pt_close(t);                /* no route for this SNI (as Envoy does) or refused */
         else
             connect_upstream(t, route);
     }
@@ -342,11 +350,48 @@ static void pt_free(struct mg_conn *c)
 static bool pt_drain(struct mg_conn *c)
 {
     struct pt *t = c->codec;
-    if (!t->up) {                       /* still peeking: nothing in flight */
+    /* still peeking: nothing in flight; or a tunnel accepted under an
+     * older generation at the reload drain deadline (worker.c): it was
+     * authorized and routed by configuration that is gone */
+    if (!t->up || c->snap != c->w->snap) {
         pt_close(t);
         return true;
     }
     return false;                       /* a tunnel ends when its peers end it (or at the drain deadline) */
+}
+
+/* The gateway's AuthorizationPolicies in the TCP context, once per
+ * connection before any upstream is chosen (Istio's network RBAC ahead of
+ * tcp_proxy on TCP and PASSTHROUGH servers): HTTP-only fields follow the
+ * ALLOW-drops-the-rule / DENY-drops-the-field translation of the policy
+ * engine; no client certificate here, connection.sni is the peeked SNI.
+ * CUSTOM has no TCP client, so a matching CUSTOM rule fails closed. */
+static bool pt_authorize(struct pt *t)
+{
+    struct mg_conn *c = t->c;
+    const struct mg_policy_set *ps = c->snap->access ? mg_access_policies(c->snap->access) : NULL;
+    if (!ps)
+        return true;
+    struct mg_attrs at;
+    memset(&at, 0, sizeof(at));
+    at.is_http = false;
+    at.source = c->peer;
+    at.remote = c->peer;
+    at.dest = c->local;                 /* the port the gateway listens on */
+    at.sni = c->sni[0] ? c->sni : NULL;
+    struct mg_authz_result res;
+    mg_authz_decide(ps, &at, &res);
+    t->policy = res.decided_by.policy;
+    if (res.decision == MG_AUTHZ_DENY) {
+        t->reason = "rbac_policy";
+        return false;
+    }
+    if (res.custom) {
+        t->policy = res.custom_match.policy;
+        t->reason = "ext_authz_tcp_unsupported";
+        return false;
+    }
+    return true;
 }
 
 void mg_passthrough_start(struct mg_conn *c)
@@ -364,7 +409,7 @@ void mg_passthrough_start(struct mg_conn *c)
         /* TCP server: no SNI to read, the first matching tcp route takes it */
         bufferevent_setcb(c->bev, NULL, NULL, peek_event_cb, t);
         t->route = c->port->n_tls_routes ? c->port->tls_routes[0] : NULL;
-        if (!t->route)
+        if (!t->route || !pt_authorize(t))
             pt_close(t);
         else
             connect_upstream(t, t->route);

@@ -105,6 +105,44 @@ void mg_worker_conn_gone(struct mg_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
+/* The drain deadline after a reload: connections still on an older
+ * generation are drained (idle HTTP ones close, busy ones close after
+ * their request, HTTP/2 gets GOAWAY, TCP splices close), as Envoy closes
+ * the connections of a changed listener at the end of its drain time. An
+ * HTTP request that arrives earlier already ends its connection
+ * (h1_server.c, h2_server.c); splices have no such point. */
+static void stale_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mg_worker *w = arg;
+    struct mg_conn *c = w->conns;
+    while (c) {
+        struct mg_conn *next = c->next;
+        if (c->snap != w->snap && c->codec_drain) {
+            mg_conn_ref(c);             /* draining closes only c itself */
+            c->codec_drain(c);
+            mg_conn_unref(c);
+        }
+        c = next;
+    }
+}
+
+static void arm_stale_drain(struct mg_worker *w)
+{
+    if (w->stopping || !w->conns)
+        return;
+    if (!w->stale_timer)
+        w->stale_timer = evtimer_new(w->base, stale_timeout_cb, w);
+    if (!w->stale_timer || evtimer_pending(w->stale_timer, NULL))
+        return;                         /* a reload storm does not push the deadline back */
+    int64_t ms = w->snap->cfg->proxy.timeout_drain_ms;
+    if (ms <= 0)
+        ms = 1;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(w->stale_timer, &tv);
+}
+
 static void mbox_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -126,6 +164,8 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
             mg_upstream_close_idle(old->clusters, old->n_clusters, w->id);
         w->snap = snap;
         mg_snapshot_unref(old);
+        if (old)
+            arm_stale_drain(w);
     }
     if (fds && !w->stopping)
         add_listeners(w, fds, nfds);
@@ -258,6 +298,8 @@ void mg_workers_free(struct mg_worker *ws, int n)
             mg_upstream_close_idle(w->snap->clusters, w->snap->n_clusters, w->id);
         if (w->drain_timer)
             event_free(w->drain_timer);
+        if (w->stale_timer)
+            event_free(w->stale_timer);
         event_free(w->mbox);
         if (w->dns)
             evdns_base_free(w->dns, 0);

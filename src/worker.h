@@ -49,6 +49,7 @@ struct mg_worker {
     size_t n_conns;
     bool stopping;
     struct event *drain_timer;
+    struct event *stale_timer;          /* drain deadline of connections from older generations */
     struct mg_wmetrics *metrics;
     struct mg_jwt_cache *jwt_cache;     /* verified tokens (access phase, this worker only); NULL
                                          * when MESHGATE_JWT_CACHE_ENTRIES=0 (benchmark knob) */

@@ -88,7 +88,7 @@ hello() {
 reached() {  # did the sink get a new connection since the last call? (state in a file: runs in $( ))
     local n seen
     sleep 0.3
-    n=$(wc -l <"$got")
+    n=$(grep -cv '^conn 0$' "$got")    # mg_wait_port's probe sent nothing
     seen=$(cat "$MG_TMP/seen" 2>/dev/null || echo 0)
     echo "$n" >"$MG_TMP/seen"
     if [ "$n" -gt "$seen" ]; then echo yes; else echo no; fi
