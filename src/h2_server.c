@@ -254,6 +254,8 @@ static void submit_head(struct mg_h2_stream *s, const struct mg_kv *extra, size_
     kick(s->h);
 }
 
+static void body_timer_arm(struct mg_h2_stream *s);
+
 static void op_resp_head(struct mg_request *r)
 {
     struct mg_h2_stream *s = live(r);
@@ -266,6 +268,7 @@ static void op_resp_head(struct mg_request *r)
     if (r->resp_body == MG_BODY_LENGTH && !r->is_head && r->status != 204 && r->status != 304)
         cl = mg_rq_printf(&r->arena, "%llu", (unsigned long long)r->resp_cl);
     submit_head(s, r->resp_h, r->n_resp_h, cl, NULL, !nobody);
+    body_timer_arm(s);                  /* the response must keep moving too */
 }
 
 static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
@@ -399,15 +402,19 @@ static void h2_run(struct mg_h2_conn *h);
 static bool h2_drain(struct mg_conn *c);
 
 /* The connection's idle timer is re-armed by any frame (a PING, another
- * stream), so a stream whose body stopped needs its own bound, as Envoy's
+ * stream), so a stream that stopped moving needs its own bound, as Envoy's
  * stream idle timeout: the timer runs while the request body is expected
- * and restarts with each DATA chunk of this stream. */
+ * or a started response is not finished, and restarts with each DATA
+ * chunk of this stream either way. A response the client never lets flow
+ * (its stream window kept shut) would otherwise hold the upstream. */
 static void body_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
 static void body_timer_arm(struct mg_h2_stream *s)
 {
     int64_t ms = s->h->c->snap->cfg->proxy.timeout_idle_ms;
-    if (!s->running || s->remote_end || s->discard || s->aborted || ms <= 0) {
+    bool body_due = !s->remote_end && !s->discard;
+    bool resp_due = s->r.resp_started && !s->end_sent;
+    if (!s->running || s->aborted || (!body_due && !resp_due) || ms <= 0) {
         if (s->body_ev)
             evtimer_del(s->body_ev);
         return;
@@ -428,9 +435,12 @@ static void body_timeout_cb(evutil_socket_t fd, short what, void *arg)
     struct mg_h2_stream *s = arg;
     struct mg_h2_conn *h = s->h;
     struct mg_request *r = &s->r;
-    if (h->dead || !s->running || s->remote_end || s->discard || s->aborted)
+    if (h->dead || !s->running || s->aborted)
         return;
-    if (evbuffer_get_length(s->reqbuf)) {
+    bool body_due = !s->remote_end && !s->discard;
+    if (!body_due && !(r->resp_started && !s->end_sent))
+        return;
+    if (body_due && evbuffer_get_length(s->reqbuf)) {
         body_timer_arm(s);              /* the upstream is behind, not the client */
         return;
     }
@@ -673,6 +683,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
         evbuffer_add(out, zeros, pad - 1);
     }
     s->r.bytes_sent += length;
+    body_timer_arm(s);                  /* response progress */
     if (s->want_resume && evbuffer_get_length(s->resp) < MG_H2_RESP_WM / 2)
         kick(h);                        /* the pump resumes the upstream read */
     return 0;

@@ -2,7 +2,8 @@
 # 80-redteam-h2-body.sh - an HTTP/2 request body that stops arriving is
 # ended after the idle timeout even when the connection itself stays busy
 # (PINGs, other streams): the bound is per stream, as Envoy's stream idle
-# timeout is. Round 1 (93) fixed HTTP/1 only.
+# timeout is; so is a started response the client never lets flow (its
+# stream window kept shut). Round 1 (93) fixed HTTP/1 only.
 # Regression: the h2 idle timer was per connection and re-armed by every
 # byte read, so a client that sent one PING per second kept a stream with a
 # stalled body - and the upstream request it had opened - forever.
@@ -32,6 +33,19 @@ ok "... after about the 2 s idle timeout (${ms:-never} ms)" test "${ms:-99999}" 
 like "$out" '^open$' "... and the connection stays usable (one stream's timeout, not the session)"
 ok "logged as a request body timeout" \
     mg_wait_log "$MG_MESHGATE_LOG" '"response_code":408.*request_body_timeout|request_body_timeout.*"response_code":408'
+
+# the response direction: a GET whose stream window the client keeps at 1
+# byte, on a connection kept busy with PINGs, must not hold its upstream
+"$FLOOD" --port "$H2_PORT" hold /bytes/1000000 8 >"$MG_TMP/hold.out" 2>&1 &
+flood=$!
+sleep 4.5
+is "$(ss -Htn state established "( sport = :$H2_UP_PORT )" | wc -l)" 0 \
+    "a response the client never lets flow does not hold the upstream (4.5 s in)"
+wait "$flood"
+out=$(cat "$MG_TMP/hold.out")
+diag "$out"
+like "$out" '^stream 1 reset [0-9]+ after' "... its stream is reset after the idle timeout"
+like "$out" '^open$' "... and the connection stays usable"
 
 # a slow body whose pieces each arrive within the idle timeout still completes
 body=$(for i in 1 2 3 4; do sleep 0.7; printf 'ab'; done | h2_curl --data-binary @- -H 'content-type: text/plain' /echo)

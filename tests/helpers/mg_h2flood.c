@@ -385,20 +385,30 @@ static int hpack_status(const unsigned char *pl, size_t fl)
 /* A POST whose body stops after 3 bytes on a connection kept busy with
  * PINGs: only a per-stream bound can end it. Reports the first HEADERS or
  * RST_STREAM on stream 1 and when it came. */
-static int mode_slowbody(SSL *ssl, const char *host, const char *path, int secs)
+static int mode_slowbody(SSL *ssl, const char *host, const char *path, int secs, bool hold)
 {
     if (strlen(path) > 100 || secs < 1 || secs > 20)
         return 1;
     struct out o = { 0 };
-    preface(&o);
     struct out hb = { 0 };
-    static const unsigned char post[] = { 0x83, 0x87 };         /* POST, https */
-    put(&hb, post, sizeof(post));
-    lit(&hb, ":path", path);
-    lit(&hb, ":authority", host);
-    lit(&hb, "content-length", "100");
-    frame(&o, 0x1, 0x4, 1, hb.p, hb.len);              /* HEADERS END_HEADERS */
-    frame(&o, 0x0, 0, 1, "abc", 3);                    /* DATA, no END_STREAM */
+    if (hold) {
+        /* a GET whose response can never flow: stream windows of 1 byte,
+         * never widened, while PINGs keep the connection busy */
+        put(&o, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+        static const unsigned char win1[6] = { 0, 4, 0, 0, 0, 1 };    /* INITIAL_WINDOW_SIZE 1 */
+        frame(&o, 0x4, 0, 0, win1, 6);
+        request_block_path(&hb, host, path);
+        frame(&o, 0x1, 0x5, 1, hb.p, hb.len);          /* HEADERS END_STREAM|END_HEADERS */
+    } else {
+        preface(&o);
+        static const unsigned char post[] = { 0x83, 0x87 };     /* POST, https */
+        put(&hb, post, sizeof(post));
+        lit(&hb, ":path", path);
+        lit(&hb, ":authority", host);
+        lit(&hb, "content-length", "100");
+        frame(&o, 0x1, 0x4, 1, hb.p, hb.len);          /* HEADERS END_HEADERS */
+        frame(&o, 0x0, 0, 1, "abc", 3);                /* DATA, no END_STREAM */
+    }
     free(hb.p);
     if (write_all(ssl, o.p, o.len) != 0)
         return 1;
@@ -444,12 +454,16 @@ static int mode_slowbody(SSL *ssl, const char *host, const char *path, int secs)
             uint32_t sid = ((uint32_t)acc[off + 5] << 24 | (uint32_t)acc[off + 6] << 16 |
                             (uint32_t)acc[off + 7] << 8 | acc[off + 8]) & 0x7fffffffu;
             const unsigned char *pl = acc + off + 9;
-            if (sid == 1 && !seen && type == 0x1 && fl >= 1) {
+            if (sid == 1 && !seen && !hold && type == 0x1 && fl >= 1) {
                 int code = hpack_status(pl, fl);
                 printf("stream 1 status %d after %ld\n", code, ms);
                 seen = true;
             }
-            if (sid == 1 && !seen && type == 0x3 && fl >= 4) {
+            if (sid == 1 && hold && type == 0x1)
+                printf("stream 1 headers after %ld\n", ms);
+            if (sid == 1 && hold && type == 0x0 && (acc[off + 4] & 0x1))
+                printf("stream 1 end after %ld\n", ms);
+            if (sid == 1 && (hold || !seen) && type == 0x3 && fl >= 4) {
                 printf("stream 1 reset %u after %ld\n",
                        (unsigned)((uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 | (uint32_t)pl[2] << 8 | pl[3]), ms);
                 seen = true;
@@ -749,7 +763,9 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "noread") == 0 && i + 2 < argc)
         rc = mode_noread(ssl, host, argv[i + 1], atoi(argv[i + 2]));
     else if (strcmp(mode, "slowbody") == 0 && i + 2 < argc)
-        rc = mode_slowbody(ssl, host, argv[i + 1], atoi(argv[i + 2]));
+        rc = mode_slowbody(ssl, host, argv[i + 1], atoi(argv[i + 2]), false);
+    else if (strcmp(mode, "hold") == 0 && i + 2 < argc)
+        rc = mode_slowbody(ssl, host, argv[i + 1], atoi(argv[i + 2]), true);
     else if (strcmp(mode, "seq") == 0 && i + 3 < argc)
         rc = mode_seq(ssl, host, a, atol(argv[i + 2]), argv[i + 3]);
     else if (strcmp(mode, "stall") == 0)
