@@ -173,7 +173,7 @@ static bool watch_changed(struct gw *g)
     return false;
 }
 
-static void reload(struct gw *g);
+static void reload(struct gw *g, bool files_only);
 
 static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -183,11 +183,14 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
     if (g->stopping || !watch_changed(g))
         return;
     fprintf(stderr, "meshgate: certificate files changed\n");
-    reload(g);
+    reload(g, true);
     watch_reset(g);                     /* also after a rejected reload: do not retry in a loop */
 }
 
-static void reload(struct gw *g)
+/* files_only: the file watch saw certificate, key or CRL files change (no
+ * SIGHUP); the new generation then keeps the policy generation of the old
+ * one and existing connections are not recycled. */
+static void reload(struct gw *g, bool files_only)
 {
     mg_sd_notify_reloading();
     fprintf(stderr, "meshgate: reloading %s\n", g->path);
@@ -203,6 +206,8 @@ static void reload(struct gw *g)
     if (mg_accesslog_open(s->cfg->mesh.access_log_file) < 0)
         fprintf(stderr, "meshgate: cannot open access log %s: %s\n", s->cfg->mesh.access_log_file,
                 strerror(errno));
+    if (files_only && g->snap)
+        s->policy_gen = g->snap->policy_gen;
     mg_access_use_jwks(s->access, g->jwks);
     post_all(g, s);
     mg_snapshot_unref(g->snap);
@@ -221,7 +226,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct gw *g = arg;
     if (sig == SIGHUP) {
         if (!g->stopping)
-            reload(g);
+            reload(g, false);
     } else if (sig == SIGUSR1) {
         if (mg_accesslog_reopen() < 0)
             fprintf(stderr, "meshgate: cannot reopen the access log: %s\n", strerror(errno));

@@ -503,7 +503,7 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
      * connections of a changed listener: otherwise a keep-alive
      * connection kept the old policies, PeerAuthentication mode and
      * routes for as long as it stayed busy */
-    h->close_after = !q->keep_alive || h->c->closing || h->c->snap != h->c->w->snap;
+    h->close_after = !q->keep_alive || h->c->closing || mg_snapshot_recycles(h->c->snap, h->c->w->snap);
     switch (q->body) {
     case MG_H1_BODY_LENGTH:
         r->body = q->content_length ? MG_BODY_LENGTH : MG_BODY_NONE;

@@ -483,7 +483,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
      * drains (GOAWAY) as Envoy drains the connections of a changed
      * listener, and streams opened meanwhile are refused (retry-safe)
      * rather than judged by the old policies */
-    if (h->c->snap != h->c->w->snap) {
+    if (mg_snapshot_recycles(h->c->snap, h->c->w->snap)) {
         if (h->stale_served) {
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
             return 0;

@@ -175,7 +175,7 @@ static void tcp_free(struct mg_conn *c)
 
 static bool tcp_drain(struct mg_conn *c)
 {
-    if (c->snap != c->w->snap) {        /* the reload drain deadline (worker.c): its mTLS mode and */
+    if (mg_snapshot_recycles(c->snap, c->w->snap)) {   /* the reload drain deadline (worker.c): its mTLS mode and */
         tcp_close(c->codec);            /* authorization came from configuration that is gone */
         return true;
     }

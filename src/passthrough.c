@@ -353,7 +353,7 @@ static bool pt_drain(struct mg_conn *c)
     /* still peeking: nothing in flight; or a tunnel accepted under an
      * older generation at the reload drain deadline (worker.c): it was
      * authorized and routed by configuration that is gone */
-    if (!t->up || c->snap != c->w->snap) {
+    if (!t->up || mg_snapshot_recycles(c->snap, c->w->snap)) {
         pt_close(t);
         return true;
     }

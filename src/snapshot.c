@@ -258,6 +258,7 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
     struct mg_snapshot *s = mg_xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
     s->generation = generation;
+    s->policy_gen = generation;
     s->cfg = cfg;
     s->n_workers = n_workers > 0 ? n_workers : 1;
     size_t errors0 = d->errors;

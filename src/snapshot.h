@@ -63,6 +63,11 @@ struct mg_port {                        /* one listening port */
 struct mg_snapshot {
     atomic_int refs;
     uint64_t generation;
+    /* The generation whose configuration (not only its certificate files)
+     * this one carries: a reload for rotated certificates, keys or CRLs keeps
+     * it, so connections of the previous generation are not recycled
+     * (mg_snapshot_recycles). */
+    uint64_t policy_gen;
     struct mg_config *cfg;              /* owned */
     char *spiffe_id;                    /* own identity (for XFCC By=) */
     int n_workers;
@@ -97,6 +102,15 @@ void mg_snapshot_unref(struct mg_snapshot *s);
  * the main thread's change watch. Calls fn once per path (duplicates
  * possible). */
 void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path, void *arg), void *arg);
+
+/* Must a connection that started on `old` be drained now that `cur` serves?
+ * Yes after a configuration reload (new policies, routes, mTLS modes apply
+ * to every later request); no when only certificate files rotated, so that
+ * rotation drops no connection (as Envoy's SDS updates). */
+static inline bool mg_snapshot_recycles(const struct mg_snapshot *old, const struct mg_snapshot *cur)
+{
+    return old != cur && old && cur && old->policy_gen != cur->policy_gen;
+}
 
 const struct mg_port *mg_snapshot_port(const struct mg_snapshot *s, uint16_t number);
 

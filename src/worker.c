@@ -119,7 +119,7 @@ static void stale_timeout_cb(evutil_socket_t fd, short what, void *arg)
     struct mg_conn *c = w->conns;
     while (c) {
         struct mg_conn *next = c->next;
-        if (c->snap != w->snap && c->codec_drain) {
+        if (mg_snapshot_recycles(c->snap, w->snap) && c->codec_drain) {
             mg_conn_ref(c);             /* draining closes only c itself */
             c->codec_drain(c);
             mg_conn_unref(c);
@@ -163,8 +163,9 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
         if (old)
             mg_upstream_close_idle(old->clusters, old->n_clusters, w->id);
         w->snap = snap;
+        bool recycle = mg_snapshot_recycles(old, snap);
         mg_snapshot_unref(old);
-        if (old)
+        if (recycle)
             arm_stale_drain(w);
     }
     if (fds && !w->stopping)

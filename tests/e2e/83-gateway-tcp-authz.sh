@@ -125,6 +125,21 @@ is "$(mg_raw "$tcp3" 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\
 ok "denials logged with the deciding policy" \
     dp_wait_log "$DP_ACCESS_LOG" '"protocol":"TCP".*"reason":"rbac_policy","authz_policy":"istio-system.deny-port"'
 
+# ---- a certificate rotation (the file watch reloads) cuts no tunnel
+exec 6<>"/dev/tcp/127.0.0.1/$tcp1"
+printf 'GET /echo HTTP/1.1\r\nHost: x\r\n\r\n' >&6
+read -r -t 3 line <&6
+like "$line" '^HTTP/1.1 200' "tunnel on $tcp1 open before a certificate rotation"
+timeout 3 cat <&6 >/dev/null 2>&1 &     # drain the rest of that answer
+sleep 1.1
+touch "$P/server.crt"
+ok "the watch reloads for the rotated certificate" mg_wait_log "$MG_MESHGATE_LOG" "generation 2 active" 10
+sleep 3                                 # past the 2 s drain deadline
+(printf 'GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&6) 2>/dev/null
+rest=$(timeout 3 cat <&6 2>/dev/null | grep -a '^HTTP/1.1 200')
+exec 6<&-
+like "$rest" '^HTTP/1.1 200' "the tunnel survived the rotation (no recycling without a configuration change)"
+
 # ---- a tunnel opened before a reload that denies it
 exec 5<>"/dev/tcp/127.0.0.1/$tcp1"
 printf 'GET /echo HTTP/1.1\r\nHost: x\r\n\r\n' >&5
@@ -140,7 +155,7 @@ spec:
   - to: [{operation: {ports: ["$tcp1"]}}]
 YAML
 kill -HUP "$pid"
-ok "reload adds DENY ports $tcp1" mg_wait_log "$MG_MESHGATE_LOG" "generation 2 active" 5
+ok "reload adds DENY ports $tcp1" mg_wait_log "$MG_MESHGATE_LOG" "generation 3 active" 5
 is "$(mg_raw "$tcp1" 'GET /echo HTTP/1.1\r\nHost: x\r\n\r\n' 2)" "" "a new tunnel on $tcp1: closed"
 sleep 3                                 # the 2 s drain deadline
 (printf 'GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&5) 2>/dev/null   # SIGPIPE hits the subshell only
