@@ -1,0 +1,62 @@
+/* splice.h - a byte splice between a downstream connection and one upstream
+ * TCP connection, shared by the gateway's TCP/PASSTHROUGH servers
+ * (passthrough.c) and sidecar TCP inbound ports (inbound_tcp.c): TCP-context
+ * authorization once per connection, connect, relay with watermarks both
+ * ways, half-close handling, one access log line, and the reload drain.
+ *
+ * The owner embeds a struct mg_splice (passthrough.c as the first member of
+ * its own state) and stays the connection's codec; the splice's callbacks
+ * take the struct mg_splice as their argument. */
+#ifndef MG_SPLICE_H
+#define MG_SPLICE_H
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct mg_conn;
+struct mg_cluster;
+struct mg_endpoint;
+struct mg_wdest;
+
+struct mg_splice {
+    struct mg_conn *c;
+    struct bufferevent *up;
+    const struct mg_wdest *dest;
+    bool down_eof, up_eof, connected, logged;
+    bool no_route;                      /* log flag NR (no route) rather than UF */
+    const char *reason;                 /* refusal or no-route reason (access log), NULL = none */
+    const char *policy;                 /* the deciding policy, NULL = none */
+    char upstream_host[64];
+    uint64_t rx, tx;                    /* bytes from the client / to the client */
+    int64_t start_ms, start_wall_us;
+};
+
+/* Start the clock of a splice for connection c (zeroes nothing else). */
+void mg_splice_init(struct mg_splice *s, struct mg_conn *c);
+
+/* The AuthorizationPolicies of the connection's snapshot in the TCP context
+ * (istio-semantics 1.9): source/remote = the peer, destination = the local
+ * address, connection.sni, the verified mTLS principal if any. CUSTOM has no
+ * TCP client here, so a matching CUSTOM rule fails closed. Returns true when
+ * allowed; otherwise sets reason and policy. */
+bool mg_splice_authorize(struct mg_splice *s);
+
+/* Connect to endpoint e of cluster cl (its connect timeout) and relay once
+ * connected; the client's bytes wait in the input buffer meanwhile. On any
+ * failure the connection is closed (mg_splice_close). */
+void mg_splice_connect(struct mg_splice *s, const struct mg_cluster *cl, const struct mg_endpoint *e);
+
+/* The access log line (once), the upstream freed, the connection closed. */
+void mg_splice_close(struct mg_splice *s);
+
+/* For the owner's codec_free: the log line (once) and the upstream freed;
+ * the connection is being freed by its owner. */
+void mg_splice_release(struct mg_splice *s);
+
+/* For the owner's codec_drain: a splice that has no upstream yet, or one
+ * accepted under configuration that a reload replaced (worker.c's drain
+ * deadline), is closed (returns true); otherwise it ends when its peers end
+ * it (false). */
+bool mg_splice_drain(struct mg_splice *s);
+
+#endif
