@@ -3,8 +3,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include "cli.h"
-#include "config.h"
+#include "cmd/cli.h"
+#include "config/config.h"
 
 static void usage(FILE *out)
 {

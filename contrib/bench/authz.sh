@@ -11,6 +11,6 @@ trap 'rm -f "$out"' EXIT INT TERM
 ${CC:-cc} -std=c11 -O2 -DNDEBUG -D_GNU_SOURCE -I"$top/src" \
     $(pkg-config --cflags jansson) \
     "$here/authz_bench.c" "$top/src/policy/arena.c" "$top/src/policy/compile.c" "$top/src/policy/match.c" \
-    "$top/src/policy/authz.c" "$top/src/policy/peer_authn.c" "$top/src/util.c" "$top/src/diag.c" \
+    "$top/src/policy/authz.c" "$top/src/policy/peer_authn.c" "$top/src/base/util.c" "$top/src/base/diag.c" \
     -o "$out" $(pkg-config --libs jansson) -lpthread
 "$out"

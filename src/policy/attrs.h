@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
-#include "util.h"
+#include "base/util.h"
 
 /* One request header. Names are lower-case. A repeated header is several
  * entries, one per value: matchers test value by value (CVE-2026-26308). The

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "config.h"
-#include "diag.h"
+#include "config/config.h"
+#include "base/diag.h"
 #include "policy/attrs.h"
 
 /* The workload policies are scoped to (1.2). The strings are borrowed for

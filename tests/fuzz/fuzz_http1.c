@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "http1.h"
+#include "http1/http1.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <jansson.h>
 #include <openssl/pem.h>
-#include "jwt.h"
+#include "jwt/jwt.h"
 #include "jwt_sign.h"
 
 static int usage(void)

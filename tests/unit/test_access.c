@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "access.h"
-#include "config.h"
+#include "access/access.h"
+#include "config/config.h"
 #include "policy/policy.h"
-#include "snapshot.h"
+#include "snapshot/snapshot.h"
 #include "tap.h"
 
 static const char cfg_text[] =

@@ -22,11 +22,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include "cli.h"
+#include "cmd/cli.h"
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
-#include "policy/normalize.h"
+#include "config/config.h"
+#include "route/normalize.h"
 #include "policy/policy.h"
 #include "tap.h"
 

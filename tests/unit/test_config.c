@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
-#include "cli.h"
-#include "config.h"
-#include "util.h"
+#include "cmd/cli.h"
+#include "config/config.h"
+#include "base/util.h"
 #include "tap.h"
 
 #ifndef MG_TEST_DATA

@@ -9,16 +9,16 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include "accesslog.h"
-#include "conn.h"
-#include "passthrough.h"
-#include "config.h"
-#include "request.h"
-#include "router.h"
-#include "sd.h"
-#include "snapshot.h"
+#include "log/accesslog.h"
+#include "net/conn.h"
+#include "l4/passthrough.h"
+#include "config/config.h"
+#include "http/request.h"
+#include "route/router.h"
+#include "base/sd.h"
+#include "snapshot/snapshot.h"
 #include "tap.h"
-#include "upstream.h"
+#include "upstream/upstream.h"
 
 static void test_hosts(void)
 {

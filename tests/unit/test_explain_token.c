@@ -1,6 +1,6 @@
 /* test_explain_token.c - `meshgate authz --token/--jwks`: real signed tokens
  * (tests/helpers/jwt_sign.c, OpenSSL directly) go through the explainer,
- * which must authenticate them as the data plane does (src/access.c) before
+ * which must authenticate them as the data plane does (src/access/access.c) before
  * authorization: 401 -> exit 3, audience 403 -> exit 1, CORS preflight
  * bypass, header edits seen by authorization, remote jwksUri keys from
  * files only. The explainer runs in-process with stdout captured. */
@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "cli.h"
+#include "cmd/cli.h"
 #include "jwt_sign.h"
-#include "util.h"
+#include "base/util.h"
 #include "tap.h"
 
 #define NOW 1800000000LL

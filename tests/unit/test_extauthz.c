@@ -14,12 +14,12 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include "conn.h"
-#include "extauthz.h"
-#include "request.h"
+#include "net/conn.h"
+#include "access/extauthz.h"
+#include "http/request.h"
 #include "tap.h"
-#include "upstream.h"
-#include "worker.h"
+#include "upstream/upstream.h"
+#include "net/worker.h"
 
 static struct event_base *base;
 static struct evdns_base *dns;

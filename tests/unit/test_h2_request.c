@@ -1,4 +1,4 @@
-/* test_h2_request.c - HTTP/2 header block -> request (src/h2_request.c):
+/* test_h2_request.c - HTTP/2 header block -> request (src/http/h2_request.c):
  * pseudo-headers, RFC 9113 refusals, cookie crumbs, Host vs :authority,
  * content-length, body framing. Refusals are observed through a recording
  * local_reply op; accepted blocks are checked field by field (the phases
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "h2_int.h"
+#include "http/h2_int.h"
 #include "tap.h"
 
 static int replied;

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "http1.h"
+#include "http1/http1.h"
 #include "tap.h"
 
 static struct mg_h1_request req;

@@ -2,7 +2,7 @@
  * and cluster, errors, gateway mode), the effective mTLS mode per workload
  * port, /config_dump, and the ALPN answer and trust-domain check (statics,
  * reached by including the .c). */
-#include "../../src/inbound.c"
+#include "../../src/sidecar/inbound.c"
 #include "tap.h"
 
 #define PROXY \

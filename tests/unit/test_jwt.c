@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "jwt.h"
+#include "jwt/jwt.h"
 #include "jwt_sign.h"
 #include "tap.h"
 

@@ -1,7 +1,7 @@
 /* test_normalize.c - path normalization: every row of istio-semantics 9.1
  * and the path bypasses of 9.2, per mode. */
 #include <string.h>
-#include "policy/normalize.h"
+#include "route/normalize.h"
 #include "tap.h"
 
 #define N MG_NORM_NONE

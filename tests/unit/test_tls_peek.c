@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/ssl.h>
-#include "../../src/tls_peek.h"
+#include "../../src/net/tls_peek.h"
 #include "tap.h"
 
 /* A genuine ClientHello from OpenSSL offering `alpn` (wire format, may be

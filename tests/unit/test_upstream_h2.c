@@ -6,14 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "conn.h"
-#include "config.h"
-#include "request.h"
-#include "router.h"
+#include "net/conn.h"
+#include "config/config.h"
+#include "http/request.h"
+#include "route/router.h"
 #include "tap.h"
-#include "upstream.h"
-#include "upstream_int.h"
-#include "worker.h"
+#include "upstream/upstream.h"
+#include "upstream/upstream_int.h"
+#include "net/worker.h"
 
 static const char *YAML_SE =
     "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"

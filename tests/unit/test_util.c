@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "tap.h"
-#include "util.h"
+#include "base/util.h"
 
 static void durations(void)
 {

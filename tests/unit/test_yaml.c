@@ -2,9 +2,9 @@
  * constructs, positions, and degenerate inputs. */
 #include <stdlib.h>
 #include <string.h>
-#include "mg_yaml.h"
-#include "config.h"
-#include "util.h"
+#include "config/mg_yaml.h"
+#include "config/config.h"
+#include "base/util.h"
 #include "tap.h"
 
 /* Parse `s` (length n); return the number of errors, keep the docs count. */

@@ -1,0 +1,570 @@
+/* access.c - the access phase: request attributes for the policy module,
+ * the decision, ext_authz for CUSTOM, and what the refusal looks like.
+ *
+ * Order (istio-semantics 1.10): request authentication would run first,
+ * then CUSTOM (ext_authz) before the RBAC DENY/ALLOW verdict that
+ * mg_authz_decide() has already computed as if the provider allowed. So a
+ * request that both the provider and a DENY policy refuse gets the
+ * provider's answer, as with Envoy's filter chain. */
+#include "access/access.h"
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include "net/conn.h"
+#include "access/extauthz.h"
+#include "sidecar/inbound.h"
+#include "control/jwks.h"
+#include "policy/policy.h"
+#include "access/reqauthn.h"
+#include "http/request.h"
+#include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
+#include "net/worker.h"
+
+struct mg_access {
+    struct mg_policy_set *ps;
+    const struct mg_config *cfg;
+    struct mg_cluster **prov_cl;        /* [cfg->mesh.n_ext_providers], NULL = unusable */
+    size_t n_prov;
+    bool gateway;
+    struct mg_reqauthn *ra;             /* RequestAuthentication rules */
+    size_t n_ra_rules;
+    struct mg_ra_keys keys;             /* remote key sets (the process JWKS store) */
+    bool has_keys;
+    struct mg_jwks_store *store;        /* for /config_dump */
+    bool dry_deny;                      /* the config has a dry-run DENY policy */
+};
+
+/* The per-request state of a pending CUSTOM check (request arena). */
+struct mg_access_pending {
+    struct mg_extauthz_call *call;
+    struct mg_authz_result res;
+};
+
+/* ---- metrics (process-wide: they outlive snapshots) ---- */
+
+#define AZ_SLOTS 256
+
+struct az_slot {
+    _Atomic(const char *) name;         /* interned "ns.name" */
+    atomic_ulong n;
+};
+
+static struct az_slot az_denied[AZ_SLOTS];
+static atomic_ulong az_denied_default, az_denied_overflow, az_allowed;
+static atomic_ulong ext_allow, ext_deny, ext_error, ext_fail_open;
+static atomic_ulong dr_allow_allowed, dr_allow_denied, dr_deny_allowed, dr_deny_denied;
+static atomic_ulong jwt_ok, jwt_none, jwt_401, jwt_403;
+
+static uint32_t str_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static void count_denied(const char *policy)
+{
+    if (!policy) {
+        atomic_fetch_add_explicit(&az_denied_default, 1, memory_order_relaxed);
+        return;
+    }
+    uint32_t h = str_hash(policy);
+    for (uint32_t i = 0; i < 32; i++) {
+        struct az_slot *s = &az_denied[(h + i) % AZ_SLOTS];
+        const char *cur = atomic_load_explicit(&s->name, memory_order_acquire);
+        if (!cur) {
+            const char *mine = mg_intern(policy);
+            if (atomic_compare_exchange_strong(&s->name, &cur, mine))
+                cur = mine;
+        }
+        if (strcmp(cur, policy) == 0) {
+            atomic_fetch_add_explicit(&s->n, 1, memory_order_relaxed);
+            return;
+        }
+    }
+    atomic_fetch_add_explicit(&az_denied_overflow, 1, memory_order_relaxed);
+}
+
+static void label(struct mg_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            mg_buf_add(b, "\\", 1);
+        if (*s == '\n')
+            mg_buf_adds(b, "\\n");
+        else
+            mg_buf_add(b, s, 1);
+    }
+}
+
+#define LOAD(x) ((unsigned long)atomic_load_explicit(&(x), memory_order_relaxed))
+
+void mg_access_metrics_render(struct mg_buf *out)
+{
+    mg_buf_adds(out, "# TYPE meshgate_authz_denied_total counter\n");
+    for (size_t i = 0; i < AZ_SLOTS; i++) {
+        const char *n = atomic_load_explicit(&az_denied[i].name, memory_order_acquire);
+        if (!n)
+            continue;
+        mg_buf_adds(out, "meshgate_authz_denied_total{policy=\"");
+        label(out, n);
+        mg_buf_printf(out, "\"} %lu\n", LOAD(az_denied[i].n));
+    }
+    mg_buf_printf(out, "meshgate_authz_denied_total{policy=\"\"} %lu\n"
+                  "# TYPE meshgate_authz_allowed_total counter\nmeshgate_authz_allowed_total %lu\n"
+                  "# TYPE meshgate_authz_stats_overflow_total counter\n"
+                  "meshgate_authz_stats_overflow_total %lu\n"
+                  "# TYPE meshgate_ext_authz_total counter\n"
+                  "meshgate_ext_authz_total{result=\"allow\"} %lu\n"
+                  "meshgate_ext_authz_total{result=\"deny\"} %lu\n"
+                  "meshgate_ext_authz_total{result=\"error\"} %lu\n"
+                  "meshgate_ext_authz_total{result=\"fail_open\"} %lu\n"
+                  "# TYPE istio_dry_run_allow_shadow_allowed counter\n"
+                  "istio_dry_run_allow_shadow_allowed %lu\n"
+                  "# TYPE istio_dry_run_allow_shadow_denied counter\n"
+                  "istio_dry_run_allow_shadow_denied %lu\n"
+                  "# TYPE istio_dry_run_deny_shadow_allowed counter\n"
+                  "istio_dry_run_deny_shadow_allowed %lu\n"
+                  "# TYPE istio_dry_run_deny_shadow_denied counter\n"
+                  "istio_dry_run_deny_shadow_denied %lu\n"
+                  "# TYPE meshgate_jwt_total counter\n"
+                  "meshgate_jwt_total{result=\"valid\"} %lu\n"
+                  "meshgate_jwt_total{result=\"missing\"} %lu\n"
+                  "meshgate_jwt_total{result=\"denied_401\"} %lu\n"
+                  "meshgate_jwt_total{result=\"denied_403\"} %lu\n",
+                  LOAD(az_denied_default), LOAD(az_allowed), LOAD(az_denied_overflow),
+                  LOAD(ext_allow), LOAD(ext_deny), LOAD(ext_error), LOAD(ext_fail_open),
+                  LOAD(dr_allow_allowed), LOAD(dr_allow_denied), LOAD(dr_deny_allowed),
+                  LOAD(dr_deny_denied), LOAD(jwt_ok), LOAD(jwt_none), LOAD(jwt_401), LOAD(jwt_403));
+}
+
+/* ---- build ---- */
+
+struct mg_access *mg_access_build(const struct mg_snapshot *s, struct mg_diags *d)
+{
+    const struct mg_config *cfg = s->cfg;
+    struct mg_access *a = mg_xcalloc(1, sizeof(*a));
+    a->cfg = cfg;
+    a->gateway = cfg->proxy.mode == MG_MODE_GATEWAY;
+    struct mg_workload w;
+    mg_workload_from_proxy(&cfg->proxy, &w);
+    a->ps = mg_policy_compile(cfg, &w, d);
+    a->ra = mg_reqauthn_compile(cfg, d);
+    a->n_ra_rules = mg_reqauthn_n_rules(a->ra);
+    for (size_t i = 0; i < cfg->n_authz_policies; i++)
+        if (cfg->authz_policies[i].dry_run && cfg->authz_policies[i].action == MG_ACTION_DENY)
+            a->dry_deny = true;
+    a->n_prov = cfg->mesh.n_ext_providers;
+    a->prov_cl = a->n_prov ? mg_xcalloc(a->n_prov, sizeof(*a->prov_cl)) : NULL;
+    for (size_t i = 0; i < a->n_prov; i++) {
+        const struct mg_ext_provider *p = &cfg->mesh.ext_providers[i];
+        if (p->type != MG_EXT_HTTP) {
+            mg_warning(d, p->pos, "extension provider '%s': envoyExtAuthzGrpc is not supported by "
+                       "this build; CUSTOM rules using it deny (fail closed)", p->name);
+            continue;
+        }
+        if (!p->service || !p->port) {
+            mg_warning(d, p->pos, "extension provider '%s': needs service and port; CUSTOM rules "
+                       "using it deny", p->name);
+            continue;
+        }
+        /* Istio's service is "[namespace/]host" */
+        const char *slash = strchr(p->service, '/');
+        struct mg_destination dst = { 0 };
+        dst.host = (char *)(slash ? slash + 1 : p->service);
+        dst.port = p->port;
+        dst.pos = p->pos;
+        struct mg_cluster *cl = mg_cluster_build(cfg, &dst, s->n_workers, d);
+        if (cl && cl->tls) {
+            mg_warning(d, p->pos, "extension provider '%s': TLS to the provider is not supported; "
+                       "CUSTOM rules using it deny", p->name);
+            mg_cluster_free(cl);
+            cl = NULL;
+        }
+        a->prov_cl[i] = cl;
+    }
+    return a;
+}
+
+void mg_access_free(struct mg_access *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n_prov; i++)
+        if (a->prov_cl[i])
+            mg_cluster_free(a->prov_cl[i]);
+    free(a->prov_cl);
+    mg_reqauthn_free(a->ra);
+    mg_policy_set_free(a->ps);
+    free(a);
+}
+
+int mg_access_use_jwks(struct mg_access *a, struct mg_jwks_store *store)
+{
+    if (!a || !store)
+        return 0;
+    a->keys = mg_jwks_store_keys(store);
+    a->has_keys = true;
+    a->store = store;
+    return mg_jwks_store_add_rules(store, a->ra);
+}
+
+const struct mg_policy_set *mg_access_policies(const struct mg_access *a)
+{
+    return a->ps;
+}
+
+static const char *mtls_name(enum mg_mtls_mode m)
+{
+    switch (m) {
+    case MG_MTLS_DISABLE: return "DISABLE";
+    case MG_MTLS_STRICT: return "STRICT";
+    case MG_MTLS_PERMISSIVE: return "PERMISSIVE";
+    default: return "UNSET";
+    }
+}
+
+void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
+{
+    const struct mg_access *a = s->access;
+    if (!a) {
+        mg_buf_adds(out, "\"authz_policies\":0");   /* keeps the caller's JSON valid */
+        return;
+    }
+    /* sidecar inbound ports enforce it (inbound.c), keyed by the workload port */
+    bool sidecar = s->inbound != NULL;
+    mg_buf_printf(out, "\"peer_authentication\":{\"enforced\":%s,\"note\":\"%s\",\"ports\":[",
+                  sidecar ? "true" : "false",
+                  sidecar ? "sidecar inbound ports: PeerAuthentication decides mTLS (see inbound)"
+                          : "gateway servers: the server TLS mode decides mTLS");
+    for (size_t i = 0; i < s->n_ports; i++) {
+        const struct mg_inbound_port *ip = s->ports[i].inbound;
+        uint16_t port = ip ? ip->workload_port : s->ports[i].number;
+        mg_buf_printf(out, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", port,
+                      mtls_name(mg_peer_authn_mode(a->ps, port)));
+    }
+    mg_buf_printf(out, "]},\"authz_policies\":%zu,\"jwt_rules\":%zu", mg_policy_set_count(a->ps),
+                  a->n_ra_rules);
+    if (a->store) {
+        mg_buf_adds(out, ",\"jwks\":");
+        mg_jwks_store_dump(a->store, out);
+    }
+}
+
+/* ---- attributes ---- */
+
+const char *mg_access_peer_principal(const void *vssl, bool insecure_skip_verify, char *buf,
+                                     size_t len)
+{
+    const SSL *ssl = vssl;
+    buf[0] = '\0';
+    if (!ssl || insecure_skip_verify || len == 0)
+        return buf;
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+        return buf;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    const ASN1_IA5STRING *uri = NULL;
+    int n_uri = 0;
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type == GEN_URI) {
+            n_uri++;
+            uri = g->d.uniformResourceIdentifier;
+        }
+    }
+    if (n_uri == 1) {
+        size_t n = (size_t)ASN1_STRING_length(uri);
+        const unsigned char *d = ASN1_STRING_get0_data(uri);
+        if (n > 9 && n - 9 < len && memcmp(d, "spiffe://", 9) == 0 && !memchr(d, '\0', n)) {
+            memcpy(buf, d + 9, n - 9);
+            buf[n - 9] = '\0';
+        }
+    }
+    GENERAL_NAMES_free(gens);
+    return buf;
+}
+
+static void build_attrs(struct mg_request *r, const struct mg_access *a, struct mg_attrs *at)
+{
+    struct mg_conn *c = r->conn;
+    memset(at, 0, sizeof(*at));
+    at->is_http = true;
+    at->method = r->method;
+    at->host = r->authority;
+    at->path = r->path;
+    at->path_len = strlen(r->path);
+    struct mg_header *h = mg_rq_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
+    size_t xff_len = 0, n_xff = 0;
+    for (size_t i = 0; i < r->n_h; i++) {
+        h[i] = (struct mg_header){ r->h[i].key, strlen(r->h[i].key), r->h[i].value,
+                                   strlen(r->h[i].value) };
+        if (strcmp(r->h[i].key, "x-forwarded-for") == 0) {
+            xff_len += h[i].value_len + 1;
+            n_xff++;
+        }
+    }
+    at->headers = h;
+    at->n_headers = r->n_h;
+    char *xff = NULL;
+    if (n_xff) {
+        xff = mg_rq_alloc(&r->arena, xff_len + 1);
+        size_t o = 0;
+        for (size_t i = 0; i < r->n_h; i++) {
+            if (strcmp(r->h[i].key, "x-forwarded-for") != 0)
+                continue;
+            if (o)
+                xff[o++] = ',';
+            memcpy(xff + o, h[i].value, h[i].value_len);
+            o += h[i].value_len;
+        }
+        xff[o] = '\0';
+    }
+    at->source = c->peer;
+    mg_policy_remote_addr(&c->peer, xff, a->cfg->mesh.num_trusted_proxies, a->gateway, &at->remote);
+    at->dest = c->local;
+    at->sni = c->sni[0] ? c->sni : NULL;
+    /* computed once per connection by conn.c with mg_access_peer_principal */
+    at->peer_principal = c->ssl && c->principal[0] ? c->principal : NULL;
+}
+
+/* ---- decision ---- */
+
+static void note_match(struct mg_request *r, const struct mg_authz_match *m)
+{
+    r->authz_policy = m->policy;
+    r->authz_rule = m->policy ? m->rule : -1;
+}
+
+/* The RBAC part (DENY/ALLOW), after CUSTOM allowed or did not apply. */
+static enum mg_access_rc rbac_verdict(struct mg_request *r, const struct mg_authz_result *res)
+{
+    note_match(r, &res->decided_by);
+    if (res->decision == MG_AUTHZ_DENY) {
+        count_denied(res->decided_by.policy);
+        mg_request_reply(r, 403, "RBAC: access denied", "rbac_policy", false);
+        return MG_ACCESS_ANSWERED;
+    }
+    atomic_fetch_add_explicit(&az_allowed, 1, memory_order_relaxed);
+    return MG_ACCESS_CONTINUE;
+}
+
+/* Set (overwrite) a request header, as Envoy applies ext_authz headers. */
+static void set_header(struct mg_request *r, const char *name, const char *value)
+{
+    struct mg_kv *nh = mg_rq_alloc(&r->arena, (r->n_h + 1) * sizeof(*nh));
+    size_t o = 0;
+    for (size_t i = 0; i < r->n_h; i++)
+        if (strcmp(r->h[i].key, name) != 0)
+            nh[o++] = r->h[i];
+    memset(&nh[o], 0, sizeof(nh[o]));
+    nh[o].key = (char *)name;
+    nh[o++].value = (char *)value;
+    r->h = nh;
+    r->n_h = o;
+}
+
+static void check_done(struct mg_request *r, const struct mg_extauthz_result *x);
+
+/* Runs from the ext_authz connection's callback, outside every callback of
+ * the downstream connection: hold it so a reply that closes it cannot free
+ * it under our feet. */
+static void on_check(struct mg_request *r, const struct mg_extauthz_result *x)
+{
+    struct mg_conn *c = r->conn;
+    mg_conn_ref(c);
+    check_done(r, x);
+    mg_conn_unref(c);
+}
+
+static void check_done(struct mg_request *r, const struct mg_extauthz_result *x)
+{
+    struct mg_access_pending *pd = r->access;
+    pd->call = NULL;
+    const struct mg_ext_provider *p = pd->res.provider;
+    r->authz_policy = pd->res.custom_match.policy;
+    r->authz_rule = pd->res.custom_match.rule;
+    if (x->verdict == MG_EXTAUTHZ_ERROR) {
+        if (!p->fail_open) {
+            atomic_fetch_add_explicit(&ext_error, 1, memory_order_relaxed);
+            r->authz_detail = x->error;
+            mg_request_reply(r, p->status_on_error ? p->status_on_error : 403, "",
+                             "ext_authz_error", false);
+            return;
+        }
+        atomic_fetch_add_explicit(&ext_fail_open, 1, memory_order_relaxed);
+        r->authz_detail = x->error;
+    } else if (x->verdict == MG_EXTAUTHZ_DENY) {
+        atomic_fetch_add_explicit(&ext_deny, 1, memory_order_relaxed);
+        for (size_t i = 0; i < x->n_headers && r->n_local_h < MG_REQ_MAX_LOCAL_H; i++)
+            r->local_h[r->n_local_h++] = x->headers[i];
+        mg_request_reply(r, x->status, x->body ? x->body : "", "ext_authz_denied", false);
+        return;
+    } else {
+        atomic_fetch_add_explicit(&ext_allow, 1, memory_order_relaxed);
+        for (size_t i = 0; i < x->n_headers; i++)
+            set_header(r, x->headers[i].key, x->headers[i].value);
+    }
+    if (rbac_verdict(r, &pd->res) == MG_ACCESS_CONTINUE)
+        mg_request_resume(r);
+}
+
+/* Shadow counters as Envoy keeps them for shadow (dry-run) rules: only
+ * where such rules exist, so a config without them adds nothing. */
+static void count_dry_run(const struct mg_access *a, const struct mg_authz_result *res,
+                          struct mg_request *r)
+{
+    if (res->dry_run_deny) {
+        atomic_fetch_add_explicit(&dr_deny_denied, 1, memory_order_relaxed);
+        r->authz_dry_run = res->dry_run_deny_match.policy;
+        r->authz_dry_run_result = "deny";
+    } else if (a->dry_deny) {
+        atomic_fetch_add_explicit(&dr_deny_allowed, 1, memory_order_relaxed);
+    }
+    if (res->dry_run_allow == 1) {
+        atomic_fetch_add_explicit(&dr_allow_allowed, 1, memory_order_relaxed);
+    } else if (res->dry_run_allow == 0) {
+        atomic_fetch_add_explicit(&dr_allow_denied, 1, memory_order_relaxed);
+        if (!r->authz_dry_run_result)
+            r->authz_dry_run_result = "deny";
+    }
+}
+
+static void remove_header(struct mg_request *r, const char *name)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < r->n_h; i++)
+        if (strcmp(r->h[i].key, name) != 0)
+            r->h[o++] = r->h[i];
+    r->n_h = o;
+}
+
+/* Request authentication (istio-semantics 4.2), before authorization.
+ * Returns false when the request was answered (401/403). On success the
+ * verified token's facts go into *at (borrowing from *res, which the caller
+ * frees after the decision) and the header edits are applied to r->h. */
+static bool authenticate(struct mg_request *r, const struct mg_access *a, struct mg_attrs *at,
+                         struct mg_ra_result *res)
+{
+    /* headers only the proxy may set: a client's copy never reaches the upstream */
+    for (size_t i = 0; i < a->n_ra_rules; i++) {
+        size_t n = 0;
+        const char *const *names = mg_reqauthn_rule_output_headers(a->ra, i, &n);
+        for (size_t k = 0; k < n; k++)
+            remove_header(r, names[k]);
+    }
+    struct mg_header *h = mg_rq_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
+    for (size_t i = 0; i < r->n_h; i++)
+        h[i] = (struct mg_header){ r->h[i].key, strlen(r->h[i].key), r->h[i].value,
+                                   strlen(r->h[i].value) };
+    const char *pq = r->query ? mg_rq_printf(&r->arena, "%s?%s", r->path, r->query) : r->path;
+    struct mg_ra_request q = {
+        .method = r->method, .scheme = r->conn->ssl ? "https" : "http",
+        .authority = r->authority, .path = pq, .path_len = strlen(pq),
+        .headers = h, .n_headers = r->n_h,
+    };
+    mg_reqauthn_eval(a->ra, &q, a->has_keys ? &a->keys : NULL, r->conn->w->jwt_cache, mg_wall_s(),
+                     res);
+    if (res->status == MG_RA_DENY_401 || res->status == MG_RA_DENY_403) {
+        r->authz_detail = res->body;    /* a static string (mg_jwt_error_str) */
+        if (res->status == MG_RA_DENY_401 && res->www_authenticate &&
+            r->n_local_h < MG_REQ_MAX_LOCAL_H) {
+            r->local_h[r->n_local_h].key = "www-authenticate";
+            r->local_h[r->n_local_h++].value =
+                mg_rq_strndup(&r->arena, res->www_authenticate, strlen(res->www_authenticate));
+        }
+        atomic_fetch_add_explicit(res->status == MG_RA_DENY_401 ? &jwt_401 : &jwt_403, 1,
+                                  memory_order_relaxed);
+        mg_request_reply(r, res->http_status, res->body ? res->body : "", "jwt_error", false);
+        return false;
+    }
+    if (res->status != MG_RA_PASS_PRINCIPAL) {
+        atomic_fetch_add_explicit(&jwt_none, 1, memory_order_relaxed);
+        return true;
+    }
+    atomic_fetch_add_explicit(&jwt_ok, 1, memory_order_relaxed);
+    mg_reqauthn_attrs(res, at);
+    r->authz_principal = mg_rq_strndup(&r->arena, res->principal, strlen(res->principal));
+    for (size_t i = 0; i < res->n_edits; i++) {
+        const struct mg_ra_edit *e = &res->edits[i];
+        if (e->op == MG_RA_REMOVE_HEADER)
+            remove_header(r, e->name);
+        else
+            set_header(r, e->name, mg_rq_strndup(&r->arena, e->value, strlen(e->value)));
+    }
+    if (res->new_path) {
+        const char *qm = strchr(res->new_path, '?');
+        r->query = qm ? mg_rq_strndup(&r->arena, qm + 1, strlen(qm + 1)) : NULL;
+    }
+    return true;
+}
+
+enum mg_access_rc mg_access_run(struct mg_request *r)
+{
+    const struct mg_access *a = r->snap->access;
+    if (!a)
+        return MG_ACCESS_CONTINUE;
+    struct mg_attrs jat;                /* the JWT facts, merged below */
+    struct mg_ra_result ra;
+    memset(&jat, 0, sizeof(jat));
+    memset(&ra, 0, sizeof(ra));
+    if (a->n_ra_rules && !authenticate(r, a, &jat, &ra)) {
+        mg_ra_result_free(&ra);
+        return MG_ACCESS_ANSWERED;
+    }
+    /* built after authentication: authorization sees the headers as edited */
+    struct mg_attrs at;
+    build_attrs(r, a, &at);
+    at.req_iss = jat.req_iss;
+    at.req_sub = jat.req_sub;
+    at.audiences = jat.audiences;
+    at.n_audiences = jat.n_audiences;
+    at.presenter = jat.presenter;
+    at.claims = jat.claims;
+    at.space_delimited_claims = jat.space_delimited_claims;
+    at.n_space_delimited_claims = jat.n_space_delimited_claims;
+    struct mg_authz_result res;
+    mg_authz_decide(a->ps, &at, &res);
+    mg_ra_result_free(&ra);
+    if (res.audit)
+        r->authz_audit = res.audit_match.policy;
+    count_dry_run(a, &res, r);
+    if (!res.custom)
+        return rbac_verdict(r, &res);
+    /* CUSTOM matched: ask the provider first */
+    struct mg_cluster *cl = NULL;
+    for (size_t i = 0; i < a->n_prov; i++)
+        if (&a->cfg->mesh.ext_providers[i] == res.provider)
+            cl = a->prov_cl[i];
+    if (!res.provider || !cl) {
+        /* unusable provider (gRPC, TLS, unknown service): fail closed */
+        r->authz_policy = res.custom_match.policy;
+        r->authz_rule = res.custom_match.rule;
+        atomic_fetch_add_explicit(&ext_error, 1, memory_order_relaxed);
+        r->authz_detail = "ext_authz provider unusable";
+        int st = res.provider && res.provider->status_on_error ? res.provider->status_on_error : 403;
+        mg_request_reply(r, st, "", "ext_authz_error", false);
+        return MG_ACCESS_ANSWERED;
+    }
+    struct mg_access_pending *pd = mg_rq_alloc(&r->arena, sizeof(*pd));
+    memset(pd, 0, sizeof(*pd));
+    pd->res = res;
+    r->access = pd;
+    pd->call = mg_extauthz_start(r, res.provider, cl, on_check);
+    return MG_ACCESS_PENDING;
+}
+
+void mg_access_release(struct mg_request *r)
+{
+    struct mg_access_pending *pd = r->access;
+    if (pd && pd->call) {
+        mg_extauthz_cancel(pd->call);
+        pd->call = NULL;
+    }
+    r->access = NULL;
+}

@@ -1,0 +1,93 @@
+/* access.h - the access phase of the request path (DESIGN.md section 4):
+ * peer identity, request authentication and authorization (CUSTOM through
+ * ext_authz, DENY, ALLOW, AUDIT, dry-run), between routing and the route
+ * action.
+ *
+ * mg_access_build() compiles, once per snapshot on the main thread, what
+ * the phase needs: the policy set for the Proxy workload and one upstream
+ * cluster per HTTP ext_authz provider. Workers only read it. Per request
+ * the phase fills a struct mg_attrs from the request (borrowing the
+ * request's strings; the header array lives in the request arena), asks
+ * mg_authz_decide(), and either continues, answers (403 "RBAC: access
+ * denied"), or starts an asynchronous ext_authz check and resumes the
+ * request through mg_request_resume() when it completes.
+ *
+ * Gateway mode: PeerAuthentication does not apply to Gateway servers (Istio
+ * applies it to sidecar inbound listeners only); the servers' TLS modes
+ * decide mTLS. The effective mode per port is still computed and shown in
+ * /config_dump (mg_access_dump) for operators. */
+#ifndef MG_ACCESS_H
+#define MG_ACCESS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "base/diag.h"
+#include "base/util.h"
+
+struct mg_snapshot;
+struct mg_request;
+struct mg_policy_set;
+
+/* The compiled per-snapshot state (immutable once built). */
+struct mg_access;
+
+/* Compile for snapshot `s` (its cfg, n_workers and ports must be set).
+ * Policy compile warnings and unusable ext_authz providers are added to d
+ * as warnings (never errors: a CUSTOM rule whose provider is unusable fails
+ * closed at run time). Never returns NULL; free with mg_access_free (which
+ * accepts NULL). */
+struct mg_access *mg_access_build(const struct mg_snapshot *s, struct mg_diags *d);
+void mg_access_free(struct mg_access *a);
+
+/* Main thread, before the snapshot is posted to the workers: register the
+ * snapshot's remote JWKS URIs (jwksUri, OIDC discovery) with the process
+ * store and look keys up there from now on. Without a store, tokens of
+ * rules with a remote key set get 401 "Jwks remote fetch is failed".
+ * Returns the number of URIs the store refused (each a config problem the
+ * store logs). */
+struct mg_jwks_store;
+int mg_access_use_jwks(struct mg_access *a, struct mg_jwks_store *store);
+
+/* The compiled policy set (borrowed, lives as long as `a`). */
+const struct mg_policy_set *mg_access_policies(const struct mg_access *a);
+
+/* Outcomes of mg_access_run. */
+enum mg_access_rc {
+    MG_ACCESS_CONTINUE = 0,             /* go on with the route action */
+    MG_ACCESS_ANSWERED = -1,            /* a local reply was sent (401/403/...) */
+    MG_ACCESS_PENDING = 1,              /* ext_authz in flight; mg_request_resume follows */
+};
+
+/* Run the access phase for r (r->snap->access must be set, r->route set).
+ * Records the decision in r (authz_policy, authz_rule, authz_audit,
+ * reason) for the access log and counts it in the authz metrics. On
+ * PENDING the request must not be touched until the check completes: the
+ * completion either replies (through mg_request_reply) or calls
+ * mg_request_resume(r). */
+enum mg_access_rc mg_access_run(struct mg_request *r);
+
+/* The request is being released: cancel any ext_authz call still in
+ * flight (its completion will never run). Safe to call always. */
+void mg_access_release(struct mg_request *r);
+
+/* The peer principal of a TLS connection for policy: the verified client
+ * certificate's single URI SAN without "spiffe://", written to buf (NUL
+ * terminated). Empty when there is no certificate, it did not verify, the
+ * server accepts unverified certificates (insecure_skip_verify), or the
+ * certificate has zero or several URI SANs, or a non-spiffe URI. Returns
+ * buf. `ssl` is an SSL * (void to keep OpenSSL out of this header). */
+const char *mg_access_peer_principal(const void *ssl, bool insecure_skip_verify, char *buf,
+                                     size_t len);
+
+/* Prometheus text for the authz counters (process-wide, all snapshots):
+ * meshgate_authz_denied_total{policy}, meshgate_authz_allowed_total,
+ * meshgate_ext_authz_total{result}, istio_dry_run_{allow,deny}_shadow_*.
+ * Thread-safe (relaxed atomics). */
+void mg_access_metrics_render(struct mg_buf *out);
+
+/* JSON members (without braces) describing the access configuration of s:
+ * "peer_authentication":{"enforced":false,"note":...,"ports":[{"port":N,
+ * "mode":"STRICT"}...]},"authz_policies":N,"jwt_rules":N and, with a JWKS
+ * store, "jwks":[per-URI fetch state]. Appended to out (for /config_dump). */
+void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s);
+
+#endif

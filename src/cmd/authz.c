@@ -1,0 +1,674 @@
+/* explain.c - `meshgate authz`: one offline decision, explained.
+ *
+ * Runs the data plane's access phase offline, in its order: path
+ * normalization (400), request authentication of a real token with
+ * mg_reqauthn_eval (401/403; explain_authn.c), then the same struct
+ * mg_attrs the data plane builds (remote address, headers as edited by
+ * authentication, the verified JWT or --claims) goes to mg_authz_explain(),
+ * the evaluation behind mg_authz_decide(). Exit 0 allow, 1 deny, 2 usage or
+ * configuration error, 3 authentication failed (401). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include "cmd/cli.h"
+#include "config/config.h"
+#include "access/reqauthn.h"
+#include "cmd/authz_authn.h"
+#include "route/normalize.h"
+#include "policy/policy.h"
+
+#define MAX_HEADERS 128
+#define MAX_LABELS 64
+#define MAX_AUD 64
+#define MAX_SDC 64
+
+static void usage(FILE *out)
+{
+    fputs("usage: meshgate authz -c PATH [options]\n"
+          "  --method M              request method (default GET)\n"
+          "  --url URL               https://host[:port]/path?q or /path\n"
+          "  --host H                authority (default from --url)\n"
+          "  --header 'Name: value'  request header (repeatable)\n"
+          "  --source-ip IP          direct peer address\n"
+          "  --remote-ip IP          original client address (default: source ip)\n"
+          "  --dest-ip IP            local destination address\n"
+          "  --port N                destination port (default from the URL scheme, or 443)\n"
+          "  --sni NAME              TLS SNI\n"
+          "  --principal td/ns/N/sa/S        peer principal (mTLS)\n"
+          "  --namespace N --service-account S   peer principal in the mesh trust domain\n"
+          "  --token JWT             verify this token as the gateway does, sent as\n"
+          "                          'Authorization: Bearer JWT' (a token in --header or in the\n"
+          "                          URL query, e.g. ?access_token=, is verified the same way)\n"
+          "  --jwks URI=FILE         key set of a remote jwksUri (or OIDC discovery URI), read from\n"
+          "                          FILE (repeatable); no network I/O is done\n"
+          "  --jwks FILE             key set for every remote URI without its own --jwks; without\n"
+          "                          one, a remote URI has no keys: 401 'Jwks remote fetch is failed'\n"
+          "  --now EPOCH             the clock for exp/nbf (seconds; default: now)\n"
+          "  --claims JSON           a JWT payload taken as verified, no token checked (iss and\n"
+          "                          sub give the request principal); excludes --token\n"
+          "  --tcp                   TCP context (no HTTP fields)\n"
+          "  --workload-namespace NS --workload-labels k=v,...   evaluate for another workload\n"
+          "Output: the verdict (ALLOW or DENY), the request, an 'authn:' line (no token, ok\n"
+          "principal=ISS/SUB, or the 401/403 and Envoy's message), then the authorization trace.\n"
+          "Exit status: 0 allowed; 1 denied (403: AuthorizationPolicy, a JWT audience not allowed,\n"
+          "or 400 by path normalization); 2 usage or configuration error; 3 authentication\n"
+          "failed (401: invalid, expired or unverifiable JWT).\n",
+          out);
+}
+
+struct opts {
+    const char *config, *method, *url, *host, *source_ip, *remote_ip, *dest_ip, *port, *sni;
+    const char *principal, *ns, *sa, *claims, *wns, *wlabels, *token, *now;
+    const char *headers[MAX_HEADERS];
+    size_t n_headers;
+    const char *jwks[MG_EXPLAIN_MAX_JWKS];
+    size_t n_jwks;
+    bool tcp;
+};
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct { const char *name; size_t off; } val[] = {
+        {"-c", offsetof(struct opts, config)}, {"--config", offsetof(struct opts, config)},
+        {"--method", offsetof(struct opts, method)}, {"--url", offsetof(struct opts, url)},
+        {"--host", offsetof(struct opts, host)}, {"--source-ip", offsetof(struct opts, source_ip)},
+        {"--remote-ip", offsetof(struct opts, remote_ip)}, {"--dest-ip", offsetof(struct opts, dest_ip)},
+        {"--port", offsetof(struct opts, port)}, {"--sni", offsetof(struct opts, sni)},
+        {"--principal", offsetof(struct opts, principal)}, {"--namespace", offsetof(struct opts, ns)},
+        {"--service-account", offsetof(struct opts, sa)}, {"--claims", offsetof(struct opts, claims)},
+        {"--workload-namespace", offsetof(struct opts, wns)},
+        {"--workload-labels", offsetof(struct opts, wlabels)},
+        {"--token", offsetof(struct opts, token)}, {"--now", offsetof(struct opts, now)},
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool done = false;
+        if (strcmp(a, "--tcp") == 0) {
+            o->tcp = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (strcmp(a, "--header") == 0 || strcmp(a, "-H") == 0) {
+            if (i + 1 >= argc || o->n_headers >= MAX_HEADERS) {
+                fprintf(stderr, "meshgate authz: %s needs a value (at most %d headers)\n", a, MAX_HEADERS);
+                return -1;
+            }
+            o->headers[o->n_headers++] = argv[++i];
+            continue;
+        }
+        if (strcmp(a, "--jwks") == 0) {
+            if (i + 1 >= argc || o->n_jwks >= MG_EXPLAIN_MAX_JWKS) {
+                fprintf(stderr, "meshgate authz: --jwks needs a value (at most %d)\n", MG_EXPLAIN_MAX_JWKS);
+                return -1;
+            }
+            o->jwks[o->n_jwks++] = argv[++i];
+            continue;
+        }
+        for (size_t k = 0; k < MG_ARRAY_LEN(val) && !done; k++) {
+            if (strcmp(a, val[k].name) != 0)
+                continue;
+            if (i + 1 >= argc) {
+                fprintf(stderr, "meshgate authz: %s needs a value\n", a);
+                return -1;
+            }
+            *(const char **)((char *)o + val[k].off) = argv[++i];
+            done = true;
+        }
+        if (!done) {
+            fprintf(stderr, "meshgate authz: unknown option '%s'\n", a);
+            return -1;
+        }
+    }
+    if (o->token && o->claims) {
+        fprintf(stderr, "meshgate authz: --token and --claims exclude each other\n");
+        return -1;
+    }
+    if (o->token && o->tcp) {
+        fprintf(stderr, "meshgate authz: --token needs an HTTP request (not --tcp)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Split a URL into authority, port and target (allocated, "/" when the URL
+ * has no path). Returns 0 or -1. */
+static int parse_url(const char *url, char **authority, uint16_t *port, char **target)
+{
+    const char *p = url;
+    char host[256];
+    uint16_t hp = 0;
+    *authority = NULL;
+    *port = 0;
+    if (url[0] == '/' || strcmp(url, "*") == 0) {
+        *target = mg_xstrdup(url);
+        return 0;
+    }
+    if (strncmp(p, "https://", 8) == 0) {
+        *port = 443;
+        p += 8;
+    } else if (strncmp(p, "http://", 7) == 0) {
+        *port = 80;
+        p += 7;
+    } else {
+        return -1;
+    }
+    const char *e = p + strcspn(p, "/?#");
+    if (e == p)
+        return -1;
+    *authority = mg_xstrndup(p, (size_t)(e - p));
+    if (mg_split_host_port(*authority, host, sizeof(host), &hp) < 0) {
+        free(*authority);
+        *authority = NULL;
+        return -1;
+    }
+    if (hp)
+        *port = hp;
+    *target = *e == '/' ? mg_xstrdup(e) : mg_xasprintf("/%s", e);
+    return 0;
+}
+
+static int parse_labels(const char *s, struct mg_kv *kv, size_t *n, char **store)
+{
+    char *copy = mg_xstrdup(s), *save = NULL;
+    *store = copy;
+    *n = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq || eq == t || *n >= MAX_LABELS)
+            return -1;
+        *eq = 0;
+        memset(&kv[*n], 0, sizeof(kv[*n]));
+        kv[*n].key = t;
+        kv[*n].value = eq + 1;
+        (*n)++;
+    }
+    return 0;
+}
+
+static const char *action_name(enum mg_authz_action a)
+{
+    switch (a) {
+    case MG_ACTION_ALLOW: return "ALLOW";
+    case MG_ACTION_DENY: return "DENY";
+    case MG_ACTION_AUDIT: return "AUDIT";
+    case MG_ACTION_CUSTOM: return "CUSTOM";
+    }
+    return "?";
+}
+
+static const char *mtls_name(enum mg_mtls_mode m)
+{
+    switch (m) {
+    case MG_MTLS_DISABLE: return "DISABLE";
+    case MG_MTLS_STRICT: return "STRICT";
+    case MG_MTLS_PERMISSIVE: return "PERMISSIVE";
+    default: return "UNSET";
+    }
+}
+
+struct request {
+    struct mg_attrs a;
+    struct mg_header hdr[MAX_HEADERS + 4];     /* + the --token header + 3 set at the edge */
+    size_t n_hdr;
+    char *xfcc;
+    char external[64];
+    const char *aud[MAX_AUD];
+    const char *sdc[MAX_SDC];
+    char *authority, *norm, *principal, *bearer;
+    size_t norm_len;            /* normalized path and query */
+    const char *scheme;
+    json_t *claims;
+};
+
+static int build_headers(const struct opts *o, struct request *q)
+{
+    for (size_t i = 0; i < o->n_headers; i++) {
+        const char *h = o->headers[i], *colon = strchr(h, ':');
+        if (!colon || colon == h) {
+            fprintf(stderr, "meshgate authz: --header '%s': expected 'Name: value'\n", h);
+            return -1;
+        }
+        char *name = mg_xstrndup(h, (size_t)(colon - h));
+        mg_lower(name);
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+            vl--;
+        q->hdr[q->n_hdr++] = (struct mg_header){name, strlen(name), v, vl};
+    }
+    if (o->token) {
+        for (size_t i = 0; i < q->n_hdr; i++)
+            if (strcmp(q->hdr[i].name, "authorization") == 0) {
+                fprintf(stderr, "meshgate authz: --token and an Authorization --header: give one\n");
+                return -1;
+            }
+        if (!*o->token) {
+            fprintf(stderr, "meshgate authz: --token: empty\n");
+            return -1;
+        }
+        for (const char *t = o->token; *t; t++)
+            if ((unsigned char)*t < 0x20 || *t == 0x7f) {
+                fprintf(stderr, "meshgate authz: --token: control characters are refused (400)\n");
+                return -1;
+            }
+        /* where a client puts it: Envoy's default location */
+        q->bearer = mg_xasprintf("Bearer %s", o->token);
+        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("authorization"), 13, q->bearer,
+                                                strlen(q->bearer)};
+    }
+    q->a.headers = q->hdr;
+    q->a.n_headers = q->n_hdr;
+    return 0;
+}
+
+static bool edge_hop_by_hop(const char *n)
+{
+    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
+                                       "trailer", "transfer-encoding", "upgrade" };
+    for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
+        if (strcmp(n, hop[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool edge_named_in_connection(const struct request *q, const char *n)
+{
+    size_t nl = strlen(n);
+    for (size_t i = 0; i < q->n_hdr; i++) {
+        if (strcmp(q->hdr[i].name, "connection") != 0)
+            continue;
+        const char *v = q->hdr[i].value, *end = v + q->hdr[i].value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *e = v;
+            while (e < end && *e != ',' && *e != ' ' && *e != '\t')
+                e++;
+            if ((size_t)(e - v) == nl && mg_strncasecmp(v, n, nl) == 0)
+                return true;
+            v = e;
+        }
+    }
+    return false;
+}
+
+/* What the gateway does to a client's headers before routing and
+ * authorization (request.c phase_sanitize): the proxy's own headers and
+ * hop-by-hop ones (and those the client names in Connection) are dropped,
+ * then x-forwarded-proto, x-envoy-external-address and, for a verified peer,
+ * x-forwarded-client-cert are set. Policies on those headers then decide
+ * here as they do there. */
+static void edge_headers(struct request *q, const char *own_id)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < q->n_hdr; i++) {
+        const char *n = q->hdr[i].name;
+        if (mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
+            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
+            edge_hop_by_hop(n) || edge_named_in_connection(q, n)) {
+            free((char *)n);
+            continue;
+        }
+        q->hdr[o++] = q->hdr[i];
+    }
+    q->n_hdr = o;
+    q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-forwarded-proto"), 17, q->scheme,
+                                            strlen(q->scheme)};
+    if (q->a.source.family) {
+        mg_addr_ip_str(&q->a.source, q->external, sizeof(q->external));
+        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-envoy-external-address"), 24,
+                                                q->external, strlen(q->external)};
+    }
+    if (q->principal) {
+        q->xfcc = own_id ? mg_xasprintf("By=%s;URI=spiffe://%s", own_id, q->principal)
+                         : mg_xasprintf("URI=spiffe://%s", q->principal);
+        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-forwarded-client-cert"), 23,
+                                                q->xfcc, strlen(q->xfcc)};
+    }
+    q->a.headers = q->hdr;
+    q->a.n_headers = q->n_hdr;
+}
+
+static int build_claims(const struct opts *o, const struct mg_config *c, struct request *q)
+{
+    json_error_t err;
+    if (!o->claims)
+        return 0;
+    q->claims = json_loads(o->claims, 0, &err);
+    if (!q->claims || !json_is_object(q->claims)) {
+        fprintf(stderr, "meshgate authz: --claims: not a JSON object (%s)\n",
+                q->claims ? "wrong type" : err.text);
+        return -1;
+    }
+    json_t *iss = json_object_get(q->claims, "iss"), *sub = json_object_get(q->claims, "sub");
+    json_t *aud = json_object_get(q->claims, "aud"), *azp = json_object_get(q->claims, "azp");
+    q->a.claims = q->claims;
+    if (json_is_string(iss) && json_is_string(sub)) {
+        q->a.req_iss = json_string_value(iss);
+        q->a.req_sub = json_string_value(sub);
+    }
+    if (json_is_string(azp))
+        q->a.presenter = json_string_value(azp);
+    if (json_is_string(aud)) {
+        q->aud[q->a.n_audiences++] = json_string_value(aud);
+    } else if (json_is_array(aud)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(aud, i, e)
+            if (json_is_string(e) && q->a.n_audiences < MAX_AUD)
+                q->aud[q->a.n_audiences++] = json_string_value(e);
+    }
+    q->a.audiences = q->aud;
+    /* spaceDelimitedClaims of the JWT rules for this issuer, as the data
+     * plane passes them. */
+    for (size_t i = 0; q->a.req_iss && i < c->n_request_authns; i++)
+        for (size_t r = 0; r < c->request_authns[i].n_rules; r++) {
+            const struct mg_jwt_rule *jr = &c->request_authns[i].rules[r];
+            if (!jr->issuer || strcmp(jr->issuer, q->a.req_iss) != 0)
+                continue;
+            for (size_t k = 0; k < jr->space_delimited_claims.n && q->a.n_space_delimited_claims < MAX_SDC; k++)
+                q->sdc[q->a.n_space_delimited_claims++] = jr->space_delimited_claims.v[k];
+        }
+    q->a.space_delimited_claims = q->sdc;
+    return 0;
+}
+
+static int build_request(const struct opts *o, const struct mg_config *c, struct request *q)
+{
+    const char *target = "/";
+    uint16_t port = 443;
+    struct mg_attrs *a = &q->a;
+
+    a->is_http = !o->tcp;
+    a->method = o->method ? o->method : "GET";
+    if (o->url) {
+        uint16_t up;
+        if (parse_url(o->url, &q->authority, &up, &q->norm) < 0) {
+            fprintf(stderr, "meshgate authz: --url '%s': expected http(s)://host[:port]/path or /path\n", o->url);
+            return -1;
+        }
+        if (up)
+            port = up;
+        target = q->norm;
+        if (q->authority)
+            q->scheme = mg_has_prefix(o->url, "https://") ? "https" : "http";
+    }
+    a->host = o->host ? o->host : q->authority;
+    if (o->port && mg_parse_port(o->port, true, &port) < 0) {
+        fprintf(stderr, "meshgate authz: --port '%s': not a port\n", o->port);
+        return -1;
+    }
+    a->dest.port = port;
+    /* the realm of a 401 names the scheme; without a URL scheme, port 80 is
+     * taken as plain text and anything else as TLS (the default port is 443) */
+    if (!q->scheme)
+        q->scheme = port == 80 ? "http" : "https";
+    if (o->dest_ip && mg_addr_parse_ip(&a->dest, o->dest_ip) < 0) {
+        fprintf(stderr, "meshgate authz: --dest-ip '%s': not an IP\n", o->dest_ip);
+        return -1;
+    }
+    a->dest.port = port;
+    if (o->source_ip && mg_addr_parse_ip(&a->source, o->source_ip) < 0) {
+        fprintf(stderr, "meshgate authz: --source-ip '%s': not an IP\n", o->source_ip);
+        return -1;
+    }
+    a->remote = a->source;
+    if (o->remote_ip && mg_addr_parse_ip(&a->remote, o->remote_ip) < 0) {
+        fprintf(stderr, "meshgate authz: --remote-ip '%s': not an IP\n", o->remote_ip);
+        return -1;
+    }
+    a->sni = o->sni;
+    if (o->principal) {
+        q->principal = mg_xstrdup(mg_has_prefix(o->principal, "spiffe://") ? o->principal + 9 : o->principal);
+    } else if (o->ns || o->sa) {
+        if (!o->ns || !o->sa) {
+            fprintf(stderr, "meshgate authz: --namespace and --service-account go together\n");
+            return -1;
+        }
+        q->principal = mg_xasprintf("%s/ns/%s/sa/%s",
+                                    c->mesh.trust_domain ? c->mesh.trust_domain : "cluster.local",
+                                    o->ns, o->sa);
+    }
+    a->peer_principal = q->principal;
+    if (build_headers(o, q) < 0 || build_claims(o, c, q) < 0)
+        return -1;
+    char *own_id = c->proxy.present ? mg_config_spiffe_id(c) : NULL;
+    edge_headers(q, own_id);
+    free(own_id);
+
+    /* Normalize exactly as the data plane does before authorization. */
+    size_t tl = strlen(target), outlen, plen;
+    char *out = mg_xmalloc(tl + 1);
+    int rc = mg_path_normalize(target, tl, c->mesh.path_normalization, out, tl + 1, &outlen, &plen);
+    if (rc < 0)
+        printf("DENY\nrequest refused with 400 by path normalization: '%s'\n", target);
+    free(q->norm);
+    q->norm = out;
+    if (rc < 0)
+        return 1;
+    a->path = out;
+    a->path_len = plen;
+    q->norm_len = outlen;
+    return 0;
+}
+
+static void free_request(struct request *q)
+{
+    for (size_t i = 0; i < q->n_hdr; i++)
+        free((char *)q->hdr[i].name);
+    free(q->bearer);
+    free(q->xfcc);
+    free(q->authority);
+    free(q->norm);
+    free(q->principal);
+    if (q->claims)
+        json_decref(q->claims);
+}
+
+static void print_match(const char *label, const struct mg_authz_match *m)
+{
+    if (m->policy)
+        printf("%s: %s (%s, rule %d)\n", label, m->policy, action_name(m->action), m->rule);
+}
+
+static void print_request(const struct mg_attrs *a)
+{
+    if (a->is_http)
+        printf("request: %s %.*s host=%s port=%u\n", a->method, (int)a->path_len, a->path,
+               a->host ? a->host : "-", (unsigned)a->dest.port);
+    else
+        printf("request: TCP connection to port %u\n", (unsigned)a->dest.port);
+}
+
+static void print_authn(const struct opts *o, const struct mg_attrs *a,
+                        const struct mg_explain_authn *an, const struct mg_explain_keys *k)
+{
+    if (!a->is_http)
+        printf("authn: not applicable (TCP)\n");
+    else if (o->claims && a->req_iss)
+        printf("authn: --claims taken as verified principal=%s/%s\n", a->req_iss, a->req_sub);
+    else if (o->claims)
+        printf("authn: --claims taken as verified (no iss and sub: no principal)\n");
+    else
+        mg_explain_authn_print(an, k, o->token != NULL, stdout);
+}
+
+static void print_peer_authn(const struct mg_policy_set *s, const struct mg_attrs *a)
+{
+    printf("peer authentication on port %u: %s\n", (unsigned)a->dest.port,
+           mtls_name(mg_peer_authn_mode(s, a->dest.port)));
+}
+
+/* Everything after the verdict, request and authn lines. */
+static void report(const struct mg_policy_set *s, const struct mg_attrs *a,
+                   const struct mg_authz_result *r, const struct mg_authz_trace *t, size_t n)
+{
+    if (n == 0)
+        printf("no AuthorizationPolicy applies to this workload\n");
+    for (size_t i = 0; i < n; i++) {
+        printf("policy %s %s%s: ", t[i].policy, action_name(t[i].action), t[i].dry_run ? " (dry-run)" : "");
+        if (t[i].rule >= 0)
+            printf("rule %d matched", t[i].rule);
+        else
+            printf("no rule matched");
+        if (t[i].provider)
+            printf(" [provider %s%s]", t[i].provider, t[i].provider_invalid ? ", invalid" : "");
+        printf("\n");
+    }
+    if (r->decided_by.policy)
+        printf("decided by: %s (%s, rule %d)\n", r->decided_by.policy,
+               action_name(r->decided_by.action), r->decided_by.rule);
+    else if (r->decision == MG_AUTHZ_ALLOW)
+        printf("decided by: no ALLOW policy applies (allowed by default)\n");
+    else
+        printf("decided by: ALLOW policies apply and none matched (denied by default)\n");
+    if (r->custom)
+        printf("custom: provider %s would be consulted (%s, rule %d); the decision above "
+               "holds only if it allows\n", r->provider_name, r->custom_match.policy, r->custom_match.rule);
+    print_match("audit", &r->audit_match);
+    print_match("dry-run deny would deny", &r->dry_run_deny_match);
+    if (r->dry_run_allow == 0)
+        printf("dry-run allow: no dry-run ALLOW policy matched (would deny)\n");
+    print_match("dry-run allow would allow", &r->dry_run_allow_match);
+    print_peer_authn(s, a);
+}
+
+/* The RequestAuthentication rules of the evaluated workload. The reqauthn
+ * module scopes by the config's Proxy, so a --workload-* override is put in
+ * its place for the compile and the Proxy restored afterwards. */
+static struct mg_reqauthn *compile_authn(struct mg_config *c, const struct opts *o,
+                                         const struct mg_kvlist *labels, struct mg_diags *d)
+{
+    struct mg_meta saved = c->proxy.meta;
+    if (o->wns)
+        c->proxy.meta.namespace_ = (char *)o->wns;
+    if (o->wlabels)
+        c->proxy.meta.labels = *labels;
+    struct mg_reqauthn *ra = mg_reqauthn_compile(c, d);
+    c->proxy.meta = saved;
+    return ra;
+}
+
+/* Authentication, then authorization, as the access phase runs them.
+ * Returns the exit status. */
+static int decide(const struct opts *o, const struct mg_policy_set *s, const struct mg_reqauthn *ra,
+                  struct mg_explain_keys *k, int64_t now, struct request *q)
+{
+    struct mg_explain_authn an;
+    int rc;
+    memset(&an, 0, sizeof(an));
+    if (q->a.is_http && !o->claims) {
+        struct mg_ra_request rq = {
+            .method = q->a.method, .scheme = q->scheme, .authority = q->a.host,
+            .path = q->norm, .path_len = q->norm_len,
+            .headers = q->a.headers, .n_headers = q->a.n_headers,
+        };
+        struct mg_ra_keys keys = mg_explain_keys_lookup(k);
+        mg_explain_authenticate(ra, &keys, &rq, now, &an);
+        q->a.headers = an.hdr;          /* as edited: token removed, claim headers set */
+        q->a.n_headers = an.n_hdr;
+        mg_reqauthn_attrs(&an.res, &q->a);
+    }
+    if (an.res.status == MG_RA_DENY_401 || an.res.status == MG_RA_DENY_403) {
+        printf("DENY\n");
+        print_request(&q->a);
+        print_authn(o, &q->a, &an, k);
+        printf("authorization: not evaluated (request authentication answered %d)\n",
+               an.res.http_status);
+        print_peer_authn(s, &q->a);
+        rc = an.res.status == MG_RA_DENY_401 ? 3 : 1;
+    } else {
+        size_t n = mg_policy_set_count(s);
+        struct mg_authz_trace *t = mg_xcalloc(n + 1, sizeof(*t));
+        struct mg_authz_result r;
+        mg_authz_explain(s, &q->a, &r, t);
+        printf("%s\n", r.decision == MG_AUTHZ_ALLOW ? "ALLOW" : "DENY");
+        print_request(&q->a);
+        print_authn(o, &q->a, &an, k);
+        report(s, &q->a, &r, t, n);
+        rc = r.decision == MG_AUTHZ_ALLOW ? 0 : 1;
+        free(t);
+    }
+    /* q->a borrows the edited headers and the token: point it back */
+    q->a.headers = q->hdr;
+    q->a.n_headers = q->n_hdr;
+    mg_reqauthn_attrs(&(struct mg_ra_result){0}, &q->a);
+    mg_explain_authn_free(&an);
+    return rc;
+}
+
+int mg_cmd_authz(int argc, char **argv)
+{
+    struct opts o;
+    struct mg_diags d = {0};
+    struct request q;
+    struct mg_reqauthn *ra = NULL;
+    struct mg_explain_keys *keys = NULL;
+    struct mg_policy_set *s = NULL;
+    uint64_t now = (uint64_t)time(NULL);
+    int rc = 2;
+
+    memset(&o, 0, sizeof(o));
+    memset(&q, 0, sizeof(q));
+    int pr = parse_args(argc, argv, &o);
+    if (pr != 0)
+        return pr > 0 ? 0 : 2;
+    if (o.now && mg_parse_uint(o.now, 0, INT64_MAX, &now) < 0) {
+        fprintf(stderr, "meshgate authz: --now '%s': expected seconds since the epoch\n", o.now);
+        return 2;
+    }
+    struct mg_config *c = mg_config_load(o.config ? o.config : MG_DEFAULT_CONFIG, &d);
+    if (!c) {
+        mg_diags_print(&d, stderr);
+        mg_diags_free(&d);
+        return 2;
+    }
+    size_t errors0 = d.errors;
+    struct mg_workload w;
+    struct mg_kvlist labels = {0};
+    struct mg_kv kv[MAX_LABELS];
+    char *lstore = NULL;
+    mg_workload_from_proxy(&c->proxy, &w);
+    if (o.wns)
+        w.namespace_ = o.wns;
+    if (o.wlabels) {
+        if (parse_labels(o.wlabels, kv, &labels.n, &lstore) < 0) {
+            fprintf(stderr, "meshgate authz: --workload-labels '%s': expected k=v,...\n", o.wlabels);
+            goto out;
+        }
+        labels.v = kv;
+        w.labels = &labels;
+    }
+    s = mg_policy_compile(c, &w, &d);
+    ra = compile_authn(c, &o, &labels, &d);
+    mg_diags_print(&d, stderr);
+    if (d.errors > errors0) {
+        /* e.g. an invalid inline jwks: the gateway refuses such a snapshot */
+        fprintf(stderr, "meshgate authz: the gateway would refuse this configuration\n");
+        goto out;
+    }
+    keys = mg_explain_keys_load(o.jwks, o.n_jwks, ra, stderr);
+    if (!keys)
+        goto out;
+    int br = build_request(&o, c, &q);
+    if (br == 0)
+        rc = decide(&o, s, ra, keys, (int64_t)now, &q);
+    else
+        rc = br > 0 ? 1 : 2;
+out:
+    mg_explain_keys_free(keys);
+    mg_reqauthn_free(ra);
+    mg_policy_set_free(s);
+    free_request(&q);
+    free(lstore);
+    mg_diags_free(&d);
+    mg_config_free(c);
+    return rc;
+}

@@ -1,0 +1,261 @@
+/* explain_authn.c - request authentication for `meshgate authz`.
+ *
+ * The explainer never touches the network: a rule's inline jwks is used as
+ * compiled, and a remote jwksUri gets its key set from a --jwks file or, like
+ * the gateway before its first fetch, none at all (401 "Jwks remote fetch is
+ * failed"). The step itself mirrors authenticate() in src/access/access.c so that
+ * the offline answer is the data plane's answer. */
+#include "cmd/authz_authn.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MISSED 16
+
+struct key_file {
+    char *uri;                  /* NULL: the plain FILE for every other URI */
+    struct mg_jwks *ks;
+};
+
+struct mg_explain_keys {
+    struct key_file f[MG_EXPLAIN_MAX_JWKS];
+    size_t n;
+    struct mg_jwks *fallback;   /* the plain FILE's set, or NULL */
+    char *missed[MAX_MISSED];   /* remote URIs asked for without a key set */
+    size_t n_missed;
+};
+
+/* Terminal-safe output of strings that come from a token or the command line. */
+static void put_safe(const char *s, FILE *out)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\x%02x", c);
+        else
+            fputc(c, out);
+    }
+}
+
+static struct mg_jwks *load_file(const char *path, FILE *err)
+{
+    size_t len = 0;
+    char msg[256];
+    char *buf = mg_read_file(path, MG_JWKS_MAX_JSON, &len);
+    if (!buf) {
+        fprintf(err, "meshgate authz: --jwks %s: %s\n", path,
+                errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+        return NULL;
+    }
+    /* flags 0: a fetched key set never provides oct (HMAC) keys */
+    struct mg_jwks *ks = mg_jwks_parse(buf, len, 0, msg, sizeof msg);
+    free(buf);
+    if (!ks) {
+        fprintf(err, "meshgate authz: --jwks %s: %s\n", path, msg);
+        return NULL;
+    }
+    for (size_t i = 0; i < mg_jwks_n_warnings(ks); i++)
+        fprintf(err, "meshgate authz: warning: --jwks %s: %s\n", path, mg_jwks_warning(ks, i));
+    return ks;
+}
+
+static bool rule_uses(const struct mg_reqauthn *ra, const char *uri)
+{
+    for (size_t i = 0; i < mg_reqauthn_n_rules(ra); i++) {
+        const char *u = mg_reqauthn_rule_uri(ra, i, NULL, NULL);
+        if (u && strcmp(u, uri) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct mg_explain_keys *mg_explain_keys_load(const char *const *args, size_t n,
+                                             const struct mg_reqauthn *ra, FILE *err)
+{
+    struct mg_explain_keys *k = mg_xcalloc(1, sizeof *k);
+    for (size_t i = 0; i < n && i < MG_EXPLAIN_MAX_JWKS; i++) {
+        const char *a = args[i], *eq = NULL, *file = a;
+        char *uri = NULL;
+        if (mg_has_prefix(a, "https://") || mg_has_prefix(a, "http://")) {
+            eq = strrchr(a, '=');
+            if (!eq || !eq[1]) {
+                fprintf(err, "meshgate authz: --jwks '%s': expected URI=FILE or FILE\n", a);
+                goto fail;
+            }
+            uri = mg_xstrndup(a, (size_t)(eq - a));
+            file = eq + 1;
+        }
+        for (size_t j = 0; j < k->n; j++) {
+            bool dup = uri ? k->f[j].uri && strcmp(k->f[j].uri, uri) == 0 : !k->f[j].uri;
+            if (dup) {
+                fprintf(err, "meshgate authz: --jwks '%s': %s given twice\n", a,
+                        uri ? "this URI is" : "a key set for every URI is");
+                free(uri);
+                goto fail;
+            }
+        }
+        struct mg_jwks *ks = load_file(file, err);
+        if (!ks) {
+            free(uri);
+            goto fail;
+        }
+        if (uri && !rule_uses(ra, uri))
+            fprintf(err, "meshgate authz: warning: --jwks %s: no applicable jwtRule fetches this URI\n",
+                    uri);
+        k->f[k->n++] = (struct key_file){uri, ks};
+        if (!uri)
+            k->fallback = ks;
+    }
+    return k;
+fail:
+    mg_explain_keys_free(k);
+    return NULL;
+}
+
+void mg_explain_keys_free(struct mg_explain_keys *k)
+{
+    if (!k)
+        return;
+    for (size_t i = 0; i < k->n; i++) {
+        free(k->f[i].uri);
+        mg_jwks_unref(k->f[i].ks);
+    }
+    for (size_t i = 0; i < k->n_missed; i++)
+        free(k->missed[i]);
+    free(k);
+}
+
+static struct mg_jwks *keys_get(void *ctx, const char *uri)
+{
+    struct mg_explain_keys *k = ctx;
+    for (size_t i = 0; i < k->n; i++)
+        if (k->f[i].uri && strcmp(k->f[i].uri, uri) == 0)
+            return mg_jwks_ref(k->f[i].ks);
+    if (k->fallback)
+        return mg_jwks_ref(k->fallback);
+    for (size_t i = 0; i < k->n_missed; i++)
+        if (strcmp(k->missed[i], uri) == 0)
+            return NULL;
+    if (k->n_missed < MAX_MISSED)
+        k->missed[k->n_missed++] = mg_xstrdup(uri);
+    return NULL;
+}
+
+struct mg_ra_keys mg_explain_keys_lookup(struct mg_explain_keys *k)
+{
+    /* no kid_miss: there is nothing to refetch offline */
+    return (struct mg_ra_keys){.ctx = k, .get = keys_get, .kid_miss = NULL};
+}
+
+/* ---- the authentication step ---- */
+
+static bool name_is(const struct mg_header *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name_len == n && memcmp(h->name, name, n) == 0;
+}
+
+static bool is_output_header(const struct mg_reqauthn *ra, const struct mg_header *h)
+{
+    for (size_t i = 0; i < mg_reqauthn_n_rules(ra); i++) {
+        size_t n = 0;
+        const char *const *names = mg_reqauthn_rule_output_headers(ra, i, &n);
+        for (size_t j = 0; j < n; j++)
+            if (name_is(h, names[j]))
+                return true;
+    }
+    return false;
+}
+
+static size_t remove_header(struct mg_header *h, size_t n, const char *name)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!name_is(&h[i], name))
+            h[o++] = h[i];
+    return o;
+}
+
+void mg_explain_authenticate(const struct mg_reqauthn *ra, const struct mg_ra_keys *keys,
+                             const struct mg_ra_request *req, int64_t now,
+                             struct mg_explain_authn *out)
+{
+    size_t nr = mg_reqauthn_n_rules(ra), m = 0;
+    memset(out, 0, sizeof *out);
+    struct mg_header *h = mg_xcalloc(req->n_headers + 1, sizeof *h);
+    /* headers only the proxy may set: the client's copies are dropped first */
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (!nr || !is_output_header(ra, &req->headers[i]))
+            h[m++] = req->headers[i];
+    out->hdr = h;
+    out->n_hdr = m;
+    if (!nr)
+        return;                 /* as access.c: no rule, no authentication step */
+    struct mg_ra_request q = *req;
+    q.headers = h;
+    q.n_headers = m;
+    mg_reqauthn_eval(ra, &q, keys, NULL, now, &out->res);
+    out->ran = true;
+    if (out->res.status != MG_RA_PASS_PRINCIPAL)
+        return;
+    /* authorization sees the request as it goes upstream */
+    h = mg_xrealloc(h, (m + out->res.n_edits + 1) * sizeof *h);
+    for (size_t i = 0; i < out->res.n_edits; i++) {
+        const struct mg_ra_edit *e = &out->res.edits[i];
+        m = remove_header(h, m, e->name);
+        if (e->op == MG_RA_SET_HEADER)
+            h[m++] = (struct mg_header){e->name, strlen(e->name), e->value, strlen(e->value)};
+    }
+    out->hdr = h;
+    out->n_hdr = m;
+}
+
+void mg_explain_authn_free(struct mg_explain_authn *a)
+{
+    mg_ra_result_free(&a->res);
+    free(a->hdr);
+    memset(a, 0, sizeof *a);
+}
+
+void mg_explain_authn_print(const struct mg_explain_authn *a, const struct mg_explain_keys *k,
+                            bool token_given, FILE *out)
+{
+    const struct mg_ra_result *r = &a->res;
+    if (!a->ran) {
+        fprintf(out, "authn: no RequestAuthentication applies to this workload%s\n",
+                token_given ? " (a token is not verified and gives no principal)" : "");
+        return;
+    }
+    switch (r->status) {
+    case MG_RA_PASS:
+        if (r->cors_bypass)
+            fputs("authn: CORS preflight: JWT not checked (no principal)\n", out);
+        else
+            fprintf(out, "authn: no token%s\n",
+                    token_given ? " (no rule found the --token in 'authorization: Bearer': it does "
+                                  "not start with a JWT character, or the rules look elsewhere; use "
+                                  "--header or the URL query)" : "");
+        return;
+    case MG_RA_PASS_PRINCIPAL:
+        fputs("authn: ok principal=", out);
+        put_safe(r->principal, out);
+        fputc('\n', out);
+        return;
+    case MG_RA_DENY_401:
+    case MG_RA_DENY_403:
+        break;
+    }
+    fprintf(out, "authn: %d %s\n", r->http_status, r->body ? r->body : "");
+    if (r->www_authenticate) {
+        fputs("authn: www-authenticate: ", out);
+        put_safe(r->www_authenticate, out);
+        fputc('\n', out);
+    }
+    /* a key set was asked for even when the token failed for another reason */
+    for (size_t i = 0; k && r->error == MG_JWKS_FETCH_FAIL && i < k->n_missed; i++) {
+        fputs("authn: no key set for ", out);
+        put_safe(k->missed[i], out);
+        fputs(" (the gateway's answer before its first fetch; give --jwks URI=FILE or --jwks FILE)\n",
+              out);
+    }
+}

@@ -1,0 +1,451 @@
+/* analyze.c - istioctl-analyze style checks on a loaded configuration:
+ * things that load fine but do not do what their author most likely meant
+ * (istio-semantics.md section 10). Warnings, except a credentialName that
+ * names no credential, which would fail at run time. */
+#include <stdlib.h>
+#include <string.h>
+#include "config/config_int.h"
+
+static const char *const mtls_names[] = { "UNSET", "DISABLE", "PERMISSIVE", "STRICT" };
+
+/* Some checks compare resources pairwise. A hostile configuration (10^5
+ * policies in a 16 MiB file) must not make `check` run for hours, so every
+ * comparison spends from a budget; once it is gone the remaining pairwise
+ * checks are skipped and one warning says so. */
+#define MG_ANALYZE_BUDGET 50000000u
+static _Thread_local uint64_t work;
+
+static bool over(void)
+{
+    return ++work > MG_ANALYZE_BUDGET;
+}
+
+/* Does a namespaced, selector-scoped resource apply to the Proxy? */
+static bool applies(const struct mg_config *c, const struct mg_meta *m, const struct mg_selector *s)
+{
+    const struct mg_proxy *p = &c->proxy;
+
+    if (!p->present)
+        return false;
+    if (strcmp(m->namespace_, c->mesh.root_namespace) != 0 &&
+        strcmp(m->namespace_, p->meta.namespace_) != 0)
+        return false;
+    return !s->present || mg_selector_matches(&s->match_labels, &p->meta.labels);
+}
+
+static bool older(const struct mg_meta *a, const struct mg_meta *b)
+{
+    if (a->creation_timestamp && b->creation_timestamp) {
+        int r = strcmp(a->creation_timestamp, b->creation_timestamp);
+        if (r)
+            return r < 0;
+    } else if (a->creation_timestamp || b->creation_timestamp) {
+        return a->creation_timestamp != NULL;
+    }
+    return a->doc_index < b->doc_index;
+}
+
+/* Section 3: mesh > namespace > workload, oldest wins within a level. */
+static enum mg_mtls_mode effective_mtls(const struct mg_config *c)
+{
+    const struct mg_peer_authn *lvl[3] = { NULL, NULL, NULL };
+    const struct mg_proxy *p = &c->proxy;
+    enum mg_mtls_mode mode = MG_MTLS_PERMISSIVE;
+
+    for (size_t i = 0; i < c->n_peer_authns; i++) {
+        const struct mg_peer_authn *pa = &c->peer_authns[i];
+        bool sel = pa->selector.present && pa->selector.match_labels.n;
+        bool root = strcmp(pa->meta.namespace_, c->mesh.root_namespace) == 0;
+        bool own = strcmp(pa->meta.namespace_, p->meta.namespace_) == 0;
+        int l;
+        if (root && !sel)
+            l = 0;
+        else if (own && !sel)
+            l = 1;
+        else if (own && !root && mg_selector_matches(&pa->selector.match_labels, &p->meta.labels))
+            l = 2;
+        else
+            continue;
+        if (!lvl[l] || older(&pa->meta, &lvl[l]->meta))
+            lvl[l] = pa;
+    }
+    for (int l = 0; l < 3; l++)
+        if (lvl[l] && lvl[l]->mode != MG_MTLS_UNSET)
+            mode = lvl[l]->mode;
+    return mode;
+}
+
+static bool slist_any(const struct mg_slist *l)
+{
+    return l->n > 0;
+}
+
+/* The first position in a rule that needs a peer identity, or NULL. */
+static const struct mg_pos *mtls_field(const struct mg_authz_rule *r, const char **what)
+{
+    for (size_t j = 0; j < r->n_from; j++) {
+        const struct mg_authz_source *s = &r->from[j];
+        const struct { const struct mg_slist *l; const char *n; } f[] = {
+            { &s->principals, "principals" }, { &s->not_principals, "notPrincipals" },
+            { &s->namespaces, "namespaces" }, { &s->not_namespaces, "notNamespaces" },
+            { &s->service_accounts, "serviceAccounts" },
+            { &s->not_service_accounts, "notServiceAccounts" },
+            { &s->trust_domains, "trustDomains" }, { &s->not_trust_domains, "notTrustDomains" },
+        };
+        for (size_t k = 0; k < MG_ARRAY_LEN(f); k++)
+            if (slist_any(f[k].l)) {
+                *what = f[k].n;
+                return &f[k].l->pos[0];
+            }
+    }
+    for (size_t j = 0; j < r->n_when; j++) {
+        const char *k = r->when[j].key;
+        if (strcmp(k, "source.principal") == 0 || strcmp(k, "source.namespace") == 0 ||
+            strcmp(k, "source.serviceAccount") == 0 || strcmp(k, "source.trustDomain") == 0 ||
+            strcmp(k, "connection.sni") == 0) {
+            *what = k;
+            return &r->when[j].pos;
+        }
+    }
+    return NULL;
+}
+
+static bool rule_is_http_only_without_ports(const struct mg_authz_rule *r)
+{
+    bool http = false, ports = false;
+
+    for (size_t j = 0; j < r->n_from; j++)
+        if (slist_any(&r->from[j].request_principals) ||
+            slist_any(&r->from[j].not_request_principals))
+            http = true;
+    for (size_t j = 0; j < r->n_to; j++) {
+        const struct mg_authz_operation *o = &r->to[j];
+        if (slist_any(&o->hosts) || slist_any(&o->not_hosts) || slist_any(&o->methods) ||
+            slist_any(&o->not_methods) || slist_any(&o->paths) || slist_any(&o->not_paths))
+            http = true;
+        if (slist_any(&o->ports) || slist_any(&o->not_ports))
+            ports = true;
+    }
+    for (size_t j = 0; j < r->n_when; j++) {
+        const char *k = r->when[j].key;
+        if (mg_has_prefix(k, "request."))
+            http = true;
+        if (strcmp(k, "destination.port") == 0)
+            ports = true;
+    }
+    return http && !ports;
+}
+
+static void check_hosts(struct mg_diags *d, const struct mg_slist *l, const char *field)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *h = l->v[i];
+        if (strcmp(h, "*") == 0 || strchr(h, ':'))
+            continue;
+        char *want = mg_xasprintf("%s:*", h);
+        bool found = false;
+        for (size_t j = 0; j < l->n && !found && !over(); j++)
+            if (mg_strcasecmp(l->v[j], want) == 0)
+                found = true;
+        if (work > MG_ANALYZE_BUDGET) {
+            free(want);
+            return;
+        }
+        if (!found)
+            mg_warning(d, l->pos[i], "%s \"%s\" does not match \"%s\" (Host with a port); add "
+                       "\"%s\" as Istio recommends", field, h, want, want);
+        free(want);
+    }
+}
+
+static void analyze_authz(const struct mg_config *c, struct mg_diags *d, enum mg_mtls_mode eff)
+{
+    for (size_t i = 0; i < c->n_authz_policies; i++) {
+        const struct mg_authz_policy *p = &c->authz_policies[i];
+        bool app = applies(c, &p->meta, &p->selector);
+        if (p->action == MG_ACTION_CUSTOM && p->provider) {
+            size_t k;
+            for (k = 0; k < c->mesh.n_ext_providers && !over(); k++)
+                if (strcmp(c->mesh.ext_providers[k].name, p->provider) == 0)
+                    break;
+            if (k == c->mesh.n_ext_providers && work <= MG_ANALYZE_BUDGET)
+                mg_warning(d, p->meta.pos, "AuthorizationPolicy %s/%s: provider \"%s\" is not in "
+                           "MeshConfig extensionProviders, so the requests its rules match are "
+                           "denied", p->meta.namespace_, p->meta.name, p->provider);
+        }
+        if (c->proxy.present && p->selector.present && !app)
+            mg_warning(d, p->selector.pos, "AuthorizationPolicy %s/%s: selector matches no Proxy "
+                       "(the Proxy is %s/%s)", p->meta.namespace_, p->meta.name,
+                       c->proxy.meta.namespace_, c->proxy.meta.name);
+        for (size_t r = 0; r < p->n_rules; r++) {
+            const struct mg_authz_rule *rule = &p->rules[r];
+            const char *what = NULL;
+            const struct mg_pos *pos = mtls_field(rule, &what);
+            if (pos && app && eff != MG_MTLS_STRICT)
+                mg_warning(d, *pos, "AuthorizationPolicy %s/%s uses %s, which needs mTLS, but the "
+                           "effective PeerAuthentication mode for the Proxy is %s: plaintext "
+                           "requests carry no identity", p->meta.namespace_, p->meta.name, what,
+                           mtls_names[eff]);
+            if (p->action == MG_ACTION_DENY && rule_is_http_only_without_ports(rule))
+                mg_warning(d, rule->pos, "DENY rule uses HTTP-only fields without ports: on a TCP "
+                           "port it denies every connection (pin it to ports)");
+            for (size_t t = 0; t < rule->n_to; t++) {
+                check_hosts(d, &rule->to[t].hosts, "hosts");
+                check_hosts(d, &rule->to[t].not_hosts, "notHosts");
+            }
+        }
+    }
+}
+
+static bool requires_jwt(const struct mg_authz_policy *p)
+{
+    for (size_t r = 0; r < p->n_rules; r++) {
+        const struct mg_authz_rule *rule = &p->rules[r];
+        for (size_t j = 0; j < rule->n_from; j++) {
+            if (p->action == MG_ACTION_ALLOW && slist_any(&rule->from[j].request_principals))
+                return true;
+            if (p->action == MG_ACTION_DENY && slist_any(&rule->from[j].not_request_principals))
+                return true;
+        }
+        for (size_t j = 0; j < rule->n_when; j++)
+            if (p->action == MG_ACTION_ALLOW && mg_has_prefix(rule->when[j].key, "request.auth."))
+                return true;
+    }
+    return false;
+}
+
+static bool same_scope(const struct mg_config *c, const struct mg_request_authn *ra,
+                       const struct mg_authz_policy *p)
+{
+    if (c->proxy.present && applies(c, &ra->meta, &ra->selector))
+        return applies(c, &p->meta, &p->selector);
+    if (strcmp(p->meta.namespace_, c->mesh.root_namespace) != 0 &&
+        strcmp(p->meta.namespace_, ra->meta.namespace_) != 0)
+        return false;
+    return !p->selector.present || p->selector.match_labels.n == 0 ||
+           mg_selector_matches(&p->selector.match_labels, &ra->selector.match_labels);
+}
+
+static void analyze_request_authn(const struct mg_config *c, struct mg_diags *d)
+{
+    for (size_t i = 0; i < c->n_request_authns; i++) {
+        const struct mg_request_authn *ra = &c->request_authns[i];
+        bool covered = false;
+        if (c->proxy.present && ra->selector.present && !applies(c, &ra->meta, &ra->selector))
+            mg_warning(d, ra->selector.pos, "RequestAuthentication %s/%s: selector matches no "
+                       "Proxy", ra->meta.namespace_, ra->meta.name);
+        for (size_t j = 0; j < ra->n_rules; j++)
+            if (ra->rules[j].jwks && (strstr(ra->rules[j].jwks, "\"d\"") ||
+                                      strstr(ra->rules[j].jwks, "\"k\"")))
+                mg_warning(d, ra->rules[j].pos, "inline jwks of issuer \"%s\" appears to contain "
+                           "private or symmetric key material (\"d\" or \"k\")",
+                           ra->rules[j].issuer ? ra->rules[j].issuer : "");
+        for (size_t j = 0; j < c->n_authz_policies && !covered && !over(); j++)
+            if (requires_jwt(&c->authz_policies[j]) && same_scope(c, ra, &c->authz_policies[j]))
+                covered = true;
+        if (!covered && work <= MG_ANALYZE_BUDGET)
+            mg_warning(d, ra->meta.pos, "RequestAuthentication %s/%s: no AuthorizationPolicy "
+                       "requires requestPrincipals for these workloads, so requests without a "
+                       "token are allowed", ra->meta.namespace_, ra->meta.name);
+    }
+}
+
+static void analyze_peer_authn(const struct mg_config *c, struct mg_diags *d)
+{
+    for (size_t i = 0; i < c->n_peer_authns; i++) {
+        const struct mg_peer_authn *pa = &c->peer_authns[i];
+        bool sel = pa->selector.present && pa->selector.match_labels.n;
+        if (pa->mode == MG_MTLS_PERMISSIVE)
+            mg_warning(d, pa->meta.pos, "PeerAuthentication %s/%s is PERMISSIVE: plaintext is "
+                       "accepted and carries no identity", pa->meta.namespace_, pa->meta.name);
+        for (size_t j = 0; j < pa->n_port_level; j++)
+            if (pa->port_level[j].mode == MG_MTLS_PERMISSIVE)
+                mg_warning(d, pa->port_level[j].pos, "port %u is PERMISSIVE: plaintext is "
+                           "accepted", pa->port_level[j].port);
+        if (sel && strcmp(pa->meta.namespace_, c->mesh.root_namespace) == 0)
+            mg_warning(d, pa->selector.pos, "PeerAuthentication %s/%s has a selector in the root "
+                       "namespace: Istio ignores it", pa->meta.namespace_, pa->meta.name);
+        else if (c->proxy.present && sel && !applies(c, &pa->meta, &pa->selector))
+            mg_warning(d, pa->selector.pos, "PeerAuthentication %s/%s: selector matches no Proxy",
+                       pa->meta.namespace_, pa->meta.name);
+        if (pa->n_port_level && !sel)
+            mg_warning(d, pa->port_level[0].pos, "portLevelMtls without a selector is ignored");
+    }
+}
+
+static const struct mg_gateway *find_gateway(const struct mg_config *c, const char *ref,
+                                             const char *own_ns)
+{
+    const char *slash = strchr(ref, '/');
+    size_t nslen = slash ? (size_t)(slash - ref) : strlen(own_ns);
+    const char *ns = slash ? ref : own_ns, *name = slash ? slash + 1 : ref;
+
+    for (size_t i = 0; i < c->n_gateways && !over(); i++) {
+        const struct mg_gateway *g = &c->gateways[i];
+        if (g->meta.name && strcmp(g->meta.name, name) == 0 &&
+            strlen(g->meta.namespace_) == nslen && strncmp(g->meta.namespace_, ns, nslen) == 0)
+            return g;
+    }
+    return NULL;
+}
+
+static bool host_matches(const char *pattern, const char *host);
+
+/* A server host "[ns/]dnsName" admits VirtualService host h? */
+static bool server_host_admits(const char *server_host, const char *h)
+{
+    const char *slash = strchr(server_host, '/');
+    const char *dns = slash ? slash + 1 : server_host;
+
+    if (strcmp(dns, "*") == 0 || host_matches(dns, h))
+        return true;
+    /* a VirtualService wildcard inside the server's wildcard */
+    return h[0] == '*' && dns[0] == '*' && host_matches(dns, h + 1);
+}
+
+static void check_gateway_refs(const struct mg_config *c, struct mg_diags *d,
+                               const struct mg_virtual_service *vs, const struct mg_slist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i], "mesh") == 0)
+            continue;
+        const struct mg_gateway *g = find_gateway(c, l->v[i], vs->meta.namespace_);
+        if (!g) {
+            if (work > MG_ANALYZE_BUDGET)
+                return;
+            mg_warning(d, l->pos[i], "VirtualService %s/%s is bound to gateway \"%s\", which does "
+                       "not exist", vs->meta.namespace_, vs->meta.name, l->v[i]);
+            continue;
+        }
+        for (size_t h = 0; h < vs->hosts.n; h++) {
+            bool found = false;
+            for (size_t s = 0; s < g->n_servers && !found; s++)
+                for (size_t k = 0; k < g->servers[s].hosts.n && !found && !over(); k++)
+                    found = server_host_admits(g->servers[s].hosts.v[k], vs->hosts.v[h]);
+            if (!found && work <= MG_ANALYZE_BUDGET)
+                mg_warning(d, vs->hosts.pos[h], "host \"%s\" of VirtualService %s/%s is not "
+                           "served by gateway %s/%s", vs->hosts.v[h], vs->meta.namespace_,
+                           vs->meta.name, g->meta.namespace_, g->meta.name);
+        }
+    }
+}
+
+static void check_credential(const struct mg_config *c, struct mg_diags *d,
+                             const struct mg_server *s, const char *name, struct mg_pos pos)
+{
+    const struct mg_credential *cr = mg_config_credential(c, name);
+
+    if (!cr) {
+        mg_error(d, pos, "credentialName \"%s\" names no credential (Proxy.spec.credentials or a "
+                 "kubernetes.io/tls Secret)", name);
+        return;
+    }
+    if (s->tls.mode == MG_TLS_MUTUAL || s->tls.mode == MG_TLS_OPTIONAL_MUTUAL) {
+        char *ca = mg_xasprintf("%s-cacert", name);
+        if (!cr->ca_certificates && !cr->ca_pem && !mg_config_credential(c, ca))
+            mg_error(d, pos, "credential \"%s\" has no CA certificates, which mode %s needs",
+                     name, s->tls.mode == MG_TLS_MUTUAL ? "MUTUAL" : "OPTIONAL_MUTUAL");
+        free(ca);
+    }
+}
+
+static void analyze_gateways(const struct mg_config *c, struct mg_diags *d)
+{
+    for (size_t i = 0; i < c->n_gateways; i++) {
+        const struct mg_gateway *g = &c->gateways[i];
+        if (c->proxy.present && !mg_selector_matches(&g->selector, &c->proxy.meta.labels))
+            mg_warning(d, g->selector.n ? g->selector.v[0].pos : g->meta.pos,
+                       "Gateway %s/%s: selector matches no Proxy", g->meta.namespace_,
+                       g->meta.name);
+        for (size_t j = 0; j < g->n_servers; j++) {
+            const struct mg_server *s = &g->servers[j];
+            for (size_t k = 0; k < j; k++) {
+                const struct mg_server *o = &g->servers[k];
+                if (o->port != s->port)
+                    continue;
+                for (size_t a = 0; a < s->hosts.n; a++)
+                    for (size_t b = 0; b < o->hosts.n && !over(); b++)
+                        if (mg_strcasecmp(s->hosts.v[a], o->hosts.v[b]) == 0)
+                            mg_warning(d, s->hosts.pos[a], "host \"%s\" on port %u is already "
+                                       "served by servers[%zu]; Istio ignores the duplicate",
+                                       s->hosts.v[a], s->port, k);
+            }
+            if (s->tls.credential_name && *s->tls.credential_name)
+                check_credential(c, d, s, s->tls.credential_name, s->tls.pos);
+            for (size_t k = 0; k < s->tls.credential_names.n; k++)
+                check_credential(c, d, s, s->tls.credential_names.v[k],
+                                 s->tls.credential_names.pos[k]);
+        }
+    }
+    for (size_t i = 0; i < c->n_virtual_services; i++) {
+        const struct mg_virtual_service *vs = &c->virtual_services[i];
+        check_gateway_refs(c, d, vs, &vs->gateways);
+        for (size_t j = 0; j < vs->n_http; j++)
+            for (size_t k = 0; k < vs->http[j].n_match; k++)
+                check_gateway_refs(c, d, vs, &vs->http[j].match[k].gateways);
+    }
+}
+
+static bool host_matches(const char *pattern, const char *host)
+{
+    if (mg_strcasecmp(pattern, host) == 0)
+        return true;
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        size_t pl = strlen(pattern + 1), hl = strlen(host);
+        return hl > pl && mg_strcasecmp(host + hl - pl, pattern + 1) == 0;
+    }
+    return false;
+}
+
+static bool has_service_entry(const struct mg_config *c, const char *host)
+{
+    for (size_t i = 0; i < c->n_service_entries; i++)
+        for (size_t j = 0; j < c->service_entries[i].hosts.n && !over(); j++)
+            if (host_matches(c->service_entries[i].hosts.v[j], host))
+                return true;
+    return false;
+}
+
+static bool dr_istio_mutual(const struct mg_dr_policy *p)
+{
+    if (p->base.tls.present && p->base.tls.mode == MG_CTLS_ISTIO_MUTUAL)
+        return true;
+    for (size_t i = 0; i < p->n_port_level; i++)
+        if (p->port_level[i].policy.tls.present &&
+            p->port_level[i].policy.tls.mode == MG_CTLS_ISTIO_MUTUAL)
+            return true;
+    return false;
+}
+
+static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
+{
+    for (size_t i = 0; i < c->n_destination_rules; i++) {
+        const struct mg_destination_rule *dr = &c->destination_rules[i];
+        bool im = dr_istio_mutual(&dr->policy);
+        for (size_t j = 0; j < dr->n_subsets; j++)
+            im = im || dr_istio_mutual(&dr->subsets[j].policy);
+        if (im && dr->host && !has_service_entry(c, dr->host) && work <= MG_ANALYZE_BUDGET)
+            mg_warning(d, dr->meta.pos, "DestinationRule %s/%s uses ISTIO_MUTUAL for \"%s\", "
+                       "but no ServiceEntry defines that host", dr->meta.namespace_,
+                       dr->meta.name, dr->host);
+    }
+    if (c->mesh.outbound_mode == MG_OUTBOUND_REGISTRY_ONLY && c->n_service_entries == 0)
+        mg_warning(d, c->mesh.pos, "outboundTrafficPolicy REGISTRY_ONLY without any ServiceEntry "
+                   "blocks every outbound destination");
+}
+
+void mg_config_analyze(const struct mg_config *c, struct mg_diags *d)
+{
+    enum mg_mtls_mode eff = c->proxy.present ? effective_mtls(c) : MG_MTLS_PERMISSIVE;
+    struct mg_pos pos = { c->source ? mg_intern(c->source) : NULL, 0, 0 };
+
+    work = 0;
+    analyze_peer_authn(c, d);
+    analyze_authz(c, d, eff);
+    analyze_request_authn(c, d);
+    analyze_gateways(c, d);
+    analyze_egress(c, d);
+    if (work > MG_ANALYZE_BUDGET)
+        mg_warning(d, pos, "configuration too large to analyse completely; some pairwise "
+                   "checks were skipped");
+}

@@ -1,0 +1,351 @@
+/* config_dest.c - DestinationRule and ServiceEntry (networking.istio.io). */
+#include <stdlib.h>
+#include <string.h>
+#include "config/config_int.h"
+
+/* ---- DestinationRule ---- */
+
+/* "system" means the OS bundle in current Istio */
+static bool read_client_ca(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                           void *obj)
+{
+    struct mg_client_tls *t = obj;
+    if (mg_cfg_scalar(x, k->str, v) && strcmp(v->str, "system") == 0)
+        return mg_cfg_str(x, k->str, v, &t->ca_certificates);
+    return mg_cfg_file(x, k->str, v, true, &t->ca_certificates);
+}
+
+static void check_client_tls(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_client_tls *t = obj;
+
+    if (t->mode == MG_CTLS_MUTUAL && !t->credential_name &&
+        (!t->client_certificate || !t->private_key))
+        mg_error(x->d, r->m->pos, "TLS mode MUTUAL needs clientCertificate and privateKey (or "
+                 "credentialName)");
+    if (t->mode == MG_CTLS_ISTIO_MUTUAL &&
+        (t->client_certificate || t->private_key || t->ca_certificates || t->credential_name))
+        mg_error(x->d, r->m->pos, "TLS mode ISTIO_MUTUAL uses the proxy identity; certificate "
+                 "fields must be empty");
+}
+
+static const char *const client_tls_modes[] = { "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL" };
+static const struct mg_cfg_field client_tls_rows[] = {
+    MG_CFG_ENUM("mode", struct mg_client_tls, mode, client_tls_modes),
+    MG_CFG_FILE("clientCertificate", struct mg_client_tls, client_certificate),
+    MG_CFG_FILE("privateKey", struct mg_client_tls, private_key),
+    MG_CFG_FN("caCertificates", read_client_ca),
+    MG_CFG_FILE("caCrl", struct mg_client_tls, ca_crl),
+    MG_CFG_STR("credentialName", struct mg_client_tls, credential_name),
+    MG_CFG_SLIST("subjectAltNames", struct mg_client_tls, subject_alt_names),
+    MG_CFG_STR("sni", struct mg_client_tls, sni),
+    MG_CFG_BOOL("insecureSkipVerify", struct mg_client_tls, insecure_skip_verify),
+};
+static const struct mg_cfg_table client_tls = {
+    MG_CFG_ROWS(client_tls_rows), .present_at = MG_CFG_FLAG_AT(struct mg_client_tls, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_client_tls, pos), .check = check_client_tls,
+};
+
+static const char *const h2_policies[] = { "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE" };
+static const struct mg_cfg_field pool_tcp_rows[] = {
+    MG_CFG_U64("maxConnections", struct mg_conn_pool, max_connections),
+    MG_CFG_DURATION("connectTimeout", struct mg_conn_pool, connect_timeout_ms),
+    MG_CFG_DURATION("idleTimeout", struct mg_conn_pool, tcp_idle_timeout_ms),
+    MG_CFG_UNSUPPORTED("tcpKeepalive"),
+    MG_CFG_UNSUPPORTED("maxConnectionDuration"),
+};
+static const struct mg_cfg_field pool_http_rows[] = {
+    MG_CFG_U64("http1MaxPendingRequests", struct mg_conn_pool, http1_max_pending_requests),
+    MG_CFG_U64("http2MaxRequests", struct mg_conn_pool, http2_max_requests),
+    MG_CFG_U64("maxRequestsPerConnection", struct mg_conn_pool, max_requests_per_connection),
+    MG_CFG_U64("maxRetries", struct mg_conn_pool, max_retries),
+    MG_CFG_DURATION("idleTimeout", struct mg_conn_pool, http_idle_timeout_ms),
+    MG_CFG_U64("maxConcurrentStreams", struct mg_conn_pool, max_concurrent_streams),
+    MG_CFG_BOOL("useClientProtocol", struct mg_conn_pool, use_client_protocol),
+    MG_CFG_ENUM("h2UpgradePolicy", struct mg_conn_pool, h2_upgrade_policy, h2_policies),
+    MG_CFG_UNSUPPORTED("http2KeepAlive"),
+};
+static const struct mg_cfg_table pool_tcp = { MG_CFG_ROWS(pool_tcp_rows) };
+static const struct mg_cfg_table pool_http = { MG_CFG_ROWS(pool_http_rows) };
+static const struct mg_cfg_field pool_rows[] = {
+    MG_CFG_GROUP("tcp", pool_tcp),
+    MG_CFG_GROUP("http", pool_http),
+};
+static const struct mg_cfg_table pool = {
+    MG_CFG_ROWS(pool_rows), .present_at = MG_CFG_FLAG_AT(struct mg_conn_pool, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_conn_pool, pos),
+};
+
+static const char *const outlier_unsupported[] = {
+    "splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures",
+    "outlierDetectionHttpErrorCodes",
+};
+static const struct mg_cfg_field outlier_rows[] = {
+    MG_CFG_INT("consecutive5xxErrors", struct mg_outlier, consecutive_5xx_errors, 0, 1000000),
+    MG_CFG_INT("consecutiveErrors", struct mg_outlier, consecutive_5xx_errors, 0, 1000000),
+    MG_CFG_INT("consecutiveGatewayErrors", struct mg_outlier, consecutive_gateway_errors, 0,
+               1000000),
+    MG_CFG_DURATION("interval", struct mg_outlier, interval_ms),
+    MG_CFG_DURATION("baseEjectionTime", struct mg_outlier, base_ejection_time_ms),
+    MG_CFG_INT("maxEjectionPercent", struct mg_outlier, max_ejection_percent, 0, 100),
+    MG_CFG_INT("minHealthPercent", struct mg_outlier, min_health_percent, 0, 100),
+    MG_CFG_UNSUPPORTED_ANY(outlier_unsupported),
+};
+static const struct mg_cfg_table outlier = {
+    MG_CFG_ROWS(outlier_rows), .present_at = MG_CFG_FLAG_AT(struct mg_outlier, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_outlier, pos),
+};
+
+static const char *const lb_names[] = { "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",
+                                        "ROUND_ROBIN", "LEAST_REQUEST" };
+static const int lb_values[] = { MG_LB_UNSPECIFIED, MG_LB_LEAST_CONN, MG_LB_RANDOM,
+                                 MG_LB_PASSTHROUGH, MG_LB_ROUND_ROBIN, MG_LB_LEAST_REQUEST };
+static const char *const lb_unsupported[] = {
+    "consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup",
+};
+static const struct mg_cfg_field lb_rows[] = {
+    MG_CFG_ENUMV("simple", struct mg_traffic_policy, lb, lb_names, lb_values),
+    MG_CFG_UNSUPPORTED_ANY(lb_unsupported),
+};
+static const struct mg_cfg_table lb = { MG_CFG_ROWS(lb_rows) };
+
+/* The keys of a TrafficPolicy, which port-level settings repeat. */
+#define TRAFFIC_POLICY_ROWS(T, tp) \
+    MG_CFG_MAP("loadBalancer", T, tp, lb), \
+    MG_CFG_MAP("connectionPool", T, tp.pool, pool), \
+    MG_CFG_MAP("outlierDetection", T, tp.outlier, outlier), \
+    MG_CFG_MAP("tls", T, tp.tls, client_tls)
+
+static void init_tp(struct mg_traffic_policy *tp)
+{
+    tp->pool.connect_timeout_ms = -1;
+    tp->pool.tcp_idle_timeout_ms = -1;
+    tp->pool.http_idle_timeout_ms = -1;
+    tp->outlier.consecutive_5xx_errors = 5;
+    tp->outlier.interval_ms = 10000;
+    tp->outlier.base_ejection_time_ms = 30000;
+    tp->outlier.max_ejection_percent = 10;
+}
+
+static void init_port_policy(void *obj)
+{
+    init_tp(&((struct mg_port_traffic_policy *)obj)->policy);
+}
+
+static void check_port_policy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_port_traffic_policy *pl = obj;
+    if (!pl->port)
+        mg_error(x->d, pl->pos, "%s needs port.number", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field port_selector_rows[] = {
+    MG_CFG_PORT("number", struct mg_port_traffic_policy, port),
+};
+static const struct mg_cfg_table port_selector = { MG_CFG_ROWS(port_selector_rows) };
+static const struct mg_cfg_field port_policy_rows[] = {
+    MG_CFG_GROUP("port", port_selector),
+    TRAFFIC_POLICY_ROWS(struct mg_port_traffic_policy, policy),
+};
+static const struct mg_cfg_table port_policy = {
+    MG_CFG_ROWS(port_policy_rows), .present_at = MG_CFG_FLAG_AT(struct mg_port_traffic_policy, policy.present),
+    .pos_at = MG_CFG_POS_AT(struct mg_port_traffic_policy, pos), .init = init_port_policy,
+    .check = check_port_policy,
+};
+
+static const struct mg_cfg_field dr_policy_rows[] = {
+    TRAFFIC_POLICY_ROWS(struct mg_dr_policy, base),
+    MG_CFG_LIST("portLevelSettings", struct mg_dr_policy, port_level, n_port_level, port_policy),
+    MG_CFG_UNSUPPORTED("tunnel"),
+    MG_CFG_UNSUPPORTED("proxyProtocol"),
+};
+static const struct mg_cfg_table dr_policy = {
+    MG_CFG_ROWS(dr_policy_rows), .present_at = MG_CFG_FLAG_AT(struct mg_dr_policy, base.present),
+};
+
+/* Defaults apply even when the value turns out not to be a map. */
+static bool read_dr_policy(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                           struct mg_dr_policy *p)
+{
+    init_tp(&p->base);
+    return mg_cfg_read_map(x, key, v, &dr_policy, p);
+}
+
+static bool read_subset_policy(struct mg_cfg *x, const struct mg_ynode *k,
+                               const struct mg_ynode *v, void *obj)
+{
+    return read_dr_policy(x, k->str, v, &((struct mg_subset *)obj)->policy);
+}
+
+static bool read_rule_policy(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                             void *obj)
+{
+    return read_dr_policy(x, k->str, v, &((struct mg_destination_rule *)obj)->policy);
+}
+
+static void init_subset(void *obj)
+{
+    init_tp(&((struct mg_subset *)obj)->policy.base);
+}
+
+static void check_subset(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    if (!((const struct mg_subset *)obj)->name)
+        mg_error(x->d, r->m->pos, "%s needs a name", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field subset_rows[] = {
+    MG_CFG_STR("name", struct mg_subset, name),
+    MG_CFG_KVLIST("labels", struct mg_subset, labels),
+    MG_CFG_FN("trafficPolicy", read_subset_policy),
+};
+static const struct mg_cfg_table subset = {
+    MG_CFG_ROWS(subset_rows), .pos_at = MG_CFG_POS_AT(struct mg_subset, pos), .init = init_subset,
+    .check = check_subset,
+};
+
+static void check_destination_rule(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_destination_rule *dr = obj;
+    if (!dr->host || !*dr->host)
+        mg_error(x->d, r->m ? r->m->pos : dr->meta.pos, "DestinationRule needs a host");
+}
+
+static const struct mg_cfg_field destination_rule_rows[] = {
+    MG_CFG_STR("host", struct mg_destination_rule, host),
+    MG_CFG_FN("trafficPolicy", read_rule_policy),
+    MG_CFG_SLIST("exportTo", struct mg_destination_rule, export_to),
+    MG_CFG_MAP("workloadSelector", struct mg_destination_rule, workload_selector,
+               mg_cfg_match_labels),
+    MG_CFG_LIST("subsets", struct mg_destination_rule, subsets, n_subsets, subset),
+};
+static const struct mg_cfg_table destination_rule = {
+    MG_CFG_ROWS(destination_rule_rows), .check = check_destination_rule,
+};
+
+void mg_cfg_read_destination_rule(struct mg_cfg *x, const struct mg_ynode *spec,
+                                  struct mg_destination_rule *dr)
+{
+    init_tp(&dr->policy.base);
+    mg_cfg_read_spec(x, spec, &destination_rule, dr);
+}
+
+/* ---- ServiceEntry ---- */
+
+static void check_se_port(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    if (!mg_ynode_get(r->m, "number"))
+        mg_error(x->d, r->m->pos, "%s needs a number", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field se_port_rows[] = {
+    MG_CFG_PORT("number", struct mg_se_port, number),
+    MG_CFG_PROTO("protocol", struct mg_se_port, protocol),
+    MG_CFG_STR("name", struct mg_se_port, name),
+    MG_CFG_PORT("targetPort", struct mg_se_port, target_port),
+};
+static const struct mg_cfg_table se_port = {
+    MG_CFG_ROWS(se_port_rows), .pos_at = MG_CFG_POS_AT(struct mg_se_port, pos),
+    .check = check_se_port,
+};
+
+static bool read_endpoint_ports(struct mg_cfg *x, const struct mg_ynode *k,
+                                const struct mg_ynode *v, void *obj)
+{
+    struct mg_workload_entry *w = obj;
+
+    if (!mg_cfg_kvlist(x, k->str, v, &w->ports))
+        return false;
+    for (size_t j = 0; j < w->ports.n; j++) {
+        uint16_t port;
+        if (mg_parse_port(w->ports.v[j].value, false, &port) < 0)
+            mg_error(x->d, w->ports.v[j].pos, "invalid port \"%s\" in %s",
+                     w->ports.v[j].value, mg_cfg_field(x, k->str));
+    }
+    return true;
+}
+
+static const struct mg_cfg_field endpoint_rows[] = {
+    MG_CFG_STR("address", struct mg_workload_entry, address),
+    MG_CFG_FN("ports", read_endpoint_ports),
+    MG_CFG_KVLIST("labels", struct mg_workload_entry, labels),
+    MG_CFG_STR("network", struct mg_workload_entry, network),
+    MG_CFG_STR("locality", struct mg_workload_entry, locality),
+    MG_CFG_INT("weight", struct mg_workload_entry, weight, 0, 1000000),
+    MG_CFG_STR("serviceAccount", struct mg_workload_entry, service_account),
+};
+static const struct mg_cfg_table endpoint = {
+    MG_CFG_ROWS(endpoint_rows), .pos_at = MG_CFG_POS_AT(struct mg_workload_entry, pos),
+};
+
+static bool read_se_addresses(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                              void *obj)
+{
+    struct mg_service_entry *se = obj;
+
+    if (!mg_cfg_slist(x, k->str, v, &se->addresses))
+        return false;
+    for (size_t j = 0; j < se->addresses.n; j++) {
+        struct mg_cidr c;
+        if (mg_cidr_parse(se->addresses.v[j], &c) < 0)
+            mg_error(x->d, se->addresses.pos[j], "invalid address \"%s\" in addresses",
+                     se->addresses.v[j]);
+    }
+    return true;
+}
+
+static void check_service_entry(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_service_entry *se = obj;
+    struct mg_pos at = r->m ? r->m->pos : se->meta.pos;
+
+    if (se->hosts.n == 0)
+        mg_error(x->d, at, "ServiceEntry needs hosts");
+    for (size_t i = 0; i < se->hosts.n; i++)
+        if (strcmp(se->hosts.v[i], "*") == 0 || !mg_cfg_host_ok(se->hosts.v[i]))
+            mg_error(x->d, se->hosts.pos[i], "invalid ServiceEntry host \"%s\"", se->hosts.v[i]);
+    if (se->n_ports == 0)
+        mg_error(x->d, at, "ServiceEntry needs ports");
+    for (size_t i = 0; i < se->n_ports; i++)
+        for (size_t j = 0; j < i; j++)
+            if (se->ports[i].number && se->ports[i].number == se->ports[j].number)
+                mg_error(x->d, se->ports[i].pos, "duplicate port %u in ServiceEntry",
+                         se->ports[i].number);
+            else if (se->ports[i].name && se->ports[j].name &&
+                     strcmp(se->ports[i].name, se->ports[j].name) == 0)
+                mg_error(x->d, se->ports[i].pos, "duplicate port name \"%s\" in ServiceEntry",
+                         se->ports[i].name);
+    if (se->resolution == MG_RES_STATIC && se->n_endpoints == 0 && !se->workload_selector.present)
+        mg_error(x->d, at, "resolution STATIC needs endpoints");
+    if (se->resolution == MG_RES_NONE && se->n_endpoints)
+        mg_error(x->d, at, "resolution NONE does not allow endpoints");
+    if (se->n_endpoints && se->workload_selector.present)
+        mg_error(x->d, at, "endpoints and workloadSelector cannot be used together");
+    for (size_t i = 0; i < se->n_endpoints; i++)
+        if (!se->endpoints[i].address && !se->workload_selector.present)
+            mg_error(x->d, se->endpoints[i].pos, "endpoint needs an address");
+}
+
+static const char *const se_locations[] = { "MESH_EXTERNAL", "MESH_INTERNAL" };
+static const char *const se_resolutions[] = { "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN",
+                                              "DYNAMIC_DNS" };
+static const struct mg_cfg_field service_entry_rows[] = {
+    MG_CFG_SLIST("hosts", struct mg_service_entry, hosts),
+    MG_CFG_FN("addresses", read_se_addresses),
+    MG_CFG_LIST("ports", struct mg_service_entry, ports, n_ports, se_port),
+    MG_CFG_ENUM("location", struct mg_service_entry, location, se_locations),
+    MG_CFG_ENUM("resolution", struct mg_service_entry, resolution, se_resolutions),
+    MG_CFG_LIST("endpoints", struct mg_service_entry, endpoints, n_endpoints, endpoint),
+    MG_CFG_MAP("workloadSelector", struct mg_service_entry, workload_selector, mg_cfg_labels),
+    MG_CFG_SLIST("exportTo", struct mg_service_entry, export_to),
+    MG_CFG_SLIST("subjectAltNames", struct mg_service_entry, subject_alt_names),
+};
+static const struct mg_cfg_table service_entry = {
+    MG_CFG_ROWS(service_entry_rows), .check = check_service_entry,
+};
+
+void mg_cfg_read_service_entry(struct mg_cfg *x, const struct mg_ynode *spec,
+                               struct mg_service_entry *se)
+{
+    mg_cfg_read_spec(x, spec, &service_entry, se);
+}

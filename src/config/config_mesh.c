@@ -1,0 +1,401 @@
+/* config_mesh.c - the project's own kinds (MeshConfig, Proxy) and the
+ * kubernetes.io/tls Secret. */
+#include <stdlib.h>
+#include <string.h>
+#include "config/config_int.h"
+
+/* ---- MeshConfig ---- */
+
+/* Istio meshConfig fields that have no meaning for one appliance: accepted
+ * so a real mesh config loads, with a warning. */
+static const char *const mesh_ignored[] = {
+    "enableTracing", "enableAutoMtls", "ingressClass", "ingressService",
+    "ingressControllerMode", "ingressSelector", "defaultServiceExportTo",
+    "defaultVirtualServiceExportTo", "defaultDestinationRuleExportTo", "localityLbSetting",
+    "dnsRefreshRate", "h2UpgradePolicy", "inboundClusterStatName", "outboundClusterStatName",
+    "certificates", "tlsDefaults", "meshMTLS", "serviceSettings", "enablePrometheusMerge",
+    "verifyCertificateAtClient", "discoverySelectors", "defaultProviders",
+    "protocolDetectionTimeout", "connectTimeout", "tcpKeepalive", "proxyListenPort",
+    "proxyInboundListenPort", "proxyHttpPort", "enableEnvoyAccessLogService",
+    "disableEnvoyListenerLog", "configSources", "thriftConfig", "inboundTrafficPolicy",
+    "accessLogFormatJson", "sdsUdsPath", "mixerCheckServer", "mixerReportServer",
+    "policyCheckFailOpen", "trustDomainAliasesEnabled", "serviceScopeConfigs",
+};
+
+static const char *const ext_authz_unsupported[] = {
+    "includeRequestBodyInCheck", "includeAdditionalHeadersInCheck", "includeHeadersInCheck",
+    "headersToUpstreamOnDeny", "clearRouteCache",
+};
+
+static void check_ext_authz(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_ext_provider *p = obj;
+
+    if (!p->service)
+        mg_error(x->d, r->m->pos, "%s needs a service", mg_cfg_field(x, NULL));
+    if (!p->port)
+        mg_error(x->d, r->m->pos, "%s needs a port", mg_cfg_field(x, NULL));
+}
+
+/* envoyExtAuthzGrpc has these; envoyExtAuthzHttp has more */
+#define EXT_AUTHZ_ROWS \
+    MG_CFG_STR("service", struct mg_ext_provider, service), \
+    MG_CFG_PORT("port", struct mg_ext_provider, port), \
+    MG_CFG_DURATION("timeout", struct mg_ext_provider, timeout_ms), \
+    MG_CFG_BOOL("failOpen", struct mg_ext_provider, fail_open), \
+    MG_CFG_INT("statusOnError", struct mg_ext_provider, status_on_error, 100, 599), \
+    MG_CFG_UNSUPPORTED_ANY(ext_authz_unsupported)
+
+static const struct mg_cfg_field ext_authz_grpc_rows[] = { EXT_AUTHZ_ROWS };
+static const struct mg_cfg_field ext_authz_http_rows[] = {
+    EXT_AUTHZ_ROWS,
+    MG_CFG_STR("pathPrefix", struct mg_ext_provider, path_prefix),
+    MG_CFG_SLIST("includeRequestHeadersInCheck", struct mg_ext_provider,
+                 include_request_headers_in_check),
+    MG_CFG_SLIST("headersToUpstreamOnAllow", struct mg_ext_provider,
+                 headers_to_upstream_on_allow),
+    MG_CFG_SLIST("headersToDownstreamOnDeny", struct mg_ext_provider,
+                 headers_to_downstream_on_deny),
+};
+static const struct mg_cfg_table ext_authz_grpc = {
+    MG_CFG_ROWS(ext_authz_grpc_rows), .check = check_ext_authz,
+};
+static const struct mg_cfg_table ext_authz_http = {
+    MG_CFG_ROWS(ext_authz_http_rows), .check = check_ext_authz,
+};
+
+static void read_ext_providers(struct mg_cfg *x, const struct mg_ynode *v, struct mg_mesh_config *m)
+{
+    const struct mg_ynode *k, *e;
+
+    if (!mg_cfg_seq(x, "extensionProviders", v))
+        return;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct mg_ynode *it = v->items[i];
+        size_t mark = mg_cfg_push(x, ".extensionProviders[%zu]", i);
+        if (!mg_cfg_map(x, "", it)) {
+            mg_cfg_pop(x, mark);
+            continue;
+        }
+        char *name = NULL;
+        const struct mg_ynode *body = NULL;
+        int type = -1;
+        for (size_t j = 0; mg_cfg_next(it, &j, &k, &e);) {
+            if (strcmp(k->str, "name") == 0)
+                mg_cfg_str(x, "name", e, &name);
+            else if (strcmp(k->str, "envoyExtAuthzHttp") == 0 ||
+                     strcmp(k->str, "envoyExtAuthzGrpc") == 0) {
+                if (type >= 0)
+                    mg_error(x->d, k->pos, "%s has more than one provider type",
+                             mg_cfg_field(x, NULL));
+                else if (mg_cfg_map(x, k->str, e)) {
+                    type = k->str[13] == 'H' ? MG_EXT_HTTP : MG_EXT_GRPC;
+                    body = e;
+                }
+            } else
+                mg_cfg_unsupported(x, k);   /* tracing, logging, metrics providers */
+        }
+        if (!name)
+            mg_error(x->d, it->pos, "%s needs a name", mg_cfg_field(x, NULL));
+        if (!body || !name) {
+            free(name);
+            mg_cfg_pop(x, mark);
+            continue;
+        }
+        struct mg_ext_provider *p = MG_CFG_PUSH(m->ext_providers, m->n_ext_providers);
+        p->name = name;
+        p->type = type;
+        p->timeout_ms = 600000;
+        p->status_on_error = 403;
+        p->pos = it->pos;
+        for (size_t j = 0; j + 1 < m->n_ext_providers; j++)
+            if (strcmp(m->ext_providers[j].name, name) == 0)
+                mg_error(x->d, it->pos, "duplicate extension provider \"%s\"", name);
+        if (type == MG_EXT_HTTP)
+            mg_cfg_read_map(x, "envoyExtAuthzHttp", body, &ext_authz_http, p);
+        else
+            mg_cfg_read_map(x, "envoyExtAuthzGrpc", body, &ext_authz_grpc, p);
+        mg_cfg_pop(x, mark);
+    }
+}
+
+/* accessLogFile: a device as it is, any other path relative to the file */
+static bool read_access_log_file(struct mg_cfg *x, const struct mg_ynode *k,
+                                 const struct mg_ynode *v, void *obj)
+{
+    struct mg_mesh_config *m = obj;
+    if (mg_cfg_scalar(x, k->str, v) && mg_has_prefix(v->str, "/dev/"))
+        return mg_cfg_str(x, k->str, v, &m->access_log_file);
+    return mg_cfg_file(x, k->str, v, false, &m->access_log_file);
+}
+
+static bool read_ext_providers_row(struct mg_cfg *x, const struct mg_ynode *k,
+                                   const struct mg_ynode *v, void *obj)
+{
+    read_ext_providers(x, v, obj);
+    return true;
+}
+
+static const char *const outbound_names[] = { "REGISTRY_ONLY", "ALLOW_ANY" };
+static const int outbound_values[] = { MG_OUTBOUND_REGISTRY_ONLY, MG_OUTBOUND_ALLOW_ANY };
+static const char *const norm_names[] = { "DEFAULT", "NONE", "BASE", "MERGE_SLASHES",
+                                          "DECODE_AND_MERGE_SLASHES" };
+static const int norm_values[] = { MG_NORM_BASE, MG_NORM_NONE, MG_NORM_BASE,
+                                   MG_NORM_MERGE_SLASHES, MG_NORM_DECODE_AND_MERGE_SLASHES };
+static const char *const log_encodings[] = { "TEXT", "JSON" };
+
+static const struct mg_cfg_field outbound_policy_rows[] = {
+    MG_CFG_ENUMV("mode", struct mg_mesh_config, outbound_mode, outbound_names, outbound_values),
+    MG_CFG_UNSUPPORTED("egressProxy"),
+};
+static const struct mg_cfg_table outbound_policy = { MG_CFG_ROWS(outbound_policy_rows) };
+static const struct mg_cfg_field path_norm_rows[] = {
+    MG_CFG_ENUMV("normalization", struct mg_mesh_config, path_normalization, norm_names,
+                 norm_values),
+    MG_CFG_UNSUPPORTED("egressProxy"),
+};
+static const struct mg_cfg_table path_norm = { MG_CFG_ROWS(path_norm_rows) };
+/* ProxyConfig has ~50 Envoy knobs; only the trusted proxy count applies here */
+static const struct mg_cfg_field topology_rows[] = {
+    MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
+};
+static const struct mg_cfg_table topology = {
+    MG_CFG_ROWS(topology_rows), .others_unsupported = true,
+};
+static const struct mg_cfg_field default_config_rows[] = {
+    MG_CFG_GROUP("gatewayTopology", topology),
+};
+static const struct mg_cfg_table default_config = {
+    MG_CFG_ROWS(default_config_rows), .others_unsupported = true,
+};
+static const struct mg_cfg_field mesh_rows[] = {
+    MG_CFG_STR("trustDomain", struct mg_mesh_config, trust_domain),
+    MG_CFG_SLIST("trustDomainAliases", struct mg_mesh_config, trust_domain_aliases),
+    MG_CFG_STR("rootNamespace", struct mg_mesh_config, root_namespace),
+    MG_CFG_GROUP("outboundTrafficPolicy", outbound_policy),
+    MG_CFG_GROUP("pathNormalization", path_norm),
+    MG_CFG_FN("accessLogFile", read_access_log_file),
+    MG_CFG_ENUM("accessLogEncoding", struct mg_mesh_config, access_log_encoding, log_encodings),
+    MG_CFG_STR("accessLogFormat", struct mg_mesh_config, access_log_format),
+    MG_CFG_FILE("caCertificates", struct mg_mesh_config, ca_certificates),
+    MG_CFG_FILE("geoipDatabase", struct mg_mesh_config, geoip_database),
+    MG_CFG_FN("extensionProviders", read_ext_providers_row),
+    MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
+    MG_CFG_GROUP("defaultConfig", default_config),
+    MG_CFG_UNSUPPORTED_ANY(mesh_ignored),
+};
+static const struct mg_cfg_table mesh = {
+    MG_CFG_ROWS(mesh_rows), .pos_at = MG_CFG_POS_AT(struct mg_mesh_config, pos),
+};
+
+void mg_cfg_read_mesh(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_mesh_config *m)
+{
+    mg_cfg_read_spec(x, spec, &mesh, m);
+}
+
+/* ---- Proxy ---- */
+
+static void check_credential(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_credential *c = obj;
+    if (!c->certificate || !c->private_key)
+        mg_error(x->d, c->pos, "credential \"%s\" needs certificate and privateKey", c->name);
+}
+
+static const struct mg_cfg_field credential_rows[] = {
+    MG_CFG_FILE("certificate", struct mg_credential, certificate),
+    MG_CFG_FILE("privateKey", struct mg_credential, private_key),
+    MG_CFG_FILE("caCertificates", struct mg_credential, ca_certificates),
+};
+static const struct mg_cfg_table credential = {
+    MG_CFG_ROWS(credential_rows), .check = check_credential,
+};
+
+/* `credentials: {NAME: {...}}`: a map of maps, each named by its key. */
+static bool read_credentials(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                             void *obj)
+{
+    struct mg_proxy *p = obj;
+    const struct mg_ynode *ck, *cv;
+
+    if (!mg_cfg_map(x, k->str, v))
+        return false;
+    for (size_t i = 0; mg_cfg_next(v, &i, &ck, &cv);) {
+        size_t mark = mg_cfg_push(x, ".credentials.%s", ck->str);
+        if (mg_cfg_map(x, "", cv)) {
+            struct mg_credential *c = MG_CFG_PUSH(p->credentials, p->n_credentials);
+            c->name = mg_xstrdup(ck->str);
+            c->pos = ck->pos;
+            mg_cfg_read_fields(x, cv, &credential, c);
+        }
+        mg_cfg_pop(x, mark);
+    }
+    return true;
+}
+
+static void init_inbound(void *obj)
+{
+    ((struct mg_inbound *)obj)->protocol = MG_PROTO_HTTP;
+}
+
+static void check_inbound(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    if (!mg_ynode_get(r->m, "port") || !mg_ynode_get(r->m, "bind") ||
+        !mg_ynode_get(r->m, "forwardTo"))
+        mg_error(x->d, r->m->pos, "%s needs port, bind and forwardTo", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field inbound_rows[] = {
+    MG_CFG_PORT("port", struct mg_inbound, port),
+    MG_CFG_ADDR("bind", struct mg_inbound, bind, true, false),
+    MG_CFG_ADDR("forwardTo", struct mg_inbound, forward_to, true, false),
+    MG_CFG_PROTO("protocol", struct mg_inbound, protocol),
+};
+static const struct mg_cfg_table inbound = {
+    MG_CFG_ROWS(inbound_rows), .pos_at = MG_CFG_POS_AT(struct mg_inbound, pos),
+    .init = init_inbound, .check = check_inbound,
+};
+
+static void check_proxy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_proxy *p = obj;
+
+    if (p->mode == MG_MODE_SIDECAR && p->n_inbound == 0)
+        mg_warning(x->d, p->pos, "sidecar mode without inbound ports receives no traffic");
+    if (p->mode == MG_MODE_GATEWAY && p->n_inbound)
+        mg_warning(x->d, p->pos, "inbound is for sidecar mode; ignored in gateway mode");
+    for (size_t i = 0; i < p->n_inbound; i++)       /* one listener per bind address */
+        for (size_t j = 0; j < i; j++)
+            if (p->inbound[i].bind && p->inbound[j].bind &&
+                strcmp(p->inbound[i].bind, p->inbound[j].bind) == 0)
+                mg_error(x->d, p->inbound[i].pos, "inbound bind %s is used twice", p->inbound[i].bind);
+}
+
+static const char *const proxy_modes[] = { "gateway", "sidecar" };
+static const struct mg_cfg_field identity_rows[] = {
+    MG_CFG_FILE("certificateChain", struct mg_proxy, identity_cert_chain),
+    MG_CFG_FILE("privateKey", struct mg_proxy, identity_private_key),
+    MG_CFG_FILE("rootCertificates", struct mg_proxy, identity_root_certs),
+};
+static const struct mg_cfg_table identity = { MG_CFG_ROWS(identity_rows) };
+static const struct mg_cfg_field outbound_rows[] = {
+    MG_CFG_ADDR("bind", struct mg_proxy, outbound_bind, true, false),
+};
+static const struct mg_cfg_table outbound = { MG_CFG_ROWS(outbound_rows) };
+static const struct mg_cfg_field timeouts_rows[] = {
+    MG_CFG_DURATION("handshake", struct mg_proxy, timeout_handshake_ms),
+    MG_CFG_DURATION("requestHeaders", struct mg_proxy, timeout_request_headers_ms),
+    MG_CFG_DURATION("idle", struct mg_proxy, timeout_idle_ms),
+    MG_CFG_DURATION("drain", struct mg_proxy, timeout_drain_ms),
+};
+static const struct mg_cfg_table timeouts = { MG_CFG_ROWS(timeouts_rows) };
+static const struct mg_cfg_field limits_rows[] = {
+    MG_CFG_U64("maxConnections", struct mg_proxy, max_connections),
+    MG_CFG_U64("maxRequestHeadersKb", struct mg_proxy, max_request_headers_kb),
+    MG_CFG_U64("maxConcurrentStreams", struct mg_proxy, max_concurrent_streams),
+};
+static const struct mg_cfg_table limits = { MG_CFG_ROWS(limits_rows) };
+static const struct mg_cfg_field proxy_rows[] = {
+    MG_CFG_ENUM("mode", struct mg_proxy, mode, proxy_modes),
+    MG_CFG_INT("workers", struct mg_proxy, workers, 0, 1024),
+    MG_CFG_STR("serviceAccount", struct mg_proxy, service_account),
+    MG_CFG_GROUP("identity", identity),
+    MG_CFG_FN("credentials", read_credentials),
+    MG_CFG_ADDR("bindAddress", struct mg_proxy, bind_address, false, false),
+    MG_CFG_ADDR("admin", struct mg_proxy, admin, true, true),
+    MG_CFG_LIST("inbound", struct mg_proxy, inbound, n_inbound, inbound),
+    MG_CFG_GROUP("outbound", outbound),
+    MG_CFG_GROUP("timeouts", timeouts),
+    MG_CFG_GROUP("limits", limits),
+};
+static const struct mg_cfg_table proxy = {
+    MG_CFG_ROWS(proxy_rows), .pos_at = MG_CFG_POS_AT(struct mg_proxy, pos), .check = check_proxy,
+};
+
+void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_proxy *p)
+{
+    if (!spec)
+        p->pos = p->meta.pos;
+    mg_cfg_read_spec(x, spec, &proxy, p);
+}
+
+/* ---- Secret (v1) ---- */
+
+static char *b64_field(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
+{
+    uint8_t *out;
+    size_t n;
+
+    if (!mg_cfg_scalar(x, key, v))
+        return NULL;
+    /* folded or wrapped base64 is common in hand-written Secrets */
+    char *clean = mg_xmalloc(v->len + 1);
+    size_t cl = 0;
+    for (size_t i = 0; i < v->len; i++)
+        if (!strchr(" \t\r\n", v->str[i]))
+            clean[cl++] = v->str[i];
+    clean[cl] = '\0';
+    int rc = mg_base64_decode(clean, cl, false, &out, &n);
+    free(clean);
+    if (rc < 0) {
+        mg_error(x->d, v->pos, "data.%s of the Secret is not valid base64", key);
+        return NULL;
+    }
+    char *s = mg_xstrndup((const char *)out, n);
+    if (strlen(s) != n) {
+        mg_error(x->d, v->pos, "data.%s of the Secret contains a NUL byte (want PEM)", key);
+        free(s);
+        s = NULL;
+    }
+    free(out);
+    return s;
+}
+
+static char **secret_slot(struct mg_credential *cr, const char *key)
+{
+    return strcmp(key, "tls.crt") == 0 ? &cr->cert_pem
+         : strcmp(key, "tls.key") == 0 ? &cr->key_pem
+         : strcmp(key, "ca.crt") == 0 ? &cr->ca_pem : NULL;
+}
+
+bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_credential *cr)
+{
+    const struct mg_ynode *type = mg_ynode_get(doc, "type"), *data = mg_ynode_get(doc, "data");
+    const struct mg_ynode *sdata = mg_ynode_get(doc, "stringData"), *k, *v;
+
+    if (!type || type->type != MG_YSCALAR || strcmp(type->str, "kubernetes.io/tls") != 0) {
+        mg_warning(x->d, doc->pos, "Secret of type \"%s\" ignored (only kubernetes.io/tls is "
+                   "used)", type && type->type == MG_YSCALAR ? type->str : "Opaque");
+        return false;
+    }
+    size_t mark = mg_cfg_push(x, ".data");
+    if (data && mg_cfg_map(x, "data", data)) {
+        for (size_t i = 0; mg_cfg_next(data, &i, &k, &v);) {
+            char **slot = secret_slot(cr, k->str);
+            if (!slot) {
+                mg_warning(x->d, k->pos, "Secret key \"%s\" is not used", k->str);
+                continue;
+            }
+            char *s = b64_field(x, k->str, v);
+            if (s) {
+                free(*slot);
+                *slot = s;
+            }
+        }
+    }
+    if (sdata && mg_cfg_map(x, "stringData", sdata)) {
+        for (size_t i = 0; mg_cfg_next(sdata, &i, &k, &v);) {
+            char **slot = secret_slot(cr, k->str);
+            if (slot)
+                mg_cfg_str(x, k->str, v, slot);
+            else
+                mg_warning(x->d, k->pos, "Secret key \"%s\" is not used", k->str);
+        }
+    }
+    mg_cfg_pop(x, mark);
+    bool has_crt = (data && mg_ynode_get(data, "tls.crt")) || (sdata && mg_ynode_get(sdata, "tls.crt"));
+    bool has_key = (data && mg_ynode_get(data, "tls.key")) || (sdata && mg_ynode_get(sdata, "tls.key"));
+    if (!has_crt || !has_key)
+        mg_error(x->d, doc->pos, "TLS Secret needs data tls.crt and tls.key");
+    return true;
+}

@@ -1,0 +1,526 @@
+/* config_net.c - Gateway and VirtualService (networking.istio.io). */
+#include <stdlib.h>
+#include <string.h>
+#include "config/config_int.h"
+
+/* ---- Gateway ---- */
+
+static const char *const server_tls_modes[] = { "PASSTHROUGH", "SIMPLE", "MUTUAL",
+                                                "AUTO_PASSTHROUGH", "ISTIO_MUTUAL",
+                                                "OPTIONAL_MUTUAL" };
+static const char *const tls_versions[] = { "TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2",
+                                            "TLSV1_3" };
+
+static bool read_server_tls_mode(struct mg_cfg *x, const struct mg_ynode *k,
+                                 const struct mg_ynode *v, void *obj)
+{
+    struct mg_server_tls *t = obj;
+    int m;
+
+    if (!mg_cfg_enum(x, k->str, v, server_tls_modes, NULL, MG_ARRAY_LEN(server_tls_modes), &m))
+        return false;
+    t->mode = (enum mg_tls_mode)m;
+    t->has_mode = true;
+    return true;
+}
+
+static void check_server_tls(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    struct mg_server_tls *t = obj;
+    struct mg_pos at = r->m->pos;
+
+    if (t->credential_name && !*t->credential_name) {
+        free(t->credential_name);       /* "" is how YAML templates write "none" */
+        t->credential_name = NULL;
+    }
+    bool files = t->server_certificate || t->private_key;
+    bool creds = t->credential_name || t->credential_names.n;
+    if (t->mode == MG_TLS_SIMPLE || t->mode == MG_TLS_MUTUAL || t->mode == MG_TLS_OPTIONAL_MUTUAL) {
+        if (!creds && !(t->server_certificate && t->private_key))
+            mg_error(x->d, at, "TLS mode %s needs credentialName or serverCertificate and "
+                     "privateKey", server_tls_modes[t->mode]);
+        if (creds && files)
+            mg_error(x->d, at, "credentialName and serverCertificate/privateKey cannot be "
+                     "used together");
+        if (t->mode != MG_TLS_SIMPLE && !creds && !t->ca_certificates)
+            mg_error(x->d, at, "TLS mode %s needs caCertificates (or a credentialName "
+                     "holding ca.crt)", server_tls_modes[t->mode]);
+    }
+    if (t->mode == MG_TLS_ISTIO_MUTUAL && (files || creds || t->ca_certificates))
+        mg_error(x->d, at, "TLS mode ISTIO_MUTUAL uses the proxy identity; "
+                 "serverCertificate, privateKey, caCertificates and credentialName must be empty");
+}
+
+static const char *const server_tls_unsupported[] = { "caCertCredentialName", "tlsCertificates" };
+static const struct mg_cfg_field server_tls_rows[] = {
+    MG_CFG_BOOL("httpsRedirect", struct mg_server_tls, https_redirect),
+    MG_CFG_FN("mode", read_server_tls_mode),
+    MG_CFG_FILE("serverCertificate", struct mg_server_tls, server_certificate),
+    MG_CFG_FILE("privateKey", struct mg_server_tls, private_key),
+    MG_CFG_FILE("caCertificates", struct mg_server_tls, ca_certificates),
+    MG_CFG_FILE("caCrl", struct mg_server_tls, ca_crl),
+    MG_CFG_STR("credentialName", struct mg_server_tls, credential_name),
+    MG_CFG_SLIST("credentialNames", struct mg_server_tls, credential_names),
+    MG_CFG_SLIST("subjectAltNames", struct mg_server_tls, subject_alt_names),
+    MG_CFG_SLIST("verifyCertificateSpki", struct mg_server_tls, verify_certificate_spki),
+    MG_CFG_SLIST("verifyCertificateHash", struct mg_server_tls, verify_certificate_hash),
+    MG_CFG_ENUM("minProtocolVersion", struct mg_server_tls, min_version, tls_versions),
+    MG_CFG_ENUM("maxProtocolVersion", struct mg_server_tls, max_version, tls_versions),
+    MG_CFG_SLIST("cipherSuites", struct mg_server_tls, cipher_suites),
+    MG_CFG_BOOL("insecureSkipVerify", struct mg_server_tls, insecure_skip_verify),
+    MG_CFG_UNSUPPORTED_ANY(server_tls_unsupported),
+};
+static const struct mg_cfg_table server_tls = {
+    MG_CFG_ROWS(server_tls_rows), .present_at = MG_CFG_FLAG_AT(struct mg_server_tls, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_server_tls, pos), .check = check_server_tls,
+};
+
+static void check_server(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_server *s = obj;
+    const struct mg_ynode *port_n = mg_cfg_seen(r, "port");
+
+    if (!port_n)
+        mg_error(x->d, s->pos, "%s needs a port", mg_cfg_field(x, NULL));
+    else if (!mg_ynode_get(port_n, "number") || !mg_ynode_get(port_n, "protocol"))
+        mg_error(x->d, port_n->pos, "%s.port needs a number and a protocol",
+                 mg_cfg_field(x, NULL));
+    if (s->hosts.n == 0)
+        mg_error(x->d, s->pos, "%s needs at least one host", mg_cfg_field(x, NULL));
+    for (size_t i = 0; i < s->hosts.n; i++) {
+        const char *h = s->hosts.v[i], *slash = strchr(h, '/');
+        if (slash && (slash == h || strchr(slash + 1, '/')))
+            mg_error(x->d, s->hosts.pos[i], "invalid host \"%s\" in %s (want [namespace/]host)",
+                     h, mg_cfg_field(x, NULL));
+        else if (!mg_cfg_host_ok(slash ? slash + 1 : h))
+            mg_error(x->d, s->hosts.pos[i], "invalid host \"%s\" in %s (want a DNS name, a "
+                     "wildcard only as the leftmost label)", h, mg_cfg_field(x, NULL));
+    }
+    if ((s->protocol == MG_PROTO_HTTPS || s->protocol == MG_PROTO_TLS) && !s->tls.present)
+        mg_error(x->d, s->pos, "%s: protocol %s needs tls settings", mg_cfg_field(x, NULL),
+                 mg_app_proto_name(s->protocol));
+}
+
+static const struct mg_cfg_field server_port_rows[] = {
+    MG_CFG_PORT("number", struct mg_server, port),
+    MG_CFG_PROTO("protocol", struct mg_server, protocol),
+    MG_CFG_STR("name", struct mg_server, port_name),
+    MG_CFG_UNSUPPORTED("targetPort"),
+};
+static const struct mg_cfg_table server_port = { MG_CFG_ROWS(server_port_rows) };
+static const struct mg_cfg_field server_rows[] = {
+    MG_CFG_GROUP("port", server_port),
+    MG_CFG_STR("bind", struct mg_server, bind),
+    MG_CFG_SLIST("hosts", struct mg_server, hosts),
+    MG_CFG_MAP("tls", struct mg_server, tls, server_tls),
+    MG_CFG_STR("name", struct mg_server, name),
+    MG_CFG_UNSUPPORTED("defaultEndpoint"),
+};
+static const struct mg_cfg_table server = {
+    MG_CFG_ROWS(server_rows), .pos_at = MG_CFG_POS_AT(struct mg_server, pos), .check = check_server,
+};
+
+static void check_gateway(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_gateway *g = obj;
+    if (g->n_servers == 0)
+        mg_warning(x->d, r->m ? r->m->pos : g->meta.pos, "Gateway has no servers");
+}
+
+static const struct mg_cfg_field gateway_rows[] = {
+    MG_CFG_KVLIST("selector", struct mg_gateway, selector),
+    MG_CFG_LIST("servers", struct mg_gateway, servers, n_servers, server),
+};
+static const struct mg_cfg_table gateway = {
+    MG_CFG_ROWS(gateway_rows), .check = check_gateway,
+};
+
+void mg_cfg_read_gateway(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_gateway *g)
+{
+    mg_cfg_read_spec(x, spec, &gateway, g);
+}
+
+/* ---- VirtualService: routes ---- */
+
+static void check_header_ops(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_header_ops *ops = obj;
+
+    for (size_t i = 0; i < ops->set.n; i++)
+        if (!mg_cfg_header_name_ok(ops->set.v[i].key))
+            mg_error(x->d, ops->set.v[i].pos, "invalid header name \"%s\"", ops->set.v[i].key);
+    for (size_t i = 0; i < ops->add.n; i++)
+        if (!mg_cfg_header_name_ok(ops->add.v[i].key))
+            mg_error(x->d, ops->add.v[i].pos, "invalid header name \"%s\"", ops->add.v[i].key);
+}
+
+static const struct mg_cfg_field header_ops_rows[] = {
+    MG_CFG_KVLIST("set", struct mg_header_ops, set),
+    MG_CFG_KVLIST("add", struct mg_header_ops, add),
+    MG_CFG_SLIST("remove", struct mg_header_ops, remove),
+};
+static const struct mg_cfg_table header_ops = {
+    MG_CFG_ROWS(header_ops_rows), .check = check_header_ops,
+};
+/* `headers: {request: ..., response: ...}` of a route destination or a route */
+#define HEADERS_ROWS(T) \
+    MG_CFG_MAP("request", T, req_headers, header_ops), \
+    MG_CFG_MAP("response", T, resp_headers, header_ops)
+
+static void check_destination(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_destination *d = obj;
+    if (!d->host || !*d->host)
+        mg_error(x->d, r->m->pos, "%s needs a host", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field destination_port_rows[] = {
+    MG_CFG_PORT("number", struct mg_destination, port),
+};
+static const struct mg_cfg_table destination_port = { MG_CFG_ROWS(destination_port_rows) };
+static const struct mg_cfg_field destination_rows[] = {
+    MG_CFG_STR("host", struct mg_destination, host),
+    MG_CFG_STR("subset", struct mg_destination, subset),
+    MG_CFG_GROUP("port", destination_port),
+};
+static const struct mg_cfg_table destination = {
+    MG_CFG_ROWS(destination_rows), .pos_at = MG_CFG_POS_AT(struct mg_destination, pos),
+    .check = check_destination,
+};
+
+static void init_route_dest(void *obj)
+{
+    ((struct mg_route_dest *)obj)->weight = -1;
+}
+
+static void check_route_dest(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_route_dest *rd = obj;
+    if (!rd->destination.host && !rd->destination.pos.line)
+        mg_error(x->d, rd->pos, "%s needs a destination", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field route_headers_rows[] = { HEADERS_ROWS(struct mg_route_dest) };
+static const struct mg_cfg_table route_headers = { MG_CFG_ROWS(route_headers_rows) };
+static const struct mg_cfg_field http_route_dest_rows[] = {
+    MG_CFG_MAP("destination", struct mg_route_dest, destination, destination),
+    MG_CFG_INT("weight", struct mg_route_dest, weight, 0, 100),
+    MG_CFG_GROUP("headers", route_headers),         /* last: l4_route_dest leaves it out */
+};
+static const struct mg_cfg_table http_route_dest = {
+    MG_CFG_ROWS(http_route_dest_rows), .pos_at = MG_CFG_POS_AT(struct mg_route_dest, pos),
+    .init = init_route_dest, .check = check_route_dest,
+};
+/* tls and tcp routes: the same rows but headers */
+static const struct mg_cfg_table l4_route_dest = {
+    .rows = http_route_dest_rows, .n = MG_ARRAY_LEN(http_route_dest_rows) - 1,
+    .pos_at = MG_CFG_POS_AT(struct mg_route_dest, pos), .init = init_route_dest,
+    .check = check_route_dest,
+};
+
+/* ---- VirtualService: http ---- */
+
+static bool read_header_matches(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                                struct mg_header_match **out, size_t *n, bool names)
+{
+    const struct mg_ynode *k, *e;
+
+    if (!mg_cfg_map(x, key, v))
+        return false;
+    size_t mark = mg_cfg_push(x, ".%s", key);
+    for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
+        if (names && !mg_cfg_header_name_ok(k->str)) {
+            mg_error(x->d, k->pos, "invalid header name \"%s\" in %s", k->str,
+                     mg_cfg_field(x, NULL));
+            continue;
+        }
+        struct mg_header_match *h = MG_CFG_PUSH(*out, *n);
+        h->name = mg_xstrdup(k->str);
+        if (names)
+            mg_lower(h->name);
+        h->match.pos = k->pos;
+        if (!mg_ynode_is_null(e))
+            mg_cfg_smatch(x, k->str, e, &h->match);
+    }
+    mg_cfg_pop(x, mark);
+    return true;
+}
+
+static bool read_match_headers(struct mg_cfg *x, const struct mg_ynode *k,
+                               const struct mg_ynode *v, void *obj)
+{
+    struct mg_http_match *m = obj;
+    return read_header_matches(x, k->str, v, &m->headers, &m->n_headers, true);
+}
+
+static bool read_match_without_headers(struct mg_cfg *x, const struct mg_ynode *k,
+                                       const struct mg_ynode *v, void *obj)
+{
+    struct mg_http_match *m = obj;
+    return read_header_matches(x, k->str, v, &m->without_headers, &m->n_without_headers, true);
+}
+
+static bool read_match_query_params(struct mg_cfg *x, const struct mg_ynode *k,
+                                    const struct mg_ynode *v, void *obj)
+{
+    struct mg_http_match *m = obj;
+    return read_header_matches(x, k->str, v, &m->query_params, &m->n_query_params, false);
+}
+
+static const struct mg_cfg_field http_match_rows[] = {
+    MG_CFG_STR("name", struct mg_http_match, name),
+    MG_CFG_SMATCH("uri", struct mg_http_match, uri),
+    MG_CFG_SMATCH("scheme", struct mg_http_match, scheme),
+    MG_CFG_SMATCH("method", struct mg_http_match, method),
+    MG_CFG_SMATCH("authority", struct mg_http_match, authority),
+    MG_CFG_FN("headers", read_match_headers),
+    MG_CFG_FN("withoutHeaders", read_match_without_headers),
+    MG_CFG_FN("queryParams", read_match_query_params),
+    MG_CFG_PORT("port", struct mg_http_match, port),
+    MG_CFG_BOOL("ignoreUriCase", struct mg_http_match, ignore_uri_case),
+    MG_CFG_SLIST("gateways", struct mg_http_match, gateways),
+    MG_CFG_KVLIST("sourceLabels", struct mg_http_match, source_labels),
+    MG_CFG_STR("sourceNamespace", struct mg_http_match, source_namespace),
+    MG_CFG_UNSUPPORTED("statPrefix"),
+};
+static const struct mg_cfg_table http_match = {
+    MG_CFG_ROWS(http_match_rows), .pos_at = MG_CFG_POS_AT(struct mg_http_match, pos),
+};
+
+static void init_redirect(void *obj)
+{
+    ((struct mg_http_route *)obj)->redirect.redirect_code = 301;
+}
+
+static const struct mg_cfg_field redirect_rows[] = {
+    MG_CFG_STR("uri", struct mg_http_route, redirect.uri),
+    MG_CFG_STR("authority", struct mg_http_route, redirect.authority),
+    MG_CFG_STR("scheme", struct mg_http_route, redirect.scheme),
+    MG_CFG_PORT("port", struct mg_http_route, redirect.port),
+    MG_CFG_INT("redirectCode", struct mg_http_route, redirect.redirect_code, 300, 399),
+    MG_CFG_UNSUPPORTED("derivePort"),
+};
+static const struct mg_cfg_table redirect = {
+    MG_CFG_ROWS(redirect_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_redirect),
+    .init = init_redirect,
+};
+
+static bool read_body_bytes(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                            void *obj)
+{
+    struct mg_http_route *r = obj;
+    uint8_t *out;
+    size_t n;
+
+    if (!mg_cfg_scalar(x, k->str, v))
+        return false;
+    if (mg_base64_decode(v->str, v->len, false, &out, &n) < 0) {
+        mg_error(x->d, v->pos, "directResponse.body.bytes is not valid base64");
+        return false;
+    }
+    free(r->direct_response.body);
+    r->direct_response.body = mg_xstrndup((const char *)out, n);
+    free(out);
+    return true;
+}
+
+static void check_direct_response(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    if (!((const struct mg_http_route *)obj)->direct_response.status)
+        mg_error(x->d, r->m->pos, "directResponse needs a status");
+}
+
+static const struct mg_cfg_field body_rows[] = {
+    MG_CFG_STR("string", struct mg_http_route, direct_response.body),
+    MG_CFG_FN("bytes", read_body_bytes),
+};
+static const struct mg_cfg_table body = { MG_CFG_ROWS(body_rows) };
+static const struct mg_cfg_field direct_response_rows[] = {
+    MG_CFG_INT("status", struct mg_http_route, direct_response.status, 200, 599),
+    MG_CFG_GROUP("body", body),
+};
+static const struct mg_cfg_table direct_response = {
+    MG_CFG_ROWS(direct_response_rows),
+    .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_direct_response),
+    .check = check_direct_response,
+};
+
+static const struct mg_cfg_field uri_regex_rows[] = {
+    MG_CFG_STR("match", struct mg_http_route, rewrite.regex_match),
+    MG_CFG_STR("rewrite", struct mg_http_route, rewrite.regex_rewrite),
+};
+static const struct mg_cfg_table uri_regex = { MG_CFG_ROWS(uri_regex_rows) };
+static const struct mg_cfg_field rewrite_rows[] = {
+    MG_CFG_STR("uri", struct mg_http_route, rewrite.uri),
+    MG_CFG_STR("authority", struct mg_http_route, rewrite.authority),
+    MG_CFG_GROUP("uriRegexRewrite", uri_regex),
+};
+static const struct mg_cfg_table rewrite = {
+    MG_CFG_ROWS(rewrite_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_rewrite),
+};
+
+static void init_retries(void *obj)
+{
+    ((struct mg_http_route *)obj)->retries.per_try_timeout_ms = -1;
+}
+
+static const char *const retries_unsupported[] = {
+    "retryRemoteLocalities", "retryIgnorePreviousHosts", "backoff",
+};
+static const struct mg_cfg_field retries_rows[] = {
+    MG_CFG_INT("attempts", struct mg_http_route, retries.attempts, 0, 100),
+    MG_CFG_DURATION("perTryTimeout", struct mg_http_route, retries.per_try_timeout_ms),
+    MG_CFG_STR("retryOn", struct mg_http_route, retries.retry_on),
+    MG_CFG_UNSUPPORTED_ANY(retries_unsupported),
+};
+static const struct mg_cfg_table retries = {
+    MG_CFG_ROWS(retries_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_retries),
+    .init = init_retries,
+};
+
+static void init_http_route(void *obj)
+{
+    ((struct mg_http_route *)obj)->timeout_ms = -1;
+}
+
+static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_http_route *hr = obj;
+    int actions = (hr->n_route > 0) + hr->has_redirect + hr->has_direct_response;
+
+    if (actions == 0 && mg_ynode_get(r->m, "delegate"))
+        ;   /* delegation is ignored with a warning */
+    else if (actions == 0)
+        mg_error(x->d, r->m->pos, "%s needs a route, redirect or directResponse",
+                 mg_cfg_field(x, NULL));
+    else if (actions > 1)
+        mg_error(x->d, r->m->pos, "%s: route, redirect and directResponse are mutually exclusive",
+                 mg_cfg_field(x, NULL));
+}
+
+static const char *const http_route_unsupported[] = {
+    "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
+    "corsPolicy", "delegate",
+};
+static const struct mg_cfg_field http_headers_rows[] = { HEADERS_ROWS(struct mg_http_route) };
+static const struct mg_cfg_table http_headers = { MG_CFG_ROWS(http_headers_rows) };
+static const struct mg_cfg_field http_route_rows[] = {
+    MG_CFG_STR("name", struct mg_http_route, name),
+    MG_CFG_LIST("match", struct mg_http_route, match, n_match, http_match),
+    MG_CFG_LIST("route", struct mg_http_route, route, n_route, http_route_dest),
+    MG_CFG_GROUP("redirect", redirect),
+    MG_CFG_GROUP("directResponse", direct_response),
+    MG_CFG_GROUP("rewrite", rewrite),
+    MG_CFG_DURATION("timeout", struct mg_http_route, timeout_ms),
+    MG_CFG_GROUP("retries", retries),
+    MG_CFG_GROUP("headers", http_headers),
+    MG_CFG_UNSUPPORTED_ANY(http_route_unsupported),
+};
+static const struct mg_cfg_table http_route = {
+    MG_CFG_ROWS(http_route_rows), .pos_at = MG_CFG_POS_AT(struct mg_http_route, pos),
+    .init = init_http_route, .check = check_http_route,
+};
+
+/* ---- VirtualService: tls and tcp ---- */
+
+static bool read_subnets(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
+                         struct mg_slist *subnets)
+{
+    if (!mg_cfg_slist(x, key, v, subnets))
+        return false;
+    for (size_t i = 0; i < subnets->n; i++) {
+        struct mg_cidr c;
+        if (mg_cidr_parse(subnets->v[i], &c) < 0)
+            mg_error(x->d, subnets->pos[i], "invalid CIDR \"%s\" in %s", subnets->v[i],
+                     mg_cfg_field(x, key));
+    }
+    return true;
+}
+
+static bool read_tls_subnets(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                             void *obj)
+{
+    return read_subnets(x, k->str, v, &((struct mg_tls_match *)obj)->destination_subnets);
+}
+
+static bool read_l4_subnets(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                            void *obj)
+{
+    return read_subnets(x, k->str, v, &((struct mg_l4_match *)obj)->destination_subnets);
+}
+
+static void check_tls_match(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_tls_match *tm = obj;
+    if (tm->sni_hosts.n == 0)
+        mg_error(x->d, tm->pos, "%s needs sniHosts", mg_cfg_field(x, NULL));
+}
+
+static const char *const l4_unsupported[] = { "sourceLabels", "sourceNamespace", "sourceSubnet" };
+static const struct mg_cfg_field tls_match_rows[] = {
+    MG_CFG_SLIST("sniHosts", struct mg_tls_match, sni_hosts),
+    MG_CFG_FN("destinationSubnets", read_tls_subnets),
+    MG_CFG_PORT("port", struct mg_tls_match, port),
+    MG_CFG_SLIST("gateways", struct mg_tls_match, gateways),
+    MG_CFG_UNSUPPORTED_ANY(l4_unsupported),
+};
+static const struct mg_cfg_table tls_match = {
+    MG_CFG_ROWS(tls_match_rows), .pos_at = MG_CFG_POS_AT(struct mg_tls_match, pos),
+    .check = check_tls_match,
+};
+static const struct mg_cfg_field l4_match_rows[] = {
+    MG_CFG_FN("destinationSubnets", read_l4_subnets),
+    MG_CFG_PORT("port", struct mg_l4_match, port),
+    MG_CFG_SLIST("gateways", struct mg_l4_match, gateways),
+    MG_CFG_UNSUPPORTED_ANY(l4_unsupported),
+};
+static const struct mg_cfg_table l4_match = {
+    MG_CFG_ROWS(l4_match_rows), .pos_at = MG_CFG_POS_AT(struct mg_l4_match, pos),
+};
+
+static const struct mg_cfg_field tls_route_rows[] = {
+    MG_CFG_LIST("route", struct mg_tls_route, route, n_route, l4_route_dest),
+    MG_CFG_LIST("match", struct mg_tls_route, match, n_match, tls_match),
+};
+static const struct mg_cfg_table tls_route = {
+    MG_CFG_ROWS(tls_route_rows), .pos_at = MG_CFG_POS_AT(struct mg_tls_route, pos),
+};
+static const struct mg_cfg_field tcp_route_rows[] = {
+    MG_CFG_LIST("route", struct mg_tcp_route, route, n_route, l4_route_dest),
+    MG_CFG_LIST("match", struct mg_tcp_route, match, n_match, l4_match),
+};
+static const struct mg_cfg_table tcp_route = {
+    MG_CFG_ROWS(tcp_route_rows), .pos_at = MG_CFG_POS_AT(struct mg_tcp_route, pos),
+};
+
+/* ---- VirtualService ---- */
+
+static void check_virtual_service(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_virtual_service *vs = obj;
+
+    for (size_t i = 0; i < vs->hosts.n; i++)
+        if (!mg_cfg_host_ok(vs->hosts.v[i]))
+            mg_error(x->d, vs->hosts.pos[i], "invalid host \"%s\" in hosts (want a DNS name, "
+                     "a wildcard only as the leftmost label)", vs->hosts.v[i]);
+    if (vs->hosts.n == 0)
+        mg_error(x->d, r->m ? r->m->pos : vs->meta.pos, "VirtualService needs hosts");
+}
+
+static const struct mg_cfg_field virtual_service_rows[] = {
+    MG_CFG_SLIST("hosts", struct mg_virtual_service, hosts),
+    MG_CFG_SLIST("gateways", struct mg_virtual_service, gateways),
+    MG_CFG_SLIST("exportTo", struct mg_virtual_service, export_to),
+    MG_CFG_LIST("http", struct mg_virtual_service, http, n_http, http_route),
+    MG_CFG_LIST("tls", struct mg_virtual_service, tls, n_tls, tls_route),
+    MG_CFG_LIST("tcp", struct mg_virtual_service, tcp, n_tcp, tcp_route),
+};
+static const struct mg_cfg_table virtual_service = {
+    MG_CFG_ROWS(virtual_service_rows), .check = check_virtual_service,
+};
+
+void mg_cfg_read_virtual_service(struct mg_cfg *x, const struct mg_ynode *spec,
+                                 struct mg_virtual_service *vs)
+{
+    mg_cfg_read_spec(x, spec, &virtual_service, vs);
+}

@@ -1,0 +1,391 @@
+/* yaml.c - libyaml event stream -> positioned node tree, with hard limits.
+ *
+ * The event API is used (not the document API) because it can be stopped at
+ * once: the moment a limit is crossed the parser is dropped, so deep nesting
+ * never reaches libyaml's quadratic paths. */
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include "base/util.h"
+#include "config/mg_yaml.h"
+
+struct builder {
+    const char *file;
+    const char *data;
+    size_t len;
+    struct mg_diags *d;
+    struct mg_ydocs *out;
+    struct mg_ynode *stack[MG_YAML_MAX_DEPTH + 1];
+    int depth;
+    int flow_depth;
+    size_t nodes;
+    struct mg_ynode *root;
+    bool have_doc;
+    struct mg_pos doc_pos;
+};
+
+static struct mg_pos mark_pos(const struct builder *b, yaml_mark_t m)
+{
+    struct mg_pos p = { b->file, (int)m.line + 1, (int)m.column + 1 };
+    return p;
+}
+
+static void node_free(struct mg_ynode *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->n; i++)
+        node_free(n->items[i]);
+    free(n->items);
+    free(n->str);
+    free(n);
+}
+
+void mg_yaml_free(struct mg_ydocs *docs)
+{
+    for (size_t i = 0; i < docs->n; i++)
+        node_free(docs->v[i].root);
+    free(docs->v);
+    docs->v = NULL;
+    docs->n = 0;
+}
+
+bool mg_ynode_is_null(const struct mg_ynode *n)
+{
+    if (!n)
+        return true;
+    if (n->type != MG_YSCALAR || !n->plain)
+        return false;
+    return n->len == 0 || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0 ||
+           strcmp(n->str, "Null") == 0 || strcmp(n->str, "NULL") == 0;
+}
+
+const struct mg_ynode *mg_ynode_get(const struct mg_ynode *m, const char *key)
+{
+    if (!m || m->type != MG_YMAP)
+        return NULL;
+    for (size_t i = 0; i + 1 < m->n; i += 2)
+        if (m->items[i]->type == MG_YSCALAR && strcmp(m->items[i]->str, key) == 0)
+            return m->items[i + 1];
+    return NULL;
+}
+
+const char *mg_ynode_kind(const struct mg_ynode *n)
+{
+    if (!n)
+        return "nothing";
+    switch (n->type) {
+    case MG_YSCALAR: return mg_ynode_is_null(n) ? "null" : "a string";
+    case MG_YSEQ: return "a list";
+    case MG_YMAP: return "a map";
+    }
+    return "?";
+}
+
+/* Standard tags only: anything else would change meaning in ways the loader
+ * cannot honour, so it is refused rather than silently read as a string. */
+static bool tag_ok(const char *tag, bool *is_str)
+{
+    static const char *const std[] = { "str", "int", "bool", "null", "float", "map",
+                                       "seq", "timestamp", "binary" };
+    const char *pfx = "tag:yaml.org,2002:";
+
+    *is_str = false;
+    if (!tag || strcmp(tag, "!") == 0)
+        return true;
+    if (!mg_has_prefix(tag, pfx))
+        return false;
+    for (size_t i = 0; i < MG_ARRAY_LEN(std); i++)
+        if (strcmp(tag + strlen(pfx), std[i]) == 0) {
+            *is_str = i == 0;
+            return true;
+        }
+    return false;
+}
+
+struct keyref {
+    const struct mg_ynode *key;
+    size_t idx;
+};
+
+static int keyref_cmp(const void *a, const void *b)
+{
+    const struct keyref *x = a, *y = b;
+    size_t lx = x->key->len, ly = y->key->len;
+    int c = memcmp(x->key->str, y->key->str, lx < ly ? lx : ly);
+    if (c)
+        return c;
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Sorting keeps this O(n log n) even for a hostile mapping with 10^5 keys. */
+static void check_dup_keys(struct builder *b, const struct mg_ynode *m)
+{
+    size_t nk = m->n / 2;
+    struct keyref *r;
+
+    if (nk < 2)
+        return;
+    r = mg_xmalloc(nk * sizeof(*r));
+    for (size_t i = 0; i < nk; i++) {
+        r[i].key = m->items[2 * i];
+        r[i].idx = i;
+    }
+    qsort(r, nk, sizeof(*r), keyref_cmp);
+    for (size_t i = 1; i < nk; i++)
+        if (r[i].key->len == r[i - 1].key->len &&
+            memcmp(r[i].key->str, r[i - 1].key->str, r[i].key->len) == 0)
+            mg_error(b->d, r[i].key->pos, "duplicate key \"%s\" (first at line %d)",
+                     r[i].key->str, r[i - 1].key->pos.line);
+    free(r);
+}
+
+static bool attach(struct builder *b, struct mg_ynode *n)
+{
+    struct mg_ynode *p;
+
+    if (b->depth == 0) {
+        if (b->root) {
+            node_free(n);           /* cannot happen with a well-formed stream */
+            return false;
+        }
+        b->root = n;
+        return true;
+    }
+    p = b->stack[b->depth - 1];
+    if (p->type == MG_YMAP && p->n % 2 == 0 && n->type != MG_YSCALAR) {
+        mg_error(b->d, n->pos, "mapping keys must be plain strings");
+        node_free(n);
+        return false;
+    }
+    if ((p->n & (p->n - 1)) == 0)   /* grow at powers of two */
+        p->items = mg_xrealloc(p->items, (p->n ? p->n * 2 : 4) * sizeof(*p->items));
+    p->items[p->n++] = n;
+    return true;
+}
+
+static bool check_props(struct builder *b, const char *anchor, const char *tag, struct mg_pos pos,
+                        bool *is_str)
+{
+    if (anchor) {
+        mg_error(b->d, pos, "anchors and aliases are not supported (anchor &%s)", anchor);
+        return false;
+    }
+    if (!tag_ok(tag, is_str)) {
+        mg_error(b->d, pos, "unsupported tag \"%s\"", tag);
+        return false;
+    }
+    return true;
+}
+
+static struct mg_ynode *new_node(struct builder *b, enum mg_ynode_type t, struct mg_pos pos)
+{
+    struct mg_ynode *n;
+
+    if (++b->nodes > MG_YAML_MAX_NODES) {
+        mg_error(b->d, pos, "too many YAML nodes (limit %u)", MG_YAML_MAX_NODES);
+        return NULL;
+    }
+    n = mg_xcalloc(1, sizeof(*n));
+    n->type = t;
+    n->pos = pos;
+    return n;
+}
+
+/* Return the text of 1-based line `line` of the input (not NUL terminated). */
+static const char *input_line(const struct builder *b, int line, size_t *llen)
+{
+    const char *p = b->data, *end = b->data + b->len;
+
+    for (int l = 1; l < line && p < end; l++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return NULL;
+        p = nl + 1;
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *llen = (size_t)((nl ? nl : end) - p);
+    return p;
+}
+
+/* Platform trap #11: `{key: request.auth.claims[iss]}` is a syntax error in
+ * flow style; users copy such lines from blogs, so the message says why. */
+static bool flow_bracket_hint(const struct builder *b, int line)
+{
+    size_t llen;
+    const char *s = input_line(b, line, &llen);
+    bool flow = b->flow_depth > 0;
+
+    if (!s)
+        return false;
+    for (size_t i = 0; i < llen; i++)
+        if (s[i] == '{')
+            flow = true;
+    if (!flow)
+        return false;
+    for (size_t i = 1; i < llen; i++)
+        if (s[i] == '[' && (s[i - 1] == ']' || s[i - 1] == '_' || s[i - 1] == '.' ||
+                            (s[i - 1] >= 'a' && s[i - 1] <= 'z') ||
+                            (s[i - 1] >= 'A' && s[i - 1] <= 'Z') ||
+                            (s[i - 1] >= '0' && s[i - 1] <= '9')))
+            return true;
+    return false;
+}
+
+static void report_parser_error(struct builder *b, const yaml_parser_t *p)
+{
+    struct mg_pos pos = mark_pos(b, p->problem_mark);
+    const char *problem = p->problem ? p->problem : "invalid YAML";
+    bool hint = flow_bracket_hint(b, pos.line) ||
+                (p->context && flow_bracket_hint(b, (int)p->context_mark.line + 1));
+
+    if (p->error == YAML_READER_ERROR) {
+        /* reader errors have no line/column, only a byte offset */
+        pos.line = 1;
+        pos.col = 1;
+        size_t off = p->problem_offset;
+        for (size_t i = 0; i < off && i < b->len; i++) {
+            if (b->data[i] == '\n') {
+                pos.line++;
+                pos.col = 1;
+            } else {
+                pos.col++;
+            }
+        }
+        mg_error(b->d, pos, "invalid input: %s (byte offset %zu)", problem, off);
+        return;
+    }
+    mg_error(b->d, pos, "YAML syntax error: %s%s%s%s", p->context ? p->context : "",
+             p->context ? ": " : "", problem,
+             hint ? " (a key such as request.auth.claims[iss] cannot be written inside a "
+                    "flow collection {...} or [...]: quote the key or use block style)"
+                  : "");
+}
+
+/* Handle one event. Returns 1 to go on, 0 at the end of the stream, -1 to
+ * stop on error. */
+static int on_event(struct builder *b, const yaml_event_t *ev)
+{
+    struct mg_pos pos = mark_pos(b, ev->start_mark);
+    struct mg_ynode *n;
+    bool is_str;
+
+    switch (ev->type) {
+    case YAML_STREAM_END_EVENT:
+        return 0;
+    case YAML_DOCUMENT_START_EVENT:
+        b->root = NULL;
+        b->have_doc = true;
+        b->doc_pos = pos;
+        return 1;
+    case YAML_DOCUMENT_END_EVENT:
+        if (b->out->n >= 4 ? (b->out->n & (b->out->n - 1)) == 0 : b->out->n == 0)
+            b->out->v = mg_xrealloc(b->out->v, (b->out->n ? b->out->n * 2 : 4) * sizeof(*b->out->v));
+        b->out->v[b->out->n].root = b->root;
+        b->out->v[b->out->n].pos = b->doc_pos;
+        b->out->n++;
+        b->root = NULL;
+        b->have_doc = false;
+        return 1;
+    case YAML_ALIAS_EVENT:
+        mg_error(b->d, pos, "aliases are not supported (*%s)", (const char *)ev->data.alias.anchor);
+        return -1;
+    case YAML_SCALAR_EVENT:
+        if (!check_props(b, (const char *)ev->data.scalar.anchor,
+                         (const char *)ev->data.scalar.tag, pos, &is_str))
+            return -1;
+        if (ev->data.scalar.length > MG_YAML_MAX_SCALAR) {
+            mg_error(b->d, pos, "scalar of %zu bytes is larger than the limit of %u",
+                     ev->data.scalar.length, MG_YAML_MAX_SCALAR);
+            return -1;
+        }
+        if (memchr(ev->data.scalar.value, '\0', ev->data.scalar.length)) {
+            mg_error(b->d, pos, "NUL byte inside a scalar");
+            return -1;
+        }
+        if (!(n = new_node(b, MG_YSCALAR, pos)))
+            return -1;
+        n->str = mg_xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
+        n->len = ev->data.scalar.length;
+        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !is_str;
+        return attach(b, n) ? 1 : -1;
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: {
+        bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
+        const char *anchor = (const char *)(seq ? ev->data.sequence_start.anchor
+                                                : ev->data.mapping_start.anchor);
+        const char *tag = (const char *)(seq ? ev->data.sequence_start.tag
+                                             : ev->data.mapping_start.tag);
+        bool flow = seq ? ev->data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE
+                        : ev->data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+        if (!check_props(b, anchor, tag, pos, &is_str))
+            return -1;
+        if (b->depth >= MG_YAML_MAX_DEPTH) {
+            mg_error(b->d, pos, "nesting deeper than %d levels", MG_YAML_MAX_DEPTH);
+            return -1;
+        }
+        if (!(n = new_node(b, seq ? MG_YSEQ : MG_YMAP, pos)))
+            return -1;
+        if (!attach(b, n))
+            return -1;
+        b->stack[b->depth++] = n;
+        if (flow)
+            b->flow_depth++;
+        return 1;
+    }
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        if (b->depth == 0)
+            return -1;
+        n = b->stack[--b->depth];
+        if (b->flow_depth > 0 && b->flow_depth > b->depth)
+            b->flow_depth = b->depth;
+        if (n->type == MG_YMAP)
+            check_dup_keys(b, n);
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+int mg_yaml_parse(const char *file, const char *data, size_t len, struct mg_diags *d,
+                  struct mg_ydocs *out)
+{
+    struct builder b;
+    yaml_parser_t parser;
+    size_t errors0 = d->errors;
+    int rc = 1;
+
+    memset(&b, 0, sizeof(b));
+    b.file = mg_intern(file ? file : "<input>");
+    b.data = data;
+    b.len = len;
+    b.d = d;
+    b.out = out;
+    if (len > MG_YAML_MAX_INPUT) {
+        struct mg_pos p = { b.file, 1, 1 };
+        mg_error(d, p, "input of %zu bytes is larger than the limit of %u bytes", len,
+                 MG_YAML_MAX_INPUT);
+        return -1;
+    }
+    if (!yaml_parser_initialize(&parser))
+        mg_oom();
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    while (rc > 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            report_parser_error(&b, &parser);
+            rc = -1;
+            break;
+        }
+        rc = on_event(&b, &ev);
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    /* A document cut short by an error is dropped: its tree is incomplete. */
+    if (b.have_doc)
+        node_free(b.root);
+    return rc < 0 || d->errors > errors0 ? -1 : 0;
+}

@@ -1,0 +1,189 @@
+/* admin.c - the admin listener on the main thread (plain evhttp; it only
+ * reads per-worker counters and the current snapshot, never locks a
+ * worker). */
+#include "control/admin.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include "access/access.h"
+#include "sidecar/inbound.h"
+#include "log/metrics.h"
+#include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
+#include "base/util.h"
+#include "net/worker.h"
+
+struct mg_admin {
+    struct evhttp *http;
+    struct mg_worker *w;
+    int n;
+    struct mg_snapshot *snap;           /* borrowed */
+    bool listeners_ready;
+    mg_ready_hook hook;
+    void *hook_arg;
+};
+
+static void reply(struct evhttp_request *req, int code, const char *ctype, const char *body, size_t len)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ? "Not Found" : "Service Unavailable", b);
+    evbuffer_free(b);
+}
+
+static void json_s(struct mg_buf *b, const char *s)
+{
+    mg_buf_add(b, "\"", 1);
+    for (; s && *s; s++) {
+        if (*s == '"' || *s == '\\')
+            mg_buf_add(b, "\\", 1);
+        if ((unsigned char)*s < 0x20)
+            mg_buf_printf(b, "\\u%04x", (unsigned char)*s);
+        else
+            mg_buf_add(b, s, 1);
+    }
+    mg_buf_add(b, "\"", 1);
+}
+
+static const char *mode_name(const struct mg_srv *sv)
+{
+    if (!sv->tls)
+        return sv->redirect ? "HTTPS_REDIRECT" : "PLAINTEXT";
+    switch (sv->cfg->tls.mode) {
+    case MG_TLS_SIMPLE: return "SIMPLE";
+    case MG_TLS_MUTUAL: return "MUTUAL";
+    case MG_TLS_OPTIONAL_MUTUAL: return "OPTIONAL_MUTUAL";
+    case MG_TLS_ISTIO_MUTUAL: return "ISTIO_MUTUAL";
+    default: return "OTHER";
+    }
+}
+
+static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
+{
+    mg_buf_printf(b, "{\"generation\":%llu,\"source\":", (unsigned long long)s->generation);
+    json_s(b, s->cfg->source);
+    mg_buf_adds(b, ",\"listeners\":[");
+    for (size_t i = 0; i < s->n_ports; i++) {
+        const struct mg_port *p = &s->ports[i];
+        mg_buf_printf(b, "%s{\"port\":%u,\"tls\":%s,\"servers\":[", i ? "," : "", p->number,
+                      p->tls ? "true" : "false");
+        for (size_t j = 0; j < p->n_srv; j++) {
+            const struct mg_srv *sv = p->srv[j];
+            mg_buf_printf(b, "%s{\"name\":", j ? "," : "");
+            json_s(b, sv->label);
+            mg_buf_adds(b, ",\"mode\":");
+            json_s(b, mode_name(sv));
+            mg_buf_adds(b, ",\"hosts\":[");
+            for (size_t h = 0; h < sv->n_hosts; h++) {
+                if (h)
+                    mg_buf_adds(b, ",");
+                json_s(b, sv->hosts[h]);
+            }
+            mg_buf_adds(b, "],\"virtual_hosts\":[");
+            for (size_t v = 0; v < sv->routes.n; v++) {
+                mg_buf_printf(b, "%s{\"host\":", v ? "," : "");
+                json_s(b, sv->routes.v[v].host);
+                mg_buf_adds(b, ",\"routes\":[");
+                for (size_t r = 0; r < sv->routes.v[v].n_routes; r++) {
+                    if (r)
+                        mg_buf_adds(b, ",");
+                    json_s(b, sv->routes.v[v].routes[r]->name);
+                }
+                mg_buf_adds(b, "]}");
+            }
+            mg_buf_adds(b, "]}");
+        }
+        mg_buf_adds(b, "]}");
+    }
+    mg_buf_adds(b, "],\"clusters\":[");
+    for (size_t i = 0; i < s->n_clusters; i++) {
+        const struct mg_cluster *c = s->clusters[i];
+        mg_buf_printf(b, "%s{\"name\":", i ? "," : "");
+        json_s(b, c->name);
+        mg_buf_printf(b, ",\"tls\":%s,\"endpoints\":[", c->tls ? "true" : "false");
+        for (size_t e = 0; e < c->n_eps; e++) {
+            if (e)
+                mg_buf_adds(b, ",");
+            json_s(b, c->eps[e].label);
+        }
+        mg_buf_adds(b, "]}");
+    }
+    mg_buf_adds(b, "],");
+    mg_access_dump(b, s);
+    mg_inbound_dump(b, s);
+    mg_buf_adds(b, "}\n");
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    struct mg_admin *a = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    size_t ul = strcspn(uri, "?");
+    struct mg_buf b = { 0 };
+    if (ul == 6 && strncmp(uri, "/ready", 6) == 0) {
+        bool ready = a->listeners_ready && (!a->hook || a->hook(a->hook_arg));
+        reply(req, ready ? 200 : 503, "text/plain", ready ? "LIVE\n" : "NOT READY\n", ready ? 5 : 10);
+    } else if (ul == 17 && strncmp(uri, "/stats/prometheus", 17) == 0) {
+        struct mg_wmetrics **m = mg_xcalloc((size_t)(a->n ? a->n : 1), sizeof(*m));
+        for (int i = 0; i < a->n; i++)
+            m[i] = a->w[i].metrics;
+        mg_metrics_render(&b, m, (size_t)a->n);
+        mg_access_metrics_render(&b);
+        free(m);
+        reply(req, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
+    } else if (ul == 12 && strncmp(uri, "/config_dump", 12) == 0 && a->snap) {
+        config_dump(&b, a->snap);
+        reply(req, 200, "application/json", b.p, b.len);
+    } else {
+        reply(req, 404, "text/plain", "not found\n", 10);
+    }
+    mg_buf_free(&b);
+}
+
+struct mg_admin *mg_admin_start(struct event_base *base, const char *addr, char *err, size_t errlen)
+{
+    char host[128];
+    uint16_t port = 0;
+    if (mg_split_host_port(addr, host, sizeof(host), &port) < 0 || !port) {
+        snprintf(err, errlen, "bad admin address '%s' (want ip:port)", addr);
+        return NULL;
+    }
+    struct mg_admin *a = mg_xcalloc(1, sizeof(*a));
+    a->http = evhttp_new(base);
+    if (!a->http || evhttp_bind_socket(a->http, host, port) != 0) {
+        snprintf(err, errlen, "cannot listen on admin address %s", addr);
+        if (a->http)
+            evhttp_free(a->http);
+        free(a);
+        return NULL;
+    }
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(a->http, handle, a);
+    return a;
+}
+
+void mg_admin_set_ready_hook(struct mg_admin *a, mg_ready_hook fn, void *arg)
+{
+    a->hook = fn;
+    a->hook_arg = arg;
+}
+
+void mg_admin_update(struct mg_admin *a, struct mg_worker *w, int n, struct mg_snapshot *s,
+                     bool listeners_ready)
+{
+    a->w = w;
+    a->n = n;
+    a->snap = s;
+    a->listeners_ready = listeners_ready;
+}
+
+void mg_admin_free(struct mg_admin *a)
+{
+    if (!a)
+        return;
+    evhttp_free(a->http);
+    free(a);
+}

@@ -1,0 +1,379 @@
+/* gateway.c - `meshgate run`: the startup order, signals and reload.
+ *
+ * Order: threads support -> TLS init -> load config (all errors, exit 1)
+ * -> compile the snapshot -> bind every listener (per worker, SO_REUSEPORT)
+ * -> workers -> admin -> signals -> READY=1. A reload (SIGHUP) repeats the
+ * load and compile; anything failing keeps the old generation serving. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include "access/access.h"
+#include "log/accesslog.h"
+#include "control/admin.h"
+#include "cmd/cli.h"
+#include "config/config.h"
+#include "control/jwks.h"
+#include "net/listener.h"
+#include "log/metrics.h"
+#include "base/sd.h"
+#include "snapshot/snapshot.h"
+#include "net/tls.h"
+#include "net/worker.h"
+
+struct lport {
+    uint16_t port;
+    int *fds;                           /* one per worker */
+};
+
+struct watch {                          /* a file whose change triggers a reload */
+    char *path;
+    struct stat st;
+    bool exists;
+};
+
+struct gw {
+    const char *path;
+    struct event_base *base;
+    struct mg_worker *w;
+    int n;
+    struct mg_snapshot *snap;
+    struct lport *ports;
+    size_t n_ports;
+    struct mg_admin *admin;
+    uint64_t generation;
+    bool stopping;
+    struct watch *watch;                /* certificate files of the current snapshot */
+    size_t n_watch, cap_watch;
+    struct evdns_base *dns;             /* main loop resolver (JWKS fetches) */
+    struct mg_jwks_store *jwks;         /* process-wide, outlives every snapshot */
+};
+
+/* /ready also waits for every JWKS's first fetch attempt (DESIGN 7). */
+static bool jwks_ready(void *arg)
+{
+    struct gw *g = arg;
+    return !g->jwks || mg_jwks_store_ready(g->jwks);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: meshgate run [-c PATH]\n");
+}
+
+/* Open sockets for ports of s not bound yet. On failure close what this
+ * call opened and return -1. */
+static int bind_new_ports(struct gw *g, const struct mg_snapshot *s)
+{
+    size_t first = g->n_ports;
+    const char *addr = s->cfg->proxy.bind_address ? s->cfg->proxy.bind_address : "0.0.0.0";
+    for (size_t i = 0; i < s->n_ports; i++) {
+        uint16_t port = s->ports[i].number;
+        bool have = false;
+        for (size_t j = 0; j < g->n_ports; j++)
+            if (g->ports[j].port == port)
+                have = true;
+        if (have)
+            continue;
+        struct lport lp = { port, mg_xcalloc((size_t)g->n, sizeof(int)) };
+        const char *baddr = s->ports[i].bind_ip ? s->ports[i].bind_ip : addr;  /* inbound binds its own */
+        for (int k = 0; k < g->n; k++) {
+            char err[256];
+            lp.fds[k] = mg_listener_open(baddr, port, err, sizeof(err));
+            if (lp.fds[k] < 0) {
+                fprintf(stderr, "meshgate: %s\n", err);
+                for (int m = 0; m < k; m++)
+                    close(lp.fds[m]);
+                free(lp.fds);
+                for (size_t j = first; j < g->n_ports; j++) {
+                    for (int m = 0; m < g->n; m++)
+                        close(g->ports[j].fds[m]);
+                    free(g->ports[j].fds);
+                }
+                g->n_ports = first;
+                return -1;
+            }
+        }
+        g->ports = mg_xrealloc(g->ports, (g->n_ports + 1) * sizeof(*g->ports));
+        g->ports[g->n_ports++] = lp;
+    }
+    return 0;
+}
+
+static void post_all(struct gw *g, struct mg_snapshot *s)
+{
+    struct mg_lfd *fds = mg_xcalloc(g->n_ports ? g->n_ports : 1, sizeof(*fds));
+    for (int k = 0; k < g->n; k++) {
+        for (size_t j = 0; j < g->n_ports; j++) {
+            fds[j].port = g->ports[j].port;
+            fds[j].fd = g->ports[j].fds[k];
+        }
+        mg_worker_post(&g->w[k], s, fds, g->n_ports);
+    }
+    free(fds);
+}
+
+static struct mg_snapshot *load(struct gw *g, int n_workers)
+{
+    struct mg_diags d = { 0 };
+    struct mg_config *cfg = mg_config_load(g->path, &d);
+    struct mg_snapshot *s = NULL;
+    if (cfg)
+        s = mg_snapshot_build(cfg, n_workers, g->generation + 1, &d);
+    mg_diags_print(&d, stderr);
+    mg_diags_free(&d);
+    if (s)
+        g->generation++;
+    return s;
+}
+
+static void watch_add(const char *path, void *arg)
+{
+    struct gw *g = arg;
+    for (size_t i = 0; i < g->n_watch; i++)
+        if (strcmp(g->watch[i].path, path) == 0)
+            return;
+    if (g->n_watch == g->cap_watch) {
+        g->cap_watch = g->cap_watch ? g->cap_watch * 2 : 16;
+        g->watch = mg_xrealloc(g->watch, g->cap_watch * sizeof(*g->watch));
+    }
+    struct watch *w = &g->watch[g->n_watch++];
+    w->path = mg_xstrdup(path);
+    w->exists = stat(path, &w->st) == 0;
+}
+
+static void watch_reset(struct gw *g)
+{
+    for (size_t i = 0; i < g->n_watch; i++)
+        free(g->watch[i].path);
+    g->n_watch = 0;
+    if (g->snap)
+        mg_snapshot_files(g->snap, watch_add, g);
+}
+
+/* Certificates and keys are re-read when they change (DESIGN 7): a change
+ * rebuilds the snapshot exactly as SIGHUP does; connections stay up. */
+static bool watch_changed(struct gw *g)
+{
+    for (size_t i = 0; i < g->n_watch; i++) {
+        struct stat st;
+        bool exists = stat(g->watch[i].path, &st) == 0;
+        const struct stat *o = &g->watch[i].st;
+        if (exists != g->watch[i].exists ||
+            (exists && (st.st_mtim.tv_sec != o->st_mtim.tv_sec || st.st_mtim.tv_nsec != o->st_mtim.tv_nsec ||
+                        st.st_size != o->st_size || st.st_ino != o->st_ino)))
+            return true;
+    }
+    return false;
+}
+
+static void reload(struct gw *g, bool files_only);
+
+static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw *g = arg;
+    if (g->stopping || !watch_changed(g))
+        return;
+    fprintf(stderr, "meshgate: certificate files changed\n");
+    reload(g, true);
+    watch_reset(g);                     /* also after a rejected reload: do not retry in a loop */
+}
+
+/* files_only: the file watch saw certificate, key or CRL files change (no
+ * SIGHUP); the new generation then keeps the policy generation of the old
+ * one and existing connections are not recycled. */
+static void reload(struct gw *g, bool files_only)
+{
+    mg_sd_notify_reloading();
+    fprintf(stderr, "meshgate: reloading %s\n", g->path);
+    struct mg_snapshot *s = load(g, g->n);
+    if (!s || bind_new_ports(g, s) < 0) {
+        fprintf(stderr, "meshgate: reload rejected; generation %llu keeps serving\n",
+                (unsigned long long)g->generation);
+        mg_snapshot_unref(s);
+        mg_metrics_reload(false);
+        mg_sd_notify("READY=1");
+        return;
+    }
+    if (mg_accesslog_open(s->cfg->mesh.access_log_file) < 0)
+        fprintf(stderr, "meshgate: cannot open access log %s: %s\n", s->cfg->mesh.access_log_file,
+                strerror(errno));
+    if (files_only && g->snap)
+        s->policy_gen = g->snap->policy_gen;
+    mg_access_use_jwks(s->access, g->jwks);
+    post_all(g, s);
+    mg_snapshot_unref(g->snap);
+    g->snap = s;
+    watch_reset(g);
+    if (g->admin)
+        mg_admin_update(g->admin, g->w, g->n, s, true);
+    mg_metrics_reload(true);
+    fprintf(stderr, "meshgate: generation %llu active\n", (unsigned long long)s->generation);
+    mg_sd_notify("READY=1");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct gw *g = arg;
+    if (sig == SIGHUP) {
+        if (!g->stopping)
+            reload(g, false);
+    } else if (sig == SIGUSR1) {
+        if (mg_accesslog_reopen() < 0)
+            fprintf(stderr, "meshgate: cannot reopen the access log: %s\n", strerror(errno));
+    } else if (!g->stopping) {
+        g->stopping = true;
+        mg_sd_notify("STOPPING=1");
+        fprintf(stderr, "meshgate: stopping (drain up to %lld ms)\n",
+                (long long)g->snap->cfg->proxy.timeout_drain_ms);
+        for (int k = 0; k < g->n; k++)
+            mg_worker_stop(&g->w[k], g->snap->cfg->proxy.timeout_drain_ms);
+        event_base_loopexit(g->base, NULL);
+    }
+}
+
+static void on_ticket_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    mg_tls_ticket_rotate(12 * 3600);
+}
+
+int mg_cmd_run(int argc, char **argv)
+{
+    struct gw g = { .path = MG_DEFAULT_CONFIG };
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            g.path = argv[++i];
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);           /* trap 6 */
+    if (evthread_use_pthreads() < 0) {
+        fprintf(stderr, "meshgate: evthread_use_pthreads failed\n");
+        return 1;
+    }
+    if (mg_tls_init() < 0) {
+        fprintf(stderr, "meshgate: TLS init failed\n");
+        return 1;
+    }
+    /* worker count needs the config: peek at it through a first load */
+    struct mg_diags d = { 0 };
+    struct mg_config *cfg = mg_config_load(g.path, &d);
+    if (!cfg) {
+        mg_diags_print(&d, stderr);
+        mg_diags_free(&d);
+        fprintf(stderr, "meshgate: %s has errors; not starting\n", g.path);
+        return 1;
+    }
+    int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (n > 256)
+        n = 256;
+    g.n = n;
+    g.snap = mg_snapshot_build(cfg, n, ++g.generation, &d);
+    mg_diags_print(&d, stderr);
+    mg_diags_free(&d);
+    if (!g.snap) {
+        fprintf(stderr, "meshgate: %s has errors; not starting\n", g.path);
+        return 1;
+    }
+    if (bind_new_ports(&g, g.snap) < 0) {
+        mg_snapshot_unref(g.snap);
+        return 1;
+    }
+    if (mg_accesslog_open(g.snap->cfg->mesh.access_log_file) < 0) {
+        fprintf(stderr, "meshgate: cannot open access log %s: %s\n", g.snap->cfg->mesh.access_log_file,
+                strerror(errno));
+        return 1;
+    }
+    g.base = event_base_new();
+    g.dns = evdns_base_new(g.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!g.dns)                         /* no resolv.conf: names fail, addresses still work */
+        g.dns = evdns_base_new(g.base, 0);
+    {
+        char err[256];
+        struct mg_jwks_store_opts jo = { .ca_file = g.snap->cfg->mesh.ca_certificates };
+        g.jwks = mg_jwks_store_new(g.base, g.dns, &jo, err, sizeof(err));
+        if (!g.jwks)
+            fprintf(stderr, "meshgate: JWKS store disabled (%s): remote key sets cannot be "
+                    "fetched, their tokens get 401\n", err);
+    }
+    mg_access_use_jwks(g.snap->access, g.jwks);
+    g.w = mg_workers_new(n, g.snap);
+    post_all(&g, NULL);
+    const char *admin = g.snap->cfg->proxy.admin ? g.snap->cfg->proxy.admin : "127.0.0.1:15000";
+    if (*admin) {
+        char err[256];
+        g.admin = mg_admin_start(g.base, admin, err, sizeof(err));
+        if (!g.admin) {
+            fprintf(stderr, "meshgate: %s\n", err);
+            return 1;
+        }
+    }
+    if (mg_workers_start(g.w, n) < 0) {
+        fprintf(stderr, "meshgate: cannot start worker threads\n");
+        return 1;
+    }
+    if (g.admin) {
+        mg_admin_set_ready_hook(g.admin, jwks_ready, &g);
+        mg_admin_update(g.admin, g.w, n, g.snap, true);
+    }
+    int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+    struct event *sev[4];
+    for (int i = 0; i < 4; i++) {
+        sev[i] = evsignal_new(g.base, sigs[i], on_signal, &g);
+        evsignal_add(sev[i], NULL);
+    }
+    struct event *tick = event_new(g.base, -1, EV_PERSIST, on_ticket_timer, NULL);
+    struct timeval hour = { 3600, 0 };
+    evtimer_add(tick, &hour);
+    watch_reset(&g);
+    struct event *wtick = event_new(g.base, -1, EV_PERSIST, on_watch_timer, &g);
+    struct timeval two = { 2, 0 };
+    evtimer_add(wtick, &two);
+    fprintf(stderr, "meshgate: serving %s with %d workers, %zu listeners (generation %llu)\n",
+            g.path, n, g.n_ports, (unsigned long long)g.snap->generation);
+    mg_sd_notify("READY=1");
+    event_base_dispatch(g.base);
+
+    mg_workers_free(g.w, n);
+    for (int i = 0; i < n; i++)
+        mg_metrics_free(g.w[i].metrics);
+    free(g.w);
+    mg_admin_free(g.admin);
+    for (int i = 0; i < 4; i++)
+        event_free(sev[i]);
+    event_free(tick);
+    event_free(wtick);
+    for (size_t i = 0; i < g.n_watch; i++)
+        free(g.watch[i].path);
+    free(g.watch);
+    for (size_t j = 0; j < g.n_ports; j++) {
+        for (int k = 0; k < n; k++)
+            close(g.ports[j].fds[k]);
+        free(g.ports[j].fds);
+    }
+    free(g.ports);
+    mg_snapshot_unref(g.snap);
+    mg_jwks_store_free(g.jwks);
+    if (g.dns)
+        evdns_base_free(g.dns, 0);
+    mg_accesslog_close();
+    event_base_free(g.base);
+    fprintf(stderr, "meshgate: stopped\n");
+    return 0;
+}

@@ -1,0 +1,712 @@
+/* h1_server.c - HTTP/1.1 downstream codec: strict head parsing, keep-alive
+ * and pipelining (one request at a time, in order), request bodies streamed
+ * to the upstream, responses streamed back (re-framed for the client's
+ * version), header / idle timeouts, local replies.
+ *
+ * Work that would re-enter the upstream from inside its own callbacks (the
+ * next pipelined request) is deferred through `next_ev`. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config/config.h"
+#include "net/conn.h"
+#include "http1/http1.h"
+#include "http/request.h"
+#include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
+#include "net/worker.h"
+
+#define H1_HIGH_WM (256 * 1024)
+
+enum { P_HEAD, P_BODY, P_WAIT, P_CLOSING };
+
+struct h1s {
+    struct mg_conn *c;
+    struct mg_request r;
+    bool active;
+    int phase;
+    int minor;
+    bool keep_alive;
+    bool close_after;
+    bool resp_chunked;
+    bool resp_nobody;
+    bool continue_sent;
+    bool saw_bytes;                     /* part of the next head has arrived */
+    bool peer_eof;                      /* client half-closed: finish what it sent, then close */
+    unsigned nreq;
+    uint64_t remaining;
+    struct mg_h1_chunked ck;
+    struct event *timer;
+    struct event *next_ev;
+    size_t max_head;
+};
+
+static void h1_process(struct h1s *h);
+static void h1_ops_abort(struct mg_request *r);
+
+static const char *reason_phrase(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 421: return "Misdirected Request";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+static struct evbuffer *out_of(struct h1s *h)
+{
+    return bufferevent_get_output(h->c->bev);
+}
+
+static void arm_timer(struct h1s *h, int64_t ms)
+{
+    if (ms <= 0) {
+        evtimer_del(h->timer);
+        return;
+    }
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(h->timer, &tv);
+}
+
+static void close_when_flushed(struct h1s *h)
+{
+    h->phase = P_CLOSING;
+    evtimer_del(h->timer);
+    if (!h->c->bev || evbuffer_get_length(out_of(h)) == 0)
+        mg_conn_close_lingering(h->c);
+    else
+        bufferevent_disable(h->c->bev, EV_READ);
+}
+
+/* Plain TCP (no TLS) writes without the write event: EV_WRITE stays off
+ * while the output is empty, and a response is written at once when it is
+ * complete (or a body piece arrives), which saves two epoll_ctl and a loop
+ * turn per response. Whatever the socket does not take goes the usual way:
+ * EV_WRITE on, and write_cb does the rest. (bufferevent_openssl arms its
+ * write event on every add whatever is enabled, so TLS keeps the old way.) */
+static void h1_kick(struct h1s *h)
+{
+    struct mg_conn *c = h->c;
+    if (c->ssl || !c->bev)
+        return;
+    struct evbuffer *o = out_of(h);
+    if (evbuffer_get_length(o)) {
+        /* a socket bufferevent keeps the start of its output frozen and
+         * thaws it only around its own writes: do the same */
+        evbuffer_unfreeze(o, 1);
+        (void)evbuffer_write(o, bufferevent_getfd(c->bev));
+        evbuffer_freeze(o, 1);
+    }
+    if (evbuffer_get_length(o))
+        bufferevent_enable(c->bev, EV_WRITE);
+    else
+        bufferevent_disable(c->bev, EV_WRITE);
+}
+
+/* The head alone: armed the usual way, so that it leaves at the next loop
+ * turn at the latest, or together with the body when that follows now. */
+static void h1_arm(struct h1s *h)
+{
+    if (!h->c->ssl && h->c->bev)
+        bufferevent_enable(h->c->bev, EV_WRITE);
+}
+
+/* The request is over (response complete or refused): next one or close. */
+static void end_request(struct h1s *h)
+{
+    h1_kick(h);
+    if (h->active) {
+        mg_request_finish(&h->r);
+        mg_request_release(&h->r);
+        h->active = false;
+    }
+    if (h->close_after || h->c->closing ||
+        (h->peer_eof && (!h->c->bev || evbuffer_get_length(bufferevent_get_input(h->c->bev)) == 0))) {
+        close_when_flushed(h);
+        return;
+    }
+    h->phase = P_HEAD;
+    h->saw_bytes = false;
+    arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+    bufferevent_enable(h->c->bev, EV_READ);
+    event_active(h->next_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- down ops ---- */
+
+static void op_continue(struct mg_request *r)
+{
+    struct h1s *h = r->codec;
+    if (h->continue_sent || h->minor < 1 || !h->c->bev)
+        return;
+    h->continue_sent = true;
+    evbuffer_add(out_of(h), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    h1_kick(h);
+}
+
+/* Response heads are assembled with plain copies into one contiguous region
+ * of the output: bufferevent_openssl turns every buffer chain into its own
+ * SSL_write (a TLS record and a write(2)), so a head spread over chains, or
+ * a small body in a chain of its own, costs extra records and syscalls. */
+#define H1_SMALL_BODY 16384
+
+static void add_str(struct evbuffer *o, const char *s)
+{
+    evbuffer_add(o, s, strlen(s));
+}
+
+static void add_uint(struct evbuffer *o, unsigned long long v, unsigned base)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v && i);
+    evbuffer_add(o, d + i, sizeof(d) - i);
+}
+
+static size_t headers_size(const struct mg_kv *v, size_t n)
+{
+    size_t sz = 0;
+    for (size_t i = 0; i < n; i++)
+        sz += strlen(v[i].key) + strlen(v[i].value) + 4;
+    return sz;
+}
+
+static void write_status_line(struct evbuffer *o, int minor, int status)
+{
+    evbuffer_add(o, minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
+    if (status < 0) {
+        evbuffer_add(o, "-", 1);
+        status = -status;
+    }
+    add_uint(o, (unsigned)status, 10);
+    evbuffer_add(o, " ", 1);
+    add_str(o, reason_phrase(status));
+    evbuffer_add(o, "\r\n", 2);
+}
+
+static void write_headers(struct h1s *h, const struct mg_kv *v, size_t n)
+{
+    struct evbuffer *o = out_of(h);
+    for (size_t i = 0; i < n; i++) {
+        add_str(o, v[i].key);
+        evbuffer_add(o, ": ", 2);
+        add_str(o, v[i].value);
+        evbuffer_add(o, "\r\n", 2);
+    }
+}
+
+static void op_resp_head(struct mg_request *r)
+{
+    struct h1s *h = r->codec;
+    if (!h->c->bev)
+        return;
+    struct evbuffer *o = out_of(h);
+    if (!r->body_done)
+        h->close_after = true;          /* answered before the body was read */
+    size_t body_hint = r->resp_body == MG_BODY_LENGTH && r->resp_cl <= H1_SMALL_BODY ? (size_t)r->resp_cl : 0;
+    evbuffer_expand(o, headers_size(r->resp_h, r->n_resp_h) + 256 + body_hint);
+    write_status_line(o, h->minor, r->status);
+    write_headers(h, r->resp_h, r->n_resp_h);
+    h->resp_chunked = false;
+    h->resp_nobody = r->is_head || r->status == 204 || r->status == 304;
+    if (!h->resp_nobody) {
+        if (r->resp_body == MG_BODY_LENGTH) {
+            evbuffer_add(o, "content-length: ", 16);
+            add_uint(o, (unsigned long long)r->resp_cl, 10);
+            evbuffer_add(o, "\r\n", 2);
+        } else if (r->resp_body == MG_BODY_NONE)
+            evbuffer_add(o, "content-length: 0\r\n", 19);
+        else if (h->minor >= 1) {
+            evbuffer_add(o, "transfer-encoding: chunked\r\n", 28);
+            h->resp_chunked = true;
+        } else {
+            h->close_after = true;      /* HTTP/1.0: the body ends with the connection */
+        }
+    }
+    if (h->close_after)
+        evbuffer_add(o, "connection: close\r\n", 19);
+    else if (h->minor == 0)
+        evbuffer_add(o, "connection: keep-alive\r\n", 24);
+    evbuffer_add(o, "\r\n", 2);
+    h1_arm(h);
+}
+
+static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
+{
+    struct h1s *h = r->codec;
+    if (!h->c->bev || h->resp_nobody) {
+        evbuffer_drain(src, n);
+        return;
+    }
+    struct evbuffer *o = out_of(h);
+    if (h->resp_chunked) {
+        add_uint(o, n, 16);
+        evbuffer_add(o, "\r\n", 2);
+    }
+    struct evbuffer_iovec v;
+    if (n <= H1_SMALL_BODY && evbuffer_reserve_space(o, (ev_ssize_t)n, &v, 1) == 1) {
+        /* copy, so that it joins the head in one TLS record (see above) */
+        v.iov_len = (size_t)evbuffer_remove(src, v.iov_base, n);
+        evbuffer_commit_space(o, &v, 1);
+    } else {
+        evbuffer_remove_buffer(src, o, n);
+    }
+    if (h->resp_chunked)
+        evbuffer_add(o, "\r\n", 2);
+    r->bytes_sent += n;
+    h1_kick(h);
+}
+
+static void op_resp_end(struct mg_request *r)
+{
+    struct h1s *h = r->codec;
+    if (h->resp_chunked && h->c->bev)
+        evbuffer_add(out_of(h), "0\r\n\r\n", 5);
+    if (r->resp_close && !r->body_done)
+        h->close_after = true;
+    mg_upstream_detach(r, true);
+    end_request(h);
+}
+
+static bool op_resp_full(struct mg_request *r)
+{
+    struct h1s *h = r->codec;
+    if (!h->c->bev)
+        return false;
+    if (evbuffer_get_length(out_of(h)) < H1_HIGH_WM)
+        return false;
+    bufferevent_setwatermark(h->c->bev, EV_WRITE, H1_HIGH_WM / 2, 0);
+    return true;
+}
+
+static void relay_body(struct h1s *h);
+
+static void op_body_resume(struct mg_request *r)
+{
+    struct h1s *h = r->codec;
+    if (h->phase != P_BODY || !h->c->bev)
+        return;
+    bufferevent_enable(h->c->bev, EV_READ);
+    relay_body(h);
+}
+
+static void op_local_reply(struct mg_request *r, int status, const char *body, bool close)
+{
+    struct h1s *h = r->codec;
+    mg_upstream_detach(r, false);
+    if (r->timer)
+        evtimer_del(r->timer);
+    r->status = status;
+    if (!h->c->bev) {
+        end_request(h);
+        return;
+    }
+    if (close || !r->body_done || h->c->closing)
+        h->close_after = true;
+    size_t bl = body ? strlen(body) : 0;
+    struct evbuffer *o = out_of(h);
+    evbuffer_expand(o, headers_size(r->local_h, r->n_local_h) + 256 + (bl <= H1_SMALL_BODY ? bl : 0));
+    write_status_line(o, h->minor < 0 ? 1 : h->minor, status);
+    evbuffer_add(o, "content-length: ", 16);
+    add_uint(o, bl, 10);
+    evbuffer_add(o, "\r\n", 2);
+    if (bl)
+        evbuffer_add(o, "content-type: text/plain\r\n", 26);
+    write_headers(h, r->local_h, r->n_local_h);
+    if (h->close_after)
+        evbuffer_add(o, "connection: close\r\n", 19);
+    evbuffer_add(o, "\r\n", 2);
+    if (bl && !r->is_head) {
+        evbuffer_add(o, body, bl);
+        r->bytes_sent += bl;
+    }
+    end_request(h);
+}
+
+static void h1_ops_abort(struct mg_request *r)
+{
+    struct h1s *h = r->codec;
+    mg_upstream_detach(r, false);
+    h->close_after = true;
+    if (h->active) {
+        mg_request_finish(r);
+        mg_request_release(r);
+        h->active = false;
+    }
+    mg_conn_close(h->c);
+}
+
+static const struct mg_down_ops h1_ops = {
+    .send_continue = op_continue,
+    .resp_head = op_resp_head,
+    .resp_data = op_resp_data,
+    .resp_end = op_resp_end,
+    .resp_full = op_resp_full,
+    .body_resume = op_body_resume,
+    .local_reply = op_local_reply,
+    .abort = h1_ops_abort,
+};
+
+/* ---- request body ---- */
+
+static void body_finished(struct h1s *h)
+{
+    evtimer_del(h->timer);              /* the body timeout ends with the body */
+    h->r.body_done = true;
+    mg_upstream_body_end(&h->r);
+    h->phase = P_WAIT;
+}
+
+static void relay_body(struct h1s *h)
+{
+    struct mg_request *r = &h->r;
+    struct evbuffer *in = bufferevent_get_input(h->c->bev);
+    /* Bytes to move are progress: a body that stops arriving for the idle
+     * timeout is ended (timer_cb), as Envoy's stream idle timeout does, so
+     * a stalled upload cannot hold the connection and an upstream forever. */
+    if (h->phase == P_BODY && h->active && evbuffer_get_length(in))
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+    while (h->phase == P_BODY && h->active) {
+        if (!mg_upstream_body_ready(r))
+            return;                     /* upstream's write callback resumes us */
+        size_t avail = evbuffer_get_length(in);
+        if (r->body == MG_BODY_LENGTH) {
+            if (h->remaining == 0) {
+                body_finished(h);
+                return;
+            }
+            if (!avail)
+                return;
+            size_t n = avail < h->remaining ? avail : (size_t)h->remaining;
+            h->remaining -= n;
+            r->bytes_received += n;
+            mg_upstream_body_data(r, in, n);
+        } else {
+            if (!avail)
+                return;
+            size_t want = avail < 65536 ? avail : 65536;
+            const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+            size_t n = 0;
+            enum mg_chunk_step st = mg_h1_chunked_step(&h->ck, p, want, &n);
+            if (st == MG_CHUNK_NEED_MORE && want < 65536)
+                return;
+            if (st == MG_CHUNK_FRAMING) {
+                evbuffer_drain(in, n);
+            } else if (st == MG_CHUNK_DATA) {
+                r->bytes_received += n;
+                mg_upstream_body_data(r, in, n);
+            } else if (st == MG_CHUNK_DONE) {
+                evbuffer_drain(in, n);
+                body_finished(h);
+                return;
+            } else {
+                /* malformed chunking: the upstream saw a partial body */
+                r->flags = "DPE";
+                if (r->resp_started) {
+                    h1_ops_abort(r);
+                } else {
+                    r->body_done = false;
+                    mg_request_reply(r, 400, "Bad Request", "malformed_body", true);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/* ---- head ---- */
+
+static char *host_lower(struct mg_rq_arena *a, const char *h, size_t n)
+{
+    /* strip a :port (not inside [v6]) and lower-case */
+    size_t end = n;
+    if (n && h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        end = rb ? (size_t)(rb - h) + 1 : n;
+    } else {
+        const char *colon = memchr(h, ':', n);
+        if (colon)
+            end = (size_t)(colon - h);
+    }
+    char *s = mg_rq_strndup(a, h, end);
+    mg_lower(s);
+    return s;
+}
+
+static void start_request(struct h1s *h, const char *buf, size_t hl)
+{
+    struct mg_request *r = &h->r;
+    mg_request_init(r, h->c, &h1_ops, h);
+    h->active = true;
+    h->continue_sent = false;
+    h->nreq++;
+    char *head = mg_rq_alloc(&r->arena, hl + 1);
+    memcpy(head, buf, hl);
+    head[hl] = '\0';
+    evbuffer_drain(bufferevent_get_input(h->c->bev), hl);
+    struct mg_h1_limits lim = { h->max_head, MG_H1_MAX_HEADERS };
+    struct mg_h1_request *q = mg_rq_alloc(&r->arena, sizeof(*q));
+    int status = 400;
+    if (mg_h1_parse_request(head, hl, &lim, q, &status) != (ssize_t)hl) {
+        h->minor = 1;
+        mg_request_reply(r, status, "Bad Request", "malformed_request", true);
+        return;
+    }
+    h->minor = q->minor;
+    r->protocol = q->minor ? "HTTP/1.1" : "HTTP/1.0";
+    r->method = mg_rq_strndup(&r->arena, q->method, q->method_len);
+    r->target = mg_rq_strndup(&r->arena, q->target, q->target_len);
+    r->authority = q->host ? mg_rq_strndup(&r->arena, q->host, q->host_len) : "";
+    r->host = host_lower(&r->arena, r->authority, strlen(r->authority));
+    r->is_head = strcmp(r->method, "HEAD") == 0;
+    r->expect_continue = q->expect_continue;
+    r->h = mg_rq_alloc(&r->arena, (q->n_headers ? q->n_headers : 1) * sizeof(*r->h));
+    r->n_h = q->n_headers;
+    for (size_t i = 0; i < q->n_headers; i++) {
+        memset(&r->h[i], 0, sizeof(r->h[i]));
+        r->h[i].key = mg_rq_strndup(&r->arena, q->headers[i].name, q->headers[i].name_len);
+        mg_lower(r->h[i].key);
+        r->h[i].value = mg_rq_strndup(&r->arena, q->headers[i].value, q->headers[i].value_len);
+    }
+    r->bytes_received = hl;
+    h->keep_alive = q->keep_alive;
+    /* a connection accepted under an older generation (a reload since)
+     * serves this request on it and then closes, as Envoy drains the
+     * connections of a changed listener: otherwise a keep-alive
+     * connection kept the old policies, PeerAuthentication mode and
+     * routes for as long as it stayed busy */
+    h->close_after = !q->keep_alive || h->c->closing || mg_snapshot_recycles(h->c->snap, h->c->w->snap);
+    switch (q->body) {
+    case MG_H1_BODY_LENGTH:
+        r->body = q->content_length ? MG_BODY_LENGTH : MG_BODY_NONE;
+        r->content_length = q->content_length;
+        h->remaining = q->content_length;
+        break;
+    case MG_H1_BODY_CHUNKED:
+        r->body = MG_BODY_CHUNKED;
+        mg_h1_chunked_init(&h->ck);
+        break;
+    default:
+        r->body = MG_BODY_NONE;
+    }
+    r->body_done = r->body == MG_BODY_NONE;
+    h->phase = r->body_done ? P_WAIT : P_BODY;
+    if (q->upgrade || q->connect) {
+        /* no tunnels on the HTTP/1 gateway path (yet) */
+        mg_request_reply(r, q->connect ? 405 : 501, "Not Implemented", "unsupported", true);
+        return;
+    }
+    if (h->phase == P_BODY)
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+    else
+        evtimer_del(h->timer);
+    mg_request_run(r);
+}
+
+static void h1_process(struct h1s *h)
+{
+    struct mg_conn *c = h->c;
+    if (!c->bev)
+        return;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (h->phase == P_BODY) {
+        relay_body(h);
+        return;
+    }
+    if (h->phase != P_HEAD)
+        return;
+    size_t avail = evbuffer_get_length(in);
+    if (!avail)
+        return;
+    if (!h->saw_bytes) {
+        h->saw_bytes = true;
+        arm_timer(h, c->snap->cfg->proxy.timeout_request_headers_ms);
+    }
+    size_t want = avail < h->max_head + 1 ? avail : h->max_head + 1;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+    struct mg_h1_limits lim = { h->max_head, MG_H1_MAX_HEADERS };
+    struct mg_h1_request q;
+    int status = 400;
+    ssize_t hl = mg_h1_parse_request(p, want, &lim, &q, &status);
+    if (hl == 0 && want > h->max_head) {
+        hl = -1;
+        status = 431;
+    }
+    if (hl == 0) {
+        if (h->peer_eof)
+            mg_conn_close(c);           /* a partial head and no more bytes coming */
+        return;
+    }
+    if (hl < 0) {
+        struct mg_request *r = &h->r;
+        mg_request_init(r, c, &h1_ops, h);
+        h->active = true;
+        h->minor = 1;
+        r->bytes_received = want;
+        mg_request_reply(r, status, status == 431 ? "Request Header Fields Too Large" : "Bad Request",
+                         status == 431 ? "headers_too_large" : "malformed_request", true);
+        return;
+    }
+    start_request(h, p, (size_t)hl);
+}
+
+static void next_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    h1_process(h);
+    mg_conn_unref(h->c);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    h1_process(h);
+    mg_conn_unref(h->c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    if (h->phase == P_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            mg_conn_close_lingering(h->c);
+    } else if (h->active && h->r.resp_started) {
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        mg_upstream_resume(&h->r);
+    }
+    mg_conn_unref(h->c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && h->phase != P_BODY &&
+        h->phase != P_CLOSING &&
+        (h->active || evbuffer_get_length(bufferevent_get_input(bev)) > 0)) {
+        /* half-close after a complete request (printf ... | nc): answer it */
+        h->peer_eof = true;
+        if (!h->active)
+            h1_process(h);
+        mg_conn_unref(h->c);
+        return;
+    }
+    if (h->active) {
+        h->r.flags = "DC";
+        mg_upstream_detach(&h->r, false);
+        mg_request_finish(&h->r);
+        mg_request_release(&h->r);
+        h->active = false;
+    }
+    mg_conn_close(h->c);
+    mg_conn_unref(h->c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    if (h->phase == P_HEAD && h->saw_bytes && !h->active && h->c->bev) {
+        struct mg_request *r = &h->r;
+        mg_request_init(r, h->c, &h1_ops, h);
+        h->active = true;
+        h->minor = 1;
+        mg_request_reply(r, 408, "request timeout", "request_headers_timeout", true);
+    } else if (h->phase == P_BODY && h->active && h->c->bev) {
+        /* the request body stalled for the idle timeout */
+        struct mg_request *r = &h->r;
+        r->flags = "DC";
+        if (r->resp_started) {
+            h1_ops_abort(r);
+        } else {
+            r->body_done = false;
+            mg_request_reply(r, 408, "stream timeout", "request_body_timeout", true);
+        }
+    } else {
+        mg_conn_close(h->c);
+    }
+    mg_conn_unref(h->c);
+}
+
+static void h1_free(struct mg_conn *c)
+{
+    struct h1s *h = c->codec;
+    if (h->active) {
+        mg_request_finish(&h->r);
+        mg_request_release(&h->r);
+    }
+    event_free(h->timer);
+    event_free(h->next_ev);
+    free(h);
+    c->codec = NULL;
+}
+
+static bool h1_drain(struct mg_conn *c)
+{
+    struct h1s *h = c->codec;
+    if (h->phase == P_HEAD && !h->active && !h->saw_bytes) {
+        mg_conn_close(c);
+        return true;
+    }
+    h->close_after = true;
+    return false;
+}
+
+void mg_h1_server_start(struct mg_conn *c)
+{
+    struct h1s *h = mg_xcalloc(1, sizeof(*h));
+    h->c = c;
+    h->minor = 1;
+    uint64_t kb = c->snap->cfg->proxy.max_request_headers_kb;
+    h->max_head = (size_t)(kb ? kb : 60) * 1024;
+    h->timer = evtimer_new(c->w->base, timer_cb, h);
+    h->next_ev = event_new(c->w->base, -1, 0, next_cb, h);
+    c->codec = h;
+    c->codec_free = h1_free;
+    c->codec_drain = h1_drain;
+    size_t rwm = h->max_head + 1 > H1_HIGH_WM ? h->max_head + 1 : H1_HIGH_WM;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, rwm);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, h);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    h->phase = P_HEAD;
+    arm_timer(h, c->snap->cfg->proxy.timeout_request_headers_ms);
+    bufferevent_enable(c->bev, c->ssl ? EV_READ | EV_WRITE : EV_READ);   /* h1_kick */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        event_active(h->next_ev, EV_TIMEOUT, 0);
+}

@@ -1,0 +1,84 @@
+/* h2_int.h - state shared by the HTTP/2 codec's files (h2_server.c: the
+ * session, I/O and down ops; h2_request.c: header block -> request). Not
+ * for use outside the codec. */
+#ifndef MG_H2_INT_H
+#define MG_H2_INT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <nghttp2/nghttp2.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include "http/request.h"
+
+struct mg_h2_conn;
+
+struct mg_h2_stream {
+    struct mg_h2_stream *prev, *next;
+    struct mg_h2_conn *h;
+    int32_t id;
+    struct mg_request r;
+    /* header block */
+    size_t hbytes;                      /* name + value + 32 per field (RFC 7541 4.1) */
+    size_t nfields;
+    bool hdr_over;                      /* over the size or count limit: 431 */
+    const char *bad;                    /* malformed: reason, answered 400 */
+    const char *p_method, *p_path, *p_authority, *p_scheme, *p_protocol;
+    const char *host_hdr;
+    struct mg_kv *hv;
+    size_t nh, caph;
+    size_t cookie_at;                   /* index of the first cookie field (SIZE_MAX = none) */
+    bool has_cl;
+    uint64_t cl;
+    /* progress */
+    bool ready;                         /* header block complete, not started yet */
+    bool running;                       /* handed to the phases */
+    bool remote_end;                    /* END_STREAM received */
+    bool discard;                       /* answered: request body is consumed and dropped */
+    bool body_end_sent;
+    int body_end_attempt;
+    uint64_t body_recv;
+    struct evbuffer *reqbuf;            /* received, not yet taken by the upstream */
+    struct event *body_ev;              /* per-stream body idle bound (NULL until armed) */
+    /* response */
+    struct evbuffer *resp;
+    bool resp_submitted, resp_eof, deferred, want_resume, end_sent, aborted;
+    /* answered before the request ended: RST_STREAM(NO_ERROR) once the
+     * client acknowledged a PING sent after the response (h2_server.c) */
+    bool rst_wait;                      /* needs the reset */
+    bool rst_armed;                     /* covered by the PING in flight */
+};
+
+struct mg_h2_conn {
+    struct mg_conn *c;
+    nghttp2_session *ng;
+    struct mg_h2_stream *streams;
+    size_t n_streams;
+    struct event *pump_ev;
+    struct event *idle_ev;
+    struct event *hdr_ev;               /* a header block must complete in time */
+    size_t max_hdr;
+    bool read_paused;
+    bool closing;                       /* waiting for the output to flush */
+    bool dead;                          /* torn down */
+    bool fatal;                         /* nghttp2 gave up: close now */
+    bool goaway;                        /* the final GOAWAY was submitted */
+    bool draining;                      /* shutdown notice sent, final GOAWAY pending */
+    bool stale_served;                  /* the one stream allowed after a reload was opened */
+    bool rst_ping;                      /* a PING for the streams rst_armed is in flight */
+};
+
+/* The codec's down ops (h2_server.c). */
+extern const struct mg_down_ops mg_h2_ops;
+
+/* Store one request header field of stream s (names as received; the
+ * limits were checked by the caller). Marks s->bad for a malformed field.
+ * Returns 0 (nghttp2 callback convention). */
+int mg_h2_take_field(struct mg_h2_stream *s, const char *name, size_t namelen, const char *value,
+                     size_t valuelen);
+
+/* The header block of s is complete: fill the request, answer 431/400/405
+ * when it must be refused, else run the phases (request.h). */
+void mg_h2_start_stream(struct mg_h2_stream *s);
+
+#endif

@@ -1,0 +1,662 @@
+/* request.c - the protocol-neutral request and its phases, in the order of
+ * DESIGN.md section 4. Each phase either lets the request continue (0) or
+ * has answered it (non-zero); nothing here blocks or does I/O itself. */
+#include "http/request.h"
+#include <event2/event.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include "access/access.h"
+#include "log/accesslog.h"
+#include "net/conn.h"
+#include "log/metrics.h"
+#include "route/normalize.h"
+#include "route/router.h"
+#include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
+#include "net/worker.h"
+
+/* ---- arena ---- */
+
+struct mg_rq_arena_chunk {
+    struct mg_rq_arena_chunk *next;
+    size_t size;
+    max_align_t data[];
+};
+
+#define ARENA_CHUNK 8192
+
+void *mg_rq_alloc(struct mg_rq_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n > a->left) {
+        size_t sz = n > ARENA_CHUNK / 2 ? n : ARENA_CHUNK;
+        struct mg_rq_arena_chunk *c = mg_xmalloc(sizeof(*c) + sz);
+        c->size = sz;
+        c->next = a->head;
+        a->head = c;
+        if (sz != ARENA_CHUNK)          /* an oversized block: keep the current chunk */
+            return c->data;
+        a->cur = (char *)c->data;
+        a->left = sz;
+    }
+    void *p = a->cur;
+    a->cur += n;
+    a->left -= n;
+    return p;
+}
+
+char *mg_rq_strndup(struct mg_rq_arena *a, const char *s, size_t n)
+{
+    char *p = mg_rq_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *mg_rq_printf(struct mg_rq_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    char tmp[512];
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    char *p = mg_rq_alloc(a, (size_t)n + 1);
+    if ((size_t)n < sizeof(tmp)) {
+        memcpy(p, tmp, (size_t)n + 1);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return p;
+}
+
+void mg_rq_arena_free(struct mg_rq_arena *a)
+{
+    struct mg_rq_arena_chunk *c = a->head;
+    while (c) {
+        struct mg_rq_arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    memset(a, 0, sizeof(*a));
+}
+
+/* ---- lifecycle ---- */
+
+void mg_request_init(struct mg_request *r, struct mg_conn *c, const struct mg_down_ops *ops, void *codec)
+{
+    memset(r, 0, sizeof(*r));
+    r->conn = c;
+    r->snap = c->snap;
+    r->ops = ops;
+    r->codec = codec;
+    r->start_ms = mg_now_ms();
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    r->start_wall_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    r->flags = "-";
+    r->method = "-";
+    r->path = "-";
+}
+
+void mg_request_release(struct mg_request *r)
+{
+    mg_access_release(r);
+    mg_upstream_detach(r, false);
+    if (r->timer) {
+        event_free(r->timer);
+        r->timer = NULL;
+    }
+    mg_rq_arena_free(&r->arena);
+}
+
+const char *mg_request_header(const struct mg_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_h; i++)
+        if (strcmp(r->h[i].key, name) == 0)
+            return r->h[i].value;
+    return NULL;
+}
+
+void mg_request_reply(struct mg_request *r, int status, const char *body, const char *reason, bool close)
+{
+    r->status = status;
+    if (reason)
+        r->reason = reason;
+    r->ops->local_reply(r, status, body, close);
+}
+
+void mg_request_finish(struct mg_request *r)
+{
+    if (r->logged)
+        return;
+    r->logged = true;
+    const struct mg_cluster *cl = r->dest ? r->dest->cluster : NULL;
+    struct mg_conn *c = r->conn;
+    if (c->principal[0] && !c->principal_label)
+        c->principal_label = mg_intern(c->peer_uri);  /* once per connection (a lock) */
+    mg_metrics_request(r->conn->w->metrics, r->status, r->route ? r->route->name : NULL,
+                       cl ? cl->stat_name : NULL, r->reason, r->conn->principal_label);
+    mg_accesslog_write(r, &r->snap->cfg->mesh);
+}
+
+static void local_header(struct mg_request *r, const char *k, const char *v)
+{
+    if (r->n_local_h < MG_REQ_MAX_LOCAL_H) {
+        r->local_h[r->n_local_h].key = (char *)k;
+        r->local_h[r->n_local_h++].value = (char *)v;
+    }
+}
+
+/* ---- phases ---- */
+
+static int phase_normalize(struct mg_request *r)
+{
+    const char *t = r->target;
+    size_t tl = strlen(t);
+    if (tl > 7 && (mg_strncasecmp(t, "http://", 7) == 0 || mg_strncasecmp(t, "https://", 8) == 0)) {
+        const char *p = strchr(strstr(t, "//") + 2, '/');
+        t = p ? p : "/";
+        tl = strlen(t);
+    }
+    char *out = mg_rq_alloc(&r->arena, tl + 2);
+    size_t olen = 0, plen = 0;
+    if (mg_path_normalize(t, tl, r->snap->cfg->mesh.path_normalization, out, tl + 2, &olen, &plen) != 0) {
+        mg_request_reply(r, 400, "Bad Request", "path_normalization", true);
+        return -1;
+    }
+    if (plen < olen && out[plen] == '?')
+        r->query = out + plen + 1;
+    out[plen] = '\0';
+    r->path = out;
+    return 0;
+}
+
+static bool srv_has_host(const struct mg_srv *sv, const char *host)
+{
+    size_t hl = strlen(host);
+    for (size_t i = 0; i < sv->n_hosts; i++)
+        if (mg_host_match(sv->hosts[i], host, hl))
+            return true;
+    return false;
+}
+
+static int phase_server(struct mg_request *r)
+{
+    struct mg_conn *c = r->conn;
+    if (c->ssl) {
+        struct mg_srv *sv = c->sni_srv;
+        if (sv) {
+            /* The server the Host itself selects (exact, then the longest
+             * wildcard, as for SNI): when its client authentication differs,
+             * 421, also when the SNI's server is a wildcard that covers the
+             * Host too (SNI x.example.com on SIMPLE *.example.com must not
+             * reach the MUTUAL admin.example.com). */
+            struct mg_srv *other = mg_port_host_server(c->port, r->host);
+            if (other && other != sv && !mg_srv_same_tls(other, sv)) {
+                mg_request_reply(r, 421, "Misdirected Request", "host_sni_mismatch", false);
+                return -1;
+            }
+            if (other && !srv_has_host(sv, r->host))
+                sv = other;
+        }
+        r->srv = sv;
+    } else {
+        r->srv = mg_port_host_server(c->port, r->host);
+    }
+    if (!r->srv) {
+        r->flags = "NR";
+        mg_request_reply(r, 404, "no route", "no_route", false);
+        return -1;
+    }
+    if (r->srv->redirect) {
+        /* Istio/Envoy redirect to the default https port; when the Gateway has a
+         * single HTTPS port other than 443 we redirect there instead */
+        const char *loc;
+        if (r->snap->https_port)
+            loc = mg_rq_printf(&r->arena, "https://%s:%u%s%s%s", r->host, r->snap->https_port,
+                                  r->path, r->query ? "?" : "", r->query ? r->query : "");
+        else
+            loc = mg_rq_printf(&r->arena, "https://%s%s%s%s", r->host, r->path,
+                                  r->query ? "?" : "", r->query ? r->query : "");
+        local_header(r, "location", loc);
+        mg_request_reply(r, 301, "", "https_redirect", false);
+        return -1;
+    }
+    return 0;
+}
+
+static int phase_route(struct mg_request *r)
+{
+    const struct mg_vhost *vh = mg_router_vhost(&r->srv->routes, r->host);
+    if (vh) {
+        struct mg_route_input in = {
+            .method = r->method, .path = r->path, .query = r->query, .authority = r->authority,
+            .scheme = r->conn->ssl ? "https" : "http", .port = r->conn->port->number,
+            .headers = r->h, .n_headers = r->n_h,
+            .gw = r->srv->gw, .proxy_labels = &r->snap->cfg->proxy.meta.labels,
+            .proxy_ns = r->snap->cfg->proxy.meta.namespace_ ? r->snap->cfg->proxy.meta.namespace_ : "default",
+        };
+        r->route = mg_router_match(vh, &in);
+    }
+    if (!r->route) {
+        r->flags = "NR";
+        mg_request_reply(r, 404, "no route", "no_route", false);
+        return -1;
+    }
+    return 0;
+}
+
+/* The access phase (access.c): request authentication (JWT), then
+ * authorization (CUSTOM through ext_authz, DENY, ALLOW, AUDIT, dry-run) on
+ * attributes taken from the request and its connection. It answers the
+ * refusals itself (401/403/provider status); while an ext_authz check is
+ * in flight it returns 1 and access.c calls mg_request_resume() (or
+ * replies) when the check completes. */
+static int phase_access(struct mg_request *r)
+{
+    return mg_access_run(r);            /* 0 continue, -1 answered, 1 pending (resumes) */
+}
+
+/* Envoy regex_rewrite: every match replaced, \N backreferences expanded. */
+static char *regex_rewrite(struct mg_rq_arena *a, const regex_t *re, const char *in, const char *sub)
+{
+    struct mg_buf b = { 0 };
+    regmatch_t m[10];
+    const char *p = in;
+    int eflags = 0;
+    while (*p && regexec(re, p, 10, m, eflags) == 0) {
+        mg_buf_add(&b, p, (size_t)m[0].rm_so);
+        for (const char *s = sub; *s; s++) {
+            if (s[0] == '\\' && s[1] >= '0' && s[1] <= '9') {
+                int g = s[1] - '0';
+                if (m[g].rm_so >= 0)
+                    mg_buf_add(&b, p + m[g].rm_so, (size_t)(m[g].rm_eo - m[g].rm_so));
+                s++;
+            } else {
+                mg_buf_add(&b, s, 1);
+            }
+        }
+        if (m[0].rm_eo == m[0].rm_so) {          /* empty match: move one byte on */
+            if (!p[m[0].rm_eo])
+                break;
+            mg_buf_add(&b, p + m[0].rm_eo, 1);
+            p += m[0].rm_eo + 1;
+        } else {
+            p += m[0].rm_eo;
+        }
+        eflags = REG_NOTBOL;
+    }
+    mg_buf_adds(&b, p);
+    char *out = mg_rq_strndup(a, b.p ? b.p : "", b.len);
+    mg_buf_free(&b);
+    return out;
+}
+
+static int phase_action(struct mg_request *r)
+{
+    const struct mg_http_route *h = r->route->cfg;
+    const char *qs = r->query ? "?" : "", *q = r->query ? r->query : "";
+    if (h->has_redirect) {
+        const char *scheme = h->redirect.scheme ? h->redirect.scheme : (r->conn->ssl ? "https" : "http");
+        const char *auth = h->redirect.authority ? h->redirect.authority : r->host;
+        const char *uri = h->redirect.uri ? h->redirect.uri : r->path;
+        char port[8] = "";
+        if (h->redirect.port)
+            snprintf(port, sizeof(port), ":%u", h->redirect.port);
+        local_header(r, "location", mg_rq_printf(&r->arena, "%s://%s%s%s%s%s", scheme, auth,
+                                                    port, uri, qs, q));
+        mg_request_reply(r, h->redirect.redirect_code ? h->redirect.redirect_code : 301, "",
+                         "redirect", false);
+        return -1;
+    }
+    if (h->has_direct_response) {
+        r->flags = "DR";
+        mg_request_reply(r, h->direct_response.status,
+                         h->direct_response.body ? h->direct_response.body : "", "direct_response", false);
+        return -1;
+    }
+    const char *path = r->path;
+    r->up_authority = r->authority;
+    if (h->has_rewrite) {
+        if (h->rewrite.uri) {
+            size_t cut = strlen(path);
+            for (size_t i = 0; i < r->route->n_matches; i++) {
+                const struct mg_csm *u = &r->route->matches[i].uri;
+                if (u->kind == MG_SM_PREFIX && mg_has_prefix(path, u->value)) {
+                    cut = strlen(u->value);
+                    break;
+                }
+            }
+            path = mg_rq_printf(&r->arena, "%s%s", h->rewrite.uri, path + cut);
+        } else if (r->route->rewrite_re) {
+            path = regex_rewrite(&r->arena, r->route->rewrite_re, path,
+                                 h->rewrite.regex_rewrite ? h->rewrite.regex_rewrite : "");
+        }
+        if (h->rewrite.authority)
+            r->up_authority = h->rewrite.authority;
+    }
+    if (path != r->path)
+        local_header(r, "x-envoy-original-path", r->path);   /* carried into r->uh below */
+    r->up_path = mg_rq_printf(&r->arena, "%s%s%s", path, qs, q);
+    return 0;
+}
+
+static bool strip_at_edge(const char *n)
+{
+    return mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
+           strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
+           strcmp(n, "host") == 0 || strcmp(n, "content-length") == 0 ||
+           strcmp(n, "x-forwarded-for") == 0;
+}
+
+static bool hop_by_hop(const char *n)
+{
+    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
+                                       "trailer", "transfer-encoding", "upgrade" };
+    for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
+        if (strcmp(n, hop[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Is `n` listed in any Connection header value (comma separated tokens)? */
+static bool named_in_connection(const struct mg_request *r, const char *n)
+{
+    size_t nl = strlen(n);
+    for (size_t i = 0; i < r->n_h; i++) {
+        if (strcmp(r->h[i].key, "connection") != 0)
+            continue;
+        const char *v = r->h[i].value;
+        while (*v) {
+            while (*v == ' ' || *v == '\t' || *v == ',')
+                v++;
+            const char *e = v;
+            while (*e && *e != ',' && *e != ' ' && *e != '\t')
+                e++;
+            if ((size_t)(e - v) == nl && mg_strncasecmp(v, n, nl) == 0)
+                return true;
+            v = e;
+        }
+    }
+    return false;
+}
+
+struct hlist {
+    struct mg_kv *v;
+    size_t n, cap;
+};
+
+static void hl_add(struct mg_request *r, struct hlist *l, const char *k, const char *v)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 32;
+        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
+        if (l->n)
+            memcpy(nv, l->v, l->n * sizeof(*nv));
+        l->v = nv;
+        l->cap = nc;
+    }
+    memset(&l->v[l->n], 0, sizeof(l->v[0]));
+    l->v[l->n].key = (char *)k;
+    l->v[l->n++].value = (char *)v;
+}
+
+static void hl_remove(struct hlist *l, const char *k)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (mg_strcasecmp(l->v[i].key, k) != 0)
+            l->v[o++] = l->v[i];
+    l->n = o;
+}
+
+static void apply_ops(struct mg_request *r, struct hlist *l, const struct mg_header_ops *ops)
+{
+    for (size_t i = 0; i < ops->remove.n; i++)
+        hl_remove(l, ops->remove.v[i]);
+    for (size_t i = 0; i < ops->set.n; i++) {
+        hl_remove(l, ops->set.v[i].key);
+        hl_add(r, l, ops->set.v[i].key, ops->set.v[i].value);
+    }
+    for (size_t i = 0; i < ops->add.n; i++)
+        hl_add(r, l, ops->add.v[i].key, ops->add.v[i].value);
+}
+
+static void uuid4(struct mg_request *r, char out[37])
+{
+    uint32_t w[4];
+    for (int i = 0; i < 4; i++)
+        w[i] = mg_worker_rand(r->conn->w);
+    uint8_t b[16];
+    memcpy(b, w, 16);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    /* 8-4-4-4-12 by hand: snprintf with 16 conversions showed up per request */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+/* The proxy's own x-forwarded-client-cert (SANITIZE_SET), NULL without a
+ * verified client certificate. */
+static const char *xfcc_value(struct mg_request *r)
+{
+    const struct mg_conn *c = r->conn;
+    if (!c->cert_hash[0])
+        return NULL;
+    const char *by = r->snap->spiffe_id ? r->snap->spiffe_id : "";
+    return c->peer_uri[0] ? mg_rq_printf(&r->arena, "By=%s;Hash=%s;URI=%s", by, c->cert_hash, c->peer_uri)
+                          : mg_rq_printf(&r->arena, "By=%s;Hash=%s", by, c->cert_hash);
+}
+
+/* Envoy's connection manager replaces the headers only the proxy may set
+ * before any filter runs, so routing, authorization and ext_authz see the
+ * proxy's x-forwarded-proto, x-forwarded-client-cert and
+ * x-envoy-external-address, never a client's copy (which phase_headers
+ * drops from the upstream request anyway): what is authorized is what is
+ * forwarded. Hop-by-hop headers and those the client names in Connection
+ * go here too (Envoy's codec drops them before the filters), so they can
+ * neither satisfy a policy nor remove a header the proxy adds later (JWT
+ * claims, ext_authz headersToUpstreamOnAllow). */
+static void phase_sanitize(struct mg_request *r)
+{
+    struct mg_kv *nh = mg_rq_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
+    size_t o = 0;
+    for (size_t i = 0; i < r->n_h; i++) {
+        const char *n = r->h[i].key;
+        if (mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
+            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
+            hop_by_hop(n) || named_in_connection(r, n))
+            continue;
+        nh[o++] = r->h[i];
+    }
+    char ip[64];
+    mg_addr_ip_str(&r->conn->peer, ip, sizeof(ip));
+    const char *add[3][2] = {
+        { "x-forwarded-proto", r->conn->ssl ? "https" : "http" },
+        { "x-envoy-external-address", mg_rq_strndup(&r->arena, ip, strlen(ip)) },
+        { "x-forwarded-client-cert", xfcc_value(r) },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (!add[i][1])
+            continue;
+        memset(&nh[o], 0, sizeof(nh[o]));
+        nh[o].key = (char *)add[i][0];
+        nh[o++].value = (char *)add[i][1];
+    }
+    r->h = nh;
+    r->n_h = o;
+}
+
+static void phase_headers(struct mg_request *r)
+{
+    struct hlist l = { 0 };
+    struct mg_conn *c = r->conn;
+    const char *xff = NULL;
+    for (size_t i = 0; i < r->n_h; i++) {
+        const char *n = r->h[i].key;
+        if (strcmp(n, "x-forwarded-for") == 0)
+            xff = xff ? mg_rq_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
+        if (hop_by_hop(n) || strip_at_edge(n) || named_in_connection(r, n))
+            continue;
+        hl_add(r, &l, n, r->h[i].value);
+    }
+    char ip[64];
+    mg_addr_ip_str(&c->peer, ip, sizeof(ip));
+    hl_add(r, &l, "x-forwarded-for", xff ? mg_rq_printf(&r->arena, "%s, %s", xff, ip)
+                                         : mg_rq_strndup(&r->arena, ip, strlen(ip)));
+    hl_add(r, &l, "x-forwarded-proto", c->ssl ? "https" : "http");
+    const char *rid = mg_request_header(r, "x-request-id");
+    if (rid && *rid && strlen(rid) < sizeof(r->request_id)) {
+        snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
+    } else {
+        hl_remove(&l, "x-request-id");
+        uuid4(r, r->request_id);
+        hl_add(r, &l, "x-request-id", r->request_id);
+    }
+    hl_add(r, &l, "x-envoy-external-address", mg_rq_strndup(&r->arena, ip, strlen(ip)));
+    const char *xfcc = xfcc_value(r);
+    if (xfcc)
+        hl_add(r, &l, "x-forwarded-client-cert", xfcc);
+    for (size_t i = 0; i < r->n_local_h; i++)       /* x-envoy-original-path */
+        hl_add(r, &l, r->local_h[i].key, r->local_h[i].value);
+    r->n_local_h = 0;
+    apply_ops(r, &l, &r->route->cfg->req_headers);
+    if (r->dest)
+        apply_ops(r, &l, &r->dest->cfg->req_headers);
+    r->uh = l.v;
+    r->n_uh = l.n;
+}
+
+static void on_route_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mg_request *r = arg;
+    r->flags = "UT";
+    if (r->resp_started) {
+        mg_upstream_detach(r, false);
+        r->ops->abort(r);
+        return;
+    }
+    mg_upstream_detach(r, false);
+    mg_request_reply(r, 504, "upstream request timeout", "upstream_timeout", !r->body_done);
+}
+
+void mg_request_run(struct mg_request *r)
+{
+    if (phase_normalize(r))
+        return;
+    phase_sanitize(r);
+    if (phase_server(r) || phase_route(r) || phase_access(r))
+        return;
+    mg_request_resume(r);
+}
+
+void mg_request_resume(struct mg_request *r)
+{
+    if (phase_action(r))
+        return;
+    r->dest = mg_route_pick(r->route, mg_worker_rand(r->conn->w));
+    phase_headers(r);
+    if (!r->dest || !r->dest->cluster || r->dest->cluster->n_eps == 0) {
+        r->flags = "UH";
+        mg_request_reply(r, 503, "no healthy upstream", "no_healthy_upstream", false);
+        return;
+    }
+    int64_t to = r->route->cfg->timeout_ms;
+    if (to > 0) {
+        r->timer = evtimer_new(r->conn->w->base, on_route_timeout, r);
+        struct timeval tv = { (time_t)(to / 1000), (suseconds_t)((to % 1000) * 1000) };
+        evtimer_add(r->timer, &tv);
+    }
+    mg_upstream_start(r);
+}
+
+/* ---- retries ---- */
+
+static bool token_in(const char *list, const char *tok)
+{
+    size_t tl = strlen(tok);
+    const char *p = list;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        if ((size_t)(e - p) == tl && strncmp(p, tok, tl) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+/* retry_class: "connect-failure", "reset", "refused-stream", "timeout",
+ * "5xx-502".."5xx-599" (a response status). Istio's default policy (no
+ * `retries`) is 2 attempts on connect-failure,refused-stream,unavailable,
+ * cancelled,retriable-status-codes(503). */
+static bool retry_allowed(const struct mg_request *r, const char *cls)
+{
+    if (r->body_started || r->resp_started)
+        return false;
+    const struct mg_http_route *h = r->route->cfg;
+    int attempts = 2;
+    const char *on = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+    if (h->has_retries) {
+        attempts = h->retries.attempts;
+        if (h->retries.retry_on)
+            on = h->retries.retry_on;
+    }
+    if (r->attempts > attempts)
+        return false;
+    int status = mg_has_prefix(cls, "5xx-") ? atoi(cls + 4) : 0;
+    if (status) {
+        return token_in(on, "5xx") ||
+               (token_in(on, "gateway-error") && status >= 502 && status <= 504) ||
+               (token_in(on, "retriable-status-codes") && status == 503);
+    }
+    /* connect failures, resets and per-try timeouts end as 503/504: 5xx and
+     * gateway-error cover them too, as in Envoy */
+    return token_in(on, cls) || token_in(on, "5xx") || token_in(on, "gateway-error");
+}
+
+bool mg_request_retry_allowed(const struct mg_request *r, const char *cls)
+{
+    return retry_allowed(r, cls);
+}
+
+void mg_request_upstream_failed(struct mg_request *r, int status, const char *flags,
+                                const char *retry_class)
+{
+    mg_upstream_detach(r, false);
+    if (retry_class && retry_allowed(r, retry_class)) {
+        r->flags = "URX";
+        mg_upstream_start(r);
+        return;
+    }
+    r->flags = flags;
+    if (r->resp_started) {
+        r->ops->abort(r);
+        return;
+    }
+    const char *body = status == 504 ? "upstream request timeout"
+                       : status == 502 ? "upstream protocol error"
+                       : "upstream connect error or disconnect/reset before headers";
+    mg_request_reply(r, status, body, status == 504 ? "upstream_timeout" : "upstream_failure",
+                     !r->body_done);
+}

@@ -1,0 +1,246 @@
+/* passthrough.c - SNI peek and TCP splice for PASSTHROUGH servers. The
+ * ClientHello stays in the input buffer and is the first thing the
+ * upstream receives, so the client's TLS session is end to end. */
+#include "l4/passthrough.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include "access/access.h"
+#include "log/accesslog.h"
+#include "net/conn.h"
+#include "policy/attrs.h"
+#include "policy/policy.h"
+#include "http/request.h"
+#include "route/router.h"
+#include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
+#include "l4/splice.h"
+#include "base/util.h"
+#include "net/worker.h"
+
+#define PT_MAX_HELLO (16384 + 5)
+
+static unsigned get16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snilen)
+{
+    if (len >= 1 && buf[0] != 0x16)
+        return -1;                      /* not a handshake record */
+    if (len < 5)
+        return 0;
+    size_t rec = get16(buf + 3);
+    if (buf[1] != 3 || rec < 4 || rec > 16384)
+        return -1;
+    if (len < 5 + rec)
+        return 0;
+    const unsigned char *p = buf + 5, *end = buf + 5 + rec;
+    if (p[0] != 1)                      /* ClientHello */
+        return -1;
+    size_t hl = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    p += 4;
+    if (hl > (size_t)(end - p))
+        return -1;                      /* a ClientHello spread over records: refuse */
+    end = p + hl;
+    if (end - p < 34)
+        return -1;
+    p += 34;                            /* version, random */
+    if (p >= end || (size_t)(end - p) < 1u + p[0])
+        return -1;
+    p += 1 + p[0];                      /* session id */
+    if (end - p < 2 || (size_t)(end - p) < 2u + get16(p))
+        return -1;
+    p += 2 + get16(p);                  /* cipher suites */
+    if (p >= end || (size_t)(end - p) < 1u + p[0])
+        return -1;
+    p += 1 + p[0];                      /* compression */
+    sni[0] = '\0';
+    if (p == end)
+        return 1;                       /* no extensions */
+    if (end - p < 2)
+        return -1;
+    size_t el = get16(p);
+    p += 2;
+    if (el > (size_t)(end - p))
+        return -1;
+    end = p + el;
+    /* server_name as BoringSSL (Envoy's tls_inspector) and OpenSSL take it:
+     * one extension holding exactly one host_name. A list with more names,
+     * another name type or a second extension is refused, not read for its
+     * first host_name: the backend may read a different entry than the one
+     * routed on. */
+    bool seen_sni = false;
+    while (end - p >= 4) {
+        unsigned type = get16(p), l = get16(p + 2);
+        p += 4;
+        if (l > (size_t)(end - p))
+            return -1;
+        if (type == 0) {
+            if (seen_sni || l < 5 || get16(p) != l - 2 || p[2] != 0)
+                return -1;
+            size_t nl = get16(p + 3);
+            const unsigned char *q = p + 5;
+            if (nl == 0 || nl != l - 5u || nl >= snilen || memchr(q, '\0', nl))
+                return -1;
+            memcpy(sni, q, nl);
+            sni[nl] = '\0';
+            mg_lower(sni);
+            seen_sni = true;
+        }
+        p += l;
+    }
+    return p == end ? 1 : -1;
+}
+
+const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const char *sni)
+{
+    size_t sl = strlen(sni);
+    if (!sl)
+        return NULL;
+    for (size_t i = 0; i < p->n_tls_routes; i++) {
+        const struct mg_tls_route *tr = p->tls_routes[i]->cfg;
+        for (size_t m = 0; m < tr->n_match; m++) {
+            const struct mg_tls_match *tm = &tr->match[m];
+            if (tm->port && tm->port != p->number)
+                continue;
+            for (size_t h = 0; h < tm->sni_hosts.n; h++)
+                if (mg_host_match(tm->sni_hosts.v[h], sni, sl))
+                    return p->tls_routes[i];
+        }
+    }
+    return NULL;
+}
+
+struct pt {
+    struct mg_splice s;                 /* first: the splice's callbacks take &t->s */
+    const struct mg_tls_route_c *route;
+};
+
+/* No route for the SNI (or the TCP server): the log says NR and why. */
+static void pt_no_route(struct pt *t)
+{
+    if (t->route)
+        return;
+    t->s.no_route = true;
+    if (!t->s.reason)
+        t->s.reason = t->s.c->port->tcp ? "no_tcp_route" : "no_tls_route";
+}
+
+static void pt_close(struct pt *t)
+{
+    pt_no_route(t);
+    mg_splice_close(&t->s);
+}
+
+static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
+{
+    struct mg_conn *c = t->s.c;
+    const struct mg_wdest *wd = NULL;
+    if (rc->n_dests) {
+        uint32_t x = rc->total_weight > 0 ? mg_worker_rand(c->w) % (uint32_t)rc->total_weight : 0;
+        for (size_t i = 0; i < rc->n_dests && !wd; i++) {
+            if (x < (uint32_t)rc->dests[i].weight || i + 1 == rc->n_dests)
+                wd = &rc->dests[i];
+            else
+                x -= (uint32_t)rc->dests[i].weight;
+        }
+    }
+    t->s.dest = wd;
+    struct mg_cluster *cl = wd ? wd->cluster : NULL;
+    if (!cl || !cl->n_eps) {
+        pt_close(t);
+        return;
+    }
+    struct mg_cluster_rt *rt = &cl->rt[c->w->id < cl->n_workers ? c->w->id : 0];
+    const struct mg_endpoint *e = &cl->eps[rt->rr++ % cl->n_eps];
+    if (!e->resolved) {                 /* DNS endpoints are not spliced (yet) */
+        snprintf(t->s.upstream_host, sizeof(t->s.upstream_host), "%s", e->label);
+        pt_close(t);
+        return;
+    }
+    mg_splice_connect(&t->s, cl, e);    /* the ClientHello waits in the input buffer */
+}
+
+static void peek_cb(struct bufferevent *bev, void *arg)
+{
+    struct pt *t = arg;
+    struct mg_conn *c = t->s.c;
+    mg_conn_ref(c);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+    size_t want = len < PT_MAX_HELLO ? len : PT_MAX_HELLO;
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)want);
+    int rc = mg_tls_sni_peek(p, want, c->sni, sizeof(c->sni));
+    if (rc < 0 || (rc == 0 && want >= PT_MAX_HELLO)) {
+        pt_close(t);
+    } else if (rc > 0) {
+        const struct mg_tls_route_c *route = mg_port_sni_server(c->port, c->sni)
+                                             ? mg_passthrough_route(c->port, c->sni) : NULL;
+        t->route = route;
+        if (!route || !mg_splice_authorize(&t->s))
+            pt_close(t);                /* no route for this SNI (as Envoy does) or refused */
+        else
+            connect_upstream(t, route);
+    }
+    mg_conn_unref(c);
+}
+
+static void peek_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    struct pt *t = arg;
+    struct mg_conn *c = t->s.c;
+    mg_conn_ref(c);
+    pt_close(t);
+    mg_conn_unref(c);
+}
+
+static void pt_free(struct mg_conn *c)
+{
+    struct pt *t = c->codec;
+    pt_no_route(t);
+    mg_splice_release(&t->s);
+    free(t);
+    c->codec = NULL;
+}
+
+/* still peeking: nothing in flight; or a tunnel accepted under an older
+ * generation at the reload drain deadline (worker.c): it was authorized and
+ * routed by configuration that is gone */
+static bool pt_drain(struct mg_conn *c)
+{
+    struct pt *t = c->codec;
+    pt_no_route(t);
+    return mg_splice_drain(&t->s);
+}
+
+void mg_passthrough_start(struct mg_conn *c)
+{
+    struct pt *t = mg_xcalloc(1, sizeof(*t));
+    mg_splice_init(&t->s, c);
+    c->codec = t;
+    c->codec_free = pt_free;
+    c->codec_drain = pt_drain;
+    if (c->port->tcp) {
+        /* TCP server: no SNI to read, the first matching tcp route takes it */
+        bufferevent_setcb(c->bev, NULL, NULL, peek_event_cb, t);
+        t->route = c->port->n_tls_routes ? c->port->tls_routes[0] : NULL;
+        if (!t->route || !mg_splice_authorize(&t->s))
+            pt_close(t);
+        else
+            connect_upstream(t, t->route);
+        return;
+    }
+    int64_t ms = c->snap->cfg->proxy.timeout_handshake_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    bufferevent_setcb(c->bev, peek_cb, NULL, peek_event_cb, t);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, PT_MAX_HELLO);
+    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,224 @@
+/* splice.c - the TCP byte splice of TCP/PASSTHROUGH servers and TCP inbound
+ * ports (splice.h). */
+#include "l4/splice.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include "access/access.h"
+#include "log/accesslog.h"
+#include "net/conn.h"
+#include "policy/attrs.h"
+#include "policy/policy.h"
+#include "http/request.h"
+#include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
+#include "base/util.h"
+#include "net/worker.h"
+
+#define SPLICE_HIGH_WM (256 * 1024)
+
+void mg_splice_init(struct mg_splice *s, struct mg_conn *c)
+{
+    struct timeval now;
+    s->c = c;
+    s->start_ms = mg_now_ms();
+    gettimeofday(&now, NULL);
+    s->start_wall_us = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
+}
+
+/* One access log line per splice, in the request line format with the HTTP
+ * fields empty (as Envoy logs TCP proxy connections). */
+static void splice_log(struct mg_splice *s)
+{
+    if (s->logged)
+        return;
+    s->logged = true;
+    struct mg_request r;
+    memset(&r, 0, sizeof(r));
+    r.conn = s->c;
+    r.snap = s->c->snap;
+    r.method = "-";
+    r.target = "-";
+    r.path = "-";
+    r.protocol = "TCP";
+    r.flags = s->connected ? "-" : s->no_route ? "NR" : s->reason ? "-" : "UF";
+    r.reason = s->reason;
+    r.authz_policy = s->policy;
+    r.dest = s->dest;
+    r.bytes_received = s->rx;
+    r.bytes_sent = s->tx;
+    r.start_ms = s->start_ms;
+    r.start_wall_us = s->start_wall_us;
+    memcpy(r.upstream_host, s->upstream_host, sizeof(r.upstream_host));
+    mg_accesslog_write(&r, &s->c->snap->cfg->mesh);
+}
+
+void mg_splice_release(struct mg_splice *s)
+{
+    splice_log(s);
+    if (s->up) {
+        bufferevent_free(s->up);
+        s->up = NULL;
+    }
+}
+
+void mg_splice_close(struct mg_splice *s)
+{
+    mg_splice_release(s);
+    mg_conn_close(s->c);
+}
+
+bool mg_splice_drain(struct mg_splice *s)
+{
+    if (!s->up || mg_snapshot_recycles(s->c->snap, s->c->w->snap)) {
+        mg_splice_close(s);
+        return true;
+    }
+    return false;
+}
+
+bool mg_splice_authorize(struct mg_splice *s)
+{
+    struct mg_conn *c = s->c;
+    const struct mg_policy_set *ps = c->snap->access ? mg_access_policies(c->snap->access) : NULL;
+    if (!ps)
+        return true;
+    struct mg_attrs at;
+    memset(&at, 0, sizeof(at));
+    at.is_http = false;
+    at.source = c->peer;
+    at.remote = c->peer;
+    at.dest = c->local;                 /* the listening port (inbound: the workload port) */
+    at.sni = c->sni[0] ? c->sni : NULL;
+    at.peer_principal = c->ssl && c->principal[0] ? c->principal : NULL;
+    struct mg_authz_result res;
+    mg_authz_decide(ps, &at, &res);
+    s->policy = res.decided_by.policy;
+    if (res.decision == MG_AUTHZ_DENY) {
+        s->reason = "rbac_policy";
+        return false;
+    }
+    if (res.custom) {
+        s->policy = res.custom_match.policy;
+        s->reason = "ext_authz_tcp_unsupported";
+        return false;
+    }
+    return true;
+}
+
+/* Both directions done, or one side gone with nothing left to deliver. */
+static void check_done(struct mg_splice *s)
+{
+    if (!s->c->bev)
+        return;
+    bool down_flushed = evbuffer_get_length(bufferevent_get_output(s->c->bev)) == 0;
+    bool up_flushed = !s->up || evbuffer_get_length(bufferevent_get_output(s->up)) == 0;
+    if ((s->up_eof && down_flushed) || (s->down_eof && up_flushed))
+        mg_splice_close(s);
+}
+
+/* Move what `from` read to `to`; pause `from` while `to` is over the mark. */
+static size_t relay(struct bufferevent *from, struct bufferevent *to)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_input(from));
+    evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(from));
+    if (evbuffer_get_length(bufferevent_get_output(to)) >= SPLICE_HIGH_WM) {
+        bufferevent_disable(from, EV_READ);
+        bufferevent_setwatermark(to, EV_WRITE, SPLICE_HIGH_WM / 2, 0);
+    }
+    return n;
+}
+
+static void down_read(struct bufferevent *bev, void *arg)
+{
+    struct mg_splice *s = arg;
+    if (s->up && s->connected)
+        s->rx += relay(bev, s->up);
+}
+
+static void up_read(struct bufferevent *bev, void *arg)
+{
+    struct mg_splice *s = arg;
+    if (s->c->bev)
+        s->tx += relay(bev, s->c->bev);
+}
+
+static void down_write(struct bufferevent *bev, void *arg)
+{
+    struct mg_splice *s = arg;
+    mg_conn_ref(s->c);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    if (s->up && !s->up_eof)
+        bufferevent_enable(s->up, EV_READ);
+    check_done(s);
+    mg_conn_unref(s->c);
+}
+
+static void up_write(struct bufferevent *bev, void *arg)
+{
+    struct mg_splice *s = arg;
+    mg_conn_ref(s->c);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    if (s->c->bev && !s->down_eof && s->connected)
+        bufferevent_enable(s->c->bev, EV_READ);
+    check_done(s);
+    mg_conn_unref(s->c);
+}
+
+static void down_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct mg_splice *s = arg;
+    mg_conn_ref(s->c);
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->up && s->connected) {
+        s->down_eof = true;
+        s->rx += relay(s->c->bev, s->up);
+        check_done(s);
+    } else {
+        mg_splice_close(s);
+    }
+    mg_conn_unref(s->c);
+}
+
+static void up_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct mg_splice *s = arg;
+    mg_conn_ref(s->c);
+    if (what & BEV_EVENT_CONNECTED) {
+        s->connected = true;
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        bufferevent_set_timeouts(s->c->bev, NULL, NULL);
+        s->rx += relay(s->c->bev, s->up);       /* what the client sent meanwhile (a ClientHello) */
+        bufferevent_enable(s->c->bev, EV_READ | EV_WRITE);
+    } else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->c->bev) {
+        s->up_eof = true;
+        s->tx += relay(bev, s->c->bev);
+        check_done(s);
+    } else {
+        mg_splice_close(s);
+    }
+    mg_conn_unref(s->c);
+}
+
+void mg_splice_connect(struct mg_splice *s, const struct mg_cluster *cl, const struct mg_endpoint *e)
+{
+    struct mg_conn *c = s->c;
+    snprintf(s->upstream_host, sizeof(s->upstream_host), "%s", e->label);
+    s->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!s->up) {
+        mg_splice_close(s);
+        return;
+    }
+    bufferevent_setcb(c->bev, down_read, down_write, down_event, s);
+    bufferevent_setcb(s->up, up_read, up_write, up_event, s);
+    struct timeval tv = { (time_t)(cl->connect_timeout_ms / 1000),
+                          (suseconds_t)((cl->connect_timeout_ms % 1000) * 1000) };
+    bufferevent_set_timeouts(s->up, &tv, &tv);
+    bufferevent_enable(s->up, EV_READ | EV_WRITE);
+    bufferevent_disable(c->bev, EV_READ);       /* client bytes wait until connected */
+    bufferevent_enable(c->bev, EV_WRITE);
+    if (bufferevent_socket_connect(s->up, (const struct sockaddr *)&e->sa, (int)e->salen) < 0)
+        mg_splice_close(s);
+}

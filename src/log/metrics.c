@@ -1,0 +1,149 @@
+/* metrics.c - lock-free per-worker counters. A worker claims a label slot
+ * with a CAS (only it writes its table, the CAS just publishes the key to
+ * the admin reader safely) and bumps relaxed atomics; the admin thread sums
+ * every worker's table when /stats/prometheus is asked for. */
+#include "log/metrics.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_ulong reload_ok, reload_fail;
+
+struct mg_wmetrics *mg_metrics_new(void)
+{
+    struct mg_wmetrics *m = mg_xcalloc(1, sizeof(*m));
+    return m;
+}
+
+void mg_metrics_free(struct mg_wmetrics *m)
+{
+    free(m);
+}
+
+static uint32_t hash_key(int code, const char *a, const char *b, const char *c, const char *d)
+{
+    uint64_t h = (uint64_t)code * 0x9e3779b97f4a7c15ull;
+    h ^= (uint64_t)(uintptr_t)d * 0x94d049bb133111ebull;
+    h ^= (uint64_t)(uintptr_t)a * 0xc2b2ae3d27d4eb4full;
+    h ^= (uint64_t)(uintptr_t)b * 0x165667b19e3779f9ull;
+    h ^= (uint64_t)(uintptr_t)c * 0x27d4eb2f165667c5ull;
+    return (uint32_t)(h ^ (h >> 29));
+}
+
+void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
+                        const char *reason, const char *principal)
+{
+    static const char unknown[] = "unknown";
+    if (!route)
+        route = unknown;
+    if (!dest)
+        dest = unknown;
+    if (!reason)
+        reason = "";
+    if (!principal)
+        principal = unknown;
+    uint32_t h = hash_key(code, route, dest, reason, principal);
+    for (uint32_t i = 0; i < 16; i++) {
+        struct mg_rq_slot *s = &m->slots[(h + i) % MG_METRICS_SLOTS];
+        int used = atomic_load_explicit(&s->used, memory_order_acquire);
+        if (used == 2 && s->code == code && s->route == route && s->dest == dest &&
+            s->reason == reason && s->principal == principal) {
+            atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+            return;
+        }
+        if (used == 0) {
+            int zero = 0;
+            if (!atomic_compare_exchange_strong(&s->used, &zero, 1))
+                continue;
+            s->code = code;
+            s->route = route;
+            s->dest = dest;
+            s->reason = reason;
+            s->principal = principal;
+            atomic_store_explicit(&s->count, 1, memory_order_relaxed);
+            atomic_store_explicit(&s->used, 2, memory_order_release);
+            return;
+        }
+    }
+    atomic_fetch_add_explicit(&m->rq_dropped, 1, memory_order_relaxed);
+}
+
+void mg_metrics_reload(bool ok)
+{
+    atomic_fetch_add(ok ? &reload_ok : &reload_fail, 1);
+}
+
+struct agg {
+    int code;
+    const char *route, *dest, *reason, *principal;
+    unsigned long count;
+};
+
+static void label_esc(struct mg_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            mg_buf_add(b, "\\", 1);
+        if (*s == '\n') {
+            mg_buf_adds(b, "\\n");
+            continue;
+        }
+        mg_buf_add(b, s, 1);
+    }
+}
+
+void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker, size_t n)
+{
+    unsigned long cx_total = 0, cx_active = 0, up_rq = 0, up_cx = 0, dropped = 0;
+    size_t cap = 64, na = 0;
+    struct agg *a = mg_xmalloc(cap * sizeof(*a));
+    for (size_t w = 0; w < n; w++) {
+        struct mg_wmetrics *m = per_worker[w];
+        cx_total += atomic_load_explicit(&m->cx_total, memory_order_relaxed);
+        cx_active += atomic_load_explicit(&m->cx_active, memory_order_relaxed);
+        up_rq += atomic_load_explicit(&m->upstream_rq_total, memory_order_relaxed);
+        up_cx += atomic_load_explicit(&m->upstream_cx_total, memory_order_relaxed);
+        dropped += atomic_load_explicit(&m->rq_dropped, memory_order_relaxed);
+        for (size_t i = 0; i < MG_METRICS_SLOTS; i++) {
+            struct mg_rq_slot *s = &m->slots[i];
+            if (atomic_load_explicit(&s->used, memory_order_acquire) != 2)
+                continue;
+            unsigned long c = atomic_load_explicit(&s->count, memory_order_relaxed);
+            size_t j;
+            for (j = 0; j < na; j++)
+                if (a[j].code == s->code && a[j].route == s->route && a[j].dest == s->dest &&
+                    a[j].reason == s->reason && a[j].principal == s->principal)
+                    break;
+            if (j == na) {
+                if (na == cap)
+                    a = mg_xrealloc(a, (cap *= 2) * sizeof(*a));
+                a[na++] = (struct agg){ s->code, s->route, s->dest, s->reason, s->principal, 0 };
+            }
+            a[j].count += c;
+        }
+    }
+    mg_buf_adds(out, "# TYPE istio_requests_total counter\n");
+    for (size_t j = 0; j < na; j++) {
+        mg_buf_printf(out, "istio_requests_total{reporter=\"source\",response_code=\"%d\",route_name=\"",
+                      a[j].code);
+        label_esc(out, a[j].route);
+        mg_buf_adds(out, "\",destination_cluster=\"");
+        label_esc(out, a[j].dest);
+        mg_buf_adds(out, "\",source_principal=\"");
+        label_esc(out, a[j].principal);
+        mg_buf_adds(out, "\",response_flags_reason=\"");
+        label_esc(out, a[j].reason);
+        mg_buf_printf(out, "\"} %lu\n", a[j].count);
+    }
+    free(a);
+    mg_buf_printf(out, "# TYPE meshgate_downstream_cx_total counter\nmeshgate_downstream_cx_total %lu\n"
+                  "# TYPE meshgate_downstream_cx_active gauge\nmeshgate_downstream_cx_active %lu\n"
+                  "# TYPE meshgate_upstream_rq_total counter\nmeshgate_upstream_rq_total %lu\n"
+                  "# TYPE meshgate_upstream_cx_total counter\nmeshgate_upstream_cx_total %lu\n"
+                  "# TYPE meshgate_stats_overflow_total counter\nmeshgate_stats_overflow_total %lu\n"
+                  "# TYPE meshgate_config_reload_total counter\n"
+                  "meshgate_config_reload_total{result=\"success\"} %lu\n"
+                  "meshgate_config_reload_total{result=\"failure\"} %lu\n",
+                  cx_total, cx_active, up_rq, up_cx, dropped,
+                  (unsigned long)atomic_load(&reload_ok), (unsigned long)atomic_load(&reload_fail));
+}

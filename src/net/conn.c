@@ -1,0 +1,274 @@
+/* conn.c - downstream connections: creation (TLS or plain), handshake
+ * timeout, peer identity, the ALPN switch, and a refcounted end of life.
+ *
+ * The worker list holds one reference; callbacks that may close the
+ * connection hold another for their duration, so the memory (and the codec
+ * state) is released only when nothing on the stack still uses it. */
+#include "net/conn.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include "access/access.h"
+#include "http/h2_server.h"
+#include "sidecar/inbound.h"
+#include "log/metrics.h"
+#include "l4/passthrough.h"
+#include "snapshot/snapshot.h"
+#include "net/tls.h"
+#include "net/worker.h"
+
+atomic_ulong mg_cx_active_total;
+
+void mg_conn_ref(struct mg_conn *c)
+{
+    c->refs++;
+}
+
+void mg_conn_unref(struct mg_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    if (c->codec_free)
+        c->codec_free(c);
+    struct mg_worker *w = c->w;
+    mg_snapshot_unref(c->snap);
+    free(c);
+    mg_worker_conn_gone(w);
+}
+
+void mg_conn_close(struct mg_conn *c)
+{
+    if (c->closing && !c->bev)
+        return;
+    bool first = !c->closing || c->bev;
+    c->closing = true;
+    if (c->bev) {
+        if (c->ssl && c->handshake_done)
+            SSL_shutdown(c->ssl);       /* trap 5: send close_notify once, best effort */
+        bufferevent_free(c->bev);       /* frees the SSL too (never SSL_free it ourselves) */
+        c->bev = NULL;
+        c->ssl = NULL;
+    }
+    if (!first)
+        return;
+    struct mg_worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (w->conns == c)
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    w->n_conns--;
+    atomic_fetch_sub_explicit(&w->metrics->cx_active, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&mg_cx_active_total, 1, memory_order_relaxed);
+    mg_conn_unref(c);                   /* the list's reference */
+}
+
+/* Lingering close: after an error reply the client may still be sending
+ * (an oversized head, an unread body). Closing with unread bytes makes the
+ * kernel send RST, and the client can lose the reply; so half-close, read
+ * and drop for a bounded time, then close. */
+#define LINGER_MAX_BYTES (1024 * 1024)
+
+static void linger_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct mg_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->linger_bytes += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (c->linger_bytes > LINGER_MAX_BYTES)
+        mg_conn_close(c);
+}
+
+static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    mg_conn_close(arg);
+}
+
+void mg_conn_close_lingering(struct mg_conn *c)
+{
+    if (!c->bev || c->ssl) {
+        mg_conn_close(c);
+        return;
+    }
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
+        mg_conn_close(c);
+        return;
+    }
+    struct timeval tv = { 2, 0 };
+    bufferevent_setcb(c->bev, linger_read_cb, NULL, linger_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    linger_read_cb(c->bev, c);
+}
+
+/* The ALPN switch: the only place that decides which codec runs. */
+void mg_conn_start_codec(struct mg_conn *c)
+{
+    const unsigned char *alpn = NULL;
+    unsigned int alen = 0;
+    if (c->ssl)
+        SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
+    /* "h2" (offered when mg_tls_alpn_h2) goes to the HTTP/2 codec;
+     * everything else, and no ALPN at all, is HTTP/1.1 */
+    if (c->port->passthrough || c->port->tcp)
+        mg_passthrough_start(c);        /* not HTTP: splice by SNI or tcp route */
+    else if (c->port->inbound && c->port->inbound->tcp)
+        mg_inbound_tcp_start(c);        /* sidecar TCP port: authorize, then splice */
+    else if ((alen == 2 && memcmp(alpn, "h2", 2) == 0) ||
+             (alen == 8 && memcmp(alpn, "istio-h2", 8) == 0))     /* sidecar inbound (inbound.c) */
+        mg_h2_server_start(c);
+    else
+        mg_h1_server_start(c);
+}
+
+static void peer_identity(struct mg_conn *c)
+{
+    const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    snprintf(c->sni, sizeof(c->sni), "%s", sni ? sni : "");
+    mg_lower(c->sni);
+    c->sni_srv = mg_tls_selected_server(c->ssl);
+    if (!c->sni_srv && c->port->n_srv)
+        c->sni_srv = c->port->srv[0];
+    if (!SSL_get0_peer_certificate(c->ssl))
+        return;
+    mg_tls_peer_hash(c->ssl, c->cert_hash);
+    mg_tls_peer_uri(c->ssl, c->peer_uri, sizeof(c->peer_uri));
+    /* a principal only from a certificate that chain-verified, on a server
+     * that verifies, with exactly one spiffe:// URI SAN (access.h) */
+    mg_access_peer_principal(c->ssl, c->sni_srv && c->sni_srv->cfg->tls.insecure_skip_verify,
+                             c->principal, sizeof(c->principal));
+}
+
+static void hs_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct mg_conn *c = arg;
+    mg_conn_ref(c);
+    if (what & BEV_EVENT_CONNECTED) {
+        c->handshake_done = true;
+        peer_identity(c);
+        mg_conn_start_codec(c);
+    } else {
+        /* handshake refused, timed out or reset: nothing to log above debug */
+        ERR_clear_error();
+        mg_conn_close(c);
+    }
+    mg_conn_unref(c);
+}
+
+void mg_conn_start_handshake(struct mg_conn *c)
+{
+    int64_t ms = c->snap->cfg->proxy.timeout_handshake_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    bufferevent_setcb(c->bev, NULL, NULL, hs_event_cb, c);
+    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, ms > 0 ? &tv : NULL);
+    /* enable both at once, or libevent >= 2.1.8 never reads the ClientHello */
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static SSL_CTX *initial_ctx(const struct mg_port *p)
+{
+    for (size_t i = 0; i < p->n_srv; i++)
+        if (p->srv[i]->ctx)
+            return p->srv[i]->ctx;
+    return NULL;
+}
+
+void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
+                    const struct sockaddr *sa, int salen)
+{
+    (void)salen;
+    uint64_t limit = w->snap->cfg->proxy.max_connections;
+    if (limit && atomic_load_explicit(&mg_cx_active_total, memory_order_relaxed) >= limit) {
+        close(fd);
+        return;
+    }
+    struct mg_conn *c = mg_xcalloc(1, sizeof(*c));
+    c->w = w;
+    c->snap = mg_snapshot_ref(w->snap);
+    c->port = p;
+    c->refs = 1;
+    c->start_ms = mg_now_ms();
+    mg_addr_from_sockaddr(&c->peer, sa);
+    struct sockaddr_storage ls;
+    socklen_t ll = sizeof(ls);
+    if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0)
+        mg_addr_from_sockaddr(&c->local, (struct sockaddr *)&ls);
+    char ip[64];
+    snprintf(c->peer_str, sizeof(c->peer_str), c->peer.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+             mg_addr_ip_str(&c->peer, ip, sizeof(ip)), c->peer.port);
+    snprintf(c->local_str, sizeof(c->local_str), c->local.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+             mg_addr_ip_str(&c->local, ip, sizeof(ip)), c->local.port);
+    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    if (p->inbound) {
+        /* the bufferevent comes later: the mTLS mode decides TLS or not */
+    } else if (p->tls) {
+        SSL_CTX *ctx = initial_ctx(p);
+        SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+        if (ssl)
+            c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, flags);
+        if (!c->bev) {
+            if (ssl)
+                SSL_free(ssl);          /* not yet owned by a bufferevent */
+            close(fd);
+            mg_snapshot_unref(c->snap);
+            free(c);
+            return;
+        }
+        c->ssl = ssl;
+    } else {
+        c->bev = bufferevent_socket_new(w->base, fd, flags);
+        if (!c->bev) {
+            close(fd);
+            mg_snapshot_unref(c->snap);
+            free(c);
+            return;
+        }
+        c->handshake_done = true;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    atomic_fetch_add_explicit(&w->metrics->cx_total, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->metrics->cx_active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mg_cx_active_total, 1, memory_order_relaxed);
+    if (p->inbound) {
+        mg_conn_ref(c);
+        mg_inbound_conn_start(c, fd);
+        mg_conn_unref(c);
+    } else if (p->tls) {
+        mg_conn_start_handshake(c);
+    } else {
+        mg_conn_ref(c);
+        mg_conn_start_codec(c);
+        mg_conn_unref(c);
+    }
+}
+
+void mg_conn_drain_all(struct mg_worker *w)
+{
+    struct mg_conn *c = w->conns;
+    while (c) {
+        struct mg_conn *next = c->next;
+        mg_conn_ref(c);
+        c->closing = c->closing || false;
+        if (c->codec_drain)
+            c->codec_drain(c);
+        mg_conn_unref(c);
+        c = next;
+    }
+}

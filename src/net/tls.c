@@ -1,0 +1,751 @@
+/* tls.c - server and client SSL_CTXs.
+ *
+ * Trap 7: SSL_set_SSL_CTX() does not carry the verify mode over, so
+ * per-SNI mTLS would fail open; use_server() copies verify mode, depth,
+ * callback, client CA list, protocol bounds and ciphers. The switch happens
+ * in the ClientHello callback, before version and cipher selection.
+ * Trap 16: ticket keys live in one ring outside any SSL_CTX, shared by every
+ * context, worker and snapshot, so resumption survives reloads. */
+#include "net/tls.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include "snapshot/snapshot.h"
+#include "base/util.h"
+
+bool mg_tls_alpn_h2 = true;
+
+static int srv_idx = -1;                /* SSL_CTX ex_data: struct mg_srv * */
+static int cfg_idx = -1;                /* SSL_CTX ex_data: const struct mg_config * (ISTIO_MUTUAL) */
+static int port_idx = -1;               /* SSL_CTX ex_data: struct mg_port * */
+static int sel_idx = -1;                /* SSL ex_data: selected struct mg_srv * */
+
+struct ticket_key {
+    unsigned char name[16], aes[32], hmac[32];
+    time_t born;
+};
+static struct {
+    pthread_rwlock_t lock;
+    struct ticket_key cur, prev;
+    bool has_prev;
+} ring = { .lock = PTHREAD_RWLOCK_INITIALIZER };
+
+static int key_fill(struct ticket_key *k)
+{
+    if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
+        RAND_bytes(k->hmac, sizeof(k->hmac)) != 1)
+        return -1;
+    k->born = time(NULL);
+    return 0;
+}
+
+int mg_tls_init(void)
+{
+    if (srv_idx < 0) {
+        srv_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        cfg_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        port_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        sel_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    }
+    pthread_rwlock_wrlock(&ring.lock);
+    int rc = ring.cur.born ? 0 : key_fill(&ring.cur);
+    pthread_rwlock_unlock(&ring.lock);
+    return rc;
+}
+
+int mg_tls_ticket_rotate(long max_age_s)
+{
+    struct ticket_key k;
+    int rotated = 0;
+    if (key_fill(&k) < 0)
+        return 0;
+    pthread_rwlock_wrlock(&ring.lock);
+    if (time(NULL) - ring.cur.born >= max_age_s) {
+        ring.prev = ring.cur;
+        ring.has_prev = true;
+        ring.cur = k;
+        rotated = 1;
+    }
+    pthread_rwlock_unlock(&ring.lock);
+    OPENSSL_cleanse(&k, sizeof(k));
+    return rotated;
+}
+
+static int mac_init(EVP_MAC_CTX *mctx, const unsigned char *key)
+{
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    return EVP_MAC_init(mctx, key, 32, params);
+}
+
+static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *mctx, int enc)
+{
+    (void)ssl;
+    int rc = -1;
+    pthread_rwlock_rdlock(&ring.lock);
+    if (enc) {
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) == 1 &&
+            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, ring.cur.aes, iv) == 1 &&
+            mac_init(mctx, ring.cur.hmac) == 1) {
+            memcpy(name, ring.cur.name, 16);
+            rc = 1;
+        }
+    } else {
+        const struct ticket_key *k = NULL;
+        if (memcmp(name, ring.cur.name, 16) == 0)
+            k = &ring.cur;
+        else if (ring.has_prev && memcmp(name, ring.prev.name, 16) == 0)
+            k = &ring.prev;
+        if (!k)
+            rc = 0;                     /* unknown key: full handshake */
+        else if (mac_init(mctx, k->hmac) == 1 &&
+                 EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1)
+            rc = k == &ring.cur ? 1 : 2;   /* 2: renew the ticket under the new key */
+    }
+    pthread_rwlock_unlock(&ring.lock);
+    return rc;
+}
+
+static void errf(char *err, size_t len, const char *what, const char *arg)
+{
+    unsigned long e = ERR_get_error();
+    char buf[160] = "";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    snprintf(err, len, "%s%s%s%s%s", what, arg ? " " : "", arg ? arg : "", e ? ": " : "", buf);
+    ERR_clear_error();
+}
+
+static int load_pem_chain(SSL_CTX *ctx, const char *pem, char *err, size_t len)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    int rc = -1;
+    if (!leaf || SSL_CTX_use_certificate(ctx, leaf) != 1) {
+        errf(err, len, "bad certificate PEM", NULL);
+        goto out;
+    }
+    X509 *ca;
+    while ((ca = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+        if (SSL_CTX_add_extra_chain_cert(ctx, ca) != 1) {
+            X509_free(ca);
+            break;
+        }
+    ERR_clear_error();                  /* the loop ends on "no start line" */
+    rc = 0;
+out:
+    X509_free(leaf);
+    BIO_free(b);
+    return rc;
+}
+
+static int load_pem_key(SSL_CTX *ctx, const char *pem, char *err, size_t len)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    int rc = (k && SSL_CTX_use_PrivateKey(ctx, k) == 1) ? 0 : -1;
+    EVP_PKEY_free(k);
+    if (rc < 0)
+        errf(err, len, "bad private key PEM", NULL);
+    return rc;
+}
+
+/* Trust anchors from a file or PEM bytes; for servers also the CA names
+ * sent in the CertificateRequest. */
+static int load_ca(SSL_CTX *ctx, const char *file, const char *pem, bool client_list,
+                   char *err, size_t len)
+{
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    STACK_OF(X509_NAME) *names = client_list ? sk_X509_NAME_new_null() : NULL;
+    BIO *b = file ? BIO_new_file(file, "r") : BIO_new_mem_buf(pem, -1);
+    if (!b) {
+        errf(err, len, "cannot read CA certificates", file);
+        sk_X509_NAME_free(names);
+        return -1;
+    }
+    int n = 0;
+    X509 *x;
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        X509_STORE_add_cert(st, x);
+        if (names)
+            sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(x)));
+        X509_free(x);
+        n++;
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    if (n == 0) {
+        snprintf(err, len, "no CA certificate in %s", file ? file : "credential");
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        return -1;
+    }
+    if (names)
+        SSL_CTX_set_client_CA_list(ctx, names);
+    return 0;
+}
+
+static int tls_version(enum mg_tls_version v, int dflt)
+{
+    switch (v) {
+    case MG_TLSV1_2: return TLS1_2_VERSION;
+    case MG_TLSV1_3: return TLS1_3_VERSION;
+    case MG_TLSV1_0: case MG_TLSV1_1: return TLS1_2_VERSION;   /* floor: TLS 1.2 only */
+    default: return dflt;
+    }
+}
+
+/* Is the trust domain of spiffe://<td>/... (v[0..n)) the mesh's own or
+ * one of its aliases? (The mesh root may sign other trust domains.) */
+static bool mesh_td_ok(const struct mg_config *c, const char *v, size_t n)
+{
+    if (!c || n <= 9)
+        return false;
+    const char *td = v + 9, *slash = memchr(td, '/', n - 9);
+    size_t tl = slash ? (size_t)(slash - td) : n - 9;
+    const char *own = c->mesh.trust_domain ? c->mesh.trust_domain : "cluster.local";
+    if (strlen(own) == tl && memcmp(own, td, tl) == 0)
+        return true;
+    for (size_t i = 0; i < c->mesh.trust_domain_aliases.n; i++)
+        if (strlen(c->mesh.trust_domain_aliases.v[i]) == tl &&
+            memcmp(c->mesh.trust_domain_aliases.v[i], td, tl) == 0)
+            return true;
+    return false;
+}
+
+/* Does "AB:cd:..." / "abcd..." (verifyCertificateHash) name the digest? */
+static bool hash_pin_eq(const char *pin, const unsigned char *md, unsigned int n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned int k = 0;
+    for (const char *p = pin; *p; p++) {
+        if (*p == ':')
+            continue;
+        char c = (char)(*p >= 'A' && *p <= 'F' ? *p + 32 : *p);
+        if (k >= 2 * n || c != hex[(k % 2) ? md[k / 2] & 15 : md[k / 2] >> 4])
+            return false;
+        k++;
+    }
+    return k == 2 * n;
+}
+
+/* verifyCertificateHash (hex SHA-256 of the certificate) and
+ * verifyCertificateSpki (base64 SHA-256 of its SubjectPublicKeyInfo): when
+ * either list is set, one entry of either list must match (Envoy). */
+static bool pins_ok(X509 *cert, const struct mg_server_tls *t)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (t->verify_certificate_hash.n && X509_digest(cert, EVP_sha256(), md, &n) == 1)
+        for (size_t i = 0; i < t->verify_certificate_hash.n; i++)
+            if (hash_pin_eq(t->verify_certificate_hash.v[i], md, n))
+                return true;
+    if (!t->verify_certificate_spki.n)
+        return false;
+    unsigned char *der = NULL;
+    int dl = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    bool ok = false;
+    if (dl > 0 && EVP_Digest(der, (size_t)dl, md, &n, EVP_sha256(), NULL) == 1) {
+        char *b64 = mg_base64_encode(md, n, false, true);
+        for (size_t i = 0; !ok && i < t->verify_certificate_spki.n; i++)
+            ok = strcmp(t->verify_certificate_spki.v[i], b64) == 0;
+        free(b64);
+    }
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* The client certificate policy at depth 0: SAN allow-list (MUTUAL),
+ * a spiffe:// URI SAN (ISTIO_MUTUAL), certificate / key pins, or accept
+ * anything (insecureSkipVerify). Revocation (caCrl) is the store's. */
+static int verify_cb(int ok, X509_STORE_CTX *xs)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct mg_srv *sv = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), srv_idx) : NULL;
+    if (!sv)
+        return ok;
+    const struct mg_server_tls *t = &sv->cfg->tls;
+    if (t->insecure_skip_verify)
+        return 1;
+    if (!ok || X509_STORE_CTX_get_error_depth(xs) != 0)
+        return ok;
+    X509 *cert = X509_STORE_CTX_get_current_cert(xs);
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    bool spiffe = false, san_ok = t->subject_alt_names.n == 0;
+    const struct mg_config *mc = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), cfg_idx);
+    int nuri = 0;
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_IA5STRING *s = NULL;
+        if (g->type == GEN_URI)
+            s = g->d.uniformResourceIdentifier;
+        else if (g->type == GEN_DNS)
+            s = g->d.dNSName;
+        if (!s)
+            continue;
+        const char *v = (const char *)ASN1_STRING_get0_data(s);
+        size_t vl = (size_t)ASN1_STRING_length(s);
+        if (g->type == GEN_URI) {
+            nuri++;
+            if (vl > 9 && memcmp(v, "spiffe://", 9) == 0)
+                spiffe = t->mode != MG_TLS_ISTIO_MUTUAL || mesh_td_ok(mc, v, vl);
+        }
+        for (size_t k = 0; k < t->subject_alt_names.n; k++)
+            if (strlen(t->subject_alt_names.v[k]) == vl && memcmp(t->subject_alt_names.v[k], v, vl) == 0)
+                san_ok = true;
+    }
+    GENERAL_NAMES_free(gens);
+    if (t->mode == MG_TLS_ISTIO_MUTUAL && (!spiffe || nuri != 1)) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    if (!san_ok) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    if ((t->verify_certificate_hash.n || t->verify_certificate_spki.n) && !pins_ok(cert, t)) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    return 1;
+}
+
+/* caCrl: every CRL of the file into the store, and revocation checked for
+ * the peer's certificate (a client's, or an upstream server's). */
+static int load_crl(SSL_CTX *ctx, const char *file, char *err, size_t len)
+{
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    BIO *b = BIO_new_file(file, "r");
+    if (!b) {
+        errf(err, len, "cannot read caCrl", file);
+        return -1;
+    }
+    int n = 0;
+    X509_CRL *crl;
+    while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
+        X509_STORE_add_crl(st, crl);
+        X509_CRL_free(crl);
+        n++;
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    if (n == 0) {
+        snprintf(err, len, "no CRL in %s", file);
+        return -1;
+    }
+    X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+    return 0;
+}
+
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const unsigned char h2[] = "\x02h2\x08http/1.1";
+    static const unsigned char h1[] = "\x08http/1.1";
+    const unsigned char *ours = mg_tls_alpn_h2 ? h2 : h1;
+    unsigned int ourlen = mg_tls_alpn_h2 ? sizeof(h2) - 1 : sizeof(h1) - 1;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, ours, ourlen, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* Length-prefixed, so that no two different inputs hash alike. */
+static void sid_add(EVP_MD_CTX *md, const void *p, size_t n)
+{
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    EVP_DigestUpdate(md, len, sizeof(len));
+    if (n)
+        EVP_DigestUpdate(md, p, n);
+}
+
+static void sid_adds(EVP_MD_CTX *md, const char *s)
+{
+    sid_add(md, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void sid_add_list(EVP_MD_CTX *md, const struct mg_slist *l)
+{
+    sid_add(md, &l->n, sizeof(l->n));
+    for (size_t i = 0; i < l->n; i++)
+        sid_adds(md, l->v[i]);
+}
+
+/* A file's bytes (trust material changes with a rotation, not its path). */
+static void sid_add_file(EVP_MD_CTX *md, const char *path)
+{
+    size_t n = 0;
+    char *data = path ? mg_read_file(path, 16u << 20, &n) : NULL;
+    sid_adds(md, path);
+    sid_add(md, data, data ? n : 0);
+    free(data);
+}
+
+/* The session id context of a server. Session tickets are shared by every
+ * server of the process and the server is picked from the SNI after the
+ * ClientHello, so without a per-server context a session made on a SIMPLE
+ * server (no client certificate) would resume on a MUTUAL one and stand in
+ * for the certificate. OpenSSL refuses to resume a session whose context
+ * differs, so a session only resumes on the server block it was made on,
+ * with the same client-authentication settings and trust material. */
+static void server_sid(const struct mg_srv *srv, const struct mg_server_tls *t, const char *caf,
+                       const char *ca_pem, unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    int mode = (int)t->mode;
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        mg_oom();
+    sid_adds(md, "meshgate server session v1");
+    sid_adds(md, srv->label);
+    sid_add(md, &srv->port->number, sizeof(srv->port->number));
+    sid_add(md, &mode, sizeof(mode));
+    sid_add(md, &t->insecure_skip_verify, sizeof(t->insecure_skip_verify));
+    for (size_t i = 0; i < srv->n_hosts; i++)
+        sid_adds(md, srv->hosts[i]);
+    sid_add_list(md, &t->subject_alt_names);
+    sid_add_list(md, &t->verify_certificate_spki);
+    sid_add_list(md, &t->verify_certificate_hash);
+    if (ca_pem)
+        sid_adds(md, ca_pem);
+    else
+        sid_add_file(md, caf);
+    sid_add_file(md, t->ca_crl);
+    if (!EVP_DigestFinal_ex(md, out, &n) || n != 32)
+        mg_oom();
+    EVP_MD_CTX_free(md);
+}
+
+/* Switch the connection to the chosen server's context. Trap 7: the new
+ * context's client-certificate policy is not applied by SSL_set_SSL_CTX, so
+ * it is copied by hand, with protocol bounds, options and ciphers. */
+static int use_server(SSL *ssl, struct mg_port *p, const char *name, int *alert)
+{
+    struct mg_srv *sv = mg_port_sni_server(p, name);
+    if (!sv || !sv->ctx) {
+        *alert = SSL_AD_UNRECOGNIZED_NAME;
+        return -1;
+    }
+    SSL_set_ex_data(ssl, sel_idx, sv);
+    /* before OpenSSL looks at the offered session or PSK (server_sid) */
+    SSL_set_session_id_context(ssl, sv->sid, sizeof(sv->sid));
+    if (SSL_get_SSL_CTX(ssl) != sv->ctx) {
+        SSL_CTX *ctx = sv->ctx;
+        SSL_set_SSL_CTX(ssl, ctx);
+        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
+        SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
+        STACK_OF(X509_NAME) *cas = SSL_CTX_get_client_CA_list(ctx);
+        SSL_set_client_CA_list(ssl, cas ? SSL_dup_CA_list(cas) : NULL);
+        SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
+        SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
+        SSL_clear_options(ssl, SSL_get_options(ssl));
+        SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+        if (sv->ciphers)
+            SSL_set_cipher_list(ssl, sv->ciphers);
+    }
+    return 0;
+}
+
+/* The ClientHello callback runs before protocol version and cipher
+ * selection (the servername callback runs after), so a server's
+ * min/maxProtocolVersion and cipherSuites can only take effect here. */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+    const unsigned char *d;
+    size_t len;
+    char name[256];
+    const char *sni = NULL;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &d, &len)) {
+        /* server_name_list: u16 length, then (type u8, u16 length, name) */
+        if (len < 5 || (size_t)(d[0] << 8 | d[1]) != len - 2 || d[2] != 0) {
+            *alert = SSL_AD_DECODE_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        size_t nl = (size_t)(d[3] << 8 | d[4]);
+        if (nl == 0 || nl > len - 5 || nl >= sizeof(name) || memchr(d + 5, '\0', nl)) {
+            *alert = SSL_AD_UNRECOGNIZED_NAME;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        memcpy(name, d + 5, nl);
+        name[nl] = '\0';
+        mg_lower(name);
+        sni = name;
+    }
+    return use_server(ssl, arg, sni, alert) < 0 ? SSL_CLIENT_HELLO_ERROR : SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Runs after the ClientHello callback; confirms the same choice (and
+ * covers a resumed handshake path). */
+static int sni_cb(SSL *ssl, int *alert, void *arg)
+{
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    char low[256];
+    if (name) {
+        size_t n = strlen(name);
+        if (n >= sizeof(low))
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
+        memcpy(low, name, n + 1);
+        mg_lower(low);
+    }
+    return use_server(ssl, arg, name ? low : NULL, alert) < 0 ? SSL_TLSEXT_ERR_ALERT_FATAL
+                                                               : SSL_TLSEXT_ERR_OK;
+}
+
+void mg_tls_set_sni(SSL_CTX *ctx, struct mg_port *port)
+{
+    SSL_CTX_set_ex_data(ctx, port_idx, port);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, port);
+    SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
+    SSL_CTX_set_tlsext_servername_arg(ctx, port);
+}
+
+struct mg_srv *mg_tls_selected_server(const SSL *ssl)
+{
+    return ssl ? SSL_get_ex_data(ssl, sel_idx) : NULL;
+}
+
+static SSL_CTX *ctx_common(const SSL_METHOD *m, enum mg_tls_version minv, enum mg_tls_version maxv)
+{
+    SSL_CTX *ctx = SSL_CTX_new(m);
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+                        SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_min_proto_version(ctx, tls_version(minv, TLS1_2_VERSION));
+    SSL_CTX_set_max_proto_version(ctx, tls_version(maxv, TLS1_3_VERSION));
+    /* no SSL_MODE_RELEASE_BUFFERS: it frees and re-allocates the 16 KiB
+     * record buffers around every read and write of a busy connection */
+    return ctx;
+}
+
+SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server *s,
+                               struct mg_srv *srv, char *err, size_t errlen)
+{
+    const struct mg_server_tls *t = &s->tls;
+    if (!t->present) {
+        snprintf(err, errlen, "HTTPS server without tls settings");
+        return NULL;
+    }
+    SSL_CTX *ctx = ctx_common(TLS_server_method(), t->min_version, t->max_version);
+    if (!ctx) {
+        errf(err, errlen, "SSL_CTX_new", NULL);
+        return NULL;
+    }
+    SSL_CTX_set_ex_data(ctx, srv_idx, srv);
+    SSL_CTX_set_ex_data(ctx, cfg_idx, (void *)c);   /* the snapshot owns both */
+    const char *certf = t->server_certificate, *keyf = t->private_key, *caf = t->ca_certificates;
+    const char *cert_pem = NULL, *key_pem = NULL, *ca_pem = NULL;
+    const char *cred_name = t->credential_name ? t->credential_name
+                            : (t->credential_names.n ? t->credential_names.v[0] : NULL);
+    if (t->mode == MG_TLS_ISTIO_MUTUAL) {
+        certf = c->proxy.identity_cert_chain;
+        keyf = c->proxy.identity_private_key;
+        caf = c->proxy.identity_root_certs;
+        if (!certf || !keyf || !caf) {
+            snprintf(err, errlen, "ISTIO_MUTUAL needs Proxy.spec.identity (certificateChain, privateKey, rootCertificates)");
+            goto fail;
+        }
+    } else if (cred_name) {
+        const struct mg_credential *cr = mg_config_credential(c, cred_name);
+        if (!cr) {
+            snprintf(err, errlen, "credentialName '%s' not found (Proxy.spec.credentials or a TLS Secret)", cred_name);
+            goto fail;
+        }
+        certf = cr->certificate;
+        keyf = cr->private_key;
+        cert_pem = cr->cert_pem;
+        key_pem = cr->key_pem;
+        if (!caf) {
+            caf = cr->ca_certificates;
+            ca_pem = cr->ca_pem;
+        }
+    }
+    if (cert_pem ? load_pem_chain(ctx, cert_pem, err, errlen) < 0
+                 : (!certf || SSL_CTX_use_certificate_chain_file(ctx, certf) != 1)) {
+        if (!cert_pem)
+            errf(err, errlen, certf ? "cannot load server certificate" : "no server certificate configured", certf);
+        goto fail;
+    }
+    if (key_pem ? load_pem_key(ctx, key_pem, err, errlen) < 0
+                : (!keyf || SSL_CTX_use_PrivateKey_file(ctx, keyf, SSL_FILETYPE_PEM) != 1)) {
+        if (!key_pem)
+            errf(err, errlen, keyf ? "cannot load private key" : "no private key configured", keyf);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        errf(err, errlen, "private key does not match the certificate", NULL);
+        goto fail;
+    }
+    bool mutual = t->mode == MG_TLS_MUTUAL || t->mode == MG_TLS_OPTIONAL_MUTUAL ||
+                  t->mode == MG_TLS_ISTIO_MUTUAL;
+    if (mutual) {
+        if (!caf && !ca_pem) {
+            snprintf(err, errlen, "mode %s needs caCertificates",
+                     t->mode == MG_TLS_OPTIONAL_MUTUAL ? "OPTIONAL_MUTUAL" : "MUTUAL");
+            goto fail;
+        }
+        if (load_ca(ctx, caf, ca_pem, true, err, errlen) < 0)
+            goto fail;
+        if (t->ca_crl && load_crl(ctx, t->ca_crl, err, errlen) < 0)
+            goto fail;
+        int mode = SSL_VERIFY_PEER;
+        if (t->mode != MG_TLS_OPTIONAL_MUTUAL)
+            mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        SSL_CTX_set_verify(ctx, mode, verify_cb);
+        SSL_CTX_set_verify_depth(ctx, 8);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (t->cipher_suites.n) {
+        struct mg_buf b = { 0 };
+        for (size_t i = 0; i < t->cipher_suites.n; i++)
+            mg_buf_printf(&b, "%s%s", i ? ":" : "", t->cipher_suites.v[i]);
+        if (SSL_CTX_set_cipher_list(ctx, b.p) != 1) {
+            errf(err, errlen, "no usable cipher in cipherSuites", NULL);
+            mg_buf_free(&b);
+            goto fail;
+        }
+        srv->ciphers = b.p;
+    }
+    server_sid(srv, t, caf, ca_pem, srv->sid);
+    SSL_CTX_set_session_id_context(ctx, srv->sid, sizeof(srv->sid));
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
+                               char *err, size_t errlen)
+{
+    if (t->mode == MG_CTLS_ISTIO_MUTUAL) {
+        snprintf(err, errlen, "DestinationRule tls mode ISTIO_MUTUAL is not supported yet");
+        return NULL;
+    }
+    SSL_CTX *ctx = ctx_common(TLS_client_method(), MG_TLSV_AUTO, MG_TLSV_AUTO);
+    if (!ctx) {
+        errf(err, errlen, "SSL_CTX_new", NULL);
+        return NULL;
+    }
+    const char *certf = t->client_certificate, *keyf = t->private_key, *caf = t->ca_certificates;
+    const char *cert_pem = NULL, *key_pem = NULL, *ca_pem = NULL;
+    if (t->credential_name) {
+        const struct mg_credential *cr = mg_config_credential(c, t->credential_name);
+        if (!cr) {
+            snprintf(err, errlen, "credentialName '%s' not found", t->credential_name);
+            goto fail;
+        }
+        certf = cr->certificate;
+        keyf = cr->private_key;
+        cert_pem = cr->cert_pem;
+        key_pem = cr->key_pem;
+        if (!caf) {
+            caf = cr->ca_certificates;
+            ca_pem = cr->ca_pem;
+        }
+    }
+    if (t->mode == MG_CTLS_MUTUAL) {
+        if (cert_pem ? load_pem_chain(ctx, cert_pem, err, errlen) < 0
+                     : (!certf || SSL_CTX_use_certificate_chain_file(ctx, certf) != 1)) {
+            if (!cert_pem)
+                errf(err, errlen, "MUTUAL needs a loadable clientCertificate", certf);
+            goto fail;
+        }
+        if (key_pem ? load_pem_key(ctx, key_pem, err, errlen) < 0
+                    : (!keyf || SSL_CTX_use_PrivateKey_file(ctx, keyf, SSL_FILETYPE_PEM) != 1)) {
+            if (!key_pem)
+                errf(err, errlen, "MUTUAL needs a loadable privateKey", keyf);
+            goto fail;
+        }
+    }
+    if (t->insecure_skip_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        if (!caf && !ca_pem)
+            caf = c->mesh.ca_certificates ? c->mesh.ca_certificates
+                                          : "/etc/ssl/certs/ca-certificates.crt";
+        if (load_ca(ctx, caf, ca_pem, false, err, errlen) < 0)
+            goto fail;
+        if (t->ca_crl && load_crl(ctx, t->ca_crl, err, errlen) < 0)
+            goto fail;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+const char *mg_tls_peer_uri(const SSL *ssl, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    if (!cert)
+        return buf;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_URI)
+            continue;
+        const ASN1_IA5STRING *s = g->d.uniformResourceIdentifier;
+        size_t n = (size_t)ASN1_STRING_length(s);
+        const unsigned char *d = ASN1_STRING_get0_data(s);
+        if (n < len && !memchr(d, '\0', n)) {
+            memcpy(buf, d, n);
+            buf[n] = '\0';
+        }
+        break;
+    }
+    GENERAL_NAMES_free(gens);
+    return buf;
+}
+
+bool mg_tls_peer_hash(const SSL *ssl, char out[65])
+{
+    out[0] = '\0';
+    X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32)
+        return false;
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return true;
+}
+
+bool mg_tls_peer_san_in(const SSL *ssl, char *const *names, size_t n)
+{
+    X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    if (!cert)
+        return false;
+    bool hit = false;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens && !hit && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_IA5STRING *s = g->type == GEN_URI ? g->d.uniformResourceIdentifier
+                                  : g->type == GEN_DNS ? g->d.dNSName : NULL;
+        if (!s)
+            continue;
+        size_t vl = (size_t)ASN1_STRING_length(s);
+        for (size_t k = 0; k < n; k++)
+            if (strlen(names[k]) == vl && memcmp(names[k], ASN1_STRING_get0_data(s), vl) == 0)
+                hit = true;
+    }
+    GENERAL_NAMES_free(gens);
+    return hit;
+}

@@ -1,0 +1,128 @@
+/* snapshot.h - one immutable, refcounted generation of compiled
+ * configuration: listener ports, servers with their SSL_CTXs and route
+ * tables, upstream clusters. Built on the main thread from a loaded
+ * mg_config (which the snapshot then owns); read by every worker without
+ * locks. A connection holds a reference for its whole life, so a reload
+ * never changes what an in-flight request sees. */
+#ifndef MG_SNAPSHOT_H
+#define MG_SNAPSHOT_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+#include "config/config.h"
+#include "base/diag.h"
+#include "route/router.h"
+
+struct mg_port;
+struct mg_cluster;
+struct mg_access;
+struct mg_inbound_port;
+struct mg_inbound_set;
+
+struct mg_tls_route_c {                 /* a VirtualService tls[] (or tcp[]) entry */
+    const struct mg_tls_route *cfg;     /* NULL for a tcp route */
+    const struct mg_tcp_route *tcp;     /* NULL for a tls route */
+    const struct mg_virtual_service *vs;
+    struct mg_wdest *dests;
+    size_t n_dests;
+    int total_weight;
+};
+
+struct mg_srv {                         /* one compiled Gateway server */
+    const struct mg_gateway *gw;
+    const struct mg_server *cfg;
+    struct mg_port *port;
+    char **hosts;                       /* dnsName part, lower-case */
+    size_t n_hosts;
+    bool tls;                           /* terminates TLS (HTTPS, TLS non-passthrough) */
+    bool redirect;                      /* plain HTTP with httpsRedirect */
+    bool passthrough;                   /* TLS not terminated: routed by SNI (tls routes) */
+    bool tcp;                           /* plain TCP server: VirtualService tcp routes */
+    SSL_CTX *ctx;                       /* tls only */
+    char *ciphers;                      /* TLS 1.2 cipher list (copied to the SSL on SNI switch) */
+    unsigned char sid[32];              /* session id context (tls.c: server_sid) */
+    struct mg_route_table routes;
+    char *label;                        /* "gw-ns/gw-name/index" for logs */
+};
+
+struct mg_port {                        /* one listening port */
+    uint16_t number;
+    bool tls;                           /* TLS handshake first */
+    bool passthrough;                   /* SNI peeked, bytes spliced to the tls route */
+    bool tcp;                           /* protocol TCP: spliced to the first tcp route */
+    struct mg_srv **srv;
+    size_t n_srv;
+    struct mg_tls_route_c **tls_routes; /* passthrough: VS tls routes in order */
+    size_t n_tls_routes;
+    const char *bind_ip;                /* NULL = Proxy bindAddress (inbound ports bind their own) */
+    struct mg_inbound_port *inbound;    /* sidecar inbound listener (inbound.h), else NULL */
+};
+
+struct mg_snapshot {
+    atomic_int refs;
+    uint64_t generation;
+    /* The generation whose configuration (not only its certificate files)
+     * this one carries: a reload for rotated certificates, keys or CRLs keeps
+     * it, so connections of the previous generation are not recycled
+     * (mg_snapshot_recycles). */
+    uint64_t policy_gen;
+    struct mg_config *cfg;              /* owned */
+    char *spiffe_id;                    /* own identity (for XFCC By=) */
+    int n_workers;
+    struct mg_port *ports;
+    size_t n_ports;
+    struct mg_srv *srvs;
+    size_t n_srvs;
+    struct mg_route *routes;            /* every compiled route (owned here) */
+    size_t n_routes;
+    struct mg_tls_route_c *tls_routes;  /* owned */
+    size_t n_tls_routes, cap_tls_routes;
+    struct mg_cluster **clusters;
+    size_t n_clusters, cap_clusters;
+    uint16_t https_port;                /* redirect target port (0 = default 443) */
+    struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
+    struct mg_inbound_set *inbound;     /* sidecar inbound ports (inbound.h), NULL = none */
+};
+
+/* Compile `cfg` (ownership passes to the snapshot on success and on
+ * failure). n_workers sizes per-worker pool state. Every problem is added
+ * to d; returns NULL when any error was found. */
+struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint64_t generation,
+                                      struct mg_diags *d);
+
+/* Reference counting; the last unref frees everything (any thread: the free
+ * touches no event loop). NULL is ignored. */
+struct mg_snapshot *mg_snapshot_ref(struct mg_snapshot *s);
+void mg_snapshot_unref(struct mg_snapshot *s);
+
+/* Every certificate, key and CA file the snapshot read (Proxy identity and
+ * credentials, Gateway server TLS, DestinationRule TLS, MeshConfig CA), for
+ * the main thread's change watch. Calls fn once per path (duplicates
+ * possible). */
+void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path, void *arg), void *arg);
+
+/* Must a connection that started on `old` be drained now that `cur` serves?
+ * Yes after a configuration reload (new policies, routes, mTLS modes apply
+ * to every later request); no when only certificate files rotated, so that
+ * rotation drops no connection (as Envoy's SDS updates). */
+static inline bool mg_snapshot_recycles(const struct mg_snapshot *old, const struct mg_snapshot *cur)
+{
+    return old != cur && old && cur && old->policy_gen != cur->policy_gen;
+}
+
+const struct mg_port *mg_snapshot_port(const struct mg_snapshot *s, uint16_t number);
+
+/* The server of a TLS port for `sni` (NULL/"" = no SNI): exact host first,
+ * then the longest wildcard, then "*"; NULL = refuse the handshake. */
+struct mg_srv *mg_port_sni_server(const struct mg_port *p, const char *sni);
+
+/* The server of a port for a request Host (lower-case, no port), same order. */
+struct mg_srv *mg_port_host_server(const struct mg_port *p, const char *host);
+
+/* Do two servers present the same TLS settings (certificate source, mode,
+ * client CAs)? Decides 421 for a Host/SNI mismatch. */
+bool mg_srv_same_tls(const struct mg_srv *a, const struct mg_srv *b);
+
+#endif

@@ -1,0 +1,238 @@
+/* cluster.c - compile a destination (host, port, subset) into a cluster:
+ * ServiceEntry endpoints (STATIC addresses, or names resolved with evdns at
+ * connect time) and the DestinationRule traffic policy that applies
+ * (exact host, else the longest wildcard host; subset policy over the base
+ * policy; port-level settings over both). */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include "route/router.h"
+#include "net/tls.h"
+#include "upstream/upstream.h"
+#include "base/util.h"
+
+static const struct mg_service_entry *find_se(const struct mg_config *c, const char *host)
+{
+    const struct mg_service_entry *wild = NULL;
+    size_t wl = 0, hl = strlen(host);
+    for (size_t i = 0; i < c->n_service_entries; i++) {
+        const struct mg_service_entry *se = &c->service_entries[i];
+        for (size_t h = 0; h < se->hosts.n; h++) {
+            const char *p = se->hosts.v[h];
+            if (p[0] == '*') {
+                if (strlen(p) > wl && mg_host_match(p, host, hl)) {
+                    wild = se;
+                    wl = strlen(p);
+                }
+            } else if (mg_strcasecmp(p, host) == 0) {
+                return se;
+            }
+        }
+    }
+    return wild;
+}
+
+static const struct mg_destination_rule *find_dr(const struct mg_config *c, const char *host)
+{
+    const struct mg_destination_rule *wild = NULL;
+    size_t wl = 0, hl = strlen(host);
+    for (size_t i = 0; i < c->n_destination_rules; i++) {
+        const struct mg_destination_rule *dr = &c->destination_rules[i];
+        if (!dr->host)
+            continue;
+        if (dr->host[0] == '*') {
+            if (strlen(dr->host) > wl && mg_host_match(dr->host, host, hl)) {
+                wild = dr;
+                wl = strlen(dr->host);
+            }
+        } else if (mg_strcasecmp(dr->host, host) == 0) {
+            return dr;
+        }
+    }
+    return wild;
+}
+
+static const struct mg_traffic_policy *port_policy(const struct mg_dr_policy *p, uint16_t port)
+{
+    for (size_t i = 0; i < p->n_port_level; i++)
+        if (p->port_level[i].port == port)
+            return &p->port_level[i].policy;
+    return p->base.present ? &p->base : NULL;
+}
+
+static bool labels_subset(const struct mg_kvlist *want, const struct mg_kvlist *have)
+{
+    for (size_t i = 0; i < want->n; i++) {
+        const char *v = mg_kvlist_get(have, want->v[i].key);
+        if (!v || strcmp(v, want->v[i].value) != 0)
+            return false;
+    }
+    return true;
+}
+
+static void ep_set(struct mg_endpoint *ep, const char *addr, uint16_t port)
+{
+    ep->address = mg_xstrdup(addr);
+    ep->port = port;
+    struct mg_addr a;
+    if (mg_addr_parse_ip(&a, addr) == 0) {
+        memset(&ep->sa, 0, sizeof(ep->sa));
+        if (a.family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ep->sa;
+            s4->sin_family = AF_INET;
+            s4->sin_port = htons(port);
+            memcpy(&s4->sin_addr, a.ip, 4);
+            ep->salen = sizeof(*s4);
+        } else {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ep->sa;
+            s6->sin6_family = AF_INET6;
+            s6->sin6_port = htons(port);
+            memcpy(&s6->sin6_addr, a.ip, 16);
+            ep->salen = sizeof(*s6);
+        }
+        ep->resolved = true;
+    }
+    ep->label = a.family == AF_INET6 && ep->resolved ? mg_xasprintf("[%s]:%u", addr, port)
+                                                     : mg_xasprintf("%s:%u", addr, port);
+}
+
+struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg_destination *dst,
+                                    int n_workers, struct mg_diags *d)
+{
+    const struct mg_service_entry *se = find_se(cfg, dst->host);
+    if (!se) {
+        mg_warning(d, dst->pos, "destination host '%s' is not defined by any ServiceEntry; "
+                   "requests routed to it get 503", dst->host);
+        return NULL;
+    }
+    const struct mg_se_port *sp = NULL;
+    for (size_t i = 0; i < se->n_ports; i++)
+        if (se->ports[i].number == dst->port || (!dst->port && se->n_ports == 1))
+            sp = &se->ports[i];
+    uint16_t svc_port = sp ? sp->number : dst->port;
+    if (!svc_port) {
+        mg_error(d, dst->pos, "destination '%s' needs a port (its ServiceEntry has %zu ports)",
+                 dst->host, se->n_ports);
+        return NULL;
+    }
+    const struct mg_destination_rule *dr = find_dr(cfg, dst->host);
+    const struct mg_subset *sub = NULL;
+    if (dst->subset) {
+        for (size_t i = 0; dr && i < dr->n_subsets; i++)
+            if (strcmp(dr->subsets[i].name, dst->subset) == 0)
+                sub = &dr->subsets[i];
+        if (!sub) {
+            mg_error(d, dst->pos, "subset '%s' of '%s' is not defined by a DestinationRule",
+                     dst->subset, dst->host);
+            return NULL;
+        }
+    }
+    struct mg_cluster *cl = mg_xcalloc(1, sizeof(*cl));
+    cl->host = mg_xstrdup(dst->host);
+    cl->subset = dst->subset ? mg_xstrdup(dst->subset) : NULL;
+    cl->port = svc_port;
+    cl->name = mg_xasprintf("outbound|%u|%s|%s", svc_port, dst->subset ? dst->subset : "", dst->host);
+    cl->eps = mg_xcalloc(se->n_endpoints ? se->n_endpoints : 1, sizeof(*cl->eps));
+    uint16_t target = sp && sp->target_port ? sp->target_port : svc_port;
+    if (se->n_endpoints == 0 && (se->resolution == MG_RES_DNS || se->resolution == MG_RES_DNS_ROUND_ROBIN)
+        && se->hosts.n && se->hosts.v[0][0] != '*') {
+        ep_set(&cl->eps[cl->n_eps++], se->hosts.v[0], target);
+    }
+    for (size_t i = 0; i < se->n_endpoints; i++) {
+        const struct mg_workload_entry *we = &se->endpoints[i];
+        if (sub && !labels_subset(&sub->labels, &we->labels))
+            continue;
+        if (mg_has_prefix(we->address, "unix://"))
+            continue;
+        uint16_t port = target;
+        const char *pv = sp && sp->name ? mg_kvlist_get(&we->ports, sp->name) : NULL;
+        if (pv)
+            mg_parse_port(pv, false, &port);
+        ep_set(&cl->eps[cl->n_eps++], we->address, port);
+    }
+    const struct mg_traffic_policy *tp = NULL;
+    if (sub)
+        tp = port_policy(&sub->policy, svc_port);
+    if (!tp && dr)
+        tp = port_policy(&dr->policy, svc_port);
+    cl->lb = MG_LB_LEAST_REQUEST;
+    if (sp && (sp->protocol == MG_PROTO_HTTP2 || sp->protocol == MG_PROTO_GRPC))
+        cl->h2 = MG_UP_H2_REQUIRED;
+    cl->connect_timeout_ms = 10000;
+    cl->idle_timeout_ms = 3600000;
+    if (tp) {
+        if (tp->lb != MG_LB_UNSPECIFIED)
+            cl->lb = tp->lb;
+        if (tp->pool.present) {
+            cl->max_connections = tp->pool.max_connections;
+            cl->max_pending = tp->pool.http1_max_pending_requests;
+            cl->max_requests_per_conn = tp->pool.max_requests_per_connection;
+            if (tp->pool.connect_timeout_ms > 0)
+                cl->connect_timeout_ms = tp->pool.connect_timeout_ms;
+            if (tp->pool.http_idle_timeout_ms >= 0)
+                cl->idle_timeout_ms = tp->pool.http_idle_timeout_ms;
+            cl->max_requests = tp->pool.http2_max_requests;
+            cl->max_streams_per_conn = tp->pool.max_concurrent_streams;
+            cl->use_client_protocol = tp->pool.use_client_protocol;
+            if (tp->pool.h2_upgrade_policy == MG_H2UP_UPGRADE && cl->h2 == MG_UP_H1)
+                cl->h2 = MG_UP_H2_PREFER;
+        }
+        const struct mg_client_tls *t = &tp->tls;
+        if (t->present && t->mode == MG_CTLS_ISTIO_MUTUAL) {
+            /* not implemented yet: refuse the traffic, keep the rest of the config */
+            mg_warning(d, t->pos, "DestinationRule for '%s': tls mode ISTIO_MUTUAL is not supported "
+                       "yet; requests to it get 503", dst->host);
+            mg_cluster_free(cl);
+            return NULL;
+        }
+        if (t->present && t->mode != MG_CTLS_DISABLE) {
+            char err[256];
+            cl->tls = mg_tls_client_ctx_new(cfg, t, err, sizeof(err));
+            if (!cl->tls) {
+                mg_error(d, t->pos, "DestinationRule for '%s': %s", dst->host, err);
+                mg_cluster_free(cl);
+                return NULL;
+            }
+            cl->sni = mg_xstrdup(t->sni ? t->sni : dst->host);
+            cl->insecure = t->insecure_skip_verify;
+            const struct mg_slist *sans = t->subject_alt_names.n ? &t->subject_alt_names
+                                                                 : &se->subject_alt_names;
+            cl->n_sans = sans->n;
+            cl->sans = sans->n ? mg_xcalloc(sans->n, sizeof(char *)) : NULL;
+            for (size_t i = 0; i < sans->n; i++)
+                cl->sans[i] = mg_xstrdup(sans->v[i]);
+        }
+    }
+    cl->n_workers = n_workers;
+    cl->rt = mg_xcalloc((size_t)n_workers, sizeof(*cl->rt));
+    for (int i = 0; i < n_workers; i++)
+        cl->rt[i].active = mg_xcalloc(cl->n_eps ? cl->n_eps : 1, sizeof(uint32_t));
+    cl->stat_name = mg_intern(cl->name);
+    return cl;
+}
+
+void mg_cluster_free(struct mg_cluster *cl)
+{
+    if (!cl)
+        return;
+    for (size_t i = 0; i < cl->n_eps; i++) {
+        free(cl->eps[i].address);
+        free(cl->eps[i].label);
+    }
+    free(cl->eps);
+    for (int i = 0; cl->rt && i < cl->n_workers; i++) {
+        free(cl->rt[i].active);
+        free(cl->rt[i].pending);
+    }
+    free(cl->rt);
+    if (cl->tls)
+        SSL_CTX_free(cl->tls);
+    for (size_t i = 0; i < cl->n_sans; i++)
+        free(cl->sans[i]);
+    free(cl->sans);
+    free(cl->sni);
+    free(cl->name);
+    free(cl->host);
+    free(cl->subset);
+    free(cl);
+}

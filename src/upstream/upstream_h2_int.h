@@ -1,0 +1,85 @@
+/* upstream_h2_int.h - state shared by the HTTP/2 upstream client's files
+ * (upstream_h2.c: connections, session, entry points; upstream_h2_rx.c:
+ * nghttp2 receive callbacks and delivery to the downstream). Not for use
+ * outside them. */
+#ifndef MG_UPSTREAM_H2_INT_H
+#define MG_UPSTREAM_H2_INT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include "upstream/upstream_int.h"
+
+struct mg_snapshot;
+
+#define UP2_OUT_WM (256 * 1024)            /* stop serialising above this much output */
+#define UP2_BODY_WM (128 * 1024)           /* request body buffered per stream */
+#define UP2_STREAM_WINDOW (1 << 20)        /* our receive window per stream */
+#define UP2_CONN_WINDOW (16 << 20)         /* and per connection */
+#define UP2_ASSUMED_STREAMS 100            /* before the peer's SETTINGS arrive */
+#define UP2_MAX_RESP_HEADER_BYTES (64 * 1024)  /* nghttp2 does not enforce it (trap 8) */
+#define UP2_MAX_RESP_HEADERS 200
+#define UP2_DELIVER_STEP (64 * 1024)
+
+struct mg_up2_conn;
+
+struct mg_up2_stream {
+    struct mg_up2_stream *prev, *next;  /* the connection's streams */
+    struct mg_up2_conn *c;
+    struct mg_request *r;
+    int32_t id;                         /* 0 = not submitted yet (connecting) */
+    struct event *try_timer;
+    /* request body */
+    struct evbuffer *body;
+    bool body_eof, deferred, want_body;
+    /* response */
+    struct mg_kv *hv;                   /* header block being received (arena) */
+    size_t nh, caph, hbytes;
+    struct mg_kv *tv;                   /* trailers (arena) */
+    size_t nt, capt;
+    int status;
+    bool head_ready, head_sent, end_seen, end_on_head, closed, malformed, want_continue;
+    uint32_t err;                       /* RST_STREAM / close error code */
+    struct evbuffer *rbuf;              /* received, not yet taken by the downstream */
+};
+
+struct mg_up2_conn {
+    struct mg_up2_conn *next;           /* rt->h2 */
+    struct mg_cluster *cl;
+    struct mg_worker *w;
+    size_t ep;
+    struct bufferevent *bev;
+    SSL *ssl;
+    nghttp2_session *ng;
+    struct evdns_getaddrinfo_request *dnsreq;
+    struct event *pump_ev;
+    struct mg_up2_stream *streams;
+    size_t n_streams;
+    uint64_t n_total;                   /* streams ever opened (maxRequestsPerConnection) */
+    struct mg_snapshot *snap;           /* generation it serves (own reference: the
+                                         * cluster lives as long as the connection) */
+    int busy;
+    bool connected;
+    bool retired;                       /* GOAWAY, limit reached, old snapshot: no new streams */
+    bool dead;                          /* failed: free when no callback runs */
+    bool fail_connect;                  /* failed before the session started */
+};
+
+/* Forget the request side of s (counters, r->up2) and free it; the nghttp2
+ * stream no longer points at it and its unread window is given back
+ * (upstream_h2.c). */
+void mg_up2_stream_free(struct mg_up2_stream *s);
+
+/* upstream_h2_rx.c: install the receive callbacks; the request body's data
+ * provider; and the delivery pass, called at the top level only (it calls
+ * down ops, which may detach any stream of c). */
+void mg_up2_set_callbacks(nghttp2_session_callbacks *cbs);
+ssize_t mg_up2_body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *user);
+void mg_up2_dispatch(struct mg_up2_conn *c);
+
+#endif
