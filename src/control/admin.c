@@ -63,7 +63,8 @@ static const char *mode_name(const struct mg_srv *sv)
 
 static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
 {
-    mg_buf_printf(b, "{\"generation\":%llu,\"source\":", (unsigned long long)s->generation);
+    mg_buf_printf(b, "{\"generation\":%llu,\"policy_generation\":%llu,\"source\":",
+                  (unsigned long long)s->generation, (unsigned long long)s->policy_gen);
     json_s(b, s->cfg->source);
     mg_buf_adds(b, ",\"listeners\":[");
     for (size_t i = 0; i < s->n_ports; i++) {

@@ -3,7 +3,9 @@
  * Order: threads support -> TLS init -> load config (all errors, exit 1)
  * -> compile the snapshot -> bind every listener (per worker, SO_REUSEPORT)
  * -> workers -> admin -> signals -> READY=1. A reload (SIGHUP) repeats the
- * load and compile; anything failing keeps the old generation serving. */
+ * load and compile; a certificate rotation (the file watch) compiles the
+ * configuration model already loaded again; anything failing keeps the old
+ * generation serving. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -133,6 +135,21 @@ static struct mg_snapshot *load(struct gw *g, int n_workers)
     return s;
 }
 
+/* The serving generation's configuration model with the certificate
+ * material as it is on disk now. The configuration files are not read:
+ * what they say now was not signalled, and a half-applied edit would give
+ * new connections policies the open ones never get. */
+static struct mg_snapshot *rotate(struct gw *g)
+{
+    struct mg_diags d = { 0 };
+    struct mg_snapshot *s = mg_snapshot_rotate(g->snap, g->generation + 1, &d);
+    mg_diags_print(&d, stderr);
+    mg_diags_free(&d);
+    if (s)
+        g->generation++;
+    return s;
+}
+
 static void watch_add(const char *path, void *arg)
 {
     struct gw *g = arg;
@@ -157,8 +174,9 @@ static void watch_reset(struct gw *g)
         mg_snapshot_files(g->snap, watch_add, g);
 }
 
-/* Certificates and keys are re-read when they change (DESIGN 7): a change
- * rebuilds the snapshot exactly as SIGHUP does; connections stay up. */
+/* Certificates, keys, CRLs and CA files are re-read when they change
+ * (DESIGN 7): a change rotates them into a new generation with the same
+ * configuration model; connections stay up. */
 static bool watch_changed(struct gw *g)
 {
     for (size_t i = 0; i < g->n_watch; i++) {
@@ -173,7 +191,7 @@ static bool watch_changed(struct gw *g)
     return false;
 }
 
-static void reload(struct gw *g, bool files_only);
+static void reload(struct gw *g, bool rotation);
 
 static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -187,27 +205,32 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
     watch_reset(g);                     /* also after a rejected reload: do not retry in a loop */
 }
 
-/* files_only: the file watch saw certificate, key or CRL files change (no
- * SIGHUP); the new generation then keeps the policy generation of the old
- * one and existing connections are not recycled. */
-static void reload(struct gw *g, bool files_only)
+/* rotation: the file watch saw certificate material change (no SIGHUP).
+ * The new generation compiles the current configuration model again, so
+ * it keeps the policy generation and existing connections are not
+ * recycled; a SIGHUP loads a new model, whose policies every connection
+ * gets (the old ones are drained, worker.c). */
+static void reload(struct gw *g, bool rotation)
 {
     mg_sd_notify_reloading();
-    fprintf(stderr, "meshgate: reloading %s\n", g->path);
-    struct mg_snapshot *s = load(g, g->n);
+    const char *what = rotation ? "certificate rotation" : "configuration reload";
+    if (rotation)
+        fprintf(stderr, "meshgate: rotating certificates (configuration of generation %llu kept; "
+                "SIGHUP reloads %s)\n", (unsigned long long)g->snap->policy_gen, g->path);
+    else
+        fprintf(stderr, "meshgate: reloading %s\n", g->path);
+    struct mg_snapshot *s = rotation ? rotate(g) : load(g, g->n);
     if (!s || bind_new_ports(g, s) < 0) {
-        fprintf(stderr, "meshgate: reload rejected; generation %llu keeps serving\n",
-                (unsigned long long)g->generation);
+        fprintf(stderr, "meshgate: %s rejected; generation %llu keeps serving\n",
+                rotation ? "rotation" : "reload", (unsigned long long)g->snap->generation);
         mg_snapshot_unref(s);
         mg_metrics_reload(false);
         mg_sd_notify("READY=1");
         return;
     }
-    if (mg_accesslog_open(s->cfg->mesh.access_log_file) < 0)
+    if (!rotation && mg_accesslog_open(s->cfg->mesh.access_log_file) < 0)
         fprintf(stderr, "meshgate: cannot open access log %s: %s\n", s->cfg->mesh.access_log_file,
                 strerror(errno));
-    if (files_only && g->snap)
-        s->policy_gen = g->snap->policy_gen;
     mg_access_use_jwks(s->access, g->jwks);
     post_all(g, s);
     mg_snapshot_unref(g->snap);
@@ -216,7 +239,8 @@ static void reload(struct gw *g, bool files_only)
     if (g->admin)
         mg_admin_update(g->admin, g->w, g->n, s, true);
     mg_metrics_reload(true);
-    fprintf(stderr, "meshgate: generation %llu active\n", (unsigned long long)s->generation);
+    fprintf(stderr, "meshgate: generation %llu active (%s, policies of generation %llu)\n",
+            (unsigned long long)s->generation, what, (unsigned long long)s->policy_gen);
     mg_sd_notify("READY=1");
 }
 

@@ -252,13 +252,32 @@ static void bind_tls_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_
     }
 }
 
-struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint64_t generation,
-                                      struct mg_diags *d)
+/* The parsed configuration model, kept alive as long as a generation
+ * compiled from it is: a certificate rotation compiles it again instead of
+ * reading the configuration files, which may hold edits nobody signalled. */
+struct mg_model {
+    atomic_int refs;
+    struct mg_config *cfg;
+};
+
+static void model_unref(struct mg_model *m)
 {
+    if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    mg_config_free(m->cfg);
+    free(m);
+}
+
+/* Compile m (the caller's reference passes to the snapshot, also on failure). */
+static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t generation,
+                                 uint64_t policy_gen, struct mg_diags *d)
+{
+    struct mg_config *cfg = m->cfg;
     struct mg_snapshot *s = mg_xcalloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
     s->generation = generation;
-    s->policy_gen = generation;
+    s->policy_gen = policy_gen;
+    s->model = m;
     s->cfg = cfg;
     s->n_workers = n_workers > 0 ? n_workers : 1;
     size_t errors0 = d->errors;
@@ -357,6 +376,22 @@ struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint
     return s;
 }
 
+struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint64_t generation,
+                                      struct mg_diags *d)
+{
+    struct mg_model *m = mg_xcalloc(1, sizeof(*m));
+    atomic_init(&m->refs, 1);
+    m->cfg = cfg;
+    return build(m, n_workers, generation, generation, d);
+}
+
+struct mg_snapshot *mg_snapshot_rotate(const struct mg_snapshot *cur, uint64_t generation,
+                                       struct mg_diags *d)
+{
+    atomic_fetch_add_explicit(&cur->model->refs, 1, memory_order_relaxed);
+    return build(cur->model, cur->n_workers, generation, cur->policy_gen, d);
+}
+
 struct mg_snapshot *mg_snapshot_ref(struct mg_snapshot *s)
 {
     if (s)
@@ -401,7 +436,7 @@ void mg_snapshot_unref(struct mg_snapshot *s)
     mg_access_free(s->access);
     mg_inbound_free(s->inbound);
     free(s->spiffe_id);
-    mg_config_free(s->cfg);
+    model_unref(s->model);
     free(s);
 }
 

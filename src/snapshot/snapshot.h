@@ -1,9 +1,10 @@
 /* snapshot.h - one immutable, refcounted generation of compiled
  * configuration: listener ports, servers with their SSL_CTXs and route
  * tables, upstream clusters. Built on the main thread from a loaded
- * mg_config (which the snapshot then owns); read by every worker without
- * locks. A connection holds a reference for its whole life, so a reload
- * never changes what an in-flight request sees. */
+ * mg_config (which the snapshot then owns, shared with the generations a
+ * certificate rotation compiles from it again); read by every worker
+ * without locks. A connection holds a reference for its whole life, so a
+ * reload never changes what an in-flight request sees. */
 #ifndef MG_SNAPSHOT_H
 #define MG_SNAPSHOT_H
 #include <stdatomic.h>
@@ -20,6 +21,7 @@ struct mg_cluster;
 struct mg_access;
 struct mg_inbound_port;
 struct mg_inbound_set;
+struct mg_model;
 
 struct mg_tls_route_c {                 /* a VirtualService tls[] (or tcp[]) entry */
     const struct mg_tls_route *cfg;     /* NULL for a tcp route */
@@ -63,12 +65,15 @@ struct mg_port {                        /* one listening port */
 struct mg_snapshot {
     atomic_int refs;
     uint64_t generation;
-    /* The generation whose configuration (not only its certificate files)
-     * this one carries: a reload for rotated certificates, keys or CRLs keeps
-     * it, so connections of the previous generation are not recycled
-     * (mg_snapshot_recycles). */
+    /* The generation whose configuration model (policies, routes, modes:
+     * everything but the certificate material) this one carries. A
+     * certificate rotation compiles the same model again and keeps it, so
+     * connections of the previous generation are not recycled
+     * (mg_snapshot_recycles); a configuration reload loads a new model and
+     * takes its own generation. */
     uint64_t policy_gen;
-    struct mg_config *cfg;              /* owned */
+    struct mg_config *cfg;              /* = model's, read-only */
+    struct mg_model *model;             /* owns cfg; shared with rotations of it */
     char *spiffe_id;                    /* own identity (for XFCC By=) */
     int n_workers;
     struct mg_port *ports;
@@ -91,6 +96,15 @@ struct mg_snapshot {
  * to d; returns NULL when any error was found. */
 struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint64_t generation,
                                       struct mg_diags *d);
+
+/* A certificate rotation: compile the configuration model `cur` was built
+ * from again (the very same parsed model, not a new read of the
+ * configuration files), so only certificate, key, CRL and CA files are read
+ * anew and a policy edited on disk but not signalled does not go live. The
+ * result keeps cur's policy generation. NULL (errors in d) when a file no
+ * longer loads; cur is unchanged either way. */
+struct mg_snapshot *mg_snapshot_rotate(const struct mg_snapshot *cur, uint64_t generation,
+                                       struct mg_diags *d);
 
 /* Reference counting; the last unref frees everything (any thread: the free
  * touches no event loop). NULL is ignored. */

@@ -167,7 +167,20 @@ static void test_snapshot_and_routes(void)
        strcmp(cl->eps[1].label, "[::1]:80") == 0, "endpoint ports from ports[name] or the service port");
     ok(d.warnings >= 1, "a warning for the destination without ServiceEntry");
     mg_diags_free(&d);
-    mg_snapshot_unref(s);
+
+    /* a certificate rotation compiles the same model again: nothing re-read,
+     * the policy generation kept, the model alive until its last generation */
+    struct mg_diags d2 = { 0 };
+    struct mg_snapshot *r2 = mg_snapshot_rotate(s, 8, &d2);
+    ok(r2 && r2->cfg == s->cfg && r2->model == s->model, "rotation shares the configuration model");
+    ok(r2 && r2->generation == 8 && r2->policy_gen == 7 && !mg_snapshot_recycles(s, r2),
+       "rotation: new generation, same policy generation, nothing recycled");
+    mg_diags_free(&d2);
+    mg_snapshot_unref(s);               /* the older generation goes first */
+    const struct mg_port *p2 = r2 ? mg_snapshot_port(r2, 8080) : NULL;
+    struct mg_srv *a2 = p2 ? mg_port_host_server(p2, "a.example.com") : NULL;
+    ok(a2 && strcmp(a2->cfg->port_name, "a") == 0, "the rotated generation still reads the model");
+    mg_snapshot_unref(r2);
 }
 
 static void test_snapshot_errors(void)
