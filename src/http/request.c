@@ -18,6 +18,7 @@
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
 #include "net/worker.h"
+#include "net/tls.h"
 
 /* ---- arena ---- */
 
@@ -195,12 +196,14 @@ static int phase_server(struct mg_request *r)
         struct mg_srv *sv = c->sni_srv;
         if (sv) {
             /* The server the Host itself selects (exact, then the longest
-             * wildcard, as for SNI): when its client authentication differs,
-             * 421, also when the SNI's server is a wildcard that covers the
-             * Host too (SNI x.example.com on SIMPLE *.example.com must not
-             * reach the MUTUAL admin.example.com). */
+             * wildcard, as for SNI): unless its TLS is the SNI server's
+             * (mode, versions, ciphers, certificate, client-certificate
+             * requirements), 421, whatever this handshake negotiated, and
+             * also when the SNI's server is a wildcard that covers the Host
+             * too (SNI x.example.com on SIMPLE *.example.com must not reach
+             * the MUTUAL admin.example.com). */
             struct mg_srv *other = mg_port_host_server(c->port, r->host);
-            if (other && other != sv && !mg_srv_same_tls(other, sv)) {
+            if (other && other != sv && !mg_tls_same_settings(other, sv)) {
                 mg_request_reply(r, 421, "Misdirected Request", "host_sni_mismatch", false);
                 return -1;
             }

@@ -384,14 +384,67 @@ static void sid_add_list(EVP_MD_CTX *md, const struct mg_slist *l)
         sid_adds(md, l->v[i]);
 }
 
-/* A file's bytes (trust material changes with a rotation, not its path). */
+/* A file's bytes: trust material changes with a rotation, not its path, and
+ * two servers naming the same bytes by different paths trust alike. */
 static void sid_add_file(EVP_MD_CTX *md, const char *path)
 {
     size_t n = 0;
     char *data = path ? mg_read_file(path, 16u << 20, &n) : NULL;
-    sid_adds(md, path);
     sid_add(md, data, data ? n : 0);
     free(data);
+}
+
+static void sid_add_x509(EVP_MD_CTX *md, X509 *x)
+{
+    unsigned char *der = NULL;
+    int n = x ? i2d_X509(x, &der) : 0;
+    sid_add(md, der, n > 0 ? (size_t)n : 0);
+    OPENSSL_free(der);
+}
+
+static EVP_MD_CTX *sid_begin(const char *what)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        mg_oom();
+    sid_adds(md, what);
+    return md;
+}
+
+static void sid_end(EVP_MD_CTX *md, unsigned char out[32])
+{
+    unsigned int n = 0;
+    if (!EVP_DigestFinal_ex(md, out, &n) || n != 32)
+        mg_oom();
+    EVP_MD_CTX_free(md);
+}
+
+/* Everything of a server's TLS but its certificate: the protocol bounds and
+ * cipher list it accepts, and what a client certificate must satisfy (mode,
+ * CAs, CRL, SANs, pins; nothing for SIMPLE, which asks for none). The
+ * effective values are hashed, so that spellings of one setting agree. */
+static void server_auth(const struct mg_server_tls *t, SSL_CTX *ctx, const char *caf,
+                        const char *ca_pem, unsigned char out[32])
+{
+    EVP_MD_CTX *md = sid_begin("meshgate server auth v1");
+    int v[3] = { (int)t->mode, (int)SSL_CTX_get_min_proto_version(ctx),
+                 (int)SSL_CTX_get_max_proto_version(ctx) };
+    sid_add(md, v, sizeof(v));
+    STACK_OF(SSL_CIPHER) *cs = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; cs && i < sk_SSL_CIPHER_num(cs); i++)
+        sid_adds(md, SSL_CIPHER_get_name(sk_SSL_CIPHER_value(cs, i)));
+    if (t->mode != MG_TLS_SIMPLE) {
+        sid_add(md, &t->insecure_skip_verify, sizeof(t->insecure_skip_verify));
+        sid_add_list(md, &t->subject_alt_names);
+        sid_add_list(md, &t->verify_certificate_spki);
+        sid_add_list(md, &t->verify_certificate_hash);
+        if (ca_pem)
+            sid_adds(md, ca_pem);
+        else
+            sid_add_file(md, caf);
+        sid_add_file(md, t->ca_crl);
+    }
+    sid_end(md, out);
 }
 
 /* The session id context of a server. Session tickets are shared by every
@@ -400,33 +453,44 @@ static void sid_add_file(EVP_MD_CTX *md, const char *path)
  * server (no client certificate) would resume on a MUTUAL one and stand in
  * for the certificate. OpenSSL refuses to resume a session whose context
  * differs, so a session only resumes on the server block it was made on,
- * with the same client-authentication settings and trust material. */
-static void server_sid(const struct mg_srv *srv, const struct mg_server_tls *t, const char *caf,
-                       const char *ca_pem, unsigned char out[32])
+ * with the same client-authentication settings and trust material. The
+ * server certificate is left out: a rotated certificate keeps sessions. */
+static void server_sid(const struct mg_srv *srv, const unsigned char auth[32],
+                       unsigned char out[32])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned int n = 0;
-    int mode = (int)t->mode;
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
-        mg_oom();
-    sid_adds(md, "meshgate server session v1");
+    EVP_MD_CTX *md = sid_begin("meshgate server session v2");
     sid_adds(md, srv->label);
     sid_add(md, &srv->port->number, sizeof(srv->port->number));
-    sid_add(md, &mode, sizeof(mode));
-    sid_add(md, &t->insecure_skip_verify, sizeof(t->insecure_skip_verify));
     for (size_t i = 0; i < srv->n_hosts; i++)
         sid_adds(md, srv->hosts[i]);
-    sid_add_list(md, &t->subject_alt_names);
-    sid_add_list(md, &t->verify_certificate_spki);
-    sid_add_list(md, &t->verify_certificate_hash);
-    if (ca_pem)
-        sid_adds(md, ca_pem);
-    else
-        sid_add_file(md, caf);
-    sid_add_file(md, t->ca_crl);
-    if (!EVP_DigestFinal_ex(md, out, &n) || n != 32)
-        mg_oom();
-    EVP_MD_CTX_free(md);
+    sid_add(md, auth, 32);
+    sid_end(md, out);
+}
+
+/* The TLS a client meets on a server: its settings and the certificate with
+ * its chain as loaded (bytes, not file names). Two servers of a port are
+ * one TLS for a Host switch only when this is equal (mg_tls_same_settings). */
+static void server_tls_id(SSL_CTX *ctx, const unsigned char auth[32], unsigned char out[32])
+{
+    EVP_MD_CTX *md = sid_begin("meshgate server tls v1");
+    STACK_OF(X509) *chain = NULL, *extra = NULL;
+    sid_add(md, auth, 32);
+    sid_add_x509(md, SSL_CTX_get0_certificate(ctx));
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    SSL_CTX_get_extra_chain_certs_only(ctx, &extra);
+    for (int i = 0; chain && i < sk_X509_num(chain); i++)
+        sid_add_x509(md, sk_X509_value(chain, i));
+    sid_adds(md, "extra");
+    for (int i = 0; extra && i < sk_X509_num(extra); i++)
+        sid_add_x509(md, sk_X509_value(extra, i));
+    sid_end(md, out);
+}
+
+bool mg_tls_same_settings(const struct mg_srv *a, const struct mg_srv *b)
+{
+    if (a == b)
+        return true;
+    return a->ctx && b->ctx && memcmp(a->tls_id, b->tls_id, sizeof(a->tls_id)) == 0;
 }
 
 /* Switch the connection to the chosen server's context. Trap 7: the new
@@ -620,7 +684,10 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
         }
         srv->ciphers = b.p;
     }
-    server_sid(srv, t, caf, ca_pem, srv->sid);
+    unsigned char auth[32];
+    server_auth(t, ctx, caf, ca_pem, auth);
+    server_sid(srv, auth, srv->sid);
+    server_tls_id(ctx, auth, srv->tls_id);
     SSL_CTX_set_session_id_context(ctx, srv->sid, sizeof(srv->sid));
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);

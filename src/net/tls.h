@@ -37,6 +37,12 @@ void mg_tls_set_sni(SSL_CTX *ctx, struct mg_port *port);
 /* The server that SNI chose for this connection (NULL before/without). */
 struct mg_srv *mg_tls_selected_server(const SSL *ssl);
 
+/* Do two servers of a port present the same TLS: mode, protocol bounds,
+ * ciphers, certificate and chain, client-certificate requirements and trust
+ * material? A request whose Host selects another server than the SNI did is
+ * answered 421 unless they do. */
+bool mg_tls_same_settings(const struct mg_srv *a, const struct mg_srv *b);
+
 /* Offer h2 in ALPN (set by the HTTP/2 module once it exists). */
 extern bool mg_tls_alpn_h2;
 

@@ -530,35 +530,3 @@ struct mg_srv *mg_port_host_server(const struct mg_port *p, const char *host)
 {
     return select_server(p, host && *host ? host : NULL);
 }
-
-static bool slist_eq(const struct mg_slist *a, const struct mg_slist *b)
-{
-    if (a->n != b->n)
-        return false;
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i], b->v[i]) != 0)
-            return false;
-    return true;
-}
-
-bool mg_srv_same_tls(const struct mg_srv *a, const struct mg_srv *b)
-{
-    if (a == b)
-        return true;
-    const struct mg_server_tls *x = &a->cfg->tls, *y = &b->cfg->tls;
-    /* the client-authentication policy is what a Host switch could bypass;
-     * the certificate itself does not matter (it covered the SNI already) */
-    if (x->mode != y->mode)
-        return false;
-    if (x->mode == MG_TLS_SIMPLE)
-        return true;
-    /* mutual modes: the client CAs may come from the credential */
-    return streq0(x->ca_certificates, y->ca_certificates) &&
-           (x->ca_certificates || streq0(x->credential_name, y->credential_name)) &&
-           x->insecure_skip_verify == y->insecure_skip_verify &&
-           slist_eq(&x->subject_alt_names, &y->subject_alt_names) &&
-           slist_eq(&x->verify_certificate_hash, &y->verify_certificate_hash) &&
-           slist_eq(&x->verify_certificate_spki, &y->verify_certificate_spki) &&
-           streq0(x->ca_crl, y->ca_crl) &&
-           x->min_version == y->min_version && x->max_version == y->max_version;
-}

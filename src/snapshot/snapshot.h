@@ -45,6 +45,7 @@ struct mg_srv {                         /* one compiled Gateway server */
     SSL_CTX *ctx;                       /* tls only */
     char *ciphers;                      /* TLS 1.2 cipher list (copied to the SSL on SNI switch) */
     unsigned char sid[32];              /* session id context (tls.c: server_sid) */
+    unsigned char tls_id[32];           /* settings + certificate (tls.c: server_tls_id) */
     struct mg_route_table routes;
     char *label;                        /* "gw-ns/gw-name/index" for logs */
 };
@@ -134,9 +135,5 @@ struct mg_srv *mg_port_sni_server(const struct mg_port *p, const char *sni);
 
 /* The server of a port for a request Host (lower-case, no port), same order. */
 struct mg_srv *mg_port_host_server(const struct mg_port *p, const char *host);
-
-/* Do two servers present the same TLS settings (certificate source, mode,
- * client CAs)? Decides 421 for a Host/SNI mismatch. */
-bool mg_srv_same_tls(const struct mg_srv *a, const struct mg_srv *b);
 
 #endif

@@ -149,8 +149,8 @@ is "$mesh_fp" "$(fp "$P/gateway/cert-chain.pem")" "ISTIO_MUTUAL presents the Pro
 # Host / SNI consistency
 is "$(mg_http_code "${C[@]}" --resolve "a.example.com:$port:127.0.0.1" -H "Host: mtls.example.com" \
     "https://a.example.com:$port/echo")" 421 "SNI of a SIMPLE server, Host of the MUTUAL one: 421"
-is "$(mg_http_code "${C[@]}" -H "Host: b.example.com" "https://a.example.com:$port/echo")" 200 \
-    "Host of another SIMPLE server (same TLS settings) is served"
+is "$(mg_http_code "${C[@]}" -H "Host: b.example.com" "https://a.example.com:$port/echo")" 421 \
+    "Host of another SIMPLE server with another certificate: 421 (test 11: same TLS is served)"
 is "$(mg_http_code "${C[@]}" -H "Host: nowhere.test" "https://a.example.com:$port/echo")" 404 \
     "Host of no server: 404"
 ok "421 logged with its reason" dp_wait_log "$DP_ACCESS_LOG" '"reason":"host_sni_mismatch".*"response_code":421'
