@@ -421,10 +421,11 @@ static void sid_end(EVP_MD_CTX *md, unsigned char out[32])
 
 /* Everything of a server's TLS but its certificate: the protocol bounds and
  * cipher list it accepts, and what a client certificate must satisfy (mode,
- * CAs, CRL, SANs, pins; nothing for SIMPLE, which asks for none). The
+ * CAs, CRL, SANs, pins, the mesh trust domains for ISTIO_MUTUAL; nothing
+ * for SIMPLE, which asks for none). The
  * effective values are hashed, so that spellings of one setting agree. */
-static void server_auth(const struct mg_server_tls *t, SSL_CTX *ctx, const char *caf,
-                        const char *ca_pem, unsigned char out[32])
+static void server_auth(const struct mg_config *c, const struct mg_server_tls *t, SSL_CTX *ctx,
+                        const char *caf, const char *ca_pem, unsigned char out[32])
 {
     EVP_MD_CTX *md = sid_begin("meshgate server auth v1");
     int v[3] = { (int)t->mode, (int)SSL_CTX_get_min_proto_version(ctx),
@@ -443,6 +444,11 @@ static void server_auth(const struct mg_server_tls *t, SSL_CTX *ctx, const char 
         else
             sid_add_file(md, caf);
         sid_add_file(md, t->ca_crl);
+    }
+    if (t->mode == MG_TLS_ISTIO_MUTUAL) {
+        /* the SPIFFE trust domains a peer may belong to (mesh_td_ok) */
+        sid_adds(md, c->mesh.trust_domain ? c->mesh.trust_domain : "cluster.local");
+        sid_add_list(md, &c->mesh.trust_domain_aliases);
     }
     sid_end(md, out);
 }
@@ -685,7 +691,7 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
         srv->ciphers = b.p;
     }
     unsigned char auth[32];
-    server_auth(t, ctx, caf, ca_pem, auth);
+    server_auth(c, t, ctx, caf, ca_pem, auth);
     server_sid(srv, auth, srv->sid);
     server_tls_id(ctx, auth, srv->tls_id);
     SSL_CTX_set_session_id_context(ctx, srv->sid, sizeof(srv->sid));

@@ -136,11 +136,13 @@ static SSL_CTX *mesh_ctx(struct mg_inbound_set *set, const struct mg_config *c, 
     if (!ctx)
         return NULL;
     SSL_CTX_set_ex_data(ctx, td_idx, set);
-    /* Tickets are sealed with the process-wide key ring: a session from a
-     * Gateway server that asked for no client certificate must never resume
-     * here, so mesh sessions get their own id context. */
-    static const unsigned char sid[] = "meshgate-inbound-mtls";
-    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    /* Tickets are sealed with the process-wide key ring, so the session id
+     * context is what keeps a session where it was verified: the one
+     * mg_tls_server_ctx_new set is this port's (its label and bind port)
+     * and digests the trust it was verified against (the mesh roots, the
+     * trust domain and its aliases). A constant here let a session resume
+     * after a reload had changed the roots or dropped an alias, with no
+     * certificate check, and it must not be overridden. */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, mesh_verify_cb);
     /* Istio's sidecar inbound TLS 1.2 defaults (istio-semantics 3); TLS 1.3
      * keeps OpenSSL's AEAD-only suites */
