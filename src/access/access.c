@@ -299,6 +299,8 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a, struct 
     at->host = r->authority;
     at->path = r->path;
     at->path_len = strlen(r->path);
+    at->path_query = r->path_query;
+    at->scheme = r->conn->ssl ? "https" : "http";
     struct mg_header *h = mg_rq_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
     size_t xff_len = 0, n_xff = 0;
     for (size_t i = 0; i < r->n_h; i++) {
@@ -462,7 +464,7 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
     for (size_t i = 0; i < r->n_h; i++)
         h[i] = (struct mg_header){ r->h[i].key, strlen(r->h[i].key), r->h[i].value,
                                    strlen(r->h[i].value) };
-    const char *pq = r->query ? mg_rq_printf(&r->arena, "%s?%s", r->path, r->query) : r->path;
+    const char *pq = r->path_query;
     struct mg_ra_request q = {
         .method = r->method, .scheme = r->conn->ssl ? "https" : "http",
         .authority = r->authority, .path = pq, .path_len = strlen(pq),
@@ -500,6 +502,7 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
     if (res->new_path) {
         const char *qm = strchr(res->new_path, '?');
         r->query = qm ? mg_rq_strndup(&r->arena, qm + 1, strlen(qm + 1)) : NULL;
+        r->path_query = mg_rq_printf(&r->arena, "%s%s%s", r->path, qm ? "?" : "", qm ? qm + 1 : "");
     }
     return true;
 }

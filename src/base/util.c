@@ -192,6 +192,31 @@ void mg_lower(char *s)
         *s = (char)lc((unsigned char)*s);
 }
 
+bool mg_pseudo_header(const struct mg_pseudo_headers *p, const char *name, size_t len,
+                      const char **value)
+{
+    if (len == 4 && mg_strncasecmp(name, "host", 4) == 0)
+        *value = p->authority;
+    else if (len == 10 && mg_strncasecmp(name, ":authority", 10) == 0)
+        *value = p->authority;
+    else if (len == 5 && mg_strncasecmp(name, ":path", 5) == 0)
+        *value = p->path;
+    else if (len == 7 && mg_strncasecmp(name, ":method", 7) == 0)
+        *value = p->method;
+    else if (len == 7 && mg_strncasecmp(name, ":scheme", 7) == 0)
+        *value = p->scheme;
+    else
+        return false;
+    return true;
+}
+
+bool mg_pseudo_header_possible(const char *name, size_t len)
+{
+    static const struct mg_pseudo_headers all = { "", "", "", "" };
+    const char *v;
+    return len == 0 || name[0] != ':' || mg_pseudo_header(&all, name, len, &v);
+}
+
 int mg_parse_duration_ms(const char *s, int64_t *ms)
 {
     /* Units in nanoseconds; "0" alone is accepted as Go does. */

@@ -51,6 +51,44 @@ bool mg_has_prefix(const char *s, const char *prefix);
 bool mg_has_suffix(const char *s, const char *suffix);
 void mg_lower(char *s);
 
+/* ---- the request pseudo-headers, as Envoy's header map holds them ----
+ *
+ * Envoy keeps an HTTP/1.1 request's Host as :authority and gives it the
+ * same :path, :method and :scheme an HTTP/2 request carries, so a header
+ * condition (AuthorizationPolicy `request.headers[...]`) or header match
+ * (VirtualService `headers`, `withoutHeaders`) names the same field with
+ * the same value whichever protocol the client spoke. Every lookup of a
+ * header by name for policy or routing asks mg_pseudo_header first. */
+struct mg_pseudo_headers {
+    const char *authority;              /* Host / :authority as received, port kept */
+    /* :path as Envoy's matchers see it: the path after normalization (dot
+     * segments, slash merging, decoding: Envoy's connection manager
+     * rewrites :path in place before any filter), the fragment dropped,
+     * the query kept byte for byte; i.e. the path and query forwarded
+     * upstream, before a route's rewrite (which the router applies to the
+     * upstream request only, after authorization). Authorization runs
+     * after request authentication, so it sees a token query parameter
+     * already removed; routing, before it, still sees it. "*" for OPTIONS *. */
+    const char *path;
+    const char *method;
+    /* "http" or "https" from the downstream connection, also for an HTTP/2
+     * client whatever :scheme it sent: the value x-forwarded-proto and a
+     * route's `scheme` match use, which a client cannot choose. */
+    const char *scheme;
+};
+
+/* Is `name` (`len` bytes, any case) held as a pseudo-header: ":authority",
+ * "host" (the same field), ":path", ":method" or ":scheme"? Then *value is
+ * its value (NULL when p lacks it) and the regular header fields must not be
+ * consulted for that name (an HTTP/1.1 Host field is :authority already):
+ * true. Otherwise false: look among the regular fields. */
+bool mg_pseudo_header(const struct mg_pseudo_headers *p, const char *name, size_t len,
+                      const char **value);
+
+/* Can a request carry a header of this name? False for a pseudo-header name
+ * (leading ':') other than the four above, which no request has. */
+bool mg_pseudo_header_possible(const char *name, size_t len);
+
 /* Parse a protobuf/Go style duration: "10s", "1.5s", "100ms", "2m", "1h",
  * "1h30m", "500us", "0s". Writes milliseconds (sub-ms rounds up unless 0).
  * Returns 0, or -1 on a malformed or negative value or overflow. */

@@ -401,6 +401,15 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
             q->scheme = mg_has_prefix(o->url, "https://") ? "https" : "http";
     }
     a->host = o->host ? o->host : q->authority;
+    /* a Host given as --header is the authority too (one field in Envoy's
+     * header map), when neither --host nor the URL names one */
+    for (size_t i = 0; !a->host && i < o->n_headers; i++)
+        if (mg_strncasecmp(o->headers[i], "host:", 5) == 0) {
+            const char *v = o->headers[i] + 5;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            a->host = v;
+        }
     if (o->port && mg_parse_port(o->port, true, &port) < 0) {
         fprintf(stderr, "meshgate authz: --port '%s': not a port\n", o->port);
         return -1;
@@ -455,6 +464,8 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
         return 1;
     a->path = out;
     a->path_len = plen;
+    a->path_query = out;        /* :path: the normalized path and query */
+    a->scheme = q->scheme;
     q->norm_len = outlen;
     return 0;
 }
@@ -574,6 +585,8 @@ static int decide(const struct opts *o, const struct mg_policy_set *s, const str
         mg_explain_authenticate(ra, &keys, &rq, now, &an);
         q->a.headers = an.hdr;          /* as edited: token removed, claim headers set */
         q->a.n_headers = an.n_hdr;
+        if (an.res.new_path)            /* a token query parameter removed */
+            q->a.path_query = an.res.new_path;
         mg_reqauthn_attrs(&an.res, &q->a);
     }
     if (an.res.status == MG_RA_DENY_401 || an.res.status == MG_RA_DENY_403) {
@@ -599,6 +612,7 @@ static int decide(const struct opts *o, const struct mg_policy_set *s, const str
     /* q->a borrows the edited headers and the token: point it back */
     q->a.headers = q->hdr;
     q->a.n_headers = q->n_hdr;
+    q->a.path_query = q->norm;
     mg_reqauthn_attrs(&(struct mg_ra_result){0}, &q->a);
     mg_explain_authn_free(&an);
     return rc;

@@ -234,6 +234,10 @@ static bool read_header_matches(struct mg_cfg *x, const char *key, const struct 
                      mg_cfg_field(x, NULL));
             continue;
         }
+        if (names && !mg_pseudo_header_possible(k->str, strlen(k->str)))
+            mg_warning(x->d, k->pos, "no request has the pseudo-header \"%s\" (only :authority, "
+                       ":path, :method and :scheme) in %s: it is never present", k->str,
+                       mg_cfg_field(x, NULL));
         struct mg_header_match *h = MG_CFG_PUSH(*out, *n);
         h->name = mg_xstrdup(k->str);
         if (names)

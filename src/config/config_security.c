@@ -262,6 +262,10 @@ static char *bracket_key(struct mg_cfg *x, const char *key, size_t plen, bool mu
             mg_buf_free(&b);
             return NULL;
         }
+        if (header && !mg_pseudo_header_possible(seg, n))
+            mg_warning(x->d, pos, "when key \"%s\": no request has the pseudo-header \"%s\" "
+                       "(only :authority, :path, :method and :scheme): the condition never "
+                       "matches", key, seg);
         mg_buf_printf(&b, "[%s]", seg);
         free(seg);
         segs++;

@@ -173,6 +173,9 @@ static int phase_normalize(struct mg_request *r)
         mg_request_reply(r, 400, "Bad Request", "path_normalization", true);
         return -1;
     }
+    /* what Envoy's header matchers see as :path: the normalized path with
+     * the query, which is also what goes upstream (rewrites aside) */
+    r->path_query = mg_rq_strndup(&r->arena, out, olen);
     if (plen < olen && out[plen] == '?')
         r->query = out + plen + 1;
     out[plen] = '\0';
@@ -241,7 +244,8 @@ static int phase_route(struct mg_request *r)
     const struct mg_vhost *vh = mg_router_vhost(&r->srv->routes, r->host);
     if (vh) {
         struct mg_route_input in = {
-            .method = r->method, .path = r->path, .query = r->query, .authority = r->authority,
+            .method = r->method, .path = r->path, .query = r->query, .path_query = r->path_query,
+            .authority = r->authority,
             .scheme = r->conn->ssl ? "https" : "http", .port = r->conn->port->number,
             .headers = r->h, .n_headers = r->n_h,
             .gw = r->srv->gw, .proxy_labels = &r->snap->cfg->proxy.meta.labels,

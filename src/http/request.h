@@ -70,6 +70,8 @@ struct mg_request {
     const char *target;                 /* as received */
     char *path;                         /* normalized, no query, no fragment */
     char *query;                        /* after '?', NULL = none */
+    const char *path_query;             /* path and "?query": :path for header conditions
+                                         * and matches (util.h mg_pseudo_headers) */
     char *host;                         /* lower-case, port removed */
     const char *authority;              /* Host as received */
     const char *protocol;               /* "HTTP/1.1", "HTTP/1.0", "HTTP/2" */

@@ -34,6 +34,14 @@ struct mg_attrs {
     const char *host;                   /* :authority / Host, port not stripped */
     const char *path;                   /* normalized path, no query, no fragment */
     size_t path_len;                    /* bytes of path (need not be NUL terminated) */
+    /* Header conditions also see the pseudo-headers (util.h
+     * mg_pseudo_header): :authority (= host) and :method are `host` and
+     * `method` above; these two are :path (normalized path plus "?query",
+     * NUL terminated) and :scheme ("http"/"https"). NULL = absent. */
+    const char *path_query;
+    const char *scheme;
+    /* The regular header fields. A "host" entry among them is never
+     * consulted: request.headers[host] is `host` above. */
     const struct mg_header *headers;
     size_t n_headers;
 

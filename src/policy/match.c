@@ -250,6 +250,14 @@ static bool any_claim(const struct mg_field *f, const struct mg_attrs *a,
 static bool any_header(const struct mg_field *f, const struct mg_attrs *a,
                        const struct mg_pm *pm, size_t npm)
 {
+    const struct mg_pseudo_headers ps = { a->host, a->path_query, a->method, a->scheme };
+    const char *pv;
+    if (mg_pseudo_header(&ps, f->hname, f->hname_len, &pv)) {
+        for (size_t k = 0; pv && k < npm; k++)
+            if (pm[k].kind == MG_PM_PRESENT || mg_pm_match_str(&pm[k], pv, strlen(pv)))
+                return true;
+        return false;
+    }
     for (size_t i = 0; i < a->n_headers; i++) {
         const struct mg_header *h = &a->headers[i];
         if (h->name_len != f->hname_len || !bytes_eq(h->name, f->hname, h->name_len, true))

@@ -232,6 +232,12 @@ bool mg_csm_match(const struct mg_csm *m, const char *s, size_t len, bool icase)
 
 static bool header_any(const struct mg_route_input *in, const struct mg_chdr *h, bool *present)
 {
+    const struct mg_pseudo_headers ps = { in->authority, in->path_query, in->method, in->scheme };
+    const char *pv;
+    if (mg_pseudo_header(&ps, h->name, strlen(h->name), &pv)) {
+        *present = pv != NULL;
+        return pv && mg_csm_match(&h->m, pv, strlen(pv), false);
+    }
     *present = false;
     for (size_t i = 0; i < in->n_headers; i++) {
         if (strcmp(in->headers[i].key, h->name) != 0)

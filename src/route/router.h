@@ -89,11 +89,14 @@ void mg_route_free(struct mg_route *r);
 const struct mg_vhost *mg_router_vhost(const struct mg_route_table *t, const char *host);
 
 /* What a route match looks at. Headers are (name, value) pairs; a repeated
- * header is matched value by value. */
+ * header is matched value by value. A header match on a pseudo-header
+ * (:authority or host, :path, :method, :scheme) takes the value from the
+ * fields below (util.h mg_pseudo_header), never from `headers`. */
 struct mg_route_input {
     const char *method;
     const char *path;                   /* normalized, without query */
     const char *query;                  /* after '?', NULL = none */
+    const char *path_query;             /* :path for header matches: path and "?query" */
     const char *authority;              /* Host as received (port kept) */
     const char *scheme;
     uint16_t port;                      /* listener port */

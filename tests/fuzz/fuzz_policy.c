@@ -42,6 +42,7 @@ static void run_request(const struct mg_policy_set *s, const char *req, size_t l
     }
     a.is_http = !(len > 0 && (req[0] & 1));
     a.method = "GET";
+    a.scheme = "https";
     a.dest.port = len > 1 ? (uint16_t)(((unsigned char)req[0] << 8) | (unsigned char)req[1]) : 443;
     if (n > 0) {
         for (int m = 0; m < 4; m++) {
@@ -52,6 +53,7 @@ static void run_request(const struct mg_policy_set *s, const char *req, size_t l
             if (rc == 0) {
                 a.path = norm;
                 a.path_len = plen;
+                a.path_query = norm;    /* request.headers[:path] */
             }
         }
     }

@@ -79,10 +79,35 @@ static void misc(void)
     ok(mg_read_file("/etc/passwd", 2, &n) == NULL && errno == EFBIG, "file over the cap");
 }
 
+/* The header map Envoy's matchers see: Host is :authority, and the
+ * pseudo-headers are looked up by name on either protocol. */
+static void pseudo_headers(void)
+{
+    const struct mg_pseudo_headers p = { "a.example.com:8443", "/x?q=1", "GET", "https" };
+    const char *v = "unset";
+    ok(mg_pseudo_header(&p, "host", 4, &v) && v == p.authority, "host is :authority");
+    ok(mg_pseudo_header(&p, "Host", 4, &v) && v == p.authority, "... in any case");
+    ok(mg_pseudo_header(&p, ":authority", 10, &v) && v == p.authority, ":authority");
+    ok(mg_pseudo_header(&p, ":path", 5, &v) && v == p.path, ":path");
+    ok(mg_pseudo_header(&p, ":method", 7, &v) && v == p.method, ":method");
+    ok(mg_pseudo_header(&p, ":scheme", 7, &v) && v == p.scheme, ":scheme");
+    ok(!mg_pseudo_header(&p, "x-host", 6, &v), "x-host is a regular field");
+    ok(!mg_pseudo_header(&p, ":pathx", 6, &v) && !mg_pseudo_header(&p, "hos", 3, &v),
+       "names are compared whole");
+    const struct mg_pseudo_headers none = { 0 };
+    v = "unset";
+    ok(mg_pseudo_header(&none, "host", 4, &v) && v == NULL, "absent authority: NULL, still pseudo");
+    ok(mg_pseudo_header_possible(":path", 5) && mg_pseudo_header_possible("x-a", 3),
+       ":path and regular names are possible");
+    ok(!mg_pseudo_header_possible(":status", 7) && !mg_pseudo_header_possible(":protocol", 9),
+       ":status and :protocol are never in a request here");
+}
+
 int main(void)
 {
     durations();
     cidrs();
     misc();
+    pseudo_headers();
     return tap_done();
 }
