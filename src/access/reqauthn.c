@@ -250,6 +250,7 @@ struct found {
     const char *tok;
     size_t len;
     const struct ra_loc *loc;
+    char *owned;                /* a percent-decoded copy tok points into, or NULL */
 };
 
 /* Every token a rule's locations hold: Envoy verifies them all, so a
@@ -263,13 +264,22 @@ struct found_list {
     bool over;                  /* more than RA_MAX_TOKENS: refused */
 };
 
-static void found_add(struct found_list *fl, const char *tok, size_t len, const struct ra_loc *l)
+static void found_add(struct found_list *fl, const char *tok, size_t len, const struct ra_loc *l,
+                      char *owned)
 {
     if (fl->n == RA_MAX_TOKENS) {
         fl->over = true;
+        free(owned);
         return;
     }
-    fl->v[fl->n++] = (struct found){tok, len, l};
+    fl->v[fl->n++] = (struct found){tok, len, l, owned};
+}
+
+static void found_free(struct found_list *fl)
+{
+    for (size_t i = 0; i < fl->n; i++)
+        free(fl->v[i].owned);
+    fl->n = 0;
 }
 
 static bool jwt_char(char c)
@@ -284,36 +294,128 @@ static bool name_is(const struct mg_header *h, const char *name)
     return h->name_len == n && !memcmp(h->name, name, n);
 }
 
+static const char *find_bytes(const char *p, const char *end, const char *s, size_t n)
+{
+    for (; n && (size_t)(end - p) >= n; p++)
+        if (*p == *s && !memcmp(p, s, n))
+            return p;
+    return NULL;
+}
+
+/* Envoy's header extraction: the prefix (case-sensitive, as configured) is
+ * looked for anywhere in the value, so "XBearer t" and "Basic x, Bearer t"
+ * hold a token; after it, characters that cannot belong to a token are
+ * skipped ("Bearer  t", 'Bearer "t"') and the token is the longest run of
+ * JWT characters ([A-Za-z0-9._-]) that follows. With nothing JWT-like after
+ * the prefix the whole value is the token, and without a prefix the whole
+ * value always is: a present token is never ignored, it verifies or gets
+ * 401. Envoy reads the first occurrence in the values joined by ','; every
+ * occurrence in every value is taken here, so a second token cannot reach
+ * a backend that reads another one unverified. */
 static void from_header(const struct mg_ra_request *req, const struct ra_loc *l, struct found_list *fl)
 {
     size_t plen = l->prefix ? strlen(l->prefix) : 0;
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct mg_header *h = &req->headers[i];
-        size_t n = 0;
-        if (!name_is(h, l->name) || h->value_len < plen || memcmp(h->value, l->prefix, plen))
-            continue;           /* a value without the exact prefix is not a source */
-        while (plen + n < h->value_len && jwt_char(h->value[plen + n]))
-            n++;
-        if (n)
-            found_add(fl, h->value + plen, n, l);
+        const char *end = h->value + h->value_len, *p = h->value;
+        if (!name_is(h, l->name))
+            continue;
+        if (!plen) {
+            found_add(fl, h->value, h->value_len, l, NULL);
+            continue;
+        }
+        while ((p = find_bytes(p, end, l->prefix, plen))) {
+            const char *t = p + plen, *e;
+            while (t < end && !jwt_char(*t))
+                t++;
+            for (e = t; e < end && jwt_char(*e); e++)
+                ;
+            if (e == t) {
+                found_add(fl, h->value, h->value_len, l, NULL);
+                break;
+            }
+            found_add(fl, t, (size_t)(e - t), l, NULL);
+            p = e;
+        }
     }
 }
 
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0..n) into out (room for n bytes), as Envoy decodes
+ * query parameter names and values: "%XX" becomes the byte, an invalid
+ * escape stays as it is. Returns the decoded length. */
+static size_t pct_decode(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = hex_val(s[i + 1])) >= 0 &&
+            (lo = hex_val(s[i + 2])) >= 0) {
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    return o;
+}
+
+/* Does the query parameter name s[0..n), percent-decoded, equal name? */
+static bool param_name_is(const char *s, size_t n, const char *name)
+{
+    size_t k = 0, nl = strlen(name);
+    for (size_t i = 0; i < n; i++, k++) {
+        int hi, lo;
+        char c = s[i];
+        if (c == '%' && i + 2 < n && (hi = hex_val(s[i + 1])) >= 0 && (lo = hex_val(s[i + 2])) >= 0) {
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (k == nl || c != name[k])
+            return false;
+    }
+    return k == nl;
+}
+
+/* Query parameters as Envoy reads them: split on '&', name and value
+ * percent-decoded ("acc%65ss_token" is access_token); a name without '='
+ * has an empty value. Every occurrence is a token (Envoy takes the first),
+ * an empty one too, which then fails. */
 static void from_param(const struct mg_ra_request *req, const struct ra_loc *l, struct found_list *fl)
 {
     const char *q = memchr(req->path, '?', req->path_len), *end = req->path + req->path_len;
-    size_t nlen = strlen(l->name);
     if (!q)
         return;
     for (const char *p = q + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(e - p));
-        if (eq && (size_t)(eq - p) == nlen && !memcmp(p, l->name, nlen) && e > eq + 1)
-            found_add(fl, eq + 1, (size_t)(e - eq - 1), l);
+        const char *eq = memchr(p, '=', (size_t)(e - p)), *ne = eq ? eq : e;
+        if (param_name_is(p, (size_t)(ne - p), l->name)) {
+            const char *v = eq ? eq + 1 : e;
+            size_t vl = (size_t)(e - v);
+            if (memchr(v, '%', vl)) {
+                char *d = mg_xmalloc(vl + 1);
+                found_add(fl, d, pct_decode(v, vl, d), l, d);
+            } else {
+                found_add(fl, v, vl, l, NULL);
+            }
+        }
         p = e + 1;
     }
 }
 
+/* Cookies as Envoy parses them: "name=value" pairs split on ';', leading
+ * spaces skipped, a value in double quotes unquoted; the whole value is
+ * the token (an empty one fails). */
 static void from_cookie(const struct mg_ra_request *req, const struct ra_loc *l, struct found_list *fl)
 {
     size_t nlen = strlen(l->name);
@@ -334,8 +436,7 @@ static void from_cookie(const struct mg_ra_request *req, const struct ra_loc *l,
                     ve--;
                 if (ve - v >= 2 && *v == '"' && ve[-1] == '"')
                     v++, ve--;
-                if (ve > v)
-                    found_add(fl, v, (size_t)(ve - v), l);
+                found_add(fl, v, (size_t)(ve - v), l, NULL);
             }
             p = e + 1;
         }
@@ -415,6 +516,8 @@ static enum mg_jwt_error check_rule(const struct ra_rule *r, const struct found 
                       : keys && keys->get ? keys->get(keys->ctx, r->uri) : NULL;
     if ((hit = mg_jwt_cache_lookup(cache, ks, f->tok, f->len, now))) {
         mg_jwt_copy(j, hit);
+    } else if (f->len == 0) {
+        e = MG_JWT_BAD_FORMAT;  /* present but empty ("?access_token=", "Bearer" and quotes) */
     } else if (mg_jwt_verify(ks, f->tok, f->len, now, j, &e) == 0) {
         mg_jwt_cache_insert(cache, ks, f->tok, f->len, j, now);
     } else {
@@ -474,11 +577,11 @@ static char *claim_value(json_t *payload, const char *path)
     return NULL;
 }
 
-/* path[0..len) (path?query) without every `name=...` parameter. */
+/* path[0..len) (path?query) without every parameter whose percent-decoded
+ * name is `name` (with or without a value). */
 static char *remove_param(const char *path, size_t len, const char *name)
 {
     const char *q = memchr(path, '?', len), *end = path + len;
-    size_t nlen = strlen(name);
     struct mg_buf b = {0};
     bool first = true;
     if (!q)
@@ -486,8 +589,8 @@ static char *remove_param(const char *path, size_t len, const char *name)
     mg_buf_add(&b, path, (size_t)(q - path));
     for (const char *p = q + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
-        bool drop = (size_t)(e - p) > nlen && p[nlen] == '=' && !memcmp(p, name, nlen);
-        if (!drop && e > p) {
+        const char *eq = memchr(p, '=', (size_t)(e - p)), *ne = eq ? eq : e;
+        if (!param_name_is(p, (size_t)(ne - p), name) && e > p) {
             mg_buf_add(&b, first ? "?" : "&", 1);
             mg_buf_add(&b, p, (size_t)(e - p));
             first = false;
@@ -499,9 +602,89 @@ static char *remove_param(const char *path, size_t len, const char *name)
     return b.p;
 }
 
-static void pass(const struct ra_rule *r, const struct found_list *fl, struct mg_jwt *j,
-                 const struct mg_ra_request *req, struct mg_ra_result *out)
+/* The Cookie header(s) without the cookies named in names[0..n), joined
+ * with "; "; NULL when none is left. */
+static char *remove_cookies(const struct mg_ra_request *req, const char *const *names, size_t n)
 {
+    struct mg_buf b = {0};
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct mg_header *h = &req->headers[i];
+        if (!name_is(h, "cookie"))
+            continue;
+        const char *p = h->value, *end = h->value + h->value_len;
+        while (p < end) {
+            const char *semi = memchr(p, ';', (size_t)(end - p)), *e = semi ? semi : end;
+            const char *eq;
+            bool drop = false;
+            while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+            eq = e > p ? memchr(p, '=', (size_t)(e - p)) : NULL;
+            for (size_t k = 0; eq && k < n && !drop; k++)
+                drop = strlen(names[k]) == (size_t)(eq - p) && !memcmp(p, names[k], (size_t)(eq - p));
+            if (!drop && e > p) {
+                if (b.len)
+                    mg_buf_adds(&b, "; ");
+                mg_buf_add(&b, p, (size_t)(e - p));
+            }
+            p = e + 1;
+        }
+    }
+    return b.p;
+}
+
+static bool same_token(const struct found *a, const struct found *b)
+{
+    return a->len == b->len && !memcmp(a->tok, b->tok, a->len);
+}
+
+static bool in_list(const struct found_list *fl, const struct found *f)
+{
+    for (size_t i = 0; i < fl->n; i++)
+        if (same_token(&fl->v[i], f))
+            return true;
+    return false;
+}
+
+/* Where the tokens were found, to strip before the upstream (names
+ * borrowed from the compiled rules, each once). */
+struct strip {
+    const char **headers, **cookies;
+    size_t n_headers, n_cookies;
+};
+
+static void strip_name(const char ***v, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*v)[i], name))
+            return;
+    *v = mg_xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = name;
+}
+
+static void strip_loc(struct strip *st, const struct ra_loc *l, const struct mg_ra_request *req,
+                      struct mg_ra_result *out)
+{
+    if (l->kind == LOC_HEADER) {
+        strip_name(&st->headers, &st->n_headers, l->name);
+    } else if (l->kind == LOC_COOKIE) {
+        strip_name(&st->cookies, &st->n_cookies, l->name);
+    } else {
+        const char *cur = out->new_path ? out->new_path : req->path;
+        size_t len = out->new_path ? strlen(out->new_path) : req->path_len;
+        char *np = remove_param(cur, len, l->name);
+        free(out->new_path);
+        out->new_path = np;
+    }
+}
+
+/* The rule at `win` accepted its tokens (*j), and every token another rule
+ * found verified too. Every location a token came from is stripped unless
+ * the rule that accepted that token forwards it (forwardOriginalToken). */
+static void pass(const struct mg_reqauthn *ra, size_t win, const struct found_list *fls,
+                 struct mg_jwt *j, const struct mg_ra_request *req, struct mg_ra_result *out)
+{
+    const struct ra_rule *r = &ra->rules[win];
+    struct strip st = {0};
     out->status = MG_RA_PASS_PRINCIPAL;
     out->jwt = *j;
     memset(j, 0, sizeof *j);
@@ -509,23 +692,20 @@ static void pass(const struct ra_rule *r, const struct found_list *fl, struct mg
     out->principal = mg_xasprintf("%s/%s", out->jwt.iss, out->jwt.sub ? out->jwt.sub : "");
     out->space_delimited_claims = r->sdc;
     out->n_space_delimited_claims = r->n_sdc;
-    for (size_t i = 0; !r->forward && i < fl->n; i++) {
-        const struct ra_loc *l = fl->v[i].loc;
-        bool seen = false;      /* one edit per location */
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = fl->v[k].loc == l;
-        if (seen)
-            continue;
-        if (l->kind == LOC_HEADER) {
-            add_edit(out, MG_RA_REMOVE_HEADER, l->name, NULL);
-        } else if (l->kind == LOC_PARAM) {
-            const char *cur = out->new_path ? out->new_path : req->path;
-            size_t len = out->new_path ? strlen(out->new_path) : req->path_len;
-            char *np = remove_param(cur, len, l->name);
-            free(out->new_path);
-            out->new_path = np;
-        }
+    for (size_t i = 0; !r->forward && i < fls[win].n; i++)
+        strip_loc(&st, fls[win].v[i].loc, req, out);
+    for (size_t k = 0; k < ra->n; k++)
+        for (size_t i = 0; k != win && !ra->rules[k].forward && i < fls[k].n; i++)
+            if (!in_list(&fls[win], &fls[k].v[i]))
+                strip_loc(&st, fls[k].v[i].loc, req, out);
+    for (size_t i = 0; i < st.n_headers; i++)
+        add_edit(out, MG_RA_REMOVE_HEADER, st.headers[i], NULL);
+    if (st.n_cookies) {
+        char *rest = remove_cookies(req, st.cookies, st.n_cookies);
+        add_edit(out, rest ? MG_RA_SET_HEADER : MG_RA_REMOVE_HEADER, "cookie", rest);
     }
+    free(st.headers);
+    free(st.cookies);
     if (r->payload_header)
         add_edit(out, MG_RA_SET_HEADER, r->payload_header, mg_xstrdup(out->jwt.payload_b64));
     for (size_t i = 0; i < r->n_claims; i++) {
@@ -570,41 +750,68 @@ void mg_reqauthn_eval(const struct mg_reqauthn *ra, const struct mg_ra_request *
         out->cors_bypass = true;
         return;
     }
+    struct found_list *fls = mg_xcalloc(ra->n, sizeof *fls);
+    for (size_t i = 0; i < ra->n; i++)
+        extract(&ra->rules[i], req, &fls[i]);
     for (size_t i = 0; i < ra->n; i++) {
         const struct ra_rule *r = &ra->rules[i];
-        struct found_list fl;
+        const struct found_list *fl = &fls[i];
         struct mg_jwt j;
         enum mg_jwt_error e = MG_JWT_OK;
-        extract(r, req, &fl);
-        if (fl.n == 0)
+        if (fl->n == 0)
             continue;           /* missing for this rule: allowed */
         present = true;
         bool miss = false;
-        if (fl.over) {
+        if (fl->over) {
             e = MG_JWT_MULTIPLE_TOKENS;
         } else {
             /* the first token gives the principal; every other one must
              * verify too */
-            e = check_rule(r, &fl.v[0], keys, cache, now, &j, &miss);
-            for (size_t k = 1; e == MG_JWT_OK && k < fl.n; k++) {
+            e = check_rule(r, &fl->v[0], keys, cache, now, &j, &miss);
+            for (size_t k = 1; e == MG_JWT_OK && k < fl->n; k++) {
                 struct mg_jwt other;
-                if (fl.v[k].len == fl.v[0].len && !memcmp(fl.v[k].tok, fl.v[0].tok, fl.v[0].len))
+                if (same_token(&fl->v[k], &fl->v[0]))
                     continue;   /* the same token twice */
-                e = check_rule(r, &fl.v[k], keys, cache, now, &other, &miss);
+                e = check_rule(r, &fl->v[k], keys, cache, now, &other, &miss);
                 mg_jwt_clear(&other);
                 if (e != MG_JWT_OK)
                     mg_jwt_clear(&j);
             }
         }
+        /* A token another rule found must verify too, unless it is one this
+         * rule accepted (several issuers sharing Authorization): else a
+         * forged token in that rule's place (a cookie, another header)
+         * would reach the upstream on an authenticated request. */
+        for (size_t k = 0; e == MG_JWT_OK && k < ra->n; k++) {
+            if (k == i || fls[k].n == 0)
+                continue;
+            if (fls[k].over)
+                e = MG_JWT_MULTIPLE_TOKENS;
+            for (size_t t = 0; e == MG_JWT_OK && t < fls[k].n; t++) {
+                struct mg_jwt other;
+                bool m2 = false;
+                if (in_list(fl, &fls[k].v[t]))
+                    continue;
+                e = check_rule(&ra->rules[k], &fls[k].v[t], keys, cache, now, &other, &m2);
+                mg_jwt_clear(&other);
+            }
+            if (e != MG_JWT_OK)
+                mg_jwt_clear(&j);
+        }
         if (e == MG_JWT_OK) {
-            pass(r, &fl, &j, req, out);
-            return;             /* another issuer's token: no refetch for the misses */
+            pass(ra, i, fls, &j, req, out);
+            break;              /* another issuer's token: no refetch for the misses */
         }
         if (miss && n_missed < MG_ARRAY_LEN(missed))
             missed[n_missed++] = r->uri;
         if (best == MG_JWT_OK || rank(e) > rank(best))
             best = e;
     }
+    for (size_t i = 0; i < ra->n; i++)
+        found_free(&fls[i]);
+    free(fls);
+    if (out->status == MG_RA_PASS_PRINCIPAL)
+        return;
     if (!present)
         return;
     /* Nobody accepted the token and a key set lacked its kid: the keys may

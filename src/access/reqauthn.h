@@ -8,8 +8,14 @@
  * Per request, the requirement is Istio's OR(P1..Pn, AND_i(Pi OR missing)):
  *   - no token in any rule's locations: pass, no principal;
  *   - a token that one rule fully validates: pass with that rule's principal
- *     (a token invalid for issuer B but valid for A passes);
+ *     (a token invalid for issuer B but valid for A passes), provided every
+ *     other token any rule found verifies too (a forged token beside a
+ *     valid one is never handed to the upstream);
  *   - otherwise 401 with Envoy's message (or 403 for an audience mismatch).
+ * Tokens are found as Envoy's extractor finds them (the header prefix
+ * anywhere in the value, query parameters percent-decoded; reqauthn.c), and
+ * on success every place a token came from (header, query parameter,
+ * cookie) is removed unless the accepting rule has forwardOriginalToken.
  * A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method)
  * skips JWT entirely. Key sets come from the caller (struct mg_ra_keys), so
  * this module never fetches anything. */

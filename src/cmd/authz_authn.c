@@ -232,9 +232,9 @@ void mg_explain_authn_print(const struct mg_explain_authn *a, const struct mg_ex
             fputs("authn: CORS preflight: JWT not checked (no principal)\n", out);
         else
             fprintf(out, "authn: no token%s\n",
-                    token_given ? " (no rule found the --token in 'authorization: Bearer': it does "
-                                  "not start with a JWT character, or the rules look elsewhere; use "
-                                  "--header or the URL query)" : "");
+                    token_given ? " (no rule looks for the --token in 'authorization: Bearer': "
+                                  "the rules name other locations; use --header or the URL query)"
+                                : "");
         return;
     case MG_RA_PASS_PRINCIPAL:
         fputs("authn: ok principal=", out);

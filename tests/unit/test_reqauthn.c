@@ -200,6 +200,43 @@ static void test_default_locations(void)
     is_str(res.new_path, "/p?x=1&y=2", "token parameter removed from the path");
     free(path);
 
+    /* Envoy's extractor: the prefix anywhere, non-token characters skipped
+     * after it; query names and values percent-decoded */
+    {
+        static const char *const forms[][2] = { {"Bearer  ", ""}, {"Basic dTpw, Bearer ", ""},
+                                                 {"Bearer \"", "\""}, {"XBearer ", ""} };
+        for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+            hdr = mg_xasprintf("%s%s%s", forms[i][0], t, forms[i][1]);
+            eval(mkreq(&q, "GET", "/p", "authorization", hdr, NULL), NULL);
+            ok(res.status == MG_RA_PASS_PRINCIPAL &&
+               find_edit(&res, MG_RA_REMOVE_HEADER, "authorization") != NULL,
+               "'%s<t>%s': token found and the header removed", forms[i][0], forms[i][1]);
+            free(hdr);
+        }
+        hdr = mg_xasprintf("Bearer %s, Bearer x.y.z", t);
+        eval(mkreq(&q, "GET", "/p", "authorization", hdr, NULL), NULL);
+        is_int(res.status, MG_RA_DENY_401, "a second prefix in the value: its token verified too");
+        free(hdr);
+        eval(mkreq(&q, "GET", "/p", "authorization", "Bearer \"\"", NULL), NULL);
+        is_int(res.status, MG_RA_DENY_401, "prefix with nothing token-like after it: 401");
+        static const char *const qs[] = { "acc%65ss_token", "access%5Ftoken", "access%5ftoken" };
+        for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+            path = mg_xasprintf("/p?%s=%s&y=2", qs[i], t);
+            eval(mkreq(&q, "GET", path, NULL), NULL);
+            ok(res.status == MG_RA_PASS_PRINCIPAL && res.new_path && !strcmp(res.new_path, "/p?y=2"),
+               "?%s=: decoded name, parameter removed", qs[i]);
+            free(path);
+        }
+        eval(mkreq(&q, "GET", "/p?access_token=", NULL), NULL);
+        is_int(res.status, MG_RA_DENY_401, "empty access_token: present, 401");
+        eval(mkreq(&q, "GET", "/p?access_token", NULL), NULL);
+        is_int(res.status, MG_RA_DENY_401, "access_token without a value: present, 401");
+        path = mg_xasprintf("/p?access_token=%%22%s%%22", t);
+        eval(mkreq(&q, "GET", path, NULL), NULL);
+        is_int(res.status, MG_RA_DENY_401, "a decoded value is the whole token (quotes fail)");
+        free(path);
+    }
+
     eval(mkreq(&q, "GET", "/p", "authorization", "Bearer not.a.jwt", NULL), NULL);
     is_int(res.status, MG_RA_DENY_401, "garbage token: 401");
     ok(res.body && res.www_authenticate &&
@@ -246,7 +283,21 @@ static void test_custom_locations(void)
     c = mg_xasprintf("a=b; session=\"%s\"; z=1", t);
     eval(mkreq(&q, "GET", "/p", "cookie", c, NULL), NULL);
     is_int(res.status, MG_RA_PASS_PRINCIPAL, "token from a (quoted) cookie passes");
-    is_int(res.n_edits, 0, "cookie token is not removed");
+    {
+        const struct mg_ra_edit *e = find_edit(&res, MG_RA_SET_HEADER, "cookie");
+        ok(e && !strcmp(e->value, "a=b; z=1"), "cookie token removed, the other cookies kept");
+    }
+    free(c);
+    c = mg_xasprintf("session=%s", t);
+    eval(mkreq(&q, "GET", "/p", "cookie", c, NULL), NULL);
+    ok(res.status == MG_RA_PASS_PRINCIPAL && find_edit(&res, MG_RA_REMOVE_HEADER, "cookie"),
+       "the only cookie: Cookie header removed");
+    free(c);
+    eval(mkreq(&q, "GET", "/p", "cookie", "session=", NULL), NULL);
+    is_int(res.status, MG_RA_DENY_401, "empty session cookie: present, 401");
+    c = mg_xasprintf("session=x%s", t);
+    eval(mkreq(&q, "GET", "/p", "cookie", c, NULL), NULL);
+    is_int(res.status, MG_RA_DENY_401, "cookie value is the whole token");
     free(c);
     c = mg_xasprintf("xsession=%s", t);
     eval(mkreq(&q, "GET", "/p", "cookie", c, NULL), NULL);
