@@ -38,7 +38,7 @@ while IFS=: read -r file lineno text; do
     [ "$from" = "$to" ] && continue
     rule=${allow[$from]- }
     case "$rule" in *" * "*|*" $to "*) continue ;; esac
-    key="$file:$lineno:$inc"
+    key="$file:$inc"
     n=$((n + 1))
     if [ -n "${known[$key]:-}" ]; then
         seen[$key]=1
