@@ -13,16 +13,14 @@
 #include <string.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include "net/conn.h"
+#include "net/types.h"
 #include "access/extauthz.h"
-#include "sidecar/inbound.h"
-#include "control/jwks.h"
+#include "sidecar/types.h"
 #include "policy/policy.h"
 #include "access/reqauthn.h"
 #include "http/request.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
-#include "net/worker.h"
 
 struct mg_access {
     struct mg_policy_set *ps;
@@ -34,7 +32,8 @@ struct mg_access {
     size_t n_ra_rules;
     struct mg_ra_keys keys;             /* remote key sets (the process JWKS store) */
     bool has_keys;
-    struct mg_jwks_store *store;        /* for /config_dump */
+    void (*keys_dump)(void *ctx, struct mg_buf *out);   /* for /config_dump */
+    void *keys_dump_ctx;
     bool dry_deny;                      /* the config has a dry-run DENY policy */
 };
 
@@ -204,14 +203,20 @@ void mg_access_free(struct mg_access *a)
     free(a);
 }
 
-int mg_access_use_jwks(struct mg_access *a, struct mg_jwks_store *store)
+void mg_access_use_keys(struct mg_access *a, struct mg_ra_keys keys,
+                        void (*dump)(void *ctx, struct mg_buf *out), void *dump_ctx)
 {
-    if (!a || !store)
-        return 0;
-    a->keys = mg_jwks_store_keys(store);
+    if (!a)
+        return;
+    a->keys = keys;
     a->has_keys = true;
-    a->store = store;
-    return mg_jwks_store_add_rules(store, a->ra);
+    a->keys_dump = dump;
+    a->keys_dump_ctx = dump_ctx;
+}
+
+const struct mg_reqauthn *mg_access_reqauthn(const struct mg_access *a)
+{
+    return a ? a->ra : NULL;
 }
 
 const struct mg_policy_set *mg_access_policies(const struct mg_access *a)
@@ -250,9 +255,9 @@ void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
     }
     mg_buf_printf(out, "]},\"authz_policies\":%zu,\"jwt_rules\":%zu", mg_policy_set_count(a->ps),
                   a->n_ra_rules);
-    if (a->store) {
+    if (a->keys_dump) {
         mg_buf_adds(out, ",\"jwks\":");
-        mg_jwks_store_dump(a->store, out);
+        a->keys_dump(a->keys_dump_ctx, out);
     }
 }
 

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include "base/diag.h"
 #include "base/util.h"
+#include "access/reqauthn.h"
 
 struct mg_snapshot;
 struct mg_request;
@@ -38,14 +39,18 @@ struct mg_access;
 struct mg_access *mg_access_build(const struct mg_snapshot *s, struct mg_diags *d);
 void mg_access_free(struct mg_access *a);
 
-/* Main thread, before the snapshot is posted to the workers: register the
- * snapshot's remote JWKS URIs (jwksUri, OIDC discovery) with the process
- * store and look keys up there from now on. Without a store, tokens of
- * rules with a remote key set get 401 "Jwks remote fetch is failed".
- * Returns the number of URIs the store refused (each a config problem the
- * store logs). */
-struct mg_jwks_store;
-int mg_access_use_jwks(struct mg_access *a, struct mg_jwks_store *store);
+/* Main thread, before the snapshot is posted to the workers: look the
+ * remote key sets of the snapshot's rules (jwksUri, OIDC discovery) up
+ * through `keys` from now on, and describe them in /config_dump with
+ * dump(dump_ctx, out) (control/ wires the process JWKS store in). Without
+ * keys, tokens of rules with a remote key set get 401 "Jwks remote fetch is
+ * failed". NULL a is ignored. */
+void mg_access_use_keys(struct mg_access *a, struct mg_ra_keys keys,
+                        void (*dump)(void *ctx, struct mg_buf *out), void *dump_ctx);
+
+/* The compiled RequestAuthentication rules (borrowed; NULL for a NULL a),
+ * whose remote key set URIs the JWKS store must fetch. */
+const struct mg_reqauthn *mg_access_reqauthn(const struct mg_access *a);
 
 /* The compiled policy set (borrowed, lives as long as `a`). */
 const struct mg_policy_set *mg_access_policies(const struct mg_access *a);

@@ -14,11 +14,10 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include "net/conn.h"
+#include "net/types.h"
 #include "http1/http1.h"
 #include "http/request.h"
 #include "upstream/upstream.h"
-#include "net/worker.h"
 
 /* Checks in flight on this worker thread (each holds a socket): beyond the
  * bound a check fails at once, as Envoy's cluster circuit breaker would. */

@@ -557,3 +557,14 @@ char *mg_base64_encode(const uint8_t *in, size_t inlen, bool url, bool pad)
     *p = 0;
     return o;
 }
+
+bool mg_host_match(const char *pattern, const char *name, size_t name_len)
+{
+    if (strcmp(pattern, "*") == 0)
+        return true;
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        size_t sl = strlen(pattern + 1);           /* ".example.com" */
+        return name_len > sl && mg_strncasecmp(name + name_len - sl, pattern + 1, sl) == 0;
+    }
+    return strlen(pattern) == name_len && mg_strncasecmp(pattern, name, name_len) == 0;
+}

@@ -142,4 +142,9 @@ char *mg_read_file(const char *path, size_t max, size_t *len);
 int mg_base64_decode(const char *in, size_t inlen, bool url, uint8_t **out, size_t *outlen);
 char *mg_base64_encode(const uint8_t *in, size_t inlen, bool url, bool pad);
 
+/* Host pattern match, case-insensitive: "*" matches all, "*.example.com"
+ * matches any name ending in ".example.com" (deeper names too), otherwise
+ * equality. `name` must not carry a port. */
+bool mg_host_match(const char *pattern, const char *name, size_t name_len);
+
 #endif

@@ -25,6 +25,7 @@
 #include "net/listener.h"
 #include "log/metrics.h"
 #include "base/sd.h"
+#include "control/build.h"
 #include "snapshot/snapshot.h"
 #include "net/tls.h"
 #include "net/worker.h"
@@ -150,6 +151,22 @@ static struct mg_snapshot *rotate(struct gw *g)
     return s;
 }
 
+static void jwks_dump(void *store, struct mg_buf *out)
+{
+    mg_jwks_store_dump(store, out);
+}
+
+/* Before a snapshot is posted: its remote key sets come from the process
+ * JWKS store, which fetches every URI its rules name. Returns the number of
+ * URIs the store refused (each logged by the store). */
+static int use_jwks(struct mg_access *a, struct mg_jwks_store *store)
+{
+    if (!a || !store)
+        return 0;
+    mg_access_use_keys(a, mg_jwks_store_keys(store), jwks_dump, store);
+    return mg_jwks_store_add_rules(store, mg_access_reqauthn(a));
+}
+
 static void watch_add(const char *path, void *arg)
 {
     struct gw *g = arg;
@@ -231,7 +248,7 @@ static void reload(struct gw *g, bool rotation)
     if (!rotation && mg_accesslog_open(s->cfg->mesh.access_log_file) < 0)
         fprintf(stderr, "meshgate: cannot open access log %s: %s\n", s->cfg->mesh.access_log_file,
                 strerror(errno));
-    mg_access_use_jwks(s->access, g->jwks);
+    use_jwks(s->access, g->jwks);
     post_all(g, s);
     mg_snapshot_unref(g->snap);
     g->snap = s;
@@ -336,7 +353,7 @@ int mg_cmd_run(int argc, char **argv)
             fprintf(stderr, "meshgate: JWKS store disabled (%s): remote key sets cannot be "
                     "fetched, their tokens get 401\n", err);
     }
-    mg_access_use_jwks(g.snap->access, g.jwks);
+    use_jwks(g.snap->access, g.jwks);
     g.w = mg_workers_new(n, g.snap);
     post_all(&g, NULL);
     const char *admin = g.snap->cfg->proxy.admin ? g.snap->cfg->proxy.admin : "127.0.0.1:15000";

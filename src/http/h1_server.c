@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config/config.h"
-#include "net/conn.h"
+#include "http/http.h"
+#include "net/types.h"
 #include "http1/http1.h"
 #include "http/request.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
-#include "net/worker.h"
 
 #define H1_HIGH_WM (256 * 1024)
 

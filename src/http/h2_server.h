@@ -41,7 +41,6 @@
 #ifndef MG_H2_SERVER_H
 #define MG_H2_SERVER_H
 
-struct mg_conn;
 
 /* Stream window: 256 KiB keeps one stream near line rate on a LAN and at
  * ~20 Mbit/s over 100 ms RTT, while 100 streams cannot pin more than the
@@ -56,10 +55,5 @@ struct mg_conn;
  * and no more input is read (the client is not reading). */
 #define MG_H2_OUT_WM (128 * 1024)
 
-/* Take over connection c (handshake done, ALPN h2): create the nghttp2
- * server session, send our SETTINGS, install the bufferevent callbacks and
- * c->codec / codec_free / codec_drain. Never fails the process: when the
- * session cannot be created the connection is closed. */
-void mg_h2_server_start(struct mg_conn *c);
 
 #endif

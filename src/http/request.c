@@ -11,14 +11,12 @@
 #include <sys/time.h>
 #include "access/access.h"
 #include "log/accesslog.h"
-#include "net/conn.h"
+#include "net/types.h"
 #include "log/metrics.h"
 #include "route/normalize.h"
 #include "route/router.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
-#include "net/worker.h"
-#include "net/tls.h"
 
 /* ---- arena ---- */
 
@@ -206,7 +204,7 @@ static int phase_server(struct mg_request *r)
              * too (SNI x.example.com on SIMPLE *.example.com must not reach
              * the MUTUAL admin.example.com). */
             struct mg_srv *other = mg_port_host_server(c->port, r->host);
-            if (other && other != sv && !mg_tls_same_settings(other, sv)) {
+            if (other && other != sv && !mg_srv_same_tls(other, sv)) {
                 mg_request_reply(r, 421, "Misdirected Request", "host_sni_mismatch", false);
                 return -1;
             }

@@ -10,7 +10,7 @@
 #include <event2/event.h>
 #include "access/access.h"
 #include "log/accesslog.h"
-#include "net/conn.h"
+#include "net/types.h"
 #include "policy/attrs.h"
 #include "policy/policy.h"
 #include "http/request.h"
@@ -19,7 +19,6 @@
 #include "upstream/upstream.h"
 #include "l4/splice.h"
 #include "base/util.h"
-#include "net/worker.h"
 
 #define PT_MAX_HELLO (16384 + 5)
 

@@ -8,14 +8,13 @@
 #include <event2/bufferevent.h>
 #include "access/access.h"
 #include "log/accesslog.h"
-#include "net/conn.h"
+#include "net/types.h"
 #include "policy/attrs.h"
 #include "policy/policy.h"
 #include "http/request.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
 #include "base/util.h"
-#include "net/worker.h"
 
 #define SPLICE_HIGH_WM (256 * 1024)
 

@@ -12,11 +12,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "net/conn.h"
+#include "net/types.h"
 #include "http/request.h"
 #include "route/router.h"
 #include "upstream/upstream.h"
-#include "net/worker.h"
 
 static atomic_int log_fd = -1;
 static _Thread_local struct mg_buf line_buf;

@@ -15,25 +15,15 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include "access/access.h"
-#include "http/h2_server.h"
-#include "sidecar/inbound.h"
 #include "log/metrics.h"
-#include "l4/passthrough.h"
 #include "snapshot/snapshot.h"
 #include "net/tls.h"
 #include "net/worker.h"
 
 atomic_ulong mg_cx_active_total;
 
-void mg_conn_ref(struct mg_conn *c)
+static void conn_release(struct mg_conn *c)
 {
-    c->refs++;
-}
-
-void mg_conn_unref(struct mg_conn *c)
-{
-    if (--c->refs > 0)
-        return;
     if (c->codec_free)
         c->codec_free(c);
     struct mg_worker *w = c->w;
@@ -42,7 +32,7 @@ void mg_conn_unref(struct mg_conn *c)
     mg_worker_conn_gone(w);
 }
 
-void mg_conn_close(struct mg_conn *c)
+static void conn_close(struct mg_conn *c)
 {
     if (c->closing && !c->bev)
         return;
@@ -94,7 +84,7 @@ static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
     mg_conn_close(arg);
 }
 
-void mg_conn_close_lingering(struct mg_conn *c)
+static void conn_close_lingering(struct mg_conn *c)
 {
     if (!c->bev || c->ssl) {
         mg_conn_close(c);
@@ -113,6 +103,12 @@ void mg_conn_close_lingering(struct mg_conn *c)
     linger_read_cb(c->bev, c);
 }
 
+static const struct mg_conn_ops conn_ops = {
+    .close = conn_close,
+    .close_lingering = conn_close_lingering,
+    .release = conn_release,
+};
+
 /* The ALPN switch: the only place that decides which codec runs. */
 void mg_conn_start_codec(struct mg_conn *c)
 {
@@ -120,17 +116,15 @@ void mg_conn_start_codec(struct mg_conn *c)
     unsigned int alen = 0;
     if (c->ssl)
         SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
-    /* "h2" (offered when mg_tls_alpn_h2) goes to the HTTP/2 codec;
-     * everything else, and no ALPN at all, is HTTP/1.1 */
-    if (c->port->passthrough || c->port->tcp)
-        mg_passthrough_start(c);        /* not HTTP: splice by SNI or tcp route */
-    else if (c->port->inbound && c->port->inbound->tcp)
-        mg_inbound_tcp_start(c);        /* sidecar TCP port: authorize, then splice */
-    else if ((alen == 2 && memcmp(alpn, "h2", 2) == 0) ||
-             (alen == 8 && memcmp(alpn, "istio-h2", 8) == 0))     /* sidecar inbound (inbound.c) */
-        mg_h2_server_start(c);
+    /* "h2" (offered when mg_tls_alpn_h2; "istio-h2" on sidecar inbound) goes
+     * to the port's HTTP/2 entry; everything else, and no ALPN at all, to its
+     * start entry (HTTP/1.1, or the splice of a TLS/TCP port) */
+    const struct mg_port *p = c->port;
+    if (p->start_h2 && ((alen == 2 && memcmp(alpn, "h2", 2) == 0) ||
+                        (alen == 8 && memcmp(alpn, "istio-h2", 8) == 0)))
+        p->start_h2(c);
     else
-        mg_h1_server_start(c);
+        p->start(c);
 }
 
 static void peer_identity(struct mg_conn *c)
@@ -200,6 +194,7 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     c->snap = mg_snapshot_ref(w->snap);
     c->port = p;
     c->refs = 1;
+    c->ops = &conn_ops;
     c->start_ms = mg_now_ms();
     mg_addr_from_sockaddr(&c->peer, sa);
     struct sockaddr_storage ls;
@@ -212,8 +207,9 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     snprintf(c->local_str, sizeof(c->local_str), c->local.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
              mg_addr_ip_str(&c->local, ip, sizeof(ip)), c->local.port);
     int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (p->inbound) {
-        /* the bufferevent comes later: the mTLS mode decides TLS or not */
+    if (p->accept) {
+        /* the port's own first step makes the bufferevent (the sidecar's
+         * PeerAuthentication mode decides TLS or not) */
     } else if (p->tls) {
         SSL_CTX *ctx = initial_ctx(p);
         SSL *ssl = ctx ? SSL_new(ctx) : NULL;
@@ -246,9 +242,9 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     atomic_fetch_add_explicit(&w->metrics->cx_total, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->metrics->cx_active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&mg_cx_active_total, 1, memory_order_relaxed);
-    if (p->inbound) {
+    if (p->accept) {
         mg_conn_ref(c);
-        mg_inbound_conn_start(c, fd);
+        p->accept(c, fd);
         mg_conn_unref(c);
     } else if (p->tls) {
         mg_conn_start_handshake(c);

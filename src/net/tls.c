@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include "base/tls.h"
 #include "snapshot/snapshot.h"
 #include "base/util.h"
 
@@ -115,84 +116,9 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
     return rc;
 }
 
-static void errf(char *err, size_t len, const char *what, const char *arg)
-{
-    unsigned long e = ERR_get_error();
-    char buf[160] = "";
-    if (e)
-        ERR_error_string_n(e, buf, sizeof(buf));
-    snprintf(err, len, "%s%s%s%s%s", what, arg ? " " : "", arg ? arg : "", e ? ": " : "", buf);
-    ERR_clear_error();
-}
 
-static int load_pem_chain(SSL_CTX *ctx, const char *pem, char *err, size_t len)
-{
-    BIO *b = BIO_new_mem_buf(pem, -1);
-    X509 *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
-    int rc = -1;
-    if (!leaf || SSL_CTX_use_certificate(ctx, leaf) != 1) {
-        errf(err, len, "bad certificate PEM", NULL);
-        goto out;
-    }
-    X509 *ca;
-    while ((ca = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-        if (SSL_CTX_add_extra_chain_cert(ctx, ca) != 1) {
-            X509_free(ca);
-            break;
-        }
-    ERR_clear_error();                  /* the loop ends on "no start line" */
-    rc = 0;
-out:
-    X509_free(leaf);
-    BIO_free(b);
-    return rc;
-}
 
-static int load_pem_key(SSL_CTX *ctx, const char *pem, char *err, size_t len)
-{
-    BIO *b = BIO_new_mem_buf(pem, -1);
-    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-    BIO_free(b);
-    int rc = (k && SSL_CTX_use_PrivateKey(ctx, k) == 1) ? 0 : -1;
-    EVP_PKEY_free(k);
-    if (rc < 0)
-        errf(err, len, "bad private key PEM", NULL);
-    return rc;
-}
 
-/* Trust anchors from a file or PEM bytes; for servers also the CA names
- * sent in the CertificateRequest. */
-static int load_ca(SSL_CTX *ctx, const char *file, const char *pem, bool client_list,
-                   char *err, size_t len)
-{
-    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
-    STACK_OF(X509_NAME) *names = client_list ? sk_X509_NAME_new_null() : NULL;
-    BIO *b = file ? BIO_new_file(file, "r") : BIO_new_mem_buf(pem, -1);
-    if (!b) {
-        errf(err, len, "cannot read CA certificates", file);
-        sk_X509_NAME_free(names);
-        return -1;
-    }
-    int n = 0;
-    X509 *x;
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-        X509_STORE_add_cert(st, x);
-        if (names)
-            sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(x)));
-        X509_free(x);
-        n++;
-    }
-    ERR_clear_error();
-    BIO_free(b);
-    if (n == 0) {
-        snprintf(err, len, "no CA certificate in %s", file ? file : "credential");
-        sk_X509_NAME_pop_free(names, X509_NAME_free);
-        return -1;
-    }
-    if (names)
-        SSL_CTX_set_client_CA_list(ctx, names);
-    return 0;
-}
 
 static int tls_version(enum mg_tls_version v, int dflt)
 {
@@ -319,32 +245,6 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
     return 1;
 }
 
-/* caCrl: every CRL of the file into the store, and revocation checked for
- * the peer's certificate (a client's, or an upstream server's). */
-static int load_crl(SSL_CTX *ctx, const char *file, char *err, size_t len)
-{
-    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
-    BIO *b = BIO_new_file(file, "r");
-    if (!b) {
-        errf(err, len, "cannot read caCrl", file);
-        return -1;
-    }
-    int n = 0;
-    X509_CRL *crl;
-    while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
-        X509_STORE_add_crl(st, crl);
-        X509_CRL_free(crl);
-        n++;
-    }
-    ERR_clear_error();
-    BIO_free(b);
-    if (n == 0) {
-        snprintf(err, len, "no CRL in %s", file);
-        return -1;
-    }
-    X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
-    return 0;
-}
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
@@ -492,12 +392,6 @@ static void server_tls_id(SSL_CTX *ctx, const unsigned char auth[32], unsigned c
     sid_end(md, out);
 }
 
-bool mg_tls_same_settings(const struct mg_srv *a, const struct mg_srv *b)
-{
-    if (a == b)
-        return true;
-    return a->ctx && b->ctx && memcmp(a->tls_id, b->tls_id, sizeof(a->tls_id)) == 0;
-}
 
 /* Switch the connection to the chosen server's context. Trap 7: the new
  * context's client-certificate policy is not applied by SSL_set_SSL_CTX, so
@@ -587,19 +481,6 @@ struct mg_srv *mg_tls_selected_server(const SSL *ssl)
     return ssl ? SSL_get_ex_data(ssl, sel_idx) : NULL;
 }
 
-static SSL_CTX *ctx_common(const SSL_METHOD *m, enum mg_tls_version minv, enum mg_tls_version maxv)
-{
-    SSL_CTX *ctx = SSL_CTX_new(m);
-    if (!ctx)
-        return NULL;
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
-                        SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_min_proto_version(ctx, tls_version(minv, TLS1_2_VERSION));
-    SSL_CTX_set_max_proto_version(ctx, tls_version(maxv, TLS1_3_VERSION));
-    /* no SSL_MODE_RELEASE_BUFFERS: it frees and re-allocates the 16 KiB
-     * record buffers around every read and write of a busy connection */
-    return ctx;
-}
 
 SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server *s,
                                struct mg_srv *srv, char *err, size_t errlen)
@@ -609,9 +490,10 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
         snprintf(err, errlen, "HTTPS server without tls settings");
         return NULL;
     }
-    SSL_CTX *ctx = ctx_common(TLS_server_method(), t->min_version, t->max_version);
+    SSL_CTX *ctx = mg_tls_ctx_common(TLS_server_method(), tls_version(t->min_version, TLS1_2_VERSION),
+                                     tls_version(t->max_version, TLS1_3_VERSION));
     if (!ctx) {
-        errf(err, errlen, "SSL_CTX_new", NULL);
+        mg_tls_err(err, errlen, "SSL_CTX_new", NULL);
         return NULL;
     }
     SSL_CTX_set_ex_data(ctx, srv_idx, srv);
@@ -643,20 +525,20 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
             ca_pem = cr->ca_pem;
         }
     }
-    if (cert_pem ? load_pem_chain(ctx, cert_pem, err, errlen) < 0
+    if (cert_pem ? mg_tls_load_pem_chain(ctx, cert_pem, err, errlen) < 0
                  : (!certf || SSL_CTX_use_certificate_chain_file(ctx, certf) != 1)) {
         if (!cert_pem)
-            errf(err, errlen, certf ? "cannot load server certificate" : "no server certificate configured", certf);
+            mg_tls_err(err, errlen, certf ? "cannot load server certificate" : "no server certificate configured", certf);
         goto fail;
     }
-    if (key_pem ? load_pem_key(ctx, key_pem, err, errlen) < 0
+    if (key_pem ? mg_tls_load_pem_key(ctx, key_pem, err, errlen) < 0
                 : (!keyf || SSL_CTX_use_PrivateKey_file(ctx, keyf, SSL_FILETYPE_PEM) != 1)) {
         if (!key_pem)
-            errf(err, errlen, keyf ? "cannot load private key" : "no private key configured", keyf);
+            mg_tls_err(err, errlen, keyf ? "cannot load private key" : "no private key configured", keyf);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        errf(err, errlen, "private key does not match the certificate", NULL);
+        mg_tls_err(err, errlen, "private key does not match the certificate", NULL);
         goto fail;
     }
     bool mutual = t->mode == MG_TLS_MUTUAL || t->mode == MG_TLS_OPTIONAL_MUTUAL ||
@@ -667,9 +549,9 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
                      t->mode == MG_TLS_OPTIONAL_MUTUAL ? "OPTIONAL_MUTUAL" : "MUTUAL");
             goto fail;
         }
-        if (load_ca(ctx, caf, ca_pem, true, err, errlen) < 0)
+        if (mg_tls_load_ca(ctx, caf, ca_pem, true, err, errlen) < 0)
             goto fail;
-        if (t->ca_crl && load_crl(ctx, t->ca_crl, err, errlen) < 0)
+        if (t->ca_crl && mg_tls_load_crl(ctx, t->ca_crl, err, errlen) < 0)
             goto fail;
         int mode = SSL_VERIFY_PEER;
         if (t->mode != MG_TLS_OPTIONAL_MUTUAL)
@@ -684,7 +566,7 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
         for (size_t i = 0; i < t->cipher_suites.n; i++)
             mg_buf_printf(&b, "%s%s", i ? ":" : "", t->cipher_suites.v[i]);
         if (SSL_CTX_set_cipher_list(ctx, b.p) != 1) {
-            errf(err, errlen, "no usable cipher in cipherSuites", NULL);
+            mg_tls_err(err, errlen, "no usable cipher in cipherSuites", NULL);
             mg_buf_free(&b);
             goto fail;
         }
@@ -703,122 +585,6 @@ fail:
     return NULL;
 }
 
-SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
-                               char *err, size_t errlen)
-{
-    if (t->mode == MG_CTLS_ISTIO_MUTUAL) {
-        snprintf(err, errlen, "DestinationRule tls mode ISTIO_MUTUAL is not supported yet");
-        return NULL;
-    }
-    SSL_CTX *ctx = ctx_common(TLS_client_method(), MG_TLSV_AUTO, MG_TLSV_AUTO);
-    if (!ctx) {
-        errf(err, errlen, "SSL_CTX_new", NULL);
-        return NULL;
-    }
-    const char *certf = t->client_certificate, *keyf = t->private_key, *caf = t->ca_certificates;
-    const char *cert_pem = NULL, *key_pem = NULL, *ca_pem = NULL;
-    if (t->credential_name) {
-        const struct mg_credential *cr = mg_config_credential(c, t->credential_name);
-        if (!cr) {
-            snprintf(err, errlen, "credentialName '%s' not found", t->credential_name);
-            goto fail;
-        }
-        certf = cr->certificate;
-        keyf = cr->private_key;
-        cert_pem = cr->cert_pem;
-        key_pem = cr->key_pem;
-        if (!caf) {
-            caf = cr->ca_certificates;
-            ca_pem = cr->ca_pem;
-        }
-    }
-    if (t->mode == MG_CTLS_MUTUAL) {
-        if (cert_pem ? load_pem_chain(ctx, cert_pem, err, errlen) < 0
-                     : (!certf || SSL_CTX_use_certificate_chain_file(ctx, certf) != 1)) {
-            if (!cert_pem)
-                errf(err, errlen, "MUTUAL needs a loadable clientCertificate", certf);
-            goto fail;
-        }
-        if (key_pem ? load_pem_key(ctx, key_pem, err, errlen) < 0
-                    : (!keyf || SSL_CTX_use_PrivateKey_file(ctx, keyf, SSL_FILETYPE_PEM) != 1)) {
-            if (!key_pem)
-                errf(err, errlen, "MUTUAL needs a loadable privateKey", keyf);
-            goto fail;
-        }
-    }
-    if (t->insecure_skip_verify) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    } else {
-        if (!caf && !ca_pem)
-            caf = c->mesh.ca_certificates ? c->mesh.ca_certificates
-                                          : "/etc/ssl/certs/ca-certificates.crt";
-        if (load_ca(ctx, caf, ca_pem, false, err, errlen) < 0)
-            goto fail;
-        if (t->ca_crl && load_crl(ctx, t->ca_crl, err, errlen) < 0)
-            goto fail;
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    }
-    return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
-}
 
-const char *mg_tls_peer_uri(const SSL *ssl, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-    if (!cert)
-        return buf;
-    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type != GEN_URI)
-            continue;
-        const ASN1_IA5STRING *s = g->d.uniformResourceIdentifier;
-        size_t n = (size_t)ASN1_STRING_length(s);
-        const unsigned char *d = ASN1_STRING_get0_data(s);
-        if (n < len && !memchr(d, '\0', n)) {
-            memcpy(buf, d, n);
-            buf[n] = '\0';
-        }
-        break;
-    }
-    GENERAL_NAMES_free(gens);
-    return buf;
-}
 
-bool mg_tls_peer_hash(const SSL *ssl, char out[65])
-{
-    out[0] = '\0';
-    X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-    unsigned char md[32];
-    unsigned int n = 0;
-    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32)
-        return false;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return true;
-}
 
-bool mg_tls_peer_san_in(const SSL *ssl, char *const *names, size_t n)
-{
-    X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-    if (!cert)
-        return false;
-    bool hit = false;
-    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; gens && !hit && i < sk_GENERAL_NAME_num(gens); i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        const ASN1_IA5STRING *s = g->type == GEN_URI ? g->d.uniformResourceIdentifier
-                                  : g->type == GEN_DNS ? g->d.dNSName : NULL;
-        if (!s)
-            continue;
-        size_t vl = (size_t)ASN1_STRING_length(s);
-        for (size_t k = 0; k < n; k++)
-            if (strlen(names[k]) == vl && memcmp(names[k], ASN1_STRING_get0_data(s), vl) == 0)
-                hit = true;
-    }
-    GENERAL_NAMES_free(gens);
-    return hit;
-}

@@ -1,6 +1,6 @@
 /* tls.h - OpenSSL contexts: server SSL_CTXs per Gateway server (SNI
  * selection, client-certificate modes), the shared session-ticket key ring,
- * client SSL_CTXs for upstream TLS, and peer-certificate helpers.
+ * and the ALPN choice. Upstream client contexts are upstream/tls_client.c.
  *
  * Every SSL_CTX made here has SSL_OP_IGNORE_UNEXPECTED_EOF (platform trap 4),
  * TLS 1.2 as the floor, and the shared ticket callback (trap 16). Contexts are
@@ -37,28 +37,11 @@ void mg_tls_set_sni(SSL_CTX *ctx, struct mg_port *port);
 /* The server that SNI chose for this connection (NULL before/without). */
 struct mg_srv *mg_tls_selected_server(const SSL *ssl);
 
-/* Do two servers of a port present the same TLS: mode, protocol bounds,
- * ciphers, certificate and chain, client-certificate requirements and trust
- * material? A request whose Host selects another server than the SNI did is
- * answered 421 unless they do. */
-bool mg_tls_same_settings(const struct mg_srv *a, const struct mg_srv *b);
 
 /* Offer h2 in ALPN (set by the HTTP/2 module once it exists). */
 extern bool mg_tls_alpn_h2;
 
-/* Client context for a DestinationRule's tls (SIMPLE or MUTUAL): trust from
- * caCertificates, else MeshConfig caCertificates; verification off with
- * insecureSkipVerify. ISTIO_MUTUAL is refused (err set). NULL on failure. */
-SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
-                               char *err, size_t errlen);
-
-/* Peer certificate helpers (the verified client certificate). */
-/* First URI SAN into buf ("" when none). Returns buf. */
-const char *mg_tls_peer_uri(const SSL *ssl, char *buf, size_t len);
-/* Lower-case hex SHA-256 of the peer certificate DER (65 bytes incl. NUL);
- * returns false when there is no peer certificate. */
-bool mg_tls_peer_hash(const SSL *ssl, char out[65]);
-/* Does any DNS or URI SAN of the peer certificate equal one of `names`? */
-bool mg_tls_peer_san_in(const SSL *ssl, char *const *names, size_t n);
+/* The peer-certificate helpers (mg_tls_peer_uri, ...) are in base/tls.h. */
+#include "base/tls.h"
 
 #endif

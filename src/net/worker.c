@@ -18,16 +18,6 @@
 #include "upstream/upstream.h"
 #include "base/util.h"
 
-uint32_t mg_worker_rand(struct mg_worker *w)
-{
-    uint32_t x = w->rnd;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    w->rnd = x ? x : 0x9e3779b9u;
-    return w->rnd;
-}
-
 /* Benchmark knob, read once per worker at startup: MESHGATE_JWT_CACHE_ENTRIES
  * sets the size of the verified-token cache; 0 turns the cache off (every
  * token is verified again), which contrib/bench/jwt.sh compares against.

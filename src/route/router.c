@@ -7,17 +7,6 @@
 #include <string.h>
 #include "base/util.h"
 
-bool mg_host_match(const char *pattern, const char *name, size_t name_len)
-{
-    if (strcmp(pattern, "*") == 0)
-        return true;
-    if (pattern[0] == '*' && pattern[1] == '.') {
-        size_t sl = strlen(pattern + 1);           /* ".example.com" */
-        return name_len > sl && mg_strncasecmp(name + name_len - sl, pattern + 1, sl) == 0;
-    }
-    return strlen(pattern) == name_len && mg_strncasecmp(pattern, name, name_len) == 0;
-}
-
 bool mg_host_overlap(const char *srv_host, const char *vs_host)
 {
     if (mg_host_match(srv_host, vs_host, strlen(vs_host)))

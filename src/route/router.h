@@ -65,11 +65,6 @@ struct mg_route_table {
     size_t n;
 };
 
-/* Host pattern match, case-insensitive: "*" matches all, "*.example.com"
- * matches any name ending in ".example.com" (deeper names too), otherwise
- * equality. `name` must not carry a port. */
-bool mg_host_match(const char *pattern, const char *name, size_t name_len);
-
 /* Is `vs_host` (a VirtualService host) within `srv_host` (a server host with
  * any ns/ prefix removed)? Both may be wildcards. */
 bool mg_host_overlap(const char *srv_host, const char *vs_host);

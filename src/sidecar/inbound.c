@@ -19,14 +19,13 @@
 #include <openssl/x509v3.h>
 #include "access/access.h"
 #include "net/conn.h"
-#include "http/h2_server.h"
+#include "http/http.h"
 #include "policy/policy.h"
 #include "route/router.h"
 #include "snapshot/snapshot.h"
 #include "net/tls.h"
 #include "net/tls_peek.h"
 #include "upstream/upstream.h"
-#include "net/worker.h"
 
 struct mg_inbound_set {
     size_t n;

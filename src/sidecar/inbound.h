@@ -31,19 +31,11 @@
 #include "config/config.h"
 #include "base/diag.h"
 #include "base/util.h"
+#include "sidecar/types.h"
 
 struct mg_snapshot;
 struct mg_conn;
 
-/* One inbound port's compiled state (owned by the snapshot's set). */
-struct mg_inbound_port {
-    const struct mg_inbound *cfg;
-    uint16_t workload_port;             /* cfg->port: what policies see */
-    uint16_t bind_port;
-    char *bind_ip;
-    SSL_CTX *mtls;                      /* mesh identity server context (NULL: no identity) */
-    bool tcp;                           /* protocol TCP: per-connection authz + splice */
-};
 
 /* Compile s->cfg->proxy.inbound into ports of s (s->ports must have room
  * for n_inbound more entries) and synthetic clusters (appended to

@@ -11,12 +11,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <openssl/ssl.h>
 #include "config/config.h"
 #include "base/diag.h"
 #include "route/router.h"
 
 struct mg_port;
+struct mg_conn;
 struct mg_cluster;
 struct mg_access;
 struct mg_inbound_port;
@@ -61,6 +63,14 @@ struct mg_port {                        /* one listening port */
     size_t n_tls_routes;
     const char *bind_ip;                /* NULL = Proxy bindAddress (inbound ports bind their own) */
     struct mg_inbound_port *inbound;    /* sidecar inbound listener (inbound.h), else NULL */
+    /* How a connection of this port enters its codec, set by the builder
+     * (control/build.c) so that net/ names no protocol: `accept` replaces
+     * net's TLS-or-plain start (the sidecar's PeerAuthentication peek);
+     * `start` runs after the handshake (or at once for plain text), unless
+     * ALPN chose h2 and `start_h2` is set. */
+    void (*accept)(struct mg_conn *c, int fd);
+    void (*start)(struct mg_conn *c);
+    void (*start_h2)(struct mg_conn *c);
 };
 
 struct mg_snapshot {
@@ -90,33 +100,14 @@ struct mg_snapshot {
     uint16_t https_port;                /* redirect target port (0 = default 443) */
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
     struct mg_inbound_set *inbound;     /* sidecar inbound ports (inbound.h), NULL = none */
+    void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */
 };
 
-/* Compile `cfg` (ownership passes to the snapshot on success and on
- * failure). n_workers sizes per-worker pool state. Every problem is added
- * to d; returns NULL when any error was found. */
-struct mg_snapshot *mg_snapshot_build(struct mg_config *cfg, int n_workers, uint64_t generation,
-                                      struct mg_diags *d);
-
-/* A certificate rotation: compile the configuration model `cur` was built
- * from again (the very same parsed model, not a new read of the
- * configuration files), so only certificate, key, CRL and CA files are read
- * anew and a policy edited on disk but not signalled does not go live. The
- * result keeps cur's policy generation. NULL (errors in d) when a file no
- * longer loads; cur is unchanged either way. */
-struct mg_snapshot *mg_snapshot_rotate(const struct mg_snapshot *cur, uint64_t generation,
-                                       struct mg_diags *d);
-
-/* Reference counting; the last unref frees everything (any thread: the free
- * touches no event loop). NULL is ignored. */
+/* Reference counting; the last unref frees everything through s->destroy,
+ * which the builder set (any thread: the free touches no event loop). NULL
+ * is ignored. */
 struct mg_snapshot *mg_snapshot_ref(struct mg_snapshot *s);
 void mg_snapshot_unref(struct mg_snapshot *s);
-
-/* Every certificate, key and CA file the snapshot read (Proxy identity and
- * credentials, Gateway server TLS, DestinationRule TLS, MeshConfig CA), for
- * the main thread's change watch. Calls fn once per path (duplicates
- * possible). */
-void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path, void *arg), void *arg);
 
 /* Must a connection that started on `old` be drained now that `cur` serves?
  * Yes after a configuration reload (new policies, routes, mTLS modes apply
@@ -125,6 +116,18 @@ void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path,
 static inline bool mg_snapshot_recycles(const struct mg_snapshot *old, const struct mg_snapshot *cur)
 {
     return old != cur && old && cur && old->policy_gen != cur->policy_gen;
+}
+
+/* Do two servers of a port present the same TLS: mode, protocol bounds,
+ * ciphers, certificate and chain, client-certificate requirements and trust
+ * material (tls_id, a digest of all of it made when the server's context was
+ * built)? A request whose Host selects another server than the SNI did is
+ * answered 421 unless they do. */
+static inline bool mg_srv_same_tls(const struct mg_srv *a, const struct mg_srv *b)
+{
+    if (a == b)
+        return true;
+    return a->ctx && b->ctx && memcmp(a->tls_id, b->tls_id, sizeof(a->tls_id)) == 0;
 }
 
 const struct mg_port *mg_snapshot_port(const struct mg_snapshot *s, uint16_t number);

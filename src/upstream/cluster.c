@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "route/router.h"
-#include "net/tls.h"
+#include "base/tls.h"
 #include "upstream/upstream.h"
 #include "base/util.h"
 

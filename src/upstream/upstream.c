@@ -22,14 +22,13 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/ssl.h>
-#include "net/conn.h"
+#include "net/types.h"
 #include "http1/http1.h"
 #include "http/request.h"
 #include "route/router.h"
 #include "snapshot/snapshot.h"
 #include "log/metrics.h"
-#include "net/tls.h"
-#include "net/worker.h"
+#include "base/tls.h"
 
 #define UP_HIGH_WM (256 * 1024)
 #define UP_MAX_HEAD (64 * 1024)

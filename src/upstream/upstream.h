@@ -119,4 +119,11 @@ void mg_upstream_detach(struct mg_request *r, bool clean);
  * (on snapshot switch and shutdown). */
 void mg_upstream_close_idle(struct mg_cluster **clusters, size_t n, int worker_id);
 
+/* Client context for a DestinationRule's tls (SIMPLE or MUTUAL): trust from
+ * caCertificates, else MeshConfig caCertificates; verification off with
+ * insecureSkipVerify. ISTIO_MUTUAL is refused (err set). NULL on failure
+ * (tls_client.c). */
+SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
+                               char *err, size_t errlen);
+
 #endif

@@ -22,14 +22,13 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
-#include "net/conn.h"
+#include "net/types.h"
 #include "http1/http1.h"
 #include "log/metrics.h"
 #include "http/request.h"
 #include "route/router.h"
 #include "snapshot/snapshot.h"
-#include "net/tls.h"
-#include "net/worker.h"
+#include "base/tls.h"
 
 static void conn_pump(struct mg_up2_conn *c);
 

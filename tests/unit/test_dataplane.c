@@ -16,6 +16,7 @@
 #include "http/request.h"
 #include "route/router.h"
 #include "base/sd.h"
+#include "control/build.h"
 #include "snapshot/snapshot.h"
 #include "tap.h"
 #include "upstream/upstream.h"

@@ -4,7 +4,7 @@
  * byte splice to forwardTo. A denied connection is closed with no byte sent
  * to either side. */
 #include <stdlib.h>
-#include "net/conn.h"
+#include "net/types.h"
 #include "sidecar/inbound.h"
 #include "route/router.h"
 #include "snapshot/snapshot.h"

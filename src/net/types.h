@@ -1,0 +1,142 @@
+/* net/types.h - what every step of the request path shares with net/: the
+ * downstream connection and the worker thread that owns it. Types and static
+ * inline accessors only. What a later step asks of a connection (close it,
+ * drop a reference) goes through the operations net/ sets at accept, so no
+ * step calls into net/ by name. Worker threads, listeners and the accept
+ * path itself are in net/worker.h, net/listener.h and net/conn.h. */
+#ifndef MG_NET_TYPES_H
+#define MG_NET_TYPES_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include "base/util.h"
+
+struct mg_snapshot;
+struct mg_port;
+struct mg_srv;
+struct mg_wmetrics;
+struct mg_jwt_cache;
+struct mg_conn;
+
+/* What a codec or a later step may do to a connection (net/conn.c). */
+struct mg_conn_ops {
+    /* Close now: close_notify once (a peer otherwise sees an unexpected
+     * EOF), free the transport, leave the worker's list. Idempotent. */
+    void (*close)(struct mg_conn *c);
+    /* Close after an error reply that is already flushed: half-close and
+     * drop what the client still sends (bounded, 2 s) so the reply is not
+     * lost to a TCP reset. TLS connections are closed at once. */
+    void (*close_lingering)(struct mg_conn *c);
+    /* The last reference is gone: free the codec state and the connection. */
+    void (*release)(struct mg_conn *c);
+};
+
+struct mg_conn {
+    struct mg_conn *prev, *next;        /* worker list */
+    struct mg_worker *w;
+    struct mg_snapshot *snap;           /* own reference */
+    const struct mg_port *port;
+    struct bufferevent *bev;
+    SSL *ssl;                           /* owned by bev; NULL for plain text */
+    struct mg_addr peer, local;
+    char peer_str[64], local_str[64];
+    struct mg_srv *sni_srv;             /* server chosen by SNI */
+    char sni[256];
+    char principal[256];                /* policy peer principal, mg_access_peer_principal ("" = none) */
+    char peer_uri[272];                 /* full URI SAN */
+    char cert_hash[65];                 /* hex sha256 of the client cert ("" = none) */
+    const char *principal_label;        /* interned peer URI for metrics (NULL = none) */
+    size_t linger_bytes;
+    int refs;
+    bool closing;
+    bool handshake_done;
+    int64_t start_ms;
+    const struct mg_conn_ops *ops;      /* set by net/ at accept */
+    void *codec;                        /* h1 state (or h2 later) */
+    void (*codec_free)(struct mg_conn *c);
+    /* graceful stop: the codec closes when idle; returns true if it closed now */
+    bool (*codec_drain)(struct mg_conn *c);
+};
+
+struct mg_lfd {                         /* a listening socket handed to a worker */
+    uint16_t port;
+    int fd;
+};
+
+struct mg_wlistener {
+    uint16_t port;
+    int fd;
+    struct event *ev;                   /* accept readiness */
+    struct event *retry;                /* EMFILE back-off */
+    struct mg_worker *w;
+};
+
+struct mg_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct event *mbox;
+    pthread_mutex_t mu;                 /* guards the mail fields only */
+    struct mg_snapshot *mail_snap;
+    struct mg_lfd *mail_fds;
+    size_t mail_n;
+    bool mail_stop;
+    int64_t drain_ms;
+
+    struct mg_snapshot *snap;           /* current generation (own ref) */
+    struct mg_wlistener **ls;           /* each allocated alone: events point at them */
+    size_t n_ls;
+    struct mg_conn *conns;              /* all live downstream connections */
+    size_t n_conns;
+    bool stopping;
+    struct event *drain_timer;
+    struct event *stale_timer;          /* drain deadline of connections from older generations */
+    struct mg_wmetrics *metrics;
+    struct mg_jwt_cache *jwt_cache;     /* verified tokens (access phase, this worker only); NULL
+                                         * when MESHGATE_JWT_CACHE_ENTRIES=0 (benchmark knob) */
+    uint32_t rnd;                       /* xorshift state */
+    atomic_bool done;                   /* thread finished */
+};
+
+/* Reference counting (one worker thread: no atomics); the last unref frees
+ * the connection through its operations. */
+static inline void mg_conn_ref(struct mg_conn *c)
+{
+    c->refs++;
+}
+
+static inline void mg_conn_unref(struct mg_conn *c)
+{
+    if (--c->refs == 0)
+        c->ops->release(c);
+}
+
+static inline void mg_conn_close(struct mg_conn *c)
+{
+    c->ops->close(c);
+}
+
+static inline void mg_conn_close_lingering(struct mg_conn *c)
+{
+    c->ops->close_lingering(c);
+}
+
+/* Cheap per-worker random number (xorshift32; not for cryptography). */
+static inline uint32_t mg_worker_rand(struct mg_worker *w)
+{
+    uint32_t x = w->rnd;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    w->rnd = x ? x : 0x9e3779b9u;
+    return w->rnd;
+}
+
+#endif
