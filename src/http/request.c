@@ -518,6 +518,12 @@ static void phase_headers(struct mg_request *r)
             xff = xff ? mg_rq_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
         if (hop_by_hop(n) || strip_at_edge(n) || named_in_connection(r, n))
             continue;
+        /* The expectation is the gateway's to answer (the codec sends its
+         * own 100 when it wants the body, as Envoy does by default): an
+         * upstream that saw it could answer before reading the body and
+         * then parse the body as a request of its own. */
+        if (strcmp(n, "expect") == 0)
+            continue;
         hl_add(r, &l, n, r->h[i].value);
     }
     char ip[64];

@@ -84,7 +84,8 @@ struct mg_h1_request {
  * host: the target's authority for absolute-form and CONNECT, else the Host
  * value (empty when Host is empty), NULL for HTTP/1.0 without Host.
  * expect_continue: only for HTTP/1.1 (RFC 9110 10.1.1); other Expect values
- * are not errors and are left in the headers (Envoy forwards them too).
+ * are not errors and are left in the headers (policies see them; no Expect
+ * is forwarded upstream, the gateway answers the expectation itself).
  * upgrade: Connection lists "upgrade" and an Upgrade header is present. */
 ssize_t mg_h1_parse_request(const char *buf, size_t len, const struct mg_h1_limits *lim,
                             struct mg_h1_request *req, int *status);

@@ -793,6 +793,12 @@ static void parse_head(struct mg_uconn *uc)
             }
         }
         take_head(uc, r, &resp);
+        /* An answer to a request not yet fully written: the upstream did
+         * not read (all of) the body as a body, and may still parse the
+         * rest as requests of its own, whose answers would go to the next
+         * user of the connection. It is not reused. */
+        if (!uc->req_done || evbuffer_get_length(bufferevent_get_output(uc->bev)))
+            uc->keep_alive = false;
         evbuffer_drain(in, (size_t)hl);
         uc->state = UC_BODY;
         r->resp_started = true;
