@@ -41,6 +41,7 @@ struct h1s {
     struct mg_h1_chunked ck;
     struct event *timer;
     struct event *next_ev;
+    struct evbuffer_cb_entry *stall_cb; /* watching the output drain (stall_watch) */
     size_t max_head;
 };
 
@@ -93,14 +94,52 @@ static void arm_timer(struct h1s *h, int64_t ms)
     evtimer_add(h->timer, &tv);
 }
 
+/* A response the client stops taking must not hold the connection, nor
+ * the upstream one behind it, forever: while the output is backed up
+ * (above the watermark, or a last response waiting to be flushed before
+ * the close) every byte the socket takes re-arms the timer for the idle
+ * timeout, and the timer firing cuts the exchange (timer_cb), as Envoy's
+ * stream idle timeout does and the HTTP/2 codec does per stream. The
+ * watch is an output callback only while backed up, so the usual path
+ * pays nothing. */
+static void out_drained_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct h1s *h = arg;
+    if (info->n_deleted && (h->phase == P_WAIT || h->phase == P_CLOSING))
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+}
+
+static void stall_watch(struct h1s *h, bool on)
+{
+    if (!h->c->bev) {
+        h->stall_cb = NULL;             /* went with the bufferevent's output */
+        return;
+    }
+    if (on == (h->stall_cb != NULL))
+        return;
+    if (on) {
+        h->stall_cb = evbuffer_add_cb(out_of(h), out_drained_cb, h);
+        if (h->phase == P_WAIT || h->phase == P_CLOSING)
+            arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+        return;
+    }
+    evbuffer_remove_cb_entry(out_of(h), h->stall_cb);
+    h->stall_cb = NULL;
+    if (h->phase == P_WAIT || h->phase == P_CLOSING)
+        evtimer_del(h->timer);
+}
+
 static void close_when_flushed(struct h1s *h)
 {
     h->phase = P_CLOSING;
     evtimer_del(h->timer);
-    if (!h->c->bev || evbuffer_get_length(out_of(h)) == 0)
+    if (!h->c->bev || evbuffer_get_length(out_of(h)) == 0) {
         mg_conn_close_lingering(h->c);
-    else
+    } else {
         bufferevent_disable(h->c->bev, EV_READ);
+        stall_watch(h, true);           /* the last response must leave too */
+    }
 }
 
 /* Plain TCP (no TLS) writes without the write event: EV_WRITE stays off
@@ -140,6 +179,7 @@ static void h1_arm(struct h1s *h)
 static void end_request(struct h1s *h)
 {
     h1_kick(h);
+    stall_watch(h, false);
     if (h->active) {
         mg_request_finish(&h->r);
         mg_request_release(&h->r);
@@ -304,6 +344,7 @@ static bool op_resp_full(struct mg_request *r)
     if (evbuffer_get_length(out_of(h)) < H1_HIGH_WM)
         return false;
     bufferevent_setwatermark(h->c->bev, EV_WRITE, H1_HIGH_WM / 2, 0);
+    stall_watch(h, true);
     return true;
 }
 
@@ -379,10 +420,13 @@ static const struct mg_down_ops h1_ops = {
 
 static void body_finished(struct h1s *h)
 {
-    evtimer_del(h->timer);              /* the body timeout ends with the body */
     h->r.body_done = true;
     mg_upstream_body_end(&h->r);
     h->phase = P_WAIT;
+    if (h->stall_cb)                    /* the response is already backed up */
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+    else
+        evtimer_del(h->timer);          /* the body timeout ends with the body */
 }
 
 static void relay_body(struct h1s *h)
@@ -602,10 +646,13 @@ static void write_cb(struct bufferevent *bev, void *arg)
     struct h1s *h = arg;
     mg_conn_ref(h->c);
     if (h->phase == P_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+            stall_watch(h, false);      /* flushed: the linger has its own bound */
             mg_conn_close_lingering(h->c);
+        }
     } else if (h->active && h->r.resp_started) {
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        stall_watch(h, false);
         mg_upstream_resume(&h->r);
     }
     mg_conn_unref(h->c);
@@ -658,6 +705,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
             r->body_done = false;
             mg_request_reply(r, 408, "stream timeout", "request_body_timeout", true);
         }
+    } else if (h->phase == P_WAIT && h->active && h->r.resp_started && h->c->bev) {
+        /* the client took nothing of a started response for the idle
+         * timeout: end it on both sides (the upstream connection is
+         * closed, not pooled) */
+        struct mg_request *r = &h->r;
+        if (strcmp(r->flags, "-") == 0)
+            r->flags = "SI";            /* Envoy's stream idle timeout flag */
+        r->reason = "stream_idle_timeout";
+        h1_ops_abort(r);
     } else {
         mg_conn_close(h->c);
     }
@@ -667,6 +723,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void h1_free(struct mg_conn *c)
 {
     struct h1s *h = c->codec;
+    stall_watch(h, false);
     if (h->active) {
         mg_request_finish(&h->r);
         mg_request_release(&h->r);
