@@ -182,7 +182,11 @@ void mg_h2_start_stream(struct mg_h2_stream *s)
     r->host = host_lower(&r->arena, r->authority);
     const char *ex = mg_request_header(r, "expect");
     r->expect_continue = ex && mg_strcasecmp(ex, "100-continue") == 0;
-    if (s->remote_end && !s->has_cl) {
+    /* Streams start after the whole input batch was processed, so DATA and
+     * END_STREAM read together with the HEADERS have already arrived (and
+     * wait in s->reqbuf): a stream that ended is bodiless only if no body
+     * byte came, else its body would never go upstream. */
+    if (s->remote_end && !s->has_cl && s->body_recv == 0) {
         r->body = MG_BODY_NONE;
     } else if (s->has_cl) {
         r->body = s->cl ? MG_BODY_LENGTH : MG_BODY_NONE;

@@ -37,6 +37,20 @@
  *                       MS ms apart; prints "request <i> status <code>",
  *                       "request <i> reset", "request <i> refused" (GOAWAY
  *                       before it) or "request <i> closed" per request.
+ *     body SPLIT PATH SPEC
+ *                       one POST PATH on stream 1 made of the frames in
+ *                       SPEC, comma separated: h (HEADERS, no
+ *                       content-length), H (the same with END_STREAM), lN
+ *                       (HEADERS with content-length N), dN (DATA of N
+ *                       bytes), DN (DATA of N bytes with END_STREAM), T
+ *                       (trailers with END_STREAM). SPLIT says how they are
+ *                       written: one (everything in one write), two (the
+ *                       first frame, 50 ms later the rest), last (all but
+ *                       the last frame, 50 ms later the last one), frames
+ *                       (one write per frame, 50 ms apart) or bytes (one
+ *                       write per byte, 0.2 ms apart). Prints "status <code>", "reset
+ *                       <code>" or "none", then "body_length <n>" as the
+ *                       echo upstream reported it (-1 if not found).
  * The floods write raw frames (HPACK literals without indexing); the
  * headers mode uses an nghttp2 client session. TLS with ALPN h2 to
  * 127.0.0.1, SNI = --host (default app.example.com), no verification
@@ -576,6 +590,170 @@ static int mode_seq(SSL *ssl, const char *host, long n, long ms, const char *pat
     return 0;
 }
 
+/* ---- body mode: a request body framed and split as told ---- */
+
+static int body_frames(struct out *o, const char *host, const char *path, const char *spec,
+                       size_t *first_end, size_t *last_start)
+{
+    char buf[256];
+    if (strlen(spec) >= sizeof(buf))
+        return -1;
+    strcpy(buf, spec);
+    size_t total = 0;
+    *first_end = *last_start = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        long n = atol(tok + 1);
+        size_t start = o->len;
+        struct out hb = { 0 };
+        static const unsigned char post[] = { 0x83, 0x87 };     /* POST, https */
+        switch (tok[0]) {
+        case 'h':
+        case 'H':
+        case 'l':
+            put(&hb, post, sizeof(post));
+            lit(&hb, ":path", path);
+            lit(&hb, ":authority", host);
+            lit(&hb, "content-type", "application/octet-stream");
+            if (tok[0] == 'l')
+                lit(&hb, "content-length", tok + 1);
+            frame(o, 0x1, tok[0] == 'H' ? 0x5 : 0x4, 1, hb.p, hb.len);
+            break;
+        case 'T':
+            lit(&hb, "x-trailer", "1");
+            frame(o, 0x1, 0x5, 1, hb.p, hb.len);
+            break;
+        case 'd':
+        case 'D': {
+            /* within the default windows and the default frame size */
+            if (n < 0 || n > 16384 || (total += (size_t)n) > 60000)
+                return -1;
+            unsigned char *d = malloc((size_t)n + 1);
+            for (long i = 0; i < n; i++)
+                d[i] = (unsigned char)('a' + i % 26);
+            frame(o, 0x0, tok[0] == 'D' ? 0x1 : 0, 1, d, (size_t)n);
+            free(d);
+            break;
+        }
+        default:
+            return -1;
+        }
+        free(hb.p);
+        if (!*first_end)
+            *first_end = o->len;
+        *last_start = start;
+    }
+    return 0;
+}
+
+static int mode_body(SSL *ssl, const char *host, const char *split, const char *path,
+                     const char *spec)
+{
+    if (strlen(path) > 100)
+        return 1;
+    struct out o = { 0 }, fr = { 0 };
+    preface(&o);
+    size_t first_end = 0, last_start = 0;
+    if (body_frames(&fr, host, path, spec, &first_end, &last_start) != 0) {
+        fprintf(stderr, "mg_h2flood: bad body spec\n");
+        return 1;
+    }
+    int rc = 0;
+    if (strcmp(split, "one") == 0) {
+        put(&o, fr.p, fr.len);
+        rc = write_all(ssl, o.p, o.len);
+    } else if (strcmp(split, "two") == 0 || strcmp(split, "last") == 0) {
+        size_t cut = split[0] == 't' ? first_end : last_start;
+        put(&o, fr.p, cut);
+        rc = write_all(ssl, o.p, o.len);
+        usleep(50000);
+        if (!rc)
+            rc = write_all(ssl, fr.p + cut, fr.len - cut);
+    } else if (strcmp(split, "frames") == 0) {
+        rc = write_all(ssl, o.p, o.len);
+        for (size_t off = 0; !rc && off < fr.len;) {
+            size_t fl = ((size_t)fr.p[off] << 16 | (size_t)fr.p[off + 1] << 8 | fr.p[off + 2]) + 9;
+            usleep(50000);
+            rc = write_all(ssl, fr.p + off, fl);
+            off += fl;
+        }
+    } else if (strcmp(split, "bytes") == 0) {
+        rc = write_all(ssl, o.p, o.len);
+        for (size_t off = 0; !rc && off < fr.len; off++) {
+            usleep(200);
+            rc = write_all(ssl, fr.p + off, 1);
+        }
+    } else {
+        rc = -1;
+    }
+    free(o.p);
+    free(fr.p);
+    if (rc != 0) {
+        fprintf(stderr, "mg_h2flood: write failed\n");
+        return 1;
+    }
+    /* the response of stream 1: its status, its DATA up to END_STREAM */
+    struct timeval tv = { 10, 0 };
+    setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    unsigned char buf[16384 + 9], *acc = NULL;
+    struct out body = { 0 };
+    size_t alen = 0;
+    int status = 0;
+    long reset = -1;
+    bool done = false;
+    while (!done) {
+        int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        acc = realloc(acc, alen + (size_t)n);
+        if (!acc)
+            abort();
+        memcpy(acc + alen, buf, (size_t)n);
+        alen += (size_t)n;
+        size_t off = 0;
+        while (!done && alen - off >= 9) {
+            size_t fl = ((size_t)acc[off] << 16) | ((size_t)acc[off + 1] << 8) | acc[off + 2];
+            if (alen - off < 9 + fl)
+                break;
+            uint8_t type = acc[off + 3], flags = acc[off + 4];
+            uint32_t sid = ((uint32_t)acc[off + 5] << 24 | (uint32_t)acc[off + 6] << 16 |
+                            (uint32_t)acc[off + 7] << 8 | acc[off + 8]) & 0x7fffffffu;
+            const unsigned char *pl = acc + off + 9;
+            if (sid == 1 && type == 0x1 && fl >= 1 && (status == 0 || status == 100))
+                status = hpack_status(pl, fl);
+            if (sid == 1 && type == 0x0)
+                put(&body, pl, fl);
+            if (sid == 1 && (type == 0x0 || type == 0x1) && (flags & 0x1))
+                done = true;
+            if (sid == 1 && type == 0x3 && fl >= 4) {
+                reset = (long)((uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 |
+                               (uint32_t)pl[2] << 8 | pl[3]);
+                done = true;
+            }
+            if (type == 0x7 && fl >= 8)
+                printf("goaway %u\n", (unsigned)((uint32_t)pl[4] << 24 | (uint32_t)pl[5] << 16 |
+                                                 (uint32_t)pl[6] << 8 | pl[7]));
+            off += 9 + fl;
+        }
+        memmove(acc, acc + off, alen - off);
+        alen -= off;
+    }
+    free(acc);
+    if (status)
+        printf("status %d\n", status);
+    else if (reset >= 0)
+        printf("reset %ld\n", reset);
+    else
+        printf("none\n");
+    long blen = -1;
+    put(&body, "", 1);
+    const char *bl = body.p ? strstr((const char *)body.p, "\"body_length\":") : NULL;
+    if (bl)
+        blen = atol(bl + strlen("\"body_length\":"));
+    printf("body_length %ld\n", blen);
+    free(body.p);
+    return 0;
+}
+
 /* ---- headers mode: an nghttp2 client session ---- */
 
 struct hm {
@@ -741,6 +919,7 @@ int main(int argc, char **argv)
     }
     if (!port || i >= argc || strlen(host) > 100) {
         fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | slowbody PATH S | seq N MS PATH | ping N | "
+                        "body SPLIT PATH SPEC | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
@@ -768,6 +947,8 @@ int main(int argc, char **argv)
         rc = mode_slowbody(ssl, host, argv[i + 1], atoi(argv[i + 2]), true);
     else if (strcmp(mode, "seq") == 0 && i + 3 < argc)
         rc = mode_seq(ssl, host, a, atol(argv[i + 2]), argv[i + 3]);
+    else if (strcmp(mode, "body") == 0 && i + 3 < argc)
+        rc = mode_body(ssl, host, argv[i + 1], argv[i + 2], argv[i + 3]);
     else if (strcmp(mode, "stall") == 0)
         rc = mode_stall(ssl, host);
     else if (strcmp(mode, "continuation") == 0 && a > 0)

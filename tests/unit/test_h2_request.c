@@ -262,6 +262,16 @@ int main(void)
     done(s);
 
     s = stream();
+    base(s, "POST", "/up");
+    s->remote_end = true;               /* HEADERS, DATA, END_STREAM in one read */
+    s->body_recv = 1000;
+    s->hdr_over = true;
+    mg_h2_start_stream(s);
+    is_int(s->r.body, MG_BODY_CHUNKED, "body and END_STREAM before the start -> still a body");
+    ok(!s->r.body_done && !s->body_end_sent, "... whose end is still to be sent upstream");
+    done(s);
+
+    s = stream();
     field(s, ":method", "HEAD");
     field(s, ":scheme", "https");
     field(s, ":path", "/x");
