@@ -22,6 +22,7 @@ struct mg_h2_stream {
     size_t hbytes;                      /* name + value + 32 per field (RFC 7541 4.1) */
     size_t nfields;
     bool hdr_over;                      /* over the size or count limit: 431 */
+    bool hdr_reset;                     /* far over it: reset, the block not delivered further */
     const char *bad;                    /* malformed: reason, answered 400 */
     const char *p_method, *p_path, *p_authority, *p_scheme, *p_protocol;
     const char *host_hdr;
@@ -58,6 +59,7 @@ struct mg_h2_conn {
     struct event *idle_ev;
     struct event *hdr_ev;               /* a header block must complete in time */
     size_t max_hdr;
+    unsigned hdr_refused;               /* header blocks that crossed the limit */
     bool read_paused;
     bool closing;                       /* waiting for the output to flush */
     bool dead;                          /* torn down */
@@ -76,6 +78,10 @@ extern const struct mg_down_ops mg_h2_ops;
  * Returns 0 (nghttp2 callback convention). */
 int mg_h2_take_field(struct mg_h2_stream *s, const char *name, size_t namelen, const char *value,
                      size_t valuelen);
+
+/* Fill the request attributes of s from its header block as received so
+ * far (method, target, headers, authority, body framing). */
+void mg_h2_fill_request(struct mg_h2_stream *s);
 
 /* The header block of s is complete: fill the request, answer 431/400/405
  * when it must be refused, else run the phases (request.h). */

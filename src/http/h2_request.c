@@ -165,11 +165,9 @@ static bool path_ok(const char *method, const char *path)
     return strcmp(path, "*") == 0 && strcmp(method, "OPTIONS") == 0;
 }
 
-void mg_h2_start_stream(struct mg_h2_stream *s)
+void mg_h2_fill_request(struct mg_h2_stream *s)
 {
     struct mg_request *r = &s->r;
-    s->ready = false;
-    s->running = true;
     join_cookies(s);
     r->method = s->p_method ? s->p_method : "-";
     r->target = s->p_path ? s->p_path : "";
@@ -197,6 +195,14 @@ void mg_h2_start_stream(struct mg_h2_stream *s)
     r->body_done = r->body == MG_BODY_NONE;
     if (r->body_done)
         s->body_end_sent = true;
+}
+
+void mg_h2_start_stream(struct mg_h2_stream *s)
+{
+    struct mg_request *r = &s->r;
+    s->ready = false;
+    s->running = true;
+    mg_h2_fill_request(s);
     if (s->hdr_over) {
         mg_request_reply(r, 431, "Request Header Fields Too Large", "headers_too_large", false);
         return;

@@ -31,6 +31,9 @@
 
 #define H2_PEEK_IOV 16
 #define H2_BODY_STEP (64 * 1024)
+/* Header blocks over the header list limit a connection may send before
+ * it is ended with GOAWAY (ENHANCE_YOUR_CALM). */
+#define H2_HDR_REFUSALS 4
 
 static struct evbuffer *out_of(struct mg_h2_conn *h)
 {
@@ -90,6 +93,12 @@ static void stream_free(struct mg_h2_conn *h, struct mg_h2_stream *s)
     if (s->running) {
         if (!s->end_sent && !s->aborted && strcmp(r->flags, "-") == 0)
             r->flags = "DC";            /* the client went away before the response ended */
+        mg_request_finish(r);
+    } else if (s->hdr_reset) {
+        /* reset for its header block: logged with what was decoded of it */
+        mg_h2_fill_request(s);
+        r->flags = "DPE";
+        r->reason = "headers_too_large";
         mg_request_finish(r);
     }
     mg_request_release(r);
@@ -506,17 +515,37 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     (void)flags;
     struct mg_h2_conn *h = user;
     struct mg_h2_stream *s = stream_of(ng, f->hd.stream_id);
-    if (!s || f->hd.type != NGHTTP2_HEADERS)
+    if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
-    /* trap 8: nghttp2 announces SETTINGS_MAX_HEADER_LIST_SIZE but does not
-     * enforce it; trailers count against the same budget */
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* a refused stream: no field is wanted */
+    /* nghttp2 announces SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce
+     * it; trailers count against the same budget */
     s->hbytes += namelen + valuelen + 32;
     s->nfields++;
-    if (s->hbytes > h->max_hdr || s->nfields > MG_H1_MAX_HEADERS)
+    bool request = f->headers.cat == NGHTTP2_HCAT_REQUEST;
+    if (!s->hdr_over && (s->hbytes > h->max_hdr || s->nfields > MG_H1_MAX_HEADERS)) {
         s->hdr_over = true;
-    if (s->hdr_over && f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* oversized trailers: reset the stream */
-    if (s->hdr_over || s->bad || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        if (++h->hdr_refused >= H2_HDR_REFUSALS) {
+            /* a connection that keeps sending oversized blocks (HPACK
+             * amplification: a few bytes of references to a large table
+             * entry decode to megabytes) is ended as a flood is */
+            nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+            h->fatal = true;
+            s->hdr_reset = request;
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+    }
+    /* Each field delivered costs nghttp2's validation of it, so a block far
+     * over the limit is not decoded into fields any further: the stream is
+     * reset (nghttp2 then only keeps its HPACK state). One moderately over
+     * it is still answered 431. Oversized trailers reset the stream at once. */
+    if (s->hdr_over && (!request || s->hbytes / 2 > h->max_hdr ||
+                        s->nfields > 2 * MG_H1_MAX_HEADERS)) {
+        s->hdr_reset = request;
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (s->hdr_over || s->bad || !request)
         return 0;                       /* over the limit: count, store nothing; trailers dropped */
     return mg_h2_take_field(s, (const char *)name, namelen, (const char *)value, valuelen);
 }
@@ -716,7 +745,7 @@ static void h2_run(struct mg_h2_conn *h)
     if (h->dead)
         return;
     for (struct mg_h2_stream *s = h->streams; s; s = s->next) {
-        if (s->ready) {
+        if (s->ready && !h->fatal) {    /* nothing new starts on a connection being ended */
             mg_h2_start_stream(s);
             body_timer_arm(s);
         }

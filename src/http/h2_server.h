@@ -11,9 +11,15 @@
  *                                    would be 2^31-1, platform trap 9)
  *   SETTINGS_MAX_HEADER_LIST_SIZE    limits.maxRequestHeadersKb * 1024,
  *                                    enforced here (nghttp2 only announces
- *                                    it, trap 8): a larger block, or more
- *                                    than MG_H1_MAX_HEADERS fields, is
- *                                    answered 431 on that stream only
+ *                                    it): a larger block, or more than
+ *                                    MG_H1_MAX_HEADERS fields, is answered
+ *                                    431 on that stream only; past twice
+ *                                    that the stream is reset and the block
+ *                                    no longer decoded into fields (HPACK
+ *                                    references to a large table entry
+ *                                    decode to megabytes); the 4th block
+ *                                    over the limit ends the connection
+ *                                    (GOAWAY ENHANCE_YOUR_CALM)
  *   SETTINGS_INITIAL_WINDOW_SIZE     MG_H2_STREAM_WINDOW, connection window
  *                                    MG_H2_CONN_WINDOW; WINDOW_UPDATE is
  *                                    sent only for bytes the upstream took,

