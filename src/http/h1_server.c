@@ -488,7 +488,7 @@ static void relay_body(struct h1s *h)
 
 /* ---- head ---- */
 
-static char *host_lower(struct mg_rq_arena *a, const char *h, size_t n)
+static char *host_lower(struct mg_arena *a, const char *h, size_t n)
 {
     /* strip a :port (not inside [v6]) and lower-case */
     size_t end = n;

@@ -7,7 +7,7 @@
 #include "http1/http1.h"
 #include "http/request.h"
 
-static char *host_lower(struct mg_rq_arena *a, const char *v)
+static char *host_lower(struct mg_arena *a, const char *v)
 {
     /* strip a :port (not inside [v6]) and lower-case */
     size_t n = strlen(v), end = n;
@@ -54,7 +54,7 @@ static void add_field(struct mg_h2_stream *s, const char *k, const char *v)
 int mg_h2_take_field(struct mg_h2_stream *s, const char *n, size_t namelen, const char *value,
                      size_t valuelen)
 {
-    struct mg_rq_arena *a = &s->r.arena;
+    struct mg_arena *a = &s->r.arena;
     if (memchr(value, '\0', valuelen) || memchr(n, '\0', namelen)) {
         s->bad = "malformed_header";
         return 0;

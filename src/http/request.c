@@ -18,75 +18,6 @@
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
 
-/* ---- arena ---- */
-
-struct mg_rq_arena_chunk {
-    struct mg_rq_arena_chunk *next;
-    size_t size;
-    max_align_t data[];
-};
-
-#define ARENA_CHUNK 8192
-
-void *mg_rq_alloc(struct mg_rq_arena *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    if (n > a->left) {
-        size_t sz = n > ARENA_CHUNK / 2 ? n : ARENA_CHUNK;
-        struct mg_rq_arena_chunk *c = mg_xmalloc(sizeof(*c) + sz);
-        c->size = sz;
-        c->next = a->head;
-        a->head = c;
-        if (sz != ARENA_CHUNK)          /* an oversized block: keep the current chunk */
-            return c->data;
-        a->cur = (char *)c->data;
-        a->left = sz;
-    }
-    void *p = a->cur;
-    a->cur += n;
-    a->left -= n;
-    return p;
-}
-
-char *mg_rq_strndup(struct mg_rq_arena *a, const char *s, size_t n)
-{
-    char *p = mg_rq_alloc(a, n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-char *mg_rq_printf(struct mg_rq_arena *a, const char *fmt, ...)
-{
-    va_list ap;
-    char tmp[512];
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    char *p = mg_rq_alloc(a, (size_t)n + 1);
-    if ((size_t)n < sizeof(tmp)) {
-        memcpy(p, tmp, (size_t)n + 1);
-    } else {
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    return p;
-}
-
-void mg_rq_arena_free(struct mg_rq_arena *a)
-{
-    struct mg_rq_arena_chunk *c = a->head;
-    while (c) {
-        struct mg_rq_arena_chunk *n = c->next;
-        free(c);
-        c = n;
-    }
-    memset(a, 0, sizeof(*a));
-}
-
 /* ---- lifecycle ---- */
 
 void mg_request_init(struct mg_request *r, struct mg_conn *c, const struct mg_down_ops *ops, void *codec)
@@ -271,7 +202,7 @@ static int phase_access(struct mg_request *r)
 }
 
 /* Envoy regex_rewrite: every match replaced, \N backreferences expanded. */
-static char *regex_rewrite(struct mg_rq_arena *a, const regex_t *re, const char *in, const char *sub)
+static char *regex_rewrite(struct mg_arena *a, const regex_t *re, const char *in, const char *sub)
 {
     struct mg_buf b = { 0 };
     regmatch_t m[10];

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <event2/buffer.h>
 #include "config/config.h"
+#include "base/arena.h"
 #include "base/util.h"
 
 struct mg_conn;
@@ -25,16 +26,12 @@ struct mg_wdest;
 struct mg_uconn;
 struct mg_up2_stream;
 
-/* A bump allocator freed in one go. */
-struct mg_rq_arena {
-    struct mg_rq_arena_chunk *head;
-    char *cur;
-    size_t left;
-};
-void *mg_rq_alloc(struct mg_rq_arena *a, size_t n);     /* never NULL, 16-byte aligned */
-char *mg_rq_strndup(struct mg_rq_arena *a, const char *s, size_t n);
-char *mg_rq_printf(struct mg_rq_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void mg_rq_arena_free(struct mg_rq_arena *a);
+/* The request's arena is base/arena.h's (default 8 KiB chunks, never NULL,
+ * aborts on OOM); these are the request path's names for it. */
+#define mg_rq_alloc mg_arena_alloc
+#define mg_rq_strndup mg_arena_strndup
+#define mg_rq_printf mg_arena_printf
+#define mg_rq_arena_free mg_arena_free
 
 enum mg_body_kind { MG_BODY_NONE = 0, MG_BODY_LENGTH, MG_BODY_CHUNKED, MG_BODY_UNTIL_CLOSE };
 
@@ -57,7 +54,7 @@ struct mg_down_ops {
 #define MG_REQ_MAX_LOCAL_H 4
 
 struct mg_request {
-    struct mg_rq_arena arena;
+    struct mg_arena arena;
     struct mg_conn *conn;
     struct mg_snapshot *snap;           /* the connection's snapshot (borrowed) */
     const struct mg_down_ops *ops;

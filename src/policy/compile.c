@@ -100,7 +100,7 @@ static int pm_template(struct ctx *cx, struct mg_pm *m, const char *v)
     }
     /* tokens: literal runs, {*}, {**} */
     m->kind = MG_PM_TEMPLATE;
-    m->tpl = mg_arena_alloc(cx->ar, (n + 1) * sizeof(*m->tpl));
+    m->tpl = mg_arena_zalloc(cx->ar, (n + 1) * sizeof(*m->tpl));
     size_t lit = 0;
     for (size_t i = 0; i <= n;) {
         bool op1 = i + 3 <= n && memcmp(v + i, "{*}", 3) == 0;
@@ -212,21 +212,21 @@ static void pm_req_principal(struct ctx *cx, struct mg_pm *m, const char *v)
     size_t n = strlen(v);
     m->kind = MG_PM_REQ_PRINCIPAL;
     if (n == 1 && v[0] == '*') {
-        m->iss = mg_arena_alloc(cx->ar, sizeof(*m->iss));
-        m->sub = mg_arena_alloc(cx->ar, sizeof(*m->sub));
+        m->iss = mg_arena_zalloc(cx->ar, sizeof(*m->iss));
+        m->sub = mg_arena_zalloc(cx->ar, sizeof(*m->sub));
         m->iss->kind = m->sub->kind = MG_PM_PRESENT;
     } else if (slash) {
         char *iss = mg_xstrndup(v, (size_t)(slash - v));
-        m->iss = mg_arena_alloc(cx->ar, sizeof(*m->iss));
-        m->sub = mg_arena_alloc(cx->ar, sizeof(*m->sub));
+        m->iss = mg_arena_zalloc(cx->ar, sizeof(*m->iss));
+        m->sub = mg_arena_zalloc(cx->ar, sizeof(*m->sub));
         pm_str(cx, m->iss, iss, false);
         pm_str(cx, m->sub, slash + 1, false);
         free(iss);
     } else if (v[0] == '*') {
-        m->sub = mg_arena_alloc(cx->ar, sizeof(*m->sub));
+        m->sub = mg_arena_zalloc(cx->ar, sizeof(*m->sub));
         pm_str(cx, m->sub, v, false);
     } else if (v[n - 1] == '*') {
-        m->iss = mg_arena_alloc(cx->ar, sizeof(*m->iss));
+        m->iss = mg_arena_zalloc(cx->ar, sizeof(*m->iss));
         pm_str(cx, m->iss, v, false);
     } else {
         m->kind = MG_PM_NEVER;      /* "iss/sub" needs a '/' to ever match */
@@ -315,7 +315,7 @@ static size_t compile_list(struct ctx *cx, enum mg_attr_id attr, const struct mg
         *out = NULL;
         return 0;
     }
-    *out = mg_arena_alloc(cx->ar, cap * sizeof(**out));
+    *out = mg_arena_zalloc(cx->ar, cap * sizeof(**out));
     for (size_t i = 0; i < l->n; i++) {
         struct mg_pos p = l->pos ? l->pos[i] : cx->pos;
         n += compile_value(cx, attr, l->v[i], p, *out + n);
@@ -366,7 +366,7 @@ static bool operation_empty(const struct mg_authz_operation *o)
 
 static void compile_source(struct ctx *cx, struct mg_entry *e, const struct mg_authz_source *s)
 {
-    e->f = mg_arena_alloc(cx->ar, 7 * sizeof(*e->f));
+    e->f = mg_arena_zalloc(cx->ar, 7 * sizeof(*e->f));
     add_field(cx, e, MG_A_PRINCIPAL, &s->principals, &s->not_principals);
     add_field(cx, e, MG_A_REQ_PRINCIPAL, &s->request_principals, &s->not_request_principals);
     add_field(cx, e, MG_A_NAMESPACE, &s->namespaces, &s->not_namespaces);
@@ -378,7 +378,7 @@ static void compile_source(struct ctx *cx, struct mg_entry *e, const struct mg_a
 
 static void compile_operation(struct ctx *cx, struct mg_entry *e, const struct mg_authz_operation *o)
 {
-    e->f = mg_arena_alloc(cx->ar, 4 * sizeof(*e->f));
+    e->f = mg_arena_zalloc(cx->ar, 4 * sizeof(*e->f));
     add_field(cx, e, MG_A_HOST, &o->hosts, &o->not_hosts);
     add_field(cx, e, MG_A_DEST_PORT, &o->ports, &o->not_ports);
     add_field(cx, e, MG_A_METHOD, &o->methods, &o->not_methods);
@@ -393,7 +393,7 @@ static int parse_brackets(struct ctx *cx, const char *p, char ***segs, size_t *n
         cnt += *q == '[';
     if (cnt == 0 || cnt > 64)
         return -1;
-    *segs = mg_arena_alloc(cx->ar, cnt * sizeof(**segs));
+    *segs = mg_arena_zalloc(cx->ar, cnt * sizeof(**segs));
     *n = 0;
     while (*p) {
         const char *close;
@@ -492,7 +492,7 @@ static bool compile_rule(struct ctx *cx, struct mg_crule *cr, const struct mg_au
         cx->drop_rule |= !lenient(cx);
     }
     if (cr->has_from) {
-        cr->from = mg_arena_alloc(cx->ar, r->n_from * sizeof(*cr->from));
+        cr->from = mg_arena_zalloc(cx->ar, r->n_from * sizeof(*cr->from));
         cr->n_from = r->n_from;
         for (size_t i = 0; i < r->n_from; i++) {
             if (source_empty(&r->from[i])) {
@@ -504,7 +504,7 @@ static bool compile_rule(struct ctx *cx, struct mg_crule *cr, const struct mg_au
         }
     }
     if (cr->has_to) {
-        cr->to = mg_arena_alloc(cx->ar, r->n_to * sizeof(*cr->to));
+        cr->to = mg_arena_zalloc(cx->ar, r->n_to * sizeof(*cr->to));
         cr->n_to = r->n_to;
         for (size_t i = 0; i < r->n_to; i++) {
             if (operation_empty(&r->to[i])) {
@@ -515,7 +515,7 @@ static bool compile_rule(struct ctx *cx, struct mg_crule *cr, const struct mg_au
             cr->http_only |= entry_http(&cr->to[i], &identity);
         }
     }
-    cr->when.f = mg_arena_alloc(cx->ar, (r->n_when + 1) * sizeof(*cr->when.f));
+    cr->when.f = mg_arena_zalloc(cx->ar, (r->n_when + 1) * sizeof(*cr->when.f));
     for (size_t i = 0; i < r->n_when; i++) {
         const struct mg_authz_condition *w = &r->when[i];
         struct mg_field *f = &cr->when.f[cr->when.n];
@@ -663,6 +663,9 @@ struct mg_policy_set *mg_policy_compile(const struct mg_config *c, const struct 
                                         struct mg_diags *d)
 {
     struct mg_policy_set *s = mg_xcalloc(1, sizeof(*s));
+    /* A set holds every compiled policy for the life of a snapshot: fewer,
+     * larger chunks than a request's. */
+    mg_arena_init(&s->arena, 16384);
     struct mg_workload pw;
     if (!w) {
         mg_workload_from_proxy(&c->proxy, &pw);
@@ -673,7 +676,7 @@ struct mg_policy_set *mg_policy_compile(const struct mg_config *c, const struct 
 
     /* TD = {trustDomain} + aliases, deduplicated, order kept. */
     size_t nal = c->mesh.trust_domain_aliases.n;
-    const char **td = mg_arena_alloc(&s->arena, (nal + 1) * sizeof(*td));
+    const char **td = mg_arena_zalloc(&s->arena, (nal + 1) * sizeof(*td));
     size_t ntd = 0;
     td[ntd++] = mg_arena_strdup(&s->arena, c->mesh.trust_domain ? c->mesh.trust_domain : "cluster.local");
     for (size_t i = 0; i < nal; i++) {
@@ -685,7 +688,7 @@ struct mg_policy_set *mg_policy_compile(const struct mg_config *c, const struct 
             td[ntd++] = mg_arena_strdup(&s->arena, a);
     }
 
-    s->pol = mg_arena_alloc(&s->arena, (c->n_authz_policies + 1) * sizeof(*s->pol));
+    s->pol = mg_arena_zalloc(&s->arena, (c->n_authz_policies + 1) * sizeof(*s->pol));
     for (size_t i = 0; i < c->n_authz_policies; i++) {
         const struct mg_authz_policy *p = &c->authz_policies[i];
         if (!authz_applies(p, w, wns, root))
@@ -708,7 +711,7 @@ struct mg_policy_set *mg_policy_compile(const struct mg_config *c, const struct 
             mg_warning(d, p->meta.pos, "%s: a %s policy without rules never matches", cp->id,
                        p->action == MG_ACTION_DENY ? "DENY" :
                        p->action == MG_ACTION_CUSTOM ? "CUSTOM" : "AUDIT");
-        cp->rules = mg_arena_alloc(&s->arena, (p->n_rules + 1) * sizeof(*cp->rules));
+        cp->rules = mg_arena_zalloc(&s->arena, (p->n_rules + 1) * sizeof(*cp->rules));
         cp->n_rules = p->n_rules;
         for (size_t r = 0; r < p->n_rules; r++)
             if (!compile_rule(&cx, &cp->rules[r], &p->rules[r]))

@@ -9,17 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "base/arena.h"
 #include "policy/policy.h"
-
-/* ---- arena: everything a set owns, freed at once ---- */
-struct mg_arena_block;
-struct mg_arena {
-    struct mg_arena_block *head;
-};
-void *mg_arena_alloc(struct mg_arena *a, size_t n);        /* zeroed, aligned */
-char *mg_arena_strndup(struct mg_arena *a, const char *s, size_t n);
-char *mg_arena_strdup(struct mg_arena *a, const char *s);
-void mg_arena_free(struct mg_arena *a);
 
 /* ---- matchers ---- */
 enum mg_pm_kind {
@@ -122,7 +113,7 @@ struct mg_cpeer {           /* a selected PeerAuthentication */
 };
 
 struct mg_policy_set {
-    struct mg_arena arena;
+    struct mg_arena arena;              /* everything the set owns, freed at once */
     struct mg_cpolicy *pol;             /* applicable policies, sorted */
     size_t n_pol;
     bool has_allow;                     /* a non-dry-run ALLOW policy applies */
@@ -136,7 +127,7 @@ bool mg_pm_match_str(const struct mg_pm *m, const char *s, size_t n);
 bool mg_pm_match_principal(const struct mg_pm *m, const char *principal);
 bool mg_field_match(const struct mg_field *f, const struct mg_attrs *a);
 
-/* compile.c: RFC 3339 creationTimestamp -> seconds + nanoseconds since the
+/* timestamp.c: RFC 3339 creationTimestamp -> seconds + nanoseconds since the
  * epoch (UTC). Returns 0, or -1 for NULL or a malformed value. */
 int mg_policy_parse_time(const char *s, int64_t *sec, int32_t *nsec);
 

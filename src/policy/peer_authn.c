@@ -80,7 +80,7 @@ void mg_policy_peer_compile(struct mg_policy_set *s, const struct mg_config *c,
         free(id);
         cp->mode = p->mode;
         if (l == 2 && p->n_port_level) {
-            cp->ports = mg_arena_alloc(&s->arena, p->n_port_level * sizeof(*cp->ports));
+            cp->ports = mg_arena_zalloc(&s->arena, p->n_port_level * sizeof(*cp->ports));
             memcpy(cp->ports, p->port_level, p->n_port_level * sizeof(*cp->ports));
             cp->n_ports = p->n_port_level;
         }

@@ -1,61 +1,6 @@
-/* arena.c - the policy set's memory (one arena, freed at once) and the
- * RFC 3339 creationTimestamp parser that orders policies. */
-#include <stdlib.h>
+/* timestamp.c - the RFC 3339 creationTimestamp parser that orders policies. */
 #include <string.h>
 #include "policy/internal.h"
-
-/* ---- arena ---- */
-
-struct mg_arena_block {
-    struct mg_arena_block *next;
-    size_t used, cap;
-    max_align_t data[];
-};
-
-void *mg_arena_alloc(struct mg_arena *a, size_t n)
-{
-    size_t al = sizeof(max_align_t);
-    n = (n + al - 1) / al * al;
-    if (n == 0)
-        n = al;
-    struct mg_arena_block *b = a->head;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > 16384 ? n : 16384;
-        b = mg_xmalloc(sizeof(*b) + cap);
-        b->next = a->head;
-        b->used = 0;
-        b->cap = cap;
-        a->head = b;
-    }
-    void *p = (char *)b->data + b->used;
-    b->used += n;
-    memset(p, 0, n);
-    return p;
-}
-
-char *mg_arena_strndup(struct mg_arena *a, const char *s, size_t n)
-{
-    char *p = mg_arena_alloc(a, n + 1);
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
-
-char *mg_arena_strdup(struct mg_arena *a, const char *s)
-{
-    return mg_arena_strndup(a, s, strlen(s));
-}
-
-void mg_arena_free(struct mg_arena *a)
-{
-    while (a->head) {
-        struct mg_arena_block *n = a->head->next;
-        free(a->head);
-        a->head = n;
-    }
-}
-
-/* ---- RFC 3339 creationTimestamp ---- */
 
 static int digits(const char *s, int n, int *out)
 {
