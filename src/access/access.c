@@ -306,7 +306,7 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a, struct 
     at->path_len = strlen(r->path);
     at->path_query = r->path_query;
     at->scheme = r->conn->ssl ? "https" : "http";
-    struct mg_header *h = mg_rq_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
+    struct mg_header *h = mg_arena_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
     size_t xff_len = 0, n_xff = 0;
     for (size_t i = 0; i < r->n_h; i++) {
         h[i] = (struct mg_header){ r->h[i].key, strlen(r->h[i].key), r->h[i].value,
@@ -320,7 +320,7 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a, struct 
     at->n_headers = r->n_h;
     char *xff = NULL;
     if (n_xff) {
-        xff = mg_rq_alloc(&r->arena, xff_len + 1);
+        xff = mg_arena_alloc(&r->arena, xff_len + 1);
         size_t o = 0;
         for (size_t i = 0; i < r->n_h; i++) {
             if (strcmp(r->h[i].key, "x-forwarded-for") != 0)
@@ -364,7 +364,7 @@ static enum mg_access_rc rbac_verdict(struct mg_request *r, const struct mg_auth
 /* Set (overwrite) a request header, as Envoy applies ext_authz headers. */
 static void set_header(struct mg_request *r, const char *name, const char *value)
 {
-    struct mg_kv *nh = mg_rq_alloc(&r->arena, (r->n_h + 1) * sizeof(*nh));
+    struct mg_kv *nh = mg_arena_alloc(&r->arena, (r->n_h + 1) * sizeof(*nh));
     size_t o = 0;
     for (size_t i = 0; i < r->n_h; i++)
         if (strcmp(r->h[i].key, name) != 0)
@@ -465,7 +465,7 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
         for (size_t k = 0; k < n; k++)
             remove_header(r, names[k]);
     }
-    struct mg_header *h = mg_rq_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
+    struct mg_header *h = mg_arena_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
     for (size_t i = 0; i < r->n_h; i++)
         h[i] = (struct mg_header){ r->h[i].key, strlen(r->h[i].key), r->h[i].value,
                                    strlen(r->h[i].value) };
@@ -483,7 +483,7 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
             r->n_local_h < MG_REQ_MAX_LOCAL_H) {
             r->local_h[r->n_local_h].key = "www-authenticate";
             r->local_h[r->n_local_h++].value =
-                mg_rq_strndup(&r->arena, res->www_authenticate, strlen(res->www_authenticate));
+                mg_arena_strndup(&r->arena, res->www_authenticate, strlen(res->www_authenticate));
         }
         atomic_fetch_add_explicit(res->status == MG_RA_DENY_401 ? &jwt_401 : &jwt_403, 1,
                                   memory_order_relaxed);
@@ -496,18 +496,18 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
     }
     atomic_fetch_add_explicit(&jwt_ok, 1, memory_order_relaxed);
     mg_reqauthn_attrs(res, at);
-    r->authz_principal = mg_rq_strndup(&r->arena, res->principal, strlen(res->principal));
+    r->authz_principal = mg_arena_strndup(&r->arena, res->principal, strlen(res->principal));
     for (size_t i = 0; i < res->n_edits; i++) {
         const struct mg_ra_edit *e = &res->edits[i];
         if (e->op == MG_RA_REMOVE_HEADER)
             remove_header(r, e->name);
         else
-            set_header(r, e->name, mg_rq_strndup(&r->arena, e->value, strlen(e->value)));
+            set_header(r, e->name, mg_arena_strndup(&r->arena, e->value, strlen(e->value)));
     }
     if (res->new_path) {
         const char *qm = strchr(res->new_path, '?');
-        r->query = qm ? mg_rq_strndup(&r->arena, qm + 1, strlen(qm + 1)) : NULL;
-        r->path_query = mg_rq_printf(&r->arena, "%s%s%s", r->path, qm ? "?" : "", qm ? qm + 1 : "");
+        r->query = qm ? mg_arena_strndup(&r->arena, qm + 1, strlen(qm + 1)) : NULL;
+        r->path_query = mg_arena_printf(&r->arena, "%s%s%s", r->path, qm ? "?" : "", qm ? qm + 1 : "");
     }
     return true;
 }
@@ -559,7 +559,7 @@ enum mg_access_rc mg_access_run(struct mg_request *r)
         mg_request_reply(r, st, "", "ext_authz_error", false);
         return MG_ACCESS_ANSWERED;
     }
-    struct mg_access_pending *pd = mg_rq_alloc(&r->arena, sizeof(*pd));
+    struct mg_access_pending *pd = mg_arena_alloc(&r->arena, sizeof(*pd));
     memset(pd, 0, sizeof(*pd));
     pd->res = res;
     r->access = pd;

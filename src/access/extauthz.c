@@ -102,7 +102,7 @@ static void keep_headers(struct mg_extauthz_call *c, const struct mg_h1_response
                          struct mg_extauthz_result *res)
 {
     for (size_t i = 0; i < h->n_headers && res->n_headers < MG_EXTAUTHZ_MAX_HEADERS; i++) {
-        char *name = mg_rq_strndup(&c->r->arena, h->headers[i].name, h->headers[i].name_len);
+        char *name = mg_arena_strndup(&c->r->arena, h->headers[i].name, h->headers[i].name_len);
         mg_lower(name);
         if (strcmp(name, "content-length") == 0 || strcmp(name, "transfer-encoding") == 0 ||
             strcmp(name, "content-type") == 0 || strcmp(name, "host") == 0 ||
@@ -112,7 +112,7 @@ static void keep_headers(struct mg_extauthz_call *c, const struct mg_h1_response
             continue;
         res->headers[res->n_headers].key = name;
         res->headers[res->n_headers++].value =
-            mg_rq_strndup(&c->r->arena, h->headers[i].value, h->headers[i].value_len);
+            mg_arena_strndup(&c->r->arena, h->headers[i].value, h->headers[i].value_len);
     }
 }
 
@@ -176,7 +176,7 @@ static void try_parse(struct mg_extauthz_call *c, bool eof)
         /* decode into the arena; the bytes are bounded by the 64 KiB cap */
         struct mg_h1_chunked ck;
         mg_h1_chunked_init(&ck);
-        char *out = mg_rq_alloc(&c->r->arena, avail + 1);
+        char *out = mg_arena_alloc(&c->r->arena, avail + 1);
         size_t pos = 0, o = 0;
         for (;;) {
             size_t n = 0;
@@ -215,7 +215,7 @@ static void try_parse(struct mg_extauthz_call *c, bool eof)
     } else {
         res.verdict = MG_EXTAUTHZ_DENY;
         res.status = h.status;
-        res.body = mg_rq_strndup(&c->r->arena, body, blen);
+        res.body = mg_arena_strndup(&c->r->arena, body, blen);
         keep_headers(c, &h, &c->p->headers_to_downstream_on_deny, true, &res);
     }
     finish(c, &res);

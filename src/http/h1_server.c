@@ -500,7 +500,7 @@ static char *host_lower(struct mg_arena *a, const char *h, size_t n)
         if (colon)
             end = (size_t)(colon - h);
     }
-    char *s = mg_rq_strndup(a, h, end);
+    char *s = mg_arena_strndup(a, h, end);
     mg_lower(s);
     return s;
 }
@@ -512,12 +512,12 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
     h->active = true;
     h->continue_sent = false;
     h->nreq++;
-    char *head = mg_rq_alloc(&r->arena, hl + 1);
+    char *head = mg_arena_alloc(&r->arena, hl + 1);
     memcpy(head, buf, hl);
     head[hl] = '\0';
     evbuffer_drain(bufferevent_get_input(h->c->bev), hl);
     struct mg_h1_limits lim = { h->max_head, MG_H1_MAX_HEADERS };
-    struct mg_h1_request *q = mg_rq_alloc(&r->arena, sizeof(*q));
+    struct mg_h1_request *q = mg_arena_alloc(&r->arena, sizeof(*q));
     int status = 400;
     if (mg_h1_parse_request(head, hl, &lim, q, &status) != (ssize_t)hl) {
         h->minor = 1;
@@ -526,19 +526,19 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
     }
     h->minor = q->minor;
     r->protocol = q->minor ? "HTTP/1.1" : "HTTP/1.0";
-    r->method = mg_rq_strndup(&r->arena, q->method, q->method_len);
-    r->target = mg_rq_strndup(&r->arena, q->target, q->target_len);
-    r->authority = q->host ? mg_rq_strndup(&r->arena, q->host, q->host_len) : "";
+    r->method = mg_arena_strndup(&r->arena, q->method, q->method_len);
+    r->target = mg_arena_strndup(&r->arena, q->target, q->target_len);
+    r->authority = q->host ? mg_arena_strndup(&r->arena, q->host, q->host_len) : "";
     r->host = host_lower(&r->arena, r->authority, strlen(r->authority));
     r->is_head = strcmp(r->method, "HEAD") == 0;
     r->expect_continue = q->expect_continue;
-    r->h = mg_rq_alloc(&r->arena, (q->n_headers ? q->n_headers : 1) * sizeof(*r->h));
+    r->h = mg_arena_alloc(&r->arena, (q->n_headers ? q->n_headers : 1) * sizeof(*r->h));
     r->n_h = q->n_headers;
     for (size_t i = 0; i < q->n_headers; i++) {
         memset(&r->h[i], 0, sizeof(r->h[i]));
-        r->h[i].key = mg_rq_strndup(&r->arena, q->headers[i].name, q->headers[i].name_len);
+        r->h[i].key = mg_arena_strndup(&r->arena, q->headers[i].name, q->headers[i].name_len);
         mg_lower(r->h[i].key);
-        r->h[i].value = mg_rq_strndup(&r->arena, q->headers[i].value, q->headers[i].value_len);
+        r->h[i].value = mg_arena_strndup(&r->arena, q->headers[i].value, q->headers[i].value_len);
     }
     r->bytes_received = hl;
     h->keep_alive = q->keep_alive;

@@ -19,7 +19,7 @@ static char *host_lower(struct mg_arena *a, const char *v)
         if (colon)
             end = (size_t)(colon - v);
     }
-    char *s = mg_rq_strndup(a, v, end);
+    char *s = mg_arena_strndup(a, v, end);
     mg_lower(s);
     return s;
 }
@@ -39,7 +39,7 @@ static void add_field(struct mg_h2_stream *s, const char *k, const char *v)
     struct mg_request *r = &s->r;
     if (s->nh == s->caph) {
         size_t nc = s->caph ? s->caph * 2 : 16;
-        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
+        struct mg_kv *nv = mg_arena_alloc(&r->arena, nc * sizeof(*nv));
         if (s->nh)
             memcpy(nv, s->hv, s->nh * sizeof(*nv));
         s->hv = nv;
@@ -59,7 +59,7 @@ int mg_h2_take_field(struct mg_h2_stream *s, const char *n, size_t namelen, cons
         s->bad = "malformed_header";
         return 0;
     }
-    char *v = mg_rq_strndup(a, value, valuelen);
+    char *v = mg_arena_strndup(a, value, valuelen);
     if (namelen && n[0] == ':') {
         const char **slot = NULL;
         if (namelen == 7 && memcmp(n, ":method", 7) == 0)
@@ -84,7 +84,7 @@ int mg_h2_take_field(struct mg_h2_stream *s, const char *n, size_t namelen, cons
             return 0;
         }
     }
-    char *k = mg_rq_strndup(a, n, namelen);
+    char *k = mg_arena_strndup(a, n, namelen);
     if (connection_specific(k, namelen) ||
         (strcmp(k, "te") == 0 && mg_strcasecmp(v, "trailers") != 0)) {
         s->bad = "connection_specific_header";   /* RFC 9113 8.2.2 */
@@ -134,7 +134,7 @@ static void join_cookies(struct mg_h2_stream *s)
         }
     if (n < 2)
         return;
-    char *j = mg_rq_alloc(&s->r.arena, len + 1), *p = j;
+    char *j = mg_arena_alloc(&s->r.arena, len + 1), *p = j;
     size_t o = s->cookie_at + 1;
     for (size_t i = s->cookie_at; i < s->nh; i++) {
         if (strcmp(s->hv[i].key, "cookie") != 0) {

@@ -179,7 +179,7 @@ static void op_continue(struct mg_request *r)
 static bool submit_trailers(struct mg_h2_stream *s)
 {
     struct mg_request *r = &s->r;
-    nghttp2_nv *nv = mg_rq_alloc(&r->arena, r->n_resp_trailers * sizeof(*nv));
+    nghttp2_nv *nv = mg_arena_alloc(&r->arena, r->n_resp_trailers * sizeof(*nv));
     for (size_t i = 0; i < r->n_resp_trailers; i++) {
         nv[i].name = (uint8_t *)r->resp_trailers[i].key;
         nv[i].namelen = strlen(r->resp_trailers[i].key);
@@ -233,13 +233,13 @@ static void submit_head(struct mg_h2_stream *s, const struct mg_kv *extra, size_
 {
     struct mg_request *r = &s->r;
     size_t cap = 3 + n_extra;
-    nghttp2_nv *nv = mg_rq_alloc(&r->arena, cap * sizeof(*nv));
+    nghttp2_nv *nv = mg_arena_alloc(&r->arena, cap * sizeof(*nv));
     size_t n = 0;
-    nv_set(&nv[n++], ":status", mg_rq_printf(&r->arena, "%d", r->status));
+    nv_set(&nv[n++], ":status", mg_arena_printf(&r->arena, "%d", r->status));
     for (size_t i = 0; i < n_extra; i++) {
         if (!extra[i].key || !extra[i].value || !extra[i].key[0] || extra[i].key[0] == ':')
             continue;
-        char *k = mg_rq_strndup(&r->arena, extra[i].key, strlen(extra[i].key));
+        char *k = mg_arena_strndup(&r->arena, extra[i].key, strlen(extra[i].key));
         mg_lower(k);                    /* route header edits may be mixed case */
         if (hop_by_hop(k) || (cl && strcmp(k, "content-length") == 0))
             continue;
@@ -275,7 +275,7 @@ static void op_resp_head(struct mg_request *r)
                   (r->resp_body == MG_BODY_LENGTH && r->resp_cl == 0);
     const char *cl = NULL;
     if (r->resp_body == MG_BODY_LENGTH && !r->is_head && r->status != 204 && r->status != 304)
-        cl = mg_rq_printf(&r->arena, "%llu", (unsigned long long)r->resp_cl);
+        cl = mg_arena_printf(&r->arena, "%llu", (unsigned long long)r->resp_cl);
     submit_head(s, r->resp_h, r->n_resp_h, cl, NULL, !nobody);
     body_timer_arm(s);                  /* the response must keep moving too */
 }
@@ -348,7 +348,7 @@ static void op_local_reply(struct mg_request *r, int status, const char *body, b
     if (with_body)
         evbuffer_add(s->resp, body, bl);
     s->resp_eof = true;
-    submit_head(s, r->local_h, r->n_local_h, mg_rq_printf(&r->arena, "%zu", bl),
+    submit_head(s, r->local_h, r->n_local_h, mg_arena_printf(&r->arena, "%zu", bl),
                 bl ? "text/plain" : NULL, with_body);
     start_discard(s);
 }

@@ -44,7 +44,7 @@ void mg_request_release(struct mg_request *r)
         event_free(r->timer);
         r->timer = NULL;
     }
-    mg_rq_arena_free(&r->arena);
+    mg_arena_free(&r->arena);
 }
 
 const char *mg_request_header(const struct mg_request *r, const char *name)
@@ -96,7 +96,7 @@ static int phase_normalize(struct mg_request *r)
         t = p ? p : "/";
         tl = strlen(t);
     }
-    char *out = mg_rq_alloc(&r->arena, tl + 2);
+    char *out = mg_arena_alloc(&r->arena, tl + 2);
     size_t olen = 0, plen = 0;
     if (mg_path_normalize(t, tl, r->snap->cfg->mesh.path_normalization, out, tl + 2, &olen, &plen) != 0) {
         mg_request_reply(r, 400, "Bad Request", "path_normalization", true);
@@ -104,7 +104,7 @@ static int phase_normalize(struct mg_request *r)
     }
     /* what Envoy's header matchers see as :path: the normalized path with
      * the query, which is also what goes upstream (rewrites aside) */
-    r->path_query = mg_rq_strndup(&r->arena, out, olen);
+    r->path_query = mg_arena_strndup(&r->arena, out, olen);
     if (plen < olen && out[plen] == '?')
         r->query = out + plen + 1;
     out[plen] = '\0';
@@ -156,10 +156,10 @@ static int phase_server(struct mg_request *r)
          * single HTTPS port other than 443 we redirect there instead */
         const char *loc;
         if (r->snap->https_port)
-            loc = mg_rq_printf(&r->arena, "https://%s:%u%s%s%s", r->host, r->snap->https_port,
+            loc = mg_arena_printf(&r->arena, "https://%s:%u%s%s%s", r->host, r->snap->https_port,
                                   r->path, r->query ? "?" : "", r->query ? r->query : "");
         else
-            loc = mg_rq_printf(&r->arena, "https://%s%s%s%s", r->host, r->path,
+            loc = mg_arena_printf(&r->arena, "https://%s%s%s%s", r->host, r->path,
                                   r->query ? "?" : "", r->query ? r->query : "");
         local_header(r, "location", loc);
         mg_request_reply(r, 301, "", "https_redirect", false);
@@ -231,7 +231,7 @@ static char *regex_rewrite(struct mg_arena *a, const regex_t *re, const char *in
         eflags = REG_NOTBOL;
     }
     mg_buf_adds(&b, p);
-    char *out = mg_rq_strndup(a, b.p ? b.p : "", b.len);
+    char *out = mg_arena_strndup(a, b.p ? b.p : "", b.len);
     mg_buf_free(&b);
     return out;
 }
@@ -247,7 +247,7 @@ static int phase_action(struct mg_request *r)
         char port[8] = "";
         if (h->redirect.port)
             snprintf(port, sizeof(port), ":%u", h->redirect.port);
-        local_header(r, "location", mg_rq_printf(&r->arena, "%s://%s%s%s%s%s", scheme, auth,
+        local_header(r, "location", mg_arena_printf(&r->arena, "%s://%s%s%s%s%s", scheme, auth,
                                                     port, uri, qs, q));
         mg_request_reply(r, h->redirect.redirect_code ? h->redirect.redirect_code : 301, "",
                          "redirect", false);
@@ -271,7 +271,7 @@ static int phase_action(struct mg_request *r)
                     break;
                 }
             }
-            path = mg_rq_printf(&r->arena, "%s%s", h->rewrite.uri, path + cut);
+            path = mg_arena_printf(&r->arena, "%s%s", h->rewrite.uri, path + cut);
         } else if (r->route->rewrite_re) {
             path = regex_rewrite(&r->arena, r->route->rewrite_re, path,
                                  h->rewrite.regex_rewrite ? h->rewrite.regex_rewrite : "");
@@ -281,7 +281,7 @@ static int phase_action(struct mg_request *r)
     }
     if (path != r->path)
         local_header(r, "x-envoy-original-path", r->path);   /* carried into r->uh below */
-    r->up_path = mg_rq_printf(&r->arena, "%s%s%s", path, qs, q);
+    r->up_path = mg_arena_printf(&r->arena, "%s%s%s", path, qs, q);
     return 0;
 }
 
@@ -334,7 +334,7 @@ static void hl_add(struct mg_request *r, struct hlist *l, const char *k, const c
 {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 32;
-        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
+        struct mg_kv *nv = mg_arena_alloc(&r->arena, nc * sizeof(*nv));
         if (l->n)
             memcpy(nv, l->v, l->n * sizeof(*nv));
         l->v = nv;
@@ -395,8 +395,8 @@ static const char *xfcc_value(struct mg_request *r)
     if (!c->cert_hash[0])
         return NULL;
     const char *by = r->snap->spiffe_id ? r->snap->spiffe_id : "";
-    return c->peer_uri[0] ? mg_rq_printf(&r->arena, "By=%s;Hash=%s;URI=%s", by, c->cert_hash, c->peer_uri)
-                          : mg_rq_printf(&r->arena, "By=%s;Hash=%s", by, c->cert_hash);
+    return c->peer_uri[0] ? mg_arena_printf(&r->arena, "By=%s;Hash=%s;URI=%s", by, c->cert_hash, c->peer_uri)
+                          : mg_arena_printf(&r->arena, "By=%s;Hash=%s", by, c->cert_hash);
 }
 
 /* Envoy's connection manager replaces the headers only the proxy may set
@@ -410,7 +410,7 @@ static const char *xfcc_value(struct mg_request *r)
  * claims, ext_authz headersToUpstreamOnAllow). */
 static void phase_sanitize(struct mg_request *r)
 {
-    struct mg_kv *nh = mg_rq_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
+    struct mg_kv *nh = mg_arena_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
     size_t o = 0;
     for (size_t i = 0; i < r->n_h; i++) {
         const char *n = r->h[i].key;
@@ -424,7 +424,7 @@ static void phase_sanitize(struct mg_request *r)
     mg_addr_ip_str(&r->conn->peer, ip, sizeof(ip));
     const char *add[3][2] = {
         { "x-forwarded-proto", r->conn->ssl ? "https" : "http" },
-        { "x-envoy-external-address", mg_rq_strndup(&r->arena, ip, strlen(ip)) },
+        { "x-envoy-external-address", mg_arena_strndup(&r->arena, ip, strlen(ip)) },
         { "x-forwarded-client-cert", xfcc_value(r) },
     };
     for (size_t i = 0; i < 3; i++) {
@@ -446,7 +446,7 @@ static void phase_headers(struct mg_request *r)
     for (size_t i = 0; i < r->n_h; i++) {
         const char *n = r->h[i].key;
         if (strcmp(n, "x-forwarded-for") == 0)
-            xff = xff ? mg_rq_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
+            xff = xff ? mg_arena_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
         if (hop_by_hop(n) || strip_at_edge(n) || named_in_connection(r, n))
             continue;
         /* The expectation is the gateway's to answer (the codec sends its
@@ -459,8 +459,8 @@ static void phase_headers(struct mg_request *r)
     }
     char ip[64];
     mg_addr_ip_str(&c->peer, ip, sizeof(ip));
-    hl_add(r, &l, "x-forwarded-for", xff ? mg_rq_printf(&r->arena, "%s, %s", xff, ip)
-                                         : mg_rq_strndup(&r->arena, ip, strlen(ip)));
+    hl_add(r, &l, "x-forwarded-for", xff ? mg_arena_printf(&r->arena, "%s, %s", xff, ip)
+                                         : mg_arena_strndup(&r->arena, ip, strlen(ip)));
     hl_add(r, &l, "x-forwarded-proto", c->ssl ? "https" : "http");
     const char *rid = mg_request_header(r, "x-request-id");
     if (rid && *rid && strlen(rid) < sizeof(r->request_id)) {
@@ -470,7 +470,7 @@ static void phase_headers(struct mg_request *r)
         uuid4(r, r->request_id);
         hl_add(r, &l, "x-request-id", r->request_id);
     }
-    hl_add(r, &l, "x-envoy-external-address", mg_rq_strndup(&r->arena, ip, strlen(ip)));
+    hl_add(r, &l, "x-envoy-external-address", mg_arena_strndup(&r->arena, ip, strlen(ip)));
     const char *xfcc = xfcc_value(r);
     if (xfcc)
         hl_add(r, &l, "x-forwarded-client-cert", xfcc);

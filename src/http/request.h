@@ -26,13 +26,6 @@ struct mg_wdest;
 struct mg_uconn;
 struct mg_up2_stream;
 
-/* The request's arena is base/arena.h's (default 8 KiB chunks, never NULL,
- * aborts on OOM); these are the request path's names for it. */
-#define mg_rq_alloc mg_arena_alloc
-#define mg_rq_strndup mg_arena_strndup
-#define mg_rq_printf mg_arena_printf
-#define mg_rq_arena_free mg_arena_free
-
 enum mg_body_kind { MG_BODY_NONE = 0, MG_BODY_LENGTH, MG_BODY_CHUNKED, MG_BODY_UNTIL_CLOSE };
 
 /* What the codec implements so upstream.c and request.c can answer. */
@@ -54,7 +47,7 @@ struct mg_down_ops {
 #define MG_REQ_MAX_LOCAL_H 4
 
 struct mg_request {
-    struct mg_arena arena;
+    struct mg_arena arena;              /* base/arena.h, default 8 KiB chunks */
     struct mg_conn *conn;
     struct mg_snapshot *snap;           /* the connection's snapshot (borrowed) */
     const struct mg_down_ops *ops;

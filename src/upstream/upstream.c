@@ -627,16 +627,16 @@ static bool conn_named(const struct mg_h1_response *resp, const char *n, size_t 
 static void take_head(struct mg_uconn *uc, struct mg_request *r, const struct mg_h1_response *resp)
 {
     size_t cap = resp->n_headers + 8, n = 0;
-    struct mg_kv *h = mg_rq_alloc(&r->arena, cap * sizeof(*h));
+    struct mg_kv *h = mg_arena_alloc(&r->arena, cap * sizeof(*h));
     for (size_t i = 0; i < resp->n_headers; i++) {
         const struct mg_h1_header *x = &resp->headers[i];
         bool keep_cl = r->is_head && x->name_len == 14 && mg_strncasecmp(x->name, "content-length", 14) == 0;
         if ((hop_header(x->name, x->name_len) && !keep_cl) || conn_named(resp, x->name, x->name_len))
             continue;
         memset(&h[n], 0, sizeof(h[n]));
-        h[n].key = mg_rq_strndup(&r->arena, x->name, x->name_len);
+        h[n].key = mg_arena_strndup(&r->arena, x->name, x->name_len);
         mg_lower(h[n].key);
-        h[n].value = mg_rq_strndup(&r->arena, x->value, x->value_len);
+        h[n].value = mg_arena_strndup(&r->arena, x->value, x->value_len);
         n++;
     }
     h = mg_upstream_resp_ops(r, h, &n, cap);
@@ -669,7 +669,7 @@ struct mg_kv *mg_upstream_resp_ops(struct mg_request *r, struct mg_kv *h, size_t
         }
         size_t extra = ops[k]->set.n + ops[k]->add.n;
         if (n + extra > cap) {
-            struct mg_kv *nh = mg_rq_alloc(&r->arena, (n + extra + 8) * sizeof(*nh));
+            struct mg_kv *nh = mg_arena_alloc(&r->arena, (n + extra + 8) * sizeof(*nh));
             memcpy(nh, h, n * sizeof(*nh));
             h = nh;
             cap = n + extra + 8;

@@ -275,7 +275,7 @@ static bool stream_submit(struct mg_up2_stream *s)
 {
     struct mg_request *r = s->r;
     struct mg_up2_conn *c = s->c;
-    nghttp2_nv *nv = mg_rq_alloc(&r->arena, (r->n_uh + 5) * sizeof(*nv));
+    nghttp2_nv *nv = mg_arena_alloc(&r->arena, (r->n_uh + 5) * sizeof(*nv));
     size_t n = 0;
     nv_set(&nv[n++], ":method", r->method);
     nv_set(&nv[n++], ":scheme", c->ssl ? "https" : "http");
@@ -284,14 +284,14 @@ static bool stream_submit(struct mg_up2_stream *s)
     for (size_t i = 0; i < r->n_uh; i++) {
         if (!r->uh[i].key || !r->uh[i].value)
             continue;
-        char *k = mg_rq_strndup(&r->arena, r->uh[i].key, strlen(r->uh[i].key));
+        char *k = mg_arena_strndup(&r->arena, r->uh[i].key, strlen(r->uh[i].key));
         mg_lower(k);                    /* route header edits may be mixed case */
         if (skip_field(k, r->uh[i].value))
             continue;
         nv_set(&nv[n++], k, r->uh[i].value);
     }
     if (r->body == MG_BODY_LENGTH)
-        nv_set(&nv[n++], "content-length", mg_rq_printf(&r->arena, "%llu",
+        nv_set(&nv[n++], "content-length", mg_arena_printf(&r->arena, "%llu",
                                                          (unsigned long long)r->content_length));
     nghttp2_data_provider dp = { .source = { .ptr = s }, .read_callback = mg_up2_body_read_cb };
     bool body = r->body != MG_BODY_NONE && !(r->body == MG_BODY_LENGTH && r->content_length == 0);

@@ -53,7 +53,7 @@ static int take_trailer(struct mg_up2_stream *s, const char *name, size_t nl, co
     struct mg_request *r = s->r;
     if (s->nt == s->capt) {
         size_t nc = s->capt ? s->capt * 2 : 4;
-        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
+        struct mg_kv *nv = mg_arena_alloc(&r->arena, nc * sizeof(*nv));
         if (s->nt)
             memcpy(nv, s->tv, s->nt * sizeof(*nv));
         s->tv = nv;
@@ -61,9 +61,9 @@ static int take_trailer(struct mg_up2_stream *s, const char *name, size_t nl, co
     }
     struct mg_kv *kv = &s->tv[s->nt++];
     memset(kv, 0, sizeof(*kv));
-    kv->key = mg_rq_strndup(&r->arena, name, nl);
+    kv->key = mg_arena_strndup(&r->arena, name, nl);
     mg_lower(kv->key);
-    kv->value = mg_rq_strndup(&r->arena, value, vl);
+    kv->value = mg_arena_strndup(&r->arena, value, vl);
     return 0;
 }
 
@@ -100,7 +100,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     struct mg_request *r = s->r;
     if (s->nh == s->caph) {
         size_t nc = s->caph ? s->caph * 2 : 16;
-        struct mg_kv *nv = mg_rq_alloc(&r->arena, nc * sizeof(*nv));
+        struct mg_kv *nv = mg_arena_alloc(&r->arena, nc * sizeof(*nv));
         if (s->nh)
             memcpy(nv, s->hv, s->nh * sizeof(*nv));
         s->hv = nv;
@@ -108,9 +108,9 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     }
     struct mg_kv *kv = &s->hv[s->nh++];
     memset(kv, 0, sizeof(*kv));
-    kv->key = mg_rq_strndup(&r->arena, (const char *)name, nl);
+    kv->key = mg_arena_strndup(&r->arena, (const char *)name, nl);
     mg_lower(kv->key);
-    kv->value = mg_rq_strndup(&r->arena, (const char *)value, vl);
+    kv->value = mg_arena_strndup(&r->arena, (const char *)value, vl);
     return 0;
 }
 
@@ -173,7 +173,7 @@ static void take_head(struct mg_up2_stream *s)
 {
     struct mg_request *r = s->r;
     size_t n = 0, cap = s->nh + 8;
-    struct mg_kv *h = mg_rq_alloc(&r->arena, cap * sizeof(*h));
+    struct mg_kv *h = mg_arena_alloc(&r->arena, cap * sizeof(*h));
     bool has_cl = false;
     uint64_t cl = 0;
     for (size_t i = 0; i < s->nh; i++) {

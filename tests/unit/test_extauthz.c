@@ -242,7 +242,7 @@ int main(void)
     ok(seen.p && strstr(seen.p, "\r\nb3-trace: abc\r\n"), "suffix-listed header sent");
     ok(seen.p && !strstr(seen.p, "x-secret"), "unlisted header not sent");
     ok(seen.p && strstr(seen.p, "\r\ncontent-length: 0\r\n"), "no body in the check");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
 
     /* deny, chunked body, headers to the client (list) */
     run(&f, port, "HTTP/1.1 403 Forbidden\r\nx-deny-why: nope\r\nx-other: 1\r\ncontent-type: text/html\r\n"
@@ -252,7 +252,7 @@ int main(void)
     is_str(got_body, "no!!!", "chunked body decoded");
     is_str(hdr("x-deny-why"), "nope", "listed header for the client");
     ok(hdr("x-other") == NULL && hdr("content-type") == NULL, "unlisted and framing headers dropped");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
 
     /* deny without a list: every non-framing header; body until close */
     run(&f, port, "HTTP/1.0 401 Unauthorized\r\nx-a: 1\r\n\r\nbye", 0, true, NULL, false, 0);
@@ -260,13 +260,13 @@ int main(void)
     is_int(got.status, 401, "401 kept");
     is_str(got_body, "bye", "body read until close");
     is_str(hdr("x-a"), "1", "no list: headers forwarded to the client");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
 
     /* interim 100 then the answer */
     run(&f, port, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 0, false,
         NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ALLOW, "interim 1xx skipped");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
 
     /* an endpoint given by name, resolved by the worker's evdns (hosts file) */
     setup(&f, port, NULL, false);
@@ -284,7 +284,7 @@ int main(void)
     event_base_loopexit(base, &dl);
     event_base_dispatch(base);
     ok(done_called && got.verdict == MG_EXTAUTHZ_ALLOW, "name endpoint resolved and allowed");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     setup(&f, port, NULL, false);
     f.ep.resolved = false;
     f.ep.address = "nothing.invalid";
@@ -295,18 +295,18 @@ int main(void)
     event_base_loopexit(base, &dl);
     event_base_dispatch(base);
     ok(done_called && got.verdict == MG_EXTAUTHZ_ERROR, "unresolvable name: error");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
 
     /* errors */
     run(&f, port, "HTTP/1.1 503 Unavailable\r\ncontent-length: 0\r\n\r\n", 0, false, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "5xx is an error, not a verdict");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     run(&f, port, "HTTP/1.1 2OO OK\r\n\r\n", 0, false, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "malformed status line");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     run(&f, port, "HTTP/1.1 403 Forbidden\r\ncontent-length: 100000\r\n\r\n", 0, false, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "declared body over 64 KiB refused before reading it");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     size_t big_len = MG_EXTAUTHZ_MAX_RESPONSE + 4096;
     char *big = malloc(big_len);
     memset(big, 'a', big_len);
@@ -314,17 +314,17 @@ int main(void)
     run(&f, port, big, big_len, false, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "body until close over 64 KiB");
     free(big);
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     run(&f, port, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", 0, true, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "truncated body");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     run(&f, port, NULL, 0, true, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "closed without an answer");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     run(&f, port, NULL, 0, false, NULL, false, 150);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "no answer: timeout");
     is_str(got.error, "ext_authz timeout", "timeout reason");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     if (srv_bev) {
         bufferevent_free(srv_bev);
         srv_bev = NULL;
@@ -334,7 +334,7 @@ int main(void)
     evconnlistener_free(l);
     run(&f, port, NULL, 0, false, NULL, false, 0);
     is_int(got.verdict, MG_EXTAUTHZ_ERROR, "connection refused");
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
 
     /* unknown service */
     setup(&f, port, NULL, false);
@@ -366,7 +366,7 @@ int main(void)
     event_base_dispatch(base);
     ok(!done_called, "a cancelled call never completes");
 
-    mg_rq_arena_free(&f.r.arena);
+    mg_arena_free(&f.r.arena);
     mg_buf_free(&seen);
     evdns_base_free(dns, 0);
     event_base_free(base);

@@ -38,7 +38,7 @@ static struct mg_h2_stream *stream(void)
 
 static void done(struct mg_h2_stream *s)
 {
-    mg_rq_arena_free(&s->r.arena);
+    mg_arena_free(&s->r.arena);
     free(s);
 }
 
