@@ -9,6 +9,7 @@
 #include <string.h>
 #include "access/access.h"
 #include "http/http.h"
+#include "route/router.h"
 #include "l4/passthrough.h"
 #include "sidecar/inbound.h"
 #include "net/tls.h"

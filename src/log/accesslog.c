@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include "net/types.h"
 #include "http/request.h"
-#include "route/router.h"
-#include "upstream/upstream.h"
+#include "route/types.h"
+#include "upstream/types.h"
 
 static atomic_int log_fd = -1;
 static _Thread_local struct mg_buf line_buf;

@@ -15,7 +15,7 @@
 #include <openssl/ssl.h>
 #include "config/config.h"
 #include "base/diag.h"
-#include "route/router.h"
+#include "route/types.h"
 
 struct mg_port;
 struct mg_conn;

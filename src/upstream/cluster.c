@@ -6,7 +6,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
-#include "route/router.h"
+#include "route/types.h"
 #include "base/tls.h"
 #include "upstream/upstream.h"
 #include "base/util.h"

@@ -25,7 +25,7 @@
 #include "net/types.h"
 #include "http1/http1.h"
 #include "http/request.h"
-#include "route/router.h"
+#include "route/types.h"
 #include "snapshot/snapshot.h"
 #include "log/metrics.h"
 #include "base/tls.h"

@@ -26,7 +26,7 @@
 #include "http1/http1.h"
 #include "log/metrics.h"
 #include "http/request.h"
-#include "route/router.h"
+#include "route/types.h"
 #include "snapshot/snapshot.h"
 #include "base/tls.h"
 

@@ -9,7 +9,7 @@
 #include <event2/event.h>
 #include "http1/http1.h"
 #include "http/request.h"
-#include "route/router.h"
+#include "route/types.h"
 #include "base/util.h"
 
 static struct mg_up2_stream *stream_of(nghttp2_session *ng, int32_t id)

@@ -1,0 +1,82 @@
+/* upstream/types.h - a compiled cluster (a destination host and port with
+ * its endpoints, pool limits and client TLS) as the snapshot holds it and
+ * the access log reads it. Types only; the pools and clients are in
+ * upstream.h. */
+#ifndef MG_UPSTREAM_TYPES_H
+#define MG_UPSTREAM_TYPES_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+#include "config/config.h"
+#include "base/util.h"
+
+struct mg_request;
+struct mg_uconn;
+struct mg_up2_conn;
+struct event;
+
+/* Upstream protocol: HTTP/2 is required for ports of protocol HTTP2/GRPC
+ * (h2c by prior knowledge, ALPN h2 only over TLS); preferred with
+ * h2UpgradePolicy UPGRADE or useClientProtocol (ALPN h2,http/1.1 over TLS,
+ * falling back to HTTP/1.1 when the server does not pick h2). */
+enum mg_up_h2 { MG_UP_H1 = 0, MG_UP_H2_PREFER, MG_UP_H2_REQUIRED };
+
+struct mg_endpoint {
+    struct sockaddr_storage sa;         /* valid when resolved */
+    socklen_t salen;
+    bool resolved;                      /* false: `address` is a DNS name */
+    char *address;
+    uint16_t port;
+    char *label;                        /* "address:port" for logs */
+};
+
+struct mg_cluster_rt {                  /* one worker's view of a cluster */
+    struct mg_uconn *idle;              /* idle keep-alive connections */
+    size_t n_open;                      /* connections open (idle + busy + connecting) */
+    size_t n_pending;                   /* requests waiting for a connection */
+    struct mg_request **pending;        /* FIFO ring, capacity max_pending */
+    size_t pend_head, pend_cap;
+    size_t rr;
+    uint32_t *active;                   /* per endpoint in-flight requests (LEAST_REQUEST) */
+    struct event *kick;                 /* re-check the instance-wide limit while requests wait */
+    struct mg_cluster *kick_cl;
+    struct mg_worker *kick_w;
+    struct mg_up2_conn *h2;             /* HTTP/2 connections (upstream_h2.c) */
+    bool h2_fallback;                   /* a TLS server did not pick h2: HTTP/1.1 here */
+};
+
+struct mg_cluster {
+    char *name;                         /* outbound|port|subset|host */
+    const char *stat_name;              /* name, interned (metrics outlive snapshots) */
+    char *host, *subset;
+    uint16_t port;
+    struct mg_endpoint *eps;
+    size_t n_eps;
+    enum mg_lb_simple lb;
+    uint64_t max_connections;           /* 0 = unlimited */
+    uint64_t max_pending;               /* 0 = unlimited (bounded by a hard cap) */
+    uint64_t max_requests_per_conn;     /* 0 = unlimited; 1 = no keep-alive */
+    int64_t connect_timeout_ms;
+    int64_t idle_timeout_ms;
+    SSL_CTX *tls;                       /* NULL = plaintext */
+    char *sni;
+    char **sans;
+    size_t n_sans;
+    bool insecure;
+    enum mg_up_h2 h2;                   /* plain-HTTP ports: MG_UP_H1 unless upgraded */
+    bool use_client_protocol;           /* HTTP/2 downstream -> HTTP/2 upstream (PREFER) */
+    uint64_t max_streams_per_conn;      /* http.maxConcurrentStreams; 0 = the peer's limit */
+    uint64_t max_requests;              /* http.http2MaxRequests (concurrent); 0 = unlimited */
+    atomic_ulong g_active;              /* HTTP/2 streams in flight, instance-wide */
+    /* Limits hold per proxy instance (as Envoy's circuit breakers): these two
+     * are shared by the workers; they change only on connect/close and when
+     * a request has to queue, never on the plain request path. */
+    atomic_ulong g_open, g_pending;
+    int n_workers;
+    struct mg_cluster_rt *rt;           /* [n_workers] */
+};
+
+#endif
