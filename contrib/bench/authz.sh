@@ -10,7 +10,7 @@ out=${TMPDIR:-/tmp}/meshgate-authz-bench.$$
 trap 'rm -f "$out"' EXIT INT TERM
 ${CC:-cc} -std=c11 -O2 -DNDEBUG -D_GNU_SOURCE -I"$top/src" \
     $(pkg-config --cflags jansson) \
-    "$here/authz_bench.c" "$top/src/policy/arena.c" "$top/src/policy/compile.c" "$top/src/policy/match.c" \
-    "$top/src/policy/authz.c" "$top/src/policy/peer_authn.c" "$top/src/base/util.c" "$top/src/base/diag.c" \
+    "$here/authz_bench.c" "$top"/src/policy/*.c \
+    "$top/src/base/util.c" "$top/src/base/diag.c" "$top/src/base/arena.c" \
     -o "$out" $(pkg-config --libs jansson) -lpthread
 "$out"

@@ -18,7 +18,7 @@
 #include "sidecar/types.h"
 #include "policy/policy.h"
 #include "access/reqauthn.h"
-#include "http/request.h"
+#include "http/types.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
 

@@ -16,7 +16,7 @@
 #include <event2/event.h>
 #include "net/types.h"
 #include "http1/http1.h"
-#include "http/request.h"
+#include "http/types.h"
 #include "upstream/upstream.h"
 
 /* Checks in flight on this worker thread (each holds a socket): beyond the

@@ -20,12 +20,26 @@
 
 /* ---- lifecycle ---- */
 
+static void request_reply(struct mg_request *r, int status, const char *body, const char *reason,
+                          bool close);
+static void request_resume(struct mg_request *r);
+static void request_upstream_failed(struct mg_request *r, int status, const char *flags,
+                                    const char *retry_class);
+
+/* What the access phase and the upstream call back (http/types.h). */
+static const struct mg_request_cb request_cb = {
+    .reply = request_reply,
+    .resume = request_resume,
+    .upstream_failed = request_upstream_failed,
+};
+
 void mg_request_init(struct mg_request *r, struct mg_conn *c, const struct mg_down_ops *ops, void *codec)
 {
     memset(r, 0, sizeof(*r));
     r->conn = c;
     r->snap = c->snap;
     r->ops = ops;
+    r->cb = &request_cb;
     r->codec = codec;
     r->start_ms = mg_now_ms();
     struct timeval tv;
@@ -47,15 +61,8 @@ void mg_request_release(struct mg_request *r)
     mg_arena_free(&r->arena);
 }
 
-const char *mg_request_header(const struct mg_request *r, const char *name)
-{
-    for (size_t i = 0; i < r->n_h; i++)
-        if (strcmp(r->h[i].key, name) == 0)
-            return r->h[i].value;
-    return NULL;
-}
-
-void mg_request_reply(struct mg_request *r, int status, const char *body, const char *reason, bool close)
+static void request_reply(struct mg_request *r, int status, const char *body, const char *reason,
+                          bool close)
 {
     r->status = status;
     if (reason)
@@ -509,7 +516,7 @@ void mg_request_run(struct mg_request *r)
     mg_request_resume(r);
 }
 
-void mg_request_resume(struct mg_request *r)
+static void request_resume(struct mg_request *r)
 {
     if (phase_action(r))
         return;
@@ -531,62 +538,12 @@ void mg_request_resume(struct mg_request *r)
 
 /* ---- retries ---- */
 
-static bool token_in(const char *list, const char *tok)
-{
-    size_t tl = strlen(tok);
-    const char *p = list;
-    while (p && *p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ')
-            e++;
-        if ((size_t)(e - p) == tl && strncmp(p, tok, tl) == 0)
-            return true;
-        p = e;
-    }
-    return false;
-}
 
-/* retry_class: "connect-failure", "reset", "refused-stream", "timeout",
- * "5xx-502".."5xx-599" (a response status). Istio's default policy (no
- * `retries`) is 2 attempts on connect-failure,refused-stream,unavailable,
- * cancelled,retriable-status-codes(503). */
-static bool retry_allowed(const struct mg_request *r, const char *cls)
-{
-    if (r->body_started || r->resp_started)
-        return false;
-    const struct mg_http_route *h = r->route->cfg;
-    int attempts = 2;
-    const char *on = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
-    if (h->has_retries) {
-        attempts = h->retries.attempts;
-        if (h->retries.retry_on)
-            on = h->retries.retry_on;
-    }
-    if (r->attempts > attempts)
-        return false;
-    int status = mg_has_prefix(cls, "5xx-") ? atoi(cls + 4) : 0;
-    if (status) {
-        return token_in(on, "5xx") ||
-               (token_in(on, "gateway-error") && status >= 502 && status <= 504) ||
-               (token_in(on, "retriable-status-codes") && status == 503);
-    }
-    /* connect failures, resets and per-try timeouts end as 503/504: 5xx and
-     * gateway-error cover them too, as in Envoy */
-    return token_in(on, cls) || token_in(on, "5xx") || token_in(on, "gateway-error");
-}
-
-bool mg_request_retry_allowed(const struct mg_request *r, const char *cls)
-{
-    return retry_allowed(r, cls);
-}
-
-void mg_request_upstream_failed(struct mg_request *r, int status, const char *flags,
-                                const char *retry_class)
+static void request_upstream_failed(struct mg_request *r, int status, const char *flags,
+                                    const char *retry_class)
 {
     mg_upstream_detach(r, false);
-    if (retry_class && retry_allowed(r, retry_class)) {
+    if (retry_class && mg_upstream_retry_allowed(r, retry_class)) {
         r->flags = "URX";
         mg_upstream_start(r);
         return;

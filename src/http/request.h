@@ -16,112 +16,8 @@
 #include "config/config.h"
 #include "base/arena.h"
 #include "base/util.h"
+#include "http/types.h"
 
-struct mg_conn;
-struct mg_request;
-struct mg_snapshot;
-struct mg_srv;
-struct mg_route;
-struct mg_wdest;
-struct mg_uconn;
-struct mg_up2_stream;
-
-enum mg_body_kind { MG_BODY_NONE = 0, MG_BODY_LENGTH, MG_BODY_CHUNKED, MG_BODY_UNTIL_CLOSE };
-
-/* What the codec implements so upstream.c and request.c can answer. */
-struct mg_down_ops {
-    void (*send_continue)(struct mg_request *r);           /* 100 Continue */
-    void (*resp_head)(struct mg_request *r);               /* r->status, r->resp_h, r->resp_body */
-    /* move n bytes of response payload from src (already de-framed) */
-    void (*resp_data)(struct mg_request *r, struct evbuffer *src, size_t n);
-    void (*resp_end)(struct mg_request *r);                /* response complete */
-    bool (*resp_full)(struct mg_request *r);               /* downstream above its watermark */
-    void (*body_resume)(struct mg_request *r);             /* upstream took the body bytes */
-    /* A local reply (no upstream response head sent yet); `close` ends the
-     * connection after it. r->local_h holds extra headers. */
-    void (*local_reply)(struct mg_request *r, int status, const char *body, bool close);
-    /* A failure after the response head was sent: the codec drops the stream. */
-    void (*abort)(struct mg_request *r);
-};
-
-#define MG_REQ_MAX_LOCAL_H 4
-
-struct mg_request {
-    struct mg_arena arena;              /* base/arena.h, default 8 KiB chunks */
-    struct mg_conn *conn;
-    struct mg_snapshot *snap;           /* the connection's snapshot (borrowed) */
-    const struct mg_down_ops *ops;
-    void *codec;                        /* the codec's own state */
-    int64_t start_ms;
-    int64_t start_wall_us;
-
-    /* attributes from the codec */
-    const char *method;                 /* NUL terminated (arena) */
-    const char *target;                 /* as received */
-    char *path;                         /* normalized, no query, no fragment */
-    char *query;                        /* after '?', NULL = none */
-    const char *path_query;             /* path and "?query": :path for header conditions
-                                         * and matches (util.h mg_pseudo_headers) */
-    char *host;                         /* lower-case, port removed */
-    const char *authority;              /* Host as received */
-    const char *protocol;               /* "HTTP/1.1", "HTTP/1.0", "HTTP/2" */
-    struct mg_kv *h;                    /* request headers, names lower-case */
-    size_t n_h;
-    enum mg_body_kind body;
-    uint64_t content_length;
-    bool expect_continue;
-    bool is_head;
-
-    /* decided by the phases */
-    struct mg_srv *srv;
-    const struct mg_route *route;
-    const struct mg_wdest *dest;
-    const char *up_path;                /* path+query sent upstream */
-    const char *up_authority;
-    struct mg_kv *uh;                   /* upstream request headers */
-    size_t n_uh;
-    char request_id[40];
-    struct mg_kv local_h[MG_REQ_MAX_LOCAL_H];
-    size_t n_local_h;
-
-    /* response */
-    int status;
-    struct mg_kv *resp_h;
-    size_t n_resp_h;
-    enum mg_body_kind resp_body;
-    uint64_t resp_cl;
-    bool resp_started;                  /* head sent downstream */
-    bool resp_close;                    /* upstream asked to close (Connection: close) */
-    struct mg_kv *resp_trailers;        /* from an HTTP/2 upstream (arena), set before resp_end;
-                                         * the HTTP/2 codec relays them, HTTP/1.1 drops them */
-    size_t n_resp_trailers;
-
-    /* upstream progress */
-    struct mg_uconn *uc;
-    struct mg_up2_stream *up2;          /* HTTP/2 upstream stream (upstream_h2.c), or NULL */
-    int attempts;                       /* tries made */
-    bool body_started;                  /* a body byte went upstream: no more retries */
-    bool body_done;                     /* downstream body fully read */
-    struct event *timer;                /* route timeout */
-
-    /* accounting for logs and metrics */
-    uint64_t bytes_received, bytes_sent;
-    char upstream_host[64];
-    const char *flags;                  /* Envoy response flags ("-", "UF", "UT", "NR", "UO", "URX", "UC", "DC") */
-    const char *reason;                 /* refusal reason, NULL = none */
-    bool logged;
-
-    /* access phase (access.c): state of a pending ext_authz check and the
-     * decision, for the access log */
-    struct mg_access_pending *access;
-    const char *authz_policy;           /* deciding policy "ns.name", NULL = none */
-    int authz_rule;                     /* its rule index (when authz_policy is set) */
-    const char *authz_audit;            /* AUDIT policy that matched, or NULL */
-    const char *authz_dry_run;          /* dry-run DENY policy that would have denied */
-    const char *authz_dry_run_result;   /* "deny" when a dry-run policy would deny */
-    const char *authz_detail;           /* ext_authz failure, JWT error, ... */
-    const char *authz_principal;        /* request principal (iss/sub) of a valid JWT */
-};
 
 /* Initialise (codec calls before filling attributes) and release. */
 void mg_request_init(struct mg_request *r, struct mg_conn *c, const struct mg_down_ops *ops, void *codec);
@@ -131,29 +27,8 @@ void mg_request_release(struct mg_request *r);
  * asynchronously; the codec learns the outcome through its ops. */
 void mg_request_run(struct mg_request *r);
 
-/* Continue after an asynchronous access phase (ext_authz) allowed the
- * request: route action, header edits, upstream. */
-void mg_request_resume(struct mg_request *r);
-
-/* Local answer helper: records status/reason/flags then calls ops->local_reply. */
-void mg_request_reply(struct mg_request *r, int status, const char *body, const char *reason,
-                      bool close);
-
 /* The codec calls this once the response is complete (or the request is
  * abandoned): access log line and metrics, exactly once. */
 void mg_request_finish(struct mg_request *r);
-
-/* Upstream failures before any response byte (upstream.c): retry when the
- * route's retry policy allows, else answer `status`. */
-void mg_request_upstream_failed(struct mg_request *r, int status, const char *flags,
-                                const char *retry_class);
-
-/* May the request be tried again after a failure of class `cls`
- * ("connect-failure", "reset", "timeout", "5xx-<status>")? No retry once a
- * body byte went upstream or the response started. */
-bool mg_request_retry_allowed(const struct mg_request *r, const char *cls);
-
-/* Header helper: first value of a (lower-case) name or NULL. */
-const char *mg_request_header(const struct mg_request *r, const char *name);
 
 #endif

@@ -13,7 +13,7 @@
 #include "net/types.h"
 #include "policy/attrs.h"
 #include "policy/policy.h"
-#include "http/request.h"
+#include "http/types.h"
 #include "route/router.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"

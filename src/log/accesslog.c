@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "net/types.h"
-#include "http/request.h"
+#include "http/types.h"
 #include "route/types.h"
 #include "upstream/types.h"
 

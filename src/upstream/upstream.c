@@ -24,7 +24,7 @@
 #include <openssl/ssl.h>
 #include "net/types.h"
 #include "http1/http1.h"
-#include "http/request.h"
+#include "http/types.h"
 #include "route/types.h"
 #include "snapshot/snapshot.h"
 #include "log/metrics.h"
@@ -787,7 +787,7 @@ static void parse_head(struct mg_uconn *uc)
         if (resp.status >= 500) {
             char cls[16];
             snprintf(cls, sizeof(cls), "5xx-%d", resp.status);
-            if (mg_request_retry_allowed(r, cls)) {
+            if (mg_upstream_retry_allowed(r, cls)) {
                 mg_request_upstream_failed(r, resp.status, "URX", cls);
                 return;
             }

@@ -67,4 +67,10 @@ void mg_upstream_close_idle(struct mg_cluster **clusters, size_t n, int worker_i
 SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
                                char *err, size_t errlen);
 
+/* May the request be tried again after a failure of class `cls`
+ * ("connect-failure", "reset", "refused-stream", "timeout", "5xx-<status>")
+ * under its route's retry policy? No retry once a body byte went upstream or
+ * the response started (retry.c). */
+bool mg_upstream_retry_allowed(const struct mg_request *r, const char *cls);
+
 #endif

@@ -25,7 +25,7 @@
 #include "net/types.h"
 #include "http1/http1.h"
 #include "log/metrics.h"
-#include "http/request.h"
+#include "http/types.h"
 #include "route/types.h"
 #include "snapshot/snapshot.h"
 #include "base/tls.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <event2/event.h>
 #include "http1/http1.h"
-#include "http/request.h"
+#include "http/types.h"
 #include "route/types.h"
 #include "base/util.h"
 
@@ -234,7 +234,7 @@ static bool deliver(struct mg_up2_stream *s)
         if (s->status >= 500) {
             char cls[16];
             snprintf(cls, sizeof(cls), "5xx-%d", s->status);
-            if (mg_request_retry_allowed(r, cls)) {
+            if (mg_upstream_retry_allowed(r, cls)) {
                 int st = s->status;
                 mg_up2_detach(r, false);
                 mg_request_upstream_failed(r, st, "URX", cls);

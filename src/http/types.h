@@ -1,0 +1,171 @@
+/* http/types.h - the protocol-neutral request as it flows down the request
+ * path: the codec fills it, routing, access, upstream and the access log
+ * read and annotate it. Types and static inline accessors only; what a
+ * later step hands back (a local answer, "resume", an upstream failure)
+ * goes through the callbacks the phase runner sets (struct mg_request_cb),
+ * so no later step names http/'s functions. */
+#ifndef MG_HTTP_TYPES_H
+#define MG_HTTP_TYPES_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include "config/config.h"
+#include "base/arena.h"
+#include "base/util.h"
+
+struct mg_conn;
+struct mg_request;
+struct mg_request_cb;
+struct mg_snapshot;
+struct mg_srv;
+struct mg_route;
+struct mg_wdest;
+struct mg_uconn;
+struct mg_up2_stream;
+
+enum mg_body_kind { MG_BODY_NONE = 0, MG_BODY_LENGTH, MG_BODY_CHUNKED, MG_BODY_UNTIL_CLOSE };
+
+/* What the codec implements so the upstream and the phase runner can
+ * answer. */
+struct mg_down_ops {
+    void (*send_continue)(struct mg_request *r);           /* 100 Continue */
+    void (*resp_head)(struct mg_request *r);               /* r->status, r->resp_h, r->resp_body */
+    /* move n bytes of response payload from src (already de-framed) */
+    void (*resp_data)(struct mg_request *r, struct evbuffer *src, size_t n);
+    void (*resp_end)(struct mg_request *r);                /* response complete */
+    bool (*resp_full)(struct mg_request *r);               /* downstream above its watermark */
+    void (*body_resume)(struct mg_request *r);             /* upstream took the body bytes */
+    /* A local reply (no upstream response head sent yet); `close` ends the
+     * connection after it. r->local_h holds extra headers. */
+    void (*local_reply)(struct mg_request *r, int status, const char *body, bool close);
+    /* A failure after the response head was sent: the codec drops the stream. */
+    void (*abort)(struct mg_request *r);
+};
+
+#define MG_REQ_MAX_LOCAL_H 4
+
+struct mg_request {
+    struct mg_arena arena;              /* base/arena.h, default 8 KiB chunks */
+    struct mg_conn *conn;
+    struct mg_snapshot *snap;           /* the connection's snapshot (borrowed) */
+    const struct mg_down_ops *ops;
+    const struct mg_request_cb *cb;     /* http/request.c: what later steps call back */
+    void *codec;                        /* the codec's own state */
+    int64_t start_ms;
+    int64_t start_wall_us;
+
+    /* attributes from the codec */
+    const char *method;                 /* NUL terminated (arena) */
+    const char *target;                 /* as received */
+    char *path;                         /* normalized, no query, no fragment */
+    char *query;                        /* after '?', NULL = none */
+    const char *path_query;             /* path and "?query": :path for header conditions
+                                         * and matches (util.h mg_pseudo_headers) */
+    char *host;                         /* lower-case, port removed */
+    const char *authority;              /* Host as received */
+    const char *protocol;               /* "HTTP/1.1", "HTTP/1.0", "HTTP/2" */
+    struct mg_kv *h;                    /* request headers, names lower-case */
+    size_t n_h;
+    enum mg_body_kind body;
+    uint64_t content_length;
+    bool expect_continue;
+    bool is_head;
+
+    /* decided by the phases */
+    struct mg_srv *srv;
+    const struct mg_route *route;
+    const struct mg_wdest *dest;
+    const char *up_path;                /* path+query sent upstream */
+    const char *up_authority;
+    struct mg_kv *uh;                   /* upstream request headers */
+    size_t n_uh;
+    char request_id[40];
+    struct mg_kv local_h[MG_REQ_MAX_LOCAL_H];
+    size_t n_local_h;
+
+    /* response */
+    int status;
+    struct mg_kv *resp_h;
+    size_t n_resp_h;
+    enum mg_body_kind resp_body;
+    uint64_t resp_cl;
+    bool resp_started;                  /* head sent downstream */
+    bool resp_close;                    /* upstream asked to close (Connection: close) */
+    struct mg_kv *resp_trailers;        /* from an HTTP/2 upstream (arena), set before resp_end;
+                                         * the HTTP/2 codec relays them, HTTP/1.1 drops them */
+    size_t n_resp_trailers;
+
+    /* upstream progress */
+    struct mg_uconn *uc;
+    struct mg_up2_stream *up2;          /* HTTP/2 upstream stream (upstream_h2.c), or NULL */
+    int attempts;                       /* tries made */
+    bool body_started;                  /* a body byte went upstream: no more retries */
+    bool body_done;                     /* downstream body fully read */
+    struct event *timer;                /* route timeout */
+
+    /* accounting for logs and metrics */
+    uint64_t bytes_received, bytes_sent;
+    char upstream_host[64];
+    const char *flags;                  /* Envoy response flags ("-", "UF", "UT", "NR", "UO", "URX", "UC", "DC") */
+    const char *reason;                 /* refusal reason, NULL = none */
+    bool logged;
+
+    /* access phase (access.c): state of a pending ext_authz check and the
+     * decision, for the access log */
+    struct mg_access_pending *access;
+    const char *authz_policy;           /* deciding policy "ns.name", NULL = none */
+    int authz_rule;                     /* its rule index (when authz_policy is set) */
+    const char *authz_audit;            /* AUDIT policy that matched, or NULL */
+    const char *authz_dry_run;          /* dry-run DENY policy that would have denied */
+    const char *authz_dry_run_result;   /* "deny" when a dry-run policy would deny */
+    const char *authz_detail;           /* ext_authz failure, JWT error, ... */
+    const char *authz_principal;        /* request principal (iss/sub) of a valid JWT */
+};
+
+/* What later steps (access, upstream) call back when they are done with a
+ * request, set by mg_request_init (http/request.c). Called through the
+ * inline wrappers below, so no later step names http/'s functions. */
+struct mg_request_cb {
+    /* Record status, reason and flags, then answer locally through the
+     * codec (ops->local_reply); `close` ends the connection after it. */
+    void (*reply)(struct mg_request *r, int status, const char *body, const char *reason,
+                  bool close);
+    /* Continue after an asynchronous access phase (ext_authz, a JWKS
+     * fetch) allowed the request: route action, header edits, upstream. */
+    void (*resume)(struct mg_request *r);
+    /* An upstream failure before any response byte: retry when the route's
+     * retry policy allows (mg_upstream_retry_allowed), else answer
+     * `status`. */
+    void (*upstream_failed)(struct mg_request *r, int status, const char *flags,
+                            const char *retry_class);
+};
+
+static inline void mg_request_reply(struct mg_request *r, int status, const char *body,
+                                    const char *reason, bool close)
+{
+    r->cb->reply(r, status, body, reason, close);
+}
+
+static inline void mg_request_resume(struct mg_request *r)
+{
+    r->cb->resume(r);
+}
+
+static inline void mg_request_upstream_failed(struct mg_request *r, int status, const char *flags,
+                                              const char *retry_class)
+{
+    r->cb->upstream_failed(r, status, flags, retry_class);
+}
+
+/* First value of a (lower-case) header name, or NULL. */
+static inline const char *mg_request_header(const struct mg_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_h; i++)
+        if (strcmp(r->h[i].key, name) == 0)
+            return r->h[i].value;
+    return NULL;
+}
+
+#endif
