@@ -260,20 +260,37 @@ static void fail_soon(struct mg_extauthz_call *c, const char *why)
     evtimer_add(c->timer, &now);
 }
 
-static void write_request(struct mg_extauthz_call *c, struct evbuffer *o)
+static void put_request(const struct mg_extauthz_call *c, struct mg_h1_out *w)
 {
     const struct mg_request *r = c->r;
     const struct mg_ext_provider *p = c->p;
-    evbuffer_add_printf(o, "%s %s%s%s%s HTTP/1.1\r\nhost: %s\r\ncontent-length: 0\r\n", r->method,
-                        p->path_prefix ? p->path_prefix : "", r->path, r->query ? "?" : "",
-                        r->query ? r->query : "", r->authority && *r->authority ? r->authority : "-");
+    mg_h1_put_request_line(w, r->method, p->path_prefix, r->path, r->query);
+    mg_h1_put_field(w, "host", r->authority && *r->authority ? r->authority : "-");
+    mg_h1_put_content_length(w, 0);
     for (size_t i = 0; i < r->n_h; i++) {
         const char *n = r->h[i].key;
         if (strcmp(n, "authorization") == 0 ||
             (!framing_header(n) && mg_extauthz_header_listed(&p->include_request_headers_in_check, n)))
-            evbuffer_add_printf(o, "%s: %s\r\n", n, r->h[i].value);
+            mg_h1_put_field(w, n, r->h[i].value);
     }
-    evbuffer_add(o, "connection: close\r\n\r\n", 21);
+    mg_h1_put_field(w, "connection", "close");
+    mg_h1_put_end(w);
+}
+
+/* Measured by a first run of the same writer calls, then written in one
+ * piece. */
+static void write_request(struct mg_extauthz_call *c, struct evbuffer *o)
+{
+    struct mg_h1_out w;
+    struct evbuffer_iovec v;
+    mg_h1_out_init(&w, NULL, 0);
+    put_request(c, &w);
+    if (evbuffer_reserve_space(o, (ev_ssize_t)w.len, &v, 1) != 1)
+        return;
+    mg_h1_out_init(&w, v.iov_base, v.iov_len);
+    put_request(c, &w);
+    v.iov_len = w.len <= w.cap ? w.len : 0;
+    evbuffer_commit_space(o, &v, 1);
 }
 
 static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)

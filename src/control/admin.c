@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include "access/access.h"
+#include "http1/http1.h"
 #include "sidecar/inbound.h"
 #include "log/metrics.h"
 #include "snapshot/snapshot.h"
@@ -30,7 +31,7 @@ static void reply(struct evhttp_request *req, int code, const char *ctype, const
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, body, len);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ? "Not Found" : "Service Unavailable", b);
+    evhttp_send_reply(req, code, mg_h1_reason(code), b);
     evbuffer_free(b);
 }
 

@@ -48,37 +48,6 @@ struct h1s {
 static void h1_process(struct h1s *h);
 static void h1_ops_abort(struct mg_request *r);
 
-static const char *reason_phrase(int s)
-{
-    switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 421: return "Misdirected Request";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
-}
-
 static struct evbuffer *out_of(struct h1s *h)
 {
     return bufferevent_get_output(h->c->bev);
@@ -197,6 +166,17 @@ static void end_request(struct h1s *h)
     event_active(h->next_ev, EV_TIMEOUT, 0);
 }
 
+/* "HTTP/1.1 100 Continue" and the end of that interim head. */
+static void add_continue(struct evbuffer *o)
+{
+    char b[64];
+    struct mg_h1_out w;
+    mg_h1_out_init(&w, b, sizeof(b));
+    mg_h1_put_status_line(&w, 1, 100);
+    mg_h1_put_end(&w);
+    evbuffer_add(o, b, w.len);
+}
+
 /* ---- down ops ---- */
 
 static void op_continue(struct mg_request *r)
@@ -205,7 +185,7 @@ static void op_continue(struct mg_request *r)
     if (h->continue_sent || h->minor < 1 || !h->c->bev)
         return;
     h->continue_sent = true;
-    evbuffer_add(out_of(h), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    add_continue(out_of(h));
     h1_kick(h);
 }
 
@@ -215,52 +195,70 @@ static void op_continue(struct mg_request *r)
  * a small body in a chain of its own, costs extra records and syscalls. */
 #define H1_SMALL_BODY 16384
 
-static void add_str(struct evbuffer *o, const char *s)
+static void put_fields(struct mg_h1_out *w, const struct mg_kv *v, size_t n)
 {
-    evbuffer_add(o, s, strlen(s));
-}
-
-static void add_uint(struct evbuffer *o, unsigned long long v, unsigned base)
-{
-    char d[24];
-    size_t i = sizeof(d);
-    do {
-        d[--i] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v && i);
-    evbuffer_add(o, d + i, sizeof(d) - i);
-}
-
-static size_t headers_size(const struct mg_kv *v, size_t n)
-{
-    size_t sz = 0;
     for (size_t i = 0; i < n; i++)
-        sz += strlen(v[i].key) + strlen(v[i].value) + 4;
-    return sz;
+        mg_h1_put_field(w, v[i].key, v[i].value);
 }
 
-static void write_status_line(struct evbuffer *o, int minor, int status)
+/* A relayed response: framing and connection as op_resp_head decided. */
+static void put_resp_head(const struct h1s *h, const struct mg_request *r, struct mg_h1_out *w)
 {
-    evbuffer_add(o, minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
-    if (status < 0) {
-        evbuffer_add(o, "-", 1);
-        status = -status;
+    mg_h1_put_status_line(w, h->minor, r->status);
+    put_fields(w, r->resp_h, r->n_resp_h);
+    if (!h->resp_nobody) {
+        if (r->resp_body == MG_BODY_LENGTH)
+            mg_h1_put_content_length(w, r->resp_cl);
+        else if (r->resp_body == MG_BODY_NONE)
+            mg_h1_put_content_length(w, 0);
+        else if (h->resp_chunked)
+            mg_h1_put_field(w, "transfer-encoding", "chunked");
     }
-    add_uint(o, (unsigned)status, 10);
-    evbuffer_add(o, " ", 1);
-    add_str(o, reason_phrase(status));
-    evbuffer_add(o, "\r\n", 2);
+    if (h->close_after)
+        mg_h1_put_field(w, "connection", "close");
+    else if (h->minor == 0)
+        mg_h1_put_field(w, "connection", "keep-alive");
+    mg_h1_put_end(w);
 }
 
-static void write_headers(struct h1s *h, const struct mg_kv *v, size_t n)
+/* A local reply of bl body bytes (text/plain when not empty). */
+static void put_local_head(const struct h1s *h, const struct mg_request *r, size_t bl,
+                           struct mg_h1_out *w)
+{
+    mg_h1_put_status_line(w, h->minor < 0 ? 1 : h->minor, r->status);
+    mg_h1_put_content_length(w, bl);
+    if (bl)
+        mg_h1_put_field(w, "content-type", "text/plain");
+    put_fields(w, r->local_h, r->n_local_h);
+    if (h->close_after)
+        mg_h1_put_field(w, "connection", "close");
+    mg_h1_put_end(w);
+}
+
+/* Append the head (a local reply of bl body bytes when `local`) in one
+ * contiguous piece: measured by a first run of the same writer calls, then
+ * written into space reserved at the end of the output, with `extra` more
+ * bytes free behind it so that a small body can join it. */
+static void add_head(struct h1s *h, const struct mg_request *r, bool local, size_t bl, size_t extra)
 {
     struct evbuffer *o = out_of(h);
-    for (size_t i = 0; i < n; i++) {
-        add_str(o, v[i].key);
-        evbuffer_add(o, ": ", 2);
-        add_str(o, v[i].value);
-        evbuffer_add(o, "\r\n", 2);
-    }
+    struct mg_h1_out w;
+    struct evbuffer_iovec v;
+    mg_h1_out_init(&w, NULL, 0);
+    if (local)
+        put_local_head(h, r, bl, &w);
+    else
+        put_resp_head(h, r, &w);
+    evbuffer_expand(o, w.len + extra);
+    if (evbuffer_reserve_space(o, (ev_ssize_t)w.len, &v, 1) != 1)
+        return;
+    mg_h1_out_init(&w, v.iov_base, v.iov_len);
+    if (local)
+        put_local_head(h, r, bl, &w);
+    else
+        put_resp_head(h, r, &w);
+    v.iov_len = w.len <= w.cap ? w.len : 0;
+    evbuffer_commit_space(o, &v, 1);
 }
 
 static void op_resp_head(struct mg_request *r)
@@ -268,34 +266,18 @@ static void op_resp_head(struct mg_request *r)
     struct h1s *h = r->codec;
     if (!h->c->bev)
         return;
-    struct evbuffer *o = out_of(h);
     if (!r->body_done)
         h->close_after = true;          /* answered before the body was read */
     size_t body_hint = r->resp_body == MG_BODY_LENGTH && r->resp_cl <= H1_SMALL_BODY ? (size_t)r->resp_cl : 0;
-    evbuffer_expand(o, headers_size(r->resp_h, r->n_resp_h) + 256 + body_hint);
-    write_status_line(o, h->minor, r->status);
-    write_headers(h, r->resp_h, r->n_resp_h);
     h->resp_chunked = false;
     h->resp_nobody = r->is_head || r->status == 204 || r->status == 304;
-    if (!h->resp_nobody) {
-        if (r->resp_body == MG_BODY_LENGTH) {
-            evbuffer_add(o, "content-length: ", 16);
-            add_uint(o, (unsigned long long)r->resp_cl, 10);
-            evbuffer_add(o, "\r\n", 2);
-        } else if (r->resp_body == MG_BODY_NONE)
-            evbuffer_add(o, "content-length: 0\r\n", 19);
-        else if (h->minor >= 1) {
-            evbuffer_add(o, "transfer-encoding: chunked\r\n", 28);
+    if (!h->resp_nobody && r->resp_body != MG_BODY_LENGTH && r->resp_body != MG_BODY_NONE) {
+        if (h->minor >= 1)
             h->resp_chunked = true;
-        } else {
+        else
             h->close_after = true;      /* HTTP/1.0: the body ends with the connection */
-        }
     }
-    if (h->close_after)
-        evbuffer_add(o, "connection: close\r\n", 19);
-    else if (h->minor == 0)
-        evbuffer_add(o, "connection: keep-alive\r\n", 24);
-    evbuffer_add(o, "\r\n", 2);
+    add_head(h, r, false, 0, body_hint);
     h1_arm(h);
 }
 
@@ -308,8 +290,8 @@ static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
     }
     struct evbuffer *o = out_of(h);
     if (h->resp_chunked) {
-        add_uint(o, n, 16);
-        evbuffer_add(o, "\r\n", 2);
+        char ch[MG_H1_CHUNK_HEADER_MAX];
+        evbuffer_add(o, ch, mg_h1_chunk_header(n, ch));
     }
     struct evbuffer_iovec v;
     if (n <= H1_SMALL_BODY && evbuffer_reserve_space(o, (ev_ssize_t)n, &v, 1) == 1) {
@@ -320,7 +302,7 @@ static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
         evbuffer_remove_buffer(src, o, n);
     }
     if (h->resp_chunked)
-        evbuffer_add(o, "\r\n", 2);
+        evbuffer_add(o, MG_H1_CHUNK_END, sizeof(MG_H1_CHUNK_END) - 1);
     r->bytes_sent += n;
     h1_kick(h);
 }
@@ -329,7 +311,7 @@ static void op_resp_end(struct mg_request *r)
 {
     struct h1s *h = r->codec;
     if (h->resp_chunked && h->c->bev)
-        evbuffer_add(out_of(h), "0\r\n\r\n", 5);
+        evbuffer_add(out_of(h), MG_H1_LAST_CHUNK, sizeof(MG_H1_LAST_CHUNK) - 1);
     if (r->resp_close && !r->body_done)
         h->close_after = true;
     mg_upstream_detach(r, true);
@@ -374,17 +356,7 @@ static void op_local_reply(struct mg_request *r, int status, const char *body, b
         h->close_after = true;
     size_t bl = body ? strlen(body) : 0;
     struct evbuffer *o = out_of(h);
-    evbuffer_expand(o, headers_size(r->local_h, r->n_local_h) + 256 + (bl <= H1_SMALL_BODY ? bl : 0));
-    write_status_line(o, h->minor < 0 ? 1 : h->minor, status);
-    evbuffer_add(o, "content-length: ", 16);
-    add_uint(o, bl, 10);
-    evbuffer_add(o, "\r\n", 2);
-    if (bl)
-        evbuffer_add(o, "content-type: text/plain\r\n", 26);
-    write_headers(h, r->local_h, r->n_local_h);
-    if (h->close_after)
-        evbuffer_add(o, "connection: close\r\n", 19);
-    evbuffer_add(o, "\r\n", 2);
+    add_head(h, r, true, bl, bl <= H1_SMALL_BODY ? bl : 0);
     if (bl && !r->is_head) {
         evbuffer_add(o, body, bl);
         r->bytes_sent += bl;

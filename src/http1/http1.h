@@ -1,4 +1,5 @@
-/* http1.h - the strict HTTP/1.1 parser (pure: no I/O, no allocation).
+/* http1.h - the strict HTTP/1.1 parser and the writer (pure: no I/O, no
+ * allocation).
  *
  * Zero-copy: parsed names and values point into the caller's buffer, which
  * must stay unchanged while the result is used. The caller hands in the
@@ -182,10 +183,52 @@ bool mg_h1_connection_lists(const struct mg_h1_header *h, size_t n, const char *
 bool mg_h1_valid_name(const char *name, size_t len);
 bool mg_h1_valid_value(const char *value, size_t len);
 
-/* ---- Serializer helpers (http1_write.c) -------------------------------- */
+/* ---- Writer (http1_write.c) -------------------------------------------- */
 
-/* Standard reason phrase for a status (RFC 9110 and the IANA registry),
- * "Unknown" for an unregistered code. Static storage; never NULL. */
+/* Every HTTP/1 head meshgate sends (responses to clients, requests to
+ * upstreams and to ext_authz servers) is written with these calls, into a
+ * caller-provided buffer: no allocation, no I/O. The caller runs the same
+ * calls twice: on a counting cursor (buf NULL) for the exact length, then
+ * on a buffer of that length, e.g. space reserved at the end of its output
+ * buffer, so that a head is one contiguous piece (one TLS record). Names and
+ * values are written as given: the caller passes only validated fields. */
+struct mg_h1_out {
+    char *buf;                          /* NULL: count only */
+    size_t cap;                         /* bytes buf holds */
+    size_t len;                         /* bytes the calls so far produce */
+};
+
+/* Start a cursor on buf[0..cap); buf NULL counts only (cap is then 0).
+ * After any sequence of mg_h1_put_* calls, len is the exact length of the
+ * output; when len <= cap, buf[0..len) holds all of it (no NUL is added).
+ * When len > cap, a prefix of whole pieces was written and the rest left
+ * out: the caller must not send buf, but retry with a buffer of len bytes. */
+void mg_h1_out_init(struct mg_h1_out *w, char *buf, size_t cap);
+
+/* "HTTP/1.<minor> DDD Reason" CRLF with the mg_h1_reason phrase; minor 0
+ * gives HTTP/1.0, any other value HTTP/1.1. status must be 100..599 (what
+ * the parsers and the configuration admit); any other value is written as
+ * 500, so that a caller's slip never puts a malformed line on the wire. */
+void mg_h1_put_status_line(struct mg_h1_out *w, int minor, int status);
+
+/* method SP [prefix] path ["?" query] SP "HTTP/1.1" CRLF: prefix and query
+ * may be NULL (none); prefix, path and query are joined as given. */
+void mg_h1_put_request_line(struct mg_h1_out *w, const char *method, const char *prefix,
+                            const char *path, const char *query);
+
+/* name ": " value CRLF. */
+void mg_h1_put_field(struct mg_h1_out *w, const char *name, const char *value);
+
+/* "content-length: " decimal n CRLF. */
+void mg_h1_put_content_length(struct mg_h1_out *w, uint64_t n);
+
+/* The CRLF that ends a head. */
+void mg_h1_put_end(struct mg_h1_out *w);
+
+/* Reason phrase sent with a status: the standard phrase (RFC 9110) for the
+ * statuses meshgate names (100, 200, 201, 204, 301-304, 307, 308, 400, 401,
+ * 403, 404, 408, 413, 421, 431, 500-505), "Unknown" for every other code.
+ * Static storage; never NULL. */
 const char *mg_h1_reason(int status);
 
 /* Write "HTTP/1.1 DDD Reason\r\n" plus a NUL into buf[0..cap). Returns the
@@ -201,5 +244,10 @@ size_t mg_h1_status_line(int status, char *buf, size_t cap);
  * bytes. Returns the length written. n = 0 gives the last-chunk "0\r\n";
  * the caller adds the final CRLF (the proxy sends no trailers). */
 size_t mg_h1_chunk_header(uint64_t n, char *buf);
+
+/* The CRLF after a chunk's payload, and the whole end of a chunked body
+ * the proxy sends: last-chunk, no trailers, CRLF. */
+#define MG_H1_CHUNK_END "\r\n"
+#define MG_H1_LAST_CHUNK "0\r\n\r\n"
 
 #endif

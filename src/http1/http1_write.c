@@ -1,95 +1,138 @@
-/* http1_write.c - small, allocation-free serializer helpers for the proxy.
+/* http1_write.c - the HTTP/1 writer: every status line, reason phrase,
+ * request and response head and chunk-size line meshgate sends.
  *
- * Hand-rolled instead of snprintf: these run for every response and every
- * chunk the proxy emits. */
+ * Hand-rolled instead of snprintf: these run for every response, request
+ * and chunk the proxy emits. Output goes into a caller-provided buffer
+ * through a cursor that keeps counting past its end, so one sequence of
+ * calls both measures a head and writes it. */
 #include <string.h>
 #include "http1/http1.h"
 
+/* The phrases meshgate sends; every other status goes out as "Unknown"
+ * (the peer's own phrase is never relayed). */
 const char *mg_h1_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 102: return "Processing";
-    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
     case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 207: return "Multi-Status";
-    case 208: return "Already Reported";
-    case 226: return "IM Used";
-    case 300: return "Multiple Choices";
     case 301: return "Moved Permanently";
     case 302: return "Found";
     case 303: return "See Other";
     case 304: return "Not Modified";
-    case 305: return "Use Proxy";
     case 307: return "Temporary Redirect";
     case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
-    case 402: return "Payment Required";
     case 403: return "Forbidden";
     case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
     case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
     case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Entity";
-    case 423: return "Locked";
-    case 424: return "Failed Dependency";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
-    case 506: return "Variant Also Negotiates";
-    case 507: return "Insufficient Storage";
-    case 508: return "Loop Detected";
-    case 510: return "Not Extended";
-    case 511: return "Network Authentication Required";
     default: return "Unknown";
     }
+}
+
+void mg_h1_out_init(struct mg_h1_out *w, char *buf, size_t cap)
+{
+    w->buf = buf;
+    w->cap = buf ? cap : 0;
+    w->len = 0;
+}
+
+/* A piece that does not fit whole is left out and still counted: len only
+ * grows, so once one piece is left out no later piece is written either,
+ * and the buffer never holds a head with a hole in it. */
+static void put(struct mg_h1_out *w, const char *s, size_t n)
+{
+    if (w->buf && n <= w->cap && w->len <= w->cap - n)
+        memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void put_str(struct mg_h1_out *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void put_dec(struct mg_h1_out *w, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(w, d + i, sizeof(d) - i);
+}
+
+void mg_h1_put_status_line(struct mg_h1_out *w, int minor, int status)
+{
+    if (status < 100 || status > 599)
+        status = 500;
+    put(w, minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ", 9);
+    put_dec(w, (uint64_t)status);
+    put(w, " ", 1);
+    put_str(w, mg_h1_reason(status));
+    put(w, "\r\n", 2);
+}
+
+void mg_h1_put_request_line(struct mg_h1_out *w, const char *method, const char *prefix,
+                            const char *path, const char *query)
+{
+    put_str(w, method);
+    put(w, " ", 1);
+    if (prefix)
+        put_str(w, prefix);
+    put_str(w, path);
+    if (query) {
+        put(w, "?", 1);
+        put_str(w, query);
+    }
+    put(w, " HTTP/1.1\r\n", 11);
+}
+
+void mg_h1_put_field(struct mg_h1_out *w, const char *name, const char *value)
+{
+    put_str(w, name);
+    put(w, ": ", 2);
+    put_str(w, value);
+    put(w, "\r\n", 2);
+}
+
+void mg_h1_put_content_length(struct mg_h1_out *w, uint64_t n)
+{
+    put(w, "content-length: ", 16);
+    put_dec(w, n);
+    put(w, "\r\n", 2);
+}
+
+void mg_h1_put_end(struct mg_h1_out *w)
+{
+    put(w, "\r\n", 2);
 }
 
 size_t mg_h1_status_line(int status, char *buf, size_t cap)
 {
     if (status < 100 || status > 599)
         return 0;
-    const char *reason = mg_h1_reason(status);
-    size_t rlen = strlen(reason);
-    size_t len = 13 + rlen + 2;      /* "HTTP/1.1 DDD " reason CRLF */
-    if (cap < len + 1)
+    char line[64];                      /* 9 + 3 + 1 + longest reason (31) + 2 */
+    struct mg_h1_out w;
+    mg_h1_out_init(&w, line, sizeof(line));
+    mg_h1_put_status_line(&w, 1, status);
+    if (w.len > w.cap || cap < w.len + 1)
         return 0;
-    memcpy(buf, "HTTP/1.1 ", 9);
-    buf[9] = (char)('0' + status / 100);
-    buf[10] = (char)('0' + status / 10 % 10);
-    buf[11] = (char)('0' + status % 10);
-    buf[12] = ' ';
-    memcpy(buf + 13, reason, rlen);
-    memcpy(buf + 13 + rlen, "\r\n", 3);   /* with the NUL */
-    return len;
+    memcpy(buf, line, w.len);
+    buf[w.len] = '\0';
+    return w.len;
 }
 
 size_t mg_h1_chunk_header(uint64_t n, char *buf)

@@ -119,52 +119,36 @@ static size_t pick_endpoint(struct mg_cluster *cl, struct mg_cluster_rt *rt, str
     }
 }
 
-static void add_str(struct evbuffer *o, const char *s)
+static void put_head(const struct mg_uconn *uc, const struct mg_request *r, struct mg_h1_out *w)
 {
-    evbuffer_add(o, s, strlen(s));
+    mg_h1_put_request_line(w, r->method, NULL, r->up_path, NULL);
+    mg_h1_put_field(w, "host", r->up_authority ? r->up_authority : uc->cl->host);
+    for (size_t i = 0; i < r->n_uh; i++)
+        mg_h1_put_field(w, r->uh[i].key, r->uh[i].value);
+    if (r->body == MG_BODY_LENGTH)
+        mg_h1_put_content_length(w, r->content_length);
+    else if (r->body == MG_BODY_CHUNKED)
+        mg_h1_put_field(w, "transfer-encoding", "chunked");
+    mg_h1_put_end(w);
 }
 
-static void add_uint(struct evbuffer *o, unsigned long long v, unsigned base)
-{
-    char d[24];
-    size_t i = sizeof(d);
-    do {
-        d[--i] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v && i);
-    evbuffer_add(o, d + i, sizeof(d) - i);
-}
-
-/* The head is copied into one contiguous region sized up front (no printf
- * per header): one buffer chain, one write(2) or one TLS record. */
+/* The head is measured by a first run of the same writer calls, then
+ * written into space reserved in one piece (no printf per header): one
+ * buffer chain, one write(2) or one TLS record. */
 static void write_head(struct mg_uconn *uc, struct mg_request *r)
 {
     struct evbuffer *out = bufferevent_get_output(uc->bev);
-    const char *auth = r->up_authority ? r->up_authority : uc->cl->host;
-    size_t sz = strlen(r->method) + strlen(r->up_path) + strlen(auth) + 96;
-    for (size_t i = 0; i < r->n_uh; i++)
-        sz += strlen(r->uh[i].key) + strlen(r->uh[i].value) + 4;
-    evbuffer_expand(out, sz);
-    add_str(out, r->method);
-    evbuffer_add(out, " ", 1);
-    add_str(out, r->up_path);
-    evbuffer_add(out, " HTTP/1.1\r\nhost: ", 17);
-    add_str(out, auth);
-    evbuffer_add(out, "\r\n", 2);
-    for (size_t i = 0; i < r->n_uh; i++) {
-        add_str(out, r->uh[i].key);
-        evbuffer_add(out, ": ", 2);
-        add_str(out, r->uh[i].value);
-        evbuffer_add(out, "\r\n", 2);
+    struct mg_h1_out w;
+    struct evbuffer_iovec v;
+    mg_h1_out_init(&w, NULL, 0);
+    put_head(uc, r, &w);
+    if (evbuffer_reserve_space(out, (ev_ssize_t)w.len, &v, 1) == 1) {
+        mg_h1_out_init(&w, v.iov_base, v.iov_len);
+        put_head(uc, r, &w);
+        v.iov_len = w.len <= w.cap ? w.len : 0;
+        evbuffer_commit_space(out, &v, 1);
     }
     uc->req_chunked = r->body == MG_BODY_CHUNKED;
-    if (r->body == MG_BODY_LENGTH) {
-        evbuffer_add(out, "content-length: ", 16);
-        add_uint(out, (unsigned long long)r->content_length, 10);
-        evbuffer_add(out, "\r\n", 2);
-    } else if (uc->req_chunked)
-        evbuffer_add(out, "transfer-encoding: chunked\r\n", 28);
-    evbuffer_add(out, "\r\n", 2);
     uc->req_done = r->body == MG_BODY_NONE;
 }
 
@@ -483,12 +467,12 @@ void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
     struct evbuffer *out = bufferevent_get_output(uc->bev);
     r->body_started = true;
     if (uc->req_chunked) {
-        add_uint(out, n, 16);
-        evbuffer_add(out, "\r\n", 2);
+        char ch[MG_H1_CHUNK_HEADER_MAX];
+        evbuffer_add(out, ch, mg_h1_chunk_header(n, ch));
     }
     evbuffer_remove_buffer(src, out, n);
     if (uc->req_chunked)
-        evbuffer_add(out, "\r\n", 2);
+        evbuffer_add(out, MG_H1_CHUNK_END, sizeof(MG_H1_CHUNK_END) - 1);
     /* wake up when it drains to half */
     bufferevent_setwatermark(uc->bev, EV_WRITE, UP_HIGH_WM / 2, 0);
 }
@@ -503,7 +487,7 @@ void mg_upstream_body_end(struct mg_request *r)
     if (!uc)
         return;
     if (uc->req_chunked)
-        evbuffer_add(bufferevent_get_output(uc->bev), "0\r\n\r\n", 5);
+        evbuffer_add(bufferevent_get_output(uc->bev), MG_H1_LAST_CHUNK, sizeof(MG_H1_LAST_CHUNK) - 1);
     uc->req_done = true;
 }
 

@@ -1,4 +1,4 @@
-/* test_http1.c - the strict HTTP/1 parser, chunked decoder and serializer.
+/* test_http1.c - the strict HTTP/1 parser, chunked decoder and writer.
  *
  * Every input is parsed from an exact-size heap copy so ASan flags any read
  * past the bytes the parser was given. */
@@ -729,6 +729,171 @@ static void test_helpers(void)
        "chunk_header output decodes with mg_h1_chunked_step");
 }
 
+/* The writer's cursor as text: buf NUL-terminated, or "(overflow)". */
+static const char *out_text(struct mg_h1_out *w)
+{
+    if (w->len >= w->cap)
+        return "(overflow)";
+    w->buf[w->len] = '\0';
+    return w->buf;
+}
+
+/* The exact bytes meshgate sends: each expected string is a head as it
+ * leaves the gateway (captured on the wire), built with the calls the
+ * HTTP/1 codec, the upstream client and the ext_authz client make. */
+static void test_writer(void)
+{
+    char buf[512];
+    struct mg_h1_out w;
+
+    /* a relayed response, HTTP/1.1, closing */
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_status_line(&w, 1, 200);
+    mg_h1_put_field(&w, "content-type", "text/plain");
+    mg_h1_put_field(&w, "x-resp-set", "v");
+    mg_h1_put_content_length(&w, 11);
+    mg_h1_put_field(&w, "connection", "close");
+    mg_h1_put_end(&w);
+    const char *relayed = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-resp-set: v\r\n"
+                          "content-length: 11\r\nconnection: close\r\n\r\n";
+    is_str(out_text(&w), relayed, "relayed response head, byte for byte");
+    ok(mg_h1_parse_response(buf, w.len, NULL, "GET", 3, &resp) == (ssize_t)w.len && resp.status == 200 &&
+       resp.body == MG_H1_BODY_LENGTH && resp.content_length == 11 && !resp.keep_alive,
+       "the strict parser reads the written head back");
+
+    /* the same head measured on a counting cursor */
+    struct mg_h1_out count;
+    mg_h1_out_init(&count, NULL, 123);
+    mg_h1_put_status_line(&count, 1, 200);
+    mg_h1_put_field(&count, "content-type", "text/plain");
+    mg_h1_put_field(&count, "x-resp-set", "v");
+    mg_h1_put_content_length(&count, 11);
+    mg_h1_put_field(&count, "connection", "close");
+    mg_h1_put_end(&count);
+    ok(count.len == strlen(relayed) && count.cap == 0, "counting cursor: exact length, cap 0");
+
+    /* HTTP/1.0 client, keep-alive */
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_status_line(&w, 0, 200);
+    mg_h1_put_field(&w, "content-type", "text/plain");
+    mg_h1_put_content_length(&w, 11);
+    mg_h1_put_field(&w, "connection", "keep-alive");
+    mg_h1_put_end(&w);
+    is_str(out_text(&w),
+           "HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 11\r\n"
+           "connection: keep-alive\r\n\r\n",
+           "HTTP/1.0 keep-alive response head");
+
+    /* re-chunked body: head, two chunks, the end */
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_status_line(&w, 1, 200);
+    mg_h1_put_field(&w, "x-a", "1");
+    mg_h1_put_field(&w, "transfer-encoding", "chunked");
+    mg_h1_put_end(&w);
+    size_t bl = w.len;
+    bl += mg_h1_chunk_header(5, buf + bl);
+    memcpy(buf + bl, "hello" MG_H1_CHUNK_END, 7);
+    bl += 7;
+    bl += mg_h1_chunk_header(6, buf + bl);
+    memcpy(buf + bl, " world" MG_H1_CHUNK_END MG_H1_LAST_CHUNK, 13);
+    bl += 13;
+    buf[bl] = '\0';
+    is_str(buf,
+           "HTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+           "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+           "chunked response, byte for byte");
+
+    /* a local reply */
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_status_line(&w, 1, 503);
+    mg_h1_put_content_length(&w, 19);
+    mg_h1_put_field(&w, "content-type", "text/plain");
+    mg_h1_put_field(&w, "connection", "close");
+    mg_h1_put_end(&w);
+    is_str(out_text(&w),
+           "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 19\r\n"
+           "content-type: text/plain\r\nconnection: close\r\n\r\n",
+           "local reply head");
+
+    /* the interim answer to Expect: 100-continue */
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_status_line(&w, 1, 100);
+    mg_h1_put_end(&w);
+    is_str(out_text(&w), "HTTP/1.1 100 Continue\r\n\r\n", "100 Continue");
+    is_int(w.len, 25, "100 Continue is 25 bytes");
+
+    /* a request head to an upstream */
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_request_line(&w, "POST", NULL, "/post", NULL);
+    mg_h1_put_field(&w, "host", "app.local");
+    mg_h1_put_field(&w, "x-req-add", "w");
+    mg_h1_put_content_length(&w, 5);
+    mg_h1_put_end(&w);
+    is_str(out_text(&w),
+           "POST /post HTTP/1.1\r\nhost: app.local\r\nx-req-add: w\r\ncontent-length: 5\r\n\r\n",
+           "upstream request head");
+    ok(mg_h1_parse_request(buf, w.len, NULL, &req, &(int){ 0 }) == (ssize_t)w.len &&
+       req.body == MG_H1_BODY_LENGTH && req.content_length == 5 && req.keep_alive,
+       "the strict parser reads the written request back");
+
+    /* an ext_authz check: path prefix, path and query joined */
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_request_line(&w, "GET", "/check", "/authz/x", "q=1&r=2");
+    mg_h1_put_field(&w, "host", "app.local");
+    mg_h1_put_content_length(&w, 0);
+    mg_h1_put_field(&w, "connection", "close");
+    mg_h1_put_end(&w);
+    is_str(out_text(&w),
+           "GET /check/authz/x?q=1&r=2 HTTP/1.1\r\nhost: app.local\r\ncontent-length: 0\r\n"
+           "connection: close\r\n\r\n",
+           "ext_authz check request head");
+
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_content_length(&w, UINT64_MAX);
+    is_str(out_text(&w), "content-length: 18446744073709551615\r\n", "content-length of 2^64-1");
+    mg_h1_out_init(&w, buf, sizeof(buf));
+    mg_h1_put_status_line(&w, 1, 1000);
+    mg_h1_put_status_line(&w, 1, -200);
+    is_str(out_text(&w), "HTTP/1.1 500 Internal Server Error\r\nHTTP/1.1 500 Internal Server Error\r\n",
+           "a status outside 100..599 is written as 500");
+
+    /* out of room: only whole pieces, nothing past cap, exact length */
+    char small[40];
+    memset(small, '#', sizeof(small));
+    mg_h1_out_init(&w, small, 30);
+    mg_h1_put_status_line(&w, 1, 404);             /* 24 bytes: fits */
+    mg_h1_put_field(&w, "x-long-name", "v");       /* would end at 40 */
+    mg_h1_put_field(&w, "a", "b");                 /* 6 more: room at 24, but after a gap */
+    mg_h1_put_end(&w);
+    ok(w.len == 24 + 16 + 6 + 2 && w.len > w.cap, "overflow: len is the full length, above cap");
+    ok(memcmp(small, "HTTP/1.1 404 Not Found\r\n", 24) == 0 && small[24] == '#' && small[29] == '#' &&
+       small[39] == '#',
+       "overflow: a prefix of whole pieces written, nothing after a piece left out");
+
+    /* the reason phrases sent: named statuses, "Unknown" for the rest (the
+     * peer's own phrase is never relayed) */
+    static const struct { int s; const char *r; } named[] = {
+        { 100, "Continue" }, { 200, "OK" }, { 201, "Created" }, { 204, "No Content" },
+        { 301, "Moved Permanently" }, { 302, "Found" }, { 303, "See Other" },
+        { 304, "Not Modified" }, { 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
+        { 400, "Bad Request" }, { 401, "Unauthorized" }, { 403, "Forbidden" },
+        { 404, "Not Found" }, { 408, "Request Timeout" }, { 413, "Payload Too Large" },
+        { 421, "Misdirected Request" }, { 431, "Request Header Fields Too Large" },
+        { 500, "Internal Server Error" }, { 501, "Not Implemented" }, { 502, "Bad Gateway" },
+        { 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+        { 505, "HTTP Version Not Supported" },
+    };
+    size_t wrong = 0, unknown = 0;
+    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+        wrong += strcmp(mg_h1_reason(named[i].s), named[i].r) != 0;
+    for (int st = 100; st <= 599; st++)
+        unknown += strcmp(mg_h1_reason(st), "Unknown") == 0;
+    is_int(wrong, 0, "every named status has its phrase");
+    is_int(unknown, 500 - sizeof(named) / sizeof(named[0]), "every other status is Unknown");
+    is_str(mg_h1_reason(202), "Unknown", "202: Unknown, as sent today");
+    is_str(mg_h1_reason(405), "Unknown", "405: Unknown, as sent today");
+}
+
 int main(void)
 {
     run_status_table(request_cases, sizeof(request_cases) / sizeof(request_cases[0]), "request");
@@ -744,5 +909,6 @@ int main(void)
     test_chunked_splits();
     test_chunked_errors();
     test_helpers();
+    test_writer();
     return tap_done();
 }
