@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "access/reqauthn.h"
 #include "cmd/authz_authn.h"
+#include "route/edge.h"
 #include "route/normalize.h"
 #include "policy/policy.h"
 
@@ -213,17 +214,29 @@ static const char *mtls_name(enum mg_mtls_mode m)
 
 struct request {
     struct mg_attrs a;
-    struct mg_header hdr[MAX_HEADERS + 4];     /* + the --token header + 3 set at the edge */
+    /* the client's headers (owned names and values), then as the edge
+     * leaves them (borrowed), then in the policy's form */
+    struct mg_kv client[MAX_HEADERS + 1];       /* + the --token header */
+    size_t n_client;
+    struct mg_kv edge[MAX_HEADERS + 4];         /* + 3 set at the edge */
+    struct mg_header hdr[MAX_HEADERS + 4];
     size_t n_hdr;
     char *xfcc;
     char external[64];
     const char *aud[MAX_AUD];
     const char *sdc[MAX_SDC];
-    char *authority, *norm, *principal, *bearer;
+    char *authority, *norm, *principal;
     size_t norm_len;            /* normalized path and query */
     const char *scheme;
     json_t *claims;
 };
+
+static void add_client_header(struct request *q, char *name, char *value)
+{
+    memset(&q->client[q->n_client], 0, sizeof(q->client[0]));
+    q->client[q->n_client].key = name;
+    q->client[q->n_client++].value = value;
+}
 
 static int build_headers(const struct opts *o, struct request *q)
 {
@@ -241,11 +254,11 @@ static int build_headers(const struct opts *o, struct request *q)
         size_t vl = strlen(v);
         while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
             vl--;
-        q->hdr[q->n_hdr++] = (struct mg_header){name, strlen(name), v, vl};
+        add_client_header(q, name, mg_xstrndup(v, vl));
     }
     if (o->token) {
-        for (size_t i = 0; i < q->n_hdr; i++)
-            if (strcmp(q->hdr[i].name, "authorization") == 0) {
+        for (size_t i = 0; i < q->n_client; i++)
+            if (strcmp(q->client[i].key, "authorization") == 0) {
                 fprintf(stderr, "meshgate authz: --token and an Authorization --header: give one\n");
                 return -1;
             }
@@ -259,79 +272,38 @@ static int build_headers(const struct opts *o, struct request *q)
                 return -1;
             }
         /* where a client puts it: Envoy's default location */
-        q->bearer = mg_xasprintf("Bearer %s", o->token);
-        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("authorization"), 13, q->bearer,
-                                                strlen(q->bearer)};
+        add_client_header(q, mg_xstrdup("authorization"), mg_xasprintf("Bearer %s", o->token));
     }
-    q->a.headers = q->hdr;
-    q->a.n_headers = q->n_hdr;
     return 0;
 }
 
-static bool edge_hop_by_hop(const char *n)
-{
-    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-                                       "trailer", "transfer-encoding", "upgrade" };
-    for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
-        if (strcmp(n, hop[i]) == 0)
-            return true;
-    return false;
-}
-
-static bool edge_named_in_connection(const struct request *q, const char *n)
-{
-    size_t nl = strlen(n);
-    for (size_t i = 0; i < q->n_hdr; i++) {
-        if (strcmp(q->hdr[i].name, "connection") != 0)
-            continue;
-        const char *v = q->hdr[i].value, *end = v + q->hdr[i].value_len;
-        while (v < end) {
-            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-                v++;
-            const char *e = v;
-            while (e < end && *e != ',' && *e != ' ' && *e != '\t')
-                e++;
-            if ((size_t)(e - v) == nl && mg_strncasecmp(v, n, nl) == 0)
-                return true;
-            v = e;
-        }
-    }
-    return false;
-}
-
 /* What the gateway does to a client's headers before routing and
- * authorization (request.c phase_sanitize): the proxy's own headers and
- * hop-by-hop ones (and those the client names in Connection) are dropped,
- * then x-forwarded-proto, x-envoy-external-address and, for a verified peer,
- * x-forwarded-client-cert are set. Policies on those headers then decide
- * here as they do there. */
+ * authorization (http/request.c phase_sanitize, with the same
+ * mg_edge_sanitize): the headers only the proxy may set, hop-by-hop ones
+ * and those the client names in Connection are dropped, then
+ * x-forwarded-proto, x-envoy-external-address (with --source-ip) and, for a
+ * verified peer (--principal), x-forwarded-client-cert are set. Policies on
+ * those headers then decide here as they do there. */
 static void edge_headers(struct request *q, const char *own_id)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < q->n_hdr; i++) {
-        const char *n = q->hdr[i].name;
-        if (mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
-            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
-            edge_hop_by_hop(n) || edge_named_in_connection(q, n)) {
-            free((char *)n);
-            continue;
-        }
-        q->hdr[o++] = q->hdr[i];
-    }
-    q->n_hdr = o;
-    q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-forwarded-proto"), 17, q->scheme,
-                                            strlen(q->scheme)};
+    struct mg_edge_own own = { .proto = q->scheme };
     if (q->a.source.family) {
         mg_addr_ip_str(&q->a.source, q->external, sizeof(q->external));
-        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-envoy-external-address"), 24,
-                                                q->external, strlen(q->external)};
+        own.external_address = q->external;
     }
     if (q->principal) {
-        q->xfcc = own_id ? mg_xasprintf("By=%s;URI=spiffe://%s", own_id, q->principal)
-                         : mg_xasprintf("URI=spiffe://%s", q->principal);
-        q->hdr[q->n_hdr++] = (struct mg_header){mg_xstrdup("x-forwarded-client-cert"), 23,
-                                                q->xfcc, strlen(q->xfcc)};
+        char *uri = mg_xasprintf("spiffe://%s", q->principal);
+        size_t n = mg_edge_xfcc(NULL, 0, own_id, NULL, uri);
+        q->xfcc = mg_xmalloc(n + 1);
+        mg_edge_xfcc(q->xfcc, n + 1, own_id, NULL, uri);
+        free(uri);
+        own.xfcc = q->xfcc;
     }
+    size_t n = mg_edge_sanitize(q->client, q->n_client, &own, q->edge);
+    for (size_t i = 0; i < n; i++)
+        q->hdr[i] = (struct mg_header){q->edge[i].key, strlen(q->edge[i].key), q->edge[i].value,
+                                       strlen(q->edge[i].value)};
+    q->n_hdr = n;
     q->a.headers = q->hdr;
     q->a.n_headers = q->n_hdr;
 }
@@ -472,9 +444,10 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
 
 static void free_request(struct request *q)
 {
-    for (size_t i = 0; i < q->n_hdr; i++)
-        free((char *)q->hdr[i].name);
-    free(q->bearer);
+    for (size_t i = 0; i < q->n_client; i++) {
+        free(q->client[i].key);
+        free(q->client[i].value);
+    }
     free(q->xfcc);
     free(q->authority);
     free(q->norm);

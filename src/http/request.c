@@ -13,6 +13,7 @@
 #include "log/accesslog.h"
 #include "net/types.h"
 #include "log/metrics.h"
+#include "route/edge.h"
 #include "route/normalize.h"
 #include "route/router.h"
 #include "snapshot/snapshot.h"
@@ -292,44 +293,13 @@ static int phase_action(struct mg_request *r)
     return 0;
 }
 
-static bool strip_at_edge(const char *n)
+/* Not copied from the client: the edge's list (route/edge.h), and the
+ * fields the proxy writes afresh for the upstream (framing, Host from the
+ * authority, its own X-Forwarded-For). */
+static bool not_forwarded(const struct mg_request *r, const char *n)
 {
-    return mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
-           strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
-           strcmp(n, "host") == 0 || strcmp(n, "content-length") == 0 ||
-           strcmp(n, "x-forwarded-for") == 0;
-}
-
-static bool hop_by_hop(const char *n)
-{
-    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-                                       "trailer", "transfer-encoding", "upgrade" };
-    for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
-        if (strcmp(n, hop[i]) == 0)
-            return true;
-    return false;
-}
-
-/* Is `n` listed in any Connection header value (comma separated tokens)? */
-static bool named_in_connection(const struct mg_request *r, const char *n)
-{
-    size_t nl = strlen(n);
-    for (size_t i = 0; i < r->n_h; i++) {
-        if (strcmp(r->h[i].key, "connection") != 0)
-            continue;
-        const char *v = r->h[i].value;
-        while (*v) {
-            while (*v == ' ' || *v == '\t' || *v == ',')
-                v++;
-            const char *e = v;
-            while (*e && *e != ',' && *e != ' ' && *e != '\t')
-                e++;
-            if ((size_t)(e - v) == nl && mg_strncasecmp(v, n, nl) == 0)
-                return true;
-            v = e;
-        }
-    }
-    return false;
+    return mg_edge_drops(r->h, r->n_h, n) || strcmp(n, "host") == 0 ||
+           strcmp(n, "content-length") == 0 || strcmp(n, "x-forwarded-for") == 0;
 }
 
 struct hlist {
@@ -402,47 +372,30 @@ static const char *xfcc_value(struct mg_request *r)
     if (!c->cert_hash[0])
         return NULL;
     const char *by = r->snap->spiffe_id ? r->snap->spiffe_id : "";
-    return c->peer_uri[0] ? mg_arena_printf(&r->arena, "By=%s;Hash=%s;URI=%s", by, c->cert_hash, c->peer_uri)
-                          : mg_arena_printf(&r->arena, "By=%s;Hash=%s", by, c->cert_hash);
+    size_t n = mg_edge_xfcc(NULL, 0, by, c->cert_hash, c->peer_uri);
+    char *v = mg_arena_alloc(&r->arena, n + 1);
+    mg_edge_xfcc(v, n + 1, by, c->cert_hash, c->peer_uri);
+    return v;
 }
 
-/* Envoy's connection manager replaces the headers only the proxy may set
- * before any filter runs, so routing, authorization and ext_authz see the
- * proxy's x-forwarded-proto, x-forwarded-client-cert and
- * x-envoy-external-address, never a client's copy (which phase_headers
- * drops from the upstream request anyway): what is authorized is what is
- * forwarded. Hop-by-hop headers and those the client names in Connection
- * go here too (Envoy's codec drops them before the filters), so they can
- * neither satisfy a policy nor remove a header the proxy adds later (JWT
- * claims, ext_authz headersToUpstreamOnAllow). */
+/* Before any phase reads the headers, as Envoy's connection manager does:
+ * the client's copies of the headers only the proxy may set, hop-by-hop
+ * headers and those the client names in Connection are dropped, and the
+ * proxy's x-forwarded-proto, x-envoy-external-address and
+ * x-forwarded-client-cert set (route/edge.h); phase_headers drops them from
+ * the upstream request too. */
 static void phase_sanitize(struct mg_request *r)
 {
     struct mg_kv *nh = mg_arena_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
-    size_t o = 0;
-    for (size_t i = 0; i < r->n_h; i++) {
-        const char *n = r->h[i].key;
-        if (mg_has_prefix(n, "x-envoy-") || mg_has_prefix(n, "x-meshgate-") ||
-            strcmp(n, "x-forwarded-client-cert") == 0 || strcmp(n, "x-forwarded-proto") == 0 ||
-            hop_by_hop(n) || named_in_connection(r, n))
-            continue;
-        nh[o++] = r->h[i];
-    }
     char ip[64];
     mg_addr_ip_str(&r->conn->peer, ip, sizeof(ip));
-    const char *add[3][2] = {
-        { "x-forwarded-proto", r->conn->ssl ? "https" : "http" },
-        { "x-envoy-external-address", mg_arena_strndup(&r->arena, ip, strlen(ip)) },
-        { "x-forwarded-client-cert", xfcc_value(r) },
+    struct mg_edge_own own = {
+        .proto = r->conn->ssl ? "https" : "http",
+        .external_address = mg_arena_strndup(&r->arena, ip, strlen(ip)),
+        .xfcc = xfcc_value(r),
     };
-    for (size_t i = 0; i < 3; i++) {
-        if (!add[i][1])
-            continue;
-        memset(&nh[o], 0, sizeof(nh[o]));
-        nh[o].key = (char *)add[i][0];
-        nh[o++].value = (char *)add[i][1];
-    }
+    r->n_h = mg_edge_sanitize(r->h, r->n_h, &own, nh);
     r->h = nh;
-    r->n_h = o;
 }
 
 static void phase_headers(struct mg_request *r)
@@ -454,7 +407,7 @@ static void phase_headers(struct mg_request *r)
         const char *n = r->h[i].key;
         if (strcmp(n, "x-forwarded-for") == 0)
             xff = xff ? mg_arena_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
-        if (hop_by_hop(n) || strip_at_edge(n) || named_in_connection(r, n))
+        if (not_forwarded(r, n))
             continue;
         /* The expectation is the gateway's to answer (the codec sends its
          * own 100 when it wants the body, as Envoy does by default): an
