@@ -27,7 +27,6 @@ struct mg_access {
     const struct mg_config *cfg;
     struct mg_cluster **prov_cl;        /* [cfg->mesh.n_ext_providers], NULL = unusable */
     size_t n_prov;
-    bool gateway;
     struct mg_reqauthn *ra;             /* RequestAuthentication rules */
     size_t n_ra_rules;
     struct mg_ra_keys keys;             /* remote key sets (the process JWKS store) */
@@ -149,7 +148,6 @@ struct mg_access *mg_access_build(const struct mg_snapshot *s, struct mg_diags *
     const struct mg_config *cfg = s->cfg;
     struct mg_access *a = mg_xcalloc(1, sizeof(*a));
     a->cfg = cfg;
-    a->gateway = cfg->proxy.mode == MG_MODE_GATEWAY;
     struct mg_workload w;
     mg_workload_from_proxy(&cfg->proxy, &w);
     a->ps = mg_policy_compile(cfg, &w, d);
@@ -224,16 +222,6 @@ const struct mg_policy_set *mg_access_policies(const struct mg_access *a)
     return a->ps;
 }
 
-static const char *mtls_name(enum mg_mtls_mode m)
-{
-    switch (m) {
-    case MG_MTLS_DISABLE: return "DISABLE";
-    case MG_MTLS_STRICT: return "STRICT";
-    case MG_MTLS_PERMISSIVE: return "PERMISSIVE";
-    default: return "UNSET";
-    }
-}
-
 void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
 {
     const struct mg_access *a = s->access;
@@ -251,7 +239,7 @@ void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
         const struct mg_inbound_port *ip = s->ports[i].inbound;
         uint16_t port = ip ? ip->workload_port : s->ports[i].number;
         mg_buf_printf(out, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", port,
-                      mtls_name(mg_peer_authn_mode(a->ps, port)));
+                      mg_mtls_mode_name(mg_peer_authn_mode(a->ps, port)));
     }
     mg_buf_printf(out, "]},\"authz_policies\":%zu,\"jwt_rules\":%zu", mg_policy_set_count(a->ps),
                   a->n_ra_rules);
@@ -295,49 +283,34 @@ const char *mg_access_peer_principal(const void *vssl, bool insecure_skip_verify
     return buf;
 }
 
-static void build_attrs(struct mg_request *r, const struct mg_access *a, struct mg_attrs *at)
+/* The request headers in the policy's form (request arena). */
+static struct mg_header *policy_headers(struct mg_request *r)
 {
-    struct mg_conn *c = r->conn;
-    memset(at, 0, sizeof(*at));
-    at->is_http = true;
-    at->method = r->method;
-    at->host = r->authority;
-    at->path = r->path;
-    at->path_len = strlen(r->path);
-    at->path_query = r->path_query;
-    at->scheme = r->conn->ssl ? "https" : "http";
     struct mg_header *h = mg_arena_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
-    size_t xff_len = 0, n_xff = 0;
-    for (size_t i = 0; i < r->n_h; i++) {
+    for (size_t i = 0; i < r->n_h; i++)
         h[i] = (struct mg_header){ r->h[i].key, strlen(r->h[i].key), r->h[i].value,
                                    strlen(r->h[i].value) };
-        if (strcmp(r->h[i].key, "x-forwarded-for") == 0) {
-            xff_len += h[i].value_len + 1;
-            n_xff++;
-        }
-    }
-    at->headers = h;
-    at->n_headers = r->n_h;
-    char *xff = NULL;
-    if (n_xff) {
-        xff = mg_arena_alloc(&r->arena, xff_len + 1);
-        size_t o = 0;
-        for (size_t i = 0; i < r->n_h; i++) {
-            if (strcmp(r->h[i].key, "x-forwarded-for") != 0)
-                continue;
-            if (o)
-                xff[o++] = ',';
-            memcpy(xff + o, h[i].value, h[i].value_len);
-            o += h[i].value_len;
-        }
-        xff[o] = '\0';
-    }
-    at->source = c->peer;
-    mg_policy_remote_addr(&c->peer, xff, a->cfg->mesh.num_trusted_proxies, a->gateway, &at->remote);
-    at->dest = c->local;
-    at->sni = c->sni[0] ? c->sni : NULL;
-    /* computed once per connection by conn.c with mg_access_peer_principal */
-    at->peer_principal = c->ssl && c->principal[0] ? c->principal : NULL;
+    return h;
+}
+
+/* Built after authentication: authorization sees the headers as edited and
+ * the verified token's facts (ra, which must outlive the decision). */
+static void build_attrs(struct mg_request *r, const struct mg_access *a,
+                        const struct mg_ra_result *ra, struct mg_attrs *at)
+{
+    struct mg_conn *c = r->conn;
+    struct mg_access_conn ac = {
+        .peer = c->peer, .local = c->local, .sni = c->sni[0] ? c->sni : NULL,
+        /* computed once per connection by conn.c with mg_access_peer_principal */
+        .principal = c->ssl && c->principal[0] ? c->principal : NULL,
+    };
+    struct mg_access_req rq = {
+        .method = r->method, .authority = r->authority,
+        .path = r->path, .path_len = strlen(r->path), .path_query = r->path_query,
+        .scheme = c->ssl ? "https" : "http",
+        .headers = policy_headers(r), .n_headers = r->n_h, .authn = ra,
+    };
+    mg_access_attrs(a->cfg, &ac, &rq, at);
 }
 
 /* ---- decision ---- */
@@ -453,10 +426,9 @@ static void remove_header(struct mg_request *r, const char *name)
 
 /* Request authentication (istio-semantics 4.2), before authorization.
  * Returns false when the request was answered (401/403). On success the
- * verified token's facts go into *at (borrowing from *res, which the caller
- * frees after the decision) and the header edits are applied to r->h. */
-static bool authenticate(struct mg_request *r, const struct mg_access *a, struct mg_attrs *at,
-                         struct mg_ra_result *res)
+ * header edits are applied to r->h and *res keeps the verified token's
+ * facts for the attributes (the caller frees it after the decision). */
+static bool authenticate(struct mg_request *r, const struct mg_access *a, struct mg_ra_result *res)
 {
     /* headers only the proxy may set: a client's copy never reaches the upstream */
     for (size_t i = 0; i < a->n_ra_rules; i++) {
@@ -465,10 +437,7 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
         for (size_t k = 0; k < n; k++)
             remove_header(r, names[k]);
     }
-    struct mg_header *h = mg_arena_alloc(&r->arena, (r->n_h ? r->n_h : 1) * sizeof(*h));
-    for (size_t i = 0; i < r->n_h; i++)
-        h[i] = (struct mg_header){ r->h[i].key, strlen(r->h[i].key), r->h[i].value,
-                                   strlen(r->h[i].value) };
+    struct mg_header *h = policy_headers(r);
     const char *pq = r->path_query;
     struct mg_ra_request q = {
         .method = r->method, .scheme = r->conn->ssl ? "https" : "http",
@@ -495,7 +464,6 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
         return true;
     }
     atomic_fetch_add_explicit(&jwt_ok, 1, memory_order_relaxed);
-    mg_reqauthn_attrs(res, at);
     r->authz_principal = mg_arena_strndup(&r->arena, res->principal, strlen(res->principal));
     for (size_t i = 0; i < res->n_edits; i++) {
         const struct mg_ra_edit *e = &res->edits[i];
@@ -517,25 +485,14 @@ enum mg_access_rc mg_access_run(struct mg_request *r)
     const struct mg_access *a = r->snap->access;
     if (!a)
         return MG_ACCESS_CONTINUE;
-    struct mg_attrs jat;                /* the JWT facts, merged below */
     struct mg_ra_result ra;
-    memset(&jat, 0, sizeof(jat));
     memset(&ra, 0, sizeof(ra));
-    if (a->n_ra_rules && !authenticate(r, a, &jat, &ra)) {
+    if (a->n_ra_rules && !authenticate(r, a, &ra)) {
         mg_ra_result_free(&ra);
         return MG_ACCESS_ANSWERED;
     }
-    /* built after authentication: authorization sees the headers as edited */
     struct mg_attrs at;
-    build_attrs(r, a, &at);
-    at.req_iss = jat.req_iss;
-    at.req_sub = jat.req_sub;
-    at.audiences = jat.audiences;
-    at.n_audiences = jat.n_audiences;
-    at.presenter = jat.presenter;
-    at.claims = jat.claims;
-    at.space_delimited_claims = jat.space_delimited_claims;
-    at.n_space_delimited_claims = jat.n_space_delimited_claims;
+    build_attrs(r, a, &ra, &at);
     struct mg_authz_result res;
     mg_authz_decide(a->ps, &at, &res);
     mg_ra_result_free(&ra);

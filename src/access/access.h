@@ -23,10 +23,13 @@
 #include "base/diag.h"
 #include "base/util.h"
 #include "access/reqauthn.h"
+#include "policy/attrs.h"
 
 struct mg_snapshot;
 struct mg_request;
 struct mg_policy_set;
+struct mg_config;
+struct mg_ra_result;
 
 /* The compiled per-snapshot state (immutable once built). */
 struct mg_access;
@@ -82,6 +85,57 @@ void mg_access_release(struct mg_request *r);
  * buf. `ssl` is an SSL * (void to keep OpenSSL out of this header). */
 const char *mg_access_peer_principal(const void *ssl, bool insecure_skip_verify, char *buf,
                                      size_t len);
+
+/* ---- the policy attributes: one builder for every caller ----
+ *
+ * The HTTP access phase (gateway and sidecar), the TCP/PASSTHROUGH splice
+ * and `meshgate authz` all describe what they know in these two plain
+ * structs and let mg_access_attrs() fill the struct mg_attrs the policy
+ * module reads, so the offline answer is built exactly as the live one. It
+ * lives in access/attrs.c, apart from the access phase, so the explainer
+ * links it without libevent or OpenSSL. All strings are borrowed; NULL
+ * means absent. */
+
+/* The connection. */
+struct mg_access_conn {
+    struct mg_addr peer;                /* the direct peer (source.ip) */
+    struct mg_addr local;               /* local address; its port is the port the
+                                         * connection arrived on (inbound: the
+                                         * workload port) */
+    const char *sni;                    /* TLS SNI */
+    const char *principal;              /* verified peer principal, the URI SAN without
+                                         * "spiffe://" (mg_access_peer_principal) */
+    /* The original client when the caller knows it (the explainer's
+     * --remote-ip); NULL: for HTTP taken from X-Forwarded-For as the
+     * MeshConfig says (mg_policy_remote_addr), for TCP the peer. */
+    const struct mg_addr *remote;
+};
+
+/* The HTTP request, after path normalization, the edge (route/edge.h) and
+ * request authentication. */
+struct mg_access_req {
+    const char *method;
+    const char *authority;              /* :authority / Host */
+    const char *path;                   /* normalized path, no query */
+    size_t path_len;
+    const char *path_query;             /* :path: the normalized path and "?query" */
+    const char *scheme;                 /* "http" / "https" */
+    const struct mg_header *headers;    /* as authorization sees them (authentication's
+                                         * edits applied); lower-case names */
+    size_t n_headers;
+    /* The request authentication outcome: a PASS_PRINCIPAL result gives
+     * request.auth.* (borrowed from it); NULL or any other status, none. */
+    const struct mg_ra_result *authn;
+};
+
+/* Fill *out for a decision on connection c and request rq (NULL for a TCP
+ * connection: no HTTP attributes). cfg gives the MeshConfig
+ * numTrustedProxies and the Proxy mode (gateway or sidecar) for the remote
+ * address. *out borrows from c, rq and rq->authn. Allocation free except
+ * for an X-Forwarded-For longer than a small stack buffer (freed before
+ * returning). Never fails. */
+void mg_access_attrs(const struct mg_config *cfg, const struct mg_access_conn *c,
+                     const struct mg_access_req *rq, struct mg_attrs *out);
 
 /* Prometheus text for the authz counters (process-wide, all snapshots):
  * meshgate_authz_denied_total{policy}, meshgate_authz_allowed_total,

@@ -2,11 +2,12 @@
  *
  * Runs the data plane's access phase offline, in its order: path
  * normalization (400), request authentication of a real token with
- * mg_reqauthn_eval (401/403; explain_authn.c), then the same struct
- * mg_attrs the data plane builds (remote address, headers as edited by
- * authentication, the verified JWT or --claims) goes to mg_authz_explain(),
- * the evaluation behind mg_authz_decide(). Exit 0 allow, 1 deny, 2 usage or
- * configuration error, 3 authentication failed (401). */
+ * mg_reqauthn_eval (401/403; explain_authn.c), then the struct mg_attrs
+ * built by the data plane's own builder, mg_access_attrs() (addresses,
+ * headers as edited by authentication, the verified JWT or --claims), goes
+ * to mg_authz_explain(), the evaluation behind mg_authz_decide(). Exit 0
+ * allow, 1 deny, 2 usage or configuration error, 3 authentication failed
+ * (401). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <jansson.h>
 #include "cmd/cli.h"
 #include "config/config.h"
+#include "access/access.h"
 #include "access/reqauthn.h"
 #include "cmd/authz_authn.h"
 #include "route/edge.h"
@@ -202,18 +204,12 @@ static const char *action_name(enum mg_authz_action a)
     return "?";
 }
 
-static const char *mtls_name(enum mg_mtls_mode m)
-{
-    switch (m) {
-    case MG_MTLS_DISABLE: return "DISABLE";
-    case MG_MTLS_STRICT: return "STRICT";
-    case MG_MTLS_PERMISSIVE: return "PERMISSIVE";
-    default: return "UNSET";
-    }
-}
-
+/* The request as the options describe it, in the shape the data plane
+ * hands to mg_access_attrs(). */
 struct request {
-    struct mg_attrs a;
+    struct mg_access_conn conn;
+    struct mg_addr remote;      /* --remote-ip, else the --source-ip */
+    const char *method, *host;
     /* the client's headers (owned names and values), then as the edge
      * leaves them (borrowed), then in the policy's form */
     struct mg_kv client[MAX_HEADERS + 1];       /* + the --token header */
@@ -227,8 +223,12 @@ struct request {
     const char *sdc[MAX_SDC];
     char *authority, *norm, *principal;
     size_t norm_len;            /* normalized path and query */
+    size_t path_len;            /* normalized path */
     const char *scheme;
     json_t *claims;
+    /* --claims as a verified token: what mg_reqauthn_attrs() reads (borrows
+     * from claims, aud and sdc; never given to mg_ra_result_free) */
+    struct mg_ra_result claims_res;
 };
 
 static void add_client_header(struct request *q, char *name, char *value)
@@ -287,8 +287,8 @@ static int build_headers(const struct opts *o, struct request *q)
 static void edge_headers(struct request *q, const char *own_id)
 {
     struct mg_edge_own own = { .proto = q->scheme };
-    if (q->a.source.family) {
-        mg_addr_ip_str(&q->a.source, q->external, sizeof(q->external));
+    if (q->conn.peer.family) {
+        mg_addr_ip_str(&q->conn.peer, q->external, sizeof(q->external));
         own.external_address = q->external;
     }
     if (q->principal) {
@@ -304,8 +304,6 @@ static void edge_headers(struct request *q, const char *own_id)
         q->hdr[i] = (struct mg_header){q->edge[i].key, strlen(q->edge[i].key), q->edge[i].value,
                                        strlen(q->edge[i].value)};
     q->n_hdr = n;
-    q->a.headers = q->hdr;
-    q->a.n_headers = q->n_hdr;
 }
 
 static int build_claims(const struct opts *o, const struct mg_config *c, struct request *q)
@@ -321,34 +319,36 @@ static int build_claims(const struct opts *o, const struct mg_config *c, struct 
     }
     json_t *iss = json_object_get(q->claims, "iss"), *sub = json_object_get(q->claims, "sub");
     json_t *aud = json_object_get(q->claims, "aud"), *azp = json_object_get(q->claims, "azp");
-    q->a.claims = q->claims;
+    struct mg_ra_result *r = &q->claims_res;
+    r->status = MG_RA_PASS_PRINCIPAL;
+    r->jwt.payload = q->claims;
     if (json_is_string(iss) && json_is_string(sub)) {
-        q->a.req_iss = json_string_value(iss);
-        q->a.req_sub = json_string_value(sub);
+        r->jwt.iss = json_string_value(iss);
+        r->jwt.sub = json_string_value(sub);
     }
     if (json_is_string(azp))
-        q->a.presenter = json_string_value(azp);
+        r->jwt.azp = json_string_value(azp);
     if (json_is_string(aud)) {
-        q->aud[q->a.n_audiences++] = json_string_value(aud);
+        q->aud[r->jwt.n_aud++] = json_string_value(aud);
     } else if (json_is_array(aud)) {
         size_t i;
         json_t *e;
         json_array_foreach(aud, i, e)
-            if (json_is_string(e) && q->a.n_audiences < MAX_AUD)
-                q->aud[q->a.n_audiences++] = json_string_value(e);
+            if (json_is_string(e) && r->jwt.n_aud < MAX_AUD)
+                q->aud[r->jwt.n_aud++] = json_string_value(e);
     }
-    q->a.audiences = q->aud;
+    r->jwt.aud = q->aud;
     /* spaceDelimitedClaims of the JWT rules for this issuer, as the data
      * plane passes them. */
-    for (size_t i = 0; q->a.req_iss && i < c->n_request_authns; i++)
-        for (size_t r = 0; r < c->request_authns[i].n_rules; r++) {
-            const struct mg_jwt_rule *jr = &c->request_authns[i].rules[r];
-            if (!jr->issuer || strcmp(jr->issuer, q->a.req_iss) != 0)
+    for (size_t i = 0; r->jwt.iss && i < c->n_request_authns; i++)
+        for (size_t k = 0; k < c->request_authns[i].n_rules; k++) {
+            const struct mg_jwt_rule *jr = &c->request_authns[i].rules[k];
+            if (!jr->issuer || strcmp(jr->issuer, r->jwt.iss) != 0)
                 continue;
-            for (size_t k = 0; k < jr->space_delimited_claims.n && q->a.n_space_delimited_claims < MAX_SDC; k++)
-                q->sdc[q->a.n_space_delimited_claims++] = jr->space_delimited_claims.v[k];
+            for (size_t j = 0; j < jr->space_delimited_claims.n && r->n_space_delimited_claims < MAX_SDC; j++)
+                q->sdc[r->n_space_delimited_claims++] = jr->space_delimited_claims.v[j];
         }
-    q->a.space_delimited_claims = q->sdc;
+    r->space_delimited_claims = q->sdc;
     return 0;
 }
 
@@ -356,10 +356,9 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
 {
     const char *target = "/";
     uint16_t port = 443;
-    struct mg_attrs *a = &q->a;
+    struct mg_access_conn *a = &q->conn;
 
-    a->is_http = !o->tcp;
-    a->method = o->method ? o->method : "GET";
+    q->method = o->method ? o->method : "GET";
     if (o->url) {
         uint16_t up;
         if (parse_url(o->url, &q->authority, &up, &q->norm) < 0) {
@@ -372,36 +371,39 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
         if (q->authority)
             q->scheme = mg_has_prefix(o->url, "https://") ? "https" : "http";
     }
-    a->host = o->host ? o->host : q->authority;
+    q->host = o->host ? o->host : q->authority;
     /* a Host given as --header is the authority too (one field in Envoy's
      * header map), when neither --host nor the URL names one */
-    for (size_t i = 0; !a->host && i < o->n_headers; i++)
+    for (size_t i = 0; !q->host && i < o->n_headers; i++)
         if (mg_strncasecmp(o->headers[i], "host:", 5) == 0) {
             const char *v = o->headers[i] + 5;
             while (*v == ' ' || *v == '\t')
                 v++;
-            a->host = v;
+            q->host = v;
         }
     if (o->port && mg_parse_port(o->port, true, &port) < 0) {
         fprintf(stderr, "meshgate authz: --port '%s': not a port\n", o->port);
         return -1;
     }
-    a->dest.port = port;
+    a->local.port = port;
     /* the realm of a 401 names the scheme; without a URL scheme, port 80 is
      * taken as plain text and anything else as TLS (the default port is 443) */
     if (!q->scheme)
         q->scheme = port == 80 ? "http" : "https";
-    if (o->dest_ip && mg_addr_parse_ip(&a->dest, o->dest_ip) < 0) {
+    if (o->dest_ip && mg_addr_parse_ip(&a->local, o->dest_ip) < 0) {
         fprintf(stderr, "meshgate authz: --dest-ip '%s': not an IP\n", o->dest_ip);
         return -1;
     }
-    a->dest.port = port;
-    if (o->source_ip && mg_addr_parse_ip(&a->source, o->source_ip) < 0) {
+    a->local.port = port;
+    if (o->source_ip && mg_addr_parse_ip(&a->peer, o->source_ip) < 0) {
         fprintf(stderr, "meshgate authz: --source-ip '%s': not an IP\n", o->source_ip);
         return -1;
     }
-    a->remote = a->source;
-    if (o->remote_ip && mg_addr_parse_ip(&a->remote, o->remote_ip) < 0) {
+    /* the explainer takes the original client from the options, not from
+     * X-Forwarded-For */
+    q->remote = a->peer;
+    a->remote = &q->remote;
+    if (o->remote_ip && mg_addr_parse_ip(&q->remote, o->remote_ip) < 0) {
         fprintf(stderr, "meshgate authz: --remote-ip '%s': not an IP\n", o->remote_ip);
         return -1;
     }
@@ -417,7 +419,7 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
                                     c->mesh.trust_domain ? c->mesh.trust_domain : "cluster.local",
                                     o->ns, o->sa);
     }
-    a->peer_principal = q->principal;
+    a->principal = q->principal;
     if (build_headers(o, q) < 0 || build_claims(o, c, q) < 0)
         return -1;
     char *own_id = c->proxy.present ? mg_config_spiffe_id(c) : NULL;
@@ -434,10 +436,7 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
     q->norm = out;
     if (rc < 0)
         return 1;
-    a->path = out;
-    a->path_len = plen;
-    a->path_query = out;        /* :path: the normalized path and query */
-    a->scheme = q->scheme;
+    q->path_len = plen;
     q->norm_len = outlen;
     return 0;
 }
@@ -487,7 +486,7 @@ static void print_authn(const struct opts *o, const struct mg_attrs *a,
 static void print_peer_authn(const struct mg_policy_set *s, const struct mg_attrs *a)
 {
     printf("peer authentication on port %u: %s\n", (unsigned)a->dest.port,
-           mtls_name(mg_peer_authn_mode(s, a->dest.port)));
+           mg_mtls_mode_name(mg_peer_authn_mode(s, a->dest.port)));
 }
 
 /* Everything after the verdict, request and authn lines. */
@@ -540,53 +539,59 @@ static struct mg_reqauthn *compile_authn(struct mg_config *c, const struct opts 
     return ra;
 }
 
-/* Authentication, then authorization, as the access phase runs them.
+/* Authentication, then authorization, as the access phase runs them, on
+ * the attributes mg_access_attrs() builds from what authentication left.
  * Returns the exit status. */
-static int decide(const struct opts *o, const struct mg_policy_set *s, const struct mg_reqauthn *ra,
-                  struct mg_explain_keys *k, int64_t now, struct request *q)
+static int decide(const struct opts *o, const struct mg_config *c, const struct mg_policy_set *s,
+                  const struct mg_reqauthn *ra, struct mg_explain_keys *k, int64_t now,
+                  struct request *q)
 {
     struct mg_explain_authn an;
+    struct mg_attrs a;
     int rc;
     memset(&an, 0, sizeof(an));
-    if (q->a.is_http && !o->claims) {
-        struct mg_ra_request rq = {
-            .method = q->a.method, .scheme = q->scheme, .authority = q->a.host,
+    struct mg_access_req rq = {
+        .method = q->method, .authority = q->host,
+        .path = q->norm, .path_len = q->path_len,
+        .path_query = q->norm,          /* :path: the normalized path and query */
+        .scheme = q->scheme, .headers = q->hdr, .n_headers = q->n_hdr,
+        .authn = o->claims ? &q->claims_res : NULL,
+    };
+    if (!o->tcp && !o->claims) {
+        struct mg_ra_request req = {
+            .method = q->method, .scheme = q->scheme, .authority = q->host,
             .path = q->norm, .path_len = q->norm_len,
-            .headers = q->a.headers, .n_headers = q->a.n_headers,
+            .headers = q->hdr, .n_headers = q->n_hdr,
         };
         struct mg_ra_keys keys = mg_explain_keys_lookup(k);
-        mg_explain_authenticate(ra, &keys, &rq, now, &an);
-        q->a.headers = an.hdr;          /* as edited: token removed, claim headers set */
-        q->a.n_headers = an.n_hdr;
+        mg_explain_authenticate(ra, &keys, &req, now, &an);
+        rq.headers = an.hdr;            /* as edited: token removed, claim headers set */
+        rq.n_headers = an.n_hdr;
         if (an.res.new_path)            /* a token query parameter removed */
-            q->a.path_query = an.res.new_path;
-        mg_reqauthn_attrs(&an.res, &q->a);
+            rq.path_query = an.res.new_path;
+        rq.authn = &an.res;
     }
+    mg_access_attrs(c, &q->conn, o->tcp ? NULL : &rq, &a);
     if (an.res.status == MG_RA_DENY_401 || an.res.status == MG_RA_DENY_403) {
         printf("DENY\n");
-        print_request(&q->a);
-        print_authn(o, &q->a, &an, k);
+        print_request(&a);
+        print_authn(o, &a, &an, k);
         printf("authorization: not evaluated (request authentication answered %d)\n",
                an.res.http_status);
-        print_peer_authn(s, &q->a);
+        print_peer_authn(s, &a);
         rc = an.res.status == MG_RA_DENY_401 ? 3 : 1;
     } else {
         size_t n = mg_policy_set_count(s);
         struct mg_authz_trace *t = mg_xcalloc(n + 1, sizeof(*t));
         struct mg_authz_result r;
-        mg_authz_explain(s, &q->a, &r, t);
+        mg_authz_explain(s, &a, &r, t);
         printf("%s\n", r.decision == MG_AUTHZ_ALLOW ? "ALLOW" : "DENY");
-        print_request(&q->a);
-        print_authn(o, &q->a, &an, k);
-        report(s, &q->a, &r, t, n);
+        print_request(&a);
+        print_authn(o, &a, &an, k);
+        report(s, &a, &r, t, n);
         rc = r.decision == MG_AUTHZ_ALLOW ? 0 : 1;
         free(t);
     }
-    /* q->a borrows the edited headers and the token: point it back */
-    q->a.headers = q->hdr;
-    q->a.n_headers = q->n_hdr;
-    q->a.path_query = q->norm;
-    mg_reqauthn_attrs(&(struct mg_ra_result){0}, &q->a);
     mg_explain_authn_free(&an);
     return rc;
 }
@@ -646,7 +651,7 @@ int mg_cmd_authz(int argc, char **argv)
         goto out;
     int br = build_request(&o, c, &q);
     if (br == 0)
-        rc = decide(&o, s, ra, keys, (int64_t)now, &q);
+        rc = decide(&o, c, s, ra, keys, (int64_t)now, &q);
     else
         rc = br > 0 ? 1 : 2;
 out:

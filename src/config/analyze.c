@@ -6,8 +6,6 @@
 #include <string.h>
 #include "config/config_int.h"
 
-static const char *const mtls_names[] = { "UNSET", "DISABLE", "PERMISSIVE", "STRICT" };
-
 /* Some checks compare resources pairwise. A hostile configuration (10^5
  * policies in a 16 MiB file) must not make `check` run for hours, so every
  * comparison spends from a budget; once it is gone the remaining pairwise
@@ -185,7 +183,7 @@ static void analyze_authz(const struct mg_config *c, struct mg_diags *d, enum mg
                 mg_warning(d, *pos, "AuthorizationPolicy %s/%s uses %s, which needs mTLS, but the "
                            "effective PeerAuthentication mode for the Proxy is %s: plaintext "
                            "requests carry no identity", p->meta.namespace_, p->meta.name, what,
-                           mtls_names[eff]);
+                           mg_mtls_mode_name(eff));
             if (p->action == MG_ACTION_DENY && rule_is_http_only_without_ports(rule))
                 mg_warning(d, rule->pos, "DENY rule uses HTTP-only fields without ports: on a TCP "
                            "port it denies every connection (pin it to ports)");

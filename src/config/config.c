@@ -607,6 +607,17 @@ char *mg_config_spiffe_id(const struct mg_config *c)
     return mg_xasprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa);
 }
 
+const char *mg_mtls_mode_name(enum mg_mtls_mode m)
+{
+    switch (m) {
+    case MG_MTLS_UNSET: return "UNSET";
+    case MG_MTLS_DISABLE: return "DISABLE";
+    case MG_MTLS_PERMISSIVE: return "PERMISSIVE";
+    case MG_MTLS_STRICT: return "STRICT";
+    }
+    return "UNSET";
+}
+
 const char *mg_app_proto_name(enum mg_app_proto p)
 {
     switch (p) {

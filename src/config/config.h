@@ -452,6 +452,8 @@ struct mg_service_entry {
 /* ---- PeerAuthentication ---- */
 
 enum mg_mtls_mode { MG_MTLS_UNSET = 0, MG_MTLS_DISABLE, MG_MTLS_PERMISSIVE, MG_MTLS_STRICT };
+/* The mode as PeerAuthentication spells it ("STRICT", ...; "UNSET"). */
+const char *mg_mtls_mode_name(enum mg_mtls_mode m);
 
 struct mg_port_mtls {
     uint16_t port;

@@ -84,14 +84,14 @@ bool mg_splice_authorize(struct mg_splice *s)
     const struct mg_policy_set *ps = c->snap->access ? mg_access_policies(c->snap->access) : NULL;
     if (!ps)
         return true;
+    struct mg_access_conn ac = {
+        .peer = c->peer,
+        .local = c->local,              /* the listening port (inbound: the workload port) */
+        .sni = c->sni[0] ? c->sni : NULL,
+        .principal = c->ssl && c->principal[0] ? c->principal : NULL,
+    };
     struct mg_attrs at;
-    memset(&at, 0, sizeof(at));
-    at.is_http = false;
-    at.source = c->peer;
-    at.remote = c->peer;
-    at.dest = c->local;                 /* the listening port (inbound: the workload port) */
-    at.sni = c->sni[0] ? c->sni : NULL;
-    at.peer_principal = c->ssl && c->principal[0] ? c->principal : NULL;
+    mg_access_attrs(c->snap->cfg, &ac, NULL, &at);     /* TCP: no HTTP attributes */
     struct mg_authz_result res;
     mg_authz_decide(ps, &at, &res);
     s->policy = res.decided_by.policy;
