@@ -19,7 +19,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    signal(SIGPIPE, SIG_IGN);   /* platform trap 6: writes to a reset peer */
+    signal(SIGPIPE, SIG_IGN);   /* an SSL write to a reset peer raises it */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -1,4 +1,4 @@
-/* access.h - the access phase of the request path (DESIGN.md section 4):
+/* access.h - the access phase of the request path (step 4):
  * peer identity, request authentication and authorization (CUSTOM through
  * ext_authz, DENY, ALLOW, AUDIT, dry-run), between routing and the route
  * action.

@@ -1,6 +1,6 @@
 /* analyze.c - istioctl-analyze style checks on a loaded configuration:
  * things that load fine but do not do what their author most likely meant
- * (istio-semantics.md section 10). Warnings, except a credentialName that
+ * (the mistakes Istio users commonly make). Warnings, except a credentialName that
  * names no credential, which would fail at run time. */
 #include <stdlib.h>
 #include <string.h>

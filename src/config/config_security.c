@@ -1,6 +1,6 @@
 /* config_security.c - AuthorizationPolicy, PeerAuthentication and
  * RequestAuthentication (security.istio.io), with Istio's validation rules
- * (istio-semantics.md sections 1-4). */
+ * (Istio's security API: field names, defaults and validation). */
 #include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * aliases are refused (no billion-laughs), non-standard tags are refused,
  * duplicate mapping keys are an error at the second key (libyaml accepts
  * them silently), and input size, nesting depth, scalar size and node count
- * are capped before anything grows (platform-traps.md #10: libyaml is
+ * are capped before anything grows (libyaml 0.2.5 is
  * quadratic in depth, so the parse stops as soon as depth > 64). */
 #ifndef MG_YAML_H
 #define MG_YAML_H

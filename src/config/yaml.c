@@ -210,7 +210,7 @@ static const char *input_line(const struct builder *b, int line, size_t *llen)
     return p;
 }
 
-/* Platform trap #11: `{key: request.auth.claims[iss]}` is a syntax error in
+/* libyaml 0.2.5: `{key: request.auth.claims[iss]}` is a syntax error in
  * flow style; users copy such lines from blogs, so the message says why. */
 static bool flow_bracket_hint(const struct builder *b, int line)
 {

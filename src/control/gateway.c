@@ -58,7 +58,7 @@ struct gw {
     struct mg_jwks_store *jwks;         /* process-wide, outlives every snapshot */
 };
 
-/* /ready also waits for every JWKS's first fetch attempt (DESIGN 7). */
+/* /ready also waits for every JWKS's first fetch attempt. */
 static bool jwks_ready(void *arg)
 {
     struct gw *g = arg;
@@ -191,8 +191,8 @@ static void watch_reset(struct gw *g)
         mg_snapshot_files(g->snap, watch_add, g);
 }
 
-/* Certificates, keys, CRLs and CA files are re-read when they change
- * (DESIGN 7): a change rotates them into a new generation with the same
+/* Certificates, keys, CRLs and CA files are re-read when they change: a
+ * change rotates them into a new generation with the same
  * configuration model; connections stay up. */
 static bool watch_changed(struct gw *g)
 {
@@ -301,7 +301,7 @@ int mg_cmd_run(int argc, char **argv)
             return 2;
         }
     }
-    signal(SIGPIPE, SIG_IGN);           /* trap 6 */
+    signal(SIGPIPE, SIG_IGN);           /* an SSL write to a reset peer raises it */
     if (evthread_use_pthreads() < 0) {
         fprintf(stderr, "meshgate: evthread_use_pthreads failed\n");
         return 1;

@@ -139,7 +139,7 @@ struct mg_jwks_store *mg_jwks_store_new(struct event_base *base, struct evdns_ba
     if (!(ctx = SSL_CTX_new(TLS_client_method())))
         mg_oom();
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);    /* trap 4 */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);    /* EOF without close_notify is EOF */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
         snprintf(err, errlen, "cannot load CA bundle %s", ca);

@@ -7,9 +7,10 @@
  * thread-safe (a very short per-URI lock around a refcounted pointer swap;
  * the refetch request wakes the main loop with event_active, so libevent
  * threading must be on: evthread_use_pthreads() before the base is made).
- * The process must ignore SIGPIPE (platform trap 6), as meshgate's main does.
+ * The process must ignore SIGPIPE (a peer that resets
+ * the connection during an SSL write raises it), as meshgate's main does.
  *
- * Behaviour (Istio's istiod fetcher, see istio-semantics 4.3): fetch each
+ * Behaviour (Istio's istiod fetcher): fetch each
  * distinct URI over HTTPS (SNI, server certificate checked against the CA
  * bundle with hostname check; plain http only to 127.0.0.1 / localhost / ::1,
  * for tests), at most 3 redirects, body <= 1 MiB, the rule's timeout.
@@ -49,7 +50,7 @@ struct mg_jwks_store_opts {
 struct mg_jwks_store;
 
 /* Create the store on `base` (the main loop) resolving with `dns` (never
- * NULL: a NULL evdns_base makes evhttp resolve blocking, trap 17). opts may
+ * NULL: a NULL evdns_base makes evhttp 2.1.12 resolve blocking). opts may
  * be NULL. Returns NULL with a message in err when the CA bundle cannot be
  * loaded or dns is NULL. */
 struct mg_jwks_store *mg_jwks_store_new(struct event_base *base, struct evdns_base *dns,

@@ -943,7 +943,8 @@ static nghttp2_session *new_session(struct mg_h2_conn *h)
     /* WINDOW_UPDATE only for bytes the upstream took (body_pump) */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     /* the RST_STREAM rate limit and the CONTINUATION cap keep nghttp2's
-     * defaults (trap 9), set explicitly so the protection is visible here */
+     * defaults (nghttp2 1.52.0-1+deb12u3 has the rapid-reset and
+     * CONTINUATION fixes), set explicitly so the protection is visible here */
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
     nghttp2_option_set_max_continuations(opt, 8);
     nghttp2_session *ng = NULL;

@@ -8,7 +8,7 @@
  * Limits, all per connection:
  *   SETTINGS_MAX_CONCURRENT_STREAMS  Proxy limits.maxConcurrentStreams
  *                                    (0 or unset = 100; nghttp2's default
- *                                    would be 2^31-1, platform trap 9)
+ *                                    would be 2^31-1)
  *   SETTINGS_MAX_HEADER_LIST_SIZE    limits.maxRequestHeadersKb * 1024,
  *                                    enforced here (nghttp2 only announces
  *                                    it): a larger block, or more than

@@ -1,5 +1,5 @@
 /* request.c - the protocol-neutral request and its phases, in the order of
- * DESIGN.md section 4. Each phase either lets the request continue (0) or
+ * README, "Request path". Each phase either lets the request continue (0) or
  * has answered it (non-zero); nothing here blocks or does I/O itself. */
 #include "http/request.h"
 #include <event2/event.h>

@@ -6,7 +6,7 @@
  * contiguous bytes received so far; the parser answers "incomplete", "error
  * with this status", or "complete head of N bytes".
  *
- * Strictness (DESIGN.md section 1): anything ambiguous is an error, even
+ * Strictness: anything ambiguous is an error, even
  * where RFC 9112 allows leniency. Request errors carry the status to send
  * (400, 431, 501, 505) and the connection must then be closed. */
 #ifndef MG_HTTP1_H
@@ -74,7 +74,7 @@ struct mg_h1_request {
  * Statuses: 431 head longer than max_head or more than max_headers fields;
  * 505 a well-formed version other than 1.0/1.1 (HTTP/2.0, HTTP/0.9);
  * 501 a single unknown transfer-coding (Envoy's answer); 400 everything
- * else in DESIGN.md section 1, and also: an empty line before the request
+ * else listed above, and also: an empty line before the request
  * line, a Host value that is not uri-host[:port], userinfo in an absolute
  * target, a scheme other than http/https, '*' with a method other than
  * OPTIONS, CONNECT without authority-form host:port, CONNECT with a

@@ -1,6 +1,7 @@
 /* jwks_parse.c - JWKS JSON -> an immutable, refcounted key set.
  *
- * cjose imports RSA/EC/oct keys but checks nothing about fitness (trap 3), so
+ * cjose imports RSA/EC/oct keys but checks nothing about fitness (cjose
+ * 0.6.2: 1024-bit RSA accepted, JWK alg/use ignored), so
  * every member is validated here first and keys are built from their decoded
  * public parts only; private members make us refuse the key outright. */
 #include <stdio.h>

@@ -2,10 +2,11 @@
  * and a per-worker cache of verified tokens. No I/O, no libevent, no globals
  * other than a generation counter.
  *
- * Strictness (platform trap 3: cjose alone is loose): the signing algorithm
+ * Strictness (cjose 0.6.2 alone is loose: an ES256 token signed with a P-384
+ * key verifies, 1024-bit RSA keys pass, the payload is readable unverified): the signing algorithm
  * must fit the key's kty/crv, RSA keys must be >= 2048 bits, a JWK `alg`
  * (when present) must equal the token's alg, a JWK `use` (when present) must
- * be "sig", Ed25519 is verified with OpenSSL (trap 2: cjose lacks EdDSA), and
+ * be "sig", Ed25519 is verified with OpenSSL (cjose 0.6.2 cannot import OKP keys), and
  * the claims are parsed only after the signature verified. */
 #ifndef MG_JWT_H
 #define MG_JWT_H

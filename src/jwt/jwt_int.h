@@ -16,7 +16,7 @@ struct mg_jwk {
     int crv_bits;               /* EC: 256, 384, 521; OKP: 25519 */
     int bits;                   /* RSA modulus bits */
     cjose_jwk_t *cj;            /* RSA, EC, oct */
-    EVP_PKEY *pk;               /* OKP (cjose has no EdDSA, trap 2) */
+    EVP_PKEY *pk;               /* OKP (cjose 0.6.2 has no EdDSA) */
 };
 
 struct mg_jwks {
@@ -27,7 +27,7 @@ struct mg_jwks {
     struct mg_strlist warnings;
 };
 
-/* Can a key of this type/curve verify `alg`? (alg <-> kty/crv, trap 3) */
+/* Can a key of this type/curve verify `alg`? (alg <-> kty/crv; cjose does not check) */
 bool mg_jwk_alg_fits(const char *alg, enum mg_kty kty, int crv_bits);
 
 #endif

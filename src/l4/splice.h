@@ -35,7 +35,7 @@ struct mg_splice {
 void mg_splice_init(struct mg_splice *s, struct mg_conn *c);
 
 /* The AuthorizationPolicies of the connection's snapshot in the TCP context
- * (istio-semantics 1.9): source/remote = the peer, destination = the local
+ * (Istio's network RBAC): source/remote = the peer, destination = the local
  * address, connection.sni, the verified mTLS principal if any. CUSTOM has no
  * TCP client here, so a matching CUSTOM rule fails closed. Returns true when
  * allowed; otherwise sets reason and policy. */

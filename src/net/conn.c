@@ -40,7 +40,7 @@ static void conn_close(struct mg_conn *c)
     c->closing = true;
     if (c->bev) {
         if (c->ssl && c->handshake_done)
-            SSL_shutdown(c->ssl);       /* trap 5: send close_notify once, best effort */
+            SSL_shutdown(c->ssl);       /* close_notify once, best effort: bufferevent_free sends none */
         bufferevent_free(c->bev);       /* frees the SSL too (never SSL_free it ourselves) */
         c->bev = NULL;
         c->ssl = NULL;

@@ -1,11 +1,12 @@
-/* tls.c - server and client SSL_CTXs.
+/* tls.c - server SSL_CTXs (upstream client contexts: upstream/tls_client.c).
  *
- * Trap 7: SSL_set_SSL_CTX() does not carry the verify mode over, so
+ * OpenSSL 3.0: SSL_set_SSL_CTX() does not carry the verify mode over, so
  * per-SNI mTLS would fail open; use_server() copies verify mode, depth,
  * callback, client CA list, protocol bounds and ciphers. The switch happens
  * in the ClientHello callback, before version and cipher selection.
- * Trap 16: ticket keys live in one ring outside any SSL_CTX, shared by every
- * context, worker and snapshot, so resumption survives reloads. */
+ * Ticket keys live in one ring outside any SSL_CTX, shared by every context,
+ * worker and snapshot: keys inside an SSL_CTX would die with each reload's
+ * contexts, and resumption with them. */
 #include "net/tls.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -393,7 +394,7 @@ static void server_tls_id(SSL_CTX *ctx, const unsigned char auth[32], unsigned c
 }
 
 
-/* Switch the connection to the chosen server's context. Trap 7: the new
+/* Switch the connection to the chosen server's context. OpenSSL 3.0: the new
  * context's client-certificate policy is not applied by SSL_set_SSL_CTX, so
  * it is copied by hand, with protocol bounds, options and ciphers. */
 static int use_server(SSL *ssl, struct mg_port *p, const char *name, int *alert)

@@ -2,8 +2,10 @@
  * selection, client-certificate modes), the shared session-ticket key ring,
  * and the ALPN choice. Upstream client contexts are upstream/tls_client.c.
  *
- * Every SSL_CTX made here has SSL_OP_IGNORE_UNEXPECTED_EOF (platform trap 4),
- * TLS 1.2 as the floor, and the shared ticket callback (trap 16). Contexts are
+ * Every SSL_CTX made here has SSL_OP_IGNORE_UNEXPECTED_EOF (OpenSSL 3 reports a
+ * peer's missing close_notify as an error, and libevent 2.1.12 passes it on
+ * as BEV_EVENT_ERROR), TLS 1.2 as the floor, and the shared ticket callback
+ * (keys outside any SSL_CTX, so resumption survives a reload). Contexts are
  * owned by the snapshot that built them (SSL_CTX_free when it dies). */
 #ifndef MG_TLS_H
 #define MG_TLS_H

@@ -5,7 +5,7 @@
  * only reads it: every pointer is borrowed and must stay valid for the call.
  * A NULL pointer (or family 0 for an address) means "attribute absent":
  * positive matchers on an absent attribute are false, negative ones true
- * (istio-semantics 1.5), which is how plaintext requests lose identity. */
+ * (NOT of a false match), which is how plaintext requests lose identity. */
 #ifndef MG_POLICY_ATTRS_H
 #define MG_POLICY_ATTRS_H
 #include <stdbool.h>

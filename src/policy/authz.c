@@ -1,4 +1,5 @@
-/* authz.c - the decision (istio-semantics 1.3, 1.5, 1.9). One evaluation
+/* authz.c - the decision (CUSTOM, DENY, ALLOW, AUDIT; rule logic; the TCP
+ * translation). One evaluation
  * serves both mg_authz_decide() and mg_authz_explain(), so the data plane
  * and the offline explainer cannot diverge. */
 #include <string.h>

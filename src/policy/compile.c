@@ -1,6 +1,7 @@
 /* compile.c - AuthorizationPolicy (config model) -> compiled matchers.
  *
- * Translation follows istio-semantics 1.2-1.9 and 8: the special identity
+ * Translation follows Istio's (pilot/pkg/security/authz) scoping, matchers,
+ * TCP translation and trust-domain aliases: the special identity
  * matchers, trust-domain alias expansion, path templates, and Istio's
  * asymmetry for values that cannot be translated (ALLOW/CUSTOM drop the
  * rule, DENY/AUDIT drop the value so the rule gets broader). */

@@ -1,4 +1,5 @@
-/* peer_authn.c - PeerAuthentication composition (istio-semantics 3), the
+/* peer_authn.c - PeerAuthentication composition (mesh, namespace,
+ * workload, port; the oldest policy of a level wins), the
  * SPIFFE ID parser (8) and the remote.ip derivation (1.8). */
 #include <stdlib.h>
 #include <string.h>

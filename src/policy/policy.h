@@ -1,5 +1,6 @@
 /* policy.h - AuthorizationPolicy and PeerAuthentication, compiled once per
- * configuration snapshot and evaluated per request (istio-semantics 1, 2, 3, 8).
+ * configuration snapshot and evaluated per request (Istio's
+ * AuthorizationPolicy, conditions, PeerAuthentication and trust domains).
  *
  * The module is pure: no I/O, no globals, no libevent. mg_policy_compile()
  * allocates; mg_authz_decide(), mg_authz_explain() and mg_peer_authn_mode()
@@ -84,7 +85,7 @@ struct mg_authz_result {
     struct mg_authz_match dry_run_allow_match;
 };
 
-/* Decide per istio-semantics 1.3 (CUSTOM, DENY, ALLOW; AUDIT marks; dry-run
+/* Decide as Istio does (CUSTOM, DENY, ALLOW; AUDIT marks; dry-run
  * reported only). `s` and `a` must not be NULL. `r` is fully overwritten;
  * its strings point into `s` and live as long as it. Does not allocate. */
 void mg_authz_decide(const struct mg_policy_set *s, const struct mg_attrs *a,

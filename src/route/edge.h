@@ -1,6 +1,6 @@
 /* edge.h - the headers a client may not send: what the proxy removes from
  * a request and sets itself before server selection, routing and
- * authorization (DESIGN.md section 4, "At the edge").
+ * authorization (the README, "Headers").
  *
  * One list, one sanitising function: the data plane (http/request.c) and
  * `meshgate authz` (cmd/authz.c) both call mg_edge_sanitize(), so a policy

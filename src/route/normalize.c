@@ -1,4 +1,5 @@
-/* normalize.c - Envoy/Istio path normalization (istio-semantics 9.1). */
+/* normalize.c - Envoy/Istio path normalization (MeshConfig
+pathNormalization: NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES). */
 #include <string.h>
 #include "route/normalize.h"
 

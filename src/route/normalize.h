@@ -1,5 +1,6 @@
 /* normalize.h - request-target normalization before routing and
- * authorization (istio-semantics 9.1, MeshConfig.pathNormalization).
+ * authorization (MeshConfig.pathNormalization, as Envoy's normalize_path,
+ * merge_slashes and path_with_escaped_slashes_action).
  *
  * Pure and allocation free; the data plane calls it once per request, and
  * the same normalized path is used for routing, authorization and the

@@ -1,5 +1,6 @@
-/* inbound.h - sidecar inbound listeners (DESIGN.md 3, Proxy.spec.inbound)
- * with PeerAuthentication enforcement per workload port (istio-semantics 3).
+/* inbound.h - sidecar inbound listeners (Proxy.spec.inbound)
+ * with PeerAuthentication enforcement per workload port (STRICT,
+ * PERMISSIVE, DISABLE).
  *
  * Each inbound entry becomes a listening port of the snapshot (its `bind`
  * address and port) carrying one synthetic server (hosts "*") whose single

@@ -1,5 +1,5 @@
 /* inbound_tcp.c - protocol TCP inbound ports: authorization once per
- * connection in the TCP context (istio-semantics 1.9: ALLOW rules with
+ * connection in the TCP context (Istio's network RBAC: ALLOW rules with
  * HTTP-only fields are dropped, DENY rules lose those fields), then a plain
  * byte splice to forwardTo. A denied connection is closed with no byte sent
  * to either side. */

@@ -79,7 +79,7 @@ static void uc_free(struct mg_uconn *uc)
         event_free(uc->try_timer);
     if (uc->bev) {
         if (uc->ssl && uc->state != UC_CONNECTING)
-            SSL_shutdown(uc->ssl);      /* trap 5/16: keep the session resumable */
+            SSL_shutdown(uc->ssl);      /* without SSL_shutdown OpenSSL marks the session not resumable */
         bufferevent_free(uc->bev);
     }
     if (rt->n_open)

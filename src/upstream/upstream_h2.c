@@ -139,7 +139,7 @@ static void conn_free(struct mg_up2_conn *c)
         nghttp2_session_del(c->ng);
     if (c->bev) {
         if (c->ssl && c->connected)
-            SSL_shutdown(c->ssl);       /* trap 5/16 */
+            SSL_shutdown(c->ssl);       /* close_notify; keeps the session resumable */
         bufferevent_free(c->bev);
     }
     if (rt->n_open)

@@ -21,7 +21,7 @@ struct mg_snapshot;
 #define UP2_STREAM_WINDOW (1 << 20)        /* our receive window per stream */
 #define UP2_CONN_WINDOW (16 << 20)         /* and per connection */
 #define UP2_ASSUMED_STREAMS 100            /* before the peer's SETTINGS arrive */
-#define UP2_MAX_RESP_HEADER_BYTES (64 * 1024)  /* nghttp2 does not enforce it (trap 8) */
+#define UP2_MAX_RESP_HEADER_BYTES (64 * 1024)  /* nghttp2 1.52 announces no limit of its own: counted here */
 #define UP2_MAX_RESP_HEADERS 200
 #define UP2_DELIVER_STEP (64 * 1024)
 
