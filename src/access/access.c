@@ -520,6 +520,7 @@ enum mg_access_rc mg_access_run(struct mg_request *r)
     memset(pd, 0, sizeof(*pd));
     pd->res = res;
     r->access = pd;
+    mg_request_on_release(r, mg_access_release);
     pd->call = mg_extauthz_start(r, res.provider, cl, on_check);
     return MG_ACCESS_PENDING;
 }

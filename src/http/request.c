@@ -53,8 +53,8 @@ void mg_request_init(struct mg_request *r, struct mg_conn *c, const struct mg_do
 
 void mg_request_release(struct mg_request *r)
 {
-    mg_access_release(r);
-    mg_upstream_detach(r, false);
+    while (r->n_on_release)
+        r->on_release[--r->n_on_release](r);
     if (r->timer) {
         event_free(r->timer);
         r->timer = NULL;

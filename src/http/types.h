@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
 #include "config/config.h"
@@ -115,6 +116,10 @@ struct mg_request {
     /* access phase (access.c): state of a pending ext_authz check and the
      * decision, for the access log */
     struct mg_access_pending *access;
+    /* what later steps registered to let go of their state when the request
+     * is released (mg_request_on_release), run latest first */
+    void (*on_release[4])(struct mg_request *r);
+    unsigned n_on_release;
     const char *authz_policy;           /* deciding policy "ns.name", NULL = none */
     int authz_rule;                     /* its rule index (when authz_policy is set) */
     const char *authz_audit;            /* AUDIT policy that matched, or NULL */
@@ -157,6 +162,22 @@ static inline void mg_request_upstream_failed(struct mg_request *r, int status, 
                                               const char *retry_class)
 {
     r->cb->upstream_failed(r, status, flags, retry_class);
+}
+
+/* A later step that attaches state to the request (a pending ext_authz call,
+ * an upstream connection or a place in a pool's queue) registers how to let
+ * go of it; mg_request_release runs the hooks, latest first, so the phase
+ * runner names none of those steps' functions. The same hook twice is kept
+ * once. */
+static inline void mg_request_on_release(struct mg_request *r, void (*fn)(struct mg_request *r))
+{
+    for (unsigned i = 0; i < r->n_on_release; i++)
+        if (r->on_release[i] == fn)
+            return;
+    if (r->n_on_release < sizeof(r->on_release) / sizeof(r->on_release[0]))
+        r->on_release[r->n_on_release++] = fn;
+    else
+        abort();                        /* more steps than slots: a programming error */
 }
 
 /* First value of a (lower-case) header name, or NULL. */

@@ -414,8 +414,16 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
     kick_arm(cl, rt, w);
 }
 
+/* The request is released: leave the pool's queue, give back or close the
+ * connection (registered with the request when the upstream starts). */
+static void upstream_release(struct mg_request *r)
+{
+    mg_upstream_detach(r, false);
+}
+
 void mg_upstream_start(struct mg_request *r)
 {
+    mg_request_on_release(r, upstream_release);
     r->attempts++;
     if (mg_up2_wanted(r)) {
         mg_up2_start(r);
