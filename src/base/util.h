@@ -147,4 +147,16 @@ char *mg_base64_encode(const uint8_t *in, size_t inlen, bool url, bool pad);
  * equality. `name` must not carry a port. */
 bool mg_host_match(const char *pattern, const char *name, size_t name_len);
 
+/* xorshift32 over a per-thread state (0 is replaced by a fixed seed): cheap
+ * load-balancing and sampling randomness, not for cryptography. */
+static inline uint32_t mg_rand32(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x ? x : 0x9e3779b9u;
+    return *state;
+}
+
 #endif

@@ -128,15 +128,10 @@ static inline void mg_conn_close_lingering(struct mg_conn *c)
     c->ops->close_lingering(c);
 }
 
-/* Cheap per-worker random number (xorshift32; not for cryptography). */
+/* Cheap per-worker random number (not for cryptography). */
 static inline uint32_t mg_worker_rand(struct mg_worker *w)
 {
-    uint32_t x = w->rnd;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    w->rnd = x ? x : 0x9e3779b9u;
-    return w->rnd;
+    return mg_rand32(&w->rnd);
 }
 
 #endif
