@@ -24,11 +24,24 @@ static void rec_local_reply(struct mg_request *r, int status, const char *body, 
 
 static const struct mg_down_ops rec_ops = { .local_reply = rec_local_reply };
 
+/* The phase runner's reply (mg_request_init is not called here): record the
+ * status and answer through the codec's local_reply, as request.c does. */
+static void rec_reply(struct mg_request *r, int status, const char *body, const char *reason,
+                      bool close)
+{
+    r->status = status;
+    r->reason = reason;
+    r->ops->local_reply(r, status, body, close);
+}
+
+static const struct mg_request_cb rec_cb = { .reply = rec_reply };
+
 static struct mg_h2_stream *stream(void)
 {
     struct mg_h2_stream *s = calloc(1, sizeof(*s));
     s->cookie_at = SIZE_MAX;
     s->r.ops = &rec_ops;
+    s->r.cb = &rec_cb;
     s->r.codec = s;
     s->r.flags = "-";
     replied = 0;
