@@ -19,81 +19,26 @@
 #include "upstream/upstream.h"
 #include "l4/splice.h"
 #include "base/util.h"
+#include "net/tls_peek.h"
 
-#define PT_MAX_HELLO (16384 + 5)
-
-static unsigned get16(const unsigned char *p)
-{
-    return (unsigned)p[0] << 8 | p[1];
-}
+#define PT_MAX_HELLO MG_TLS_PEEK_MAX
 
 int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snilen)
 {
-    if (len >= 1 && buf[0] != 0x16)
-        return -1;                      /* not a handshake record */
-    if (len < 5)
+    struct mg_tls_hello h;
+    int rc = mg_tls_hello_peek(buf, len, MG_TLS_HELLO_ROUTE, &h);
+    if (rc == MG_TLS_HELLO_MORE)
         return 0;
-    size_t rec = get16(buf + 3);
-    if (buf[1] != 3 || rec < 4 || rec > 16384)
+    /* a refused hello still leaves the name read before the flaw, which
+     * the access log shows as the requested server name */
+    size_t n = strlen(h.sni);
+    if (n >= snilen) {
+        if (snilen)
+            sni[0] = '\0';
         return -1;
-    if (len < 5 + rec)
-        return 0;
-    const unsigned char *p = buf + 5, *end = buf + 5 + rec;
-    if (p[0] != 1)                      /* ClientHello */
-        return -1;
-    size_t hl = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
-    p += 4;
-    if (hl > (size_t)(end - p))
-        return -1;                      /* a ClientHello spread over records: refuse */
-    end = p + hl;
-    if (end - p < 34)
-        return -1;
-    p += 34;                            /* version, random */
-    if (p >= end || (size_t)(end - p) < 1u + p[0])
-        return -1;
-    p += 1 + p[0];                      /* session id */
-    if (end - p < 2 || (size_t)(end - p) < 2u + get16(p))
-        return -1;
-    p += 2 + get16(p);                  /* cipher suites */
-    if (p >= end || (size_t)(end - p) < 1u + p[0])
-        return -1;
-    p += 1 + p[0];                      /* compression */
-    sni[0] = '\0';
-    if (p == end)
-        return 1;                       /* no extensions */
-    if (end - p < 2)
-        return -1;
-    size_t el = get16(p);
-    p += 2;
-    if (el > (size_t)(end - p))
-        return -1;
-    end = p + el;
-    /* server_name as BoringSSL (Envoy's tls_inspector) and OpenSSL take it:
-     * one extension holding exactly one host_name. A list with more names,
-     * another name type or a second extension is refused, not read for its
-     * first host_name: the backend may read a different entry than the one
-     * routed on. */
-    bool seen_sni = false;
-    while (end - p >= 4) {
-        unsigned type = get16(p), l = get16(p + 2);
-        p += 4;
-        if (l > (size_t)(end - p))
-            return -1;
-        if (type == 0) {
-            if (seen_sni || l < 5 || get16(p) != l - 2 || p[2] != 0)
-                return -1;
-            size_t nl = get16(p + 3);
-            const unsigned char *q = p + 5;
-            if (nl == 0 || nl != l - 5u || nl >= snilen || memchr(q, '\0', nl))
-                return -1;
-            memcpy(sni, q, nl);
-            sni[nl] = '\0';
-            mg_lower(sni);
-            seen_sni = true;
-        }
-        p += l;
     }
-    return p == end ? 1 : -1;
+    memcpy(sni, h.sni, n + 1);
+    return rc == MG_TLS_HELLO_OK ? 1 : -1;
 }
 
 const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const char *sni)

@@ -10,11 +10,14 @@ struct mg_conn;
 struct mg_port;
 struct mg_tls_route_c;
 
-/* Find the SNI in a TLS ClientHello record at buf[0..len). Returns 1 when
- * the record is complete (sni gets the lower-cased name, "" without the
- * extension), 0 when more bytes are needed, -1 when it is not a TLS
- * ClientHello, is malformed, or the name does not fit in snilen. Only the
- * first record is read (a ClientHello over 16 KiB is refused). */
+/* The server name a PASSTHROUGH server routes on, read by the ClientHello
+ * parser (net/tls_peek.h) under its server_name rule: one extension holding
+ * exactly one host_name. Returns 1 when the first record holds a complete
+ * ClientHello (sni gets the lower-cased name, "" without the extension), 0
+ * when more bytes are needed, -1 when it is not a TLS ClientHello, is
+ * malformed, or the name does not fit in snilen; sni then holds the name
+ * read before the flaw, if any, which the access log shows. Only the first
+ * record is read (a ClientHello over 16 KiB is refused). */
 int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snilen);
 
 /* The first tls route of port p whose match accepts sni (sniHosts; port). */

@@ -1,8 +1,13 @@
-/* tls_peek.c - bounded ClientHello walk down to the ALPN extension (RFC
- * 8446 4.1.2, RFC 7301). Every read goes through a cursor that refuses to
- * move past the end, so truncated or lying lengths end the walk. */
+/* tls_peek.c - bounded ClientHello walk (RFC 8446 4.1.2) down to the
+ * server_name (RFC 6066 3) and ALPN (RFC 7301) extensions. Every read goes
+ * through a cursor that refuses to move past the end, so truncated or
+ * lying lengths end the walk. */
 #include "net/tls_peek.h"
 #include <string.h>
+#include "base/util.h"
+
+#define EXT_SERVER_NAME 0
+#define EXT_ALPN 16
 
 struct cur {
     const unsigned char *p;
@@ -67,76 +72,121 @@ bool mg_tls_alpn_is_istio(const unsigned char *p, size_t n)
            name_is(p, n, "istio-h2");
 }
 
-static int parse_alpn(struct cur ext, struct mg_tls_hello *out)
+/* server_name body: a ServerNameList that fills it, holding exactly one
+ * entry, of type host_name (0), non-empty, without NUL, short enough. */
+static bool read_sni(struct cur ext, struct mg_tls_hello *out)
+{
+    struct cur list, name;
+    size_t type = 0;
+    if (!vec(&ext, 2, &list) || ext.n != 0 || !u8(&list, &type) || type != 0 ||
+        !vec(&list, 2, &name) || list.n != 0 || name.n == 0 || name.n > MG_TLS_SNI_MAX ||
+        memchr(name.p, '\0', name.n))
+        return false;
+    memcpy(out->sni, name.p, name.n);
+    out->sni[name.n] = '\0';
+    mg_lower(out->sni);
+    return true;
+}
+
+/* ALPN body: a non-empty ProtocolNameList that fills it, of non-empty
+ * names. The fields are set only once the whole list is known good. */
+static bool read_alpn(struct cur ext, struct mg_tls_hello *out)
 {
     struct cur list;
     if (!vec(&ext, 2, &list) || ext.n != 0 || list.n == 0)
-        return -1;
-    out->has_alpn = true;
-    while (list.n) {
+        return false;
+    bool istio = false, h2 = false, http11 = false;
+    for (struct cur l = list; l.n;) {
         struct cur name;
-        if (!vec(&list, 1, &name) || name.n == 0)
-            return -1;
+        if (!vec(&l, 1, &name) || name.n == 0)
+            return false;
         if (mg_tls_alpn_is_istio(name.p, name.n))
-            out->istio = true;
+            istio = true;
         if (name_is(name.p, name.n, "h2") || name_is(name.p, name.n, "istio-h2"))
-            out->h2 = true;
+            h2 = true;
         if (name_is(name.p, name.n, "http/1.1") || name_is(name.p, name.n, "istio-http/1.1") ||
             name_is(name.p, name.n, "istio-http/1.0"))
-            out->http11 = true;
+            http11 = true;
     }
-    return 1;
+    out->alpn = list.p;
+    out->alpn_len = list.n;
+    out->has_alpn = true;
+    out->istio = istio;
+    out->h2 = h2;
+    out->http11 = http11;
+    return true;
 }
 
-int mg_tls_hello_peek(const unsigned char *buf, size_t len, struct mg_tls_hello *out)
+static void drop_alpn(struct mg_tls_hello *out)
 {
-    memset(out, 0, sizeof(*out));
-    if (len >= 1 && buf[0] != 0x16)                 /* not a handshake record */
-        return -1;
-    if (len >= 2 && buf[1] != 0x03)                 /* record version major */
-        return -1;
-    if (len < 5)
-        return 0;
-    size_t rlen = ((size_t)buf[3] << 8) | buf[4];
-    if (rlen == 0 || rlen > 16384)
-        return -1;
-    if (len >= 6 && buf[5] != 0x01)                 /* handshake type ClientHello */
-        return -1;
-    if (len < 5 + rlen)
-        return 0;
-    struct cur rec = { buf + 5, rlen };
+    out->alpn = NULL;
+    out->alpn_len = 0;
+    out->has_alpn = out->istio = out->h2 = out->http11 = false;
+}
+
+/* The handshake message inside one complete record. */
+static int walk(struct cur rec, unsigned rules, struct mg_tls_hello *out)
+{
     size_t type = 0, hlen = 0;
+    struct cur h, ciphers, comp, exts;
     if (!u8(&rec, &type) || type != 1 || !u24(&rec, &hlen))
-        return -1;
-    struct cur h;
-    if (!take(&rec, hlen, &h))                      /* a hello spanning records is refused */
-        return -1;
-    size_t comp_n = 0;
-    struct cur ciphers, comp;
-    if (!take(&h, 2, NULL) || !take(&h, 32, NULL) ||  /* legacy_version, random */
-        !vec(&h, 1, NULL) ||                        /* legacy_session_id */
-        !vec(&h, 2, &ciphers) || ciphers.n == 0 || ciphers.n % 2 ||
-        !vec(&h, 1, &comp))
-        return -1;
-    comp_n = comp.n;
-    if (comp_n == 0)
-        return -1;
-    if (h.n == 0)                                   /* no extensions at all */
-        return 1;
-    struct cur exts;
-    if (!vec(&h, 2, &exts) || h.n != 0)
-        return -1;
-    bool seen_alpn = false;
+        return MG_TLS_HELLO_BAD;
+    /* a hello spanning records is refused; bytes after it in the record
+     * (another handshake message) are not ours to read */
+    if (!take(&rec, hlen, &h))
+        return MG_TLS_HELLO_BAD;
+    if (!take(&h, 2, NULL) || !take(&h, 32, NULL) ||   /* legacy_version, random */
+        !vec(&h, 1, NULL) ||                            /* legacy_session_id */
+        !vec(&h, 2, &ciphers) || !vec(&h, 1, &comp))
+        return MG_TLS_HELLO_BAD;
+    if ((rules & MG_TLS_HELLO_BODY_RULE) && (ciphers.n == 0 || ciphers.n % 2 || comp.n == 0))
+        return MG_TLS_HELLO_BAD;
+    if (h.n == 0)                                       /* no extensions at all */
+        return MG_TLS_HELLO_OK;
+    if (!vec(&h, 2, &exts))
+        return MG_TLS_HELLO_BAD;
+    if ((rules & MG_TLS_HELLO_BODY_RULE) && h.n != 0)
+        return MG_TLS_HELLO_BAD;
+    unsigned n_sni = 0, n_alpn = 0;
     while (exts.n) {
         size_t etype = 0;
         struct cur body;
         if (!u16(&exts, &etype) || !vec(&exts, 2, &body))
-            return -1;
-        if (etype == 16) {
-            if (seen_alpn || parse_alpn(body, out) < 0)
-                return -1;
-            seen_alpn = true;
+            return MG_TLS_HELLO_BAD;
+        if (etype == EXT_SERVER_NAME) {
+            bool good = ++n_sni == 1 && read_sni(body, out);
+            if (!good && (rules & MG_TLS_HELLO_SNI_RULE))
+                return MG_TLS_HELLO_BAD;        /* out->sni keeps a first, good name */
+            if (!good)
+                out->sni[0] = '\0';
+        } else if (etype == EXT_ALPN) {
+            bool good = ++n_alpn == 1 && read_alpn(body, out);
+            if (!good && (rules & MG_TLS_HELLO_ALPN_RULE))
+                return MG_TLS_HELLO_BAD;
+            if (!good)
+                drop_alpn(out);
         }
     }
-    return 1;
+    return MG_TLS_HELLO_OK;
+}
+
+int mg_tls_hello_peek(const unsigned char *buf, size_t len, unsigned rules, struct mg_tls_hello *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* each header byte is judged as soon as it is there, so a stream that
+     * cannot be TLS is told apart without waiting for more */
+    if (len >= 1 && buf[0] != 0x16)                 /* not a handshake record */
+        return MG_TLS_HELLO_BAD;
+    if (len >= 2 && buf[1] != 0x03)                 /* record version major */
+        return MG_TLS_HELLO_BAD;
+    if (len < 5)
+        return MG_TLS_HELLO_MORE;
+    size_t rlen = ((size_t)buf[3] << 8) | buf[4];
+    if (rlen < 4 || rlen > 16384)                   /* no room for a handshake header; over 2^14 */
+        return MG_TLS_HELLO_BAD;
+    if (len >= 6 && buf[5] != 0x01)                 /* handshake type ClientHello */
+        return MG_TLS_HELLO_BAD;
+    if (len < 5 + rlen)
+        return MG_TLS_HELLO_MORE;
+    return walk((struct cur){ buf + 5, rlen }, rules, out);
 }

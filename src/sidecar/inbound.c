@@ -466,10 +466,13 @@ static void peek_cb(evutil_socket_t fd, short what, void *arg)
     bool tls = false, h2 = false;
     if (pk->tls_ok && buf[0] == 0x16) {
         struct mg_tls_hello h;
-        int rc = mg_tls_hello_peek(buf, (size_t)n, &h);
-        if (rc == 0 && can_wait)
+        int rc = mg_tls_hello_peek(buf, (size_t)n, MG_TLS_HELLO_MESH, &h);
+        if (rc == MG_TLS_HELLO_MORE && can_wait)
             goto out;                   /* wait for the rest of the first record */
-        tls = rc == 1 && h.istio;       /* non-Istio TLS is plain text (istio-semantics 3) */
+        /* a hello without an Istio ALPN token is the workload's own TLS:
+         * PERMISSIVE passes it through as plain text, as Istio's inbound
+         * filter chain only terminates mTLS offered with those tokens */
+        tls = rc == MG_TLS_HELLO_OK && h.istio;
     } else if (!c->port->inbound->tcp && mg_tls_alpn_h2) {
         size_t m = (size_t)n < H2_PREFACE_LEN ? (size_t)n : H2_PREFACE_LEN;
         if (memcmp(buf, H2_PREFACE, m) == 0) {
