@@ -143,7 +143,7 @@ static SSL_CTX *mesh_ctx(struct mg_inbound_set *set, const struct mg_config *c, 
      * after a reload had changed the roots or dropped an alias, with no
      * certificate check, and it must not be overridden. */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, mesh_verify_cb);
-    /* Istio's sidecar inbound TLS 1.2 defaults (istio-semantics 3); TLS 1.3
+    /* Istio's sidecar inbound TLS 1.2 defaults (Envoy's cipher list for the mesh listener); TLS 1.3
      * keeps OpenSSL's AEAD-only suites */
     if (SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                                 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"

@@ -93,7 +93,7 @@ void mg_up_conn_free(struct conn *c, bool abrupt)
     if (c->h2)
         mg_up_h2_free(c);
     if (c->tls && !abrupt) {
-        /* platform trap 5: bufferevent_free sends no close_notify */
+        /* bufferevent_free sends no close_notify */
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
         if (ssl)
             SSL_shutdown(ssl);
@@ -452,7 +452,7 @@ static SSL_CTX *make_ssl_ctx(struct server *srv, const char *cert, const char *k
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);    /* platform trap 4 */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);    /* EOF without close_notify is EOF */
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1)
@@ -564,7 +564,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mg_upstream: --listen wants IP:PORT, not '%s'\n", listen);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);       /* platform trap 6 */
+    signal(SIGPIPE, SIG_IGN);       /* an SSL write to a reset peer raises it */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     struct server srv = {.name = name, .h2 = h2};

@@ -18,7 +18,7 @@
 #include "upstream.h"
 
 #define H2_MAX_STREAMS 100
-#define H2_MAX_HEADER_BYTES (64u * 1024)    /* nghttp2 does not enforce its own (trap 8) */
+#define H2_MAX_HEADER_BYTES (64u * 1024)    /* nghttp2 1.52 does not enforce its own */
 #define H2_OUT_HIGH (1u << 20)
 
 struct h2s {

@@ -242,7 +242,7 @@ int main(void)
     struct mg_jwks_stats stats;
     struct probe p;
 
-    signal(SIGPIPE, SIG_IGN);   /* platform trap 6: a peer's reset during an SSL write */
+    signal(SIGPIPE, SIG_IGN);   /* a peer's reset during an SSL write raises it */
     evthread_use_pthreads();
     base = event_base_new();
     dns = evdns_base_new(base, 0);

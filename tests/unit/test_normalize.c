@@ -1,4 +1,5 @@
-/* test_normalize.c - path normalization: every row of istio-semantics 9.1
+/* test_normalize.c - path normalization: every row of Istio's
+ * pathNormalization table
  * and the path bypasses of 9.2, per mode. */
 #include <string.h>
 #include "route/normalize.h"

@@ -1,4 +1,4 @@
-/* test_peer_authn.c - PeerAuthentication composition (istio-semantics 3),
+/* test_peer_authn.c - PeerAuthentication composition (mesh, namespace, workload, port),
  * the strict SPIFFE parser (8) and remote.ip derivation (1.8). The config
  * structs are built by hand: this test needs only the policy library. */
 #include <stdlib.h>
