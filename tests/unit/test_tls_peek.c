@@ -51,7 +51,10 @@ static size_t make_body(const unsigned char *ciph, size_t nciph, const unsigned 
         body[n++] = (unsigned char)(ext_len >> 8); body[n++] = (unsigned char)ext_len;
         memcpy(body + n, ext, ext_len); n += ext_len;
     }
-    memcpy(body + n, tail, ntail); n += ntail;
+    if (ntail) {
+        memcpy(body + n, tail, ntail);
+        n += ntail;
+    }
     size_t hs = n + 4;
     out[0] = 0x16; out[1] = 3; out[2] = 1;
     out[3] = (unsigned char)(hs >> 8); out[4] = (unsigned char)hs;
