@@ -415,28 +415,15 @@ static void count_dry_run(const struct mg_access *a, const struct mg_authz_resul
     }
 }
 
-static void remove_header(struct mg_request *r, const char *name)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < r->n_h; i++)
-        if (strcmp(r->h[i].key, name) != 0)
-            r->h[o++] = r->h[i];
-    r->n_h = o;
-}
-
-/* Request authentication (istio-semantics 4.2), before authorization.
- * Returns false when the request was answered (401/403). On success the
- * header edits are applied to r->h and *res keeps the verified token's
- * facts for the attributes (the caller frees it after the decision). */
+/* Request authentication (istio-semantics 4.2), before authorization:
+ * mg_access_authenticate() (authn.c, also run by `meshgate authz`) on the
+ * request's headers, then what only the live request has: the edited headers
+ * become r->h, a refusal is answered, the outcome counted and logged.
+ * Returns false when the request was answered (401/403). On success *res
+ * keeps the verified token's facts for the attributes (the caller frees it
+ * after the decision). */
 static bool authenticate(struct mg_request *r, const struct mg_access *a, struct mg_ra_result *res)
 {
-    /* headers only the proxy may set: a client's copy never reaches the upstream */
-    for (size_t i = 0; i < a->n_ra_rules; i++) {
-        size_t n = 0;
-        const char *const *names = mg_reqauthn_rule_output_headers(a->ra, i, &n);
-        for (size_t k = 0; k < n; k++)
-            remove_header(r, names[k]);
-    }
     struct mg_header *h = policy_headers(r);
     const char *pq = r->path_query;
     struct mg_ra_request q = {
@@ -444,8 +431,22 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
         .authority = r->authority, .path = pq, .path_len = strlen(pq),
         .headers = h, .n_headers = r->n_h,
     };
-    mg_reqauthn_eval(a->ra, &q, a->has_keys ? &a->keys : NULL, r->conn->w->jwt_cache, mg_wall_s(),
-                     res);
+    struct mg_access_authn an;
+    mg_access_authenticate(a->ra, a->has_keys ? &a->keys : NULL, r->conn->w->jwt_cache,
+                           mg_wall_s(), &q, &r->arena, &an);
+    *res = an.res;
+    if (an.headers != h) {
+        /* the client's output headers dropped, the token removed, claims set:
+         * what the access log and the upstream see (names and values are
+         * r->h's strings, the compiled rules' names or arena copies) */
+        struct mg_kv *nh = mg_arena_zalloc(&r->arena, (an.n_headers + 1) * sizeof(*nh));
+        for (size_t i = 0; i < an.n_headers; i++) {
+            nh[i].key = (char *)an.headers[i].name;
+            nh[i].value = (char *)an.headers[i].value;
+        }
+        r->h = nh;
+        r->n_h = an.n_headers;
+    }
     if (res->status == MG_RA_DENY_401 || res->status == MG_RA_DENY_403) {
         r->authz_detail = res->body;    /* a static string (mg_jwt_error_str) */
         if (res->status == MG_RA_DENY_401 && res->www_authenticate &&
@@ -465,13 +466,6 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
     }
     atomic_fetch_add_explicit(&jwt_ok, 1, memory_order_relaxed);
     r->authz_principal = mg_arena_strndup(&r->arena, res->principal, strlen(res->principal));
-    for (size_t i = 0; i < res->n_edits; i++) {
-        const struct mg_ra_edit *e = &res->edits[i];
-        if (e->op == MG_RA_REMOVE_HEADER)
-            remove_header(r, e->name);
-        else
-            set_header(r, e->name, mg_arena_strndup(&r->arena, e->value, strlen(e->value)));
-    }
     if (res->new_path) {
         const char *qm = strchr(res->new_path, '?');
         r->query = qm ? mg_arena_strndup(&r->arena, qm + 1, strlen(qm + 1)) : NULL;

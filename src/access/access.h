@@ -137,6 +137,49 @@ struct mg_access_req {
 void mg_access_attrs(const struct mg_config *cfg, const struct mg_access_conn *c,
                      const struct mg_access_req *rq, struct mg_attrs *out);
 
+/* ---- request authentication: one step for every caller ----
+ *
+ * What the access phase does before authorization when RequestAuthentication
+ * rules apply, run by the gateway and sidecar (access.c, with the worker's
+ * token cache and the JWKS store) and by `meshgate authz` (key sets from
+ * files, no cache), so the offline answer is the live one. It lives in
+ * access/authn.c, apart from the access phase, so the explainer links it
+ * without libevent or OpenSSL. */
+
+struct mg_arena;
+struct mg_jwt_cache;
+
+struct mg_access_authn {
+    bool ran;                           /* rules apply: mg_reqauthn_eval ran */
+    struct mg_ra_result res;            /* release with mg_ra_result_free */
+    /* The request headers afterwards, as authorization and the upstream see
+     * them. The input array itself (borrowed) when nothing changed;
+     * otherwise an array in the arena whose entries borrow from the input
+     * headers and the compiled rules, with the values of set headers copied
+     * into the arena (so they outlive res). Every name and value is NUL
+     * terminated when the input's are. */
+    const struct mg_header *headers;
+    size_t n_headers;
+};
+
+/* Authenticate req (its headers lower-case and trimmed, as the policy
+ * attributes carry them) against the compiled rules ra at wall-clock `now`,
+ * with `keys` for remote key sets (NULL: none, 401 "Jwks remote fetch is
+ * failed") and `cache` (the worker's verified-token cache, may be NULL).
+ * With no rule (ra NULL or empty) nothing happens: out->ran is false,
+ * out->res a PASS and out->headers the input. Otherwise the client's copies
+ * of every rule's output headers (outputPayloadToHeader,
+ * outputClaimToHeaders) are removed first, whatever the outcome; the
+ * request is evaluated (CORS preflight bypass, 401/403 with Envoy's
+ * message); and on PASS_PRINCIPAL the result's header edits are applied in
+ * order: a token location removed, an output header set (replacing every
+ * copy, appended last). A token query parameter removed shows as
+ * out->res.new_path. Never fails (allocation failure aborts). */
+void mg_access_authenticate(const struct mg_reqauthn *ra, const struct mg_ra_keys *keys,
+                            struct mg_jwt_cache *cache, int64_t now,
+                            const struct mg_ra_request *req, struct mg_arena *arena,
+                            struct mg_access_authn *out);
+
 /* Prometheus text for the authz counters (process-wide, all snapshots):
  * meshgate_authz_denied_total{policy}, meshgate_authz_allowed_total,
  * meshgate_ext_authz_total{result}, istio_dry_run_{allow,deny}_shadow_*.

@@ -1,8 +1,9 @@
 /* explain.c - `meshgate authz`: one offline decision, explained.
  *
  * Runs the data plane's access phase offline, in its order: path
- * normalization (400), request authentication of a real token with
- * mg_reqauthn_eval (401/403; explain_authn.c), then the struct mg_attrs
+ * normalization (400), request authentication of a real token with the
+ * data plane's own step, mg_access_authenticate (401/403; the key sets and
+ * the explanation in authz_authn.c), then the struct mg_attrs
  * built by the data plane's own builder, mg_access_attrs() (addresses,
  * headers as edited by authentication, the verified JWT or --claims), goes
  * to mg_authz_explain(), the evaluation behind mg_authz_decide(). Exit 0
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <jansson.h>
 #include "cmd/cli.h"
+#include "base/arena.h"
 #include "config/config.h"
 #include "access/access.h"
 #include "access/reqauthn.h"
@@ -471,7 +473,7 @@ static void print_request(const struct mg_attrs *a)
 }
 
 static void print_authn(const struct opts *o, const struct mg_attrs *a,
-                        const struct mg_explain_authn *an, const struct mg_explain_keys *k)
+                        const struct mg_access_authn *an, const struct mg_explain_keys *k)
 {
     if (!a->is_http)
         printf("authn: not applicable (TCP)\n");
@@ -546,7 +548,8 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
                   const struct mg_reqauthn *ra, struct mg_explain_keys *k, int64_t now,
                   struct request *q)
 {
-    struct mg_explain_authn an;
+    struct mg_access_authn an;
+    struct mg_arena arena = {0};        /* the step's allocations, as the request arena */
     struct mg_attrs a;
     int rc;
     memset(&an, 0, sizeof(an));
@@ -564,9 +567,10 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
             .headers = q->hdr, .n_headers = q->n_hdr,
         };
         struct mg_ra_keys keys = mg_explain_keys_lookup(k);
-        mg_explain_authenticate(ra, &keys, &req, now, &an);
-        rq.headers = an.hdr;            /* as edited: token removed, claim headers set */
-        rq.n_headers = an.n_hdr;
+        /* the gateway's step; no token cache offline */
+        mg_access_authenticate(ra, &keys, NULL, now, &req, &arena, &an);
+        rq.headers = an.headers;        /* as edited: token removed, claim headers set */
+        rq.n_headers = an.n_headers;
         if (an.res.new_path)            /* a token query parameter removed */
             rq.path_query = an.res.new_path;
         rq.authn = &an.res;
@@ -592,7 +596,8 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
         rc = r.decision == MG_AUTHZ_ALLOW ? 0 : 1;
         free(t);
     }
-    mg_explain_authn_free(&an);
+    mg_ra_result_free(&an.res);
+    mg_arena_free(&arena);
     return rc;
 }
 

@@ -3,8 +3,8 @@
  * The explainer never touches the network: a rule's inline jwks is used as
  * compiled, and a remote jwksUri gets its key set from a --jwks file or, like
  * the gateway before its first fetch, none at all (401 "Jwks remote fetch is
- * failed"). The step itself mirrors authenticate() in src/access/access.c so that
- * the offline answer is the data plane's answer. */
+ * failed"). The step itself is the data plane's, mg_access_authenticate()
+ * (access/authn.c); this file explains its outcome. */
 #include "cmd/authz_authn.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -147,77 +147,9 @@ struct mg_ra_keys mg_explain_keys_lookup(struct mg_explain_keys *k)
     return (struct mg_ra_keys){.ctx = k, .get = keys_get, .kid_miss = NULL};
 }
 
-/* ---- the authentication step ---- */
+/* ---- explaining the authentication step ---- */
 
-static bool name_is(const struct mg_header *h, const char *name)
-{
-    size_t n = strlen(name);
-    return h->name_len == n && memcmp(h->name, name, n) == 0;
-}
-
-static bool is_output_header(const struct mg_reqauthn *ra, const struct mg_header *h)
-{
-    for (size_t i = 0; i < mg_reqauthn_n_rules(ra); i++) {
-        size_t n = 0;
-        const char *const *names = mg_reqauthn_rule_output_headers(ra, i, &n);
-        for (size_t j = 0; j < n; j++)
-            if (name_is(h, names[j]))
-                return true;
-    }
-    return false;
-}
-
-static size_t remove_header(struct mg_header *h, size_t n, const char *name)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!name_is(&h[i], name))
-            h[o++] = h[i];
-    return o;
-}
-
-void mg_explain_authenticate(const struct mg_reqauthn *ra, const struct mg_ra_keys *keys,
-                             const struct mg_ra_request *req, int64_t now,
-                             struct mg_explain_authn *out)
-{
-    size_t nr = mg_reqauthn_n_rules(ra), m = 0;
-    memset(out, 0, sizeof *out);
-    struct mg_header *h = mg_xcalloc(req->n_headers + 1, sizeof *h);
-    /* headers only the proxy may set: the client's copies are dropped first */
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (!nr || !is_output_header(ra, &req->headers[i]))
-            h[m++] = req->headers[i];
-    out->hdr = h;
-    out->n_hdr = m;
-    if (!nr)
-        return;                 /* as access.c: no rule, no authentication step */
-    struct mg_ra_request q = *req;
-    q.headers = h;
-    q.n_headers = m;
-    mg_reqauthn_eval(ra, &q, keys, NULL, now, &out->res);
-    out->ran = true;
-    if (out->res.status != MG_RA_PASS_PRINCIPAL)
-        return;
-    /* authorization sees the request as it goes upstream */
-    h = mg_xrealloc(h, (m + out->res.n_edits + 1) * sizeof *h);
-    for (size_t i = 0; i < out->res.n_edits; i++) {
-        const struct mg_ra_edit *e = &out->res.edits[i];
-        m = remove_header(h, m, e->name);
-        if (e->op == MG_RA_SET_HEADER)
-            h[m++] = (struct mg_header){e->name, strlen(e->name), e->value, strlen(e->value)};
-    }
-    out->hdr = h;
-    out->n_hdr = m;
-}
-
-void mg_explain_authn_free(struct mg_explain_authn *a)
-{
-    mg_ra_result_free(&a->res);
-    free(a->hdr);
-    memset(a, 0, sizeof *a);
-}
-
-void mg_explain_authn_print(const struct mg_explain_authn *a, const struct mg_explain_keys *k,
+void mg_explain_authn_print(const struct mg_access_authn *a, const struct mg_explain_keys *k,
                             bool token_given, FILE *out)
 {
     const struct mg_ra_result *r = &a->res;

@@ -1,6 +1,7 @@
 /* explain_authn.h - request authentication for `meshgate authz`
- * (explain.c): key sets from files instead of the network, and the access
- * phase's authentication step (src/access/access.c) run offline.
+ * (explain.c): key sets from files instead of the network for the access
+ * phase's own authentication step (mg_access_authenticate), and its
+ * explanation.
  *
  * Internal to the explainer; not part of the policy module's pure API. */
 #ifndef MG_POLICY_EXPLAIN_AUTHN_H
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "policy/attrs.h"
+#include "access/access.h"
 #include "access/reqauthn.h"
 
 #define MG_EXPLAIN_MAX_JWKS 32  /* --jwks options accepted */
@@ -34,35 +36,13 @@ void mg_explain_keys_free(struct mg_explain_keys *k);
  * fetch; such URIs are remembered for mg_explain_authn_print. */
 struct mg_ra_keys mg_explain_keys_lookup(struct mg_explain_keys *k);
 
-/* ---- the authentication step ---- */
+/* ---- explaining the authentication step ---- */
 
-struct mg_explain_authn {
-    bool ran;                   /* rules apply and mg_reqauthn_eval ran */
-    struct mg_ra_result res;
-    /* The request headers as authorization sees them afterwards (owned
-     * array; entries borrow from the input headers, `ra` and `res`). */
-    struct mg_header *hdr;
-    size_t n_hdr;
-};
-
-/* What src/access/access.c does before authorization, on req (whose headers are
- * lower-case and trimmed, as the policy attributes carry them): with no
- * rule in ra nothing happens (out->ran false, out->hdr a copy); otherwise
- * every rule's output headers are removed from the client's request, the
- * request is evaluated at `now` with `keys` (no cache), and on success the
- * result's header edits (token removal, outputPayloadToHeader,
- * outputClaimToHeaders) are applied to out->hdr. Fill the policy's
- * request.auth attributes with mg_reqauthn_attrs(&out->res, a). Never fails;
- * release with mg_explain_authn_free. */
-void mg_explain_authenticate(const struct mg_reqauthn *ra, const struct mg_ra_keys *keys,
-                             const struct mg_ra_request *req, int64_t now,
-                             struct mg_explain_authn *out);
-void mg_explain_authn_free(struct mg_explain_authn *a);
-
-/* Print the "authn: ..." lines of the explanation for a (and, on a denial,
- * which remote URIs of k had no key set; k may be NULL). token_given says
- * whether --token was used (for the no-rule case). */
-void mg_explain_authn_print(const struct mg_explain_authn *a, const struct mg_explain_keys *k,
+/* Print the "authn: ..." lines of the explanation for a, the outcome of
+ * mg_access_authenticate() (access.h), and, on a denial, which remote URIs
+ * of k had no key set (k may be NULL). token_given says whether --token was
+ * used (for the no-rule case). */
+void mg_explain_authn_print(const struct mg_access_authn *a, const struct mg_explain_keys *k,
                             bool token_given, FILE *out);
 
 #endif
