@@ -1,7 +1,8 @@
 /* access.c - the access phase: request attributes for the policy module,
  * the decision, ext_authz for CUSTOM, and what the refusal looks like.
  *
- * Order (istio-semantics 1.10): request authentication would run first,
+ * Order (Envoy's filter chain as Istio builds it: jwt_authn, ext_authz,
+ * RBAC): request authentication would run first,
  * then CUSTOM (ext_authz) before the RBAC DENY/ALLOW verdict that
  * mg_authz_decide() has already computed as if the provider allowed. So a
  * request that both the provider and a DENY policy refuse gets the
@@ -415,7 +416,7 @@ static void count_dry_run(const struct mg_access *a, const struct mg_authz_resul
     }
 }
 
-/* Request authentication (istio-semantics 4.2), before authorization:
+/* Request authentication (RequestAuthentication, as Envoy's jwt_authn), before authorization:
  * mg_access_authenticate() (authn.c, also run by `meshgate authz`) on the
  * request's headers, then what only the live request has: the edited headers
  * become r->h, a refusal is answered, the outcome counted and logged.
