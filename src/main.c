@@ -3,7 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include "cmd/cli.h"
+#include "cmd/cmd.h"
 #include "config/config.h"
 
 static void usage(FILE *out)

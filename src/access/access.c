@@ -15,10 +15,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include "net/types.h"
-#include "access/extauthz.h"
+#include "access/internal.h"
 #include "sidecar/types.h"
 #include "policy/policy.h"
-#include "access/reqauthn.h"
 #include "http/types.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"

@@ -6,7 +6,6 @@
 #include "access/access.h"
 #include <stdlib.h>
 #include <string.h>
-#include "access/reqauthn.h"
 #include "config/config.h"
 #include "policy/policy.h"
 

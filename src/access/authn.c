@@ -4,7 +4,7 @@
  * link of the explainer pulls this object and nothing of libevent. */
 #include "access/access.h"
 #include <string.h>
-#include "base/arena.h"
+#include "base/base.h"
 
 static bool name_is(const struct mg_header *h, const char *name)
 {

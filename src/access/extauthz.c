@@ -6,7 +6,7 @@
  * request (and with it anything that pointed at the call). A failure
  * detected inside mg_extauthz_start is reported through a zero-delay timer:
  * the caller never sees its completion run before start returned. */
-#include "access/extauthz.h"
+#include "access/internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

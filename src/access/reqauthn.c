@@ -1,9 +1,9 @@
 /* reqauthn.c - RequestAuthentication: compile the applicable rules, then per
- * request extract tokens, verify them and decide (see reqauthn.h). */
+ * request extract tokens, verify them and decide (see access/access.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "access/reqauthn.h"
+#include "access/access.h"
 
 enum loc_kind { LOC_HEADER, LOC_PARAM, LOC_COOKIE };
 

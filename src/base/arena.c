@@ -1,10 +1,9 @@
-/* arena.c - the one bump allocator (contract in arena.h). */
-#include "base/arena.h"
+/* arena.c - the one bump allocator (contract in base/base.h). */
+#include "base/base.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/util.h"
 
 struct mg_arena_chunk {
     struct mg_arena_chunk *next;

@@ -2,8 +2,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/diag.h"
-#include "base/util.h"
+#include "base/base.h"
 
 void mg_diag_add(struct mg_diags *d, enum mg_severity sev, struct mg_pos pos,
                  const char *fmt, ...)

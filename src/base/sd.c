@@ -1,7 +1,7 @@
 /* sd.c - sd_notify in a few lines: systemd 252 (Debian 12) has no
  * Type=notify-reload, so RELOADING=1 / READY=1 are sent by us (systemd 252 has no
  * Type=notify-reload). */
-#include "base/sd.h"
+#include "base/base.h"
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * upstream client side (upstream/tls_client.c): loading certificates, keys,
  * trust anchors and CRLs into a context, the options every context gets,
  * and reading the peer certificate. */
-#include "base/tls.h"
+#include "base/base.h"
 #include <stdio.h>
 #include <string.h>
 #include <openssl/err.h>

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "base/util.h"
+#include "base/base.h"
 
 _Noreturn void mg_oom(void)
 {

@@ -14,14 +14,12 @@
 #include <string.h>
 #include <time.h>
 #include <jansson.h>
-#include "cmd/cli.h"
-#include "base/arena.h"
+#include "cmd/cmd.h"
+#include "base/base.h"
 #include "config/config.h"
 #include "access/access.h"
-#include "access/reqauthn.h"
-#include "cmd/authz_authn.h"
-#include "route/edge.h"
-#include "route/normalize.h"
+#include "cmd/internal.h"
+#include "route/route.h"
 #include "policy/policy.h"
 
 #define MAX_HEADERS 128

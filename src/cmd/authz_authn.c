@@ -5,7 +5,7 @@
  * the gateway before its first fetch, none at all (401 "Jwks remote fetch is
  * failed"). The step itself is the data plane's, mg_access_authenticate()
  * (access/authn.c); this file explains its outcome. */
-#include "cmd/authz_authn.h"
+#include "cmd/internal.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

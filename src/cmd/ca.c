@@ -20,9 +20,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include "cmd/ca.h"
-#include "cmd/cli.h"
-#include "base/util.h"
+#include "cmd/internal.h"
+#include "cmd/cmd.h"
+#include "base/base.h"
 
 #define ROOT_DAYS_DEFAULT 3650
 #define LEAF_DAYS_DEFAULT 365

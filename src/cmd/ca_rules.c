@@ -1,9 +1,9 @@
-/* ca_rules.c - the argument rules of `meshgate ca` (ca.h): trust domains,
+/* ca_rules.c - the argument rules of `meshgate ca` (cmd/internal.h): trust domains,
  * SPIFFE paths, DNS names and file base names. Pure string checks. */
 #include "autoconfig.h"
 #include <string.h>
-#include "cmd/ca.h"
-#include "base/util.h"
+#include "cmd/internal.h"
+#include "base/base.h"
 
 static bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 static bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }

@@ -3,7 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include "cmd/cli.h"
+#include "cmd/cmd.h"
 #include "config/config.h"
 
 static int usage(void)

@@ -4,7 +4,7 @@
  * names no credential, which would fail at run time. */
 #include <stdlib.h>
 #include <string.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 /* Some checks compare resources pairwise. A hostile configuration (10^5
  * policies in a 16 MiB file) must not make `check` run for hours, so every

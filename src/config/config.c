@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 enum kind {
     K_AUTHZ, K_PEER, K_REQAUTH, K_GATEWAY, K_VS, K_DR, K_SE, K_SECRET, K_MESH, K_PROXY, K_LIST,

@@ -15,8 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "base/diag.h"
-#include "base/util.h"
+#include "base/base.h"
 
 /* ---- common ---- */
 

@@ -1,7 +1,7 @@
 /* config_dest.c - DestinationRule and ServiceEntry (networking.istio.io). */
 #include <stdlib.h>
 #include <string.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 /* ---- DestinationRule ---- */
 

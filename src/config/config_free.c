@@ -2,7 +2,7 @@
  * frees what the struct owns (not the struct itself) and tolerates the
  * partly-filled states an error path leaves behind. */
 #include <stdlib.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 void mg_cfg_free_slist(struct mg_slist *l)
 {

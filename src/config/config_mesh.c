@@ -2,7 +2,7 @@
  * kubernetes.io/tls Secret. */
 #include <stdlib.h>
 #include <string.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 /* ---- MeshConfig ---- */
 

@@ -1,7 +1,7 @@
 /* config_net.c - Gateway and VirtualService (networking.istio.io). */
 #include <stdlib.h>
 #include <string.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 /* ---- Gateway ---- */
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 void *mg_cfg_grow(void *arr, size_t n, size_t elem)
 {

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config/config_int.h"
+#include "config/internal.h"
 
 /* ---- AuthorizationPolicy ---- */
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
-#include "base/util.h"
-#include "config/mg_yaml.h"
+#include "base/base.h"
+#include "config/internal.h"
 
 struct builder {
     const char *file;

@@ -1,7 +1,7 @@
 /* admin.c - the admin listener on the main thread (plain evhttp; it only
  * reads per-worker counters and the current snapshot, never locks a
  * worker). */
-#include "control/admin.h"
+#include "control/internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +9,12 @@
 #include <event2/http.h>
 #include "access/access.h"
 #include "http1/http1.h"
-#include "sidecar/inbound.h"
-#include "log/metrics.h"
+#include "sidecar/sidecar.h"
+#include "log/log.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
-#include "base/util.h"
-#include "net/worker.h"
+#include "base/base.h"
+#include "net/net.h"
 
 struct mg_admin {
     struct evhttp *http;

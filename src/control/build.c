@@ -4,17 +4,17 @@
  * The builder is the one place that names every step: it compiles routes,
  * clusters, policies and inbound ports, and puts on each port the codec
  * entries net/ calls, so that net/ names no protocol. */
-#include "control/build.h"
+#include "control/control.h"
 #include <stdlib.h>
 #include <string.h>
 #include "access/access.h"
 #include "http/http.h"
-#include "route/router.h"
-#include "l4/passthrough.h"
-#include "sidecar/inbound.h"
-#include "net/tls.h"
+#include "route/route.h"
+#include "l4/l4.h"
+#include "sidecar/sidecar.h"
+#include "net/net.h"
 #include "upstream/upstream.h"
-#include "base/util.h"
+#include "base/base.h"
 
 static bool streq0(const char *a, const char *b)
 {

@@ -17,18 +17,14 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include "access/access.h"
-#include "log/accesslog.h"
-#include "control/admin.h"
-#include "cmd/cli.h"
+#include "log/log.h"
+#include "control/internal.h"
+#include "cmd/cmd.h"
 #include "config/config.h"
-#include "control/jwks.h"
-#include "net/listener.h"
-#include "log/metrics.h"
-#include "base/sd.h"
-#include "control/build.h"
+#include "net/net.h"
+#include "base/base.h"
+#include "control/control.h"
 #include "snapshot/snapshot.h"
-#include "net/tls.h"
-#include "net/worker.h"
 
 struct lport {
     uint16_t port;

@@ -1,4 +1,4 @@
-/* jwks.c - JWKS store and fetcher (see jwks.h). Main-thread state lives in
+/* jwks.c - JWKS store and fetcher (see control/internal.h). Main-thread state lives in
  * the entry without a lock; what workers touch (the key set pointer, the
  * refetch flag, counters) is behind the entry's mutex or atomic. */
 #include <arpa/inet.h>
@@ -15,7 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include "control/jwks.h"
+#include "control/internal.h"
 
 #define DEFAULT_CA "/etc/ssl/certs/ca-certificates.crt"
 

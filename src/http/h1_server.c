@@ -15,7 +15,6 @@
 #include "http/http.h"
 #include "net/types.h"
 #include "http1/http1.h"
-#include "http/request.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
 

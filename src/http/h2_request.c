@@ -1,11 +1,11 @@
 /* h2_request.c - an HTTP/2 header block becomes a `struct mg_request`:
  * pseudo-headers, RFC 9113 validation (connection-specific fields, TE,
  * :path, Host against :authority), cookie crumbs joined, body framing for
- * the HTTP/1.1 upstream. The stream and connection state is h2_int.h. */
+ * the HTTP/1.1 upstream. The stream and connection state is http/internal.h. */
 #include <string.h>
-#include "http/h2_int.h"
+#include "http/internal.h"
 #include "http1/http1.h"
-#include "http/request.h"
+#include "http/http.h"
 
 static char *host_lower(struct mg_arena *a, const char *v)
 {

@@ -12,8 +12,7 @@
  *   - streams whose headers completed are started by the pump after the
  *     input batch is processed, so a HEADERS+RST_STREAM pair that arrives
  *     together (rapid reset) never reaches an upstream. */
-#include "http/h2_server.h"
-#include "http/h2_int.h"
+#include "http/internal.h"
 #include <nghttp2/nghttp2.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -25,7 +24,6 @@
 #include "http/http.h"
 #include "net/types.h"
 #include "http1/http1.h"
-#include "http/request.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
 

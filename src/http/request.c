@@ -1,7 +1,7 @@
 /* request.c - the protocol-neutral request and its phases, in the order of
  * README, "Request path". Each phase either lets the request continue (0) or
  * has answered it (non-zero); nothing here blocks or does I/O itself. */
-#include "http/request.h"
+#include "http/http.h"
 #include <event2/event.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -10,12 +10,9 @@
 #include <string.h>
 #include <sys/time.h>
 #include "access/access.h"
-#include "log/accesslog.h"
+#include "log/log.h"
 #include "net/types.h"
-#include "log/metrics.h"
-#include "route/edge.h"
-#include "route/normalize.h"
-#include "route/router.h"
+#include "route/route.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
 
@@ -293,7 +290,7 @@ static int phase_action(struct mg_request *r)
     return 0;
 }
 
-/* Not copied from the client: the edge's list (route/edge.h), and the
+/* Not copied from the client: the edge's list (route/route.h), and the
  * fields the proxy writes afresh for the upstream (framing, Host from the
  * authority, its own X-Forwarded-For). */
 static bool not_forwarded(const struct mg_request *r, const char *n)
@@ -382,7 +379,7 @@ static const char *xfcc_value(struct mg_request *r)
  * the client's copies of the headers only the proxy may set, hop-by-hop
  * headers and those the client names in Connection are dropped, and the
  * proxy's x-forwarded-proto, x-envoy-external-address and
- * x-forwarded-client-cert set (route/edge.h); phase_headers drops them from
+ * x-forwarded-client-cert set (route/route.h); phase_headers drops them from
  * the upstream request too. */
 static void phase_sanitize(struct mg_request *r)
 {

@@ -13,8 +13,7 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include "config/config.h"
-#include "base/arena.h"
-#include "base/util.h"
+#include "base/base.h"
 
 struct mg_conn;
 struct mg_request;
@@ -48,7 +47,7 @@ struct mg_down_ops {
 #define MG_REQ_MAX_LOCAL_H 4
 
 struct mg_request {
-    struct mg_arena arena;              /* base/arena.h, default 8 KiB chunks */
+    struct mg_arena arena;              /* base/base.h, default 8 KiB chunks */
     struct mg_conn *conn;
     struct mg_snapshot *snap;           /* the connection's snapshot (borrowed) */
     const struct mg_down_ops *ops;
@@ -63,7 +62,7 @@ struct mg_request {
     char *path;                         /* normalized, no query, no fragment */
     char *query;                        /* after '?', NULL = none */
     const char *path_query;             /* path and "?query": :path for header conditions
-                                         * and matches (util.h mg_pseudo_headers) */
+                                         * and matches (base/base.h mg_pseudo_headers) */
     char *host;                         /* lower-case, port removed */
     const char *authority;              /* Host as received */
     const char *protocol;               /* "HTTP/1.1", "HTTP/1.0", "HTTP/2" */

@@ -8,12 +8,12 @@
 #include <stddef.h>
 #include <string.h>
 #include "http1/http1.h"
-#include "http1/http1_int.h"
+#include "http1/internal.h"
 
 #define DEF_MAX_HEAD (60u * 1024u)   /* Proxy limits.maxRequestHeadersKb default */
 #define DEF_MAX_HEADERS 100u         /* Envoy's max_headers_count default */
 
-/* Generated from the class definitions in http1_int.h. */
+/* Generated from the class definitions in http1/internal.h. */
 const unsigned char mg_h1_ctab[256] = {
      0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,

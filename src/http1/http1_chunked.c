@@ -6,7 +6,7 @@
  * never has to keep or re-feed a partial size line. */
 #include <string.h>
 #include "http1/http1.h"
-#include "http1/http1_int.h"
+#include "http1/internal.h"
 
 enum {
     CS_SIZE = 0,        /* first hex digit of chunk-size */

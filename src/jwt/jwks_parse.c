@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "jwt/jwt_int.h"
+#include "jwt/internal.h"
 
 #define MAX_RSA_BYTES 1024          /* 8192-bit moduli; bigger is a DoS on verify */
 #define MIN_RSA_BITS 2048

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "jwt/jwt_int.h"
+#include "jwt/internal.h"
 
 const char *mg_jwt_error_str(enum mg_jwt_error e)
 {

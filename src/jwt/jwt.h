@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
-#include "base/util.h"
+#include "base/base.h"
 
 #define MG_JWKS_MAX_JSON (1024 * 1024)  /* bytes of JWKS JSON accepted */
 #define MG_JWKS_MAX_KEYS 64             /* keys per JWKS (more: error) */

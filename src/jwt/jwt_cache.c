@@ -5,7 +5,7 @@
  * aim collisions at one slot, and a full compare makes a collision harmless. */
 #include <stdlib.h>
 #include <string.h>
-#include "jwt/jwt_int.h"
+#include "jwt/internal.h"
 
 #define PROBE 8
 #define MAX_ENTRIES ((size_t)1 << 20)

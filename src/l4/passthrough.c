@@ -1,7 +1,7 @@
 /* passthrough.c - SNI peek and TCP splice for PASSTHROUGH servers. The
  * ClientHello stays in the input buffer and is the first thing the
  * upstream receives, so the client's TLS session is end to end. */
-#include "l4/passthrough.h"
+#include "l4/l4.h"
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -9,17 +9,15 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include "access/access.h"
-#include "log/accesslog.h"
+#include "log/log.h"
 #include "net/types.h"
-#include "policy/attrs.h"
 #include "policy/policy.h"
 #include "http/types.h"
-#include "route/router.h"
+#include "route/route.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
-#include "l4/splice.h"
-#include "base/util.h"
-#include "net/tls_peek.h"
+#include "base/base.h"
+#include "net/net.h"
 
 #define PT_MAX_HELLO MG_TLS_PEEK_MAX
 

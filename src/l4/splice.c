@@ -1,20 +1,19 @@
 /* splice.c - the TCP byte splice of TCP/PASSTHROUGH servers and TCP inbound
- * ports (splice.h). */
-#include "l4/splice.h"
+ * ports (l4/l4.h). */
+#include "l4/l4.h"
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include "access/access.h"
-#include "log/accesslog.h"
+#include "log/log.h"
 #include "net/types.h"
-#include "policy/attrs.h"
 #include "policy/policy.h"
 #include "http/types.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
-#include "base/util.h"
+#include "base/base.h"
 
 #define SPLICE_HIGH_WM (256 * 1024)
 

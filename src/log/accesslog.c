@@ -1,7 +1,7 @@
 /* accesslog.c - access log lines, Envoy field names. The fd number never
  * changes once opened (reopen = dup2 onto it), so workers write with no
  * coordination; O_APPEND keeps concurrent lines whole. */
-#include "log/accesslog.h"
+#include "log/log.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

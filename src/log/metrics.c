@@ -2,7 +2,7 @@
  * with a CAS (only it writes its table, the CAS just publishes the key to
  * the admin reader safely) and bumps relaxed atomics; the admin thread sums
  * every worker's table when /stats/prometheus is asked for. */
-#include "log/metrics.h"
+#include "log/log.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

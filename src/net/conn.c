@@ -4,7 +4,7 @@
  * The worker list holds one reference; callbacks that may close the
  * connection hold another for their duration, so the memory (and the codec
  * state) is released only when nothing on the stack still uses it. */
-#include "net/conn.h"
+#include "net/net.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +15,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include "access/access.h"
-#include "log/metrics.h"
+#include "log/log.h"
 #include "snapshot/snapshot.h"
-#include "net/tls.h"
-#include "net/worker.h"
 
 atomic_ulong mg_cx_active_total;
 

@@ -1,7 +1,7 @@
 /* listener.c - SO_REUSEPORT sockets and the per-worker accept loop. We
  * accept by hand (not evconnlistener) to bound the accepts per wakeup and to
  * back off on EMFILE/ENFILE instead of spinning. */
-#include "net/listener.h"
+#include "net/net.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,9 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <event2/event.h>
-#include "net/conn.h"
 #include "snapshot/snapshot.h"
-#include "base/util.h"
+#include "base/base.h"
 
 #define ACCEPTS_PER_WAKEUP 64
 

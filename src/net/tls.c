@@ -7,7 +7,7 @@
  * Ticket keys live in one ring outside any SSL_CTX, shared by every context,
  * worker and snapshot: keys inside an SSL_CTX would die with each reload's
  * contexts, and resumption with them. */
-#include "net/tls.h"
+#include "net/net.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,9 +18,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
-#include "base/tls.h"
+#include "base/base.h"
 #include "snapshot/snapshot.h"
-#include "base/util.h"
 
 bool mg_tls_alpn_h2 = true;
 

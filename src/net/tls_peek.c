@@ -2,9 +2,9 @@
  * server_name (RFC 6066 3) and ALPN (RFC 7301) extensions. Every read goes
  * through a cursor that refuses to move past the end, so truncated or
  * lying lengths end the walk. */
-#include "net/tls_peek.h"
+#include "net/net.h"
 #include <string.h>
-#include "base/util.h"
+#include "base/base.h"
 
 #define EXT_SERVER_NAME 0
 #define EXT_ALPN 16

@@ -3,7 +3,7 @@
  * inline accessors only. What a later step asks of a connection (close it,
  * drop a reference) goes through the operations net/ sets at accept, so no
  * step calls into net/ by name. Worker threads, listeners and the accept
- * path itself are in net/worker.h, net/listener.h and net/conn.h. */
+ * path itself are in net/net.h. */
 #ifndef MG_NET_TYPES_H
 #define MG_NET_TYPES_H
 #include <pthread.h>
@@ -15,7 +15,7 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include "base/util.h"
+#include "base/base.h"
 
 struct mg_snapshot;
 struct mg_port;

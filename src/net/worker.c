@@ -2,21 +2,18 @@
  * listeners and connections; the main thread talks to it only through the
  * mailbox (a mutex-guarded slot plus event_active, which libevent makes
  * thread-safe once evthread_use_pthreads() ran). */
-#include "net/worker.h"
+#include "net/net.h"
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/thread.h>
-#include "log/accesslog.h"
-#include "net/conn.h"
+#include "log/log.h"
 #include "jwt/jwt.h"
-#include "net/listener.h"
-#include "log/metrics.h"
 #include "snapshot/snapshot.h"
 #include "upstream/upstream.h"
-#include "base/util.h"
+#include "base/base.h"
 
 /* Benchmark knob, read once per worker at startup: MESHGATE_JWT_CACHE_ENTRIES
  * sets the size of the verified-token cache; 0 turns the cache off (every

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "base/arena.h"
+#include "base/base.h"
 #include "policy/policy.h"
 
 /* ---- matchers ---- */

@@ -1,9 +1,9 @@
 /* edge.c - the headers only the proxy may set, removed from client
- * requests before anything reads them (edge.h). */
-#include "route/edge.h"
+ * requests before anything reads them (route/route.h). */
+#include "route/route.h"
 #include <stdio.h>
 #include <string.h>
-#include "base/util.h"
+#include "base/base.h"
 
 /* Envoy's connection manager replaces these before any filter runs, so
  * routing, authorization and ext_authz see the proxy's values, never a

@@ -1,7 +1,7 @@
 /* normalize.c - Envoy/Istio path normalization (MeshConfig
 pathNormalization: NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES). */
 #include <string.h>
-#include "route/normalize.h"
+#include "route/route.h"
 
 static int hexval(unsigned char c)
 {

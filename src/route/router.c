@@ -2,10 +2,10 @@
  * Host (exact, longest wildcard, "*"), then the first route whose match
  * block accepts the request (a route's match list is an OR, fields inside
  * one match are an AND). */
-#include "route/router.h"
+#include "route/route.h"
 #include <stdlib.h>
 #include <string.h>
-#include "base/util.h"
+#include "base/base.h"
 
 bool mg_host_overlap(const char *srv_host, const char *vs_host)
 {

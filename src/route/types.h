@@ -1,6 +1,6 @@
 /* route/types.h - compiled routes as the snapshot holds them and later steps
  * read them (the upstream's destination and retry policy, the access log's
- * route name). Types only; compiling and matching are in router.h. */
+ * route name). Types only; compiling and matching are in route/route.h. */
 #ifndef MG_ROUTE_TYPES_H
 #define MG_ROUTE_TYPES_H
 #include <regex.h>

@@ -5,7 +5,7 @@
  * log, metrics) runs unchanged; only the connection start differs: the
  * mode of the connection's snapshot decides TLS or plain text, and for
  * PERMISSIVE the ClientHello is peeked before any SSL exists. */
-#include "sidecar/inbound.h"
+#include "sidecar/sidecar.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,13 +18,11 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include "access/access.h"
-#include "net/conn.h"
+#include "net/net.h"
 #include "http/http.h"
 #include "policy/policy.h"
-#include "route/router.h"
+#include "route/route.h"
 #include "snapshot/snapshot.h"
-#include "net/tls.h"
-#include "net/tls_peek.h"
 #include "upstream/upstream.h"
 
 struct mg_inbound_set {

@@ -5,12 +5,12 @@
  * to either side. */
 #include <stdlib.h>
 #include "net/types.h"
-#include "sidecar/inbound.h"
-#include "route/router.h"
+#include "sidecar/sidecar.h"
+#include "route/route.h"
 #include "snapshot/snapshot.h"
-#include "l4/splice.h"
+#include "l4/l4.h"
 #include "upstream/upstream.h"
-#include "base/util.h"
+#include "base/base.h"
 
 static void tcp_free(struct mg_conn *c)
 {

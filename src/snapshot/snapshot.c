@@ -3,7 +3,7 @@
 #include "snapshot/snapshot.h"
 #include <stdlib.h>
 #include <string.h>
-#include "base/util.h"
+#include "base/base.h"
 
 struct mg_snapshot *mg_snapshot_ref(struct mg_snapshot *s)
 {

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <openssl/ssl.h>
 #include "config/config.h"
-#include "base/diag.h"
+#include "base/base.h"
 #include "route/types.h"
 
 struct mg_port;
@@ -62,7 +62,7 @@ struct mg_port {                        /* one listening port */
     struct mg_tls_route_c **tls_routes; /* passthrough: VS tls routes in order */
     size_t n_tls_routes;
     const char *bind_ip;                /* NULL = Proxy bindAddress (inbound ports bind their own) */
-    struct mg_inbound_port *inbound;    /* sidecar inbound listener (inbound.h), else NULL */
+    struct mg_inbound_port *inbound;    /* sidecar inbound listener (sidecar/sidecar.h), else NULL */
     /* How a connection of this port enters its codec, set by the builder
      * (control/build.c) so that net/ names no protocol: `accept` replaces
      * net's TLS-or-plain start (the sidecar's PeerAuthentication peek);
@@ -99,7 +99,7 @@ struct mg_snapshot {
     size_t n_clusters, cap_clusters;
     uint16_t https_port;                /* redirect target port (0 = default 443) */
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
-    struct mg_inbound_set *inbound;     /* sidecar inbound ports (inbound.h), NULL = none */
+    struct mg_inbound_set *inbound;     /* sidecar inbound ports (sidecar/sidecar.h), NULL = none */
     void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */
 };
 

@@ -7,9 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "route/types.h"
-#include "base/tls.h"
+#include "base/base.h"
 #include "upstream/upstream.h"
-#include "base/util.h"
 
 static const struct mg_service_entry *find_se(const struct mg_config *c, const char *host)
 {

@@ -3,7 +3,7 @@
 #include "upstream/upstream.h"
 #include <stdio.h>
 #include <string.h>
-#include "base/tls.h"
+#include "base/base.h"
 
 SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
                                char *err, size_t errlen)

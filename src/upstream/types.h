@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 #include "config/config.h"
-#include "base/util.h"
+#include "base/base.h"
 
 struct mg_request;
 struct mg_uconn;

@@ -7,7 +7,7 @@
  * `busy`; a detach then only marks it dead and the callback frees it on
  * the way out. */
 #include "upstream/upstream.h"
-#include "upstream/upstream_int.h"
+#include "upstream/internal.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -27,8 +27,8 @@
 #include "http/types.h"
 #include "route/types.h"
 #include "snapshot/snapshot.h"
-#include "log/metrics.h"
-#include "base/tls.h"
+#include "log/log.h"
+#include "base/base.h"
 
 #define UP_HIGH_WM (256 * 1024)
 #define UP_MAX_HEAD (64 * 1024)

@@ -16,7 +16,7 @@
 #include <openssl/ssl.h>
 #include <event2/buffer.h>
 #include "config/config.h"
-#include "base/diag.h"
+#include "base/base.h"
 #include "upstream/types.h"
 
 struct mg_request;
@@ -24,7 +24,6 @@ struct mg_worker;
 struct mg_uconn;
 struct mg_up2_conn;
 struct event;
-
 
 /* Build the cluster for destination (host, port, subset) from the
  * ServiceEntries and DestinationRules of cfg. Returns NULL (and a warning in

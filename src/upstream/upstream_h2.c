@@ -10,7 +10,7 @@
  * a detach only unlinks the stream, submits RST_STREAM and schedules the
  * pump; a connection is freed only when no callback of its own is running
  * (`busy`). */
-#include "upstream/upstream_h2_int.h"
+#include "upstream/internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +24,11 @@
 #include <openssl/ssl.h>
 #include "net/types.h"
 #include "http1/http1.h"
-#include "log/metrics.h"
+#include "log/log.h"
 #include "http/types.h"
 #include "route/types.h"
 #include "snapshot/snapshot.h"
-#include "base/tls.h"
+#include "base/base.h"
 
 static void conn_pump(struct mg_up2_conn *c);
 
@@ -546,7 +546,7 @@ static void conn_begin(struct mg_up2_conn *c)
     conn_maybe_close(c);
 }
 
-/* ---- the entry points (upstream_int.h) ---- */
+/* ---- the entry points (upstream/internal.h) ---- */
 
 static size_t pick_endpoint(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w)
 {

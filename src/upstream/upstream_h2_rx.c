@@ -2,7 +2,7 @@
  * nghttp2 receive callbacks store it in the stream (they never call out),
  * and the delivery pass hands it to the downstream through the down ops,
  * one op at a time, from the top level (see upstream_h2.c). */
-#include "upstream/upstream_h2_int.h"
+#include "upstream/internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +10,7 @@
 #include "http1/http1.h"
 #include "http/types.h"
 #include "route/types.h"
-#include "base/util.h"
+#include "base/base.h"
 
 static struct mg_up2_stream *stream_of(nghttp2_session *ng, int32_t id)
 {

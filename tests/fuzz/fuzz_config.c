@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "config/config.h"
-#include "base/util.h"
+#include "base/base.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

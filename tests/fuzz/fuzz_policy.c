@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config/config.h"
-#include "route/normalize.h"
+#include "route/route.h"
 #include "policy/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "net/tls_peek.h"
+#include "net/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifdef MG_FUZZ_STANDALONE
 #include <dirent.h>
-#include "base/util.h"
+#include "base/base.h"
 
 /* The verdicts of the checked-in corpus: what PASSTHROUGH routing and the
  * sidecar's mesh detection answer, the server name routing is left with

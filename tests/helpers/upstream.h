@@ -10,7 +10,7 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include "base/util.h"
+#include "base/base.h"
 
 #define MAX_LINE (64 * 1024)        /* request line, header line, chunk size line */
 #define MAX_HEAD (256 * 1024)       /* all header lines of one request */

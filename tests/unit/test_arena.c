@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tap.h"
-#include "base/arena.h"
+#include "base/base.h"
 
 #define ALIGN _Alignof(max_align_t)
 

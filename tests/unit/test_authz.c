@@ -22,11 +22,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include "cmd/cli.h"
+#include "cmd/cmd.h"
 #include <stdlib.h>
 #include <string.h>
 #include "config/config.h"
-#include "route/normalize.h"
+#include "route/route.h"
 #include "policy/policy.h"
 #include "tap.h"
 

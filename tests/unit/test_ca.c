@@ -1,7 +1,7 @@
-/* test_ca.c - the argument rules of `meshgate ca` (src/cmd/ca.h). File output
+/* test_ca.c - the argument rules of `meshgate ca` (src/cmd/internal.h). File output
  * and certificate contents are checked end to end by tests/e2e/10-ca.sh. */
 #include <stdlib.h>
-#include "cmd/ca.h"
+#include "cmd/internal.h"
 #include "tap.h"
 
 static void spiffe_ok(const char *path, const char *want_ns, const char *want_sa)

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
-#include "cmd/cli.h"
+#include "cmd/cmd.h"
 #include "config/config.h"
-#include "base/util.h"
+#include "base/base.h"
 #include "tap.h"
 
 #ifndef MG_TEST_DATA

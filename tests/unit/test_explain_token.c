@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "cmd/cli.h"
+#include "cmd/cmd.h"
 #include "jwt_sign.h"
-#include "base/util.h"
+#include "base/base.h"
 #include "tap.h"
 
 #define NOW 1800000000LL

@@ -14,12 +14,11 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include "net/conn.h"
-#include "access/extauthz.h"
-#include "http/request.h"
+#include "net/net.h"
+#include "access/internal.h"
+#include "http/http.h"
 #include "tap.h"
 #include "upstream/upstream.h"
-#include "net/worker.h"
 
 static struct event_base *base;
 static struct evdns_base *dns;

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "http/h2_int.h"
+#include "http/internal.h"
 #include "tap.h"
 
 static int replied;

@@ -3,7 +3,7 @@
  * port, /config_dump, and the ALPN answer and trust-domain check (statics,
  * reached by including the .c). */
 #include "../../src/sidecar/inbound.c"
-#include "control/build.h"
+#include "control/control.h"
 #include "tap.h"
 
 #define PROXY \

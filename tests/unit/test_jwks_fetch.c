@@ -16,7 +16,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/thread.h>
-#include "control/jwks.h"
+#include "control/internal.h"
 #include "jwt_sign.h"
 #include "tap.h"
 

@@ -2,7 +2,7 @@
  * pathNormalization table
  * and the path bypasses of 9.2, per mode. */
 #include <string.h>
-#include "route/normalize.h"
+#include "route/route.h"
 #include "tap.h"
 
 #define N MG_NORM_NONE

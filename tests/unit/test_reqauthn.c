@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "access/reqauthn.h"
+#include "access/access.h"
 #include "jwt_sign.h"
 #include "tap.h"
 

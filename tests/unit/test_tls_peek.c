@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/ssl.h>
-#include "../../src/net/tls_peek.h"
+#include "../../src/net/net.h"
 #include "tap.h"
 
 #define MESH MG_TLS_HELLO_MESH

@@ -6,14 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "net/conn.h"
+#include "net/net.h"
 #include "config/config.h"
-#include "http/request.h"
-#include "route/router.h"
+#include "http/http.h"
+#include "route/route.h"
 #include "tap.h"
 #include "upstream/upstream.h"
-#include "upstream/upstream_int.h"
-#include "net/worker.h"
+#include "upstream/internal.h"
 
 static const char *YAML_SE =
     "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"

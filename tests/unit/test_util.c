@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "tap.h"
-#include "base/util.h"
+#include "base/base.h"
 
 static void durations(void)
 {

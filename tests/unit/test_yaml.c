@@ -1,10 +1,10 @@
-/* test_yaml.c - the bounded YAML reader (mg_yaml.h): limits, refused
+/* test_yaml.c - the bounded YAML reader (config/internal.h): limits, refused
  * constructs, positions, and degenerate inputs. */
 #include <stdlib.h>
 #include <string.h>
-#include "config/mg_yaml.h"
+#include "config/internal.h"
 #include "config/config.h"
-#include "base/util.h"
+#include "base/base.h"
 #include "tap.h"
 
 /* Parse `s` (length n); return the number of errors, keep the docs count. */

@@ -1,4 +1,16 @@
-/* jwks.h - the process-wide JWKS store and its asynchronous fetcher.
+/* control/internal.h - what only control/ uses: the JWKS store and fetcher,
+ * the admin listener. */
+#ifndef MG_CONTROL_INTERNAL_H
+#define MG_CONTROL_INTERNAL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+#include <event2/dns.h>
+#include "jwt/jwt.h"
+#include "access/access.h"
+
+/* the process-wide JWKS store and its asynchronous fetcher.
  *
  * Threads: the store is created, fed (mg_jwks_store_add*) and freed on the
  * main/control thread, and fetches run on that thread's event_base. Workers
@@ -21,16 +33,6 @@
  * returns NULL (reqauthn answers 401 "Jwks remote fetch is failed"); there is
  * never a built-in key (CVE-2026-31837). A token naming an unknown kid may
  * trigger an early refetch, at most once per 30 s per URI. */
-#ifndef MG_JWKS_H
-#define MG_JWKS_H
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <event2/event.h>
-#include <event2/dns.h>
-#include "jwt/jwt.h"
-#include "access/reqauthn.h"
-
 #define MG_JWKS_STORE_MAX_URIS 256
 
 struct mg_jwks_store_opts {
@@ -94,5 +96,24 @@ int mg_jwks_store_stats(struct mg_jwks_store *s, const char *uri, struct mg_jwks
  * keys, kids, fetch_ok, fetch_fail, requests, kid_refetch, last_error) to
  * out, for /config_dump and logs. */
 void mg_jwks_store_dump(struct mg_jwks_store *s, struct mg_buf *out);
+
+/* the admin listener (Proxy.spec.admin) on the main thread:
+ * /ready, /stats/prometheus, /config_dump, served with evhttp. */
+struct mg_worker;
+struct mg_snapshot;
+
+struct mg_admin;
+
+/* Readiness hook (e.g. JWKS first fetch): return false while not ready. */
+typedef bool (*mg_ready_hook)(void *arg);
+void mg_admin_set_ready_hook(struct mg_admin *a, mg_ready_hook fn, void *arg);
+
+/* Listen on "ip:port". Returns NULL with a message in err on failure. */
+struct mg_admin *mg_admin_start(struct event_base *base, const char *addr, char *err, size_t errlen);
+/* What the pages show: workers (for counters) and the current snapshot
+ * (borrowed; call again after each reload). */
+void mg_admin_update(struct mg_admin *a, struct mg_worker *w, int n, struct mg_snapshot *s,
+                     bool listeners_ready);
+void mg_admin_free(struct mg_admin *a);
 
 #endif

@@ -1,11 +1,13 @@
-/* control/build.h - compiling the configuration into a snapshot (main
- * thread): a configuration reload and a certificate rotation. */
-#ifndef MG_CONTROL_BUILD_H
-#define MG_CONTROL_BUILD_H
-#include "base/diag.h"
+/* control/control.h - the main thread: compiling the configuration into a
+ * snapshot. */
+#ifndef MG_CONTROL_CONTROL_H
+#define MG_CONTROL_CONTROL_H
+#include "base/base.h"
 #include "config/config.h"
 #include "snapshot/snapshot.h"
 
+/* compiling the configuration into a snapshot (main
+ * thread): a configuration reload and a certificate rotation. */
 /* Compile `cfg` (ownership passes to the snapshot on success and on
  * failure). n_workers sizes per-worker pool state. Every problem is added
  * to d; returns NULL when any error was found. */

@@ -1,4 +1,14 @@
-/* inbound.h - sidecar inbound listeners (Proxy.spec.inbound)
+/* sidecar/sidecar.h - sidecar inbound listeners with PeerAuthentication. */
+#ifndef MG_SIDECAR_SIDECAR_H
+#define MG_SIDECAR_SIDECAR_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+#include "config/config.h"
+#include "base/base.h"
+#include "sidecar/types.h"
+
+/* sidecar inbound listeners (Proxy.spec.inbound)
  * with PeerAuthentication enforcement per workload port (STRICT,
  * PERMISSIVE, DISABLE).
  *
@@ -24,19 +34,8 @@
  * istio-h2 (both run HTTP/2), else http/1.1, istio-http/1.1, istio-http/1.0
  * (HTTP/1.1); an offer of only istio / istio-peer-exchange gets no ALPN and
  * HTTP/1.1. */
-#ifndef MG_INBOUND_H
-#define MG_INBOUND_H
-#include <stdbool.h>
-#include <stdint.h>
-#include <openssl/ssl.h>
-#include "config/config.h"
-#include "base/diag.h"
-#include "base/util.h"
-#include "sidecar/types.h"
-
 struct mg_snapshot;
 struct mg_conn;
-
 
 /* Compile s->cfg->proxy.inbound into ports of s (s->ports must have room
  * for n_inbound more entries) and synthetic clusters (appended to

@@ -1,12 +1,13 @@
-/* jwt_int.h - the key set layout shared by jwks_parse.c, jwt.c and
- * jwt_cache.c. Not for other modules: use jwt.h. */
-#ifndef MG_JWT_INT_H
-#define MG_JWT_INT_H
+/* jwt/internal.h - what only jwt/ uses. */
+#ifndef MG_JWT_INTERNAL_H
+#define MG_JWT_INTERNAL_H
 #include <stdatomic.h>
 #include <cjose/cjose.h>
 #include <openssl/evp.h>
 #include "jwt/jwt.h"
 
+/* the key set layout shared by jwks_parse.c, jwt.c and
+ * jwt_cache.c. Not for other modules: use jwt.h. */
 enum mg_kty { MG_KTY_RSA, MG_KTY_EC, MG_KTY_OKP, MG_KTY_OCT };
 
 struct mg_jwk {

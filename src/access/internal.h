@@ -1,4 +1,11 @@
-/* extauthz.h - the HTTP ext_authz client (Istio envoyExtAuthzHttp, Envoy's
+/* access/internal.h - what only access/ uses: the ext_authz HTTP client. */
+#ifndef MG_ACCESS_INTERNAL_H
+#define MG_ACCESS_INTERNAL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "config/config.h"
+
+/* the HTTP ext_authz client (Istio envoyExtAuthzHttp, Envoy's
  * HTTP authorization service) used by AuthorizationPolicy action CUSTOM.
  *
  * One check = one plain HTTP/1.1 connection on the worker's event base to
@@ -18,12 +25,6 @@
  * is bounded to MG_EXTAUTHZ_MAX_RESPONSE bytes (larger = error), and a
  * worker runs at most MG_EXTAUTHZ_MAX_INFLIGHT checks at once (more = error,
  * so statusOnError / failOpen decide). */
-#ifndef MG_EXTAUTHZ_H
-#define MG_EXTAUTHZ_H
-#include <stdbool.h>
-#include <stddef.h>
-#include "config/config.h"
-
 #define MG_EXTAUTHZ_MAX_RESPONSE (64 * 1024)
 #define MG_EXTAUTHZ_MAX_HEADERS 16       /* headers kept from one answer */
 #define MG_EXTAUTHZ_MAX_INFLIGHT 1024    /* checks per worker at once; more fail at once */

@@ -1,0 +1,70 @@
+/* log/log.h - the access log and the metrics (step 7). */
+#ifndef MG_LOG_LOG_H
+#define MG_LOG_LOG_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "config/config.h"
+#include "base/base.h"
+
+/* one line per request, Envoy-like fields, JSON or TEXT
+ * (MeshConfig accessLogEncoding) or an Envoy format string
+ * (accessLogFormat: %START_TIME%, %REQ(X)%, %RESPONSE_CODE%, ...).
+ *
+ * The log fd is process-wide and stable: reopening (SIGUSR1, reload with a
+ * new path) dup2()s the new file onto it, so workers never synchronise.
+ * Each line is one write() with O_APPEND. */
+struct mg_request;
+
+/* Open (or reopen on the same fd) `path`; NULL or "" turns logging off.
+ * Main thread. Returns 0 or -1 (errno set; logging stays as it was). */
+int mg_accesslog_open(const char *path);
+/* Reopen the current path (SIGUSR1). */
+int mg_accesslog_reopen(void);
+void mg_accesslog_close(void);
+
+/* Format one line for r into out (exposed for tests). */
+void mg_accesslog_format(struct mg_buf *out, const struct mg_request *r,
+                         const struct mg_mesh_config *mesh);
+/* Format and write (worker thread); no-op when logging is off. Formats
+ * into a per-thread buffer that mg_accesslog_thread_done() releases (call
+ * it when a thread that wrote lines ends). */
+void mg_accesslog_write(const struct mg_request *r, const struct mg_mesh_config *mesh);
+void mg_accesslog_thread_done(void);
+
+/* counters kept per worker without locks (relaxed atomics on
+ * memory only that worker writes) and rendered in Prometheus text format by
+ * the admin listener, which sums across workers.
+ *
+ * Label strings passed to mg_metrics_request must live for the process
+ * (mg_intern them when the snapshot is built). */
+#define MG_METRICS_SLOTS 512
+
+struct mg_rq_slot {
+    atomic_int used;                    /* 0 free, 1 key being written, 2 ready */
+    int code;
+    const char *route, *dest, *reason, *principal;
+    atomic_ulong count;
+};
+
+struct mg_wmetrics {
+    atomic_ulong cx_total, cx_active, upstream_rq_total, upstream_cx_total;
+    atomic_ulong rq_dropped;            /* label set table full */
+    struct mg_rq_slot slots[MG_METRICS_SLOTS];
+};
+
+struct mg_wmetrics *mg_metrics_new(void);
+void mg_metrics_free(struct mg_wmetrics *m);
+
+/* Count one finished request (worker thread only). NULL labels become
+ * "unknown" (reason: ""). `principal` is the verified peer's SPIFFE URI. */
+void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
+                        const char *reason, const char *principal);
+
+/* Process-wide reload counters (main thread). */
+void mg_metrics_reload(bool ok);
+
+/* Render everything (sums over the n per-worker sets) into out. */
+void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker, size_t n);
+
+#endif
