@@ -1,10 +1,8 @@
 #!/bin/bash
 # check.sh - the layering test (TAP): every `#include "folder/..."` in src/
 # must follow tests/layering/rules; a folder may also include its own
-# headers, and no other folder's internal.h. Each include that breaks the rule is reported as FILE:LINE. The
-# includes listed in tests/layering/known (the data-plane knot that is being
-# untied) are reported as TODO and do not fail; the list may only shrink: a
-# listed include that no longer exists fails too, so the list is kept exact.
+# headers, and no other folder's internal.h. Each include that breaks the
+# rule is reported as FILE:LINE.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 src=${MG_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -20,16 +18,7 @@ done < "$dir/rules"
 
 pure="config http1 jwt geoip policy"
 
-declare -A known
-if [ -f "$dir/known" ]; then
-    while read -r k; do
-        k=${k%%#*}; k=${k%% *}
-        [ -n "$k" ] && known[$k]=1
-    done < "$dir/known"
-fi
-
 n=0; failed=0
-declare -A seen
 while IFS=: read -r file lineno text; do
     rel=${file#src/}
     case "$rel" in */*) from=${rel%%/*} ;; *) from=${rel%.*} ;; esac
@@ -38,37 +27,23 @@ while IFS=: read -r file lineno text; do
     case "$inc" in */*) to=${inc%%/*} ;; *) continue ;; esac   # same-folder or generated header
     [ -d "src/$to" ] || continue
     [ "$from" = "$to" ] && continue
-    # A folder's types.h (types, constants and static inline accessors, no
-    # function of its own: checked below) may be named from any folder but
-    # the pure libraries and the shared base/: types flow down the path with
-    # the request, calls do not flow back up.
     if [ "${inc#*/}" = internal.h ]; then
         n=$((n + 1)); failed=$((failed + 1))
         echo "not ok $n - $file:$lineno: $inc is $to/'s own; use its public header $to/$to.h"
         continue
     fi
+    # A folder's types.h (types, constants and static inline accessors, no
+    # function of its own: checked below) may be named from any folder but
+    # the pure libraries and the shared base/: types flow down the path with
+    # the request, calls do not flow back up.
     if [ "${inc#*/}" = types.h ]; then
         case " $pure base " in *" $from "*) ;; *) continue ;; esac
     fi
     rule=${allow[$from]- }
     case "$rule" in *" * "*|*" $to "*) continue ;; esac
-    key="$file:$inc"
-    n=$((n + 1))
-    if [ -n "${known[$key]:-}" ]; then
-        seen[$key]=1
-        echo "not ok $n - $file:$lineno: $from/ includes $inc # TODO known (tests/layering/known), being untied"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $file:$lineno: $from/ may not include $inc (tests/layering/rules)"
-    fi
+    n=$((n + 1)); failed=$((failed + 1))
+    echo "not ok $n - $file:$lineno: $from/ may not include $inc (tests/layering/rules)"
 done < <(grep -rn --include='*.c' --include='*.h' '^[[:space:]]*#[[:space:]]*include' src | sort -t: -k1,1 -k2,2n)
-
-for k in "${!known[@]}"; do
-    if [ -z "${seen[$k]:-}" ]; then
-        n=$((n + 1)); failed=$((failed + 1))
-        echo "not ok $n - tests/layering/known lists $k, which is gone: remove the line"
-    fi
-done
 
 # a types.h declares no function of its own: every top-level line that
 # opens a parameter list is a static inline, a typedef or a macro
