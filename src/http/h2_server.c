@@ -455,6 +455,7 @@ static void body_timeout_cb(evutil_socket_t fd, short what, void *arg)
     if (strcmp(r->flags, "-") == 0)
         r->flags = "SI";                /* Envoy's stream idle timeout flag */
     if (r->resp_started) {
+        r->reason = "stream_idle_timeout";  /* as HTTP/1.1 logs and counts it */
         op_abort(r);
     } else {
         r->body_done = false;
@@ -856,8 +857,11 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
         h2_run(h);
     } else if (!h->dead) {
         for (struct mg_h2_stream *s = h->streams; s; s = s->next)
-            if (s->running && strcmp(s->r.flags, "-") == 0)
+            if (s->running && strcmp(s->r.flags, "-") == 0) {
                 s->r.flags = "SI";      /* Envoy's stream idle timeout flag */
+                if (!s->r.reason)
+                    s->r.reason = "stream_idle_timeout";
+            }
         nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
         h->fatal = true;
         h2_run(h);

@@ -45,6 +45,8 @@ wait "$flood"
 out=$(cat "$MG_TMP/hold.out")
 diag "$out"
 like "$out" '^stream 1 reset [0-9]+ after' "... its stream is reset after the idle timeout"
+ok "... logged with flag SI and reason stream_idle_timeout, as HTTP/1.1 logs it" \
+    mg_wait_log "$MG_MESHGATE_LOG" '"response_flags":"SI".*"reason":"stream_idle_timeout"'
 like "$out" '^open$' "... and the connection stays usable"
 
 # a slow body whose pieces each arrive within the idle timeout still completes
