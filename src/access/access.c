@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include "net/types.h"
 #include "access/internal.h"
 #include "sidecar/types.h"
@@ -251,38 +249,6 @@ void mg_access_dump(struct mg_buf *out, const struct mg_snapshot *s)
 
 /* ---- attributes ---- */
 
-const char *mg_access_peer_principal(const void *vssl, bool insecure_skip_verify, char *buf,
-                                     size_t len)
-{
-    const SSL *ssl = vssl;
-    buf[0] = '\0';
-    if (!ssl || insecure_skip_verify || len == 0)
-        return buf;
-    X509 *cert = SSL_get0_peer_certificate(ssl);
-    if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
-        return buf;
-    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    const ASN1_IA5STRING *uri = NULL;
-    int n_uri = 0;
-    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type == GEN_URI) {
-            n_uri++;
-            uri = g->d.uniformResourceIdentifier;
-        }
-    }
-    if (n_uri == 1) {
-        size_t n = (size_t)ASN1_STRING_length(uri);
-        const unsigned char *d = ASN1_STRING_get0_data(uri);
-        if (n > 9 && n - 9 < len && memcmp(d, "spiffe://", 9) == 0 && !memchr(d, '\0', n)) {
-            memcpy(buf, d + 9, n - 9);
-            buf[n - 9] = '\0';
-        }
-    }
-    GENERAL_NAMES_free(gens);
-    return buf;
-}
-
 /* The request headers in the policy's form (request arena). */
 static struct mg_header *policy_headers(struct mg_request *r)
 {
@@ -301,7 +267,7 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a,
     struct mg_conn *c = r->conn;
     struct mg_access_conn ac = {
         .peer = c->peer, .local = c->local, .sni = c->sni[0] ? c->sni : NULL,
-        /* computed once per connection by conn.c with mg_access_peer_principal */
+        /* computed once per connection by conn.c with mg_tls_peer_principal */
         .principal = c->ssl && c->principal[0] ? c->principal : NULL,
     };
     struct mg_access_req rq = {

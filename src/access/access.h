@@ -201,15 +201,6 @@ enum mg_access_rc mg_access_run(struct mg_request *r);
  * flight (its completion will never run). Safe to call always. */
 void mg_access_release(struct mg_request *r);
 
-/* The peer principal of a TLS connection for policy: the verified client
- * certificate's single URI SAN without "spiffe://", written to buf (NUL
- * terminated). Empty when there is no certificate, it did not verify, the
- * server accepts unverified certificates (insecure_skip_verify), or the
- * certificate has zero or several URI SANs, or a non-spiffe URI. Returns
- * buf. `ssl` is an SSL * (void to keep OpenSSL out of this header). */
-const char *mg_access_peer_principal(const void *ssl, bool insecure_skip_verify, char *buf,
-                                     size_t len);
-
 /* ---- the policy attributes: one builder for every caller ----
  *
  * The HTTP access phase (gateway and sidecar), the TCP/PASSTHROUGH splice
@@ -228,7 +219,7 @@ struct mg_access_conn {
                                          * workload port) */
     const char *sni;                    /* TLS SNI */
     const char *principal;              /* verified peer principal, the URI SAN without
-                                         * "spiffe://" (mg_access_peer_principal) */
+                                         * "spiffe://" (mg_tls_peer_principal) */
     /* The original client when the caller knows it (the explainer's
      * --remote-ip); NULL: for HTTP taken from X-Forwarded-For as the
      * MeshConfig says (mg_policy_remote_addr), for TCP the peer. */

@@ -291,6 +291,13 @@ const char *mg_tls_peer_uri(const SSL *ssl, char *buf, size_t len);
 bool mg_tls_peer_hash(const SSL *ssl, char out[65]);
 /* Does any DNS or URI SAN of the peer certificate equal one of `names`? */
 bool mg_tls_peer_san_in(const SSL *ssl, char *const *names, size_t n);
+/* The peer principal of a TLS connection for policy: the verified client
+ * certificate's single URI SAN without "spiffe://", written to buf (NUL
+ * terminated). Empty when there is no certificate, it did not verify, the
+ * server accepts unverified certificates (insecure_skip_verify), or the
+ * certificate has zero or several URI SANs, or a non-spiffe URI. Returns
+ * buf. */
+const char *mg_tls_peer_principal(const SSL *ssl, bool insecure_skip_verify, char *buf, size_t len);
 
 /* systemd readiness notification, written by hand (no libsystemd).
  *

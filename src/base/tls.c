@@ -188,3 +188,33 @@ bool mg_tls_peer_san_in(const SSL *ssl, char *const *names, size_t n)
     GENERAL_NAMES_free(gens);
     return hit;
 }
+
+const char *mg_tls_peer_principal(const SSL *ssl, bool insecure_skip_verify, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!ssl || insecure_skip_verify || len == 0)
+        return buf;
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+        return buf;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    const ASN1_IA5STRING *uri = NULL;
+    int n_uri = 0;
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type == GEN_URI) {
+            n_uri++;
+            uri = g->d.uniformResourceIdentifier;
+        }
+    }
+    if (n_uri == 1) {
+        size_t n = (size_t)ASN1_STRING_length(uri);
+        const unsigned char *d = ASN1_STRING_get0_data(uri);
+        if (n > 9 && n - 9 < len && memcmp(d, "spiffe://", 9) == 0 && !memchr(d, '\0', n)) {
+            memcpy(buf, d + 9, n - 9);
+            buf[n - 9] = '\0';
+        }
+    }
+    GENERAL_NAMES_free(gens);
+    return buf;
+}

@@ -14,7 +14,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
-#include "access/access.h"
 #include "log/log.h"
 #include "snapshot/snapshot.h"
 
@@ -139,7 +138,7 @@ static void peer_identity(struct mg_conn *c)
     mg_tls_peer_uri(c->ssl, c->peer_uri, sizeof(c->peer_uri));
     /* a principal only from a certificate that chain-verified, on a server
      * that verifies, with exactly one spiffe:// URI SAN (access.h) */
-    mg_access_peer_principal(c->ssl, c->sni_srv && c->sni_srv->cfg->tls.insecure_skip_verify,
+    mg_tls_peer_principal(c->ssl, c->sni_srv && c->sni_srv->cfg->tls.insecure_skip_verify,
                              c->principal, sizeof(c->principal));
 }
 

@@ -48,7 +48,7 @@ struct mg_conn {
     char peer_str[64], local_str[64];
     struct mg_srv *sni_srv;             /* server chosen by SNI */
     char sni[256];
-    char principal[256];                /* policy peer principal, mg_access_peer_principal ("" = none) */
+    char principal[256];                /* policy peer principal, mg_tls_peer_principal ("" = none) */
     char peer_uri[272];                 /* full URI SAN */
     char cert_hash[65];                 /* hex sha256 of the client cert ("" = none) */
     const char *principal_label;        /* interned peer URI for metrics (NULL = none) */
