@@ -432,6 +432,103 @@ static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
                    "blocks every outbound destination");
 }
 
+/* ---- GeoIP conditions ---- */
+
+/* The officially assigned ISO 3166-1 alpha-2 codes, two letters each. */
+static bool iso3166_alpha2(const char *v)
+{
+    static const char codes[] =
+        "ADAEAFAGAIALAMAOAQARASATAUAWAXAZBABBBDBE"
+        "BFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZCACCCD"
+        "CFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZDEDJDKDM"
+        "DODZECEEEGEHERESETFIFJFKFMFOFRGAGBGDGEGF"
+        "GGGHGIGLGMGNGPGQGRGSGTGUGWGYHKHMHNHRHTHU"
+        "IDIEILIMINIOIQIRISITJEJMJOJPKEKGKHKIKMKN"
+        "KPKRKWKYKZLALBLCLILKLRLSLTLULVLYMAMCMDME"
+        "MFMGMHMKMLMMMNMOMPMQMRMSMTMUMVMWMXMYMZNA"
+        "NCNENFNGNINLNONPNRNUNZOMPAPEPFPGPHPKPLPM"
+        "PNPRPSPTPWPYQARERORSRURWSASBSCSDSESGSHSI"
+        "SJSKSLSMSNSOSRSSSTSVSXSYSZTCTDTFTGTHTJTK"
+        "TLTMTNTOTRTTTVTWTZUAUGUMUSUYUZVAVCVEVGVI"
+        "VNVUWFWSYEYTZAZMZW";
+    if (strlen(v) != 2)
+        return false;
+    char u[2] = { (char)(v[0] & ~0x20), (char)(v[1] & ~0x20) };
+    for (size_t i = 0; i + 1 < sizeof(codes); i += 2)
+        if (codes[i] == u[0] && codes[i + 1] == u[1])
+            return true;
+    return false;
+}
+
+static bool geo_key(const char *k, bool *country)
+{
+    if (!k)
+        return false;
+    *country = strcmp(k, "source.geo.country") == 0 || strcmp(k, "remote.geo.country") == 0;
+    return *country || strcmp(k, "source.geo.asn") == 0 || strcmp(k, "remote.geo.asn") == 0;
+}
+
+static void check_codes(struct mg_diags *d, const struct mg_authz_condition *w,
+                        const struct mg_slist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *v = l->v[i];
+        if (!v || strchr(v, '*') || iso3166_alpha2(v))
+            continue;
+        mg_warning(d, l->pos ? l->pos[i] : w->pos, "%s: '%s' is not an ISO 3166 alpha-2 country "
+                   "code, which is all a GeoIP database returns: it never matches", w->key, v);
+    }
+}
+
+/* A geoipHeaders name: a lower-case token that names no field the
+ * request's framing, routing or client address depends on (the edge
+ * removes the client's copy of it). */
+static void check_geo_header(const struct mg_config *c, struct mg_diags *d, const char *h,
+                             const char *field)
+{
+    static const char *const reserved[] = { "host", "content-length", "transfer-encoding",
+                                            "connection", "x-forwarded-for", "authorization",
+                                            "cookie", "te", "upgrade" };
+    if (!h)
+        return;
+    bool ok = *h != '\0';
+    for (const char *p = h; *p && ok; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_';
+    for (size_t i = 0; i < MG_ARRAY_LEN(reserved) && ok; i++)
+        ok = strcmp(h, reserved[i]) != 0;
+    if (!ok)
+        mg_error(d, c->mesh.pos, "MeshConfig geoipHeaders.%s '%s': not a lower-case header name "
+                 "the gateway may own", field, h);
+}
+
+void mg_config_check_geo(const struct mg_config *c, struct mg_diags *d)
+{
+    bool db = c->mesh.geoip_database && *c->mesh.geoip_database;
+    check_geo_header(c, d, c->mesh.geoip_country_header, "country");
+    check_geo_header(c, d, c->mesh.geoip_asn_header, "asn");
+    for (size_t i = 0; i < c->n_authz_policies; i++) {
+        const struct mg_authz_policy *p = &c->authz_policies[i];
+        for (size_t r = 0; r < p->n_rules; r++) {
+            const struct mg_authz_rule *rule = &p->rules[r];
+            for (size_t k = 0; k < rule->n_when; k++) {
+                const struct mg_authz_condition *w = &rule->when[k];
+                bool country;
+                if (!geo_key(w->key, &country))
+                    continue;
+                if (!db)
+                    mg_error(d, w->pos, "AuthorizationPolicy %s/%s: condition '%s' needs MeshConfig "
+                             "geoipDatabase: without one no address has a %s, so it could never "
+                             "match as meant", p->meta.namespace_, p->meta.name, w->key,
+                             country ? "country" : "AS number");
+                if (country) {
+                    check_codes(d, w, &w->values);
+                    check_codes(d, w, &w->not_values);
+                }
+            }
+        }
+    }
+}
+
 void mg_config_analyze(const struct mg_config *c, struct mg_diags *d)
 {
     enum mg_mtls_mode eff = c->proxy.present ? effective_mtls(c) : MG_MTLS_PERMISSIVE;
@@ -440,6 +537,7 @@ void mg_config_analyze(const struct mg_config *c, struct mg_diags *d)
     work = 0;
     analyze_peer_authn(c, d);
     analyze_authz(c, d, eff);
+    mg_config_check_geo(c, d);
     analyze_request_authn(c, d);
     analyze_gateways(c, d);
     analyze_egress(c, d);

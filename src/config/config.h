@@ -106,6 +106,11 @@ struct mg_mesh_config {
     char *access_log_format;            /* NULL = built-in default */
     char *ca_certificates;              /* default /etc/ssl/certs/ca-certificates.crt */
     char *geoip_database;               /* NULL = off */
+    /* geoipHeaders: request headers set to the client's country code / AS
+     * number for the upstream (NULL = not sent); a client's copy is
+     * always removed. Lower-case names. */
+    char *geoip_country_header;
+    char *geoip_asn_header;
     struct mg_ext_provider *ext_providers;
     size_t n_ext_providers;
     int num_trusted_proxies;            /* default 0 */
@@ -598,6 +603,13 @@ struct mg_config *mg_config_load_buffer(const char *name, const char *data, size
 
 /* istioctl-analyze style checks (warnings and errors) on a loaded config. */
 void mg_config_analyze(const struct mg_config *c, struct mg_diags *d);
+
+/* The GeoIP conditions (source.geo.*, remote.geo.* `when` keys): an error
+ * for each when MeshConfig geoipDatabase is not set (no address would ever
+ * have a value, so the condition cannot do what was meant), a warning for
+ * each country value that is not an ISO 3166 alpha-2 code. Part of
+ * mg_config_analyze; `meshgate run` calls it too. */
+void mg_config_check_geo(const struct mg_config *c, struct mg_diags *d);
 
 void mg_config_free(struct mg_config *c);
 

@@ -55,6 +55,8 @@ void mg_cfg_free_mesh(struct mg_mesh_config *m)
     free(m->access_log_format);
     free(m->ca_certificates);
     free(m->geoip_database);
+    free(m->geoip_country_header);
+    free(m->geoip_asn_header);
     for (size_t i = 0; i < m->n_ext_providers; i++) {
         struct mg_ext_provider *p = &m->ext_providers[i];
         free(p->name);

@@ -162,6 +162,13 @@ static const struct mg_cfg_field topology_rows[] = {
 static const struct mg_cfg_table topology = {
     MG_CFG_ROWS(topology_rows), .others_unsupported = true,
 };
+static const struct mg_cfg_field geoip_header_rows[] = {
+    MG_CFG_HEADER("country", struct mg_mesh_config, geoip_country_header),
+    MG_CFG_HEADER("asn", struct mg_mesh_config, geoip_asn_header),
+};
+static const struct mg_cfg_table geoip_headers = {
+    MG_CFG_ROWS(geoip_header_rows),
+};
 static const struct mg_cfg_field default_config_rows[] = {
     MG_CFG_GROUP("gatewayTopology", topology),
 };
@@ -179,6 +186,7 @@ static const struct mg_cfg_field mesh_rows[] = {
     MG_CFG_STR("accessLogFormat", struct mg_mesh_config, access_log_format),
     MG_CFG_FILE("caCertificates", struct mg_mesh_config, ca_certificates),
     MG_CFG_FILE("geoipDatabase", struct mg_mesh_config, geoip_database),
+    MG_CFG_GROUP("geoipHeaders", geoip_headers),
     MG_CFG_FN("extensionProviders", read_ext_providers_row),
     MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
     MG_CFG_GROUP("defaultConfig", default_config),

@@ -9,7 +9,7 @@
 
 /* ---- AuthorizationPolicy ---- */
 
-enum vkind { V_STR, V_IP, V_PORT, V_PATH, V_SA };
+enum vkind { V_STR, V_IP, V_PORT, V_PATH, V_SA, V_ASN };
 
 struct lfield {
     const char *name;
@@ -119,6 +119,20 @@ static void check_value(struct mg_cfg *x, const char *field, const char *v, stru
         if ((err = path_template_error(v)))
             mg_error(x->d, pos, "invalid path template \"%s\" in %s: %s", v, field, err);
         break;
+    case V_ASN: {
+        /* an AS number (optionally "AS64500") or "*" for any known one */
+        const char *d = (v[0] == 'A' || v[0] == 'a') && (v[1] == 'S' || v[1] == 's') ? v + 2 : v;
+        uint64_t n = 0;
+        bool ok = strcmp(v, "*") == 0 || (*d && strlen(d) <= 10);
+        for (const char *q = d; ok && *q && strcmp(v, "*") != 0; q++) {
+            ok = *q >= '0' && *q <= '9';
+            n = n * 10 + (uint64_t)(*q - '0');
+        }
+        if (!ok || (strcmp(v, "*") != 0 && (n == 0 || n > UINT32_MAX)))
+            mg_error(x->d, pos, "invalid AS number \"%s\" in %s (want 1..4294967295, "
+                     "optionally after \"AS\", or \"*\")", v, field);
+        break;
+    }
     case V_SA:
         if (strchr(v, '*'))
             mg_error(x->d, pos, "service account \"%s\" in %s may not contain wildcards", v,
@@ -228,6 +242,8 @@ static const char *const plain_when_keys[] = {
     "source.ip", "remote.ip", "source.namespace", "source.principal", "source.serviceAccount",
     "source.trustDomain", "request.auth.principal", "request.auth.audiences",
     "request.auth.presenter", "destination.ip", "destination.port", "connection.sni",
+    /* meshgate's GeoIP keys (MeshConfig geoipDatabase) */
+    "source.geo.country", "source.geo.asn", "remote.geo.country", "remote.geo.asn",
 };
 
 /* Parse the bracket segments after `prefix` ("[a]" or "[a][b]..."), strip
@@ -308,6 +324,8 @@ static void check_when(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
             vk = V_PORT;
         else if (strcmp(key, "source.serviceAccount") == 0)
             vk = V_SA;
+        else if (strcmp(key, "source.geo.asn") == 0 || strcmp(key, "remote.geo.asn") == 0)
+            vk = V_ASN;
     } else if (mg_has_prefix(key, "request.headers[") ||
                mg_has_prefix(key, "request.auth.claims[")) {
         bool hdr = mg_has_prefix(key, "request.headers[");

@@ -299,6 +299,20 @@ static size_t compile_value(struct ctx *cx, enum mg_attr_id attr, const char *v,
     case MG_A_HOST:
         pm_str(cx, out, v, true);
         return 1;
+    case MG_A_SOURCE_COUNTRY: case MG_A_REMOTE_COUNTRY:
+        pm_str(cx, out, v, true);       /* ISO codes: "de" means DE */
+        return 1;
+    case MG_A_SOURCE_ASN: case MG_A_REMOTE_ASN:
+        if (strcmp(v, "*") == 0) {
+            out->kind = MG_PM_PRESENT;
+            return 1;
+        }
+        if (mg_policy_parse_asn(v, &out->num) < 0) {
+            bad_value(cx, pos, "AS number", v);
+            return 0;
+        }
+        out->kind = MG_PM_ASN;
+        return 1;
     case MG_A_NONE:
         out->kind = MG_PM_NEVER;
         return 1;
@@ -408,6 +422,28 @@ static int parse_brackets(struct ctx *cx, const char *p, char ***segs, size_t *n
     return 0;
 }
 
+int mg_policy_parse_asn(const char *s, uint32_t *out)
+{
+    if (!s)
+        return -1;
+    if ((s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's'))
+        s += 2;
+    uint64_t v = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > UINT32_MAX)
+            return -1;
+    }
+    if (v == 0)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
 /* Map a `when` key to an attribute (section 2). Returns -1 for an unknown
  * or malformed key. */
 static int when_key(struct ctx *cx, const char *k, struct mg_field *f)
@@ -419,6 +455,8 @@ static int when_key(struct ctx *cx, const char *k, struct mg_field *f)
         {"request.auth.principal", MG_A_REQ_PRINCIPAL}, {"request.auth.audiences", MG_A_AUDIENCES},
         {"request.auth.presenter", MG_A_PRESENTER}, {"destination.ip", MG_A_DEST_IP},
         {"destination.port", MG_A_DEST_PORT}, {"connection.sni", MG_A_SNI},
+        {"source.geo.country", MG_A_SOURCE_COUNTRY}, {"source.geo.asn", MG_A_SOURCE_ASN},
+        {"remote.geo.country", MG_A_REMOTE_COUNTRY}, {"remote.geo.asn", MG_A_REMOTE_ASN},
     };
     if (!k)
         return -1;

@@ -27,6 +27,7 @@ enum mg_pm_kind {
     MG_PM_REQ_PRINCIPAL,    /* requestPrincipals: sub-matchers on iss and sub */
     MG_PM_CIDR,
     MG_PM_PORT,
+    MG_PM_ASN,              /* an autonomous system number (num) */
     MG_PM_NEVER,            /* a form that cannot match (requestPrincipals "abc") */
 };
 
@@ -50,6 +51,7 @@ struct mg_pm {
     struct mg_pm *iss, *sub;    /* MG_PM_REQ_PRINCIPAL: NULL = not constrained */
     struct mg_cidr cidr;
     uint16_t port;
+    uint32_t num;
 };
 
 /* What a field reads. */
@@ -58,6 +60,7 @@ enum mg_attr_id {
     MG_A_REQ_PRINCIPAL, MG_A_AUDIENCES, MG_A_PRESENTER, MG_A_CLAIM,
     MG_A_SOURCE_IP, MG_A_REMOTE_IP, MG_A_DEST_IP, MG_A_DEST_PORT, MG_A_SNI,
     MG_A_HOST, MG_A_METHOD, MG_A_PATH, MG_A_HEADER,
+    MG_A_SOURCE_COUNTRY, MG_A_SOURCE_ASN, MG_A_REMOTE_COUNTRY, MG_A_REMOTE_ASN,
     MG_A_NONE,              /* experimental.*: no metadata in this data plane */
 };
 

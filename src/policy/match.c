@@ -293,6 +293,17 @@ static bool req_principal(const struct mg_pm *m, const struct mg_attrs *a)
     return true;
 }
 
+/* An absent AS number (0) matches nothing, not even "*". */
+static bool any_asn(uint32_t asn, const struct mg_pm *pm, size_t npm)
+{
+    if (!asn)
+        return false;
+    for (size_t k = 0; k < npm; k++)
+        if (pm[k].kind == MG_PM_PRESENT || (pm[k].kind == MG_PM_ASN && pm[k].num == asn))
+            return true;
+    return false;
+}
+
 static bool cstr_any(const char *s, const struct mg_pm *pm, size_t npm)
 {
     return s && any_str(pm, npm, s, strlen(s));
@@ -348,6 +359,14 @@ static bool attr_any(const struct mg_field *f, const struct mg_attrs *a,
         return a->path && any_str(pm, npm, a->path, a->path_len);
     case MG_A_HEADER:
         return any_header(f, a, pm, npm);
+    case MG_A_SOURCE_COUNTRY:
+        return a->source_country[0] && any_str(pm, npm, a->source_country, strlen(a->source_country));
+    case MG_A_REMOTE_COUNTRY:
+        return a->remote_country[0] && any_str(pm, npm, a->remote_country, strlen(a->remote_country));
+    case MG_A_SOURCE_ASN:
+        return any_asn(a->source_asn, pm, npm);
+    case MG_A_REMOTE_ASN:
+        return any_asn(a->remote_asn, pm, npm);
     case MG_A_NONE:
         return false;
     }

@@ -56,6 +56,15 @@ struct mg_attrs {
 
     const char *sni;                    /* downstream TLS SNI or NULL */
 
+    /* GeoIP (MeshConfig geoipDatabase) of `source` and `remote`: the ISO
+     * 3166 alpha-2 country code in upper case ("" = absent) and the
+     * autonomous system number (0 = absent), as access/ looked them up.
+     * source.geo.* / remote.geo.* conditions read these. */
+    char source_country[3];
+    uint32_t source_asn;
+    char remote_country[3];
+    uint32_t remote_asn;
+
     /* Peer identity: the verified peer certificate's URI SAN without
      * "spiffe://" (e.g. "cluster.local/ns/default/sa/sleep"); NULL when the
      * connection is not mTLS or the certificate has no URI SAN. */
@@ -214,5 +223,10 @@ int mg_spiffe_parse(const char *uri, struct mg_spiffe_id *out);
  * address came from XFF, 0 when it is the peer. */
 int mg_policy_remote_addr(const struct mg_addr *peer, const char *xff, int num_trusted_proxies,
                           bool is_gateway, struct mg_addr *out);
+
+/* An AS number as a source.geo.asn / remote.geo.asn value: decimal digits,
+ * optionally after "AS" (any case), 1 .. 4294967295. Returns 0, or -1
+ * (*out untouched). */
+int mg_policy_parse_asn(const char *s, uint32_t *out);
 
 #endif

@@ -14,7 +14,8 @@
  * (raw target, normalized per the case's MeshConfig as the data plane does),
  * header=name:value (repeatable), src, remote, dst, port, sni, peer (peer
  * principal), iss, sub, aud (repeatable), azp, claims (JSON), sdc (a
- * space-delimited claim name, repeatable), tcp (flag). Expectation keys:
+ * space-delimited claim name, repeatable), tcp (flag), scc/sasn and
+ * rcc/rasn (the GeoIP country and AS number of source and remote). Expectation keys:
  * custom=PROVIDER|-, audit=ns.name#rule|-, dryd=ns.name#rule|- (dry-run
  * deny), drya=1|0|-1 (dry-run allow outcome). Values may be single-quoted.
  * Defaults: GET, host example.com, path /, HTTP. Each request is also run
@@ -166,6 +167,14 @@ static int build(struct req *q, char **tok, size_t n, const struct mg_config *c)
         } else if (strcmp(k, "remote") == 0) {
             if (mg_addr_parse_ip(&a->remote, v) < 0)
                 return -1;
+        } else if (strcmp(k, "scc") == 0 || strcmp(k, "rcc") == 0) {
+            if (strlen(v) > 2)
+                return -1;
+            memcpy(k[0] == 's' ? a->source_country : a->remote_country, v, strlen(v) + 1);
+        } else if (strcmp(k, "sasn") == 0) {
+            a->source_asn = (uint32_t)strtoul(v, NULL, 10);
+        } else if (strcmp(k, "rasn") == 0) {
+            a->remote_asn = (uint32_t)strtoul(v, NULL, 10);
         } else if (strcmp(k, "dst") == 0) {
             uint16_t p = a->dest.port;
             if (mg_addr_parse_ip(&a->dest, v) < 0)
