@@ -269,6 +269,7 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a,
         .peer = c->peer, .local = c->local, .sni = c->sni[0] ? c->sni : NULL,
         /* computed once per connection by conn.c with mg_tls_peer_principal */
         .principal = c->ssl && c->principal[0] ? c->principal : NULL,
+        .geoip = r->snap->geoip, .geo_cache = &c->geo,
     };
     struct mg_access_req rq = {
         .method = r->method, .authority = r->authority,
@@ -277,6 +278,23 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a,
         .headers = policy_headers(r), .n_headers = r->n_h, .authn = ra,
     };
     mg_access_attrs(a->cfg, &ac, &rq, at);
+}
+
+static void set_header(struct mg_request *r, const char *name, const char *value);
+
+/* The client's GeoIP, for the access log and the upstream (MeshConfig
+ * geoipHeaders): what remote.geo.* read. The edge removed the client's
+ * copies of these headers, so an unknown address forwards none. */
+static void set_geo(struct mg_request *r, const struct mg_attrs *at)
+{
+    const struct mg_mesh_config *m = &r->snap->cfg->mesh;
+    r->geo_done = true;
+    memcpy(r->geo_country, at->remote_country, sizeof(r->geo_country));
+    r->geo_asn = at->remote_asn;
+    if (m->geoip_country_header && r->geo_country[0])
+        set_header(r, m->geoip_country_header, mg_arena_strndup(&r->arena, r->geo_country, 2));
+    if (m->geoip_asn_header && r->geo_asn)
+        set_header(r, m->geoip_asn_header, mg_arena_printf(&r->arena, "%u", (unsigned)r->geo_asn));
 }
 
 /* ---- decision ---- */
@@ -453,6 +471,8 @@ enum mg_access_rc mg_access_run(struct mg_request *r)
     }
     struct mg_attrs at;
     build_attrs(r, a, &ra, &at);
+    if (r->snap->geoip)
+        set_geo(r, &at);
     struct mg_authz_result res;
     mg_authz_decide(a->ps, &at, &res);
     mg_ra_result_free(&ra);

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "jwt/jwt.h"
 #include "policy/policy.h"
+#include "geoip/geoip.h"
 
 /* RequestAuthentication per request (pure: no I/O, no libevent).
  *
@@ -224,6 +225,11 @@ struct mg_access_conn {
      * --remote-ip); NULL: for HTTP taken from X-Forwarded-For as the
      * MeshConfig says (mg_policy_remote_addr), for TCP the peer. */
     const struct mg_addr *remote;
+    /* GeoIP: the snapshot's database (NULL = none configured: no geo
+     * attributes) and the connection's lookup cache (NULL = look up every
+     * time, as the explainer does). */
+    const struct mg_geoip *geoip;
+    struct mg_geo_cache *geo_cache;
 };
 
 /* The HTTP request, after path normalization, the edge (route/route.h) and
@@ -246,7 +252,9 @@ struct mg_access_req {
 /* Fill *out for a decision on connection c and request rq (NULL for a TCP
  * connection: no HTTP attributes). cfg gives the MeshConfig
  * numTrustedProxies and the Proxy mode (gateway or sidecar) for the remote
- * address. *out borrows from c, rq and rq->authn. Allocation free except
+ * address. With c->geoip, the source and remote addresses are looked up
+ * (source.geo.*, remote.geo.*; an address the database does not hold has
+ * no geo attributes). *out borrows from c, rq and rq->authn. Allocation free except
  * for an X-Forwarded-For longer than a small stack buffer (freed before
  * returning). Never fails. */
 void mg_access_attrs(const struct mg_config *cfg, const struct mg_access_conn *c,

@@ -59,6 +59,14 @@ void mg_access_attrs(const struct mg_config *cfg, const struct mg_access_conn *c
         remote_from_xff(cfg, c, rq, &out->remote);
     else
         out->remote = c->peer;
+    if (c->geoip) {
+        struct mg_geo gs, gr;
+        mg_geoip_lookup_cached(c->geoip, c->geo_cache, &out->source, &out->remote, &gs, &gr);
+        memcpy(out->source_country, gs.country, sizeof(out->source_country));
+        out->source_asn = gs.asn;
+        memcpy(out->remote_country, gr.country, sizeof(out->remote_country));
+        out->remote_asn = gr.asn;
+    }
     if (!rq)
         return;
     out->is_http = true;

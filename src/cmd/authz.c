@@ -21,6 +21,7 @@
 #include "cmd/internal.h"
 #include "route/route.h"
 #include "policy/policy.h"
+#include "geoip/geoip.h"
 
 #define MAX_HEADERS 128
 #define MAX_LABELS 64
@@ -36,6 +37,7 @@ static void usage(FILE *out)
           "  --header 'Name: value'  request header (repeatable)\n"
           "  --source-ip IP          direct peer address\n"
           "  --remote-ip IP          original client address (default: source ip)\n"
+          "                          (both resolve through MeshConfig geoipDatabase when set)\n"
           "  --dest-ip IP            local destination address\n"
           "  --port N                destination port (default from the URL scheme, or 443)\n"
           "  --sni NAME              TLS SNI\n"
@@ -284,9 +286,10 @@ static int build_headers(const struct opts *o, struct request *q)
  * x-forwarded-proto, x-envoy-external-address (with --source-ip) and, for a
  * verified peer (--principal), x-forwarded-client-cert are set. Policies on
  * those headers then decide here as they do there. */
-static void edge_headers(struct request *q, const char *own_id)
+static void edge_headers(struct request *q, const char *own_id, const struct mg_mesh_config *m)
 {
-    struct mg_edge_own own = { .proto = q->scheme };
+    const char *const geo[2] = { m->geoip_country_header, m->geoip_asn_header };
+    struct mg_edge_own own = { .proto = q->scheme, .drop = geo, .n_drop = 2 };
     if (q->conn.peer.family) {
         mg_addr_ip_str(&q->conn.peer, q->external, sizeof(q->external));
         own.external_address = q->external;
@@ -423,7 +426,7 @@ static int build_request(const struct opts *o, const struct mg_config *c, struct
     if (build_headers(o, q) < 0 || build_claims(o, c, q) < 0)
         return -1;
     char *own_id = c->proxy.present ? mg_config_spiffe_id(c) : NULL;
-    edge_headers(q, own_id);
+    edge_headers(q, own_id, &c->mesh);
     free(own_id);
 
     /* Normalize exactly as the data plane does before authorization. */
@@ -468,6 +471,27 @@ static void print_request(const struct mg_attrs *a)
                a->host ? a->host : "-", (unsigned)a->dest.port);
     else
         printf("request: TCP connection to port %u\n", (unsigned)a->dest.port);
+}
+
+/* The GeoIP attributes the decision read (only with a database). */
+static void print_geo(const struct mg_geoip *g, const struct mg_attrs *a)
+{
+    if (!g)
+        return;
+    const struct { const char *what; const struct mg_addr *ad; const char *cc; uint32_t asn; } v[2] = {
+        { "source", &a->source, a->source_country, a->source_asn },
+        { "remote", &a->remote, a->remote_country, a->remote_asn },
+    };
+    for (int i = 0; i < 2; i++) {
+        char ip[64] = "-";
+        if (v[i].ad->family)
+            mg_addr_ip_str(v[i].ad, ip, sizeof(ip));
+        printf("geo: %s %s country=%s asn=", v[i].what, ip, v[i].cc[0] ? v[i].cc : "-");
+        if (v[i].asn)
+            printf("%u\n", (unsigned)v[i].asn);
+        else
+            printf("-\n");
+    }
 }
 
 static void print_authn(const struct opts *o, const struct mg_attrs *a,
@@ -577,6 +601,7 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
     if (an.res.status == MG_RA_DENY_401 || an.res.status == MG_RA_DENY_403) {
         printf("DENY\n");
         print_request(&a);
+        print_geo(q->conn.geoip, &a);
         print_authn(o, &a, &an, k);
         printf("authorization: not evaluated (request authentication answered %d)\n",
                an.res.http_status);
@@ -589,6 +614,7 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
         mg_authz_explain(s, &a, &r, t);
         printf("%s\n", r.decision == MG_AUTHZ_ALLOW ? "ALLOW" : "DENY");
         print_request(&a);
+        print_geo(q->conn.geoip, &a);
         print_authn(o, &a, &an, k);
         report(s, &a, &r, t, n);
         rc = r.decision == MG_AUTHZ_ALLOW ? 0 : 1;
@@ -607,6 +633,7 @@ int mg_cmd_authz(int argc, char **argv)
     struct mg_reqauthn *ra = NULL;
     struct mg_explain_keys *keys = NULL;
     struct mg_policy_set *s = NULL;
+    struct mg_geoip *geoip = NULL;
     uint64_t now = (uint64_t)time(NULL);
     int rc = 2;
 
@@ -643,6 +670,14 @@ int mg_cmd_authz(int argc, char **argv)
     }
     s = mg_policy_compile(c, &w, &d);
     ra = compile_authn(c, &o, &labels, &d);
+    mg_config_check_geo(c, &d);
+    if (c->mesh.geoip_database && *c->mesh.geoip_database) {
+        /* the gateway's database: --source-ip and --remote-ip resolve through it */
+        char err[512];
+        geoip = mg_geoip_open(c->mesh.geoip_database, err, sizeof(err));
+        if (!geoip)
+            mg_error(&d, c->mesh.pos, "%s", err);
+    }
     mg_diags_print(&d, stderr);
     if (d.errors > errors0) {
         /* e.g. an invalid inline jwks: the gateway refuses such a snapshot */
@@ -653,6 +688,7 @@ int mg_cmd_authz(int argc, char **argv)
     if (!keys)
         goto out;
     int br = build_request(&o, c, &q);
+    q.conn.geoip = geoip;
     if (br == 0)
         rc = decide(&o, c, s, ra, keys, (int64_t)now, &q);
     else
@@ -661,6 +697,7 @@ out:
     mg_explain_keys_free(keys);
     mg_reqauthn_free(ra);
     mg_policy_set_free(s);
+    mg_geoip_unref(geoip);
     free_request(&q);
     free(lstore);
     mg_diags_free(&d);

@@ -329,6 +329,7 @@ static void snapshot_destroy(struct mg_snapshot *s)
     free(s->clusters);
     mg_access_free(s->access);
     mg_inbound_free(s->inbound);
+    mg_geoip_unref(s->geoip);
     free(s->spiffe_id);
     model_unref(s->model);
     free(s);
@@ -355,6 +356,17 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
         return NULL;
     }
     s->spiffe_id = mg_config_spiffe_id(cfg);
+    /* Opened again for every generation (a rotation too: the file watch
+     * sees a new database as it sees new certificates). A damaged file
+     * fails the build, so the previous generation and its database keep
+     * serving. */
+    mg_config_check_geo(cfg, d);
+    if (cfg->mesh.geoip_database && *cfg->mesh.geoip_database) {
+        char err[512];
+        s->geoip = mg_geoip_open(cfg->mesh.geoip_database, err, sizeof(err));
+        if (!s->geoip)
+            mg_error(d, cfg->mesh.pos, "%s", err);
+    }
     size_t nsv = 0;
     for (size_t i = 0; i < cfg->n_gateways; i++)
         if (mg_selector_matches(&cfg->gateways[i].selector, &cfg->proxy.meta.labels))
@@ -504,4 +516,5 @@ void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path,
             client_tls_files(&dr->subsets[k].policy.base.tls, fn, arg);
     }
     file_cb(fn, arg, c->mesh.ca_certificates);
+    file_cb(fn, arg, c->mesh.geoip_database);
 }

@@ -24,7 +24,8 @@ struct mg_snapshot *mg_snapshot_rotate(const struct mg_snapshot *cur, uint64_t g
                                        struct mg_diags *d);
 
 /* Every certificate, key and CA file the snapshot read (Proxy identity and
- * credentials, Gateway server TLS, DestinationRule TLS, MeshConfig CA), for
+ * credentials, Gateway server TLS, DestinationRule TLS, MeshConfig CA and
+ * geoipDatabase), for
  * the main thread's change watch. Calls fn once per path (duplicates
  * possible). */
 void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path, void *arg), void *arg);

@@ -187,9 +187,9 @@ static void watch_reset(struct gw *g)
         mg_snapshot_files(g->snap, watch_add, g);
 }
 
-/* Certificates, keys, CRLs and CA files are re-read when they change: a
- * change rotates them into a new generation with the same
- * configuration model; connections stay up. */
+/* Certificates, keys, CRLs, CA files and the GeoIP database are re-read
+ * when they change: a change rotates them into a new generation with the
+ * same configuration model; connections stay up. */
 static bool watch_changed(struct gw *g)
 {
     for (size_t i = 0; i < g->n_watch; i++) {
@@ -213,7 +213,7 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
     struct gw *g = arg;
     if (g->stopping || !watch_changed(g))
         return;
-    fprintf(stderr, "meshgate: certificate files changed\n");
+    fprintf(stderr, "meshgate: certificate or GeoIP database files changed\n");
     reload(g, true);
     watch_reset(g);                     /* also after a rejected reload: do not retry in a loop */
 }

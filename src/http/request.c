@@ -386,10 +386,13 @@ static void phase_sanitize(struct mg_request *r)
     struct mg_kv *nh = mg_arena_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
     char ip[64];
     mg_addr_ip_str(&r->conn->peer, ip, sizeof(ip));
+    const struct mg_mesh_config *m = &r->snap->cfg->mesh;
+    const char *const geo[2] = { m->geoip_country_header, m->geoip_asn_header };
     struct mg_edge_own own = {
         .proto = r->conn->ssl ? "https" : "http",
         .external_address = mg_arena_strndup(&r->arena, ip, strlen(ip)),
         .xfcc = xfcc_value(r),
+        .drop = geo, .n_drop = 2,       /* the access phase sets them from the database */
     };
     r->n_h = mg_edge_sanitize(r->h, r->n_h, &own, nh);
     r->h = nh;

@@ -121,6 +121,12 @@ struct mg_request {
     unsigned n_on_release;
     const char *authz_policy;           /* deciding policy "ns.name", NULL = none */
     int authz_rule;                     /* its rule index (when authz_policy is set) */
+    /* GeoIP of the client address authorization used (remote.geo.*), set by
+     * the access phase when the snapshot has a database: country "" and asn
+     * 0 = unknown. */
+    bool geo_done;
+    char geo_country[3];
+    uint32_t geo_asn;
     const char *authz_audit;            /* AUDIT policy that matched, or NULL */
     const char *authz_dry_run;          /* dry-run DENY policy that would have denied */
     const char *authz_dry_run_result;   /* "deny" when a dry-run policy would deny */

@@ -88,6 +88,7 @@ bool mg_splice_authorize(struct mg_splice *s)
         .local = c->local,              /* the listening port (inbound: the workload port) */
         .sni = c->sni[0] ? c->sni : NULL,
         .principal = c->ssl && c->principal[0] ? c->principal : NULL,
+        .geoip = c->snap->geoip, .geo_cache = &c->geo,
     };
     struct mg_attrs at;
     mg_access_attrs(c->snap->cfg, &ac, NULL, &at);     /* TCP: no HTTP attributes */

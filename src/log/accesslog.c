@@ -16,6 +16,8 @@
 #include "http/types.h"
 #include "route/types.h"
 #include "upstream/types.h"
+#include "snapshot/snapshot.h"
+#include "geoip/geoip.h"
 
 static atomic_int log_fd = -1;
 static _Thread_local struct mg_buf line_buf;
@@ -149,9 +151,37 @@ struct fields {
     char start[40];
     const char *method, *path, *protocol, *flags, *upstream, *xff, *ua, *rid, *authority;
     const char *remote, *local, *sni, *route, *reason, *cluster;
+    const char *geo_country;            /* NULL = unknown or no database */
+    char geo_asn[16];                   /* "" = unknown */
+    char geo_country_buf[3];
     int code;
     unsigned long long rx, tx, duration;
 };
+
+/* The client's country and AS number: what the access phase looked up
+ * (the remote.geo.* client); a request refused before that phase (no
+ * route, a malformed request) gets its peer's, from the connection's
+ * cache. */
+static void geo(struct fields *f, const struct mg_request *r)
+{
+    struct mg_geo g = { "", 0 };
+    f->geo_country = NULL;
+    f->geo_asn[0] = '\0';
+    if (r->geo_done) {
+        memcpy(g.country, r->geo_country, sizeof(g.country));
+        g.asn = r->geo_asn;
+    } else if (r->snap && r->snap->geoip) {
+        struct mg_geo unused;
+        mg_geoip_lookup_cached(r->snap->geoip, &r->conn->geo, &r->conn->peer, &r->conn->peer,
+                               &g, &unused);
+    } else {
+        return;
+    }
+    memcpy(f->geo_country_buf, g.country, sizeof(g.country));
+    f->geo_country = g.country[0] ? f->geo_country_buf : NULL;
+    if (g.asn)
+        snprintf(f->geo_asn, sizeof(f->geo_asn), "%u", (unsigned)g.asn);
+}
 
 static void collect(struct fields *f, const struct mg_request *r)
 {
@@ -180,6 +210,7 @@ static void collect(struct fields *f, const struct mg_request *r)
     f->route = r->route ? r->route->name : NULL;
     f->reason = r->reason;
     f->cluster = r->dest && r->dest->cluster ? r->dest->cluster->name : NULL;
+    geo(f, r);
 }
 
 /* Envoy command operators for accessLogFormat. */
@@ -254,6 +285,10 @@ static void format_custom(struct mg_buf *b, const char *fmt, const struct mg_req
             v = f->sni;
         } else if (strcmp(op, "ROUTE_NAME") == 0) {
             v = f->route;
+        } else if (strcmp(op, "GEO_COUNTRY") == 0) {
+            v = f->geo_country;
+        } else if (strcmp(op, "GEO_ASN") == 0) {
+            v = f->geo_asn[0] ? f->geo_asn : NULL;
         } else if (strcmp(op, "DOWNSTREAM_PEER_URI_SAN") == 0) {
             v = r->conn->peer_uri[0] ? r->conn->peer_uri : NULL;
         } else {
@@ -299,6 +334,12 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
         }
         if (r->authz_policy)
             bprintf(b, ",\"authz_rule\":%d", r->authz_rule);
+        if (f.geo_country) {            /* only with a database and a known client */
+            mg_buf_adds(b, ",\"geo_country\":");
+            json_str(b, f.geo_country);
+        }
+        if (f.geo_asn[0])
+            bprintf(b, ",\"geo_asn\":%s", f.geo_asn);
         bprintf(b, ",\"response_code\":%d,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
                       "\"duration\":%llu", f.code, f.rx, f.tx, f.duration);
         if (r->conn->ssl) {             /* TLS facts last, only with TLS (short lines) */

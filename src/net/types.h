@@ -16,6 +16,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include "base/base.h"
+#include "geoip/geoip.h"
 
 struct mg_snapshot;
 struct mg_port;
@@ -52,6 +53,7 @@ struct mg_conn {
     char peer_uri[272];                 /* full URI SAN */
     char cert_hash[65];                 /* hex sha256 of the client cert ("" = none) */
     const char *principal_label;        /* interned peer URI for metrics (NULL = none) */
+    struct mg_geo_cache geo;            /* GeoIP of the peer and the last X-Forwarded-For client */
     size_t linger_bytes;
     int refs;
     bool closing;

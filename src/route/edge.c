@@ -58,9 +58,13 @@ size_t mg_edge_sanitize(const struct mg_kv *in, size_t n, const struct mg_edge_o
                         struct mg_kv *out)
 {
     size_t o = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!mg_edge_drops(in, n, in[i].key))
+    for (size_t i = 0; i < n; i++) {
+        bool own_name = false;
+        for (size_t k = 0; k < own->n_drop && !own_name; k++)
+            own_name = own->drop[k] && strcmp(in[i].key, own->drop[k]) == 0;
+        if (!own_name && !mg_edge_drops(in, n, in[i].key))
             out[o++] = in[i];
+    }
     const char *set[3][2] = {
         { "x-forwarded-proto", own->proto },
         { "x-envoy-external-address", own->external_address },

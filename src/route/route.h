@@ -120,10 +120,15 @@ struct mg_edge_own {
     const char *proto;                  /* x-forwarded-proto: "http" / "https" */
     const char *external_address;       /* x-envoy-external-address: the peer IP */
     const char *xfcc;                   /* x-forwarded-client-cert (mg_edge_xfcc) */
+    /* More names only the proxy sets (lower-case): the GeoIP headers of
+     * MeshConfig geoipHeaders, which the access phase fills. NULL entries
+     * are skipped. */
+    const char *const *drop;
+    size_t n_drop;
 };
 
 /* The client's headers in[0..n) as the request continues: every header
- * mg_edge_drops() names removed, the rest in order, then the proxy's own
+ * mg_edge_drops() or own->drop names removed, the rest in order, then the proxy's own
  * x-forwarded-proto, x-envoy-external-address and x-forwarded-client-cert
  * (those `own` gives). out must not overlap in and has room for n + 3
  * entries; the entries borrow in's strings and own's. Returns the count

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "base/base.h"
 #include "route/types.h"
+#include "geoip/geoip.h"
 
 struct mg_port;
 struct mg_conn;
@@ -100,6 +101,7 @@ struct mg_snapshot {
     uint16_t https_port;                /* redirect target port (0 = default 443) */
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
     struct mg_inbound_set *inbound;     /* sidecar inbound ports (sidecar/sidecar.h), NULL = none */
+    struct mg_geoip *geoip;             /* MeshConfig geoipDatabase, opened and checked; NULL = none */
     void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */
 };
 
