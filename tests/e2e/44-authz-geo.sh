@@ -155,5 +155,6 @@ printf 'apiVersion: meshgate.io/v1alpha1\nkind: MeshConfig\nspec: {geoipDatabase
     "$good/bad.mmdb" >"$good/m.yaml"
 out=$("$MESHGATE" authz -c "$good" --url http://a.example.com/ --source-ip 127.0.0.1 2>&1)
 like "$out" "not a MaxMind DB file" "meshgate authz refuses a corrupt database"
+is "$(grep -c 'Sanitizer\|runtime error' "$MG_MESHGATE_LOG")" 0 "no sanitizer report in the gateway log"
 
 done_testing
