@@ -67,6 +67,13 @@ static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
     mg_buf_printf(b, "{\"generation\":%llu,\"policy_generation\":%llu,\"source\":",
                   (unsigned long long)s->generation, (unsigned long long)s->policy_gen);
     json_s(b, s->cfg->source);
+    if (s->geoip) {                     /* the database this generation opened */
+        mg_buf_adds(b, ",\"geoip\":{\"path\":");
+        json_s(b, mg_geoip_path(s->geoip));
+        mg_buf_adds(b, ",\"database_type\":");
+        json_s(b, mg_geoip_type(s->geoip));
+        mg_buf_adds(b, "}");
+    }
     mg_buf_adds(b, ",\"listeners\":[");
     for (size_t i = 0; i < s->n_ports; i++) {
         const struct mg_port *p = &s->ports[i];

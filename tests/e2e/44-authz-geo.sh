@@ -64,6 +64,8 @@ spec:
     when: [{key: source.geo.country, notValues: [\"*\"]}]"
 
 ok "gateway starts with the database" mg_start_meshgate "$AZ_CFG"
+like "$(curl -s --max-time 3 "http://$MG_ADMIN/config_dump")" \
+    '"geoip":\{"path":"[^"]*/geo\.mmdb","database_type":"meshgate-test"\}' "/config_dump names the database"
 B=https://app.example.com:$https
 
 az_req "US (127.0.0.1) allowed" 200 "$B/echo"
