@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "access/access.h"
+#include "egress/egress.h"
 #include "http/http.h"
 #include "route/route.h"
 #include "l4/l4.h"
@@ -328,6 +329,7 @@ static void snapshot_destroy(struct mg_snapshot *s)
         mg_cluster_free(s->clusters[i]);
     free(s->clusters);
     mg_access_free(s->access);
+    mg_egress_free(s->egress);
     mg_inbound_free(s->inbound);
     mg_geoip_unref(s->geoip);
     free(s->spiffe_id);
@@ -448,6 +450,7 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
     s->https_port = (n_https_ports == 1 && https_port != 443) ? https_port : 0;
     mg_inbound_build(s, d);
     s->access = mg_access_build(s, d);
+    s->egress = mg_egress_build(cfg, d);
     set_codecs(s);
     if (d->errors > errors0) {
         mg_snapshot_unref(s);

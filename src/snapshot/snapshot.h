@@ -22,6 +22,7 @@ struct mg_port;
 struct mg_conn;
 struct mg_cluster;
 struct mg_access;
+struct mg_egress;
 struct mg_inbound_port;
 struct mg_inbound_set;
 struct mg_model;
@@ -100,6 +101,7 @@ struct mg_snapshot {
     size_t n_clusters, cap_clusters;
     uint16_t https_port;                /* redirect target port (0 = default 443) */
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
+    struct mg_egress *egress;           /* visible ServiceEntry registry (egress/egress.h) */
     struct mg_inbound_set *inbound;     /* sidecar inbound ports (sidecar/sidecar.h), NULL = none */
     struct mg_geoip *geoip;             /* MeshConfig geoipDatabase, opened and checked; NULL = none */
     void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */
