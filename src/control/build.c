@@ -283,7 +283,9 @@ static void set_codecs(struct mg_snapshot *s)
         struct mg_port *p = &s->ports[i];
         p->accept = p->inbound ? mg_inbound_conn_start : NULL;
         p->start_h2 = NULL;
-        if (p->passthrough || p->tcp) {
+        if (p->forward) {
+            p->start = mg_forward_start;                /* CONNECT tunnels to the egress registry */
+        } else if (p->passthrough || p->tcp) {
             p->start = mg_passthrough_start;            /* not HTTP: splice by SNI or tcp route */
         } else if (p->inbound && p->inbound->tcp) {
             p->start = mg_inbound_tcp_start;            /* sidecar TCP port: authorize, then splice */
@@ -330,11 +332,40 @@ static void snapshot_destroy(struct mg_snapshot *s)
     free(s->clusters);
     mg_access_free(s->access);
     mg_egress_free(s->egress);
+    free(s->outbound_ip);
     mg_inbound_free(s->inbound);
     mg_geoip_unref(s->geoip);
     free(s->spiffe_id);
     model_unref(s->model);
     free(s);
+}
+
+/* The forward proxy on Proxy.spec.outbound.bind ("ip:port"): a plain port of
+ * its own, bound on that address. */
+static void add_forward_port(struct mg_snapshot *s, struct mg_diags *d)
+{
+    const struct mg_proxy *px = &s->cfg->proxy;
+    if (!px->outbound_bind || !*px->outbound_bind)
+        return;
+    char ip[64];
+    uint16_t port = 0;
+    struct mg_addr a;
+    if (mg_split_host_port(px->outbound_bind, ip, sizeof(ip), &port) != 0 || !port ||
+        mg_addr_parse_ip(&a, ip) != 0) {
+        mg_error(d, px->pos, "outbound.bind \"%s\": want IP:PORT", px->outbound_bind);
+        return;
+    }
+    for (size_t i = 0; i < s->n_ports; i++)
+        if (s->ports[i].number == port) {
+            mg_error(d, px->pos, "outbound.bind port %u is also a Gateway or inbound port", port);
+            return;
+        }
+    struct mg_port *p = &s->ports[s->n_ports++];
+    memset(p, 0, sizeof(*p));
+    p->number = port;
+    p->forward = true;
+    s->outbound_ip = mg_xstrdup(ip);
+    p->bind_ip = s->outbound_ip;
 }
 
 /* Compile m (the caller's reference passes to the snapshot, also on failure). */
@@ -374,7 +405,8 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
         if (mg_selector_matches(&cfg->gateways[i].selector, &cfg->proxy.meta.labels))
             nsv += cfg->gateways[i].n_servers;
     s->srvs = nsv ? mg_xcalloc(nsv, sizeof(*s->srvs)) : NULL;
-    size_t nports = nsv + cfg->proxy.n_inbound;     /* inbound.c appends its ports */
+    /* inbound.c appends its ports; the forward proxy takes one more */
+    size_t nports = nsv + cfg->proxy.n_inbound + 1;
     s->ports = nports ? mg_xcalloc(nports, sizeof(*s->ports)) : NULL;
     compile_routes(s, d);
     size_t ntls = 0;
@@ -451,6 +483,7 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
     mg_inbound_build(s, d);
     s->access = mg_access_build(s, d);
     s->egress = mg_egress_build(cfg, d);
+    add_forward_port(s, d);
     set_codecs(s);
     if (d->errors > errors0) {
         mg_snapshot_unref(s);

@@ -253,3 +253,17 @@ const char *mg_egress_reason_name(enum mg_egress_reason r)
     }
     return "?";
 }
+
+#define EG_REASONS(en) { "egress_" en "_registered", "egress_" en "_allow_any", \
+    "egress_" en "_not_registered", "egress_" en "_port_not_registered", \
+    "egress_" en "_address_not_registered", "egress_" en "_bad_target" }
+
+const char *mg_egress_log_reason(enum mg_egress_entrance en, enum mg_egress_reason r)
+{
+    static const char *const names[4][6] = {
+        EG_REASONS("forward"), EG_REASONS("connect"), EG_REASONS("sni"), EG_REASONS("route"),
+    };
+    if ((unsigned)en >= 4 || (unsigned)r >= 6)
+        return "egress_refused";
+    return names[en][r];
+}

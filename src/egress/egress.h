@@ -78,5 +78,8 @@ bool mg_egress_check(const struct mg_egress *e, const char *host, uint16_t port,
  * "address_not_registered", "bad_target". */
 const char *mg_egress_entrance_name(enum mg_egress_entrance en);
 const char *mg_egress_reason_name(enum mg_egress_reason r);
+/* The access log's reason for a refusal: "egress_<entrance>_<reason>"
+ * (e.g. "egress_connect_not_registered"). Static storage. */
+const char *mg_egress_log_reason(enum mg_egress_entrance en, enum mg_egress_reason r);
 
 #endif

@@ -14,7 +14,10 @@
  * The owner embeds a struct mg_splice (passthrough.c as the first member of
  * its own state) and stays the connection's codec; the splice's callbacks
  * take the struct mg_splice as their argument. */
+#include <sys/socket.h>
+
 struct bufferevent;
+struct event;
 struct mg_conn;
 struct mg_cluster;
 struct mg_endpoint;
@@ -31,6 +34,19 @@ struct mg_splice {
     char upstream_host[64];
     uint64_t rx, tx;                    /* bytes from the client / to the client */
     int64_t start_ms, start_wall_us;
+    /* Set by an owner that speaks HTTP before the splice (the forward
+     * proxy's CONNECT); zero for a bare TCP splice. */
+    const char *method, *target;        /* access log request line ("-" when NULL) */
+    const char *authority;              /* access log authority, NULL = none */
+    int status;                         /* access log response code, 0 = none */
+    const char *greeting;               /* written to the client once connected */
+    /* Connect failure before any byte moved: called instead of closing, so
+     * the owner can answer (it must end with mg_splice_close or its own
+     * close). NULL: close at once. */
+    void (*on_connect_fail)(struct mg_splice *s);
+    int64_t idle_ms;                    /* > 0: close when no byte moves for this long */
+    struct event *idle;                 /* that timer */
+    uint64_t idle_seen;                 /* rx + tx at its last tick */
 };
 
 /* Start the clock of a splice for connection c (zeroes nothing else). */
@@ -47,6 +63,11 @@ bool mg_splice_authorize(struct mg_splice *s);
  * connected; the client's bytes wait in the input buffer meanwhile. On any
  * failure the connection is closed (mg_splice_close). */
 void mg_splice_connect(struct mg_splice *s, const struct mg_cluster *cl, const struct mg_endpoint *e);
+
+/* Connect to the address sa (salen bytes), label for the log, giving up
+ * after timeout_ms; otherwise as mg_splice_connect. */
+void mg_splice_connect_addr(struct mg_splice *s, const struct sockaddr *sa, socklen_t salen,
+                            const char *label, int64_t timeout_ms);
 
 /* The access log line (once), the upstream freed, the connection closed. */
 void mg_splice_close(struct mg_splice *s);
@@ -86,5 +107,12 @@ const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const
  * switch). A TCP port has no SNI: its first tcp route takes every
  * connection. */
 void mg_passthrough_start(struct mg_conn *c);
+
+/* Codec entry for connections on the forward proxy port
+ * (Proxy.spec.outbound.bind, forward.c): one CONNECT host:port per
+ * connection, checked against the egress registry and the authorization
+ * policies, then spliced to the address the gateway resolves (403 refused,
+ * 503 unresolvable or unreachable, 200 then the tunnel). */
+void mg_forward_start(struct mg_conn *c);
 
 #endif

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include "access/access.h"
 #include "log/log.h"
 #include "net/types.h"
@@ -37,10 +38,12 @@ static void splice_log(struct mg_splice *s)
     memset(&r, 0, sizeof(r));
     r.conn = s->c;
     r.snap = s->c->snap;
-    r.method = "-";
-    r.target = "-";
+    r.method = s->method ? s->method : "-";
+    r.target = s->target ? s->target : "-";
     r.path = "-";
-    r.protocol = "TCP";
+    r.authority = s->authority;
+    r.status = s->status;
+    r.protocol = s->method ? "HTTP/1.1" : "TCP";
     r.flags = s->connected ? "-" : s->no_route ? "NR" : s->reason ? "-" : "UF";
     r.reason = s->reason;
     r.authz_policy = s->policy;
@@ -56,6 +59,10 @@ static void splice_log(struct mg_splice *s)
 void mg_splice_release(struct mg_splice *s)
 {
     splice_log(s);
+    if (s->idle) {
+        event_free(s->idle);
+        s->idle = NULL;
+    }
     if (s->up) {
         bufferevent_free(s->up);
         s->up = NULL;
@@ -181,6 +188,35 @@ static void down_event(struct bufferevent *bev, short what, void *arg)
     mg_conn_unref(s->c);
 }
 
+/* A tunnel is idle when no byte moved either way for a whole period; one
+ * timer per tunnel rather than read timeouts on each side, since a one-way
+ * download keeps one side silent for as long as it runs. */
+static void idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mg_splice *s = arg;
+    if (s->rx + s->tx != s->idle_seen) {
+        s->idle_seen = s->rx + s->tx;
+        return;
+    }
+    mg_conn_ref(s->c);
+    if (!s->reason)
+        s->reason = "idle_timeout";
+    mg_splice_close(s);
+    mg_conn_unref(s->c);
+}
+
+static void idle_arm(struct mg_splice *s)
+{
+    if (s->idle_ms <= 0 || s->idle)
+        return;
+    s->idle = event_new(s->c->w->base, -1, EV_PERSIST, idle_cb, s);
+    struct timeval tv = { (time_t)(s->idle_ms / 1000), (suseconds_t)((s->idle_ms % 1000) * 1000) };
+    if (s->idle)
+        event_add(s->idle, &tv);
+}
+
 static void up_event(struct bufferevent *bev, short what, void *arg)
 {
     struct mg_splice *s = arg;
@@ -189,12 +225,19 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
         s->connected = true;
         bufferevent_set_timeouts(bev, NULL, NULL);
         bufferevent_set_timeouts(s->c->bev, NULL, NULL);
+        if (s->greeting)
+            evbuffer_add(bufferevent_get_output(s->c->bev), s->greeting, strlen(s->greeting));
+        idle_arm(s);
         s->rx += relay(s->c->bev, s->up);       /* what the client sent meanwhile (a ClientHello) */
         bufferevent_enable(s->c->bev, EV_READ | EV_WRITE);
     } else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->c->bev) {
         s->up_eof = true;
         s->tx += relay(bev, s->c->bev);
         check_done(s);
+    } else if (!s->connected && s->on_connect_fail) {
+        bufferevent_free(s->up);
+        s->up = NULL;
+        s->on_connect_fail(s);
     } else {
         mg_splice_close(s);
     }
@@ -203,8 +246,15 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 
 void mg_splice_connect(struct mg_splice *s, const struct mg_cluster *cl, const struct mg_endpoint *e)
 {
+    mg_splice_connect_addr(s, (const struct sockaddr *)&e->sa, e->salen, e->label,
+                           cl->connect_timeout_ms);
+}
+
+void mg_splice_connect_addr(struct mg_splice *s, const struct sockaddr *sa, socklen_t salen,
+                            const char *label, int64_t timeout_ms)
+{
     struct mg_conn *c = s->c;
-    snprintf(s->upstream_host, sizeof(s->upstream_host), "%s", e->label);
+    snprintf(s->upstream_host, sizeof(s->upstream_host), "%s", label);
     s->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!s->up) {
         mg_splice_close(s);
@@ -212,12 +262,11 @@ void mg_splice_connect(struct mg_splice *s, const struct mg_cluster *cl, const s
     }
     bufferevent_setcb(c->bev, down_read, down_write, down_event, s);
     bufferevent_setcb(s->up, up_read, up_write, up_event, s);
-    struct timeval tv = { (time_t)(cl->connect_timeout_ms / 1000),
-                          (suseconds_t)((cl->connect_timeout_ms % 1000) * 1000) };
+    struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000) };
     bufferevent_set_timeouts(s->up, &tv, &tv);
     bufferevent_enable(s->up, EV_READ | EV_WRITE);
     bufferevent_disable(c->bev, EV_READ);       /* client bytes wait until connected */
     bufferevent_enable(c->bev, EV_WRITE);
-    if (bufferevent_socket_connect(s->up, (const struct sockaddr *)&e->sa, (int)e->salen) < 0)
+    if (bufferevent_socket_connect(s->up, sa, (int)salen) < 0)
         mg_splice_close(s);
 }

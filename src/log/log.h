@@ -39,6 +39,7 @@ void mg_accesslog_thread_done(void);
  * Label strings passed to mg_metrics_request must live for the process
  * (mg_intern them when the snapshot is built). */
 #define MG_METRICS_SLOTS 512
+#define MG_EGRESS_SLOTS 32
 
 struct mg_rq_slot {
     atomic_int used;                    /* 0 free, 1 key being written, 2 ready */
@@ -51,6 +52,11 @@ struct mg_wmetrics {
     atomic_ulong cx_total, cx_active, upstream_rq_total, upstream_cx_total;
     atomic_ulong rq_dropped;            /* label set table full */
     struct mg_rq_slot slots[MG_METRICS_SLOTS];
+    struct mg_egress_slot {             /* egress refusals by entrance and reason */
+        atomic_int used;
+        const char *entrance, *reason;
+        atomic_ulong count;
+    } egress[MG_EGRESS_SLOTS];
 };
 
 struct mg_wmetrics *mg_metrics_new(void);
@@ -60,6 +66,10 @@ void mg_metrics_free(struct mg_wmetrics *m);
  * "unknown" (reason: ""). `principal` is the verified peer's SPIFFE URI. */
 void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
                         const char *reason, const char *principal);
+
+/* Count one egress refusal (worker thread only); meshgate_egress_refused_total
+ * {entrance, reason}. Both strings must live for the process (static names). */
+void mg_metrics_egress_refused(struct mg_wmetrics *m, const char *entrance, const char *reason);
 
 /* Process-wide reload counters (main thread). */
 void mg_metrics_reload(bool ok);

@@ -68,6 +68,31 @@ void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, cons
     atomic_fetch_add_explicit(&m->rq_dropped, 1, memory_order_relaxed);
 }
 
+void mg_metrics_egress_refused(struct mg_wmetrics *m, const char *entrance, const char *reason)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < MG_EGRESS_SLOTS; i++) {
+        struct mg_egress_slot *s = &m->egress[i];
+        int used = atomic_load_explicit(&s->used, memory_order_acquire);
+        if (used == 2 && s->entrance == entrance && s->reason == reason) {
+            atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+            return;
+        }
+        if (used == 0) {
+            int zero = 0;
+            if (!atomic_compare_exchange_strong(&s->used, &zero, 1))
+                continue;
+            s->entrance = entrance;
+            s->reason = reason;
+            atomic_store_explicit(&s->count, 1, memory_order_relaxed);
+            atomic_store_explicit(&s->used, 2, memory_order_release);
+            return;
+        }
+    }
+    atomic_fetch_add_explicit(&m->rq_dropped, 1, memory_order_relaxed);
+}
+
 void mg_metrics_reload(bool ok)
 {
     atomic_fetch_add(ok ? &reload_ok : &reload_fail, 1);
@@ -146,4 +171,35 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
                   "meshgate_config_reload_total{result=\"failure\"} %lu\n",
                   cx_total, cx_active, up_rq, up_cx, dropped,
                   (unsigned long)atomic_load(&reload_ok), (unsigned long)atomic_load(&reload_fail));
+    /* egress refusals, summed over workers by label values */
+    struct { const char *en, *reason; unsigned long count; } eg[MG_EGRESS_SLOTS * 4];
+    size_t ne = 0;
+    for (size_t w = 0; w < n; w++) {
+        for (size_t i = 0; i < MG_EGRESS_SLOTS; i++) {
+            struct mg_egress_slot *s = &per_worker[w]->egress[i];
+            if (atomic_load_explicit(&s->used, memory_order_acquire) != 2)
+                continue;
+            unsigned long c = atomic_load_explicit(&s->count, memory_order_relaxed);
+            size_t j;
+            for (j = 0; j < ne; j++)
+                if (strcmp(eg[j].en, s->entrance) == 0 && strcmp(eg[j].reason, s->reason) == 0)
+                    break;
+            if (j == ne) {
+                if (ne == sizeof(eg) / sizeof(eg[0]))
+                    continue;
+                eg[ne].en = s->entrance;
+                eg[ne].reason = s->reason;
+                eg[ne++].count = 0;
+            }
+            eg[j].count += c;
+        }
+    }
+    mg_buf_adds(out, "# TYPE meshgate_egress_refused_total counter\n");
+    for (size_t j = 0; j < ne; j++) {
+        mg_buf_adds(out, "meshgate_egress_refused_total{entrance=\"");
+        label_esc(out, eg[j].en);
+        mg_buf_adds(out, "\",reason=\"");
+        label_esc(out, eg[j].reason);
+        mg_buf_printf(out, "\"} %lu\n", eg[j].count);
+    }
 }

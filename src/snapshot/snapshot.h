@@ -59,6 +59,7 @@ struct mg_port {                        /* one listening port */
     bool tls;                           /* TLS handshake first */
     bool passthrough;                   /* SNI peeked, bytes spliced to the tls route */
     bool tcp;                           /* protocol TCP: spliced to the first tcp route */
+    bool forward;                       /* the forward proxy (Proxy.spec.outbound.bind) */
     struct mg_srv **srv;
     size_t n_srv;
     struct mg_tls_route_c **tls_routes; /* passthrough: VS tls routes in order */
@@ -102,6 +103,7 @@ struct mg_snapshot {
     uint16_t https_port;                /* redirect target port (0 = default 443) */
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
     struct mg_egress *egress;           /* visible ServiceEntry registry (egress/egress.h) */
+    char *outbound_ip;                  /* the forward proxy port's bind address, NULL = none */
     struct mg_inbound_set *inbound;     /* sidecar inbound ports (sidecar/sidecar.h), NULL = none */
     struct mg_geoip *geoip;             /* MeshConfig geoipDatabase, opened and checked; NULL = none */
     void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */

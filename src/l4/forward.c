@@ -1,0 +1,387 @@
+/* forward.c - the forward proxy on Proxy.spec.outbound.bind: CONNECT
+ * host:port tunnels, as applications open them with HTTPS_PROXY. The
+ * destination passes the egress registry (egress/egress.h) and the
+ * AuthorizationPolicies of the gateway, and is dialled at the address this
+ * gateway finds for it - the ServiceEntry's STATIC endpoints, or the name
+ * resolved through the worker's resolver - never at one the client
+ * supplied; then the bytes are spliced both ways (splice.c). */
+#include "l4/l4.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include "access/access.h"
+#include "egress/egress.h"
+#include "http1/http1.h"
+#include "log/log.h"
+#include "net/types.h"
+#include "policy/policy.h"
+#include "snapshot/snapshot.h"
+#include "base/base.h"
+
+/* Istio's default connectTimeout, for destinations no DestinationRule tunes. */
+#define FWD_CONNECT_TIMEOUT_MS 10000
+
+struct fwd {
+    struct mg_splice s;                 /* first: the splice's callbacks take &f->s */
+    char target[300];                   /* the CONNECT authority as asked */
+    char host[256];
+    uint16_t port;
+    struct evdns_getaddrinfo_request *dnsreq;
+    bool resolving;
+    bool answered;                      /* a reply is written: close once it is out */
+};
+
+static void count_refusal(struct fwd *f, const char *reason)
+{
+    mg_metrics_egress_refused(f->s.c->w->metrics, mg_egress_entrance_name(MG_EGRESS_CONNECT), reason);
+}
+
+static void reply_written(struct bufferevent *bev, void *arg)
+{
+    struct fwd *f = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    struct mg_conn *c = f->s.c;
+    mg_conn_ref(c);
+    mg_splice_release(&f->s);
+    mg_conn_close_lingering(c);
+    mg_conn_unref(c);
+}
+
+static void reply_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    struct fwd *f = arg;
+    mg_conn_ref(f->s.c);
+    mg_splice_close(&f->s);
+    mg_conn_unref(f->s.c);
+}
+
+/* Answer the CONNECT (or the malformed head) and close once it is out. */
+static void fwd_reply(struct fwd *f, int status, const char *body, const char *reason)
+{
+    struct mg_conn *c = f->s.c;
+    f->answered = true;
+    f->s.status = status;
+    if (!f->s.reason)
+        f->s.reason = reason;
+    char head[256];
+    struct mg_h1_out w;
+    mg_h1_out_init(&w, head, sizeof(head));
+    mg_h1_put_status_line(&w, 1, status);
+    mg_h1_put_content_length(&w, strlen(body));
+    mg_h1_put_field(&w, "content-type", "text/plain");
+    mg_h1_put_field(&w, "connection", "close");
+    mg_h1_put_end(&w);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (w.len <= sizeof(head))
+        evbuffer_add(out, head, w.len);
+    evbuffer_add(out, body, strlen(body));
+    f->s.tx += w.len + strlen(body);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    bufferevent_setcb(c->bev, NULL, reply_written, reply_event, f);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void connect_failed(struct mg_splice *s)
+{
+    struct fwd *f = (struct fwd *)s;
+    fwd_reply(f, 503, "upstream connect error\n", "upstream_connect_failure");
+}
+
+static void dial(struct fwd *f, const struct sockaddr *sa, socklen_t salen)
+{
+    char ip[64], label[80];
+    struct mg_addr a;
+    if (mg_addr_from_sockaddr(&a, sa) != 0) {
+        fwd_reply(f, 503, "no usable address\n", "dns_resolution_failure");
+        return;
+    }
+    mg_addr_ip_str(&a, ip, sizeof(ip));
+    snprintf(label, sizeof(label), a.family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, a.port);
+    f->s.on_connect_fail = connect_failed;
+    f->s.greeting = "HTTP/1.1 200 Connection established\r\n\r\n";
+    f->s.status = 200;
+    f->s.idle_ms = f->s.c->snap->cfg->proxy.timeout_idle_ms;
+    mg_splice_connect_addr(&f->s, sa, salen, label, FWD_CONNECT_TIMEOUT_MS);
+}
+
+static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
+{
+    struct fwd *f = arg;
+    if (err == EVUTIL_EAI_CANCEL) {
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        return;                         /* f is being freed (fwd_free) */
+    }
+    f->dnsreq = NULL;
+    f->resolving = false;
+    struct mg_conn *c = f->s.c;
+    mg_conn_ref(c);
+    if (err || !ai)
+        fwd_reply(f, 503, "name resolution failed\n", "dns_resolution_failure");
+    else
+        dial(f, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+    if (ai)
+        evutil_freeaddrinfo(ai);
+    mg_conn_unref(c);
+}
+
+/* Resolve `name` on the worker's resolver, never blocking it; the answer
+ * (or its failure: 503) continues in dns_cb. */
+static void resolve(struct fwd *f, const char *name, uint16_t port)
+{
+    struct mg_conn *c = f->s.c;
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+    char ps[8];
+    snprintf(ps, sizeof(ps), "%u", port);
+    snprintf(f->s.upstream_host, sizeof(f->s.upstream_host), "%s:%u", name, port);
+    f->resolving = true;
+    struct evdns_getaddrinfo_request *rq = evdns_getaddrinfo(c->w->dns, name, ps, &hints, dns_cb, f);
+    if (f->resolving)                   /* not answered synchronously */
+        f->dnsreq = rq;
+}
+
+/* The port an endpoint serves a ServiceEntry port on: its `ports` entry
+ * for the port's name, else the port's targetPort, else the number. */
+static uint16_t endpoint_port(const struct mg_workload_entry *we, const struct mg_se_port *sp)
+{
+    const char *v = sp->name ? mg_kvlist_get(&we->ports, sp->name) : NULL;
+    uint16_t p;
+    if (v && mg_parse_port(v, false, &p) == 0)
+        return p;
+    return sp->target_port ? sp->target_port : sp->number;
+}
+
+static void set_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct mg_addr *a,
+                         uint16_t port)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (a->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        memcpy(&in->sin_addr, a->ip, 4);
+        *len = sizeof(*in);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        memcpy(&in6->sin6_addr, a->ip, 16);
+        *len = sizeof(*in6);
+    }
+}
+
+/* Where the tunnel goes: the entry's endpoints when it has any (STATIC
+ * addresses, or names resolved here), else the name asked for resolved
+ * here, else (an IP literal the registry or ALLOW_ANY let through) that
+ * address. */
+static void route_tunnel(struct fwd *f, const struct mg_egress_verdict *v)
+{
+    struct mg_conn *c = f->s.c;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    struct mg_addr a;
+    const struct mg_service_entry *se = v->se;
+    if (se && se->n_endpoints) {
+        const struct mg_workload_entry *we = &se->endpoints[mg_worker_rand(c->w) % se->n_endpoints];
+        uint16_t port = endpoint_port(we, v->se_port);
+        if (we->address && mg_addr_parse_ip(&a, we->address) == 0) {
+            set_sockaddr(&ss, &sl, &a, port);
+            dial(f, (struct sockaddr *)&ss, sl);
+        } else if (we->address && strncmp(we->address, "unix://", 7) != 0) {
+            resolve(f, we->address, port);
+        } else {
+            fwd_reply(f, 503, "no usable endpoint\n", "no_healthy_upstream");
+        }
+        return;
+    }
+    uint16_t port = v->se_port && v->se_port->target_port ? v->se_port->target_port : f->port;
+    if (v->ip_literal && mg_addr_parse_ip(&a, f->host) == 0) {
+        set_sockaddr(&ss, &sl, &a, port);
+        dial(f, (struct sockaddr *)&ss, sl);
+        return;
+    }
+    resolve(f, f->host, port);
+}
+
+/* AuthorizationPolicy on the CONNECT, as an HTTP request: hosts match the
+ * CONNECT authority (host:port, as Envoy's :authority for CONNECT), ports
+ * the port asked for, principals the client's verified mTLS identity. */
+static bool authorize(struct fwd *f)
+{
+    struct mg_conn *c = f->s.c;
+    const struct mg_policy_set *ps = c->snap->access ? mg_access_policies(c->snap->access) : NULL;
+    if (!ps)
+        return true;
+    struct mg_access_conn ac = {
+        .peer = c->peer,
+        .local = c->local,
+        .sni = c->sni[0] ? c->sni : NULL,
+        .principal = c->ssl && c->principal[0] ? c->principal : NULL,
+    };
+    ac.local.port = f->port;
+    struct mg_access_req rq = {
+        .method = "CONNECT",
+        .authority = f->target,
+        .path = "",
+        .path_query = "",
+        .scheme = "http",
+    };
+    struct mg_attrs at;
+    mg_access_attrs(c->snap->cfg, &ac, &rq, &at);
+    struct mg_authz_result res;
+    mg_authz_decide(ps, &at, &res);
+    f->s.policy = res.decided_by.policy;
+    if (res.decision == MG_AUTHZ_DENY) {
+        f->s.reason = "rbac_policy";
+        return false;
+    }
+    if (res.custom) {
+        /* ext_authz has no CONNECT client here: fail closed */
+        f->s.policy = res.custom_match.policy;
+        f->s.reason = "ext_authz_connect_unsupported";
+        return false;
+    }
+    return true;
+}
+
+static void on_connect(struct fwd *f, const struct mg_h1_request *q)
+{
+    struct mg_conn *c = f->s.c;
+    size_t tl = q->target_len < sizeof(f->target) - 1 ? q->target_len : sizeof(f->target) - 1;
+    memcpy(f->target, q->target, tl);
+    f->target[tl] = '\0';
+    f->s.method = "CONNECT";
+    f->s.target = f->target;
+    f->s.authority = f->target;
+    if (q->target_len >= sizeof(f->target) ||
+        mg_split_host_port(f->target, f->host, sizeof(f->host), &f->port) != 0 || !f->port) {
+        fwd_reply(f, 400, "bad CONNECT target\n", "malformed_request");
+        return;
+    }
+    struct mg_egress_verdict v;
+    if (!mg_egress_check(c->snap->egress, f->host, f->port, MG_EGRESS_CONNECT, &v)) {
+        count_refusal(f, mg_egress_reason_name(v.reason));
+        fwd_reply(f, v.status ? v.status : 403, "egress destination not allowed\n",
+                  mg_egress_log_reason(MG_EGRESS_CONNECT, v.reason));
+        return;
+    }
+    if (!authorize(f)) {
+        count_refusal(f, f->s.reason);
+        fwd_reply(f, 403, "RBAC: access denied", f->s.reason);
+        return;
+    }
+    route_tunnel(f, &v);
+}
+
+static void head_read(struct bufferevent *bev, void *arg)
+{
+    struct fwd *f = arg;
+    struct mg_conn *c = f->s.c;
+    if (f->answered || f->s.up || f->resolving)
+        return;
+    mg_conn_ref(c);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t max_head = (size_t)c->snap->cfg->proxy.max_request_headers_kb * 1024;
+    size_t avail = evbuffer_get_length(in);
+    size_t want = avail < max_head + 1 ? avail : max_head + 1;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+    struct mg_h1_limits lim = { max_head, MG_H1_MAX_HEADERS };
+    struct mg_h1_request q;
+    int status = 400;
+    ssize_t hl = p ? mg_h1_parse_request(p, want, &lim, &q, &status) : 0;
+    if (hl == 0 && want > max_head) {
+        hl = -1;
+        status = 431;
+    }
+    if (hl < 0) {
+        f->s.rx += want;
+        fwd_reply(f, status, "bad request\n", status == 431 ? "headers_too_large" : "malformed_request");
+    } else if (hl > 0) {
+        f->s.rx += (uint64_t)hl;
+        if (q.connect) {
+            struct mg_h1_request qc = q;
+            char *head = mg_xmalloc((size_t)hl);
+            memcpy(head, p, (size_t)hl);
+            /* re-point the parsed fields at the copy before draining */
+            qc.target = head + (q.target - p);
+            evbuffer_drain(in, (size_t)hl);
+            bufferevent_disable(bev, EV_READ);      /* tunnel bytes wait for the splice */
+            on_connect(f, &qc);
+            free(head);
+        } else {
+            /* Absolute-form requests are not proxied by this listener yet:
+             * refused plainly rather than sent anywhere unchecked. */
+            f->s.method = "-";
+            fwd_reply(f, 501, "only CONNECT is served on this port\n", "forward_method_unsupported");
+        }
+    }
+    mg_conn_unref(c);
+}
+
+static void head_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    struct fwd *f = arg;
+    struct mg_conn *c = f->s.c;
+    mg_conn_ref(c);
+    if (!f->s.reason)
+        f->s.reason = (what & BEV_EVENT_TIMEOUT) ? "request_headers_timeout" : "downstream_closed";
+    mg_splice_close(&f->s);
+    mg_conn_unref(c);
+}
+
+static void fwd_free(struct mg_conn *c)
+{
+    struct fwd *f = c->codec;
+    if (f->dnsreq) {
+        evdns_getaddrinfo_cancel(f->dnsreq);    /* its callback sees EVUTIL_EAI_CANCEL */
+        f->dnsreq = NULL;
+    }
+    if (!f->s.method)
+        f->s.logged = true;             /* nothing was asked: no log line */
+    mg_splice_release(&f->s);
+    free(f);
+    c->codec = NULL;
+}
+
+/* Waiting for a head or a resolver answer: nothing in flight; a tunnel of an
+ * older generation at the drain deadline was allowed by configuration that
+ * is gone. */
+static bool fwd_drain(struct mg_conn *c)
+{
+    struct fwd *f = c->codec;
+    if (f->answered)
+        return false;
+    if (!f->s.method)
+        f->s.logged = true;
+    return mg_splice_drain(&f->s);
+}
+
+void mg_forward_start(struct mg_conn *c)
+{
+    struct fwd *f = mg_xcalloc(1, sizeof(*f));
+    mg_splice_init(&f->s, c);
+    c->codec = f;
+    c->codec_free = fwd_free;
+    c->codec_drain = fwd_drain;
+    int64_t ms = c->snap->cfg->proxy.timeout_request_headers_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    bufferevent_setcb(c->bev, head_read, NULL, head_event, f);
+    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,165 @@
+#!/bin/bash
+# 70-egress-forward-proxy.sh - the forward proxy on Proxy.spec.outbound.bind
+# under REGISTRY_ONLY: CONNECT to a ServiceEntry host is tunnelled to the
+# entry's STATIC endpoint; an unregistered host, a registered host on a
+# port the entry does not list, a wildcard's apex and an IP literal no
+# `addresses` cover get 403; an AuthorizationPolicy on hosts refuses a
+# registered one; every refusal is logged and counted; a 50 MB download
+# through a tunnel keeps its checksum while other clients are answered;
+# ALLOW_ANY lets an unregistered destination through.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dp_common.sh"
+
+mg_pki || bail_out "cannot make a PKI"
+mg_start_upstream --name api || bail_out "upstream api"
+u1=$MG_UPSTREAM_PORT
+mg_start_upstream --name wild || bail_out "upstream wild"
+u2=$MG_UPSTREAM_PORT
+fwd=$(mg_free_port)
+export MG_ADMIN=127.0.0.1:$(mg_free_port)
+cfg=$(mg_tmpdir cfg)
+
+# write_config MODE: the Proxy (forward proxy on $fwd), the mesh mode, the
+# ServiceEntries and a DENY policy for blocked.test.
+write_config() {
+    DP_ACCESS_LOG=$(dirname "$cfg")/access.log
+    cat >"$cfg/00-proxy.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: egw, namespace: istio-system, labels: {istio: egressgateway}}
+spec:
+  bindAddress: 127.0.0.1
+  admin: $MG_ADMIN
+  workers: 2
+  outbound: {bind: 127.0.0.1:$fwd}
+  timeouts: {handshake: 5s, requestHeaders: 5s, idle: 60s, drain: 2s}
+---
+apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+spec:
+  accessLogFile: $DP_ACCESS_LOG
+  accessLogEncoding: JSON
+  outboundTrafficPolicy: {mode: $1}
+YAML
+    cat >"$cfg/10-se.yaml" <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: istio-system}
+spec:
+  hosts: ["api.test", "blocked.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $u1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: istio-system}
+spec:
+  hosts: ["*.wild.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS, targetPort: $u2}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: by-address, namespace: istio-system}
+spec:
+  hosts: ["byaddr.internal"]
+  addresses: ["127.0.0.1/32"]
+  location: MESH_EXTERNAL
+  ports: [{number: $u1, name: tcp, protocol: TCP}]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: hidden, namespace: other}
+spec:
+  hosts: ["hidden.test"]
+  exportTo: ["."]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $u1}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-blocked, namespace: istio-system}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {hosts: ["blocked.test:*"]}}]}]
+YAML
+}
+
+# code HOST:PORT: the status the proxy answered the CONNECT with.
+code() {
+    curl -s -o /dev/null --max-time 10 -w '%{http_connect}' -p -x "http://127.0.0.1:$fwd" "http://$1/echo"
+}
+# via HOST:PORT PATH: the body fetched through a CONNECT tunnel.
+via() {
+    curl -sS --max-time 20 -p -x "http://127.0.0.1:$fwd" "http://$1$2"
+}
+
+write_config REGISTRY_ONLY
+ok "gateway starts with the forward proxy" mg_start_meshgate "$cfg"
+mg_wait_port 127.0.0.1 "$fwd" || bail_out "forward proxy port"
+
+body=$(via api.test:80 /echo)
+is "$(mg_json_field "$body" upstream)" api "CONNECT to a registered host reaches its STATIC endpoint"
+is "$(code api.test:80)" 200 "the CONNECT is answered 200"
+is "$(code API.Test:80)" 200 "hosts compare without case"
+is "$(code evil.test:80)" 403 "an unregistered host is refused with 403"
+is "$(code api.test:8080)" 403 "a registered host on a port the entry does not list is refused"
+body=$(via a.wild.test:443 /echo)
+is "$(mg_json_field "$body" upstream)" wild "a wildcard entry lets a subdomain through (its targetPort)"
+is "$(code x.y.wild.test:443)" 200 "deeper subdomains match the wildcard too"
+is "$(code wild.test:443)" 403 "the wildcard's apex is refused"
+is "$(code hidden.test:80)" 403 "an entry exported only to its own namespace is not seen"
+body=$(via "127.0.0.1:$u1" /echo)
+is "$(mg_json_field "$body" upstream)" api "an IP literal covered by an entry's addresses is dialled"
+is "$(code "127.0.0.2:$u1")" 403 "an IP literal no addresses cover is refused"
+is "$(code blocked.test:80)" 403 "an AuthorizationPolicy on hosts refuses a registered host"
+
+mg_wait_log "$DP_ACCESS_LOG" '"authority":"evil.test:80"' >/dev/null
+line=$(grep '"authority":"evil.test:80"' "$DP_ACCESS_LOG" | tail -n 1)
+like "$line" '"response_code":403' "the refusal is in the access log with its status"
+like "$line" 'egress_connect_not_registered' "... with the entrance and the reason"
+line=$(grep '"authority":"blocked.test:80"' "$DP_ACCESS_LOG" | tail -n 1)
+like "$line" 'rbac_policy' "the policy refusal is logged as such"
+is "$(mg_metric meshgate_egress_refused_total 'entrance="connect",reason="not_registered"')" 3 \
+    "refusals are counted by entrance and reason (evil, the apex, the hidden entry)"
+is "$(mg_metric meshgate_egress_refused_total 'reason="port_not_registered"')" 1 "wrong-port refusal counted"
+
+# a 50 MB download through a tunnel while other clients keep being answered
+n=$((50 * 1024 * 1024))
+want=$(yes abcdefghijklmnopqrstuvwxyz | tr -d '\n' | head -c "$n" | sha256sum | cut -d' ' -f1)
+big=$MG_TMP/big.sha
+( curl -sS --max-time 120 --limit-rate 25M -p -x "http://127.0.0.1:$fwd" "http://api.test:80/bytes/$n" |
+      sha256sum | cut -d' ' -f1 >"$big" ) &
+bigpid=$!
+small_ok=0
+for ((i = 0; i < 10; i++)); do
+    [ "$(code api.test:80)" = 200 ] && small_ok=$((small_ok + 1))
+    sleep 0.1
+done
+wait "$bigpid"
+is "$small_ok" 10 "small tunnels are answered during the large transfer"
+is "$(cat "$big")" "$want" "50 MB through a CONNECT tunnel arrive with their checksum intact"
+
+# an absolute-form request is not proxied by this listener (only CONNECT)
+out=$(mg_raw "$fwd" 'GET http://api.test/echo HTTP/1.1\r\nHost: api.test\r\n\r\n')
+like "$out" '^HTTP/1.1 501' "an absolute-form request is refused plainly, not forwarded"
+
+mg_stop "$MG_MESHGATE_PID"
+write_config ALLOW_ANY
+ok "gateway restarts under ALLOW_ANY" mg_start_meshgate "$cfg"
+mg_wait_port 127.0.0.1 "$fwd" || bail_out "forward proxy port"
+body=$(via "127.0.0.1:$u2" /echo)
+is "$(mg_json_field "$body" upstream)" wild "ALLOW_ANY: an IP literal on a port no entry lists is dialled"
+body=$(via "localhost:$u2" /echo)
+is "$(mg_json_field "$body" upstream)" wild "ALLOW_ANY: an unregistered name is resolved by the gateway and dialled"
+is "$(code api.test:80)" 200 "ALLOW_ANY: a registered host still goes to its endpoint"
+is "$(code blocked.test:80)" 403 "ALLOW_ANY: the AuthorizationPolicy still applies"
+
+done_testing
