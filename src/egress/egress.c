@@ -119,7 +119,7 @@ bool mg_egress_registry_only(const struct mg_egress *e)
 static const struct mg_se_port *se_port(const struct mg_service_entry *se, uint16_t port)
 {
     for (size_t i = 0; i < se->n_ports; i++)
-        if (se->ports[i].number == port)
+        if (se->ports[i].number == port || (port == 0 && i == 0))
             return &se->ports[i];
     return NULL;
 }
@@ -184,7 +184,7 @@ bool mg_egress_check(const struct mg_egress *e, const char *host, uint16_t port,
     size_t len = host ? strnlen(host, EG_MAX_NAME + 1) : 0;
     if (len && host[len - 1] == '.' && len <= EG_MAX_NAME)
         len--;
-    if (!e || len == 0 || len > EG_MAX_NAME - 1 || port == 0 || host[0] == '.')
+    if (!e || len == 0 || len > EG_MAX_NAME - 1 || host[0] == '.')
         return refuse(v, MG_EGRESS_BAD_TARGET, en);
 
     struct mg_addr ip;

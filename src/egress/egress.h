@@ -40,7 +40,7 @@ enum mg_egress_reason {
     MG_EGRESS_NOT_REGISTERED,           /* no visible ServiceEntry has the host */
     MG_EGRESS_PORT_NOT_REGISTERED,      /* the host is registered, not on this port */
     MG_EGRESS_ADDRESS_NOT_REGISTERED,   /* an IP literal no ServiceEntry's addresses cover */
-    MG_EGRESS_BAD_TARGET,               /* empty host, port 0, or a name too long */
+    MG_EGRESS_BAD_TARGET,               /* empty host or a name too long */
 };
 
 struct mg_egress_verdict {
@@ -66,7 +66,9 @@ void mg_egress_free(struct mg_egress *e);
 bool mg_egress_registry_only(const struct mg_egress *e);
 
 /* Decide whether `host` (a DNS name or an IP literal, no brackets, no port)
- * on `port` may be reached from `entrance`. Fills *v and returns v->allow.
+ * on `port` may be reached from `entrance`. Port 0 stands for a route
+ * destination that names no port: any port of a matching entry will do
+ * (the verdict names its first). Fills *v and returns v->allow.
  * A name is matched against exact hosts first, then the longest wildcard
  * whose entry lists the port; an IP literal against the entries whose
  * addresses cover it. No allocation; safe on any worker. */

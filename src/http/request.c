@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include "access/access.h"
+#include "egress/egress.h"
 #include "log/log.h"
 #include "net/types.h"
 #include "route/route.h"
@@ -459,6 +460,27 @@ static void on_route_timeout(evutil_socket_t fd, short what, void *arg)
     mg_request_reply(r, 504, "upstream request timeout", "upstream_timeout", !r->body_done);
 }
 
+/* Under REGISTRY_ONLY a route may lead only to a host and port the
+ * registry holds (egress/egress.h); anything else gets Envoy's
+ * BlackHoleCluster answer, 502, logged and counted. */
+static int phase_egress(struct mg_request *r)
+{
+    const struct mg_egress *eg = r->snap->egress;
+    if (!r->dest || !r->dest->cfg || !mg_egress_registry_only(eg))
+        return 0;
+    const struct mg_destination *d = &r->dest->cfg->destination;
+    uint16_t port = d->port ? d->port : r->dest->cluster ? r->dest->cluster->port : 0;
+    struct mg_egress_verdict v;
+    if (mg_egress_check(eg, d->host, port, MG_EGRESS_ROUTE, &v))
+        return 0;
+    mg_metrics_egress_refused(r->conn->w->metrics, mg_egress_entrance_name(MG_EGRESS_ROUTE),
+                              mg_egress_reason_name(v.reason));
+    r->flags = "NR";
+    mg_request_reply(r, v.status ? v.status : 502, "egress destination not allowed",
+                     mg_egress_log_reason(MG_EGRESS_ROUTE, v.reason), false);
+    return -1;
+}
+
 void mg_request_run(struct mg_request *r)
 {
     if (phase_normalize(r))
@@ -474,6 +496,8 @@ static void request_resume(struct mg_request *r)
     if (phase_action(r))
         return;
     r->dest = mg_route_pick(r->route, mg_worker_rand(r->conn->w));
+    if (phase_egress(r))
+        return;
     phase_headers(r);
     if (!r->dest || !r->dest->cluster || r->dest->cluster->n_eps == 0) {
         r->flags = "UH";

@@ -9,6 +9,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include "access/access.h"
+#include "egress/egress.h"
 #include "log/log.h"
 #include "net/types.h"
 #include "policy/policy.h"
@@ -79,6 +80,31 @@ static void pt_close(struct pt *t)
     mg_splice_close(&t->s);
 }
 
+/* Under REGISTRY_ONLY the SNI must name a registered host on the port the
+ * route leads to (the destination's, else its cluster's, else any port of
+ * the entry); otherwise the connection is closed, as Envoy closes a TLS
+ * connection no filter chain takes. Logged and counted. */
+static bool sni_registered(struct pt *t, const struct mg_wdest *wd)
+{
+    struct mg_conn *c = t->s.c;
+    const struct mg_egress *eg = c->snap->egress;
+    if (!mg_egress_registry_only(eg))
+        return true;
+    uint16_t port = 0;
+    if (wd && wd->cfg && wd->cfg->destination.port)
+        port = wd->cfg->destination.port;
+    else if (wd && wd->cluster)
+        port = wd->cluster->port;
+    struct mg_egress_verdict v;
+    if (mg_egress_check(eg, c->sni, port, MG_EGRESS_SNI, &v))
+        return true;
+    mg_metrics_egress_refused(c->w->metrics, mg_egress_entrance_name(MG_EGRESS_SNI),
+                              mg_egress_reason_name(v.reason));
+    t->s.reason = mg_egress_log_reason(MG_EGRESS_SNI, v.reason);
+    mg_splice_close(&t->s);
+    return false;
+}
+
 static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
 {
     struct mg_conn *c = t->s.c;
@@ -94,6 +120,8 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
     }
     t->s.dest = wd;
     struct mg_cluster *cl = wd ? wd->cluster : NULL;
+    if (!c->port->tcp && !sni_registered(t, wd))
+        return;
     if (!cl || !cl->n_eps) {
         pt_close(t);
         return;

@@ -120,7 +120,8 @@ int main(void)
     /* bad targets */
     expect(e, "", 443, C, false, MG_EGRESS_BAD_TARGET, NULL, 403);
     expect(e, NULL, 443, C, false, MG_EGRESS_BAD_TARGET, NULL, 403);
-    expect(e, "api.example.com", 0, C, false, MG_EGRESS_BAD_TARGET, NULL, 403);
+    expect(e, "api.example.com", 0, R, true, MG_EGRESS_REGISTERED, "api", 0);
+    expect(e, "evil.test", 0, R, false, MG_EGRESS_NOT_REGISTERED, NULL, 502);
     char longname[400];
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
