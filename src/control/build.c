@@ -285,6 +285,7 @@ static void set_codecs(struct mg_snapshot *s)
         p->start_h2 = NULL;
         if (p->forward) {
             p->start = mg_forward_start;                /* CONNECT tunnels to the egress registry */
+            p->start_http = mg_h1_server_start;         /* absolute-form requests */
         } else if (p->passthrough || p->tcp) {
             p->start = mg_passthrough_start;            /* not HTTP: splice by SNI or tcp route */
         } else if (p->inbound && p->inbound->tcp) {
@@ -333,11 +334,67 @@ static void snapshot_destroy(struct mg_snapshot *s)
     mg_access_free(s->access);
     mg_egress_free(s->egress);
     free(s->outbound_ip);
+    for (size_t i = 0; i < s->n_fwd_routes; i++) {
+        mg_route_free(&s->fwd_routes[i].route);
+        free(s->fwd_routes[i].host);
+    }
+    free(s->fwd_routes);
     mg_inbound_free(s->inbound);
     mg_geoip_unref(s->geoip);
     free(s->spiffe_id);
     model_unref(s->model);
     free(s);
+}
+
+/* One route per exact host and port of the ServiceEntries this Proxy sees,
+ * so that an absolute-form request runs the request path (authorization,
+ * the upstream pool, retries, the access log) to that entry's cluster.
+ * Wildcard hosts have no fixed cluster and are not served this way. */
+static void compile_forward_routes(struct mg_snapshot *s, struct mg_diags *d)
+{
+    const struct mg_config *cfg = s->cfg;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_service_entries; i++)
+        n += cfg->service_entries[i].hosts.n * cfg->service_entries[i].n_ports;
+    if (!n)
+        return;
+    s->fwd_routes = mg_xcalloc(n, sizeof(*s->fwd_routes));
+    for (size_t i = 0; i < cfg->n_service_entries; i++) {
+        const struct mg_service_entry *se = &cfg->service_entries[i];
+        if (!mg_egress_visible(cfg, se))
+            continue;
+        for (size_t h = 0; h < se->hosts.n; h++) {
+            if (se->hosts.v[h][0] == '*' || strchr(se->hosts.v[h], '/'))
+                continue;
+            for (size_t k = 0; k < se->n_ports; k++) {
+                char *host = mg_xstrdup(se->hosts.v[h]);
+                mg_lower(host);
+                if (mg_snapshot_fwd_route(s, host, se->ports[k].number)) {
+                    free(host);         /* an earlier entry has it (first wins) */
+                    continue;
+                }
+                struct mg_fwd_route *fr = &s->fwd_routes[s->n_fwd_routes++];
+                fr->host = host;
+                fr->port = se->ports[k].number;
+                fr->dest.destination.host = fr->host;
+                fr->dest.destination.port = fr->port;
+                fr->dest.weight = -1;
+                fr->cfg.route = &fr->dest;
+                fr->cfg.n_route = 1;
+                fr->cfg.timeout_ms = -1;
+                fr->route.cfg = &fr->cfg;
+                char name[300];
+                snprintf(name, sizeof(name), "forward|%s:%u", fr->host, fr->port);
+                fr->route.name = mg_intern(name);
+                fr->route.dests = mg_xcalloc(1, sizeof(*fr->route.dests));
+                fr->route.n_dests = 1;
+                fr->route.total_weight = 100;
+                fr->route.dests[0].cfg = &fr->dest;
+                fr->route.dests[0].weight = 100;
+                fr->route.dests[0].cluster = cluster_get(s, &fr->dest.destination, d);
+            }
+        }
+    }
 }
 
 /* The forward proxy on Proxy.spec.outbound.bind ("ip:port"): a plain port of
@@ -366,6 +423,7 @@ static void add_forward_port(struct mg_snapshot *s, struct mg_diags *d)
     p->forward = true;
     s->outbound_ip = mg_xstrdup(ip);
     p->bind_ip = s->outbound_ip;
+    compile_forward_routes(s, d);
 }
 
 /* Compile m (the caller's reference passes to the snapshot, also on failure). */

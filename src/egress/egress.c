@@ -111,6 +111,11 @@ void mg_egress_free(struct mg_egress *e)
     free(e);
 }
 
+bool mg_egress_visible(const struct mg_config *cfg, const struct mg_service_entry *se)
+{
+    return visible(se, cfg->proxy.meta.namespace_ ? cfg->proxy.meta.namespace_ : "default");
+}
+
 bool mg_egress_registry_only(const struct mg_egress *e)
 {
     return e && e->registry_only;

@@ -62,6 +62,9 @@ struct mg_egress_verdict {
 struct mg_egress *mg_egress_build(const struct mg_config *cfg, struct mg_diags *d);
 void mg_egress_free(struct mg_egress *e);
 
+/* Does the Proxy of cfg see se (exportTo, as the registry does)? */
+bool mg_egress_visible(const struct mg_config *cfg, const struct mg_service_entry *se);
+
 /* Is REGISTRY_ONLY in force for this registry? */
 bool mg_egress_registry_only(const struct mg_egress *e);
 

@@ -481,13 +481,57 @@ static int phase_egress(struct mg_request *r)
     return -1;
 }
 
+/* The forward proxy (Proxy.spec.outbound.bind): an absolute-form request's
+ * authority selects the destination - a host and port the egress registry
+ * allows (else 502, Envoy's BlackHoleCluster) that a visible ServiceEntry
+ * names exactly, whose route the builder made (control/build.c). */
+static int phase_forward(struct mg_request *r)
+{
+    const char *t = r->target;
+    bool https = mg_strncasecmp(t, "https://", 8) == 0;
+    if (!https && mg_strncasecmp(t, "http://", 7) != 0) {
+        mg_request_reply(r, 400, "Bad Request", "forward_not_absolute_form", false);
+        return -1;
+    }
+    char host[256];
+    uint16_t port = 0;
+    if (mg_split_host_port(r->authority, host, sizeof(host), &port) != 0) {
+        mg_request_reply(r, 400, "Bad Request", "malformed_request", false);
+        return -1;
+    }
+    if (!port)
+        port = https ? 443 : 80;
+    struct mg_egress_verdict v;
+    if (!mg_egress_check(r->snap->egress, r->host, port, MG_EGRESS_FORWARD_HTTP, &v)) {
+        mg_metrics_egress_refused(r->conn->w->metrics, mg_egress_entrance_name(MG_EGRESS_FORWARD_HTTP),
+                                  mg_egress_reason_name(v.reason));
+        r->flags = "NR";
+        mg_request_reply(r, v.status ? v.status : 502, "egress destination not allowed",
+                         mg_egress_log_reason(MG_EGRESS_FORWARD_HTTP, v.reason), false);
+        return -1;
+    }
+    const struct mg_fwd_route *fr = mg_snapshot_fwd_route(r->snap, r->host, port);
+    if (!fr) {
+        /* allowed (ALLOW_ANY, a wildcard entry) but no fixed cluster */
+        r->flags = "NR";
+        mg_request_reply(r, 502, "no cluster for this destination", "forward_no_cluster", false);
+        return -1;
+    }
+    r->route = &fr->route;
+    return 0;
+}
+
 void mg_request_run(struct mg_request *r)
 {
     if (phase_normalize(r))
         return;
     phase_sanitize(r);
-    if (phase_server(r) || phase_route(r) || phase_access(r))
+    if (r->conn->port->forward) {
+        if (phase_forward(r) || phase_access(r))
+            return;
+    } else if (phase_server(r) || phase_route(r) || phase_access(r)) {
         return;
+    }
     mg_request_resume(r);
 }
 

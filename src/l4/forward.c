@@ -1,5 +1,7 @@
 /* forward.c - the forward proxy on Proxy.spec.outbound.bind: CONNECT
- * host:port tunnels, as applications open them with HTTPS_PROXY. The
+ * host:port tunnels, as applications open them with HTTPS_PROXY (a
+ * connection whose first request is no CONNECT goes to the HTTP/1 codec,
+ * which proxies absolute-form requests through the request path). The
  * destination passes the egress registry (egress/egress.h) and the
  * AuthorizationPolicies of the gateway, and is dialled at the address this
  * gateway finds for it - the ServiceEntry's STATIC endpoints, or the name
@@ -322,9 +324,19 @@ static void head_read(struct bufferevent *bev, void *arg)
             bufferevent_disable(bev, EV_READ);      /* tunnel bytes wait for the splice */
             on_connect(f, &qc);
             free(head);
+        } else if (c->port->start_http) {
+            /* Not a tunnel: the HTTP/1 codec takes the connection over and
+             * parses this head again from the input buffer (absolute-form
+             * requests run the request path; see mg_request_run). */
+            void (*next)(struct mg_conn *) = c->port->start_http;
+            f->s.logged = true;
+            mg_splice_release(&f->s);
+            free(f);
+            c->codec = NULL;
+            c->codec_free = NULL;
+            c->codec_drain = NULL;
+            next(c);
         } else {
-            /* Absolute-form requests are not proxied by this listener yet:
-             * refused plainly rather than sent anywhere unchecked. */
             f->s.method = "-";
             fwd_reply(f, 501, "only CONNECT is served on this port\n", "forward_method_unsupported");
         }

@@ -109,10 +109,11 @@ const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const
 void mg_passthrough_start(struct mg_conn *c);
 
 /* Codec entry for connections on the forward proxy port
- * (Proxy.spec.outbound.bind, forward.c): one CONNECT host:port per
- * connection, checked against the egress registry and the authorization
+ * (Proxy.spec.outbound.bind, forward.c): a first request that is a CONNECT
+ * host:port is checked against the egress registry and the authorization
  * policies, then spliced to the address the gateway resolves (403 refused,
- * 503 unresolvable or unreachable, 200 then the tunnel). */
+ * 503 unresolvable or unreachable, 200 then the tunnel); any other first
+ * request hands the connection to the port's start_http codec. */
 void mg_forward_start(struct mg_conn *c);
 
 #endif

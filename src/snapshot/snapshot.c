@@ -64,3 +64,12 @@ struct mg_srv *mg_port_host_server(const struct mg_port *p, const char *host)
 {
     return select_server(p, host && *host ? host : NULL);
 }
+
+const struct mg_fwd_route *mg_snapshot_fwd_route(const struct mg_snapshot *s, const char *host,
+                                                 uint16_t port)
+{
+    for (size_t i = 0; i < s->n_fwd_routes; i++)
+        if (s->fwd_routes[i].port == port && strcmp(s->fwd_routes[i].host, host) == 0)
+            return &s->fwd_routes[i];
+    return NULL;
+}

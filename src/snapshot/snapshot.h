@@ -54,6 +54,17 @@ struct mg_srv {                         /* one compiled Gateway server */
     char *label;                        /* "gw-ns/gw-name/index" for logs */
 };
 
+/* A destination the forward proxy serves absolute-form requests for: one
+ * exact host and port of a visible ServiceEntry, with the route the request
+ * path runs (no match, no rewrite; Istio's default retries) to its cluster. */
+struct mg_fwd_route {
+    char *host;                         /* lower-case */
+    uint16_t port;
+    struct mg_route route;
+    struct mg_http_route cfg;
+    struct mg_route_dest dest;
+};
+
 struct mg_port {                        /* one listening port */
     uint16_t number;
     bool tls;                           /* TLS handshake first */
@@ -74,6 +85,9 @@ struct mg_port {                        /* one listening port */
     void (*accept)(struct mg_conn *c, int fd);
     void (*start)(struct mg_conn *c);
     void (*start_h2)(struct mg_conn *c);
+    /* The forward proxy port: where a connection whose first request is
+     * not a CONNECT continues (the HTTP/1 codec). */
+    void (*start_http)(struct mg_conn *c);
 };
 
 struct mg_snapshot {
@@ -104,6 +118,8 @@ struct mg_snapshot {
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
     struct mg_egress *egress;           /* visible ServiceEntry registry (egress/egress.h) */
     char *outbound_ip;                  /* the forward proxy port's bind address, NULL = none */
+    struct mg_fwd_route *fwd_routes;    /* absolute-form destinations of the forward proxy */
+    size_t n_fwd_routes;
     struct mg_inbound_set *inbound;     /* sidecar inbound ports (sidecar/sidecar.h), NULL = none */
     struct mg_geoip *geoip;             /* MeshConfig geoipDatabase, opened and checked; NULL = none */
     void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */
@@ -135,6 +151,10 @@ static inline bool mg_srv_same_tls(const struct mg_srv *a, const struct mg_srv *
         return true;
     return a->ctx && b->ctx && memcmp(a->tls_id, b->tls_id, sizeof(a->tls_id)) == 0;
 }
+
+/* The forward proxy's route for host (lower-case) and port, NULL = none. */
+const struct mg_fwd_route *mg_snapshot_fwd_route(const struct mg_snapshot *s, const char *host,
+                                                 uint16_t port);
 
 const struct mg_port *mg_snapshot_port(const struct mg_snapshot *s, uint16_t number);
 

@@ -6,7 +6,9 @@
 # `addresses` cover get 403; an AuthorizationPolicy on hosts refuses a
 # registered one; every refusal is logged and counted; a 50 MB download
 # through a tunnel keeps its checksum while other clients are answered;
-# ALLOW_ANY lets an unregistered destination through.
+# absolute-form requests (HTTP_PROXY) go through the request path to the
+# entry's cluster, 502 when the registry refuses; ALLOW_ANY lets an
+# unregistered CONNECT destination through.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -147,9 +149,23 @@ wait "$bigpid"
 is "$small_ok" 10 "small tunnels are answered during the large transfer"
 is "$(cat "$big")" "$want" "50 MB through a CONNECT tunnel arrive with their checksum intact"
 
-# an absolute-form request is not proxied by this listener (only CONNECT)
-out=$(mg_raw "$fwd" 'GET http://api.test/echo HTTP/1.1\r\nHost: api.test\r\n\r\n')
-like "$out" '^HTTP/1.1 501' "an absolute-form request is refused plainly, not forwarded"
+# absolute-form requests (HTTP_PROXY): the authority selects the entry
+fx() {
+    curl -s -o /dev/null --max-time 10 -w '%{http_code}' -x "http://127.0.0.1:$fwd" "$1"
+}
+body=$(curl -sS --max-time 10 -x "http://127.0.0.1:$fwd" "http://api.test/echo?q=1")
+is "$(mg_json_field "$body" upstream)" api "an absolute-form request to a registered host reaches its endpoint"
+is "$(mg_json_field "$body" path)" "/echo?q=1" "... with the path and query in origin-form"
+ok "... and the Host it asked for" mg_json_has_header "$body" host api.test
+is "$(fx http://evil.test/echo)" 502 "an absolute-form request to an unregistered host gets 502"
+is "$(fx http://api.test:8080/echo)" 502 "... to a registered host on an unlisted port, 502"
+is "$(fx "http://127.0.0.2:$u1/echo")" 502 "... to an IP literal no addresses cover, 502"
+mg_wait_log "$DP_ACCESS_LOG" 'egress_forward_not_registered' >/dev/null
+like "$(grep '"authority":"evil.test"' "$DP_ACCESS_LOG" | tail -n 1)" 'egress_forward_not_registered' \
+    "the absolute-form refusal is logged with the entrance and the reason"
+is "$(mg_metric meshgate_egress_refused_total 'entrance="forward"')" 3 "absolute-form refusals are counted"
+out=$(mg_raw "$fwd" 'GET http://api.test/echo HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n')
+like "$out" '"upstream": *"api"' "a raw absolute-form request is proxied"
 
 mg_stop "$MG_MESHGATE_PID"
 write_config ALLOW_ANY
