@@ -101,7 +101,8 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     const struct mg_service_entry *se = find_se(cfg, dst->host);
     if (!se) {
         mg_warning(d, dst->pos, "destination host '%s' is not defined by any ServiceEntry; "
-                   "requests routed to it get 503", dst->host);
+                   "requests routed to it get %s", dst->host,
+                   cfg->mesh.outbound_mode == MG_OUTBOUND_REGISTRY_ONLY ? "502 (REGISTRY_ONLY)" : "503");
         return NULL;
     }
     const struct mg_se_port *sp = NULL;
