@@ -159,6 +159,7 @@ struct mg_proxy {
     struct mg_inbound *inbound;
     size_t n_inbound;
     char *outbound_bind;                /* NULL = no forward proxy listener */
+    struct mg_slist egress_deny_cidrs;  /* egress.denyResolvedCidrs: resolved answers refused */
     int64_t timeout_handshake_ms;       /* default 10000 */
     int64_t timeout_request_headers_ms; /* default 30000 */
     int64_t timeout_idle_ms;            /* default 300000 */

@@ -99,6 +99,7 @@ void mg_cfg_free_proxy(struct mg_proxy *p)
     }
     free(p->inbound);
     free(p->outbound_bind);
+    mg_cfg_free_slist(&p->egress_deny_cidrs);
 }
 
 void mg_cfg_free_authz(struct mg_authz_policy *p)

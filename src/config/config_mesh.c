@@ -277,6 +277,12 @@ static void check_proxy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj
             if (p->inbound[i].bind && p->inbound[j].bind &&
                 strcmp(p->inbound[i].bind, p->inbound[j].bind) == 0)
                 mg_error(x->d, p->inbound[i].pos, "inbound bind %s is used twice", p->inbound[i].bind);
+    for (size_t i = 0; i < p->egress_deny_cidrs.n; i++) {
+        struct mg_cidr c;
+        if (mg_cidr_parse(p->egress_deny_cidrs.v[i], &c) != 0)
+            mg_error(x->d, p->egress_deny_cidrs.pos[i], "egress.denyResolvedCidrs: \"%s\" is not an IP "
+                     "or CIDR", p->egress_deny_cidrs.v[i]);
+    }
 }
 
 static const char *const proxy_modes[] = { "gateway", "sidecar" };
@@ -290,6 +296,10 @@ static const struct mg_cfg_field outbound_rows[] = {
     MG_CFG_ADDR("bind", struct mg_proxy, outbound_bind, true, false),
 };
 static const struct mg_cfg_table outbound = { MG_CFG_ROWS(outbound_rows) };
+static const struct mg_cfg_field egress_rows[] = {
+    MG_CFG_SLIST("denyResolvedCidrs", struct mg_proxy, egress_deny_cidrs),
+};
+static const struct mg_cfg_table egress = { MG_CFG_ROWS(egress_rows) };
 static const struct mg_cfg_field timeouts_rows[] = {
     MG_CFG_DURATION("handshake", struct mg_proxy, timeout_handshake_ms),
     MG_CFG_DURATION("requestHeaders", struct mg_proxy, timeout_request_headers_ms),
@@ -313,6 +323,7 @@ static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_ADDR("admin", struct mg_proxy, admin, true, true),
     MG_CFG_LIST("inbound", struct mg_proxy, inbound, n_inbound, inbound),
     MG_CFG_GROUP("outbound", outbound),
+    MG_CFG_GROUP("egress", egress),
     MG_CFG_GROUP("timeouts", timeouts),
     MG_CFG_GROUP("limits", limits),
 };

@@ -26,6 +26,8 @@ struct mg_egress {
     size_t n_hosts;
     struct eg_addr *addrs;
     size_t n_addrs;
+    struct mg_cidr *deny;               /* Proxy.spec.egress.denyResolvedCidrs */
+    size_t n_deny;
 };
 
 /* The longest name DNS allows (253) plus a trailing dot. */
@@ -57,6 +59,11 @@ struct mg_egress *mg_egress_build(const struct mg_config *cfg, struct mg_diags *
         nh += cfg->service_entries[i].hosts.n;
         na += cfg->service_entries[i].addresses.n;
     }
+    const struct mg_slist *dl = &cfg->proxy.egress_deny_cidrs;
+    e->deny = dl->n ? mg_xcalloc(dl->n, sizeof(*e->deny)) : NULL;
+    for (size_t i = 0; i < dl->n; i++)          /* the loader refused bad ones */
+        if (mg_cidr_parse(dl->v[i], &e->deny[e->n_deny]) == 0)
+            e->n_deny++;
     e->hosts = nh ? mg_xcalloc(nh, sizeof(*e->hosts)) : NULL;
     e->addrs = na ? mg_xcalloc(na, sizeof(*e->addrs)) : NULL;
     for (size_t i = 0; i < cfg->n_service_entries; i++) {
@@ -108,12 +115,21 @@ void mg_egress_free(struct mg_egress *e)
         free(e->hosts[i].name);
     free(e->hosts);
     free(e->addrs);
+    free(e->deny);
     free(e);
 }
 
 bool mg_egress_visible(const struct mg_config *cfg, const struct mg_service_entry *se)
 {
     return visible(se, cfg->proxy.meta.namespace_ ? cfg->proxy.meta.namespace_ : "default");
+}
+
+bool mg_egress_resolved_denied(const struct mg_egress *e, int family, const uint8_t *addr)
+{
+    for (size_t i = 0; e && i < e->n_deny; i++)
+        if (mg_cidr_match(&e->deny[i], family, addr))
+            return true;
+    return false;
 }
 
 bool mg_egress_registry_only(const struct mg_egress *e)
@@ -255,20 +271,22 @@ const char *mg_egress_reason_name(enum mg_egress_reason r)
     case MG_EGRESS_PORT_NOT_REGISTERED:    return "port_not_registered";
     case MG_EGRESS_ADDRESS_NOT_REGISTERED: return "address_not_registered";
     case MG_EGRESS_BAD_TARGET:             return "bad_target";
+    case MG_EGRESS_RESOLVED_DENIED:        return "resolved_denied";
     }
     return "?";
 }
 
 #define EG_REASONS(en) { "egress_" en "_registered", "egress_" en "_allow_any", \
     "egress_" en "_not_registered", "egress_" en "_port_not_registered", \
-    "egress_" en "_address_not_registered", "egress_" en "_bad_target" }
+    "egress_" en "_address_not_registered", "egress_" en "_bad_target", \
+    "egress_" en "_resolved_denied" }
 
 const char *mg_egress_log_reason(enum mg_egress_entrance en, enum mg_egress_reason r)
 {
-    static const char *const names[4][6] = {
+    static const char *const names[4][7] = {
         EG_REASONS("forward"), EG_REASONS("connect"), EG_REASONS("sni"), EG_REASONS("route"),
     };
-    if ((unsigned)en >= 4 || (unsigned)r >= 6)
+    if ((unsigned)en >= 4 || (unsigned)r >= 7)
         return "egress_refused";
     return names[en][r];
 }

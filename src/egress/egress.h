@@ -41,6 +41,7 @@ enum mg_egress_reason {
     MG_EGRESS_PORT_NOT_REGISTERED,      /* the host is registered, not on this port */
     MG_EGRESS_ADDRESS_NOT_REGISTERED,   /* an IP literal no ServiceEntry's addresses cover */
     MG_EGRESS_BAD_TARGET,               /* empty host or a name too long */
+    MG_EGRESS_RESOLVED_DENIED,          /* the name resolved into denyResolvedCidrs */
 };
 
 struct mg_egress_verdict {
@@ -78,9 +79,15 @@ bool mg_egress_registry_only(const struct mg_egress *e);
 bool mg_egress_check(const struct mg_egress *e, const char *host, uint16_t port,
                      enum mg_egress_entrance entrance, struct mg_egress_verdict *v);
 
+/* Does Proxy.spec.egress.denyResolvedCidrs cover the address (family
+ * AF_INET: 4 bytes, AF_INET6: 16)? A name the gateway resolved to such an
+ * address is refused (DNS rebinding toward the metadata service, loopback,
+ * the cluster's own ranges). False when the list is empty (the default). */
+bool mg_egress_resolved_denied(const struct mg_egress *e, int family, const uint8_t *addr);
+
 /* Names for logs and metrics: "forward", "connect", "sni", "route";
  * "registered", "allow_any", "not_registered", "port_not_registered",
- * "address_not_registered", "bad_target". */
+ * "address_not_registered", "bad_target", "resolved_denied". */
 const char *mg_egress_entrance_name(enum mg_egress_entrance en);
 const char *mg_egress_reason_name(enum mg_egress_reason r);
 /* The access log's reason for a refusal: "egress_<entrance>_<reason>"

@@ -128,10 +128,20 @@ static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
     f->resolving = false;
     struct mg_conn *c = f->s.c;
     mg_conn_ref(c);
-    if (err || !ai)
+    struct mg_addr a;
+    if (err || !ai || mg_addr_from_sockaddr(&a, ai->ai_addr) != 0) {
         fwd_reply(f, 503, "name resolution failed\n", "dns_resolution_failure");
-    else
+    } else if (mg_egress_resolved_denied(c->snap->egress, a.family, a.ip)) {
+        /* the name points into a denied range (DNS rebinding) */
+        char ip[64];
+        mg_addr_ip_str(&a, ip, sizeof(ip));
+        snprintf(f->s.upstream_host, sizeof(f->s.upstream_host), "%s", ip);
+        count_refusal(f, mg_egress_reason_name(MG_EGRESS_RESOLVED_DENIED));
+        fwd_reply(f, 403, "egress destination not allowed\n",
+                  mg_egress_log_reason(MG_EGRESS_CONNECT, MG_EGRESS_RESOLVED_DENIED));
+    } else {
         dial(f, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+    }
     if (ai)
         evutil_freeaddrinfo(ai);
     mg_conn_unref(c);

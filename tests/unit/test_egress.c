@@ -3,6 +3,7 @@
  * literals, and the verdict under REGISTRY_ONLY and ALLOW_ANY. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "tap.h"
 #include "egress/egress.h"
 
@@ -147,6 +148,33 @@ int main(void)
         mg_config_free(c);
     }
     mg_diags_free(&d2);
+
+    /* denyResolvedCidrs: off by default, then v4 and v6 ranges */
+    struct mg_diags d4 = { 0 };
+    const char *deny = "apiVersion: meshgate.io/v1alpha1\nkind: Proxy\n"
+        "metadata: {name: egw, namespace: egress}\n"
+        "spec: {egress: {denyResolvedCidrs: [169.254.0.0/16, '::1', 127.0.0.0/8]}}\n";
+    c = mg_config_load_buffer("deny.yaml", deny, strlen(deny), &d4);
+    ok(c != NULL, "denyResolvedCidrs loads");
+    if (c) {
+        e = mg_egress_build(c, &d4);
+        const uint8_t meta[4] = { 169, 254, 169, 254 }, lo[4] = { 127, 0, 0, 2 },
+            pub[4] = { 93, 184, 216, 34 };
+        uint8_t v6lo[16] = { 0 }, v6other[16] = { 0x20, 0x01, 0x0d, 0xb8 };
+        v6lo[15] = 1;
+        ok(mg_egress_resolved_denied(e, AF_INET, meta), "the metadata address is denied");
+        ok(mg_egress_resolved_denied(e, AF_INET, lo), "loopback is denied");
+        ok(!mg_egress_resolved_denied(e, AF_INET, pub), "a public address is not");
+        ok(mg_egress_resolved_denied(e, AF_INET6, v6lo), "::1 is denied");
+        ok(!mg_egress_resolved_denied(e, AF_INET6, v6other), "another v6 address is not");
+        is_str(mg_egress_log_reason(MG_EGRESS_CONNECT, MG_EGRESS_RESOLVED_DENIED),
+               "egress_connect_resolved_denied", "the log reason names the entrance");
+        mg_egress_free(e);
+        mg_config_free(c);
+    }
+    mg_diags_free(&d4);
+    ok(!mg_egress_resolved_denied(NULL, AF_INET, (const uint8_t[4]){ 127, 0, 0, 1 }),
+       "no registry denies nothing");
 
     /* unusable entries are skipped with a warning, not an error */
     struct mg_diags d3 = { 0 };

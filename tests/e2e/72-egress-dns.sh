@@ -1,0 +1,100 @@
+#!/bin/bash
+# 72-egress-dns.sh - names the forward proxy resolves itself: a ServiceEntry
+# with resolution DNS is dialled at the address the gateway's resolver
+# answers (here from a hosts file the gateway reads only when
+# MESHGATE_HOSTS_FILE names one), whatever the client resolved; a name whose
+# answer falls in Proxy.spec.egress.denyResolvedCidrs (DNS rebinding) is
+# refused with 403, logged and counted; an entry's hostname endpoint is
+# resolved the same way.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+
+mg_pki || bail_out "cannot make a PKI"
+mg_start_upstream --name dnsup || bail_out "upstream"
+u1=$MG_UPSTREAM_PORT
+fwd=$(mg_free_port)
+export MG_ADMIN=127.0.0.1:$(mg_free_port)
+cfg=$(mg_tmpdir cfg)
+log=$(dirname "$cfg")/access.log
+hosts=$MG_TMP/hosts
+cat >"$hosts" <<EOT
+127.0.0.1 api.dns.test
+127.0.0.1 backend.dns.test
+127.0.0.2 rebind.dns.test
+EOT
+cat >"$cfg/00-proxy.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: egw, namespace: istio-system}
+spec:
+  bindAddress: 127.0.0.1
+  admin: $MG_ADMIN
+  workers: 2
+  outbound: {bind: 127.0.0.1:$fwd}
+  egress: {denyResolvedCidrs: ["127.0.0.2/32", "169.254.0.0/16"]}
+  timeouts: {handshake: 5s, requestHeaders: 5s, idle: 60s, drain: 2s}
+---
+apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+spec:
+  accessLogFile: $log
+  accessLogEncoding: JSON
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns, namespace: istio-system}
+spec:
+  hosts: ["api.dns.test", "rebind.dns.test", "nxdomain.dns.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: $u1, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: via-endpoint, namespace: istio-system}
+spec:
+  hosts: ["front.dns.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+  endpoints: [{address: backend.dns.test, ports: {http: $u1}}]
+YAML
+
+MESHGATE_HOSTS_FILE=$hosts
+export MESHGATE_HOSTS_FILE
+ok "gateway starts" mg_start_meshgate "$cfg"
+mg_wait_port 127.0.0.1 "$fwd" || bail_out "forward proxy port"
+
+code() {
+    curl -s -o /dev/null --max-time 10 -w '%{http_connect}' -p -x "http://127.0.0.1:$fwd" "http://$1/echo"
+}
+body=$(curl -sS --max-time 10 -p -x "http://127.0.0.1:$fwd" "http://api.dns.test:$u1/echo")
+is "$(mg_json_field "$body" upstream)" dnsup "a DNS entry is dialled at the address the gateway resolved"
+# the client's own idea of the address (here 127.0.0.9) never reaches the
+# proxy: a CONNECT carries only the name, which the gateway resolves itself
+body=$(curl -sS --max-time 10 --resolve "api.dns.test:$u1:127.0.0.9" -p -x "http://127.0.0.1:$fwd" \
+    "http://api.dns.test:$u1/echo")
+is "$(mg_json_field "$body" upstream)" dnsup "a client-side resolution does not change where the tunnel goes"
+mg_wait_log "$log" "\"upstream_host\":\"127.0.0.1:$u1\"" >/dev/null
+like "$(grep '"authority":"api.dns.test:' "$log" | tail -n 1)" "\"upstream_host\":\"127.0.0.1:$u1\"" \
+    "the access log shows the resolved address"
+body=$(curl -sS --max-time 10 -p -x "http://127.0.0.1:$fwd" "http://front.dns.test:80/echo")
+is "$(mg_json_field "$body" upstream)" dnsup "a hostname endpoint is resolved by the gateway (its named port)"
+is "$(code "rebind.dns.test:$u1")" 403 "a name resolving into denyResolvedCidrs is refused"
+mg_wait_log "$log" 'egress_connect_resolved_denied' >/dev/null
+like "$(grep '"authority":"rebind.dns.test:' "$log" | tail -n 1)" 'egress_connect_resolved_denied' \
+    "the rebinding refusal is logged"
+is "$(mg_metric meshgate_egress_refused_total 'reason="resolved_denied"')" 1 "... and counted"
+# a name no resolver knows: 503, as soon as the system's resolver says so
+# (skipped where its nameservers do not answer within a few seconds)
+timeout 3 getent hosts nxdomain.dns.test >/dev/null 2>&1
+if [ $? = 124 ]; then
+    skip "the system resolver does not answer here" 2
+else
+    start=$(date +%s)
+    is "$(code "nxdomain.dns.test:$u1")" 503 "a registered name that does not resolve gets 503"
+    ok "... without hanging the client" test $(($(date +%s) - start)) -le 9
+fi
+
+done_testing
