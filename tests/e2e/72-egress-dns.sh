@@ -5,7 +5,7 @@
 # MESHGATE_HOSTS_FILE names one), whatever the client resolved; a name whose
 # answer falls in Proxy.spec.egress.denyResolvedCidrs (DNS rebinding) is
 # refused with 403, logged and counted; an entry's hostname endpoint is
-# resolved the same way.
+# resolved the same way; an idle tunnel is closed after timeouts.idle.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -32,7 +32,7 @@ spec:
   workers: 2
   outbound: {bind: 127.0.0.1:$fwd}
   egress: {denyResolvedCidrs: ["127.0.0.2/32", "169.254.0.0/16"]}
-  timeouts: {handshake: 5s, requestHeaders: 5s, idle: 60s, drain: 2s}
+  timeouts: {handshake: 5s, requestHeaders: 5s, idle: 2s, drain: 2s}
 ---
 apiVersion: meshgate.io/v1alpha1
 kind: MeshConfig
@@ -96,5 +96,18 @@ else
     is "$(code "nxdomain.dns.test:$u1")" 503 "a registered name that does not resolve gets 503"
     ok "... without hanging the client" test $(($(date +%s) - start)) -le 9
 fi
+
+# an idle tunnel ends after timeouts.idle (2 s here) with no byte either way
+exec 7<>"/dev/tcp/127.0.0.1/$fwd"
+printf 'CONNECT api.dns.test:%s HTTP/1.1\r\nHost: api.dns.test:%s\r\n\r\n' "$u1" "$u1" >&7
+IFS= read -r -t 5 status <&7
+like "$status" '^HTTP/1.1 200' "a tunnel opens"
+start=$(date +%s)
+rest=$(timeout 10 cat <&7)
+elapsed=$(($(date +%s) - start))
+exec 7<&-
+ok "the idle tunnel is closed by the gateway after about 2 s (${elapsed}s)" test "$elapsed" -ge 1 -a "$elapsed" -le 6
+mg_wait_log "$log" '"reason":"idle_timeout"' >/dev/null
+ok "the idle close is logged" grep -q '"reason":"idle_timeout"' "$log"
 
 done_testing
