@@ -415,8 +415,54 @@ static bool dr_istio_mutual(const struct mg_dr_policy *p)
     return false;
 }
 
+static bool same_ports(const struct mg_service_entry *a, const struct mg_service_entry *b)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        const struct mg_service_entry *x = pass ? b : a, *y = pass ? a : b;
+        for (size_t i = 0; i < x->n_ports; i++) {
+            size_t j = 0;
+            while (j < y->n_ports && y->ports[j].number != x->ports[i].number)
+                j++;
+            if (j == y->n_ports)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* The egress registry matches a name against every entry that covers it and
+ * takes the most specific one listing the port, so a host under another
+ * entry's wildcard is reachable on the ports of both: worth a word when the
+ * port lists differ. */
+static void warn_wildcard_overlap(const struct mg_config *c, struct mg_diags *d)
+{
+    for (size_t i = 0; i < c->n_service_entries; i++) {
+        const struct mg_service_entry *w = &c->service_entries[i];
+        for (size_t h = 0; h < w->hosts.n; h++) {
+            const char *wild = w->hosts.v[h];
+            if (wild[0] != '*' || wild[1] != '.')
+                continue;
+            for (size_t j = 0; j < c->n_service_entries; j++) {
+                const struct mg_service_entry *o = &c->service_entries[j];
+                if (j == i || same_ports(w, o))
+                    continue;
+                for (size_t k = 0; k < o->hosts.n && !over(); k++) {
+                    if (mg_strcasecmp(o->hosts.v[k], wild) == 0 || !host_matches(wild, o->hosts.v[k]))
+                        continue;
+                    mg_warning(d, o->hosts.pos ? o->hosts.pos[k] : o->meta.pos,
+                               "ServiceEntry %s/%s host \"%s\" lies under \"%s\" of ServiceEntry "
+                               "%s/%s, which lists other ports: egress allows it on the ports of both",
+                               o->meta.namespace_, o->meta.name, o->hosts.v[k], wild,
+                               w->meta.namespace_, w->meta.name);
+                }
+            }
+        }
+    }
+}
+
 static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
 {
+    warn_wildcard_overlap(c, d);
     for (size_t i = 0; i < c->n_destination_rules; i++) {
         const struct mg_destination_rule *dr = &c->destination_rules[i];
         bool im = dr_istio_mutual(&dr->policy);
