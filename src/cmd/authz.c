@@ -18,6 +18,7 @@
 #include "base/base.h"
 #include "config/config.h"
 #include "access/access.h"
+#include "egress/egress.h"
 #include "cmd/internal.h"
 #include "route/route.h"
 #include "policy/policy.h"
@@ -54,6 +55,9 @@ static void usage(FILE *out)
           "  --claims JSON           a JWT payload taken as verified, no token checked (iss and\n"
           "                          sub give the request principal); excludes --token\n"
           "  --tcp                   TCP context (no HTTP fields)\n"
+          "  --connect HOST:PORT     a CONNECT to the forward proxy: the egress registry's verdict\n"
+          "                          (REGISTRY_ONLY, ServiceEntry hosts and ports), then\n"
+          "                          authorization with hosts = HOST:PORT and ports = PORT\n"
           "  --workload-namespace NS --workload-labels k=v,...   evaluate for another workload\n"
           "Output: the verdict (ALLOW or DENY), the request, an 'authn:' line (no token, ok\n"
           "principal=ISS/SUB, or the 401/403 and Envoy's message), then the authorization trace.\n"
@@ -65,7 +69,7 @@ static void usage(FILE *out)
 
 struct opts {
     const char *config, *method, *url, *host, *source_ip, *remote_ip, *dest_ip, *port, *sni;
-    const char *principal, *ns, *sa, *claims, *wns, *wlabels, *token, *now;
+    const char *principal, *ns, *sa, *claims, *wns, *wlabels, *token, *now, *connect;
     const char *headers[MAX_HEADERS];
     size_t n_headers;
     const char *jwks[MG_EXPLAIN_MAX_JWKS];
@@ -86,6 +90,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"--workload-namespace", offsetof(struct opts, wns)},
         {"--workload-labels", offsetof(struct opts, wlabels)},
         {"--token", offsetof(struct opts, token)}, {"--now", offsetof(struct opts, now)},
+        {"--connect", offsetof(struct opts, connect)},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -135,6 +140,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (o->token && o->tcp) {
         fprintf(stderr, "meshgate authz: --token needs an HTTP request (not --tcp)\n");
+        return -1;
+    }
+    if (o->connect && (o->tcp || o->token || o->url || o->method || o->host)) {
+        fprintf(stderr, "meshgate authz: --connect excludes --tcp, --token, --url, --method and --host\n");
         return -1;
     }
     return 0;
@@ -499,6 +508,8 @@ static void print_authn(const struct opts *o, const struct mg_attrs *a,
 {
     if (!a->is_http)
         printf("authn: not applicable (TCP)\n");
+    else if (o->connect)
+        printf("authn: not applicable (a CONNECT to the forward proxy carries no token)\n");
     else if (o->claims && a->req_iss)
         printf("authn: --claims taken as verified principal=%s/%s\n", a->req_iss, a->req_sub);
     else if (o->claims)
@@ -568,7 +579,7 @@ static struct mg_reqauthn *compile_authn(struct mg_config *c, const struct opts 
  * Returns the exit status. */
 static int decide(const struct opts *o, const struct mg_config *c, const struct mg_policy_set *s,
                   const struct mg_reqauthn *ra, struct mg_explain_keys *k, int64_t now,
-                  struct request *q)
+                  struct request *q, const char *egress_line)
 {
     struct mg_access_authn an;
     struct mg_arena arena = {0};        /* the step's allocations, as the request arena */
@@ -582,7 +593,7 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
         .scheme = q->scheme, .headers = q->hdr, .n_headers = q->n_hdr,
         .authn = o->claims ? &q->claims_res : NULL,
     };
-    if (!o->tcp && !o->claims) {
+    if (!o->tcp && !o->claims && !o->connect) {
         struct mg_ra_request req = {
             .method = q->method, .scheme = q->scheme, .authority = q->host,
             .path = q->norm, .path_len = q->norm_len,
@@ -613,6 +624,8 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
         struct mg_authz_result r;
         mg_authz_explain(s, &a, &r, t);
         printf("%s\n", r.decision == MG_AUTHZ_ALLOW ? "ALLOW" : "DENY");
+        if (egress_line)
+            printf("%s\n", egress_line);
         print_request(&a);
         print_geo(q->conn.geoip, &a);
         print_authn(o, &a, &an, k);
@@ -622,6 +635,58 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
     }
     mg_ra_result_free(&an.res);
     mg_arena_free(&arena);
+    return rc;
+}
+
+/* --connect HOST:PORT: what the forward proxy decides, in its order: the
+ * egress registry (l4/forward.c refuses with 403 before any policy), then
+ * authorization on the CONNECT as an HTTP request whose authority is
+ * HOST:PORT and whose destination port is PORT. */
+static int explain_connect(const struct opts *o, const struct mg_config *c,
+                           const struct mg_policy_set *s, const struct mg_reqauthn *ra,
+                           struct mg_explain_keys *k, int64_t now, struct request *q)
+{
+    char host[256];
+    uint16_t port = 0;
+    if (mg_split_host_port(o->connect, host, sizeof(host), &port) != 0 || !port) {
+        fprintf(stderr, "meshgate authz: --connect '%s': expected HOST:PORT\n", o->connect);
+        return 2;
+    }
+    struct mg_diags d = {0};
+    struct mg_egress *e = mg_egress_build(c, &d);
+    mg_diags_free(&d);                  /* its warnings are the loader's and check's business */
+    struct mg_egress_verdict v;
+    char line[512];
+    int rc;
+    if (!mg_egress_check(e, host, port, MG_EGRESS_CONNECT, &v)) {
+        printf("DENY\negress: refused with %d under REGISTRY_ONLY (%s)\nrequest: CONNECT %s\n"
+               "authorization: not evaluated (the egress registry answered first)\n",
+               v.status, mg_egress_reason_name(v.reason), o->connect);
+        rc = 1;
+    } else {
+        if (v.se)
+            snprintf(line, sizeof(line), "egress: registered: ServiceEntry %s/%s port %u",
+                     v.se->meta.namespace_ ? v.se->meta.namespace_ : "default",
+                     v.se->meta.name ? v.se->meta.name : "?", (unsigned)v.se_port->number);
+        else
+            snprintf(line, sizeof(line), "egress: not registered, allowed by ALLOW_ANY");
+        struct opts oc = *o;
+        oc.connect = NULL;
+        rc = build_request(&oc, c, q);
+        if (rc == 0) {
+            q->method = "CONNECT";
+            q->host = o->connect;
+            q->scheme = "http";
+            q->conn.local.port = port;
+            free(q->norm);
+            q->norm = mg_xstrdup("");
+            q->path_len = q->norm_len = 0;
+            rc = decide(o, c, s, ra, k, now, q, line);
+        } else {
+            rc = rc > 0 ? 1 : 2;
+        }
+    }
+    mg_egress_free(e);
     return rc;
 }
 
@@ -687,10 +752,14 @@ int mg_cmd_authz(int argc, char **argv)
     keys = mg_explain_keys_load(o.jwks, o.n_jwks, ra, stderr);
     if (!keys)
         goto out;
+    if (o.connect) {
+        rc = explain_connect(&o, c, s, ra, keys, (int64_t)now, &q);
+        goto out;
+    }
     int br = build_request(&o, c, &q);
     q.conn.geoip = geoip;
     if (br == 0)
-        rc = decide(&o, c, s, ra, keys, (int64_t)now, &q);
+        rc = decide(&o, c, s, ra, keys, (int64_t)now, &q, NULL);
     else
         rc = br > 0 ? 1 : 2;
 out:

@@ -167,6 +167,17 @@ is "$(mg_metric meshgate_egress_refused_total 'entrance="forward"')" 3 "absolute
 out=$(mg_raw "$fwd" 'GET http://api.test/echo HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n')
 like "$out" '"upstream": *"api"' "a raw absolute-form request is proxied"
 
+# the explainer gives the same answers offline, registry first
+out=$("$MESHGATE" authz -c "$cfg" --connect api.test:80 2>/dev/null)
+is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" "0:ALLOW egress: registered: ServiceEntry istio-system/api port 80 " \
+    "authz --connect: a registered host is allowed, with its entry"
+out=$("$MESHGATE" authz -c "$cfg" --connect evil.test:80 2>/dev/null)
+is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" "1:DENY egress: refused with 403 under REGISTRY_ONLY (not_registered) " \
+    "authz --connect: an unregistered host is refused by the registry"
+out=$("$MESHGATE" authz -c "$cfg" --connect blocked.test:80 2>/dev/null)
+is "$?" 1 "authz --connect: the DENY policy on hosts refuses blocked.test"
+like "$out" 'decided by: istio-system.no-blocked \(DENY, rule 0\)' "... and names it"
+
 mg_stop "$MG_MESHGATE_PID"
 write_config ALLOW_ANY
 ok "gateway restarts under ALLOW_ANY" mg_start_meshgate "$cfg"
