@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -223,6 +226,14 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
     mg_conn_ref(s->c);
     if (what & BEV_EVENT_CONNECTED) {
         s->connected = true;
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* libevent reads and writes at most 16 KiB per call by default: a
+         * bulk tunnel then spends its time in callbacks, not in copying */
+        bufferevent_set_max_single_read(bev, SPLICE_HIGH_WM / 2);
+        bufferevent_set_max_single_write(bev, SPLICE_HIGH_WM / 2);
+        bufferevent_set_max_single_read(s->c->bev, SPLICE_HIGH_WM / 2);
+        bufferevent_set_max_single_write(s->c->bev, SPLICE_HIGH_WM / 2);
         bufferevent_set_timeouts(bev, NULL, NULL);
         bufferevent_set_timeouts(s->c->bev, NULL, NULL);
         if (s->greeting)
