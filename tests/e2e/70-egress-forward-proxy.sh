@@ -178,6 +178,24 @@ out=$("$MESHGATE" authz -c "$cfg" --connect blocked.test:80 2>/dev/null)
 is "$?" 1 "authz --connect: the DENY policy on hosts refuses blocked.test"
 like "$out" 'decided by: istio-system.no-blocked \(DENY, rule 0\)' "... and names it"
 
+# a reload drains an open tunnel at the drain deadline (2 s here), as the
+# gateway's other TCP tunnels: it was allowed by configuration that is gone
+exec 7<>"/dev/tcp/127.0.0.1/$fwd"
+printf 'CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n\r\n' >&7
+IFS= read -r -t 5 status <&7
+like "$status" '^HTTP/1.1 200' "a tunnel is open before the reload"
+cp "$cfg/10-se.yaml" "$cfg/20-extra.yaml"
+sed -i 's/name: api,/name: api2,/; s/name: wild,/name: wild2,/; s/name: by-address,/name: by-address2,/; s/name: hidden,/name: hidden2,/; s/name: no-blocked,/name: no-blocked2,/' "$cfg/20-extra.yaml"
+kill -HUP "$MG_MESHGATE_PID"
+ok "the reload takes effect" mg_wait_log "$MG_MESHGATE_LOG" "generation 2 active" 5
+start=$(date +%s)
+timeout 10 cat <&7 >/dev/null
+elapsed=$(($(date +%s) - start))
+exec 7<&-
+ok "the old tunnel is closed at the drain deadline (${elapsed}s)" test "$elapsed" -le 5
+is "$(code api.test:80)" 200 "new tunnels are served by the new generation"
+rm -f "$cfg/20-extra.yaml"
+
 mg_stop "$MG_MESHGATE_PID"
 write_config ALLOW_ANY
 ok "gateway restarts under ALLOW_ANY" mg_start_meshgate "$cfg"
