@@ -178,6 +178,17 @@ out=$("$MESHGATE" authz -c "$cfg" --connect blocked.test:80 2>/dev/null)
 is "$?" 1 "authz --connect: the DENY policy on hosts refuses blocked.test"
 like "$out" 'decided by: istio-system.no-blocked \(DENY, rule 0\)' "... and names it"
 
+# bad input on the forward port gets an answer, never a crash
+like "$(mg_raw "$fwd" '\x16\x03\x01\x00\x05hello')" '^HTTP/1.1 400' "TLS bytes on the forward port: 400"
+like "$(mg_raw "$fwd" 'CONNECT api.test HTTP/1.1\r\nHost: api.test\r\n\r\n')" '^HTTP/1.1 400' \
+    "a CONNECT without a port: 400"
+like "$(mg_raw "$fwd" 'CONNECT [::1:80 HTTP/1.1\r\nHost: x\r\n\r\n')" '^HTTP/1.1 400' "a malformed authority: 400"
+is "$(mg_raw "$fwd" 'CONNECT api.te')" "" "a partial head and then the end: closed without an answer"
+long=$(head -c 300 /dev/zero | tr '\0' a)
+like "$(mg_raw "$fwd" "CONNECT $long.test:80 HTTP/1.1\r\nHost: x\r\n\r\n")" '^HTTP/1.1 (400|403)' \
+    "an over-long name is refused"
+is "$(code api.test:80)" 200 "the gateway still serves after all that"
+
 # a reload drains an open tunnel at the drain deadline (2 s here), as the
 # gateway's other TCP tunnels: it was allowed by configuration that is gone
 exec 7<>"/dev/tcp/127.0.0.1/$fwd"
