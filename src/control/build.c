@@ -69,7 +69,7 @@ static struct mg_cluster *cluster_get(struct mg_snapshot *s, const struct mg_des
 {
     for (size_t i = 0; i < s->n_clusters; i++) {
         struct mg_cluster *c = s->clusters[i];
-        if (c && strcmp(c->host, d->host) == 0 && c->port == d->port &&
+        if (c && !c->dynamic && strcmp(c->host, d->host) == 0 && c->port == d->port &&
             streq0(c->subset, d->subset))
             return c;
     }
@@ -339,6 +339,10 @@ static void snapshot_destroy(struct mg_snapshot *s)
         free(s->fwd_routes[i].host);
     }
     free(s->fwd_routes);
+    if (s->fwd_any) {
+        mg_route_free(&s->fwd_any->route);
+        free(s->fwd_any);
+    }
     mg_inbound_free(s->inbound);
     mg_geoip_unref(s->geoip);
     free(s->spiffe_id);
@@ -349,10 +353,34 @@ static void snapshot_destroy(struct mg_snapshot *s)
 /* One route per exact host and port of the ServiceEntries this Proxy sees,
  * so that an absolute-form request runs the request path (authorization,
  * the upstream pool, retries, the access log) to that entry's cluster.
- * Wildcard hosts have no fixed cluster and are not served this way. */
+ * Wildcard hosts and (under ALLOW_ANY) unregistered ones have no fixed
+ * cluster: they take the one route to the dynamic cluster, s->fwd_any. */
 static void compile_forward_routes(struct mg_snapshot *s, struct mg_diags *d)
 {
     const struct mg_config *cfg = s->cfg;
+    if (cfg->proxy.outbound_bind && *cfg->proxy.outbound_bind) {
+        struct mg_cluster *cl = mg_cluster_build_dynamic(s->n_workers);
+        if (s->n_clusters == s->cap_clusters) {
+            s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
+            s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));
+        }
+        s->clusters[s->n_clusters++] = cl;
+        struct mg_fwd_route *fr = s->fwd_any = mg_xcalloc(1, sizeof(*fr));
+        fr->host = NULL;
+        fr->dest.destination.host = (char *)"*";
+        fr->dest.weight = -1;
+        fr->cfg.route = &fr->dest;
+        fr->cfg.n_route = 1;
+        fr->cfg.timeout_ms = -1;
+        fr->route.cfg = &fr->cfg;
+        fr->route.name = mg_intern("forward|dynamic");
+        fr->route.dests = mg_xcalloc(1, sizeof(*fr->route.dests));
+        fr->route.n_dests = 1;
+        fr->route.total_weight = 100;
+        fr->route.dests[0].cfg = &fr->dest;
+        fr->route.dests[0].weight = 100;
+        fr->route.dests[0].cluster = cl;
+    }
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_service_entries; i++)
         n += cfg->service_entries[i].hosts.n * cfg->service_entries[i].n_ports;

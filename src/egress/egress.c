@@ -290,3 +290,12 @@ const char *mg_egress_log_reason(enum mg_egress_entrance en, enum mg_egress_reas
         return "egress_refused";
     return names[en][r];
 }
+
+uint16_t mg_egress_endpoint_port(const struct mg_workload_entry *we, const struct mg_se_port *sp)
+{
+    const char *v = sp->name ? mg_kvlist_get(&we->ports, sp->name) : NULL;
+    uint16_t p;
+    if (v && mg_parse_port(v, false, &p) == 0)
+        return p;
+    return sp->target_port ? sp->target_port : sp->number;
+}

@@ -85,6 +85,11 @@ bool mg_egress_check(const struct mg_egress *e, const char *host, uint16_t port,
  * the cluster's own ranges). False when the list is empty (the default). */
 bool mg_egress_resolved_denied(const struct mg_egress *e, int family, const uint8_t *addr);
 
+/* The port a ServiceEntry endpoint serves the entry's port sp on: its
+ * `ports` value for the port's name, else sp's targetPort, else sp's
+ * number. */
+uint16_t mg_egress_endpoint_port(const struct mg_workload_entry *we, const struct mg_se_port *sp);
+
 /* Names for logs and metrics: "forward", "connect", "sni", "route";
  * "registered", "allow_any", "not_registered", "port_not_registered",
  * "address_not_registered", "bad_target", "resolved_denied". */

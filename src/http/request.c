@@ -468,6 +468,8 @@ static int phase_egress(struct mg_request *r)
     const struct mg_egress *eg = r->snap->egress;
     if (!r->dest || !r->dest->cfg || !mg_egress_registry_only(eg))
         return 0;
+    if (r->dest->cluster && r->dest->cluster->dynamic)
+        return 0;                       /* the forward proxy checked the authority (phase_forward) */
     const struct mg_destination *d = &r->dest->cfg->destination;
     uint16_t port = d->port ? d->port : r->dest->cluster ? r->dest->cluster->port : 0;
     struct mg_egress_verdict v;
@@ -481,10 +483,32 @@ static int phase_egress(struct mg_request *r)
     return -1;
 }
 
+/* Where the dynamic cluster dials for an absolute-form request, as a
+ * CONNECT tunnel goes: one of the matching entry's endpoints (at random)
+ * when it has any, else the host asked for, on the entry port's
+ * targetPort or the port asked for. A name is resolved on the worker's
+ * resolver when the connection opens (503 when it does not resolve). */
+static void forward_dial(struct mg_request *r, const struct mg_egress_verdict *v, uint16_t port)
+{
+    const struct mg_service_entry *se = v->se;
+    if (se && se->n_endpoints && v->se_port) {
+        const struct mg_workload_entry *we = &se->endpoints[mg_worker_rand(r->conn->w) % se->n_endpoints];
+        if (we->address && strncmp(we->address, "unix://", 7) != 0) {
+            r->dial_host = we->address;
+            r->dial_port = mg_egress_endpoint_port(we, v->se_port);
+        }
+        return;                         /* no usable endpoint: dial_host NULL, 503 */
+    }
+    r->dial_host = r->host;
+    r->dial_port = v->se_port && v->se_port->target_port ? v->se_port->target_port : port;
+}
+
 /* The forward proxy (Proxy.spec.outbound.bind): an absolute-form request's
  * authority selects the destination - a host and port the egress registry
- * allows (else 502, Envoy's BlackHoleCluster) that a visible ServiceEntry
- * names exactly, whose route the builder made (control/build.c). */
+ * allows (else 502, Envoy's BlackHoleCluster): the route of the visible
+ * ServiceEntry that names it exactly (control/build.c), else (a wildcard
+ * entry's host, an unregistered host under ALLOW_ANY) the route to the
+ * dynamic cluster, which dials where forward_dial says. */
 static int phase_forward(struct mg_request *r)
 {
     const char *t = r->target;
@@ -512,10 +536,14 @@ static int phase_forward(struct mg_request *r)
     }
     const struct mg_fwd_route *fr = mg_snapshot_fwd_route(r->snap, r->host, port);
     if (!fr) {
-        /* allowed (ALLOW_ANY, a wildcard entry) but no fixed cluster */
-        r->flags = "NR";
-        mg_request_reply(r, 502, "no cluster for this destination", "forward_no_cluster", false);
-        return -1;
+        /* allowed (a wildcard entry, ALLOW_ANY) but no fixed cluster */
+        fr = r->snap->fwd_any;
+        if (!fr) {
+            r->flags = "NR";
+            mg_request_reply(r, 502, "no cluster for this destination", "forward_no_cluster", false);
+            return -1;
+        }
+        forward_dial(r, &v, port);
     }
     r->route = &fr->route;
     return 0;

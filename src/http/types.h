@@ -79,6 +79,12 @@ struct mg_request {
     const struct mg_wdest *dest;
     const char *up_path;                /* path+query sent upstream */
     const char *up_authority;
+    /* The forward proxy with no fixed cluster for the authority (a dynamic
+     * cluster, upstream/types.h): the name or IP literal and the port to
+     * dial, chosen as for a CONNECT (the entry's endpoints, else the host
+     * asked for). NULL otherwise. */
+    const char *dial_host;
+    uint16_t dial_port;
     struct mg_kv *uh;                   /* upstream request headers */
     size_t n_uh;
     char request_id[40];

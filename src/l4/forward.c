@@ -166,17 +166,6 @@ static void resolve(struct fwd *f, const char *name, uint16_t port)
         f->dnsreq = rq;
 }
 
-/* The port an endpoint serves a ServiceEntry port on: its `ports` entry
- * for the port's name, else the port's targetPort, else the number. */
-static uint16_t endpoint_port(const struct mg_workload_entry *we, const struct mg_se_port *sp)
-{
-    const char *v = sp->name ? mg_kvlist_get(&we->ports, sp->name) : NULL;
-    uint16_t p;
-    if (v && mg_parse_port(v, false, &p) == 0)
-        return p;
-    return sp->target_port ? sp->target_port : sp->number;
-}
-
 static void set_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct mg_addr *a,
                          uint16_t port)
 {
@@ -209,7 +198,7 @@ static void route_tunnel(struct fwd *f, const struct mg_egress_verdict *v)
     const struct mg_service_entry *se = v->se;
     if (se && se->n_endpoints) {
         const struct mg_workload_entry *we = &se->endpoints[mg_worker_rand(c->w) % se->n_endpoints];
-        uint16_t port = endpoint_port(we, v->se_port);
+        uint16_t port = mg_egress_endpoint_port(we, v->se_port);
         if (we->address && mg_addr_parse_ip(&a, we->address) == 0) {
             set_sockaddr(&ss, &sl, &a, port);
             dial(f, (struct sockaddr *)&ss, sl);

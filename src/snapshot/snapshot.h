@@ -120,6 +120,11 @@ struct mg_snapshot {
     char *outbound_ip;                  /* the forward proxy port's bind address, NULL = none */
     struct mg_fwd_route *fwd_routes;    /* absolute-form destinations of the forward proxy */
     size_t n_fwd_routes;
+    /* The forward proxy's route for an allowed authority with no route of
+     * its own (a wildcard entry's host; any host under ALLOW_ANY): to the
+     * dynamic cluster (upstream/types.h), which dials the request's
+     * dial_host. NULL without a forward proxy. */
+    struct mg_fwd_route *fwd_any;
     struct mg_inbound_set *inbound;     /* sidecar inbound ports (sidecar/sidecar.h), NULL = none */
     struct mg_geoip *geoip;             /* MeshConfig geoipDatabase, opened and checked; NULL = none */
     void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */

@@ -211,6 +211,28 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     return cl;
 }
 
+struct mg_cluster *mg_cluster_build_dynamic(int n_workers)
+{
+    struct mg_cluster *cl = mg_xcalloc(1, sizeof(*cl));
+    cl->host = mg_xstrdup("*");
+    cl->name = mg_xstrdup("forward|dynamic");
+    cl->eps = mg_xcalloc(1, sizeof(*cl->eps));
+    cl->eps[0].address = mg_xstrdup("-");
+    cl->eps[0].label = mg_xstrdup("-");
+    cl->n_eps = 1;
+    cl->dynamic = true;
+    cl->lb = MG_LB_ROUND_ROBIN;
+    cl->max_requests_per_conn = 1;
+    cl->connect_timeout_ms = 10000;
+    cl->idle_timeout_ms = 3600000;
+    cl->n_workers = n_workers;
+    cl->rt = mg_xcalloc((size_t)n_workers, sizeof(*cl->rt));
+    for (int i = 0; i < n_workers; i++)
+        cl->rt[i].active = mg_xcalloc(1, sizeof(uint32_t));
+    cl->stat_name = mg_intern(cl->name);
+    return cl;
+}
+
 void mg_cluster_free(struct mg_cluster *cl)
 {
     if (!cl)

@@ -69,6 +69,13 @@ struct mg_cluster {
     enum mg_up_h2 h2;                   /* plain-HTTP ports: MG_UP_H1 unless upgraded */
     bool use_client_protocol;           /* HTTP/2 downstream -> HTTP/2 upstream (PREFER) */
     uint64_t max_streams_per_conn;      /* http.maxConcurrentStreams; 0 = the peer's limit */
+    /* The forward proxy's cluster for destinations with no fixed cluster (a
+     * wildcard ServiceEntry's host, an unregistered host under ALLOW_ANY):
+     * one placeholder endpoint; every connection dials the request's
+     * dial_host and dial_port (http/types.h), a name resolved on the
+     * worker's resolver or an IP literal. Connections are not kept alive,
+     * since the requests sharing this pool go to different hosts. */
+    bool dynamic;
     uint64_t max_requests;              /* http.http2MaxRequests (concurrent); 0 = unlimited */
     atomic_ulong g_active;              /* HTTP/2 streams in flight, instance-wide */
     /* Limits hold per proxy instance (as Envoy's circuit breakers): these two

@@ -267,7 +267,11 @@ static void uc_attach(struct mg_uconn *uc, struct mg_request *r)
     r->uc = uc;
     struct mg_cluster_rt *rt = rt_of(uc->cl, uc->w);
     rt->active[uc->ep]++;
-    snprintf(r->upstream_host, sizeof(r->upstream_host), "%s", uc->cl->eps[uc->ep].label);
+    if (uc->cl->dynamic && r->dial_host)
+        snprintf(r->upstream_host, sizeof(r->upstream_host),
+                 strchr(r->dial_host, ':') ? "[%s]:%u" : "%s:%u", r->dial_host, r->dial_port);
+    else
+        snprintf(r->upstream_host, sizeof(r->upstream_host), "%s", uc->cl->eps[uc->ep].label);
 }
 
 /* Start on a fresh connection; false when it could not even be created. */
@@ -283,8 +287,18 @@ static bool open_conn(struct mg_request *r, struct mg_cluster *cl, size_t ep)
     atomic_fetch_add_explicit(&cl->g_open, 1, memory_order_relaxed);
     uc_attach(uc, r);
     const struct mg_endpoint *e = &cl->eps[ep];
+    const char *name = e->address;
+    uint16_t nport = e->port;
+    if (cl->dynamic) {                  /* the request names where to go */
+        name = r->dial_host;
+        nport = r->dial_port;
+        if (!name) {
+            mg_request_upstream_failed(r, 503, "UH", NULL);
+            return true;
+        }
+    }
     int rc;
-    if (e->resolved) {
+    if (e->resolved && !cl->dynamic) {
         rc = uc_connect(uc, (const struct sockaddr *)&e->sa, (int)e->salen);
     } else {
         struct evutil_addrinfo hints;
@@ -293,9 +307,9 @@ static bool open_conn(struct mg_request *r, struct mg_cluster *cl, size_t ep)
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
         char port[8];
-        snprintf(port, sizeof(port), "%u", e->port);
+        snprintf(port, sizeof(port), "%u", nport);
         uc->busy++;
-        uc->dnsreq = evdns_getaddrinfo(w->dns, e->address, port, &hints, dns_cb, uc);
+        uc->dnsreq = evdns_getaddrinfo(w->dns, name, port, &hints, dns_cb, uc);
         uc->busy--;
         rc = 0;
         if (uc->dead) {                 /* answered (and failed) synchronously */

@@ -31,6 +31,10 @@ struct event;
  * unusable TLS setting is an error in d. */
 struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg_destination *dst,
                                     int n_workers, struct mg_diags *d);
+/* The forward proxy's dynamic cluster (upstream/types.h `dynamic`): no
+ * fixed endpoint, each request names its dial_host and dial_port; plain
+ * HTTP/1.1, 10 s connect timeout, no keep-alive. */
+struct mg_cluster *mg_cluster_build_dynamic(int n_workers);
 void mg_cluster_free(struct mg_cluster *cl);
 
 /* Send r upstream (r->dest->cluster, r->uh, r->up_path...). Reuses an idle

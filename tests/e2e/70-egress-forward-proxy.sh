@@ -7,8 +7,9 @@
 # registered one; every refusal is logged and counted; a 50 MB download
 # through a tunnel keeps its checksum while other clients are answered;
 # absolute-form requests (HTTP_PROXY) go through the request path to the
-# entry's cluster, 502 when the registry refuses; ALLOW_ANY lets an
-# unregistered CONNECT destination through.
+# entry's cluster (a wildcard entry's host to its endpoints), 502 when the
+# registry refuses; ALLOW_ANY lets an unregistered CONNECT destination and
+# an unregistered absolute-form one (resolved by the gateway) through.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -166,6 +167,14 @@ like "$(grep '"authority":"evil.test"' "$DP_ACCESS_LOG" | tail -n 1)" 'egress_fo
 is "$(mg_metric meshgate_egress_refused_total 'entrance="forward"')" 3 "absolute-form refusals are counted"
 out=$(mg_raw "$fwd" 'GET http://api.test/echo HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n')
 like "$out" '"upstream": *"api"' "a raw absolute-form request is proxied"
+body=$(curl -sS --max-time 10 -x "http://127.0.0.1:$fwd" "http://a.wild.test:443/echo")
+is "$(mg_json_field "$body" upstream)" wild \
+    "an absolute-form request to a wildcard entry's host reaches the entry's endpoint (its targetPort)"
+ok "... with the Host it asked for" mg_json_has_header "$body" host a.wild.test:443
+is "$(fx http://wild.test:443/echo)" 502 "... the wildcard's apex gets 502"
+mg_wait_log "$DP_ACCESS_LOG" '"authority":"a.wild.test:443"' >/dev/null
+line=$(grep '"authority":"a.wild.test:443"' "$DP_ACCESS_LOG" | tail -n 1)
+like "$line" "\"upstream_host\":\"127.0.0.1:$u2\"" "the access log names the address dialled"
 
 # the explainer gives the same answers offline, registry first
 out=$("$MESHGATE" authz -c "$cfg" --connect api.test:80 2>/dev/null)
@@ -217,5 +226,33 @@ body=$(via "localhost:$u2" /echo)
 is "$(mg_json_field "$body" upstream)" wild "ALLOW_ANY: an unregistered name is resolved by the gateway and dialled"
 is "$(code api.test:80)" 200 "ALLOW_ANY: a registered host still goes to its endpoint"
 is "$(code blocked.test:80)" 403 "ALLOW_ANY: the AuthorizationPolicy still applies"
+
+# absolute-form requests to hosts no entry names: the gateway resolves the
+# name itself and dials the port asked for
+body=$(curl -sS --max-time 10 -x "http://127.0.0.1:$fwd" "http://localhost:$u2/echo?x=1")
+is "$(mg_json_field "$body" upstream)" wild "ALLOW_ANY: an absolute-form request to an unregistered name is served"
+is "$(mg_json_field "$body" path)" "/echo?x=1" "... in origin-form"
+body=$(curl -sS --max-time 10 -x "http://127.0.0.1:$fwd" "http://127.0.0.1:$u2/echo")
+is "$(mg_json_field "$body" upstream)" wild "ALLOW_ANY: ... and to an IP literal"
+# one client connection, requests to different hosts: each goes where it asked
+out=$(curl -sS --max-time 10 -x "http://127.0.0.1:$fwd" "http://localhost:$u2/echo" "http://api.test/echo" \
+      "http://localhost:$u1/echo")
+is "$(grep -o '"upstream": *"[a-z]*"' <<<"$out" | tr -d ' "' | tr '\n' ' ')" "upstream:wild upstream:api upstream:api " \
+    "requests on one keep-alive connection each reach their own host"
+mg_wait_log "$DP_ACCESS_LOG" "\"authority\":\"localhost:$u2\"" >/dev/null
+line=$(grep "\"authority\":\"localhost:$u2\"" "$DP_ACCESS_LOG" | tail -n 1)
+like "$line" "\"upstream_host\":\"localhost:$u2\"" "the access log names the host dialled"
+# a closed port: 503 after the connect fails
+dead=$(mg_free_port)
+is "$(fx "http://127.0.0.1:$dead/echo")" 503 "ALLOW_ANY: a destination that refuses the connection gets 503"
+# a name no resolver knows: 503 (skipped where the system resolver hangs)
+timeout 3 getent hosts nxdomain.invalid >/dev/null 2>&1
+if [ $? = 124 ]; then
+    skip "the system resolver does not answer here" 2
+else
+    start=$(date +%s)
+    is "$(fx "http://nxdomain.invalid/echo")" 503 "ALLOW_ANY: a name that does not resolve gets 503"
+    ok "... without hanging the client" test $(($(date +%s) - start)) -le 9
+fi
 
 done_testing
