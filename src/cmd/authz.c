@@ -23,6 +23,9 @@
 #include "route/route.h"
 #include "policy/policy.h"
 #include "geoip/geoip.h"
+#include "control/control.h"
+#include "snapshot/snapshot.h"
+#include "l4/l4.h"
 
 #define MAX_HEADERS 128
 #define MAX_LABELS 64
@@ -41,7 +44,11 @@ static void usage(FILE *out)
           "                          (both resolve through MeshConfig geoipDatabase when set)\n"
           "  --dest-ip IP            local destination address\n"
           "  --port N                destination port (default from the URL scheme, or 443)\n"
-          "  --sni NAME              TLS SNI\n"
+          "  --sni NAME              TLS SNI; without --url, --host, --method, --header, --token\n"
+          "                          and --claims: a connection to the PASSTHROUGH server on --port\n"
+          "                          (default 443): its tls route by sniHosts, the egress registry's\n"
+          "                          verdict for NAME on the route's destination port, then\n"
+          "                          authorization as TCP with connection.sni = NAME\n"
           "  --principal td/ns/N/sa/S        peer principal (mTLS)\n"
           "  --namespace N --service-account S   peer principal in the mesh trust domain\n"
           "  --token JWT             verify this token as the gateway does, sent as\n"
@@ -690,6 +697,112 @@ static int explain_connect(const struct opts *o, const struct mg_config *c,
     return rc;
 }
 
+static void se_line(char *line, size_t n, const struct mg_egress_verdict *v, const char *what)
+{
+    if (v->se)
+        snprintf(line, n, "egress: %sregistered: ServiceEntry %s/%s port %u", what,
+                 v->se->meta.namespace_ ? v->se->meta.namespace_ : "default",
+                 v->se->meta.name ? v->se->meta.name : "?", (unsigned)v->se_port->number);
+    else
+        snprintf(line, n, "egress: %snot registered, allowed by ALLOW_ANY", what);
+}
+
+/* --sni NAME (no HTTP request): what a PASSTHROUGH server decides for a
+ * ClientHello naming NAME on port --port, from the snapshot the gateway
+ * would build: the server and tls route the SNI selects (none: the
+ * connection is closed), under REGISTRY_ONLY the egress registry for NAME on
+ * each destination's port (l4/passthrough.c closes the connection when it
+ * refuses), then authorization as a TCP connection with connection.sni. */
+static int explain_sni(const struct opts *o, const struct mg_config *c, const struct mg_policy_set *s,
+                       const struct mg_reqauthn *ra, struct mg_explain_keys *k, int64_t now,
+                       struct request *q)
+{
+    uint16_t port = 443;
+    if (o->port && mg_parse_port(o->port, true, &port) < 0) {
+        fprintf(stderr, "meshgate authz: --port '%s': not a port\n", o->port);
+        return 2;
+    }
+    char sni[256];
+    size_t sl = strlen(o->sni);
+    if (!sl || sl >= sizeof(sni)) {
+        fprintf(stderr, "meshgate authz: --sni '%s': expected a server name\n", o->sni);
+        return 2;
+    }
+    memcpy(sni, o->sni, sl + 1);
+    mg_lower(sni);
+    struct mg_diags d = {0};
+    struct mg_config *sc = mg_config_load(o->config ? o->config : MG_DEFAULT_CONFIG, &d);
+    struct mg_snapshot *snap = sc ? mg_snapshot_build(sc, 1, 1, &d) : NULL;
+    if (!snap) {
+        mg_diags_print(&d, stderr);
+        mg_diags_free(&d);
+        fprintf(stderr, "meshgate authz: the gateway would refuse this configuration\n");
+        return 2;
+    }
+    mg_diags_free(&d);                  /* warnings: the loader's and check's business */
+    const struct mg_port *p = mg_snapshot_port(snap, port);
+    const struct mg_tls_route_c *route = NULL;
+    int rc = 1;
+    if (!p || !p->passthrough) {
+        printf("DENY\nroute: no PASSTHROUGH server on port %u\n", (unsigned)port);
+        goto out;
+    }
+    if (mg_port_sni_server(p, sni))
+        route = mg_passthrough_route(p, sni);
+    if (!route) {
+        printf("DENY\nroute: no tls route for SNI %s on port %u: the connection is closed\n",
+               sni, (unsigned)port);
+        goto out;
+    }
+    char lines[2048];
+    size_t used = 0;
+    bool refused = false;
+    for (size_t i = 0; i < route->n_dests || (i == 0 && !route->n_dests); i++) {
+        const struct mg_wdest *wd = route->n_dests ? &route->dests[i] : NULL;
+        struct mg_egress_verdict v;
+        char line[512];
+        uint16_t dport = mg_passthrough_registry_port(wd);
+        if (!mg_egress_registry_only(snap->egress)) {
+            mg_egress_check(snap->egress, sni, dport, MG_EGRESS_SNI, &v);
+            se_line(line, sizeof(line), &v, "");
+        } else if (mg_egress_check(snap->egress, sni, dport, MG_EGRESS_SNI, &v)) {
+            se_line(line, sizeof(line), &v, "");
+        } else {
+            snprintf(line, sizeof(line), "egress: refused under REGISTRY_ONLY (%s) on port %u: "
+                     "the connection is closed", mg_egress_reason_name(v.reason), (unsigned)dport);
+            refused = true;
+        }
+        int w = snprintf(lines + used, sizeof(lines) - used, "%s%s", used ? "\n" : "", line);
+        if (w > 0 && (size_t)w < sizeof(lines) - used)
+            used += (size_t)w;
+    }
+    const char *vsn = route->vs && route->vs->meta.name ? route->vs->meta.name : "?";
+    const char *vsns = route->vs && route->vs->meta.namespace_ ? route->vs->meta.namespace_ : "default";
+    int w = snprintf(lines + used, sizeof(lines) - used, "\nroute: PASSTHROUGH port %u, tls route of "
+                     "VirtualService %s/%s", (unsigned)port, vsns, vsn);
+    if (w > 0 && (size_t)w < sizeof(lines) - used)
+        used += (size_t)w;
+    if (refused) {
+        printf("DENY\n%s\nrequest: TLS connection to port %u, SNI %s\n"
+               "authorization: not evaluated (the egress registry closes the connection either way)\n",
+               lines, (unsigned)port, sni);
+        goto out;
+    }
+    struct opts oc = *o;
+    oc.tcp = true;
+    rc = build_request(&oc, c, q);
+    if (rc == 0) {
+        q->conn.sni = sni;              /* lower-cased, as the peek leaves it */
+        q->conn.local.port = port;
+        rc = decide(&oc, c, s, ra, k, now, q, lines);
+    } else {
+        rc = rc > 0 ? 1 : 2;
+    }
+out:
+    mg_snapshot_unref(snap);
+    return rc;
+}
+
 int mg_cmd_authz(int argc, char **argv)
 {
     struct opts o;
@@ -754,6 +867,10 @@ int mg_cmd_authz(int argc, char **argv)
         goto out;
     if (o.connect) {
         rc = explain_connect(&o, c, s, ra, keys, (int64_t)now, &q);
+        goto out;
+    }
+    if (o.sni && !o.url && !o.host && !o.method && !o.token && !o.claims && !o.n_headers) {
+        rc = explain_sni(&o, c, s, ra, keys, (int64_t)now, &q);
         goto out;
     }
     int br = build_request(&o, c, &q);

@@ -103,6 +103,11 @@ int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snil
 /* The first tls route of port p whose match accepts sni (sniHosts; port). */
 const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const char *sni);
 
+/* The port a PASSTHROUGH destination is checked on in the egress registry:
+ * the destination's port, else its cluster's, else 0 (any port of the
+ * entry). NULL wd gives 0. */
+uint16_t mg_passthrough_registry_port(const struct mg_wdest *wd);
+
 /* Codec entry for connections on a passthrough or TCP port (conn.c's
  * switch). A TCP port has no SNI: its first tcp route takes every
  * connection. */

@@ -59,6 +59,15 @@ const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const
     return NULL;
 }
 
+uint16_t mg_passthrough_registry_port(const struct mg_wdest *wd)
+{
+    if (wd && wd->cfg && wd->cfg->destination.port)
+        return wd->cfg->destination.port;
+    if (wd && wd->cluster)
+        return wd->cluster->port;
+    return 0;
+}
+
 struct pt {
     struct mg_splice s;                 /* first: the splice's callbacks take &t->s */
     const struct mg_tls_route_c *route;
@@ -90,13 +99,8 @@ static bool sni_registered(struct pt *t, const struct mg_wdest *wd)
     const struct mg_egress *eg = c->snap->egress;
     if (!mg_egress_registry_only(eg))
         return true;
-    uint16_t port = 0;
-    if (wd && wd->cfg && wd->cfg->destination.port)
-        port = wd->cfg->destination.port;
-    else if (wd && wd->cluster)
-        port = wd->cluster->port;
     struct mg_egress_verdict v;
-    if (mg_egress_check(eg, c->sni, port, MG_EGRESS_SNI, &v))
+    if (mg_egress_check(eg, c->sni, mg_passthrough_registry_port(wd), MG_EGRESS_SNI, &v))
         return true;
     mg_metrics_egress_refused(c->w->metrics, mg_egress_entrance_name(MG_EGRESS_SNI),
                               mg_egress_reason_name(v.reason));

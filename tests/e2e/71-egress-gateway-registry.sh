@@ -3,8 +3,10 @@
 # entrances: a PASSTHROUGH server routed by SNI closes a connection whose SNI
 # no ServiceEntry registers (even when a wildcard tls route would take it),
 # and a Gateway HTTP route whose destination is not registered (host or
-# port) answers 502; the registered ones work, a 50 MB download through the
-# SNI splice keeps its checksum, and every refusal is logged and counted.
+# port) answers 502; the registered ones work, an AuthorizationPolicy on
+# connection.sni closes a registered SNI, `meshgate authz --sni` explains
+# each of these verdicts the same way, a 50 MB download through the SNI
+# splice keeps its checksum, and every refusal is logged and counted.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -30,7 +32,7 @@ apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: api, namespace: istio-system}
 spec:
-  hosts: ["api.egress.test"]
+  hosts: ["api.egress.test", "blocked.egress.test"]
   location: MESH_EXTERNAL
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: STATIC
@@ -95,6 +97,13 @@ spec:
   gateways: ["egress"]
   http:
   - route: [{destination: {host: web.egress.test, port: {number: 8080}}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-blocked-sni, namespace: istio-system}
+spec:
+  action: DENY
+  rules: [{when: [{key: connection.sni, values: ["blocked.egress.test"]}]}]
 YAML
 
 ok "gateway starts" mg_start_meshgate "$cfg"
@@ -109,6 +118,31 @@ ok "the SNI refusal is logged with entrance and reason" \
     dp_wait_log "$DP_ACCESS_LOG" '"reason":"egress_sni_not_registered"'
 is "$(mg_metric meshgate_egress_refused_total 'entrance="sni",reason="not_registered"')" 1 \
     "the SNI refusal is counted"
+
+is "$(mg_http_code "${C[@]}" "https://blocked.egress.test:$pt/echo")" 000 \
+    "a registered SNI that an AuthorizationPolicy on connection.sni denies is closed"
+ok "... logged as a policy refusal" dp_wait_log "$DP_ACCESS_LOG" '"requested_server_name":"blocked.egress.test".*rbac'
+
+# the explainer agrees, in the same order: route, registry, authorization
+out=$("$MESHGATE" authz -c "$cfg" --sni api.egress.test --port "$pt" 2>/dev/null)
+is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" "0:ALLOW egress: registered: ServiceEntry istio-system/api port 443 " \
+    "authz --sni: a registered SNI is allowed, with its entry"
+like "$out" "route: PASSTHROUGH port $pt, tls route of VirtualService istio-system/sni" "... and the route it takes"
+like "$out" 'request: TCP connection' "... authorized as a TCP connection"
+out=$("$MESHGATE" authz -c "$cfg" --sni EVIL.egress.test --port "$pt" 2>/dev/null)
+is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" \
+    "1:DENY egress: refused under REGISTRY_ONLY (not_registered) on port 443: the connection is closed " \
+    "authz --sni: an unregistered SNI is refused by the registry"
+out=$("$MESHGATE" authz -c "$cfg" --sni blocked.egress.test --port "$pt" 2>/dev/null)
+is "$?" 1 "authz --sni: the policy on connection.sni refuses blocked.egress.test"
+like "$out" 'decided by: istio-system.no-blocked-sni \(DENY, rule 0\)' "... and names it"
+out=$("$MESHGATE" authz -c "$cfg" --sni api.other.test --port "$pt" 2>/dev/null)
+is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" \
+    "1:DENY route: no tls route for SNI api.other.test on port $pt: the connection is closed " \
+    "authz --sni: an SNI no server takes is closed before the registry"
+out=$("$MESHGATE" authz -c "$cfg" --sni api.egress.test --port "$http" 2>/dev/null)
+is "$?:$out" "1:DENY
+route: no PASSTHROUGH server on port $http" "authz --sni: a port without a PASSTHROUGH server"
 
 n=$((50 * 1024 * 1024))
 direct=$(curl -sS -k --max-time 60 "https://127.0.0.1:$u1/bytes/$n" | sha256sum | cut -d' ' -f1)
