@@ -460,6 +460,61 @@ static void warn_wildcard_overlap(const struct mg_config *c, struct mg_diags *d)
     }
 }
 
+static bool http_proto(enum mg_app_proto p)
+{
+    return p == MG_PROTO_HTTP || p == MG_PROTO_HTTP2 || p == MG_PROTO_GRPC || p == MG_PROTO_GRPC_WEB;
+}
+
+/* Does a VirtualService bound to a Gateway route HTTP to a host of se on
+ * port (a destination without a port counts)? */
+static bool gateway_http_route(const struct mg_config *c, const struct mg_service_entry *se,
+                               uint16_t port)
+{
+    for (size_t i = 0; i < c->n_virtual_services; i++) {
+        const struct mg_virtual_service *vs = &c->virtual_services[i];
+        bool gw = false;
+        for (size_t g = 0; g < vs->gateways.n; g++)
+            gw = gw || strcmp(vs->gateways.v[g], "mesh") != 0;
+        for (size_t j = 0; gw && j < vs->n_http; j++)
+            for (size_t k = 0; k < vs->http[j].n_route; k++) {
+                const struct mg_destination *dst = &vs->http[j].route[k].destination;
+                if (!dst->host || (dst->port && dst->port != port))
+                    continue;
+                for (size_t h = 0; h < se->hosts.n && !over(); h++)
+                    if (host_matches(se->hosts.v[h], dst->host))
+                        return true;
+            }
+    }
+    return false;
+}
+
+/* Under REGISTRY_ONLY with the forward proxy configured, an HTTP (HTTP2,
+ * GRPC) port of a visible entry that no Gateway route leads to is reached
+ * by CONNECT, which tunnels its bytes: the protocol the entry declares is
+ * not enforced there, and AuthorizationPolicy paths, methods and headers
+ * never apply to it. */
+static void warn_http_via_connect(const struct mg_config *c, struct mg_diags *d)
+{
+    if (!c->proxy.outbound_bind || !*c->proxy.outbound_bind)
+        return;
+    for (size_t i = 0; i < c->n_service_entries && work <= MG_ANALYZE_BUDGET; i++) {
+        const struct mg_service_entry *se = &c->service_entries[i];
+        if (!mg_service_entry_visible(c, se))
+            continue;
+        for (size_t p = 0; p < se->n_ports; p++) {
+            const struct mg_se_port *sp = &se->ports[p];
+            if (!http_proto(sp->protocol) || gateway_http_route(c, se, sp->number))
+                continue;
+            mg_warning(d, sp->pos, "ServiceEntry %s/%s port %u is %s, but no Gateway route leads "
+                       "to it: through the forward proxy a CONNECT tunnels its bytes, so %s is not "
+                       "enforced and AuthorizationPolicy paths, methods and headers do not apply "
+                       "(absolute-form requests, HTTP_PROXY, are checked)",
+                       se->meta.namespace_, se->meta.name, (unsigned)sp->number,
+                       mg_app_proto_name(sp->protocol), mg_app_proto_name(sp->protocol));
+        }
+    }
+}
+
 static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
 {
     warn_wildcard_overlap(c, d);
@@ -473,9 +528,22 @@ static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
                        "but no ServiceEntry defines that host", dr->meta.namespace_,
                        dr->meta.name, dr->host);
     }
-    if (c->mesh.outbound_mode == MG_OUTBOUND_REGISTRY_ONLY && c->n_service_entries == 0)
+    if (c->mesh.outbound_mode != MG_OUTBOUND_REGISTRY_ONLY)
+        return;
+    if (c->n_service_entries == 0) {
         mg_warning(d, c->mesh.pos, "outboundTrafficPolicy REGISTRY_ONLY without any ServiceEntry "
                    "blocks every outbound destination");
+        return;
+    }
+    size_t visible = 0;
+    for (size_t i = 0; i < c->n_service_entries; i++)
+        visible += mg_service_entry_visible(c, &c->service_entries[i]);
+    if (!visible)
+        mg_warning(d, c->mesh.pos, "outboundTrafficPolicy REGISTRY_ONLY, and none of the %zu "
+                   "ServiceEntries is visible to namespace \"%s\" of this Proxy (exportTo): every "
+                   "outbound destination is blocked", c->n_service_entries,
+                   c->proxy.meta.namespace_ ? c->proxy.meta.namespace_ : "default");
+    warn_http_via_connect(c, d);
 }
 
 /* ---- GeoIP conditions ---- */

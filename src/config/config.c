@@ -567,6 +567,21 @@ const char *mg_kvlist_get(const struct mg_kvlist *l, const char *key)
     return NULL;
 }
 
+bool mg_service_entry_visible(const struct mg_config *c, const struct mg_service_entry *se)
+{
+    if (se->export_to.n == 0)
+        return true;
+    const char *ns = c->proxy.meta.namespace_ ? c->proxy.meta.namespace_ : "default";
+    const char *own = se->meta.namespace_ ? se->meta.namespace_ : "default";
+    for (size_t i = 0; i < se->export_to.n; i++) {
+        const char *x = se->export_to.v[i];
+        if (strcmp(x, "*") == 0 || (strcmp(x, ".") == 0 && strcmp(own, ns) == 0) ||
+            strcmp(x, ns) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool mg_selector_matches(const struct mg_kvlist *match_labels, const struct mg_kvlist *labels)
 {
     if (!match_labels)

@@ -618,6 +618,11 @@ void mg_config_free(struct mg_config *c);
  * is absent or empty selects every workload. */
 bool mg_selector_matches(const struct mg_kvlist *match_labels, const struct mg_kvlist *labels);
 
+/* Does the Proxy of c see ServiceEntry se? Its exportTo as Istio scopes
+ * it: none or "*" is every namespace, "." the entry's own, any other value
+ * (so "~") names a namespace; the Proxy's namespace is "default" when unset. */
+bool mg_service_entry_visible(const struct mg_config *c, const struct mg_service_entry *se);
+
 /* Look up a credential by name: Proxy.spec.credentials first, then TLS
  * Secrets (in the Proxy's namespace, then any). NULL when missing. */
 const struct mg_credential *mg_config_credential(const struct mg_config *c, const char *name);

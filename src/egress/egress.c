@@ -33,27 +33,10 @@ struct mg_egress {
 /* The longest name DNS allows (253) plus a trailing dot. */
 #define EG_MAX_NAME 254
 
-/* Istio scopes a ServiceEntry by exportTo: none or "*" = every namespace,
- * "." = its own, "~" = none, anything else = that namespace. */
-static bool visible(const struct mg_service_entry *se, const char *ns)
-{
-    if (se->export_to.n == 0)
-        return true;
-    const char *own = se->meta.namespace_ ? se->meta.namespace_ : "default";
-    for (size_t i = 0; i < se->export_to.n; i++) {
-        const char *x = se->export_to.v[i];
-        if (strcmp(x, "*") == 0 || (strcmp(x, ".") == 0 && strcmp(own, ns) == 0) ||
-            strcmp(x, ns) == 0)
-            return true;
-    }
-    return false;
-}
-
 struct mg_egress *mg_egress_build(const struct mg_config *cfg, struct mg_diags *d)
 {
     struct mg_egress *e = mg_xcalloc(1, sizeof(*e));
     e->registry_only = cfg->mesh.outbound_mode == MG_OUTBOUND_REGISTRY_ONLY;
-    const char *ns = cfg->proxy.meta.namespace_ ? cfg->proxy.meta.namespace_ : "default";
     size_t nh = 0, na = 0;
     for (size_t i = 0; i < cfg->n_service_entries; i++) {
         nh += cfg->service_entries[i].hosts.n;
@@ -68,7 +51,7 @@ struct mg_egress *mg_egress_build(const struct mg_config *cfg, struct mg_diags *
     e->addrs = na ? mg_xcalloc(na, sizeof(*e->addrs)) : NULL;
     for (size_t i = 0; i < cfg->n_service_entries; i++) {
         const struct mg_service_entry *se = &cfg->service_entries[i];
-        if (!visible(se, ns))
+        if (!mg_service_entry_visible(cfg, se))
             continue;
         for (size_t h = 0; h < se->hosts.n; h++) {
             const char *v = se->hosts.v[h];
@@ -121,7 +104,7 @@ void mg_egress_free(struct mg_egress *e)
 
 bool mg_egress_visible(const struct mg_config *cfg, const struct mg_service_entry *se)
 {
-    return visible(se, cfg->proxy.meta.namespace_ ? cfg->proxy.meta.namespace_ : "default");
+    return mg_service_entry_visible(cfg, se);
 }
 
 bool mg_egress_resolved_denied(const struct mg_egress *e, int family, const uint8_t *addr)
