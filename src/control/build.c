@@ -12,6 +12,7 @@
 #include "http/http.h"
 #include "route/route.h"
 #include "l4/l4.h"
+#include "log/log.h"
 #include "sidecar/sidecar.h"
 #include "net/net.h"
 #include "upstream/upstream.h"
@@ -64,6 +65,29 @@ static bool server_is_http(const struct mg_server *sv)
     }
 }
 
+/* Proxy.spec.egress.denyResolvedCidrs for the names the forward proxy's
+ * absolute-form requests resolve (the dynamic cluster's hosts, DNS
+ * entries' names and hostname endpoints): the address one resolved to
+ * must lie outside the denied ranges. Requests of other entrances are not
+ * covered (their routes may lead to the cluster's own ranges on purpose). */
+static const char *forward_resolved_refused(struct mg_request *r, const struct sockaddr *sa)
+{
+    struct mg_addr a;
+    if (!r->conn->port->forward || mg_addr_from_sockaddr(&a, sa) != 0 ||
+        !mg_egress_resolved_denied(r->snap->egress, a.family, a.ip))
+        return NULL;
+    mg_metrics_egress_refused(r->conn->w->metrics, mg_egress_entrance_name(MG_EGRESS_FORWARD_HTTP),
+                              mg_egress_reason_name(MG_EGRESS_RESOLVED_DENIED));
+    return mg_egress_log_reason(MG_EGRESS_FORWARD_HTTP, MG_EGRESS_RESOLVED_DENIED);
+}
+
+static void cluster_guard(const struct mg_snapshot *s, struct mg_cluster *c)
+{
+    const struct mg_proxy *px = &s->cfg->proxy;
+    if (px->egress_deny_cidrs.n && px->outbound_bind && *px->outbound_bind)
+        c->resolved_refused = forward_resolved_refused;
+}
+
 static struct mg_cluster *cluster_get(struct mg_snapshot *s, const struct mg_destination *d,
                                       struct mg_diags *diags)
 {
@@ -76,6 +100,7 @@ static struct mg_cluster *cluster_get(struct mg_snapshot *s, const struct mg_des
     struct mg_cluster *c = mg_cluster_build(s->cfg, d, s->n_workers, diags);
     if (!c)
         return NULL;
+    cluster_guard(s, c);
     if (s->n_clusters == s->cap_clusters) {
         s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
         s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));
@@ -360,6 +385,7 @@ static void compile_forward_routes(struct mg_snapshot *s, struct mg_diags *d)
     const struct mg_config *cfg = s->cfg;
     if (cfg->proxy.outbound_bind && *cfg->proxy.outbound_bind) {
         struct mg_cluster *cl = mg_cluster_build_dynamic(s->n_workers);
+        cluster_guard(s, cl);
         if (s->n_clusters == s->cap_clusters) {
             s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
             s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));

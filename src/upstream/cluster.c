@@ -134,9 +134,12 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     cl->name = mg_xasprintf("outbound|%u|%s|%s", svc_port, dst->subset ? dst->subset : "", dst->host);
     cl->eps = mg_xcalloc(se->n_endpoints ? se->n_endpoints : 1, sizeof(*cl->eps));
     uint16_t target = sp && sp->target_port ? sp->target_port : svc_port;
+    /* DNS without endpoints: the destination's own name is resolved (each
+     * host of the entry is its own cluster, as Istio makes them), never
+     * the entry's first host for all of them */
     if (se->n_endpoints == 0 && (se->resolution == MG_RES_DNS || se->resolution == MG_RES_DNS_ROUND_ROBIN)
-        && se->hosts.n && se->hosts.v[0][0] != '*') {
-        ep_set(&cl->eps[cl->n_eps++], se->hosts.v[0], target);
+        && dst->host[0] != '*') {
+        ep_set(&cl->eps[cl->n_eps++], dst->host, target);
     }
     for (size_t i = 0; i < se->n_endpoints; i++) {
         const struct mg_workload_entry *we = &se->endpoints[i];

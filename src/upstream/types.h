@@ -76,6 +76,12 @@ struct mg_cluster {
      * worker's resolver or an IP literal. Connections are not kept alive,
      * since the requests sharing this pool go to different hosts. */
     bool dynamic;
+    /* Asked with each address a name of this cluster resolved to, before
+     * the connect (NULL = never): a non-NULL answer is the access log
+     * reason to refuse the request with 403 (the builder sets it for
+     * Proxy.spec.egress.denyResolvedCidrs; it decides which requests it
+     * covers and counts the refusal). */
+    const char *(*resolved_refused)(struct mg_request *r, const struct sockaddr *sa);
     uint64_t max_requests;              /* http.http2MaxRequests (concurrent); 0 = unlimited */
     atomic_ulong g_active;              /* HTTP/2 streams in flight, instance-wide */
     /* Limits hold per proxy instance (as Envoy's circuit breakers): these two

@@ -255,6 +255,19 @@ static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
         connect_failed(uc);
         return;
     }
+    struct mg_request *r = uc->r;
+    const char *why = r && uc->cl->resolved_refused ? uc->cl->resolved_refused(r, ai->ai_addr) : NULL;
+    if (why) {
+        /* the name resolved into a denied range: refused, not retried */
+        struct mg_addr a;
+        if (mg_addr_from_sockaddr(&a, ai->ai_addr) == 0)
+            mg_addr_ip_str(&a, r->upstream_host, sizeof(r->upstream_host));
+        evutil_freeaddrinfo(ai);
+        mg_upstream_detach(r, false);   /* closes uc */
+        r->flags = "NR";
+        mg_request_reply(r, 403, "egress destination not allowed", why, !r->body_done);
+        return;
+    }
     int rc = uc_connect(uc, ai->ai_addr, (int)ai->ai_addrlen);
     evutil_freeaddrinfo(ai);
     if (rc < 0)

@@ -5,7 +5,9 @@
 # MESHGATE_HOSTS_FILE names one), whatever the client resolved; a name whose
 # answer falls in Proxy.spec.egress.denyResolvedCidrs (DNS rebinding) is
 # refused with 403, logged and counted; an entry's hostname endpoint is
-# resolved the same way; an idle tunnel is closed after timeouts.idle.
+# resolved the same way; absolute-form requests to a DNS entry and to a
+# wildcard entry are refused the same way (403) when their name resolves
+# into those ranges; an idle tunnel is closed after timeouts.idle.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -21,6 +23,8 @@ cat >"$hosts" <<EOT
 127.0.0.1 api.dns.test
 127.0.0.1 backend.dns.test
 127.0.0.2 rebind.dns.test
+127.0.0.1 ok.wild.dns.test
+127.0.0.2 evil.wild.dns.test
 EOT
 cat >"$cfg/00-proxy.yaml" <<YAML
 apiVersion: meshgate.io/v1alpha1
@@ -59,6 +63,15 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: DNS
   endpoints: [{address: backend.dns.test, ports: {http: $u1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: istio-system}
+spec:
+  hosts: ["*.wild.dns.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: $u1, name: http, protocol: HTTP}]
+  resolution: NONE
 YAML
 
 MESHGATE_HOSTS_FILE=$hosts
@@ -86,6 +99,23 @@ mg_wait_log "$log" 'egress_connect_resolved_denied' >/dev/null
 like "$(grep '"authority":"rebind.dns.test:' "$log" | tail -n 1)" 'egress_connect_resolved_denied' \
     "the rebinding refusal is logged"
 is "$(mg_metric meshgate_egress_refused_total 'reason="resolved_denied"')" 1 "... and counted"
+# absolute-form requests: the names their clusters resolve are checked too
+fx() {
+    curl -s -o /dev/null --max-time 10 -w '%{http_code}' -x "http://127.0.0.1:$fwd" "$1"
+}
+is "$(fx "http://api.dns.test:$u1/echo")" 200 "absolute-form: a DNS entry's name resolving outside the ranges is served"
+is "$(fx "http://rebind.dns.test:$u1/echo")" 403 \
+    "absolute-form: a DNS entry's name resolving into denyResolvedCidrs is refused with 403"
+is "$(fx "http://ok.wild.dns.test:$u1/echo")" 200 "absolute-form: a wildcard entry's name is resolved and served"
+is "$(fx "http://evil.wild.dns.test:$u1/echo")" 403 \
+    "absolute-form: a wildcard entry's name resolving into denyResolvedCidrs is refused"
+mg_wait_log "$log" 'egress_forward_resolved_denied' >/dev/null
+line=$(grep '"authority":"evil.wild.dns.test:' "$log" | tail -n 1)
+like "$line" 'egress_forward_resolved_denied' "the refusal is logged with the entrance and the reason"
+like "$line" '"upstream_host":"127.0.0.2"' "... and the address the name resolved to"
+is "$(mg_metric meshgate_egress_refused_total 'entrance="forward",reason="resolved_denied"')" 2 \
+    "absolute-form rebinding refusals are counted"
+
 # a name no resolver knows: 503, as soon as the system's resolver says so
 # (skipped where its nameservers do not answer within a few seconds)
 timeout 3 getent hosts nxdomain.dns.test >/dev/null 2>&1
