@@ -88,19 +88,27 @@ static void cluster_guard(const struct mg_snapshot *s, struct mg_cluster *c)
         c->resolved_refused = forward_resolved_refused;
 }
 
+static void cluster_add(struct mg_snapshot *s, struct mg_cluster *c)
+{
+    if (s->n_clusters == s->cap_clusters) {
+        s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
+        s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));
+    }
+    s->clusters[s->n_clusters++] = c;
+}
+
 static struct mg_cluster *cluster_get(struct mg_snapshot *s, const struct mg_destination *d,
                                       struct mg_diags *diags)
 {
     for (size_t i = 0; i < s->n_clusters; i++) {
         struct mg_cluster *c = s->clusters[i];
-        if (c && !c->dynamic && strcmp(c->host, d->host) == 0 && c->port == d->port &&
+        if (c && !c->dynamic && !c->forward && strcmp(c->host, d->host) == 0 && c->port == d->port &&
             streq0(c->subset, d->subset))
             return c;
     }
     struct mg_cluster *c = mg_cluster_build(s->cfg, d, s->n_workers, diags);
     if (!c)
         return NULL;
-    cluster_guard(s, c);
     if (s->n_clusters == s->cap_clusters) {
         s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
         s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));
@@ -375,6 +383,26 @@ static void snapshot_destroy(struct mg_snapshot *s)
     free(s);
 }
 
+/* The forward proxy's own cluster for a destination: built like a Gateway
+ * route's (whose diagnostics cluster_get reports once) but never shared
+ * with one, so that its pooled connections all went through the forward
+ * proxy's checks of resolved addresses (cluster_guard). */
+static struct mg_cluster *forward_cluster(struct mg_snapshot *s, const struct mg_destination *dst,
+                                          struct mg_diags *d)
+{
+    if (!cluster_get(s, dst, d))
+        return NULL;
+    struct mg_diags scratch = {0};
+    struct mg_cluster *c = mg_cluster_build(s->cfg, dst, s->n_workers, &scratch);
+    mg_diags_free(&scratch);
+    if (!c)
+        return NULL;
+    c->forward = true;
+    cluster_guard(s, c);
+    cluster_add(s, c);
+    return c;
+}
+
 /* One route per exact host and port of the ServiceEntries this Proxy sees,
  * so that an absolute-form request runs the request path (authorization,
  * the upstream pool, retries, the access log) to that entry's cluster.
@@ -385,12 +413,9 @@ static void compile_forward_routes(struct mg_snapshot *s, struct mg_diags *d)
     const struct mg_config *cfg = s->cfg;
     if (cfg->proxy.outbound_bind && *cfg->proxy.outbound_bind) {
         struct mg_cluster *cl = mg_cluster_build_dynamic(s->n_workers);
+        cl->forward = true;
         cluster_guard(s, cl);
-        if (s->n_clusters == s->cap_clusters) {
-            s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
-            s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));
-        }
-        s->clusters[s->n_clusters++] = cl;
+        cluster_add(s, cl);
         struct mg_fwd_route *fr = s->fwd_any = mg_xcalloc(1, sizeof(*fr));
         fr->host = NULL;
         fr->dest.destination.host = (char *)"*";
@@ -445,7 +470,7 @@ static void compile_forward_routes(struct mg_snapshot *s, struct mg_diags *d)
                 fr->route.total_weight = 100;
                 fr->route.dests[0].cfg = &fr->dest;
                 fr->route.dests[0].weight = 100;
-                fr->route.dests[0].cluster = cluster_get(s, &fr->dest.destination, d);
+                fr->route.dests[0].cluster = forward_cluster(s, &fr->dest.destination, d);
             }
         }
     }

@@ -76,6 +76,7 @@ struct mg_cluster {
      * worker's resolver or an IP literal. Connections are not kept alive,
      * since the requests sharing this pool go to different hosts. */
     bool dynamic;
+    bool forward;                       /* the forward proxy's own, never shared with a route */
     /* Asked with each address a name of this cluster resolved to, before
      * the connect (NULL = never): a non-NULL answer is the access log
      * reason to refuse the request with 403 (the builder sets it for

@@ -480,6 +480,39 @@ static int conn_connect(struct mg_up2_conn *c, const struct sockaddr *sa, int sa
     return bufferevent_socket_connect(c->bev, sa, salen) < 0 ? -1 : 0;
 }
 
+/* The name resolved into a range the cluster's guard refuses (its streams
+ * are all of the entrance the guard covers: upstream/types.h): every
+ * waiting request is answered 403 with the guard's reason, and the
+ * connection is not made. */
+static bool conn_refused(struct mg_up2_conn *c, const struct sockaddr *sa)
+{
+    if (!c->cl->resolved_refused || !c->streams || !c->streams->r)
+        return false;
+    const char *why = c->cl->resolved_refused(c->streams->r, sa);
+    if (!why)
+        return false;
+    char ip[64] = "";
+    struct mg_addr a;
+    if (mg_addr_from_sockaddr(&a, sa) == 0)
+        mg_addr_ip_str(&a, ip, sizeof(ip));
+    c->retired = true;
+    c->dead = true;
+    bool first = true;
+    for (struct mg_up2_stream *s = c->streams; s; s = c->streams) {
+        struct mg_request *r = s->r;
+        mg_up2_stream_free(s);          /* r->up2 = NULL: the release detaches nothing */
+        if (!r)
+            continue;
+        /* the first request was counted when asked; ask (and count) the others */
+        const char *rw = first ? why : c->cl->resolved_refused(r, sa);
+        first = false;
+        snprintf(r->upstream_host, sizeof(r->upstream_host), "%s", ip);
+        r->flags = "NR";
+        mg_request_reply(r, 403, "egress destination not allowed", rw ? rw : why, !r->body_done);
+    }
+    return true;
+}
+
 static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 {
     struct mg_up2_conn *c = arg;
@@ -491,6 +524,12 @@ static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
     c->dnsreq = NULL;
     c->busy++;
     int rc = -1;
+    if (!err && ai && conn_refused(c, ai->ai_addr)) {
+        evutil_freeaddrinfo(ai);
+        c->busy--;
+        conn_maybe_close(c);
+        return;
+    }
     if (!err && ai)
         rc = conn_connect(c, ai->ai_addr, (int)ai->ai_addrlen);
     if (ai)

@@ -7,14 +7,19 @@
 # refused with 403, logged and counted; an entry's hostname endpoint is
 # resolved the same way; absolute-form requests to a DNS entry and to a
 # wildcard entry are refused the same way (403) when their name resolves
-# into those ranges; an idle tunnel is closed after timeouts.idle.
+# into those ranges, over HTTP/1.1 and HTTP/2 upstreams, also after a
+# Gateway route (not checked) pooled a connection to that address; an idle
+# tunnel is closed after timeouts.idle.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
 mg_pki || bail_out "cannot make a PKI"
-mg_start_upstream --name dnsup || bail_out "upstream"
+mg_start_upstream --name dnsup --h2 || bail_out "upstream"
 u1=$MG_UPSTREAM_PORT
+# what a rebinding name leads to: a server on 127.0.0.2, same port
+mg_start_upstream --name meta --h2 --listen "127.0.0.2:$u1" || bail_out "upstream on 127.0.0.2"
 fwd=$(mg_free_port)
+gw=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 log=$(dirname "$cfg")/access.log
@@ -25,15 +30,17 @@ cat >"$hosts" <<EOT
 127.0.0.2 rebind.dns.test
 127.0.0.1 ok.wild.dns.test
 127.0.0.2 evil.wild.dns.test
+127.0.0.1 api2.dns.test
+127.0.0.2 rebind2.dns.test
 EOT
 cat >"$cfg/00-proxy.yaml" <<YAML
 apiVersion: meshgate.io/v1alpha1
 kind: Proxy
-metadata: {name: egw, namespace: istio-system}
+metadata: {name: egw, namespace: istio-system, labels: {istio: egressgateway}}
 spec:
   bindAddress: 127.0.0.1
   admin: $MG_ADMIN
-  workers: 2
+  workers: 1
   outbound: {bind: 127.0.0.1:$fwd}
   egress: {denyResolvedCidrs: ["127.0.0.2/32", "169.254.0.0/16"]}
   timeouts: {handshake: 5s, requestHeaders: 5s, idle: 2s, drain: 2s}
@@ -72,6 +79,33 @@ spec:
   location: MESH_EXTERNAL
   ports: [{number: $u1, name: http, protocol: HTTP}]
   resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns-h2, namespace: istio-system}
+spec:
+  hosts: ["api2.dns.test", "rebind2.dns.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: $u1, name: h2, protocol: HTTP2}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: $gw, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: to-rebind, namespace: istio-system}
+spec:
+  hosts: ["rebind-route.test"]
+  gateways: ["egress"]
+  http:
+  - route: [{destination: {host: rebind.dns.test, port: {number: $u1}}}]
 YAML
 
 MESHGATE_HOSTS_FILE=$hosts
@@ -115,6 +149,24 @@ like "$line" 'egress_forward_resolved_denied' "the refusal is logged with the en
 like "$line" '"upstream_host":"127.0.0.2"' "... and the address the name resolved to"
 is "$(mg_metric meshgate_egress_refused_total 'entrance="forward",reason="resolved_denied"')" 2 \
     "absolute-form rebinding refusals are counted"
+
+# a Gateway route may lead to the same name (routes are not checked: they
+# may point into the cluster's own ranges on purpose); the keep-alive
+# connection it leaves is never lent to the forward proxy, whose
+# absolute-form request resolves the name and is refused
+body=$(curl -sS --max-time 10 -H 'Host: rebind-route.test' "http://127.0.0.1:$gw/echo")
+is "$(mg_json_field "$body" upstream)" meta "a Gateway route to the rebinding name is served"
+is "$(fx "http://rebind.dns.test:$u1/echo")" 403 \
+    "absolute-form: still refused after the route left a connection to that address in its pool"
+# an HTTP2 entry port: the HTTP/2 upstream connection checks the address too
+is "$(fx "http://api2.dns.test:$u1/echo")" 200 "absolute-form over an HTTP/2 upstream is served"
+mg_wait_log "$log" '"authority":"api2.dns.test:' >/dev/null
+like "$(grep '"authority":"api2.dns.test:' "$log" | tail -n 1)" '"upstream_host":"api2.dns.test:' \
+    "... through the entry's DNS cluster"
+is "$(fx "http://rebind2.dns.test:$u1/echo")" 403 \
+    "absolute-form over an HTTP/2 upstream: a name resolving into the ranges is refused"
+is "$(mg_metric meshgate_egress_refused_total 'entrance="forward",reason="resolved_denied"')" 4 \
+    "every absolute-form rebinding refusal is counted"
 
 # a name no resolver knows: 503, as soon as the system's resolver says so
 # (skipped where its nameservers do not answer within a few seconds)
