@@ -22,6 +22,7 @@ struct mg_conn;
 struct mg_cluster;
 struct mg_endpoint;
 struct mg_wdest;
+struct mg_splice_raw;
 
 struct mg_splice {
     struct mg_conn *c;
@@ -47,6 +48,10 @@ struct mg_splice {
     int64_t idle_ms;                    /* > 0: close when no byte moves for this long */
     struct event *idle;                 /* that timer */
     uint64_t idle_seen;                 /* rx + tx at its last tick */
+    /* Both sides plain sockets: the bytes move by splice(2) through one
+     * kernel pipe per direction (splice.c), not through the bufferevents;
+     * NULL on the bufferevent path (a TLS downstream). */
+    struct mg_splice_raw *raw;
 };
 
 /* Start the clock of a splice for connection c (zeroes nothing else). */

@@ -1,7 +1,11 @@
 /* splice.c - the TCP byte splice of TCP/PASSTHROUGH servers and TCP inbound
  * ports (l4/l4.h). */
 #include "l4/l4.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/time.h>
 #include <netinet/in.h>
@@ -20,6 +24,30 @@
 #include "base/base.h"
 
 #define SPLICE_HIGH_WM (256 * 1024)
+/* Pipe size asked for per direction: what one direction holds in flight
+ * (kernel memory, no copy in ours); the kernel may grant less. */
+#define SPLICE_PIPE_SIZE (256 * 1024)
+/* Rounds of read+write per wakeup before yielding to other connections. */
+#define SPLICE_ROUNDS 16
+
+/* One direction of a plain-socket splice: src -> pipe -> dst. */
+struct splice_dir {
+    struct mg_splice *s;
+    int src, dst;
+    int p[2];                           /* the pipe: [0] read end, [1] write end */
+    size_t len, cap;                    /* bytes in the pipe, its size */
+    uint64_t *count;                    /* s->rx or s->tx */
+    bool *eof_flag;                     /* s->down_eof or s->up_eof */
+    struct event *rd, *wr;              /* EV_READ on src, EV_WRITE on dst (persistent) */
+    bool rd_on, wr_on;
+    bool eof;                           /* src ended */
+    bool full;                          /* the pipe took no more: stop reading until it drains */
+    bool shut;                          /* dst shut for writing after the pipe drained */
+};
+
+struct mg_splice_raw {
+    struct splice_dir d[2];             /* [0] client -> upstream, [1] upstream -> client */
+};
 
 void mg_splice_init(struct mg_splice *s, struct mg_conn *c)
 {
@@ -59,9 +87,29 @@ static void splice_log(struct mg_splice *s)
     mg_accesslog_write(&r, &s->c->snap->cfg->mesh);
 }
 
+static void raw_free(struct mg_splice_raw *r)
+{
+    for (int i = 0; i < 2; i++) {
+        struct splice_dir *d = &r->d[i];
+        if (d->rd)
+            event_free(d->rd);
+        if (d->wr)
+            event_free(d->wr);
+        if (d->p[0] >= 0)
+            close(d->p[0]);
+        if (d->p[1] >= 0)
+            close(d->p[1]);
+    }
+    free(r);
+}
+
 void mg_splice_release(struct mg_splice *s)
 {
     splice_log(s);
+    if (s->raw) {
+        raw_free(s->raw);
+        s->raw = NULL;
+    }
     if (s->idle) {
         event_free(s->idle);
         s->idle = NULL;
@@ -220,6 +268,178 @@ static void idle_arm(struct mg_splice *s)
         event_add(s->idle, &tv);
 }
 
+
+/* ---- the plain-socket path: splice(2) through a pipe per direction ----
+ * libevent 2.1 reads at most 4 KiB per bufferevent read callback, so a bulk
+ * tunnel on bufferevents costs one wakeup per 4 KiB each way. Here the data
+ * goes socket -> pipe -> socket in the kernel, as much per call as the pipe
+ * holds, and the pipe is the back-pressure: a full pipe stops reading the
+ * source (the sender's TCP window then closes), so a stalled reader costs
+ * at most one pipe of kernel memory per direction and nothing in ours. */
+
+static void dir_set(struct event *ev, bool *on, bool want)
+{
+    if (want == *on)
+        return;
+    *on = want;
+    if (want)
+        event_add(ev, NULL);
+    else
+        event_del(ev);
+}
+
+/* Move what can move now. Returns false on a socket error (the splice must
+ * close). A read that finds nothing while the pipe holds bytes is taken as
+ * a full pipe (a socket's pages may fill the pipe's slots before its byte
+ * size): reading stops until the writer drains some, which never loses a
+ * wakeup since the read event is level-triggered. */
+static bool dir_pump(struct splice_dir *d)
+{
+    for (int round = 0; round < SPLICE_ROUNDS; round++) {
+        bool moved = false;
+        if (!d->eof && !d->full) {
+            ssize_t n = d->len < d->cap
+                ? splice(d->src, NULL, d->p[1], NULL, d->cap - d->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                : (errno = EAGAIN, -1);
+            if (n > 0) {
+                d->len += (size_t)n;
+                *d->count += (uint64_t)n;
+                moved = true;
+            } else if (n == 0) {
+                d->eof = true;
+                *d->eof_flag = true;
+            } else if (errno == EAGAIN) {
+                if (d->len > 0)
+                    d->full = true;
+            } else if (errno != EINTR) {
+                return false;
+            }
+        }
+        if (d->len > 0) {
+            ssize_t m = splice(d->p[0], NULL, d->dst, NULL, d->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (m > 0) {
+                d->len -= (size_t)m;
+                d->full = false;
+                moved = true;
+            } else if (m < 0 && errno != EAGAIN && errno != EINTR) {
+                return false;
+            }
+        }
+        if (!moved)
+            break;
+    }
+    return true;
+}
+
+/* Pump one direction and settle its events; half-close dst once src ended
+ * and the pipe drained; close the splice when both directions are done. */
+static void dir_step(struct splice_dir *d)
+{
+    struct mg_splice *s = d->s;
+    if (!dir_pump(d)) {
+        mg_splice_close(s);
+        return;
+    }
+    dir_set(d->rd, &d->rd_on, !d->eof && !d->full);
+    dir_set(d->wr, &d->wr_on, d->len > 0);
+    if (d->eof && d->len == 0 && !d->shut) {
+        d->shut = true;
+        shutdown(d->dst, SHUT_WR);
+    }
+    if (s->raw->d[0].shut && s->raw->d[1].shut)
+        mg_splice_close(s);
+}
+
+static void dir_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct splice_dir *d = arg;
+    struct mg_conn *c = d->s->c;
+    mg_conn_ref(c);
+    dir_step(d);
+    mg_conn_unref(c);
+}
+
+/* Put what the bufferevent path already holds into a direction's pipe
+ * (small: a ClientHello, the CONNECT answer). False when it does not fit. */
+static bool dir_preload(struct splice_dir *d, struct evbuffer *buf, const char *extra)
+{
+    size_t xn = extra ? strlen(extra) : 0;
+    size_t n = evbuffer_get_length(buf);
+    if (xn + n == 0)
+        return true;
+    if (xn + n > d->cap)
+        return false;
+    if (xn && write(d->p[1], extra, xn) != (ssize_t)xn)
+        return false;
+    const unsigned char *data = n ? evbuffer_pullup(buf, -1) : NULL;
+    if (n && (!data || write(d->p[1], data, n) != (ssize_t)n))
+        return false;
+    evbuffer_drain(buf, n);
+    d->len = xn + n;
+    return true;
+}
+
+/* Move a connected splice of two plain sockets to the pipe path. False when
+ * it cannot (no pipe: out of descriptors): the bufferevent path goes on. */
+static bool raw_start(struct mg_splice *s)
+{
+    struct mg_conn *c = s->c;
+    if (c->ssl || bufferevent_get_underlying(c->bev) || bufferevent_getfd(c->bev) < 0)
+        return false;
+    struct mg_splice_raw *r = calloc(1, sizeof(*r));
+    if (!r)
+        return false;
+    int fds[2] = { bufferevent_getfd(c->bev), bufferevent_getfd(s->up) };
+    for (int i = 0; i < 2; i++) {
+        struct splice_dir *d = &r->d[i];
+        d->s = s;
+        d->p[0] = d->p[1] = -1;
+        d->src = fds[i];
+        d->dst = fds[1 - i];
+        d->count = i == 0 ? &s->rx : &s->tx;
+        d->eof_flag = i == 0 ? &s->down_eof : &s->up_eof;
+    }
+    bool ok = true;
+    for (int i = 0; i < 2 && ok; i++) {
+        struct splice_dir *d = &r->d[i];
+        ok = pipe2(d->p, O_NONBLOCK | O_CLOEXEC) == 0;
+        if (!ok)
+            break;
+        (void)fcntl(d->p[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);     /* best effort */
+        int sz = fcntl(d->p[1], F_GETPIPE_SZ);
+        d->cap = sz > 0 ? (size_t)sz : 65536;
+        d->rd = event_new(c->w->base, d->src, EV_READ | EV_PERSIST, dir_cb, d);
+        d->wr = event_new(c->w->base, d->dst, EV_WRITE | EV_PERSIST, dir_cb, d);
+        ok = d->rd && d->wr;
+    }
+    /* The client's early bytes count as received, as on the other path;
+     * the greeting is ours, not the upstream's, and counts as nothing. */
+    size_t early = ok ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
+    ok = ok && evbuffer_get_length(bufferevent_get_output(s->up)) == 0 &&
+         evbuffer_get_length(bufferevent_get_input(s->up)) == 0 &&
+         dir_preload(&r->d[0], bufferevent_get_input(c->bev), NULL) &&
+         dir_preload(&r->d[1], bufferevent_get_output(c->bev), s->greeting);
+    if (!ok) {
+        /* what a failed preload wrote into the pipe was not drained from its
+         * buffer: dropping the pipe loses nothing */
+        raw_free(r);
+        return false;
+    }
+    s->rx += early;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_disable(s->up, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    bufferevent_setcb(s->up, NULL, NULL, NULL, NULL);
+    s->raw = r;
+    idle_arm(s);
+    dir_step(&r->d[0]);
+    if (s->raw)                         /* not closed by the first step */
+        dir_step(&r->d[1]);
+    return true;
+}
+
 static void up_event(struct bufferevent *bev, short what, void *arg)
 {
     struct mg_splice *s = arg;
@@ -236,6 +456,10 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
         bufferevent_set_max_single_write(s->c->bev, SPLICE_HIGH_WM / 2);
         bufferevent_set_timeouts(bev, NULL, NULL);
         bufferevent_set_timeouts(s->c->bev, NULL, NULL);
+        if (raw_start(s)) {
+            mg_conn_unref(s->c);
+            return;
+        }
         if (s->greeting)
             evbuffer_add(bufferevent_get_output(s->c->bev), s->greeting, strlen(s->greeting));
         idle_arm(s);
