@@ -150,6 +150,41 @@ wait "$bigpid"
 is "$small_ok" 10 "small tunnels are answered during the large transfer"
 is "$(cat "$big")" "$want" "50 MB through a CONNECT tunnel arrive with their checksum intact"
 
+# A reader that stops: the tunnel stops reading the upstream once its
+# per-direction buffer is full, so the gateway's memory stays bounded
+# while 50 MB wait at the origin; after the stall every byte still arrives
+# and the origin's close reaches the client (half-close, then EOF).
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$MG_MESHGATE_PID/status"; }
+stall=$MG_TMP/stall
+perl -MIO::Socket::INET -e '
+    my ($port, $n, $mark) = @ARGV;
+    my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port) or die "connect: $!";
+    print $c "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n\r\n";
+    my ($buf, $b) = ("", "");
+    while ($buf !~ /\r\n\r\n/) { defined sysread($c, $b, 4096) && length $b or die "no answer"; $buf .= $b; }
+    print $c "GET /bytes/$n HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n";
+    my $got = 0;
+    while ($got < 1048576) { my $r = sysread($c, $b, 65536); last unless $r; $got += $r; }
+    open(my $m, ">", $mark) or die; close $m;
+    sleep 4;                                    # stalled: nothing read
+    my $end = time + 60;
+    while (time < $end) { my $r = sysread($c, $b, 262144); last unless $r; $got += $r; }
+    print $got;' "$fwd" "$n" "$stall.mark" >"$stall.got" &
+stallpid=$!
+rss0=$(rss)
+mg_wait_for 10 test -f "$stall.mark"
+sleep 1
+rss1=$(rss)
+sleep 2
+rss2=$(rss)
+wait "$stallpid"
+grow=$(( (rss1 > rss2 ? rss1 : rss2) - rss0 ))
+ok "a stalled tunnel reader does not grow the gateway's memory (${grow} KiB, bound 8192)" \
+    test "$grow" -lt 8192
+got=$(cat "$stall.got")
+ok "... and after the stall all 50 MB arrive and the tunnel ends ($got bytes with the head)" \
+    test "$got" -gt "$n" -a "$got" -lt $((n + 1024))
+
 # absolute-form requests (HTTP_PROXY): the authority selects the entry
 fx() {
     curl -s -o /dev/null --max-time 10 -w '%{http_code}' -x "http://127.0.0.1:$fwd" "$1"
