@@ -24,9 +24,14 @@
 #include "base/base.h"
 
 #define SPLICE_HIGH_WM (256 * 1024)
-/* Pipe size asked for per direction: what one direction holds in flight
- * (kernel memory, no copy in ours); the kernel may grant less. */
-#define SPLICE_PIPE_SIZE (256 * 1024)
+/* A direction's pipe starts at the kernel's default size (64 KiB) and grows
+ * to this the first time it fills (a bulk transfer): fewer calls per byte.
+ * Pipe pages count against the user's pipe-user-pages-soft (64 MiB by
+ * default); past it the kernel refuses the growth and the pipe keeps its
+ * size. Only a pipe at least half full when the source read finds no room
+ * grows, so idle and interactive tunnels keep the small size. The pipe
+ * is also what one direction holds in flight: kernel memory, none of ours. */
+#define SPLICE_PIPE_MAX (1024 * 1024)
 /* Rounds of read+write per wakeup before yielding to other connections. */
 #define SPLICE_ROUNDS 16
 
@@ -43,6 +48,7 @@ struct splice_dir {
     bool eof;                           /* src ended */
     bool full;                          /* the pipe took no more: stop reading until it drains */
     bool shut;                          /* dst shut for writing after the pipe drained */
+    bool grown;                         /* growth to SPLICE_PIPE_MAX tried */
 };
 
 struct mg_splice_raw {
@@ -311,6 +317,15 @@ static bool dir_pump(struct splice_dir *d)
             } else if (errno == EAGAIN) {
                 if (d->len > 0)
                     d->full = true;
+                if (d->full && !d->grown && d->len >= d->cap / 2) {
+                    d->grown = true;
+                    int sz = fcntl(d->p[1], F_SETPIPE_SZ, SPLICE_PIPE_MAX);
+                    if (sz > 0 && (size_t)sz > d->cap) {
+                        d->cap = (size_t)sz;
+                        d->full = false;
+                        moved = true;   /* read again into the room */
+                    }
+                }
             } else if (errno != EINTR) {
                 return false;
             }
@@ -407,7 +422,6 @@ static bool raw_start(struct mg_splice *s)
         ok = pipe2(d->p, O_NONBLOCK | O_CLOEXEC) == 0;
         if (!ok)
             break;
-        (void)fcntl(d->p[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);     /* best effort */
         int sz = fcntl(d->p[1], F_GETPIPE_SZ);
         d->cap = sz > 0 ? (size_t)sz : 65536;
         d->rd = event_new(c->w->base, d->src, EV_READ | EV_PERSIST, dir_cb, d);
