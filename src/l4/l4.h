@@ -7,9 +7,15 @@
 
 /* a byte splice between a downstream connection and one upstream
  * TCP connection, shared by the gateway's TCP/PASSTHROUGH servers
- * (passthrough.c) and sidecar TCP inbound ports (inbound_tcp.c): TCP-context
- * authorization once per connection, connect, relay with watermarks both
- * ways, half-close handling, one access log line, and the reload drain.
+ * (passthrough.c), sidecar TCP inbound ports (inbound_tcp.c) and the
+ * forward proxy's CONNECT tunnels (forward.c): TCP-context authorization once
+ * per connection, connect, relay both ways with bounded buffering,
+ * half-close handling, the idle timeout, one access log line, and the reload
+ * drain. Once connected, two plain sockets are relayed in the kernel
+ * (splice(2) through a pipe per direction; each side is shut for writing
+ * when the other ended and its pipe drained, the splice closes when both
+ * did); a TLS downstream is relayed through the bufferevents (256 KiB
+ * watermark), closing once one side ended and the other's output drained.
  *
  * The owner embeds a struct mg_splice (passthrough.c as the first member of
  * its own state) and stays the connection's codec; the splice's callbacks
