@@ -372,7 +372,10 @@ static void dir_cb(evutil_socket_t fd, short what, void *arg)
     struct splice_dir *d = arg;
     struct mg_conn *c = d->s->c;
     mg_conn_ref(c);
-    dir_step(d);
+    if (!c->bev)                        /* closed under the splice (worker stop): its fd is gone */
+        mg_splice_release(d->s);
+    else
+        dir_step(d);
     mg_conn_unref(c);
 }
 
