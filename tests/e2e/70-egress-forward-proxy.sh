@@ -185,6 +185,24 @@ got=$(cat "$stall.got")
 ok "... and after the stall all 50 MB arrive and the tunnel ends ($got bytes with the head)" \
     test "$got" -gt "$n" -a "$got" -lt $((n + 1024))
 
+# Half-close: the client sends its request and shuts its side for writing;
+# the tunnel passes the end on to the origin and keeps the other direction
+# open until the whole answer is through.
+got=$(perl -MIO::Socket::INET -e '
+    my ($port) = @ARGV;
+    my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port) or die "connect: $!";
+    print $c "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n\r\n";
+    my ($buf, $b) = ("", "");
+    while ($buf !~ /\r\n\r\n/) { defined sysread($c, $b, 4096) && length $b or die "no answer"; $buf .= $b; }
+    print $c "GET /bytes/3000000 HTTP/1.1\r\nHost: api.test\r\n\r\n";
+    $c->shutdown(1);
+    $buf = "";
+    my $end = time + 20;
+    while (time < $end) { my $r = sysread($c, $b, 262144); last unless $r; $buf .= $b; }
+    my $i = index($buf, "\r\n\r\n");
+    print $i < 0 ? 0 : length($buf) - $i - 4;' "$fwd")
+is "$got" 3000000 "a client that half-closes after its request still gets the whole answer"
+
 # absolute-form requests (HTTP_PROXY): the authority selects the entry
 fx() {
     curl -s -o /dev/null --max-time 10 -w '%{http_code}' -x "http://127.0.0.1:$fwd" "$1"
