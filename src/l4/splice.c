@@ -302,15 +302,17 @@ static void dir_set(struct event *ev, bool *on, bool want)
 static bool dir_pump(struct splice_dir *d)
 {
     for (int round = 0; round < SPLICE_ROUNDS; round++) {
-        bool moved = false;
+        bool moved = false, more = false;
         if (!d->eof && !d->full) {
-            ssize_t n = d->len < d->cap
-                ? splice(d->src, NULL, d->p[1], NULL, d->cap - d->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+            size_t room = d->len < d->cap ? d->cap - d->len : 0;
+            ssize_t n = room
+                ? splice(d->src, NULL, d->p[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                 : (errno = EAGAIN, -1);
             if (n > 0) {
                 d->len += (size_t)n;
                 *d->count += (uint64_t)n;
                 moved = true;
+                more = (size_t)n == room;       /* less: the socket is empty for now */
             } else if (n == 0) {
                 d->eof = true;
                 *d->eof_flag = true;
@@ -323,7 +325,7 @@ static bool dir_pump(struct splice_dir *d)
                     if (sz > 0 && (size_t)sz > d->cap) {
                         d->cap = (size_t)sz;
                         d->full = false;
-                        moved = true;   /* read again into the room */
+                        moved = more = true;    /* read again into the room */
                     }
                 }
             } else if (errno != EINTR) {
@@ -334,13 +336,17 @@ static bool dir_pump(struct splice_dir *d)
             ssize_t m = splice(d->p[0], NULL, d->dst, NULL, d->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (m > 0) {
                 d->len -= (size_t)m;
+                more = more || d->full;         /* room again for a source that was held */
                 d->full = false;
                 moved = true;
             } else if (m < 0 && errno != EAGAIN && errno != EINTR) {
                 return false;
             }
         }
-        if (!moved)
+        /* Another round only when the source may hold more: a read that
+         * came back short means it is empty, and the level-triggered read
+         * event says when it is not (one empty read per wakeup saved). */
+        if (!moved || !more)
             break;
     }
     return true;
