@@ -312,4 +312,54 @@ int mg_sd_notify(const char *state);
 /* Send RELOADING=1 with the MONOTONIC_USEC systemd expects for reloads. */
 int mg_sd_notify_reloading(void);
 
+/* ---- DNS: a worker's resolver with an answer cache (dns.c) ----
+ * One per worker, used on that worker's thread only. A name is answered,
+ * in order, as an IP literal, from the hosts table (mg_dns_load_hosts),
+ * from the cache, else by a query on the worker's evdns base (never
+ * blocking). Answers are cached by (name, family asked) for their TTL
+ * clamped to MIN..MAX; a name that does not exist or has no address is
+ * cached NEGATIVE_TTL seconds so a missing name does not hammer the
+ * resolver; a timeout or server failure is not cached. The cache holds at
+ * most max_entries names: a new one evicts an expired or the
+ * soonest-expiring entry. AF_UNSPEC asks for IPv4, then IPv6 when the name
+ * has no IPv4 address. */
+#define MG_DNS_MAX_ADDRS 8
+#define MG_DNS_MIN_TTL_S 1
+#define MG_DNS_MAX_TTL_S 300
+#define MG_DNS_NEGATIVE_TTL_S 5
+#define MG_DNS_CACHE_ENTRIES 1024
+
+struct evdns_base;
+struct mg_dns;
+struct mg_dns_req;
+/* err 0: n >= 1 addresses (port 0); err -1: no address (n 0). */
+typedef void (*mg_dns_cb)(int err, const struct mg_addr *addrs, size_t n, void *arg);
+
+/* evdns may be NULL: only literals and the hosts table answer. */
+struct mg_dns *mg_dns_new(struct evdns_base *evdns, size_t max_entries);
+void mg_dns_free(struct mg_dns *d);
+/* Adds an /etc/hosts-style file to the hosts table. Returns 0 or -1. */
+int mg_dns_load_hosts(struct mg_dns *d, const char *path);
+/* Resolves name; cb runs before the return (result NULL) when the answer
+ * is at hand, else later on the worker's loop (result: a handle for
+ * mg_dns_cancel, valid until cb runs). */
+struct mg_dns_req *mg_dns_resolve(struct mg_dns *d, const char *name, int family,
+                                  mg_dns_cb cb, void *arg);
+/* Cb will not run; only before cb ran. */
+void mg_dns_cancel(struct mg_dns_req *r);
+/* Queries sent so far (each family's query counts one). */
+uint64_t mg_dns_queries(const struct mg_dns *d);
+
+/* The cache alone (exposed for tests). lookup: 1 a positive answer in
+ * out[0..*n), -1 a cached negative answer, 0 nothing (an expired entry is
+ * dropped). store: n 0 records a negative answer. */
+struct mg_dnscache;
+struct mg_dnscache *mg_dnscache_new(size_t max_entries);
+void mg_dnscache_free(struct mg_dnscache *c);
+int mg_dnscache_lookup(struct mg_dnscache *c, const char *name, int family, int64_t now_ms,
+                       struct mg_addr *out, size_t *n);
+void mg_dnscache_store(struct mg_dnscache *c, const char *name, int family,
+                       const struct mg_addr *addrs, size_t n, int ttl_s, int64_t now_ms);
+size_t mg_dnscache_size(const struct mg_dnscache *c);
+
 #endif

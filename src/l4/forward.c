@@ -34,7 +34,8 @@ struct fwd {
     char target[300];                   /* the CONNECT authority as asked */
     char host[256];
     uint16_t port;
-    struct evdns_getaddrinfo_request *dnsreq;
+    uint16_t dial_port;                 /* the port a resolved name is dialled on */
+    struct mg_dns_req *dnsreq;
     bool resolving;
     bool answered;                      /* a reply is written: close once it is out */
 };
@@ -116,52 +117,45 @@ static void dial(struct fwd *f, const struct sockaddr *sa, socklen_t salen)
     mg_splice_connect_addr(&f->s, sa, salen, label, FWD_CONNECT_TIMEOUT_MS);
 }
 
-static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
+static void set_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct mg_addr *a,
+                         uint16_t port);
+
+static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
 {
     struct fwd *f = arg;
-    if (err == EVUTIL_EAI_CANCEL) {
-        if (ai)
-            evutil_freeaddrinfo(ai);
-        return;                         /* f is being freed (fwd_free) */
-    }
     f->dnsreq = NULL;
     f->resolving = false;
     struct mg_conn *c = f->s.c;
     mg_conn_ref(c);
-    struct mg_addr a;
-    if (err || !ai || mg_addr_from_sockaddr(&a, ai->ai_addr) != 0) {
+    if (err || n == 0) {
         fwd_reply(f, 503, "name resolution failed\n", "dns_resolution_failure");
-    } else if (mg_egress_resolved_denied(c->snap->egress, a.family, a.ip)) {
-        /* the name points into a denied range (DNS rebinding) */
+    } else if (mg_egress_resolved_denied(c->snap->egress, addrs[0].family, addrs[0].ip)) {
+        /* the name points into a denied range (DNS rebinding); checked on
+         * every use, cached answers included */
         char ip[64];
-        mg_addr_ip_str(&a, ip, sizeof(ip));
+        mg_addr_ip_str(&addrs[0], ip, sizeof(ip));
         snprintf(f->s.upstream_host, sizeof(f->s.upstream_host), "%s", ip);
         count_refusal(f, mg_egress_reason_name(MG_EGRESS_RESOLVED_DENIED));
         fwd_reply(f, 403, "egress destination not allowed\n",
                   mg_egress_log_reason(MG_EGRESS_CONNECT, MG_EGRESS_RESOLVED_DENIED));
     } else {
-        dial(f, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        set_sockaddr(&ss, &sl, &addrs[0], f->dial_port);
+        dial(f, (struct sockaddr *)&ss, sl);
     }
-    if (ai)
-        evutil_freeaddrinfo(ai);
     mg_conn_unref(c);
 }
 
-/* Resolve `name` on the worker's resolver, never blocking it; the answer
- * (or its failure: 503) continues in dns_cb. */
+/* Resolve `name` on the worker's cached resolver, never blocking it; the
+ * answer (or its failure: 503) continues in dns_cb. */
 static void resolve(struct fwd *f, const char *name, uint16_t port)
 {
     struct mg_conn *c = f->s.c;
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%u", port);
     snprintf(f->s.upstream_host, sizeof(f->s.upstream_host), "%s:%u", name, port);
+    f->dial_port = port;
     f->resolving = true;
-    struct evdns_getaddrinfo_request *rq = evdns_getaddrinfo(c->w->dns, name, ps, &hints, dns_cb, f);
+    struct mg_dns_req *rq = mg_dns_resolve(c->w->resolver, name, AF_UNSPEC, dns_cb, f);
     if (f->resolving)                   /* not answered synchronously */
         f->dnsreq = rq;
 }
@@ -360,7 +354,7 @@ static void fwd_free(struct mg_conn *c)
 {
     struct fwd *f = c->codec;
     if (f->dnsreq) {
-        evdns_getaddrinfo_cancel(f->dnsreq);    /* its callback sees EVUTIL_EAI_CANCEL */
+        mg_dns_cancel(f->dnsreq);       /* its callback does not run */
         f->dnsreq = NULL;
     }
     if (!f->s.method)

@@ -84,6 +84,7 @@ struct mg_worker {
     pthread_t thread;
     struct event_base *base;
     struct evdns_base *dns;
+    struct mg_dns *resolver;            /* dns with an answer cache (base.h) */
     struct event *mbox;
     pthread_mutex_t mu;                 /* guards the mail fields only */
     struct mg_snapshot *mail_snap;

@@ -197,15 +197,28 @@ struct mg_worker *mg_workers_new(int n, struct mg_snapshot *snap)
             fprintf(stderr, "meshgate: event_base_new failed\n");
             exit(1);
         }
-        w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        /* Tests name their own resolv.conf (a DNS server on loopback)
+         * without touching the system's. */
+        const char *resolv = getenv("MESHGATE_RESOLV_CONF");
+        if (resolv && *resolv) {
+            w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+            if (w->dns && evdns_base_resolv_conf_parse(w->dns, DNS_OPTIONS_ALL, resolv) != 0)
+                fprintf(stderr, "meshgate: %s: cannot read\n", resolv);
+        } else {
+            w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        }
         if (!w->dns)                    /* no resolv.conf: names fail, addresses still work */
             w->dns = evdns_base_new(w->base, 0);
+        w->resolver = mg_dns_new(w->dns, MG_DNS_CACHE_ENTRIES);
+        mg_dns_load_hosts(w->resolver, "/etc/hosts");
         /* Tests point names at loopback stand-ins without touching the
          * system's resolver: a hosts file read before any lookup. */
         const char *hosts = getenv("MESHGATE_HOSTS_FILE");
-        if (w->dns && hosts && *hosts)
+        if (w->dns && hosts && *hosts) {
             evdns_base_load_hosts(w->dns, hosts);
+            mg_dns_load_hosts(w->resolver, hosts);
+        }
         pthread_mutex_init(&w->mu, NULL);
         w->mbox = event_new(w->base, -1, EV_PERSIST, mbox_cb, w);
         event_add(w->mbox, NULL);
@@ -296,6 +309,7 @@ void mg_workers_free(struct mg_worker *ws, int n)
         event_free(w->mbox);
         if (w->dns)
             evdns_base_free(w->dns, 0);
+        mg_dns_free(w->resolver);
         mg_jwt_cache_free(w->jwt_cache);
         mg_snapshot_unref(w->mail_snap);
         free(w->mail_fds);
