@@ -29,7 +29,8 @@ struct mg_extauthz_call {
     mg_extauthz_done_fn done;
     struct bufferevent *bev;
     struct event *timer;
-    struct evdns_getaddrinfo_request *dnsreq;   /* endpoint given by name */
+    struct mg_dns_req *dnsreq;          /* endpoint given by name */
+    uint16_t port;                      /* ... and its port */
     bool failed_early;                  /* the timer reports this error */
     const char *early_error;
 };
@@ -72,7 +73,7 @@ static void call_free(struct mg_extauthz_call *c)
 {
     inflight--;
     if (c->dnsreq)
-        evdns_getaddrinfo_cancel(c->dnsreq);    /* its callback sees EAI_CANCEL and returns */
+        mg_dns_cancel(c->dnsreq);       /* its callback does not run */
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->timer)
@@ -293,24 +294,17 @@ static void write_request(struct mg_extauthz_call *c, struct evbuffer *o)
     evbuffer_commit_space(o, &v, 1);
 }
 
-static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
+static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
 {
     struct mg_extauthz_call *c = arg;
-    if (err == EVUTIL_EAI_CANCEL) {
-        if (ai)
-            evutil_freeaddrinfo(ai);
-        return;                         /* c is being freed by call_free */
-    }
     c->dnsreq = NULL;
-    if (err || !ai) {
-        if (ai)
-            evutil_freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = err || n == 0 ? 0 : mg_addr_to_sockaddr(&addrs[0], c->port, &ss);
+    if (sl == 0) {
         fail_soon(c, "ext_authz service name does not resolve");
         return;
     }
-    int rc = bufferevent_socket_connect(c->bev, ai->ai_addr, (int)ai->ai_addrlen);
-    evutil_freeaddrinfo(ai);
-    if (rc < 0)
+    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&ss, (int)sl) < 0)
         fail_soon(c, "ext_authz connection failed");
 }
 
@@ -352,18 +346,9 @@ struct mg_extauthz_call *mg_extauthz_start(struct mg_request *r, const struct mg
             fail_soon(c, "ext_authz connection failed");
         return c;
     }
-    if (!w->dns) {
-        fail_soon(c, "ext_authz service name does not resolve");
-        return c;
-    }
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char port[8];
-    snprintf(port, sizeof(port), "%u", e->port);
+    c->port = e->port;
     /* NULL when it answered at once (dns_cb already ran and did its part) */
-    c->dnsreq = evdns_getaddrinfo(w->dns, e->address, port, &hints, dns_cb, c);
+    c->dnsreq = mg_dns_resolve(w->resolver, e->address, AF_UNSPEC, dns_cb, c);
     return c;
 }
 

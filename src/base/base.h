@@ -127,6 +127,8 @@ struct mg_addr {
 };
 /* Fill from a sockaddr (v4-mapped v6 becomes v4). Returns 0 or -1. */
 int mg_addr_from_sockaddr(struct mg_addr *a, const struct sockaddr *sa);
+/* Fill ss with a's address and `port`; returns its length (0: no family). */
+socklen_t mg_addr_to_sockaddr(const struct mg_addr *a, uint16_t port, struct sockaddr_storage *ss);
 /* Parse an IP literal (no port) into a. Returns 0 or -1. */
 int mg_addr_parse_ip(struct mg_addr *a, const char *s);
 /* Format the IP (no port) into buf (at least 46 bytes). */
@@ -340,7 +342,7 @@ struct mg_dns *mg_dns_new(struct evdns_base *evdns, size_t max_entries);
 void mg_dns_free(struct mg_dns *d);
 /* Adds an /etc/hosts-style file to the hosts table. Returns 0 or -1. */
 int mg_dns_load_hosts(struct mg_dns *d, const char *path);
-/* Resolves name; cb runs before the return (result NULL) when the answer
+/* Resolves name (d NULL: fails); cb runs before the return (result NULL) when the answer
  * is at hand, else later on the worker's loop (result: a handle for
  * mg_dns_cancel, valid until cb runs). */
 struct mg_dns_req *mg_dns_resolve(struct mg_dns *d, const char *name, int family,

@@ -277,6 +277,10 @@ struct mg_dns_req *mg_dns_resolve(struct mg_dns *d, const char *name, int family
 {
     struct mg_addr out[MG_DNS_MAX_ADDRS];
     size_t n = 0;
+    if (!d || !name) {                  /* a worker built without a resolver */
+        cb(-1, out, 0, arg);
+        return NULL;
+    }
     if (mg_addr_parse_ip(&out[0], name) == 0) {
         cb(0, out, 1, arg);
         return NULL;

@@ -351,6 +351,26 @@ bool mg_cidr_match(const struct mg_cidr *c, int family, const uint8_t *addr)
     return true;
 }
 
+socklen_t mg_addr_to_sockaddr(const struct mg_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (a->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        memcpy(&in->sin_addr, a->ip, 4);
+        return sizeof(*in);
+    }
+    if (a->family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        memcpy(&in6->sin6_addr, a->ip, 16);
+        return sizeof(*in6);
+    }
+    return 0;
+}
+
 int mg_addr_from_sockaddr(struct mg_addr *a, const struct sockaddr *sa)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

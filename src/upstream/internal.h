@@ -94,7 +94,7 @@ struct mg_up2_conn {
     struct bufferevent *bev;
     SSL *ssl;
     nghttp2_session *ng;
-    struct evdns_getaddrinfo_request *dnsreq;
+    struct mg_dns_req *dnsreq;
     struct event *pump_ev;
     struct mg_up2_stream *streams;
     size_t n_streams;

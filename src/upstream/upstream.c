@@ -44,7 +44,8 @@ struct mg_uconn {
     struct bufferevent *bev;
     SSL *ssl;
     struct mg_request *r;
-    struct evdns_getaddrinfo_request *dnsreq;
+    struct mg_dns_req *dnsreq;
+    uint16_t dial_port;                 /* the port a resolved name is dialled on */
     struct event *try_timer;
     int state;
     int busy;
@@ -74,7 +75,7 @@ static void uc_free(struct mg_uconn *uc)
 {
     struct mg_cluster_rt *rt = rt_of(uc->cl, uc->w);
     if (uc->dnsreq)
-        evdns_getaddrinfo_cancel(uc->dnsreq);   /* its callback sees EVUTIL_EAI_CANCEL */
+        mg_dns_cancel(uc->dnsreq);      /* its callback does not run */
     if (uc->try_timer)
         event_free(uc->try_timer);
     if (uc->bev) {
@@ -240,37 +241,29 @@ static void connect_failed(struct mg_uconn *uc)
         uc_close(uc);
 }
 
-static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
+static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
 {
     struct mg_uconn *uc = arg;
-    if (err == EVUTIL_EAI_CANCEL) {
-        if (ai)
-            evutil_freeaddrinfo(ai);
-        return;                         /* uc is being freed by uc_free */
-    }
     uc->dnsreq = NULL;
-    if (err || !ai) {
-        if (ai)
-            evutil_freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = err || n == 0 ? 0 : mg_addr_to_sockaddr(&addrs[0], uc->dial_port, &ss);
+    if (sl == 0) {
         connect_failed(uc);
         return;
     }
     struct mg_request *r = uc->r;
-    const char *why = r && uc->cl->resolved_refused ? uc->cl->resolved_refused(r, ai->ai_addr) : NULL;
+    /* checked on every use: a cached answer is refused like a fresh one */
+    const char *why = r && uc->cl->resolved_refused ?
+        uc->cl->resolved_refused(r, (const struct sockaddr *)&ss) : NULL;
     if (why) {
         /* the name resolved into a denied range: refused, not retried */
-        struct mg_addr a;
-        if (mg_addr_from_sockaddr(&a, ai->ai_addr) == 0)
-            mg_addr_ip_str(&a, r->upstream_host, sizeof(r->upstream_host));
-        evutil_freeaddrinfo(ai);
+        mg_addr_ip_str(&addrs[0], r->upstream_host, sizeof(r->upstream_host));
         mg_upstream_detach(r, false);   /* closes uc */
         r->flags = "NR";
         mg_request_reply(r, 403, "egress destination not allowed", why, !r->body_done);
         return;
     }
-    int rc = uc_connect(uc, ai->ai_addr, (int)ai->ai_addrlen);
-    evutil_freeaddrinfo(ai);
-    if (rc < 0)
+    if (uc_connect(uc, (const struct sockaddr *)&ss, (int)sl) < 0)
         connect_failed(uc);
 }
 
@@ -314,15 +307,10 @@ static bool open_conn(struct mg_request *r, struct mg_cluster *cl, size_t ep)
     if (e->resolved && !cl->dynamic) {
         rc = uc_connect(uc, (const struct sockaddr *)&e->sa, (int)e->salen);
     } else {
-        struct evutil_addrinfo hints;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-        char port[8];
-        snprintf(port, sizeof(port), "%u", nport);
+        uc->dial_port = nport;
         uc->busy++;
-        uc->dnsreq = evdns_getaddrinfo(w->dns, name, port, &hints, dns_cb, uc);
+        /* NULL when answered synchronously (from the cache) */
+        uc->dnsreq = mg_dns_resolve(w->resolver, name, AF_UNSPEC, dns_cb, uc);
         uc->busy--;
         rc = 0;
         if (uc->dead) {                 /* answered (and failed) synchronously */

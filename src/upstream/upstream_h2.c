@@ -132,7 +132,7 @@ static void conn_free(struct mg_up2_conn *c)
     while (c->streams)
         mg_up2_stream_free(c->streams);
     if (c->dnsreq)
-        evdns_getaddrinfo_cancel(c->dnsreq);
+        mg_dns_cancel(c->dnsreq);       /* its callback does not run */
     if (c->pump_ev)
         event_free(c->pump_ev);
     if (c->ng)
@@ -513,27 +513,22 @@ static bool conn_refused(struct mg_up2_conn *c, const struct sockaddr *sa)
     return true;
 }
 
-static void dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
+static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
 {
     struct mg_up2_conn *c = arg;
-    if (err == EVUTIL_EAI_CANCEL) {
-        if (ai)
-            evutil_freeaddrinfo(ai);
-        return;                         /* c is being freed */
-    }
     c->dnsreq = NULL;
     c->busy++;
     int rc = -1;
-    if (!err && ai && conn_refused(c, ai->ai_addr)) {
-        evutil_freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = err || n == 0 ? 0 : mg_addr_to_sockaddr(&addrs[0], c->cl->eps[c->ep].port, &ss);
+    /* checked on every use: a cached answer is refused like a fresh one */
+    if (sl && conn_refused(c, (const struct sockaddr *)&ss)) {
         c->busy--;
         conn_maybe_close(c);
         return;
     }
-    if (!err && ai)
-        rc = conn_connect(c, ai->ai_addr, (int)ai->ai_addrlen);
-    if (ai)
-        evutil_freeaddrinfo(ai);
+    if (sl)
+        rc = conn_connect(c, (const struct sockaddr *)&ss, (int)sl);
     if (rc < 0) {
         c->fail_connect = true;
         conn_fail(c, true);
@@ -572,14 +567,8 @@ static void conn_begin(struct mg_up2_conn *c)
             conn_fail(c, true);
         }
     } else {
-        struct evutil_addrinfo hints;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-        char port[8];
-        snprintf(port, sizeof(port), "%u", e->port);
-        c->dnsreq = evdns_getaddrinfo(c->w->dns, e->address, port, &hints, dns_cb, c);
+        /* NULL when answered synchronously (from the cache) */
+        c->dnsreq = mg_dns_resolve(c->w->resolver, e->address, AF_UNSPEC, dns_cb, c);
     }
     c->busy--;
     conn_maybe_close(c);

@@ -5,7 +5,8 @@
 # and logs every query: two CONNECTs within the TTL cost one query; after
 # the TTL a new query is made and a changed answer is used; a missing name
 # is asked once for a few seconds; a cached answer inside
-# denyResolvedCidrs is refused every time, not only the first.
+# denyResolvedCidrs is refused every time, not only the first; the
+# upstream pool (absolute-form requests) resolves through the same cache.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -25,6 +26,7 @@ queries=$MG_TMP/queries     # one line per query: TYPE NAME
 cat >"$answers" <<EOT
 cache.dns.test 127.0.0.1 2
 rebind.dns.test 127.0.0.3 60
+web.dns.test 127.0.0.1 60
 EOT
 
 # The DNS stand-in: A answers from $answers, NXDOMAIN for other names, an
@@ -94,6 +96,15 @@ spec:
   location: MESH_EXTERNAL
   ports: [{number: $u1, name: tcp, protocol: TCP}]
   resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: http, namespace: istio-system}
+spec:
+  hosts: ["web.dns.test", "gone.dns.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: $u1, name: http, protocol: HTTP}]
+  resolution: DNS
 YAML
 
 MESHGATE_RESOLV_CONF=$MG_TMP/resolv.conf
@@ -129,5 +140,15 @@ is "$(code rebind.dns.test)" 403 "a name resolving into denyResolvedCidrs is ref
 is "$(code rebind.dns.test)" 403 "... also from the cache"
 is "$(asked rebind.dns.test)" 1 "... which answered the second time"
 is "$(mg_metric meshgate_egress_refused_total 'reason="resolved_denied"')" 2 "both refusals are counted"
+
+# absolute-form requests go through the upstream pool's resolution: the
+# same cache (a failed name is not pooled, so each request resolves)
+fx() {
+    curl -s -o /dev/null --max-time 10 -w '%{http_code}' -x "http://127.0.0.1:$fwd" "http://$1:$u1/echo"
+}
+is "$(fx web.dns.test)" 200 "absolute-form: a resolved name is served"
+is "$(fx gone.dns.test)" 503 "absolute-form: a missing name gets 503"
+is "$(fx gone.dns.test)" 503 "... again"
+is "$(asked gone.dns.test)" 1 "... asked once"
 
 done_testing

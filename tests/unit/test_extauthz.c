@@ -22,6 +22,7 @@
 
 static struct event_base *base;
 static struct evdns_base *dns;
+static struct mg_dns *resolver;         /* the worker's cached resolver over dns */
 static const char *answer;              /* what the server sends; NULL = nothing */
 static size_t answer_len;
 static bool close_after;
@@ -132,6 +133,7 @@ static void setup(struct fixture *f, uint16_t port, const char *prefix, bool den
     memset(f, 0, sizeof(*f));
     f->w.base = base;
     f->w.dns = dns;
+    f->w.resolver = resolver;
     f->w.rnd = 7;
     f->c.w = &f->w;
     f->r.conn = &f->c;
@@ -199,6 +201,8 @@ int main(void)
     }
     close(hfd);
     evdns_base_load_hosts(dns, hosts);
+    resolver = mg_dns_new(dns, MG_DNS_CACHE_ENTRIES);
+    mg_dns_load_hosts(resolver, hosts);
     unlink(hosts);
     struct sockaddr_in sin = { 0 };
     sin.sin_family = AF_INET;
@@ -368,6 +372,7 @@ int main(void)
     mg_arena_free(&f.r.arena);
     mg_buf_free(&seen);
     evdns_base_free(dns, 0);
+    mg_dns_free(resolver);
     event_base_free(base);
     return tap_done();
 }
