@@ -307,8 +307,10 @@ void mg_workers_free(struct mg_worker *ws, int n)
         if (w->stale_timer)
             event_free(w->stale_timer);
         event_free(w->mbox);
+        /* fail the queries still in flight: their callbacks (DNS_ERR_SHUTDOWN)
+         * free what each resolver request holds, and run no caller */
         if (w->dns)
-            evdns_base_free(w->dns, 0);
+            evdns_base_free(w->dns, 1);
         mg_dns_free(w->resolver);
         mg_jwt_cache_free(w->jwt_cache);
         mg_snapshot_unref(w->mail_snap);
