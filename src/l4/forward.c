@@ -117,9 +117,6 @@ static void dial(struct fwd *f, const struct sockaddr *sa, socklen_t salen)
     mg_splice_connect_addr(&f->s, sa, salen, label, FWD_CONNECT_TIMEOUT_MS);
 }
 
-static void set_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct mg_addr *a,
-                         uint16_t port);
-
 static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
 {
     struct fwd *f = arg;
@@ -141,7 +138,7 @@ static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
     } else {
         struct sockaddr_storage ss;
         socklen_t sl;
-        set_sockaddr(&ss, &sl, &addrs[0], f->dial_port);
+        sl = mg_addr_to_sockaddr(&addrs[0], f->dial_port, &ss);
         dial(f, (struct sockaddr *)&ss, sl);
     }
     mg_conn_unref(c);
@@ -160,25 +157,6 @@ static void resolve(struct fwd *f, const char *name, uint16_t port)
         f->dnsreq = rq;
 }
 
-static void set_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct mg_addr *a,
-                         uint16_t port)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (a->family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)ss;
-        in->sin_family = AF_INET;
-        in->sin_port = htons(port);
-        memcpy(&in->sin_addr, a->ip, 4);
-        *len = sizeof(*in);
-    } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(port);
-        memcpy(&in6->sin6_addr, a->ip, 16);
-        *len = sizeof(*in6);
-    }
-}
-
 /* Where the tunnel goes: the entry's endpoints when it has any (STATIC
  * addresses, or names resolved here), else the name asked for resolved
  * here, else (an IP literal the registry or ALLOW_ANY let through) that
@@ -194,7 +172,7 @@ static void route_tunnel(struct fwd *f, const struct mg_egress_verdict *v)
         const struct mg_workload_entry *we = &se->endpoints[mg_worker_rand(c->w) % se->n_endpoints];
         uint16_t port = mg_egress_endpoint_port(we, v->se_port);
         if (we->address && mg_addr_parse_ip(&a, we->address) == 0) {
-            set_sockaddr(&ss, &sl, &a, port);
+            sl = mg_addr_to_sockaddr(&a, port, &ss);
             dial(f, (struct sockaddr *)&ss, sl);
         } else if (we->address && strncmp(we->address, "unix://", 7) != 0) {
             resolve(f, we->address, port);
@@ -205,7 +183,7 @@ static void route_tunnel(struct fwd *f, const struct mg_egress_verdict *v)
     }
     uint16_t port = v->se_port && v->se_port->target_port ? v->se_port->target_port : f->port;
     if (v->ip_literal && mg_addr_parse_ip(&a, f->host) == 0) {
-        set_sockaddr(&ss, &sl, &a, port);
+        sl = mg_addr_to_sockaddr(&a, port, &ss);
         dial(f, (struct sockaddr *)&ss, sl);
         return;
     }
