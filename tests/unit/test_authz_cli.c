@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "base/base.h"
 #include "cmd/cmd.h"
+#include "authz_run.h"
 #include "tap.h"
 
 /* The Proxy the data-driven cases use too (test_authz.c). */
@@ -35,46 +36,6 @@ static const char cli_yaml[] =
     "metadata: {name: ext, namespace: foo}\nspec:\n  action: CUSTOM\n  provider: {name: ext}\n"
     "  rules:\n  - to:\n    - operation: {paths: [\"/ext*\"]}\n";
 
-static char cli_out[8192], cli_err[8192];
-
-static int run_cli(const char *const *args)
-{
-    char *argv[40];
-    int argc = 0;
-    char of[] = "/tmp/mg-authz-out.XXXXXX", ef[] = "/tmp/mg-authz-err.XXXXXX";
-    int o = mkstemp(of), e = mkstemp(ef);
-    argv[argc++] = "authz";
-    for (; *args && argc < 39; args++)
-        argv[argc++] = (char *)*args;
-    argv[argc] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    dup2(o, 1);
-    dup2(e, 2);
-    int rc = mg_cmd_authz(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    ssize_t n = pread(o, cli_out, sizeof(cli_out) - 1, 0);
-    cli_out[n > 0 ? n : 0] = 0;
-    n = pread(e, cli_err, sizeof(cli_err) - 1, 0);
-    cli_err[n > 0 ? n : 0] = 0;
-    close(o);
-    close(e);
-    unlink(of);
-    unlink(ef);
-    return rc;
-}
-
-static bool first_line(const char *want)
-{
-    size_t n = strlen(want);
-    return strncmp(cli_out, want, n) == 0 && cli_out[n] == '\n';
-}
 
 static void test_cli(void)
 {

@@ -12,50 +12,17 @@
 #include "cmd/cmd.h"
 #include "jwt_sign.h"
 #include "base/base.h"
+#include "authz_run.h"
 #include "tap.h"
 
 #define NOW 1800000000LL
 #define REMOTE_URI "https://remote.example/jwks.json"
 
 static EVP_PKEY *k_idp, *k_remote, *k_other, *k_other_ec;
-static char cli_out[16384], cli_err[8192];
 static char cfg_path[] = "/tmp/mg-explain-cfg.XXXXXX";
 static char jwks_remote[] = "/tmp/mg-explain-jwks.XXXXXX";
 static char jwks_wrong[] = "/tmp/mg-explain-jwkw.XXXXXX";
 static char jwks_bad[] = "/tmp/mg-explain-jwkb.XXXXXX";
-
-static int run_cli(const char *const *args)
-{
-    char *argv[48];
-    int argc = 0;
-    char of[] = "/tmp/mg-explain-out.XXXXXX", ef[] = "/tmp/mg-explain-err.XXXXXX";
-    int o = mkstemp(of), e = mkstemp(ef);
-    argv[argc++] = "authz";
-    for (; *args && argc < 47; args++)
-        argv[argc++] = (char *)*args;
-    argv[argc] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    dup2(o, 1);
-    dup2(e, 2);
-    int rc = mg_cmd_authz(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    ssize_t n = pread(o, cli_out, sizeof(cli_out) - 1, 0);
-    cli_out[n > 0 ? n : 0] = 0;
-    n = pread(e, cli_err, sizeof(cli_err) - 1, 0);
-    cli_err[n > 0 ? n : 0] = 0;
-    close(o);
-    close(e);
-    unlink(of);
-    unlink(ef);
-    return rc;
-}
 
 static bool has(const char *s)
 {
@@ -63,12 +30,6 @@ static bool has(const char *s)
     if (!r)
         printf("# output lacks '%s':\n# %s\n# stderr: %s\n", s, cli_out, cli_err);
     return r;
-}
-
-static bool first_line(const char *want)
-{
-    size_t n = strlen(want);
-    return strncmp(cli_out, want, n) == 0 && cli_out[n] == '\n';
 }
 
 static void write_file(char *tmpl, const char *text)
