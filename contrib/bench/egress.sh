@@ -1,7 +1,7 @@
 #!/bin/bash
-# egress.sh - the forward proxy: meshgate vs Squid (and a direct download as
-# the ceiling) on this machine, same allow-list, same origin. Not a test (CI
-# never runs it).
+# egress.sh - the ways out: meshgate vs Squid and HAProxy (and a direct
+# download as the ceiling) on this machine, same allow-list, same origin.
+# Not a test (CI never runs it).
 #
 #   bash contrib/bench/egress.sh [ROUNDS] [SECONDS]
 #
@@ -13,10 +13,19 @@
 #             in both numbers)
 #   absolute  absolute-form GET http://origin.bench:19091/ over keep-alive
 #             connections (wrk, requests/s)
-# Both proxies allow only origin.bench:19091 (meshgate: REGISTRY_ONLY and one
-# ServiceEntry; Squid: an http_access allow-list and a hosts file), run as
-# many workers as there are CPUs, and log nothing. Everything listens on
-# 127.0.0.1 only. MESHGATE=path of the binary.
+#   sni       one 100 MB HTTPS download through an SNI passthrough (MB/s):
+#             meshgate's Gateway PASSTHROUGH server vs HAProxy `mode tcp`
+#             routing on req.ssl_sni; "direct" is the origin's TLS port
+#   snisetup  new TLS connections through the SNI passthrough, one small
+#             request each (curl, 400 connections, 8 at a time; conn/s)
+# HAProxy cannot end a CONNECT itself (it forwards the method to a server),
+# so it runs the absolute-form and SNI lines only; Squid has no SNI
+# splice without ssl-bump, so it runs the forward-proxy lines only.
+# Every proxy allows only origin.bench:19091 (and :19443 by SNI) (meshgate:
+# REGISTRY_ONLY and one ServiceEntry; Squid: an http_access allow-list and a
+# hosts file; HAProxy: ACLs on the Host and the SNI, the address fixed as
+# the STATIC endpoint is), runs as many workers as there are CPUs, and logs
+# nothing. Everything listens on 127.0.0.1 only. MESHGATE=path of the binary.
 set -eu
 rounds=${1:-3}
 secs=${2:-8}
@@ -44,11 +53,15 @@ trap cleanup EXIT
 mkdir -p "$w/www"
 head -c $((100 * 1024 * 1024)) /dev/urandom > "$w/www/big"
 echo ok > "$w/www/index.html"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=origin.bench \
+  -addext subjectAltName=DNS:origin.bench -keyout "$w/origin.key" -out "$w/origin.crt" 2>/dev/null
 cat > "$w/origin.conf" <<NGX
 worker_processes 1; daemon off; pid $w/origin.pid; error_log $w/origin.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; sendfile on;
-  server { listen 127.0.0.1:19091 reuseport backlog=4096; root $w/www; } }
+  server { listen 127.0.0.1:19091 reuseport backlog=4096; root $w/www; }
+  server { listen 127.0.0.1:19443 ssl reuseport backlog=4096; root $w/www;
+    ssl_certificate $w/origin.crt; ssl_certificate_key $w/origin.key; } }
 NGX
 nginx -c "$w/origin.conf" & pids+=($!)
 
@@ -73,7 +86,41 @@ coredump_dir $w
 SQ
 squid -f "$w/squid.conf" -N -d0 >"$w/squid.out" 2>&1 & pids+=($!)
 
-# --- meshgate: forward proxy on 127.0.0.1:39128 ---
+# --- HAProxy: absolute-form on 127.0.0.1:49128, SNI passthrough on :49443 ---
+cat > "$w/haproxy.cfg" <<HA
+global
+  nbthread $workers
+  maxconn 4000
+defaults
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fwd
+  mode http
+  option http-keep-alive
+  bind 127.0.0.1:49128
+  http-request deny if METH_CONNECT
+  http-request deny unless { req.hdr(host) -i origin.bench:19091 }
+  default_backend origin
+backend origin
+  mode http
+  http-reuse always
+  server o 127.0.0.1:19091
+frontend sni
+  mode tcp
+  bind 127.0.0.1:49443
+  option splice-auto
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  use_backend origin_tls if { req.ssl_sni -i origin.bench }
+backend origin_tls
+  mode tcp
+  option splice-auto
+  server o 127.0.0.1:19443
+HA
+haproxy -f "$w/haproxy.cfg" -db >"$w/haproxy.out" 2>&1 & pids+=($!)
+
+# --- meshgate: forward proxy on 127.0.0.1:39128, PASSTHROUGH on :39443 ---
 mkdir -p "$w/mg"
 cat > "$w/mg/config.yaml" <<YAML
 apiVersion: meshgate.io/v1alpha1
@@ -84,7 +131,7 @@ spec:
 ---
 apiVersion: meshgate.io/v1alpha1
 kind: Proxy
-metadata: {name: bench, namespace: bench}
+metadata: {name: bench, namespace: bench, labels: {istio: egressgateway}}
 spec:
   workers: $workers
   bindAddress: 127.0.0.1
@@ -96,17 +143,38 @@ kind: ServiceEntry
 metadata: {name: origin, namespace: bench}
 spec:
   hosts: [origin.bench]
-  ports: [{number: 19091, name: http, protocol: HTTP}]
+  ports: [{number: 19091, name: http, protocol: HTTP}, {number: 19443, name: tls, protocol: TLS}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: bench}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 39443, name: tls, protocol: TLS}
+    hosts: [origin.bench]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: sni, namespace: bench}
+spec:
+  hosts: [origin.bench]
+  gateways: [egress]
+  tls:
+  - match: [{port: 39443, sniHosts: [origin.bench]}]
+    route: [{destination: {host: origin.bench, port: {number: 19443}}}]
 YAML
 "$bin" run -c "$w/mg" >"$w/mg.log" 2>&1 & pids+=($!)
 
-for port in 19091 29128 39128; do
+for port in 19091 19443 29128 39128 39443 49128 49443; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
 done
 
-declare -A port=([meshgate]=39128 [squid]=29128)
+declare -A port=([meshgate]=39128 [squid]=29128 [haproxy]=49128)
+declare -A sniport=([meshgate]=39443 [haproxy]=49443 [direct]=19443)
 want=$(sha256sum < "$w/www/big" | cut -d' ' -f1)
 for p in meshgate squid; do
   got=$(curl -s -p -x "http://127.0.0.1:${port[$p]}" http://origin.bench:19091/big | sha256sum | cut -d' ' -f1)
@@ -116,6 +184,20 @@ for p in meshgate squid; do
     echo "egress.sh: $p: tunnel checksum $([ "$got" = "$want" ] && echo ok || echo BAD)," \
          "absolute-form $a (want 200), unlisted CONNECT $d (want 403)" >&2
     exit 1
+  fi
+done
+a=$(curl -s -o /dev/null -w '%{http_code}' -x http://127.0.0.1:49128 http://origin.bench:19091/ || true)
+[ "$a" = 200 ] || cat "$w/haproxy.out" >&2
+d=$(curl -s -o /dev/null -w '%{http_code}' -x http://127.0.0.1:49128 http://other.bench:19091/ || true)
+[ "$a" = 200 ] && [ "$d" = 403 ] ||
+  { echo "egress.sh: haproxy: absolute-form $a (want 200), unlisted $d (want 403)" >&2; exit 1; }
+for p in meshgate haproxy direct; do
+  got=$(curl -s --cacert "$w/origin.crt" --resolve "origin.bench:${sniport[$p]}:127.0.0.1" \
+        "https://origin.bench:${sniport[$p]}/big" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want" ] || { echo "egress.sh: $p: SNI passthrough checksum BAD" >&2; exit 1; }
+  [ $p = direct ] && continue
+  if curl -s -k --resolve "other.bench:${sniport[$p]}:127.0.0.1" "https://other.bench:${sniport[$p]}/" >/dev/null; then
+    echo "egress.sh: $p: an unlisted SNI got through" >&2; exit 1
   fi
 done
 
@@ -131,9 +213,27 @@ tunnels() {   # tunnels/s for 400 CONNECTs, 8 at a time
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f\n", 400 / (b - a)}'
 }
+snis() {   # TLS connections/s through the SNI port $1: 400, 8 at a time
+  local t0 t1
+  t0=$(date +%s.%N)
+  seq 400 | xargs -P8 -I{} curl -s -o /dev/null --cacert "$w/origin.crt" \
+    --resolve "origin.bench:$1:127.0.0.1" "https://origin.bench:$1/"
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f\n", 400 / (b - a)}'
+}
 res="$w/results"
 : > "$res"
 for r in $(seq "$rounds"); do
+  for p in direct meshgate haproxy; do
+    v=$(mbps --cacert "$w/origin.crt" --resolve "origin.bench:${sniport[$p]}:127.0.0.1" \
+        "https://origin.bench:${sniport[$p]}/big")
+    echo "sni $p $v" >> "$res"; echo "round $r sni $p $v MB/s" >&2
+    v=$(snis "${sniport[$p]}")
+    echo "snisetup $p $v" >> "$res"; echo "round $r snisetup $p $v conn/s" >&2
+  done
+  v=$(wrk -t2 -c64 -d"${secs}s" -s "$w/abs.lua" "http://127.0.0.1:49128/" 2>/dev/null |
+      awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "egress.sh: error answers: " $0 > "/dev/stderr"}')
+  echo "absolute haproxy ${v:-0}" >> "$res"; echo "round $r absolute haproxy ${v:-0} req/s" >&2
   v=$(mbps http://127.0.0.1:19091/big); echo "tunnel direct $v" >> "$res"; echo "round $r tunnel direct $v MB/s" >&2
   for p in meshgate squid; do
     v=$(mbps -p -x "http://127.0.0.1:${port[$p]}" http://origin.bench:19091/big)
@@ -146,13 +246,19 @@ for r in $(seq "$rounds"); do
   done
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-printf '\n%-10s %12s %12s %12s %10s %12s\n' scenario meshgate squid direct mg/squid mg/direct
-for s in tunnel connect absolute; do
+median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit; if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+printf '\n%-10s %10s %10s %10s %10s %9s %9s %9s\n' scenario meshgate squid haproxy direct \
+  mg/squid mg/hap mg/direct
+for s in tunnel connect absolute sni snisetup; do
   m=$(awk -v s=$s '$1==s && $2=="meshgate" {print $3}' "$res" | median)
   q=$(awk -v s=$s '$1==s && $2=="squid" {print $3}' "$res" | median)
+  h=$(awk -v s=$s '$1==s && $2=="haproxy" {print $3}' "$res" | median)
   d=$(awk -v s=$s '$1==s && $2=="direct" {print $3}' "$res" | median)
-  printf '%-10s %12s %12s %12s %10s %12s\n' "$s" "$m" "$q" "${d:--}" \
-    "$(awk -v a="$m" -v b="$q" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')" \
-    "$(awk -v a="$m" -v b="${d:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')"
+  printf '%-10s %10s %10s %10s %10s %9s %9s %9s\n' "$s" "$m" "${q:--}" "${h:--}" "${d:--}" \
+    "$(ratio "$m" "$q")" "$(ratio "$m" "$h")" "$(ratio "$m" "$d")"
 done
+# min and max of every line, so that a noisy round shows
+echo
+awk '{k=$1" "$2; if (!(k in lo) || $3<lo[k]) lo[k]=$3; if (!(k in hi) || $3>hi[k]) hi[k]=$3}
+     END {for (k in lo) printf "%-20s min %10s max %10s\n", k, lo[k], hi[k]}' "$res" | sort
