@@ -8,16 +8,16 @@
 # Scenarios:
 #   tunnel    one 100 MB download through a CONNECT tunnel (MB/s; "direct"
 #             is the same download without a proxy)
-#   connect   CONNECT setup rate: 400 tunnels, each a new connection, one
-#             small request, 8 at a time (tunnels/s; curl's own start-up is
-#             in both numbers)
+#   connect   CONNECT setup rate: 2000 tunnels, each a new connection, one
+#             small request, from 8 client processes (connect-rate.pl;
+#             tunnels/s)
 #   absolute  absolute-form GET http://origin.bench:19091/ over keep-alive
 #             connections (wrk, requests/s)
 #   sni       one 100 MB HTTPS download through an SNI passthrough (MB/s):
 #             meshgate's Gateway PASSTHROUGH server vs HAProxy `mode tcp`
 #             routing on req.ssl_sni; "direct" is the origin's TLS port
 #   snisetup  new TLS connections through the SNI passthrough, one small
-#             request each (curl, 400 connections, 8 at a time; conn/s)
+#             request each (connect-rate.pl --tls: 1000, 8 clients; conn/s)
 # HAProxy cannot end a CONNECT itself (it forwards the method to a server),
 # so it runs the absolute-form and SNI lines only; Squid has no SNI
 # splice without ssl-bump, so it runs the forward-proxy lines only.
@@ -206,20 +206,11 @@ wrk.path = "http://origin.bench:19091/"
 wrk.headers["Host"] = "origin.bench:19091"
 LUA
 mbps() { curl -s -o /dev/null -w '%{speed_download}' "$@" | awk '{printf "%.0f\n", $1 / 1048576}'; }
-tunnels() {   # tunnels/s for 400 CONNECTs, 8 at a time
-  local t0 t1
-  t0=$(date +%s.%N)
-  seq 400 | xargs -P8 -I{} curl -s -o /dev/null -p -x "http://127.0.0.1:$1" http://origin.bench:19091/
-  t1=$(date +%s.%N)
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f\n", 400 / (b - a)}'
+tunnels() {   # tunnels/s: 2000 CONNECTs, 8 clients, each a new connection and one GET
+  perl "$top/contrib/bench/connect-rate.pl" "$1" origin.bench:19091 2000 8
 }
-snis() {   # TLS connections/s through the SNI port $1: 400, 8 at a time
-  local t0 t1
-  t0=$(date +%s.%N)
-  seq 400 | xargs -P8 -I{} curl -s -o /dev/null --cacert "$w/origin.crt" \
-    --resolve "origin.bench:$1:127.0.0.1" "https://origin.bench:$1/"
-  t1=$(date +%s.%N)
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f\n", 400 / (b - a)}'
+snis() {   # TLS connections/s through the SNI port $1: 1000, 8 clients, no resumption
+  perl "$top/contrib/bench/connect-rate.pl" --tls "$w/origin.crt" "$1" origin.bench:19443 1000 8
 }
 res="$w/results"
 : > "$res"
