@@ -266,7 +266,7 @@ static void build_attrs(struct mg_request *r, const struct mg_access *a,
 {
     struct mg_conn *c = r->conn;
     struct mg_access_conn ac = {
-        .peer = c->peer, .local = c->local, .sni = c->sni[0] ? c->sni : NULL,
+        .peer = c->peer, .client = c->client, .local = c->local, .sni = c->sni[0] ? c->sni : NULL,
         /* computed once per connection by conn.c with mg_tls_peer_principal */
         .principal = c->ssl && c->principal[0] ? c->principal : NULL,
         .geoip = r->snap->geoip, .geo_cache = &c->geo,

@@ -214,7 +214,11 @@ void mg_access_release(struct mg_request *r);
 
 /* The connection. */
 struct mg_access_conn {
-    struct mg_addr peer;                /* the direct peer (source.ip) */
+    struct mg_addr peer;                /* the direct peer (source.ip, ipBlocks) */
+    /* The client a PROXY protocol header named (no family = the peer):
+     * where remote.ip starts before X-Forwarded-For (Istio's remote_ip
+     * honours the PROXY protocol, its direct_remote_ip does not). */
+    struct mg_addr client;
     struct mg_addr local;               /* local address; its port is the port the
                                          * connection arrived on (inbound: the
                                          * workload port) */

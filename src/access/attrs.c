@@ -39,7 +39,7 @@ static void remote_from_xff(const struct mg_config *cfg, const struct mg_access_
         }
         xff[o] = '\0';
     }
-    mg_policy_remote_addr(&c->peer, xff, cfg->mesh.num_trusted_proxies,
+    mg_policy_remote_addr(c->client.family ? &c->client : &c->peer, xff, cfg->mesh.num_trusted_proxies,
                           cfg->proxy.mode == MG_MODE_GATEWAY, out);
     if (xff != small)
         free(xff);
@@ -58,7 +58,7 @@ void mg_access_attrs(const struct mg_config *cfg, const struct mg_access_conn *c
     else if (rq)
         remote_from_xff(cfg, c, rq, &out->remote);
     else
-        out->remote = c->peer;
+        out->remote = c->client.family ? c->client : c->peer;
     if (c->geoip) {
         struct mg_geo gs, gr;
         mg_geoip_lookup_cached(c->geoip, c->geo_cache, &out->source, &out->remote, &gs, &gr);

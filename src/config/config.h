@@ -114,6 +114,9 @@ struct mg_mesh_config {
     struct mg_ext_provider *ext_providers;
     size_t n_ext_providers;
     int num_trusted_proxies;            /* default 0 */
+    /* defaultConfig.gatewayTopology.proxyProtocol: {} (Istio: present =
+     * every Gateway listener expects a PROXY protocol header) */
+    struct { bool present; struct mg_pos pos; } proxy_protocol;
     struct mg_pos pos;
 };
 
@@ -160,6 +163,13 @@ struct mg_proxy {
     size_t n_inbound;
     char *outbound_bind;                /* NULL = no forward proxy listener */
     struct mg_slist egress_deny_cidrs;  /* egress.denyResolvedCidrs: resolved answers refused */
+    struct mg_proxy_protocol {          /* proxyProtocol: PROXY headers on Gateway ports */
+        bool present;
+        struct mg_slist ports;          /* Gateway port numbers; empty = every Gateway port */
+        struct mg_slist trusted_sources;   /* CIDRs that may send one; empty = any peer */
+        bool allow_without_header;      /* default false: the header is required */
+        struct mg_pos pos;
+    } proxy_protocol;
     int64_t timeout_handshake_ms;       /* default 10000 */
     int64_t timeout_request_headers_ms; /* default 30000 */
     int64_t timeout_idle_ms;            /* default 300000 */

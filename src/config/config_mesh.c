@@ -155,9 +155,16 @@ static const struct mg_cfg_field path_norm_rows[] = {
     MG_CFG_UNSUPPORTED("egressProxy"),
 };
 static const struct mg_cfg_table path_norm = { MG_CFG_ROWS(path_norm_rows) };
-/* ProxyConfig has ~50 Envoy knobs; only the trusted proxy count applies here */
+/* ProxyConfig has ~50 Envoy knobs; the trusted proxy count and the PROXY
+ * protocol switch apply here */
+static const struct mg_cfg_table pp_enable = {   /* an empty message in Istio's API */
+    .rows = NULL, .n = 0,
+    .present_at = MG_CFG_FLAG_AT(struct mg_mesh_config, proxy_protocol.present),
+    .pos_at = MG_CFG_POS_AT(struct mg_mesh_config, proxy_protocol.pos),
+};
 static const struct mg_cfg_field topology_rows[] = {
     MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
+    MG_CFG_GROUP("proxyProtocol", pp_enable),
 };
 static const struct mg_cfg_table topology = {
     MG_CFG_ROWS(topology_rows), .others_unsupported = true,
@@ -300,6 +307,34 @@ static const struct mg_cfg_field egress_rows[] = {
     MG_CFG_SLIST("denyResolvedCidrs", struct mg_proxy, egress_deny_cidrs),
 };
 static const struct mg_cfg_table egress = { MG_CFG_ROWS(egress_rows) };
+static void check_proxy_protocol(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    (void)r;
+    const struct mg_proxy *p = obj;
+    const struct mg_proxy_protocol *pp = &p->proxy_protocol;
+    for (size_t i = 0; i < pp->trusted_sources.n; i++) {
+        struct mg_cidr c;
+        if (mg_cidr_parse(pp->trusted_sources.v[i], &c) != 0)
+            mg_error(x->d, pp->trusted_sources.pos[i], "proxyProtocol.trustedSources: \"%s\" is not "
+                     "an IP or CIDR", pp->trusted_sources.v[i]);
+    }
+    for (size_t i = 0; i < pp->ports.n; i++) {
+        uint16_t port;
+        if (mg_parse_port(pp->ports.v[i], false, &port) != 0)
+            mg_error(x->d, pp->ports.pos[i], "proxyProtocol.ports: \"%s\" is not a port number",
+                     pp->ports.v[i]);
+    }
+}
+static const struct mg_cfg_field pp_rows[] = {
+    MG_CFG_SLIST("ports", struct mg_proxy, proxy_protocol.ports),
+    MG_CFG_SLIST("trustedSources", struct mg_proxy, proxy_protocol.trusted_sources),
+    MG_CFG_BOOL("allowWithoutHeader", struct mg_proxy, proxy_protocol.allow_without_header),
+};
+static const struct mg_cfg_table proxy_protocol = {
+    MG_CFG_ROWS(pp_rows), .check = check_proxy_protocol,
+    .present_at = MG_CFG_FLAG_AT(struct mg_proxy, proxy_protocol.present),
+    .pos_at = MG_CFG_POS_AT(struct mg_proxy, proxy_protocol.pos),
+};
 static const struct mg_cfg_field timeouts_rows[] = {
     MG_CFG_DURATION("handshake", struct mg_proxy, timeout_handshake_ms),
     MG_CFG_DURATION("requestHeaders", struct mg_proxy, timeout_request_headers_ms),
@@ -324,6 +359,7 @@ static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_LIST("inbound", struct mg_proxy, inbound, n_inbound, inbound),
     MG_CFG_GROUP("outbound", outbound),
     MG_CFG_GROUP("egress", egress),
+    MG_CFG_GROUP("proxyProtocol", proxy_protocol),
     MG_CFG_GROUP("timeouts", timeouts),
     MG_CFG_GROUP("limits", limits),
 };

@@ -350,6 +350,7 @@ static void snapshot_destroy(struct mg_snapshot *s)
         free(sv->routes.v);
     }
     free(s->srvs);
+    free(s->pp_trusted);
     for (size_t i = 0; i < s->n_ports; i++) {
         free(s->ports[i].srv);
         free(s->ports[i].tls_routes);
@@ -473,6 +474,38 @@ static void compile_forward_routes(struct mg_snapshot *s, struct mg_diags *d)
                 fr->route.dests[0].cluster = forward_cluster(s, &fr->dest.destination, d);
             }
         }
+    }
+}
+
+/* PROXY protocol headers on the Gateway ports: every one when MeshConfig's
+ * gatewayTopology.proxyProtocol is present (Istio), or those of
+ * Proxy.spec.proxyProtocol (every one when it names no ports), whose
+ * trustedSources are compiled here once. */
+static void set_proxy_protocol(struct mg_snapshot *s, struct mg_diags *d)
+{
+    const struct mg_proxy_protocol *pp = &s->cfg->proxy.proxy_protocol;
+    if (!pp->present && !s->cfg->mesh.proxy_protocol.present)
+        return;
+    if (pp->trusted_sources.n) {
+        s->pp_trusted = mg_xcalloc(pp->trusted_sources.n, sizeof(*s->pp_trusted));
+        for (size_t i = 0; i < pp->trusted_sources.n; i++)
+            if (mg_cidr_parse(pp->trusted_sources.v[i], &s->pp_trusted[s->n_pp_trusted]) == 0)
+                s->n_pp_trusted++;
+    }
+    s->pp_allow_without = pp->allow_without_header;
+    bool all = s->cfg->mesh.proxy_protocol.present || pp->ports.n == 0;
+    for (size_t i = 0; i < s->n_ports; i++) {
+        bool on = all;
+        for (size_t k = 0; !on && k < pp->ports.n; k++) {
+            uint16_t n;
+            on = mg_parse_port(pp->ports.v[k], false, &n) == 0 && n == s->ports[i].number;
+        }
+        s->ports[i].proxy_protocol = on;
+    }
+    for (size_t k = 0; k < pp->ports.n; k++) {
+        uint16_t n;
+        if (mg_parse_port(pp->ports.v[k], false, &n) == 0 && !mg_snapshot_port(s, n))
+            mg_warning(d, pp->ports.pos[k], "proxyProtocol.ports: no Gateway server listens on port %u", n);
     }
 }
 
@@ -617,6 +650,7 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
         }
     }
     s->https_port = (n_https_ports == 1 && https_port != 443) ? https_port : 0;
+    set_proxy_protocol(s, d);           /* on the Gateway ports, the only ones so far */
     mg_inbound_build(s, d);
     s->access = mg_access_build(s, d);
     s->egress = mg_egress_build(cfg, d);

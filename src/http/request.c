@@ -386,7 +386,7 @@ static void phase_sanitize(struct mg_request *r)
 {
     struct mg_kv *nh = mg_arena_alloc(&r->arena, (r->n_h + 3) * sizeof(*nh));
     char ip[64];
-    mg_addr_ip_str(&r->conn->peer, ip, sizeof(ip));
+    mg_addr_ip_str(&r->conn->client, ip, sizeof(ip));
     const struct mg_mesh_config *m = &r->snap->cfg->mesh;
     const char *const geo[2] = { m->geoip_country_header, m->geoip_asn_header };
     struct mg_edge_own own = {
@@ -419,7 +419,7 @@ static void phase_headers(struct mg_request *r)
         hl_add(r, &l, n, r->h[i].value);
     }
     char ip[64];
-    mg_addr_ip_str(&c->peer, ip, sizeof(ip));
+    mg_addr_ip_str(&c->client, ip, sizeof(ip));   /* a PROXY protocol header's client, else the peer */
     hl_add(r, &l, "x-forwarded-for", xff ? mg_arena_printf(&r->arena, "%s, %s", xff, ip)
                                          : mg_arena_strndup(&r->arena, ip, strlen(ip)));
     hl_add(r, &l, "x-forwarded-proto", c->ssl ? "https" : "http");

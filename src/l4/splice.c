@@ -149,6 +149,7 @@ bool mg_splice_authorize(struct mg_splice *s)
         return true;
     struct mg_access_conn ac = {
         .peer = c->peer,
+        .client = c->client,            /* a PROXY protocol header's client (remote.ip) */
         .local = c->local,              /* the listening port (inbound: the workload port) */
         .sni = c->sni[0] ? c->sni : NULL,
         .principal = c->ssl && c->principal[0] ? c->principal : NULL,

@@ -150,7 +150,7 @@ static void start_time(char *out, size_t len, int64_t us)
 struct fields {
     char start[40];
     const char *method, *path, *protocol, *flags, *upstream, *xff, *ua, *rid, *authority;
-    const char *remote, *local, *sni, *route, *reason, *cluster;
+    const char *remote, *direct, *local, *sni, *route, *reason, *cluster;
     const char *geo_country;            /* NULL = unknown or no database */
     char geo_asn[16];                   /* "" = unknown */
     char geo_country_buf[3];
@@ -172,7 +172,7 @@ static void geo(struct fields *f, const struct mg_request *r)
         g.asn = r->geo_asn;
     } else if (r->snap && r->snap->geoip) {
         struct mg_geo unused;
-        mg_geoip_lookup_cached(r->snap->geoip, &r->conn->geo, &r->conn->peer, &r->conn->peer,
+        mg_geoip_lookup_cached(r->snap->geoip, &r->conn->geo, &r->conn->client, &r->conn->client,
                                &g, &unused);
     } else {
         return;
@@ -204,7 +204,8 @@ static void collect(struct fields *f, const struct mg_request *r)
     f->ua = mg_request_header(r, "user-agent");
     f->rid = r->request_id[0] ? r->request_id : mg_request_header(r, "x-request-id");
     f->authority = r->authority;
-    f->remote = r->conn->peer_str;
+    f->remote = r->conn->client_str;   /* a PROXY protocol header's client, else the peer */
+    f->direct = r->conn->peer_str;
     f->local = r->conn->local_str;
     f->sni = r->conn->sni[0] ? r->conn->sni : NULL;
     f->route = r->route ? r->route->name : NULL;
@@ -279,6 +280,8 @@ static void format_custom(struct mg_buf *b, const char *fmt, const struct mg_req
             v = f->cluster;
         } else if (strcmp(op, "DOWNSTREAM_REMOTE_ADDRESS") == 0) {
             v = f->remote;
+        } else if (strcmp(op, "DOWNSTREAM_DIRECT_REMOTE_ADDRESS") == 0) {
+            v = f->direct;
         } else if (strcmp(op, "DOWNSTREAM_LOCAL_ADDRESS") == 0) {
             v = f->local;
         } else if (strcmp(op, "REQUESTED_SERVER_NAME") == 0) {
@@ -320,6 +323,10 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
         for (size_t i = 0; i < MG_ARRAY_LEN(k); i++) {
             bprintf(b, "%s\"%s\":", i ? "," : "", k[i]);
             json_str(b, v[i]);
+        }
+        if (r->conn->proxied) {         /* the balancer, when a PROXY header named the client */
+            mg_buf_adds(b, ",\"downstream_direct_remote_address\":");
+            json_str(b, f.direct);
         }
         /* access phase decision: only when there is one (keeps lines short) */
         const char *ak[] = { "authz_policy", "authz_audit", "authz_dry_run", "authz_dry_run_result",

@@ -48,8 +48,23 @@ struct mg_rq_slot {
     atomic_ulong count;
 };
 
+/* What became of a PROXY protocol header (meshgate_proxy_protocol_total
+ * {result}); names in metrics.c. */
+enum mg_pp_result {
+    MG_PPR_ACCEPTED,                    /* a client address taken */
+    MG_PPR_LOCAL,                       /* LOCAL/UNKNOWN: the socket's addresses kept */
+    MG_PPR_WITHOUT,                     /* no header, and allowWithoutHeader let it in */
+    MG_PPR_UNTRUSTED,                   /* refused: a peer outside trustedSources */
+    MG_PPR_MISSING,                     /* refused: no header where one is required */
+    MG_PPR_MALFORMED,                   /* refused: a header the specification forbids */
+    MG_PPR_TIMEOUT,                     /* refused: incomplete within timeouts.handshake */
+    MG_PPR_N,
+};
+extern const char *const mg_pp_result_names[MG_PPR_N];
+
 struct mg_wmetrics {
     atomic_ulong cx_total, cx_active, upstream_rq_total, upstream_cx_total;
+    atomic_ulong proxy_protocol[MG_PPR_N];
     atomic_ulong rq_dropped;            /* label set table full */
     struct mg_rq_slot slots[MG_METRICS_SLOTS];
     struct mg_egress_slot {             /* egress refusals by entrance and reason */

@@ -9,6 +9,11 @@
 
 static atomic_ulong reload_ok, reload_fail;
 
+const char *const mg_pp_result_names[MG_PPR_N] = {
+    "accepted", "local", "without_header", "untrusted_source", "missing_header", "malformed",
+    "timeout",
+};
+
 struct mg_wmetrics *mg_metrics_new(void)
 {
     struct mg_wmetrics *m = mg_xcalloc(1, sizeof(*m));
@@ -193,6 +198,13 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
             }
             eg[j].count += c;
         }
+    }
+    mg_buf_adds(out, "# TYPE meshgate_proxy_protocol_total counter\n");
+    for (int r = 0; r < MG_PPR_N; r++) {
+        unsigned long c = 0;
+        for (size_t i = 0; i < n; i++)
+            c += atomic_load_explicit(&per_worker[i]->proxy_protocol[r], memory_order_relaxed);
+        mg_buf_printf(out, "meshgate_proxy_protocol_total{result=\"%s\"} %lu\n", mg_pp_result_names[r], c);
     }
     mg_buf_adds(out, "# TYPE meshgate_egress_refused_total counter\n");
     for (size_t j = 0; j < ne; j++) {

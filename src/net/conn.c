@@ -10,12 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include "http/types.h"
 #include "log/log.h"
 #include "snapshot/snapshot.h"
+
+/* A connection whose port expects a PROXY protocol header, until the
+ * header is read: the socket is watched edge-triggered and peeked, so that
+ * nothing but the header itself is taken off it and a client that trickles
+ * bytes costs one wakeup per arrival, never a busy loop. */
+struct mg_pp_read {
+    struct event *ev;
+    int fd;
+    bool trusted;                       /* the peer may send a header */
+    unsigned char buf[MG_PP_MAX];
+};
+
+static void pp_free(struct mg_conn *c)
+{
+    if (!c->pp)
+        return;
+    event_free(c->pp->ev);
+    free(c->pp);
+    c->pp = NULL;
+}
 
 atomic_ulong mg_cx_active_total;
 
@@ -31,8 +53,12 @@ static void conn_release(struct mg_conn *c)
 
 static void conn_close(struct mg_conn *c)
 {
-    if (c->closing && !c->bev)
+    if (c->pp) {                        /* still reading a PROXY header: no bufferevent yet */
+        close(c->pp->fd);
+        pp_free(c);
+    } else if (c->closing && !c->bev) {
         return;
+    }
     bool first = !c->closing || c->bev;
     c->closing = true;
     if (c->bev) {
@@ -177,6 +203,168 @@ static SSL_CTX *initial_ctx(const struct mg_port *p)
     return NULL;
 }
 
+static void set_addr_str(char *out, size_t n, const struct mg_addr *a)
+{
+    char ip[64];
+    snprintf(out, n, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", mg_addr_ip_str(a, ip, sizeof(ip)),
+             a->port);
+}
+
+/* The transport (TLS or plain bufferevent, or the port's own first step)
+ * on fd, and the start: the handshake, or the codec at once. On failure fd
+ * is closed and so is the connection. */
+static void conn_begin(struct mg_conn *c, int fd)
+{
+    const struct mg_port *p = c->port;
+    struct mg_worker *w = c->w;
+    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    mg_conn_ref(c);
+    if (p->accept) {
+        /* the port's own first step makes the bufferevent (the sidecar's
+         * PeerAuthentication mode decides TLS or not) */
+        p->accept(c, fd);
+    } else if (p->tls) {
+        SSL_CTX *ctx = initial_ctx(p);
+        SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+        if (ssl)
+            c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, flags);
+        if (!c->bev) {
+            if (ssl)
+                SSL_free(ssl);          /* not yet owned by a bufferevent */
+            close(fd);
+            mg_conn_close(c);
+        } else {
+            c->ssl = ssl;
+            mg_conn_start_handshake(c);
+        }
+    } else {
+        c->bev = bufferevent_socket_new(w->base, fd, flags);
+        if (!c->bev) {
+            close(fd);
+            mg_conn_close(c);
+        } else {
+            c->handshake_done = true;
+            mg_conn_start_codec(c);
+        }
+    }
+    mg_conn_unref(c);
+}
+
+/* A connection refused before its first byte reached a codec: one access
+ * log line (protocol TCP, flag DPE, reason proxy_protocol_<result>), the
+ * counter, and the close. */
+static void pp_refuse(struct mg_conn *c, enum mg_pp_result res)
+{
+    atomic_fetch_add_explicit(&c->w->metrics->proxy_protocol[res], 1, memory_order_relaxed);
+    static const char *const reasons[MG_PPR_N] = {
+        [MG_PPR_UNTRUSTED] = "proxy_protocol_untrusted_source",
+        [MG_PPR_MISSING] = "proxy_protocol_missing_header",
+        [MG_PPR_MALFORMED] = "proxy_protocol_malformed",
+        [MG_PPR_TIMEOUT] = "proxy_protocol_timeout",
+    };
+    struct mg_request r;
+    memset(&r, 0, sizeof(r));
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    r.conn = c;
+    r.snap = c->snap;
+    r.method = "-";
+    r.target = "-";
+    r.path = "-";
+    r.protocol = "TCP";
+    r.flags = "DPE";
+    r.reason = reasons[res];
+    r.start_ms = c->start_ms;
+    r.start_wall_us = (int64_t)now.tv_sec * 1000000 + now.tv_usec - (mg_now_ms() - c->start_ms) * 1000;
+    mg_accesslog_write(&r, &c->snap->cfg->mesh);
+    mg_conn_close(c);
+}
+
+static void pp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct mg_conn *c = arg;
+    struct mg_pp_read *pp = c->pp;
+    mg_conn_ref(c);
+    if (what & EV_TIMEOUT) {
+        pp_refuse(c, MG_PPR_TIMEOUT);
+        goto out;
+    }
+    ssize_t n = recv(fd, pp->buf, sizeof(pp->buf), MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        goto out;
+    if (n <= 0) {                       /* gone before a byte: a balancer's TCP check */
+        mg_conn_close(c);
+        goto out;
+    }
+    struct mg_pp_header h;
+    const struct mg_snapshot *s = c->snap;
+    switch (mg_pp_parse(pp->buf, (size_t)n, &h)) {
+    case MG_PP_MORE:
+        if ((size_t)n == sizeof(pp->buf))
+            pp_refuse(c, MG_PPR_MALFORMED);
+        goto out;                       /* edge-triggered: woken when more arrives */
+    case MG_PP_BAD:
+        pp_refuse(c, pp->trusted ? MG_PPR_MALFORMED : MG_PPR_UNTRUSTED);
+        goto out;
+    case MG_PP_NONE:
+        if (!s->pp_allow_without) {
+            pp_refuse(c, MG_PPR_MISSING);
+            goto out;
+        }
+        atomic_fetch_add_explicit(&c->w->metrics->proxy_protocol[MG_PPR_WITHOUT], 1,
+                                  memory_order_relaxed);
+        break;
+    case MG_PP_DONE:
+        /* only a trusted peer may tell us who the client is */
+        if (!pp->trusted) {
+            pp_refuse(c, MG_PPR_UNTRUSTED);
+            goto out;
+        }
+        if (recv(fd, pp->buf, h.len, 0) != (ssize_t)h.len) {   /* peeked: all there */
+            mg_conn_close(c);
+            goto out;
+        }
+        if (!h.local) {
+            c->client = h.src;
+            c->proxied = true;
+            set_addr_str(c->client_str, sizeof(c->client_str), &c->client);
+        }
+        atomic_fetch_add_explicit(&c->w->metrics->proxy_protocol[h.local ? MG_PPR_LOCAL : MG_PPR_ACCEPTED],
+                                  1, memory_order_relaxed);
+        break;
+    }
+    pp_free(c);
+    conn_begin(c, fd);
+out:
+    mg_conn_unref(c);
+}
+
+/* Expect a PROXY protocol header on c before anything else. */
+static void pp_begin(struct mg_conn *c, int fd)
+{
+    const struct mg_snapshot *s = c->snap;
+    bool trusted = s->n_pp_trusted == 0;
+    for (size_t i = 0; !trusted && i < s->n_pp_trusted; i++)
+        trusted = mg_cidr_match(&s->pp_trusted[i], c->peer.family, c->peer.ip);
+    if (!trusted && !s->pp_allow_without) {
+        /* only the balancers may connect at all: no need to read */
+        close(fd);
+        mg_conn_ref(c);
+        pp_refuse(c, MG_PPR_UNTRUSTED);
+        mg_conn_unref(c);
+        return;
+    }
+    c->pp = mg_xcalloc(1, sizeof(*c->pp));
+    c->pp->fd = fd;
+    c->pp->trusted = trusted;
+    c->pp->ev = event_new(c->w->base, fd, EV_READ | EV_PERSIST | EV_ET, pp_read_cb, c);
+    int64_t ms = s->cfg->proxy.timeout_handshake_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    event_add(c->pp->ev, ms > 0 ? &tv : NULL);
+    /* the header may be in the socket already */
+    pp_read_cb(fd, EV_READ, c);
+}
+
 void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
                     const struct sockaddr *sa, int salen)
 {
@@ -198,39 +386,10 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     socklen_t ll = sizeof(ls);
     if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0)
         mg_addr_from_sockaddr(&c->local, (struct sockaddr *)&ls);
-    char ip[64];
-    snprintf(c->peer_str, sizeof(c->peer_str), c->peer.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-             mg_addr_ip_str(&c->peer, ip, sizeof(ip)), c->peer.port);
-    snprintf(c->local_str, sizeof(c->local_str), c->local.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-             mg_addr_ip_str(&c->local, ip, sizeof(ip)), c->local.port);
-    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (p->accept) {
-        /* the port's own first step makes the bufferevent (the sidecar's
-         * PeerAuthentication mode decides TLS or not) */
-    } else if (p->tls) {
-        SSL_CTX *ctx = initial_ctx(p);
-        SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-        if (ssl)
-            c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, flags);
-        if (!c->bev) {
-            if (ssl)
-                SSL_free(ssl);          /* not yet owned by a bufferevent */
-            close(fd);
-            mg_snapshot_unref(c->snap);
-            free(c);
-            return;
-        }
-        c->ssl = ssl;
-    } else {
-        c->bev = bufferevent_socket_new(w->base, fd, flags);
-        if (!c->bev) {
-            close(fd);
-            mg_snapshot_unref(c->snap);
-            free(c);
-            return;
-        }
-        c->handshake_done = true;
-    }
+    set_addr_str(c->peer_str, sizeof(c->peer_str), &c->peer);
+    set_addr_str(c->local_str, sizeof(c->local_str), &c->local);
+    c->client = c->peer;
+    memcpy(c->client_str, c->peer_str, sizeof(c->client_str));
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -239,17 +398,10 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     atomic_fetch_add_explicit(&w->metrics->cx_total, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->metrics->cx_active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&mg_cx_active_total, 1, memory_order_relaxed);
-    if (p->accept) {
-        mg_conn_ref(c);
-        p->accept(c, fd);
-        mg_conn_unref(c);
-    } else if (p->tls) {
-        mg_conn_start_handshake(c);
-    } else {
-        mg_conn_ref(c);
-        mg_conn_start_codec(c);
-        mg_conn_unref(c);
-    }
+    if (p->proxy_protocol)
+        pp_begin(c, fd);
+    else
+        conn_begin(c, fd);
 }
 
 void mg_conn_drain_all(struct mg_worker *w)

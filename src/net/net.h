@@ -70,6 +70,31 @@ void mg_conn_start_handshake(struct mg_conn *c);
 /* Worker stopping: ask every codec to close once idle. */
 void mg_conn_drain_all(struct mg_worker *w);
 
+/* The PROXY protocol header (versions 1 and 2) a load balancer sends
+ * before the client's bytes (proxy_proto.c, pure). */
+#define MG_PP_MAX 1040                  /* v2 with TLVs: the 16-byte head + 1024 */
+enum mg_pp_status {
+    MG_PP_DONE = 0,                     /* a complete, valid header of h->len bytes */
+    MG_PP_MORE,                         /* valid so far: read more */
+    MG_PP_NONE,                         /* the bytes are no PROXY header */
+    MG_PP_BAD,                          /* a PROXY header, malformed: h->error says how */
+};
+struct mg_pp_header {
+    int version;                        /* 1 or 2 */
+    bool local;                         /* v1 UNKNOWN, v2 LOCAL or UNSPEC: no client
+                                         * address; the socket's addresses stand */
+    struct mg_addr src, dst;            /* the client, and the address it connected to */
+    size_t len;                         /* bytes of the header */
+    const char *error;                  /* static text (MG_PP_BAD) */
+};
+/* Parse the first n bytes of a connection. */
+enum mg_pp_status mg_pp_parse(const unsigned char *b, size_t n, struct mg_pp_header *h);
+/* How many of the first n bytes belong to a PROXY header (so a reader can
+ * take them off the socket without taking any byte behind the header):
+ * everything up to the v1 line's end or the v2 length; 0 when the bytes
+ * start no header. */
+size_t mg_pp_wanted(const unsigned char *b, size_t n);
+
 /* listening sockets: one SO_REUSEPORT socket per worker and
  * port, created on the main thread before the workers start and kept across
  * reloads; each worker accepts in its own base (bounded accepts per wakeup;

@@ -24,6 +24,7 @@ struct mg_srv;
 struct mg_wmetrics;
 struct mg_jwt_cache;
 struct mg_conn;
+struct mg_pp_read;
 
 /* What a codec or a later step may do to a connection (net/conn.c). */
 struct mg_conn_ops {
@@ -45,8 +46,16 @@ struct mg_conn {
     const struct mg_port *port;
     struct bufferevent *bev;
     SSL *ssl;                           /* owned by bev; NULL for plain text */
-    struct mg_addr peer, local;
+    struct mg_addr peer, local;         /* the socket's: peer = source.ip, ipBlocks */
     char peer_str[64], local_str[64];
+    /* The client as far as this gateway can know it: the source of a PROXY
+     * protocol header, else the peer. remote.ip falls back to it (Istio:
+     * remoteIpBlocks honour the PROXY protocol, ipBlocks never do), and
+     * X-Forwarded-For and the access log's remote address carry it. */
+    struct mg_addr client;
+    char client_str[64];
+    bool proxied;                       /* client came from a PROXY protocol header */
+    struct mg_pp_read *pp;              /* reading that header (conn.c), else NULL */
     struct mg_srv *sni_srv;             /* server chosen by SNI */
     char sni[256];
     char principal[256];                /* policy peer principal, mg_tls_peer_principal ("" = none) */

@@ -71,6 +71,7 @@ struct mg_port {                        /* one listening port */
     bool passthrough;                   /* SNI peeked, bytes spliced to the tls route */
     bool tcp;                           /* protocol TCP: spliced to the first tcp route */
     bool forward;                       /* the forward proxy (Proxy.spec.outbound.bind) */
+    bool proxy_protocol;                /* a PROXY protocol header comes first (net/) */
     struct mg_srv **srv;
     size_t n_srv;
     struct mg_tls_route_c **tls_routes; /* passthrough: VS tls routes in order */
@@ -118,6 +119,12 @@ struct mg_snapshot {
     struct mg_access *access;           /* compiled policies, ext_authz clusters (access.h) */
     struct mg_egress *egress;           /* visible ServiceEntry registry (egress/egress.h) */
     char *outbound_ip;                  /* the forward proxy port's bind address, NULL = none */
+    /* PROXY protocol (ports with proxy_protocol): the peers that may send
+     * a header (none = any), and whether a connection without one is let
+     * through as it is */
+    struct mg_cidr *pp_trusted;
+    size_t n_pp_trusted;
+    bool pp_allow_without;
     struct mg_fwd_route *fwd_routes;    /* absolute-form destinations of the forward proxy */
     size_t n_fwd_routes;
     /* The forward proxy's route for an allowed authority with no route of
