@@ -430,6 +430,7 @@ static void init_config(struct mg_config *c, const char *source)
     p->timeout_request_headers_ms = 30000;
     p->timeout_idle_ms = 300000;
     p->timeout_drain_ms = 30000;
+    p->timeout_drain_delay_ms = 5000;   /* Istio's terminationDrainDuration */
     p->max_request_headers_kb = 60;
     p->max_concurrent_streams = 100;
 }

@@ -174,6 +174,7 @@ struct mg_proxy {
     int64_t timeout_request_headers_ms; /* default 30000 */
     int64_t timeout_idle_ms;            /* default 300000 */
     int64_t timeout_drain_ms;           /* default 30000 */
+    int64_t timeout_drain_delay_ms;     /* drainDelay, default 5000: SIGTERM to accept stop */
     uint64_t max_connections;           /* 0 = none */
     uint64_t max_request_headers_kb;    /* default 60 */
     uint64_t max_concurrent_streams;    /* default 100 */

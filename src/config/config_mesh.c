@@ -340,6 +340,7 @@ static const struct mg_cfg_field timeouts_rows[] = {
     MG_CFG_DURATION("requestHeaders", struct mg_proxy, timeout_request_headers_ms),
     MG_CFG_DURATION("idle", struct mg_proxy, timeout_idle_ms),
     MG_CFG_DURATION("drain", struct mg_proxy, timeout_drain_ms),
+    MG_CFG_DURATION("drainDelay", struct mg_proxy, timeout_drain_delay_ms),
 };
 static const struct mg_cfg_table timeouts = { MG_CFG_ROWS(timeouts_rows) };
 static const struct mg_cfg_field limits_rows[] = {

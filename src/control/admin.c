@@ -22,6 +22,7 @@ struct mg_admin {
     int n;
     struct mg_snapshot *snap;           /* borrowed */
     bool listeners_ready;
+    bool draining;                      /* SIGTERM seen: /ready answers 503 from now on */
     mg_ready_hook hook;
     void *hook_arg;
 };
@@ -133,8 +134,11 @@ static void handle(struct evhttp_request *req, void *arg)
     size_t ul = strcspn(uri, "?");
     struct mg_buf b = { 0 };
     if (ul == 6 && strncmp(uri, "/ready", 6) == 0) {
-        bool ready = a->listeners_ready && (!a->hook || a->hook(a->hook_arg));
-        reply(req, ready ? 200 : 503, "text/plain", ready ? "LIVE\n" : "NOT READY\n", ready ? 5 : 10);
+        bool ready = a->listeners_ready && !a->draining && (!a->hook || a->hook(a->hook_arg));
+        if (a->draining)
+            reply(req, 503, "text/plain", "DRAINING\n", 9);
+        else
+            reply(req, ready ? 200 : 503, "text/plain", ready ? "LIVE\n" : "NOT READY\n", ready ? 5 : 10);
     } else if (ul == 17 && strncmp(uri, "/stats/prometheus", 17) == 0) {
         struct mg_wmetrics **m = mg_xcalloc((size_t)(a->n ? a->n : 1), sizeof(*m));
         for (int i = 0; i < a->n; i++)
@@ -172,6 +176,12 @@ struct mg_admin *mg_admin_start(struct event_base *base, const char *addr, char 
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(a->http, handle, a);
     return a;
+}
+
+void mg_admin_set_draining(struct mg_admin *a)
+{
+    if (a)
+        a->draining = true;
 }
 
 void mg_admin_set_ready_hook(struct mg_admin *a, mg_ready_hook fn, void *arg)

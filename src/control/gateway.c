@@ -47,7 +47,9 @@ struct gw {
     size_t n_ports;
     struct mg_admin *admin;
     uint64_t generation;
-    bool stopping;
+    bool stopping;                      /* accept has stopped, in-flight work drains */
+    bool draining;                      /* SIGTERM: /ready 503, still accepting for drainDelay */
+    struct event *drain_delay;
     struct watch *watch;                /* certificate files of the current snapshot */
     size_t n_watch, cap_watch;
     struct evdns_base *dns;             /* main loop resolver (JWKS fetches) */
@@ -257,6 +259,53 @@ static void reload(struct gw *g, bool rotation)
     mg_sd_notify("READY=1");
 }
 
+/* Stop accepting, let the workers finish what they hold (timeouts.drain),
+ * leave the main loop. */
+static void stop_now(struct gw *g)
+{
+    if (g->stopping)
+        return;
+    g->stopping = true;
+    if (!g->draining)
+        mg_sd_notify("STOPPING=1");
+    fprintf(stderr, "meshgate: stopping (accept closed, drain up to %lld ms)\n",
+            (long long)g->snap->cfg->proxy.timeout_drain_ms);
+    for (int k = 0; k < g->n; k++)
+        mg_worker_stop(&g->w[k], g->snap->cfg->proxy.timeout_drain_ms);
+    event_base_loopexit(g->base, NULL);
+}
+
+static void on_drain_delay(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    stop_now(arg);
+}
+
+/* SIGTERM as a load balancer needs it (Envoy's drain, Kubernetes' preStop):
+ * /ready fails at once so health checks take this instance out, while the
+ * listeners keep accepting for timeouts.drainDelay (connections the
+ * balancer still sends meanwhile are served, not reset); every response
+ * from now on ends its connection. Then accept stops and in-flight work
+ * drains. */
+static void start_drain(struct gw *g)
+{
+    int64_t ms = g->snap->cfg->proxy.timeout_drain_delay_ms;
+    if (ms <= 0) {
+        stop_now(g);
+        return;
+    }
+    g->draining = true;
+    mg_sd_notify("STOPPING=1");
+    mg_admin_set_draining(g->admin);
+    for (int k = 0; k < g->n; k++)
+        mg_worker_drain_soon(&g->w[k]);
+    fprintf(stderr, "meshgate: draining: /ready answers 503, accepting for %lld ms more\n", (long long)ms);
+    g->drain_delay = evtimer_new(g->base, on_drain_delay, g);
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(g->drain_delay, &tv);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -267,14 +316,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     } else if (sig == SIGUSR1) {
         if (mg_accesslog_reopen() < 0)
             fprintf(stderr, "meshgate: cannot reopen the access log: %s\n", strerror(errno));
-    } else if (!g->stopping) {
-        g->stopping = true;
-        mg_sd_notify("STOPPING=1");
-        fprintf(stderr, "meshgate: stopping (drain up to %lld ms)\n",
-                (long long)g->snap->cfg->proxy.timeout_drain_ms);
-        for (int k = 0; k < g->n; k++)
-            mg_worker_stop(&g->w[k], g->snap->cfg->proxy.timeout_drain_ms);
-        event_base_loopexit(g->base, NULL);
+    } else if (sig == SIGTERM && !g->draining && !g->stopping) {
+        start_drain(g);
+    } else {
+        /* SIGINT, or a second SIGTERM: no delay (in-flight work still drains) */
+        stop_now(g);
     }
 }
 
@@ -396,6 +442,8 @@ int mg_cmd_run(int argc, char **argv)
         event_free(sev[i]);
     event_free(tick);
     event_free(wtick);
+    if (g.drain_delay)
+        event_free(g.drain_delay);
     for (size_t i = 0; i < g.n_watch; i++)
         free(g.watch[i].path);
     free(g.watch);

@@ -107,6 +107,8 @@ struct mg_admin;
 /* Readiness hook (e.g. JWKS first fetch): return false while not ready. */
 typedef bool (*mg_ready_hook)(void *arg);
 void mg_admin_set_ready_hook(struct mg_admin *a, mg_ready_hook fn, void *arg);
+/* SIGTERM: /ready answers 503 "DRAINING" from now on (NULL is ignored). */
+void mg_admin_set_draining(struct mg_admin *a);
 
 /* Listen on "ip:port". Returns NULL with a message in err on failure. */
 struct mg_admin *mg_admin_start(struct event_base *base, const char *addr, char *err, size_t errlen);

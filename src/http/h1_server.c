@@ -518,7 +518,8 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
      * connections of a changed listener: otherwise a keep-alive
      * connection kept the old policies, PeerAuthentication mode and
      * routes for as long as it stayed busy */
-    h->close_after = !q->keep_alive || h->c->closing || mg_snapshot_recycles(h->c->snap, h->c->w->snap);
+    h->close_after = !q->keep_alive || h->c->closing || mg_snapshot_recycles(h->c->snap, h->c->w->snap) ||
+                     atomic_load_explicit(&h->c->w->draining, memory_order_relaxed);
     switch (q->body) {
     case MG_H1_BODY_LENGTH:
         r->body = q->content_length ? MG_BODY_LENGTH : MG_BODY_NONE;
@@ -716,6 +717,12 @@ static bool h1_drain(struct mg_conn *c)
     return false;
 }
 
+static void h1_notice(struct mg_conn *c)
+{
+    struct h1s *h = c->codec;
+    h->close_after = true;
+}
+
 void mg_h1_server_start(struct mg_conn *c)
 {
     struct h1s *h = mg_xcalloc(1, sizeof(*h));
@@ -728,6 +735,7 @@ void mg_h1_server_start(struct mg_conn *c)
     c->codec = h;
     c->codec_free = h1_free;
     c->codec_drain = h1_drain;
+    c->codec_notice = h1_notice;
     size_t rwm = h->max_head + 1 > H1_HIGH_WM ? h->max_head + 1 : H1_HIGH_WM;
     bufferevent_setwatermark(c->bev, EV_READ, 0, rwm);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, h);

@@ -499,6 +499,10 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
         h->stale_served = true;
         h2_drain(h->c);
     }
+    /* the gateway is draining (SIGTERM): serve this stream, and announce
+     * the GOAWAY so the client opens its next ones elsewhere */
+    if (!h->draining && atomic_load_explicit(&h->c->w->draining, memory_order_relaxed))
+        h2_drain(h->c);
     struct mg_h2_stream *s = stream_new(h, f->hd.stream_id);
     if (nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s) != 0) {
         stream_free(h, s);              /* no stream object: no close callback would free it */
@@ -924,6 +928,11 @@ static bool h2_drain(struct mg_conn *c)
     return false;
 }
 
+static void h2_notice(struct mg_conn *c)
+{
+    h2_drain(c);                        /* never closes at once: GOAWAY, then streams finish */
+}
+
 static nghttp2_session *new_session(struct mg_h2_conn *h)
 {
     nghttp2_session_callbacks *cb;
@@ -973,6 +982,7 @@ void mg_h2_server_start(struct mg_conn *c)
     c->codec = h;
     c->codec_free = h2_free;
     c->codec_drain = h2_drain;
+    c->codec_notice = h2_notice;
     h->ng = new_session(h);
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)mcs },

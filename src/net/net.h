@@ -39,6 +39,9 @@ void mg_worker_post(struct mg_worker *w, struct mg_snapshot *snap, const struct 
 /* Ask to stop: close listeners, finish in-flight requests, close idle
  * connections, leave the loop; force-close after drain_ms. */
 void mg_worker_stop(struct mg_worker *w, int64_t drain_ms);
+/* SIGTERM, before accept stops: from now on every response ends its
+ * connection, and every open connection is told so (codec_notice). */
+void mg_worker_drain_soon(struct mg_worker *w);
 /* Join and free every worker. */
 void mg_workers_free(struct mg_worker *w, int n);
 

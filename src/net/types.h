@@ -73,6 +73,10 @@ struct mg_conn {
     void (*codec_free)(struct mg_conn *c);
     /* graceful stop: the codec closes when idle; returns true if it closed now */
     bool (*codec_drain)(struct mg_conn *c);
+    /* The gateway is draining: announce the end (HTTP/1.1 Connection: close
+     * on the next response, HTTP/2 GOAWAY) without closing anything now.
+     * NULL = nothing to announce (tunnels). */
+    void (*codec_notice)(struct mg_conn *c);
 };
 
 struct mg_lfd {                         /* a listening socket handed to a worker */
@@ -100,6 +104,7 @@ struct mg_worker {
     struct mg_lfd *mail_fds;
     size_t mail_n;
     bool mail_stop;
+    bool mail_drain;                    /* tell every connection the gateway is draining */
     int64_t drain_ms;
 
     struct mg_snapshot *snap;           /* current generation (own ref) */
@@ -108,6 +113,11 @@ struct mg_worker {
     struct mg_conn *conns;              /* all live downstream connections */
     size_t n_conns;
     bool stopping;
+    /* Set by the main thread on SIGTERM, before accept stops: every
+     * response from now on ends its connection (HTTP/1.1 Connection:
+     * close, HTTP/2 GOAWAY), so clients move to the other instances a load
+     * balancer still sends to. */
+    atomic_bool draining;
     struct event *drain_timer;
     struct event *stale_timer;          /* drain deadline of connections from older generations */
     struct mg_wmetrics *metrics;

@@ -140,6 +140,8 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
     struct mg_lfd *fds = w->mail_fds;
     size_t nfds = w->mail_n;
     bool stop = w->mail_stop;
+    bool drain = w->mail_drain;
+    w->mail_drain = false;
     w->mail_snap = NULL;
     w->mail_fds = NULL;
     w->mail_n = 0;
@@ -158,6 +160,16 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
     if (fds && !w->stopping)
         add_listeners(w, fds, nfds);
     free(fds);
+    if (drain && !w->stopping) {
+        for (struct mg_conn *c = w->conns, *next; c; c = next) {
+            next = c->next;
+            if (c->codec_notice) {
+                mg_conn_ref(c);
+                c->codec_notice(c);
+                mg_conn_unref(c);
+            }
+        }
+    }
     if (stop && !w->stopping) {
         w->stopping = true;
         close_listeners(w);
@@ -279,6 +291,15 @@ void mg_worker_post(struct mg_worker *w, struct mg_snapshot *snap, const struct 
     pthread_mutex_unlock(&w->mu);
     mg_snapshot_unref(old);             /* never delivered: superseded */
     free(oldfds);
+    event_active(w->mbox, EV_READ, 0);
+}
+
+void mg_worker_drain_soon(struct mg_worker *w)
+{
+    atomic_store_explicit(&w->draining, true, memory_order_relaxed);
+    pthread_mutex_lock(&w->mu);
+    w->mail_drain = true;
+    pthread_mutex_unlock(&w->mu);
     event_active(w->mbox, EV_READ, 0);
 }
 

@@ -317,14 +317,17 @@ _mg_alive() {
     [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
-# mg_stop PID: SIGTERM, wait up to 3 s, then SIGKILL; reaps it. Returns the
-# process's exit status (137 when it had to be killed).
+# mg_stop PID: SIGTERM, and a second one after 0.5 s (meshgate's first
+# starts the load-balancer drain delay, the second skips the rest of it),
+# wait up to 3 s, then SIGKILL; reaps it. Returns the process's exit status
+# (137 when it had to be killed).
 mg_stop() {
     local pid=$1 i rc p keep=()
     if _mg_alive "$pid"; then
         kill -TERM "$pid" 2>/dev/null
         for ((i = 0; i < 30; i++)); do
             _mg_alive "$pid" || break
+            [ "$i" = 5 ] && kill -TERM "$pid" 2>/dev/null
             sleep 0.1
         done
         if _mg_alive "$pid"; then
