@@ -380,8 +380,12 @@ struct mg_conn_pool {                   /* unset numbers are 0 = unlimited / def
 
 struct mg_outlier {
     bool present;
-    int consecutive_5xx_errors;         /* default 5 */
-    int consecutive_gateway_errors;     /* default 0 */
+    int consecutive_5xx_errors;         /* default 5; 0 = off */
+    int consecutive_gateway_errors;     /* default 0 = off */
+    bool has_consecutive_5xx_errors, has_consecutive_gateway_errors;   /* written in the YAML */
+    int consecutive_errors;             /* deprecated: gateway errors, turns 5xx off */
+    bool split_external_local_origin_errors;
+    int consecutive_local_origin_failures;  /* with split; 0 = Envoy's default 5 */
     int64_t interval_ms;                /* default 10s */
     int64_t base_ejection_time_ms;      /* default 30s */
     int max_ejection_percent;           /* default 10 */

@@ -76,24 +76,50 @@ static const struct mg_cfg_table pool = {
     .pos_at = MG_CFG_POS_AT(struct mg_conn_pool, pos),
 };
 
-static const char *const outlier_unsupported[] = {
-    "splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures",
-    "outlierDetectionHttpErrorCodes",
-};
+/* Istio's validation of outlierDetection: durations of at least 1ms,
+ * local-origin failures only with splitExternalLocalOriginErrors, and the
+ * deprecated consecutiveErrors warned about. */
+static void check_outlier(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    struct mg_outlier *o = obj;
+    static const char *const durations[] = { "interval", "baseEjectionTime" };
+    for (size_t i = 0; i < MG_ARRAY_LEN(durations); i++) {
+        const struct mg_ynode *n = mg_cfg_seen(r, durations[i]);
+        int64_t v = i == 0 ? o->interval_ms : o->base_ejection_time_ms;
+        if (n && v < 1)
+            mg_error(x->d, n->pos, "%s: duration must be at least 1ms",
+                     mg_cfg_field(x, durations[i]));
+    }
+    o->has_consecutive_5xx_errors = mg_cfg_seen(r, "consecutive5xxErrors") != NULL;
+    o->has_consecutive_gateway_errors = mg_cfg_seen(r, "consecutiveGatewayErrors") != NULL;
+    const struct mg_ynode *ce = mg_cfg_seen(r, "consecutiveErrors");
+    if (ce)
+        mg_warning(x->d, ce->pos, "%s is deprecated, use consecutiveGatewayErrors or "
+                   "consecutive5xxErrors instead", mg_cfg_field(x, "consecutiveErrors"));
+    const struct mg_ynode *lo = mg_cfg_seen(r, "consecutiveLocalOriginFailures");
+    if (lo && o->consecutive_local_origin_failures > 0 && !o->split_external_local_origin_errors)
+        mg_error(x->d, lo->pos, "%s is specified, but splitExternalLocalOriginErrors is false",
+                 mg_cfg_field(x, "consecutiveLocalOriginFailures"));
+}
+
 static const struct mg_cfg_field outlier_rows[] = {
     MG_CFG_INT("consecutive5xxErrors", struct mg_outlier, consecutive_5xx_errors, 0, 1000000),
-    MG_CFG_INT("consecutiveErrors", struct mg_outlier, consecutive_5xx_errors, 0, 1000000),
+    MG_CFG_INT("consecutiveErrors", struct mg_outlier, consecutive_errors, 0, 1000000),
     MG_CFG_INT("consecutiveGatewayErrors", struct mg_outlier, consecutive_gateway_errors, 0,
                1000000),
+    MG_CFG_BOOL("splitExternalLocalOriginErrors", struct mg_outlier,
+                split_external_local_origin_errors),
+    MG_CFG_INT("consecutiveLocalOriginFailures", struct mg_outlier,
+               consecutive_local_origin_failures, 0, 1000000),
     MG_CFG_DURATION("interval", struct mg_outlier, interval_ms),
     MG_CFG_DURATION("baseEjectionTime", struct mg_outlier, base_ejection_time_ms),
     MG_CFG_INT("maxEjectionPercent", struct mg_outlier, max_ejection_percent, 0, 100),
     MG_CFG_INT("minHealthPercent", struct mg_outlier, min_health_percent, 0, 100),
-    MG_CFG_UNSUPPORTED_ANY(outlier_unsupported),
+    MG_CFG_UNSUPPORTED("outlierDetectionHttpErrorCodes"),
 };
 static const struct mg_cfg_table outlier = {
     MG_CFG_ROWS(outlier_rows), .present_at = MG_CFG_FLAG_AT(struct mg_outlier, present),
-    .pos_at = MG_CFG_POS_AT(struct mg_outlier, pos),
+    .pos_at = MG_CFG_POS_AT(struct mg_outlier, pos), .check = check_outlier,
 };
 
 static const char *const lb_names[] = { "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",

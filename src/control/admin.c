@@ -119,7 +119,28 @@ static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
                 mg_buf_adds(b, ",");
             json_s(b, c->eps[e].label);
         }
-        mg_buf_adds(b, "]}");
+        mg_buf_adds(b, "]");
+        if (c->od) {
+            const struct mg_od *od = c->od;
+            mg_buf_printf(b, ",\"outlier_detection\":{\"consecutive_5xx\":%d,"
+                          "\"consecutive_gateway_failure\":%d,\"consecutive_local_origin_failure\":%d,"
+                          "\"split_external_local_origin_errors\":%s,\"interval_ms\":%lld,"
+                          "\"base_ejection_time_ms\":%lld,\"max_ejection_percent\":%d,"
+                          "\"min_health_percent\":%d,\"ejected_endpoints\":[",
+                          od->c5xx, od->cgw, od->clocal, od->split ? "true" : "false",
+                          (long long)od->interval_ms, (long long)od->base_ms, od->max_eject_pct,
+                          od->min_health_pct);
+            bool first = true;
+            for (size_t e = 0; e < c->n_eps && e < od->n; e++) {
+                if (!mg_od_ejected(od, e))
+                    continue;
+                mg_buf_adds(b, first ? "" : ",");
+                first = false;
+                json_s(b, c->eps[e].label);
+            }
+            mg_buf_adds(b, "]}");
+        }
+        mg_buf_adds(b, "}");
     }
     mg_buf_adds(b, "],");
     mg_access_dump(b, s);
@@ -145,6 +166,8 @@ static void handle(struct evhttp_request *req, void *arg)
             m[i] = a->w[i].metrics;
         mg_metrics_render(&b, m, (size_t)a->n);
         mg_access_metrics_render(&b);
+        if (a->snap)
+            mg_outlier_metrics_render(&b, a->snap->clusters, a->snap->n_clusters);
         free(m);
         reply(req, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
     } else if (ul == 12 && strncmp(uri, "/config_dump", 12) == 0 && a->snap) {

@@ -25,6 +25,7 @@
 #include "base/base.h"
 #include "control/control.h"
 #include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
 
 struct lport {
     uint16_t port;
@@ -54,7 +55,30 @@ struct gw {
     size_t n_watch, cap_watch;
     struct evdns_base *dns;             /* main loop resolver (JWKS fetches) */
     struct mg_jwks_store *jwks;         /* process-wide, outlives every snapshot */
+    struct event *od_timer;             /* outlier detection's interval sweeps */
 };
+
+/* Run the outlier detection sweeps that are due on the serving snapshot's
+ * clusters (ejected endpoints back in service) and wait for the next. */
+static void od_arm(struct gw *g)
+{
+    if (!g->od_timer)
+        return;
+    int64_t ms = mg_outlier_sweep(g->snap->clusters, g->snap->n_clusters);
+    if (ms < 0) {
+        evtimer_del(g->od_timer);
+        return;
+    }
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(g->od_timer, &tv);
+}
+
+static void on_od_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    od_arm(arg);
+}
 
 /* /ready also waits for every JWKS's first fetch attempt. */
 static bool jwks_ready(void *arg)
@@ -247,9 +271,13 @@ static void reload(struct gw *g, bool rotation)
         fprintf(stderr, "meshgate: cannot open access log %s: %s\n", s->cfg->mesh.access_log_file,
                 strerror(errno));
     use_jwks(s->access, g->jwks);
+    /* ejected endpoints stay ejected across a rotation or a reload that
+     * leaves their cluster as it was */
+    mg_outlier_inherit(s->clusters, s->n_clusters, g->snap->clusters, g->snap->n_clusters);
     post_all(g, s);
     mg_snapshot_unref(g->snap);
     g->snap = s;
+    od_arm(g);
     watch_reset(g);
     if (g->admin)
         mg_admin_update(g->admin, g->w, g->n, s, true);
@@ -428,6 +456,8 @@ int mg_cmd_run(int argc, char **argv)
     struct event *wtick = event_new(g.base, -1, EV_PERSIST, on_watch_timer, &g);
     struct timeval two = { 2, 0 };
     evtimer_add(wtick, &two);
+    g.od_timer = evtimer_new(g.base, on_od_timer, &g);
+    od_arm(&g);
     fprintf(stderr, "meshgate: serving %s with %d workers, %zu listeners (generation %llu)\n",
             g.path, n, g.n_ports, (unsigned long long)g.snap->generation);
     mg_sd_notify("READY=1");
@@ -444,6 +474,7 @@ int mg_cmd_run(int argc, char **argv)
     event_free(wtick);
     if (g.drain_delay)
         event_free(g.drain_delay);
+    event_free(g.od_timer);
     for (size_t i = 0; i < g.n_watch; i++)
         free(g.watch[i].path);
     free(g.watch);

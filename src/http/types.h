@@ -107,6 +107,8 @@ struct mg_request {
     struct mg_uconn *uc;
     struct mg_up2_stream *up2;          /* HTTP/2 upstream stream (upstream_h2.c), or NULL */
     int attempts;                       /* tries made */
+    uint64_t up_tried;                  /* endpoints tried (bit i = endpoint i < 64): retries
+                                         * go elsewhere while another is in service */
     bool body_started;                  /* a body byte went upstream: no more retries */
     bool body_done;                     /* downstream body fully read */
     struct event *timer;                /* route timeout */

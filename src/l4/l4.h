@@ -58,6 +58,10 @@ struct mg_splice {
      * kernel pipe per direction (splice.c), not through the bufferevents;
      * NULL on the bufferevent path (a TLS downstream). */
     struct mg_splice_raw *raw;
+    /* The cluster endpoint dialled (mg_splice_connect): its connect
+     * outcome feeds outlier detection. NULL for an address without one. */
+    struct mg_cluster *od_cl;
+    size_t od_ep;
 };
 
 /* Start the clock of a splice for connection c (zeroes nothing else). */
@@ -73,7 +77,7 @@ bool mg_splice_authorize(struct mg_splice *s);
 /* Connect to endpoint e of cluster cl (its connect timeout) and relay once
  * connected; the client's bytes wait in the input buffer meanwhile. On any
  * failure the connection is closed (mg_splice_close). */
-void mg_splice_connect(struct mg_splice *s, const struct mg_cluster *cl, const struct mg_endpoint *e);
+void mg_splice_connect(struct mg_splice *s, struct mg_cluster *cl, const struct mg_endpoint *e);
 
 /* Connect to the address sa (salen bytes), label for the log, giving up
  * after timeout_ms; otherwise as mg_splice_connect. */

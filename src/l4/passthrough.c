@@ -131,7 +131,13 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
         return;
     }
     struct mg_cluster_rt *rt = &cl->rt[c->w->id < cl->n_workers ? c->w->id : 0];
-    const struct mg_endpoint *e = &cl->eps[rt->rr++ % cl->n_eps];
+    size_t ep = mg_cluster_pick(cl, rt, c->w, 0);
+    if (ep == SIZE_MAX) {               /* every endpoint ejected: Envoy's UH */
+        t->s.reason = "no_healthy_upstream";
+        pt_close(t);
+        return;
+    }
+    const struct mg_endpoint *e = &cl->eps[ep];
     if (!e->resolved) {                 /* DNS endpoints are not spliced (yet) */
         snprintf(t->s.upstream_host, sizeof(t->s.upstream_host), "%s", e->label);
         pt_close(t);

@@ -470,6 +470,8 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
     mg_conn_ref(s->c);
     if (what & BEV_EVENT_CONNECTED) {
         s->connected = true;
+        /* for TCP a connection made is the success, a failed one the error */
+        mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_RESPONSE, 200);
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         /* libevent reads and writes at most 16 KiB per call by default: a
@@ -494,17 +496,22 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
         s->tx += relay(bev, s->c->bev);
         check_done(s);
     } else if (!s->connected && s->on_connect_fail) {
+        mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_CONNECT_FAILED, 0);
         bufferevent_free(s->up);
         s->up = NULL;
         s->on_connect_fail(s);
     } else {
+        if (!s->connected)
+            mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_CONNECT_FAILED, 0);
         mg_splice_close(s);
     }
     mg_conn_unref(s->c);
 }
 
-void mg_splice_connect(struct mg_splice *s, const struct mg_cluster *cl, const struct mg_endpoint *e)
+void mg_splice_connect(struct mg_splice *s, struct mg_cluster *cl, const struct mg_endpoint *e)
 {
+    s->od_cl = cl;
+    s->od_ep = (size_t)(e - cl->eps);
     mg_splice_connect_addr(s, (const struct sockaddr *)&e->sa, e->salen, e->label,
                            cl->connect_timeout_ms);
 }

@@ -59,6 +59,25 @@ static const struct mg_traffic_policy *port_policy(const struct mg_dr_policy *p,
     return p->base.present ? &p->base : NULL;
 }
 
+/* outlierDetection as Istio merges it field by field: the subset's
+ * port-level settings, the subset's policy, the rule's port-level
+ * settings, the rule's policy; the first that sets it wins. */
+static const struct mg_outlier *find_outlier(const struct mg_destination_rule *dr,
+                                             const struct mg_subset *sub, uint16_t port)
+{
+    const struct mg_dr_policy *ps[2] = { sub ? &sub->policy : NULL, dr ? &dr->policy : NULL };
+    for (int k = 0; k < 2; k++) {
+        if (!ps[k])
+            continue;
+        for (size_t i = 0; i < ps[k]->n_port_level; i++)
+            if (ps[k]->port_level[i].port == port && ps[k]->port_level[i].policy.outlier.present)
+                return &ps[k]->port_level[i].policy.outlier;
+        if (ps[k]->base.outlier.present)
+            return &ps[k]->base.outlier;
+    }
+    return NULL;
+}
+
 static bool labels_subset(const struct mg_kvlist *want, const struct mg_kvlist *have)
 {
     for (size_t i = 0; i < want->n; i++) {
@@ -206,6 +225,7 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
                 cl->sans[i] = mg_xstrdup(sans->v[i]);
         }
     }
+    cl->od = mg_od_new(find_outlier(dr, sub, svc_port), cl->n_eps, mg_now_ms());
     cl->n_workers = n_workers;
     cl->rt = mg_xcalloc((size_t)n_workers, sizeof(*cl->rt));
     for (int i = 0; i < n_workers; i++)
@@ -250,6 +270,7 @@ void mg_cluster_free(struct mg_cluster *cl)
         free(cl->rt[i].pending);
     }
     free(cl->rt);
+    mg_od_free(cl->od);
     if (cl->tls)
         SSL_CTX_free(cl->tls);
     for (size_t i = 0; i < cl->n_sans; i++)

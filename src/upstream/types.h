@@ -33,6 +33,30 @@ struct mg_endpoint {
     char *label;                        /* "address:port" for logs */
 };
 
+/* Outlier detection (DestinationRule trafficPolicy.outlierDetection), as
+ * Envoy's consecutive-error detectors: one endpoint's passive health,
+ * shared by every worker of the instance (relaxed atomics, no lock). The
+ * counters are bumped by the worker that saw the outcome; the ejection is
+ * taken by that worker with a compare-and-swap; the return to service is
+ * decided by the main thread's sweep (outlier.c). */
+struct mg_od_ep {
+    atomic_uint c5xx, cgw, clocal;      /* consecutive 5xx / gateway / local-origin failures */
+    atomic_llong ejected_at;            /* monotonic ms of the current ejection; 0 = in service */
+    atomic_uint backoff;                /* ejection time multiplier (times ejected, decays) */
+    int64_t back_at;                    /* main thread: when it last came back (0 = never) */
+};
+
+struct mg_od {                          /* a cluster's outlier detection */
+    int c5xx, cgw, clocal;              /* thresholds; 0 = that detector is off */
+    bool split;                         /* splitExternalLocalOriginErrors */
+    int64_t interval_ms, base_ms, max_ms;
+    int max_eject_pct, min_health_pct;
+    size_t n;                           /* endpoints */
+    atomic_uint n_ejected;              /* ejected now (reserved before the ejection is taken) */
+    int64_t next_sweep;                 /* main thread: the next interval tick */
+    struct mg_od_ep *ep;                /* [n] */
+};
+
 struct mg_cluster_rt {                  /* one worker's view of a cluster */
     struct mg_uconn *idle;              /* idle keep-alive connections */
     size_t n_open;                      /* connections open (idle + busy + connecting) */
@@ -91,6 +115,7 @@ struct mg_cluster {
     atomic_ulong g_open, g_pending;
     int n_workers;
     struct mg_cluster_rt *rt;           /* [n_workers] */
+    struct mg_od *od;                   /* NULL = no outlier detection */
 };
 
 #endif

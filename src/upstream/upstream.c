@@ -103,23 +103,6 @@ static void uc_close(struct mg_uconn *uc)
     pool_kick(cl, w);
 }
 
-static size_t pick_endpoint(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w)
-{
-    size_t n = cl->n_eps;
-    if (n == 1)
-        return 0;
-    switch (cl->lb) {
-    case MG_LB_ROUND_ROBIN:
-        return rt->rr++ % n;
-    case MG_LB_RANDOM:
-        return mg_worker_rand(w) % n;
-    default: {                          /* LEAST_REQUEST: power of two choices */
-        size_t a = mg_worker_rand(w) % n, b = mg_worker_rand(w) % n;
-        return rt->active[b] < rt->active[a] ? b : a;
-    }
-    }
-}
-
 static void put_head(const struct mg_uconn *uc, const struct mg_request *r, struct mg_h1_out *w)
 {
     mg_h1_put_request_line(w, r->method, NULL, r->up_path, NULL);
@@ -181,6 +164,7 @@ static void on_try_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct mg_uconn *uc = arg;
     struct mg_request *r = uc->r;
+    mg_cluster_outcome(uc->cl, uc->ep, MG_OD_TIMEOUT, 0);
     if (r)
         mg_request_upstream_failed(r, 504, "UT", "timeout");
 }
@@ -235,6 +219,7 @@ static int uc_connect(struct mg_uconn *uc, const struct sockaddr *sa, int salen)
 static void connect_failed(struct mg_uconn *uc)
 {
     struct mg_request *r = uc->r;
+    mg_cluster_outcome(uc->cl, uc->ep, MG_OD_CONNECT_FAILED, 0);
     if (r)
         mg_request_upstream_failed(r, 503, "UF", "connect-failure");
     else
@@ -273,6 +258,8 @@ static void uc_attach(struct mg_uconn *uc, struct mg_request *r)
     r->uc = uc;
     struct mg_cluster_rt *rt = rt_of(uc->cl, uc->w);
     rt->active[uc->ep]++;
+    if (uc->ep < 64)
+        r->up_tried |= (uint64_t)1 << uc->ep;
     if (uc->cl->dynamic && r->dial_host)
         snprintf(r->upstream_host, sizeof(r->upstream_host),
                  strchr(r->dial_host, ':') ? "[%s]:%u" : "%s:%u", r->dial_host, r->dial_port);
@@ -387,13 +374,19 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
 {
     struct mg_worker *w = r->conn->w;
     struct mg_cluster_rt *rt = rt_of(cl, w);
-    size_t ep = pick_endpoint(cl, rt, w);
-    /* reuse an idle connection to the chosen endpoint, else any idle one */
+    size_t ep = mg_cluster_pick(cl, rt, w, r->up_tried);
+    if (ep == SIZE_MAX) {               /* every endpoint ejected by outlier detection */
+        r->flags = "UH";
+        mg_request_reply(r, 503, "no healthy upstream", "no_healthy_upstream", !r->body_done);
+        return;
+    }
+    /* reuse an idle connection to the chosen endpoint, else any idle one
+     * to an endpoint in service */
     struct mg_uconn **pp = &rt->idle, **any = NULL;
     for (; *pp; pp = &(*pp)->next) {
         if ((*pp)->ep == ep)
             break;
-        if (!any)
+        if (!any && (!cl->od || !mg_od_ejected(cl->od, (*pp)->ep)))
             any = pp;
     }
     if (!*pp && any && cl->max_connections &&
@@ -791,6 +784,7 @@ static void parse_head(struct mg_uconn *uc)
         }
         if (uc->try_timer)
             evtimer_del(uc->try_timer);
+        mg_cluster_outcome(uc->cl, uc->ep, MG_OD_RESPONSE, resp.status);
         if (resp.status >= 500) {
             char cls[16];
             snprintf(cls, sizeof(cls), "5xx-%d", resp.status);
@@ -887,6 +881,11 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
         /* reset before a response: a reused connection that the server had
          * already closed is safe to try again */
         bool fresh_fail = uc->reused && !uc->got_bytes;
+        /* (a kept-alive connection the server had closed is no sign of
+         * ill health) */
+        if (!fresh_fail)
+            mg_cluster_outcome(uc->cl, uc->ep, (what & BEV_EVENT_TIMEOUT) ? MG_OD_TIMEOUT
+                                                                          : MG_OD_CONNECT_FAILED, 0);
         if (fresh_fail && !r->body_started)
             mg_request_upstream_failed(r, 503, "UC", "connect-failure");
         else

@@ -76,4 +76,70 @@ SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client
  * the response started (retry.c). */
 bool mg_upstream_retry_allowed(const struct mg_request *r, const char *cls);
 
+/* ---- outlier detection (outlier.c) ----
+ *
+ * Envoy's consecutive-error detectors as Istio configures them: an endpoint
+ * is ejected when it reaches consecutive5xxErrors 5xx outcomes, or
+ * consecutiveGatewayErrors gateway errors (502, 503, 504), in a row. A
+ * connect failure or a reset before the response counts as a 503 and a
+ * per-try timeout as a 504, unless splitExternalLocalOriginErrors counts
+ * them apart (consecutiveLocalOriginFailures). The ejection is refused
+ * when the ejected share, this one included, would exceed
+ * maxEjectionPercent (Envoy's rule: with 2 endpoints and the default 10%
+ * nothing is ejected). An ejected endpoint returns at the first interval
+ * sweep once baseEjectionTime x its multiplier (times ejected, capped at
+ * max(300 s, base), decreased by one per sweep once it has been back for
+ * baseEjectionTime) has passed. */
+enum mg_od_outcome {
+    MG_OD_RESPONSE,                     /* a final response head with `status` */
+    MG_OD_CONNECT_FAILED,               /* connect failure, reset before a response */
+    MG_OD_TIMEOUT,                      /* no response head within the per-try timeout */
+};
+enum mg_od_eject { MG_OD_KEPT = 0, MG_OD_EJECT_5XX, MG_OD_EJECT_GATEWAY, MG_OD_EJECT_LOCAL };
+
+/* The state for n endpoints under cfg; NULL when cfg is absent or turns
+ * every detector off. */
+struct mg_od *mg_od_new(const struct mg_outlier *cfg, size_t n, int64_t now_ms);
+void mg_od_free(struct mg_od *od);
+/* Count one outcome of endpoint ep; returns why it was ejected now, or
+ * MG_OD_KEPT. Any thread. */
+enum mg_od_eject mg_od_report(struct mg_od *od, size_t ep, enum mg_od_outcome o, int status,
+                              int64_t now_ms);
+static inline bool mg_od_ejected(const struct mg_od *od, size_t ep)
+{
+    return atomic_load_explicit(&((struct mg_od *)od)->ep[ep].ejected_at, memory_order_relaxed) != 0;
+}
+/* Panic (Envoy's healthy panic threshold, which Istio sets from
+ * minHealthPercent): fewer endpoints in service than that share, so the
+ * balancer ignores ejections. 0 never panics. */
+bool mg_od_panic(const struct mg_od *od);
+/* The interval sweep (one thread): returns ejected endpoints whose time is
+ * up, calling back(arg, ep, ms ejected) for each, decays multipliers, and
+ * sets the next sweep time. */
+void mg_od_sweep(struct mg_od *od, int64_t now_ms, void (*back)(void *arg, size_t ep, int64_t ms),
+                 void *arg);
+
+/* The request path's entry: count an outcome of cl's endpoint ep (no-op
+ * without outlier detection); an ejection is logged and counted. */
+void mg_cluster_outcome(struct mg_cluster *cl, size_t ep, enum mg_od_outcome o, int status);
+/* Choose an endpoint by the cluster's balancer (rt: this worker's view),
+ * skipping ejected ones (unless in panic) and, while others remain, those
+ * in `avoid` (bit i = endpoint i, the endpoints a request already tried, as
+ * Istio's retries avoid previous hosts). SIZE_MAX: every endpoint is
+ * ejected (503 "no healthy upstream", flag UH). */
+size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
+                       uint64_t avoid);
+/* Main thread: run the sweeps that are due for the clusters of the
+ * current snapshot; returns ms until the next one (-1: none). */
+int64_t mg_outlier_sweep(struct mg_cluster *const *cls, size_t n);
+/* Main thread, before a new snapshot takes over: a cluster of the same
+ * name and the same outlier settings keeps its endpoints' state (by
+ * address), so a certificate rotation or an unrelated reload does not
+ * return ejected endpoints to service. */
+void mg_outlier_inherit(struct mg_cluster *const *to, size_t n, struct mg_cluster *const *from,
+                        size_t n_from);
+/* meshgate_outlier_ejections_total{cluster} (process-wide) and
+ * meshgate_outlier_ejected_endpoints{cluster} (the current snapshot). */
+void mg_outlier_metrics_render(struct mg_buf *out, struct mg_cluster *const *cls, size_t n);
+
 #endif

@@ -104,6 +104,7 @@ static void on_try_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct mg_up2_stream *s = arg;
+    mg_cluster_outcome(s->c->cl, s->c->ep, MG_OD_TIMEOUT, 0);
     if (s->r)
         mg_request_upstream_failed(s->r, 504, "UT", "timeout");
 }
@@ -167,6 +168,8 @@ static void conn_fail(struct mg_up2_conn *c, bool connect)
         }
         bool head_sent = s->head_sent, submitted = s->id != 0;
         mg_up2_stream_free(s);                 /* r->up2 = NULL: the detach below is a no-op */
+        if (connect || !head_sent)
+            mg_cluster_outcome(c->cl, c->ep, MG_OD_CONNECT_FAILED, 0);
         if (connect)
             mg_request_upstream_failed(r, 503, "UF", "connect-failure");
         else if (!head_sent)
@@ -576,19 +579,6 @@ static void conn_begin(struct mg_up2_conn *c)
 
 /* ---- the entry points (upstream/internal.h) ---- */
 
-static size_t pick_endpoint(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w)
-{
-    size_t n = cl->n_eps;
-    if (n <= 1)
-        return 0;
-    if (cl->lb == MG_LB_ROUND_ROBIN)
-        return rt->rr++ % n;
-    if (cl->lb == MG_LB_RANDOM)
-        return mg_worker_rand(w) % n;
-    size_t a = mg_worker_rand(w) % n, b = mg_worker_rand(w) % n;
-    return rt->active[b] < rt->active[a] ? b : a;
-}
-
 static uint64_t conn_capacity(const struct mg_up2_conn *c)
 {
     uint64_t lim = c->ng ? nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
@@ -627,7 +617,12 @@ void mg_up2_start(struct mg_request *r)
         overflow(r);
         return;
     }
-    size_t ep = pick_endpoint(cl, rt, w);
+    size_t ep = mg_cluster_pick(cl, rt, w, r->up_tried);
+    if (ep == SIZE_MAX) {               /* every endpoint ejected by outlier detection */
+        r->flags = "UH";
+        mg_request_reply(r, 503, "no healthy upstream", "no_healthy_upstream", !r->body_done);
+        return;
+    }
     struct mg_up2_conn *c = NULL, *any = NULL;
     for (struct mg_up2_conn *x = rt->h2; x; x = x->next) {
         if (!conn_usable(x, r))
@@ -636,7 +631,7 @@ void mg_up2_start(struct mg_request *r)
             c = x;
             break;
         }
-        if (!any)
+        if (!any && (!cl->od || !mg_od_ejected(cl->od, x->ep)))
             any = x;
     }
     bool fresh = false;
@@ -669,6 +664,8 @@ void mg_up2_start(struct mg_request *r)
     if (cl->max_requests_per_conn && c->n_total >= cl->max_requests_per_conn)
         c->retired = true;
     rt->active[c->ep]++;
+    if (c->ep < 64)
+        r->up_tried |= (uint64_t)1 << c->ep;
     atomic_fetch_add_explicit(&cl->g_active, 1, memory_order_relaxed);
     snprintf(r->upstream_host, sizeof(r->upstream_host), "%s", cl->eps[c->ep].label);
     if (fresh) {

@@ -231,6 +231,7 @@ static bool deliver(struct mg_up2_stream *s)
     if (s->head_ready && !s->head_sent) {
         if (s->try_timer)
             evtimer_del(s->try_timer);
+        mg_cluster_outcome(c->cl, c->ep, MG_OD_RESPONSE, s->status);
         if (s->status >= 500) {
             char cls[16];
             snprintf(cls, sizeof(cls), "5xx-%d", s->status);
@@ -274,6 +275,8 @@ static bool deliver(struct mg_up2_stream *s)
         } else if (s->err == NGHTTP2_REFUSED_STREAM) {
             cls = "refused-stream";
         }
+        if (status == 503 && strcmp(cls, "reset") == 0)    /* refused: a graceful no */
+            mg_cluster_outcome(c->cl, c->ep, MG_OD_CONNECT_FAILED, 0);
         mg_up2_stream_free(s);
         mg_request_upstream_failed(r, status, flags, cls);
         return true;

@@ -7,7 +7,7 @@
  *
  *   mg_upstream [--listen 127.0.0.1:PORT] [--port-file F] [--name NAME]
  *               [--tls-cert F --tls-key F [--client-ca F [--client-cert-optional]]]
- *               [--serve DIR] [--h2]
+ *               [--serve DIR] [--h2] [--status NNN]
  *
  * Paths:
  *   /echo, anything else   200, JSON describing the request (see echo_json)
@@ -19,7 +19,9 @@
  * Any path accepts ?resp-header=Name:Value (repeatable, %-decoded) to add
  * response headers. Request bodies of any size stream into a SHA-256.
  * --h2 adds HTTP/2 (mg_upstream_h2.c): ALPN h2 over TLS, prior knowledge
- * (h2c) in plain text; HTTP/1.1 stays available on the same port. */
+ * (h2c) in plain text; HTTP/1.1 stays available on the same port.
+ * --status NNN answers every HTTP/1.1 request, whatever its path, with
+ * status NNN and the echo body (an unhealthy endpoint). */
 #include "autoconfig.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -500,7 +502,7 @@ static void usage(FILE *out)
 {
     fputs("usage: mg_upstream [--listen 127.0.0.1:PORT] [--port-file FILE] [--name NAME]\n"
           "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE [--client-cert-optional]]]\n"
-          "                   [--serve DIR] [--h2]\n"
+          "                   [--serve DIR] [--h2] [--status NNN]\n"
           "--client-ca requires a client certificate signed by FILE; with\n"
           "--client-cert-optional one is asked for but not required.\n"
           "--h2 also speaks HTTP/2: ALPN h2 with TLS, prior knowledge (h2c) without.\n"
@@ -510,7 +512,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:0", *port_file = NULL, *name = "upstream";
-    const char *cert = NULL, *key = NULL, *client_ca = NULL, *serve = NULL;
+    const char *cert = NULL, *key = NULL, *client_ca = NULL, *serve = NULL, *status = NULL;
     bool h2 = false, cc_optional = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -534,6 +536,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--tls-key") == 0) dst = &key;
         else if (strcmp(a, "--client-ca") == 0) dst = &client_ca;
         else if (strcmp(a, "--serve") == 0) dst = &serve;
+        else if (strcmp(a, "--status") == 0) dst = &status;
         if (!dst || i + 1 >= argc) {
             fprintf(stderr, "mg_upstream: %s '%s'\n", dst ? "missing value for" : "unknown argument", a);
             usage(stderr);
@@ -543,6 +546,11 @@ int main(int argc, char **argv)
     }
     if (!cert != !key || (client_ca && !cert)) {
         fprintf(stderr, "mg_upstream: --tls-cert and --tls-key go together; --client-ca needs them\n");
+        return 2;
+    }
+    uint64_t st = 0;
+    if (status && mg_parse_uint(status, 200, 599, &st) != 0) {
+        fprintf(stderr, "mg_upstream: --status wants 200..599\n");
         return 2;
     }
     if (strpbrk(name, "\r\n")) {
@@ -567,7 +575,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);       /* an SSL write to a reset peer raises it */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    struct server srv = {.name = name, .h2 = h2};
+    struct server srv = {.name = name, .h2 = h2, .status = (int)st};
     if (serve && !(srv.serve_dir = realpath(serve, NULL))) {
         fprintf(stderr, "mg_upstream: --serve %s: %s\n", serve, strerror(errno));
         return 2;
