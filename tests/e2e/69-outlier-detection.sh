@@ -99,7 +99,7 @@ spec:
   http:
   - route: [{destination: {host: odretry.local, port: {number: 80}}}]
 YAML
-se od "$GOOD, $BAD" "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 3s, maxEjectionPercent: 50}"
+se od "$GOOD, $BAD" "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 6s, maxEjectionPercent: 50}"
 se odmax "$GOOD, $BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s}"
 se odgw "$GOOD, $CLOSED" "{consecutive5xxErrors: 0, consecutiveGatewayErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}"
 se odone "$BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}"
@@ -141,9 +141,9 @@ ok "reload done" mg_wait_log "$MG_MESHGATE_LOG" "generation 2 active" 10
 c=$(codes od 6)
 is "$(count "$c" 200)" 6 "od: still ejected after a reload"
 
-# -- back after baseEjectionTime (3 s, at the next 1 s sweep) --
+# -- back after baseEjectionTime (6 s, at the next 1 s sweep) --
 ok "od: back in service after baseEjectionTime" mg_wait_log "$MG_MESHGATE_LOG" \
-    "endpoint 127\.0\.0\.1:$bad of cluster outbound\|80\|\|od\.local back in service" 8
+    "endpoint 127\.0\.0\.1:$bad of cluster outbound\|80\|\|od\.local back in service" 15
 is "$(mg_metric meshgate_outlier_ejected_endpoints 'cluster="outbound\|80\|\|od\.local"')" 0 \
     "od: gauge back to 0"
 n_bad=$(grep -c ' GET /x ' "$bad_log")
