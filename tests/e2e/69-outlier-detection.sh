@@ -5,25 +5,32 @@
 # ejection and not a retry); it returns after baseEjectionTime; Envoy's
 # maxEjectionPercent rule; consecutiveGatewayErrors on a closed port; every
 # endpoint ejected gives 503 UH "no healthy upstream" unless minHealthPercent
-# puts the balancer in panic; retries avoid the endpoint already tried; an
-# ejection survives a reload; metrics, log lines, /config_dump; and
+# puts the balancer in panic; retries avoid the endpoint already tried; the
+# same over HTTP/2 upstreams and TCP routes; an ejection survives a
+# certificate rotation and a reload; metrics, log lines, /config_dump; and
 # `meshgate check` on bad settings.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
-mg_start_upstream --name good || bail_out "upstream good"
+mg_pki || bail_out "cannot make a PKI"
+mg_start_upstream --name good --h2 || bail_out "upstream good"
 good=$MG_UPSTREAM_PORT
-mg_start_upstream --name bad --status 503 || bail_out "upstream bad"
+mg_start_upstream --name bad --h2 --status 503 || bail_out "upstream bad"
 bad=$MG_UPSTREAM_PORT
 bad_log=$MG_UPSTREAM_LOG
 closed=$(mg_free_port)                  # nothing listens here: connect refused
 
 http=$(mg_free_port)
+https=$(mg_free_port)
+tcp=$(mg_free_port)
+certs=$(mg_tmpdir certs)               # the rotation touches these
+cp "$MG_PKI/server.crt" "$MG_PKI/server.key" "$certs/"
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 alog=$MG_TMP/access.log
 
-# one ServiceEntry + DestinationRule per case: se NAME "ENDPOINTS" "OUTLIER" [LB]
+# one ServiceEntry + DestinationRule per case:
+# se NAME "ENDPOINTS" "OUTLIER" [LB [PROTOCOL]]
 se() {
     cat <<YAML
 ---
@@ -32,7 +39,7 @@ kind: ServiceEntry
 metadata: {name: $1, namespace: istio-system}
 spec:
   hosts: ["$1.local"]
-  ports: [{number: 80, name: http, protocol: HTTP}]
+  ports: [{number: 80, name: http, protocol: ${5:-HTTP}}]
   resolution: STATIC
   endpoints: [$2]
 ---
@@ -59,6 +66,8 @@ spec:
   workers: 2
   bindAddress: 127.0.0.1
   admin: $MG_ADMIN
+  credentials:
+    app-cert: {certificate: $certs/server.crt, privateKey: $certs/server.key}
 ---
 apiVersion: meshgate.io/v1alpha1
 kind: MeshConfig
@@ -73,8 +82,23 @@ spec:
   servers:
   - port: {number: $http, name: http, protocol: HTTP}
     hosts: ["*"]
+  - port: {number: $https, name: https, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: app-cert}
+  - port: {number: $tcp, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: odtcp, namespace: istio-system}
+spec:
+  hosts: ["*"]
+  gateways: ["gw"]
+  tcp:
+  - match: [{port: $tcp}]
+    route: [{destination: {host: odtcp.local, port: {number: 80}}}]
 YAML
-for h in od odmax odgw odone odpanic; do
+for h in od odmax odgw odone odpanic odh2; do
     cat <<YAML
 ---
 apiVersion: networking.istio.io/v1
@@ -99,11 +123,13 @@ spec:
   http:
   - route: [{destination: {host: odretry.local, port: {number: 80}}}]
 YAML
-se od "$GOOD, $BAD" "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 6s, maxEjectionPercent: 50}"
+se od "$GOOD, $BAD" "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 10s, maxEjectionPercent: 50}"
 se odmax "$GOOD, $BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s}"
 se odgw "$GOOD, $CLOSED" "{consecutive5xxErrors: 0, consecutiveGatewayErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}"
 se odone "$BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}"
 se odpanic "$BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100, minHealthPercent: 50}"
+se odh2 "$GOOD, $BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}" ROUND_ROBIN HTTP2
+se odtcp "$GOOD, $CLOSED" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}" ROUND_ROBIN TCP
 # no outlier detection: the retries alone must avoid the endpoint tried
 se odretry "$GOOD, $BAD" "{consecutive5xxErrors: 0}" RANDOM
 } >"$cfg/gw.yaml"
@@ -135,15 +161,20 @@ is "$(mg_metric meshgate_outlier_ejected_endpoints 'cluster="outbound\|80\|\|od\
 dump=$(curl -s --max-time 5 "http://$MG_ADMIN/config_dump")
 like "$dump" "\"ejected_endpoints\":\[\"127\.0\.0\.1:$bad\"\]" "od: /config_dump lists the ejected endpoint"
 
-# a reload with the same configuration keeps the ejection
+# a certificate rotation keeps the ejection (the file watch looks every 2 s)
+touch "$certs/server.crt" "$certs/server.key"
+ok "rotation done" mg_wait_log "$MG_MESHGATE_LOG" "generation 2 active \(certificate rotation" 10
+c=$(codes od 6)
+is "$(count "$c" 200)" 6 "od: still ejected after a certificate rotation"
+# and so does a reload with the same configuration
 kill -HUP "$MG_MESHGATE_PID"
-ok "reload done" mg_wait_log "$MG_MESHGATE_LOG" "generation 2 active" 10
+ok "reload done" mg_wait_log "$MG_MESHGATE_LOG" "generation 3 active" 10
 c=$(codes od 6)
 is "$(count "$c" 200)" 6 "od: still ejected after a reload"
 
-# -- back after baseEjectionTime (6 s, at the next 1 s sweep) --
+# -- back after baseEjectionTime (10 s, at the next 1 s sweep) --
 ok "od: back in service after baseEjectionTime" mg_wait_log "$MG_MESHGATE_LOG" \
-    "endpoint 127\.0\.0\.1:$bad of cluster outbound\|80\|\|od\.local back in service" 15
+    "endpoint 127\.0\.0\.1:$bad of cluster outbound\|80\|\|od\.local back in service" 20
 is "$(mg_metric meshgate_outlier_ejected_endpoints 'cluster="outbound\|80\|\|od\.local"')" 0 \
     "od: gauge back to 0"
 n_bad=$(grep -c ' GET /x ' "$bad_log")
@@ -177,6 +208,21 @@ c=$(codes odpanic 2)
 ok "odpanic: ejected" mg_wait_log "$MG_MESHGATE_LOG" "of cluster outbound\|80\|\|odpanic\.local \("
 body=$(mg_curl "http://odpanic.example.com:$http/x")
 is "$(mg_json_field "$body" upstream)" bad "odpanic: still routed to the ejected endpoint (panic)"
+
+# -- HTTP/2 upstreams (ServiceEntry protocol HTTP2) --
+c=$(codes odh2 10)
+is "$(count "$c" 503)" 2 "odh2: 2 x 503 over HTTP/2, then ejected"
+is "$(count "$c" 200)" 8 "odh2: the rest from the good endpoint"
+ok "odh2: the upstream spoke HTTP/2" grep -q 'h2 stream' "$bad_log"
+
+# -- TCP routes: connect failures eject, later connections go to the other --
+tcodes=""
+for ((i = 0; i < 10; i++)); do
+    tcodes+="$(mg_http_code "http://127.0.0.1:$tcp/echo")"$'\n'
+done
+is "$(count "$tcodes" 200)" 8 "odtcp: 2 connections fail (closed port), then all spliced to the good one"
+ok "odtcp: ejection logged" mg_wait_log "$MG_MESHGATE_LOG" \
+    "ejected endpoint 127\.0\.0\.1:$closed of cluster outbound\|80\|\|odtcp\.local"
 
 # -- retries go to another endpoint --
 c=$(codes odretry 20)

@@ -20,8 +20,8 @@
  * response headers. Request bodies of any size stream into a SHA-256.
  * --h2 adds HTTP/2 (mg_upstream_h2.c): ALPN h2 over TLS, prior knowledge
  * (h2c) in plain text; HTTP/1.1 stays available on the same port.
- * --status NNN answers every HTTP/1.1 request, whatever its path, with
- * status NNN and the echo body (an unhealthy endpoint). */
+ * --status NNN answers every request (HTTP/1.1 and HTTP/2), whatever its
+ * path, with status NNN and the echo body (an unhealthy endpoint). */
 #include "autoconfig.h"
 #include <errno.h>
 #include <fcntl.h>

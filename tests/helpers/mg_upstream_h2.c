@@ -227,7 +227,9 @@ static void respond(struct h2s *st)
         mg_lower(st->trailer);
     }
     from = NULL;                    /* the lookups below start over */
-    if (strcmp(path, "/close") == 0) {
+    if (c->srv->status) {           /* --status: a failing (or fixed) upstream */
+        respond_echo(st, c->srv->status);
+    } else if (strcmp(path, "/close") == 0) {
         st->h->close_now = true;
     } else if (strcmp(path, "/goaway") == 0) {
         /* this stream is the last one served; it is answered normally */

@@ -30,7 +30,7 @@ struct server {
     const char *name;
     char *serve_dir;                /* realpath of --serve, or NULL */
     bool h2;                        /* --h2: ALPN h2 and prior-knowledge h2c */
-    int status;                     /* --status NNN: every HTTP/1.1 request gets it (0 = off) */
+    int status;                     /* --status NNN: every request gets it (0 = off) */
     struct conn *conns;             /* every live connection, freed at exit */
 };
 
