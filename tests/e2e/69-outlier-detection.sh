@@ -130,6 +130,52 @@ se odone "$BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, 
 se odpanic "$BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100, minHealthPercent: 50}"
 se odh2 "$GOOD, $BAD" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}" ROUND_ROBIN HTTP2
 se odtcp "$GOOD, $CLOSED" "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}" ROUND_ROBIN TCP
+# merged as Istio does: port-level settings, a subset's policy over the rule's
+cat <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: odmerge, namespace: istio-system}
+spec:
+  hosts: ["odmerge.local"]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 81, name: http2, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $good, http2: $good}, labels: {v: "1"}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: odmerge, namespace: istio-system}
+spec:
+  host: odmerge.local
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 7}
+    portLevelSettings:
+    - port: {number: 81}
+      outlierDetection: {consecutive5xxErrors: 8}
+  subsets:
+  - name: v1
+    labels: {v: "1"}
+    trafficPolicy: {outlierDetection: {consecutive5xxErrors: 9}}
+  - name: v1b
+    labels: {v: "1"}
+    trafficPolicy: {loadBalancer: {simple: RANDOM}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: odmerge, namespace: istio-system}
+spec:
+  hosts: ["odmerge.example.com"]
+  gateways: ["gw"]
+  http:
+  - match: [{uri: {prefix: /p81}}]
+    route: [{destination: {host: odmerge.local, port: {number: 81}}}]
+  - match: [{uri: {prefix: /v1b}}]
+    route: [{destination: {host: odmerge.local, port: {number: 80}, subset: v1b}}]
+  - match: [{uri: {prefix: /v1}}]
+    route: [{destination: {host: odmerge.local, port: {number: 80}, subset: v1}}]
+  - route: [{destination: {host: odmerge.local, port: {number: 80}}}]
+YAML
 # no outlier detection: the retries alone must avoid the endpoint tried
 se odretry "$GOOD, $BAD" "{consecutive5xxErrors: 0}" RANDOM
 } >"$cfg/gw.yaml"
@@ -160,6 +206,14 @@ is "$(mg_metric meshgate_outlier_ejected_endpoints 'cluster="outbound\|80\|\|od\
     "od: ejected endpoints gauge is 1"
 dump=$(curl -s --max-time 5 "http://$MG_ADMIN/config_dump")
 like "$dump" "\"ejected_endpoints\":\[\"127\.0\.0\.1:$bad\"\]" "od: /config_dump lists the ejected endpoint"
+like "$dump" '"outbound\|80\|\|odmerge\.local"[^]]*\],"outlier_detection":\{"consecutive_5xx":7,' \
+    "merge: the rule's policy"
+like "$dump" '"outbound\|81\|\|odmerge\.local"[^]]*\],"outlier_detection":\{"consecutive_5xx":8,' \
+    "merge: port-level settings over it"
+like "$dump" '"outbound\|80\|v1\|odmerge\.local"[^]]*\],"outlier_detection":\{"consecutive_5xx":9,' \
+    "merge: a subset's policy over both"
+like "$dump" '"outbound\|80\|v1b\|odmerge\.local"[^]]*\],"outlier_detection":\{"consecutive_5xx":7,' \
+    "merge: a subset policy without outlierDetection keeps the rule's"
 
 # a certificate rotation keeps the ejection (the file watch looks every 2 s)
 touch "$certs/server.crt" "$certs/server.key"
