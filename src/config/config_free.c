@@ -100,6 +100,7 @@ void mg_cfg_free_proxy(struct mg_proxy *p)
     free(p->inbound);
     free(p->outbound_bind);
     mg_cfg_free_slist(&p->egress_deny_cidrs);
+    free(p->session_ticket_keys);
     mg_cfg_free_slist(&p->proxy_protocol.ports);
     mg_cfg_free_slist(&p->proxy_protocol.trusted_sources);
 }

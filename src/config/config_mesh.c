@@ -335,6 +335,10 @@ static const struct mg_cfg_table proxy_protocol = {
     .present_at = MG_CFG_FLAG_AT(struct mg_proxy, proxy_protocol.present),
     .pos_at = MG_CFG_POS_AT(struct mg_proxy, proxy_protocol.pos),
 };
+static const struct mg_cfg_field proxy_tls_rows[] = {
+    MG_CFG_FILE("sessionTicketKeys", struct mg_proxy, session_ticket_keys),
+};
+static const struct mg_cfg_table proxy_tls = { MG_CFG_ROWS(proxy_tls_rows) };
 static const struct mg_cfg_field timeouts_rows[] = {
     MG_CFG_DURATION("handshake", struct mg_proxy, timeout_handshake_ms),
     MG_CFG_DURATION("requestHeaders", struct mg_proxy, timeout_request_headers_ms),
@@ -361,6 +365,7 @@ static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_GROUP("outbound", outbound),
     MG_CFG_GROUP("egress", egress),
     MG_CFG_GROUP("proxyProtocol", proxy_protocol),
+    MG_CFG_GROUP("tls", proxy_tls),
     MG_CFG_GROUP("timeouts", timeouts),
     MG_CFG_GROUP("limits", limits),
 };

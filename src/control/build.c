@@ -351,6 +351,7 @@ static void snapshot_destroy(struct mg_snapshot *s)
     }
     free(s->srvs);
     free(s->pp_trusted);
+    mg_tls_ticket_keys_free(s->ticket_keys);
     for (size_t i = 0; i < s->n_ports; i++) {
         free(s->ports[i].srv);
         free(s->ports[i].tls_routes);
@@ -651,6 +652,14 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
     }
     s->https_port = (n_https_ports == 1 && https_port != 443) ? https_port : 0;
     set_proxy_protocol(s, d);           /* on the Gateway ports, the only ones so far */
+    if (cfg->proxy.session_ticket_keys && *cfg->proxy.session_ticket_keys) {
+        /* read with every generation (the file watch sees a new key file as
+         * it sees new certificates); a broken file keeps the old keys */
+        char err[512];
+        s->ticket_keys = mg_tls_ticket_keys_load(cfg->proxy.session_ticket_keys, err, sizeof(err));
+        if (!s->ticket_keys)
+            mg_error(d, cfg->proxy.pos, "%s", err);
+    }
     mg_inbound_build(s, d);
     s->access = mg_access_build(s, d);
     s->egress = mg_egress_build(cfg, d);
@@ -702,6 +711,7 @@ void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path,
     file_cb(fn, arg, c->proxy.identity_cert_chain);
     file_cb(fn, arg, c->proxy.identity_private_key);
     file_cb(fn, arg, c->proxy.identity_root_certs);
+    file_cb(fn, arg, c->proxy.session_ticket_keys);
     for (size_t i = 0; i < c->proxy.n_credentials; i++) {
         file_cb(fn, arg, c->proxy.credentials[i].certificate);
         file_cb(fn, arg, c->proxy.credentials[i].private_key);

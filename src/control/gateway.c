@@ -274,6 +274,7 @@ static void reload(struct gw *g, bool rotation)
     /* ejected endpoints stay ejected across a rotation or a reload that
      * leaves their cluster as it was */
     mg_outlier_inherit(s->clusters, s->n_clusters, g->snap->clusters, g->snap->n_clusters);
+    mg_tls_ticket_keys_install(s->ticket_keys);
     post_all(g, s);
     mg_snapshot_unref(g->snap);
     g->snap = s;
@@ -424,6 +425,7 @@ int mg_cmd_run(int argc, char **argv)
                     "fetched, their tokens get 401\n", err);
     }
     use_jwks(g.snap->access, g.jwks);
+    mg_tls_ticket_keys_install(g.snap->ticket_keys);
     g.w = mg_workers_new(n, g.snap);
     post_all(&g, NULL);
     const char *admin = g.snap->cfg->proxy.admin ? g.snap->cfg->proxy.admin : "127.0.0.1:15000";

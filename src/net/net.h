@@ -131,6 +131,20 @@ int mg_tls_init(void);
  * (the previous key keeps decrypting, tickets it opened are renewed).
  * Thread-safe; called from a main-thread timer. Returns 1 if rotated. */
 int mg_tls_ticket_rotate(long max_age_s);
+/* Proxy.spec.tls.sessionTicketKeys: the keys of a file shared by a fleet,
+ * in HAProxy's tls-ticket-keys format (base64 lines of 48 or 80 bytes;
+ * blank lines and # comments skipped) or nginx's ssl_session_ticket_key
+ * format (one key of 48 or 80 raw bytes). The first key encrypts, all
+ * decrypt. NULL and a message in err when the file is unreadable or any
+ * key is malformed. */
+struct mg_ticket_keys;
+struct mg_ticket_keys *mg_tls_ticket_keys_load(const char *path, char *err, size_t errlen);
+void mg_tls_ticket_keys_free(struct mg_ticket_keys *ks);
+bool mg_tls_ticket_keys_same(const struct mg_ticket_keys *a, const struct mg_ticket_keys *b);
+/* Make ks the process's ring (main thread, once its snapshot is active);
+ * NULL = back to our own rotated keys if the file's were in use. The 12 h
+ * rotation leaves file keys alone. */
+void mg_tls_ticket_keys_install(const struct mg_ticket_keys *ks);
 
 /* Build the SSL_CTX of one Gateway server (SIMPLE, MUTUAL, OPTIONAL_MUTUAL,
  * ISTIO_MUTUAL). `srv` is stored in the context (ex_data) so the verify and

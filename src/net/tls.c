@@ -8,6 +8,8 @@
  * worker and snapshot: keys inside an SSL_CTX would die with each reload's
  * contexts, and resumption with them. */
 #include "net/net.h"
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,14 +30,20 @@ static int cfg_idx = -1;                /* SSL_CTX ex_data: const struct mg_conf
 static int port_idx = -1;               /* SSL_CTX ex_data: struct mg_port * */
 static int sel_idx = -1;                /* SSL ex_data: selected struct mg_srv * */
 
+/* The ticket key ring: keys[0] encrypts, every key decrypts. Either our
+ * own random keys (rotated every 12 h, the previous one kept) or the keys
+ * of Proxy.spec.tls.sessionTicketKeys, shared by a fleet. */
 struct ticket_key {
     unsigned char name[16], aes[32], hmac[32];
+    size_t klen;                        /* 16 (AES-128, a 48-byte key) or 32 (AES-256) */
     time_t born;
 };
+#define TICKET_KEYS_MAX 16
 static struct {
     pthread_rwlock_t lock;
-    struct ticket_key cur, prev;
-    bool has_prev;
+    struct ticket_key keys[TICKET_KEYS_MAX];
+    size_t n;
+    bool from_file;                     /* the operator's keys: never rotated here */
 } ring = { .lock = PTHREAD_RWLOCK_INITIALIZER };
 
 static int key_fill(struct ticket_key *k)
@@ -43,8 +51,146 @@ static int key_fill(struct ticket_key *k)
     if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
         RAND_bytes(k->hmac, sizeof(k->hmac)) != 1)
         return -1;
+    k->klen = 32;
     k->born = time(NULL);
     return 0;
+}
+
+struct mg_ticket_keys {
+    struct ticket_key k[TICKET_KEYS_MAX];
+    size_t n;
+};
+
+/* One key of the file: 48 or 80 bytes. HAProxy's tls-ticket-keys lines
+ * hold name | AES key | HMAC key, nginx's ssl_session_ticket_key files
+ * name | HMAC key | AES key. */
+static int key_from(struct ticket_key *k, const uint8_t *b, size_t n, bool nginx)
+{
+    if (n != 48 && n != 80)
+        return -1;
+    size_t kl = n == 48 ? 16 : 32;
+    memset(k, 0, sizeof(*k));
+    memcpy(k->name, b, 16);
+    memcpy(nginx ? k->hmac : k->aes, b + 16, kl);
+    memcpy(nginx ? k->aes : k->hmac, b + 16 + kl, kl);
+    k->klen = kl;
+    k->born = time(NULL);
+    return 0;
+}
+
+struct mg_ticket_keys *mg_tls_ticket_keys_load(const char *path, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *buf = mg_read_file(path, 64 * 1024, &len);
+    if (!buf) {
+        snprintf(err, errlen, "sessionTicketKeys %s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct mg_ticket_keys *ks = mg_xcalloc(1, sizeof(*ks));
+    bool text = true;
+    for (size_t i = 0; i < len; i++)
+        if (!(isalnum((unsigned char)buf[i]) || buf[i] == '+' || buf[i] == '/' || buf[i] == '=' ||
+              buf[i] == '\n' || buf[i] == '\r' || buf[i] == ' ' || buf[i] == '\t' || buf[i] == '#'))
+            text = false;
+    if (!text) {
+        /* nginx: the file is one key of raw bytes */
+        if (key_from(&ks->k[0], (const uint8_t *)buf, len, true) < 0) {
+            snprintf(err, errlen, "sessionTicketKeys %s: %zu bytes of binary; want one key of 48 or 80 "
+                     "bytes (nginx) or base64 lines (HAProxy)", path, len);
+            goto fail;
+        }
+        ks->n = 1;
+    } else {
+        /* HAProxy: one base64 key per line; blank lines and # comments skipped */
+        size_t line = 0;
+        for (char *p = buf, *nl; p < buf + len; p = nl + 1) {
+            nl = strchr(p, '\n');
+            if (!nl)
+                nl = buf + len;
+            line++;
+            char *e = nl;
+            while (e > p && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+            if (p == e || *p == '#')
+                continue;
+            uint8_t *raw = NULL;
+            size_t rl = 0;
+            if (mg_base64_decode(p, (size_t)(e - p), false, &raw, &rl) < 0 || (rl != 48 && rl != 80)) {
+                snprintf(err, errlen, "sessionTicketKeys %s:%zu: want a base64 key of 48 or 80 bytes", path,
+                         line);
+                if (raw)
+                    OPENSSL_clear_free(raw, rl);
+                goto fail;
+            }
+            if (ks->n == TICKET_KEYS_MAX) {
+                OPENSSL_clear_free(raw, rl);
+                snprintf(err, errlen, "sessionTicketKeys %s: more than %d keys", path, TICKET_KEYS_MAX);
+                goto fail;
+            }
+            key_from(&ks->k[ks->n++], raw, rl, false);
+            OPENSSL_clear_free(raw, rl);
+        }
+        if (!ks->n) {
+            snprintf(err, errlen, "sessionTicketKeys %s: no key", path);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < ks->n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(ks->k[i].name, ks->k[j].name, 16) == 0) {
+                snprintf(err, errlen, "sessionTicketKeys %s: keys %zu and %zu have the same name", path,
+                         j + 1, i + 1);
+                goto fail;
+            }
+    OPENSSL_clear_free(buf, len);
+    return ks;
+fail:
+    OPENSSL_clear_free(buf, len);
+    mg_tls_ticket_keys_free(ks);
+    return NULL;
+}
+
+void mg_tls_ticket_keys_free(struct mg_ticket_keys *ks)
+{
+    if (ks)
+        OPENSSL_clear_free(ks, sizeof(*ks));
+}
+
+bool mg_tls_ticket_keys_same(const struct mg_ticket_keys *a, const struct mg_ticket_keys *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->k[i].klen != b->k[i].klen || CRYPTO_memcmp(a->k[i].name, b->k[i].name, 16) != 0 ||
+            CRYPTO_memcmp(a->k[i].aes, b->k[i].aes, 32) != 0 ||
+            CRYPTO_memcmp(a->k[i].hmac, b->k[i].hmac, 32) != 0)
+            return false;
+    return true;
+}
+
+void mg_tls_ticket_keys_install(const struct mg_ticket_keys *ks)
+{
+    struct ticket_key own;
+    bool fresh = !ks && key_fill(&own) == 0;
+    pthread_rwlock_wrlock(&ring.lock);
+    if (ks) {
+        memcpy(ring.keys, ks->k, ks->n * sizeof(ks->k[0]));
+        ring.n = ks->n;
+        ring.from_file = true;
+    } else if (ring.from_file && fresh) {
+        /* back to our own keys: tickets under the file's keys stop resuming */
+        OPENSSL_cleanse(ring.keys, sizeof(ring.keys));
+        ring.keys[0] = own;
+        ring.n = 1;
+        ring.from_file = false;
+    }
+    pthread_rwlock_unlock(&ring.lock);
+    if (fresh)
+        OPENSSL_cleanse(&own, sizeof(own));
 }
 
 int mg_tls_init(void)
@@ -56,7 +202,11 @@ int mg_tls_init(void)
         sel_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     }
     pthread_rwlock_wrlock(&ring.lock);
-    int rc = ring.cur.born ? 0 : key_fill(&ring.cur);
+    int rc = 0;
+    if (!ring.n) {
+        rc = key_fill(&ring.keys[0]);
+        ring.n = rc == 0;
+    }
     pthread_rwlock_unlock(&ring.lock);
     return rc;
 }
@@ -68,10 +218,11 @@ int mg_tls_ticket_rotate(long max_age_s)
     if (key_fill(&k) < 0)
         return 0;
     pthread_rwlock_wrlock(&ring.lock);
-    if (time(NULL) - ring.cur.born >= max_age_s) {
-        ring.prev = ring.cur;
-        ring.has_prev = true;
-        ring.cur = k;
+    if (!ring.from_file && (!ring.n || time(NULL) - ring.keys[0].born >= max_age_s)) {
+        if (ring.n)
+            ring.keys[1] = ring.keys[0];
+        ring.n = ring.n ? 2 : 1;
+        ring.keys[0] = k;
         rotated = 1;
     }
     pthread_rwlock_unlock(&ring.lock);
@@ -79,12 +230,18 @@ int mg_tls_ticket_rotate(long max_age_s)
     return rotated;
 }
 
-static int mac_init(EVP_MAC_CTX *mctx, const unsigned char *key)
+static int mac_init(EVP_MAC_CTX *mctx, const struct ticket_key *k)
 {
     OSSL_PARAM params[2];
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
-    return EVP_MAC_init(mctx, key, 32, params);
+    return EVP_MAC_init(mctx, k->hmac, k->klen, params);
+}
+
+/* HAProxy and nginx both use AES-CBC, 128 or 256 bits by the key's size. */
+static const EVP_CIPHER *cipher_of(const struct ticket_key *k)
+{
+    return k->klen == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
 }
 
 static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
@@ -94,23 +251,21 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
     int rc = -1;
     pthread_rwlock_rdlock(&ring.lock);
     if (enc) {
-        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) == 1 &&
-            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, ring.cur.aes, iv) == 1 &&
-            mac_init(mctx, ring.cur.hmac) == 1) {
-            memcpy(name, ring.cur.name, 16);
+        const struct ticket_key *k = &ring.keys[0];
+        if (ring.n && RAND_bytes(iv, EVP_MAX_IV_LENGTH) == 1 &&
+            EVP_EncryptInit_ex(cctx, cipher_of(k), NULL, k->aes, iv) == 1 && mac_init(mctx, k) == 1) {
+            memcpy(name, k->name, 16);
             rc = 1;
         }
     } else {
         const struct ticket_key *k = NULL;
-        if (memcmp(name, ring.cur.name, 16) == 0)
-            k = &ring.cur;
-        else if (ring.has_prev && memcmp(name, ring.prev.name, 16) == 0)
-            k = &ring.prev;
+        for (size_t i = 0; !k && i < ring.n; i++)
+            if (memcmp(name, ring.keys[i].name, 16) == 0)
+                k = &ring.keys[i];
         if (!k)
             rc = 0;                     /* unknown key: full handshake */
-        else if (mac_init(mctx, k->hmac) == 1 &&
-                 EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1)
-            rc = k == &ring.cur ? 1 : 2;   /* 2: renew the ticket under the new key */
+        else if (mac_init(mctx, k) == 1 && EVP_DecryptInit_ex(cctx, cipher_of(k), NULL, k->aes, iv) == 1)
+            rc = k == &ring.keys[0] ? 1 : 2;   /* 2: renew the ticket under the encrypting key */
     }
     pthread_rwlock_unlock(&ring.lock);
     return rc;

@@ -26,6 +26,7 @@ struct mg_egress;
 struct mg_inbound_port;
 struct mg_inbound_set;
 struct mg_model;
+struct mg_ticket_keys;
 
 struct mg_tls_route_c {                 /* a VirtualService tls[] (or tcp[]) entry */
     const struct mg_tls_route *cfg;     /* NULL for a tcp route */
@@ -122,6 +123,7 @@ struct mg_snapshot {
     /* PROXY protocol (ports with proxy_protocol): the peers that may send
      * a header (none = any), and whether a connection without one is let
      * through as it is */
+    struct mg_ticket_keys *ticket_keys; /* Proxy.spec.tls.sessionTicketKeys, loaded; NULL = own keys */
     struct mg_cidr *pp_trusted;
     size_t n_pp_trusted;
     bool pp_allow_without;

@@ -1,0 +1,122 @@
+#!/bin/bash
+# 18-session-ticket-keys.sh - Proxy.spec.tls.sessionTicketKeys: two
+# meshgates reading the same key file (HAProxy's tls-ticket-keys format, or
+# nginx's raw ssl_session_ticket_key) resume each other's TLS sessions, 1.2
+# and 1.3; an instance with its own keys does not. The first key encrypts,
+# all decrypt: a rotation that puts a new key first keeps old tickets
+# resuming; dropping a key ends its tickets; a broken file is refused and
+# the keys in use stay.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dp_common.sh"
+
+mg_pki || bail_out "cannot make a PKI"
+mg_start_upstream --name v1 || bail_out "upstream"
+up=$MG_UPSTREAM_PORT
+keys=$MG_TMP/ticket.keys
+key() { openssl rand 80 | base64 -w0; echo; }
+{ echo "# fleet ticket keys"; key; key; key; } >"$keys.new" && mv "$keys.new" "$keys"
+
+# instance NAME IP KEYFILE: a config directory of its own (admin), the same
+# HTTPS port as every other instance on its own loopback address, as a
+# fleet's hosts share the port behind a balancer (the session id context
+# names the port, so a session resumes only on the same port)
+declare -A ip admin
+P443=$(mg_free_port)
+instance() {
+    local name=$1 kf=$3 dir
+    ip[$name]=$2
+    admin[$name]=127.0.0.1:$(mg_free_port)
+    dir=$(mg_tmpdir "cfg-$name")
+    dp_proxy "$dir" "${admin[$name]}" JSON
+    sed -i "s/^  bindAddress: 127.0.0.1/  bindAddress: $2/" "$dir/00-proxy.yaml"
+    if [ -n "$kf" ]; then
+        sed -i "/^  workers: 2/a\\  tls: {sessionTicketKeys: $kf}" "$dir/00-proxy.yaml"
+    fi
+    dp_service "$dir" backend backend.local "$up"
+    cat >"$dir/gw.yaml" <<YAML
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: $P443, name: https, protocol: HTTPS}
+    hosts: ["app.example.com"]
+    tls: {mode: SIMPLE, credentialName: app-cert}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: istio-system}
+spec:
+  hosts: ["app.example.com"]
+  gateways: ["gw"]
+  http:
+  - route: [{destination: {host: backend.local, port: {number: 80}}}]
+YAML
+    MG_ADMIN=${admin[$name]} mg_start_meshgate "$dir"
+}
+
+ok "instance A starts with the key file" instance a 127.0.0.1 "$keys"
+pid_a=$MG_MESHGATE_PID
+log_a=$MG_MESHGATE_LOG
+ok "instance B starts with the same key file" instance b 127.0.0.2 "$keys"
+ok "instance C starts with its own keys" instance c 127.0.0.3 ""
+
+# ses IP OUT|IN FILE [TLS-FLAG]: one TLS connection with a request;
+# prints "Reused" or "New"
+ses() {
+    local a=$1 mode=$2 f=$3 v=${4:--tls1_3}
+    printf 'GET /echo HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n' |
+        timeout 5 openssl s_client -connect "$a:$P443" -servername app.example.com \
+            -CAfile "$MG_PKI/root-cert.pem" "$v" -ign_eof "-sess_$mode" "$f" 2>/dev/null |
+        grep -Eo '^(Reused|New),' | head -n 1 | tr -d ,
+}
+
+for v in -tls1_3 -tls1_2; do
+    s=$MG_TMP/sess$v.pem
+    is "$(ses "${ip[a]}" out "$s" "$v")" New "$v: a full handshake on A"
+    is "$(ses "${ip[b]}" in "$s" "$v")" Reused "$v: ... its session resumes on B (same key file)"
+    is "$(ses "${ip[c]}" in "$s" "$v")" New "$v: ... not on C (own keys)"
+done
+
+# rotation: a new key first, the old ones after it -> old tickets still resume
+s=$MG_TMP/sess-old.pem
+is "$(ses "${ip[a]}" out "$s")" New "a ticket under the first key"
+{ key; cat "$keys"; } >"$keys.new" && mv "$keys.new" "$keys"
+ok "A picks up the rotated file without a signal" mg_wait_log "$log_a" 'rotating certificates' 10
+sleep 0.5
+is "$(ses "${ip[a]}" in "$s")" Reused "after a rotation the previous first key still decrypts"
+
+# the key file loses that key: its tickets stop resuming
+n=$(grep -c " active" "$log_a")
+{ head -n 1 "$keys"; } >"$keys.new" && mv "$keys.new" "$keys"
+ok "A picks up the shorter file" mg_wait_for 10 eval '[ "$(grep -c " active" "$log_a")" -gt '"$n"' ]'
+sleep 0.5
+is "$(ses "${ip[a]}" in "$s")" New "a ticket whose key left the file no longer resumes"
+
+# a broken file is refused, the keys in use stay
+s3=$MG_TMP/sess-3.pem
+is "$(ses "${ip[a]}" out "$s3")" New "a ticket under the current key"
+n=$(grep -c "rejected" "$log_a")
+echo "notbase64" >"$keys.new" && mv "$keys.new" "$keys"
+ok "a broken key file is refused" mg_wait_for 10 eval '[ "$(grep -c rejected "$log_a")" -gt '"$n"' ]'
+like "$(cat "$log_a")" 'sessionTicketKeys .*:1: want a base64 key of 48 or 80 bytes' "... with the file and line"
+is "$(ses "${ip[a]}" in "$s3")" Reused "... and the keys in use stay"
+
+# nginx's format: one key of 80 raw bytes (name | HMAC key | AES key)
+raw=$MG_TMP/ticket.raw
+openssl rand 80 >"$raw"
+ok "instance D starts with an nginx key file" instance d 127.0.0.4 "$raw"
+ok "instance E starts with the same nginx key file" instance e 127.0.0.5 "$raw"
+s4=$MG_TMP/sess-raw.pem
+is "$(ses "${ip[d]}" out "$s4")" New "nginx key: full handshake on D"
+is "$(ses "${ip[e]}" in "$s4")" Reused "... resumed on E"
+head -c 47 /dev/urandom >"$MG_TMP/short.raw"
+dir=$(mg_tmpdir cfg-bad)
+dp_proxy "$dir" 127.0.0.1:1 JSON
+sed -i "/^  workers: 2/a\\  tls: {sessionTicketKeys: $MG_TMP/short.raw}" "$dir/00-proxy.yaml"
+out=$(timeout 10 "$MESHGATE" run -c "$dir" 2>&1)
+like "$out" '47 bytes of binary; want one key of 48 or 80' "a 47-byte raw key: meshgate run refuses to start, saying why"
+
+done_testing
