@@ -164,6 +164,7 @@ struct mg_proxy {
     char *outbound_bind;                /* NULL = no forward proxy listener */
     struct mg_slist egress_deny_cidrs;  /* egress.denyResolvedCidrs: resolved answers refused */
     char *session_ticket_keys;          /* tls.sessionTicketKeys: a fleet's ticket key file */
+    bool watch_config;                  /* watchConfig: reload when the configuration path changes */
     struct mg_proxy_protocol {          /* proxyProtocol: PROXY headers on Gateway ports */
         bool present;
         struct mg_slist ports;          /* Gateway port numbers; empty = every Gateway port */

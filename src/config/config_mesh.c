@@ -366,6 +366,7 @@ static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_GROUP("egress", egress),
     MG_CFG_GROUP("proxyProtocol", proxy_protocol),
     MG_CFG_GROUP("tls", proxy_tls),
+    MG_CFG_BOOL("watchConfig", struct mg_proxy, watch_config),
     MG_CFG_GROUP("timeouts", timeouts),
     MG_CFG_GROUP("limits", limits),
 };

@@ -6,7 +6,9 @@
  * load and compile; a certificate rotation (the file watch) compiles the
  * configuration model already loaded again; anything failing keeps the old
  * generation serving. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/evp.h>
 #include "access/access.h"
 #include "log/log.h"
 #include "control/internal.h"
@@ -51,6 +54,11 @@ struct gw {
     bool stopping;                      /* accept has stopped, in-flight work drains */
     bool draining;                      /* SIGTERM: /ready 503, still accepting for drainDelay */
     struct event *drain_delay;
+    bool watch_flag;                    /* run --watch */
+    /* The configuration path's fingerprint (watchConfig): the one loaded,
+     * and one seen changed and waiting to hold still for a poll. */
+    unsigned char cfg_seen[32], cfg_pending[32];
+    bool cfg_pending_set;
     struct watch *watch;                /* certificate files of the current snapshot */
     size_t n_watch, cap_watch;
     struct evdns_base *dns;             /* main loop resolver (JWKS fetches) */
@@ -89,7 +97,7 @@ static bool jwks_ready(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: meshgate run [-c PATH]\n");
+    fprintf(stderr, "usage: meshgate run [-c PATH] [--watch]\n");
 }
 
 /* Open sockets for ports of s not bound yet. On failure close what this
@@ -232,12 +240,110 @@ static bool watch_changed(struct gw *g)
 
 static void reload(struct gw *g, bool rotation);
 
+static void fp_stat(EVP_MD_CTX *md, const char *name, const char *path)
+{
+    struct stat st;
+    EVP_DigestUpdate(md, name, strlen(name) + 1);
+    if (stat(path, &st) != 0) {
+        EVP_DigestUpdate(md, "-", 1);
+        return;
+    }
+    int64_t v[5] = { (int64_t)st.st_ino, (int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
+                     (int64_t)st.st_mtim.tv_nsec, (int64_t)st.st_dev };
+    EVP_DigestUpdate(md, v, sizeof(v));
+}
+
+static int fp_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What the configuration path looks like now: for a directory, every
+ * *.yaml / *.yml the loader would read (by stat, so a file that is a
+ * symlink into a Kubernetes volume's ..data changes with the flip) and the
+ * ..data link itself; for a file, its stat. */
+static void config_fingerprint(const char *path, unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    struct stat st;
+    DIR *d = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? opendir(path) : NULL;
+    if (!d) {
+        fp_stat(md, "", path);
+    } else {
+        char **names = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL && n < 4096) {
+            if (e->d_name[0] == '.' ||
+                !(mg_has_suffix(e->d_name, ".yaml") || mg_has_suffix(e->d_name, ".yml")))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 32;
+                names = mg_xrealloc(names, cap * sizeof(*names));
+            }
+            names[n++] = mg_xstrdup(e->d_name);
+        }
+        closedir(d);
+        qsort(names, n, sizeof(*names), fp_cmp);
+        for (size_t i = 0; i < n; i++) {
+            char *f = mg_xasprintf("%s/%s", path, names[i]);
+            fp_stat(md, names[i], f);
+            free(f);
+            free(names[i]);
+        }
+        free(names);
+        char *data = mg_xasprintf("%s/..data", path), link[PATH_MAX];
+        ssize_t k = readlink(data, link, sizeof(link) - 1);
+        free(data);
+        if (k > 0)
+            EVP_DigestUpdate(md, link, (size_t)k);
+    }
+    unsigned int len = 32;
+    EVP_DigestFinal_ex(md, out, &len);
+    EVP_MD_CTX_free(md);
+}
+
+static bool watching_config(const struct gw *g)
+{
+    return g->watch_flag || (g->snap && g->snap->cfg->proxy.watch_config);
+}
+
+/* Configuration from a watched path (Proxy.spec.watchConfig, run --watch),
+ * as a Kubernetes ConfigMap or Secret volume, git-sync or config
+ * management write it: a change is reloaded as SIGHUP would, once the path
+ * has held still for one poll (so a file being written, or a series of
+ * writes, is read once complete; a volume's ..data flip is atomic). */
+static void watch_config(struct gw *g)
+{
+    if (!watching_config(g))
+        return;
+    unsigned char now[32];
+    config_fingerprint(g->path, now);
+    if (memcmp(now, g->cfg_seen, 32) == 0) {
+        g->cfg_pending_set = false;
+        return;
+    }
+    if (!g->cfg_pending_set || memcmp(now, g->cfg_pending, 32) != 0) {
+        memcpy(g->cfg_pending, now, 32);   /* still moving: look again next poll */
+        g->cfg_pending_set = true;
+        return;
+    }
+    fprintf(stderr, "meshgate: configuration %s changed (watched)\n", g->path);
+    g->cfg_pending_set = false;
+    memcpy(g->cfg_seen, now, 32);       /* a rejected one is not retried until it changes again */
+    reload(g, false);
+}
+
 static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct gw *g = arg;
-    if (g->stopping || !watch_changed(g))
+    if (g->stopping)
+        return;
+    watch_config(g);
+    if (!watch_changed(g))
         return;
     fprintf(stderr, "meshgate: certificate or GeoIP database files changed\n");
     reload(g, true);
@@ -340,8 +446,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct gw *g = arg;
     if (sig == SIGHUP) {
-        if (!g->stopping)
+        if (!g->stopping) {
+            config_fingerprint(g->path, g->cfg_seen);   /* what this reload reads */
+            g->cfg_pending_set = false;
             reload(g, false);
+        }
     } else if (sig == SIGUSR1) {
         if (mg_accesslog_reopen() < 0)
             fprintf(stderr, "meshgate: cannot reopen the access log: %s\n", strerror(errno));
@@ -367,12 +476,15 @@ int mg_cmd_run(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
             g.path = argv[++i];
+        } else if (strcmp(argv[i], "--watch") == 0) {
+            g.watch_flag = true;
         } else {
             usage();
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);           /* an SSL write to a reset peer raises it */
+    config_fingerprint(g.path, g.cfg_seen);   /* before the first load: a change meanwhile is seen */
     if (evthread_use_pthreads() < 0) {
         fprintf(stderr, "meshgate: evthread_use_pthreads failed\n");
         return 1;
