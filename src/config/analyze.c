@@ -329,7 +329,7 @@ static void check_gateway_refs(const struct mg_config *c, struct mg_diags *d,
 }
 
 static void check_credential(const struct mg_config *c, struct mg_diags *d,
-                             const struct mg_server *s, const char *name, struct mg_pos pos)
+                             const struct mg_server_tls *t, const char *name, struct mg_pos pos)
 {
     const struct mg_credential *cr = mg_config_credential(c, name);
 
@@ -338,13 +338,22 @@ static void check_credential(const struct mg_config *c, struct mg_diags *d,
                  "kubernetes.io/tls Secret)", name);
         return;
     }
-    if (s->tls.mode == MG_TLS_MUTUAL || s->tls.mode == MG_TLS_OPTIONAL_MUTUAL) {
+    if (t->mode == MG_TLS_MUTUAL || t->mode == MG_TLS_OPTIONAL_MUTUAL) {
         char *ca = mg_xasprintf("%s-cacert", name);
         if (!cr->ca_certificates && !cr->ca_pem && !mg_config_credential(c, ca))
             mg_error(d, pos, "credential \"%s\" has no CA certificates, which mode %s needs",
-                     name, s->tls.mode == MG_TLS_MUTUAL ? "MUTUAL" : "OPTIONAL_MUTUAL");
+                     name, t->mode == MG_TLS_MUTUAL ? "MUTUAL" : "OPTIONAL_MUTUAL");
         free(ca);
     }
+}
+
+static void check_credentials(const struct mg_config *c, struct mg_diags *d,
+                              const struct mg_server_tls *t)
+{
+    if (t->credential_name && *t->credential_name)
+        check_credential(c, d, t, t->credential_name, t->pos);
+    for (size_t k = 0; k < t->credential_names.n; k++)
+        check_credential(c, d, t, t->credential_names.v[k], t->credential_names.pos[k]);
 }
 
 static void analyze_gateways(const struct mg_config *c, struct mg_diags *d)
@@ -368,13 +377,11 @@ static void analyze_gateways(const struct mg_config *c, struct mg_diags *d)
                                        "served by servers[%zu]; Istio ignores the duplicate",
                                        s->hosts.v[a], s->port, k);
             }
-            if (s->tls.credential_name && *s->tls.credential_name)
-                check_credential(c, d, s, s->tls.credential_name, s->tls.pos);
-            for (size_t k = 0; k < s->tls.credential_names.n; k++)
-                check_credential(c, d, s, s->tls.credential_names.v[k],
-                                 s->tls.credential_names.pos[k]);
+            check_credentials(c, d, &s->tls);
         }
     }
+    if (c->proxy.outbound_tls.present)  /* the forward proxy's TLS listener */
+        check_credentials(c, d, &c->proxy.outbound_tls);
     for (size_t i = 0; i < c->n_virtual_services; i++) {
         const struct mg_virtual_service *vs = &c->virtual_services[i];
         check_gateway_refs(c, d, vs, &vs->gateways);

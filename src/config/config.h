@@ -148,43 +148,8 @@ struct mg_inbound {                     /* sidecar mode */
     struct mg_pos pos;
 };
 
-struct mg_proxy {
-    bool present;
-    struct mg_meta meta;
-    enum mg_proxy_mode mode;
-    int workers;                        /* 0 = one per CPU */
-    char *service_account;              /* default "default" */
-    char *identity_cert_chain, *identity_private_key, *identity_root_certs;  /* or NULL */
-    struct mg_credential *credentials;
-    size_t n_credentials;
-    char *bind_address;                 /* default "0.0.0.0" */
-    char *admin;                        /* default "127.0.0.1:15000"; "" = off */
-    struct mg_inbound *inbound;
-    size_t n_inbound;
-    char *outbound_bind;                /* NULL = no forward proxy listener */
-    struct mg_slist egress_deny_cidrs;  /* egress.denyResolvedCidrs: resolved answers refused */
-    char *session_ticket_keys;          /* tls.sessionTicketKeys: a fleet's ticket key file */
-    bool watch_config;                  /* watchConfig: reload when the configuration path changes */
-    struct mg_proxy_protocol {          /* proxyProtocol: PROXY headers on Gateway ports */
-        bool present;
-        struct mg_slist ports;          /* Gateway port numbers; empty = every Gateway port */
-        struct mg_slist trusted_sources;   /* CIDRs that may send one; empty = any peer */
-        bool allow_without_header;      /* default false: the header is required */
-        struct mg_pos pos;
-    } proxy_protocol;
-    int64_t timeout_handshake_ms;       /* default 10000 */
-    int64_t timeout_request_headers_ms; /* default 30000 */
-    int64_t timeout_idle_ms;            /* default 300000 */
-    int64_t timeout_drain_ms;           /* default 30000 */
-    int64_t timeout_drain_delay_ms;     /* drainDelay, default 5000: SIGTERM to accept stop */
-    uint64_t max_connections;           /* 0 = none */
-    uint64_t max_request_headers_kb;    /* default 60 */
-    uint64_t max_concurrent_streams;    /* default 100 */
-    struct mg_pos pos;
-};
-
-/* ---- Gateway (networking.istio.io) ---- */
-
+/* Gateway ServerTLSSettings (also Proxy.spec.outbound.tls, read by the
+ * same table: the forward proxy's TLS listener). */
 enum mg_tls_mode {                      /* ServerTLSSettings.mode */
     MG_TLS_PASSTHROUGH = 0, MG_TLS_SIMPLE, MG_TLS_MUTUAL, MG_TLS_AUTO_PASSTHROUGH,
     MG_TLS_ISTIO_MUTUAL, MG_TLS_OPTIONAL_MUTUAL,
@@ -209,6 +174,46 @@ struct mg_server_tls {
     bool insecure_skip_verify;
     struct mg_pos pos;
 };
+
+struct mg_proxy {
+    bool present;
+    struct mg_meta meta;
+    enum mg_proxy_mode mode;
+    int workers;                        /* 0 = one per CPU */
+    char *service_account;              /* default "default" */
+    char *identity_cert_chain, *identity_private_key, *identity_root_certs;  /* or NULL */
+    struct mg_credential *credentials;
+    size_t n_credentials;
+    char *bind_address;                 /* default "0.0.0.0" */
+    char *admin;                        /* default "127.0.0.1:15000"; "" = off */
+    struct mg_inbound *inbound;
+    size_t n_inbound;
+    char *outbound_bind;                /* NULL = no forward proxy listener */
+    /* outbound.tls: the forward proxy terminates TLS first (SIMPLE, MUTUAL,
+     * OPTIONAL_MUTUAL, ISTIO_MUTUAL); present false = plain text */
+    struct mg_server_tls outbound_tls;
+    struct mg_slist egress_deny_cidrs;  /* egress.denyResolvedCidrs: resolved answers refused */
+    char *session_ticket_keys;          /* tls.sessionTicketKeys: a fleet's ticket key file */
+    bool watch_config;                  /* watchConfig: reload when the configuration path changes */
+    struct mg_proxy_protocol {          /* proxyProtocol: PROXY headers on Gateway ports */
+        bool present;
+        struct mg_slist ports;          /* Gateway port numbers; empty = every Gateway port */
+        struct mg_slist trusted_sources;   /* CIDRs that may send one; empty = any peer */
+        bool allow_without_header;      /* default false: the header is required */
+        struct mg_pos pos;
+    } proxy_protocol;
+    int64_t timeout_handshake_ms;       /* default 10000 */
+    int64_t timeout_request_headers_ms; /* default 30000 */
+    int64_t timeout_idle_ms;            /* default 300000 */
+    int64_t timeout_drain_ms;           /* default 30000 */
+    int64_t timeout_drain_delay_ms;     /* drainDelay, default 5000: SIGTERM to accept stop */
+    uint64_t max_connections;           /* 0 = none */
+    uint64_t max_request_headers_kb;    /* default 60 */
+    uint64_t max_concurrent_streams;    /* default 100 */
+    struct mg_pos pos;
+};
+
+/* ---- Gateway (networking.istio.io) ---- */
 
 struct mg_server {                      /* Gateway.spec.servers[] */
     uint16_t port;

@@ -99,6 +99,7 @@ void mg_cfg_free_proxy(struct mg_proxy *p)
     }
     free(p->inbound);
     free(p->outbound_bind);
+    mg_cfg_free_server_tls(&p->outbound_tls);
     mg_cfg_free_slist(&p->egress_deny_cidrs);
     free(p->session_ticket_keys);
     mg_cfg_free_slist(&p->proxy_protocol.ports);
@@ -180,6 +181,20 @@ void mg_cfg_free_request_authn(struct mg_request_authn *p)
     free(p->rules);
 }
 
+void mg_cfg_free_server_tls(struct mg_server_tls *t)
+{
+    free(t->server_certificate);
+    free(t->private_key);
+    free(t->ca_certificates);
+    free(t->ca_crl);
+    free(t->credential_name);
+    mg_cfg_free_slist(&t->credential_names);
+    mg_cfg_free_slist(&t->subject_alt_names);
+    mg_cfg_free_slist(&t->verify_certificate_spki);
+    mg_cfg_free_slist(&t->verify_certificate_hash);
+    mg_cfg_free_slist(&t->cipher_suites);
+}
+
 void mg_cfg_free_gateway(struct mg_gateway *g)
 {
     mg_cfg_free_meta(&g->meta);
@@ -191,16 +206,7 @@ void mg_cfg_free_gateway(struct mg_gateway *g)
         free(s->bind);
         mg_cfg_free_slist(&s->hosts);
         free(s->name);
-        free(t->server_certificate);
-        free(t->private_key);
-        free(t->ca_certificates);
-        free(t->ca_crl);
-        free(t->credential_name);
-        mg_cfg_free_slist(&t->credential_names);
-        mg_cfg_free_slist(&t->subject_alt_names);
-        mg_cfg_free_slist(&t->verify_certificate_spki);
-        mg_cfg_free_slist(&t->verify_certificate_hash);
-        mg_cfg_free_slist(&t->cipher_suites);
+        mg_cfg_free_server_tls(t);
     }
     free(g->servers);
 }

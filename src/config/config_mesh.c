@@ -271,6 +271,33 @@ static const struct mg_cfg_table inbound = {
     .init = init_inbound, .check = check_inbound,
 };
 
+/* outbound.tls: a Gateway server's TLS settings (checked by that table),
+ * for a listener that terminates TLS and then serves HTTP/1.1 proxy
+ * requests, so only the terminating modes make sense and it needs the
+ * listener itself. */
+static void check_outbound_tls(struct mg_cfg *x, const struct mg_proxy *p)
+{
+    const struct mg_server_tls *t = &p->outbound_tls;
+    if (!t->present)
+        return;
+    if (!p->outbound_bind || !*p->outbound_bind)
+        mg_error(x->d, t->pos, "outbound.tls without outbound.bind: there is no forward proxy "
+                 "listener to terminate TLS on");
+    if (!t->has_mode)
+        mg_error(x->d, t->pos, "outbound.tls needs a mode (SIMPLE, MUTUAL, OPTIONAL_MUTUAL or "
+                 "ISTIO_MUTUAL)");
+    else if (t->mode == MG_TLS_PASSTHROUGH || t->mode == MG_TLS_AUTO_PASSTHROUGH)
+        mg_error(x->d, t->pos, "outbound.tls mode %s: the forward proxy reads the requests, so it "
+                 "terminates TLS (SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL)",
+                 mg_cfg_server_tls_modes[t->mode]);
+    if (t->https_redirect)
+        mg_error(x->d, t->pos, "outbound.tls: httpsRedirect is for plain-text Gateway servers");
+    if (t->has_mode && t->mode == MG_TLS_ISTIO_MUTUAL &&
+        (!p->identity_cert_chain || !p->identity_private_key || !p->identity_root_certs))
+        mg_error(x->d, t->pos, "outbound.tls mode ISTIO_MUTUAL needs Proxy.spec.identity "
+                 "(certificateChain, privateKey, rootCertificates)");
+}
+
 static void check_proxy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
     const struct mg_proxy *p = obj;
@@ -284,6 +311,7 @@ static void check_proxy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj
             if (p->inbound[i].bind && p->inbound[j].bind &&
                 strcmp(p->inbound[i].bind, p->inbound[j].bind) == 0)
                 mg_error(x->d, p->inbound[i].pos, "inbound bind %s is used twice", p->inbound[i].bind);
+    check_outbound_tls(x, p);
     for (size_t i = 0; i < p->egress_deny_cidrs.n; i++) {
         struct mg_cidr c;
         if (mg_cidr_parse(p->egress_deny_cidrs.v[i], &c) != 0)
@@ -301,6 +329,7 @@ static const struct mg_cfg_field identity_rows[] = {
 static const struct mg_cfg_table identity = { MG_CFG_ROWS(identity_rows) };
 static const struct mg_cfg_field outbound_rows[] = {
     MG_CFG_ADDR("bind", struct mg_proxy, outbound_bind, true, false),
+    MG_CFG_MAP("tls", struct mg_proxy, outbound_tls, mg_cfg_server_tls),
 };
 static const struct mg_cfg_table outbound = { MG_CFG_ROWS(outbound_rows) };
 static const struct mg_cfg_field egress_rows[] = {

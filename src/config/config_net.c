@@ -5,9 +5,9 @@
 
 /* ---- Gateway ---- */
 
-static const char *const server_tls_modes[] = { "PASSTHROUGH", "SIMPLE", "MUTUAL",
-                                                "AUTO_PASSTHROUGH", "ISTIO_MUTUAL",
-                                                "OPTIONAL_MUTUAL" };
+const char *const mg_cfg_server_tls_modes[6] = { "PASSTHROUGH", "SIMPLE", "MUTUAL",
+                                                 "AUTO_PASSTHROUGH", "ISTIO_MUTUAL",
+                                                 "OPTIONAL_MUTUAL" };
 static const char *const tls_versions[] = { "TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2",
                                             "TLSV1_3" };
 
@@ -17,7 +17,8 @@ static bool read_server_tls_mode(struct mg_cfg *x, const struct mg_ynode *k,
     struct mg_server_tls *t = obj;
     int m;
 
-    if (!mg_cfg_enum(x, k->str, v, server_tls_modes, NULL, MG_ARRAY_LEN(server_tls_modes), &m))
+    if (!mg_cfg_enum(x, k->str, v, mg_cfg_server_tls_modes, NULL,
+                     MG_ARRAY_LEN(mg_cfg_server_tls_modes), &m))
         return false;
     t->mode = (enum mg_tls_mode)m;
     t->has_mode = true;
@@ -38,13 +39,13 @@ static void check_server_tls(struct mg_cfg *x, const struct mg_cfg_read *r, void
     if (t->mode == MG_TLS_SIMPLE || t->mode == MG_TLS_MUTUAL || t->mode == MG_TLS_OPTIONAL_MUTUAL) {
         if (!creds && !(t->server_certificate && t->private_key))
             mg_error(x->d, at, "TLS mode %s needs credentialName or serverCertificate and "
-                     "privateKey", server_tls_modes[t->mode]);
+                     "privateKey", mg_cfg_server_tls_modes[t->mode]);
         if (creds && files)
             mg_error(x->d, at, "credentialName and serverCertificate/privateKey cannot be "
                      "used together");
         if (t->mode != MG_TLS_SIMPLE && !creds && !t->ca_certificates)
             mg_error(x->d, at, "TLS mode %s needs caCertificates (or a credentialName "
-                     "holding ca.crt)", server_tls_modes[t->mode]);
+                     "holding ca.crt)", mg_cfg_server_tls_modes[t->mode]);
     }
     if (t->mode == MG_TLS_ISTIO_MUTUAL && (files || creds || t->ca_certificates))
         mg_error(x->d, at, "TLS mode ISTIO_MUTUAL uses the proxy identity; "
@@ -70,7 +71,7 @@ static const struct mg_cfg_field server_tls_rows[] = {
     MG_CFG_BOOL("insecureSkipVerify", struct mg_server_tls, insecure_skip_verify),
     MG_CFG_UNSUPPORTED_ANY(server_tls_unsupported),
 };
-static const struct mg_cfg_table server_tls = {
+const struct mg_cfg_table mg_cfg_server_tls = {
     MG_CFG_ROWS(server_tls_rows), .present_at = MG_CFG_FLAG_AT(struct mg_server_tls, present),
     .pos_at = MG_CFG_POS_AT(struct mg_server_tls, pos), .check = check_server_tls,
 };
@@ -112,7 +113,7 @@ static const struct mg_cfg_field server_rows[] = {
     MG_CFG_GROUP("port", server_port),
     MG_CFG_STR("bind", struct mg_server, bind),
     MG_CFG_SLIST("hosts", struct mg_server, hosts),
-    MG_CFG_MAP("tls", struct mg_server, tls, server_tls),
+    MG_CFG_MAP("tls", struct mg_server, tls, mg_cfg_server_tls),
     MG_CFG_STR("name", struct mg_server, name),
     MG_CFG_UNSUPPORTED("defaultEndpoint"),
 };

@@ -296,6 +296,14 @@ const struct mg_ynode *mg_cfg_last(const struct mg_ynode *m, const char *key);
  * (struct mg_selector). */
 extern const struct mg_cfg_table mg_cfg_match_labels, mg_cfg_labels;
 
+/* A Gateway server's `tls` (struct mg_server_tls, config_net.c), also read
+ * for Proxy.spec.outbound.tls. Its check is what every server's TLS gets
+ * (credentials xor files, CAs for the mutual modes, nothing but the proxy
+ * identity for ISTIO_MUTUAL); the reader's own rules come after. */
+extern const struct mg_cfg_table mg_cfg_server_tls;
+/* ServerTLSSettings.mode names, indexed by enum mg_tls_mode. */
+extern const char *const mg_cfg_server_tls_modes[6];
+
 /* Kind readers (spec may be NULL when absent). */
 void mg_cfg_read_authz(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_authz_policy *p);
 void mg_cfg_read_peer_authn(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_peer_authn *p);
@@ -327,6 +335,7 @@ void mg_cfg_free_credential(struct mg_credential *c);
 void mg_cfg_free_authz(struct mg_authz_policy *p);
 void mg_cfg_free_peer_authn(struct mg_peer_authn *p);
 void mg_cfg_free_request_authn(struct mg_request_authn *p);
+void mg_cfg_free_server_tls(struct mg_server_tls *t);
 void mg_cfg_free_gateway(struct mg_gateway *g);
 void mg_cfg_free_virtual_service(struct mg_virtual_service *vs);
 void mg_cfg_free_destination_rule(struct mg_destination_rule *dr);

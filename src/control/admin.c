@@ -78,8 +78,11 @@ static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
     mg_buf_adds(b, ",\"listeners\":[");
     for (size_t i = 0; i < s->n_ports; i++) {
         const struct mg_port *p = &s->ports[i];
-        mg_buf_printf(b, "%s{\"port\":%u,\"tls\":%s,\"servers\":[", i ? "," : "", p->number,
+        mg_buf_printf(b, "%s{\"port\":%u,\"tls\":%s,", i ? "," : "", p->number,
                       p->tls ? "true" : "false");
+        if (p->forward)                 /* Proxy.spec.outbound: its server is outbound.tls */
+            mg_buf_adds(b, "\"forward_proxy\":true,");
+        mg_buf_adds(b, "\"servers\":[");
         for (size_t j = 0; j < p->n_srv; j++) {
             const struct mg_srv *sv = p->srv[j];
             mg_buf_printf(b, "%s{\"name\":", j ? "," : "");

@@ -378,6 +378,7 @@ static void snapshot_destroy(struct mg_snapshot *s)
         mg_route_free(&s->fwd_any->route);
         free(s->fwd_any);
     }
+    free(s->fwd_server);
     mg_inbound_free(s->inbound);
     mg_geoip_unref(s->geoip);
     free(s->spiffe_id);
@@ -510,8 +511,44 @@ static void set_proxy_protocol(struct mg_snapshot *s, struct mg_diags *d)
     }
 }
 
-/* The forward proxy on Proxy.spec.outbound.bind ("ip:port"): a plain port of
- * its own, bound on that address. */
+
+/* Proxy.spec.outbound.tls: the forward proxy's port terminates TLS before
+ * it reads a CONNECT or an absolute-form request. Its one server is built
+ * as a Gateway server's (the same context, client-certificate modes,
+ * session id context, file watch and rotation), for every SNI and none,
+ * offering http/1.1 only in ALPN. A verified client certificate then
+ * gives the connection its principal, which AuthorizationPolicy sees on
+ * every CONNECT and absolute-form request of the connection. */
+static void add_forward_tls(struct mg_snapshot *s, struct mg_port *p, struct mg_diags *d)
+{
+    const struct mg_proxy *px = &s->cfg->proxy;
+    struct mg_server *sc = s->fwd_server = mg_xcalloc(1, sizeof(*sc));
+    sc->port = p->number;
+    sc->protocol = MG_PROTO_HTTPS;
+    sc->tls = px->outbound_tls;         /* shallow: the model owns the strings */
+    sc->pos = px->outbound_tls.pos;
+    struct mg_srv *sv = &s->srvs[s->n_srvs++];
+    sv->cfg = sc;
+    sv->port = p;
+    sv->tls = true;
+    sv->alpn_http11_only = true;
+    sv->label = mg_xasprintf("%s/%s/outbound", px->meta.namespace_ ? px->meta.namespace_ : "default",
+                             px->meta.name ? px->meta.name : "proxy");
+    sv->hosts = mg_xcalloc(1, sizeof(char *));
+    sv->hosts[sv->n_hosts++] = mg_xstrdup("*");
+    p->tls = true;
+    p->srv = mg_xcalloc(1, sizeof(*p->srv));
+    p->srv[p->n_srv++] = sv;
+    char err[256];
+    sv->ctx = mg_tls_server_ctx_new(s->cfg, sc, sv, err, sizeof(err));
+    if (!sv->ctx)
+        mg_error(d, sc->pos, "outbound.tls: %s", err);
+    else
+        mg_tls_set_sni(sv->ctx, p);
+}
+
+/* The forward proxy on Proxy.spec.outbound.bind ("ip:port"): a port of its
+ * own, bound on that address, plain text or (outbound.tls) TLS. */
 static void add_forward_port(struct mg_snapshot *s, struct mg_diags *d)
 {
     const struct mg_proxy *px = &s->cfg->proxy;
@@ -536,6 +573,8 @@ static void add_forward_port(struct mg_snapshot *s, struct mg_diags *d)
     p->forward = true;
     s->outbound_ip = mg_xstrdup(ip);
     p->bind_ip = s->outbound_ip;
+    if (px->outbound_tls.present)
+        add_forward_tls(s, p, d);
     compile_forward_routes(s, d);
 }
 
@@ -575,7 +614,8 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
     for (size_t i = 0; i < cfg->n_gateways; i++)
         if (mg_selector_matches(&cfg->gateways[i].selector, &cfg->proxy.meta.labels))
             nsv += cfg->gateways[i].n_servers;
-    s->srvs = nsv ? mg_xcalloc(nsv, sizeof(*s->srvs)) : NULL;
+    /* one more for the forward proxy's TLS listener (add_forward_tls) */
+    s->srvs = mg_xcalloc(nsv + 1, sizeof(*s->srvs));
     /* inbound.c appends its ports; the forward proxy takes one more */
     size_t nports = nsv + cfg->proxy.n_inbound + 1;
     s->ports = nports ? mg_xcalloc(nports, sizeof(*s->ports)) : NULL;

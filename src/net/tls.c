@@ -401,15 +401,18 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 }
 
 
+/* The server's own context is the one in force when ALPN is chosen (an SNI
+ * switch happened in the ClientHello callback before). */
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl;
     (void)arg;
     static const unsigned char h2[] = "\x02h2\x08http/1.1";
     static const unsigned char h1[] = "\x08http/1.1";
-    const unsigned char *ours = mg_tls_alpn_h2 ? h2 : h1;
-    unsigned int ourlen = mg_tls_alpn_h2 ? sizeof(h2) - 1 : sizeof(h1) - 1;
+    const struct mg_srv *sv = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), srv_idx);
+    bool offer_h2 = mg_tls_alpn_h2 && !(sv && sv->alpn_http11_only);
+    const unsigned char *ours = offer_h2 ? h2 : h1;
+    unsigned int ourlen = offer_h2 ? sizeof(h2) - 1 : sizeof(h1) - 1;
     if (SSL_select_next_proto((unsigned char **)out, outlen, ours, ourlen, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;

@@ -38,7 +38,7 @@ struct mg_tls_route_c {                 /* a VirtualService tls[] (or tcp[]) ent
 };
 
 struct mg_srv {                         /* one compiled Gateway server */
-    const struct mg_gateway *gw;
+    const struct mg_gateway *gw;        /* NULL for the forward proxy's (fwd_server) */
     const struct mg_server *cfg;
     struct mg_port *port;
     char **hosts;                       /* dnsName part, lower-case */
@@ -47,6 +47,9 @@ struct mg_srv {                         /* one compiled Gateway server */
     bool redirect;                      /* plain HTTP with httpsRedirect */
     bool passthrough;                   /* TLS not terminated: routed by SNI (tls routes) */
     bool tcp;                           /* plain TCP server: VirtualService tcp routes */
+    /* ALPN offers http/1.1 only (the forward proxy's TLS listener: CONNECT
+     * and absolute-form requests are HTTP/1.1 here), else h2 too */
+    bool alpn_http11_only;
     SSL_CTX *ctx;                       /* tls only */
     char *ciphers;                      /* TLS 1.2 cipher list (copied to the SSL on SNI switch) */
     unsigned char sid[32];              /* session id context (tls.c: server_sid) */
@@ -134,6 +137,12 @@ struct mg_snapshot {
      * dynamic cluster (upstream/types.h), which dials the request's
      * dial_host. NULL without a forward proxy. */
     struct mg_fwd_route *fwd_any;
+    /* Proxy.spec.outbound.tls as the one server of the forward proxy's port
+     * (gw NULL, hosts "*", protocol HTTPS; its tls a shallow copy of the
+     * model's, which outlives the snapshot): the TLS listener is built,
+     * watched and dumped as a Gateway server's. NULL when the forward
+     * proxy is plain text. */
+    struct mg_server *fwd_server;
     struct mg_inbound_set *inbound;     /* sidecar inbound ports (sidecar/sidecar.h), NULL = none */
     struct mg_geoip *geoip;             /* MeshConfig geoipDatabase, opened and checked; NULL = none */
     void (*destroy)(struct mg_snapshot *s);   /* frees it all (control/build.c) */
