@@ -64,7 +64,9 @@ static void usage(FILE *out)
           "  --tcp                   TCP context (no HTTP fields)\n"
           "  --connect HOST:PORT     a CONNECT to the forward proxy: the egress registry's verdict\n"
           "                          (REGISTRY_ONLY, ServiceEntry hosts and ports), then\n"
-          "                          authorization with hosts = HOST:PORT and ports = PORT\n"
+          "                          authorization with hosts = HOST:PORT and ports = PORT;\n"
+          "                          --principal and --sni as the forward proxy's TLS listener\n"
+          "                          (Proxy.spec.outbound.tls) gives them, else left out\n"
           "  --workload-namespace NS --workload-labels k=v,...   evaluate for another workload\n"
           "Output: the verdict (ALLOW or DENY), the request, an 'authn:' line (no token, ok\n"
           "principal=ISS/SUB, or the 401/403 and Envoy's message), then the authorization trace.\n"
@@ -645,6 +647,37 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
     return rc;
 }
 
+/* The client identity a CONNECT carries, as the forward proxy's listener
+ * gives it: the verified principal only from a TLS listener that asks for
+ * a client certificate (outbound.tls MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL),
+ * the SNI only from a TLS listener. What the listener cannot give is
+ * dropped (and said so), so that the answer is the gateway's. Appends the
+ * "peer:" lines to line (n bytes). */
+static void connect_peer(const struct mg_config *c, struct request *q, char *line, size_t n)
+{
+    const struct mg_server_tls *t = &c->proxy.outbound_tls;
+    bool tls = t->present, mutual = tls && t->mode != MG_TLS_SIMPLE;
+    const char *listener = !tls ? "is plain text (no outbound.tls)"
+                                : "is outbound.tls SIMPLE, which asks for no client certificate";
+    size_t len = strlen(line);
+    if (q->conn.principal && len < n) {
+        if (mutual)
+            snprintf(line + len, n - len, "\npeer: principal %s (a client certificate verified by "
+                     "outbound.tls %s)", q->conn.principal, mg_tls_mode_name(t->mode));
+        else
+            snprintf(line + len, n - len, "\npeer: no principal: the forward proxy's listener %s, "
+                     "so %s is not seen", listener, q->conn.principal);
+        if (!mutual)
+            q->conn.principal = NULL;
+        len = strlen(line);
+    }
+    if (q->conn.sni && !tls && len < n) {
+        snprintf(line + len, n - len, "\npeer: no SNI: the forward proxy's listener %s, so "
+                 "connection.sni %s is not seen", listener, q->conn.sni);
+        q->conn.sni = NULL;
+    }
+}
+
 /* --connect HOST:PORT: what the forward proxy decides, in its order: the
  * egress registry (l4/forward.c refuses with 403 before any policy), then
  * authorization on the CONNECT as an HTTP request whose authority is
@@ -663,7 +696,7 @@ static int explain_connect(const struct opts *o, const struct mg_config *c,
     struct mg_egress *e = mg_egress_build(c, &d);
     mg_diags_free(&d);                  /* its warnings are the loader's and check's business */
     struct mg_egress_verdict v;
-    char line[512];
+    char line[1024];
     int rc;
     if (!mg_egress_check(e, host, port, MG_EGRESS_CONNECT, &v)) {
         printf("DENY\negress: refused with %d under REGISTRY_ONLY (%s)\nrequest: CONNECT %s\n"
@@ -681,6 +714,7 @@ static int explain_connect(const struct opts *o, const struct mg_config *c,
         oc.connect = NULL;
         rc = build_request(&oc, c, q);
         if (rc == 0) {
+            connect_peer(c, q, line, sizeof(line));
             q->method = "CONNECT";
             q->host = o->connect;
             q->scheme = "http";

@@ -634,6 +634,11 @@ const char *mg_mtls_mode_name(enum mg_mtls_mode m)
     return "UNSET";
 }
 
+const char *mg_tls_mode_name(enum mg_tls_mode m)
+{
+    return (unsigned)m < MG_ARRAY_LEN(mg_cfg_server_tls_modes) ? mg_cfg_server_tls_modes[m] : "?";
+}
+
 const char *mg_app_proto_name(enum mg_app_proto p)
 {
     switch (p) {

@@ -175,6 +175,9 @@ struct mg_server_tls {
     struct mg_pos pos;
 };
 
+/* The mode as ServerTLSSettings spells it ("SIMPLE", "ISTIO_MUTUAL", ...). */
+const char *mg_tls_mode_name(enum mg_tls_mode m);
+
 struct mg_proxy {
     bool present;
     struct mg_meta meta;

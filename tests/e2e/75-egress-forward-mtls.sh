@@ -188,8 +188,10 @@ ok "a slow reader of a TLS tunnel does not grow the gateway's memory (${grow} Ki
     test "$grow" -lt 24576
 
 # the explainer gives the same answers
-"$MESHGATE" authz -c "$cfg" --connect api.test:80 --principal cluster.local/ns/default/sa/sleep >/dev/null
+out=$("$MESHGATE" authz -c "$cfg" --connect api.test:80 --principal cluster.local/ns/default/sa/sleep)
 is "$?" 0 "meshgate authz --connect --principal allows sleep"
+like "$out" '^peer: principal cluster.local/ns/default/sa/sleep \(a client certificate verified by outbound.tls MUTUAL\)$' \
+    "... and says where the principal comes from"
 "$MESHGATE" authz -c "$cfg" --connect api.test:80 --principal cluster.local/ns/default/sa/httpbin >/dev/null
 is "$?" 1 "... and denies httpbin"
 "$MESHGATE" authz -c "$cfg" --connect api.test:80 --namespace payments --service-account billing >/dev/null
@@ -261,6 +263,9 @@ fwd_save=$fwd
 fwd=$fwd2
 is "$(connect - api.test:80)" 200 "SIMPLE: a CONNECT without a client certificate is served"
 is "$(get - http://api.test/echo)" 200 "SIMPLE: an absolute-form request too"
+out=$("$MESHGATE" authz -c "$cfg2" --connect api.test:80 --principal cluster.local/ns/default/sa/sleep)
+like "$out" "^peer: no principal: the forward proxy's listener is outbound.tls SIMPLE" \
+    "SIMPLE: the explainer drops --principal, as the gateway never sees one"
 mg_wait_log "$log2" '"method":"CONNECT"' >/dev/null
 line=$(grep '"method":"CONNECT"' "$log2" | head -n 1)
 like "$line" '"downstream_tls":true' "SIMPLE: logged as a TLS connection"
