@@ -235,6 +235,8 @@ spec:
   admin: $adm2
   workers: 1
   identity: {certificateChain: $P/gateway/cert-chain.pem, privateKey: $P/gateway/key.pem, rootCertificates: $P/root-cert.pem}
+  credentials:
+    proxy-cert: {certificate: $P/server.crt, privateKey: $P/server.key}
   outbound:
     bind: 127.0.0.1:$fwd2
     tls: $1
@@ -256,8 +258,9 @@ spec:
   endpoints: [{address: 127.0.0.1, ports: {http: $u1}}]
 YAML
 }
-write2 "{mode: SIMPLE, serverCertificate: $P/server.crt, privateKey: $P/server.key}"
-MG_ADMIN=$adm2 ok "a second gateway starts with a SIMPLE forward proxy" mg_start_meshgate "$cfg2"
+write2 "{mode: SIMPLE, credentialName: proxy-cert}"
+MG_ADMIN=$adm2 ok "a second gateway starts with a SIMPLE forward proxy (certificate by credentialName)" \
+    mg_start_meshgate "$cfg2"
 pid2=$MG_MESHGATE_PID
 fwd_save=$fwd
 fwd=$fwd2
