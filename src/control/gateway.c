@@ -55,6 +55,10 @@ struct gw {
     bool draining;                      /* SIGTERM: /ready 503, still accepting for drainDelay */
     struct event *drain_delay;
     bool watch_flag;                    /* run --watch */
+    /* run --bind-address / --admin: what one instance of a fleet sharing
+     * a configuration directory needs for itself (the same host, or an
+     * address known only at start); win over the Proxy's, on every load */
+    const char *bind_override, *admin_override;
     /* The configuration path's fingerprint (watchConfig): the one loaded,
      * and one seen changed and waiting to hold still for a poll. */
     unsigned char cfg_seen[32], cfg_pending[32];
@@ -97,7 +101,7 @@ static bool jwks_ready(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: meshgate run [-c PATH] [--watch]\n");
+    fprintf(stderr, "usage: meshgate run [-c PATH] [--watch] [--bind-address IP] [--admin IP:PORT]\n");
 }
 
 /* Open sockets for ports of s not bound yet. On failure close what this
@@ -157,6 +161,14 @@ static struct mg_snapshot *load(struct gw *g, int n_workers)
     struct mg_diags d = { 0 };
     struct mg_config *cfg = mg_config_load(g->path, &d);
     struct mg_snapshot *s = NULL;
+    if (cfg && g->bind_override) {
+        free(cfg->proxy.bind_address);
+        cfg->proxy.bind_address = mg_xstrdup(g->bind_override);
+    }
+    if (cfg && g->admin_override) {
+        free(cfg->proxy.admin);
+        cfg->proxy.admin = mg_xstrdup(g->admin_override);
+    }
     if (cfg)
         s = mg_snapshot_build(cfg, n_workers, g->generation + 1, &d);
     mg_diags_print(&d, stderr);
@@ -478,6 +490,15 @@ int mg_cmd_run(int argc, char **argv)
             g.path = argv[++i];
         } else if (strcmp(argv[i], "--watch") == 0) {
             g.watch_flag = true;
+        } else if (strcmp(argv[i], "--bind-address") == 0 && i + 1 < argc) {
+            struct mg_addr a;
+            if (mg_addr_parse_ip(&a, argv[i + 1]) != 0) {
+                fprintf(stderr, "meshgate: --bind-address %s: not an IP address\n", argv[i + 1]);
+                return 2;
+            }
+            g.bind_override = argv[++i];
+        } else if (strcmp(argv[i], "--admin") == 0 && i + 1 < argc) {
+            g.admin_override = argv[++i];
         } else {
             usage();
             return 2;
