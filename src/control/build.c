@@ -247,8 +247,10 @@ static void add_l4_route(struct mg_snapshot *s, struct mg_port *p, const struct 
     p->tls_routes[p->n_tls_routes++] = rc;
 }
 
-/* VirtualService tcp[] routes for a TCP server: bound to its gateway, the
- * first whose match (port, or none) fits the port serves every connection. */
+/* VirtualService tcp[] routes for a TCP server (plain, or a TLS server that
+ * terminates: Istio routes those by tcp routes too): bound to its gateway,
+ * the first whose match (port and gateways, or none) fits the port serves
+ * every connection. */
 static void bind_tcp_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_diags *d)
 {
     const struct mg_config *c = s->cfg;
@@ -260,7 +262,8 @@ static void bind_tcp_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_
             const struct mg_tcp_route *tc = &vs->tcp[j];
             bool hit = tc->n_match == 0;
             for (size_t m = 0; m < tc->n_match && !hit; m++)
-                hit = !tc->match[m].port || tc->match[m].port == sv->port->number;
+                hit = (!tc->match[m].port || tc->match[m].port == sv->port->number) &&
+                      mg_match_gateways(&tc->match[m].gateways, vs, sv->gw);
             if (hit)
                 add_l4_route(s, sv->port, vs, NULL, tc, tc->route, tc->n_route, d);
         }
@@ -283,7 +286,8 @@ static void bind_tls_routes(struct mg_snapshot *s, struct mg_srv *sv, struct mg_
             const struct mg_tls_route *tr = &vs->tls[j];
             bool hit = false;
             for (size_t m = 0; m < tr->n_match && !hit; m++)
-                for (size_t h = 0; h < tr->match[m].sni_hosts.n && !hit; h++)
+                for (size_t h = 0; h < tr->match[m].sni_hosts.n && !hit &&
+                     mg_match_gateways(&tr->match[m].gateways, vs, sv->gw); h++)
                     for (size_t k = 0; k < sv->n_hosts && !hit; k++)
                         hit = mg_host_overlap(sv->hosts[k], tr->match[m].sni_hosts.v[h]);
             if (hit)
@@ -644,7 +648,10 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
             sv->cfg = sc;
             sv->tls = server_terminates(sc);
             sv->passthrough = server_passthrough(sc);
-            sv->tcp = sc->protocol == MG_PROTO_TCP;
+            /* protocol TLS terminated here (SIMPLE, MUTUAL, ISTIO_MUTUAL) is
+             * TCP once decrypted: Istio routes it by tcp routes, as the
+             * egress gateway's leg of sidecars' ISTIO_MUTUAL-wrapped TLS */
+            sv->tcp = sc->protocol == MG_PROTO_TCP || (sc->protocol == MG_PROTO_TLS && sv->tls);
             sv->redirect = !sv->tls && sc->tls.present && sc->tls.https_redirect;
             sv->label = mg_xasprintf("%s/%s/%zu", gw->meta.namespace_ ? gw->meta.namespace_ : "default",
                                      gw->meta.name, j);

@@ -159,7 +159,8 @@ static bool refuse(struct mg_egress_verdict *v, enum mg_egress_reason r,
     v->reason = r;
     switch (en) {
     case MG_EGRESS_CONNECT: v->status = 403; break;
-    case MG_EGRESS_SNI:     v->status = 0; break;
+    case MG_EGRESS_SNI:
+    case MG_EGRESS_TCP:     v->status = 0; break;
     default:                v->status = 502; break;
     }
     return false;
@@ -241,6 +242,7 @@ const char *mg_egress_entrance_name(enum mg_egress_entrance en)
     case MG_EGRESS_CONNECT:      return "connect";
     case MG_EGRESS_SNI:          return "sni";
     case MG_EGRESS_ROUTE:        return "route";
+    case MG_EGRESS_TCP:          return "tcp";
     }
     return "?";
 }
@@ -266,10 +268,11 @@ const char *mg_egress_reason_name(enum mg_egress_reason r)
 
 const char *mg_egress_log_reason(enum mg_egress_entrance en, enum mg_egress_reason r)
 {
-    static const char *const names[4][7] = {
+    static const char *const names[5][7] = {
         EG_REASONS("forward"), EG_REASONS("connect"), EG_REASONS("sni"), EG_REASONS("route"),
+        EG_REASONS("tcp"),
     };
-    if ((unsigned)en >= 4 || (unsigned)r >= 7)
+    if ((unsigned)en >= 5 || (unsigned)r >= 7)
         return "egress_refused";
     return names[en][r];
 }

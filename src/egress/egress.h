@@ -11,8 +11,8 @@
  * read-only after the build and shared by every worker without a lock.
  *
  * Every entrance that leads out (the forward proxy's absolute-form requests
- * and CONNECT tunnels, PASSTHROUGH by SNI, Gateway HTTP routes to an
- * external host) asks mg_egress_check(); under MeshConfig
+ * and CONNECT tunnels, PASSTHROUGH by SNI, Gateway HTTP routes and Gateway
+ * TCP servers' tcp routes to an external host) asks mg_egress_check(); under MeshConfig
  * outboundTrafficPolicy REGISTRY_ONLY only registered host and port pairs
  * pass, under ALLOW_ANY (the default) everything does and the verdict still
  * names the ServiceEntry that matched, so the caller dials its endpoints. */
@@ -32,6 +32,7 @@ enum mg_egress_entrance {
     MG_EGRESS_CONNECT,                  /* CONNECT host:port to the forward proxy: 403 */
     MG_EGRESS_SNI,                      /* Gateway PASSTHROUGH routed by SNI: connection closed */
     MG_EGRESS_ROUTE,                    /* Gateway HTTP route to an external host: 502 */
+    MG_EGRESS_TCP,                      /* Gateway TCP server (plain, or TLS terminated) tcp route: closed */
 };
 
 enum mg_egress_reason {
@@ -53,7 +54,7 @@ struct mg_egress_verdict {
     const struct mg_se_port *se_port;
     bool ip_literal;                    /* host was an IP address */
     /* When refused: the HTTP status to answer for this entrance (502 or
-     * 403), or 0 when the connection is closed without an answer (SNI). */
+     * 403), or 0 when the connection is closed without an answer (SNI, TCP). */
     int status;
 };
 
@@ -90,7 +91,7 @@ bool mg_egress_resolved_denied(const struct mg_egress *e, int family, const uint
  * number. */
 uint16_t mg_egress_endpoint_port(const struct mg_workload_entry *we, const struct mg_se_port *sp);
 
-/* Names for logs and metrics: "forward", "connect", "sni", "route";
+/* Names for logs and metrics: "forward", "connect", "sni", "route", "tcp";
  * "registered", "allow_any", "not_registered", "port_not_registered",
  * "address_not_registered", "bad_target", "resolved_denied". */
 const char *mg_egress_entrance_name(enum mg_egress_entrance en);

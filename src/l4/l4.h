@@ -115,8 +115,15 @@ struct mg_tls_route_c;
  * record is read (a ClientHello over 16 KiB is refused). */
 int mg_tls_sni_peek(const unsigned char *buf, size_t len, char *sni, size_t snilen);
 
-/* The first tls route of port p whose match accepts sni (sniHosts; port). */
+/* The first tls route of port p whose match accepts sni (sniHosts; port;
+ * the match's gateways name the gateway of the server the SNI selects). */
 const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const char *sni);
+
+/* The tcp route of a TCP port (plain, or TLS terminated) for server sv
+ * (the one the SNI chose, else the port's first): the first bound to sv's
+ * gateway whose match (port, gateways) fits, or that has none. */
+struct mg_srv;
+const struct mg_tls_route_c *mg_tcp_route(const struct mg_port *p, const struct mg_srv *sv);
 
 /* The port a PASSTHROUGH destination is checked on in the egress registry:
  * the destination's port, else its cluster's, else 0 (any port of the

@@ -45,15 +45,38 @@ const struct mg_tls_route_c *mg_passthrough_route(const struct mg_port *p, const
     size_t sl = strlen(sni);
     if (!sl)
         return NULL;
+    const struct mg_srv *sv = mg_port_sni_server(p, sni);
     for (size_t i = 0; i < p->n_tls_routes; i++) {
         const struct mg_tls_route *tr = p->tls_routes[i]->cfg;
+        if (!tr)
+            continue;
         for (size_t m = 0; m < tr->n_match; m++) {
             const struct mg_tls_match *tm = &tr->match[m];
             if (tm->port && tm->port != p->number)
                 continue;
+            if (!mg_match_gateways(&tm->gateways, p->tls_routes[i]->vs, sv ? sv->gw : NULL))
+                continue;
             for (size_t h = 0; h < tm->sni_hosts.n; h++)
                 if (mg_host_match(tm->sni_hosts.v[h], sni, sl))
                     return p->tls_routes[i];
+        }
+    }
+    return NULL;
+}
+
+const struct mg_tls_route_c *mg_tcp_route(const struct mg_port *p, const struct mg_srv *sv)
+{
+    const struct mg_gateway *gw = sv ? sv->gw : NULL;
+    for (size_t i = 0; i < p->n_tls_routes; i++) {
+        const struct mg_tls_route_c *rc = p->tls_routes[i];
+        if (!rc->tcp || !gw || !mg_vs_binds(rc->vs, gw))
+            continue;
+        if (!rc->tcp->n_match)
+            return rc;
+        for (size_t m = 0; m < rc->tcp->n_match; m++) {
+            const struct mg_l4_match *lm = &rc->tcp->match[m];
+            if ((!lm->port || lm->port == p->number) && mg_match_gateways(&lm->gateways, rc->vs, gw))
+                return rc;
         }
     }
     return NULL;
@@ -71,6 +94,11 @@ uint16_t mg_passthrough_registry_port(const struct mg_wdest *wd)
 struct pt {
     struct mg_splice s;                 /* first: the splice's callbacks take &t->s */
     const struct mg_tls_route_c *route;
+    char authority[300];                /* a refused tcp route's destination host:port */
+    struct mg_dns_req *dnsreq;          /* resolving a DNS endpoint */
+    const struct mg_cluster *cl;        /* the cluster being resolved for */
+    uint16_t dial_port;                 /* the DNS endpoint's port */
+    bool resolving;
 };
 
 /* No route for the SNI (or the TCP server): the log says NR and why. */
@@ -109,6 +137,58 @@ static bool sni_registered(struct pt *t, const struct mg_wdest *wd)
     return false;
 }
 
+/* The same decision for a TCP server (plain, or TLS terminated here): the
+ * tcp route's destination host on the port it leads to must be registered,
+ * exactly as a Gateway HTTP route's destination is checked (phase_egress in
+ * http/), so that a tcp and an http route to one host agree. Refused: the
+ * connection closed, logged with the destination as authority, counted. */
+static bool tcp_registered(struct pt *t, const struct mg_wdest *wd)
+{
+    struct mg_conn *c = t->s.c;
+    const struct mg_egress *eg = c->snap->egress;
+    if (!mg_egress_registry_only(eg) || !wd || !wd->cfg)
+        return true;                    /* no destination: closed as no route below */
+    const char *host = wd->cfg->destination.host;
+    uint16_t port = mg_passthrough_registry_port(wd);
+    struct mg_egress_verdict v;
+    if (mg_egress_check(eg, host, port, MG_EGRESS_TCP, &v))
+        return true;
+    mg_metrics_egress_refused(c->w->metrics, mg_egress_entrance_name(MG_EGRESS_TCP),
+                              mg_egress_reason_name(v.reason));
+    if (port)
+        snprintf(t->authority, sizeof(t->authority), "%s:%u", host ? host : "", port);
+    else
+        snprintf(t->authority, sizeof(t->authority), "%s", host ? host : "");
+    t->s.authority = t->authority;
+    t->s.reason = mg_egress_log_reason(MG_EGRESS_TCP, v.reason);
+    mg_splice_close(&t->s);
+    return false;
+}
+
+static void pt_dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
+{
+    struct pt *t = arg;
+    struct mg_conn *c = t->s.c;
+    t->dnsreq = NULL;
+    t->resolving = false;
+    mg_conn_ref(c);
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (!err && n)
+        sl = mg_addr_to_sockaddr(&addrs[0], t->dial_port, &ss);
+    if (!sl) {
+        t->s.reason = "dns_resolution_failure";
+        mg_splice_close(&t->s);
+    } else {
+        char ip[64], label[80];
+        mg_addr_ip_str(&addrs[0], ip, sizeof(ip));
+        snprintf(label, sizeof(label), addrs[0].family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+                 t->dial_port);
+        mg_splice_connect_addr(&t->s, (struct sockaddr *)&ss, sl, label, t->cl->connect_timeout_ms);
+    }
+    mg_conn_unref(c);
+}
+
 static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
 {
     struct mg_conn *c = t->s.c;
@@ -124,7 +204,7 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
     }
     t->s.dest = wd;
     struct mg_cluster *cl = wd ? wd->cluster : NULL;
-    if (!c->port->tcp && !sni_registered(t, wd))
+    if (c->port->tcp ? !tcp_registered(t, wd) : !sni_registered(t, wd))
         return;
     if (!cl || !cl->n_eps) {
         pt_close(t);
@@ -138,9 +218,17 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
         return;
     }
     const struct mg_endpoint *e = &cl->eps[ep];
-    if (!e->resolved) {                 /* DNS endpoints are not spliced (yet) */
+    if (!e->resolved) {
+        /* a DNS endpoint: resolved on the worker's cached resolver, never
+         * blocking it; the client's bytes wait in the input buffer */
         snprintf(t->s.upstream_host, sizeof(t->s.upstream_host), "%s", e->label);
-        pt_close(t);
+        t->cl = cl;
+        t->dial_port = e->port;
+        bufferevent_disable(c->bev, EV_READ);
+        t->resolving = true;
+        struct mg_dns_req *rq = mg_dns_resolve(c->w->resolver, e->address, AF_UNSPEC, pt_dns_cb, t);
+        if (t->resolving)               /* not answered from the cache */
+            t->dnsreq = rq;
         return;
     }
     mg_splice_connect(&t->s, cl, e);    /* the ClientHello waits in the input buffer */
@@ -184,6 +272,10 @@ static void peek_event_cb(struct bufferevent *bev, short what, void *arg)
 static void pt_free(struct mg_conn *c)
 {
     struct pt *t = c->codec;
+    if (t->dnsreq) {
+        mg_dns_cancel(t->dnsreq);       /* its callback does not run */
+        t->dnsreq = NULL;
+    }
     pt_no_route(t);
     mg_splice_release(&t->s);
     free(t);
@@ -208,9 +300,10 @@ void mg_passthrough_start(struct mg_conn *c)
     c->codec_free = pt_free;
     c->codec_drain = pt_drain;
     if (c->port->tcp) {
-        /* TCP server: no SNI to read, the first matching tcp route takes it */
+        /* TCP server (or TLS terminated, the handshake done): no SNI to
+         * peek, the first matching tcp route takes it */
         bufferevent_setcb(c->bev, NULL, NULL, peek_event_cb, t);
-        t->route = c->port->n_tls_routes ? c->port->tls_routes[0] : NULL;
+        t->route = mg_tcp_route(c->port, c->sni_srv ? c->sni_srv : c->port->n_srv ? c->port->srv[0] : NULL);
         if (!t->route || !mg_splice_authorize(&t->s))
             pt_close(t);
         else

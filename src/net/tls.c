@@ -736,7 +736,8 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
     server_tls_id(ctx, auth, srv->tls_id);
     SSL_CTX_set_session_id_context(ctx, srv->sid, sizeof(srv->sid));
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    if (!srv->tcp)                      /* a TCP server's bytes are no HTTP: no ALPN answer */
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

@@ -25,6 +25,14 @@ bool mg_host_overlap(const char *srv_host, const char *vs_host);
  * "name", the latter in the VS namespace)? */
 bool mg_vs_binds(const struct mg_virtual_service *vs, const struct mg_gateway *gw);
 
+/* Does a route match's own `gateways` list (tls[].match[], tcp[].match[])
+ * let it apply on Gateway gw? An empty list does (the VirtualService's
+ * gateways decide); otherwise one entry must name gw, so a match for
+ * "mesh" (the sidecars' leg of Istio's egress-gateway pattern) never
+ * applies on a gateway. gw NULL: only an empty list. */
+bool mg_match_gateways(const struct mg_slist *refs, const struct mg_virtual_service *vs,
+                       const struct mg_gateway *gw);
+
 /* Compile one http route (matches and regexes). Destinations are filled by
  * the caller (snapshot). Returns 0, or -1 with an error added to d. */
 int mg_route_compile(struct mg_route *r, const struct mg_virtual_service *vs,

@@ -37,6 +37,18 @@ bool mg_vs_binds(const struct mg_virtual_service *vs, const struct mg_gateway *g
     return false;
 }
 
+bool mg_match_gateways(const struct mg_slist *refs, const struct mg_virtual_service *vs,
+                       const struct mg_gateway *gw)
+{
+    if (!refs->n)
+        return true;
+    const char *vns = vs && vs->meta.namespace_ ? vs->meta.namespace_ : "default";
+    for (size_t i = 0; gw && i < refs->n; i++)
+        if (gw_ref_is(refs->v[i], vns, gw))
+            return true;
+    return false;
+}
+
 /* Istio's sourceMatchHTTP: a match naming gateways applies only on one of
  * them (the VirtualService's own gateways list is overridden); otherwise
  * sourceLabels must be a subset of this proxy's labels and sourceNamespace
