@@ -68,8 +68,7 @@ static bool server_is_http(const struct mg_server *sv)
 /* Proxy.spec.egress.denyResolvedCidrs for the names the forward proxy's
  * absolute-form requests resolve (the dynamic cluster's hosts, DNS
  * entries' names and hostname endpoints): the address one resolved to
- * must lie outside the denied ranges. Requests of other entrances are not
- * covered (their routes may lead to the cluster's own ranges on purpose). */
+ * must lie outside the denied ranges, whatever the entry's location. */
 static const char *forward_resolved_refused(struct mg_request *r, const struct sockaddr *sa)
 {
     struct mg_addr a;
@@ -79,6 +78,24 @@ static const char *forward_resolved_refused(struct mg_request *r, const struct s
     mg_metrics_egress_refused(r->conn->w->metrics, mg_egress_entrance_name(MG_EGRESS_FORWARD_HTTP),
                               mg_egress_reason_name(MG_EGRESS_RESOLVED_DENIED));
     return mg_egress_log_reason(MG_EGRESS_FORWARD_HTTP, MG_EGRESS_RESOLVED_DENIED);
+}
+
+/* The same ranges for the clusters of Gateway routes (HTTP/1.1 and HTTP/2
+ * pools) whose destination is a MESH_EXTERNAL ServiceEntry resolved by DNS
+ * (c->external_dns): its names are outside hosts, and an answer pointing
+ * into the metadata service or the cluster's own ranges is the rebinding
+ * this guards against. MESH_INTERNAL entries and STATIC addresses are
+ * mesh members or written by the operator: a route may lead there on
+ * purpose, so they are not checked. Refused as the forward proxy refuses
+ * an absolute-form request: 403, egress_route_resolved_denied, counted. */
+static const char *route_resolved_refused(struct mg_request *r, const struct sockaddr *sa)
+{
+    struct mg_addr a;
+    if (mg_addr_from_sockaddr(&a, sa) != 0 || !mg_egress_resolved_denied(r->snap->egress, a.family, a.ip))
+        return NULL;
+    mg_metrics_egress_refused(r->conn->w->metrics, mg_egress_entrance_name(MG_EGRESS_ROUTE),
+                              mg_egress_reason_name(MG_EGRESS_RESOLVED_DENIED));
+    return mg_egress_log_reason(MG_EGRESS_ROUTE, MG_EGRESS_RESOLVED_DENIED);
 }
 
 static void cluster_guard(const struct mg_snapshot *s, struct mg_cluster *c)
@@ -109,6 +126,8 @@ static struct mg_cluster *cluster_get(struct mg_snapshot *s, const struct mg_des
     struct mg_cluster *c = mg_cluster_build(s->cfg, d, s->n_workers, diags);
     if (!c)
         return NULL;
+    if (c->external_dns && s->cfg->proxy.egress_deny_cidrs.n)
+        c->resolved_refused = route_resolved_refused;
     if (s->n_clusters == s->cap_clusters) {
         s->cap_clusters = s->cap_clusters ? s->cap_clusters * 2 : 8;
         s->clusters = mg_xrealloc(s->clusters, s->cap_clusters * sizeof(*s->clusters));

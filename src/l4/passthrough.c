@@ -176,8 +176,18 @@ static void pt_dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
     socklen_t sl = 0;
     if (!err && n)
         sl = mg_addr_to_sockaddr(&addrs[0], t->dial_port, &ss);
+    enum mg_egress_entrance en = c->port->tcp ? MG_EGRESS_TCP : MG_EGRESS_SNI;
     if (!sl) {
         t->s.reason = "dns_resolution_failure";
+        mg_splice_close(&t->s);
+    } else if (t->cl->external_dns &&
+               mg_egress_resolved_denied(c->snap->egress, addrs[0].family, addrs[0].ip)) {
+        /* a MESH_EXTERNAL DNS name answered into denyResolvedCidrs (DNS
+         * rebinding), as for a Gateway HTTP route; cached answers too */
+        mg_addr_ip_str(&addrs[0], t->s.upstream_host, sizeof(t->s.upstream_host));
+        mg_metrics_egress_refused(c->w->metrics, mg_egress_entrance_name(en),
+                                  mg_egress_reason_name(MG_EGRESS_RESOLVED_DENIED));
+        t->s.reason = mg_egress_log_reason(en, MG_EGRESS_RESOLVED_DENIED);
         mg_splice_close(&t->s);
     } else {
         char ip[64], label[80];

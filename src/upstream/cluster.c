@@ -150,6 +150,8 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     cl->host = mg_xstrdup(dst->host);
     cl->subset = dst->subset ? mg_xstrdup(dst->subset) : NULL;
     cl->port = svc_port;
+    cl->external_dns = se->location == MG_MESH_EXTERNAL &&
+                       (se->resolution == MG_RES_DNS || se->resolution == MG_RES_DNS_ROUND_ROBIN);
     cl->name = mg_xasprintf("outbound|%u|%s|%s", svc_port, dst->subset ? dst->subset : "", dst->host);
     cl->eps = mg_xcalloc(se->n_endpoints ? se->n_endpoints : 1, sizeof(*cl->eps));
     uint16_t target = sp && sp->target_port ? sp->target_port : svc_port;

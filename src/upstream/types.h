@@ -101,6 +101,11 @@ struct mg_cluster {
      * since the requests sharing this pool go to different hosts. */
     bool dynamic;
     bool forward;                       /* the forward proxy's own, never shared with a route */
+    /* The destination is a ServiceEntry of location MESH_EXTERNAL (Istio's
+     * default) resolved by DNS or DNS_ROUND_ROBIN: the names its
+     * connections resolve are outside addresses, which
+     * Proxy.spec.egress.denyResolvedCidrs guards on every entrance. */
+    bool external_dns;
     /* Asked with each address a name of this cluster resolved to, before
      * the connect (NULL = never): a non-NULL answer is the access log
      * reason to refuse the request with 403 (the builder sets it for

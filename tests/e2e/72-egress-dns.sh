@@ -7,9 +7,10 @@
 # refused with 403, logged and counted; an entry's hostname endpoint is
 # resolved the same way; absolute-form requests to a DNS entry and to a
 # wildcard entry are refused the same way (403) when their name resolves
-# into those ranges, over HTTP/1.1 and HTTP/2 upstreams, also after a
-# Gateway route (not checked) pooled a connection to that address; an idle
-# tunnel is closed after timeouts.idle.
+# into those ranges, over HTTP/1.1 and HTTP/2 upstreams; Gateway HTTP and
+# tcp routes to MESH_EXTERNAL DNS entries are refused the same way, a route
+# to a MESH_INTERNAL entry is not (and the connection it pools is never
+# lent to the forward proxy); an idle tunnel is closed after timeouts.idle.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -20,6 +21,8 @@ u1=$MG_UPSTREAM_PORT
 mg_start_upstream --name meta --h2 --listen "127.0.0.2:$u1" || bail_out "upstream on 127.0.0.2"
 fwd=$(mg_free_port)
 gw=$(mg_free_port)
+gt1=$(mg_free_port)
+gt2=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 log=$(dirname "$cfg")/access.log
@@ -32,6 +35,9 @@ cat >"$hosts" <<EOT
 127.0.0.2 evil.wild.dns.test
 127.0.0.1 api2.dns.test
 127.0.0.2 rebind2.dns.test
+127.0.0.2 meta.internal.test
+127.0.0.2 rebind3.dns.test
+127.0.0.1 api3.dns.test
 EOT
 cat >"$cfg/00-proxy.yaml" <<YAML
 apiVersion: meshgate.io/v1alpha1
@@ -90,12 +96,33 @@ spec:
   resolution: DNS
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: internal, namespace: istio-system}
+spec:
+  hosts: ["meta.internal.test"]
+  location: MESH_INTERNAL
+  ports: [{number: $u1, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns-tcp, namespace: istio-system}
+spec:
+  hosts: ["api3.dns.test", "rebind3.dns.test"]
+  ports: [{number: $u1, name: tcp, protocol: TCP}]
+  resolution: DNS_ROUND_ROBIN
+---
+apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: egress, namespace: istio-system}
 spec:
   selector: {istio: egressgateway}
   servers:
   - port: {number: $gw, name: http, protocol: HTTP}
+    hosts: ["*"]
+  - port: {number: $gt1, name: tcp1, protocol: TCP}
+    hosts: ["*"]
+  - port: {number: $gt2, name: tcp2, protocol: TCP}
     hosts: ["*"]
 ---
 apiVersion: networking.istio.io/v1
@@ -106,6 +133,45 @@ spec:
   gateways: ["egress"]
   http:
   - route: [{destination: {host: rebind.dns.test, port: {number: $u1}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: to-rebind2, namespace: istio-system}
+spec:
+  hosts: ["rebind2-route.test"]
+  gateways: ["egress"]
+  http:
+  - route: [{destination: {host: rebind2.dns.test, port: {number: $u1}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: to-api, namespace: istio-system}
+spec:
+  hosts: ["api-route.test"]
+  gateways: ["egress"]
+  http:
+  - route: [{destination: {host: api.dns.test, port: {number: $u1}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: to-internal, namespace: istio-system}
+spec:
+  hosts: ["internal-route.test"]
+  gateways: ["egress"]
+  http:
+  - route: [{destination: {host: meta.internal.test, port: {number: $u1}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp, namespace: istio-system}
+spec:
+  hosts: ["*"]
+  gateways: ["egress"]
+  tcp:
+  - match: [{port: $gt1}]
+    route: [{destination: {host: api3.dns.test, port: {number: $u1}}}]
+  - match: [{port: $gt2}]
+    route: [{destination: {host: rebind3.dns.test, port: {number: $u1}}}]
 YAML
 
 MESHGATE_HOSTS_FILE=$hosts
@@ -150,14 +216,36 @@ like "$line" '"upstream_host":"127.0.0.2"' "... and the address the name resolve
 is "$(mg_metric meshgate_egress_refused_total 'entrance="forward",reason="resolved_denied"')" 2 \
     "absolute-form rebinding refusals are counted"
 
-# a Gateway route may lead to the same name (routes are not checked: they
-# may point into the cluster's own ranges on purpose); the keep-alive
-# connection it leaves is never lent to the forward proxy, whose
-# absolute-form request resolves the name and is refused
-body=$(curl -sS --max-time 10 -H 'Host: rebind-route.test' "http://127.0.0.1:$gw/echo")
-is "$(mg_json_field "$body" upstream)" meta "a Gateway route to the rebinding name is served"
-is "$(fx "http://rebind.dns.test:$u1/echo")" 403 \
-    "absolute-form: still refused after the route left a connection to that address in its pool"
+# Gateway routes: the names of MESH_EXTERNAL DNS entries are checked as the
+# forward proxy checks them (HTTP/1.1 and HTTP/2 pools, tcp routes); a
+# MESH_INTERNAL entry is a mesh member a route may lead to on purpose, even
+# in those ranges. The keep-alive connection such a route leaves is never
+# lent to the forward proxy, whose absolute-form request is refused.
+gx() {
+    curl -s -o /dev/null --max-time 10 -w '%{http_code}' -H "Host: $1" "http://127.0.0.1:$gw/echo"
+}
+is "$(gx api-route.test)" 200 "Gateway route to a MESH_EXTERNAL DNS name resolving outside the ranges: served"
+is "$(gx rebind-route.test)" 403 \
+    "Gateway route to a MESH_EXTERNAL DNS name resolving into denyResolvedCidrs: 403"
+mg_wait_log "$log" 'egress_route_resolved_denied' >/dev/null
+line=$(grep '"authority":"rebind-route.test"' "$log" | tail -n 1)
+like "$line" '"reason":"egress_route_resolved_denied"' "... logged with the entrance and the reason"
+like "$line" '"upstream_host":"127.0.0.2"' "... and the address the name resolved to"
+is "$(gx rebind2-route.test)" 403 "... the same over the HTTP/2 upstream pool of an HTTP2 entry"
+is "$(mg_metric meshgate_egress_refused_total 'entrance="route",reason="resolved_denied"')" 2 \
+    "route rebinding refusals are counted under entrance=\"route\""
+body=$(curl -sS --max-time 10 -H 'Host: internal-route.test' "http://127.0.0.1:$gw/echo")
+is "$(mg_json_field "$body" upstream)" meta "a route to a MESH_INTERNAL DNS name in those ranges is served (not checked)"
+is "$(fx "http://meta.internal.test:$u1/echo")" 403 \
+    "absolute-form to that name: refused after the route left a connection to that address in its pool"
+is "$(mg_json_field "$(mg_raw "$gt1" 'GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')" upstream)" \
+    dnsup "tcp route to a MESH_EXTERNAL DNS_ROUND_ROBIN name resolving outside the ranges: spliced"
+is "$(mg_raw "$gt2" 'GET /echo HTTP/1.1\r\nHost: x\r\n\r\n' 2)" "" \
+    "tcp route to a name resolving into denyResolvedCidrs: closed"
+mg_wait_log "$log" 'egress_tcp_resolved_denied' >/dev/null
+like "$(grep 'egress_tcp_resolved_denied' "$log" | tail -n 1)" '"upstream_host":"127.0.0.2"' \
+    "... logged as egress_tcp_resolved_denied with the address"
+is "$(mg_metric meshgate_egress_refused_total 'entrance="tcp",reason="resolved_denied"')" 1 "... and counted"
 # an HTTP2 entry port: the HTTP/2 upstream connection checks the address too
 is "$(fx "http://api2.dns.test:$u1/echo")" 200 "absolute-form over an HTTP/2 upstream is served"
 mg_wait_log "$log" '"authority":"api2.dns.test:' >/dev/null
