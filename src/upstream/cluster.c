@@ -247,7 +247,6 @@ struct mg_cluster *mg_cluster_build_dynamic(int n_workers)
     cl->n_eps = 1;
     cl->dynamic = true;
     cl->lb = MG_LB_ROUND_ROBIN;
-    cl->max_requests_per_conn = 1;
     cl->connect_timeout_ms = 10000;
     cl->idle_timeout_ms = 3600000;
     cl->n_workers = n_workers;

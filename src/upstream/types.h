@@ -97,8 +97,11 @@ struct mg_cluster {
      * wildcard ServiceEntry's host, an unregistered host under ALLOW_ANY):
      * one placeholder endpoint; every connection dials the request's
      * dial_host and dial_port (http/types.h), a name resolved on the
-     * worker's resolver or an IP literal. Connections are not kept alive,
-     * since the requests sharing this pool go to different hosts. */
+     * worker's resolver or an IP literal. Connections are kept alive per
+     * authority asked for and address dialled (upstream.c: a request
+     * resolves its name, passes resolved_refused, then takes an idle
+     * connection kept for the same authority at that address, else opens
+     * one), at most 32 idle per worker, idle_timeout_ms as other pools. */
     bool dynamic;
     bool forward;                       /* the forward proxy's own, never shared with a route */
     /* The destination is a ServiceEntry of location MESH_EXTERNAL (Istio's

@@ -59,7 +59,20 @@ struct mg_uconn {
     enum mg_h1_body rb;
     uint64_t remaining;
     struct mg_h1_chunked ck;
+    /* The dynamic cluster's connections (the forward proxy's, to many
+     * hosts): the authority asked for and the address dialled. An idle one
+     * is lent only to a request for the same authority whose name resolved,
+     * and passed the cluster's check of resolved addresses, to that same
+     * address: a connection opened for one name never serves another, even
+     * at the same address. NULL key: not reusable. */
+    char *dyn_key;
+    struct sockaddr_storage dyn_sa;
+    socklen_t dyn_salen;
 };
+
+/* Idle dynamic-cluster connections one worker keeps (over all hosts): the
+ * hosts behind a forward proxy are many, so their pool is bounded. */
+#define UP_DYN_IDLE_MAX 32
 
 static void uc_read_cb(struct bufferevent *bev, void *arg);
 static void uc_write_cb(struct bufferevent *bev, void *arg);
@@ -83,6 +96,7 @@ static void uc_free(struct mg_uconn *uc)
             SSL_shutdown(uc->ssl);      /* without SSL_shutdown OpenSSL marks the session not resumable */
         bufferevent_free(uc->bev);
     }
+    free(uc->dyn_key);
     if (rt->n_open)
         rt->n_open--;
     atomic_fetch_sub_explicit(&uc->cl->g_open, 1, memory_order_relaxed);
@@ -226,6 +240,34 @@ static void connect_failed(struct mg_uconn *uc)
         uc_close(uc);
 }
 
+static void uc_attach(struct mg_uconn *uc, struct mg_request *r);
+
+/* An idle connection of the dynamic cluster kept for this authority and
+ * dialled at sa, taken off the idle list; NULL when none. */
+static struct mg_uconn *dyn_idle_take(struct mg_cluster *cl, struct mg_worker *w, const char *key,
+                                      const struct sockaddr_storage *sa, socklen_t salen)
+{
+    struct mg_cluster_rt *rt = rt_of(cl, w);
+    for (struct mg_uconn **pp = &rt->idle; *pp; pp = &(*pp)->next) {
+        struct mg_uconn *x = *pp;
+        if (x->dyn_key && mg_strcasecmp(x->dyn_key, key) == 0 && x->dyn_salen == salen &&
+            memcmp(&x->dyn_sa, sa, salen) == 0) {
+            *pp = x->next;
+            x->next = NULL;
+            return x;
+        }
+    }
+    return NULL;
+}
+
+static size_t idle_count(const struct mg_cluster_rt *rt)
+{
+    size_t n = 0;
+    for (const struct mg_uconn *x = rt->idle; x; x = x->next)
+        n++;
+    return n;
+}
+
 static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
 {
     struct mg_uconn *uc = arg;
@@ -247,6 +289,27 @@ static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
         r->flags = "NR";
         mg_request_reply(r, 403, "egress destination not allowed", why, !r->body_done);
         return;
+    }
+    if (uc->cl->dynamic && r) {
+        const char *key = r->authority ? r->authority : "";
+        struct mg_uconn *idle = dyn_idle_take(uc->cl, uc->w, key, &ss, sl);
+        if (idle) {
+            /* the same authority at the same address (just resolved and
+             * checked): the request moves to the kept connection and this
+             * one, not yet connected, goes */
+            struct mg_cluster_rt *rt = rt_of(uc->cl, uc->w);
+            if (rt->active[uc->ep])
+                rt->active[uc->ep]--;
+            r->uc = NULL;
+            idle->reused = true;
+            uc_attach(idle, r);
+            uc_close(uc);
+            uc_begin(idle);
+            return;
+        }
+        uc->dyn_key = mg_xstrdup(key);
+        memcpy(&uc->dyn_sa, &ss, sl);
+        uc->dyn_salen = sl;
     }
     if (uc_connect(uc, (const struct sockaddr *)&ss, (int)sl) < 0)
         connect_failed(uc);
@@ -381,8 +444,10 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
         return;
     }
     /* reuse an idle connection to the chosen endpoint, else any idle one
-     * to an endpoint in service */
-    struct mg_uconn **pp = &rt->idle, **any = NULL;
+     * to an endpoint in service; the dynamic cluster's are chosen once the
+     * name is resolved (dns_cb) */
+    struct mg_uconn *none = NULL;
+    struct mg_uconn **pp = cl->dynamic ? &none : &rt->idle, **any = NULL;
     for (; *pp; pp = &(*pp)->next) {
         if ((*pp)->ep == ep)
             break;
@@ -545,6 +610,7 @@ void mg_upstream_detach(struct mg_request *r, bool clean)
     bool reuse = clean && uc->state == UC_DONE && uc->keep_alive && uc->req_done && !uc->dead &&
                  r->snap == uc->w->snap &&
                  (!uc->cl->max_requests_per_conn || uc->requests < uc->cl->max_requests_per_conn) &&
+                 (!uc->cl->dynamic || (uc->dyn_key && idle_count(rt) < UP_DYN_IDLE_MAX)) &&
                  evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0 &&
                  /* other workers are queued on the instance-wide limit: free the slot */
                  !(uc->cl->max_connections &&

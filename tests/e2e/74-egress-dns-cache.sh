@@ -6,7 +6,9 @@
 # the TTL a new query is made and a changed answer is used; a missing name
 # is asked once for a few seconds; a cached answer inside
 # denyResolvedCidrs is refused every time, not only the first; the
-# upstream pool (absolute-form requests) resolves through the same cache.
+# upstream pool (absolute-form requests) resolves through the same cache,
+# and the forward proxy's dynamic cluster keeps a connection per authority
+# and address, checked against denyResolvedCidrs on every reuse.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -27,6 +29,8 @@ cat >"$answers" <<EOT
 cache.dns.test 127.0.0.1 2
 rebind.dns.test 127.0.0.3 60
 web.dns.test 127.0.0.1 60
+a.ka.dns.test 127.0.0.1 1
+b.ka.dns.test 127.0.0.1 60
 EOT
 
 # The DNS stand-in: A answers from $answers, NXDOMAIN for other names, an
@@ -105,6 +109,15 @@ spec:
   location: MESH_EXTERNAL
   ports: [{number: $u1, name: http, protocol: HTTP}]
   resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: istio-system}
+spec:
+  hosts: ["*.ka.dns.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: $u1, name: http, protocol: HTTP}]
+  resolution: NONE
 YAML
 
 MESHGATE_RESOLV_CONF=$MG_TMP/resolv.conf
@@ -150,5 +163,34 @@ is "$(fx web.dns.test)" 200 "absolute-form: a resolved name is served"
 is "$(fx gone.dns.test)" 503 "absolute-form: a missing name gets 503"
 is "$(fx gone.dns.test)" 503 "... again"
 is "$(asked gone.dns.test)" 1 "... asked once"
+
+# the dynamic cluster (a wildcard entry's hosts) keeps its connections per
+# authority and address: mg_upstream reports the gateway's side of the
+# connection ("remote") and how many requests it has carried
+dyn() {     # the upstream's view of an absolute-form request: NAME remote connection_request
+    local b
+    b=$(curl -sS --max-time 10 -x "http://127.0.0.1:$fwd" "http://$1:$u1/echo")
+    echo "$(mg_json_field "$b" upstream) $(mg_json_field "$b" remote) $(mg_json_field "$b" connection_request)"
+}
+set -- $(dyn a.ka.dns.test)
+is "$1 $3" "first 1" "dynamic cluster: a first request opens a connection"
+a_remote=$2
+set -- $(dyn a.ka.dns.test)
+is "$2 $3" "$a_remote 2" "a second request to the same host reuses it"
+set -- $(dyn b.ka.dns.test)
+is "$1 $3" "first 1" "another host at the same address gets its own connection"
+isnt "$2" "$a_remote" "... never the first host's"
+b_remote=$2
+set -- $(dyn b.ka.dns.test)
+is "$2 $3" "$b_remote 2" "... which it reuses in turn"
+# a.ka's answer (TTL 1 s) now points into denyResolvedCidrs: its idle
+# connection is not lent, the request is refused on the fresh answer
+sed -i 's/^a.ka.dns.test .*/a.ka.dns.test 127.0.0.3 1/' "$answers"
+sleep 1.3
+is "$(fx a.ka.dns.test)" 403 "a kept host whose answer moved into denyResolvedCidrs: refused, not served on the kept connection"
+sed -i 's/^a.ka.dns.test .*/a.ka.dns.test 127.0.0.2 60/' "$answers"
+sleep 1.3
+set -- $(dyn a.ka.dns.test)
+is "$1 $3" "second 1" "its answer moved elsewhere: dialled there on a new connection"
 
 done_testing
