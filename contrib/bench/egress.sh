@@ -13,6 +13,8 @@
 #             tunnels/s)
 #   absolute  absolute-form GET http://origin.bench:19091/ over keep-alive
 #             connections (wrk, requests/s)
+#   wildcard  the same to dyn.origin.bench, a host only a wildcard entry
+#             covers (meshgate's dynamic cluster, resolved per request)
 #   sni       one 100 MB HTTPS download through an SNI passthrough (MB/s):
 #             meshgate's Gateway PASSTHROUGH server vs HAProxy `mode tcp`
 #             routing on req.ssl_sni; "direct" is the origin's TLS port
@@ -21,9 +23,10 @@
 # HAProxy cannot end a CONNECT itself (it forwards the method to a server),
 # so it runs the absolute-form and SNI lines only; Squid has no SNI
 # splice without ssl-bump, so it runs the forward-proxy lines only.
-# Every proxy allows only origin.bench:19091 (and :19443 by SNI) (meshgate:
-# REGISTRY_ONLY and one ServiceEntry; Squid: an http_access allow-list and a
-# hosts file; HAProxy: ACLs on the Host and the SNI, the address fixed as
+# Every proxy allows only origin.bench:19091 and dyn.origin.bench:19091
+# (and origin.bench:19443 by SNI) (meshgate: REGISTRY_ONLY, one ServiceEntry
+# and one *.origin.bench entry, names from a hosts file; Squid: an
+# http_access allow-list and the same hosts file; HAProxy: ACLs on the Host and the SNI, the address fixed as
 # the STATIC endpoint is), runs as many workers as there are CPUs, and logs
 # nothing. Everything listens on 127.0.0.1 only. MESHGATE=path of the binary.
 set -eu
@@ -66,11 +69,11 @@ NGX
 nginx -c "$w/origin.conf" & pids+=($!)
 
 # --- Squid: 127.0.0.1:29128 ---
-echo "127.0.0.1 origin.bench" > "$w/hosts"
+printf '127.0.0.1 origin.bench\n127.0.0.1 dyn.origin.bench\n' > "$w/hosts"
 cat > "$w/squid.conf" <<SQ
 http_port 127.0.0.1:29128
 workers $workers
-acl allowed dstdomain origin.bench
+acl allowed dstdomain origin.bench dyn.origin.bench
 acl bench_port port 19091
 acl CONNECT method CONNECT
 http_access allow CONNECT allowed bench_port
@@ -148,6 +151,14 @@ spec:
   endpoints: [{address: 127.0.0.1}]
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: bench}
+spec:
+  hosts: ["*.origin.bench"]
+  ports: [{number: 19091, name: http, protocol: HTTP}]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: egress, namespace: bench}
 spec:
@@ -167,7 +178,7 @@ spec:
   - match: [{port: 39443, sniHosts: [origin.bench]}]
     route: [{destination: {host: origin.bench, port: {number: 19443}}}]
 YAML
-"$bin" run -c "$w/mg" >"$w/mg.log" 2>&1 & pids+=($!)
+MESHGATE_HOSTS_FILE="$w/hosts" "$bin" run -c "$w/mg" >"$w/mg.log" 2>&1 & pids+=($!)
 
 for port in 19091 19443 29128 39128 39443 49128 49443; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
@@ -205,6 +216,10 @@ cat > "$w/abs.lua" <<'LUA'
 wrk.path = "http://origin.bench:19091/"
 wrk.headers["Host"] = "origin.bench:19091"
 LUA
+cat > "$w/wild.lua" <<'LUA'
+wrk.path = "http://dyn.origin.bench:19091/"
+wrk.headers["Host"] = "dyn.origin.bench:19091"
+LUA
 mbps() { curl -s -o /dev/null -w '%{speed_download}' "$@" | awk '{printf "%.0f\n", $1 / 1048576}'; }
 tunnels() {   # tunnels/s: 2000 CONNECTs, 8 clients, each a new connection and one GET
   perl "$top/contrib/bench/connect-rate.pl" "$1" origin.bench:19091 2000 8
@@ -234,6 +249,9 @@ for r in $(seq "$rounds"); do
     v=$(wrk -t2 -c64 -d"${secs}s" -s "$w/abs.lua" "http://127.0.0.1:${port[$p]}/" 2>/dev/null |
         awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "egress.sh: error answers: " $0 > "/dev/stderr"}')
     echo "absolute $p ${v:-0}" >> "$res"; echo "round $r absolute $p ${v:-0} req/s" >&2
+    v=$(wrk -t2 -c64 -d"${secs}s" -s "$w/wild.lua" "http://127.0.0.1:${port[$p]}/" 2>/dev/null |
+        awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "egress.sh: error answers: " $0 > "/dev/stderr"}')
+    echo "wildcard $p ${v:-0}" >> "$res"; echo "round $r wildcard $p ${v:-0} req/s" >&2
   done
 done
 
@@ -241,7 +259,7 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit; if (NR%2) print a[(
 ratio() { awk -v a="$1" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 printf '\n%-10s %10s %10s %10s %10s %9s %9s %9s\n' scenario meshgate squid haproxy direct \
   mg/squid mg/hap mg/direct
-for s in tunnel connect absolute sni snisetup; do
+for s in tunnel connect absolute wildcard sni snisetup; do
   m=$(awk -v s=$s '$1==s && $2=="meshgate" {print $3}' "$res" | median)
   q=$(awk -v s=$s '$1==s && $2=="squid" {print $3}' "$res" | median)
   h=$(awk -v s=$s '$1==s && $2=="haproxy" {print $3}' "$res" | median)
