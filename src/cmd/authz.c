@@ -48,7 +48,9 @@ static void usage(FILE *out)
           "                          and --claims: a connection to the PASSTHROUGH server on --port\n"
           "                          (default 443): its tls route by sniHosts, the egress registry's\n"
           "                          verdict for NAME on the route's destination port, then\n"
-          "                          authorization as TCP with connection.sni = NAME\n"
+          "                          authorization as TCP with connection.sni = NAME; on a TLS\n"
+          "                          server terminated there (tcp routes): its tcp route, the\n"
+          "                          registry's verdict on the route's destination host and port\n"
           "  --principal td/ns/N/sa/S        peer principal (mTLS)\n"
           "  --namespace N --service-account S   peer principal in the mesh trust domain\n"
           "  --token JWT             verify this token as the gateway does, sent as\n"
@@ -777,17 +779,23 @@ static int explain_sni(const struct opts *o, const struct mg_config *c, const st
     const struct mg_port *p = mg_snapshot_port(snap, port);
     const struct mg_tls_route_c *route = NULL;
     int rc = 1;
-    if (!p || !p->passthrough) {
-        printf("DENY\nroute: no PASSTHROUGH server on port %u\n", (unsigned)port);
+    /* a TLS server terminated here and routed by tcp routes (the egress
+     * gateway's ISTIO_MUTUAL leg): the SNI picks the server, its tcp route
+     * the destination, whose host (not the SNI) the registry judges */
+    bool tcp = p && p->tcp && p->tls;
+    if (!p || (!p->passthrough && !tcp)) {
+        printf("DENY\nroute: no PASSTHROUGH or TLS-terminating TCP server on port %u\n", (unsigned)port);
         goto out;
     }
-    if (mg_port_sni_server(p, sni))
-        route = mg_passthrough_route(p, sni);
+    const struct mg_srv *sv = mg_port_sni_server(p, sni);
+    if (sv)
+        route = tcp ? mg_tcp_route(p, sv) : mg_passthrough_route(p, sni);
     if (!route) {
-        printf("DENY\nroute: no tls route for SNI %s on port %u: the connection is closed\n",
-               sni, (unsigned)port);
+        printf("DENY\nroute: no %s route for SNI %s on port %u: the connection is closed\n",
+               tcp ? "tcp" : "tls", sni, (unsigned)port);
         goto out;
     }
+    enum mg_egress_entrance en = tcp ? MG_EGRESS_TCP : MG_EGRESS_SNI;
     char lines[2048];
     size_t used = 0;
     bool refused = false;
@@ -796,11 +804,18 @@ static int explain_sni(const struct opts *o, const struct mg_config *c, const st
         struct mg_egress_verdict v;
         char line[512];
         uint16_t dport = mg_passthrough_registry_port(wd);
-        if (!mg_egress_registry_only(snap->egress)) {
-            mg_egress_check(snap->egress, sni, dport, MG_EGRESS_SNI, &v);
+        const char *eh = tcp ? (wd && wd->cfg ? wd->cfg->destination.host : NULL) : sni;
+        if (tcp && !eh) {
+            snprintf(line, sizeof(line), "egress: the tcp route has no destination");
+        } else if (!mg_egress_registry_only(snap->egress)) {
+            mg_egress_check(snap->egress, eh, dport, en, &v);
             se_line(line, sizeof(line), &v, "");
-        } else if (mg_egress_check(snap->egress, sni, dport, MG_EGRESS_SNI, &v)) {
+        } else if (mg_egress_check(snap->egress, eh, dport, en, &v)) {
             se_line(line, sizeof(line), &v, "");
+        } else if (tcp) {
+            snprintf(line, sizeof(line), "egress: refused under REGISTRY_ONLY (%s) for %s:%u: "
+                     "the connection is closed", mg_egress_reason_name(v.reason), eh, (unsigned)dport);
+            refused = true;
         } else {
             snprintf(line, sizeof(line), "egress: refused under REGISTRY_ONLY (%s) on port %u: "
                      "the connection is closed", mg_egress_reason_name(v.reason), (unsigned)dport);
@@ -812,8 +827,9 @@ static int explain_sni(const struct opts *o, const struct mg_config *c, const st
     }
     const char *vsn = route->vs && route->vs->meta.name ? route->vs->meta.name : "?";
     const char *vsns = route->vs && route->vs->meta.namespace_ ? route->vs->meta.namespace_ : "default";
-    int w = snprintf(lines + used, sizeof(lines) - used, "\nroute: PASSTHROUGH port %u, tls route of "
-                     "VirtualService %s/%s", (unsigned)port, vsns, vsn);
+    int w = snprintf(lines + used, sizeof(lines) - used, "\nroute: %s port %u, %s route of "
+                     "VirtualService %s/%s", tcp ? "TLS-terminating TCP" : "PASSTHROUGH",
+                     (unsigned)port, tcp ? "tcp" : "tls", vsns, vsn);
     if (w > 0 && (size_t)w < sizeof(lines) - used)
         used += (size_t)w;
     if (refused) {

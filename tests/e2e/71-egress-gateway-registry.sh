@@ -142,7 +142,7 @@ is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" \
     "authz --sni: an SNI no server takes is closed before the registry"
 out=$("$MESHGATE" authz -c "$cfg" --sni api.egress.test --port "$http" 2>/dev/null)
 is "$?:$out" "1:DENY
-route: no PASSTHROUGH server on port $http" "authz --sni: a port without a PASSTHROUGH server"
+route: no PASSTHROUGH or TLS-terminating TCP server on port $http" "authz --sni: a port without a PASSTHROUGH server"
 
 n=$((50 * 1024 * 1024))
 direct=$(curl -sS -k --max-time 60 "https://127.0.0.1:$u1/bytes/$n" | sha256sum | cut -d' ' -f1)

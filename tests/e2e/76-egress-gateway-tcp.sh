@@ -177,4 +177,20 @@ is "$(mg_json_field "$(as sleep "$g5" x.example.com)" upstream)" external \
 mg_wait_log "$log" "\"upstream_host\":\"127.0.0.1:$u1\"" >/dev/null
 ok "... dialled at the resolved address" grep -q "\"upstream_host\":\"127.0.0.1:$u1\"" "$log"
 
+# the explainer agrees: --sni on a TLS-terminating TCP server takes its tcp
+# route and judges the route's destination, then authorizes as TCP
+SLEEP=(--principal cluster.local/ns/default/sa/sleep)
+out=$("$MESHGATE" authz -c "$cfg" --sni ext.example.com --port "$g1" "${SLEEP[@]}" 2>/dev/null)
+is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" "0:ALLOW egress: registered: ServiceEntry istio-system/ext port 443 " \
+    "authz --sni: the tcp route's registered destination is allowed for the allowed identity"
+like "$out" "route: TLS-terminating TCP port $g1, tcp route of VirtualService istio-system/ext" \
+    "... through the gateway's own tcp match, not the mesh one"
+out=$("$MESHGATE" authz -c "$cfg" --sni ext.example.com --port "$g1" \
+    --principal cluster.local/ns/default/sa/httpbin 2>/dev/null)
+is "$?" 1 "authz --sni: another identity is refused by the policy"
+out=$("$MESHGATE" authz -c "$cfg" --sni evil.example.com --port "$g2" "${SLEEP[@]}" 2>/dev/null)
+is "$?:$(head -n 2 <<<"$out" | tr '\n' ' ')" \
+    "1:DENY egress: refused under REGISTRY_ONLY (not_registered) for evil.example.com:443: the connection is closed " \
+    "authz --sni: an unregistered tcp route destination is refused by the registry"
+
 done_testing
