@@ -7,7 +7,8 @@
 # HTTP route: registered hosts are spliced, an unregistered host or port
 # closes the connection, logged as egress_tcp_<why> with the destination as
 # authority and counted. A tcp match for the "mesh" gateway never applies on
-# the gateway; a DNS ServiceEntry's name is resolved by the gateway;
+# the gateway; a DNS ServiceEntry's name is resolved by the gateway (tcp and
+# PASSTHROUGH routes), and refused when it resolves into denyResolvedCidrs;
 # AuthorizationPolicy runs per connection with the mTLS principal and
 # connection.sni.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -19,16 +20,19 @@ mg_start_upstream --name external || bail_out "upstream"
 u1=$MG_UPSTREAM_PORT
 mg_start_upstream --name db || bail_out "upstream db"
 u2=$MG_UPSTREAM_PORT
+mg_start_upstream --name tlsup --tls-cert "$P/server.crt" --tls-key "$P/server.key" || bail_out "tls upstream"
+u3=$MG_UPSTREAM_PORT
 g1=$(mg_free_port)      # TLS ISTIO_MUTUAL -> ext.example.com:443
 g2=$(mg_free_port)      # TLS ISTIO_MUTUAL -> evil.example.com:443 (not registered)
 g3=$(mg_free_port)      # TCP -> db.example.com:5432
 g4=$(mg_free_port)      # TCP -> db.example.com:5433 (port not registered)
 g5=$(mg_free_port)      # TLS ISTIO_MUTUAL -> api.dns.test:443 (resolution DNS)
+g6=$(mg_free_port)      # TLS PASSTHROUGH -> pt.dns.test / rebind.dns.test (resolution DNS)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 log=$(dirname "$cfg")/access.log
 hosts=$MG_TMP/hosts
-echo "127.0.0.1 api.dns.test" >"$hosts"
+printf '127.0.0.1 api.dns.test\n127.0.0.1 pt.dns.test\n127.0.0.2 rebind.dns.test\n' >"$hosts"
 MESHGATE_HOSTS_FILE=$hosts
 export MESHGATE_HOSTS_FILE
 cat >"$cfg/gw.yaml" <<YAML
@@ -40,6 +44,7 @@ spec:
   admin: $MG_ADMIN
   workers: 2
   identity: {certificateChain: $P/gateway/cert-chain.pem, privateKey: $P/gateway/key.pem, rootCertificates: $P/root-cert.pem}
+  egress: {denyResolvedCidrs: ["127.0.0.2/32"]}
 ---
 apiVersion: meshgate.io/v1alpha1
 kind: MeshConfig
@@ -75,6 +80,14 @@ spec:
   resolution: DNS
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: pt, namespace: istio-system}
+spec:
+  hosts: ["pt.dns.test", "rebind.dns.test"]
+  ports: [{number: 443, name: tls, protocol: TLS, targetPort: $u3}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: egress, namespace: istio-system}
 spec:
@@ -93,6 +106,9 @@ spec:
   - port: {number: $g5, name: tls5, protocol: TLS}
     hosts: ["*"]
     tls: {mode: ISTIO_MUTUAL}
+  - port: {number: $g6, name: tls6, protocol: TLS}
+    hosts: ["*.dns.test"]
+    tls: {mode: PASSTHROUGH}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -123,6 +139,18 @@ spec:
   - match: [{port: $g5}]
     route: [{destination: {host: api.dns.test, port: {number: 443}}}]
 ---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pt, namespace: istio-system}
+spec:
+  hosts: ["*.dns.test"]
+  gateways: ["egress"]
+  tls:
+  - match: [{sniHosts: ["pt.dns.test"]}]
+    route: [{destination: {host: pt.dns.test, port: {number: 443}}}]
+  - match: [{sniHosts: ["rebind.dns.test"]}]
+    route: [{destination: {host: rebind.dns.test, port: {number: 443}}}]
+---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: who-goes-out, namespace: istio-system}
@@ -132,7 +160,7 @@ spec:
   rules:
   - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
     to: [{operation: {ports: ["$g1", "$g2", "$g5"]}}]
-  - to: [{operation: {ports: ["$g3", "$g4"]}}]
+  - to: [{operation: {ports: ["$g3", "$g4", "$g6"]}}]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -176,6 +204,17 @@ is "$(mg_json_field "$(as sleep "$g5" x.example.com)" upstream)" external \
     "tcp route to a DNS ServiceEntry: the gateway resolves the name and splices"
 mg_wait_log "$log" "\"upstream_host\":\"127.0.0.1:$u1\"" >/dev/null
 ok "... dialled at the resolved address" grep -q "\"upstream_host\":\"127.0.0.1:$u1\"" "$log"
+
+# denyResolvedCidrs on tcp and PASSTHROUGH routes to MESH_EXTERNAL DNS
+# entries (the default location): the resolved address is checked first
+is "$(mg_json_field "$(mg_curl -k "https://pt.dns.test:$g6/echo")" upstream)" tlsup \
+    "PASSTHROUGH to a DNS ServiceEntry: the gateway resolves the name and splices"
+is "$(mg_http_code -k "https://rebind.dns.test:$g6/echo")" 000 \
+    "PASSTHROUGH to a name resolving into denyResolvedCidrs: closed"
+mg_wait_log "$log" 'egress_sni_resolved_denied' >/dev/null
+like "$(grep 'egress_sni_resolved_denied' "$log" | tail -n 1)" '"upstream_host":"127.0.0.2"' \
+    "... logged as egress_sni_resolved_denied with the address"
+is "$(mg_metric meshgate_egress_refused_total 'entrance="sni",reason="resolved_denied"')" 1 "... and counted"
 
 # the explainer agrees: --sni on a TLS-terminating TCP server takes its tcp
 # route and judges the route's destination, then authorizes as TCP
