@@ -302,42 +302,63 @@ static const char *find_bytes(const char *p, const char *end, const char *s, siz
     return NULL;
 }
 
-/* Envoy's header extraction: the prefix (case-sensitive, as configured) is
- * looked for anywhere in the value, so "XBearer t" and "Basic x, Bearer t"
- * hold a token; after it, characters that cannot belong to a token are
- * skipped ("Bearer  t", 'Bearer "t"') and the token is the longest run of
- * JWT characters ([A-Za-z0-9._-]) that follows. With nothing JWT-like after
- * the prefix the whole value is the token, and without a prefix the whole
- * value always is: a present token is never ignored, it verifies or gets
- * 401. Envoy reads the first occurrence in the values joined by ','; every
- * occurrence in every value is taken here, so a second token cannot reach
- * a backend that reads another one unverified. */
+/* Envoy's header extraction (1.29 and later): the values of the header
+ * are joined with ',' (as Envoy's header map holds a repeated header); with
+ * no prefix configured the whole value is the token. Else the prefix
+ * (case-sensitive, as configured) is looked for anywhere in the value, so
+ * "XBearer t" and "Basic x, Bearer t" hold a token, and no prefix means no
+ * token here; after its first occurrence, characters that cannot begin a
+ * token are skipped ("Bearer  t", 'Bearer "t"') and everything from there
+ * to the end of the value is the token: "Bearer <t>, x" is the token
+ * "<t>, x", which fails, rather than a valid token cut out of a longer
+ * value. With nothing JWT-like after the prefix the whole value is the
+ * token (and fails). A present token is never ignored: it verifies or gets
+ * 401, so a second one cannot ride along to a backend that reads it. */
 static void from_header(const struct mg_ra_request *req, const struct ra_loc *l, struct found_list *fl)
 {
-    size_t plen = l->prefix ? strlen(l->prefix) : 0;
+    size_t plen = l->prefix ? strlen(l->prefix) : 0, n = 0;
+    const struct mg_header *one = NULL;
+    struct mg_buf b = {0};
+    const char *v, *end, *p, *t;
+    char *owned = NULL;
+
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct mg_header *h = &req->headers[i];
-        const char *end = h->value + h->value_len, *p = h->value;
         if (!name_is(h, l->name))
             continue;
-        if (!plen) {
-            found_add(fl, h->value, h->value_len, l, NULL);
+        if (n++ == 0) {
+            one = h;
             continue;
         }
-        while ((p = find_bytes(p, end, l->prefix, plen))) {
-            const char *t = p + plen, *e;
-            while (t < end && !jwt_char(*t))
-                t++;
-            for (e = t; e < end && jwt_char(*e); e++)
-                ;
-            if (e == t) {
-                found_add(fl, h->value, h->value_len, l, NULL);
-                break;
-            }
-            found_add(fl, t, (size_t)(e - t), l, NULL);
-            p = e;
-        }
+        if (n == 2)
+            mg_buf_add(&b, one->value, one->value_len);
+        mg_buf_add(&b, ",", 1);
+        mg_buf_add(&b, h->value, h->value_len);
     }
+    if (n == 0)
+        return;
+    if (n == 1) {
+        v = one->value;
+        end = v + one->value_len;
+    } else {
+        owned = b.p;
+        v = b.p;
+        end = v + b.len;
+    }
+    if (!plen) {
+        found_add(fl, v, (size_t)(end - v), l, owned);
+        return;
+    }
+    if (!(p = find_bytes(v, end, l->prefix, plen))) {
+        free(owned);
+        return;
+    }
+    for (t = p + plen; t < end && !jwt_char(*t); t++)
+        ;
+    if (t == end)
+        found_add(fl, v, (size_t)(end - v), l, owned);
+    else
+        found_add(fl, t, (size_t)(end - t), l, owned);
 }
 
 static int hex_val(char c)
@@ -481,7 +502,9 @@ static int rank(enum mg_jwt_error e)
     case MG_JWT_AUDIENCE_NOT_ALLOWED: return 4;
     case MG_JWT_EXPIRED: case MG_JWT_NOT_YET_VALID: case MG_JWT_PAYLOAD_BAD_JSON:
     case MG_JWT_ISS_NOT_STRING: case MG_JWT_SUB_NOT_STRING: case MG_JWT_AUD_NOT_STRING:
-    case MG_JWT_EXP_NOT_INTEGER: case MG_JWT_NBF_NOT_INTEGER:
+    case MG_JWT_EXP_NOT_INTEGER: case MG_JWT_NBF_NOT_INTEGER: case MG_JWT_IAT_NOT_INTEGER:
+    case MG_JWT_IAT_OUT_OF_RANGE: case MG_JWT_NBF_OUT_OF_RANGE: case MG_JWT_EXP_OUT_OF_RANGE:
+    case MG_JWT_JTI_NOT_STRING:
         return 3;
     case MG_JWT_VERIFICATION_FAIL: case MG_JWKS_FETCH_FAIL: case MG_JWKS_NO_VALID_KEYS:
         return 2;
@@ -490,17 +513,10 @@ static int rank(enum mg_jwt_error e)
     }
 }
 
-static bool audience_ok(const struct ra_rule *r, const struct mg_jwt *j)
-{
-    if (!r->audiences || r->audiences->n == 0)
-        return true;            /* an empty list means: not checked */
-    for (size_t i = 0; i < j->n_aud; i++)
-        if (mg_strlist_contains(&(struct mg_strlist){r->audiences->v, r->audiences->n}, j->aud[i]))
-            return true;
-    return false;
-}
-
-/* Verify tok for rule r; on success *j holds the token. */
+/* Verify tok for rule r in Envoy's order: parse, issuer, time, audiences,
+ * then the key set and the signature (so a token with a foreign issuer or
+ * audience is told so whatever its signature). On success *j holds the
+ * token. */
 static enum mg_jwt_error check_rule(const struct ra_rule *r, const struct found *f,
                                     const struct mg_ra_keys *keys, struct mg_jwt_cache *cache,
                                     int64_t now, struct mg_jwt *j, bool *kid_miss)
@@ -508,30 +524,34 @@ static enum mg_jwt_error check_rule(const struct ra_rule *r, const struct found 
     struct mg_jwks *ks;
     const struct mg_jwt *hit;
     enum mg_jwt_error e = MG_JWT_OK;
+    bool cached = false;
 
     memset(j, 0, sizeof *j);
-    if (r->inline_bad)
-        return MG_JWKS_NO_VALID_KEYS;
     ks = r->inline_ks ? mg_jwks_ref(r->inline_ks)
-                      : keys && keys->get ? keys->get(keys->ctx, r->uri) : NULL;
+                      : !r->inline_bad && keys && keys->get ? keys->get(keys->ctx, r->uri) : NULL;
     if ((hit = mg_jwt_cache_lookup(cache, ks, f->tok, f->len, now))) {
         mg_jwt_copy(j, hit);
-    } else if (f->len == 0) {
-        e = MG_JWT_BAD_FORMAT;  /* present but empty ("?access_token=", "Bearer" and quotes) */
-    } else if (mg_jwt_verify(ks, f->tok, f->len, now, j, &e) == 0) {
-        mg_jwt_cache_insert(cache, ks, f->tok, f->len, j, now);
-    } else {
-        *kid_miss = e == MG_JWKS_KID_ALG_MISMATCH && j->kid && r->uri && ks &&
-                    !mg_jwks_has_kid(ks, j->kid);
-        mg_jwt_clear(j);
-    }
-    mg_jwks_unref(ks);
-    if (e != MG_JWT_OK)
+        cached = true;
+    } else if (mg_jwt_parse(f->tok, f->len, j, &e) < 0) {
+        mg_jwks_unref(ks);
         return e;
+    }
     if (!r->issuer || !j->iss || strcmp(j->iss, r->issuer))
         e = MG_JWT_UNKNOWN_ISSUER;
-    else if (!audience_ok(r, j))
+    else if ((e = mg_jwt_check_time(j, now)) != MG_JWT_OK)
+        ;
+    else if (!mg_jwt_audience_allowed(j, (const char *const *)r->audiences->v, r->audiences->n))
         e = MG_JWT_AUDIENCE_NOT_ALLOWED;
+    else if (cached)
+        e = MG_JWT_OK;
+    else if (r->inline_bad)
+        e = MG_JWKS_NO_VALID_KEYS;  /* Envoy: a provider whose inline jwks has no usable key */
+    else if ((e = mg_jwt_check_signature(ks, j)) == MG_JWT_OK)
+        mg_jwt_cache_insert(cache, ks, f->tok, f->len, j, now);
+    else
+        *kid_miss = e == MG_JWKS_KID_ALG_MISMATCH && j->kid && r->uri && ks &&
+                    !mg_jwks_has_kid(ks, j->kid);
+    mg_jwks_unref(ks);
     if (e != MG_JWT_OK)
         mg_jwt_clear(j);
     return e;

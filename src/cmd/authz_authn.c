@@ -21,6 +21,7 @@ struct mg_explain_keys {
     struct key_file f[MG_EXPLAIN_MAX_JWKS];
     size_t n;
     struct mg_jwks *fallback;   /* the plain FILE's set, or NULL */
+    bool given_bad;             /* a plain FILE was given and held no usable key set */
     char *missed[MAX_MISSED];   /* remote URIs asked for without a key set */
     size_t n_missed;
 };
@@ -37,11 +38,16 @@ static void put_safe(const char *s, FILE *out)
     }
 }
 
-static struct mg_jwks *load_file(const char *path, FILE *err)
+/* The key set in a file; NULL with *unreadable set when the file cannot be
+ * read. A body the gateway could not use (not a key set, no usable key) is
+ * what a failed fetch is to the gateway: a warning, and NULL, so tokens get
+ * its answer "Jwks remote fetch is failed". */
+static struct mg_jwks *load_file(const char *path, FILE *err, bool *unreadable)
 {
     size_t len = 0;
     char msg[256];
     char *buf = mg_read_file(path, MG_JWKS_MAX_JSON, &len);
+    *unreadable = !buf;
     if (!buf) {
         fprintf(err, "meshgate authz: --jwks %s: %s\n", path,
                 errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
@@ -51,7 +57,8 @@ static struct mg_jwks *load_file(const char *path, FILE *err)
     struct mg_jwks *ks = mg_jwks_parse(buf, len, 0, msg, sizeof msg);
     free(buf);
     if (!ks) {
-        fprintf(err, "meshgate authz: --jwks %s: %s\n", path, msg);
+        fprintf(err, "meshgate authz: warning: --jwks %s: %s (the gateway takes such a body as a "
+                "failed fetch)\n", path, msg);
         return NULL;
     }
     for (size_t i = 0; i < mg_jwks_n_warnings(ks); i++)
@@ -94,8 +101,9 @@ struct mg_explain_keys *mg_explain_keys_load(const char *const *args, size_t n,
                 goto fail;
             }
         }
-        struct mg_jwks *ks = load_file(file, err);
-        if (!ks) {
+        bool unreadable;
+        struct mg_jwks *ks = load_file(file, err, &unreadable);
+        if (unreadable) {
             free(uri);
             goto fail;
         }
@@ -105,6 +113,7 @@ struct mg_explain_keys *mg_explain_keys_load(const char *const *args, size_t n,
         k->f[k->n++] = (struct key_file){uri, ks};
         if (!uri)
             k->fallback = ks;
+        k->given_bad |= !uri && !ks;
     }
     return k;
 fail:
@@ -130,8 +139,8 @@ static struct mg_jwks *keys_get(void *ctx, const char *uri)
     struct mg_explain_keys *k = ctx;
     for (size_t i = 0; i < k->n; i++)
         if (k->f[i].uri && strcmp(k->f[i].uri, uri) == 0)
-            return mg_jwks_ref(k->f[i].ks);
-    if (k->fallback)
+            return mg_jwks_ref(k->f[i].ks);     /* NULL: the body was unusable */
+    if (k->fallback || k->given_bad)
         return mg_jwks_ref(k->fallback);
     for (size_t i = 0; i < k->n_missed; i++)
         if (strcmp(k->missed[i], uri) == 0)

@@ -2,12 +2,19 @@
  * and a per-worker cache of verified tokens. No I/O, no libevent, no globals
  * other than a generation counter.
  *
- * Strictness (cjose 0.6.2 alone is loose: an ES256 token signed with a P-384
- * key verifies, 1024-bit RSA keys pass, the payload is readable unverified): the signing algorithm
- * must fit the key's kty/crv, RSA keys must be >= 2048 bits, a JWK `alg`
- * (when present) must equal the token's alg, a JWK `use` (when present) must
- * be "sig", Ed25519 is verified with OpenSSL (cjose 0.6.2 cannot import OKP keys), and
- * the claims are parsed only after the signature verified. */
+ * Envoy's jwt_authn (jwt_verify_lib) decides in this order, and so do we:
+ * parse the token (header, then the claims' types, then the signature's
+ * encoding), the issuer, the time (60 s of skew), the audiences, and only
+ * then the key lookup and the signature. A parsed but unverified token is
+ * only ever used to choose the error; nothing reaches a caller as
+ * authenticated before mg_jwt_check_signature() said so.
+ *
+ * Stricter than Envoy (cjose 0.6.2 alone is looser still: an ES256 token
+ * signed with a P-384 key verifies, 1024-bit RSA keys pass): the signing
+ * algorithm must fit the key's kty/crv, RSA keys must be >= 2048 bits, a
+ * JWK `alg` (when present) must equal the token's alg, a JWK `use` (when
+ * present) must be "sig", Ed25519 is verified with OpenSSL (cjose 0.6.2
+ * cannot import OKP keys). */
 #ifndef MG_JWT_H
 #define MG_JWT_H
 #include <stdbool.h>
@@ -39,6 +46,11 @@ enum mg_jwt_error {
     MG_JWT_SUB_NOT_STRING,
     MG_JWT_NBF_NOT_INTEGER,
     MG_JWT_EXP_NOT_INTEGER,
+    MG_JWT_IAT_NOT_INTEGER,
+    MG_JWT_IAT_OUT_OF_RANGE,        /* negative or >= 2^64 */
+    MG_JWT_NBF_OUT_OF_RANGE,
+    MG_JWT_EXP_OUT_OF_RANGE,
+    MG_JWT_JTI_NOT_STRING,
     MG_JWT_AUD_NOT_STRING,
     MG_JWT_SIGNATURE_BAD_BASE64,
     MG_JWT_ED25519_SIG_LENGTH,
@@ -61,9 +73,16 @@ const char *mg_jwt_error_str(enum mg_jwt_error e);
 struct mg_jwks;                 /* immutable after parse, refcounted, thread-safe to share */
 
 /* Parse a JWKS document ({"keys":[...]}, at most MG_JWKS_MAX_JSON bytes and
- * MG_JWKS_MAX_KEYS keys). Keys that are invalid, of an unsupported type, carry
- * private members (d, p, q, ...), have use != "sig", RSA < 2048 bits, or oct
- * without MG_JWKS_ALLOW_OCT are skipped; each skip leaves a reason in
+ * MG_JWKS_MAX_KEYS keys), or the map kid -> PEM X.509 certificate that
+ * Google's service-account key URLs serve ({"KID": "-----BEGIN
+ * CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n", ...}: RSA keys
+ * named by the map's keys, as jwt_verify_lib reads it). An EC JWK without
+ * `crv` takes the curve its `alg` names, or P-256 without either (a point off
+ * that curve is refused); EC coordinates shorter than the curve size are
+ * read as big-endian numbers. Keys that are invalid, of an unsupported type,
+ * carry private members (d, p, q, ...), have use != "sig", RSA < 2048 bits or
+ * an exponent other than 3 and 65537, a JWK alg that does not fit the key's
+ * type or curve, or oct without MG_JWKS_ALLOW_OCT are skipped; each skip leaves a reason in
  * mg_jwks_warning(). Returns a key set with refcount 1, or NULL with a
  * message in err (NUL terminated, truncated to errlen) when the document is
  * malformed or no key is usable. */
@@ -85,31 +104,60 @@ bool mg_jwks_has_kid(const struct mg_jwks *ks, const char *kid);
 
 /* ---- verification ---- */
 
-/* A verified token. Every pointer except payload_b64 and audiences.v points
+/* A parsed token (verified once mg_jwt_check_signature() returned OK).
+ * Every pointer except payload_b64, aud, kid and the signing fields points
  * into `payload` and lives as long as it. */
 struct mg_jwt {
     json_t *payload;            /* the claims object (one reference owned) */
-    const char *iss, *sub, *azp;    /* NULL when absent */
+    const char *iss, *sub, *azp, *jti;  /* NULL when absent */
     const char **aud;           /* audiences (string or list), owned array */
     size_t n_aud;
-    bool has_exp, has_nbf;
-    int64_t exp, nbf;
+    bool has_exp, has_nbf;      /* exp 0 is no expiry (has_exp false), as in Envoy */
+    int64_t exp, nbf;           /* NumericDate, fraction dropped, capped at INT64_MAX */
     char *payload_b64;          /* the raw payload segment, owned */
     char alg[8];                /* the header alg, e.g. "RS256" */
-    char *kid;                  /* header kid or NULL, owned */
+    char *kid;                  /* header kid or NULL (an empty kid is none), owned */
+    /* what the signature check needs; not kept by mg_jwt_copy */
+    char *compact;              /* "header.payload.signature" without empty sections */
+    size_t signed_len;          /* bytes of `compact` that are signed ("header.payload") */
+    uint8_t *sig;
+    size_t siglen;
 };
 /* Release everything a struct mg_jwt holds and zero it (safe on a zeroed one). */
 void mg_jwt_clear(struct mg_jwt *j);
 /* Make dst an independent holder of src's token (payload reference taken). */
 void mg_jwt_copy(struct mg_jwt *dst, const struct mg_jwt *src);
 
-/* Verify the compact JWS token[0..len) against ks at wall time `now`
+/* Parse the compact JWS token[0..len) as jwt_verify_lib does: split on '.'
+ * with empty sections dropped (there must be three), base64url with or
+ * without '=' padding; header alg (a supported one) and kid types; payload
+ * JSON and the types of iss, sub, iat, nbf, exp (numbers >= 0 and < 2^64,
+ * fractions allowed), jti, aud; the signature's encoding. Nothing is
+ * verified. Returns 0 and fills *out (clear it with mg_jwt_clear), or -1
+ * with *err set and *out zeroed. */
+int mg_jwt_parse(const char *token, size_t len, struct mg_jwt *out, enum mg_jwt_error *err);
+/* nbf and exp against `now` with MG_JWT_CLOCK_SKEW_S: MG_JWT_OK,
+ * MG_JWT_NOT_YET_VALID or MG_JWT_EXPIRED. */
+enum mg_jwt_error mg_jwt_check_time(const struct mg_jwt *j, int64_t now);
+/* Is one of the token's audiences in allowed[0..n) (none configured: yes)?
+ * Both sides are compared without a leading "http://" or "https://" and
+ * without one trailing '/', as Envoy's CheckAudience does. */
+bool mg_jwt_audience_allowed(const struct mg_jwt *j, const char *const *allowed, size_t n);
+/* The signature of a parsed token against ks: MG_JWT_OK,
+ * MG_JWKS_KID_ALG_MISMATCH (no key has the token's kid, or a JWK alg other
+ * than the token's), MG_JWT_VERIFICATION_FAIL, MG_JWT_ED25519_SIG_LENGTH,
+ * or MG_JWKS_FETCH_FAIL when ks is NULL. A key without kid is tried for a
+ * token with one; a key whose type or curve cannot make the token's alg is
+ * tried and never verifies. */
+enum mg_jwt_error mg_jwt_check_signature(const struct mg_jwks *ks, const struct mg_jwt *j);
+
+/* Parse, time and signature in that order (no issuer or audience): the
+ * compact JWS token[0..len) against ks at wall time `now`
  * (seconds). On success returns 0 and fills *out (caller clears it with
  * mg_jwt_clear). On failure returns -1, sets *err, and leaves *out zeroed;
  * when the failure is MG_JWKS_KID_ALG_MISMATCH and the token named a kid,
  * out->kid is still set (so the caller can ask for a refetch) and must be
- * cleared. ks NULL gives MG_JWKS_FETCH_FAIL. Never reads claims from an
- * unverified token. */
+ * cleared. ks NULL gives MG_JWKS_FETCH_FAIL. */
 int mg_jwt_verify(const struct mg_jwks *ks, const char *token, size_t len, int64_t now,
                   struct mg_jwt *out, enum mg_jwt_error *err);
 

@@ -1,10 +1,10 @@
 #!/bin/bash
 # 53-jwt-token-extraction.sh - tokens are found where Envoy's jwt_authn
 # finds them, every one found is verified, and every place one was found is
-# stripped before the upstream (forwardOriginalToken false). Envoy looks for
-# the header prefix anywhere in the value, skips characters that cannot
-# belong to a token after it and takes the longest run of JWT characters;
-# query parameter names and values are percent-decoded. Regression: with a
+# stripped before the upstream (forwardOriginalToken false). Envoy (1.29+)
+# looks for the header prefix anywhere in the value, skips characters that
+# cannot begin a token after it and takes the rest of the value as the
+# token; query parameter names and values are percent-decoded. Regression: with a
 # forged token (attacker key, configured issuer) `Bearer  <t>` (two
 # spaces), `Basic ..., Bearer <t>`, `Bearer "<t>"`, `XBearer <t>`,
 # `?access%5Ftoken=<t>` and `?acc%65ss_token=<t>` (beside a valid header
@@ -114,8 +114,8 @@ tj "valid 'Bearer  <t>'" 200 /need/x -H "Authorization: Bearer  $good"
 no_token "valid 'Bearer  <t>'" "$good" '"authorization"'
 tj "valid 'Basic ..., Bearer <t>'" 200 /need/x -H "Authorization: $ba, Bearer $good"
 no_token "valid 'Basic ..., Bearer <t>'" "$good" '"authorization"' dXNlcjpwYXNz
-tj "valid 'Bearer \"<t>\"'" 200 /need/x -H "Authorization: Bearer \"$good\""
-no_token "valid 'Bearer \"<t>\"'" "$good" '"authorization"'
+# Envoy 1.29+: everything after the prefix is the token, closing quote included
+tj "valid 'Bearer \"<t>\"': the quote is part of the token" 401 /need/x -H "Authorization: Bearer \"$good\""
 tj "valid 'XBearer <t>'" 200 /need/x -H "Authorization: XBearer $good"
 no_token "valid 'XBearer <t>'" "$good" '"authorization"'
 tj "a second prefix in one value, forged" 401 /open/x -H "Authorization: Bearer $good, Bearer $forged"
