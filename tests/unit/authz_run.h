@@ -47,7 +47,7 @@ static int run_cli(const char *const *args)
 }
 
 /* Is the first line of the output exactly `want`? */
-static bool first_line(const char *want)
+__attribute__((unused)) static bool first_line(const char *want)
 {
     size_t n = strlen(want);
     return strncmp(cli_out, want, n) == 0 && cli_out[n] == '\n';
