@@ -156,11 +156,9 @@ static void post_all(struct gw *g, struct mg_snapshot *s)
     free(fds);
 }
 
-static struct mg_snapshot *load(struct gw *g, int n_workers)
+/* run --bind-address / --admin win over what the Proxy says. */
+static void apply_overrides(const struct gw *g, struct mg_config *cfg)
 {
-    struct mg_diags d = { 0 };
-    struct mg_config *cfg = mg_config_load(g->path, &d);
-    struct mg_snapshot *s = NULL;
     if (cfg && g->bind_override) {
         free(cfg->proxy.bind_address);
         cfg->proxy.bind_address = mg_xstrdup(g->bind_override);
@@ -169,6 +167,14 @@ static struct mg_snapshot *load(struct gw *g, int n_workers)
         free(cfg->proxy.admin);
         cfg->proxy.admin = mg_xstrdup(g->admin_override);
     }
+}
+
+static struct mg_snapshot *load(struct gw *g, int n_workers)
+{
+    struct mg_diags d = { 0 };
+    struct mg_config *cfg = mg_config_load(g->path, &d);
+    struct mg_snapshot *s = NULL;
+    apply_overrides(g, cfg);
     if (cfg)
         s = mg_snapshot_build(cfg, n_workers, g->generation + 1, &d);
     mg_diags_print(&d, stderr);
@@ -523,6 +529,7 @@ int mg_cmd_run(int argc, char **argv)
         fprintf(stderr, "meshgate: %s has errors; not starting\n", g.path);
         return 1;
     }
+    apply_overrides(&g, cfg);
     int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1)
         n = 1;

@@ -70,7 +70,7 @@ ses() {
     printf 'GET /echo HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n' |
         timeout 5 openssl s_client -connect "$a:$P443" -servername app.example.com \
             -CAfile "$MG_PKI/root-cert.pem" "$v" -ign_eof "-sess_$mode" "$f" 2>/dev/null |
-        grep -Eo '^(Reused|New),' | head -n 1 | tr -d ,
+        grep -E '^(Reused|New),' | grep -v 'Cipher is (NONE)' | grep -Eo '^(Reused|New)' | head -n 1
 }
 
 for v in -tls1_3 -tls1_2; do
