@@ -424,6 +424,7 @@ static void init_config(struct mg_config *c, const char *source)
 
     c->source = mg_xstrdup(source);
     c->mesh.outbound_mode = MG_OUTBOUND_ALLOW_ANY;
+    c->mesh.enable_auto_mtls = true;    /* Istio's default */
     c->mesh.path_normalization = MG_NORM_BASE;
     c->mesh.access_log_encoding = MG_LOG_TEXT;
     p->timeout_handshake_ms = 10000;

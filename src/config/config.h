@@ -117,6 +117,10 @@ struct mg_mesh_config {
     /* defaultConfig.gatewayTopology.proxyProtocol: {} (Istio: present =
      * every Gateway listener expects a PROXY protocol header) */
     struct { bool present; struct mg_pos pos; } proxy_protocol;
+    /* enableAutoMtls (default true): endpoints labelled
+     * security.istio.io/tlsMode=istio are reached over ISTIO_MUTUAL when no
+     * DestinationRule sets a TLS mode for them */
+    bool enable_auto_mtls;
     struct mg_pos pos;
 };
 

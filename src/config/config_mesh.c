@@ -9,7 +9,7 @@
 /* Istio meshConfig fields that have no meaning for one appliance: accepted
  * so a real mesh config loads, with a warning. */
 static const char *const mesh_ignored[] = {
-    "enableTracing", "enableAutoMtls", "ingressClass", "ingressService",
+    "enableTracing", "ingressClass", "ingressService",
     "ingressControllerMode", "ingressSelector", "defaultServiceExportTo",
     "defaultVirtualServiceExportTo", "defaultDestinationRuleExportTo", "localityLbSetting",
     "dnsRefreshRate", "h2UpgradePolicy", "inboundClusterStatName", "outboundClusterStatName",
@@ -196,6 +196,7 @@ static const struct mg_cfg_field mesh_rows[] = {
     MG_CFG_GROUP("geoipHeaders", geoip_headers),
     MG_CFG_FN("extensionProviders", read_ext_providers_row),
     MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
+    MG_CFG_BOOL("enableAutoMtls", struct mg_mesh_config, enable_auto_mtls),
     MG_CFG_GROUP("defaultConfig", default_config),
     MG_CFG_UNSUPPORTED_ANY(mesh_ignored),
 };

@@ -605,6 +605,7 @@ static void request_upstream_failed(struct mg_request *r, int status, const char
     const char *body = status == 504 ? "upstream request timeout"
                        : status == 502 ? "upstream protocol error"
                        : "upstream connect error or disconnect/reset before headers";
-    mg_request_reply(r, status, body, status == 504 ? "upstream_timeout" : "upstream_failure",
-                     !r->body_done);
+    const char *reason = status == 504 ? "upstream_timeout"
+                         : r->upstream_reason ? r->upstream_reason : "upstream_failure";
+    mg_request_reply(r, status, body, reason, !r->body_done);
 }

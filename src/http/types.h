@@ -118,6 +118,12 @@ struct mg_request {
     char upstream_host[64];
     const char *flags;                  /* Envoy response flags ("-", "UF", "UT", "NR", "UO", "URX", "UC", "DC") */
     const char *reason;                 /* refusal reason, NULL = none */
+    /* An upstream connection refused for a reason of its own (secure
+     * naming): the access log reason to answer with instead of
+     * "upstream_failure" (a static string, a metric label), and the
+     * sentence that explains it (arena), logged with the request. */
+    const char *upstream_reason;
+    const char *upstream_detail;
     bool logged;
 
     /* access phase (access.c): state of a pending ext_authz check and the

@@ -330,9 +330,10 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
         }
         /* access phase decision: only when there is one (keeps lines short) */
         const char *ak[] = { "authz_policy", "authz_audit", "authz_dry_run", "authz_dry_run_result",
-                             "authz_detail", "request_principal" };
+                             "authz_detail", "request_principal", "upstream_detail" };
         const char *av[] = { r->authz_policy, r->authz_audit, r->authz_dry_run,
-                             r->authz_dry_run_result, r->authz_detail, r->authz_principal };
+                             r->authz_dry_run_result, r->authz_detail, r->authz_principal,
+                             r->upstream_detail };
         for (size_t i = 0; i < MG_ARRAY_LEN(ak); i++) {
             if (!av[i])
                 continue;
@@ -383,6 +384,11 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
     text_str(b, f.route);
     mg_buf_add(b, " ", 1);
     text_str(b, f.reason);
+    if (r->upstream_detail) {           /* only then: the usual line keeps its columns */
+        mg_buf_add(b, " \"", 2);
+        text_str(b, r->upstream_detail);
+        mg_buf_add(b, "\"", 1);
+    }
     mg_buf_add(b, "\n", 1);
 }
 

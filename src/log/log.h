@@ -66,6 +66,7 @@ struct mg_wmetrics {
     atomic_ulong cx_total, cx_active, upstream_rq_total, upstream_cx_total;
     atomic_ulong proxy_protocol[MG_PPR_N];
     atomic_ulong rq_dropped;            /* label set table full */
+    atomic_ulong upstream_secure_naming_failed; /* mesh connections refused by secure naming */
     struct mg_rq_slot slots[MG_METRICS_SLOTS];
     struct mg_egress_slot {             /* egress refusals by entrance and reason */
         atomic_int used;

@@ -124,7 +124,7 @@ static void label_esc(struct mg_buf *b, const char *s)
 
 void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker, size_t n)
 {
-    unsigned long cx_total = 0, cx_active = 0, up_rq = 0, up_cx = 0, dropped = 0;
+    unsigned long cx_total = 0, cx_active = 0, up_rq = 0, up_cx = 0, dropped = 0, naming = 0;
     size_t cap = 64, na = 0;
     struct agg *a = mg_xmalloc(cap * sizeof(*a));
     for (size_t w = 0; w < n; w++) {
@@ -133,6 +133,7 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
         cx_active += atomic_load_explicit(&m->cx_active, memory_order_relaxed);
         up_rq += atomic_load_explicit(&m->upstream_rq_total, memory_order_relaxed);
         up_cx += atomic_load_explicit(&m->upstream_cx_total, memory_order_relaxed);
+        naming += atomic_load_explicit(&m->upstream_secure_naming_failed, memory_order_relaxed);
         dropped += atomic_load_explicit(&m->rq_dropped, memory_order_relaxed);
         for (size_t i = 0; i < MG_METRICS_SLOTS; i++) {
             struct mg_rq_slot *s = &m->slots[i];
@@ -170,11 +171,13 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
                   "# TYPE meshgate_downstream_cx_active gauge\nmeshgate_downstream_cx_active %lu\n"
                   "# TYPE meshgate_upstream_rq_total counter\nmeshgate_upstream_rq_total %lu\n"
                   "# TYPE meshgate_upstream_cx_total counter\nmeshgate_upstream_cx_total %lu\n"
+                  "# TYPE meshgate_upstream_secure_naming_failures_total counter\n"
+                  "meshgate_upstream_secure_naming_failures_total %lu\n"
                   "# TYPE meshgate_stats_overflow_total counter\nmeshgate_stats_overflow_total %lu\n"
                   "# TYPE meshgate_config_reload_total counter\n"
                   "meshgate_config_reload_total{result=\"success\"} %lu\n"
                   "meshgate_config_reload_total{result=\"failure\"} %lu\n",
-                  cx_total, cx_active, up_rq, up_cx, dropped,
+                  cx_total, cx_active, up_rq, up_cx, naming, dropped,
                   (unsigned long)atomic_load(&reload_ok), (unsigned long)atomic_load(&reload_fail));
     /* egress refusals, summed over workers by label values */
     struct { const char *en, *reason; unsigned long count; } eg[MG_EGRESS_SLOTS * 4];

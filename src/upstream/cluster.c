@@ -9,6 +9,7 @@
 #include "route/types.h"
 #include "base/base.h"
 #include "upstream/upstream.h"
+#include "upstream/internal.h"
 
 static const struct mg_service_entry *find_se(const struct mg_config *c, const char *host)
 {
@@ -114,6 +115,84 @@ static void ep_set(struct mg_endpoint *ep, const char *addr, uint16_t port)
                                                      : mg_xasprintf("%s:%u", addr, port);
 }
 
+static bool tls_mode_istio(const struct mg_workload_entry *we)
+{
+    const char *v = we ? mg_kvlist_get(&we->labels, "security.istio.io/tlsMode") : NULL;
+    return v && strcmp(v, "istio") == 0;
+}
+
+/* ISTIO_MUTUAL from the DestinationRule's tls `t` (NULL = none set), or
+ * auto mTLS for the endpoints labelled tlsMode=istio when no mode is set
+ * (an explicit DISABLE/SIMPLE/MUTUAL wins, as in Istio). Secure naming
+ * accepts the entry's subjectAltNames, else the rule's, else the service
+ * accounts of the cluster's endpoints, else any identity of the trust
+ * domain and its aliases. -1 on an error that rejects the config. */
+static int mesh_build(struct mg_cluster *cl, const struct mg_config *cfg,
+                      const struct mg_service_entry *se, const struct mg_client_tls *t,
+                      const struct mg_workload_entry *const *wes, const struct mg_destination *dst,
+                      struct mg_diags *d)
+{
+    bool explicit = t && t->mode == MG_CTLS_ISTIO_MUTUAL;
+    bool autom = false;
+    if (!t && cfg->mesh.enable_auto_mtls)
+        for (size_t i = 0; i < cl->n_eps && !autom; i++)
+            autom = tls_mode_istio(wes[i]);
+    if (!explicit && !autom)
+        return 0;
+    const struct mg_proxy *px = &cfg->proxy;
+    if (!px->identity_cert_chain || !px->identity_private_key || !px->identity_root_certs) {
+        if (explicit) {
+            mg_warning(d, t->pos, "DestinationRule for '%s': ISTIO_MUTUAL needs Proxy.spec.identity; "
+                       "requests to it get 503", dst->host);
+            return -2;
+        }
+        mg_warning(d, dst->pos, "'%s' has endpoints labelled security.istio.io/tlsMode=istio, but "
+                   "without Proxy.spec.identity auto mTLS cannot reach them: plain text is sent",
+                   dst->host);
+        return 0;
+    }
+    char err[256];
+    cl->tls = mg_tls_mesh_client_ctx_new(cfg, err, sizeof(err));
+    if (!cl->tls) {
+        mg_error(d, explicit ? t->pos : px->pos, "ISTIO_MUTUAL to '%s': %s", dst->host, err);
+        return -1;
+    }
+    cl->auto_mtls = autom;
+    for (size_t i = 0; autom && i < cl->n_eps; i++)
+        cl->eps[i].plain = !tls_mode_istio(wes[i]);
+    cl->sni = explicit && t->sni ? mg_xstrdup(t->sni)
+              : mg_xasprintf("outbound_.%u_.%s_.%s", cl->port, cl->subset ? cl->subset : "", cl->host);
+    const struct mg_slist *sans = se->subject_alt_names.n ? &se->subject_alt_names
+                                  : explicit && t->subject_alt_names.n ? &t->subject_alt_names : NULL;
+    if (sans) {
+        mg_mesh_cluster_setup(cl, cfg, sans->v, sans->n);
+        return 0;
+    }
+    /* the service accounts of the endpoints this cluster reaches over mTLS */
+    char **ids = mg_xcalloc(cl->n_eps + 1, sizeof(char *));
+    size_t n = 0;
+    const char *td = cfg->mesh.trust_domain ? cfg->mesh.trust_domain : "cluster.local";
+    for (size_t i = 0; i < cl->n_eps; i++) {
+        if (!wes[i] || !wes[i]->service_account || cl->eps[i].plain)
+            continue;
+        char *id = mg_xasprintf("spiffe://%s/ns/%s/sa/%s", td,
+                                se->meta.namespace_ ? se->meta.namespace_ : "default",
+                                wes[i]->service_account);
+        bool dup = false;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(ids[k], id) == 0;
+        if (dup)
+            free(id);
+        else
+            ids[n++] = id;
+    }
+    mg_mesh_cluster_setup(cl, cfg, ids, n);
+    for (size_t k = 0; k < n; k++)
+        free(ids[k]);
+    free(ids);
+    return 0;
+}
+
 struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg_destination *dst,
                                     int n_workers, struct mg_diags *d)
 {
@@ -162,6 +241,8 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
         && dst->host[0] != '*') {
         ep_set(&cl->eps[cl->n_eps++], dst->host, target);
     }
+    /* the entry's endpoint behind each of cl->eps (NULL: the resolved host) */
+    const struct mg_workload_entry **wes = mg_xcalloc(se->n_endpoints + 1, sizeof(*wes));
     for (size_t i = 0; i < se->n_endpoints; i++) {
         const struct mg_workload_entry *we = &se->endpoints[i];
         if (sub && !labels_subset(&sub->labels, &we->labels))
@@ -172,6 +253,7 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
         const char *pv = sp && sp->name ? mg_kvlist_get(&we->ports, sp->name) : NULL;
         if (pv)
             mg_parse_port(pv, false, &port);
+        wes[cl->n_eps] = we;
         ep_set(&cl->eps[cl->n_eps++], we->address, port);
     }
     const struct mg_traffic_policy *tp = NULL;
@@ -202,18 +284,12 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
                 cl->h2 = MG_UP_H2_PREFER;
         }
         const struct mg_client_tls *t = &tp->tls;
-        if (t->present && t->mode == MG_CTLS_ISTIO_MUTUAL) {
-            /* not implemented yet: refuse the traffic, keep the rest of the config */
-            mg_warning(d, t->pos, "DestinationRule for '%s': tls mode ISTIO_MUTUAL is not supported "
-                       "yet; requests to it get 503", dst->host);
-            mg_cluster_free(cl);
-            return NULL;
-        }
-        if (t->present && t->mode != MG_CTLS_DISABLE) {
+        if (t->present && t->mode != MG_CTLS_DISABLE && t->mode != MG_CTLS_ISTIO_MUTUAL) {
             char err[256];
             cl->tls = mg_tls_client_ctx_new(cfg, t, err, sizeof(err));
             if (!cl->tls) {
                 mg_error(d, t->pos, "DestinationRule for '%s': %s", dst->host, err);
+                free(wes);
                 mg_cluster_free(cl);
                 return NULL;
             }
@@ -227,6 +303,13 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
                 cl->sans[i] = mg_xstrdup(sans->v[i]);
         }
     }
+    const struct mg_client_tls *t = tp && tp->tls.present ? &tp->tls : NULL;
+    if (mesh_build(cl, cfg, se, t, wes, dst, d) < 0) {
+        free(wes);
+        mg_cluster_free(cl);
+        return NULL;
+    }
+    free(wes);
     cl->od = mg_od_new(find_outlier(dr, sub, svc_port), cl->n_eps, mg_now_ms());
     cl->n_workers = n_workers;
     cl->rt = mg_xcalloc((size_t)n_workers, sizeof(*cl->rt));
@@ -274,6 +357,7 @@ void mg_cluster_free(struct mg_cluster *cl)
     mg_od_free(cl->od);
     if (cl->tls)
         SSL_CTX_free(cl->tls);
+    mg_mesh_cluster_free(cl);
     for (size_t i = 0; i < cl->n_sans; i++)
         free(cl->sans[i]);
     free(cl->sans);

@@ -30,6 +30,30 @@ void mg_upstream_h1_start(struct mg_request *r, struct mg_cluster *cl);
  * be h) and stores its length in *n. */
 struct mg_kv *mg_upstream_resp_ops(struct mg_request *r, struct mg_kv *h, size_t *n, size_t cap);
 
+/* ---- ISTIO_MUTUAL (mesh.c) ---- */
+
+/* The client context of ISTIO_MUTUAL: Proxy.spec.identity's chain and key
+ * presented, its rootCertificates trusted, the peer's chain required. NULL
+ * with err set when the identity is missing or does not load. */
+SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t errlen);
+/* Make cl a mesh cluster (types.h `mesh`): the trust domain and its
+ * aliases from cfg, the n identities secure naming accepts (none = any
+ * identity of those trust domains). */
+void mg_mesh_cluster_setup(struct mg_cluster *cl, const struct mg_config *cfg, char *const *ids, size_t n);
+void mg_mesh_cluster_free(struct mg_cluster *cl);
+/* Offer Istio's ALPN list for a connection of protocol mode h2. */
+void mg_mesh_set_alpn(SSL *ssl, enum mg_up_h2 h2);
+/* Is the selected ALPN protocol HTTP/2 (h2, or istio-h2 from a mesh server)? */
+bool mg_mesh_alpn_is_h2(const unsigned char *p, unsigned int l);
+/* Secure naming after the handshake of a mesh connection: NULL when the
+ * server's certificate verified and names an identity cl accepts; else a
+ * sentence naming the expected and the presented identity, in buf. */
+const char *mg_mesh_peer_refused(const struct mg_cluster *cl, const SSL *ssl, char *buf, size_t len);
+
+/* Record on r that its connection was refused by secure naming (`why`,
+ * copied): the reason and detail its 503 is logged with. */
+void mg_upstream_refused_by_name(struct mg_request *r, const char *why);
+
 /* ---- HTTP/2 (upstream_h2.c) ---- */
 
 /* Should r go upstream over HTTP/2 (cluster h2 mode, useClientProtocol,

@@ -1,6 +1,7 @@
 /* tls_client.c - the client SSL_CTX of a DestinationRule's tls (upstream
  * TLS origination). */
 #include "upstream/upstream.h"
+#include "upstream/internal.h"
 #include <stdio.h>
 #include <string.h>
 #include "base/base.h"
@@ -8,10 +9,8 @@
 SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
                                char *err, size_t errlen)
 {
-    if (t->mode == MG_CTLS_ISTIO_MUTUAL) {
-        snprintf(err, errlen, "DestinationRule tls mode ISTIO_MUTUAL is not supported yet");
-        return NULL;
-    }
+    if (t->mode == MG_CTLS_ISTIO_MUTUAL)
+        return mg_tls_mesh_client_ctx_new(c, err, errlen);
     SSL_CTX *ctx = mg_tls_ctx_common(TLS_client_method(), TLS1_2_VERSION, TLS1_3_VERSION);
     if (!ctx) {
         mg_tls_err(err, errlen, "SSL_CTX_new", NULL);

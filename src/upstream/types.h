@@ -31,6 +31,11 @@ struct mg_endpoint {
     char *address;
     uint16_t port;
     char *label;                        /* "address:port" for logs */
+    /* Auto mTLS left this endpoint in plain text (no
+     * security.istio.io/tlsMode=istio label) while the cluster's other
+     * endpoints are reached over ISTIO_MUTUAL: connections to it use no
+     * TLS even though the cluster has a client context. */
+    bool plain;
 };
 
 /* Outlier detection (DestinationRule trafficPolicy.outlierDetection), as
@@ -90,6 +95,18 @@ struct mg_cluster {
     char **sans;
     size_t n_sans;
     bool insecure;
+    /* ISTIO_MUTUAL (a DestinationRule's mode, or auto mTLS): `tls` presents
+     * Proxy.spec.identity and trusts its rootCertificates; the SNI is
+     * Envoy's outbound_.<port>_.<subset>_.<host>; the Istio ALPN tokens
+     * are offered; the server's one spiffe:// URI SAN must be in a trust
+     * domain of mesh_tds and, when mesh_ids is not empty, name one of
+     * those identities (alias trust domains equivalent): secure naming.
+     * mesh_expected is that rule spelled for the access log. */
+    bool mesh;
+    bool auto_mtls;                     /* chosen by auto mTLS, not by a DestinationRule */
+    char **mesh_ids, **mesh_tds;
+    size_t n_mesh_ids, n_mesh_tds;
+    char *mesh_expected;
     enum mg_up_h2 h2;                   /* plain-HTTP ports: MG_UP_H1 unless upgraded */
     bool use_client_protocol;           /* HTTP/2 downstream -> HTTP/2 upstream (PREFER) */
     uint64_t max_streams_per_conn;      /* http.maxConcurrentStreams; 0 = the peer's limit */

@@ -200,12 +200,14 @@ static int uc_connect(struct mg_uconn *uc, const struct sockaddr *sa, int salen)
     struct mg_cluster *cl = uc->cl;
     struct event_base *base = uc->w->base;
     int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (cl->tls) {
+    if (cl->tls && !cl->eps[uc->ep].plain) {
         uc->ssl = SSL_new(cl->tls);
         if (!uc->ssl)
             return -1;
         SSL_set_tlsext_host_name(uc->ssl, cl->sni);
-        if (!cl->insecure && cl->n_sans == 0)
+        if (cl->mesh)
+            mg_mesh_set_alpn(uc->ssl, MG_UP_H1);  /* the name is checked after the handshake */
+        else if (!cl->insecure && cl->n_sans == 0)
             SSL_set1_host(uc->ssl, cl->sni);      /* auto SAN validation against the SNI */
         uc->bev = bufferevent_openssl_socket_new(base, -1, uc->ssl, BUFFEREVENT_SSL_CONNECTING, flags);
         if (!uc->bev) {
@@ -919,7 +921,14 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         int one = 1;                    /* request heads and bodies go out at once */
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (uc->ssl && uc->cl->n_sans && !uc->cl->insecure &&
+        char why[768];
+        if (uc->ssl && uc->cl->mesh && mg_mesh_peer_refused(uc->cl, uc->ssl, why, sizeof(why))) {
+            atomic_fetch_add_explicit(&uc->w->metrics->upstream_secure_naming_failed, 1,
+                                      memory_order_relaxed);
+            if (uc->r)
+                mg_upstream_refused_by_name(uc->r, why);
+            connect_failed(uc);
+        } else if (uc->ssl && uc->cl->n_sans && !uc->cl->insecure &&
             !mg_tls_peer_san_in(uc->ssl, uc->cl->sans, uc->cl->n_sans)) {
             connect_failed(uc);
         } else if (uc->r) {

@@ -65,7 +65,8 @@ void mg_upstream_close_idle(struct mg_cluster **clusters, size_t n, int worker_i
 
 /* Client context for a DestinationRule's tls (SIMPLE or MUTUAL): trust from
  * caCertificates, else MeshConfig caCertificates; verification off with
- * insecureSkipVerify. ISTIO_MUTUAL is refused (err set). NULL on failure
+ * insecureSkipVerify. ISTIO_MUTUAL: Proxy.spec.identity presented, its
+ * rootCertificates trusted (mesh.c). NULL on failure, err set
  * (tls_client.c). */
 SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
                                char *err, size_t errlen);

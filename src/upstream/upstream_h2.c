@@ -358,7 +358,16 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->connected = true;
-        if (c->ssl && c->cl->n_sans && !c->cl->insecure &&
+        char why[768];
+        if (c->ssl && c->cl->mesh && mg_mesh_peer_refused(c->cl, c->ssl, why, sizeof(why))) {
+            atomic_fetch_add_explicit(&c->w->metrics->upstream_secure_naming_failed, 1,
+                                      memory_order_relaxed);
+            for (struct mg_up2_stream *s = c->streams; s; s = s->next)
+                if (s->r)
+                    mg_upstream_refused_by_name(s->r, why);
+            c->fail_connect = true;
+            conn_fail(c, true);
+        } else if (c->ssl && c->cl->n_sans && !c->cl->insecure &&
             !mg_tls_peer_san_in(c->ssl, c->cl->sans, c->cl->n_sans)) {
             c->fail_connect = true;
             conn_fail(c, true);
@@ -398,7 +407,7 @@ static void start_session(struct mg_up2_conn *c)
         const unsigned char *p = NULL;
         unsigned int l = 0;
         SSL_get0_alpn_selected(c->ssl, &p, &l);
-        if (l != 2 || memcmp(p, "h2", 2) != 0) {
+        if (!mg_mesh_alpn_is_h2(p, l)) {
             if (c->cl->h2 == MG_UP_H2_REQUIRED) {
                 c->fail_connect = true;
                 conn_fail(c, true);
@@ -450,16 +459,18 @@ static int conn_connect(struct mg_up2_conn *c, const struct sockaddr *sa, int sa
     struct mg_cluster *cl = c->cl;
     struct event_base *base = c->w->base;
     int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (cl->tls) {
+    if (cl->tls && !cl->eps[c->ep].plain) {
         c->ssl = SSL_new(cl->tls);
         if (!c->ssl)
             return -1;
         SSL_set_tlsext_host_name(c->ssl, cl->sni);
-        if (!cl->insecure && cl->n_sans == 0)
+        if (!cl->insecure && cl->n_sans == 0 && !cl->mesh)
             SSL_set1_host(c->ssl, cl->sni);
         static const unsigned char h2_only[] = "\x02h2";
         static const unsigned char h2_h1[] = "\x02h2\x08http/1.1";
-        if (cl->h2 == MG_UP_H2_REQUIRED)
+        if (cl->mesh)
+            mg_mesh_set_alpn(c->ssl, cl->h2 == MG_UP_H2_REQUIRED ? MG_UP_H2_REQUIRED : MG_UP_H2_PREFER);
+        else if (cl->h2 == MG_UP_H2_REQUIRED)
             SSL_set_alpn_protos(c->ssl, h2_only, sizeof(h2_only) - 1);
         else
             SSL_set_alpn_protos(c->ssl, h2_h1, sizeof(h2_h1) - 1);

@@ -1,0 +1,244 @@
+#!/bin/bash
+# 65-mesh-chain.sh - the mesh chain on loopback: client -> meshgate gateway
+# (SIMPLE TLS) -> ISTIO_MUTUAL -> meshgate sidecar (STRICT, AuthorizationPolicy
+# by the gateway's principal) -> plain app. The app sees XFCC with the
+# gateway's identity; the sidecar sees Envoy's SNI and the Istio ALPN (a
+# PERMISSIVE port terminates the connection as mesh mTLS); HTTP/2 upstream
+# over ISTIO_MUTUAL; secure naming refuses a server whose SPIFFE ID is not
+# the destination's (503 UF, the access log names both identities, a
+# metric) and accepts DestinationRule subjectAltNames; a certificate of
+# another root is refused by the sidecar; auto mTLS picks ISTIO_MUTUAL for
+# a labelled endpoint, plain text for an unlabelled one, and an explicit
+# DestinationRule DISABLE wins over the label.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+
+mg_pki || bail_out "cannot make a PKI"
+P=$MG_PKI
+"$MESHGATE" ca init --dir "$MG_TMP/pki2" >/dev/null &&
+    "$MESHGATE" ca issue --dir "$MG_TMP/pki2" --spiffe ns/istio-system/sa/ingressgateway \
+        --out-dir "$MG_TMP/pki2/gw" >/dev/null || bail_out "second CA"
+mg_start_upstream --name app || bail_out "upstream"
+app=$MG_UPSTREAM_PORT
+GW_ID=spiffe://cluster.local/ns/istio-system/sa/ingressgateway
+SC_ID=spiffe://cluster.local/ns/default/sa/httpbin
+
+# ---- the sidecar in front of the app ----
+SB1=$(mg_free_port)
+SB2=$(mg_free_port)
+SC_ADMIN=127.0.0.1:$(mg_free_port)
+SC_LOG=$MG_TMP/sidecar-access.log
+sc=$(mg_tmpdir sc)
+cat >"$sc/sidecar.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: httpbin, namespace: default, labels: {app: httpbin}}
+spec:
+  mode: sidecar
+  admin: $SC_ADMIN
+  workers: 2
+  serviceAccount: httpbin
+  identity: {certificateChain: $P/httpbin/cert-chain.pem, privateKey: $P/httpbin/key.pem, rootCertificates: $P/root-cert.pem}
+  inbound:
+  - {port: 80, bind: 127.0.0.1:$SB1, forwardTo: 127.0.0.1:$app, protocol: HTTP}
+  - {port: 9080, bind: 127.0.0.1:$SB2, forwardTo: 127.0.0.1:$app, protocol: HTTP}
+---
+apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+spec:
+  accessLogFile: $SC_LOG
+  accessLogEncoding: JSON
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: httpbin, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    9080: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: httpbin, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/istio-system/sa/ingressgateway"]}}]
+    to: [{operation: {methods: ["GET"], paths: ["/echo*", "/api/*"]}}]
+YAML
+export MG_ADMIN=$SC_ADMIN
+mg_start_meshgate "$sc" || bail_out "sidecar"
+SC_PID=$MG_MESHGATE_PID
+
+# ---- the gateway ----
+GWP=$(mg_free_port)
+GW_ADMIN=127.0.0.1:$(mg_free_port)
+GW_LOG=$MG_TMP/gateway-access.log
+gw=$(mg_tmpdir gw)
+cat >"$gw/00-gateway.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: ingressgateway, namespace: istio-system, labels: {istio: ingressgateway}}
+spec:
+  bindAddress: 127.0.0.1
+  admin: $GW_ADMIN
+  workers: 2
+  serviceAccount: ingressgateway
+  identity: {certificateChain: $P/gateway/cert-chain.pem, privateKey: $P/gateway/key.pem, rootCertificates: $P/root-cert.pem}
+  credentials:
+    app-cert: {certificate: $P/server.crt, privateKey: $P/server.key}
+---
+apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+spec:
+  accessLogFile: $GW_LOG
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: $GWP, name: https, protocol: HTTPS}
+    hosts: ["*.example.com"]
+    tls: {mode: SIMPLE, credentialName: app-cert}
+YAML
+# dest NAME PROTOCOL ENDPOINT_YAML [DR_TLS_YAML] [PORT]: a ServiceEntry
+# NAME.default.svc.cluster.local, optionally a DestinationRule tls, and a
+# VirtualService NAME.example.com -> it
+dest() {
+    local name=$1 proto=$2 ep=$3 tls=${4:-} port=${5:-80}
+    {
+        cat <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: $name, namespace: default}
+spec:
+  hosts: ["$name.default.svc.cluster.local"]
+  location: MESH_INTERNAL
+  ports: [{number: $port, name: http, protocol: $proto}]
+  resolution: STATIC
+  endpoints: [$ep]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: $name, namespace: istio-system}
+spec:
+  hosts: ["$name.example.com"]
+  gateways: ["gw"]
+  http:
+  - route: [{destination: {host: $name.default.svc.cluster.local, port: {number: $port}}}]
+YAML
+        if [ -n "$tls" ]; then
+            cat <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: $name, namespace: default}
+spec:
+  host: $name.default.svc.cluster.local
+  trafficPolicy:
+    tls: $tls
+YAML
+        fi
+    } >"$gw/10-$name.yaml"
+}
+dest httpbin HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: httpbin}" "{mode: ISTIO_MUTUAL}"
+dest permissive HTTP "{address: 127.0.0.1, ports: {http: $SB2}, serviceAccount: httpbin}" "{mode: ISTIO_MUTUAL}" 9080
+dest grpcish HTTP2 "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: httpbin}" "{mode: ISTIO_MUTUAL}"
+dest reviews HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: reviews}" "{mode: ISTIO_MUTUAL}"
+dest sans HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: reviews}" \
+    "{mode: ISTIO_MUTUAL, subjectAltNames: [\"$SC_ID\"]}"
+dest automesh HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: httpbin, labels: {security.istio.io/tlsMode: istio}}"
+dest autoplain HTTP "{address: 127.0.0.1, ports: {http: $app}}"
+dest autodisable HTTP "{address: 127.0.0.1, ports: {http: $SB1}, labels: {security.istio.io/tlsMode: istio}}" "{mode: DISABLE}"
+
+"$MESHGATE" check -c "$gw" >"$MG_TMP/check.out" 2>&1
+is "$?" 0 "meshgate check accepts the gateway's ISTIO_MUTUAL configuration"
+unlike "$(cat "$MG_TMP/check.out")" 'not supported' "... with no 'not supported' warning"
+export MG_ADMIN=$GW_ADMIN
+ok "gateway starts" mg_start_meshgate "$gw"
+
+# get NAME PATH [CURL ARGS]: a request through the gateway; body in $body, status in $code
+get() {
+    local name=$1 path=$2
+    shift 2
+    body=$(mg_curl -k -w '\n%{http_code}' "$@" "https://$name.example.com:$GWP$path" 2>/dev/null)
+    code=${body##*$'\n'}
+    body=${body%$'\n'*}
+}
+
+# ---- ISTIO_MUTUAL to the STRICT sidecar ----
+get httpbin /echo/chain
+is "$code" 200 "gateway -> ISTIO_MUTUAL -> STRICT sidecar -> app: 200"
+is "$(mg_json_field "$body" upstream)" app "the app answered"
+xfcc=$(printf '%s' "$body" | grep -Eo '\["x-forwarded-client-cert","[^"]*"\]')
+like "$xfcc" "By=$SC_ID;" "XFCC By= is the sidecar's identity"
+like "$xfcc" "URI=$GW_ID\"" "XFCC URI= is the gateway's identity"
+like "$xfcc" 'Hash=[0-9a-f]{64}' "XFCC carries the gateway certificate's hash"
+get httpbin /echo/chain -H "X-Forwarded-Client-Cert: By=spiffe://evil;URI=spiffe://evil"
+unlike "$body" 'spiffe://evil' "a client's XFCC does not reach the app"
+get httpbin /api/items
+is "$code" 200 "policy by principal: GET /api/* allowed"
+get httpbin /api/items -X POST -d x=1
+is "$code" 403 "policy by principal: POST refused by the sidecar (403 back through the gateway)"
+get httpbin /private
+is "$code" 403 "policy by principal: a path outside the rule refused"
+
+mg_wait_for 3 grep -q '"path":"/echo/chain"' "$SC_LOG"
+line=$(grep '"path":"/echo/chain"' "$SC_LOG" | head -n 1)
+is "$(mg_json_field "$line" requested_server_name)" "outbound_.80_._.httpbin.default.svc.cluster.local" \
+    "SNI as Envoy sets it for ISTIO_MUTUAL"
+is "$(mg_json_field "$line" peer_principal)" "cluster.local/ns/istio-system/sa/ingressgateway" \
+    "the sidecar saw the gateway's principal"
+
+# a PERMISSIVE port terminates TLS only for the Istio ALPN tokens
+get permissive /echo/alpn
+is "$code" 200 "PERMISSIVE sidecar port: 200"
+like "$body" "URI=$GW_ID" "PERMISSIVE port terminated mesh mTLS (the Istio ALPN was offered)"
+
+# HTTP2 port protocol: HTTP/2 over ISTIO_MUTUAL
+get grpcish /echo/h2
+is "$code" 200 "HTTP2 port over ISTIO_MUTUAL: 200"
+like "$body" "URI=$GW_ID" "... through mesh mTLS"
+mg_wait_for 3 grep -q '"path":"/echo/h2"' "$SC_LOG"
+is "$(mg_json_field "$(grep '"path":"/echo/h2"' "$SC_LOG" | head -n 1)" protocol)" HTTP/2 \
+    "... and HTTP/2 between the gateway and the sidecar"
+
+# ---- secure naming ----
+before=$(mg_metric meshgate_upstream_secure_naming_failures_total)
+get reviews /echo/wrong
+is "$code" 503 "a server presenting another SPIFFE ID than the destination's service account: 503"
+mg_wait_for 3 grep -q '/echo/wrong' "$GW_LOG"
+line=$(grep '/echo/wrong' "$GW_LOG" | tail -n 1)
+like "$line" '" 503 UF ' "access log: response flag UF"
+like "$line" 'upstream_secure_naming' "access log: reason upstream_secure_naming"
+like "$line" "expected spiffe://cluster.local/ns/default/sa/reviews" "access log names the expected identity"
+like "$line" "presented $SC_ID" "access log names the presented identity"
+after=$(mg_metric meshgate_upstream_secure_naming_failures_total)
+ok "meshgate_upstream_secure_naming_failures_total counts it ($before -> $after)" test "$after" -gt "$before"
+ok "the request metric carries the reason" \
+    test "$(mg_metric istio_requests_total 'response_flags_reason="upstream_secure_naming"')" -ge 1
+n=$(grep -c '"path":"/echo/wrong"' "$SC_LOG")
+is "$n" 0 "the refused sidecar never saw the request"
+get sans /echo/sans
+is "$code" 200 "DestinationRule subjectAltNames name the identity: accepted over the endpoint's service account"
+
+# ---- another root ----
+code=$(mg_http_code -k --cert "$MG_TMP/pki2/gw/cert-chain.pem" --key "$MG_TMP/pki2/gw/key.pem" \
+    "https://127.0.0.1:$SB1/echo/root")
+is "$code" 000 "a client certificate of another root (same SPIFFE ID) is refused by the sidecar"
+
+# ---- auto mTLS ----
+get automesh /echo/auto
+is "$code" 200 "auto mTLS: an endpoint labelled tlsMode=istio is reached over ISTIO_MUTUAL (STRICT sidecar)"
+like "$body" "URI=$GW_ID" "... the app sees the gateway's identity"
+get autoplain /echo/plain
+is "$code" 200 "auto mTLS: an unlabelled endpoint gets plain text (the app directly)"
+unlike "$body" 'x-forwarded-client-cert' "... no XFCC"
+get autodisable /echo/disable
+is "$code" 503 "an explicit DestinationRule DISABLE wins over the label (STRICT refuses plain text)"
+
+done_testing
