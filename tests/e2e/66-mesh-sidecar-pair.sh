@@ -1,0 +1,164 @@
+#!/bin/bash
+# 66-mesh-sidecar-pair.sh - east-west between two meshgate sidecars: app A
+# -> sidecar A's forward proxy (Proxy.spec.outbound.bind, absolute-form) ->
+# ISTIO_MUTUAL -> sidecar B (STRICT, AuthorizationPolicy naming A's service
+# account) -> app B. B's app sees A's identity in XFCC; a third sidecar
+# with another identity is refused by B's policy; a destination whose
+# endpoint has no tlsMode label is reached in plain text; secure naming
+# holds on the forward proxy's clusters too.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+
+mg_pki || bail_out "cannot make a PKI"
+P=$MG_PKI
+"$MESHGATE" ca issue --dir "$P" --spiffe ns/default/sa/reviews --out-dir "$P/reviews" >/dev/null ||
+    bail_out "third identity"
+mg_start_upstream --name appB || bail_out "upstream"
+appB=$MG_UPSTREAM_PORT
+A_ID=spiffe://cluster.local/ns/default/sa/sleep
+
+# ---- sidecar B in front of app B ----
+SB=$(mg_free_port)
+B_ADMIN=127.0.0.1:$(mg_free_port)
+b=$(mg_tmpdir b)
+cat >"$b/b.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: httpbin, namespace: default, labels: {app: httpbin}}
+spec:
+  mode: sidecar
+  admin: $B_ADMIN
+  workers: 1
+  serviceAccount: httpbin
+  identity: {certificateChain: $P/httpbin/cert-chain.pem, privateKey: $P/httpbin/key.pem, rootCertificates: $P/root-cert.pem}
+  inbound:
+  - {port: 80, bind: 127.0.0.1:$SB, forwardTo: 127.0.0.1:$appB, protocol: HTTP}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: httpbin, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+YAML
+export MG_ADMIN=$B_ADMIN
+mg_start_meshgate "$b" || bail_out "sidecar B"
+
+# outbound_sidecar DIR SA ADMIN PROXY_PORT LOG: a sidecar with only the
+# forward proxy, identity SA, and the registry of the mesh services
+outbound_sidecar() {
+    local dir=$1 sa=$2 admin=$3 port=$4 log=$5
+    cat >"$dir/a.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: $sa, namespace: default, labels: {app: $sa}}
+spec:
+  mode: sidecar
+  admin: $admin
+  workers: 1
+  serviceAccount: $sa
+  identity: {certificateChain: $P/$sa/cert-chain.pem, privateKey: $P/$sa/key.pem, rootCertificates: $P/root-cert.pem}
+  outbound: {bind: 127.0.0.1:$port}
+---
+apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+spec:
+  accessLogFile: $log
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: ["httpbin.default.svc.cluster.local"]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: $SB}, serviceAccount: httpbin, labels: {app: httpbin, security.istio.io/tlsMode: istio}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: pinned, namespace: default}
+spec:
+  hosts: ["pinned.default.svc.cluster.local"]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $SB}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pinned, namespace: default}
+spec:
+  host: pinned.default.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL, subjectAltNames: ["spiffe://cluster.local/ns/default/sa/details"]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy, namespace: default}
+spec:
+  hosts: ["legacy.default.svc.cluster.local"]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $appB}}]
+YAML
+}
+
+PA=$(mg_free_port)
+A_ADMIN=127.0.0.1:$(mg_free_port)
+A_LOG=$MG_TMP/a-access.log
+a=$(mg_tmpdir a)
+outbound_sidecar "$a" sleep "$A_ADMIN" "$PA" "$A_LOG"
+export MG_ADMIN=$A_ADMIN
+ok "sidecar A (forward proxy, identity sleep) starts" mg_start_meshgate "$a"
+
+PC=$(mg_free_port)
+C_ADMIN=127.0.0.1:$(mg_free_port)
+c=$(mg_tmpdir c)
+outbound_sidecar "$c" reviews "$C_ADMIN" "$PC" "$MG_TMP/c-access.log"
+export MG_ADMIN=$C_ADMIN
+ok "sidecar C (forward proxy, identity reviews) starts" mg_start_meshgate "$c"
+
+# via PROXY_PORT URL: app A's request through a sidecar's forward proxy
+via() {
+    body=$(curl -sS --max-time 10 -x "http://127.0.0.1:$1" -w '\n%{http_code}' "$2" 2>/dev/null)
+    code=${body##*$'\n'}
+    body=${body%$'\n'*}
+}
+
+via "$PA" http://httpbin.default.svc.cluster.local/echo/pair
+is "$code" 200 "app A -> sidecar A (absolute-form) -> ISTIO_MUTUAL -> sidecar B -> app B: 200"
+is "$(mg_json_field "$body" upstream)" appB "app B answered"
+xfcc=$(printf '%s' "$body" | grep -Eo '\["x-forwarded-client-cert","[^"]*"\]')
+like "$xfcc" "URI=$A_ID\"" "app B sees A's identity in XFCC"
+like "$xfcc" "By=spiffe://cluster.local/ns/default/sa/httpbin;" "... By= is B's identity"
+via "$PA" http://httpbin.default.svc.cluster.local/echo/second
+is "$code" 200 "a second request (pooled mTLS connection)"
+
+via "$PC" http://httpbin.default.svc.cluster.local/echo/third
+is "$code" 403 "a third identity (sa/reviews) is refused by B's policy"
+unlike "$body" '"upstream"' "... app B never saw it"
+
+via "$PA" http://legacy.default.svc.cluster.local/echo/legacy
+is "$code" 200 "an endpoint without the tlsMode label: plain text (app B directly)"
+unlike "$body" 'x-forwarded-client-cert' "... no XFCC"
+
+via "$PA" http://pinned.default.svc.cluster.local/echo/pinned
+is "$code" 503 "secure naming on the forward proxy: B is not the pinned sa/details"
+mg_wait_for 3 grep -q '/echo/pinned' "$A_LOG"
+line=$(grep '/echo/pinned' "$A_LOG" | tail -n 1)
+like "$line" ' UF ' "... flag UF"
+like "$line" 'expected spiffe://cluster.local/ns/default/sa/details, presented spiffe://cluster.local/ns/default/sa/httpbin' \
+    "... the log line names both identities"
+
+done_testing
