@@ -522,9 +522,41 @@ static void warn_http_via_connect(const struct mg_config *c, struct mg_diags *d)
     }
 }
 
+static bool labels_within(const struct mg_kvlist *want, const struct mg_kvlist *have)
+{
+    for (size_t i = 0; i < want->n; i++) {
+        const char *v = mg_kvlist_get(have, want->v[i].key);
+        if (!v || strcmp(v, want->v[i].value) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* A workloadSelector reaches the WorkloadEntries of its own namespace
+ * only; one that selects none leaves the entry without endpoints. */
+static void analyze_workload_selectors(const struct mg_config *c, struct mg_diags *d)
+{
+    for (size_t i = 0; i < c->n_service_entries && work <= MG_ANALYZE_BUDGET; i++) {
+        const struct mg_service_entry *se = &c->service_entries[i];
+        if (!se->workload_selector.present)
+            continue;
+        bool any = false;
+        for (size_t j = 0; j < c->n_workload_entries && !any && !over(); j++) {
+            const struct mg_workload_entry_res *we = &c->workload_entries[j];
+            any = strcmp(we->meta.namespace_, se->meta.namespace_) == 0 &&
+                  labels_within(&se->workload_selector.match_labels, &we->spec.labels);
+        }
+        if (!any && work <= MG_ANALYZE_BUDGET)
+            mg_warning(d, se->workload_selector.pos, "ServiceEntry %s/%s: workloadSelector selects no "
+                       "WorkloadEntry of namespace %s; requests to its hosts get 503",
+                       se->meta.namespace_, se->meta.name, se->meta.namespace_);
+    }
+}
+
 static void analyze_egress(const struct mg_config *c, struct mg_diags *d)
 {
     warn_wildcard_overlap(c, d);
+    analyze_workload_selectors(c, d);
     for (size_t i = 0; i < c->n_destination_rules; i++) {
         const struct mg_destination_rule *dr = &c->destination_rules[i];
         bool im = dr_istio_mutual(&dr->policy);

@@ -10,7 +10,7 @@
 #include "config/internal.h"
 
 enum kind {
-    K_AUTHZ, K_PEER, K_REQAUTH, K_GATEWAY, K_VS, K_DR, K_SE, K_SECRET, K_MESH, K_PROXY, K_LIST,
+    K_AUTHZ, K_PEER, K_REQAUTH, K_GATEWAY, K_VS, K_DR, K_SE, K_WE, K_SECRET, K_MESH, K_PROXY, K_LIST,
 };
 
 static const char *const security_v[] = { "security.istio.io/v1", "security.istio.io/v1beta1", NULL };
@@ -31,6 +31,7 @@ static const struct {
     { "VirtualService", K_VS, networking_v },
     { "DestinationRule", K_DR, networking_v },
     { "ServiceEntry", K_SE, networking_v },
+    { "WorkloadEntry", K_WE, networking_v },
     { "Secret", K_SECRET, core_v },
     { "MeshConfig", K_MESH, own_v },
     { "Proxy", K_PROXY, own_v },
@@ -39,7 +40,7 @@ static const struct {
 
 /* Istio kinds a real mesh export contains that have no place here. */
 static const char *const ignored_kinds[] = {
-    "Sidecar", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "Telemetry", "ProxyConfig",
+    "Sidecar", "EnvoyFilter", "WorkloadGroup", "Telemetry", "ProxyConfig",
     "WasmPlugin",
 };
 
@@ -247,6 +248,12 @@ static void read_doc(struct loader *L, const struct mg_ynode *doc, bool in_list)
         struct mg_service_entry *se = MG_CFG_PUSH(c->service_entries, c->n_service_entries);
         se->meta = meta;
         mg_cfg_read_service_entry(x, spec, se);
+        break;
+    }
+    case K_WE: {
+        struct mg_workload_entry_res *we = MG_CFG_PUSH(c->workload_entries, c->n_workload_entries);
+        we->meta = meta;
+        mg_cfg_read_workload_entry(x, spec, &we->spec);
         break;
     }
     case K_SECRET: {

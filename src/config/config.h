@@ -468,6 +468,14 @@ struct mg_workload_entry {              /* ServiceEntry.endpoints[] */
     struct mg_pos pos;
 };
 
+/* A WorkloadEntry resource (networking.istio.io): one workload outside
+ * Kubernetes (a VM), selected by a ServiceEntry's workloadSelector in the
+ * same namespace through spec.labels. */
+struct mg_workload_entry_res {
+    struct mg_meta meta;
+    struct mg_workload_entry spec;
+};
+
 struct mg_service_entry {
     struct mg_meta meta;
     struct mg_slist hosts;
@@ -612,6 +620,8 @@ struct mg_config {
     size_t n_destination_rules;
     struct mg_service_entry *service_entries;
     size_t n_service_entries;
+    struct mg_workload_entry_res *workload_entries;
+    size_t n_workload_entries;
     struct mg_peer_authn *peer_authns;
     size_t n_peer_authns;
     struct mg_request_authn *request_authns;

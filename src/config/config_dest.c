@@ -304,6 +304,37 @@ static const struct mg_cfg_table endpoint = {
     MG_CFG_ROWS(endpoint_rows), .pos_at = MG_CFG_POS_AT(struct mg_workload_entry, pos),
 };
 
+static void check_workload_entry(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_workload_entry *w = obj;
+    struct mg_pos at = r->m ? r->m->pos : w->pos;
+    /* Istio allows an empty address only for a workload reached through
+     * a network gateway, which this proxy does not model */
+    struct mg_addr a;
+    if (!w->address || !*w->address)
+        mg_error(x->d, at, "WorkloadEntry needs an address");
+    else if (!mg_has_prefix(w->address, "unix://") && mg_addr_parse_ip(&a, w->address) < 0 &&
+             !mg_cfg_host_ok(w->address))
+        mg_error(x->d, at, "invalid WorkloadEntry address \"%s\" (want an IP or a host name)",
+                 w->address);
+    else if (mg_has_prefix(w->address, "unix://"))
+        mg_warning(x->d, at, "WorkloadEntry address \"%s\": unix sockets are not reached by this "
+                   "proxy; the entry is skipped", w->address);
+    if (w->service_account && (!*w->service_account || strchr(w->service_account, '/')))
+        mg_error(x->d, at, "invalid serviceAccount \"%s\"", w->service_account);
+}
+
+static const struct mg_cfg_table workload_entry = {
+    MG_CFG_ROWS(endpoint_rows), .pos_at = MG_CFG_POS_AT(struct mg_workload_entry, pos),
+    .check = check_workload_entry,
+};
+
+void mg_cfg_read_workload_entry(struct mg_cfg *x, const struct mg_ynode *spec,
+                                struct mg_workload_entry *we)
+{
+    mg_cfg_read_spec(x, spec, &workload_entry, we);
+}
+
 static bool read_se_addresses(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
                               void *obj)
 {

@@ -332,6 +332,22 @@ void mg_cfg_free_destination_rule(struct mg_destination_rule *dr)
     mg_cfg_free_selector(&dr->workload_selector);
 }
 
+void mg_cfg_free_workload_entry(struct mg_workload_entry *w)
+{
+    free(w->address);
+    mg_cfg_free_kvlist(&w->ports);
+    mg_cfg_free_kvlist(&w->labels);
+    free(w->network);
+    free(w->locality);
+    free(w->service_account);
+}
+
+static void free_workload_entry_res(struct mg_workload_entry_res *we)
+{
+    mg_cfg_free_meta(&we->meta);
+    mg_cfg_free_workload_entry(&we->spec);
+}
+
 void mg_cfg_free_service_entry(struct mg_service_entry *se)
 {
     mg_cfg_free_meta(&se->meta);
@@ -340,15 +356,8 @@ void mg_cfg_free_service_entry(struct mg_service_entry *se)
     for (size_t i = 0; i < se->n_ports; i++)
         free(se->ports[i].name);
     free(se->ports);
-    for (size_t i = 0; i < se->n_endpoints; i++) {
-        struct mg_workload_entry *w = &se->endpoints[i];
-        free(w->address);
-        mg_cfg_free_kvlist(&w->ports);
-        mg_cfg_free_kvlist(&w->labels);
-        free(w->network);
-        free(w->locality);
-        free(w->service_account);
-    }
+    for (size_t i = 0; i < se->n_endpoints; i++)
+        mg_cfg_free_workload_entry(&se->endpoints[i]);
     free(se->endpoints);
     mg_cfg_free_slist(&se->export_to);
     mg_cfg_free_slist(&se->subject_alt_names);
@@ -371,6 +380,7 @@ void mg_config_free(struct mg_config *c)
     FREE_ALL(c->virtual_services, c->n_virtual_services, mg_cfg_free_virtual_service);
     FREE_ALL(c->destination_rules, c->n_destination_rules, mg_cfg_free_destination_rule);
     FREE_ALL(c->service_entries, c->n_service_entries, mg_cfg_free_service_entry);
+    FREE_ALL(c->workload_entries, c->n_workload_entries, free_workload_entry_res);
     FREE_ALL(c->peer_authns, c->n_peer_authns, mg_cfg_free_peer_authn);
     FREE_ALL(c->request_authns, c->n_request_authns, mg_cfg_free_request_authn);
     FREE_ALL(c->authz_policies, c->n_authz_policies, mg_cfg_free_authz);

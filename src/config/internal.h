@@ -340,5 +340,8 @@ void mg_cfg_free_gateway(struct mg_gateway *g);
 void mg_cfg_free_virtual_service(struct mg_virtual_service *vs);
 void mg_cfg_free_destination_rule(struct mg_destination_rule *dr);
 void mg_cfg_free_service_entry(struct mg_service_entry *se);
+void mg_cfg_read_workload_entry(struct mg_cfg *x, const struct mg_ynode *spec,
+                                struct mg_workload_entry *we);
+void mg_cfg_free_workload_entry(struct mg_workload_entry *we);
 
 #endif

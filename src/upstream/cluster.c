@@ -115,6 +115,32 @@ static void ep_set(struct mg_endpoint *ep, const char *addr, uint16_t port)
                                                      : mg_xasprintf("%s:%u", addr, port);
 }
 
+/* The workloads behind an entry: its endpoints, or with a workloadSelector
+ * the WorkloadEntries of its namespace whose labels it selects (caller
+ * frees the array, not the entries). */
+static const struct mg_workload_entry **candidates(const struct mg_config *c,
+                                                   const struct mg_service_entry *se, size_t *n)
+{
+    if (!se->workload_selector.present) {
+        const struct mg_workload_entry **v = mg_xcalloc(se->n_endpoints + 1, sizeof(*v));
+        for (size_t i = 0; i < se->n_endpoints; i++)
+            v[i] = &se->endpoints[i];
+        *n = se->n_endpoints;
+        return v;
+    }
+    const struct mg_workload_entry **v = mg_xcalloc(c->n_workload_entries + 1, sizeof(*v));
+    size_t k = 0;
+    const char *ns = se->meta.namespace_ ? se->meta.namespace_ : "default";
+    for (size_t i = 0; i < c->n_workload_entries; i++) {
+        const struct mg_workload_entry_res *we = &c->workload_entries[i];
+        if (strcmp(we->meta.namespace_ ? we->meta.namespace_ : "default", ns) == 0 &&
+            labels_subset(&se->workload_selector.match_labels, &we->spec.labels))
+            v[k++] = &we->spec;
+    }
+    *n = k;
+    return v;
+}
+
 static bool tls_mode_istio(const struct mg_workload_entry *we)
 {
     const char *v = we ? mg_kvlist_get(&we->labels, "security.istio.io/tlsMode") : NULL;
@@ -232,19 +258,22 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     cl->external_dns = se->location == MG_MESH_EXTERNAL &&
                        (se->resolution == MG_RES_DNS || se->resolution == MG_RES_DNS_ROUND_ROBIN);
     cl->name = mg_xasprintf("outbound|%u|%s|%s", svc_port, dst->subset ? dst->subset : "", dst->host);
-    cl->eps = mg_xcalloc(se->n_endpoints ? se->n_endpoints : 1, sizeof(*cl->eps));
+    size_t n_cands = 0;
+    const struct mg_workload_entry **cands = candidates(cfg, se, &n_cands);
+    cl->eps = mg_xcalloc(n_cands ? n_cands : 1, sizeof(*cl->eps));
     uint16_t target = sp && sp->target_port ? sp->target_port : svc_port;
     /* DNS without endpoints: the destination's own name is resolved (each
      * host of the entry is its own cluster, as Istio makes them), never
      * the entry's first host for all of them */
-    if (se->n_endpoints == 0 && (se->resolution == MG_RES_DNS || se->resolution == MG_RES_DNS_ROUND_ROBIN)
+    if (n_cands == 0 && !se->workload_selector.present &&
+        (se->resolution == MG_RES_DNS || se->resolution == MG_RES_DNS_ROUND_ROBIN)
         && dst->host[0] != '*') {
         ep_set(&cl->eps[cl->n_eps++], dst->host, target);
     }
     /* the entry's endpoint behind each of cl->eps (NULL: the resolved host) */
-    const struct mg_workload_entry **wes = mg_xcalloc(se->n_endpoints + 1, sizeof(*wes));
-    for (size_t i = 0; i < se->n_endpoints; i++) {
-        const struct mg_workload_entry *we = &se->endpoints[i];
+    const struct mg_workload_entry **wes = mg_xcalloc(n_cands + 1, sizeof(*wes));
+    for (size_t i = 0; i < n_cands; i++) {
+        const struct mg_workload_entry *we = cands[i];
         if (sub && !labels_subset(&sub->labels, &we->labels))
             continue;
         if (mg_has_prefix(we->address, "unix://"))
@@ -256,6 +285,7 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
         wes[cl->n_eps] = we;
         ep_set(&cl->eps[cl->n_eps++], we->address, port);
     }
+    free(cands);
     const struct mg_traffic_policy *tp = NULL;
     if (sub)
         tp = port_policy(&sub->policy, svc_port);

@@ -8,8 +8,9 @@
 # the destination's (503 UF, the access log names both identities, a
 # metric) and accepts DestinationRule subjectAltNames; a certificate of
 # another root is refused by the sidecar; auto mTLS picks ISTIO_MUTUAL for
-# a labelled endpoint, plain text for an unlabelled one, and an explicit
-# DestinationRule DISABLE wins over the label.
+# a labelled endpoint or WorkloadEntry (ServiceEntry workloadSelector),
+# plain text for an unlabelled one, and an explicit DestinationRule
+# DISABLE wins over the label.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -154,6 +155,50 @@ dest sans HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: review
 dest automesh HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: httpbin, labels: {security.istio.io/tlsMode: istio}}"
 dest autoplain HTTP "{address: 127.0.0.1, ports: {http: $app}}"
 dest autodisable HTTP "{address: 127.0.0.1, ports: {http: $SB1}, labels: {security.istio.io/tlsMode: istio}}" "{mode: DISABLE}"
+# WorkloadEntries (VMs) selected by ServiceEntries: one labelled for mesh
+# mTLS in front of the sidecar, one unlabelled in front of the app
+wl() {  # NAME SELECTOR_APP ENTRIES_YAML
+    cat >"$gw/20-$1.yaml" <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: $1, namespace: default}
+spec:
+  hosts: ["$1.default.svc.cluster.local"]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: $2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: $1, namespace: istio-system}
+spec:
+  hosts: ["$1.example.com"]
+  gateways: ["gw"]
+  http:
+  - route: [{destination: {host: $1.default.svc.cluster.local, port: {number: 80}}}]
+---
+$3
+YAML
+}
+wl vmmesh vm-httpbin "apiVersion: networking.istio.io/v1beta1
+kind: WorkloadEntry
+metadata: {name: vm-httpbin, namespace: default}
+spec:
+  address: 127.0.0.1
+  ports: {http: $SB1}
+  labels: {app: vm-httpbin, security.istio.io/tlsMode: istio}
+  serviceAccount: httpbin
+  network: vm-net
+  locality: eu-west/a
+  weight: 2"
+wl vmplain vm-app "apiVersion: networking.istio.io/v1alpha3
+kind: WorkloadEntry
+metadata: {name: vm-app, namespace: default}
+spec:
+  address: 127.0.0.1
+  ports: {http: $app}
+  labels: {app: vm-app}"
 
 "$MESHGATE" check -c "$gw" >"$MG_TMP/check.out" 2>&1
 is "$?" 0 "meshgate check accepts the gateway's ISTIO_MUTUAL configuration"
@@ -240,5 +285,13 @@ is "$code" 200 "auto mTLS: an unlabelled endpoint gets plain text (the app direc
 unlike "$body" 'x-forwarded-client-cert' "... no XFCC"
 get autodisable /echo/disable
 is "$code" 503 "an explicit DestinationRule DISABLE wins over the label (STRICT refuses plain text)"
+
+# ---- WorkloadEntry + workloadSelector ----
+get vmmesh /echo/vm
+is "$code" 200 "a labelled WorkloadEntry (workloadSelector) is reached over ISTIO_MUTUAL by auto mTLS"
+like "$body" "URI=$GW_ID" "... through the STRICT sidecar, with the gateway's identity"
+get vmplain /echo/vmplain
+is "$code" 200 "an unlabelled WorkloadEntry gets plain text"
+unlike "$body" 'x-forwarded-client-cert' "... no XFCC"
 
 done_testing
