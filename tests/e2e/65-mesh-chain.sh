@@ -10,7 +10,9 @@
 # another root is refused by the sidecar; auto mTLS picks ISTIO_MUTUAL for
 # a labelled endpoint or WorkloadEntry (ServiceEntry workloadSelector),
 # plain text for an unlabelled one, and an explicit DestinationRule
-# DISABLE wins over the label.
+# DISABLE wins over the label. Last, the gateway's identity rotates on disk
+# during a request loop: a mismatched pair is refused and the old one kept,
+# the new certificate is used by new connections, no request fails.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -67,7 +69,7 @@ spec:
   action: ALLOW
   rules:
   - from: [{source: {principals: ["cluster.local/ns/istio-system/sa/ingressgateway"]}}]
-    to: [{operation: {methods: ["GET"], paths: ["/echo*", "/api/*"]}}]
+    to: [{operation: {methods: ["GET"], paths: ["/echo*", "/api/*", "/slow"]}}]
 YAML
 export MG_ADMIN=$SC_ADMIN
 mg_start_meshgate "$sc" || bail_out "sidecar"
@@ -293,5 +295,46 @@ like "$body" "URI=$GW_ID" "... through the STRICT sidecar, with the gateway's id
 get vmplain /echo/vmplain
 is "$code" 200 "an unlabelled WorkloadEntry gets plain text"
 unlike "$body" 'x-forwarded-client-cert' "... no XFCC"
+
+# ---- identity rotation on disk during a request loop ----
+"$MESHGATE" ca issue --dir "$P" --spiffe ns/istio-system/sa/ingressgateway --out-dir "$P/gw2" \
+    >/dev/null || bail_out "second gateway certificate"
+hash_of() { printf '%s' "$1" | grep -Eo 'Hash=[0-9a-f]{64}' | head -n 1; }
+get httpbin /echo/rot0
+old_hash=$(hash_of "$body")
+# a mismatched pair (another workload's key) is refused and the old one kept
+cp "$P/gateway/key.pem" "$MG_TMP/gw-key.keep"
+cp "$P/sleep/key.pem" "$P/gateway/key.pem.new" && mv "$P/gateway/key.pem.new" "$P/gateway/key.pem"
+ok "a mismatched identity pair is refused (logged)" mg_wait_log "$MG_MESHGATE_LOG" "rotation rejected" 10
+like "$(grep -i 'identity' "$MG_MESHGATE_LOG" | tail -n 3)" 'identity privateKey.*(mismatch|does not match)' "... the log names the identity key and why"
+get httpbin /echo/mismatch
+is "$code" 200 "... requests keep flowing"
+is "$(hash_of "$body")" "$old_hash" "... with the old certificate"
+cp "$MG_TMP/gw-key.keep" "$P/gateway/key.pem.new" && mv "$P/gateway/key.pem.new" "$P/gateway/key.pem"
+slow_out=$MG_TMP/slow.out
+mg_curl -k -o "$slow_out" -w '%{http_code}' "https://httpbin.example.com:$GWP/slow?ms=2500" \
+    >"$slow_out.code" 2>/dev/null &
+slow_pid=$!
+fails=0 total=0 new_at=0
+for ((i = 1; i <= 120; i++)); do
+    get httpbin "/echo/rot$i"
+    total=$((total + 1))
+    [ "$code" = 200 ] || fails=$((fails + 1))
+    h=$(hash_of "$body")
+    if [ "$i" = 3 ]; then   # as cert-manager or a Secret volume: atomic renames
+        cp "$P/gw2/key.pem" "$P/gateway/key.pem.new" && mv "$P/gateway/key.pem.new" "$P/gateway/key.pem"
+        cp "$P/gw2/cert-chain.pem" "$P/gateway/cert-chain.pem.new" &&
+            mv "$P/gateway/cert-chain.pem.new" "$P/gateway/cert-chain.pem"
+    fi
+    if [ "$new_at" = 0 ] && [ -n "$h" ] && [ "$h" != "$old_hash" ]; then new_at=$i; fi
+    [ "$new_at" -gt 0 ] && [ "$i" -ge $((new_at + 10)) ] && break
+    sleep 0.1
+done
+wait "$slow_pid"
+is "$fails" 0 "identity rotated on disk during a loop of $total requests: none failed"
+ok "new upstream connections present the new certificate (from request $new_at on)" test "$new_at" -gt 3
+is "$(cat "$slow_out.code")" 200 "a request in flight across the rotation completes"
+like "$(hash_of "$(cat "$slow_out")")" "$old_hash" "... on its connection with the old certificate"
+diag "rotation: $total requests, $fails failed, new certificate from request $new_at"
 
 done_testing
