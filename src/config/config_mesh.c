@@ -303,8 +303,9 @@ static void check_proxy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj
 {
     const struct mg_proxy *p = obj;
 
-    if (p->mode == MG_MODE_SIDECAR && p->n_inbound == 0)
-        mg_warning(x->d, p->pos, "sidecar mode without inbound ports receives no traffic");
+    /* an outbound-only sidecar (the app's forward proxy) is a client of the mesh */
+    if (p->mode == MG_MODE_SIDECAR && p->n_inbound == 0 && !p->outbound_bind)
+        mg_warning(x->d, p->pos, "sidecar mode without inbound ports or outbound.bind receives no traffic");
     if (p->mode == MG_MODE_GATEWAY && p->n_inbound)
         mg_warning(x->d, p->pos, "inbound is for sidecar mode; ignored in gateway mode");
     for (size_t i = 0; i < p->n_inbound; i++)       /* one listener per bind address */
