@@ -2,8 +2,9 @@
 # 66-mesh-sidecar-pair.sh - east-west between two meshgate sidecars: app A
 # -> sidecar A's forward proxy (Proxy.spec.outbound.bind, absolute-form) ->
 # ISTIO_MUTUAL -> sidecar B (STRICT, AuthorizationPolicy naming A's service
-# account) -> app B. B's app sees A's identity in XFCC; a third sidecar
-# with another identity is refused by B's policy; a destination whose
+# account) -> app B. B's app sees A's identity in XFCC; the per-account
+# policies hold through the mesh (frontend may GET /api/*, admin may also
+# POST/PUT/DELETE, others 403); a third identity is refused; a destination whose
 # endpoint has no tlsMode label is reached in plain text; secure naming
 # holds on the forward proxy's clusters too.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -11,11 +12,13 @@
 
 mg_pki || bail_out "cannot make a PKI"
 P=$MG_PKI
-"$MESHGATE" ca issue --dir "$P" --spiffe ns/default/sa/reviews --out-dir "$P/reviews" >/dev/null ||
-    bail_out "third identity"
+for sa in frontend admin reviews; do
+    "$MESHGATE" ca issue --dir "$P" --spiffe "ns/default/sa/$sa" --out-dir "$P/$sa" >/dev/null ||
+        bail_out "identity $sa"
+done
 mg_start_upstream --name appB || bail_out "upstream"
 appB=$MG_UPSTREAM_PORT
-A_ID=spiffe://cluster.local/ns/default/sa/sleep
+A_ID=spiffe://cluster.local/ns/default/sa/frontend
 
 # ---- sidecar B in front of app B ----
 SB=$(mg_free_port)
@@ -47,7 +50,10 @@ spec:
   selector: {matchLabels: {app: httpbin}}
   action: ALLOW
   rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/frontend"]}}]
+    to: [{operation: {methods: ["GET"], paths: ["/api/*"]}}]
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/admin"]}}]
+    to: [{operation: {methods: ["GET", "POST", "PUT", "DELETE"], paths: ["/api/*"]}}]
 YAML
 export MG_ADMIN=$B_ADMIN
 mg_start_meshgate "$b" || bail_out "sidecar B"
@@ -118,9 +124,16 @@ PA=$(mg_free_port)
 A_ADMIN=127.0.0.1:$(mg_free_port)
 A_LOG=$MG_TMP/a-access.log
 a=$(mg_tmpdir a)
-outbound_sidecar "$a" sleep "$A_ADMIN" "$PA" "$A_LOG"
+outbound_sidecar "$a" frontend "$A_ADMIN" "$PA" "$A_LOG"
 export MG_ADMIN=$A_ADMIN
-ok "sidecar A (forward proxy, identity sleep) starts" mg_start_meshgate "$a"
+ok "sidecar A (forward proxy, identity frontend) starts" mg_start_meshgate "$a"
+
+PD=$(mg_free_port)
+D_ADMIN=127.0.0.1:$(mg_free_port)
+dd=$(mg_tmpdir d)
+outbound_sidecar "$dd" admin "$D_ADMIN" "$PD" "$MG_TMP/d-access.log"
+export MG_ADMIN=$D_ADMIN
+ok "sidecar D (forward proxy, identity admin) starts" mg_start_meshgate "$dd"
 
 PC=$(mg_free_port)
 C_ADMIN=127.0.0.1:$(mg_free_port)
@@ -129,23 +142,38 @@ outbound_sidecar "$c" reviews "$C_ADMIN" "$PC" "$MG_TMP/c-access.log"
 export MG_ADMIN=$C_ADMIN
 ok "sidecar C (forward proxy, identity reviews) starts" mg_start_meshgate "$c"
 
-# via PROXY_PORT URL: app A's request through a sidecar's forward proxy
+# via PROXY_PORT URL [CURL ARGS]: an app's request through a sidecar's forward proxy
 via() {
-    body=$(curl -sS --max-time 10 -x "http://127.0.0.1:$1" -w '\n%{http_code}' "$2" 2>/dev/null)
+    local port=$1 url=$2
+    shift 2
+    body=$(curl -sS --max-time 10 -x "http://127.0.0.1:$port" -w '\n%{http_code}' "$@" "$url" 2>/dev/null)
     code=${body##*$'\n'}
     body=${body%$'\n'*}
 }
 
-via "$PA" http://httpbin.default.svc.cluster.local/echo/pair
+via "$PA" http://httpbin.default.svc.cluster.local/api/pair
 is "$code" 200 "app A -> sidecar A (absolute-form) -> ISTIO_MUTUAL -> sidecar B -> app B: 200"
 is "$(mg_json_field "$body" upstream)" appB "app B answered"
 xfcc=$(printf '%s' "$body" | grep -Eo '\["x-forwarded-client-cert","[^"]*"\]')
 like "$xfcc" "URI=$A_ID\"" "app B sees A's identity in XFCC"
 like "$xfcc" "By=spiffe://cluster.local/ns/default/sa/httpbin;" "... By= is B's identity"
-via "$PA" http://httpbin.default.svc.cluster.local/echo/second
+via "$PA" http://httpbin.default.svc.cluster.local/api/second
 is "$code" 200 "a second request (pooled mTLS connection)"
 
-via "$PC" http://httpbin.default.svc.cluster.local/echo/third
+# the per-account policies of B, callers coming over ISTIO_MUTUAL
+for m in POST PUT DELETE; do
+    via "$PA" http://httpbin.default.svc.cluster.local/api/items -X "$m" -d x=1
+    is "$code" 403 "frontend may not $m /api/items"
+done
+via "$PA" http://httpbin.default.svc.cluster.local/other
+is "$code" 403 "frontend: a path outside /api/* refused"
+for m in GET POST PUT DELETE; do
+    via "$PD" http://httpbin.default.svc.cluster.local/api/items -X "$m" -d x=1
+    is "$code" 200 "admin may $m /api/items"
+done
+like "$body" 'URI=spiffe://cluster.local/ns/default/sa/admin' "... app B sees admin's identity"
+
+via "$PC" http://httpbin.default.svc.cluster.local/api/third
 is "$code" 403 "a third identity (sa/reviews) is refused by B's policy"
 unlike "$body" '"upstream"' "... app B never saw it"
 
