@@ -1,6 +1,6 @@
 #!/bin/bash
 # 65-mesh-chain.sh - the mesh chain on loopback: client -> meshgate gateway
-# (SIMPLE TLS) -> ISTIO_MUTUAL -> meshgate sidecar (STRICT, AuthorizationPolicy
+# (SIMPLE TLS, a JWT required for /api/*) -> ISTIO_MUTUAL -> meshgate sidecar (STRICT, AuthorizationPolicy
 # by the gateway's principal) -> plain app. The app sees XFCC with the
 # gateway's identity; the sidecar sees Envoy's SNI and the Istio ALPN (a
 # PERMISSIVE port terminates the connection as mesh mTLS); HTTP/2 upstream
@@ -21,6 +21,13 @@ P=$MG_PKI
 "$MESHGATE" ca init --dir "$MG_TMP/pki2" >/dev/null &&
     "$MESHGATE" ca issue --dir "$MG_TMP/pki2" --spiffe ns/istio-system/sa/ingressgateway \
         --out-dir "$MG_TMP/pki2/gw" >/dev/null || bail_out "second CA"
+JWT_TOOL=${MG_JWT_TOOL:-$MG_BUILDDIR/tests/helpers/mg_jwt_tool}
+[ -x "$JWT_TOOL" ] || skip_all "mg_jwt_tool not built"
+K=$(mg_tmpdir keys)
+"$JWT_TOOL" genkey --type ec256 --kid k1 --out "$K/k1.pem" --jwks-out "$K/jwks.json" >/dev/null ||
+    bail_out "JWT key"
+TOKEN=$("$JWT_TOOL" sign --key "$K/k1.pem" --kid k1 \
+    --claims '{"iss":"https://issuer.example.com","sub":"alice","exp":4102444800}') || bail_out "token"
 mg_start_upstream --name app || bail_out "upstream"
 app=$MG_UPSTREAM_PORT
 GW_ID=spiffe://cluster.local/ns/istio-system/sa/ingressgateway
@@ -107,6 +114,25 @@ spec:
   - port: {number: $GWP, name: https, protocol: HTTPS}
     hosts: ["*.example.com"]
     tls: {mode: SIMPLE, credentialName: app-cert}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  jwtRules:
+  - issuer: https://issuer.example.com
+    jwks: '$(cat "$K/jwks.json")'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api-needs-jwt, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - from: [{source: {notRequestPrincipals: ["*"]}}]
+    to: [{operation: {paths: ["/api/*"]}}]
 YAML
 # dest NAME PROTOCOL ENDPOINT_YAML [DR_TLS_YAML] [PORT]: a ServiceEntry
 # NAME.default.svc.cluster.local, optionally a DestinationRule tls, and a
@@ -227,10 +253,18 @@ like "$xfcc" "URI=$GW_ID\"" "XFCC URI= is the gateway's identity"
 like "$xfcc" 'Hash=[0-9a-f]{64}' "XFCC carries the gateway certificate's hash"
 get httpbin /echo/chain -H "X-Forwarded-Client-Cert: By=spiffe://evil;URI=spiffe://evil"
 unlike "$body" 'spiffe://evil' "a client's XFCC does not reach the app"
-get httpbin /api/items
-is "$code" 200 "policy by principal: GET /api/* allowed"
-get httpbin /api/items -X POST -d x=1
+get httpbin /api/nojwt
+is "$code" 403 "the gateway refuses /api/* without a JWT"
+get httpbin /api/badjwt -H "Authorization: Bearer ${TOKEN%?}x"
+is "$code" 401 "... and with a bad one"
+get httpbin /api/items -H "Authorization: Bearer $TOKEN"
+is "$code" 200 "policy by principal: GET /api/* with a JWT allowed by the sidecar"
+get httpbin /api/post -X POST -d x=1 -H "Authorization: Bearer $TOKEN"
 is "$code" 403 "policy by principal: POST refused by the sidecar (403 back through the gateway)"
+mg_wait_for 3 grep -q '"path":"/api/post"' "$SC_LOG"
+ok "... the 403 came from the sidecar" grep -q '"path":"/api/post".*"response_code":403' "$SC_LOG"
+ok "... the requests without a valid JWT never left the gateway" \
+    test "$(grep -c '/api/nojwt\|/api/badjwt' "$SC_LOG")" = 0
 get httpbin /private
 is "$code" 403 "policy by principal: a path outside the rule refused"
 
