@@ -192,6 +192,8 @@ static int mesh_build(struct mg_cluster *cl, const struct mg_config *cfg,
                                   : explicit && t->subject_alt_names.n ? &t->subject_alt_names : NULL;
     if (sans) {
         mg_mesh_cluster_setup(cl, cfg, sans->v, sans->n);
+        cl->mesh_ids_from = sans == &se->subject_alt_names ? "the ServiceEntry's subjectAltNames"
+                                                           : "the DestinationRule's tls.subjectAltNames";
         return 0;
     }
     /* the service accounts of the endpoints this cluster reaches over mTLS */
@@ -213,6 +215,8 @@ static int mesh_build(struct mg_cluster *cl, const struct mg_config *cfg,
             ids[n++] = id;
     }
     mg_mesh_cluster_setup(cl, cfg, ids, n);
+    cl->mesh_ids_from = n ? "the endpoints' serviceAccount"
+                          : "no subjectAltNames or serviceAccount: any identity of the trust domain";
     for (size_t k = 0; k < n; k++)
         free(ids[k]);
     free(ids);

@@ -107,6 +107,7 @@ struct mg_cluster {
     char **mesh_ids, **mesh_tds;
     size_t n_mesh_ids, n_mesh_tds;
     char *mesh_expected;
+    const char *mesh_ids_from;          /* where mesh_ids came from, for explanations */
     enum mg_up_h2 h2;                   /* plain-HTTP ports: MG_UP_H1 unless upgraded */
     bool use_client_protocol;           /* HTTP/2 downstream -> HTTP/2 upstream (PREFER) */
     uint64_t max_streams_per_conn;      /* http.maxConcurrentStreams; 0 = the peer's limit */

@@ -231,6 +231,25 @@ spec:
 "$MESHGATE" check -c "$gw" >"$MG_TMP/check.out" 2>&1
 is "$?" 0 "meshgate check accepts the gateway's ISTIO_MUTUAL configuration"
 unlike "$(cat "$MG_TMP/check.out")" 'not supported' "... with no 'not supported' warning"
+# why would this destination get 503: the explainer
+ex=$("$MESHGATE" check -c "$gw" --explain-destination reviews.default.svc.cluster.local:80 2>/dev/null)
+is "$?" 0 "check --explain-destination: a destination with a cluster"
+like "$ex" 'upstream TLS: ISTIO_MUTUAL \(DestinationRule\)' "... ISTIO_MUTUAL by the DestinationRule"
+like "$ex" 'SNI: outbound_.80_._.reviews.default.svc.cluster.local' "... its SNI"
+like "$ex" "client certificate: .*\\($GW_ID\\)" "... the identity presented"
+like "$ex" "expected server identities \\(the endpoints' serviceAccount\\):"$'\n'"    spiffe://cluster.local/ns/default/sa/reviews" \
+    "... the identity the server must have, and where it comes from"
+ex=$("$MESHGATE" check -c "$gw" --explain-destination sans.default.svc.cluster.local:80 2>/dev/null)
+like "$ex" "tls.subjectAltNames\\):"$'\n'"    $SC_ID" "... subjectAltNames named as the source"
+ex=$("$MESHGATE" check -c "$gw" --explain-destination automesh.default.svc.cluster.local 2>/dev/null)
+like "$ex" 'ISTIO_MUTUAL \(auto mTLS' "... auto mTLS"
+like "$ex" "serviceAccount\\):"$'\n'"    $SC_ID" "... the labelled endpoint's account expected"
+ex=$("$MESHGATE" check -c "$gw" --explain-destination autoplain.default.svc.cluster.local:80 2>/dev/null)
+like "$ex" 'upstream TLS: none \(plain text\)' "... an unlabelled endpoint: plain text"
+ex=$("$MESHGATE" check -c "$gw" --explain-destination nowhere.default.svc.cluster.local:80 2>/dev/null)
+is "$?" 1 "... an unknown host: exit 1"
+like "$ex" 'no cluster: requests to it get 503' "... and why"
+
 export MG_ADMIN=$GW_ADMIN
 ok "gateway starts" mg_start_meshgate "$gw"
 
