@@ -10,6 +10,8 @@ static void usage(FILE *out)
 {
     fputs("usage: meshgate run   [-c PATH]           serve\n"
           "       meshgate check [-c PATH]           load and analyse the configuration\n"
+          "       meshgate check [-c PATH] --explain-destination HOST[:PORT] [--subset NAME]\n"
+          "                                          ... and how HOST:PORT is reached (TLS, identities)\n"
           "       meshgate authz -c PATH [options]   offline authorization decision\n"
           "       meshgate ca init|issue ...         trust root and certificates\n"
           "       meshgate version\n"
