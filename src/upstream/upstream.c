@@ -229,6 +229,10 @@ static int uc_connect(struct mg_uconn *uc, const struct sockaddr *sa, int salen)
     atomic_fetch_add_explicit(&uc->w->metrics->upstream_cx_total, 1, memory_order_relaxed);
     if (bufferevent_socket_connect(uc->bev, sa, salen) < 0)
         return -1;
+    /* before the handshake: a TLS client's flights (certificate,
+     * CertificateVerify, Finished) must not wait for the peer's delayed ACK */
+    int one = 1;
+    setsockopt(bufferevent_getfd(uc->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return 0;
 }
 

@@ -491,7 +491,11 @@ static int conn_connect(struct mg_up2_conn *c, const struct sockaddr *sa, int sa
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     atomic_fetch_add_explicit(&c->w->metrics->upstream_cx_total, 1, memory_order_relaxed);
-    return bufferevent_socket_connect(c->bev, sa, salen) < 0 ? -1 : 0;
+    if (bufferevent_socket_connect(c->bev, sa, salen) < 0)
+        return -1;
+    int one = 1;                        /* the handshake's flights go out at once too */
+    setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return 0;
 }
 
 /* The name resolved into a range the cluster's guard refuses (its streams
