@@ -1,0 +1,194 @@
+#!/bin/bash
+# mesh.sh - what ISTIO_MUTUAL to the upstream costs meshgate (meshgate only;
+# not a test).
+#
+#   bash contrib/bench/mesh.sh [ROUNDS] [SECONDS]
+#
+# One gateway, one HTTPS front (SIMPLE TLS, keep-alive clients: wrk -t2
+# -c64), two upstreams answering "ok" from the same nginx: plain HTTP on
+# 127.0.0.1:19190, and mutual TLS on 127.0.0.1:19191 with a workload SPIFFE
+# certificate (ssl_verify_client against the mesh root), reached over
+# ISTIO_MUTUAL with secure naming. Interleaved rounds, four cases:
+#   a) plain upstream, pooled keep-alive connections
+#   b) ISTIO_MUTUAL upstream, pooled keep-alive connections
+#   c) plain upstream, a new upstream connection per request
+#      (DestinationRule maxRequestsPerConnection: 1)
+#   d) ISTIO_MUTUAL upstream, a new upstream connection (full mTLS
+#      handshake: no client session reuse) per request
+# and, as a baseline for d, e) `openssl s_time -new` making the same mutual
+# TLS handshakes straight to the origin. Prints the medians, b/a (goal >=
+# 0.90), d/c, d/e, and d against what `openssl speed`
+# says one core can do for the handshake's signatures on the gateway side
+# (one ECDSA P-256 signature for its CertificateVerify, two verifications:
+# the server's CertificateVerify and its certificate; the ECDHE and the
+# server side, nginx on the same 2 cores, cost on top). Knob: MESHGATE (the
+# binary; built into _build/bench otherwise).
+set -eu
+rounds=${1:-3}
+secs=${2:-8}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+bash "$top/contrib/install-deps.sh" bench
+bdir=$top/_build/bench
+bin=${MESHGATE:-$bdir/meshgate}
+if [ ! -x "$bin" ]; then
+  (cd "$top" && { [ -x configure ] || autoreconf -fi >/dev/null; } &&
+   mkdir -p "$bdir" && cd "$bdir" && { [ -f Makefile ] || "$top/configure" -q CFLAGS="-O2 -g"; } &&
+   make -s -j"$(nproc)" meshgate >/dev/null)
+fi
+workers=$(nproc)
+ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
+w=$(mktemp -d /tmp/mg-meshbench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$w"; }
+trap cleanup EXIT
+
+"$bin" ca init --dir "$w/ca" >/dev/null
+"$bin" ca issue --dir "$w/ca" --dns app.example.com --out-dir "$w" >/dev/null
+"$bin" ca issue --dir "$w/ca" --spiffe ns/istio-system/sa/ingressgateway --out-dir "$w/gw" >/dev/null
+"$bin" ca issue --dir "$w/ca" --spiffe ns/bench/sa/origin --out-dir "$w/origin" >/dev/null
+
+cat > "$w/origin.conf" <<NGX
+worker_processes 1; daemon off; pid $w/origin.pid; error_log $w/origin.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:19190 reuseport backlog=4096; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:19191 ssl reuseport backlog=4096;
+    ssl_certificate $w/origin/cert-chain.pem; ssl_certificate_key $w/origin/key.pem;
+    ssl_client_certificate $w/origin/root-cert.pem; ssl_verify_client on;
+    ssl_session_cache off; ssl_session_tickets off;
+    location / { return 200 "ok\n"; } } }
+NGX
+nginx -c "$w/origin.conf" & pids+=($!)
+
+mkdir -p "$w/cfg"
+cat > "$w/cfg/config.yaml" <<YAML
+apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+spec: {accessLogFile: ""}
+---
+apiVersion: meshgate.io/v1alpha1
+kind: Proxy
+metadata: {name: bench, namespace: istio-system, labels: {istio: ingressgateway}}
+spec:
+  workers: $workers
+  serviceAccount: ingressgateway
+  bindAddress: 127.0.0.1
+  admin: 127.0.0.1:39002
+  identity: {certificateChain: $w/gw/cert-chain.pem, privateKey: $w/gw/key.pem, rootCertificates: $w/gw/root-cert.pem}
+  credentials:
+    app: {certificate: $w/app.example.com.crt, privateKey: $w/app.example.com.key}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 39445, name: https, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: app}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: istio-system}
+spec:
+  hosts: [app.example.com]
+  gateways: [gw]
+  http:
+  - match: [{uri: {prefix: /plain-new/}}]
+    route: [{destination: {host: plain-new.bench.svc.cluster.local, port: {number: 80}}}]
+  - match: [{uri: {prefix: /mesh-new/}}]
+    route: [{destination: {host: mesh-new.bench.svc.cluster.local, port: {number: 80}}}]
+  - match: [{uri: {prefix: /plain/}}]
+    route: [{destination: {host: plain.bench.svc.cluster.local, port: {number: 80}}}]
+  - match: [{uri: {prefix: /mesh/}}]
+    route: [{destination: {host: mesh.bench.svc.cluster.local, port: {number: 80}}}]
+YAML
+# entry NAME UPSTREAM_PORT TLS_MODE MAX_REQUESTS_PER_CONNECTION
+entry() {
+  cat >> "$w/cfg/config.yaml" <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: $1, namespace: bench}
+spec:
+  hosts: [$1.bench.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $2}, serviceAccount: origin}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: $1, namespace: bench}
+spec:
+  host: $1.bench.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: $3}
+    connectionPool: {http: {maxRequestsPerConnection: $4}}
+YAML
+}
+entry plain 19190 DISABLE 0
+entry mesh 19191 ISTIO_MUTUAL 0
+entry plain-new 19190 DISABLE 1
+entry mesh-new 19191 ISTIO_MUTUAL 1
+"$bin" check -c "$w/cfg" >/dev/null
+"$bin" run -c "$w/cfg" >"$w/gw.log" 2>&1 & pids+=($!)
+
+for port in 19190 19191 39445; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+done
+for _ in $(seq 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:39002/ready" || true)" = 200 ] && break
+  sleep 0.2
+done
+
+# the setup must behave as described, or the numbers mean nothing
+code() { curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "$@" || true; }
+for p in plain mesh plain-new mesh-new; do
+  c=$(code "https://127.0.0.1:39445/$p/x")
+  if [ "$c" != 200 ]; then
+    echo "mesh.sh: /$p/ answers $c (want 200); gateway log:" >&2
+    tail -n 20 "$w/gw.log" >&2
+    exit 1
+  fi
+done
+
+res="$w/results"
+: > "$res"
+wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+for r in $(seq "$rounds"); do
+  for s in plain mesh plain-new mesh-new; do
+    v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:39445/$s/x")
+    echo "$s ${v:-0}" >> "$res"
+    echo "round $r $s ${v:-0} req/s" >&2
+  done
+  # the same mutual TLS handshake straight to the origin (one client, no gateway)
+  v=$(openssl s_time -connect 127.0.0.1:19191 -new -cert "$w/gw/cert-chain.pem" -key "$w/gw/key.pem" \
+        -time "$secs" 2>/dev/null | awk '/connections in [0-9]+ real seconds/ {printf "%.1f", $1 / $4}')
+  echo "direct ${v:-0}" >> "$res"
+  echo "round $r direct mTLS handshakes ${v:-0}/s" >&2
+done
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+a=$(awk '$1=="plain" {print $2}' "$res" | median)
+b=$(awk '$1=="mesh" {print $2}' "$res" | median)
+c=$(awk '$1=="plain-new" {print $2}' "$res" | median)
+d=$(awk '$1=="mesh-new" {print $2}' "$res" | median)
+e=$(awk '$1=="direct" {print $2}' "$res" | median)
+# one core's ECDSA P-256 signs and verifies per second
+sp=$(openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(nistp256\)/ {print $(NF-1), $NF}')
+sign=${sp% *}
+verify=${sp#* }
+printf '\n%-44s %12s %8s\n' case req/s ratio
+awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" -v s="$sign" -v v="$verify" -v n="$workers" 'BEGIN {
+  printf "%-44s %12.0f %8.2f\n", "a) plain upstream, keep-alive", a, 1
+  printf "%-44s %12.0f %8.2f\n", "b) ISTIO_MUTUAL upstream, keep-alive", b, (a>0?b/a:0)
+  printf "%-44s %12.0f %8.2f\n", "c) plain upstream, new connection each", c, (a>0?c/a:0)
+  printf "%-44s %12.0f %8.2f\n", "d) ISTIO_MUTUAL, new connection each", d, (c>0?d/c:0)
+  printf "%-44s %12.0f %8.2f\n", "e) openssl s_time, mTLS straight to nginx", e, (e>0?d/e:0)
+  bound = (s > 0 && v > 0) ? 1 / (1 / s + 2 / v) : 0
+  printf "\nopenssl speed (one core): %.0f ECDSA P-256 signs/s, %.0f verifies/s:\n", s, v
+  printf "  at most %.0f gateway-side handshakes/s per core (1 sign + 2 verifies), %.0f on %d cores;\n", bound, bound * n, n
+  printf "  d) is %.2f of that bound (ECDHE, the TLS front, nginx and wrk share the cores)\n", (bound > 0 ? d / (bound * n) : 0) }'
+echo "(median of $rounds interleaved rounds of ${secs}s; wrk -t2 -c64 keep-alive to the front; $workers workers; goal: b/a >= 0.90)"
