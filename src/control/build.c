@@ -405,6 +405,8 @@ static void snapshot_destroy(struct mg_snapshot *s)
     mg_inbound_free(s->inbound);
     mg_geoip_unref(s->geoip);
     free(s->spiffe_id);
+    if (s->mesh_client)
+        SSL_CTX_free(s->mesh_client);
     model_unref(s->model);
     free(s);
 }
@@ -622,6 +624,11 @@ static struct mg_snapshot *build(struct mg_model *m, int n_workers, uint64_t gen
         return NULL;
     }
     s->spiffe_id = mg_config_spiffe_id(cfg);
+    if (cfg->proxy.identity_cert_chain && cfg->proxy.identity_private_key &&
+        cfg->proxy.identity_root_certs) {
+        char err[256];
+        s->mesh_client = mg_tls_mesh_client_ctx_new(cfg, err, sizeof(err));
+    }
     /* Opened again for every generation (a rotation too: the file watch
      * sees a new database as it sees new certificates). A damaged file
      * fails the build, so the previous generation and its database keep

@@ -108,6 +108,12 @@ struct mg_snapshot {
     struct mg_config *cfg;              /* = model's, read-only */
     struct mg_model *model;             /* owns cfg; shared with rotations of it */
     char *spiffe_id;                    /* own identity (for XFCC By=) */
+    /* Proxy.spec.identity as an ISTIO_MUTUAL client (NULL without one, or
+     * when it does not load: the clusters that need it report why). A
+     * worker's new mesh connections take it from the worker's newest
+     * generation, so that after a rotation the upstream connections opened
+     * for older downstream connections present the new certificate too. */
+    SSL_CTX *mesh_client;
     int n_workers;
     struct mg_port *ports;
     size_t n_ports;

@@ -32,10 +32,11 @@ struct mg_kv *mg_upstream_resp_ops(struct mg_request *r, struct mg_kv *h, size_t
 
 /* ---- ISTIO_MUTUAL (mesh.c) ---- */
 
-/* The client context of ISTIO_MUTUAL: Proxy.spec.identity's chain and key
- * presented, its rootCertificates trusted, the peer's chain required. NULL
- * with err set when the identity is missing or does not load. */
-SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t errlen);
+struct mg_worker;
+/* The context a new connection of cl to endpoint ep uses: NULL for plain
+ * text; for a mesh cluster the identity of the worker's newest generation
+ * (snapshot.h `mesh_client`), else the cluster's own. */
+SSL_CTX *mg_mesh_conn_ctx(const struct mg_cluster *cl, size_t ep, const struct mg_worker *w);
 /* Make cl a mesh cluster (types.h `mesh`): the trust domain and its
  * aliases from cfg, the n identities secure naming accepts (none = any
  * identity of those trust domains). */

@@ -9,6 +9,8 @@
 #include "upstream/internal.h"
 #include "base/base.h"
 #include "http/types.h"
+#include "net/types.h"
+#include "snapshot/snapshot.h"
 
 SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t errlen)
 {
@@ -183,6 +185,15 @@ void mg_mesh_cluster_free(struct mg_cluster *cl)
         free(cl->mesh_tds[i]);
     free(cl->mesh_tds);
     free(cl->mesh_expected);
+}
+
+SSL_CTX *mg_mesh_conn_ctx(const struct mg_cluster *cl, size_t ep, const struct mg_worker *w)
+{
+    if (!cl->tls || cl->eps[ep].plain)
+        return NULL;
+    if (cl->mesh && w && w->snap && w->snap->mesh_client)
+        return w->snap->mesh_client;
+    return cl->tls;
 }
 
 void mg_upstream_refused_by_name(struct mg_request *r, const char *why)

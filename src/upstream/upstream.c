@@ -200,8 +200,9 @@ static int uc_connect(struct mg_uconn *uc, const struct sockaddr *sa, int salen)
     struct mg_cluster *cl = uc->cl;
     struct event_base *base = uc->w->base;
     int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (cl->tls && !cl->eps[uc->ep].plain) {
-        uc->ssl = SSL_new(cl->tls);
+    SSL_CTX *ctx = mg_mesh_conn_ctx(cl, uc->ep, uc->w);
+    if (ctx) {
+        uc->ssl = SSL_new(ctx);
         if (!uc->ssl)
             return -1;
         SSL_set_tlsext_host_name(uc->ssl, cl->sni);

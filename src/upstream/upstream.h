@@ -71,6 +71,11 @@ void mg_upstream_close_idle(struct mg_cluster **clusters, size_t n, int worker_i
 SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client_tls *t,
                                char *err, size_t errlen);
 
+/* The client context of ISTIO_MUTUAL: Proxy.spec.identity's chain and key
+ * presented, its rootCertificates trusted, the peer's chain required. NULL
+ * with err set when the identity is missing or does not load (mesh.c). */
+SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t errlen);
+
 /* May the request be tried again after a failure of class `cls`
  * ("connect-failure", "reset", "refused-stream", "timeout", "5xx-<status>")
  * under its route's retry policy? No retry once a body byte went upstream or

@@ -459,8 +459,9 @@ static int conn_connect(struct mg_up2_conn *c, const struct sockaddr *sa, int sa
     struct mg_cluster *cl = c->cl;
     struct event_base *base = c->w->base;
     int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (cl->tls && !cl->eps[c->ep].plain) {
-        c->ssl = SSL_new(cl->tls);
+    SSL_CTX *ctx = mg_mesh_conn_ctx(cl, c->ep, c->w);
+    if (ctx) {
+        c->ssl = SSL_new(ctx);
         if (!c->ssl)
             return -1;
         SSL_set_tlsext_host_name(c->ssl, cl->sni);

@@ -24,9 +24,11 @@ P=$MG_PKI
 JWT_TOOL=${MG_JWT_TOOL:-$MG_BUILDDIR/tests/helpers/mg_jwt_tool}
 [ -x "$JWT_TOOL" ] || skip_all "mg_jwt_tool not built"
 K=$(mg_tmpdir keys)
-"$JWT_TOOL" genkey --type ec256 --kid k1 --out "$K/k1.pem" --jwks-out "$K/jwks.json" >/dev/null ||
-    bail_out "JWT key"
+"$JWT_TOOL" genkey --type ec256 --kid k1 --out "$K/k1.pem" --jwks-out "$K/jwks.json" >/dev/null &&
+    "$JWT_TOOL" genkey --type ec256 --kid k1 --out "$K/evil.pem" >/dev/null || bail_out "JWT keys"
 TOKEN=$("$JWT_TOOL" sign --key "$K/k1.pem" --kid k1 \
+    --claims '{"iss":"https://issuer.example.com","sub":"alice","exp":4102444800}') || bail_out "token"
+BAD=$("$JWT_TOOL" sign --key "$K/evil.pem" --kid k1 \
     --claims '{"iss":"https://issuer.example.com","sub":"alice","exp":4102444800}') || bail_out "token"
 mg_start_upstream --name app || bail_out "upstream"
 app=$MG_UPSTREAM_PORT
@@ -274,8 +276,8 @@ get httpbin /echo/chain -H "X-Forwarded-Client-Cert: By=spiffe://evil;URI=spiffe
 unlike "$body" 'spiffe://evil' "a client's XFCC does not reach the app"
 get httpbin /api/nojwt
 is "$code" 403 "the gateway refuses /api/* without a JWT"
-get httpbin /api/badjwt -H "Authorization: Bearer ${TOKEN%?}x"
-is "$code" 401 "... and with a bad one"
+get httpbin /api/badjwt -H "Authorization: Bearer $BAD"
+is "$code" 401 "... and with one signed by another key"
 get httpbin /api/items -H "Authorization: Bearer $TOKEN"
 is "$code" 200 "policy by principal: GET /api/* with a JWT allowed by the sidecar"
 get httpbin /api/post -X POST -d x=1 -H "Authorization: Bearer $TOKEN"
@@ -368,6 +370,15 @@ slow_out=$MG_TMP/slow.out
 mg_curl -k -o "$slow_out" -w '%{http_code}' "https://httpbin.example.com:$GWP/slow?ms=2500" \
     >"$slow_out.code" 2>/dev/null &
 slow_pid=$!
+# a keep-alive downstream connection across the rotation: four requests on
+# one connection, 3 s apart (the idle upstream connections of the old
+# generation are closed at the switch, so its later requests open new ones)
+ka_out=$MG_TMP/ka.out
+mg_curl -k --rate 20/m -w '\nconnects=%{num_connects}\n' \
+    "https://httpbin.example.com:$GWP/echo/ka1" "https://httpbin.example.com:$GWP/echo/ka2" \
+    "https://httpbin.example.com:$GWP/echo/ka3" "https://httpbin.example.com:$GWP/echo/ka4" \
+    >"$ka_out" 2>/dev/null &
+ka_pid=$!
 fails=0 total=0 new_at=0
 for ((i = 1; i <= 120; i++)); do
     get httpbin "/echo/rot$i"
@@ -384,10 +395,18 @@ for ((i = 1; i <= 120; i++)); do
     sleep 0.1
 done
 wait "$slow_pid"
+wait "$ka_pid"
 is "$fails" 0 "identity rotated on disk during a loop of $total requests: none failed"
 ok "new upstream connections present the new certificate (from request $new_at on)" test "$new_at" -gt 3
 is "$(cat "$slow_out.code")" 200 "a request in flight across the rotation completes"
 like "$(hash_of "$(cat "$slow_out")")" "$old_hash" "... on its connection with the old certificate"
+ka_hashes=$(grep -Eo 'Hash=[0-9a-f]{64}' "$ka_out" | tr '\n' ' ')
+is "$(grep -c '^connects=0$' "$ka_out")" 3 "the keep-alive client's four requests went over one downstream connection"
+is "$(grep -Eo 'Hash=[0-9a-f]{64}' "$ka_out" | head -n 1)" "$old_hash" "... its first request before the rotation: the old certificate"
+new_hash=$(hash_of "$body")
+is "$(grep -Eo 'Hash=[0-9a-f]{64}' "$ka_out" | tail -n 1)" "$new_hash" \
+    "... its last one, after the rotation, reached the sidecar with the new certificate"
+diag "keep-alive client's certificate hashes: $ka_hashes"
 diag "rotation: $total requests, $fails failed, new certificate from request $new_at"
 
 done_testing
