@@ -180,6 +180,7 @@ dest httpbin HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: htt
 dest permissive HTTP "{address: 127.0.0.1, ports: {http: $SB2}, serviceAccount: httpbin}" "{mode: ISTIO_MUTUAL}" 9080
 dest grpcish HTTP2 "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: httpbin}" "{mode: ISTIO_MUTUAL}"
 dest reviews HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: reviews}" "{mode: ISTIO_MUTUAL}"
+dest reviewsh2 HTTP2 "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: reviews}" "{mode: ISTIO_MUTUAL}"
 dest sans HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: reviews}" \
     "{mode: ISTIO_MUTUAL, subjectAltNames: [\"$SC_ID\"]}"
 dest automesh HTTP "{address: 127.0.0.1, ports: {http: $SB1}, serviceAccount: httpbin, labels: {security.istio.io/tlsMode: istio}}"
@@ -323,7 +324,13 @@ after=$(mg_metric meshgate_upstream_secure_naming_failures_total)
 ok "meshgate_upstream_secure_naming_failures_total counts it ($before -> $after)" test "$after" -gt "$before"
 ok "the request metric carries the reason" \
     test "$(mg_metric istio_requests_total 'response_flags_reason="upstream_secure_naming"')" -ge 1
-n=$(grep -c '"path":"/echo/wrong"' "$SC_LOG")
+get reviewsh2 /echo/wrongh2
+is "$code" 503 "secure naming on an HTTP/2 upstream connection: 503"
+mg_wait_for 3 grep -q '/echo/wrongh2' "$GW_LOG"
+like "$(grep '/echo/wrongh2' "$GW_LOG" | tail -n 1)" \
+    "UF .*upstream_secure_naming \"secure naming: expected spiffe://cluster.local/ns/default/sa/reviews, presented $SC_ID\"" \
+    "... logged with both identities"
+n=$(grep -c '"path":"/echo/wrong' "$SC_LOG")
 is "$n" 0 "the refused sidecar never saw the request"
 get sans /echo/sans
 is "$code" 200 "DestinationRule subjectAltNames name the identity: accepted over the endpoint's service account"
