@@ -26,9 +26,12 @@ struct mg_up2_conn;
 struct event;
 
 /* Build the cluster for destination (host, port, subset) from the
- * ServiceEntries and DestinationRules of cfg. Returns NULL (and a warning in
- * d) when no ServiceEntry knows the host: such routes answer 503. An
- * unusable TLS setting is an error in d. */
+ * ServiceEntries (their endpoints, or the WorkloadEntries a workloadSelector
+ * picks), the DestinationRules and the MeshConfig of cfg: ISTIO_MUTUAL by
+ * rule or auto mTLS, with secure naming (types.h `mesh`). Returns NULL (and
+ * a warning in d) when no ServiceEntry knows the host, or ISTIO_MUTUAL is
+ * asked without Proxy.spec.identity: such routes answer 503. An unusable
+ * TLS setting or identity is an error in d. */
 struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg_destination *dst,
                                     int n_workers, struct mg_diags *d);
 /* The forward proxy's dynamic cluster (upstream/types.h `dynamic`): no
