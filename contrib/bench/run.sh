@@ -4,18 +4,39 @@
 #
 #   bash contrib/bench/run.sh [ROUNDS] [SECONDS]
 #
-# Scenarios: HTTPS keep-alive proxy (wrk), HTTP/2 proxy (h2load), a new TLS
-# connection per request (wrk with Connection: close), HTTP->HTTPS redirect
-# (wrk). The origin is one nginx process answering "ok" on 127.0.0.1:19090.
-# Prints the median requests/s per scenario and the meshgate/nginx and
+# Scenarios (TLS 1.3, P-256 certificates unless named otherwise):
+#   keepalive  HTTPS keep-alive, small response (wrk -t2 -c64)
+#   big        HTTPS keep-alive, 16 KiB response (wrk)
+#   h2, h2big  HTTP/2, small and 16 KiB responses (h2load -c32 -m10)
+#   newconn    a full handshake per request (wrk, Connection: close)
+#   resume     a resumed handshake per request (openssl s_time -reuse, 2
+#              clients: wrk cannot resume); `full` is the same tool with -new,
+#              so the two compare like for like
+#   rsa        a full handshake per request against an RSA-2048 certificate
+#   mtls_ka    mutual TLS keep-alive (curl -Z, 32 connections: neither wrk
+#              nor h2load sends a client certificate)
+#   mtls_new   mutual TLS, a full handshake per request (s_time -new -cert)
+#   mtls_h2    mutual TLS, HTTP/2 (curl -Z --http2, multiplexed)
+#   redirect   HTTP->HTTPS redirect (wrk)
+# and, after the rounds, memory: RSS per idle TLS and mTLS connection with
+# BENCH_IDLE (default "1000 9000") connections held (hold-conns.pl).
+# The origin is one nginx process answering "ok" (or 16 KiB) on
+# 127.0.0.1:19090; it is also measured straight (the "origin" column, the
+# ceiling for the HTTP lines), and `openssl speed` gives the ceiling for
+# handshakes (ECDSA P-256 signatures and X25519 per core). Prints per
+# scenario the median requests/s, min and max over the rounds, requests per
+# CPU-second of the proxy's own processes, and the meshgate/nginx and
 # meshgate/HAProxy ratios. Everything listens on 127.0.0.1 only.
 # Knobs (environment): MESHGATE=path of the binary; BENCH_PROXIES (default
-# "meshgate nginx haproxy") and BENCH_SCENARIOS (default "keepalive h2
-# newconn redirect") narrow a run, e.g. while profiling; BENCH_PERF=FILE
-# records the meshgate process with `perf record -g` into FILE for the run.
+# "meshgate nginx haproxy") and BENCH_SCENARIOS narrow a run, e.g. while
+# profiling; BENCH_IDLE="" skips the memory lines; BENCH_PERF=FILE records
+# the meshgate process with `perf record -g` into FILE for the run.
 set -eu
 proxies=${BENCH_PROXIES:-meshgate nginx haproxy}
-scenarios=${BENCH_SCENARIOS:-keepalive h2 newconn redirect}
+scenarios=${BENCH_SCENARIOS:-keepalive big h2 h2big newconn full resume rsa mtls_ka mtls_new mtls_h2 redirect}
+# 10 000 held connections need more descriptors than this machine's hard
+# limit of 20 000 lets HAProxy reserve (2 per connection): 9 000 here
+idle_counts=${BENCH_IDLE-1000 9000}
 rounds=${1:-3}
 secs=${2:-8}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +50,7 @@ fi
 workers=$(nproc)
 ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-bench.XXXXXX)
+chmod 755 "$w"                          # the origin's workers (nobody) read /16k
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$w"; }
 trap cleanup EXIT
@@ -37,24 +59,40 @@ trap cleanup EXIT
 "$bin" ca issue --dir "$w/ca" --dns app.example.com --out-dir "$w" >/dev/null
 "$bin" ca issue --dir "$w/ca" --spiffe ns/bench/sa/gw --out-dir "$w/id" >/dev/null
 cat "$w/app.example.com.crt" "$w/app.example.com.key" > "$w/combined.pem"
+"$bin" ca issue --dir "$w/ca" --dns client.example.com --client --name client --out-dir "$w" >/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=app.example.com \
+  -addext subjectAltName=DNS:app.example.com -keyout "$w/rsa.key" -out "$w/rsa.crt" 2>/dev/null
+cat "$w/rsa.crt" "$w/rsa.key" > "$w/rsa.pem"
+cp "$w/ca/root-cert.pem" "$w/client-ca.pem"
+head -c 16384 /dev/urandom > "$w/16k" && chmod 644 "$w/16k"
 
 # --- origin (shared by all three) ---
 cat > "$w/origin.conf" <<NGX
 worker_processes 1; daemon off; pid $w/origin.pid; error_log $w/origin.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:19090 reuseport backlog=4096; location / { return 200 "ok\n"; } } }
+  server { listen 127.0.0.1:19090 reuseport backlog=4096; location / { return 200 "ok\n"; }
+    location = /16k { alias $w/16k; } } }
 NGX
 nginx -c "$w/origin.conf" & pids+=($!)
 
 # --- nginx proxy: 127.0.0.1:18443 (TLS, h2) and :18080 (redirect) ---
 cat > "$w/nginx.conf" <<NGX
 worker_processes $workers; daemon off; pid $w/nginx.pid; error_log $w/nginx.err;
-events { worker_connections 8192; }
+events { worker_connections 10000; }
 http { access_log off; keepalive_requests 1000000;
   upstream origin { server 127.0.0.1:19090; keepalive 64; }
   server { listen 127.0.0.1:18443 ssl http2 reuseport; server_name app.example.com;
     ssl_certificate $w/app.example.com.crt; ssl_certificate_key $w/app.example.com.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:18444 ssl reuseport; server_name app.example.com;
+    ssl_certificate $w/rsa.crt; ssl_certificate_key $w/rsa.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:18445 ssl http2 reuseport; server_name app.example.com;
+    ssl_certificate $w/app.example.com.crt; ssl_certificate_key $w/app.example.com.key;
+    ssl_client_certificate $w/client-ca.pem; ssl_verify_client on;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:18080 reuseport; location / { return 301 https://\$host\$request_uri; } } }
@@ -65,7 +103,7 @@ nginx -c "$w/nginx.conf" & pids+=($!)
 cat > "$w/haproxy.cfg" <<HAP
 global
   nbthread $workers
-  maxconn 8000
+  maxconn 9500
   tune.ssl.default-dh-param 2048
 defaults
   mode http
@@ -75,6 +113,8 @@ defaults
   http-reuse always
 frontend tls
   bind 127.0.0.1:28443 ssl crt $w/combined.pem alpn h2,http/1.1
+  bind 127.0.0.1:28444 ssl crt $w/rsa.pem alpn h2,http/1.1
+  bind 127.0.0.1:28445 ssl crt $w/combined.pem ca-file $w/client-ca.pem verify required alpn h2,http/1.1
   default_backend origin
 frontend plain
   bind 127.0.0.1:28080
@@ -83,6 +123,7 @@ backend origin
   server o1 127.0.0.1:19090
 HAP
 haproxy -f "$w/haproxy.cfg" -db & pids+=($!)
+hapid=$!
 
 # --- meshgate: 127.0.0.1:38443 and :38080 ---
 mkdir -p "$w/mg"
@@ -102,6 +143,8 @@ spec:
   identity: {certificateChain: $w/id/cert-chain.pem, privateKey: $w/id/key.pem, rootCertificates: $w/id/root-cert.pem}
   credentials:
     app: {certificate: $w/app.example.com.crt, privateKey: $w/app.example.com.key}
+    rsa: {certificate: $w/rsa.crt, privateKey: $w/rsa.key}
+    mtls: {certificate: $w/app.example.com.crt, privateKey: $w/app.example.com.key, caCertificates: $w/client-ca.pem}
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -112,6 +155,12 @@ spec:
   - port: {number: 38443, name: https, protocol: HTTPS}
     hosts: ["*"]            # wrk and h2load send the IP as SNI; nginx and HAProxy ignore it too
     tls: {mode: SIMPLE, credentialName: app}
+  - port: {number: 38444, name: https-rsa, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: rsa}
+  - port: {number: 38445, name: https-mtls, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: MUTUAL, credentialName: mtls}
   - port: {number: 38080, name: http, protocol: HTTP}
     hosts: [app.example.com]
     tls: {httpsRedirect: true}
@@ -137,7 +186,7 @@ YAML
 "$bin" run -c "$w/mg" >"$w/mg.log" 2>&1 & pids+=($!)
 mgpid=$!
 
-for port in 19090 18443 28443 38443 38080; do
+for port in 19090 18443 18444 18445 28443 28444 28445 38443 38444 38445 38080; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
 done
 for _ in $(seq 100); do
@@ -151,6 +200,10 @@ if [ -n "${BENCH_PERF:-}" ]; then
 fi
 
 declare -A port_tls=([meshgate]=38443 [nginx]=18443 [haproxy]=28443)
+declare -A port_rsa=([meshgate]=38444 [nginx]=18444 [haproxy]=28444)
+declare -A port_mtls=([meshgate]=38445 [nginx]=18445 [haproxy]=28445)
+# the processes whose CPU a proxy's run costs (nginx: master and workers)
+declare -A ppids=([meshgate]=$mgpid [nginx]="$(cat "$w/nginx.pid" 2>/dev/null)" [haproxy]="$hapid")
 declare -A port_plain=([meshgate]=38080 [nginx]=18080 [haproxy]=28080)
 # Every scenario must get the answer it is meant to measure, or its number
 # means nothing. (h2load's -H host: adds a Host header next to :authority,
@@ -161,8 +214,14 @@ for p in $proxies; do
   c2=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "http://127.0.0.1:$u/x" || true)
   c3=$({ h2load -n20 -c1 -H ':authority: app.example.com' "https://127.0.0.1:$t/" 2>/dev/null || true; } |
        awk '/^status codes:/ {print $3}')
-  if [ "$c1 $c2 $c3" != "200 301 20" ]; then
-    echo "run.sh: $p answers https=$c1 redirect=$c2 h2-2xx=$c3/20 (want 200 301 20)" >&2
+  c4=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "https://127.0.0.1:${port_rsa[$p]}/" || true)
+  c5=$(curl -sk -o /dev/null -w '%{http_code}' --cert "$w/client.crt" --key "$w/client.key" \
+       -H 'Host: app.example.com' "https://127.0.0.1:${port_mtls[$p]}/" || true)
+  c6=$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: app.example.com' "https://127.0.0.1:${port_mtls[$p]}/" || true)
+  c7=$(curl -sk -o /dev/null -w '%{size_download}' -H 'Host: app.example.com' "https://127.0.0.1:$t/16k" || true)
+  if [ "$c1 $c2 $c3 $c4 $c5 $c7" != "200 301 20 200 200 16384" ] || [ "$c6" = 200 ]; then
+    echo "run.sh: $p answers https=$c1 redirect=$c2 h2-2xx=$c3/20 rsa=$c4 mtls=$c5 mtls-without-cert=$c6" \
+         "16k=$c7 bytes (want 200 301 20 200 200, not 200, 16384)" >&2
     exit 1
   fi
 done
@@ -176,17 +235,72 @@ wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}
 h2_rps() { h2load "$@" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}
   /^requests:/ && $10 != 0 {print "run.sh: failed h2 requests: " $0 > "/dev/stderr"}'; }
 
+# CPU ticks (user + system) of a proxy's processes and their threads' children
+cpu_ticks() {
+  local t=0 pid k
+  for pid in $1 $(pgrep -P "${1%% *}" 2>/dev/null); do
+    [ -r "/proc/$pid/stat" ] || continue
+    k=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || continue
+    t=$((t + k))
+  done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+# s_time_rps PORT FLAGS...: connections/s of two `openssl s_time` clients
+s_time_rps() {
+  local port=$1 i sp=()
+  shift
+  for i in 1 2; do
+    timeout $((secs + 10)) openssl s_time -connect "127.0.0.1:$port" -www / -time "$secs" "$@" \
+      >"$w/stime.$i" 2>/dev/null &
+    sp+=($!)
+  done
+  wait "${sp[@]}" || true          # never a bare wait: the proxies are jobs of this shell too
+  cat "$w/stime.1" "$w/stime.2" |
+    awk '/connections in [0-9.]+ real seconds/ {t += $1 / $4} END {printf "%.0f\n", t}'
+}
+# curl_rps ARGS...: requests/s of one curl fetching N URLs over 32 kept-alive
+# connections (-Z), client certificate given by the caller
+curl_rps() {
+  local n=$((secs * 2500)) t0 t1 url=${*: -1} ok
+  t0=$(date +%s.%N)
+  ok=$(curl -sk -Z --parallel-max 32 -H 'Host: app.example.com' -w '%{http_code}\n' "${@:1:$#-1}" \
+         "$url?[1-$n]" -o /dev/null 2>/dev/null | grep -c '^200$' || true)
+  t1=$(date +%s.%N)
+  [ "$ok" = "$n" ] || echo "run.sh: curl got $ok of $n answers 200 from $url" >&2
+  awk -v n="$ok" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f\n", n / (b - a)}'
+}
+MTLS=(--cert "$w/client.crt" --key "$w/client.key")
 for r in $(seq "$rounds"); do
   for s in $scenarios; do
-    for p in $proxies; do
-      t=${port_tls[$p]} u=${port_plain[$p]}
+    for p in $proxies origin; do
+      t=${port_tls[$p]:-} u=${port_plain[$p]:-}
+      if [ "$p" = origin ]; then
+        case $s in
+          keepalive) v=$(wrk_rps -t2 -c64 -d"${secs}s" "http://127.0.0.1:19090/") ;;
+          big) v=$(wrk_rps -t2 -c64 -d"${secs}s" "http://127.0.0.1:19090/16k") ;;
+          *) continue ;;
+        esac
+        echo "$s origin ${v:-0} 0" >> "$res"
+        continue
+      fi
+      c0=$(cpu_ticks "${ppids[$p]}")
       case $s in
         keepalive) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$t/") ;;
+        big) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$t/16k") ;;
         h2) v=$(h2_rps -c32 -m10 -D"$secs" -t2 -H ':authority: app.example.com' "https://127.0.0.1:$t/") ;;
+        h2big) v=$(h2_rps -c32 -m10 -D"$secs" -t2 -H ':authority: app.example.com' "https://127.0.0.1:$t/16k") ;;
         newconn) v=$(wrk_rps -t2 -c32 -d"${secs}s" -H 'Host: app.example.com' -H 'Connection: close' "https://127.0.0.1:$t/") ;;
+        full) v=$(s_time_rps "$t" -new) ;;
+        resume) v=$(s_time_rps "$t" -reuse) ;;
+        rsa) v=$(wrk_rps -t2 -c32 -d"${secs}s" -H 'Host: app.example.com' -H 'Connection: close' "https://127.0.0.1:${port_rsa[$p]}/") ;;
+        mtls_ka) v=$(curl_rps "${MTLS[@]}" --http1.1 "https://127.0.0.1:${port_mtls[$p]}/") ;;
+        mtls_new) v=$(s_time_rps "${port_mtls[$p]}" -new "${MTLS[@]}") ;;
+        mtls_h2) v=$(curl_rps "${MTLS[@]}" --http2 "https://127.0.0.1:${port_mtls[$p]}/") ;;
         redirect) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "http://127.0.0.1:$u/x") ;;
       esac
-      echo "$s $p ${v:-0}" >> "$res"
+      c1=$(cpu_ticks "${ppids[$p]}")
+      echo "$s $p ${v:-0} $(awk -v d=$((c1 - c0)) -v hz="$hz" 'BEGIN {print d / hz}')" >> "$res"
       echo "round $r $s $p ${v:-0} req/s" >&2
     done
   done
@@ -194,13 +308,59 @@ done
 
 if [ -n "${perfpid:-}" ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-printf '\n%-10s %12s %12s %12s %10s %10s\n' scenario meshgate nginx haproxy mg/nginx mg/haproxy
+median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit; if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+col() { awk -v s="$1" -v p="$2" -v c="$3" '$1==s && $2==p {print $c}' "$res"; }
+# requests per CPU-second of the proxy: the round's requests over its CPU time
+per_cpu() { awk -v s="$1" -v p="$2" -v t="$secs" '$1==s && $2==p && $4 > 0 {print $3 * t / $4}' "$res" | median; }
+printf '\n%-10s %10s %10s %10s %10s %8s %8s  %-23s %s\n' scenario meshgate nginx haproxy origin \
+  mg/ngx mg/hap "meshgate min-max" "req per CPU-s mg/ngx/hap"
 for s in $scenarios; do
-  m=$(awk -v s=$s '$1==s && $2=="meshgate" {print $3}' "$res" | median)
-  n=$(awk -v s=$s '$1==s && $2=="nginx" {print $3}' "$res" | median)
-  h=$(awk -v s=$s '$1==s && $2=="haproxy" {print $3}' "$res" | median)
-  awk -v s=$s -v m="$m" -v n="$n" -v h="$h" 'BEGIN {
-    printf "%-10s %12.0f %12.0f %12.0f %10.2f %10.2f\n", s, m, n, h, (n>0?m/n:0), (h>0?m/h:0) }'
+  m=$(col "$s" meshgate 3 | median); n=$(col "$s" nginx 3 | median); h=$(col "$s" haproxy 3 | median)
+  o=$(col "$s" origin 3 | median)
+  lo=$(col "$s" meshgate 3 | sort -n | head -n 1); hi=$(col "$s" meshgate 3 | sort -n | tail -n 1)
+  awk -v s="$s" -v m="${m:-0}" -v n="${n:-0}" -v h="${h:-0}" -v o="${o:--}" -v lo="${lo:-0}" -v hi="${hi:-0}" \
+      -v cm="$(per_cpu "$s" meshgate)" -v cn="$(per_cpu "$s" nginx)" -v ch="$(per_cpu "$s" haproxy)" 'BEGIN {
+    printf "%-10s %10.0f %10.0f %10.0f %10s %8.2f %8.2f  %-23s %.0f/%.0f/%.0f\n", s, m, n, h, o,
+      (n>0?m/n:0), (h>0?m/h:0), sprintf("%.0f-%.0f", lo, hi), cm, cn, ch }'
 done
-echo "(median of $rounds interleaved rounds of ${secs}s; $workers workers each; origin nginx on 127.0.0.1:19090)"
+echo "(median of $rounds interleaved rounds of ${secs}s; $workers workers each; origin nginx on 127.0.0.1:19090, 1 worker)"
+echo
+echo "ceiling for handshakes (openssl speed, one core):"
+openssl speed -seconds 2 ecdsap256 ecdhx25519 2>/dev/null | awk '/^ *256 bits ecdsa/ {printf "  ECDSA P-256: %s signs/s, %s verifies/s\n", $(NF-1), $NF}
+  /X25519/ && /op\/s/ {print "  " $0} /253 bits ecdh \(X25519\)/ {printf "  X25519: %s ops/s\n", $NF}'
+
+# memory per idle connection: hold N TLS (then mTLS) connections open after
+# their handshake and one request, and compare the proxy's resident memory
+rss_kb() {
+  local t=0 pid k
+  for pid in $1 $(pgrep -P "${1%% *}" 2>/dev/null); do
+    k=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+    t=$((t + ${k:-0}))
+  done
+  echo "$t"
+}
+if [ -n "$idle_counts" ]; then
+  echo
+  printf '%-22s %12s %12s %12s\n' "idle connections" meshgate nginx haproxy
+  for n in $idle_counts; do
+    for kind in tls mtls; do
+      line=""
+      for p in meshgate nginx haproxy; do
+        if [ "$kind" = tls ]; then port=${port_tls[$p]}; extra=(); else port=${port_mtls[$p]}; extra=(--cert "$w/client.crt" --key "$w/client.key"); fi
+        before=$(rss_kb "${ppids[$p]}")
+        perl "$top/contrib/bench/hold-conns.pl" "$port" "$n" "$w/ready.$p" "${extra[@]}" &
+        hold=$!
+        for _ in $(seq 600); do [ -e "$w/ready.$p" ] && break; sleep 0.2; done
+        sleep 1
+        after=$(rss_kb "${ppids[$p]}")
+        kill "$hold" 2>/dev/null; wait "$hold" 2>/dev/null || true
+        rm -f "$w/ready.$p"
+        held=$(cat "$w/ready.$p.n" 2>/dev/null || echo 0)
+        [ "$held" = "$n" ] || echo "run.sh: $p held only $held of $n $kind connections" >&2
+        line+=$(awk -v a="$after" -v b="$before" -v n="$held" 'BEGIN {printf " %12s", (n > 0 ? sprintf("%.1f KB", (a - b) / n) : "-")}')
+        sleep 2
+      done
+      printf '%-22s%s\n' "$n $kind" "$line"
+    done
+  done
+fi

@@ -1,0 +1,37 @@
+#!/usr/bin/perl
+# hold-conns.pl - open N TLS connections to 127.0.0.1:PORT, each with one
+# keep-alive request answered, then hold them all idle until killed: what
+# an idle connection costs the server is its memory now. Writes the number
+# held to READY.n, then creates READY. A client certificate is sent with
+# --cert FILE --key FILE. (Used by run.sh; not a test.)
+#
+#   perl hold-conns.pl PORT N READY [--cert FILE --key FILE]
+use strict;
+use warnings;
+use IO::Socket::SSL;
+
+my ($port, $n, $ready, @opt) = @ARGV;
+die "usage: $0 PORT N READY [--cert FILE --key FILE]\n" unless $port && $n && $ready;
+my %o = @opt;
+my @held;
+for my $i (1 .. $n) {
+    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, SSL_verify_mode => SSL_VERIFY_NONE,
+                                 SSL_hostname => 'app.example.com', SSL_session_cache_size => 0,
+                                 ($o{'--cert'} ? (SSL_cert_file => $o{'--cert'}, SSL_key_file => $o{'--key'}) : ()))
+        or last;
+    print $s "GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n";
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        my $k = sysread($s, my $b, 4096);
+        last unless $k;
+        $head .= $b;
+    }
+    last unless $head =~ m{^HTTP/1\.[01] 200};
+    push @held, $s;
+}
+open(my $f, '>', "$ready.n") or die;
+print $f scalar(@held), "\n";
+close($f);
+open($f, '>', $ready) or die;
+close($f);
+sleep 3600;
