@@ -33,7 +33,8 @@ static size_t v2(unsigned char *out, unsigned cmd, unsigned fp, const unsigned c
     size_t len = alen + tlen;
     out[14] = (unsigned char)(len >> 8);
     out[15] = (unsigned char)len;
-    memcpy(out + 16, addr, alen);
+    if (alen)
+        memcpy(out + 16, addr, alen);
     if (tlen)
         memcpy(out + 16 + alen, tlv, tlen);
     return 16 + len;
