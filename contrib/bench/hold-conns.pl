@@ -18,7 +18,7 @@ for my $i (1 .. $n) {
     my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, SSL_verify_mode => SSL_VERIFY_NONE,
                                  SSL_hostname => 'app.example.com', SSL_session_cache_size => 0,
                                  ($o{'--cert'} ? (SSL_cert_file => $o{'--cert'}, SSL_key_file => $o{'--key'}) : ()))
-        or last;
+        or do { warn "hold-conns: connection $i: $SSL_ERROR\n"; last };
     print $s "GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n";
     my $head = '';
     while ($head !~ /\r\n\r\n/) {
@@ -26,7 +26,7 @@ for my $i (1 .. $n) {
         last unless $k;
         $head .= $b;
     }
-    last unless $head =~ m{^HTTP/1\.[01] 200};
+    $head =~ m{^HTTP/1\.[01] 200} or do { warn "hold-conns: connection $i: no 200\n"; last };
     push @held, $s;
 }
 open(my $f, '>', "$ready.n") or die;
