@@ -421,10 +421,22 @@ struct mg_port_traffic_policy {
     struct mg_pos pos;
 };
 
+/* trafficPolicy.proxyProtocol: a PROXY protocol header first on every
+ * new upstream connection (Istio's API has it on a rule's or a subset's
+ * trafficPolicy, not in portLevelSettings; a subset's replaces the
+ * rule's). */
+enum mg_up_pp_version { MG_UP_PP_V1 = 0, MG_UP_PP_V2 };
+struct mg_up_proxy_protocol {
+    bool present;
+    enum mg_up_pp_version version;      /* default V1, as Istio */
+    struct mg_pos pos;
+};
+
 struct mg_dr_policy {                   /* trafficPolicy with its portLevelSettings */
     struct mg_traffic_policy base;
     struct mg_port_traffic_policy *port_level;
     size_t n_port_level;
+    struct mg_up_proxy_protocol proxy_protocol;
 };
 
 struct mg_subset {

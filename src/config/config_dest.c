@@ -179,11 +179,20 @@ static const struct mg_cfg_table port_policy = {
     .check = check_port_policy,
 };
 
+static const char *const pp_versions[] = { "V1", "V2" };
+static const struct mg_cfg_field up_pp_rows[] = {
+    MG_CFG_ENUM("version", struct mg_up_proxy_protocol, version, pp_versions),
+};
+static const struct mg_cfg_table up_pp = {
+    MG_CFG_ROWS(up_pp_rows), .present_at = MG_CFG_FLAG_AT(struct mg_up_proxy_protocol, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_up_proxy_protocol, pos),
+};
+
 static const struct mg_cfg_field dr_policy_rows[] = {
     TRAFFIC_POLICY_ROWS(struct mg_dr_policy, base),
     MG_CFG_LIST("portLevelSettings", struct mg_dr_policy, port_level, n_port_level, port_policy),
     MG_CFG_UNSUPPORTED("tunnel"),
-    MG_CFG_UNSUPPORTED("proxyProtocol"),
+    MG_CFG_MAP("proxyProtocol", struct mg_dr_policy, proxy_protocol, up_pp),
 };
 static const struct mg_cfg_table dr_policy = {
     MG_CFG_ROWS(dr_policy_rows), .present_at = MG_CFG_FLAG_AT(struct mg_dr_policy, base.present),

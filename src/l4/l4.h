@@ -62,6 +62,12 @@ struct mg_splice {
      * outcome feeds outlier detection. NULL for an address without one. */
     struct mg_cluster *od_cl;
     size_t od_ep;
+    /* The cluster's PROXY protocol header (DestinationRule proxyProtocol,
+     * upstream.h), sent before the client's first byte; pp_len 0 = none.
+     * Set by mg_splice_connect, or by an owner that dials an address of a
+     * cluster itself. */
+    unsigned char pp_hdr[108];          /* MG_PP_OUT_MAX */
+    size_t pp_len;
 };
 
 /* Start the clock of a splice for connection c (zeroes nothing else). */

@@ -194,6 +194,7 @@ static void pt_dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
         mg_addr_ip_str(&addrs[0], ip, sizeof(ip));
         snprintf(label, sizeof(label), addrs[0].family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
                  t->dial_port);
+        t->s.pp_len = mg_upstream_pp_header(t->cl, c, t->s.pp_hdr, sizeof(t->s.pp_hdr));
         mg_splice_connect_addr(&t->s, (struct sockaddr *)&ss, sl, label, t->cl->connect_timeout_ms);
     }
     mg_conn_unref(c);

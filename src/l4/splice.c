@@ -24,6 +24,7 @@
 #include "base/base.h"
 
 #define SPLICE_HIGH_WM (256 * 1024)
+_Static_assert(sizeof(((struct mg_splice *)0)->pp_hdr) >= MG_PP_OUT_MAX, "PROXY header room");
 /* A direction's pipe starts at the kernel's default size (64 KiB) and grows
  * to this the first time it fills (a bulk transfer): fewer calls per byte.
  * Pipe pages count against the user's pipe-user-pages-soft (64 MiB by
@@ -387,10 +388,10 @@ static void dir_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Put what the bufferevent path already holds into a direction's pipe
- * (small: a ClientHello, the CONNECT answer). False when it does not fit. */
-static bool dir_preload(struct splice_dir *d, struct evbuffer *buf, const char *extra)
+ * (small: a ClientHello, the CONNECT answer), after xn bytes of our own
+ * (the greeting, a PROXY protocol header). False when it does not fit. */
+static bool dir_preload(struct splice_dir *d, struct evbuffer *buf, const void *extra, size_t xn)
 {
-    size_t xn = extra ? strlen(extra) : 0;
     size_t n = evbuffer_get_length(buf);
     if (xn + n == 0)
         return true;
@@ -439,12 +440,13 @@ static bool raw_start(struct mg_splice *s)
         ok = d->rd && d->wr;
     }
     /* The client's early bytes count as received, as on the other path;
-     * the greeting is ours, not the upstream's, and counts as nothing. */
+     * the greeting and the PROXY header are ours and count as nothing. */
     size_t early = ok ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
     ok = ok && evbuffer_get_length(bufferevent_get_output(s->up)) == 0 &&
          evbuffer_get_length(bufferevent_get_input(s->up)) == 0 &&
-         dir_preload(&r->d[0], bufferevent_get_input(c->bev), NULL) &&
-         dir_preload(&r->d[1], bufferevent_get_output(c->bev), s->greeting);
+         dir_preload(&r->d[0], bufferevent_get_input(c->bev), s->pp_hdr, s->pp_len) &&
+         dir_preload(&r->d[1], bufferevent_get_output(c->bev), s->greeting,
+                     s->greeting ? strlen(s->greeting) : 0);
     if (!ok) {
         /* what a failed preload wrote into the pipe was not drained from its
          * buffer: dropping the pipe loses nothing */
@@ -488,6 +490,8 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
         }
         if (s->greeting)
             evbuffer_add(bufferevent_get_output(s->c->bev), s->greeting, strlen(s->greeting));
+        if (s->pp_len)                  /* before the client's first byte */
+            evbuffer_add(bufferevent_get_output(bev), s->pp_hdr, s->pp_len);
         idle_arm(s);
         s->rx += relay(s->c->bev, s->up);       /* what the client sent meanwhile (a ClientHello) */
         bufferevent_enable(s->c->bev, EV_READ | EV_WRITE);
@@ -512,6 +516,7 @@ void mg_splice_connect(struct mg_splice *s, struct mg_cluster *cl, const struct 
 {
     s->od_cl = cl;
     s->od_ep = (size_t)(e - cl->eps);
+    s->pp_len = mg_upstream_pp_header(cl, s->c, s->pp_hdr, sizeof(s->pp_hdr));
     mg_splice_connect_addr(s, (const struct sockaddr *)&e->sa, e->salen, e->label,
                            cl->connect_timeout_ms);
 }

@@ -326,6 +326,7 @@ static void pp_read_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (!h.local) {
             c->client = h.src;
+            c->client_dst = h.dst;
             c->proxied = true;
             set_addr_str(c->client_str, sizeof(c->client_str), &c->client);
         }
@@ -389,6 +390,7 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
     set_addr_str(c->peer_str, sizeof(c->peer_str), &c->peer);
     set_addr_str(c->local_str, sizeof(c->local_str), &c->local);
     c->client = c->peer;
+    c->client_dst = c->local;
     memcpy(c->client_str, c->peer_str, sizeof(c->client_str));
     c->next = w->conns;
     if (w->conns)

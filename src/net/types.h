@@ -54,6 +54,10 @@ struct mg_conn {
      * X-Forwarded-For and the access log's remote address carry it. */
     struct mg_addr client;
     char client_str[64];
+    /* The address the client connected to: a PROXY protocol header's
+     * destination, else `local`. With `client`, what an upstream PROXY
+     * protocol header carries (DestinationRule proxyProtocol). */
+    struct mg_addr client_dst;
     bool proxied;                       /* client came from a PROXY protocol header */
     struct mg_pp_read *pp;              /* reading that header (conn.c), else NULL */
     struct mg_srv *sni_srv;             /* server chosen by SNI */

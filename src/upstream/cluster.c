@@ -337,6 +337,13 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
                 cl->sans[i] = mg_xstrdup(sans->v[i]);
         }
     }
+    /* a subset's proxyProtocol replaces the rule's (Istio merges a
+     * subset's trafficPolicy field by field); no port-level setting */
+    const struct mg_up_proxy_protocol *upp =
+        sub && sub->policy.proxy_protocol.present ? &sub->policy.proxy_protocol
+        : dr && dr->policy.proxy_protocol.present ? &dr->policy.proxy_protocol : NULL;
+    if (upp)
+        cl->proxy_protocol = upp->version == MG_UP_PP_V2 ? 2 : 1;
     const struct mg_client_tls *t = tp && tp->tls.present ? &tp->tls : NULL;
     if (mesh_build(cl, cfg, se, t, wes, dst, d) < 0) {
         free(wes);

@@ -30,6 +30,33 @@ void mg_upstream_h1_start(struct mg_request *r, struct mg_cluster *cl);
  * be h) and stores its length in *n. */
 struct mg_kv *mg_upstream_resp_ops(struct mg_request *r, struct mg_kv *h, size_t *n, size_t cap);
 
+/* ---- PROXY protocol toward upstreams (proxy_header.c) ---- */
+
+/* Idle connections of a proxyProtocol cluster one worker keeps (over all
+ * downstream clients): each serves one client only, so their pool is
+ * bounded; the least recently used goes first. */
+#define UP_PP_IDLE_MAX 32
+
+/* The downstream addresses a connection's header carried: it serves only
+ * requests whose downstream connection has the same (Envoy keys its
+ * connection pools by them). on = false: the cluster sends no header and
+ * the connection serves anyone. */
+struct mg_pp_key {
+    bool on;
+    struct mg_addr src, dst;
+};
+struct mg_conn;
+void mg_pp_key_set(struct mg_pp_key *k, const struct mg_cluster *cl, const struct mg_conn *down);
+/* May a connection of key k carry a request of downstream connection down? */
+bool mg_pp_key_fits(const struct mg_pp_key *k, const struct mg_conn *down);
+/* Arrange for k's header to be the first bytes of a new connection of cl
+ * (no-op when !k->on): in plain text into bev's output, which must be
+ * empty; over TLS (ssl) through a write filter under the SSL, called right
+ * after bufferevent_socket_connect and before the loop runs the
+ * handshake. 0, or -1 (the connection must not be used). */
+int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct bufferevent *bev,
+              SSL *ssl);
+
 /* ---- ISTIO_MUTUAL (mesh.c) ---- */
 
 struct mg_worker;
@@ -114,6 +141,7 @@ struct mg_up2_stream {
 struct mg_up2_conn {
     struct mg_up2_conn *next;           /* rt->h2 */
     struct mg_cluster *cl;
+    struct mg_pp_key pp;                /* whose connection it is (proxyProtocol) */
     struct mg_worker *w;
     size_t ep;
     struct bufferevent *bev;

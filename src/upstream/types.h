@@ -133,6 +133,14 @@ struct mg_cluster {
      * Proxy.spec.egress.denyResolvedCidrs; it decides which requests it
      * covers and counts the refusal). */
     const char *(*resolved_refused)(struct mg_request *r, const struct sockaddr *sa);
+    /* DestinationRule trafficPolicy.proxyProtocol: 0 = none, else the
+     * version (1 or 2) of the PROXY protocol header that goes first on
+     * every new connection, before TLS (proxy_header.c). Such a connection
+     * carries one downstream client's addresses, so it serves only
+     * requests of that downstream connection (as Envoy keys its pools by
+     * them): idle ones are kept per client, at most UP_PP_IDLE_MAX per
+     * worker. */
+    int proxy_protocol;
     uint64_t max_requests;              /* http.http2MaxRequests (concurrent); 0 = unlimited */
     atomic_ulong g_active;              /* HTTP/2 streams in flight, instance-wide */
     /* Limits hold per proxy instance (as Envoy's circuit breakers): these two

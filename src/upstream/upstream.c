@@ -41,6 +41,7 @@ struct mg_uconn {
     struct mg_cluster *cl;
     struct mg_worker *w;
     size_t ep;
+    struct mg_pp_key pp;                /* whose connection it is (proxyProtocol) */
     struct bufferevent *bev;
     SSL *ssl;
     struct mg_request *r;
@@ -228,7 +229,8 @@ static int uc_connect(struct mg_uconn *uc, const struct sockaddr *sa, int salen)
     bufferevent_set_timeouts(uc->bev, &tv, &tv);
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
     atomic_fetch_add_explicit(&uc->w->metrics->upstream_cx_total, 1, memory_order_relaxed);
-    if (bufferevent_socket_connect(uc->bev, sa, salen) < 0)
+    if (bufferevent_socket_connect(uc->bev, sa, salen) < 0 ||
+        mg_pp_arm(cl, &uc->pp, uc->bev, uc->ssl) < 0)
         return -1;
     /* before the handshake: a TLS client's flights (certificate,
      * CertificateVerify, Finished) must not wait for the peer's delayed ACK */
@@ -346,6 +348,7 @@ static bool open_conn(struct mg_request *r, struct mg_cluster *cl, size_t ep)
     uc->w = w;
     uc->ep = ep;
     uc->state = UC_CONNECTING;
+    mg_pp_key_set(&uc->pp, cl, r->conn);
     rt_of(cl, w)->n_open++;
     atomic_fetch_add_explicit(&cl->g_open, 1, memory_order_relaxed);
     uc_attach(uc, r);
@@ -456,6 +459,8 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
     struct mg_uconn *none = NULL;
     struct mg_uconn **pp = cl->dynamic ? &none : &rt->idle, **any = NULL;
     for (; *pp; pp = &(*pp)->next) {
+        if (!mg_pp_key_fits(&(*pp)->pp, r->conn))
+            continue;                   /* carries another client's PROXY header */
         if ((*pp)->ep == ep)
             break;
         if (!any && (!cl->od || !mg_od_ejected(cl->od, (*pp)->ep)))
@@ -475,6 +480,19 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
     }
     if (!cl->max_connections ||
         atomic_load_explicit(&cl->g_open, memory_order_relaxed) < cl->max_connections) {
+        open_conn(r, cl, ep);
+        return;
+    }
+    if (cl->proxy_protocol && rt->idle) {
+        /* at the limit with idle connections none of which may carry r
+         * (other clients' PROXY headers): the least recently used one
+         * gives its slot up (and the queue below never waits on them) */
+        struct mg_uconn **t = &rt->idle;
+        while ((*t)->next)
+            t = &(*t)->next;
+        struct mg_uconn *old = *t;
+        *t = NULL;
+        uc_free(old);
         open_conn(r, cl, ep);
         return;
     }
@@ -630,6 +648,17 @@ void mg_upstream_detach(struct mg_request *r, bool clean)
     uc->state = UC_IDLE;
     uc->next = rt->idle;
     rt->idle = uc;
+    if (uc->pp.on && idle_count(rt) > UP_PP_IDLE_MAX) {
+        /* each serves one client: the least recently used goes */
+        struct mg_uconn **t = &rt->idle;
+        while ((*t)->next)
+            t = &(*t)->next;
+        if (!(*t)->busy) {
+            struct mg_uconn *old = *t;
+            *t = NULL;
+            uc_free(old);
+        }
+    }
     bufferevent_enable(uc->bev, EV_READ);
     struct timeval tv = { (time_t)(uc->cl->idle_timeout_ms / 1000),
                           (suseconds_t)((uc->cl->idle_timeout_ms % 1000) * 1000) };

@@ -85,6 +85,29 @@ SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t
  * the response started (retry.c). */
 bool mg_upstream_retry_allowed(const struct mg_request *r, const char *cls);
 
+/* ---- PROXY protocol toward upstreams (proxy_header.c) ----
+ *
+ * DestinationRule trafficPolicy.proxyProtocol: the header (HAProxy's
+ * proxy-protocol.txt) goes first on every new connection of the cluster,
+ * before TLS, carrying the downstream client (mg_conn.client: the PROXY
+ * protocol client when the downstream came with a header, else the peer)
+ * as the source and the address it connected to (mg_conn.client_dst) as
+ * the destination. One family for both: IPv4 when both are, else IPv6
+ * with IPv4 as ::ffff:a.b.c.d; an address missing gives v1 UNKNOWN / v2
+ * LOCAL. */
+#define MG_PP_OUT_MAX 108               /* v1's longest line is 107 bytes; v2 with IPv6 52 */
+/* Write the header into out (cap bytes); returns its length, 0 when it
+ * does not fit. v1 is text without a NUL terminator counted. */
+size_t mg_pp_write_v1(const struct mg_addr *src, const struct mg_addr *dst, char *out, size_t cap);
+size_t mg_pp_write_v2(const struct mg_addr *src, const struct mg_addr *dst, unsigned char *out,
+                      size_t cap);
+struct mg_conn;
+/* The header a new connection of cl opened for downstream connection
+ * `down` starts with (the TCP splices write it themselves); 0 when cl
+ * sends none. */
+size_t mg_upstream_pp_header(const struct mg_cluster *cl, const struct mg_conn *down,
+                             unsigned char *out, size_t cap);
+
 /* ---- outlier detection (outlier.c) ----
  *
  * Envoy's consecutive-error detectors as Istio configures them: an endpoint

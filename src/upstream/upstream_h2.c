@@ -492,7 +492,8 @@ static int conn_connect(struct mg_up2_conn *c, const struct sockaddr *sa, int sa
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     atomic_fetch_add_explicit(&c->w->metrics->upstream_cx_total, 1, memory_order_relaxed);
-    if (bufferevent_socket_connect(c->bev, sa, salen) < 0)
+    if (bufferevent_socket_connect(c->bev, sa, salen) < 0 ||
+        mg_pp_arm(cl, &c->pp, c->bev, c->ssl) < 0)
         return -1;
     int one = 1;                        /* the handshake's flights go out at once too */
     setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -556,14 +557,37 @@ static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
     conn_maybe_close(c);
 }
 
+/* The least recently opened connection of this worker that carries no
+ * stream and belongs to another client than down (proxyProtocol), when
+ * there are at least `keep` such; NULL otherwise. */
+static struct mg_up2_conn *pp_idle_victim(struct mg_cluster_rt *rt, const struct mg_conn *down,
+                                          size_t keep)
+{
+    struct mg_up2_conn *last = NULL;
+    size_t n = 0;
+    for (struct mg_up2_conn *x = rt->h2; x; x = x->next)
+        if (x->pp.on && !x->n_streams && !x->busy && !mg_pp_key_fits(&x->pp, down)) {
+            last = x;                   /* the list is newest first */
+            n++;
+        }
+    return n >= keep ? last : NULL;
+}
+
 static struct mg_up2_conn *conn_open(struct mg_request *r, struct mg_cluster *cl, size_t ep)
 {
     struct mg_worker *w = r->conn->w;
     struct mg_cluster_rt *rt = rt_of(cl, w);
+    if (cl->proxy_protocol) {
+        /* each serves one client: past the bound, the oldest idle one goes */
+        struct mg_up2_conn *old = pp_idle_victim(rt, r->conn, UP_PP_IDLE_MAX);
+        if (old)
+            conn_free(old);
+    }
     struct mg_up2_conn *c = mg_xcalloc(1, sizeof(*c));
     c->cl = cl;
     c->w = w;
     c->ep = ep;
+    mg_pp_key_set(&c->pp, cl, r->conn);
     c->snap = mg_snapshot_ref(r->snap);
     c->pump_ev = event_new(w->base, -1, 0, pump_cb, c);
     if (!c->pump_ev)
@@ -606,7 +630,8 @@ static uint64_t conn_capacity(const struct mg_up2_conn *c)
 
 static bool conn_usable(const struct mg_up2_conn *c, const struct mg_request *r)
 {
-    return !c->dead && !c->retired && c->snap == r->snap && c->n_streams < conn_capacity(c);
+    return !c->dead && !c->retired && c->snap == r->snap && c->n_streams < conn_capacity(c) &&
+           mg_pp_key_fits(&c->pp, r->conn);   /* not another client's PROXY header */
 }
 
 static void overflow(struct mg_request *r)
@@ -658,6 +683,12 @@ void mg_up2_start(struct mg_request *r)
             fresh = true;
         } else if (any) {
             c = any;
+        } else if (cl->proxy_protocol && (c = pp_idle_victim(rt, r->conn, 1))) {
+            /* at the limit, an idle connection of another client gives
+             * its slot up */
+            conn_free(c);
+            c = conn_open(r, cl, ep);
+            fresh = true;
         } else {
             overflow(r);
             return;

@@ -7,7 +7,7 @@
  *
  *   mg_upstream [--listen 127.0.0.1:PORT] [--port-file F] [--name NAME]
  *               [--tls-cert F --tls-key F [--client-ca F [--client-cert-optional]]]
- *               [--serve DIR] [--h2] [--status NNN]
+ *               [--serve DIR] [--h2] [--status NNN] [--expect-proxy]
  *
  * Paths:
  *   /echo, anything else   200, JSON describing the request (see echo_json)
@@ -21,7 +21,12 @@
  * --h2 adds HTTP/2 (mg_upstream_h2.c): ALPN h2 over TLS, prior knowledge
  * (h2c) in plain text; HTTP/1.1 stays available on the same port.
  * --status NNN answers every request (HTTP/1.1 and HTTP/2), whatever its
- * path, with status NNN and the echo body (an unhealthy endpoint). */
+ * path, with status NNN and the echo body (an unhealthy endpoint).
+ * --expect-proxy reads a PROXY protocol header (v1 or v2, net/'s strict
+ * parser) off each connection before TLS or HTTP, and the echo reports it
+ * as "proxy" ("v1", "v2", "v2-local"; null when the connection came
+ * without one) with "proxy_source" and "proxy_destination"; a malformed
+ * header closes the connection. */
 #include "autoconfig.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +49,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include "upstream.h"
+#include "net/net.h"
 
 static bool token_in_list(const char *v, const char *tok)
 {
@@ -363,12 +369,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+/* The connection's transport once any PROXY header is off the socket;
+ * proxy_json as struct conn's. */
+static void conn_setup(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa,
+                       const char *proxy_json)
 {
-    (void)l;
-    (void)salen;
-    struct server *srv = arg;
     struct bufferevent *bev;
     if (srv->ssl_ctx) {
         SSL *ssl = SSL_new(srv->ssl_ctx);
@@ -401,6 +406,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     char ip[64];
     if (mg_addr_from_sockaddr(&a, sa) == 0)
         snprintf(c->peer, sizeof c->peer, "%s:%u", mg_addr_ip_str(&a, ip, sizeof ip), a.port);
+    snprintf(c->proxy_json, sizeof c->proxy_json, "%s", proxy_json ? proxy_json : "");
     c->next = srv->conns;
     if (c->next)
         c->next->prev = c;
@@ -412,6 +418,93 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setwatermark(bev, EV_WRITE, WRITE_LOW_WATER, 0);
     bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);    /* both at once: see STYLE.md */
+}
+
+/* --expect-proxy: a connection whose first bytes are awaited. */
+struct pp_wait {
+    struct server *srv;
+    evutil_socket_t fd;
+    struct sockaddr_storage sa;
+    struct event *ev;
+};
+
+static void pp_addr(char *out, size_t len, const struct mg_addr *a)
+{
+    char ip[64];
+    snprintf(out, len, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", mg_addr_ip_str(a, ip, sizeof ip),
+             a->port);
+}
+
+static void pp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pp_wait *pw = arg;
+    unsigned char buf[MG_PP_MAX];
+    char json[256] = "\"proxy\":null";
+    if (what & EV_TIMEOUT)
+        goto drop;
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0)
+        goto drop;
+    struct mg_pp_header h;
+    switch (mg_pp_parse(buf, (size_t)n, &h)) {
+    case MG_PP_MORE:
+        if ((size_t)n < sizeof buf)
+            return;
+        /* fall through */
+    case MG_PP_BAD:
+        fprintf(stderr, "mg_upstream[%s]: bad PROXY header: %s\n", pw->srv->name,
+                h.error ? h.error : "too long");
+        goto drop;
+    case MG_PP_NONE:
+        break;
+    case MG_PP_DONE:
+        if (recv(fd, buf, h.len, 0) != (ssize_t)h.len)
+            goto drop;
+        if (h.local) {
+            snprintf(json, sizeof json, "\"proxy\":\"v%d-local\"", h.version);
+        } else {
+            char s[64], d[64];
+            pp_addr(s, sizeof s, &h.src);
+            pp_addr(d, sizeof d, &h.dst);
+            snprintf(json, sizeof json,
+                     "\"proxy\":\"v%d\",\"proxy_source\":\"%s\",\"proxy_destination\":\"%s\"",
+                     h.version, s, d);
+        }
+        break;
+    }
+    event_free(pw->ev);
+    conn_setup(pw->srv, fd, (struct sockaddr *)&pw->sa, json);
+    free(pw);
+    return;
+drop:
+    event_free(pw->ev);
+    evutil_closesocket(fd);
+    free(pw);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    struct server *srv = arg;
+    if (!srv->expect_proxy) {
+        conn_setup(srv, fd, sa, NULL);
+        return;
+    }
+    struct pp_wait *pw = mg_xcalloc(1, sizeof *pw);
+    pw->srv = srv;
+    pw->fd = fd;
+    memcpy(&pw->sa, sa, (size_t)salen < sizeof pw->sa ? (size_t)salen : sizeof pw->sa);
+    pw->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, pp_read_cb, pw);
+    struct timeval tv = {IDLE_TIMEOUT_S, 0};
+    if (!pw->ev || event_add(pw->ev, &tv) != 0) {
+        if (pw->ev)
+            event_free(pw->ev);
+        evutil_closesocket(fd);
+        free(pw);
+    }
 }
 
 /* ---------------------------------------------------------------- main */
@@ -502,10 +595,11 @@ static void usage(FILE *out)
 {
     fputs("usage: mg_upstream [--listen 127.0.0.1:PORT] [--port-file FILE] [--name NAME]\n"
           "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE [--client-cert-optional]]]\n"
-          "                   [--serve DIR] [--h2] [--status NNN]\n"
+          "                   [--serve DIR] [--h2] [--status NNN] [--expect-proxy]\n"
           "--client-ca requires a client certificate signed by FILE; with\n"
           "--client-cert-optional one is asked for but not required.\n"
           "--h2 also speaks HTTP/2: ALPN h2 with TLS, prior knowledge (h2c) without.\n"
+          "--expect-proxy reads a PROXY protocol header first (optional) and echoes it.\n"
           "PORT 0 (the default) picks a free port; --port-file receives it.\n", out);
 }
 
@@ -513,7 +607,7 @@ int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:0", *port_file = NULL, *name = "upstream";
     const char *cert = NULL, *key = NULL, *client_ca = NULL, *serve = NULL, *status = NULL;
-    bool h2 = false, cc_optional = false;
+    bool h2 = false, cc_optional = false, expect_proxy = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
@@ -523,6 +617,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--h2") == 0) {
             h2 = true;
+            continue;
+        }
+        if (strcmp(a, "--expect-proxy") == 0) {
+            expect_proxy = true;
             continue;
         }
         if (strcmp(a, "--client-cert-optional") == 0) {
@@ -575,7 +673,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);       /* an SSL write to a reset peer raises it */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    struct server srv = {.name = name, .h2 = h2, .status = (int)st};
+    struct server srv = {.name = name, .h2 = h2, .status = (int)st, .expect_proxy = expect_proxy};
     if (serve && !(srv.serve_dir = realpath(serve, NULL))) {
         fprintf(stderr, "mg_upstream: --serve %s: %s\n", serve, strerror(errno));
         return 2;

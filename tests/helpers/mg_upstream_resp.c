@@ -261,6 +261,8 @@ char *mg_up_echo_json(struct conn *c, struct up_req *rq)
         mg_buf_printf(&b, "%02x", md[i]);
     mg_buf_adds(&b, "\"");
     client_cert_json(c, &b);
+    if (c->proxy_json[0])
+        mg_buf_printf(&b, ",%s", c->proxy_json);
     mg_buf_adds(&b, ",\"remote\":");
     mg_up_json_str(&b, c->peer, strlen(c->peer));
     mg_buf_printf(&b, ",\"connection_request\":%lu}\n", rq->nreq);

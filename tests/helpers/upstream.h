@@ -31,6 +31,7 @@ struct server {
     char *serve_dir;                /* realpath of --serve, or NULL */
     bool h2;                        /* --h2: ALPN h2 and prior-knowledge h2c */
     int status;                     /* --status NNN: every request gets it (0 = off) */
+    bool expect_proxy;              /* --expect-proxy: read a PROXY protocol header first */
     struct conn *conns;             /* every live connection, freed at exit */
 };
 
@@ -60,6 +61,10 @@ struct conn {
     struct event *timer;
     bool tls;
     char peer[64];
+    /* --expect-proxy: the echo's members "proxy":"vN" (or null when the
+     * connection came without a header), "proxy_source":"IP:PORT",
+     * "proxy_destination":"IP:PORT"; "" without --expect-proxy */
+    char proxy_json[256];
     unsigned long nreq;             /* requests seen on this connection */
     struct h2 *h2;                  /* non-NULL once the connection speaks HTTP/2 */
     bool proto_known;               /* HTTP/1 vs HTTP/2 decided */

@@ -2,12 +2,14 @@
  * v1 and v2 headers as HAProxy sends them, every truncation of each (never
  * DONE before the last byte, never a byte of what follows taken), the
  * bytes a TLS or HTTP client starts with, and headers the specification
- * forbids. */
+ * forbids. Also the writer of the headers meshgate sends upstream
+ * (upstream/proxy_header.c), read back by this parser. */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "../../src/net/net.h"
+#include "../../src/upstream/upstream.h"
 #include "tap.h"
 
 static const unsigned char sig2[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
@@ -238,11 +240,75 @@ static void test_fuzz(void)
     is_int(odd, 0, "200 000 mutated inputs: lengths stay inside the input");
 }
 
+static struct mg_addr addr(const char *s, uint16_t port)
+{
+    struct mg_addr a;
+    memset(&a, 0, sizeof(a));
+    mg_addr_parse_ip(&a, s);
+    a.port = port;
+    return a;
+}
+
+/* Write with version v, parse back: DONE over exactly the written bytes. */
+static void roundtrip(int v, const struct mg_addr *s, const struct mg_addr *d, struct mg_pp_header *h,
+                      const char *what)
+{
+    unsigned char b[MG_PP_OUT_MAX + 8];
+    memset(b, 'x', sizeof(b));
+    size_t n = v == 1 ? mg_pp_write_v1(s, d, (char *)b, MG_PP_OUT_MAX)
+                      : mg_pp_write_v2(s, d, b, MG_PP_OUT_MAX);
+    ok(n > 0 && mg_pp_parse(b, n + 8, h) == MG_PP_DONE && h->len == n && h->version == v,
+       "writer v%d, %s: parsed back, %zu bytes", v, what, n);
+}
+
+static void test_writer(void)
+{
+    char o[MG_PP_OUT_MAX], x[64];
+    struct mg_addr c4 = addr("192.0.2.10", 40000), g4 = addr("127.0.0.1", 8080);
+    struct mg_addr c6 = addr("2001:db8::7", 51234), g6 = addr("::1", 443);
+    size_t n = mg_pp_write_v1(&c4, &g4, o, sizeof(o));
+    is_str(n ? (o[n] = 0, o) : NULL, "PROXY TCP4 192.0.2.10 127.0.0.1 40000 8080\r\n", "v1 TCP4 line");
+    n = mg_pp_write_v1(&c6, &g6, o, sizeof(o));
+    is_str(n ? (o[n] = 0, o) : NULL, "PROXY TCP6 2001:db8::7 ::1 51234 443\r\n", "v1 TCP6 line");
+    unsigned char b[MG_PP_OUT_MAX];
+    static const unsigned char want4[28] = {
+        0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c,
+        192, 0, 2, 10, 127, 0, 0, 1, 0x9c, 0x40, 0x1f, 0x90,
+    };
+    n = mg_pp_write_v2(&c4, &g4, b, sizeof(b));
+    ok(n == sizeof(want4) && memcmp(b, want4, n) == 0, "v2 PROXY TCP4: the 28 bytes HAProxy sends");
+    struct mg_pp_header h;
+    for (int v = 1; v <= 2; v++) {
+        roundtrip(v, &c4, &g4, &h, "IPv4");
+        is_str(ip(&h.src, x, sizeof(x)), "192.0.2.10", "... source");
+        ok(h.src.port == 40000 && h.dst.port == 8080 && h.dst.family == AF_INET, "... ports, family");
+        roundtrip(v, &c6, &g6, &h, "IPv6");
+        is_str(ip(&h.src, x, sizeof(x)), "2001:db8::7", "... source");
+        is_str(ip(&h.dst, x, sizeof(x)), "::1", "... destination");
+        /* a v6 client of a v4 address (or the reverse): one family, v6,
+         * the v4 one mapped (read back as v4, as everywhere else) */
+        roundtrip(v, &c6, &g4, &h, "IPv6 client, IPv4 destination");
+        ok(h.src.family == AF_INET6 && h.dst.family == AF_INET, "... the IPv4 side mapped and back");
+        is_str(ip(&h.dst, x, sizeof(x)), "127.0.0.1", "... destination");
+        roundtrip(v, &c4, &g6, &h, "IPv4 client, IPv6 destination");
+        is_str(ip(&h.src, x, sizeof(x)), "192.0.2.10", "... source");
+        struct mg_addr none;
+        memset(&none, 0, sizeof(none));
+        roundtrip(v, &none, &g4, &h, "no client address");
+        ok(h.local, "... UNKNOWN / LOCAL: the receiver keeps the socket's addresses");
+    }
+    is_int(mg_pp_write_v1(&c6, &c6, o, 20), 0, "v1: too small a buffer writes nothing");
+    is_int(mg_pp_write_v2(&c6, &c6, b, 51), 0, "v2: too small a buffer writes nothing");
+    struct mg_addr l6 = addr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
+    is_int(mg_pp_write_v1(&l6, &l6, o, sizeof(o)), 104, "v1: the longest line fits MG_PP_OUT_MAX");
+}
+
 int main(void)
 {
     test_v1();
     test_v2();
     test_none();
     test_fuzz();
+    test_writer();
     return tap_done();
 }
