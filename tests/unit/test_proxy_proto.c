@@ -35,7 +35,7 @@ static size_t v2(unsigned char *out, unsigned cmd, unsigned fp, const unsigned c
     size_t len = alen + tlen;
     out[14] = (unsigned char)(len >> 8);
     out[15] = (unsigned char)len;
-    if (alen)
+    if (alen)                           /* memcpy from NULL is undefined even for 0 bytes */
         memcpy(out + 16, addr, alen);
     if (tlen)
         memcpy(out + 16 + alen, tlv, tlen);
