@@ -5,7 +5,7 @@
 # each new upstream connection, before TLS, and names the downstream
 # client (the PROXY protocol client when the gateway itself sits behind
 # HAProxy with send-proxy-v2) and the address it connected to. HTTP/1.1,
-# HTTP/2 and a TCP route; a subset's setting replaces the rule's; a rule
+# HTTP/2, a TCP route and PASSTHROUGH by SNI; a subset's setting replaces the rule's; a rule
 # without proxyProtocol sends none. A connection that carries one client's
 # header never serves another client (Envoy keys its pools so), while
 # connections without a header stay shared.
@@ -25,6 +25,7 @@ ut=$MG_UPSTREAM_PORT
 http=$(mg_free_port)
 behind=$(mg_free_port)
 tcp=$(mg_free_port)
+pt=$(mg_free_port)
 lb=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
@@ -75,6 +76,21 @@ YAML
     dr tls2 "{tls: {mode: SIMPLE, caCertificates: $P/root-cert.pem, sni: localhost}, proxyProtocol: {version: V2}}"
     se tcp TCP "$up"
     dr tcp "{proxyProtocol: {version: V2}}"
+    se pt TLS "$ut"
+    dr pt "{proxyProtocol: {version: V1}}"
+    # a DNS endpoint: PASSTHROUGH resolves it before the splice connects
+    cat <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ptdns, namespace: istio-system}
+spec:
+  hosts: ["ptdns.local"]
+  ports: [{number: 80, name: p, protocol: TLS}]
+  resolution: DNS
+  endpoints: [{address: localhost, ports: {p: $ut}}]
+YAML
+    dr ptdns "{proxyProtocol: {version: V2}}"
 } >"$cfg/services.yaml"
 {
     cat <<YAML
@@ -90,6 +106,21 @@ spec:
     hosts: ["*"]
   - port: {number: $tcp, name: tcp, protocol: TCP}
     hosts: ["*"]
+  - port: {number: $pt, name: tls, protocol: TLS}
+    hosts: ["*.example.com"]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pt, namespace: istio-system}
+spec:
+  hosts: ["*.example.com"]
+  gateways: ["gw"]
+  tls:
+  - match: [{sniHosts: ["pt.example.com"]}]
+    route: [{destination: {host: pt.local, port: {number: 80}}}]
+  - match: [{sniHosts: ["dns.example.com"]}]
+    route: [{destination: {host: ptdns.local, port: {number: 80}}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -166,6 +197,14 @@ like "$(mg_json_field "$body" proxy_source)" '^127\.0\.0\.2:' "... carrying the 
 is "$(mg_json_field "$body" proxy_destination)" "127.0.0.1:$tcp" "... and the TCP port it connected to"
 big=$(mg_curl --interface 127.0.0.2 "http://127.0.0.1:$tcp/bytes/300000" | wc -c)
 is "$big" 300000 "... and the bytes behind it move intact (kernel splice path)"
+
+C=(--http1.1 --cacert "$P/root-cert.pem" --interface 127.0.0.2)
+body=$(mg_curl "${C[@]}" "https://pt.example.com:$pt/echo")
+is "$(mg_json_field "$body" proxy)" v1 "PASSTHROUGH: the header goes before the client's ClientHello"
+is "$(mg_json_field "$body" sni)" pt.example.com "... and the client's own TLS session follows it"
+like "$(mg_json_field "$body" proxy_source)" '^127\.0\.0\.2:' "... carrying the client"
+body=$(mg_curl "${C[@]}" "https://dns.example.com:$pt/echo")
+is "$(mg_json_field "$body" proxy)" v2 "PASSTHROUGH to a DNS endpoint (resolved, then spliced) too"
 
 # ---- the gateway behind HAProxy (send-proxy-v2): the header's client goes on
 if command -v haproxy >/dev/null; then
