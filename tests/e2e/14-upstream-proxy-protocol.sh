@@ -76,6 +76,10 @@ YAML
     dr tls2 "{tls: {mode: SIMPLE, caCertificates: $P/root-cert.pem, sni: localhost}, proxyProtocol: {version: V2}}"
     se tcp TCP "$up"
     dr tcp "{proxyProtocol: {version: V2}}"
+    se lim HTTP "$up"
+    dr lim "{proxyProtocol: {version: V2}, connectionPool: {tcp: {maxConnections: 1}}}"
+    se lim2 HTTP2 "$up"
+    dr lim2 "{proxyProtocol: {version: V2}, connectionPool: {tcp: {maxConnections: 1}}}"
     se pt TLS "$ut"
     dr pt "{proxyProtocol: {version: V1}}"
     # a DNS endpoint: PASSTHROUGH resolves it before the splice connects
@@ -141,7 +145,7 @@ spec:
   http:
   - {match: [{uri: {prefix: /sub/}}], route: [{destination: {host: v1.local, subset: two}}]}
 YAML
-    for h in v1 v2 none h2 tls tls2; do
+    for h in v1 v2 none h2 tls tls2 lim lim2; do
         echo "  - {match: [{uri: {prefix: /$h/}}], route: [{destination: {host: $h.local}}]}"
     done
 } >"$cfg/gw.yaml"
@@ -257,6 +261,17 @@ a=$(get 127.0.0.2 /none/a)
 b=$(get 127.0.0.4 /none/a)
 is "$(mg_json_field "$b" remote)" "$(mg_json_field "$a" remote)" \
     "without proxyProtocol the idle connection serves the next client (the pool check above is real)"
+
+# at maxConnections the idle connection of another client gives its slot up
+# (it could never serve this one: waiting for it would wait forever)
+a=$(get 127.0.0.2 /lim/a)
+b=$(get 127.0.0.4 /lim/a)
+like "$(mg_json_field "$b" proxy_source)" '^127\.0\.0\.4:' \
+    "maxConnections 1: a second client is served on a new connection with its header"
+isnt "$(mg_json_field "$b" remote)" "$(mg_json_field "$a" remote)" "... not on the first client's"
+a=$(get 127.0.0.2 /lim2/a)
+b=$(get 127.0.0.4 /lim2/a)
+like "$(mg_json_field "$b" proxy_source)" '^127\.0\.0\.4:' "... and so over HTTP/2"
 
 # many clients in turn: the idle connections kept per client stay bounded
 # (each new curl is a new client port, so a new key; only v2.local's pool grows)
