@@ -2,13 +2,14 @@
 # 14-upstream-proxy-protocol.sh - PROXY protocol toward upstreams
 # (DestinationRule trafficPolicy.proxyProtocol, V1 and V2), for backends
 # behind a fleet that need the client address: the header goes first on
-# each new upstream connection, before TLS, and names the downstream
-# client (the PROXY protocol client when the gateway itself sits behind
-# HAProxy with send-proxy-v2) and the address it connected to. HTTP/1.1,
-# HTTP/2, a TCP route and PASSTHROUGH by SNI; a subset's setting replaces the rule's; a rule
-# without proxyProtocol sends none. A connection that carries one client's
-# header never serves another client (Envoy keys its pools so), while
-# connections without a header stay shared.
+# each new upstream connection, before TLS (SIMPLE, ISTIO_MUTUAL), and
+# names the downstream client (the PROXY protocol client when the gateway
+# itself sits behind HAProxy with send-proxy-v2) and the address it
+# connected to. HTTP/1.1, HTTP/2, a TCP route and PASSTHROUGH by SNI; a
+# subset's setting replaces the rule's; a rule without proxyProtocol sends
+# none. A connection that carries one client's header never serves another
+# client (Envoy keys its pools so), while connections without a header stay
+# shared.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -22,6 +23,10 @@ up=$MG_UPSTREAM_PORT
 mg_start_upstream --name tls --h2 --expect-proxy --tls-cert "$P/server.crt" --tls-key "$P/server.key" ||
     bail_out "TLS upstream"
 ut=$MG_UPSTREAM_PORT
+# a mesh workload (spiffe://cluster.local/ns/default/sa/httpbin), mTLS required
+mg_start_upstream --name mesh --expect-proxy --tls-cert "$P/httpbin/cert-chain.pem" \
+    --tls-key "$P/httpbin/key.pem" --client-ca "$P/root-cert.pem" || bail_out "mesh upstream"
+um=$MG_UPSTREAM_PORT
 http=$(mg_free_port)
 behind=$(mg_free_port)
 tcp=$(mg_free_port)
@@ -35,7 +40,10 @@ dp_proxy "$cfg" "$MG_ADMIN" JSON
 sed -i 's/^  workers: 2/  workers: 1/' "$cfg/00-proxy.yaml"
 sed -i "/^  workers: 1/a\\  proxyProtocol: {ports: [$behind], trustedSources: [\"127.0.0.1/32\"]}" \
     "$cfg/00-proxy.yaml"
-grep -q '^  proxyProtocol: ' "$cfg/00-proxy.yaml" || bail_out "could not write the Proxy document"
+sed -i "/^  workers: 1/a\\  identity: {certificateChain: $P/gateway/cert-chain.pem, privateKey: $P/gateway/key.pem, rootCertificates: $P/root-cert.pem}" \
+    "$cfg/00-proxy.yaml"
+grep -q '^  proxyProtocol: ' "$cfg/00-proxy.yaml" && grep -q '^  identity: ' "$cfg/00-proxy.yaml" ||
+    bail_out "could not write the Proxy document"
 
 se() {  # NAME PROTOCOL PORT
     cat <<YAML
@@ -80,6 +88,18 @@ YAML
     dr lim "{proxyProtocol: {version: V2}, connectionPool: {tcp: {maxConnections: 1}}}"
     se lim2 HTTP2 "$up"
     dr lim2 "{proxyProtocol: {version: V2}, connectionPool: {tcp: {maxConnections: 1}}}"
+    cat <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  hosts: ["mesh.local"]
+  ports: [{number: 80, name: p, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {p: $um}}]
+YAML
+    dr mesh "{tls: {mode: ISTIO_MUTUAL}, proxyProtocol: {version: V2}}"
     se pt TLS "$ut"
     dr pt "{proxyProtocol: {version: V1}}"
     # a DNS endpoint: PASSTHROUGH resolves it before the splice connects
@@ -145,7 +165,7 @@ spec:
   http:
   - {match: [{uri: {prefix: /sub/}}], route: [{destination: {host: v1.local, subset: two}}]}
 YAML
-    for h in v1 v2 none h2 tls tls2 lim lim2; do
+    for h in v1 v2 none h2 tls tls2 lim lim2 mesh; do
         echo "  - {match: [{uri: {prefix: /$h/}}], route: [{destination: {host: $h.local}}]}"
     done
 } >"$cfg/gw.yaml"
@@ -185,6 +205,12 @@ body=$(get 127.0.0.2 /tls/a)
 is "$(mg_json_field "$body" proxy)" v1 "TLS upstream: the header comes before the ClientHello"
 like "$(mg_json_field "$body" proxy_source)" '^127\.0\.0\.2:' "... carrying the client"
 is "$(mg_json_field "$body" sni)" localhost "... and the handshake behind it succeeds (SNI localhost)"
+
+body=$(get 127.0.0.2 /mesh/a)
+is "$(mg_json_field "$body" proxy)" v2 "ISTIO_MUTUAL upstream: the header comes before the mesh handshake"
+is "$(mg_json_field "$body" client_uri_san)" spiffe://cluster.local/ns/istio-system/sa/ingressgateway \
+    "... which presents the gateway's identity behind it"
+like "$(mg_json_field "$body" proxy_source)" '^127\.0\.0\.2:' "... carrying the client"
 
 body=$(get 127.0.0.2 /h2/a)
 is "$(mg_json_field "$body" version)" HTTP/2 "HTTP/2 upstream (h2c)"
