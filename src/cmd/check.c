@@ -99,6 +99,10 @@ static int explain_destination(const struct mg_config *c, const char *arg, const
     } else {
         fputs("  upstream TLS: none (plain text)\n", out);
     }
+    if (cl->proxy_protocol)
+        fprintf(out, "  PROXY protocol: v%d header first on each connection%s (DestinationRule "
+                "proxyProtocol), carrying the downstream client; a connection serves one "
+                "downstream connection\n", cl->proxy_protocol, cl->tls ? ", before TLS" : "");
     fprintf(out, "  protocol: %s\n", cl->h2 == MG_UP_H2_REQUIRED ? "HTTP/2"
                                     : cl->h2 == MG_UP_H2_PREFER ? "HTTP/2 if the server picks it, else HTTP/1.1"
                                     : cl->use_client_protocol ? "the client's" : "HTTP/1.1");

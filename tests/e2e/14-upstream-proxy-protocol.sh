@@ -179,6 +179,13 @@ like "$out" 'v3.yaml:[0-9]+:[0-9]+: .*V3' "an unknown version is refused with it
 dr v2 "{portLevelSettings: [{port: {number: 80}, proxyProtocol: {}}]}" >"$bad/v3.yaml"
 out=$("$MESHGATE" check -c "$bad" 2>&1)
 like "$out" 'v3.yaml:[0-9]+:[0-9]+: .*proxyProtocol' "... and so is proxyProtocol in portLevelSettings (Istio has none there)"
+ex=$("$MESHGATE" check -c "$cfg" --explain-destination tls.local:80 2>&1)
+like "$ex" 'PROXY protocol: v1 header first on each connection, before TLS' \
+    "check --explain-destination names the header"
+ex=$("$MESHGATE" check -c "$cfg" --explain-destination v1.local:80 --subset two 2>&1)
+like "$ex" 'PROXY protocol: v2' "... the subset's version"
+ex=$("$MESHGATE" check -c "$cfg" --explain-destination none.local:80 2>&1)
+unlike "$ex" 'PROXY protocol' "... and none without the setting"
 ok "gateway starts" mg_start_meshgate "$cfg"
 
 # get CLIENT_IP PATH [CURL ARGS]: one request from CLIENT_IP to the plain port
