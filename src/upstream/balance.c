@@ -21,6 +21,63 @@ static size_t nth(const struct mg_cluster *cl, bool health, uint64_t avoid, size
     return 0;
 }
 
+/* A usable endpoint drawn with probability proportional to its weight. */
+static size_t weighted_random(const struct mg_cluster *cl, struct mg_worker *w, bool health, uint64_t avoid)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < cl->n_eps; i++)
+        if (usable(cl, i, health, avoid))
+            total += cl->eps[i].weight;
+    if (!total)
+        return nth(cl, health, avoid, 0);
+    uint64_t r = ((uint64_t)mg_worker_rand(w) << 32 | mg_worker_rand(w)) % total;
+    for (size_t i = 0; i < cl->n_eps; i++) {
+        if (!usable(cl, i, health, avoid))
+            continue;
+        if (r < cl->eps[i].weight)
+            return i;
+        r -= cl->eps[i].weight;
+    }
+    return nth(cl, health, avoid, 0);
+}
+
+/* Endpoints of different weights (Istio's endpoint and WorkloadEntry
+ * weight, Envoy's load_balancing_weight): ROUND_ROBIN is a smooth weighted
+ * round robin (each pick raises every usable endpoint by its weight and
+ * takes the highest, which then pays the total back: weights 5 and 1 give
+ * a a a b a a, not a run of five), RANDOM draws by weight, LEAST_REQUEST
+ * draws two by weight and keeps the one with fewer requests per weight. */
+static size_t pick_weighted(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
+                            bool health, uint64_t avoid)
+{
+    switch (cl->lb) {
+    case MG_LB_ROUND_ROBIN: {
+        int64_t total = 0;
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < cl->n_eps; i++) {
+            if (!usable(cl, i, health, avoid))
+                continue;
+            rt->cw[i] += cl->eps[i].weight;
+            total += cl->eps[i].weight;
+            if (best == SIZE_MAX || rt->cw[i] > rt->cw[best])
+                best = i;
+        }
+        if (best == SIZE_MAX)
+            return nth(cl, health, avoid, 0);
+        rt->cw[best] -= total;
+        return best;
+    }
+    case MG_LB_RANDOM:
+        return weighted_random(cl, w, health, avoid);
+    default: {
+        size_t a = weighted_random(cl, w, health, avoid), b = weighted_random(cl, w, health, avoid);
+        /* fewer in flight per unit of weight: active[a]/wa vs active[b]/wb */
+        return (uint64_t)rt->active[b] * cl->eps[a].weight < (uint64_t)rt->active[a] * cl->eps[b].weight
+                   ? b : a;
+    }
+    }
+}
+
 size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
                        uint64_t avoid)
 {
@@ -46,6 +103,8 @@ size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct m
         return 0;
     if (!health && !avoid)
         cand = n;
+    if (cl->weighted && rt->cw)
+        return pick_weighted(cl, rt, w, health, avoid);
     switch (cl->lb) {
     case MG_LB_ROUND_ROBIN:
         for (size_t k = 0; k < n; k++) {

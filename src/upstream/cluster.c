@@ -93,6 +93,7 @@ static void ep_set(struct mg_endpoint *ep, const char *addr, uint16_t port)
 {
     ep->address = mg_xstrdup(addr);
     ep->port = port;
+    ep->weight = 1;
     struct mg_addr a;
     if (mg_addr_parse_ip(&a, addr) == 0) {
         memset(&ep->sa, 0, sizeof(ep->sa));
@@ -287,8 +288,14 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
         if (pv)
             mg_parse_port(pv, false, &port);
         wes[cl->n_eps] = we;
-        ep_set(&cl->eps[cl->n_eps++], we->address, port);
+        ep_set(&cl->eps[cl->n_eps], we->address, port);
+        /* Istio's weight: the endpoint's share of the load balancer's
+         * choices against its siblings (0 = unset = 1) */
+        cl->eps[cl->n_eps++].weight = we->weight > 0 ? (uint32_t)we->weight : 1;
     }
+    for (size_t i = 1; i < cl->n_eps; i++)
+        if (cl->eps[i].weight != cl->eps[0].weight)
+            cl->weighted = true;
     free(cands);
     const struct mg_traffic_policy *tp = NULL;
     if (sub)
@@ -354,8 +361,11 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     cl->od = mg_od_new(find_outlier(dr, sub, svc_port), cl->n_eps, mg_now_ms());
     cl->n_workers = n_workers;
     cl->rt = mg_xcalloc((size_t)n_workers, sizeof(*cl->rt));
-    for (int i = 0; i < n_workers; i++)
+    for (int i = 0; i < n_workers; i++) {
         cl->rt[i].active = mg_xcalloc(cl->n_eps ? cl->n_eps : 1, sizeof(uint32_t));
+        if (cl->weighted)
+            cl->rt[i].cw = mg_xcalloc(cl->n_eps, sizeof(int64_t));
+    }
     cl->stat_name = mg_intern(cl->name);
     return cl;
 }
@@ -392,6 +402,7 @@ void mg_cluster_free(struct mg_cluster *cl)
     free(cl->eps);
     for (int i = 0; cl->rt && i < cl->n_workers; i++) {
         free(cl->rt[i].active);
+        free(cl->rt[i].cw);
         free(cl->rt[i].pending);
     }
     free(cl->rt);

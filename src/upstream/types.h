@@ -36,6 +36,7 @@ struct mg_endpoint {
      * endpoints are reached over ISTIO_MUTUAL: connections to it use no
      * TLS even though the cluster has a client context. */
     bool plain;
+    uint32_t weight;                    /* the endpoint's or WorkloadEntry's weight; 1 unset */
 };
 
 /* Outlier detection (DestinationRule trafficPolicy.outlierDetection), as
@@ -70,6 +71,7 @@ struct mg_cluster_rt {                  /* one worker's view of a cluster */
     size_t pend_head, pend_cap;
     size_t rr;
     uint32_t *active;                   /* per endpoint in-flight requests (LEAST_REQUEST) */
+    int64_t *cw;                        /* smooth weighted round robin state; NULL unweighted */
     struct event *kick;                 /* re-check the instance-wide limit while requests wait */
     struct mg_cluster *kick_cl;
     struct mg_worker *kick_w;
@@ -84,6 +86,7 @@ struct mg_cluster {
     uint16_t port;
     struct mg_endpoint *eps;
     size_t n_eps;
+    bool weighted;                      /* endpoints' weights differ (balance.c) */
     enum mg_lb_simple lb;
     uint64_t max_connections;           /* 0 = unlimited */
     uint64_t max_pending;               /* 0 = unlimited (bounded by a hard cap) */
