@@ -24,6 +24,7 @@
 #include "net/types.h"
 #include "policy/policy.h"
 #include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
 #include "base/base.h"
 
 /* Istio's default connectTimeout, for destinations no DestinationRule tunes. */
@@ -168,6 +169,24 @@ static void route_tunnel(struct fwd *f, const struct mg_egress_verdict *v)
     socklen_t sl;
     struct mg_addr a;
     const struct mg_service_entry *se = v->se;
+    /* A destination this gateway reaches over TLS of its own (an in-mesh
+     * host over ISTIO_MUTUAL by rule or auto mTLS, or a DestinationRule
+     * tls): the tunnel goes through its cluster, and the client's bytes
+     * travel inside that TLS, as a sidecar wraps an application's TCP. */
+    const struct mg_fwd_route *fr = mg_snapshot_fwd_route(c->snap, f->host, f->port);
+    struct mg_cluster *cl = fr && fr->route.n_dests ? fr->route.dests[0].cluster : NULL;
+    if (cl && cl->n_eps && (cl->tls || cl->mesh)) {
+        struct mg_cluster_rt *rt = &cl->rt[c->w->id < cl->n_workers ? c->w->id : 0];
+        size_t ep = mg_cluster_pick(cl, rt, c->w, 0);
+        if (ep != SIZE_MAX && cl->eps[ep].resolved) {
+            f->s.on_connect_fail = connect_failed;
+            f->s.greeting = "HTTP/1.1 200 Connection established\r\n\r\n";
+            f->s.status = 200;
+            f->s.idle_ms = c->snap->cfg->proxy.timeout_idle_ms;
+            mg_splice_connect(&f->s, cl, &cl->eps[ep]);
+            return;
+        }
+    }
     if (se && se->n_endpoints) {
         const struct mg_workload_entry *we = &se->endpoints[mg_worker_rand(c->w) % se->n_endpoints];
         uint16_t port = mg_egress_endpoint_port(we, v->se_port);

@@ -21,6 +21,7 @@
  * its own state) and stays the connection's codec; the splice's callbacks
  * take the struct mg_splice as their argument. */
 #include <sys/socket.h>
+#include <openssl/ssl.h>
 
 struct bufferevent;
 struct event;
@@ -68,6 +69,11 @@ struct mg_splice {
      * cluster itself. */
     unsigned char pp_hdr[108];          /* MG_PP_OUT_MAX */
     size_t pp_len;
+    /* The upstream side is TLS the gateway originates (the cluster's
+     * DestinationRule tls, or ISTIO_MUTUAL): owned by `up`; the splice then
+     * stays on the bufferevent path. NULL = plain. */
+    SSL *up_ssl;
+    char up_detail[320];                /* why the upstream was refused (secure naming) */
 };
 
 /* Start the clock of a splice for connection c (zeroes nothing else). */

@@ -91,6 +91,10 @@ static void splice_log(struct mg_splice *s)
     r.start_ms = s->start_ms;
     r.start_wall_us = s->start_wall_us;
     memcpy(r.upstream_host, s->upstream_host, sizeof(r.upstream_host));
+    if (s->up_detail[0]) {
+        r.upstream_reason = s->reason;
+        r.upstream_detail = s->up_detail;
+    }
     mg_accesslog_write(&r, &s->c->snap->cfg->mesh);
 }
 
@@ -412,7 +416,7 @@ static bool dir_preload(struct splice_dir *d, struct evbuffer *buf, const void *
 static bool raw_start(struct mg_splice *s)
 {
     struct mg_conn *c = s->c;
-    if (c->ssl || bufferevent_get_underlying(c->bev) || bufferevent_getfd(c->bev) < 0)
+    if (c->ssl || s->up_ssl || bufferevent_get_underlying(c->bev) || bufferevent_getfd(c->bev) < 0)
         return false;
     struct mg_splice_raw *r = calloc(1, sizeof(*r));
     if (!r)
@@ -471,6 +475,23 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
     struct mg_splice *s = arg;
     mg_conn_ref(s->c);
     if (what & BEV_EVENT_CONNECTED) {
+        /* secure naming: a mesh peer whose identity the destination may not
+         * have is refused before a byte of the client's goes to it */
+        if (s->up_ssl && mg_upstream_splice_refused(s->od_cl, s->up_ssl, s->up_detail, sizeof(s->up_detail))) {
+            atomic_fetch_add_explicit(&s->c->w->metrics->upstream_secure_naming_failed, 1,
+                                      memory_order_relaxed);
+            s->reason = "upstream_secure_naming";
+            if (s->on_connect_fail) {   /* the owner answers (the forward proxy: 503) */
+                bufferevent_free(s->up);
+                s->up = NULL;
+                s->up_ssl = NULL;
+                s->on_connect_fail(s);
+            } else {
+                mg_splice_close(s);
+            }
+            mg_conn_unref(s->c);
+            return;
+        }
         s->connected = true;
         /* for TCP a connection made is the success, a failed one the error */
         mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_RESPONSE, 200);
@@ -501,8 +522,9 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
         check_done(s);
     } else if (!s->connected && s->on_connect_fail) {
         mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_CONNECT_FAILED, 0);
-        bufferevent_free(s->up);
+        bufferevent_free(s->up);        /* and its SSL */
         s->up = NULL;
+        s->up_ssl = NULL;
         s->on_connect_fail(s);
     } else {
         if (!s->connected)
@@ -512,21 +534,32 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
     mg_conn_unref(s->c);
 }
 
+static void connect_up(struct mg_splice *s, const struct sockaddr *sa, socklen_t salen,
+                       const char *label, int64_t timeout_ms);
+
 void mg_splice_connect(struct mg_splice *s, struct mg_cluster *cl, const struct mg_endpoint *e)
 {
     s->od_cl = cl;
     s->od_ep = (size_t)(e - cl->eps);
-    s->pp_len = mg_upstream_pp_header(cl, s->c, s->pp_hdr, sizeof(s->pp_hdr));
-    mg_splice_connect_addr(s, (const struct sockaddr *)&e->sa, e->salen, e->label,
-                           cl->connect_timeout_ms);
+    s->up = mg_upstream_splice_bev(cl, s->od_ep, s->c->w, &s->up_ssl);
+    /* a TLS upstream takes the header under its TLS (after the connect) */
+    s->pp_len = s->up_ssl ? 0 : mg_upstream_pp_header(cl, s->c, s->pp_hdr, sizeof(s->pp_hdr));
+    connect_up(s, (const struct sockaddr *)&e->sa, e->salen, e->label, cl->connect_timeout_ms);
 }
 
 void mg_splice_connect_addr(struct mg_splice *s, const struct sockaddr *sa, socklen_t salen,
                             const char *label, int64_t timeout_ms)
 {
+    s->up = bufferevent_socket_new(s->c->w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    s->up_ssl = NULL;
+    connect_up(s, sa, salen, label, timeout_ms);
+}
+
+static void connect_up(struct mg_splice *s, const struct sockaddr *sa, socklen_t salen,
+                       const char *label, int64_t timeout_ms)
+{
     struct mg_conn *c = s->c;
     snprintf(s->upstream_host, sizeof(s->upstream_host), "%s", label);
-    s->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!s->up) {
         mg_splice_close(s);
         return;
@@ -538,6 +571,7 @@ void mg_splice_connect_addr(struct mg_splice *s, const struct sockaddr *sa, sock
     bufferevent_enable(s->up, EV_READ | EV_WRITE);
     bufferevent_disable(c->bev, EV_READ);       /* client bytes wait until connected */
     bufferevent_enable(c->bev, EV_WRITE);
-    if (bufferevent_socket_connect(s->up, sa, (int)salen) < 0)
+    if (bufferevent_socket_connect(s->up, sa, (int)salen) < 0 ||
+        (s->up_ssl && mg_upstream_splice_pp_tls(s->od_cl, c, s->up, s->up_ssl) < 0))
         mg_splice_close(s);
 }

@@ -108,6 +108,24 @@ struct mg_conn;
 size_t mg_upstream_pp_header(const struct mg_cluster *cl, const struct mg_conn *down,
                              unsigned char *out, size_t cap);
 
+/* ---- the upstream side of a TCP splice (splice_tls.c) ----
+ * A bufferevent, not yet connected, for a splice to endpoint ep of cl:
+ * plain, or TLS when the cluster originates it (DestinationRule SIMPLE or
+ * MUTUAL; ISTIO_MUTUAL by rule or auto mTLS, with Istio's TCP ALPN), *ssl
+ * then set. NULL on failure. After bufferevent_socket_connect, a TLS one
+ * takes its PROXY protocol header (when the rule asks) from
+ * mg_upstream_splice_pp_tls (0 or -1); a plain one from
+ * mg_upstream_pp_header as before. Once connected, a mesh peer whose
+ * identity the destination may not have is named by
+ * mg_upstream_splice_refused (NULL = accepted; buf holds expected and
+ * presented identities). */
+struct bufferevent *mg_upstream_splice_bev(struct mg_cluster *cl, size_t ep, struct mg_worker *w,
+                                           SSL **ssl);
+int mg_upstream_splice_pp_tls(const struct mg_cluster *cl, const struct mg_conn *down,
+                              struct bufferevent *bev, SSL *ssl);
+const char *mg_upstream_splice_refused(const struct mg_cluster *cl, const SSL *ssl, char *buf,
+                                       size_t len);
+
 /* ---- outlier detection (outlier.c) ----
  *
  * Envoy's consecutive-error detectors as Istio configures them: an endpoint

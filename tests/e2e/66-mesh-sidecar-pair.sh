@@ -189,4 +189,19 @@ like "$line" ' UF ' "... flag UF"
 like "$line" 'expected spiffe://cluster.local/ns/default/sa/details, presented spiffe://cluster.local/ns/default/sa/httpbin' \
     "... the log line names both identities"
 
+# CONNECT through A's forward proxy to a mesh host: the tunnel's bytes
+# travel inside ISTIO_MUTUAL, as a sidecar wraps an application's TCP
+via "$PA" http://httpbin.default.svc.cluster.local/api/tunnel -p
+is "$code" 200 "a CONNECT tunnel through A to a mesh host reaches app B"
+like "$body" 'URI=spiffe://cluster.local/ns/default/sa/frontend' "... over ISTIO_MUTUAL: B's app sees A's identity"
+via "$PC" http://httpbin.default.svc.cluster.local/api/tunnel -p
+is "$code" 403 "... and B's policy refuses a third identity's tunnel too"
+code=$(curl -s -o /dev/null --max-time 10 -p -x "http://127.0.0.1:$PA" -w '%{http_connect}' \
+    http://pinned.default.svc.cluster.local/echo/pinned-tunnel 2>/dev/null)
+is "$code" 503 "secure naming on a CONNECT tunnel: the CONNECT gets 503"
+ok "... logged with its reason" mg_wait_for 3 grep -q 'upstream_secure_naming' "$A_LOG"
+via "$PA" http://legacy.default.svc.cluster.local/echo/legacy-tunnel -p
+is "$code" 200 "a CONNECT to an unlabelled endpoint stays plain text"
+unlike "$body" 'x-forwarded-client-cert' "... no XFCC"
+
 done_testing
