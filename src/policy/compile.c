@@ -764,6 +764,7 @@ struct mg_policy_set *mg_policy_compile(const struct mg_config *c, const struct 
     }
     qsort(s->pol, s->n_pol, sizeof(*s->pol), cmp_policy);
     check_custom(s, c, d);
+    mg_policy_index_build(s);
     mg_policy_peer_compile(s, c, wns, w->labels, d);
     return s;
 }

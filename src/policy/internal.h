@@ -115,10 +115,82 @@ struct mg_cpeer {           /* a selected PeerAuthentication */
     size_t n_ports;
 };
 
+/* ---- the rule index (index.c) ----
+ *
+ * A decision needs, for each group below, the first matching rule in
+ * evaluation order (policy order, then rule order). The index files every
+ * rule under keys a request must have for the rule to match (its exact
+ * hosts and host prefixes, exact methods, exact paths and path prefixes,
+ * ports), so a decision
+ * looks up the request's own keys and tests only those rules plus the ones
+ * no key could be derived for ("always"), merged back into evaluation
+ * order: the first match found is the first match of a linear scan. */
+enum mg_slot {
+    MG_SLOT_CUSTOM_OK,      /* CUSTOM with a valid provider */
+    MG_SLOT_CUSTOM_BAD,     /* CUSTOM whose provider is missing or ambiguous */
+    MG_SLOT_DENY,
+    MG_SLOT_ALLOW,
+    MG_SLOT_AUDIT,
+    MG_SLOT_DRY_DENY,
+    MG_SLOT_DRY_ALLOW,
+    MG_SLOT_N,
+    MG_SLOT_NONE = MG_SLOT_N,   /* dry-run CUSTOM/AUDIT: evaluated for explain only */
+};
+
+/* A rule in evaluation order: its index in mg_policy_set.rref is its
+ * sequence number, which the index's lists hold in ascending order. */
+struct mg_rref {
+    uint32_t pol;
+    uint32_t rule;
+    uint8_t slot;           /* enum mg_slot, never MG_SLOT_NONE */
+};
+
+/* One key and the sequence numbers of the rules filed under it (n == 0: a
+ * free bucket). */
+struct mg_ix_bucket {
+    const char *key;        /* hosts lower-case; NULL in the port map */
+    size_t len;             /* the port map: the port */
+    uint64_t hash;
+    const uint32_t *seq;
+    size_t n;
+};
+
+/* Open addressing, linear probing; cap is a power of two (0 = empty). */
+struct mg_ix_map {
+    struct mg_ix_bucket *b;
+    size_t cap;
+};
+
+struct mg_ix {
+    const uint32_t *always;             /* rules no key was derived for */
+    size_t n_always;
+    struct mg_ix_map host, hprefix, method, path, prefix, port;
+    const size_t *hprefix_len;          /* distinct key lengths of `hprefix`, ascending */
+    size_t n_hprefix_len;
+    const size_t *prefix_len;           /* the same for `prefix` */
+    size_t n_prefix_len;
+    unsigned slots;                     /* bit per enum mg_slot that has a rule */
+};
+
+/* A sorted run of sequence numbers. */
+struct mg_ix_list {
+    const uint32_t *v;
+    size_t n;
+};
+
+/* At most this many lists per decision: always, method, host, port, exact
+ * path, and the prefixes of the host and of the path that are keys. A
+ * request that would need more (over 59 matching prefixes) is decided by
+ * the linear scan. */
+#define MG_IX_MAX_LISTS 64
+
 struct mg_policy_set {
     struct mg_arena arena;              /* everything the set owns, freed at once */
     struct mg_cpolicy *pol;             /* applicable policies, sorted */
     size_t n_pol;
+    struct mg_rref *rref;               /* rules of slotted policies, evaluation order */
+    size_t n_rref;
+    struct mg_ix ix[2];                 /* [0] HTTP requests, [1] TCP connections */
     bool has_allow;                     /* a non-dry-run ALLOW policy applies */
     bool has_dry_allow;                 /* a dry-run ALLOW policy applies */
     bool pa_present[3];                 /* mesh, namespace, workload */
@@ -129,6 +201,25 @@ struct mg_policy_set {
 bool mg_pm_match_str(const struct mg_pm *m, const char *s, size_t n);
 bool mg_pm_match_principal(const struct mg_pm *m, const char *principal);
 bool mg_field_match(const struct mg_field *f, const struct mg_attrs *a);
+
+/* authz.c: the group a policy's first match fills (MG_SLOT_NONE: none). */
+enum mg_slot mg_policy_slot(const struct mg_cpolicy *p);
+
+/* authz.c: the decision by a scan of every rule in order, without the index:
+ * the reference the indexed decision is tested against. Same contract as
+ * mg_authz_decide(). */
+void mg_authz_decide_linear(const struct mg_policy_set *s, const struct mg_attrs *a,
+                            struct mg_authz_result *r);
+
+/* index.c: build s->rref and s->ix from the compiled, sorted policies (after
+ * the CUSTOM providers are resolved). Memory: one bucket per distinct key and
+ * one sequence number per (rule, key), in the set's arena. */
+void mg_policy_index_build(struct mg_policy_set *s);
+
+/* index.c: the candidate lists for `a` into out[0..max): returns their
+ * count, or (size_t)-1 when more than `max` would be needed. */
+size_t mg_ix_candidates(const struct mg_ix *ix, const struct mg_attrs *a,
+                        struct mg_ix_list *out, size_t max);
 
 /* timestamp.c: RFC 3339 creationTimestamp -> seconds + nanoseconds since the
  * epoch (UTC). Returns 0, or -1 for NULL or a malformed value. */

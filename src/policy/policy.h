@@ -164,7 +164,10 @@ struct mg_authz_result {
 
 /* Decide as Istio does (CUSTOM, DENY, ALLOW; AUDIT marks; dry-run
  * reported only). `s` and `a` must not be NULL. `r` is fully overwritten;
- * its strings point into `s` and live as long as it. Does not allocate. */
+ * its strings point into `s` and live as long as it. Does not allocate.
+ * Only the rules the request's host, method, path and port can select
+ * (plus those with no such key) are tested, in evaluation order, so the
+ * first match reported is the one a scan of every rule would find. */
 void mg_authz_decide(const struct mg_policy_set *s, const struct mg_attrs *a,
                      struct mg_authz_result *r);
 
