@@ -121,8 +121,9 @@ static void scan_linear(const struct mg_policy_set *s, const struct mg_attrs *a,
  * order (ascending sequence numbers; a rule filed under two of the
  * request's keys is tested once). Within a group the lowest matching
  * sequence number is the first policy with a matching rule and its first
- * matching rule: what scan_linear() finds. Returns false when the request
- * needs more lists than the index hands out (then scan linearly). */
+ * matching rule: what scan_linear() finds. Returns false, for a linear scan,
+ * when the request needs more lists than the index hands out or when no
+ * rule has a key (nothing to narrow). */
 static bool scan_indexed(const struct mg_policy_set *s, const struct mg_attrs *a,
                          struct hits *h)
 {
@@ -227,6 +228,10 @@ void mg_authz_decide_linear(const struct mg_policy_set *s, const struct mg_attrs
 void mg_authz_decide(const struct mg_policy_set *s, const struct mg_attrs *a,
                      struct mg_authz_result *r)
 {
+    if (!s->ix[a->is_http ? 0 : 1].keyed) {
+        mg_authz_decide_linear(s, a, r);
+        return;
+    }
     struct hits h = {0};
     if (!scan_indexed(s, a, &h)) {
         memset(&h, 0, sizeof(h));

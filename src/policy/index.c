@@ -288,6 +288,7 @@ static void build_one(struct mg_policy_set *s, struct mg_ix *ix, bool tcp)
     }
     ix->always = always;
     ix->n_always = n_always;
+    ix->keyed = v.n > 0;
     if (v.n == 0) {
         free(v.p);
         return;

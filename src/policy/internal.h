@@ -170,6 +170,9 @@ struct mg_ix {
     const size_t *prefix_len;           /* the same for `prefix` */
     size_t n_prefix_len;
     unsigned slots;                     /* bit per enum mg_slot that has a rule */
+    /* Some rule was filed under a key. When none was, the always list is
+     * every rule that can match and a linear scan is the same, cheaper. */
+    bool keyed;
 };
 
 /* A sorted run of sequence numbers. */
