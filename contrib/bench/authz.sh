@@ -1,7 +1,10 @@
 #!/bin/sh
 # Micro-benchmark of the policy engine: decisions per second with 10, 1000
 # and 10000 AuthorizationPolicies in the workload's namespace and in another
-# namespace; then 10 policies with and without a GeoIP condition (a test
+# namespace, for DENY rules on exact paths and for a mix of hosts, host and
+# path prefixes, methods and templates, each through the rule index and by
+# the linear scan of every rule beside it (5 interleaved rounds, medians,
+# min-max); then 10 policies with and without a GeoIP condition (a test
 # database written by tests/helpers/mg_mmdb_write): the decision with the
 # peer's lookup from the connection cache, and with a fresh lookup (a new
 # connection). Builds an optimized, sanitizer-free copy of the policy and
