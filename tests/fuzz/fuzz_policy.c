@@ -74,7 +74,16 @@ static void run_request(const struct mg_policy_set *s, const char *req, size_t l
     mg_authz_decide(s, &a, &r);
     struct mg_authz_trace *t = calloc(mg_policy_set_count(s) + 1, sizeof(*t));
     mg_authz_explain(s, &a, &r2, t);
-    if (r.decision != r2.decision || r.decided_by.policy != r2.decided_by.policy)
+    /* decide goes through the rule index, explain with a trace scans every
+     * rule: the same winner of every group, down to the rule */
+    if (r.decision != r2.decision || r.decided_by.policy != r2.decided_by.policy ||
+        r.decided_by.rule != r2.decided_by.rule || r.custom_match.policy != r2.custom_match.policy ||
+        r.custom_match.rule != r2.custom_match.rule || r.audit_match.policy != r2.audit_match.policy ||
+        r.audit_match.rule != r2.audit_match.rule ||
+        r.dry_run_deny_match.policy != r2.dry_run_deny_match.policy ||
+        r.dry_run_deny_match.rule != r2.dry_run_deny_match.rule ||
+        r.dry_run_allow_match.policy != r2.dry_run_allow_match.policy ||
+        r.dry_run_allow_match.rule != r2.dry_run_allow_match.rule)
         abort();
     free(t);
     (void)mg_peer_authn_mode(s, a.dest.port);
