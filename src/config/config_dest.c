@@ -367,11 +367,33 @@ static void check_service_entry(struct mg_cfg *x, const struct mg_cfg_read *r, v
 
     if (se->hosts.n == 0)
         mg_error(x->d, at, "ServiceEntry needs hosts");
-    for (size_t i = 0; i < se->hosts.n; i++)
-        if (strcmp(se->hosts.v[i], "*") == 0 || !mg_cfg_host_ok(se->hosts.v[i]))
-            mg_error(x->d, se->hosts.pos[i], "invalid ServiceEntry host \"%s\"", se->hosts.v[i]);
-    if (se->n_ports == 0)
-        mg_error(x->d, at, "ServiceEntry needs ports");
+    for (size_t i = 0; i < se->hosts.n; i++) {
+        const char *h = se->hosts.v[i];
+        if (strcmp(h, "*") == 0)
+            mg_error(x->d, se->hosts.pos[i], "invalid ServiceEntry host \"%s\"", h);
+        else if (h[0] == '*' && h[1] != '.' && h[1] && mg_cfg_host_ok(h + 1))
+            /* "*x.example.com": Istio's label rules allow it and only warn;
+             * no proxy matches such a partial wildcard */
+            mg_warning(x->d, se->hosts.pos[i], "partial wildcard \"%s\" not allowed: only a "
+                       "leading \"*.\" matches; this host matches nothing", h);
+        else if (!mg_cfg_host_ok(h))
+            mg_error(x->d, se->hosts.pos[i], "invalid ServiceEntry host \"%s\"", h);
+    }
+    /* no ports is valid (Istio: an entry that only names hosts or selects
+     * workloads); such an entry serves no port here */
+    for (size_t i = 0; i < se->n_ports; i++)
+        if (se->ports[i].name && !mg_cfg_dns_label_ok(se->ports[i].name,
+                                                      strlen(se->ports[i].name)))
+            mg_error(x->d, se->ports[i].pos, "invalid port name: %s (want a DNS-1123 label)",
+                     se->ports[i].name);
+    bool cidr = false;
+    for (size_t i = 0; i < se->addresses.n; i++)
+        cidr |= strchr(se->addresses.v[i], '/') != NULL;
+    if (cidr && se->resolution != MG_RES_NONE && se->resolution != MG_RES_STATIC)
+        mg_error(x->d, at, "CIDR addresses are allowed only for NONE/STATIC resolution types");
+    if (se->resolution == MG_RES_DNS_ROUND_ROBIN && se->n_endpoints > 1)
+        mg_error(x->d, at, "there must only be 0 or 1 endpoint for resolution mode "
+                 "DNS_ROUND_ROBIN");
     for (size_t i = 0; i < se->n_ports; i++)
         for (size_t j = 0; j < i; j++)
             if (se->ports[i].number && se->ports[i].number == se->ports[j].number)

@@ -97,9 +97,35 @@ static void check_server(struct mg_cfg *x, const struct mg_cfg_read *r, void *ob
             mg_error(x->d, s->hosts.pos[i], "invalid host \"%s\" in %s (want a DNS name, a "
                      "wildcard only as the leftmost label)", h, mg_cfg_field(x, NULL));
     }
-    if ((s->protocol == MG_PROTO_HTTPS || s->protocol == MG_PROTO_TLS) && !s->tls.present)
+    if (port_n) {
+        const struct mg_ynode *name_n = mg_ynode_get(port_n, "name");
+        const struct mg_ynode *proto_n = mg_ynode_get(port_n, "protocol");
+        if (proto_n && proto_n->type == MG_YSCALAR && proto_n->len == 0)
+            /* "" (detect) is a ServiceEntry form; a Gateway port names its protocol */
+            mg_error(x->d, proto_n->pos, "invalid protocol \"\" for %s.port.protocol",
+                     mg_cfg_field(x, NULL));
+        if (!s->port_name || !*s->port_name)
+            mg_error(x->d, name_n ? name_n->pos : port_n->pos, "%s: port name must be set",
+                     mg_cfg_field(x, NULL));
+    }
+    if ((s->protocol == MG_PROTO_HTTPS || s->protocol == MG_PROTO_TLS) && !s->tls.present) {
         mg_error(x->d, s->pos, "%s: protocol %s needs tls settings", mg_cfg_field(x, NULL),
                  mg_app_proto_name(s->protocol));
+    } else if (s->protocol != MG_PROTO_HTTPS && s->protocol != MG_PROTO_TLS && s->tls.present) {
+        /* Istio: a plain-HTTP port may carry only httpsRedirect (a tls block
+         * whose mode stays PASSTHROUGH and that names no files); any other
+         * port none at all */
+        bool http = s->protocol == MG_PROTO_HTTP || s->protocol == MG_PROTO_HTTP2 ||
+                    s->protocol == MG_PROTO_GRPC || s->protocol == MG_PROTO_GRPC_WEB;
+        const struct mg_server_tls *t = &s->tls;
+        if (!http)
+            mg_error(x->d, t->pos, "%s: server cannot have TLS settings for non HTTPS/TLS ports",
+                     mg_cfg_field(x, NULL));
+        else if ((t->mode != MG_TLS_PASSTHROUGH && t->mode != MG_TLS_AUTO_PASSTHROUGH) ||
+                 t->ca_certificates || t->private_key || t->server_certificate)
+            mg_error(x->d, t->pos, "%s: server cannot have TLS settings for plain text HTTP "
+                     "ports (only httpsRedirect)", mg_cfg_field(x, NULL));
+    }
 }
 
 static const struct mg_cfg_field server_port_rows[] = {
@@ -125,7 +151,16 @@ static void check_gateway(struct mg_cfg *x, const struct mg_cfg_read *r, void *o
 {
     const struct mg_gateway *g = obj;
     if (g->n_servers == 0)
-        mg_warning(x->d, r->m ? r->m->pos : g->meta.pos, "Gateway has no servers");
+        mg_error(x->d, r->m ? r->m->pos : g->meta.pos, "gateway must have at least one server");
+    for (size_t i = 0; i < g->n_servers; i++)
+        for (size_t j = 0; j < i; j++)
+            if (g->servers[i].port_name && g->servers[j].port_name &&
+                strcmp(g->servers[i].port_name, g->servers[j].port_name) == 0) {
+                mg_error(x->d, g->servers[i].pos, "port names in servers must be unique: "
+                         "duplicate name %s (servers[%zu] and servers[%zu])",
+                         g->servers[i].port_name, j, i);
+                break;
+            }
 }
 
 static const struct mg_cfg_field gateway_rows[] = {

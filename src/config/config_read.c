@@ -2,6 +2,7 @@
  *
  * Messages name the field the way users write it relative to `spec`
  * ("mtls.mode", "rules[0].to[1].operation.ports[2]"), and point at the value. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -192,6 +193,13 @@ bool mg_cfg_port(struct mg_cfg *x, const char *key, const struct mg_ynode *v, ui
 {
     if (!mg_cfg_scalar(x, key, v))
         return false;
+    if (!v->plain) {
+        /* the CRD schemas type port numbers as integers: the API server
+         * refuses "80" before Istio sees it */
+        mg_error(x->d, v->pos, "invalid port \"%s\" for %s: a number, not a string", v->str,
+                 mg_cfg_field(x, key));
+        return false;
+    }
     if (mg_parse_port(v->str, false, out) == 0)
         return true;
     mg_error(x->d, v->pos, "invalid port \"%s\" for %s (want 1..65535)", v->str,
@@ -461,6 +469,45 @@ bool mg_cfg_host_ok(const char *h)
     return true;
 }
 
+bool mg_cfg_dns_label_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+bool mg_cfg_dns_subdomain_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = s;;) {
+        const char *dot = strchr(p, '.');
+        size_t l = dot ? (size_t)(dot - p) : strlen(p);
+        if (!mg_cfg_dns_label_ok(p, l))
+            return false;
+        if (!dot)
+            return true;
+        p = dot + 1;
+    }
+}
+
+bool mg_cfg_label_value_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return true;
+    if (n > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("-_.", s[i]))
+            return false;
+    return true;
+}
+
 bool mg_cfg_header_name_ok(const char *s)
 {
     const char *start = s;
@@ -483,11 +530,19 @@ bool mg_cfg_header_name_ok(const char *s)
 bool mg_cfg_proto(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                   enum mg_app_proto *out)
 {
+    /* Istio's whole list (pkg/config/protocol, case-insensitive). This proxy
+     * speaks no MySQL, Redis or UDP of its own: those ports carry bytes as
+     * TCP does, and HTTP_PROXY is an HTTP port. "" is Istio's "detect the
+     * protocol"; only a ServiceEntry allows it (the Gateway reader refuses
+     * it). */
     static const char *const names[] = { "HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB",
-                                         "TCP", "TLS", "MONGO" };
+                                         "TCP", "TLS", "MONGO", "REDIS", "MYSQL", "UDP",
+                                         "HTTP_PROXY", "" };
     static const enum mg_app_proto vals[] = { MG_PROTO_HTTP, MG_PROTO_HTTPS, MG_PROTO_HTTP2,
                                               MG_PROTO_GRPC, MG_PROTO_GRPC_WEB, MG_PROTO_TCP,
-                                              MG_PROTO_TLS, MG_PROTO_MONGO };
+                                              MG_PROTO_TLS, MG_PROTO_MONGO, MG_PROTO_TCP,
+                                              MG_PROTO_TCP, MG_PROTO_TCP, MG_PROTO_HTTP,
+                                              MG_PROTO_UNSET };
 
     if (!mg_cfg_scalar(x, key, v))
         return false;
@@ -497,8 +552,8 @@ bool mg_cfg_proto(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
             return true;
         }
     mg_error(x->d, v->pos,
-             "invalid value \"%s\" for %s (want HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, "
-             "MONGO)", v->str, mg_cfg_field(x, key));
+             "unsupported protocol \"%s\" for %s (want HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, "
+             "TLS, MONGO, REDIS, MYSQL, UDP, HTTP_PROXY)", v->str, mg_cfg_field(x, key));
     return false;
 }
 

@@ -142,6 +142,14 @@ bool mg_cfg_addr(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bo
 /* A host name as Istio takes it: "*", "*.suffix" (wildcard only as the
  * leftmost label), or a name without '*', '/', spaces or control bytes. */
 bool mg_cfg_host_ok(const char *h);
+/* Kubernetes name rules: a DNS-1123 label (lower-case alphanumerics and
+ * '-', 1..63, alphanumeric at both ends; `len` bytes of s), a DNS-1123
+ * subdomain (such labels joined by '.', at most 253), and a label value
+ * (empty, or 1..63 alphanumerics, '-', '_', '.', alphanumeric at both
+ * ends). */
+bool mg_cfg_dns_label_ok(const char *s, size_t len);
+bool mg_cfg_dns_subdomain_ok(const char *s);
+bool mg_cfg_label_value_ok(const char *s);
 /* An HTTP header name (RFC 9110 token). */
 bool mg_cfg_header_name_ok(const char *s);
 
@@ -323,6 +331,9 @@ bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_
 /* Parse a Gateway/ServiceEntry port protocol name (case-insensitive). */
 bool mg_cfg_proto(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                   enum mg_app_proto *out);
+
+/* An http:// jwksUri whose host is 127.0.0.1, [::1] or localhost. */
+bool mg_cfg_jwks_uri_local_http(const char *u);
 
 /* Freeing (config_free.c). */
 void mg_cfg_free_meta(struct mg_meta *m);
