@@ -19,7 +19,7 @@ struct ra_claim_out {
 };
 
 struct ra_rule {
-    const char *issuer;         /* NULL when the rule has none (never matches) */
+    const char *issuer;         /* NULL when the rule has none: any iss (Envoy) */
     const struct mg_slist *audiences;
     char *uri;                  /* remote JWKS or discovery URL; NULL = inline */
     bool discovery;
@@ -110,8 +110,6 @@ static void compile_rule(const struct mg_jwt_rule *j, struct ra_rule *r, struct 
     r->audiences = &j->audiences;
     r->timeout_ms = j->timeout_ms > 0 ? j->timeout_ms : 5000;
     r->forward = j->forward_original_token;
-    if (!r->issuer)
-        mg_warning(d, j->pos, "jwtRules: a rule without issuer never validates a token");
     if (j->jwks && *j->jwks) {
         char err[256];
         if (j->jwks_uri && *j->jwks_uri)
@@ -536,7 +534,7 @@ static enum mg_jwt_error check_rule(const struct ra_rule *r, const struct found 
         mg_jwks_unref(ks);
         return e;
     }
-    if (!r->issuer || !j->iss || strcmp(j->iss, r->issuer))
+    if (r->issuer && (!j->iss || strcmp(j->iss, r->issuer)))
         e = MG_JWT_UNKNOWN_ISSUER;
     else if ((e = mg_jwt_check_time(j, now)) != MG_JWT_OK)
         ;
@@ -709,7 +707,8 @@ static void pass(const struct mg_reqauthn *ra, size_t win, const struct found_li
     out->jwt = *j;
     memset(j, 0, sizeof *j);
     out->issuer = r->issuer;
-    out->principal = mg_xasprintf("%s/%s", out->jwt.iss, out->jwt.sub ? out->jwt.sub : "");
+    out->principal = mg_xasprintf("%s/%s", out->jwt.iss ? out->jwt.iss : "",
+                                  out->jwt.sub ? out->jwt.sub : "");
     out->space_delimited_claims = r->sdc;
     out->n_space_delimited_claims = r->n_sdc;
     for (size_t i = 0; !r->forward && i < fls[win].n; i++)

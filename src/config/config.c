@@ -398,6 +398,14 @@ static void finish(struct mg_config *c, struct mg_diags *d)
     DUPS(d, "ServiceEntry", c->service_entries, c->n_service_entries);
     check_secret_dups(d, c);
 
+    for (size_t i = 0; p->present && p->jwt_require_https && i < c->n_request_authns; i++)
+        for (size_t j = 0; j < c->request_authns[i].n_rules; j++) {
+            const struct mg_jwt_rule *jr = &c->request_authns[i].rules[j];
+            if (jr->jwks_uri && mg_has_prefix(jr->jwks_uri, "http://") &&
+                !mg_cfg_jwks_uri_local_http(jr->jwks_uri))
+                mg_error(d, jr->pos, "jwksUri \"%s\" must be https:// (Proxy.spec.jwt."
+                         "requireHttps; http:// only for 127.0.0.1 or localhost)", jr->jwks_uri);
+        }
     if (!m->trust_domain || !*m->trust_domain) {
         free(m->trust_domain);
         m->trust_domain = mg_xstrdup("cluster.local");

@@ -202,6 +202,9 @@ struct mg_proxy {
     struct mg_slist egress_deny_cidrs;  /* egress.denyResolvedCidrs: resolved answers refused */
     char *session_ticket_keys;          /* tls.sessionTicketKeys: a fleet's ticket key file */
     bool watch_config;                  /* watchConfig: reload when the configuration path changes */
+    /* jwt.requireHttps: a jwksUri must be https:// (or http:// to this
+     * host); default false, as Istio, which fetches http:// too */
+    bool jwt_require_https;
     struct mg_proxy_protocol {          /* proxyProtocol: PROXY headers on Gateway ports */
         bool present;
         struct mg_slist ports;          /* Gateway port numbers; empty = every Gateway port */
@@ -551,6 +554,7 @@ struct mg_jwt_rule {
     bool forward_original_token;
     int64_t timeout_ms;                 /* default 5000 */
     struct mg_slist space_delimited_claims;
+    int presence;                       /* 0 unset, 1 OPTIONAL, 2 REQUIRED (not enforced) */
     struct mg_pos pos;
 };
 

@@ -384,6 +384,10 @@ static const struct mg_cfg_field limits_rows[] = {
     MG_CFG_U64("maxConcurrentStreams", struct mg_proxy, max_concurrent_streams),
 };
 static const struct mg_cfg_table limits = { MG_CFG_ROWS(limits_rows) };
+static const struct mg_cfg_field proxy_jwt_rows[] = {
+    MG_CFG_BOOL("requireHttps", struct mg_proxy, jwt_require_https),
+};
+static const struct mg_cfg_table proxy_jwt = { MG_CFG_ROWS(proxy_jwt_rows) };
 static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_ENUM("mode", struct mg_proxy, mode, proxy_modes),
     MG_CFG_INT("workers", struct mg_proxy, workers, 0, 1024),
@@ -398,6 +402,7 @@ static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_GROUP("proxyProtocol", proxy_protocol),
     MG_CFG_GROUP("tls", proxy_tls),
     MG_CFG_BOOL("watchConfig", struct mg_proxy, watch_config),
+    MG_CFG_GROUP("jwt", proxy_jwt),
     MG_CFG_GROUP("timeouts", timeouts),
     MG_CFG_GROUP("limits", limits),
 };

@@ -554,18 +554,12 @@ void mg_cfg_read_peer_authn(struct mg_cfg *x, const struct mg_ynode *spec, struc
 
 /* ---- RequestAuthentication ---- */
 
-static void check_jwks_uri(struct mg_cfg *x, const char *u, struct mg_pos pos)
+bool mg_cfg_jwks_uri_local_http(const char *u)
 {
     char host[256];
     const char *h, *end;
     size_t n;
 
-    if (mg_has_prefix(u, "https://"))
-        return;
-    if (!mg_has_prefix(u, "http://")) {
-        mg_error(x->d, pos, "jwksUri \"%s\" must be an https:// URL", u);
-        return;
-    }
     h = u + 7;
     if (*h == '[') {
         end = strchr(h, ']');
@@ -578,13 +572,27 @@ static void check_jwks_uri(struct mg_cfg *x, const char *u, struct mg_pos pos)
         n = sizeof(host) - 1;
     memcpy(host, h, n);
     host[n] = '\0';
-    if (strcmp(host, "127.0.0.1") == 0 || mg_strcasecmp(host, "localhost") == 0 ||
-        strcmp(host, "[::1]") == 0)
+    return strcmp(host, "127.0.0.1") == 0 || mg_strcasecmp(host, "localhost") == 0 ||
+           strcmp(host, "[::1]") == 0;
+}
+
+static void check_jwks_uri(struct mg_cfg *x, const char *u, struct mg_pos pos)
+{
+    if (mg_has_prefix(u, "https://"))
+        return;
+    if (!mg_has_prefix(u, "http://")) {
+        mg_error(x->d, pos, "jwksUri \"%s\" must be an https:// URL", u);
+        return;
+    }
+    /* Istio accepts http:// to any host; a key set fetched in plain text
+     * can be replaced on the way, so say so (Proxy.spec.jwt.requireHttps
+     * makes it an error, checked once every document is read) */
+    if (mg_cfg_jwks_uri_local_http(u))
         mg_warning(x->d, pos, "jwksUri \"%s\" uses plain http (allowed only for a local "
                    "JWKS server)", u);
     else
-        mg_error(x->d, pos, "jwksUri \"%s\" must be https:// (http:// only for 127.0.0.1 or "
-                 "localhost)", u);
+        mg_warning(x->d, pos, "jwksUri \"%s\" uses plain http to another host: the key set "
+                   "can be replaced in transit (Proxy.spec.jwt.requireHttps refuses it)", u);
 }
 
 static void check_from_header(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
@@ -615,13 +623,39 @@ static void check_jwt_rule(struct mg_cfg *x, const struct mg_cfg_read *r, void *
 {
     const struct mg_jwt_rule *jr = obj;
 
-    if (!jr->issuer || !*jr->issuer)
-        mg_error(x->d, r->m->pos, "%s needs an issuer", mg_cfg_field(x, NULL));
+    /* Istio: an issuer or a jwksUri; without an issuer Envoy accepts any iss */
+    if ((!jr->issuer || !*jr->issuer) && (!jr->jwks_uri || !*jr->jwks_uri))
+        mg_error(x->d, r->m->pos, "%s: issuer or jwksUri must be non-empty string",
+                 mg_cfg_field(x, NULL));
+    for (size_t i = 0; i < jr->audiences.n; i++)
+        if (!*jr->audiences.v[i])
+            mg_error(x->d, jr->audiences.pos[i], "%s: audience must be non-empty string",
+                     mg_cfg_field(x, NULL));
+    for (size_t i = 0; i < jr->from_params.n; i++)
+        if (!*jr->from_params.v[i])
+            mg_error(x->d, jr->from_params.pos[i], "%s: location query must be non-empty string",
+                     mg_cfg_field(x, NULL));
+    for (size_t i = 0; i < jr->from_cookies.n; i++)
+        if (!*jr->from_cookies.v[i])
+            mg_error(x->d, jr->from_cookies.pos[i], "%s: cookie name must be non-empty string",
+                     mg_cfg_field(x, NULL));
+    for (size_t i = 0; i < jr->space_delimited_claims.n; i++)
+        if (!*jr->space_delimited_claims.v[i])
+            mg_error(x->d, jr->space_delimited_claims.pos[i], "%s: spaceDelimitedClaims[%zu] "
+                     "must be non-empty string", mg_cfg_field(x, NULL), i);
     if (jr->jwks && jr->jwks_uri)
         mg_error(x->d, mg_cfg_last(r->m, "jwks")->pos, "%s: set either jwks or jwksUri, not both",
                  mg_cfg_field(x, NULL));
     else if (jr->jwks_uri)
-        check_jwks_uri(x, jr->jwks_uri, mg_cfg_last(r->m, "jwksUri")->pos);
+        check_jwks_uri(x, jr->jwks_uri, mg_cfg_seen(r, "jwksUri") ? mg_cfg_seen(r, "jwksUri")->pos
+                                                                  : mg_cfg_seen(r, "jwks_uri")->pos);
+    if (mg_cfg_seen(r, "jwksUri") && mg_cfg_seen(r, "jwks_uri"))
+        mg_error(x->d, mg_cfg_seen(r, "jwks_uri")->pos, "%s: only one of jwks or jwksUri can be "
+                 "set (jwks_uri is jwksUri)", mg_cfg_field(x, NULL));
+    if (jr->presence == 2)
+        mg_warning(x->d, mg_cfg_seen(r, "presence")->pos, "%s: presence REQUIRED is not enforced "
+                   "(Istio does not act on it either); require a token with an "
+                   "AuthorizationPolicy on requestPrincipals", mg_cfg_field(x, NULL));
 }
 
 static const struct mg_cfg_field from_header_rows[] = {
@@ -640,10 +674,16 @@ static const struct mg_cfg_table claim_header = {
     MG_CFG_ROWS(claim_header_rows), .pos_at = MG_CFG_POS_AT(struct mg_claim_to_header, pos),
     .check = check_claim_header,
 };
+/* presence (OPTIONAL, REQUIRED): in the API, but Istio's control plane
+ * does not act on it yet; a missing token is refused by an
+ * AuthorizationPolicy on requestPrincipals, as before */
+static const char *const jwt_presence[] = { "PRESENCE_UNSPECIFIED", "OPTIONAL", "REQUIRED" };
 static const struct mg_cfg_field jwt_rule_rows[] = {
     MG_CFG_STR("issuer", struct mg_jwt_rule, issuer),
     MG_CFG_SLIST("audiences", struct mg_jwt_rule, audiences),
     MG_CFG_STR("jwksUri", struct mg_jwt_rule, jwks_uri),
+    MG_CFG_STR("jwks_uri", struct mg_jwt_rule, jwks_uri),     /* the alias the CRD keeps */
+    MG_CFG_ENUM("presence", struct mg_jwt_rule, presence, jwt_presence),
     MG_CFG_STR("jwks", struct mg_jwt_rule, jwks),
     MG_CFG_LIST("fromHeaders", struct mg_jwt_rule, from_headers, n_from_headers, from_header),
     MG_CFG_SLIST("fromParams", struct mg_jwt_rule, from_params),

@@ -208,9 +208,15 @@ static bool is_loopback_host(const char *h)
            !strcmp(h, "[::1]");
 }
 
-/* Is url acceptable to fetch: https://, or http:// to loopback only? */
-static bool url_allowed(const char *url)
+/* Is url acceptable to fetch: https://, http:// to loopback, or the
+ * configured jwksUri itself (`configured`, NULL for none): Istio accepts
+ * http:// to any host, so loading the configuration already decided
+ * (Proxy.spec.jwt.requireHttps refuses it there); a redirect or an OIDC
+ * document never downgrades to plain http off the host. */
+static bool url_allowed(const char *url, const char *configured)
 {
+    if (configured && strcmp(url, configured) == 0 && mg_strncasecmp(url, "http://", 7) == 0)
+        return true;
     struct evhttp_uri *u = evhttp_uri_parse(url);
     const char *scheme, *host;
     bool ok = false;
@@ -247,8 +253,8 @@ int mg_jwks_store_add(struct mg_jwks_store *s, const char *uri, bool discovery, 
 {
     struct jwks_entry *e;
     size_t n = atomic_load(&s->n);
-    if (!uri || !url_allowed(uri)) {
-        logf_(s, "%s: refused (only https://, or http:// to localhost)", uri ? uri : "(null)");
+    if (!uri || !url_allowed(uri, discovery ? NULL : uri)) {
+        logf_(s, "%s: refused (only https://, http:// to localhost, or the configured http:// jwksUri)", uri ? uri : "(null)");
         return -1;
     }
     if (find(s, uri))
@@ -455,7 +461,7 @@ static const char *start_request(struct fetch *f)
     int port;
     struct timeval tv = {(time_t)(e->timeout_ms / 1000), (suseconds_t)(e->timeout_ms % 1000) * 1000};
 
-    if (!url_allowed(f->url))
+    if (!url_allowed(f->url, e->discovery ? NULL : e->uri))
         return "URL refused (only https://, or http:// to localhost)";
     if (!(u = evhttp_uri_parse(f->url)))
         return "malformed URL";

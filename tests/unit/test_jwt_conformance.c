@@ -324,6 +324,7 @@ static bool run_vector(char **f, int lineno)
     struct mg_buf r = {0};
     const char *aud = "[api]";
     char audbuf[256] = "", from[256] = "";
+    bool noiss = false;
     for (char *s = strcmp(rule, "-") ? mg_xstrdup(rule) : NULL, *save = NULL, *it = s ? strtok_r(s, ";", &save) : NULL;
          it || (free(s), 0); it = strtok_r(NULL, ";", &save)) {
         if (!strncmp(it, "aud=", 4)) {
@@ -333,13 +334,18 @@ static bool run_vector(char **f, int lineno)
             char *c = strchr(it + 7, ':');
             snprintf(from, sizeof from, "    fromHeaders: [{name: %.*s, prefix: \"%s\"}]\n",
                      (int)(c ? c - (it + 7) : (ptrdiff_t)strlen(it + 7)), it + 7, c ? c + 1 : "");
+        } else if (!strcmp(it, "noiss")) {
+            noiss = true;
         } else if (!strncmp(it, "param=", 6)) {
             snprintf(from, sizeof from, "    fromParams: [%s]\n", it + 6);
         } else {
             bail("line %d: unknown rule setting %s", lineno, it);
         }
     }
-    mg_buf_printf(&r, "  - issuer: %s\n    audiences: %s\n%s", ISS, aud, from);
+    if (noiss)
+        mg_buf_printf(&r, "  - audiences: %s\n%s", aud, from);
+    else
+        mg_buf_printf(&r, "  - issuer: %s\n    audiences: %s\n%s", ISS, aud, from);
     if (remote) {
         mg_buf_printf(&r, "    jwksUri: %s\n", URI);
     } else if (jwks) {
