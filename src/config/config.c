@@ -397,6 +397,7 @@ static void finish(struct mg_config *c, struct mg_diags *d)
     DUPS(d, "DestinationRule", c->destination_rules, c->n_destination_rules);
     DUPS(d, "ServiceEntry", c->service_entries, c->n_service_entries);
     check_secret_dups(d, c);
+    mg_cfg_resolve_delegates(c, d);
 
     for (size_t i = 0; p->present && p->jwt_require_https && i < c->n_request_authns; i++)
         for (size_t j = 0; j < c->request_authns[i].n_rules; j++) {

@@ -316,6 +316,14 @@ struct mg_http_route {                  /* VirtualService.http[] */
         char *retry_on;                 /* comma list, Envoy names */
     } retries;
     struct mg_header_ops req_headers, resp_headers;
+    /* delegate: {name, namespace}: the routes of that VirtualService (one
+     * without hosts) take this entry's place once loading is done (the
+     * loaded model has no entry with delegate.present left) */
+    struct {
+        bool present;
+        char *name, *namespace_;        /* namespace NULL = the VirtualService's */
+        struct mg_pos pos;
+    } delegate;
     struct mg_pos pos;
 };
 

@@ -238,43 +238,48 @@ static void free_routes(struct mg_route_dest *r, size_t n)
     free(r);
 }
 
+void mg_cfg_free_http_route(struct mg_http_route *r)
+{
+    free(r->name);
+    free(r->delegate.name);
+    free(r->delegate.namespace_);
+    for (size_t j = 0; j < r->n_match; j++) {
+        struct mg_http_match *m = &r->match[j];
+        free(m->name);
+        free(m->uri.value);
+        free(m->scheme.value);
+        free(m->method.value);
+        free(m->authority.value);
+        free_header_matches(m->headers, m->n_headers);
+        free_header_matches(m->without_headers, m->n_without_headers);
+        free_header_matches(m->query_params, m->n_query_params);
+        mg_cfg_free_slist(&m->gateways);
+        mg_cfg_free_kvlist(&m->source_labels);
+        free(m->source_namespace);
+    }
+    free(r->match);
+    free_routes(r->route, r->n_route);
+    free(r->redirect.uri);
+    free(r->redirect.authority);
+    free(r->redirect.scheme);
+    free(r->direct_response.body);
+    free(r->rewrite.uri);
+    free(r->rewrite.authority);
+    free(r->rewrite.regex_match);
+    free(r->rewrite.regex_rewrite);
+    free(r->retries.retry_on);
+    free_header_ops(&r->req_headers);
+    free_header_ops(&r->resp_headers);
+}
+
 void mg_cfg_free_virtual_service(struct mg_virtual_service *vs)
 {
     mg_cfg_free_meta(&vs->meta);
     mg_cfg_free_slist(&vs->hosts);
     mg_cfg_free_slist(&vs->gateways);
     mg_cfg_free_slist(&vs->export_to);
-    for (size_t i = 0; i < vs->n_http; i++) {
-        struct mg_http_route *r = &vs->http[i];
-        free(r->name);
-        for (size_t j = 0; j < r->n_match; j++) {
-            struct mg_http_match *m = &r->match[j];
-            free(m->name);
-            free(m->uri.value);
-            free(m->scheme.value);
-            free(m->method.value);
-            free(m->authority.value);
-            free_header_matches(m->headers, m->n_headers);
-            free_header_matches(m->without_headers, m->n_without_headers);
-            free_header_matches(m->query_params, m->n_query_params);
-            mg_cfg_free_slist(&m->gateways);
-            mg_cfg_free_kvlist(&m->source_labels);
-            free(m->source_namespace);
-        }
-        free(r->match);
-        free_routes(r->route, r->n_route);
-        free(r->redirect.uri);
-        free(r->redirect.authority);
-        free(r->redirect.scheme);
-        free(r->direct_response.body);
-        free(r->rewrite.uri);
-        free(r->rewrite.authority);
-        free(r->rewrite.regex_match);
-        free(r->rewrite.regex_rewrite);
-        free(r->retries.retry_on);
-        free_header_ops(&r->req_headers);
-        free_header_ops(&r->resp_headers);
-    }
+    for (size_t i = 0; i < vs->n_http; i++)
+        mg_cfg_free_http_route(&vs->http[i]);
     free(vs->http);
     for (size_t i = 0; i < vs->n_tls; i++) {
         for (size_t j = 0; j < vs->tls[i].n_match; j++) {

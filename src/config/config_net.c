@@ -428,9 +428,17 @@ static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void
     const struct mg_http_route *hr = obj;
     int actions = (hr->n_route > 0) + hr->has_redirect + hr->has_direct_response;
 
-    if (actions == 0 && mg_ynode_get(r->m, "delegate"))
-        ;   /* delegation is ignored with a warning */
-    else if (actions == 0)
+    if (hr->delegate.present) {
+        /* a root route: the delegate's routes bring the action */
+        if (!hr->delegate.name || !*hr->delegate.name)
+            mg_error(x->d, hr->delegate.pos, "%s.delegate needs a name", mg_cfg_field(x, NULL));
+        if (hr->has_redirect)
+            mg_error(x->d, r->m->pos, "root HTTP route %s must not specify redirect",
+                     mg_cfg_field(x, NULL));
+        if (hr->n_route)
+            mg_error(x->d, r->m->pos, "root HTTP route %s must not specify route",
+                     mg_cfg_field(x, NULL));
+    } else if (actions == 0)
         mg_error(x->d, r->m->pos, "%s needs a route, redirect or directResponse",
                  mg_cfg_field(x, NULL));
     else if (actions > 1)
@@ -440,7 +448,15 @@ static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void
 
 static const char *const http_route_unsupported[] = {
     "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
-    "corsPolicy", "delegate",
+    "corsPolicy",
+};
+static const struct mg_cfg_field delegate_rows[] = {
+    MG_CFG_STR("name", struct mg_http_route, delegate.name),
+    MG_CFG_STR("namespace", struct mg_http_route, delegate.namespace_),
+};
+static const struct mg_cfg_table delegate = {
+    MG_CFG_ROWS(delegate_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, delegate.present),
+    .pos_at = MG_CFG_POS_AT(struct mg_http_route, delegate.pos),
 };
 static const struct mg_cfg_field http_headers_rows[] = { HEADERS_ROWS(struct mg_http_route) };
 static const struct mg_cfg_table http_headers = { MG_CFG_ROWS(http_headers_rows) };
@@ -454,6 +470,7 @@ static const struct mg_cfg_field http_route_rows[] = {
     MG_CFG_DURATION("timeout", struct mg_http_route, timeout_ms),
     MG_CFG_GROUP("retries", retries),
     MG_CFG_GROUP("headers", http_headers),
+    MG_CFG_GROUP("delegate", delegate),
     MG_CFG_UNSUPPORTED_ANY(http_route_unsupported),
 };
 static const struct mg_cfg_table http_route = {
@@ -543,8 +560,26 @@ static void check_virtual_service(struct mg_cfg *x, const struct mg_cfg_read *r,
         if (!mg_cfg_host_ok(vs->hosts.v[i]))
             mg_error(x->d, vs->hosts.pos[i], "invalid host \"%s\" in hosts (want a DNS name, "
                      "a wildcard only as the leftmost label)", vs->hosts.v[i]);
-    if (vs->hosts.n == 0)
-        mg_error(x->d, r->m ? r->m->pos : vs->meta.pos, "VirtualService needs hosts");
+    if (vs->hosts.n == 0) {
+        /* without hosts it is a delegate: only http routes, reached
+         * through a root's http[].delegate */
+        struct mg_pos at = r->m ? r->m->pos : vs->meta.pos;
+        if (vs->gateways.n)
+            mg_error(x->d, vs->gateways.pos[0], "delegate virtual service must have no gateways "
+                     "specified (a VirtualService without hosts is a delegate)");
+        if (vs->n_tls)
+            mg_error(x->d, vs->tls[0].pos, "delegate virtual service must have no tls route "
+                     "specified");
+        if (vs->n_tcp)
+            mg_error(x->d, vs->tcp[0].pos, "delegate virtual service must have no tcp route "
+                     "specified");
+        for (size_t i = 0; i < vs->n_http; i++)
+            if (vs->http[i].delegate.present)
+                mg_error(x->d, vs->http[i].delegate.pos, "delegate HTTP route cannot contain "
+                         "delegate");
+        if (!vs->n_http)
+            mg_warning(x->d, at, "delegate virtual service has no http routes");
+    }
 }
 
 static const struct mg_cfg_field virtual_service_rows[] = {

@@ -349,6 +349,12 @@ void mg_cfg_free_request_authn(struct mg_request_authn *p);
 void mg_cfg_free_server_tls(struct mg_server_tls *t);
 void mg_cfg_free_gateway(struct mg_gateway *g);
 void mg_cfg_free_virtual_service(struct mg_virtual_service *vs);
+void mg_cfg_free_http_route(struct mg_http_route *r);
+/* VirtualService delegation (config_delegate.c), once every document is
+ * read: each root's http[].delegate is replaced by the delegate's routes
+ * merged with it as Istio merges them; the delegates (no hosts) keep no
+ * routes of their own. */
+void mg_cfg_resolve_delegates(struct mg_config *c, struct mg_diags *d);
 void mg_cfg_free_destination_rule(struct mg_destination_rule *dr);
 void mg_cfg_free_service_entry(struct mg_service_entry *se);
 void mg_cfg_read_workload_entry(struct mg_cfg *x, const struct mg_ynode *spec,
