@@ -240,7 +240,9 @@ static const struct mg_cfg_field route_headers_rows[] = { HEADERS_ROWS(struct mg
 static const struct mg_cfg_table route_headers = { MG_CFG_ROWS(route_headers_rows) };
 static const struct mg_cfg_field http_route_dest_rows[] = {
     MG_CFG_MAP("destination", struct mg_route_dest, destination, destination),
-    MG_CFG_INT("weight", struct mg_route_dest, weight, 0, 100),
+    /* relative, as Istio's (their sum need not be 100); the bound keeps a
+     * route's total within an int */
+    MG_CFG_INT("weight", struct mg_route_dest, weight, 0, 500000),
     MG_CFG_GROUP("headers", route_headers),         /* last: l4_route_dest leaves it out */
 };
 static const struct mg_cfg_table http_route_dest = {
@@ -428,6 +430,11 @@ static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void
     const struct mg_http_route *hr = obj;
     int actions = (hr->n_route > 0) + hr->has_redirect + hr->has_direct_response;
 
+    int total = 0;
+    for (size_t i = 0; i < hr->n_route; i++)
+        total += hr->route[i].weight > 0 ? hr->route[i].weight : 0;
+    if (hr->n_route > 1 && total == 0)
+        mg_error(x->d, r->m->pos, "%s: total destination weight = 0", mg_cfg_field(x, NULL));
     if (hr->delegate.present) {
         /* a root route: the delegate's routes bring the action */
         if (!hr->delegate.name || !*hr->delegate.name)

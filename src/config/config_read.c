@@ -358,6 +358,23 @@ static void target_ref(struct mg_cfg *x, const struct mg_ynode *v, struct mg_tar
     }
     if (!r->name)
         mg_error(x->d, v->pos, "%s needs a name", mg_cfg_field(x, NULL));
+    if (r->namespace_ && *r->namespace_)
+        mg_error(x->d, v->pos, "%s: targetRef namespace must not be set; cross namespace "
+                 "referencing is not supported", mg_cfg_field(x, NULL));
+    /* Istio's list: Service (core, group ""), ServiceEntry, and the
+     * Gateway API's Gateway and GatewayClass */
+    static const char *const allowed[][2] = {
+        { "", "Service" }, { "core", "Service" }, { "networking.istio.io", "ServiceEntry" },
+        { "gateway.networking.k8s.io", "Gateway" }, { "gateway.networking.k8s.io", "GatewayClass" },
+    };
+    bool ok = false;
+    for (size_t i = 0; i < MG_ARRAY_LEN(allowed) && !ok; i++)
+        ok = strcmp(r->group ? r->group : "", allowed[i][0]) == 0 && r->kind &&
+             strcmp(r->kind, allowed[i][1]) == 0;
+    if (!ok)
+        mg_error(x->d, v->pos, "%s: targetRef must be to a Service, ServiceEntry, Gateway or "
+                 "GatewayClass but was %s/%s", mg_cfg_field(x, NULL), r->group ? r->group : "",
+                 r->kind ? r->kind : "");
 }
 
 void mg_cfg_target_refs(struct mg_cfg *x, const char *key, const struct mg_ynode *v,

@@ -545,7 +545,22 @@ static const struct mg_cfg_field peer_authn_rows[] = {
     MG_CFG_MAP("mtls", struct mg_peer_authn, mode, mtls),
     MG_CFG_FN("portLevelMtls", read_port_mtls),
 };
-static const struct mg_cfg_table peer_authn = { MG_CFG_ROWS(peer_authn_rows) };
+static void check_peer_authn(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_peer_authn *p = obj;
+    const struct mg_ynode *pl = mg_cfg_seen(r, "portLevelMtls");
+
+    if (!pl)
+        return;
+    if (!p->selector.present || !p->selector.match_labels.n)
+        mg_error(x->d, pl->pos, "mesh/namespace peer authentication cannot have port level "
+                 "mTLS (portLevelMtls needs selector.matchLabels)");
+    else if (pl->type == MG_YMAP && pl->n == 0)
+        mg_error(x->d, pl->pos, "port level mTLS, if defined, must have at least one element");
+}
+static const struct mg_cfg_table peer_authn = {
+    MG_CFG_ROWS(peer_authn_rows), .check = check_peer_authn,
+};
 
 void mg_cfg_read_peer_authn(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_peer_authn *p)
 {
