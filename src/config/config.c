@@ -81,6 +81,13 @@ static void read_meta(struct mg_cfg *x, const struct mg_ynode *m, struct mg_meta
     mg_cfg_pop(x, mark);
     if (need_name && (!meta->name || !*meta->name))
         mg_error(x->d, meta->pos, "%s has no metadata.name", kind);
+    else if (meta->name && *meta->name && !mg_cfg_dns_subdomain_ok(meta->name))
+        mg_error(x->d, meta->pos, "metadata.name \"%s\" is not a DNS-1123 subdomain (lower-case "
+                 "alphanumerics, '-' and '.')", meta->name);
+    else if (meta->name && strcmp(kind, "Gateway") == 0 && strchr(meta->name, '.'))
+        mg_error(x->d, meta->pos, "invalid gateway name: \"%s\" (a DNS-1123 label: no dots)",
+                 meta->name);
+
     if (!meta->namespace_ || !*meta->namespace_) {
         free(meta->namespace_);
         meta->namespace_ = mg_xstrdup("default");

@@ -327,16 +327,31 @@ static const struct mg_cfg_field match_labels_rows[] = {
     MG_CFG_KVLIST("matchLabels", struct mg_selector, match_labels),
     MG_CFG_UNSUPPORTED("matchExpressions"),
 };
+/* Label values as Kubernetes takes them; Istio refuses a '*' in one
+ * (selectors match exactly). */
+static void check_selector(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_selector *sel = obj;
+    for (size_t i = 0; i < sel->match_labels.n; i++) {
+        const struct mg_kv *kv = &sel->match_labels.v[i];
+        if (strchr(kv->value, '*'))
+            mg_error(x->d, kv->pos, "wildcard is not supported in selector: %s: \"%s\"",
+                     kv->key, kv->value);
+        else if (!mg_cfg_label_value_ok(kv->value))
+            mg_error(x->d, kv->pos, "invalid label value \"%s\" for %s (1..63 alphanumerics, "
+                     "'-', '_' or '.', alphanumeric at both ends)", kv->value, kv->key);
+    }
+}
 const struct mg_cfg_table mg_cfg_match_labels = {
     MG_CFG_ROWS(match_labels_rows), .present_at = MG_CFG_FLAG_AT(struct mg_selector, present),
-    .pos_at = MG_CFG_POS_AT(struct mg_selector, pos),
+    .pos_at = MG_CFG_POS_AT(struct mg_selector, pos), .check = check_selector,
 };
 static const struct mg_cfg_field labels_rows[] = {
     MG_CFG_KVLIST("labels", struct mg_selector, match_labels),
 };
 const struct mg_cfg_table mg_cfg_labels = {
     MG_CFG_ROWS(labels_rows), .present_at = MG_CFG_FLAG_AT(struct mg_selector, present),
-    .pos_at = MG_CFG_POS_AT(struct mg_selector, pos),
+    .pos_at = MG_CFG_POS_AT(struct mg_selector, pos), .check = check_selector,
 };
 
 static void target_ref(struct mg_cfg *x, const struct mg_ynode *v, struct mg_target_ref *r)
@@ -504,8 +519,12 @@ bool mg_cfg_dns_subdomain_ok(const char *s)
     for (const char *p = s;;) {
         const char *dot = strchr(p, '.');
         size_t l = dot ? (size_t)(dot - p) : strlen(p);
-        if (!mg_cfg_dns_label_ok(p, l))
+        /* a subdomain's labels are not held to 63 bytes, only the whole */
+        if (l == 0 || p[0] == '-' || p[l - 1] == '-')
             return false;
+        for (size_t i = 0; i < l; i++)
+            if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '-'))
+                return false;
         if (!dot)
             return true;
         p = dot + 1;
@@ -702,7 +721,11 @@ static bool read_list(struct mg_cfg *x, const char *key, const struct mg_ynode *
         return false;
     for (size_t i = 0; i < v->n; i++) {
         size_t mark = mg_cfg_push(x, ".%s[%zu]", key, i);
-        if (mg_cfg_map(x, "", v->items[i])) {
+        if (mg_ynode_is_null(v->items[i]))
+            /* the API server refuses it: a list entry must be an object */
+            mg_error(x->d, v->items[i]->pos, "%s must be a map, not null",
+                     mg_cfg_field(x, NULL));
+        else if (mg_cfg_map(x, "", v->items[i])) {
             /* through memcpy: the array is some struct's pointer, not a char * */
             memcpy(&arr, (char *)obj + f->off, sizeof(arr));
             arr = mg_cfg_grow(arr, *n, f->elem_size);

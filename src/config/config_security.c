@@ -621,8 +621,17 @@ static void check_claim_header(struct mg_cfg *x, const struct mg_cfg_read *r, vo
     const struct mg_claim_to_header *h = obj;
     const struct mg_jwt_rule *jr = r->parent;
 
-    if (!mg_ynode_get(r->m, "header") || !mg_ynode_get(r->m, "claim"))
-        mg_error(x->d, h->pos, "%s needs a header and a claim", mg_cfg_field(x, NULL));
+    if (!mg_ynode_get(r->m, "header") || !mg_ynode_get(r->m, "claim") ||
+        (h->claim && !*h->claim))
+        mg_error(x->d, h->pos, "%s: outputClaimToHeaders header and claim value must be "
+                 "non-empty string", mg_cfg_field(x, NULL));
+    /* the CRD's pattern ^[-_A-Za-z0-9]+$: no pseudo-header, no other token byte */
+    for (const char *c = h->header; c && *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_')) {
+            mg_error(x->d, h->pos, "%s: header \"%s\" does not match ^[-_A-Za-z0-9]+$",
+                     mg_cfg_field(x, NULL), h->header);
+            break;
+        }
     for (size_t q = 0; h->header && q + 1 < jr->n_output_claim_to_headers; q++)
         if (jr->output_claim_to_headers[q].header &&
             strcmp(jr->output_claim_to_headers[q].header, h->header) == 0)

@@ -144,7 +144,7 @@ bool mg_cfg_addr(struct mg_cfg *x, const char *key, const struct mg_ynode *v, bo
 bool mg_cfg_host_ok(const char *h);
 /* Kubernetes name rules: a DNS-1123 label (lower-case alphanumerics and
  * '-', 1..63, alphanumeric at both ends; `len` bytes of s), a DNS-1123
- * subdomain (such labels joined by '.', at most 253), and a label value
+ * subdomain (such labels, of any length, joined by '.', at most 253), and a label value
  * (empty, or 1..63 alphanumerics, '-', '_', '.', alphanumeric at both
  * ends). */
 bool mg_cfg_dns_label_ok(const char *s, size_t len);
