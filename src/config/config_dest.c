@@ -127,10 +127,57 @@ static const char *const lb_names[] = { "UNSPECIFIED", "LEAST_CONN", "RANDOM", "
 static const int lb_values[] = { MG_LB_UNSPECIFIED, MG_LB_LEAST_CONN, MG_LB_RANDOM,
                                  MG_LB_PASSTHROUGH, MG_LB_ROUND_ROBIN, MG_LB_LEAST_REQUEST };
 static const char *const lb_unsupported[] = {
-    "consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup",
+    "consistentHash", "localityLbSetting", "warmupDurationSecs",
 };
+
+/* A number within [lo, hi] (the CRD's double bounds). */
+static void warmup_number(struct mg_cfg *x, const struct mg_ynode *m, const char *key, double lo,
+                          double hi)
+{
+    const struct mg_ynode *v = mg_ynode_get(m, key);
+    char *end;
+    double d;
+
+    if (!v || mg_ynode_is_null(v) || !mg_cfg_scalar(x, key, v))
+        return;
+    d = strtod(v->str, &end);
+    if (end == v->str || *end || !v->plain || d < lo || d > hi)
+        mg_error(x->d, v->pos, "invalid value \"%s\" for %s (want a number in %g..%g)", v->str,
+                 mg_cfg_field(x, key), lo, hi);
+}
+
+/* warmup is not applied (a new endpoint gets its share at once), but it is
+ * checked as Istio's schema does, so a document Istio refuses is refused */
+static bool read_warmup(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                        void *obj)
+{
+    const struct mg_ynode *dk, *dv;
+    int64_t ms;
+
+    (void)obj;
+    if (!mg_cfg_map(x, k->str, v))
+        return false;
+    size_t mark = mg_cfg_push(x, ".warmup");
+    dv = mg_ynode_get(v, "duration");
+    if (!dv || mg_ynode_is_null(dv))
+        mg_error(x->d, v->pos, "%s: duration is required", mg_cfg_field(x, NULL));
+    else if (mg_cfg_duration(x, "duration", dv, &ms) && ms < 1)
+        mg_error(x->d, dv->pos, "%s must be a valid duration greater than 1ms",
+                 mg_cfg_field(x, "duration"));
+    warmup_number(x, v, "minimumPercent", 0, 100);
+    warmup_number(x, v, "aggression", 0, 1e300);
+    for (size_t i = 0; mg_cfg_next(v, &i, &dk, &dv);)
+        if (strcmp(dk->str, "duration") && strcmp(dk->str, "minimumPercent") &&
+            strcmp(dk->str, "aggression"))
+            mg_cfg_unknown(x, dk);
+    mg_cfg_pop(x, mark);
+    mg_cfg_unsupported(x, k);
+    return true;
+}
+
 static const struct mg_cfg_field lb_rows[] = {
     MG_CFG_ENUMV("simple", struct mg_traffic_policy, lb, lb_names, lb_values),
+    MG_CFG_FN("warmup", read_warmup),
     MG_CFG_UNSUPPORTED_ANY(lb_unsupported),
 };
 static const struct mg_cfg_table lb = { MG_CFG_ROWS(lb_rows) };

@@ -12,8 +12,11 @@
  * bounded YAML reader: libyaml events -> a node tree where every
  * node carries its FILE:LINE:COL.
  *
- * Only what Kubernetes-style configuration needs is accepted. Anchors and
- * aliases are refused (no billion-laughs), non-standard tags are refused,
+ * Only what Kubernetes-style configuration needs is accepted. Anchors,
+ * aliases and merge keys (<<) are expanded as Kubernetes' reader does, but
+ * an alias to a node that contains it is refused and the nodes aliases
+ * create are capped (so a "billion laughs" is refused); non-standard tags
+ * are refused,
  * duplicate mapping keys are an error at the second key (libyaml accepts
  * them silently), and input size, nesting depth, scalar size and node count
  * are capped before anything grows (libyaml 0.2.5 is
@@ -22,6 +25,8 @@
 #define MG_YAML_MAX_DEPTH   64                    /* nested collections */
 #define MG_YAML_MAX_SCALAR  (1024u * 1024)        /* bytes per scalar */
 #define MG_YAML_MAX_NODES   1000000u              /* nodes per file */
+#define MG_YAML_MAX_ANCHORS 1024                  /* anchors per document */
+#define MG_YAML_MAX_ALIAS_NODES 100000u           /* nodes aliases create, per file */
 
 enum mg_ynode_type { MG_YSCALAR, MG_YSEQ, MG_YMAP };
 

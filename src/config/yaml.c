@@ -22,6 +22,16 @@ struct builder {
     struct mg_ynode *root;
     bool have_doc;
     struct mg_pos doc_pos;
+    /* anchors of the current document: name -> node (NULL while the node
+     * is still open, so an alias to it, a cycle, is refused) */
+    struct anchor { char *name; struct mg_ynode *node; } *anchors;
+    size_t n_anchors;
+    size_t alias_nodes;                 /* nodes created by expanding aliases */
+    size_t open_anchor[MG_YAML_MAX_DEPTH + 1];  /* 1 + anchor index of stack[i], or 0 */
+    /* merge-key values taken out of their maps: anchors may still name
+     * them, so they live until the document's anchors go */
+    struct mg_ynode **dead;
+    size_t n_dead;
 };
 
 static struct mg_pos mark_pos(const struct builder *b, yaml_mark_t m)
@@ -166,13 +176,89 @@ static bool attach(struct builder *b, struct mg_ynode *n)
     return true;
 }
 
+static void anchors_clear(struct builder *b)
+{
+    for (size_t i = 0; i < b->n_anchors; i++)
+        free(b->anchors[i].name);
+    free(b->anchors);
+    b->anchors = NULL;
+    b->n_anchors = 0;
+    for (size_t i = 0; i < b->n_dead; i++)
+        node_free(b->dead[i]);
+    free(b->dead);
+    b->dead = NULL;
+    b->n_dead = 0;
+}
+
+static void bury(struct builder *b, struct mg_ynode *n)
+{
+    b->dead = mg_xrealloc(b->dead, (b->n_dead + 1) * sizeof(*b->dead));
+    b->dead[b->n_dead++] = n;
+}
+
+static struct anchor *anchor_find(struct builder *b, const char *name)
+{
+    for (size_t i = b->n_anchors; i-- > 0;)     /* the latest definition wins */
+        if (strcmp(b->anchors[i].name, name) == 0)
+            return &b->anchors[i];
+    return NULL;
+}
+
+/* Define (or redefine) anchor `name` for node n (NULL: still open). */
+static bool anchor_set(struct builder *b, const char *name, struct mg_ynode *n, struct mg_pos pos)
+{
+    struct anchor *a = anchor_find(b, name);
+    if (a) {
+        a->node = n;
+        return true;
+    }
+    if (b->n_anchors >= MG_YAML_MAX_ANCHORS) {
+        mg_error(b->d, pos, "more than %d anchors in one document", MG_YAML_MAX_ANCHORS);
+        return false;
+    }
+    b->anchors = mg_xrealloc(b->anchors, (b->n_anchors + 1) * sizeof(*b->anchors));
+    b->anchors[b->n_anchors++] = (struct anchor){ mg_xstrdup(name), n };
+    return true;
+}
+
+static struct mg_ynode *new_node(struct builder *b, enum mg_ynode_type t, struct mg_pos pos);
+
+/* A copy of n for an alias; counts every node against both caps. */
+static struct mg_ynode *node_copy(struct builder *b, const struct mg_ynode *n, struct mg_pos pos)
+{
+    struct mg_ynode *c;
+
+    if (++b->alias_nodes > MG_YAML_MAX_ALIAS_NODES) {
+        mg_error(b->d, pos, "aliases expand to more than %u nodes (excessive aliasing)",
+                 MG_YAML_MAX_ALIAS_NODES);
+        return NULL;
+    }
+    if (!(c = new_node(b, n->type, n->pos)))
+        return NULL;
+    if (n->str) {
+        c->str = mg_xstrndup(n->str, n->len);
+        c->len = n->len;
+    }
+    c->plain = n->plain;
+    if (n->n) {
+        c->items = mg_xcalloc(n->n, sizeof(*c->items));
+        for (size_t i = 0; i < n->n; i++) {
+            if (!(c->items[i] = node_copy(b, n->items[i], pos))) {
+                node_free(c);
+                return NULL;
+            }
+            c->n++;
+        }
+    }
+    return c;
+}
+
 static bool check_props(struct builder *b, const char *anchor, const char *tag, struct mg_pos pos,
                         bool *is_str)
 {
-    if (anchor) {
-        mg_error(b->d, pos, "anchors and aliases are not supported (anchor &%s)", anchor);
-        return false;
-    }
+    (void)b;
+    (void)anchor;
+    (void)pos;
     if (!tag_ok(tag, is_str)) {
         mg_error(b->d, pos, "unsupported tag \"%s\"", tag);
         return false;
@@ -264,6 +350,69 @@ static void report_parser_error(struct builder *b, const yaml_parser_t *p)
                   : "");
 }
 
+/* YAML merge keys, as Kubernetes' reader takes them: `<<: *base` or
+ * `<<: [*a, *b]` adds the entries of those maps whose keys the map does not
+ * write itself (the first map listed wins). */
+static bool merge_keys(struct builder *b, struct mg_ynode *m)
+{
+    size_t at = m->n;
+
+    for (size_t i = 0; i + 1 < m->n; i += 2)
+        if (m->items[i]->plain && strcmp(m->items[i]->str, "<<") == 0) {
+            at = i;
+            break;
+        }
+    if (at == m->n)
+        return true;
+    struct mg_ynode *key = m->items[at], *v = m->items[at + 1];
+    struct mg_ynode *const *src = &v;
+    size_t nsrc = 1;
+    if (v->type == MG_YSEQ) {
+        src = v->items;
+        nsrc = v->n;
+    }
+    size_t work = 0;
+    for (size_t s = 0; s < nsrc; s++) {
+        if (src[s]->type != MG_YMAP) {
+            mg_error(b->d, src[s]->pos, "a merge key (<<) takes a map or a list of maps");
+            return false;
+        }
+        work += src[s]->n / 2;
+    }
+    /* each merged key is looked up in the map: keep that quadratic step small */
+    if (work && (m->n / 2 + work) > MG_YAML_MAX_ALIAS_NODES / work) {
+        mg_error(b->d, key->pos, "merge key (<<) too large");
+        return false;
+    }
+    /* take the pair out, then append what the sources add */
+    memmove(&m->items[at], &m->items[at + 2], (m->n - at - 2) * sizeof(*m->items));
+    m->n -= 2;
+    for (size_t s = 0; s < nsrc; s++)
+        for (size_t i = 0; i + 1 < src[s]->n; i += 2) {
+            const struct mg_ynode *k = src[s]->items[i];
+            if (k->type != MG_YSCALAR || mg_ynode_get(m, k->str))
+                continue;
+            struct mg_ynode *kc = node_copy(b, k, k->pos), *vc;
+            if (!kc)
+                goto fail;
+            if (!(vc = node_copy(b, src[s]->items[i + 1], k->pos))) {
+                node_free(kc);
+                goto fail;
+            }
+            if ((m->n & (m->n - 1)) == 0 || m->n < 4)
+                m->items = mg_xrealloc(m->items, (m->n < 4 ? 4 : m->n * 2) * sizeof(*m->items));
+            m->items[m->n++] = kc;
+            m->items[m->n++] = vc;
+        }
+    bury(b, key);
+    bury(b, v);
+    return true;
+fail:
+    bury(b, key);
+    bury(b, v);
+    return false;
+}
+
 /* Handle one event. Returns 1 to go on, 0 at the end of the stream, -1 to
  * stop on error. */
 static int on_event(struct builder *b, const yaml_event_t *ev)
@@ -276,6 +425,7 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
     case YAML_STREAM_END_EVENT:
         return 0;
     case YAML_DOCUMENT_START_EVENT:
+        anchors_clear(b);
         b->root = NULL;
         b->have_doc = true;
         b->doc_pos = pos;
@@ -289,9 +439,23 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         b->root = NULL;
         b->have_doc = false;
         return 1;
-    case YAML_ALIAS_EVENT:
-        mg_error(b->d, pos, "aliases are not supported (*%s)", (const char *)ev->data.alias.anchor);
-        return -1;
+    case YAML_ALIAS_EVENT: {
+        /* Kubernetes' reader expands aliases; so does this one, within
+         * MG_YAML_MAX_ALIAS_NODES, so a "billion laughs" stays refused */
+        const char *name = (const char *)ev->data.alias.anchor;
+        struct anchor *a = anchor_find(b, name);
+        if (!a) {
+            mg_error(b->d, pos, "unknown anchor (alias *%s)", name);
+            return -1;
+        }
+        if (!a->node) {
+            mg_error(b->d, pos, "alias *%s refers to a node that contains it (a cycle)", name);
+            return -1;
+        }
+        if (!(n = node_copy(b, a->node, pos)))
+            return -1;
+        return attach(b, n) ? 1 : -1;
+    }
     case YAML_SCALAR_EVENT:
         if (!check_props(b, (const char *)ev->data.scalar.anchor,
                          (const char *)ev->data.scalar.tag, pos, &is_str))
@@ -310,6 +474,10 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         n->str = mg_xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
         n->len = ev->data.scalar.length;
         n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !is_str;
+        if (ev->data.scalar.anchor && !anchor_set(b, (const char *)ev->data.scalar.anchor, n, pos)) {
+            node_free(n);
+            return -1;
+        }
         return attach(b, n) ? 1 : -1;
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
@@ -333,6 +501,9 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         b->stack[b->depth++] = n;
         if (flow)
             b->flow_depth++;
+        if (anchor && !anchor_set(b, anchor, NULL, pos))
+            return -1;
+        b->open_anchor[b->depth - 1] = anchor ? anchor_find(b, anchor) - b->anchors + 1 : 0;
         return 1;
     }
     case YAML_SEQUENCE_END_EVENT:
@@ -342,50 +513,127 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         n = b->stack[--b->depth];
         if (b->flow_depth > 0 && b->flow_depth > b->depth)
             b->flow_depth = b->depth;
+        if (n->type == MG_YMAP && !merge_keys(b, n))
+            return -1;
         if (n->type == MG_YMAP)
             check_dup_keys(b, n);
+        if (b->open_anchor[b->depth])
+            b->anchors[b->open_anchor[b->depth] - 1].node = n;
         return 1;
     default:
         return 1;
     }
 }
 
-int mg_yaml_parse(const char *file, const char *data, size_t len, struct mg_diags *d,
-                  struct mg_ydocs *out)
+/* Kubernetes reads YAML with go-yaml, which ends a plain scalar in a flow
+ * collection at a flow indicator even right after a ':' (`[1.2.3.4,
+ * 001:db8::]` is two strings); libyaml stops with "found unexpected ':'".
+ * For that error, find the scalar go-yaml would read from `start` and
+ * return its end (0: not such a case). */
+static size_t go_yaml_flow_scalar_end(const char *s, size_t len, size_t start)
 {
-    struct builder b;
+    size_t i = start, end;
+
+    while (i < len && s[i] != '\n' && s[i] != '\r' && !strchr(",[]{}?", s[i]) &&
+           !(s[i] == ':' && (i + 1 == len || strchr(" \t\r\n", s[i + 1]))) &&
+           !(s[i] == '#' && i > start && (s[i - 1] == ' ' || s[i - 1] == '\t')))
+        i++;
+    end = i;
+    while (end > start && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+        end--;
+    if (end == start || memchr(s + start, '\'', end - start))
+        return 0;
+    return end;
+}
+
+/* One pass over data; on the go-yaml case above, *fix_start and *fix_end (when
+ * fix_start is not NULL) name the scalar to quote and 2 is returned. */
+static int parse_once(struct builder *b, const char *data, size_t len, size_t *fix_start,
+                      size_t *fix_end)
+{
     yaml_parser_t parser;
-    size_t errors0 = d->errors;
     int rc = 1;
 
-    memset(&b, 0, sizeof(b));
-    b.file = mg_intern(file ? file : "<input>");
-    b.data = data;
-    b.len = len;
-    b.d = d;
-    b.out = out;
-    if (len > MG_YAML_MAX_INPUT) {
-        struct mg_pos p = { b.file, 1, 1 };
-        mg_error(d, p, "input of %zu bytes is larger than the limit of %u bytes", len,
-                 MG_YAML_MAX_INPUT);
-        return -1;
-    }
+    b->data = data;
+    b->len = len;
     if (!yaml_parser_initialize(&parser))
         mg_oom();
     yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
     while (rc > 0) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
-            report_parser_error(&b, &parser);
+            size_t end;
+            if (fix_start && parser.error == YAML_SCANNER_ERROR && parser.problem &&
+                strcmp(parser.problem, "found unexpected ':'") == 0 && parser.context &&
+                strcmp(parser.context, "while scanning a plain scalar") == 0 &&
+                (end = go_yaml_flow_scalar_end(data, len, parser.context_mark.index)) >
+                    parser.problem_mark.index) {
+                *fix_start = parser.context_mark.index;
+                *fix_end = end;
+                rc = 2;
+                break;
+            }
+            report_parser_error(b, &parser);
             rc = -1;
             break;
         }
-        rc = on_event(&b, &ev);
+        rc = on_event(b, &ev);
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&parser);
     /* A document cut short by an error is dropped: its tree is incomplete. */
-    if (b.have_doc)
-        node_free(b.root);
+    if (b->have_doc)
+        node_free(b->root);
+    anchors_clear(b);
+    return rc;
+}
+
+int mg_yaml_parse(const char *file, const char *data, size_t len, struct mg_diags *d,
+                  struct mg_ydocs *out)
+{
+    struct builder b;
+    size_t errors0 = d->errors;
+    char *patched = NULL;
+    int rc;
+
+    if (len > MG_YAML_MAX_INPUT) {
+        struct mg_pos p = { mg_intern(file ? file : "<input>"), 1, 1 };
+        mg_error(d, p, "input of %zu bytes is larger than the limit of %u bytes", len,
+                 MG_YAML_MAX_INPUT);
+        return -1;
+    }
+    /* A pass that meets the go-yaml case is thrown away (its diagnostics
+     * too) and the input read again with that scalar quoted; columns after
+     * it on its line move by the quotes. */
+    for (int attempt = 0;; attempt++) {
+        struct mg_diags tmp = { 0 };
+        size_t fs = 0, fe = 0;
+
+        memset(&b, 0, sizeof(b));
+        b.file = mg_intern(file ? file : "<input>");
+        b.d = &tmp;
+        b.out = out;
+        rc = parse_once(&b, patched ? patched : data, len, attempt < 16 ? &fs : NULL, &fe);
+        if (rc == 2) {
+            const char *cur = patched ? patched : data;
+            char *next = mg_xmalloc(len + 2);
+            memcpy(next, cur, fs);
+            next[fs] = '\'';
+            memcpy(next + fs + 1, cur + fs, fe - fs);
+            next[fe + 1] = '\'';
+            memcpy(next + fe + 2, cur + fe, len - fe);
+            free(patched);
+            patched = next;
+            len += 2;
+            mg_yaml_free(out);
+            mg_diags_free(&tmp);
+            continue;
+        }
+        for (size_t i = 0; i < tmp.n; i++)
+            mg_diag_add(d, tmp.v[i].sev, tmp.v[i].pos, "%s", tmp.v[i].msg);
+        mg_diags_free(&tmp);
+        break;
+    }
+    free(patched);
     return rc < 0 || d->errors > errors0 ? -1 : 0;
 }

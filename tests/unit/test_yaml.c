@@ -96,10 +96,17 @@ static void limits(void)
 
 static void refused(void)
 {
-    ok(parses("a: &x [1]\nb: *x\n", NULL, "aliases are not supported") == 1,
-       "anchor and alias rejected");
-    ok(parses("a: *x\n", NULL, "not supported") >= 1, "alias without anchor rejected");
-    ok(parses("- &a [ *a ]\n", NULL, "aliases are not supported") == 1, "alias cycle rejected");
+    ok(parses("a: *x\n", NULL, "unknown anchor") >= 1, "alias without anchor rejected");
+    ok(parses("- &a [ *a ]\n", NULL, "a cycle") == 1, "alias cycle rejected");
+    ok(parses("a: &a {b: *a}\n", NULL, "a cycle") == 1, "alias cycle through a map rejected");
+    /* billion laughs: 9^6 strings from a few lines */
+    ok(parses("a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+              "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+              "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n", NULL,
+              "excessive aliasing") == 1, "billion laughs refused");
+    ok(parses("a: &a x\n---\nb: *a\n", NULL, "unknown anchor") == 1,
+       "anchors do not cross documents");
+    ok(parses("a: {<<: x}\n", NULL, "merge key (<<) takes a map") == 1, "merge of a scalar");
     ok(parses("a: 1\nb: 2\na: 3\n", NULL, "duplicate key \"a\" (first at line 1)") == 1,
        "duplicate key rejected");
     ok(parses("m: {x: 1, y: 2, x: 3}\n", NULL, "duplicate key") == 1, "duplicate flow key");
@@ -155,10 +162,75 @@ static void tree(void)
     mg_diags_free(&d);
 }
 
+/* The tree as a compact string: maps {k=v,...}, lists [a,b], scalars. */
+static void dump(const struct mg_ynode *n, struct mg_buf *b)
+{
+    if (n->type == MG_YSCALAR) {
+        mg_buf_add(b, n->str, n->len);
+        return;
+    }
+    mg_buf_add(b, n->type == MG_YMAP ? "{" : "[", 1);
+    for (size_t i = 0; i < n->n; i++) {
+        if (i)
+            mg_buf_add(b, n->type == MG_YMAP && i % 2 ? "=" : ",", 1);
+        dump(n->items[i], b);
+    }
+    mg_buf_add(b, n->type == MG_YMAP ? "}" : "]", 1);
+}
+
+static bool tree_is(const char *yaml, const char *want, const char *name)
+{
+    struct mg_diags d = { 0 };
+    struct mg_ydocs docs = { 0 };
+    struct mg_buf b = { 0 };
+    bool good;
+
+    mg_yaml_parse("t.yaml", yaml, strlen(yaml), &d, &docs);
+    if (d.errors == 0 && docs.n == 1 && docs.v[0].root)
+        dump(docs.v[0].root, &b);
+    mg_buf_add(&b, "", 1);
+    good = d.errors == 0 && strcmp(b.p, want) == 0;
+    if (!good) {
+        printf("# %s: got %s, want %s\n", name, b.p, want);
+        mg_diags_print(&d, stdout);
+    }
+    free(b.p);
+    mg_yaml_free(&docs);
+    mg_diags_free(&d);
+    return ok(good, "%s", name);
+}
+
+/* Anchors, aliases and merge keys, as Kubernetes' reader expands them. */
+static void aliases(void)
+{
+    tree_is("a: &x [1, 2]\nb: *x\n", "{a=[1,2],b=[1,2]}", "alias of a list");
+    tree_is("a: &x v\nb: *x\n", "{a=v,b=v}", "alias of a scalar");
+    tree_is("a: &x v\nb: &x w\nc: *x\n", "{a=v,b=w,c=w}", "a redefined anchor: the latest");
+    tree_is("base: &b {x: 1, y: 2}\nm: {<<: *b, y: 3}\n", "{base={x=1,y=2},m={y=3,x=1}}",
+            "merge key: the map's own keys win");
+    tree_is("a: &a {x: 1}\nb: &b {x: 2, y: 2}\nm: {<<: [*a, *b]}\n",
+            "{a={x=1},b={x=2,y=2},m={x=1,y=2}}", "merge of a list: the first map wins");
+    tree_is("m: {<<: &c {k: v}}\nn: *c\n", "{m={k=v},n={k=v}}",
+            "an anchor on a merged map stays usable");
+}
+
+/* Plain scalars as go-yaml (Kubernetes) ends them in flow collections. */
+static void go_yaml_scalars(void)
+{
+    tree_is("addresses: [1.2.3.4, 001:db8::]\n", "{addresses=[1.2.3.4,001:db8::]}",
+            "an IPv6 address ending in :: inside [...]");
+    tree_is("a: [x::, {k: y::}, 'z']\nb: [c::]\n", "{a=[x::,{k=y::},z],b=[c::]}",
+            "several such scalars, in lists and maps");
+    ok(parses("a: [x::, y\nb: 1\n", NULL, "YAML syntax error") == 1,
+       "a real syntax error after one is still reported");
+}
+
 int main(void)
 {
     limits();
     refused();
+    aliases();
+    go_yaml_scalars();
     degenerate();
     tree();
     (void)tap_plan;
