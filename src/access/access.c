@@ -458,24 +458,52 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
     return true;
 }
 
+static void authn_release(struct mg_request *r)
+{
+    if (r->authn)
+        mg_ra_result_free(r->authn);
+    r->authn = NULL;
+}
+
+int mg_access_authenticate_early(struct mg_request *r)
+{
+    const struct mg_access *a = r->snap->access;
+    if (!a || !a->n_ra_rules || r->authn)
+        return 0;
+    struct mg_ra_result *ra = mg_arena_zalloc(&r->arena, sizeof(*ra));
+    if (!authenticate(r, a, ra)) {
+        mg_ra_result_free(ra);
+        return -1;
+    }
+    r->authn = ra;
+    mg_request_on_release(r, authn_release);
+    return 0;
+}
+
+const struct json_t *mg_access_claims(const struct mg_request *r)
+{
+    return r->authn && r->authn->status == MG_RA_PASS_PRINCIPAL
+           ? (const struct json_t *)r->authn->jwt.payload : NULL;
+}
+
 enum mg_access_rc mg_access_run(struct mg_request *r)
 {
     const struct mg_access *a = r->snap->access;
     if (!a)
         return MG_ACCESS_CONTINUE;
-    struct mg_ra_result ra;
-    memset(&ra, 0, sizeof(ra));
-    if (a->n_ra_rules && !authenticate(r, a, &ra)) {
-        mg_ra_result_free(&ra);
+    struct mg_ra_result own, *ra = r->authn ? r->authn : &own;
+    memset(&own, 0, sizeof(own));
+    if (!r->authn && a->n_ra_rules && !authenticate(r, a, &own)) {
+        mg_ra_result_free(&own);
         return MG_ACCESS_ANSWERED;
     }
     struct mg_attrs at;
-    build_attrs(r, a, &ra, &at);
+    build_attrs(r, a, ra, &at);
     if (r->snap->geoip)
         set_geo(r, &at);
     struct mg_authz_result res;
     mg_authz_decide(a->ps, &at, &res);
-    mg_ra_result_free(&ra);
+    mg_ra_result_free(&own);
     if (res.audit)
         r->authz_audit = res.audit_match.policy;
     count_dry_run(a, &res, r);

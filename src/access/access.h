@@ -198,6 +198,20 @@ enum mg_access_rc {
  * mg_request_resume(r). */
 enum mg_access_rc mg_access_run(struct mg_request *r);
 
+/* Request authentication ahead of routing, for a virtual host whose routes
+ * match JWT claims (Envoy's jwt_authn runs before the router and Istio
+ * matches the claims it verified): runs what mg_access_run would run
+ * first, keeps the result in r->authn for mg_access_run to use, and
+ * answers a refused token (401/403) itself. Returns 0 to go on, -1 when
+ * answered. Nothing happens without request authentication rules or when
+ * it already ran. */
+int mg_access_authenticate_early(struct mg_request *r);
+
+/* The verified token's payload after mg_access_authenticate_early (a
+ * jansson object), or NULL: no rule, no token, or not verified. */
+struct json_t;
+const struct json_t *mg_access_claims(const struct mg_request *r);
+
 /* The request is being released: cancel any ext_authz call still in
  * flight (its completion will never run). Safe to call always. */
 void mg_access_release(struct mg_request *r);

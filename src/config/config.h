@@ -245,8 +245,14 @@ struct mg_gateway {
 
 /* ---- VirtualService ---- */
 
+/* A JWT claim route name, Istio's "@request.auth.claims.a.b" or
+ * "@request.auth.claims[a][b]" (the prefix in any case): the number of
+ * claim names in the path (0: not a claim route); with out, the first
+ * `max` names are stored there, malloc'd, for the caller to free. */
+size_t mg_claim_route_split(const char *name, char **out, size_t max);
+
 struct mg_header_match {                /* headers: {name: StringMatch} */
-    char *name;                         /* lower-cased */
+    char *name;                         /* lower-cased; a claim route as written */
     struct mg_smatch match;
 };
 

@@ -258,6 +258,39 @@ static const struct mg_cfg_table l4_route_dest = {
 
 /* ---- VirtualService: http ---- */
 
+size_t mg_claim_route_split(const char *name, char **out, size_t max)
+{
+    static const char pfx[] = "@request.auth.claims";
+    const size_t pl = sizeof(pfx) - 1;
+    const char *s;
+    size_t n = 0, len;
+
+    if (mg_strncasecmp(name, pfx, pl) != 0)
+        return 0;
+    s = name + pl;
+    len = strlen(s);
+    bool dot = s[0] == '.' && len > 1;
+    if (!dot && !(s[0] == '[' && len > 2 && s[len - 1] == ']'))
+        return 0;
+    /* a.b.c split on "."; [a][b] split on "][" */
+    const char *p = s + 1, *end = dot ? s + len : s + len - 1;
+    for (;;) {
+        const char *sep = dot ? memchr(p, '.', (size_t)(end - p)) : NULL;
+        if (!dot)
+            for (const char *q = p; q + 1 < end && !sep; q++)
+                if (q[0] == ']' && q[1] == '[')
+                    sep = q;
+        const char *e = sep ? sep : end;
+        if (out && n < max)
+            out[n] = mg_xstrndup(p, (size_t)(e - p));
+        n++;
+        if (!sep)
+            break;
+        p = sep + (dot ? 1 : 2);
+    }
+    return n;
+}
+
 static bool read_header_matches(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
                                 struct mg_header_match **out, size_t *n, bool names)
 {
@@ -267,6 +300,15 @@ static bool read_header_matches(struct mg_cfg *x, const char *key, const struct 
         return false;
     size_t mark = mg_cfg_push(x, ".%s", key);
     for (size_t i = 0; mg_cfg_next(v, &i, &k, &e);) {
+        if (names && mg_claim_route_split(k->str, NULL, 0)) {
+            /* a JWT claim (case kept): matched against the verified token */
+            struct mg_header_match *h = MG_CFG_PUSH(*out, *n);
+            h->name = mg_xstrdup(k->str);
+            h->match.pos = k->pos;
+            if (!mg_ynode_is_null(e))
+                mg_cfg_smatch(x, k->str, e, &h->match);
+            continue;
+        }
         if (names && !mg_cfg_header_name_ok(k->str)) {
             mg_error(x->d, k->pos, "invalid header name \"%s\" in %s", k->str,
                      mg_cfg_field(x, NULL));
@@ -567,6 +609,22 @@ static void check_virtual_service(struct mg_cfg *x, const struct mg_cfg_read *r,
         if (!mg_cfg_host_ok(vs->hosts.v[i]))
             mg_error(x->d, vs->hosts.pos[i], "invalid host \"%s\" in hosts (want a DNS name, "
                      "a wildcard only as the leftmost label)", vs->hosts.v[i]);
+    /* JWT claim routes need the token verified before routing: Istio
+     * allows them only on gateways (not "mesh") */
+    bool on_gw = false;
+    for (size_t i = 0; i < vs->gateways.n; i++)
+        on_gw |= strcmp(vs->gateways.v[i], "mesh") != 0;
+    for (size_t i = 0; !on_gw && i < vs->n_http; i++)
+        for (size_t j = 0; j < vs->http[i].n_match; j++) {
+            const struct mg_http_match *m = &vs->http[i].match[j];
+            for (size_t k = 0; k < m->n_headers + m->n_without_headers; k++) {
+                const struct mg_header_match *h = k < m->n_headers
+                    ? &m->headers[k] : &m->without_headers[k - m->n_headers];
+                if (mg_claim_route_split(h->name, NULL, 0))
+                    mg_error(x->d, h->match.pos, "JWT claim based routing (key: %s) is only "
+                             "supported for gateway, found no gateways", h->name);
+            }
+        }
     if (vs->hosts.n == 0) {
         /* without hosts it is a delegate: only http routes, reached
          * through a root's http[].delegate */

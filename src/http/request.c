@@ -177,6 +177,11 @@ static int phase_server(struct mg_request *r)
 static int phase_route(struct mg_request *r)
 {
     const struct mg_vhost *vh = mg_router_vhost(&r->srv->routes, r->host);
+    /* claim routes read the verified token: authenticate first (the token
+     * header is then gone for header matches too, as after Envoy's
+     * jwt_authn filter) */
+    if (vh && mg_vhost_has_claims(vh) && mg_access_authenticate_early(r) < 0)
+        return -1;
     if (vh) {
         struct mg_route_input in = {
             .method = r->method, .path = r->path, .query = r->query, .path_query = r->path_query,
@@ -185,6 +190,7 @@ static int phase_route(struct mg_request *r)
             .headers = r->h, .n_headers = r->n_h,
             .gw = r->srv->gw, .proxy_labels = &r->snap->cfg->proxy.meta.labels,
             .proxy_ns = r->snap->cfg->proxy.meta.namespace_ ? r->snap->cfg->proxy.meta.namespace_ : "default",
+            .claims = mg_access_claims(r),
         };
         r->route = mg_router_match(vh, &in);
     }

@@ -129,6 +129,10 @@ struct mg_request {
     /* access phase (access.c): state of a pending ext_authz check and the
      * decision, for the access log */
     struct mg_access_pending *access;
+    /* request authentication run before routing (JWT claim routes,
+     * mg_access_authenticate_early): the result the access phase then
+     * uses instead of authenticating again; NULL = not run yet */
+    struct mg_ra_result *authn;
     /* what later steps registered to let go of their state when the request
      * is released (mg_request_on_release), run latest first */
     void (*on_release[4])(struct mg_request *r);

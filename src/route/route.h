@@ -10,6 +10,8 @@
 #include "base/base.h"
 #include "route/types.h"
 
+struct json_t;
+
 /* Gateway + VirtualService match tables, compiled once per
  * snapshot (regexes included) and read-only afterwards.
  *
@@ -62,7 +64,14 @@ struct mg_route_input {
     const struct mg_gateway *gw;        /* the server's Gateway */
     const struct mg_kvlist *proxy_labels;
     const char *proxy_ns;
+    /* the verified JWT's payload (a JSON object) for claim routes; NULL =
+     * no verified token, and a claim match fails */
+    const struct json_t *claims;
 };
+
+/* Does any route of vh match on JWT claims (so the token must be verified
+ * before routing)? */
+bool mg_vhost_has_claims(const struct mg_vhost *vh);
 
 /* Does the string match? (NULL s = absent, never matches). */
 bool mg_csm_match(const struct mg_csm *m, const char *s, size_t len, bool icase);

@@ -3,6 +3,7 @@
  * block accepts the request (a route's match list is an OR, fields inside
  * one match are an AND). */
 #include "route/route.h"
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/base.h"
@@ -108,9 +109,15 @@ static int chdrs_compile(struct mg_chdr **out, size_t *nout, const struct mg_hea
     *out = n ? mg_xcalloc(n, sizeof(**out)) : NULL;
     *nout = n;
     for (size_t i = 0; i < n; i++) {
-        (*out)[i].name = h[i].name;
-        if (csm_compile(&(*out)[i].m, &h[i].match, false, d) < 0)
+        struct mg_chdr *c = &(*out)[i];
+        c->name = h[i].name;
+        if (csm_compile(&c->m, &h[i].match, false, d) < 0)
             rc = -1;
+        size_t nc = mg_claim_route_split(h[i].name, NULL, 0);
+        if (nc) {
+            c->claim = mg_xcalloc(nc, sizeof(*c->claim));
+            c->n_claim = mg_claim_route_split(h[i].name, c->claim, nc);
+        }
     }
     return rc;
 }
@@ -138,6 +145,10 @@ int mg_route_compile(struct mg_route *r, const struct mg_virtual_service *vs,
             chdrs_compile(&c->without, &c->n_without, m->without_headers, m->n_without_headers, d) < 0 ||
             chdrs_compile(&c->query, &c->n_query, m->query_params, m->n_query_params, d) < 0)
             rc = -1;
+        for (size_t k = 0; k < c->n_headers; k++)
+            r->claims |= c->headers[k].claim != NULL;
+        for (size_t k = 0; k < c->n_without; k++)
+            r->claims |= c->without[k].claim != NULL;
     }
     if (h->has_rewrite && h->rewrite.regex_match) {
         r->rewrite_re = mg_xmalloc(sizeof(*r->rewrite_re));
@@ -153,9 +164,46 @@ int mg_route_compile(struct mg_route *r, const struct mg_virtual_service *vs,
 
 static void chdrs_free(struct mg_chdr *c, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         csm_free(&c[i].m);
+        for (size_t k = 0; k < c[i].n_claim; k++)
+            free(c[i].claim[k]);
+        free(c[i].claim);
+    }
     free(c);
+}
+
+bool mg_vhost_has_claims(const struct mg_vhost *vh)
+{
+    for (size_t i = 0; vh && i < vh->n_routes; i++)
+        if (vh->routes[i]->claims)
+            return true;
+    return false;
+}
+
+/* A claim route as Istio compiles it (a metadata matcher on the verified
+ * payload, lists matched element by element): the claim at the path must
+ * be a string that matches, or a list holding one; a number, a boolean or
+ * an object never matches. *present: the claim exists. */
+static bool claim_match(const struct mg_route_input *in, const struct mg_chdr *h, bool *present)
+{
+    const json_t *v = (const json_t *)in->claims;
+
+    for (size_t i = 0; v && i < h->n_claim; i++)
+        v = json_is_object(v) ? json_object_get(v, h->claim[i]) : NULL;
+    *present = v != NULL;
+    if (!v)
+        return false;
+    if (json_is_string(v))
+        return mg_csm_match(&h->m, json_string_value(v), json_string_length(v), false);
+    if (json_is_array(v))
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            const json_t *e = json_array_get(v, i);
+            if (json_is_string(e) &&
+                mg_csm_match(&h->m, json_string_value(e), json_string_length(e), false))
+                return true;
+        }
+    return false;
 }
 
 void mg_route_free(struct mg_route *r)
@@ -235,6 +283,8 @@ static bool header_any(const struct mg_route_input *in, const struct mg_chdr *h,
 {
     const struct mg_pseudo_headers ps = { in->authority, in->path_query, in->method, in->scheme };
     const char *pv;
+    if (h->claim)
+        return claim_match(in, h, present);
     if (mg_pseudo_header(&ps, h->name, strlen(h->name), &pv)) {
         *present = pv != NULL;
         return pv && mg_csm_match(&h->m, pv, strlen(pv), false);

@@ -22,6 +22,10 @@ struct mg_csm {
 struct mg_chdr {                        /* compiled header / query matcher */
     const char *name;
     struct mg_csm m;
+    /* a JWT claim route (@request.auth.claims...): the claim path, matched
+     * against the verified token's payload; NULL for a header */
+    char **claim;
+    size_t n_claim;
 };
 
 struct mg_cmatch {                      /* compiled HTTPMatchRequest */
@@ -38,6 +42,7 @@ struct mg_wdest {                       /* weighted destination */
 };
 
 struct mg_route {
+    bool claims;                        /* a match reads JWT claims */
     const struct mg_http_route *cfg;
     const struct mg_virtual_service *vs;
     const char *name;                   /* route name, else VS name */
