@@ -138,7 +138,8 @@ static void check_hosts(struct mg_diags *d, const struct mg_slist *l, const char
 {
     for (size_t i = 0; i < l->n; i++) {
         const char *h = l->v[i];
-        if (strcmp(h, "*") == 0 || strchr(h, ':'))
+        /* "prefix*" is a prefix match: it already covers "prefix...:port" */
+        if (strcmp(h, "*") == 0 || strchr(h, ':') || (*h && h[strlen(h) - 1] == '*'))
             continue;
         char *want = mg_xasprintf("%s:*", h);
         bool found = false;
