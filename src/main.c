@@ -8,14 +8,15 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: meshgate run   [-c PATH]           serve\n"
-          "       meshgate check [-c PATH]           load and analyse the configuration\n"
+    fputs("usage: meshgate run   [-c PATH] [-n NS]   serve\n"
+          "       meshgate check [-c PATH] [-n NS]   load and analyse the configuration\n"
           "       meshgate check [-c PATH] --explain-destination HOST[:PORT] [--subset NAME]\n"
           "                                          ... and how HOST:PORT is reached (TLS, identities)\n"
           "       meshgate authz -c PATH [options]   offline authorization decision\n"
           "       meshgate ca init|issue ...         trust root and certificates\n"
           "       meshgate version\n"
-          "PATH is a YAML file or a directory of *.yaml/*.yml (default " MG_DEFAULT_CONFIG ").\n",
+          "PATH is a YAML file or a directory of *.yaml/*.yml (default " MG_DEFAULT_CONFIG ").\n"
+          "NS is the namespace of documents without metadata.namespace (as kubectl apply -n).\n",
           out);
 }
 

@@ -13,8 +13,9 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: meshgate check [-c PATH] [--explain-destination HOST[:PORT] [--subset NAME]]\n"
+    fprintf(stderr, "usage: meshgate check [-c PATH] [-n NAMESPACE] [--explain-destination HOST[:PORT] [--subset NAME]]\n"
                     "  PATH: a YAML file or a directory of *.yaml/*.yml (default %s)\n"
+                    "  -n: the namespace of documents without metadata.namespace (as kubectl apply -n)\n"
                     "  --explain-destination: how this Proxy reaches HOST:PORT (upstream TLS,\n"
                     "    SNI, ALPN, the server identities it accepts, the endpoints)\n",
             MG_DEFAULT_CONFIG);
@@ -119,21 +120,25 @@ static int explain_destination(const struct mg_config *c, const char *arg, const
 
 int mg_cmd_check(int argc, char **argv)
 {
-    const char *path = MG_DEFAULT_CONFIG, *explain = NULL, *subset = NULL;
+    const char *path = MG_DEFAULT_CONFIG, *explain = NULL, *subset = NULL, *ns = NULL;
     struct mg_diags d = { 0 };
     struct mg_config *c;
     int opt;
     static const struct option longs[] = {
         { "explain-destination", required_argument, NULL, 'e' },
         { "subset", required_argument, NULL, 's' },
+        { "namespace", required_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:n:h", longs, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
+            break;
+        case 'n':
+            ns = optarg;
             break;
         case 'e':
             explain = optarg;
@@ -149,7 +154,11 @@ int mg_cmd_check(int argc, char **argv)
         return usage();
     if (optind != argc)
         return usage();
-    c = mg_config_load(path, &d);
+    if (ns && !mg_config_namespace_ok(ns)) {
+        fprintf(stderr, "meshgate check: -n %s: not a namespace name (a DNS-1123 label)\n", ns);
+        return 2;
+    }
+    c = mg_config_load_ns(path, ns, &d);
     if (c) {
         mg_config_analyze(c, &d);
         if (!c->proxy.present) {

@@ -49,6 +49,9 @@ struct loader {
     size_t doc_index;
     struct mg_pos mesh_pos, proxy_pos;
     bool have_mesh;
+    const char *default_ns;             /* -n NAMESPACE, or NULL: "default" */
+    size_t n_no_ns;                     /* documents without metadata.namespace */
+    struct mg_pos first_no_ns;
 };
 
 /* Kubernetes bookkeeping a real export carries; meaningless here. */
@@ -67,9 +70,10 @@ static const struct mg_cfg_field meta_rows[] = {
 };
 static const struct mg_cfg_table meta_table = { MG_CFG_ROWS(meta_rows) };
 
-static void read_meta(struct mg_cfg *x, const struct mg_ynode *m, struct mg_meta *meta,
+static void read_meta(struct loader *L, const struct mg_ynode *m, struct mg_meta *meta,
                       bool need_name, const char *kind)
 {
+    struct mg_cfg *x = &L->x;
     size_t mark;
 
     x->plen = 0;
@@ -89,8 +93,12 @@ static void read_meta(struct mg_cfg *x, const struct mg_ynode *m, struct mg_meta
                  meta->name);
 
     if (!meta->namespace_ || !*meta->namespace_) {
+        /* as kubectl apply: the -n namespace, else "default"; a MeshConfig
+         * is cluster-wide */
         free(meta->namespace_);
-        meta->namespace_ = mg_xstrdup("default");
+        meta->namespace_ = mg_xstrdup(L->default_ns ? L->default_ns : "default");
+        if (need_name && !L->default_ns && L->n_no_ns++ == 0)
+            L->first_no_ns = meta->pos;
     }
 }
 
@@ -209,7 +217,7 @@ static void read_doc(struct loader *L, const struct mg_ynode *doc, bool in_list)
     struct mg_meta meta = { 0 };
     meta.pos = doc->pos;
     meta.doc_index = L->doc_index++;
-    read_meta(x, meta_n, &meta, kinds[ki].k != K_MESH, kname);
+    read_meta(L, meta_n, &meta, kinds[ki].k != K_MESH, kname);
     x->ns = meta.namespace_;
     x->plen = 0;
     mg_cfg_push(x, "%s.spec", kname);
@@ -471,6 +479,11 @@ static void load_text(struct loader *L, const char *file, const char *data, size
 
 static struct mg_config *conclude(struct loader *L, size_t errors0)
 {
+    if (L->n_no_ns)
+        mg_warning(L->x.d, L->first_no_ns, "%zu document%s without metadata.namespace land%s in "
+                   "namespace \"default\" (as kubectl apply without -n); meshgate check/run "
+                   "-n NAMESPACE sets it", L->n_no_ns, L->n_no_ns == 1 ? "" : "s",
+                   L->n_no_ns == 1 ? "s" : "");
     finish(L->x.c, L->x.d);
     if (L->x.d->errors > errors0) {
         mg_config_free(L->x.c);
@@ -543,7 +556,17 @@ static void load_file(struct loader *L, const char *path)
     free(tmp);
 }
 
+bool mg_config_namespace_ok(const char *ns)
+{
+    return mg_cfg_dns_label_ok(ns, strlen(ns));
+}
+
 struct mg_config *mg_config_load(const char *path, struct mg_diags *d)
+{
+    return mg_config_load_ns(path, NULL, d);
+}
+
+struct mg_config *mg_config_load_ns(const char *path, const char *ns, struct mg_diags *d)
 {
     struct loader L;
     size_t errors0 = d->errors;
@@ -551,6 +574,7 @@ struct mg_config *mg_config_load(const char *path, struct mg_diags *d)
     struct mg_pos pos = { mg_intern(path), 0, 0 };
 
     memset(&L, 0, sizeof(L));
+    L.default_ns = ns;
     L.x.d = d;
     L.x.c = mg_xcalloc(1, sizeof(*L.x.c));
     init_config(L.x.c, path);

@@ -665,6 +665,12 @@ struct mg_config {
  * first). Returns a config when there were no errors (warnings allowed),
  * NULL otherwise. The caller owns the result (mg_config_free). */
 struct mg_config *mg_config_load(const char *path, struct mg_diags *d);
+/* The same, with `ns` (NULL: none) as the namespace of documents without
+ * metadata.namespace, as `kubectl apply -n` does; without it they land in
+ * "default" and one warning says how many did. */
+struct mg_config *mg_config_load_ns(const char *path, const char *ns, struct mg_diags *d);
+/* Is ns a namespace name (a DNS-1123 label)? */
+bool mg_config_namespace_ok(const char *ns);
 
 /* Load from a memory buffer (tests, fuzzing). `name` is the file name used in
  * positions. Same result rules as mg_config_load. */

@@ -43,6 +43,7 @@ struct watch {                          /* a file whose change triggers a reload
 
 struct gw {
     const char *path;
+    const char *ns;                     /* -n: namespace of documents without one */
     struct event_base *base;
     struct mg_worker *w;
     int n;
@@ -101,7 +102,7 @@ static bool jwks_ready(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: meshgate run [-c PATH] [--watch] [--bind-address IP] [--admin IP:PORT]\n");
+    fprintf(stderr, "usage: meshgate run [-c PATH] [-n NAMESPACE] [--watch] [--bind-address IP] [--admin IP:PORT]\n");
 }
 
 /* Open sockets for ports of s not bound yet. On failure close what this
@@ -172,7 +173,7 @@ static void apply_overrides(const struct gw *g, struct mg_config *cfg)
 static struct mg_snapshot *load(struct gw *g, int n_workers)
 {
     struct mg_diags d = { 0 };
-    struct mg_config *cfg = mg_config_load(g->path, &d);
+    struct mg_config *cfg = mg_config_load_ns(g->path, g->ns, &d);
     struct mg_snapshot *s = NULL;
     apply_overrides(g, cfg);
     if (cfg)
@@ -494,6 +495,13 @@ int mg_cmd_run(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
             g.path = argv[++i];
+        } else if ((strcmp(argv[i], "-n") == 0 || strcmp(argv[i], "--namespace") == 0) &&
+                   i + 1 < argc) {
+            if (!mg_config_namespace_ok(argv[i + 1])) {
+                fprintf(stderr, "meshgate: -n %s: not a namespace name\n", argv[i + 1]);
+                return 2;
+            }
+            g.ns = argv[++i];
         } else if (strcmp(argv[i], "--watch") == 0) {
             g.watch_flag = true;
         } else if (strcmp(argv[i], "--bind-address") == 0 && i + 1 < argc) {
@@ -522,7 +530,7 @@ int mg_cmd_run(int argc, char **argv)
     }
     /* worker count needs the config: peek at it through a first load */
     struct mg_diags d = { 0 };
-    struct mg_config *cfg = mg_config_load(g.path, &d);
+    struct mg_config *cfg = mg_config_load_ns(g.path, g.ns, &d);
     if (!cfg) {
         mg_diags_print(&d, stderr);
         mg_diags_free(&d);

@@ -336,7 +336,9 @@ static void good_list_dir_rel(void)
     mg_diags_free(&d);
 
     c = load_good("dir", &d);
-    if (ok(c != NULL && d.n == 0, "directory loads")) {
+    if (ok(c != NULL && d.errors == 0 && d.n == 1 &&
+           strstr(d.v[0].msg, "4 documents without metadata.namespace land in namespace \"default\""),
+           "directory loads (one warning: no namespace)")) {
         const char *want[] = { "a", "a2", "c", "b" };   /* 02-a.yml, 05-c.yaml, 10-b.yaml */
         bool order = c->n_authz_policies == 4;
         for (size_t i = 0; order && i < 4; i++)
@@ -348,6 +350,21 @@ static void good_list_dir_rel(void)
     }
     mg_config_free(c);
     mg_diags_free(&d);
+
+    /* -n NAMESPACE, as kubectl apply -n: no warning, every document there */
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/good/dir", MG_TEST_DATA);
+    c = mg_config_load_ns(path, "istio-system", &d);
+    if (ok(c != NULL && d.n == 0, "directory loads with a namespace for documents without one")) {
+        bool all = c->n_authz_policies == 4;
+        for (size_t i = 0; all && i < 4; i++)
+            all = strcmp(c->authz_policies[i].meta.namespace_, "istio-system") == 0;
+        ok(all, "every document lands in istio-system");
+    }
+    mg_config_free(c);
+    mg_diags_free(&d);
+    ok(!mg_config_namespace_ok("Istio_System") && mg_config_namespace_ok("istio-system"),
+       "namespace names are DNS-1123 labels");
 
     c = load_good("rel/proxy.yaml", &d);
     if (ok(c != NULL && d.errors == 0, "relative certificate paths resolve")) {
