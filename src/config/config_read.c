@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +444,20 @@ bool mg_cfg_smatch(struct mg_cfg *x, const char *key, const struct mg_ynode *v,
         }
         if (!mg_cfg_scalar(x, k->str, e))
             continue;
+        if (kind == MG_SM_REGEX) {
+            /* Istio refuses a regex that does not compile; compiled here
+             * as the router will (anchored, POSIX extended) */
+            regex_t re;
+            char *anch = mg_xasprintf("^(%s)$", e->str);
+            int rc = regcomp(&re, anch, REG_EXTENDED | REG_NOSUB);
+            free(anch);
+            if (rc != 0) {
+                mg_error(x->d, e->pos, "regex '%s' does not compile (POSIX extended syntax) in %s",
+                         e->str, mg_cfg_field(x, k->str));
+                continue;
+            }
+            regfree(&re);
+        }
         out->kind = kind;
         out->value = mg_xstrdup(e->str);
         out->pos = e->pos;

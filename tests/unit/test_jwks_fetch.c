@@ -269,8 +269,17 @@ int main(void)
     }
 
     /* 1. fetch works; 2. refresh picks up a rotated key. */
+    /* Istio fetches an http:// jwksUri to any host; loading the configuration
+     * decides (Proxy.spec.jwt.requireHttps refuses it there), so the store
+     * takes the configured URI; an OIDC document over plain http to another
+     * host is still refused (and a redirect there, below) */
     st = store(ca_good, 150, 50, 30000);
-    ok(mg_jwks_store_add(st, "http://example.com/jwks", false, 0) < 0, "plain http to a remote host refused");
+    ok(mg_jwks_store_add(st, "http://example.com/jwks", false, 0) == 0,
+       "a configured plain http jwksUri to a remote host is taken");
+    mg_jwks_store_free(st);
+    st = store(ca_good, 150, 50, 30000);
+    ok(mg_jwks_store_add(st, "http://example.com", true, 0) < 0,
+       "OIDC discovery over plain http to a remote host refused");
     ok(mg_jwks_store_add(st, "ftp://127.0.0.1/jwks", false, 0) < 0, "non-http scheme refused");
     ok(mg_jwks_store_ready(st), "ready with no URIs");
     snprintf(url, sizeof url, "https://127.0.0.1:%d/jwks", s.port);
