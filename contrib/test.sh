@@ -23,8 +23,36 @@ mkdir -p _build/check && cd _build/check
 make -s -j"$jobs" all >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# one line per test file as it finishes (from automake's .trs files), so a
+# run of several minutes is never silent; the summary follows at the end
+progress() {
+  local seen=" " f name res n bad last=0
+  while :; do
+    [ -e "$1.done" ] && last=1
+    for f in $(find tests -name '*.trs' -newer "$1" 2>/dev/null | sort); do
+      case $seen in *" $f "*) continue ;; esac
+      grep -q '^:global-test-result:' "$f" 2>/dev/null || continue
+      seen="$seen$f "
+      name=${f%.trs}
+      res=$(sed -n 's/^:global-test-result: *//p' "$f")
+      n=$(grep -c '^:test-result:' "$f")
+      bad=$(grep -cE '^:test-result: (FAIL|ERROR|XPASS)' "$f")
+      printf '%-6s %s (%s checks%s)\n' "$res" "$name" "$n" "$( [ "$bad" = 0 ] || echo ", $bad failed")"
+    done
+    [ "$last" = 1 ] && break
+    sleep 2
+  done
+}
+echo "running the suite (one line per test file; full output in _build/check/check.out)"
+: >check.start
+rm -f check.start.done
+progress check.start &
+prog=$!
 rc=0
 make -j"$jobs" check >check.out 2>&1 || rc=$?
+touch check.start.done
+wait "$prog" 2>/dev/null || true
+echo
 grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' check.out | grep -v '^PASS' || true
 sed -n '/^Testsuite summary/,/^=====/p;/^# [A-Z]*:/p' check.out | grep '^#' || true
 if [ $rc != 0 ]; then

@@ -529,14 +529,21 @@ static void print_authn(const struct opts *o, const struct mg_attrs *a,
         mg_explain_authn_print(an, k, o->token != NULL, stdout);
 }
 
-static void print_peer_authn(const struct mg_policy_set *s, const struct mg_attrs *a)
+static void print_peer_authn(const struct mg_config *c, const struct mg_policy_set *s,
+                             const struct mg_attrs *a)
 {
-    printf("peer authentication on port %u: %s\n", (unsigned)a->dest.port,
-           mg_mtls_mode_name(mg_peer_authn_mode(s, a->dest.port)));
+    /* PeerAuthentication is a sidecar's inbound setting; on a gateway the
+     * server's tls mode decides whether a client certificate is asked for */
+    if (c->proxy.mode == MG_MODE_GATEWAY)
+        printf("peer authentication: not applicable (gateway mode: the Gateway server's tls mode "
+               "decides client certificates)\n");
+    else
+        printf("peer authentication on port %u: %s\n", (unsigned)a->dest.port,
+               mg_mtls_mode_name(mg_peer_authn_mode(s, a->dest.port)));
 }
 
 /* Everything after the verdict, request and authn lines. */
-static void report(const struct mg_policy_set *s, const struct mg_attrs *a,
+static void report(const struct mg_config *c, const struct mg_policy_set *s, const struct mg_attrs *a,
                    const struct mg_authz_result *r, const struct mg_authz_trace *t, size_t n)
 {
     if (n == 0)
@@ -566,7 +573,7 @@ static void report(const struct mg_policy_set *s, const struct mg_attrs *a,
     if (r->dry_run_allow == 0)
         printf("dry-run allow: no dry-run ALLOW policy matched (would deny)\n");
     print_match("dry-run allow would allow", &r->dry_run_allow_match);
-    print_peer_authn(s, a);
+    print_peer_authn(c, s, a);
 }
 
 /* The RequestAuthentication rules of the evaluated workload. The reqauthn
@@ -627,7 +634,7 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
         print_authn(o, &a, &an, k);
         printf("authorization: not evaluated (request authentication answered %d)\n",
                an.res.http_status);
-        print_peer_authn(s, &a);
+        print_peer_authn(c, s, &a);
         rc = an.res.status == MG_RA_DENY_401 ? 3 : 1;
     } else {
         size_t n = mg_policy_set_count(s);
@@ -640,7 +647,7 @@ static int decide(const struct opts *o, const struct mg_config *c, const struct 
         print_request(&a);
         print_geo(q->conn.geoip, &a);
         print_authn(o, &a, &an, k);
-        report(s, &a, &r, t, n);
+        report(c, s, &a, &r, t, n);
         rc = r.decision == MG_AUTHZ_ALLOW ? 0 : 1;
         free(t);
     }

@@ -357,6 +357,35 @@ static void check_credentials(const struct mg_config *c, struct mg_diags *d,
         check_credential(c, d, t, t->credential_names.v[k], t->credential_names.pos[k]);
 }
 
+static bool refs_gateway(const struct mg_config *c, const struct mg_slist *l, const char *own_ns,
+                         const struct mg_gateway *g)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], "mesh") != 0 && find_gateway(c, l->v[i], own_ns) == g)
+            return true;
+    return false;
+}
+
+/* Is server s of gateway g bound by a VirtualService naming g (in its
+ * gateways, or a route match's) with a host one of s's hosts admits? */
+static bool server_bound(const struct mg_config *c, const struct mg_gateway *g, const struct mg_server *s)
+{
+    for (size_t i = 0; i < c->n_virtual_services && !over(); i++) {
+        const struct mg_virtual_service *vs = &c->virtual_services[i];
+        bool named = refs_gateway(c, &vs->gateways, vs->meta.namespace_, g);
+        for (size_t j = 0; j < vs->n_http && !named; j++)
+            for (size_t k = 0; k < vs->http[j].n_match && !named; k++)
+                named = refs_gateway(c, &vs->http[j].match[k].gateways, vs->meta.namespace_, g);
+        if (!named)
+            continue;
+        for (size_t h = 0; h < vs->hosts.n; h++)
+            for (size_t k = 0; k < s->hosts.n; k++)
+                if (server_host_admits(s->hosts.v[k], vs->hosts.v[h]))
+                    return true;
+    }
+    return false;
+}
+
 static void analyze_gateways(const struct mg_config *c, struct mg_diags *d)
 {
     for (size_t i = 0; i < c->n_gateways; i++) {
@@ -379,6 +408,15 @@ static void analyze_gateways(const struct mg_config *c, struct mg_diags *d)
                                        s->hosts.v[a], s->port, k);
             }
             check_credentials(c, d, &s->tls);
+            /* a server nothing routes: what a newcomer meets as a 404 (or a
+             * closed connection) with no clue why; a redirect-only server
+             * needs no route */
+            if (!(s->tls.present && s->tls.https_redirect) && !over() && !server_bound(c, g, s))
+                mg_warning(d, s->pos, "Gateway %s/%s servers[%zu] (port %u): no VirtualService bound "
+                           "to this gateway has a host it serves; every %s", g->meta.namespace_,
+                           g->meta.name, j, s->port,
+                           s->protocol == MG_PROTO_TCP || s->protocol == MG_PROTO_TLS
+                               ? "connection is closed" : "request gets 404 \"no route\"");
         }
     }
     if (c->proxy.outbound_tls.present)  /* the forward proxy's TLS listener */

@@ -98,6 +98,8 @@ is "$(mg_http_code "${ca[@]}" -H "Host: APP.example.com:$https" "$A/admin")" 403
 "$MESHGATE" authz -c "$T" --url "https://app.example.com:$https/admin/users" >"$T/explain.out" 2>&1
 is "$?" 1 "meshgate authz agrees: DENY (exit 1)"
 like "$(cat "$T/explain.out")" "istio-system.deny-admin-paths" "and names the deciding policy"
+like "$(cat "$T/explain.out")" "peer authentication: not applicable \\(gateway mode" \
+    "... and says PeerAuthentication does not apply to a gateway server"
 "$MESHGATE" authz -c "$T" --url "https://app.example.com:$https/echo" >/dev/null 2>&1
 is "$?" 0 "meshgate authz agrees: /echo ALLOW (exit 0)"
 
