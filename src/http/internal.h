@@ -147,4 +147,27 @@ void mg_h2_start_stream(struct mg_h2_stream *s);
  * and no more input is read (the client is not reading). */
 #define MG_H2_OUT_WM (128 * 1024)
 
+/* ---- gRPC (grpc.c) ---- */
+
+/* Is `ct` (a content-type value, NULL = none) gRPC's: application/grpc
+ * alone or with a +suffix or parameters (not grpc-web)? */
+bool mg_grpc_content_type(const char *ct);
+/* The gRPC status a local answer of HTTP `status` carries, as Envoy maps
+ * them (403 -> 7, 401 -> 16, 404 -> 12, 429/502/503 -> 14, 504 -> 4,
+ * anything else 2 UNKNOWN). */
+int mg_grpc_status_of_http(int status);
+/* Turn a local reply to a gRPC request into a trailers-only gRPC answer:
+ * *status becomes 200, r->local_h gains content-type application/grpc,
+ * grpc-status and (when `body` is not empty) grpc-message holding `body`
+ * percent-encoded (arena); a redirect's location is dropped. Sets
+ * r->grpc_status. Returns the body to send: "". */
+const char *mg_grpc_shape_reply(struct mg_request *r, int *status, const char *body);
+/* The gRPC status the client got: r->grpc_status when the gateway answered,
+ * else for a gRPC request the upstream's grpc-status trailer (or the header
+ * of a trailers-only response); -1 = none. */
+int mg_grpc_response_status(const struct mg_request *r);
+/* A grpc-timeout value ("100m", "2S", ...) in milliseconds, rounded up;
+ * -1 when absent, malformed, or zero (no deadline, as Envoy reads it). */
+int64_t mg_grpc_timeout_ms(const char *v);
+
 #endif

@@ -2,6 +2,7 @@
  * README, "Request path". Each phase either lets the request continue (0) or
  * has answered it (non-zero); nothing here blocks or does I/O itself. */
 #include "http/http.h"
+#include "http/internal.h"
 #include <event2/event.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -47,6 +48,7 @@ void mg_request_init(struct mg_request *r, struct mg_conn *c, const struct mg_do
     r->flags = "-";
     r->method = "-";
     r->path = "-";
+    r->grpc_status = -1;
 }
 
 void mg_request_release(struct mg_request *r)
@@ -63,9 +65,14 @@ void mg_request_release(struct mg_request *r)
 static void request_reply(struct mg_request *r, int status, const char *body, const char *reason,
                           bool close)
 {
-    r->status = status;
     if (reason)
         r->reason = reason;
+    /* A gRPC client reads errors from grpc-status, never from the HTTP
+     * status: Envoy answers its requests 200 with the status in a
+     * trailers-only response. */
+    if (r->grpc && !r->resp_started)
+        body = mg_grpc_shape_reply(r, &status, body);
+    r->status = status;
     r->ops->local_reply(r, status, body, close);
 }
 
@@ -78,8 +85,10 @@ void mg_request_finish(struct mg_request *r)
     struct mg_conn *c = r->conn;
     if (c->principal[0] && !c->principal_label)
         c->principal_label = mg_intern(c->peer_uri);  /* once per connection (a lock) */
+    r->grpc_status = mg_grpc_response_status(r);
     mg_metrics_request(r->conn->w->metrics, r->status, r->route ? r->route->name : NULL,
-                       cl ? cl->stat_name : NULL, r->reason, r->conn->principal_label);
+                       cl ? cl->stat_name : NULL, r->reason, r->conn->principal_label,
+                       r->grpc_status);
     mg_accesslog_write(r, &r->snap->cfg->mesh);
 }
 
@@ -414,6 +423,12 @@ static void phase_headers(struct mg_request *r)
         const char *n = r->h[i].key;
         if (strcmp(n, "x-forwarded-for") == 0)
             xff = xff ? mg_arena_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
+        /* te: trailers (all the edge keeps of TE) tells the upstream the
+         * client reads trailers: gRPC servers insist on it. */
+        if (strcmp(n, "te") == 0) {
+            hl_add(r, &l, n, "trailers");
+            continue;
+        }
         if (not_forwarded(r, n))
             continue;
         /* The expectation is the gateway's to answer (the codec sends its
@@ -557,6 +572,7 @@ static int phase_forward(struct mg_request *r)
 
 void mg_request_run(struct mg_request *r)
 {
+    r->grpc = mg_grpc_content_type(mg_request_header(r, "content-type"));
     if (phase_normalize(r))
         return;
     phase_sanitize(r);
@@ -583,6 +599,12 @@ static void request_resume(struct mg_request *r)
         return;
     }
     int64_t to = r->route->cfg->timeout_ms;
+    /* A gRPC client's deadline, bounded by the route's timeout (Istio sets
+     * the route timeout as the grpc-timeout maximum); no route timeout
+     * leaves the client's. */
+    int64_t gto = r->grpc ? mg_grpc_timeout_ms(mg_request_header(r, "grpc-timeout")) : -1;
+    if (gto > 0 && (to <= 0 || gto < to))
+        to = gto;
     if (to > 0) {
         r->timer = evtimer_new(r->conn->w->base, on_route_timeout, r);
         struct timeval tv = { (time_t)(to / 1000), (suseconds_t)((to % 1000) * 1000) };

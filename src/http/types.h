@@ -44,7 +44,7 @@ struct mg_down_ops {
     void (*abort)(struct mg_request *r);
 };
 
-#define MG_REQ_MAX_LOCAL_H 4
+#define MG_REQ_MAX_LOCAL_H 8
 
 struct mg_request {
     struct mg_arena arena;              /* base/base.h, default 8 KiB chunks */
@@ -72,6 +72,10 @@ struct mg_request {
     uint64_t content_length;
     bool expect_continue;
     bool is_head;
+    /* A gRPC request (content-type application/grpc, +proto, ...): local
+     * replies are gRPC-shaped (http/request.c) and grpc-timeout bounds the
+     * route timeout. */
+    bool grpc;
 
     /* decided by the phases */
     struct mg_srv *srv;
@@ -102,6 +106,10 @@ struct mg_request {
     struct mg_kv *resp_trailers;        /* from an HTTP/2 upstream (arena), set before resp_end;
                                          * the HTTP/2 codec relays them, HTTP/1.1 drops them */
     size_t n_resp_trailers;
+    /* The gRPC status the client got (a local reply's, else the upstream's
+     * grpc-status trailer or trailers-only header), -1 = none; for the
+     * grpc_response_status metric label and the access log. */
+    int grpc_status;
 
     /* upstream progress */
     struct mg_uconn *uc;

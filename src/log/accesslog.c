@@ -263,6 +263,11 @@ static void format_custom(struct mg_buf *b, const char *fmt, const struct mg_req
             v = num;
         } else if (strcmp(op, "RESPONSE_FLAGS") == 0) {
             v = f->flags;
+        } else if (strcmp(op, "GRPC_STATUS_NUMBER") == 0) {
+            if (r->grpc && r->grpc_status >= 0) {
+                snprintf(num, sizeof(num), "%d", r->grpc_status);
+                v = num;
+            }
         } else if (strcmp(op, "BYTES_RECEIVED") == 0) {
             snprintf(num, sizeof(num), "%llu", f->rx);
             v = num;
@@ -342,6 +347,8 @@ void mg_accesslog_format(struct mg_buf *b, const struct mg_request *r, const str
         }
         if (r->authz_policy)
             bprintf(b, ",\"authz_rule\":%d", r->authz_rule);
+        if (r->grpc && r->grpc_status >= 0)
+            bprintf(b, ",\"grpc_status\":%d", r->grpc_status);
         if (f.geo_country) {            /* only with a database and a known client */
             mg_buf_adds(b, ",\"geo_country\":");
             json_str(b, f.geo_country);

@@ -45,6 +45,7 @@ struct mg_rq_slot {
     atomic_int used;                    /* 0 free, 1 key being written, 2 ready */
     int code;
     const char *route, *dest, *reason, *principal;
+    int grpc;                           /* grpc_response_status, -1 = none */
     atomic_ulong count;
 };
 
@@ -79,9 +80,11 @@ struct mg_wmetrics *mg_metrics_new(void);
 void mg_metrics_free(struct mg_wmetrics *m);
 
 /* Count one finished request (worker thread only). NULL labels become
- * "unknown" (reason: ""). `principal` is the verified peer's SPIFFE URI. */
+ * "unknown" (reason: ""). `principal` is the verified peer's SPIFFE URI;
+ * `grpc_status` the gRPC status the client got (-1 = not gRPC: the
+ * grpc_response_status label is empty, as Istio's). */
 void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
-                        const char *reason, const char *principal);
+                        const char *reason, const char *principal, int grpc_status);
 
 /* Count one egress refusal (worker thread only); meshgate_egress_refused_total
  * {entrance, reason}. Both strings must live for the process (static names). */

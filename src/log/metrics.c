@@ -36,7 +36,7 @@ static uint32_t hash_key(int code, const char *a, const char *b, const char *c, 
 }
 
 void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
-                        const char *reason, const char *principal)
+                        const char *reason, const char *principal, int grpc_status)
 {
     static const char unknown[] = "unknown";
     if (!route)
@@ -47,12 +47,12 @@ void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, cons
         reason = "";
     if (!principal)
         principal = unknown;
-    uint32_t h = hash_key(code, route, dest, reason, principal);
+    uint32_t h = hash_key(code * 131 + grpc_status, route, dest, reason, principal);
     for (uint32_t i = 0; i < 16; i++) {
         struct mg_rq_slot *s = &m->slots[(h + i) % MG_METRICS_SLOTS];
         int used = atomic_load_explicit(&s->used, memory_order_acquire);
         if (used == 2 && s->code == code && s->route == route && s->dest == dest &&
-            s->reason == reason && s->principal == principal) {
+            s->reason == reason && s->principal == principal && s->grpc == grpc_status) {
             atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
             return;
         }
@@ -65,6 +65,7 @@ void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, cons
             s->dest = dest;
             s->reason = reason;
             s->principal = principal;
+            s->grpc = grpc_status;
             atomic_store_explicit(&s->count, 1, memory_order_relaxed);
             atomic_store_explicit(&s->used, 2, memory_order_release);
             return;
@@ -106,6 +107,7 @@ void mg_metrics_reload(bool ok)
 struct agg {
     int code;
     const char *route, *dest, *reason, *principal;
+    int grpc;
     unsigned long count;
 };
 
@@ -143,12 +145,13 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
             size_t j;
             for (j = 0; j < na; j++)
                 if (a[j].code == s->code && a[j].route == s->route && a[j].dest == s->dest &&
-                    a[j].reason == s->reason && a[j].principal == s->principal)
+                    a[j].reason == s->reason && a[j].principal == s->principal &&
+                    a[j].grpc == s->grpc)
                     break;
             if (j == na) {
                 if (na == cap)
                     a = mg_xrealloc(a, (cap *= 2) * sizeof(*a));
-                a[na++] = (struct agg){ s->code, s->route, s->dest, s->reason, s->principal, 0 };
+                a[na++] = (struct agg){ s->code, s->route, s->dest, s->reason, s->principal, s->grpc, 0 };
             }
             a[j].count += c;
         }
@@ -164,6 +167,9 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
         label_esc(out, a[j].principal);
         mg_buf_adds(out, "\",response_flags_reason=\"");
         label_esc(out, a[j].reason);
+        mg_buf_adds(out, "\",grpc_response_status=\"");
+        if (a[j].grpc >= 0)
+            mg_buf_printf(out, "%d", a[j].grpc);
         mg_buf_printf(out, "\"} %lu\n", a[j].count);
     }
     free(a);

@@ -54,14 +54,41 @@ bool mg_edge_drops(const struct mg_kv *h, size_t n, const char *name)
     return proxy_only(name) || hop_by_hop(name) || named_in_connection(h, n, name);
 }
 
+/* Does a TE value name the "trailers" token? */
+static bool te_trailers(const char *v)
+{
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        const char *e = v;
+        while (*e && *e != ',' && *e != ';' && *e != ' ' && *e != '\t')
+            e++;
+        if (e - v == 8 && mg_strncasecmp(v, "trailers", 8) == 0)
+            return true;
+        while (*e && *e != ',')
+            e++;
+        v = e;
+    }
+    return false;
+}
+
 size_t mg_edge_sanitize(const struct mg_kv *in, size_t n, const struct mg_edge_own *own,
                         struct mg_kv *out)
 {
     size_t o = 0;
+    bool te = false;
     for (size_t i = 0; i < n; i++) {
         bool own_name = false;
         for (size_t k = 0; k < own->n_drop && !own_name; k++)
             own_name = own->drop[k] && strcmp(in[i].key, own->drop[k]) == 0;
+        /* Of TE only "trailers" goes on, as Envoy keeps it: a gRPC server
+         * refuses a request without it. */
+        if (strcmp(in[i].key, "te") == 0 && !te && te_trailers(in[i].value)) {
+            te = true;
+            out[o] = in[i];
+            out[o++].value = (char *)"trailers";
+            continue;
+        }
         if (!own_name && !mg_edge_drops(in, n, in[i].key))
             out[o++] = in[i];
     }

@@ -145,7 +145,9 @@ struct mg_edge_own {
 };
 
 /* The client's headers in[0..n) as the request continues: every header
- * mg_edge_drops() or own->drop names removed, the rest in order, then the proxy's own
+ * mg_edge_drops() or own->drop names removed, the rest in order (but the
+ * first TE that names "trailers" is kept, its value reduced to "trailers"),
+ * then the proxy's own
  * x-forwarded-proto, x-envoy-external-address and x-forwarded-client-cert
  * (those `own` gives). out must not overlap in and has room for n + 3
  * entries; the entries borrow in's strings and own's. Returns the count

@@ -7,7 +7,9 @@
  * /close drops the whole connection (no GOAWAY); /reset[?code=N] answers
  * with RST_STREAM (default INTERNAL_ERROR, 7 = REFUSED_STREAM), HTTP/2 only;
  * /goaway answers after a GOAWAY naming its stream the last one;
- * ?trailer=name:value sends one trailer field after a body. */
+ * ?trailer=name:value sends one trailer field after a body. /stream answers
+ * at once (200, application/grpc, no length) and echoes each DATA chunk as
+ * it arrives, ending when the request ends: a bidirectional stream. */
 #include "autoconfig.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,9 @@ struct h2s {
     bool bytes;                     /* ... or /bytes/N generated on the fly */
     uint64_t bytes_left, bytes_total;
     char *trailer;                  /* ?trailer=name:value: sent after the body */
+    bool streaming;                 /* /stream: echo as the request body arrives */
+    bool echo_eof;                  /* ... and the request has ended */
+    struct evbuffer *echo;
 };
 
 struct h2 {
@@ -80,6 +85,8 @@ static void stream_free(struct h2s *st)
     EVP_MD_CTX_free(st->rq.sha);
     free(st->body);
     free(st->trailer);
+    if (st->echo)
+        evbuffer_free(st->echo);
     free(st);
 }
 
@@ -115,7 +122,16 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     (void)ud;
     struct h2s *st = src->ptr;
     size_t n;
-    if (st->bytes) {
+    if (st->streaming) {
+        n = evbuffer_get_length(st->echo);
+        if (n == 0 && !st->echo_eof)
+            return NGHTTP2_ERR_DEFERRED;
+        if (n > len)
+            n = len;
+        evbuffer_remove(st->echo, buf, n);
+        if (st->echo_eof && evbuffer_get_length(st->echo) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (st->bytes) {
         n = st->bytes_left < len ? (size_t)st->bytes_left : len;
         mg_up_pattern((char *)buf, n, st->bytes_total - st->bytes_left);
         st->bytes_left -= n;
@@ -326,19 +342,51 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     if (st) {
         EVP_DigestUpdate(st->rq.sha, data, len);
         st->rq.body_len += len;
+        if (st->streaming) {
+            evbuffer_add(st->echo, data, len);
+            nghttp2_session_resume_data(s, id);
+        }
     }
     return 0;
+}
+
+/* /stream: the response starts with the request, before its body. */
+static void stream_start(struct h2s *st)
+{
+    const char *q = strchr(st->rq.target, '?'), *from = NULL, *v;
+    size_t len = 0;
+    if (q && (v = mg_up_query_next(q + 1, "trailer", &len, &from))) {
+        st->trailer = mg_xstrndup(v, len);
+        mg_lower(st->trailer);
+    }
+    fprintf(stderr, "mg_upstream[%s]: %s h2 stream %d %s %s streaming\n", st->h->c->srv->name,
+            st->h->c->peer, st->id, st->rq.method, st->rq.target);
+    st->streaming = true;
+    st->echo = evbuffer_new();
+    if (!st->echo)
+        mg_oom();
+    nghttp2_nv nv[] = { NV(":status", "200"), NV("content-type", "application/grpc"),
+                        NV("x-upstream", st->h->c->srv->name) };
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
+    nghttp2_submit_response(st->h->s, st->id, nv, MG_ARRAY_LEN(nv), &prd);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     (void)ud;
+    struct h2s *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (st && f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+        st->rq.target && strncmp(st->rq.target, "/stream", 7) == 0 && !st->streaming)
+        stream_start(st);
     if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
-    struct h2s *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (st && !st->h->close_now)
+    if (st && st->streaming) {
+        st->echo_eof = true;
+        nghttp2_session_resume_data(s, f->hd.stream_id);
+    } else if (st && !st->h->close_now) {
         respond(st);
+    }
     return 0;
 }
 
