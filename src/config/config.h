@@ -292,6 +292,19 @@ struct mg_route_dest {                  /* HTTPRouteDestination / RouteDestinati
     struct mg_pos pos;
 };
 
+/* VirtualService.http[].corsPolicy */
+enum mg_cors_unmatched { MG_CORS_UNMATCHED_UNSPECIFIED = 0, MG_CORS_UNMATCHED_FORWARD,
+                         MG_CORS_UNMATCHED_IGNORE };
+struct mg_cors {
+    bool present;
+    struct mg_smatch *allow_origins;    /* allowOrigins, and the older allowOrigin as exact */
+    size_t n_allow_origins;
+    struct mg_slist allow_methods, allow_headers, expose_headers;
+    int64_t max_age_ms;                 /* -1 = unset */
+    bool allow_credentials;
+    enum mg_cors_unmatched unmatched_preflights;   /* UNSPECIFIED = FORWARD */
+};
+
 struct mg_http_route {                  /* VirtualService.http[] */
     char *name;
     struct mg_http_match *match;
@@ -330,6 +343,7 @@ struct mg_http_route {                  /* VirtualService.http[] */
         char *name, *namespace_;        /* namespace NULL = the VirtualService's */
         struct mg_pos pos;
     } delegate;
+    struct mg_cors cors;
     struct mg_pos pos;
 };
 

@@ -270,6 +270,12 @@ void mg_cfg_free_http_route(struct mg_http_route *r)
     free(r->retries.retry_on);
     free_header_ops(&r->req_headers);
     free_header_ops(&r->resp_headers);
+    for (size_t j = 0; j < r->cors.n_allow_origins; j++)
+        free(r->cors.allow_origins[j].value);
+    free(r->cors.allow_origins);
+    mg_cfg_free_slist(&r->cors.allow_methods);
+    mg_cfg_free_slist(&r->cors.allow_headers);
+    mg_cfg_free_slist(&r->cors.expose_headers);
 }
 
 void mg_cfg_free_virtual_service(struct mg_virtual_service *vs)

@@ -462,6 +462,77 @@ static const struct mg_cfg_table retries = {
     .init = init_retries,
 };
 
+/* corsPolicy.allowOrigins: a list of StringMatch */
+static bool read_cors_origins(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                              void *obj)
+{
+    struct mg_cors *c = obj;
+    if (!mg_cfg_seq(x, k->str, v))
+        return false;
+    size_t mark = mg_cfg_push(x, ".%s", k->str);
+    for (size_t i = 0; i < v->n; i++) {
+        struct mg_smatch *m = MG_CFG_PUSH(c->allow_origins, c->n_allow_origins);
+        m->pos = v->items[i]->pos;
+        if (!mg_cfg_smatch(x, k->str, v->items[i], m) || m->kind == MG_SM_NONE) {
+            free(m->value);
+            c->n_allow_origins--;
+        }
+    }
+    mg_cfg_pop(x, mark);
+    return true;
+}
+
+/* corsPolicy.allowOrigin (deprecated): exact origins */
+static bool read_cors_origin(struct mg_cfg *x, const struct mg_ynode *k, const struct mg_ynode *v,
+                             void *obj)
+{
+    struct mg_cors *c = obj;
+    struct mg_slist l = { 0 };
+    if (!mg_cfg_slist(x, k->str, v, &l))
+        return false;
+    for (size_t i = 0; i < l.n; i++) {
+        struct mg_smatch *m = MG_CFG_PUSH(c->allow_origins, c->n_allow_origins);
+        m->kind = MG_SM_EXACT;
+        m->value = mg_xstrdup(l.v[i]);
+        m->pos = l.pos[i];
+    }
+    mg_cfg_free_slist(&l);
+    return true;
+}
+
+static void init_cors(void *obj)
+{
+    ((struct mg_cors *)obj)->max_age_ms = -1;
+}
+
+static void check_cors(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_cors *c = obj;
+    const struct mg_slist *names[2] = { &c->allow_headers, &c->expose_headers };
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < names[k]->n; i++)
+            if (strcmp(names[k]->v[i], "*") != 0 && !mg_cfg_header_name_ok(names[k]->v[i]))
+                mg_error(x->d, names[k]->pos[i], "invalid header name \"%s\" in %s",
+                         names[k]->v[i], mg_cfg_field(x, NULL));
+    (void)r;
+}
+
+static const char *const cors_unmatched[] = { "UNSPECIFIED", "FORWARD", "IGNORE" };
+static const struct mg_cfg_field cors_rows[] = {
+    MG_CFG_FN("allowOrigins", read_cors_origins),
+    MG_CFG_FN("allowOrigin", read_cors_origin),
+    MG_CFG_SLIST("allowMethods", struct mg_cors, allow_methods),
+    MG_CFG_SLIST("allowHeaders", struct mg_cors, allow_headers),
+    MG_CFG_SLIST("exposeHeaders", struct mg_cors, expose_headers),
+    MG_CFG_DURATION("maxAge", struct mg_cors, max_age_ms),
+    MG_CFG_BOOL("allowCredentials", struct mg_cors, allow_credentials),
+    MG_CFG_ENUM("unmatchedPreflights", struct mg_cors, unmatched_preflights, cors_unmatched),
+};
+static const struct mg_cfg_table cors = {
+    MG_CFG_ROWS(cors_rows), .present_at = MG_CFG_FLAG_AT(struct mg_cors, present),
+    .init = init_cors, .check = check_cors,
+};
+
 static void init_http_route(void *obj)
 {
     ((struct mg_http_route *)obj)->timeout_ms = -1;
@@ -497,7 +568,6 @@ static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void
 
 static const char *const http_route_unsupported[] = {
     "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
-    "corsPolicy",
 };
 static const struct mg_cfg_field delegate_rows[] = {
     MG_CFG_STR("name", struct mg_http_route, delegate.name),
@@ -520,6 +590,7 @@ static const struct mg_cfg_field http_route_rows[] = {
     MG_CFG_GROUP("retries", retries),
     MG_CFG_GROUP("headers", http_headers),
     MG_CFG_GROUP("delegate", delegate),
+    MG_CFG_MAP("corsPolicy", struct mg_http_route, cors, cors),
     MG_CFG_UNSUPPORTED_ANY(http_route_unsupported),
 };
 static const struct mg_cfg_table http_route = {

@@ -62,11 +62,21 @@ void mg_request_release(struct mg_request *r)
     mg_arena_free(&r->arena);
 }
 
+static void local_header(struct mg_request *r, const char *k, const char *v)
+{
+    if (r->n_local_h < MG_REQ_MAX_LOCAL_H) {
+        r->local_h[r->n_local_h].key = (char *)k;
+        r->local_h[r->n_local_h++].value = (char *)v;
+    }
+}
+
 static void request_reply(struct mg_request *r, int status, const char *body, const char *reason,
                           bool close)
 {
     if (reason)
         r->reason = reason;
+    for (size_t i = 0; i < r->n_resp_add; i++)      /* CORS: the browser may read the refusal */
+        local_header(r, r->resp_add[i].key, r->resp_add[i].value);
     /* A gRPC client reads errors from grpc-status, never from the HTTP
      * status: Envoy answers its requests 200 with the status in a
      * trailers-only response. */
@@ -90,14 +100,6 @@ void mg_request_finish(struct mg_request *r)
                        cl ? cl->stat_name : NULL, r->reason, r->conn->principal_label,
                        r->grpc_status);
     mg_accesslog_write(r, &r->snap->cfg->mesh);
-}
-
-static void local_header(struct mg_request *r, const char *k, const char *v)
-{
-    if (r->n_local_h < MG_REQ_MAX_LOCAL_H) {
-        r->local_h[r->n_local_h].key = (char *)k;
-        r->local_h[r->n_local_h++].value = (char *)v;
-    }
 }
 
 /* ---- phases ---- */
@@ -579,7 +581,7 @@ void mg_request_run(struct mg_request *r)
     if (r->conn->port->forward) {
         if (phase_forward(r) || phase_access(r))
             return;
-    } else if (phase_server(r) || phase_route(r) || phase_access(r)) {
+    } else if (phase_server(r) || phase_route(r) || mg_cors_run(r) || phase_access(r)) {
         return;
     }
     mg_request_resume(r);

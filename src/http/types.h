@@ -44,7 +44,7 @@ struct mg_down_ops {
     void (*abort)(struct mg_request *r);
 };
 
-#define MG_REQ_MAX_LOCAL_H 8
+#define MG_REQ_MAX_LOCAL_H 12
 
 struct mg_request {
     struct mg_arena arena;              /* base/base.h, default 8 KiB chunks */
@@ -94,6 +94,11 @@ struct mg_request {
     char request_id[40];
     struct mg_kv local_h[MG_REQ_MAX_LOCAL_H];
     size_t n_local_h;
+    /* Headers a step before the upstream sets on whatever response the
+     * client gets, the upstream's (after the route's header edits) or a
+     * local reply (CORS: access-control-allow-origin, ...); arena or static. */
+    struct mg_kv *resp_add;
+    size_t n_resp_add;
 
     /* response */
     int status;

@@ -72,6 +72,19 @@ struct mg_route_input {
 /* Does any route of vh match on JWT claims (so the token must be verified
  * before routing)? */
 bool mg_vhost_has_claims(const struct mg_vhost *vh);
+/* The CORS step of a request whose route r->route is set (struct
+ * mg_request, http/types.h), as Envoy's CORS filter: nothing without the
+ * route's corsPolicy or an Origin header. A preflight (OPTIONS with Origin
+ * and Access-Control-Request-Method) from an allowed origin is answered
+ * here, 200 with access-control-allow-origin (the origin), -credentials,
+ * -methods, -headers and -max-age as configured, before authentication and
+ * authorization; one from another origin goes on (unmatchedPreflights
+ * FORWARD, the default) or gets 200 without them (IGNORE). Any other
+ * request from an allowed origin goes on with r->resp_add holding
+ * access-control-allow-origin, -credentials and -expose-headers for its
+ * response. Returns 0 to continue, -1 when it answered. */
+struct mg_request;
+int mg_cors_run(struct mg_request *r);
 
 /* Does the string match? (NULL s = absent, never matches). */
 bool mg_csm_match(const struct mg_csm *m, const char *s, size_t len, bool icase);

@@ -122,6 +122,22 @@ static int chdrs_compile(struct mg_chdr **out, size_t *nout, const struct mg_hea
     return rc;
 }
 
+/* "a, b, c", or NULL for an empty list */
+static char *join_list(const struct mg_slist *l)
+{
+    if (!l->n)
+        return NULL;
+    struct mg_buf b = { 0 };
+    for (size_t i = 0; i < l->n; i++) {
+        if (i)
+            mg_buf_adds(&b, ",");
+        mg_buf_adds(&b, l->v[i]);
+    }
+    char *out = mg_xstrndup(b.p, b.len);
+    mg_buf_free(&b);
+    return out;
+}
+
 int mg_route_compile(struct mg_route *r, const struct mg_virtual_service *vs,
                      const struct mg_http_route *h, struct mg_diags *d)
 {
@@ -149,6 +165,20 @@ int mg_route_compile(struct mg_route *r, const struct mg_virtual_service *vs,
             r->claims |= c->headers[k].claim != NULL;
         for (size_t k = 0; k < c->n_without; k++)
             r->claims |= c->without[k].claim != NULL;
+    }
+    if (h->cors.present) {
+        const struct mg_cors *cp = &h->cors;
+        r->n_cors_origins = cp->n_allow_origins;
+        r->cors_origins = cp->n_allow_origins ? mg_xcalloc(cp->n_allow_origins, sizeof(*r->cors_origins))
+                                              : NULL;
+        for (size_t i = 0; i < cp->n_allow_origins; i++)
+            if (csm_compile(&r->cors_origins[i], &cp->allow_origins[i], false, d) < 0)
+                rc = -1;
+        r->cors_methods = join_list(&cp->allow_methods);
+        r->cors_headers = join_list(&cp->allow_headers);
+        r->cors_expose = join_list(&cp->expose_headers);
+        if (cp->max_age_ms >= 0)
+            r->cors_max_age = mg_xasprintf("%lld", (long long)(cp->max_age_ms / 1000));
     }
     if (h->has_rewrite && h->rewrite.regex_match) {
         r->rewrite_re = mg_xmalloc(sizeof(*r->rewrite_re));
@@ -220,6 +250,13 @@ void mg_route_free(struct mg_route *r)
     }
     free(r->matches);
     free(r->dests);
+    for (size_t i = 0; i < r->n_cors_origins; i++)
+        csm_free(&r->cors_origins[i]);
+    free(r->cors_origins);
+    free(r->cors_methods);
+    free(r->cors_headers);
+    free(r->cors_expose);
+    free(r->cors_max_age);
     if (r->rewrite_re) {
         regfree(r->rewrite_re);
         free(r->rewrite_re);

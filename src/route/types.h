@@ -52,6 +52,11 @@ struct mg_route {
     size_t n_dests;
     int total_weight;
     regex_t *rewrite_re;                /* uriRegexRewrite.match */
+    /* corsPolicy (cfg->cors.present): the compiled origins and the
+     * response header values joined once ("GET, POST"), NULL = not sent */
+    struct mg_csm *cors_origins;
+    size_t n_cors_origins;
+    char *cors_methods, *cors_headers, *cors_expose, *cors_max_age;
 };
 
 struct mg_vhost {

@@ -787,6 +787,21 @@ struct mg_kv *mg_upstream_resp_ops(struct mg_request *r, struct mg_kv *h, size_t
         for (size_t i = 0; i < ops[k]->add.n; i++)
             h[n++] = ops[k]->add.v[i];
     }
+    if (r->n_resp_add) {                /* set, replacing the upstream's own */
+        struct mg_kv *nh = mg_arena_alloc(&r->arena, (n + r->n_resp_add) * sizeof(*nh));
+        size_t o = 0;
+        for (size_t j = 0; j < n; j++) {
+            bool replaced = false;
+            for (size_t i = 0; i < r->n_resp_add && !replaced; i++)
+                replaced = mg_strcasecmp(h[j].key, r->resp_add[i].key) == 0;
+            if (!replaced)
+                nh[o++] = h[j];
+        }
+        for (size_t i = 0; i < r->n_resp_add; i++)
+            nh[o++] = r->resp_add[i];
+        h = nh;
+        n = o;
+    }
     *np = n;
     return h;
 }
