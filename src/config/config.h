@@ -305,6 +305,30 @@ struct mg_cors {
     enum mg_cors_unmatched unmatched_preflights;   /* UNSPECIFIED = FORWARD */
 };
 
+/* Percent {value: double} */
+struct mg_percent {
+    bool present;
+    double value;                       /* 0..100 */
+};
+
+/* VirtualService.http[].fault */
+struct mg_fault {
+    bool present;
+    struct {
+        bool present;
+        int64_t fixed_ms;               /* fixedDelay, -1 = unset */
+        struct mg_percent percentage;
+        int percent;                    /* the older integer percent */
+    } delay;
+    struct {
+        bool present;
+        int http_status;                /* 0 = unset */
+        int grpc_status;                /* -1 = unset; by name (UNAVAILABLE, ...) */
+        struct mg_percent percentage;
+        int percent;
+    } abort;
+};
+
 struct mg_http_route {                  /* VirtualService.http[] */
     char *name;
     struct mg_http_match *match;
@@ -344,6 +368,7 @@ struct mg_http_route {                  /* VirtualService.http[] */
         struct mg_pos pos;
     } delegate;
     struct mg_cors cors;
+    struct mg_fault fault;
     struct mg_pos pos;
 };
 

@@ -533,6 +533,93 @@ static const struct mg_cfg_table cors = {
     .init = init_cors, .check = check_cors,
 };
 
+/* Percent: {value: 0..100} (a double) */
+static bool read_percent_value(struct mg_cfg *x, const struct mg_ynode *k,
+                               const struct mg_ynode *v, void *obj)
+{
+    struct mg_percent *p = obj;
+    if (!mg_cfg_scalar(x, k->str, v))
+        return false;
+    char *end = NULL;
+    double d = v->len ? strtod(v->str, &end) : -1;
+    if (!end || *end || !(d >= 0 && d <= 100)) {
+        mg_error(x->d, v->pos, "invalid value \"%s\" for %s (want a number in 0..100)", v->str,
+                 mg_cfg_field(x, k->str));
+        return false;
+    }
+    p->value = d;
+    return true;
+}
+
+static const struct mg_cfg_field percent_rows[] = { MG_CFG_FN("value", read_percent_value) };
+static const struct mg_cfg_table percent = {
+    MG_CFG_ROWS(percent_rows), .present_at = MG_CFG_FLAG_AT(struct mg_percent, present),
+};
+
+static void init_fault_delay(void *obj)
+{
+    ((struct mg_fault *)obj)->delay.fixed_ms = -1;
+}
+
+static void check_fault_delay(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    if (((struct mg_fault *)obj)->delay.fixed_ms < 0 && !mg_cfg_seen(r, "exponentialDelay"))
+        mg_error(x->d, r->m->pos, "%s needs fixedDelay", mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field fault_delay_rows[] = {
+    MG_CFG_DURATION("fixedDelay", struct mg_fault, delay.fixed_ms),
+    MG_CFG_MAP("percentage", struct mg_fault, delay.percentage, percent),
+    MG_CFG_INT("percent", struct mg_fault, delay.percent, 0, 100),
+    MG_CFG_UNSUPPORTED("exponentialDelay"),
+};
+static const struct mg_cfg_table fault_delay = {
+    MG_CFG_ROWS(fault_delay_rows), .present_at = MG_CFG_FLAG_AT(struct mg_fault, delay.present),
+    .init = init_fault_delay, .check = check_fault_delay,
+};
+
+static void init_fault_abort(void *obj)
+{
+    ((struct mg_fault *)obj)->abort.grpc_status = -1;
+}
+
+static void check_fault_abort(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_fault *f = obj;
+    if (!f->abort.http_status && f->abort.grpc_status < 0 && !mg_cfg_seen(r, "http2Error"))
+        mg_error(x->d, r->m->pos, "%s needs httpStatus or grpcStatus", mg_cfg_field(x, NULL));
+    else if (f->abort.http_status && f->abort.grpc_status >= 0)
+        mg_error(x->d, r->m->pos, "%s: httpStatus and grpcStatus are mutually exclusive",
+                 mg_cfg_field(x, NULL));
+}
+
+/* gRPC status names, in code order */
+static const char *const grpc_codes[] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+static const struct mg_cfg_field fault_abort_rows[] = {
+    MG_CFG_INT("httpStatus", struct mg_fault, abort.http_status, 200, 599),
+    MG_CFG_ENUM("grpcStatus", struct mg_fault, abort.grpc_status, grpc_codes),
+    MG_CFG_MAP("percentage", struct mg_fault, abort.percentage, percent),
+    MG_CFG_INT("percent", struct mg_fault, abort.percent, 0, 100),
+    MG_CFG_UNSUPPORTED("http2Error"),
+};
+static const struct mg_cfg_table fault_abort = {
+    MG_CFG_ROWS(fault_abort_rows), .present_at = MG_CFG_FLAG_AT(struct mg_fault, abort.present),
+    .init = init_fault_abort, .check = check_fault_abort,
+};
+
+static const struct mg_cfg_field fault_rows[] = {
+    MG_CFG_GROUP("delay", fault_delay),
+    MG_CFG_GROUP("abort", fault_abort),
+};
+static const struct mg_cfg_table fault = {
+    MG_CFG_ROWS(fault_rows), .present_at = MG_CFG_FLAG_AT(struct mg_fault, present),
+};
+
 static void init_http_route(void *obj)
 {
     ((struct mg_http_route *)obj)->timeout_ms = -1;
@@ -567,7 +654,7 @@ static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void
 }
 
 static const char *const http_route_unsupported[] = {
-    "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
+    "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
 };
 static const struct mg_cfg_field delegate_rows[] = {
     MG_CFG_STR("name", struct mg_http_route, delegate.name),
@@ -591,6 +678,7 @@ static const struct mg_cfg_field http_route_rows[] = {
     MG_CFG_GROUP("headers", http_headers),
     MG_CFG_GROUP("delegate", delegate),
     MG_CFG_MAP("corsPolicy", struct mg_http_route, cors, cors),
+    MG_CFG_MAP("fault", struct mg_http_route, fault, fault),
     MG_CFG_UNSUPPORTED_ANY(http_route_unsupported),
 };
 static const struct mg_cfg_table http_route = {

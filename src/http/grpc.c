@@ -59,7 +59,8 @@ static void add_local(struct mg_request *r, const char *k, const char *v)
 
 const char *mg_grpc_shape_reply(struct mg_request *r, int *status, const char *body)
 {
-    int gs = mg_grpc_status_of_http(*status);
+    /* a status chosen already (a fault abort's grpcStatus) stays */
+    int gs = r->grpc_status >= 0 ? r->grpc_status : mg_grpc_status_of_http(*status);
     r->grpc_status = gs;
     /* a trailers-only response: every field in the one HEADERS frame */
     size_t o = 0;

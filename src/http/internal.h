@@ -159,8 +159,9 @@ int mg_grpc_status_of_http(int status);
 /* Turn a local reply to a gRPC request into a trailers-only gRPC answer:
  * *status becomes 200, r->local_h gains content-type application/grpc,
  * grpc-status and (when `body` is not empty) grpc-message holding `body`
- * percent-encoded (arena); a redirect's location is dropped. Sets
- * r->grpc_status. Returns the body to send: "". */
+ * percent-encoded (arena); a redirect's location is dropped. The status
+ * is r->grpc_status when set already (>= 0), else mapped from *status, and
+ * stored there. Returns the body to send: "". */
 const char *mg_grpc_shape_reply(struct mg_request *r, int *status, const char *body);
 /* The gRPC status the client got: r->grpc_status when the gateway answered,
  * else for a gRPC request the upstream's grpc-status trailer (or the header

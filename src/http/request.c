@@ -59,6 +59,10 @@ void mg_request_release(struct mg_request *r)
         event_free(r->timer);
         r->timer = NULL;
     }
+    if (r->fault_timer) {
+        event_free(r->fault_timer);
+        r->fault_timer = NULL;
+    }
     mg_arena_free(&r->arena);
 }
 
@@ -587,7 +591,16 @@ void mg_request_run(struct mg_request *r)
     mg_request_resume(r);
 }
 
+static void request_proceed(struct mg_request *r);
+
 static void request_resume(struct mg_request *r)
+{
+    if (!r->conn->port->forward && mg_fault_run(r, request_proceed))
+        return;                         /* answered, or delayed: request_proceed follows */
+    request_proceed(r);
+}
+
+static void request_proceed(struct mg_request *r)
 {
     if (phase_action(r))
         return;

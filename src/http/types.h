@@ -125,6 +125,8 @@ struct mg_request {
     bool body_started;                  /* a body byte went upstream: no more retries */
     bool body_done;                     /* downstream body fully read */
     struct event *timer;                /* route timeout */
+    struct event *fault_timer;          /* a fault delay (route/fault.c) */
+    void (*fault_cont)(struct mg_request *r);   /* ... and what follows it */
 
     /* accounting for logs and metrics */
     uint64_t bytes_received, bytes_sent;

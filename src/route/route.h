@@ -86,6 +86,16 @@ bool mg_vhost_has_claims(const struct mg_vhost *vh);
 struct mg_request;
 int mg_cors_run(struct mg_request *r);
 
+/* The route's fault injection for request r (http/types.h), after
+ * authorization: with the delay's share of requests chosen, flags "DI"
+ * and `cont(r)` is called after fixedDelay (r->fault_timer, which the
+ * request's release frees) - unless the abort then answers; with the
+ * abort's share, the request is answered with httpStatus (or, with
+ * grpcStatus, a gRPC answer carrying it) and body "fault filter abort",
+ * flags "FI", reason fault_abort. Returns 0 to continue now, 1 when
+ * delayed, -1 when it answered. */
+int mg_fault_run(struct mg_request *r, void (*cont)(struct mg_request *r));
+
 /* Does the string match? (NULL s = absent, never matches). */
 bool mg_csm_match(const struct mg_csm *m, const char *s, size_t len, bool icase);
 
