@@ -329,6 +329,13 @@ struct mg_fault {
     } abort;
 };
 
+/* VirtualService.http[].mirrors[] (and the single mirror) */
+struct mg_mirror {
+    struct mg_route_dest dest;          /* destination only: no weight, no headers */
+    struct mg_percent percentage;       /* unset = 100 */
+    struct mg_pos pos;
+};
+
 struct mg_http_route {                  /* VirtualService.http[] */
     char *name;
     struct mg_http_match *match;
@@ -369,6 +376,14 @@ struct mg_http_route {                  /* VirtualService.http[] */
     } delegate;
     struct mg_cors cors;
     struct mg_fault fault;
+    /* mirror + mirrorPercentage (or the older mirrorPercent) and mirrors[],
+     * one list: `mirror` becomes its only element */
+    struct mg_mirror *mirrors;
+    size_t n_mirrors;
+    struct mg_mirror mirror;            /* as read; has_mirror */
+    bool has_mirror;
+    struct mg_percent mirror_percentage;
+    int mirror_percent;                 /* -1 = unset */
     struct mg_pos pos;
 };
 

@@ -276,6 +276,13 @@ void mg_cfg_free_http_route(struct mg_http_route *r)
     mg_cfg_free_slist(&r->cors.allow_methods);
     mg_cfg_free_slist(&r->cors.allow_headers);
     mg_cfg_free_slist(&r->cors.expose_headers);
+    for (size_t j = 0; j < r->n_mirrors; j++) {
+        free(r->mirrors[j].dest.destination.host);
+        free(r->mirrors[j].dest.destination.subset);
+    }
+    free(r->mirrors);
+    free(r->mirror.dest.destination.host);
+    free(r->mirror.dest.destination.subset);
 }
 
 void mg_cfg_free_virtual_service(struct mg_virtual_service *vs)

@@ -620,9 +620,25 @@ static const struct mg_cfg_table fault = {
     MG_CFG_ROWS(fault_rows), .present_at = MG_CFG_FLAG_AT(struct mg_fault, present),
 };
 
+static const struct mg_cfg_field mirror_rows[] = {
+    MG_CFG_MAP("destination", struct mg_mirror, dest.destination, destination),
+    MG_CFG_MAP("percentage", struct mg_mirror, percentage, percent),
+};
+static void check_mirror(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_mirror *m = obj;
+    if (!m->dest.destination.host)
+        mg_error(x->d, r->m->pos, "%s needs a destination", mg_cfg_field(x, NULL));
+}
+static const struct mg_cfg_table mirror = {
+    MG_CFG_ROWS(mirror_rows), .pos_at = MG_CFG_POS_AT(struct mg_mirror, pos),
+    .check = check_mirror,
+};
+
 static void init_http_route(void *obj)
 {
     ((struct mg_http_route *)obj)->timeout_ms = -1;
+    ((struct mg_http_route *)obj)->mirror_percent = -1;
 }
 
 static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
@@ -651,11 +667,26 @@ static void check_http_route(struct mg_cfg *x, const struct mg_cfg_read *r, void
     else if (actions > 1)
         mg_error(x->d, r->m->pos, "%s: route, redirect and directResponse are mutually exclusive",
                  mg_cfg_field(x, NULL));
+    struct mg_http_route *h = obj;
+    h->has_mirror = h->mirror.dest.destination.pos.line != 0;
+    if (h->has_mirror && h->n_mirrors) {
+        mg_error(x->d, h->mirror.dest.destination.pos, "%s: mirror and mirrors are mutually exclusive",
+                 mg_cfg_field(x, NULL));
+    } else if (h->has_mirror) {
+        /* the single mirror is the list's only element from here on */
+        struct mg_mirror *m = MG_CFG_PUSH(h->mirrors, h->n_mirrors);
+        *m = h->mirror;
+        memset(&h->mirror, 0, sizeof(h->mirror));
+        if (h->mirror_percentage.present)
+            m->percentage = h->mirror_percentage;
+        else if (h->mirror_percent >= 0)
+            m->percentage = (struct mg_percent){ .present = true, .value = h->mirror_percent };
+    } else if (h->mirror_percentage.present || h->mirror_percent >= 0) {
+        mg_warning(x->d, r->m->pos, "%s: mirrorPercentage without mirror has no effect",
+                   mg_cfg_field(x, NULL));
+    }
 }
 
-static const char *const http_route_unsupported[] = {
-    "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
-};
 static const struct mg_cfg_field delegate_rows[] = {
     MG_CFG_STR("name", struct mg_http_route, delegate.name),
     MG_CFG_STR("namespace", struct mg_http_route, delegate.namespace_),
@@ -679,7 +710,11 @@ static const struct mg_cfg_field http_route_rows[] = {
     MG_CFG_GROUP("delegate", delegate),
     MG_CFG_MAP("corsPolicy", struct mg_http_route, cors, cors),
     MG_CFG_MAP("fault", struct mg_http_route, fault, fault),
-    MG_CFG_UNSUPPORTED_ANY(http_route_unsupported),
+    MG_CFG_MAP("mirror", struct mg_http_route, mirror.dest.destination, destination),
+    MG_CFG_LIST("mirrors", struct mg_http_route, mirrors, n_mirrors, mirror),
+    MG_CFG_MAP("mirrorPercentage", struct mg_http_route, mirror_percentage, percent),
+    MG_CFG_INT("mirrorPercent", struct mg_http_route, mirror_percent, 0, 100),
+    MG_CFG_INT("mirror_percent", struct mg_http_route, mirror_percent, 0, 100),
 };
 static const struct mg_cfg_table http_route = {
     MG_CFG_ROWS(http_route_rows), .pos_at = MG_CFG_POS_AT(struct mg_http_route, pos),

@@ -186,6 +186,8 @@ static int compile_routes(struct mg_snapshot *s, struct mg_diags *d)
                 r->total_weight += wd->weight;
                 wd->cluster = cluster_get(s, &h->route[k].destination, d);
             }
+            for (size_t k = 0; k < r->n_mirrors; k++)      /* mirrors (mg_route_compile) */
+                r->mirrors[k].cluster = cluster_get(s, &h->mirrors[k].dest.destination, d);
         }
     }
     return rc;

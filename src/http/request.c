@@ -625,6 +625,7 @@ static void request_proceed(struct mg_request *r)
         struct timeval tv = { (time_t)(to / 1000), (suseconds_t)((to % 1000) * 1000) };
         evtimer_add(r->timer, &tv);
     }
+    mg_mirror_start(r);
     mg_upstream_start(r);
 }
 

@@ -24,6 +24,7 @@ struct mg_route;
 struct mg_wdest;
 struct mg_uconn;
 struct mg_up2_stream;
+struct mg_shadow;
 
 enum mg_body_kind { MG_BODY_NONE = 0, MG_BODY_LENGTH, MG_BODY_CHUNKED, MG_BODY_UNTIL_CLOSE };
 
@@ -126,6 +127,7 @@ struct mg_request {
     bool body_done;                     /* downstream body fully read */
     struct event *timer;                /* route timeout */
     struct event *fault_timer;          /* a fault delay (route/fault.c) */
+    struct mg_shadow *shadows;          /* copies to mirrors in flight (upstream/mirror.c) */
     void (*fault_cont)(struct mg_request *r);   /* ... and what follows it */
 
     /* accounting for logs and metrics */

@@ -67,6 +67,9 @@ struct mg_wmetrics {
     atomic_ulong cx_total, cx_active, upstream_rq_total, upstream_cx_total;
     atomic_ulong proxy_protocol[MG_PPR_N];
     atomic_ulong rq_dropped;            /* label set table full */
+    /* request mirroring (upstream/mirror.c): copies sent, dropped (too
+     * many in flight, upstream too slow), in flight now */
+    atomic_ulong mirror_sent, mirror_dropped, mirror_active;
     atomic_ulong upstream_secure_naming_failed; /* mesh connections refused by secure naming */
     struct mg_rq_slot slots[MG_METRICS_SLOTS];
     struct mg_egress_slot {             /* egress refusals by entrance and reason */

@@ -208,6 +208,14 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
             eg[j].count += c;
         }
     }
+    unsigned long ms = 0, md = 0;
+    for (size_t i = 0; i < n; i++) {
+        ms += atomic_load_explicit(&per_worker[i]->mirror_sent, memory_order_relaxed);
+        md += atomic_load_explicit(&per_worker[i]->mirror_dropped, memory_order_relaxed);
+    }
+    mg_buf_printf(out, "# TYPE meshgate_mirror_requests_total counter\n"
+                  "meshgate_mirror_requests_total{result=\"sent\"} %lu\n"
+                  "meshgate_mirror_requests_total{result=\"dropped\"} %lu\n", ms, md);
     mg_buf_adds(out, "# TYPE meshgate_proxy_protocol_total counter\n");
     for (int r = 0; r < MG_PPR_N; r++) {
         unsigned long c = 0;

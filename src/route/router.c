@@ -180,6 +180,16 @@ int mg_route_compile(struct mg_route *r, const struct mg_virtual_service *vs,
         if (cp->max_age_ms >= 0)
             r->cors_max_age = mg_xasprintf("%lld", (long long)(cp->max_age_ms / 1000));
     }
+    r->n_mirrors = h->n_mirrors;
+    if (h->n_mirrors) {
+        r->mirrors = mg_xcalloc(h->n_mirrors, sizeof(*r->mirrors));
+        r->mirror_pct = mg_xcalloc(h->n_mirrors, sizeof(*r->mirror_pct));
+        for (size_t i = 0; i < h->n_mirrors; i++) {
+            r->mirrors[i].cfg = &h->mirrors[i].dest;
+            r->mirrors[i].weight = 100;
+            r->mirror_pct[i] = h->mirrors[i].percentage.present ? h->mirrors[i].percentage.value : 100;
+        }
+    }
     if (h->has_rewrite && h->rewrite.regex_match) {
         r->rewrite_re = mg_xmalloc(sizeof(*r->rewrite_re));
         if (regcomp(r->rewrite_re, h->rewrite.regex_match, REG_EXTENDED) != 0) {
@@ -257,6 +267,8 @@ void mg_route_free(struct mg_route *r)
     free(r->cors_headers);
     free(r->cors_expose);
     free(r->cors_max_age);
+    free(r->mirrors);
+    free(r->mirror_pct);
     if (r->rewrite_re) {
         regfree(r->rewrite_re);
         free(r->rewrite_re);

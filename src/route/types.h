@@ -57,6 +57,11 @@ struct mg_route {
     struct mg_csm *cors_origins;
     size_t n_cors_origins;
     char *cors_methods, *cors_headers, *cors_expose, *cors_max_age;
+    /* mirrors (cfg->mirrors): where copies go (cluster NULL = no such
+     * service: none sent) and the share of requests, 0..100 */
+    struct mg_wdest *mirrors;
+    double *mirror_pct;
+    size_t n_mirrors;
 };
 
 struct mg_vhost {

@@ -57,6 +57,11 @@ bool mg_pp_key_fits(const struct mg_pp_key *k, const struct mg_conn *down);
 int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct bufferevent *bev,
               SSL *ssl);
 
+/* The copied request's body bytes src[0..n) (not consumed) and its end,
+ * for its mirrors' copies (mirror.c). */
+void mg_mirror_tee(struct mg_request *m, struct evbuffer *src, size_t n);
+void mg_mirror_body_end(struct mg_request *m);
+
 /* ---- ISTIO_MUTUAL (mesh.c) ---- */
 
 struct mg_worker;

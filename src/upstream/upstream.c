@@ -563,6 +563,8 @@ bool mg_upstream_body_ready(struct mg_request *r)
 
 void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
 {
+    if (r->shadows)
+        mg_mirror_tee(r, src, n);
     if (r->up2) {
         mg_up2_body_data(r, src, n);
         return;
@@ -585,6 +587,8 @@ void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
 
 void mg_upstream_body_end(struct mg_request *r)
 {
+    if (r->shadows)
+        mg_mirror_body_end(r);
     if (r->up2) {
         mg_up2_body_end(r);
         return;

@@ -54,6 +54,16 @@ bool mg_upstream_body_ready(struct mg_request *r);       /* connected, not above
 void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n);
 void mg_upstream_body_end(struct mg_request *r);        /* last chunk for chunked bodies */
 
+/* Mirrors (mirror.c): send a copy of r (its head as it goes upstream, its
+ * body as the codec hands it over) to each of r->route's mirrors chosen by
+ * its percentage, with Host "-shadow"-suffixed; call after r's upstream
+ * headers are set, before mg_upstream_start(r). The copies' responses are
+ * dropped and their failures ignored; at most 256 per worker are in flight
+ * and a copy whose upstream falls 1 MiB behind is dropped (both counted in
+ * meshgate_mirror_requests_total). mg_upstream_body_data and
+ * mg_upstream_body_end feed the copies themselves. */
+void mg_mirror_start(struct mg_request *r);
+
 /* Downstream drained below its watermark: resume reading the response. */
 void mg_upstream_resume(struct mg_request *r);
 

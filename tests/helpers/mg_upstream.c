@@ -596,10 +596,12 @@ static void usage(FILE *out)
     fputs("usage: mg_upstream [--listen 127.0.0.1:PORT] [--port-file FILE] [--name NAME]\n"
           "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE [--client-cert-optional]]]\n"
           "                   [--serve DIR] [--h2] [--status NNN] [--expect-proxy]\n"
+          "                   [--log-headers]\n"
           "--client-ca requires a client certificate signed by FILE; with\n"
           "--client-cert-optional one is asked for but not required.\n"
           "--h2 also speaks HTTP/2: ALPN h2 with TLS, prior knowledge (h2c) without.\n"
           "--expect-proxy reads a PROXY protocol header first (optional) and echoes it.\n"
+          "--log-headers logs each request's headers (the echo's JSON list) after its line.\n"
           "PORT 0 (the default) picks a free port; --port-file receives it.\n", out);
 }
 
@@ -607,7 +609,7 @@ int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:0", *port_file = NULL, *name = "upstream";
     const char *cert = NULL, *key = NULL, *client_ca = NULL, *serve = NULL, *status = NULL;
-    bool h2 = false, cc_optional = false, expect_proxy = false;
+    bool h2 = false, cc_optional = false, expect_proxy = false, log_headers = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
@@ -625,6 +627,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--client-cert-optional") == 0) {
             cc_optional = true;
+            continue;
+        }
+        if (strcmp(a, "--log-headers") == 0) {
+            log_headers = true;
             continue;
         }
         if (strcmp(a, "--listen") == 0) dst = &listen;
@@ -673,7 +679,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);       /* an SSL write to a reset peer raises it */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    struct server srv = {.name = name, .h2 = h2, .status = (int)st, .expect_proxy = expect_proxy};
+    struct server srv = {.name = name, .h2 = h2, .status = (int)st, .expect_proxy = expect_proxy,
+                         .log_headers = log_headers};
     if (serve && !(srv.serve_dir = realpath(serve, NULL))) {
         fprintf(stderr, "mg_upstream: --serve %s: %s\n", serve, strerror(errno));
         return 2;

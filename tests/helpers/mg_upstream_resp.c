@@ -400,6 +400,9 @@ void mg_up_dispatch(struct conn *c)
     c->keepalive = c->minor >= 1 ? !c->conn_close : c->conn_keepalive;
     fprintf(stderr, "mg_upstream[%s]: %s %s %s body=%llu\n", c->srv->name, c->peer, c->rq.method,
             c->rq.target, (unsigned long long)c->rq.body_len);
+    if (c->srv->log_headers)
+        fprintf(stderr, "mg_upstream[%s]: headers [%.*s]\n", c->srv->name,
+                (int)c->rq.headers_json.len, c->rq.headers_json.p ? c->rq.headers_json.p : "");
     if (c->srv->status) {               /* --status: a failing (or fixed) upstream */
         respond_echo(c, c->srv->status);
         return;

@@ -32,6 +32,7 @@ struct server {
     bool h2;                        /* --h2: ALPN h2 and prior-knowledge h2c */
     int status;                     /* --status NNN: every request gets it (0 = off) */
     bool expect_proxy;              /* --expect-proxy: read a PROXY protocol header first */
+    bool log_headers;               /* --log-headers: each request's headers on stderr */
     struct conn *conns;             /* every live connection, freed at exit */
 };
 
