@@ -20,7 +20,12 @@
 
 #define H1_HIGH_WM (256 * 1024)
 
-enum { P_HEAD, P_BODY, P_WAIT, P_CLOSING };
+/* P_TUNNEL: an upgrade the upstream accepted (101): bytes both ways
+ * between the client and the upstream connection until either ends. */
+enum { P_HEAD, P_BODY, P_WAIT, P_CLOSING, P_TUNNEL };
+
+/* A tunnel reads a side only while the other side's output is below this. */
+#define TUN_HIGH_WM (256 * 1024)
 
 struct h1s {
     struct mg_conn *c;
@@ -42,6 +47,8 @@ struct h1s {
     struct event *next_ev;
     struct evbuffer_cb_entry *stall_cb; /* watching the output drain (stall_watch) */
     size_t max_head;
+    struct bufferevent *up;             /* P_TUNNEL: the upstream connection (upstream's) */
+    bool up_flush;                      /* P_TUNNEL: the client ended; last bytes to the upstream */
 };
 
 static void h1_process(struct h1s *h);
@@ -260,11 +267,158 @@ static void add_head(struct h1s *h, const struct mg_request *r, bool local, size
     evbuffer_commit_space(o, &v, 1);
 }
 
+/* ---- upgraded connections (WebSocket): a tunnel after the 101 ---- */
+
+/* The exchange is over: the access log line (101, bytes both ways, the
+ * tunnel's duration), the upstream connection closed, the client's after
+ * what it still has to receive. */
+static void tunnel_end(struct h1s *h, const char *reason)
+{
+    struct mg_request *r = &h->r;
+    if (h->phase != P_TUNNEL)
+        return;
+    if (reason && !r->reason)
+        r->reason = reason;
+    h->up = NULL;
+    mg_upstream_detach(r, false);
+    h->close_after = true;
+    if (h->active) {
+        mg_request_finish(r);
+        mg_request_release(r);
+        h->active = false;
+    }
+    if (h->c->bev)
+        bufferevent_enable(h->c->bev, EV_WRITE);
+    close_when_flushed(h);
+}
+
+/* Move what `from` has read to `to`; stop reading `from` while `to` is
+ * backed up (its write callback resumes). Returns the bytes moved. */
+static size_t tun_move(struct bufferevent *from, struct bufferevent *to)
+{
+    struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
+    size_t n = evbuffer_get_length(in);
+    if (n)
+        evbuffer_add_buffer(out, in);
+    if (evbuffer_get_length(out) >= TUN_HIGH_WM) {
+        bufferevent_disable(from, EV_READ);
+        bufferevent_setwatermark(to, EV_WRITE, TUN_HIGH_WM / 2, 0);
+    }
+    return n;
+}
+
+static void tun_down_to_up(struct h1s *h)
+{
+    size_t n = tun_move(h->c->bev, h->up);
+    h->r.bytes_received += n;
+    if (n)
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+}
+
+static void tun_up_to_down(struct h1s *h)
+{
+    size_t n = tun_move(h->up, h->c->bev);
+    h->r.bytes_sent += n;
+    if (n)
+        arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+}
+
+static void tun_up_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    if (h->phase == P_TUNNEL && h->c->bev)
+        tun_up_to_down(h);
+    mg_conn_unref(h->c);
+}
+
+static void tun_up_write(struct bufferevent *bev, void *arg)
+{
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    if (h->phase == P_TUNNEL && h->c->bev) {
+        if (h->up_flush && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+            tunnel_end(h, NULL);        /* the client's last bytes went out */
+        } else if (!h->up_flush) {
+            bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+            bufferevent_enable(h->c->bev, EV_READ);
+            tun_down_to_up(h);
+        }
+    }
+    mg_conn_unref(h->c);
+}
+
+static void tun_up_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct h1s *h = arg;
+    mg_conn_ref(h->c);
+    if (h->phase == P_TUNNEL && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+        if (h->c->bev)
+            tun_up_to_down(h);          /* what it sent last */
+        tunnel_end(h, (what & BEV_EVENT_ERROR) ? "upstream_reset" : NULL);
+    }
+    mg_conn_unref(h->c);
+}
+
+/* The client ended its side: its last bytes to the upstream, then the end. */
+static void tun_down_eof(struct h1s *h, bool error)
+{
+    if (!error && h->up) {
+        tun_down_to_up(h);
+        if (evbuffer_get_length(bufferevent_get_output(h->up))) {
+            h->up_flush = true;
+            bufferevent_disable(h->up, EV_READ);
+            bufferevent_setwatermark(h->up, EV_WRITE, 0, 0);
+            return;                     /* tun_up_write ends it (or the idle timer) */
+        }
+    }
+    tunnel_end(h, error ? "downstream_reset" : NULL);
+}
+
+/* The upstream accepted the upgrade: the 101 to the client, then relay. */
+static void tunnel_start(struct h1s *h)
+{
+    struct mg_request *r = &h->r;
+    struct bufferevent *ub = mg_upstream_tunnel(r);
+    if (!ub || !h->c->bev) {
+        h1_ops_abort(r);
+        return;
+    }
+    if (r->timer)
+        evtimer_del(r->timer);          /* the route timeout ends with the upgrade, as Envoy's */
+    struct mg_kv *rh = mg_arena_alloc(&r->arena, (r->n_resp_h + 2) * sizeof(*rh));
+    memcpy(rh, r->resp_h, r->n_resp_h * sizeof(*rh));
+    rh[r->n_resp_h] = (struct mg_kv){ .key = "connection", .value = "upgrade" };
+    rh[r->n_resp_h + 1] = (struct mg_kv){ .key = "upgrade", .value = (char *)r->upgrade };
+    r->resp_h = rh;
+    r->n_resp_h += 2;
+    h->resp_nobody = true;
+    h->resp_chunked = false;
+    h->close_after = false;
+    add_head(h, r, false, 0, 0);
+    h->phase = P_TUNNEL;
+    h->up = ub;
+    bufferevent_setcb(ub, tun_up_read, tun_up_write, tun_up_event, h);
+    bufferevent_setwatermark(ub, EV_READ, 0, TUN_HIGH_WM);
+    bufferevent_setwatermark(h->c->bev, EV_READ, 0, TUN_HIGH_WM);
+    bufferevent_enable(ub, EV_READ | EV_WRITE);
+    bufferevent_enable(h->c->bev, EV_READ | EV_WRITE);
+    arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
+    tun_up_to_down(h);                  /* bytes that came with the 101 */
+    tun_down_to_up(h);                  /* and those the client sent early */
+}
+
 static void op_resp_head(struct mg_request *r)
 {
     struct h1s *h = r->codec;
     if (!h->c->bev)
         return;
+    if (r->status == 101 && r->upgrade) {
+        tunnel_start(h);
+        return;
+    }
     if (!r->body_done)
         h->close_after = true;          /* answered before the body was read */
     size_t body_hint = r->resp_body == MG_BODY_LENGTH && r->resp_cl <= H1_SMALL_BODY ? (size_t)r->resp_cl : 0;
@@ -476,6 +630,30 @@ static char *host_lower(struct mg_arena *a, const char *h, size_t n)
     return s;
 }
 
+/* Does the request's Upgrade header offer `proto` (a token of its list)? */
+static bool upgrade_is(const struct mg_request *r, const char *proto)
+{
+    size_t pl = strlen(proto);
+    for (size_t i = 0; i < r->n_h; i++) {
+        if (strcmp(r->h[i].key, "upgrade") != 0)
+            continue;
+        const char *v = r->h[i].value;
+        while (*v) {
+            while (*v == ' ' || *v == '\t' || *v == ',')
+                v++;
+            const char *e = v;
+            while (*e && *e != ',' && *e != ' ' && *e != '\t' && *e != '/')
+                e++;
+            if ((size_t)(e - v) == pl && mg_strncasecmp(v, proto, pl) == 0)
+                return true;
+            while (*e && *e != ',')
+                e++;
+            v = e;
+        }
+    }
+    return false;
+}
+
 static void start_request(struct h1s *h, const char *buf, size_t hl)
 {
     struct mg_request *r = &h->r;
@@ -535,8 +713,14 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
     }
     r->body_done = r->body == MG_BODY_NONE;
     h->phase = r->body_done ? P_WAIT : P_BODY;
-    if (q->upgrade || q->connect) {
-        /* no tunnels on the HTTP/1 gateway path (yet) */
+    if (q->upgrade && !q->connect && h->minor == 1 && r->body == MG_BODY_NONE &&
+        strcmp(r->method, "GET") == 0 && upgrade_is(r, "websocket")) {
+        /* WebSocket: routed, authenticated and authorized as any request;
+         * a 101 from the upstream turns the connection into a tunnel */
+        r->upgrade = "websocket";
+        h->close_after = true;          /* no request follows on this connection */
+    } else if (q->upgrade || q->connect) {
+        /* other upgrades, and CONNECT, have no place on a gateway route */
         mg_request_reply(r, q->connect ? 405 : 501, "Not Implemented", "unsupported", true);
         return;
     }
@@ -609,7 +793,12 @@ static void read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     struct h1s *h = arg;
     mg_conn_ref(h->c);
-    h1_process(h);
+    if (h->phase == P_TUNNEL) {
+        if (h->up && !h->up_flush)
+            tun_down_to_up(h);
+    } else {
+        h1_process(h);
+    }
     mg_conn_unref(h->c);
 }
 
@@ -617,7 +806,13 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct h1s *h = arg;
     mg_conn_ref(h->c);
-    if (h->phase == P_CLOSING) {
+    if (h->phase == P_TUNNEL) {
+        if (h->up && !h->up_flush) {
+            bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+            bufferevent_enable(h->up, EV_READ);
+            tun_up_to_down(h);
+        }
+    } else if (h->phase == P_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
             stall_watch(h, false);      /* flushed: the linger has its own bound */
             mg_conn_close_lingering(h->c);
@@ -634,6 +829,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct h1s *h = arg;
     mg_conn_ref(h->c);
+    if (h->phase == P_TUNNEL) {
+        tun_down_eof(h, (what & BEV_EVENT_ERROR) != 0);
+        mg_conn_unref(h->c);
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && h->phase != P_BODY &&
         h->phase != P_CLOSING &&
         (h->active || evbuffer_get_length(bufferevent_get_input(bev)) > 0)) {
@@ -661,7 +861,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct h1s *h = arg;
     mg_conn_ref(h->c);
-    if (h->phase == P_HEAD && h->saw_bytes && !h->active && h->c->bev) {
+    if (h->phase == P_TUNNEL) {
+        /* nothing moved either way for the idle timeout */
+        h->r.flags = "SI";
+        tunnel_end(h, "stream_idle_timeout");
+    } else if (h->phase == P_HEAD && h->saw_bytes && !h->active && h->c->bev) {
         struct mg_request *r = &h->r;
         mg_request_init(r, h->c, &h1_ops, h);
         h->active = true;
@@ -696,6 +900,10 @@ static void h1_free(struct mg_conn *c)
 {
     struct h1s *h = c->codec;
     stall_watch(h, false);
+    if (h->active && h->phase == P_TUNNEL) {
+        h->up = NULL;
+        mg_upstream_detach(&h->r, false);   /* its callbacks point here */
+    }
     if (h->active) {
         mg_request_finish(&h->r);
         mg_request_release(&h->r);
@@ -711,6 +919,10 @@ static bool h1_drain(struct mg_conn *c)
     struct h1s *h = c->codec;
     if (h->phase == P_HEAD && !h->active && !h->saw_bytes) {
         mg_conn_close(c);
+        return true;
+    }
+    if (h->phase == P_TUNNEL) {         /* drained as TCP tunnels are: closed */
+        tunnel_end(h, "drain");
         return true;
     }
     h->close_after = true;

@@ -77,6 +77,11 @@ struct mg_request {
      * replies are gRPC-shaped (http/request.c) and grpc-timeout bounds the
      * route timeout. */
     bool grpc;
+    /* The protocol the client asks to switch to ("websocket", from an
+     * HTTP/1.1 Upgrade), NULL = none: the upstream request carries
+     * Connection: upgrade and Upgrade, and a 101 makes the exchange a
+     * tunnel (upstream.h mg_upstream_tunnel). */
+    const char *upgrade;
 
     /* decided by the phases */
     struct mg_srv *srv;

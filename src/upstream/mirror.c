@@ -250,8 +250,8 @@ static void shadow_start(struct mg_request *m, const struct mg_wdest *dest)
 void mg_mirror_start(struct mg_request *r)
 {
     const struct mg_route *rt = r->route;
-    if (!rt || !rt->n_mirrors)
-        return;
+    if (!rt || !rt->n_mirrors || r->upgrade)
+        return;                         /* a tunnel is not copied */
     for (size_t i = 0; i < rt->n_mirrors; i++) {
         const struct mg_wdest *d = &rt->mirrors[i];
         double pct = rt->mirror_pct[i];

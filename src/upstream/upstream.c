@@ -34,7 +34,9 @@
 #define UP_MAX_HEAD (64 * 1024)
 #define UP_HARD_PENDING 1024
 
-enum { UC_CONNECTING, UC_HEAD, UC_BODY, UC_DONE, UC_IDLE };
+/* UC_TUNNEL: the upstream answered an upgrade with 101; the connection is
+ * the request's byte stream (mg_upstream_tunnel) until it is detached. */
+enum { UC_CONNECTING, UC_HEAD, UC_BODY, UC_DONE, UC_IDLE, UC_TUNNEL };
 
 struct mg_uconn {
     struct mg_uconn *next;              /* idle list */
@@ -124,6 +126,10 @@ static void put_head(const struct mg_uconn *uc, const struct mg_request *r, stru
     mg_h1_put_field(w, "host", r->up_authority ? r->up_authority : uc->cl->host);
     for (size_t i = 0; i < r->n_uh; i++)
         mg_h1_put_field(w, r->uh[i].key, r->uh[i].value);
+    if (r->upgrade) {                   /* the hop-by-hop pair the edge removed, ours */
+        mg_h1_put_field(w, "connection", "upgrade");
+        mg_h1_put_field(w, "upgrade", r->upgrade);
+    }
     if (r->body == MG_BODY_LENGTH)
         mg_h1_put_content_length(w, r->content_length);
     else if (r->body == MG_BODY_CHUNKED)
@@ -899,6 +905,19 @@ static void parse_head(struct mg_uconn *uc)
             mg_request_upstream_failed(r, 502, "UPE", NULL);
             return;
         }
+        if (resp.status == 101 && r->upgrade) {
+            /* the upgrade accepted: what follows the head is the tunnel's */
+            if (uc->try_timer)
+                evtimer_del(uc->try_timer);
+            mg_cluster_outcome(uc->cl, uc->ep, MG_OD_RESPONSE, resp.status);
+            take_head(uc, r, &resp);
+            evbuffer_drain(in, (size_t)hl);
+            uc->state = UC_TUNNEL;
+            uc->keep_alive = false;
+            r->resp_started = true;
+            r->ops->resp_head(r);       /* the codec takes the connection (mg_upstream_tunnel) */
+            return;
+        }
         if (resp.status >= 100 && resp.status < 200) {
             evbuffer_drain(in, (size_t)hl);     /* 1xx: skipped */
             continue;
@@ -928,6 +947,15 @@ static void parse_head(struct mg_uconn *uc)
         if (uc->r && !uc->dead && uc->rb == MG_H1_BODY_NONE)
             complete(uc);
     }
+}
+
+struct bufferevent *mg_upstream_tunnel(struct mg_request *r)
+{
+    struct mg_uconn *uc = r->up2 ? NULL : r->uc;
+    if (!uc || uc->state != UC_TUNNEL || !uc->bev)
+        return NULL;
+    bufferevent_set_timeouts(uc->bev, NULL, NULL);
+    return uc->bev;
 }
 
 static void uc_read_cb(struct bufferevent *bev, void *arg)

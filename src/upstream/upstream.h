@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include "config/config.h"
 #include "base/base.h"
 #include "upstream/types.h"
@@ -63,6 +64,15 @@ void mg_upstream_body_end(struct mg_request *r);        /* last chunk for chunke
  * meshgate_mirror_requests_total). mg_upstream_body_data and
  * mg_upstream_body_end feed the copies themselves. */
 void mg_mirror_start(struct mg_request *r);
+
+/* An upgrade (r->upgrade) the upstream accepted: when it answers 101 the
+ * response head reaches the codec (ops->resp_head with r->status 101) and
+ * the connection becomes the request's byte stream. This returns its
+ * bufferevent (NULL when r has no such connection) for the caller to set
+ * its own callbacks on and relay both ways; bytes the upstream sent after
+ * the 101 are in its input already. It stays the upstream's: end it with
+ * mg_upstream_detach(r, false). */
+struct bufferevent *mg_upstream_tunnel(struct mg_request *r);
 
 /* Downstream drained below its watermark: resume reading the response. */
 void mg_upstream_resume(struct mg_request *r);

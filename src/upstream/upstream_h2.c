@@ -50,7 +50,7 @@ bool mg_up2_wanted(const struct mg_request *r)
         return true;
     if (rt_of((struct mg_cluster *)cl, r->conn->w)->h2_fallback)
         return false;
-    if (mg_request_header(r, "upgrade") || strcmp(r->method, "CONNECT") == 0)
+    if (r->upgrade || mg_request_header(r, "upgrade") || strcmp(r->method, "CONNECT") == 0)
         return false;                   /* upgrades stay HTTP/1.1, as Envoy does */
     return cl->h2 == MG_UP_H2_PREFER ||
            (cl->use_client_protocol && r->protocol && strcmp(r->protocol, "HTTP/2") == 0);

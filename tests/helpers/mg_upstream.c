@@ -84,6 +84,9 @@ void mg_up_request_reset(struct conn *c)
     c->content_length = c->remaining = c->rq.body_len = 0;
     c->send_left = 0;
     c->send_chunked = false;
+    free(c->ws_key);
+    c->ws_key = NULL;
+    c->ws_v13 = false;
     EVP_DigestInit_ex(c->rq.sha, EVP_sha256(), NULL);
     c->st = S_LINE;
 }
@@ -109,6 +112,7 @@ void mg_up_conn_free(struct conn *c, bool abrupt)
     bufferevent_free(c->bev);
     free(c->rq.method);
     free(c->rq.target);
+    free(c->ws_key);
     mg_buf_free(&c->rq.headers_json);
     EVP_MD_CTX_free(c->rq.sha);
     free(c);
@@ -156,7 +160,12 @@ static int parse_header(struct conn *c, char *line, size_t n)
     mg_buf_adds(&c->rq.headers_json, "]");
     *colon = '\0';
     *end = '\0';
-    if (mg_strcasecmp(line, "content-length") == 0) {
+    if (mg_strcasecmp(line, "sec-websocket-key") == 0) {
+        free(c->ws_key);
+        c->ws_key = mg_xstrdup(v);
+    } else if (mg_strcasecmp(line, "sec-websocket-version") == 0) {
+        c->ws_v13 = strcmp(v, "13") == 0;
+    } else if (mg_strcasecmp(line, "content-length") == 0) {
         uint64_t cl;
         if (mg_parse_uint(v, 0, UINT64_MAX / 2, &cl) != 0 || (c->has_cl && cl != c->content_length))
             return -1;
@@ -203,6 +212,10 @@ static void process(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     for (;;) {
+        if (c->st == S_WS) {
+            mg_up_ws_read(c);
+            return;
+        }
         if (c->st == S_RESPOND || c->st == S_CLOSING)
             return;
         if (c->st == S_BODY || c->st == S_CHUNK_DATA) {
@@ -340,7 +353,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
         mg_up_h2_write(c);
         return;
     }
-    if (c->st == S_RESPOND && c->send_left > 0)
+    if (c->st == S_WS) {
+        bufferevent_enable(bev, EV_READ);
+        mg_up_ws_read(c);
+    } else if (c->st == S_RESPOND && c->send_left > 0)
         mg_up_fill_bytes(c);
     else if (c->st == S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         mg_up_conn_free(c, false);

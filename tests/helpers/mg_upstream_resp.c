@@ -407,6 +407,8 @@ void mg_up_dispatch(struct conn *c)
         respond_echo(c, c->srv->status);
         return;
     }
+    if (mg_up_ws_accept(c))
+        return;
     char *path = mg_xstrdup(c->rq.target);
     char *query = strchr(path, '?');
     if (query)

@@ -40,6 +40,7 @@ enum state {
     S_LINE, S_HEADERS, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_END, S_TRAILERS,
     S_RESPOND,                      /* request complete, response pending or streaming */
     S_CLOSING,                      /* last response queued; free once written */
+    S_WS,                           /* a WebSocket echo after the 101 (mg_upstream_ws.c) */
 };
 
 /* One request as the echo reports it (HTTP/1 connection or HTTP/2 stream). */
@@ -74,6 +75,8 @@ struct conn {
     struct up_req rq;
     int minor;
     bool chunked, has_cl, conn_close, conn_keepalive, expect_continue;
+    char *ws_key;                   /* Sec-WebSocket-Key, NULL = none */
+    bool ws_v13;                    /* Sec-WebSocket-Version: 13 */
     uint64_t content_length, remaining;
     /* the response */
     bool keepalive;
@@ -95,6 +98,12 @@ void mg_up_dispatch(struct conn *c);
 void mg_up_bad_request(struct conn *c, int status, const char *why);
 /* Queue more of a /bytes body (called from the write callback). */
 void mg_up_fill_bytes(struct conn *c);
+
+/* WebSocket (mg_upstream_ws.c): answer a /ws... request that carries a
+ * Sec-WebSocket-Key (true: handled, the connection is an echo from now
+ * on, or refused 400); read frames in state S_WS. */
+bool mg_up_ws_accept(struct conn *c);
+void mg_up_ws_read(struct conn *c);
 
 /* Shared by both protocols (mg_upstream_resp.c). */
 /* The echo JSON for rq on c (finalizes rq->sha). Caller frees. */
