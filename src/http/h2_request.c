@@ -214,11 +214,23 @@ void mg_h2_start_stream(struct mg_h2_stream *s)
     if (!s->bad && strchr(r->authority, '@'))
         s->bad = "authority_userinfo";
     if (!s->bad && strcmp(r->method, "CONNECT") == 0) {
-        /* no tunnels on the gateway path, as for HTTP/1 */
-        mg_request_reply(r, 405, "Method Not Allowed", "unsupported", false);
-        return;
+        if (!s->p_protocol || mg_strcasecmp(s->p_protocol, "websocket") != 0) {
+            /* no other tunnels on the gateway path, as for HTTP/1 */
+            mg_request_reply(r, 405, "Method Not Allowed", "unsupported", false);
+            return;
+        }
+        /* RFC 8441: a WebSocket over this stream, handled as the HTTP/1.1
+         * upgrade it stands for (as Envoy does): a GET with Upgrade:
+         * websocket for routing, authentication and authorization; the
+         * stream's DATA both ways become the tunnel's bytes */
+        r->method = "GET";
+        r->upgrade = "websocket";
+        r->upgrade_h2 = true;
+        r->body = MG_BODY_UNTIL_CLOSE;
+        r->body_done = false;
+        s->body_end_sent = false;
     }
-    if (!s->bad && (s->p_protocol || !s->p_method))
+    if (!s->bad && ((s->p_protocol && !r->upgrade_h2) || !s->p_method))
         s->bad = "malformed_request";
     /* Istio answers 400 to a method that is not uppercase (as the HTTP/1
      * parser does): policies match methods case-sensitively, and a

@@ -268,6 +268,8 @@ static void op_resp_head(struct mg_request *r)
     struct mg_h2_stream *s = live(r);
     if (!s)
         return;
+    if (r->upgrade && r->timer)
+        evtimer_del(r->timer);          /* the route timeout ends with the upgrade, as Envoy's */
     bool nobody = r->is_head || r->status == 204 || r->status == 304 ||
                   r->resp_body == MG_BODY_NONE ||
                   (r->resp_body == MG_BODY_LENGTH && r->resp_cl == 0);
@@ -989,6 +991,7 @@ void mg_h2_server_start(struct mg_conn *c)
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, MG_H2_STREAM_WINDOW },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)(h->max_hdr > UINT32_MAX ? UINT32_MAX : h->max_hdr) },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        { NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },   /* WebSocket (RFC 8441) */
     };
     if (!h->ng || !h->pump_ev || !h->idle_ev || !h->hdr_ev ||
         nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, MG_ARRAY_LEN(iv)) != 0 ||

@@ -82,6 +82,13 @@ struct mg_request {
      * Connection: upgrade and Upgrade, and a 101 makes the exchange a
      * tunnel (upstream.h mg_upstream_tunnel). */
     const char *upgrade;
+    /* The upgrade came as an HTTP/2 extended CONNECT (RFC 8441): the
+     * upstream gets an HTTP/1.1 upgrade with the Sec-WebSocket-Key the
+     * gateway generates (ws_key, arena), its 101 must carry the matching
+     * Sec-WebSocket-Accept, and is answered 200 on the stream, whose DATA
+     * both ways are the request and response bodies (MG_BODY_UNTIL_CLOSE). */
+    bool upgrade_h2;
+    const char *ws_key;
 
     /* decided by the phases */
     struct mg_srv *srv;

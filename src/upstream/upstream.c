@@ -8,6 +8,8 @@
  * the way out. */
 #include "upstream/upstream.h"
 #include "upstream/internal.h"
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -120,15 +122,58 @@ static void uc_close(struct mg_uconn *uc)
     pool_kick(cl, w);
 }
 
+static bool has_uh(const struct mg_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_uh; i++)
+        if (mg_strcasecmp(r->uh[i].key, name) == 0)
+            return true;
+    return false;
+}
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* RFC 6455 4.2.2: base64(SHA-1(key + GUID)), arena; NULL on failure. */
+static char *ws_accept_for(struct mg_arena *a, const char *key)
+{
+    char cat[128];
+    int n = snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    if (n < 0 || (size_t)n >= sizeof(cat) || !EVP_Digest(cat, (size_t)n, md, &ml, EVP_sha1(), NULL))
+        return NULL;
+    char *b = mg_base64_encode(md, ml, false, true);
+    char *out = b ? mg_arena_strndup(a, b, strlen(b)) : NULL;
+    free(b);
+    return out;
+}
+
+/* The Sec-WebSocket-Key of an extended CONNECT's upgrade: 16 random bytes. */
+static void ws_key_make(struct mg_request *r)
+{
+    unsigned char k[16];
+    if (RAND_bytes(k, sizeof(k)) != 1)
+        return;
+    char *b = mg_base64_encode(k, sizeof(k), false, true);
+    if (b)
+        r->ws_key = mg_arena_strndup(&r->arena, b, strlen(b));
+    free(b);
+}
+
 static void put_head(const struct mg_uconn *uc, const struct mg_request *r, struct mg_h1_out *w)
 {
     mg_h1_put_request_line(w, r->method, NULL, r->up_path, NULL);
     mg_h1_put_field(w, "host", r->up_authority ? r->up_authority : uc->cl->host);
     for (size_t i = 0; i < r->n_uh; i++)
-        mg_h1_put_field(w, r->uh[i].key, r->uh[i].value);
+        if (!r->ws_key || mg_strcasecmp(r->uh[i].key, "sec-websocket-key") != 0)
+            mg_h1_put_field(w, r->uh[i].key, r->uh[i].value);
     if (r->upgrade) {                   /* the hop-by-hop pair the edge removed, ours */
         mg_h1_put_field(w, "connection", "upgrade");
         mg_h1_put_field(w, "upgrade", r->upgrade);
+    }
+    if (r->ws_key) {                    /* an extended CONNECT's: the handshake is ours */
+        mg_h1_put_field(w, "sec-websocket-key", r->ws_key);
+        if (!has_uh(r, "sec-websocket-version"))
+            mg_h1_put_field(w, "sec-websocket-version", "13");
     }
     if (r->body == MG_BODY_LENGTH)
         mg_h1_put_content_length(w, r->content_length);
@@ -142,6 +187,8 @@ static void put_head(const struct mg_uconn *uc, const struct mg_request *r, stru
  * buffer chain, one write(2) or one TLS record. */
 static void write_head(struct mg_uconn *uc, struct mg_request *r)
 {
+    if (r->upgrade_h2 && !r->ws_key)
+        ws_key_make(r);
     struct evbuffer *out = bufferevent_get_output(uc->bev);
     struct mg_h1_out w;
     struct evbuffer_iovec v;
@@ -563,7 +610,8 @@ bool mg_upstream_body_ready(struct mg_request *r)
     if (r->up2)
         return mg_up2_body_ready(r);
     struct mg_uconn *uc = r->uc;
-    return uc && uc->state >= UC_HEAD && uc->bev &&
+    /* an upgrade's bytes wait for the 101 */
+    return uc && uc->state >= UC_HEAD && !(r->upgrade && uc->state == UC_HEAD) && uc->bev &&
            evbuffer_get_length(bufferevent_get_output(uc->bev)) < UP_HIGH_WM;
 }
 
@@ -903,6 +951,43 @@ static void parse_head(struct mg_uconn *uc)
         if (hl <= 0) {
             uc->keep_alive = false;
             mg_request_upstream_failed(r, 502, "UPE", NULL);
+            return;
+        }
+        if (resp.status == 101 && r->upgrade_h2) {
+            /* the gateway's own handshake: the answer must match its key */
+            const char *acc = NULL, *expect = r->ws_key ? ws_accept_for(&r->arena, r->ws_key) : NULL;
+            for (size_t i = 0; i < resp.n_headers; i++)
+                if (resp.headers[i].name_len == 20 &&
+                    mg_strncasecmp(resp.headers[i].name, "sec-websocket-accept", 20) == 0)
+                    acc = mg_arena_strndup(&r->arena, resp.headers[i].value, resp.headers[i].value_len);
+            if (!expect || !acc || strcmp(acc, expect) != 0) {
+                uc->keep_alive = false;
+                r->upstream_detail = "upstream WebSocket handshake: Sec-WebSocket-Accept does not match";
+                mg_request_upstream_failed(r, 502, "UPE", NULL);
+                return;
+            }
+            if (uc->try_timer)
+                evtimer_del(uc->try_timer);
+            mg_cluster_outcome(uc->cl, uc->ep, MG_OD_RESPONSE, resp.status);
+            take_head(uc, r, &resp);
+            size_t o = 0;               /* the HTTP/1.1 handshake's own field stays here */
+            for (size_t i = 0; i < r->n_resp_h; i++)
+                if (mg_strcasecmp(r->resp_h[i].key, "sec-websocket-accept") != 0)
+                    r->resp_h[o++] = r->resp_h[i];
+            r->n_resp_h = o;
+            evbuffer_drain(in, (size_t)hl);
+            /* 200 on the stream; the connection's bytes are its body both ways */
+            r->status = 200;
+            r->resp_body = MG_BODY_UNTIL_CLOSE;
+            r->resp_cl = 0;
+            r->resp_close = true;
+            uc->rb = MG_H1_BODY_UNTIL_CLOSE;
+            uc->keep_alive = false;
+            uc->state = UC_BODY;
+            r->resp_started = true;
+            r->ops->resp_head(r);
+            if (uc->r && !uc->dead)
+                r->ops->body_resume(r);
             return;
         }
         if (resp.status == 101 && r->upgrade) {

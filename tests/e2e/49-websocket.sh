@@ -1,11 +1,15 @@
 #!/bin/bash
-# 49-websocket.sh - WebSocket through the gateway (HTTP/1.1 Upgrade): the
+# 49-websocket.sh - WebSocket through the gateway (HTTP/1.1 Upgrade, and
+# HTTP/2 extended CONNECT translated to an HTTP/1.1 upgrade upstream): the
 # upgrade request routed, authenticated and authorized like any other (an
 # AuthorizationPolicy refusing one path, a JWT required on another); the
 # upstream's 101 relayed with its Sec-WebSocket-Accept, then a tunnel
 # carrying 10 MiB each way intact (frames echoed by mg_upstream's RFC 6455
 # echo, over plain HTTP and TLS) and the close handshake; other upgrades
-# refused 501; an idle tunnel closed after the idle timeout; the access log
+# refused 501; over HTTP/2 the gateway offers SETTINGS_ENABLE_CONNECT_PROTOCOL,
+# makes the RFC 6455 handshake itself (its own Sec-WebSocket-Key, the
+# upstream's Sec-WebSocket-Accept checked: a wrong one is 502) and carries
+# 10 MiB each way on the stream; an idle tunnel closed after the idle timeout; the access log
 # line of the upgraded exchange with 101 and the bytes both ways.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
@@ -21,8 +25,25 @@ K=$(mg_tmpdir keys)
 tok=$("$JWT_TOOL" sign --key "$K/k1.pem" --kid k1 --alg RS256 \
       --claims "{\"iss\":\"https://issuer.example.com\",\"sub\":\"alice\",\"exp\":$(($(date +%s) + 3600))}") ||
     bail_out "token"
-mg_start_upstream --name ws || bail_out "upstream"
+mg_start_upstream --name ws --log-headers || bail_out "upstream"
 up=$MG_UPSTREAM_PORT
+WS_LOG=$MG_UPSTREAM_LOG
+# an upstream that answers every upgrade 101 with a wrong Sec-WebSocket-Accept
+bad=$(mg_free_port)
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); s.settimeout(1); keep = []
+end = time.time() + 120
+while time.time() < end:
+    try:
+        c = s.accept()[0]; c.recv(65536); keep.append(c)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n")
+    except socket.timeout: pass
+' "$bad" &
+_mg_track $!
+mg_wait_port 127.0.0.1 "$bad" || bail_out "bad upstream"
 http=$(mg_free_port)
 https=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
@@ -31,6 +52,7 @@ dp_proxy "$cfg" "$MG_ADMIN" JSON
 sed -i 's/idle: 60s/idle: 3s/' "$cfg/00-proxy.yaml"
 log=$DP_ACCESS_LOG
 dp_service "$cfg" app app.svc "$up"
+dp_service "$cfg" bad bad.svc "$bad"
 cat >"$cfg/gw.yaml" <<YAML
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -51,6 +73,8 @@ spec:
   hosts: [app.example.com]
   gateways: [gw]
   http:
+  - match: [{uri: {prefix: /wsbad/}}]
+    route: [{destination: {host: bad.svc}}]
   - route: [{destination: {host: app.svc}}]
     timeout: 2s
 ---
@@ -203,6 +227,22 @@ out=$(wsc "$http" /ws/jwt --bytes 100000 --header "Authorization: Bearer $tok")
 like "$out" 'status 101' "a valid token: 101"
 like "$out" 'echo 100000 intact' "... and the echo"
 like "$(wsc "$http" /ws/echo --upgrade h2c --bytes 10)" 'status 501' "another upgrade (h2c): 501"
+
+# --- HTTP/2 extended CONNECT (TLS, ALPN h2)
+h2ws() { "$MG_BUILDDIR/tests/helpers/mg_h2ws" "$https" "$MG_PKI/root-cert.pem" "$@" 2>&1; }
+out=$(h2ws /ws/h2 --bytes 10485760)
+like "$out" 'connect-protocol 1' "HTTP/2: the gateway offers SETTINGS_ENABLE_CONNECT_PROTOCOL"
+like "$out" 'status 200' "... extended CONNECT answered 200 after the upstream's 101"
+like "$out" 'echo 10485760 intact' "... 10 MiB each way on the stream, intact"
+like "$out" 'close ok' "... and the close handshake"
+like "$(grep -A1 'GET /ws/h2 ' "$WS_LOG")" '"sec-websocket-key","[A-Za-z0-9+/]{22}=="' \
+    "... the upstream got an HTTP/1.1 upgrade with the gateway's own Sec-WebSocket-Key"
+like "$(h2ws /ws/denied --bytes 10)" 'status 403' "HTTP/2: AuthorizationPolicy refuses: 403"
+like "$(h2ws /ws/jwt --bytes 10)" 'status 403' "HTTP/2: JWT required, none sent: 403"
+out=$(h2ws /ws/jwt --bytes 100000 --header "authorization: Bearer $tok")
+like "$out" 'echo 100000 intact' "HTTP/2: a valid token, the echo"
+like "$(h2ws /wsbad/x --bytes 10)" 'status 502' \
+    "HTTP/2: an upstream whose Sec-WebSocket-Accept does not match: 502"
 
 out=$(wsc "$http" /ws/idle --idle 3)
 like "$out" 'idle-closed yes' "an idle tunnel is closed after the idle timeout"

@@ -203,6 +203,13 @@ int main(void)
     done(s);
 
     s = stream();
+    base(s, "CONNECT", "/x");
+    field(s, ":protocol", "connect-udp");
+    mg_h2_start_stream(s);
+    is_int(replied, 405, "extended CONNECT for another protocol than websocket -> 405");
+    done(s);
+
+    s = stream();
     base(s, "GET", "/x");
     field(s, "host", "evil.example.com");
     mg_h2_start_stream(s);
@@ -232,7 +239,7 @@ int main(void)
     base(s, "GET", "/x");
     field(s, ":protocol", "websocket");
     mg_h2_start_stream(s);
-    is_int(replied, 400, ":protocol (extended CONNECT, not offered) -> 400");
+    is_int(replied, 400, ":protocol on a GET (extended CONNECT is CONNECT only) -> 400");
     done(s);
 
     s = stream();
