@@ -448,18 +448,55 @@ static void init_retries(void *obj)
     ((struct mg_http_route *)obj)->retries.per_try_timeout_ms = -1;
 }
 
-static const char *const retries_unsupported[] = {
-    "retryRemoteLocalities", "retryIgnorePreviousHosts", "backoff",
-};
+/* retryOn: Envoy's conditions, or HTTP status codes (Istio makes them
+ * retriable status codes), as Istio validates it */
+static void check_retries(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    static const char *const known[] = {
+        "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure",
+        "envoy-ratelimited", "retriable-4xx", "refused-stream", "retriable-status-codes",
+        "retriable-headers", "http3-post-connect-failure", "cancelled", "deadline-exceeded",
+        "internal", "resource-exhausted", "unavailable",
+    };
+    const struct mg_http_route *h = obj;
+    const struct mg_ynode *at = mg_cfg_seen(r, "retryOn");
+    const char *p = h->retries.retry_on;
+    while (at && p && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        if (e == p)
+            break;
+        bool ok = false;
+        for (size_t i = 0; i < MG_ARRAY_LEN(known) && !ok; i++)
+            ok = strlen(known[i]) == (size_t)(e - p) && strncmp(known[i], p, (size_t)(e - p)) == 0;
+        uint64_t code;
+        char num[8];
+        if (!ok && (size_t)(e - p) < sizeof(num)) {
+            memcpy(num, p, (size_t)(e - p));
+            num[e - p] = '\0';
+            ok = mg_parse_uint(num, 100, 599, &code) == 0;
+        }
+        if (!ok)
+            mg_error(x->d, at->pos, "%s: unknown retryOn condition \"%.*s\"", mg_cfg_field(x, NULL),
+                     (int)(e - p), p);
+        p = e;
+    }
+}
+
+static const char *const retries_unsupported[] = { "retryIgnorePreviousHosts", "backoff" };
 static const struct mg_cfg_field retries_rows[] = {
     MG_CFG_INT("attempts", struct mg_http_route, retries.attempts, 0, 100),
     MG_CFG_DURATION("perTryTimeout", struct mg_http_route, retries.per_try_timeout_ms),
     MG_CFG_STR("retryOn", struct mg_http_route, retries.retry_on),
+    MG_CFG_BOOL("retryRemoteLocalities", struct mg_http_route, retries.retry_remote_localities),
     MG_CFG_UNSUPPORTED_ANY(retries_unsupported),
 };
 static const struct mg_cfg_table retries = {
     MG_CFG_ROWS(retries_rows), .present_at = MG_CFG_FLAG_AT(struct mg_http_route, has_retries),
-    .init = init_retries,
+    .init = init_retries, .check = check_retries,
 };
 
 /* corsPolicy.allowOrigins: a list of StringMatch */

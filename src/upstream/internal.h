@@ -62,6 +62,13 @@ int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct buf
 void mg_mirror_tee(struct mg_request *m, struct evbuffer *src, size_t n);
 void mg_mirror_body_end(struct mg_request *m);
 
+/* The retry class of a response (mg_upstream_retry_allowed): "ratelimited"
+ * with x-envoy-ratelimited, "grpc-N" for a 200 carrying a non-zero
+ * grpc-status (a trailers-only gRPC error), "status-NNN" for 4xx and 5xx;
+ * false (nothing to retry) otherwise. */
+bool mg_upstream_retry_class(int status, const char *grpc_status, bool ratelimited, char *out,
+                             size_t cap);
+
 /* ---- ISTIO_MUTUAL (mesh.c) ---- */
 
 struct mg_worker;

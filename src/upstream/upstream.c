@@ -933,6 +933,43 @@ static bool relay_body(struct mg_uconn *uc)
     return true;
 }
 
+/* A response field's value (first of the name), NUL-terminated in a
+ * thread-local buffer, or NULL: enough for short fields (grpc-status). */
+static const char *h1_field(const struct mg_h1_response *resp, const char *name)
+{
+    static _Thread_local char v[32];
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const struct mg_h1_header *x = &resp->headers[i];
+        if (x->name_len == nl && mg_strncasecmp(x->name, name, nl) == 0) {
+            size_t l = x->value_len < sizeof(v) - 1 ? x->value_len : sizeof(v) - 1;
+            memcpy(v, x->value, l);
+            v[l] = '\0';
+            return v;
+        }
+    }
+    return NULL;
+}
+
+bool mg_upstream_retry_class(int status, const char *grpc_status, bool ratelimited, char *out,
+                             size_t cap)
+{
+    if (ratelimited) {
+        snprintf(out, cap, "ratelimited");
+        return true;
+    }
+    uint64_t g;
+    if (status == 200 && grpc_status && mg_parse_uint(grpc_status, 1, 16, &g) == 0) {
+        snprintf(out, cap, "grpc-%d", (int)g);
+        return true;
+    }
+    if (status >= 400) {
+        snprintf(out, cap, "status-%d", status);
+        return true;
+    }
+    return false;
+}
+
 static void parse_head(struct mg_uconn *uc)
 {
     struct evbuffer *in = bufferevent_get_input(uc->bev);
@@ -1010,10 +1047,12 @@ static void parse_head(struct mg_uconn *uc)
         if (uc->try_timer)
             evtimer_del(uc->try_timer);
         mg_cluster_outcome(uc->cl, uc->ep, MG_OD_RESPONSE, resp.status);
-        if (resp.status >= 500) {
-            char cls[16];
-            snprintf(cls, sizeof(cls), "5xx-%d", resp.status);
-            if (mg_upstream_retry_allowed(r, cls)) {
+        {
+            char cls[24];
+            if (mg_upstream_retry_class(resp.status, h1_field(&resp, "grpc-status"),
+                                        h1_field(&resp, "x-envoy-ratelimited") != NULL, cls,
+                                        sizeof(cls)) &&
+                mg_upstream_retry_allowed(r, cls)) {
                 mg_request_upstream_failed(r, resp.status, "URX", cls);
                 return;
             }

@@ -100,8 +100,10 @@ SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client
 SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t errlen);
 
 /* May the request be tried again after a failure of class `cls`
- * ("connect-failure", "reset", "refused-stream", "timeout", "5xx-<status>")
- * under its route's retry policy? No retry once a body byte went upstream or
+ * ("connect-failure", "reset", "refused-stream", "timeout", "status-<status>",
+ * "grpc-<status>", "ratelimited": upstream/internal.h mg_upstream_retry_class)
+ * under its route's retry policy (Envoy's retryOn conditions and the numeric
+ * tokens Istio makes retriable status codes)? No retry once a body byte went upstream or
  * the response started (retry.c). */
 bool mg_upstream_retry_allowed(const struct mg_request *r, const char *cls);
 

@@ -232,9 +232,16 @@ static bool deliver(struct mg_up2_stream *s)
         if (s->try_timer)
             evtimer_del(s->try_timer);
         mg_cluster_outcome(c->cl, c->ep, MG_OD_RESPONSE, s->status);
-        if (s->status >= 500) {
-            char cls[16];
-            snprintf(cls, sizeof(cls), "5xx-%d", s->status);
+        const char *gs = NULL;
+        bool rl = false;
+        for (size_t i = 0; i < s->nh; i++) {
+            if (strcmp(s->hv[i].key, "grpc-status") == 0)
+                gs = s->hv[i].value;
+            else if (strcmp(s->hv[i].key, "x-envoy-ratelimited") == 0)
+                rl = true;
+        }
+        char cls[24];
+        if (mg_upstream_retry_class(s->status, gs, rl, cls, sizeof(cls))) {
             if (mg_upstream_retry_allowed(r, cls)) {
                 int st = s->status;
                 mg_up2_detach(r, false);

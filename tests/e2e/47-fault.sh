@@ -5,7 +5,10 @@
 # on the same request, after authorization (a denied request is never
 # delayed or aborted), the response flags DI and FI in the access log; an
 # unset percentage injects nothing, as in Istio; `meshgate check` accepts
-# fault without a warning.
+# fault without a warning. Also the route's retry conditions (retryOn) that
+# fault-tolerant clients rely on: retriable-4xx, numeric status codes,
+# envoy-ratelimited, the gRPC ones on a trailers-only error, and an unknown
+# condition refused by `meshgate check`.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -58,11 +61,20 @@ YAML
     route tenth "{abort: {httpStatus: 503, percentage: {value: 10}}}"
     route grpc "{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}"
     route both "{delay: {fixedDelay: 300ms, percentage: {value: 100}}, abort: {httpStatus: 503, percentage: {value: 100}}}"
+    retry() {  # NAME RETRY_ON
+        echo "  - {name: $1, match: [{uri: {prefix: /$1/}}], rewrite: {uri: /}, retries: {attempts: 2, retryOn: '$2', retryRemoteLocalities: true}, route: [{destination: {host: app.svc}}]}"
+    }
+    retry r4xx retriable-4xx
+    retry rcode "5xx,429"
+    retry rnone gateway-error
+    retry rlim envoy-ratelimited
+    retry rgrpc "unavailable,cancelled"
 } >"$cfg/gw.yaml"
 
 out=$("$MESHGATE" check -c "$cfg" 2>&1)
-is "$?" 0 "meshgate check accepts fault"
+is "$?" 0 "meshgate check accepts fault and the retry conditions"
 unlike "$out" '"fault".*not supported' "... without an 'ignored' warning"
+unlike "$out" 'retryRemoteLocalities' "... retryRemoteLocalities accepted (every endpoint is a candidate)"
 bad=$(mg_tmpdir bad)
 cp "$cfg"/*.yaml "$bad/"
 sed -i 's|{abort: {httpStatus: 418, percentage: {value: 100.0}}}|{abort: {percentage: {value: 170}}}|' "$bad/gw.yaml"
@@ -70,6 +82,9 @@ out=$("$MESHGATE" check -c "$bad" 2>&1)
 is "$?" 1 "an abort without a status and a percentage over 100 are errors"
 like "$out" 'gw.yaml:[0-9]+:[0-9]+: error: .*needs httpStatus or grpcStatus' "... with their position"
 like "$out" 'invalid value "170"' "... both of them"
+sed -i "s/retryOn: 'retriable-4xx'/retryOn: 'retriable-4xx,sometimes'/" "$bad/gw.yaml"
+like "$("$MESHGATE" check -c "$bad" 2>&1)" 'error: .*unknown retryOn condition "sometimes"' \
+    "an unknown retryOn condition is an error"
 ok "gateway starts" mg_start_meshgate "$cfg"
 
 U=http://app.example.com:$http
@@ -115,6 +130,23 @@ urls=()
 for ((i = 0; i < 40; i++)); do urls+=("$U/halfdelay/$i"); done
 n=$(mg_curl --max-time 60 -w '\n@%{time_total}\n' "${urls[@]}" | awk '/^@/ && substr($1, 2) >= 0.15' | wc -l)
 ok "delay percentage 50: $n of 40 delayed (want 8..32)" test "$n" -ge 8 -a "$n" -le 32
+
+# --- retry conditions: 1 try + 2 retries reach the upstream when the condition holds
+tries() { grep -c "GET $1 " "$UP_LOG"; }
+is "$(mg_http_code "$U/r4xx/status/409")" 409 "retriable-4xx: the last 409 relayed"
+is "$(tries /status/409)" 3 "... after 2 retries"
+is "$(mg_http_code "$U/r4xx/status/429")" 429 "retriable-4xx is 409 only: 429 not retried"
+is "$(tries /status/429)" 1 "... one try"
+mg_http_code "$U/rcode/status/429" >/dev/null
+is "$(tries /status/429)" 4 "a numeric retryOn token (429): retried twice"
+mg_http_code "$U/rnone/status/500" >/dev/null
+is "$(tries /status/500)" 1 "gateway-error does not cover 500"
+mg_http_code "$U/rlim/status/429?resp-header=x-envoy-ratelimited:true" >/dev/null
+is "$(grep -c 'GET /status/429?resp-header=x-envoy' "$UP_LOG")" 3 "envoy-ratelimited: retried"
+mg_http_code "$U/rgrpc/status/200?resp-header=grpc-status:14" >/dev/null
+is "$(grep -c 'grpc-status:14' "$UP_LOG")" 3 "gRPC unavailable (grpc-status 14 on a 200 head): retried"
+mg_http_code "$U/rgrpc/status/200?resp-header=grpc-status:5" >/dev/null
+is "$(grep -c 'grpc-status:5 ' "$UP_LOG")" 1 "gRPC NOT_FOUND: not retried"
 
 # --- the access log
 ok "access log: a delayed request flagged DI" dp_wait_log "$log" '"path":"/delay/x".*"response_flags":"DI"'
