@@ -9,7 +9,8 @@
 # refused 501; over HTTP/2 the gateway offers SETTINGS_ENABLE_CONNECT_PROTOCOL,
 # makes the RFC 6455 handshake itself (its own Sec-WebSocket-Key, the
 # upstream's Sec-WebSocket-Accept checked: a wrong one is 502) and carries
-# 10 MiB each way on the stream; an idle tunnel closed after the idle timeout; the access log
+# 10 MiB each way on the stream; an idle tunnel closed after the idle timeout,
+# a live one at the drain deadline after a reload; the access log
 # line of the upgraded exchange with 101 and the bytes both ways.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
@@ -49,7 +50,7 @@ https=$(mg_free_port)
 export MG_ADMIN=127.0.0.1:$(mg_free_port)
 cfg=$(mg_tmpdir cfg)
 dp_proxy "$cfg" "$MG_ADMIN" JSON
-sed -i 's/idle: 60s/idle: 3s/' "$cfg/00-proxy.yaml"
+sed -i 's/idle: 60s/idle: 3s/; s/drain: 10s/drain: 2s/' "$cfg/00-proxy.yaml"
 log=$DP_ACCESS_LOG
 dp_service "$cfg" app app.svc "$up"
 dp_service "$cfg" bad bad.svc "$bad"
@@ -162,6 +163,25 @@ def frame(op, payload):
     p = bytes(b ^ m[i & 3] for i, b in enumerate(payload)) if n < 256 else \
         (int.from_bytes(payload, "big") ^ int.from_bytes((m * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
     return h + m + p
+if "--keepalive" in opt:
+    # a message every 0.3 s, its echo read back, until the tunnel ends
+    t0 = time.time()
+    pend = rest
+    s.settimeout(2)
+    try:
+        while time.time() - t0 < float(opt["--keepalive"]):
+            s.sendall(frame(2, b"ping"))
+            got = b""
+            while len(got) < 6:
+                d = s.recv(64)
+                if not d:
+                    raise EOFError
+                got += d
+            time.sleep(0.3)
+        print("keepalive-open")
+    except (EOFError, OSError):
+        print("keepalive-closed %.1f" % (time.time() - t0))
+    sys.exit(0)
 total = int(opt.get("--bytes", "0"))
 sent = hashlib.sha256()
 def sender():
@@ -249,6 +269,18 @@ like "$out" 'idle-closed yes' "an idle tunnel is closed after the idle timeout"
 secs=${out##* }
 ok "... (3s), not by the route timeout (2s), which ends with the upgrade ($secs s)" \
     awk -v t="$secs" 'BEGIN { exit !(t >= 2.7) }'
+
+# --- a reload drains tunnels as it drains TCP tunnels: closed at the drain deadline (2s)
+wsc "$http" /ws/drain --keepalive 12 >"$MG_TMP/drain.out" &
+kpid=$!
+sleep 1
+kill -HUP "$MG_MESHGATE_PID"
+wait "$kpid"
+out=$(cat "$MG_TMP/drain.out")
+like "$out" 'keepalive-closed' "a live tunnel is closed after a reload"
+secs=${out##* }
+ok "... at the drain deadline, not before ($secs s)" awk -v t="$secs" 'BEGIN { exit !(t >= 2.5 && t < 8) }'
+ok "... logged with reason drain" dp_wait_log "$log" '"path":"/ws/drain".*"reason":"drain".*"response_code":101'
 
 ok "access log: the upgraded exchange, 101 with bytes both ways" \
     dp_wait_log "$log" '"path":"/ws/echo".*"response_code":101,"bytes_received":1[0-9]{7},"bytes_sent":1[0-9]{7}'
