@@ -3,8 +3,9 @@
 # Envoy's request shadowing: the mirror receives a copy (body included,
 # Host suffixed -shadow) while the client gets the primary's answer; a
 # mirror that is down or never answers changes nothing for the client; the
-# share of mirrored requests follows mirrorPercentage; copies are not in
-# the access log, and meshgate_mirror_requests_total counts them.
+# share of mirrored requests follows mirrorPercentage; a copy whose mirror
+# falls behind is dropped; copies are not in the access log, and
+# meshgate_mirror_requests_total counts them, sent and dropped.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -117,6 +118,11 @@ for p in dead hang; do
 done
 is "$(mg_json_field "$(mg_curl --data-binary @"$MG_TMP/body.bin" "$U/hang/upload")" body_length)" 1048576 \
     "an upload while the mirror never reads: the primary gets it all"
+head -c 16777216 /dev/zero >"$MG_TMP/big.bin"
+is "$(mg_json_field "$(mg_curl --max-time 30 --data-binary @"$MG_TMP/big.bin" "$U/hang/big")" body_length)" \
+    16777216 "16 MiB upload while the mirror never reads: the primary gets it all"
+ok "... the copy fell 1 MiB behind and was dropped, counted" \
+    test "$(mg_metric meshgate_mirror_requests_total 'result="dropped"')" -ge 1
 body=$(mg_curl "$U/multi/x")
 is "$(mg_json_field "$body" upstream)" main "mirrors[]: one down, one up: the primary's answer"
 ok "... the live mirror got its copy" wait_in "$SH_LOG" 'GET /multi/x body=0'
