@@ -7,7 +7,7 @@
  *
  *   mg_upstream [--listen 127.0.0.1:PORT] [--port-file F] [--name NAME]
  *               [--tls-cert F --tls-key F [--client-ca F [--client-cert-optional]]]
- *               [--serve DIR] [--h2] [--status NNN] [--expect-proxy]
+ *               [--serve DIR] [--h2] [--status NNN] [--expect-proxy] [--log-headers]
  *
  * Paths:
  *   /echo, anything else   200, JSON describing the request (see echo_json)
@@ -16,6 +16,9 @@
  *   /status/NNN            status NNN (200..599) with the JSON body (none for 204/304)
  *   /bytes/N[?chunked=1]   N bytes of 'a'..'z', streamed (Content-Length or chunked)
  *   /file/REL              DIR/REL from --serve (.json as application/json)
+ *   /ws...                 with Upgrade: websocket and a Sec-WebSocket-Key: 101, then an
+ *                          RFC 6455 frame echo (mg_upstream_ws.c)
+ *   /stream... (HTTP/2)    200 at once, each DATA chunk echoed as it arrives
  * Any path accepts ?resp-header=Name:Value (repeatable, %-decoded) to add
  * response headers. Request bodies of any size stream into a SHA-256.
  * --h2 adds HTTP/2 (mg_upstream_h2.c): ALPN h2 over TLS, prior knowledge
@@ -26,7 +29,8 @@
  * parser) off each connection before TLS or HTTP, and the echo reports it
  * as "proxy" ("v1", "v2", "v2-local"; null when the connection came
  * without one) with "proxy_source" and "proxy_destination"; a malformed
- * header closes the connection. */
+ * header closes the connection.
+ * --log-headers logs each HTTP/1.1 request's headers after its line. */
 #include "autoconfig.h"
 #include <errno.h>
 #include <fcntl.h>
