@@ -576,6 +576,13 @@ void mg_upstream_start(struct mg_request *r)
 {
     mg_request_on_release(r, upstream_release);
     r->attempts++;
+    if (r->upgrade && r->dest->cluster->h2 == MG_UP_H2_REQUIRED) {
+        /* an upgrade goes upstream over HTTP/1.1 only (extended CONNECT
+         * toward an HTTP/2 upstream is not built): refused, never sent as
+         * a plain request the upstream would answer as one */
+        mg_request_reply(r, 501, "Not Implemented", "upgrade_unsupported", !r->body_done);
+        return;
+    }
     if (mg_up2_wanted(r)) {
         mg_up2_start(r);
         return;

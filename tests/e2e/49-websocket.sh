@@ -54,6 +54,16 @@ sed -i 's/idle: 60s/idle: 3s/; s/drain: 10s/drain: 2s/' "$cfg/00-proxy.yaml"
 log=$DP_ACCESS_LOG
 dp_service "$cfg" app app.svc "$up"
 dp_service "$cfg" bad bad.svc "$bad"
+cat >"$cfg/se-h2.yaml" <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: h2, namespace: istio-system}
+spec:
+  hosts: [h2.svc]
+  ports: [{number: 80, name: http2, protocol: HTTP2}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http2: $up}}]
+YAML
 cat >"$cfg/gw.yaml" <<YAML
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -76,6 +86,8 @@ spec:
   http:
   - match: [{uri: {prefix: /wsbad/}}]
     route: [{destination: {host: bad.svc}}]
+  - match: [{uri: {prefix: /wsh2/}}]
+    route: [{destination: {host: h2.svc}}]
   - route: [{destination: {host: app.svc}}]
     timeout: 2s
 ---
@@ -247,6 +259,7 @@ out=$(wsc "$http" /ws/jwt --bytes 100000 --header "Authorization: Bearer $tok")
 like "$out" 'status 101' "a valid token: 101"
 like "$out" 'echo 100000 intact' "... and the echo"
 like "$(wsc "$http" /ws/echo --upgrade h2c --bytes 10)" 'status 501' "another upgrade (h2c): 501"
+like "$(wsc "$http" /wsh2/x --bytes 10)" 'status 501' "an upgrade to an HTTP2-port upstream: 501, not sent"
 
 # --- HTTP/2 extended CONNECT (TLS, ALPN h2)
 h2ws() { "$MG_BUILDDIR/tests/helpers/mg_h2ws" "$https" "$MG_PKI/root-cert.pem" "$@" 2>&1; }
