@@ -230,6 +230,52 @@ static void copy_dests(struct mg_http_route *o, const struct mg_http_route *in, 
     }
 }
 
+static void copy_cors(struct mg_cors *o, const struct mg_cors *in)
+{
+    *o = *in;
+    o->allow_origins = in->n_allow_origins ? mg_xcalloc(in->n_allow_origins, sizeof(*o->allow_origins))
+                                           : NULL;
+    for (size_t i = 0; i < in->n_allow_origins; i++) {
+        o->allow_origins[i] = in->allow_origins[i];
+        o->allow_origins[i].value = dup_s(in->allow_origins[i].value);
+    }
+    copy_slist(&o->allow_methods, &in->allow_methods);
+    copy_slist(&o->allow_headers, &in->allow_headers);
+    copy_slist(&o->expose_headers, &in->expose_headers);
+}
+
+static void copy_mirror(struct mg_mirror *o, const struct mg_mirror *in, const char *ns)
+{
+    *o = *in;
+    o->dest.destination.host = in->dest.destination.host ? qualify_host(in->dest.destination.host, ns)
+                                                         : NULL;
+    o->dest.destination.subset = dup_s(in->dest.destination.subset);
+    /* a mirror carries its destination only: no header operations to copy */
+    memset(&o->dest.req_headers, 0, sizeof(o->dest.req_headers));
+    memset(&o->dest.resp_headers, 0, sizeof(o->dest.resp_headers));
+}
+
+/* Istio's mergeHTTPRoute: fault, mirror(s) and corsPolicy are the
+ * delegate route's when it has them, else the root entry's. */
+static void merge_edge(struct mg_http_route *o, const struct mg_http_route *root,
+                       const struct mg_http_route *leaf, const char *leaf_ns, const char *root_ns)
+{
+    o->fault = leaf->fault.present ? leaf->fault : root->fault;
+    copy_cors(&o->cors, leaf->cors.present ? &leaf->cors : &root->cors);
+    bool own = leaf->has_mirror || leaf->n_mirrors;
+    const struct mg_http_route *m = own ? leaf : root;
+    const char *ns = own ? leaf_ns : root_ns;
+    o->has_mirror = m->has_mirror;
+    if (m->has_mirror)
+        copy_mirror(&o->mirror, &m->mirror, ns);
+    o->mirror_percentage = m->mirror_percentage;
+    o->mirror_percent = m->mirror_percent;
+    o->n_mirrors = m->n_mirrors;
+    o->mirrors = m->n_mirrors ? mg_xcalloc(m->n_mirrors, sizeof(*o->mirrors)) : NULL;
+    for (size_t i = 0; i < m->n_mirrors; i++)
+        copy_mirror(&o->mirrors[i], &m->mirrors[i], ns);
+}
+
 /* The merged matches of leaf under root: false when they conflict. */
 static bool merge_matches(struct mg_http_route *o, const struct mg_http_route *root,
                           const struct mg_http_route *leaf)
@@ -259,7 +305,7 @@ static bool merge_matches(struct mg_http_route *o, const struct mg_http_route *r
 
 /* The delegate's route leaf merged with the root entry, into o (zeroed). */
 static bool merge_route(struct mg_http_route *o, const struct mg_http_route *root,
-                        const struct mg_http_route *leaf, const char *leaf_ns)
+                        const struct mg_http_route *leaf, const char *leaf_ns, const char *root_ns)
 {
     if (!merge_matches(o, root, leaf)) {
         mg_cfg_free_http_route(o);
@@ -295,6 +341,7 @@ static bool merge_route(struct mg_http_route *o, const struct mg_http_route *roo
                                      header_ops_empty(&leaf->resp_headers) ? root : leaf;
     copy_header_ops(&o->req_headers, &hd->req_headers);
     copy_header_ops(&o->resp_headers, &hd->resp_headers);
+    merge_edge(o, root, leaf, leaf_ns, root_ns);
     o->pos = leaf->pos;
     return true;
 }
@@ -355,7 +402,7 @@ static void resolve_root(struct mg_config *c, struct mg_virtual_service *vs, str
         }
         for (size_t j = 0; j < dv->n_http; j++) {
             struct mg_http_route m = { 0 };
-            if (!merge_route(&m, h, &dv->http[j], dv->meta.namespace_)) {
+            if (!merge_route(&m, h, &dv->http[j], dv->meta.namespace_, vs->meta.namespace_)) {
                 mg_warning(d, dv->http[j].pos, "delegate %s/%s http[%zu] conflicts with the "
                            "match of %s/%s http[%zu] (it must narrow it); the route is dropped",
                            ns, name, j, vs->meta.namespace_, vs->meta.name, i);

@@ -58,6 +58,11 @@ spec:
   - name: gone
     match: [{uri: {prefix: /gone/}}]
     delegate: {name: nobody}
+  - name: edge
+    match: [{uri: {prefix: /edge/}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    corsPolicy: {allowOrigins: [{exact: "https://root.example"}], allowMethods: [GET]}
+    delegate: {name: edge}
   - name: default
     route: [{destination: {host: one.local}}]
 ---
@@ -74,6 +79,18 @@ spec:
     match: [{uri: {prefix: /other/}}]
     route: [{destination: {host: two.local}}]
   - name: rest
+    route: [{destination: {host: one.local}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge, namespace: istio-system}
+spec:
+  http:
+  - name: own
+    match: [{uri: {prefix: /edge/own/}}]
+    fault: {abort: {httpStatus: 429, percentage: {value: 100}}}
+    route: [{destination: {host: one.local}}]
+  - name: inherit
     route: [{destination: {host: one.local}}]
 ---
 apiVersion: networking.istio.io/v1
@@ -107,5 +124,10 @@ is "$(up -H 'x-user: jason' -H 'x-canary: 1' "$u/reviews/1")" v2 \
 is "$(up -H 'x-canary: 1' "$u/reviews/1")" v1 "  the root's header condition is kept"
 is "$(up -H 'x-user: jason' "$u/reviews/1")" v1 "  the delegate's header condition is kept"
 is "$(up "$u/gone/x")" v1 "a missing delegate routes nothing (next route)"
+is "$(mg_http_code "$u/edge/x")" 418 "a delegate route without fault takes the root entry's fault (Istio's merge)"
+is "$(mg_http_code "$u/edge/own/x")" 429 "... one with its own fault keeps it"
+like "$(mg_curl -D - -o /dev/null -X OPTIONS -H 'Origin: https://root.example' \
+    -H 'Access-Control-Request-Method: GET' "$u/edge/x")" 'access-control-allow-origin: https://root.example' \
+    "... and the root entry's corsPolicy answers the preflight"
 
 done_testing
