@@ -10,7 +10,7 @@
 #include "config/internal.h"
 
 enum kind {
-    K_AUTHZ, K_PEER, K_REQAUTH, K_GATEWAY, K_VS, K_DR, K_SE, K_WE, K_SECRET, K_MESH, K_PROXY, K_LIST,
+    K_AUTHZ, K_PEER, K_REQAUTH, K_GATEWAY, K_VS, K_DR, K_SE, K_WE, K_SECRET, K_MESH, K_OPERATOR, K_PROXY, K_LIST,
 };
 
 static const char *const security_v[] = { "security.istio.io/v1", "security.istio.io/v1beta1", NULL };
@@ -18,6 +18,7 @@ static const char *const networking_v[] = { "networking.istio.io/v1", "networkin
                                             "networking.istio.io/v1alpha3", NULL };
 static const char *const core_v[] = { "v1", NULL };
 static const char *const own_v[] = { "meshgate.io/v1alpha1", NULL };
+static const char *const operator_v[] = { "install.istio.io/v1alpha1", NULL };
 
 static const struct {
     const char *name;
@@ -34,6 +35,7 @@ static const struct {
     { "WorkloadEntry", K_WE, networking_v },
     { "Secret", K_SECRET, core_v },
     { "MeshConfig", K_MESH, own_v },
+    { "IstioOperator", K_OPERATOR, operator_v },
     { "Proxy", K_PROXY, own_v },
     { "List", K_LIST, core_v },
 };
@@ -217,7 +219,7 @@ static void read_doc(struct loader *L, const struct mg_ynode *doc, bool in_list)
     struct mg_meta meta = { 0 };
     meta.pos = doc->pos;
     meta.doc_index = L->doc_index++;
-    read_meta(L, meta_n, &meta, kinds[ki].k != K_MESH, kname);
+    read_meta(L, meta_n, &meta, kinds[ki].k != K_MESH && kinds[ki].k != K_OPERATOR, kname);
     x->ns = meta.namespace_;
     x->plen = 0;
     mg_cfg_push(x, "%s.spec", kname);
@@ -288,8 +290,10 @@ static void read_doc(struct loader *L, const struct mg_ynode *doc, bool in_list)
         break;
     }
     case K_MESH:
+    case K_OPERATOR:
+        /* an IstioOperator's spec.meshConfig is this gateway's MeshConfig */
         if (L->have_mesh) {
-            mg_error(x->d, doc->pos, "more than one MeshConfig (first at %s:%d)",
+            mg_error(x->d, doc->pos, "more than one MeshConfig (first at %s:%d; an IstioOperator counts as one)",
                      L->mesh_pos.file, L->mesh_pos.line);
             mg_cfg_free_meta(&meta);
             break;
@@ -299,7 +303,10 @@ static void read_doc(struct loader *L, const struct mg_ynode *doc, bool in_list)
         c->mesh.present = true;
         c->mesh.pos = doc->pos;
         mg_cfg_free_meta(&meta);
-        mg_cfg_read_mesh(x, spec, &c->mesh);
+        if (kinds[ki].k == K_OPERATOR)
+            mg_cfg_read_istio_operator(x, spec, &c->mesh);
+        else
+            mg_cfg_read_mesh(x, spec, &c->mesh);
         break;
     case K_PROXY:
         if (c->proxy.present) {

@@ -94,6 +94,29 @@ struct mg_ext_provider {                /* extensionProviders[] */
     struct mg_pos pos;
 };
 
+/* accessLogFormat with accessLogEncoding JSON, as Istio takes it: a JSON
+ * object whose values are format strings; one line is that object with
+ * each value rendered (document order). */
+struct mg_log_json_field {
+    char *key;
+    char *fmt;
+};
+
+/* One Envoy command operator in an access log format: %NAME%,
+ * %NAME(ARG)% or %NAME(ARG):MAX%. */
+struct mg_logop {
+    const char *name;
+    size_t name_len;
+    const char *arg;                    /* inside the parentheses, or NULL */
+    size_t arg_len;
+    int max_len;                        /* :MAX, -1 = none */
+};
+/* s points at a '%': the length of the operator there, both '%' included
+ * (op filled), or 0 when none is well formed there. */
+size_t mg_logop_parse(const char *s, struct mg_logop *op);
+/* Whether the access log renders op (names and their arguments). */
+bool mg_logop_known(const struct mg_logop *op);
+
 struct mg_mesh_config {
     bool present;
     char *trust_domain;                 /* default "cluster.local" ('@' -> '.') */
@@ -104,6 +127,9 @@ struct mg_mesh_config {
     char *access_log_file;              /* NULL or "" = off */
     enum mg_log_encoding access_log_encoding;
     char *access_log_format;            /* NULL = built-in default */
+    struct mg_log_json_field *access_log_json;  /* JSON encoding with a JSON format */
+    size_t n_access_log_json;
+    bool log_upstream_local;            /* the format uses %UPSTREAM_LOCAL_ADDRESS% */
     char *ca_certificates;              /* default /etc/ssl/certs/ca-certificates.crt */
     char *geoip_database;               /* NULL = off */
     /* geoipHeaders: request headers set to the client's country code / AS

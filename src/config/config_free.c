@@ -53,6 +53,11 @@ void mg_cfg_free_mesh(struct mg_mesh_config *m)
     free(m->root_namespace);
     free(m->access_log_file);
     free(m->access_log_format);
+    for (size_t i = 0; i < m->n_access_log_json; i++) {
+        free(m->access_log_json[i].key);
+        free(m->access_log_json[i].fmt);
+    }
+    free(m->access_log_json);
     free(m->ca_certificates);
     free(m->geoip_database);
     free(m->geoip_country_header);

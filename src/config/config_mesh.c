@@ -1,10 +1,166 @@
 /* config_mesh.c - the project's own kinds (MeshConfig, Proxy) and the
  * kubernetes.io/tls Secret. */
+#include <ctype.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include "config/internal.h"
 
 /* ---- MeshConfig ---- */
+
+/* ---- accessLogFormat: Envoy command operators ---- */
+
+size_t mg_logop_parse(const char *s, struct mg_logop *op)
+{
+    const char *p = s + 1;
+    memset(op, 0, sizeof(*op));
+    op->max_len = -1;
+    op->name = p;
+    while (isupper((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_')
+        p++;
+    op->name_len = (size_t)(p - op->name);
+    if (!op->name_len)
+        return 0;
+    if (*p == '(') {
+        /* the argument may hold '%' (START_TIME(%Y-%m-%d)): up to ')' */
+        const char *e = strchr(p + 1, ')');
+        if (!e)
+            return 0;
+        op->arg = p + 1;
+        op->arg_len = (size_t)(e - p - 1);
+        p = e + 1;
+        if (*p == ':') {
+            char *end;
+            long v = strtol(p + 1, &end, 10);
+            if (end == p + 1 || v < 0 || v > 65535)
+                return 0;
+            op->max_len = (int)v;
+            p = end;
+        }
+    }
+    if (*p != '%')
+        return 0;
+    return (size_t)(p + 1 - s);
+}
+
+/* Every operator the access log renders; `arg` 1 = needs one, 2 = may have one. */
+static const struct {
+    const char *name;
+    int arg;
+} logops[] = {
+    { "START_TIME", 2 }, { "REQ", 1 }, { "RESP", 1 }, { "TRAILER", 1 },
+    { "REQ_WITHOUT_QUERY", 1 }, { "FILTER_STATE", 1 },
+    { "RESPONSE_CODE", 0 }, { "RESPONSE_FLAGS", 0 }, { "RESPONSE_CODE_DETAILS", 0 },
+    { "GRPC_STATUS", 0 }, { "GRPC_STATUS_NUMBER", 0 },
+    { "CONNECTION_TERMINATION_DETAILS", 0 }, { "BYTES_RECEIVED", 0 }, { "BYTES_SENT", 0 },
+    { "DURATION", 0 }, { "REQUEST_DURATION", 0 }, { "RESPONSE_DURATION", 0 },
+    { "PROTOCOL", 0 }, { "UPSTREAM_HOST", 0 }, { "UPSTREAM_CLUSTER", 0 },
+    { "UPSTREAM_LOCAL_ADDRESS", 0 }, { "UPSTREAM_TRANSPORT_FAILURE_REASON", 0 },
+    { "DOWNSTREAM_REMOTE_ADDRESS", 0 }, { "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", 0 },
+    { "DOWNSTREAM_DIRECT_REMOTE_ADDRESS", 0 },
+    { "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT", 0 },
+    { "DOWNSTREAM_LOCAL_ADDRESS", 0 }, { "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", 0 },
+    { "DOWNSTREAM_LOCAL_PORT", 0 }, { "REQUESTED_SERVER_NAME", 0 }, { "ROUTE_NAME", 0 },
+    { "DOWNSTREAM_TLS_VERSION", 0 }, { "DOWNSTREAM_TLS_CIPHER", 0 },
+    { "DOWNSTREAM_TLS_SESSION_ID", 0 }, { "DOWNSTREAM_PEER_SUBJECT", 0 },
+    { "DOWNSTREAM_PEER_ISSUER", 0 }, { "DOWNSTREAM_PEER_URI_SAN", 0 },
+    { "DOWNSTREAM_PEER_SERIAL", 0 }, { "DOWNSTREAM_PEER_FINGERPRINT_256", 0 },
+    { "DOWNSTREAM_LOCAL_SUBJECT", 0 }, { "DOWNSTREAM_LOCAL_URI_SAN", 0 }, { "HOSTNAME", 0 },
+    { "GEO_COUNTRY", 0 }, { "GEO_ASN", 0 },
+};
+
+bool mg_logop_known(const struct mg_logop *op)
+{
+    for (size_t i = 0; i < MG_ARRAY_LEN(logops); i++) {
+        if (strlen(logops[i].name) != op->name_len ||
+            memcmp(logops[i].name, op->name, op->name_len) != 0)
+            continue;
+        if (logops[i].arg == 0)
+            return op->arg == NULL;
+        if (logops[i].arg == 1)
+            return op->arg && op->arg_len > 0;
+        return true;
+    }
+    return false;
+}
+
+/* Check the operators of format string `fmt`, found at byte `base` of
+ * node n's text (error positions point at the operator). */
+static void check_log_ops(struct mg_cfg *x, const struct mg_ynode *n, const char *fmt, size_t base)
+{
+    for (const char *p = fmt; (p = strchr(p, '%'));) {
+        struct mg_logop op;
+        size_t len;
+        if (p[1] == '%') {              /* "%%": a literal '%' */
+            p += 2;
+            continue;
+        }
+        len = mg_logop_parse(p, &op);
+        if (!len) {
+            mg_error(x->d, mg_ynode_at(n, base + (size_t)(p - fmt)),
+                     "accessLogFormat: malformed command operator at \"%.24s\" (want %%NAME%%, "
+                     "%%NAME(ARG)%% or %%NAME(ARG):MAX%%; a literal %% is %%%%)", p);
+            return;
+        }
+        if (op.name_len == 22 && memcmp(op.name, "UPSTREAM_LOCAL_ADDRESS", 22) == 0)
+            x->c->mesh.log_upstream_local = true;
+        if (!mg_logop_known(&op))
+            mg_error(x->d, mg_ynode_at(n, base + (size_t)(p - fmt)),
+                     "accessLogFormat: unknown command operator %.*s", (int)len, p);
+        p += len;
+    }
+}
+
+/* Byte offset in n's text of the first occurrence of s (for positions of a
+ * JSON template's values), else 0. */
+static size_t text_off(const struct mg_ynode *n, const char *s)
+{
+    const char *f = strstr(n->str, s);
+    return f ? (size_t)(f - n->str) : 0;
+}
+
+/* accessLogFormat, read after the whole spec: with JSON encoding Istio
+ * takes it as a JSON object of format strings. */
+static void check_access_log_format(struct mg_cfg *x, const struct mg_ynode *spec,
+                                    struct mg_mesh_config *m)
+{
+    const struct mg_ynode *n = spec && spec->type == MG_YMAP ? mg_ynode_get(spec, "accessLogFormat")
+                                                             : NULL;
+    if (!n || n->type != MG_YSCALAR || !m->access_log_format || !*m->access_log_format)
+        return;
+    const char *t = m->access_log_format;
+    while (isspace((unsigned char)*t))
+        t++;
+    if (m->access_log_encoding != MG_LOG_JSON || *t != '{') {
+        check_log_ops(x, n, m->access_log_format, 0);
+        return;
+    }
+    json_error_t err;
+    json_t *o = json_loads(m->access_log_format, JSON_REJECT_DUPLICATES, &err);
+    if (!o || !json_is_object(o)) {
+        struct mg_pos pos = mg_ynode_at(n, err.position > 0 ? (size_t)err.position - 1 : 0);
+        mg_error(x->d, pos, "accessLogFormat with accessLogEncoding JSON: not a JSON object (%s)",
+                 o ? "another JSON value" : err.text);
+        json_decref(o);
+        return;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val) {
+        if (!json_is_string(val)) {
+            mg_error(x->d, mg_ynode_at(n, text_off(n, key)),
+                     "accessLogFormat: the value of \"%s\" must be a string (a format with "
+                     "command operators); nested objects are not supported", key);
+            continue;
+        }
+        const char *fmt = json_string_value(val);
+        check_log_ops(x, n, fmt, text_off(n, fmt));
+        struct mg_log_json_field *f = MG_CFG_PUSH(m->access_log_json, m->n_access_log_json);
+        f->key = mg_xstrdup(key);
+        f->fmt = mg_xstrdup(fmt);
+    }
+    json_decref(o);
+}
 
 /* Istio meshConfig fields that have no meaning for one appliance: accepted
  * so a real mesh config loads, with a warning. */
@@ -204,9 +360,38 @@ static const struct mg_cfg_table mesh = {
     MG_CFG_ROWS(mesh_rows), .pos_at = MG_CFG_POS_AT(struct mg_mesh_config, pos),
 };
 
+/* IstioOperator spec.meshConfig: the same rows, but the rest of Istio's
+ * MeshConfig is a warning (the document is written for a whole mesh). */
+static const struct mg_cfg_table mesh_operator = {
+    MG_CFG_ROWS(mesh_rows), .pos_at = MG_CFG_POS_AT(struct mg_mesh_config, pos),
+    .others_unsupported = true,
+};
+
 void mg_cfg_read_mesh(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_mesh_config *m)
 {
     mg_cfg_read_spec(x, spec, &mesh, m);
+    check_access_log_format(x, spec, m);
+}
+
+void mg_cfg_read_istio_operator(struct mg_cfg *x, const struct mg_ynode *spec,
+                                struct mg_mesh_config *m)
+{
+    const struct mg_ynode *k, *v;
+
+    if (!spec || mg_ynode_is_null(spec) || !mg_cfg_map(x, "", spec))
+        return;
+    for (size_t i = 0; mg_cfg_next(spec, &i, &k, &v);) {
+        if (strcmp(k->str, "meshConfig") != 0) {
+            /* profile, components, values, hub, tag: installation only */
+            mg_warning(x->d, k->pos, "IstioOperator spec.%s is not used here (only "
+                       "spec.meshConfig is read), ignored", k->str);
+            continue;
+        }
+        size_t mark = mg_cfg_push(x, ".meshConfig");
+        mg_cfg_read_spec(x, v, &mesh_operator, m);
+        check_access_log_format(x, v, m);
+        mg_cfg_pop(x, mark);
+    }
 }
 
 /* ---- Proxy ---- */

@@ -38,6 +38,12 @@ struct mg_ynode {
     char *str;
     size_t len;
     bool plain;
+    /* scalar: where its text starts (a quoted scalar: after the quote; a
+     * literal block `|`: its first content line, at the indentation), and
+     * whether it is a literal block, whose lines keep their place in the
+     * file: byte i of str is then found by counting newlines (mg_ynode_at) */
+    struct mg_pos text;
+    bool literal;
     /* seq: items[0..n); map: items[2i] = key, items[2i+1] = value. */
     struct mg_ynode **items;
     size_t n;
@@ -69,6 +75,9 @@ bool mg_ynode_is_null(const struct mg_ynode *n);
 /* Value of key `key` in map `m` (scalar keys only), or NULL. */
 const struct mg_ynode *mg_ynode_get(const struct mg_ynode *m, const char *key);
 /* "a string", "a list", "a map" (for messages). */
+/* The file position of byte `off` of scalar n's text: exact on a literal
+ * block or a single-line scalar, else the scalar's start. */
+struct mg_pos mg_ynode_at(const struct mg_ynode *n, size_t off);
 const char *mg_ynode_kind(const struct mg_ynode *n);
 
 /* internals shared by the config_*.c readers (not exported
@@ -323,6 +332,10 @@ void mg_cfg_read_peer_authn(struct mg_cfg *x, const struct mg_ynode *spec, struc
 void mg_cfg_read_request_authn(struct mg_cfg *x, const struct mg_ynode *spec,
                                struct mg_request_authn *p);
 void mg_cfg_read_mesh(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_mesh_config *m);
+/* IstioOperator (install.istio.io/v1alpha1): spec.meshConfig as a MeshConfig,
+ * its unknown fields and the rest of spec warnings. */
+void mg_cfg_read_istio_operator(struct mg_cfg *x, const struct mg_ynode *spec,
+                                struct mg_mesh_config *m);
 void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_proxy *p);
 void mg_cfg_read_gateway(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_gateway *g);
 void mg_cfg_read_virtual_service(struct mg_cfg *x, const struct mg_ynode *spec,

@@ -80,6 +80,26 @@ const struct mg_ynode *mg_ynode_get(const struct mg_ynode *m, const char *key)
     return NULL;
 }
 
+struct mg_pos mg_ynode_at(const struct mg_ynode *n, size_t off)
+{
+    struct mg_pos p = n->text;
+    size_t bol = 0;
+    if (off > n->len)
+        off = n->len;
+    for (size_t i = 0; i < off; i++)
+        if (n->str[i] == '\n') {
+            if (!n->literal)
+                return n->pos;
+            p.line++;
+            bol = i + 1;
+        }
+    if (p.line == n->text.line)
+        p.col += (int)(off - bol);
+    else
+        p.col = n->text.col + (int)(off - bol);
+    return p;
+}
+
 const char *mg_ynode_kind(const struct mg_ynode *n)
 {
     if (!n)
@@ -238,6 +258,8 @@ static struct mg_ynode *node_copy(struct builder *b, const struct mg_ynode *n, s
     if (n->str) {
         c->str = mg_xstrndup(n->str, n->len);
         c->len = n->len;
+        c->text = n->text;
+        c->literal = n->literal;
     }
     c->plain = n->plain;
     if (n->n) {
@@ -474,6 +496,28 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         n->str = mg_xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
         n->len = ev->data.scalar.length;
         n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !is_str;
+        n->text = pos;
+        if (ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+            ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE) {
+            n->text.col++;
+        } else if (ev->data.scalar.style == YAML_LITERAL_SCALAR_STYLE) {
+            /* the content starts on the first non-blank line after `|` */
+            for (int l = pos.line + 1; l <= pos.line + 64; l++) {
+                size_t ll;
+                const char *t = input_line(b, l, &ll);
+                if (!t)
+                    break;
+                size_t ind = 0;
+                while (ind < ll && t[ind] == ' ')
+                    ind++;
+                if (ind == ll)
+                    continue;
+                n->text.line = l;
+                n->text.col = (int)ind + 1;
+                n->literal = true;
+                break;
+            }
+        }
         if (ev->data.scalar.anchor && !anchor_set(b, (const char *)ev->data.scalar.anchor, n, pos)) {
             node_free(n);
             return -1;

@@ -546,6 +546,7 @@ static const struct mg_down_ops h1_ops = {
 static void body_finished(struct h1s *h)
 {
     h->r.body_done = true;
+    h->r.req_end_ms = mg_now_ms();
     mg_upstream_body_end(&h->r);
     h->phase = P_WAIT;
     if (h->stall_cb)                    /* the response is already backed up */
@@ -712,6 +713,8 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
         r->body = MG_BODY_NONE;
     }
     r->body_done = r->body == MG_BODY_NONE;
+    if (r->body_done)
+        r->req_end_ms = mg_now_ms();
     h->phase = r->body_done ? P_WAIT : P_BODY;
     if (q->upgrade && !q->connect && h->minor == 1 && r->body == MG_BODY_NONE &&
         strcmp(r->method, "GET") == 0 && upgrade_is(r, "websocket")) {

@@ -609,6 +609,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         s->remote_end = true;
+        s->r.req_end_ms = mg_now_ms();
         if (s->has_cl && s->body_recv != s->cl && !s->discard) {
             /* nghttp2 checks this too; never let a short body look complete */
             s->remote_end = false;

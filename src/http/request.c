@@ -87,6 +87,8 @@ static void request_reply(struct mg_request *r, int status, const char *body, co
     if (r->grpc && !r->resp_started)
         body = mg_grpc_shape_reply(r, &status, body);
     r->status = status;
+    if (!r->resp_start_ms)
+        r->resp_start_ms = mg_now_ms();
     r->ops->local_reply(r, status, body, close);
 }
 

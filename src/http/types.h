@@ -56,6 +56,10 @@ struct mg_request {
     void *codec;                        /* the codec's own state */
     int64_t start_ms;
     int64_t start_wall_us;
+    /* mg_now_ms() of the last request byte and of the response status
+     * (upstream's or a local reply's); 0 = not yet. The access log's
+     * %REQUEST_DURATION% and %RESPONSE_DURATION%. */
+    int64_t req_end_ms, resp_start_ms;
 
     /* attributes from the codec */
     const char *method;                 /* NUL terminated (arena) */
@@ -145,6 +149,7 @@ struct mg_request {
     /* accounting for logs and metrics */
     uint64_t bytes_received, bytes_sent;
     char upstream_host[64];
+    char upstream_local[64];            /* the upstream socket's ip:port ("" = not asked for) */
     const char *flags;                  /* Envoy response flags ("-", "UF", "UT", "NR", "UO", "URX", "UC", "DC") */
     const char *reason;                 /* refusal reason, NULL = none */
     /* An upstream connection refused for a reason of its own (secure

@@ -29,6 +29,10 @@ void mg_upstream_h1_start(struct mg_request *r, struct mg_cluster *cl);
  * the arena array h[n] (capacity cap). Returns the new array (arena, may
  * be h) and stores its length in *n. */
 struct mg_kv *mg_upstream_resp_ops(struct mg_request *r, struct mg_kv *h, size_t *n, size_t cap);
+/* Record the upstream socket's local address in r->upstream_local when the
+ * access log format asks for it (%UPSTREAM_LOCAL_ADDRESS%): one
+ * getsockname() per response, only then. */
+void mg_upstream_note_local(struct mg_request *r, int fd);
 
 /* ---- PROXY protocol toward upstreams (proxy_header.c) ---- */
 

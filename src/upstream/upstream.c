@@ -810,6 +810,8 @@ static void take_head(struct mg_uconn *uc, struct mg_request *r, const struct mg
     r->resp_h = h;
     r->n_resp_h = n;
     r->status = resp->status;
+    r->resp_start_ms = mg_now_ms();
+    mg_upstream_note_local(r, uc->bev ? bufferevent_getfd(uc->bev) : -1);
     r->resp_cl = resp->content_length;
     r->resp_body = (enum mg_body_kind)resp->body;
     r->resp_close = !resp->keep_alive;
@@ -1187,4 +1189,23 @@ out:
     uc->busy--;
     if (uc->dead)
         uc_close(uc);
+}
+
+void mg_upstream_note_local(struct mg_request *r, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    struct mg_addr a;
+    char ip[64];
+
+    if (fd < 0 || !r->snap || !r->snap->cfg->mesh.log_upstream_local)
+        return;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+        mg_addr_from_sockaddr(&a, (const struct sockaddr *)&ss) != 0)
+        return;
+    unsigned port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                             : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    mg_addr_ip_str(&a, ip, sizeof(ip));
+    snprintf(r->upstream_local, sizeof(r->upstream_local), a.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+             ip, port);
 }

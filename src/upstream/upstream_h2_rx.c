@@ -192,6 +192,8 @@ static void take_head(struct mg_up2_stream *s)
     r->resp_h = h;
     r->n_resp_h = n;
     r->status = s->status;
+    r->resp_start_ms = mg_now_ms();
+    mg_upstream_note_local(r, s->c && s->c->bev ? bufferevent_getfd(s->c->bev) : -1);
     r->resp_close = false;
     r->resp_cl = 0;
     if (r->is_head || s->status == 204 || s->status == 304 || s->end_on_head) {

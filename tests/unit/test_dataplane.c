@@ -300,8 +300,36 @@ static void test_accesslog(void)
     mg_buf_free(&b);
     mesh.access_log_format = (char *)"%REQ(:METHOD)% %RESPONSE_CODE% %REQ(USER-AGENT)% %REQUESTED_SERVER_NAME% %BOGUS% 100%%";
     mg_accesslog_format(&b, &r, &mesh);
-    is_str(b.p, "GET 403 ua\\x01 a.example.com %BOGUS% 100%\n", "custom format with Envoy operators");
+    /* `meshgate check` refuses an unknown operator; one that got here anyway is absent */
+    is_str(b.p, "GET 403 ua\\x01 a.example.com - 100%\n", "custom format with Envoy operators");
     mg_buf_free(&b);
+    mesh.access_log_format = (char *)"%REQ(X-NONE?USER-AGENT):2%|%REQ(X-NONE)%|%DOWNSTREAM_TLS_VERSION%|"
+                                     "%START_TIME(%Y/%3f)%|%RESPONSE_DURATION%";
+    mg_accesslog_format(&b, &r, &mesh);
+    is_str(b.p, "ua|-|-|2025/123|-\n", "alternative header, :MAX, absent TLS, START_TIME(FMT)");
+    mg_buf_free(&b);
+    struct mg_log_json_field jf[] = {
+        { (char *)"code", (char *)"%RESPONSE_CODE%" }, { (char *)"tls", (char *)"%DOWNSTREAM_TLS_VERSION%" },
+        { (char *)"mix", (char *)"%REQ(:METHOD)% %DOWNSTREAM_TLS_VERSION%" },
+        { (char *)"sni", (char *)"%REQUESTED_SERVER_NAME%" },
+    };
+    mesh.access_log_json = jf;
+    mesh.n_access_log_json = 4;
+    mg_accesslog_format(&b, &r, &mesh);
+    is_str(b.p, "{\"code\":403,\"tls\":null,\"mix\":\"GET -\",\"sni\":\"a.example.com\"}\n",
+           "JSON template: a number, null when absent, a mixed string");
+    mg_buf_free(&b);
+    mesh.n_access_log_json = 0;
+    mesh.access_log_json = NULL;
+    struct mg_logop op;
+    ok(mg_logop_parse("%REQ(A?B):10%x", &op) == 13 && op.max_len == 10 && op.arg_len == 3 &&
+       mg_logop_known(&op), "operator with argument and :MAX");
+    ok(mg_logop_parse("%START_TIME(%s)%", &op) == 16 && mg_logop_known(&op), "START_TIME(FMT) holds a percent sign");
+    ok(mg_logop_parse("%REQ(A%", &op) == 0, "unclosed argument: malformed");
+    ok(mg_logop_parse("%BYTES_SENT%", &op) && mg_logop_known(&op), "BYTES_SENT known");
+    ok(mg_logop_parse("%BYTES_SENT(x)%", &op) && !mg_logop_known(&op), "an argument where none is taken");
+    ok(mg_logop_parse("%REQ%", &op) && !mg_logop_known(&op), "REQ needs its header");
+    ok(mg_logop_parse("%NOPE%", &op) && !mg_logop_known(&op), "unknown name");
 }
 
 /* A minimal ClientHello with an SNI extension. */
