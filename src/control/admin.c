@@ -171,6 +171,7 @@ static void handle(struct evhttp_request *req, void *arg)
         mg_access_metrics_render(&b);
         if (a->snap)
             mg_outlier_metrics_render(&b, a->snap->clusters, a->snap->n_clusters);
+        mg_metrics_cert_expiry(&b, a->snap);
         free(m);
         reply(req, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
     } else if (ul == 12 && strncmp(uri, "/config_dump", 12) == 0 && a->snap) {

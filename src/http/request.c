@@ -4,6 +4,7 @@
 #include "http/http.h"
 #include "http/internal.h"
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -102,9 +103,20 @@ void mg_request_finish(struct mg_request *r)
     if (c->principal[0] && !c->principal_label)
         c->principal_label = mg_intern(c->peer_uri);  /* once per connection (a lock) */
     r->grpc_status = mg_grpc_response_status(r);
-    mg_metrics_request(r->conn->w->metrics, r->status, r->route ? r->route->name : NULL,
-                       cl ? cl->stat_name : NULL, r->reason, r->conn->principal_label,
-                       r->grpc_status);
+    struct mg_rq_key k = {
+        .code = r->status, .grpc_status = -1, .route = r->route ? r->route->name : NULL,
+        .dest = cl ? cl->stat_name : NULL, .reason = r->reason, .principal = c->principal_label,
+        .flags = r->flags, .inbound = r->snap->cfg->proxy.mode == MG_MODE_SIDECAR,
+        /* a client certificate was verified on this connection */
+        .mtls = c->ssl && SSL_get0_peer_certificate(c->ssl),
+    };
+    if (r->grpc) {                      /* the status the client got: trailers, or a local reply's */
+        k.grpc = true;
+        k.grpc_status = r->grpc_status;
+    }
+    int64_t now = mg_now_ms();
+    mg_metrics_request(c->w->metrics, &k, (uint64_t)(now > r->start_ms ? now - r->start_ms : 0),
+                       r->bytes_received, r->bytes_sent);
     mg_accesslog_write(r, &r->snap->cfg->mesh);
 }
 

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include "access/access.h"
 #include "log/log.h"
 #include "net/types.h"
@@ -65,6 +66,23 @@ void mg_splice_init(struct mg_splice *s, struct mg_conn *c)
     s->start_wall_us = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
 }
 
+/* istio_tcp_* labels: the cluster, the verified peer, mTLS, the reporter */
+static void tcp_metric(struct mg_splice *s, bool open)
+{
+    struct mg_conn *c = s->c;
+    if (!c->w)
+        return;
+    if (c->principal[0] && !c->principal_label)
+        c->principal_label = mg_intern(c->peer_uri);  /* once per connection (a lock) */
+    const char *dest = s->dest && s->dest->cluster ? s->dest->cluster->stat_name : NULL;
+    bool mtls = c->ssl && SSL_get0_peer_certificate(c->ssl);
+    bool inbound = c->snap && c->snap->cfg->proxy.mode == MG_MODE_SIDECAR;
+    if (open)
+        mg_metrics_tcp_open(c->w->metrics, dest, c->principal_label, mtls, inbound);
+    else
+        mg_metrics_tcp_close(c->w->metrics, dest, c->principal_label, mtls, inbound, s->tx, s->rx);
+}
+
 /* One access log line per splice, in the request line format with the HTTP
  * fields empty (as Envoy logs TCP proxy connections). */
 static void splice_log(struct mg_splice *s)
@@ -72,6 +90,8 @@ static void splice_log(struct mg_splice *s)
     if (s->logged)
         return;
     s->logged = true;
+    if (s->connected)
+        tcp_metric(s, false);
     struct mg_request r;
     memset(&r, 0, sizeof(r));
     r.conn = s->c;
@@ -493,6 +513,7 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
         s->connected = true;
+        tcp_metric(s, true);
         /* for TCP a connection made is the success, a failed one the error */
         mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_RESPONSE, 200);
         int one = 1;

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "config/config.h"
 #include "base/base.h"
 
@@ -41,12 +42,40 @@ void mg_accesslog_thread_done(void);
 #define MG_METRICS_SLOTS 512
 #define MG_EGRESS_SLOTS 32
 
+/* Istio's histogram buckets: istio_request_duration_milliseconds and
+ * istio_request_bytes / istio_response_bytes (upper bounds; +Inf follows). */
+#define MG_DUR_BUCKETS 19
+#define MG_BYTES_BUCKETS 8
+extern const double mg_dur_bounds[MG_DUR_BUCKETS];
+extern const double mg_bytes_bounds[MG_BYTES_BUCKETS];
+
+/* The labels of one finished request. Strings must live for the process
+ * (static or mg_intern'ed); NULL becomes "unknown" (reason, flags: ""/"-"). */
+struct mg_rq_key {
+    int code;
+    int grpc_status;                    /* grpc-status of a gRPC request, -1 = none */
+    bool grpc;                          /* request_protocol "grpc", else "http" */
+    bool mtls;                          /* connection_security_policy mutual_tls / none */
+    bool inbound;                       /* reporter "destination" (sidecar), else "source" */
+    const char *route, *dest, *reason, *principal, *flags;
+};
+
 struct mg_rq_slot {
     atomic_int used;                    /* 0 free, 1 key being written, 2 ready */
-    int code;
-    const char *route, *dest, *reason, *principal;
-    int grpc;                           /* grpc_response_status, -1 = none */
+    struct mg_rq_key k;
     atomic_ulong count;
+    /* per-bucket counts (not cumulative; the scrape sums), sums */
+    atomic_ulong dur[MG_DUR_BUCKETS + 1], req_b[MG_BYTES_BUCKETS + 1], resp_b[MG_BYTES_BUCKETS + 1];
+    atomic_ulong dur_sum, req_sum, resp_sum;
+};
+
+/* TCP proxy connections (istio_tcp_*), keyed like requests without HTTP. */
+#define MG_TCP_SLOTS 64
+struct mg_tcp_slot {
+    atomic_int used;
+    const char *dest, *principal;
+    bool mtls, inbound;
+    atomic_ulong opened, closed, sent, received;
 };
 
 /* What became of a PROXY protocol header (meshgate_proxy_protocol_total
@@ -72,6 +101,7 @@ struct mg_wmetrics {
     atomic_ulong mirror_sent, mirror_dropped, mirror_active;
     atomic_ulong upstream_secure_naming_failed; /* mesh connections refused by secure naming */
     struct mg_rq_slot slots[MG_METRICS_SLOTS];
+    struct mg_tcp_slot tcp[MG_TCP_SLOTS];
     struct mg_egress_slot {             /* egress refusals by entrance and reason */
         atomic_int used;
         const char *entrance, *reason;
@@ -82,12 +112,19 @@ struct mg_wmetrics {
 struct mg_wmetrics *mg_metrics_new(void);
 void mg_metrics_free(struct mg_wmetrics *m);
 
-/* Count one finished request (worker thread only). NULL labels become
- * "unknown" (reason: ""). `principal` is the verified peer's SPIFFE URI;
- * `grpc_status` the gRPC status the client got (-1 = not gRPC: the
- * grpc_response_status label is empty, as Istio's). */
-void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
-                        const char *reason, const char *principal, int grpc_status);
+/* Count one finished request (worker thread only): istio_requests_total
+ * and the three histograms. `principal` is the verified peer's SPIFFE URI;
+ * `dest` a cluster stat name ("outbound|80||host"), whose host is
+ * destination_service. */
+void mg_metrics_request(struct mg_wmetrics *m, const struct mg_rq_key *k, uint64_t duration_ms,
+                        uint64_t request_bytes, uint64_t response_bytes);
+
+/* A TCP proxy connection to `dest` opened (worker thread only). */
+void mg_metrics_tcp_open(struct mg_wmetrics *m, const char *dest, const char *principal, bool mtls,
+                         bool inbound);
+/* ... and closed, with the bytes it carried each way. */
+void mg_metrics_tcp_close(struct mg_wmetrics *m, const char *dest, const char *principal, bool mtls,
+                          bool inbound, uint64_t sent, uint64_t received);
 
 /* Count one egress refusal (worker thread only); meshgate_egress_refused_total
  * {entrance, reason}. Both strings must live for the process (static names). */
@@ -95,6 +132,13 @@ void mg_metrics_egress_refused(struct mg_wmetrics *m, const char *entrance, cons
 
 /* Process-wide reload counters (main thread). */
 void mg_metrics_reload(bool ok);
+
+/* meshgate_certificate_expiry_seconds{source,name,subject}: the notAfter
+ * (Unix seconds) of every certificate the snapshot serves (each TLS
+ * Gateway server's, the mesh identity's), so an alert can fire before one
+ * lapses: `meshgate_certificate_expiry_seconds - time() < 7*86400`. */
+struct mg_snapshot;
+void mg_metrics_cert_expiry(struct mg_buf *out, const struct mg_snapshot *s);
 
 /* Render everything (sums over the n per-worker sets) into out. */
 void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker, size_t n);

@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include "snapshot/snapshot.h"
 
 static atomic_ulong reload_ok, reload_fail;
 
@@ -25,53 +29,143 @@ void mg_metrics_free(struct mg_wmetrics *m)
     free(m);
 }
 
-static uint32_t hash_key(int code, const char *a, const char *b, const char *c, const char *d)
+const double mg_dur_bounds[MG_DUR_BUCKETS] = {
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
+    1800000, 3600000,
+};
+const double mg_bytes_bounds[MG_BYTES_BUCKETS] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+};
+
+static uint64_t mix(uint64_t h, uint64_t v)
 {
-    uint64_t h = (uint64_t)code * 0x9e3779b97f4a7c15ull;
-    h ^= (uint64_t)(uintptr_t)d * 0x94d049bb133111ebull;
-    h ^= (uint64_t)(uintptr_t)a * 0xc2b2ae3d27d4eb4full;
-    h ^= (uint64_t)(uintptr_t)b * 0x165667b19e3779f9ull;
-    h ^= (uint64_t)(uintptr_t)c * 0x27d4eb2f165667c5ull;
+    h ^= v * 0x9e3779b97f4a7c15ull;
+    return (h << 27 | h >> 37) * 0x94d049bb133111ebull;
+}
+
+static uint32_t hash_key(const struct mg_rq_key *k)
+{
+    uint64_t h = mix(0, (uint64_t)(unsigned)k->code << 16 | (uint64_t)(k->grpc_status & 0xff) << 4 |
+                            (uint64_t)k->grpc << 2 | (uint64_t)k->mtls << 1 | (uint64_t)k->inbound);
+    h = mix(h, (uint64_t)(uintptr_t)k->route);
+    h = mix(h, (uint64_t)(uintptr_t)k->dest);
+    h = mix(h, (uint64_t)(uintptr_t)k->reason);
+    h = mix(h, (uint64_t)(uintptr_t)k->principal);
+    h = mix(h, (uint64_t)(uintptr_t)k->flags);
     return (uint32_t)(h ^ (h >> 29));
 }
 
-void mg_metrics_request(struct mg_wmetrics *m, int code, const char *route, const char *dest,
-                        const char *reason, const char *principal, int grpc_status)
+static bool key_same(const struct mg_rq_key *a, const struct mg_rq_key *b)
+{
+    return a->code == b->code && a->grpc_status == b->grpc_status && a->grpc == b->grpc &&
+           a->mtls == b->mtls && a->inbound == b->inbound && a->route == b->route &&
+           a->dest == b->dest && a->reason == b->reason && a->principal == b->principal &&
+           a->flags == b->flags;
+}
+
+static size_t bucket(const double *bounds, size_t n, double v)
+{
+    size_t i = 0;
+    while (i < n && v > bounds[i])
+        i++;
+    return i;                           /* n = +Inf */
+}
+
+static void bump(atomic_ulong *c, uint64_t v)
+{
+    atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+void mg_metrics_request(struct mg_wmetrics *m, const struct mg_rq_key *key, uint64_t duration_ms,
+                        uint64_t request_bytes, uint64_t response_bytes)
 {
     static const char unknown[] = "unknown";
-    if (!route)
-        route = unknown;
-    if (!dest)
-        dest = unknown;
-    if (!reason)
-        reason = "";
-    if (!principal)
-        principal = unknown;
-    uint32_t h = hash_key(code * 131 + grpc_status, route, dest, reason, principal);
-    for (uint32_t i = 0; i < 16; i++) {
-        struct mg_rq_slot *s = &m->slots[(h + i) % MG_METRICS_SLOTS];
-        int used = atomic_load_explicit(&s->used, memory_order_acquire);
-        if (used == 2 && s->code == code && s->route == route && s->dest == dest &&
-            s->reason == reason && s->principal == principal && s->grpc == grpc_status) {
-            atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
-            return;
+    struct mg_rq_key k = *key;
+    if (!k.route)
+        k.route = unknown;
+    if (!k.dest)
+        k.dest = unknown;
+    if (!k.reason)
+        k.reason = "";
+    if (!k.principal)
+        k.principal = unknown;
+    if (!k.flags)
+        k.flags = "-";
+    uint32_t h = hash_key(&k);
+    struct mg_rq_slot *s = NULL;
+    for (uint32_t i = 0; i < 16 && !s; i++) {
+        struct mg_rq_slot *t = &m->slots[(h + i) % MG_METRICS_SLOTS];
+        int used = atomic_load_explicit(&t->used, memory_order_acquire);
+        if (used == 2 && key_same(&t->k, &k)) {
+            s = t;
+        } else if (used == 0) {
+            int zero = 0;
+            if (!atomic_compare_exchange_strong(&t->used, &zero, 1))
+                continue;
+            t->k = k;
+            atomic_store_explicit(&t->used, 2, memory_order_release);
+            s = t;
         }
+    }
+    if (!s) {
+        atomic_fetch_add_explicit(&m->rq_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    bump(&s->count, 1);
+    bump(&s->dur[bucket(mg_dur_bounds, MG_DUR_BUCKETS, (double)duration_ms)], 1);
+    bump(&s->req_b[bucket(mg_bytes_bounds, MG_BYTES_BUCKETS, (double)request_bytes)], 1);
+    bump(&s->resp_b[bucket(mg_bytes_bounds, MG_BYTES_BUCKETS, (double)response_bytes)], 1);
+    bump(&s->dur_sum, duration_ms);
+    bump(&s->req_sum, request_bytes);
+    bump(&s->resp_sum, response_bytes);
+}
+
+static struct mg_tcp_slot *tcp_slot(struct mg_wmetrics *m, const char *dest, const char *principal,
+                                    bool mtls, bool inbound)
+{
+    if (!dest)
+        dest = "unknown";
+    if (!principal)
+        principal = "unknown";
+    for (size_t i = 0; i < MG_TCP_SLOTS; i++) {
+        struct mg_tcp_slot *s = &m->tcp[i];
+        int used = atomic_load_explicit(&s->used, memory_order_acquire);
+        if (used == 2 && s->dest == dest && s->principal == principal && s->mtls == mtls &&
+            s->inbound == inbound)
+            return s;
         if (used == 0) {
             int zero = 0;
             if (!atomic_compare_exchange_strong(&s->used, &zero, 1))
                 continue;
-            s->code = code;
-            s->route = route;
             s->dest = dest;
-            s->reason = reason;
             s->principal = principal;
-            s->grpc = grpc_status;
-            atomic_store_explicit(&s->count, 1, memory_order_relaxed);
+            s->mtls = mtls;
+            s->inbound = inbound;
             atomic_store_explicit(&s->used, 2, memory_order_release);
-            return;
+            return s;
         }
     }
     atomic_fetch_add_explicit(&m->rq_dropped, 1, memory_order_relaxed);
+    return NULL;
+}
+
+void mg_metrics_tcp_open(struct mg_wmetrics *m, const char *dest, const char *principal, bool mtls,
+                         bool inbound)
+{
+    struct mg_tcp_slot *s = m ? tcp_slot(m, dest, principal, mtls, inbound) : NULL;
+    if (s)
+        bump(&s->opened, 1);
+}
+
+void mg_metrics_tcp_close(struct mg_wmetrics *m, const char *dest, const char *principal, bool mtls,
+                          bool inbound, uint64_t sent, uint64_t received)
+{
+    struct mg_tcp_slot *s = m ? tcp_slot(m, dest, principal, mtls, inbound) : NULL;
+    if (!s)
+        return;
+    bump(&s->closed, 1);
+    bump(&s->sent, sent);
+    bump(&s->received, received);
 }
 
 void mg_metrics_egress_refused(struct mg_wmetrics *m, const char *entrance, const char *reason)
@@ -105,11 +199,30 @@ void mg_metrics_reload(bool ok)
 }
 
 struct agg {
-    int code;
-    const char *route, *dest, *reason, *principal;
-    int grpc;
-    unsigned long count;
+    struct mg_rq_key k;
+    unsigned long count, dur[MG_DUR_BUCKETS + 1], req_b[MG_BYTES_BUCKETS + 1],
+        resp_b[MG_BYTES_BUCKETS + 1], dur_sum, req_sum, resp_sum;
 };
+
+static bool str_same(const char *a, const char *b)
+{
+    return a == b || strcmp(a, b) == 0;
+}
+
+/* the same label values (string contents: the same literal may have two
+ * addresses in two objects) */
+static bool agg_same(const struct mg_rq_key *a, const struct mg_rq_key *b)
+{
+    return a->code == b->code && a->grpc_status == b->grpc_status && a->grpc == b->grpc &&
+           a->mtls == b->mtls && a->inbound == b->inbound && str_same(a->route, b->route) &&
+           str_same(a->dest, b->dest) && str_same(a->reason, b->reason) &&
+           str_same(a->principal, b->principal) && str_same(a->flags, b->flags);
+}
+
+static unsigned long load(atomic_ulong *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
 
 static void label_esc(struct mg_buf *b, const char *s)
 {
@@ -124,6 +237,107 @@ static void label_esc(struct mg_buf *b, const char *s)
     }
 }
 
+/* destination_service: the host of a cluster stat name "dir|port|subset|host" */
+static const char *dest_service(const char *stat)
+{
+    const char *bar = strrchr(stat, '|');
+    return bar ? bar + 1 : stat;
+}
+
+/* Istio's standard labels of one request set (the `le` of a bucket after). */
+static void rq_labels(struct mg_buf *out, const struct mg_rq_key *k)
+{
+    mg_buf_printf(out, "reporter=\"%s\",source_workload=\"unknown\",destination_service=\"",
+                  k->inbound ? "destination" : "source");
+    label_esc(out, dest_service(k->dest));
+    mg_buf_adds(out, "\",destination_workload=\"unknown\",request_protocol=\"");
+    mg_buf_adds(out, k->grpc ? "grpc" : "http");
+    mg_buf_printf(out, "\",response_code=\"%d\",route_name=\"", k->code);
+    label_esc(out, k->route);
+    mg_buf_adds(out, "\",destination_cluster=\"");
+    label_esc(out, k->dest);
+    mg_buf_adds(out, "\",source_principal=\"");
+    label_esc(out, k->principal);
+    mg_buf_adds(out, "\",response_flags=\"");
+    label_esc(out, k->flags);
+    mg_buf_adds(out, "\",response_flags_reason=\"");
+    label_esc(out, k->reason);
+    if (k->grpc_status >= 0)
+        mg_buf_printf(out, "\",grpc_response_status=\"%d", k->grpc_status);
+    else
+        mg_buf_adds(out, "\",grpc_response_status=\"");
+    mg_buf_printf(out, "\",connection_security_policy=\"%s\"", k->mtls ? "mutual_tls" : "none");
+}
+
+static void histogram(struct mg_buf *out, const char *name, const struct agg *a, const double *bounds,
+                      size_t nb, const unsigned long *counts, unsigned long sum)
+{
+    unsigned long cum = 0;
+    for (size_t i = 0; i <= nb; i++) {
+        cum += counts[i];
+        mg_buf_printf(out, "%s_bucket{", name);
+        rq_labels(out, &a->k);
+        if (i < nb)
+            mg_buf_printf(out, ",le=\"%.10g\"} %lu\n", bounds[i], cum);  /* 1800000, not 1.8e+06 */
+        else
+            mg_buf_printf(out, ",le=\"+Inf\"} %lu\n", cum);
+    }
+    mg_buf_printf(out, "%s_sum{", name);
+    rq_labels(out, &a->k);
+    mg_buf_printf(out, "} %lu\n%s_count{", sum, name);
+    rq_labels(out, &a->k);
+    mg_buf_printf(out, "} %lu\n", cum);
+}
+
+static void render_tcp(struct mg_buf *out, struct mg_wmetrics *const *per_worker, size_t n)
+{
+    struct { const char *dest, *principal; bool mtls, inbound; unsigned long v[4]; }
+        t[MG_TCP_SLOTS * 2];
+    size_t nt = 0;
+    for (size_t w = 0; w < n; w++)
+        for (size_t i = 0; i < MG_TCP_SLOTS; i++) {
+            struct mg_tcp_slot *s = &per_worker[w]->tcp[i];
+            if (atomic_load_explicit(&s->used, memory_order_acquire) != 2)
+                continue;
+            size_t j;
+            for (j = 0; j < nt; j++)
+                if (str_same(t[j].dest, s->dest) && str_same(t[j].principal, s->principal) &&
+                    t[j].mtls == s->mtls && t[j].inbound == s->inbound)
+                    break;
+            if (j == nt) {
+                if (nt == MG_ARRAY_LEN(t))
+                    continue;
+                memset(&t[nt], 0, sizeof(t[nt]));
+                t[nt].dest = s->dest;
+                t[nt].principal = s->principal;
+                t[nt].mtls = s->mtls;
+                t[nt++].inbound = s->inbound;
+            }
+            t[j].v[0] += load(&s->sent);
+            t[j].v[1] += load(&s->received);
+            t[j].v[2] += load(&s->opened);
+            t[j].v[3] += load(&s->closed);
+        }
+    static const char *const names[4] = {
+        "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total",
+        "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total",
+    };
+    for (int m = 0; m < 4; m++) {
+        mg_buf_printf(out, "# TYPE %s counter\n", names[m]);
+        for (size_t j = 0; j < nt; j++) {
+            mg_buf_printf(out, "%s{reporter=\"%s\",source_workload=\"unknown\",source_principal=\"",
+                          names[m], t[j].inbound ? "destination" : "source");
+            label_esc(out, t[j].principal);
+            mg_buf_adds(out, "\",destination_service=\"");
+            label_esc(out, dest_service(t[j].dest));
+            mg_buf_adds(out, "\",destination_workload=\"unknown\",destination_cluster=\"");
+            label_esc(out, t[j].dest);
+            mg_buf_printf(out, "\",request_protocol=\"tcp\",connection_security_policy=\"%s\"} %lu\n",
+                          t[j].mtls ? "mutual_tls" : "none", t[j].v[m]);
+        }
+    }
+}
+
 void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker, size_t n)
 {
     unsigned long cx_total = 0, cx_active = 0, up_rq = 0, up_cx = 0, dropped = 0, naming = 0;
@@ -131,48 +345,58 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
     struct agg *a = mg_xmalloc(cap * sizeof(*a));
     for (size_t w = 0; w < n; w++) {
         struct mg_wmetrics *m = per_worker[w];
-        cx_total += atomic_load_explicit(&m->cx_total, memory_order_relaxed);
-        cx_active += atomic_load_explicit(&m->cx_active, memory_order_relaxed);
-        up_rq += atomic_load_explicit(&m->upstream_rq_total, memory_order_relaxed);
-        up_cx += atomic_load_explicit(&m->upstream_cx_total, memory_order_relaxed);
-        naming += atomic_load_explicit(&m->upstream_secure_naming_failed, memory_order_relaxed);
-        dropped += atomic_load_explicit(&m->rq_dropped, memory_order_relaxed);
+        cx_total += load(&m->cx_total);
+        cx_active += load(&m->cx_active);
+        up_rq += load(&m->upstream_rq_total);
+        up_cx += load(&m->upstream_cx_total);
+        naming += load(&m->upstream_secure_naming_failed);
+        dropped += load(&m->rq_dropped);
         for (size_t i = 0; i < MG_METRICS_SLOTS; i++) {
             struct mg_rq_slot *s = &m->slots[i];
             if (atomic_load_explicit(&s->used, memory_order_acquire) != 2)
                 continue;
-            unsigned long c = atomic_load_explicit(&s->count, memory_order_relaxed);
             size_t j;
             for (j = 0; j < na; j++)
-                if (a[j].code == s->code && a[j].route == s->route && a[j].dest == s->dest &&
-                    a[j].reason == s->reason && a[j].principal == s->principal &&
-                    a[j].grpc == s->grpc)
+                if (agg_same(&a[j].k, &s->k))
                     break;
             if (j == na) {
                 if (na == cap)
                     a = mg_xrealloc(a, (cap *= 2) * sizeof(*a));
-                a[na++] = (struct agg){ s->code, s->route, s->dest, s->reason, s->principal, s->grpc, 0 };
+                memset(&a[na], 0, sizeof(a[na]));
+                a[na++].k = s->k;
             }
-            a[j].count += c;
+            a[j].count += load(&s->count);
+            for (size_t b = 0; b <= MG_DUR_BUCKETS; b++)
+                a[j].dur[b] += load(&s->dur[b]);
+            for (size_t b = 0; b <= MG_BYTES_BUCKETS; b++) {
+                a[j].req_b[b] += load(&s->req_b[b]);
+                a[j].resp_b[b] += load(&s->resp_b[b]);
+            }
+            a[j].dur_sum += load(&s->dur_sum);
+            a[j].req_sum += load(&s->req_sum);
+            a[j].resp_sum += load(&s->resp_sum);
         }
     }
     mg_buf_adds(out, "# TYPE istio_requests_total counter\n");
     for (size_t j = 0; j < na; j++) {
-        mg_buf_printf(out, "istio_requests_total{reporter=\"source\",response_code=\"%d\",route_name=\"",
-                      a[j].code);
-        label_esc(out, a[j].route);
-        mg_buf_adds(out, "\",destination_cluster=\"");
-        label_esc(out, a[j].dest);
-        mg_buf_adds(out, "\",source_principal=\"");
-        label_esc(out, a[j].principal);
-        mg_buf_adds(out, "\",response_flags_reason=\"");
-        label_esc(out, a[j].reason);
-        mg_buf_adds(out, "\",grpc_response_status=\"");
-        if (a[j].grpc >= 0)
-            mg_buf_printf(out, "%d", a[j].grpc);
-        mg_buf_printf(out, "\"} %lu\n", a[j].count);
+        mg_buf_adds(out, "istio_requests_total{");
+        rq_labels(out, &a[j].k);
+        mg_buf_printf(out, "} %lu\n", a[j].count);
     }
+    mg_buf_adds(out, "# TYPE istio_request_duration_milliseconds histogram\n");
+    for (size_t j = 0; j < na; j++)
+        histogram(out, "istio_request_duration_milliseconds", &a[j], mg_dur_bounds, MG_DUR_BUCKETS,
+                  a[j].dur, a[j].dur_sum);
+    mg_buf_adds(out, "# TYPE istio_request_bytes histogram\n");
+    for (size_t j = 0; j < na; j++)
+        histogram(out, "istio_request_bytes", &a[j], mg_bytes_bounds, MG_BYTES_BUCKETS, a[j].req_b,
+                  a[j].req_sum);
+    mg_buf_adds(out, "# TYPE istio_response_bytes histogram\n");
+    for (size_t j = 0; j < na; j++)
+        histogram(out, "istio_response_bytes", &a[j], mg_bytes_bounds, MG_BYTES_BUCKETS, a[j].resp_b,
+                  a[j].resp_sum);
     free(a);
+    render_tcp(out, per_worker, n);
     mg_buf_printf(out, "# TYPE meshgate_downstream_cx_total counter\nmeshgate_downstream_cx_total %lu\n"
                   "# TYPE meshgate_downstream_cx_active gauge\nmeshgate_downstream_cx_active %lu\n"
                   "# TYPE meshgate_upstream_rq_total counter\nmeshgate_upstream_rq_total %lu\n"
@@ -231,4 +455,41 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
         label_esc(out, eg[j].reason);
         mg_buf_printf(out, "\"} %lu\n", eg[j].count);
     }
+}
+
+static void cert_line(struct mg_buf *out, const char *source, const char *name, X509 *x)
+{
+    struct tm tm;
+    const ASN1_TIME *na = x ? X509_get0_notAfter(x) : NULL;
+    if (!na || ASN1_TIME_to_tm(na, &tm) != 1)
+        return;
+    char subj[256] = "";
+    X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+    mg_buf_printf(out, "meshgate_certificate_expiry_seconds{source=\"%s\",name=\"", source);
+    label_esc(out, name ? name : "");
+    mg_buf_adds(out, "\",subject=\"");
+    label_esc(out, subj);
+    mg_buf_printf(out, "\"} %lld\n", (long long)timegm(&tm));
+}
+
+void mg_metrics_cert_expiry(struct mg_buf *out, const struct mg_snapshot *s)
+{
+    mg_buf_adds(out, "# TYPE meshgate_certificate_expiry_seconds gauge\n");
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_srvs; i++) {
+        const struct mg_srv *v = &s->srvs[i];
+        if (!v->tls || !v->ctx)
+            continue;
+        X509 *x = SSL_CTX_get0_certificate(v->ctx);
+        bool seen = false;              /* one line per certificate */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = s->srvs[j].tls && s->srvs[j].ctx && SSL_CTX_get0_certificate(s->srvs[j].ctx) == x;
+        if (x && !seen) {
+            const char *cred = v->cfg ? v->cfg->tls.credential_name : NULL;
+            cert_line(out, "server", cred ? cred : v->label, x);
+        }
+    }
+    if (s->mesh_client)
+        cert_line(out, "identity", s->spiffe_id, SSL_CTX_get0_certificate(s->mesh_client));
 }
