@@ -25,6 +25,8 @@ struct mg_admin {
     bool draining;                      /* SIGTERM seen: /ready answers 503 from now on */
     mg_ready_hook hook;
     void *hook_arg;
+    mg_metrics_hook metrics_hook;
+    void *metrics_arg;
 };
 
 static void reply(struct evhttp_request *req, int code, const char *ctype, const char *body, size_t len)
@@ -172,6 +174,8 @@ static void handle(struct evhttp_request *req, void *arg)
         if (a->snap)
             mg_outlier_metrics_render(&b, a->snap->clusters, a->snap->n_clusters);
         mg_metrics_cert_expiry(&b, a->snap);
+        if (a->metrics_hook)
+            a->metrics_hook(a->metrics_arg, &b);
         free(m);
         reply(req, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
     } else if (ul == 12 && strncmp(uri, "/config_dump", 12) == 0 && a->snap) {
@@ -232,4 +236,12 @@ void mg_admin_free(struct mg_admin *a)
         return;
     evhttp_free(a->http);
     free(a);
+}
+
+void mg_admin_set_metrics_hook(struct mg_admin *a, mg_metrics_hook fn, void *arg)
+{
+    if (!a)
+        return;
+    a->metrics_hook = fn;
+    a->metrics_arg = arg;
 }

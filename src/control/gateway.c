@@ -200,6 +200,11 @@ static struct mg_snapshot *rotate(struct gw *g)
     return s;
 }
 
+static void jwks_metrics(void *store, struct mg_buf *out)
+{
+    mg_jwks_store_metrics(store, out);
+}
+
 static void jwks_dump(void *store, struct mg_buf *out)
 {
     mg_jwks_store_dump(store, out);
@@ -591,6 +596,8 @@ int mg_cmd_run(int argc, char **argv)
     }
     if (g.admin) {
         mg_admin_set_ready_hook(g.admin, jwks_ready, &g);
+        if (g.jwks)
+            mg_admin_set_metrics_hook(g.admin, jwks_metrics, g.jwks);
         mg_admin_update(g.admin, g.w, n, g.snap, true);
     }
     int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };

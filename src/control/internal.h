@@ -96,6 +96,8 @@ int mg_jwks_store_stats(struct mg_jwks_store *s, const char *uri, struct mg_jwks
  * keys, kids, fetch_ok, fetch_fail, requests, kid_refetch, last_error) to
  * out, for /config_dump and logs. */
 void mg_jwks_store_dump(struct mg_jwks_store *s, struct mg_buf *out);
+/* meshgate_jwks_fetches_total{uri,result="success"|"failure"} (Prometheus text). */
+void mg_jwks_store_metrics(struct mg_jwks_store *s, struct mg_buf *out);
 
 /* the admin listener (Proxy.spec.admin) on the main thread:
  * /ready, /stats/prometheus, /config_dump, served with evhttp. */
@@ -107,6 +109,9 @@ struct mg_admin;
 /* Readiness hook (e.g. JWKS first fetch): return false while not ready. */
 typedef bool (*mg_ready_hook)(void *arg);
 void mg_admin_set_ready_hook(struct mg_admin *a, mg_ready_hook fn, void *arg);
+/* More Prometheus text appended to /stats/prometheus (main thread's data). */
+typedef void (*mg_metrics_hook)(void *arg, struct mg_buf *out);
+void mg_admin_set_metrics_hook(struct mg_admin *a, mg_metrics_hook fn, void *arg);
 /* SIGTERM: /ready answers 503 "DRAINING" from now on (NULL is ignored). */
 void mg_admin_set_draining(struct mg_admin *a);
 

@@ -390,6 +390,27 @@ void mg_jwks_store_dump(struct mg_jwks_store *s, struct mg_buf *out)
     json_decref(arr);
 }
 
+void mg_jwks_store_metrics(struct mg_jwks_store *s, struct mg_buf *out)
+{
+    size_t n = atomic_load_explicit(&s->n, memory_order_acquire);
+    mg_buf_adds(out, "# TYPE meshgate_jwks_fetches_total counter\n");
+    for (size_t i = 0; i < n; i++) {
+        struct jwks_entry *e = s->entries[i];
+        struct mg_jwks_stats st;
+        mg_jwks_store_stats(s, e->uri, &st);
+        /* a URI is configuration text: keep the label value printable */
+        struct mg_buf u = { 0 };
+        for (const char *p = e->uri; *p; p++)
+            if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                mg_buf_add(&u, p, 1);
+        mg_buf_add(&u, "", 1);
+        mg_buf_printf(out, "meshgate_jwks_fetches_total{uri=\"%s\",result=\"success\"} %llu\n"
+                      "meshgate_jwks_fetches_total{uri=\"%s\",result=\"failure\"} %llu\n",
+                      u.p, (unsigned long long)st.fetch_ok, u.p, (unsigned long long)st.fetch_fail);
+        mg_buf_free(&u);
+    }
+}
+
 /* ---- one fetch: request, redirects, discovery, completion ---- */
 
 static void finish(struct fetch *f, struct mg_jwks *ks, const char *why)

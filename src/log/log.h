@@ -92,9 +92,28 @@ enum mg_pp_result {
 };
 extern const char *const mg_pp_result_names[MG_PPR_N];
 
+/* Why a downstream TLS handshake did not complete
+ * (meshgate_tls_handshake_failures_total{reason}); names in metrics.c. */
+enum mg_tls_fail {
+    MG_TLSF_TIMEOUT,                    /* not done within timeouts.handshake */
+    MG_TLSF_CLOSED,                     /* the client closed or reset first */
+    MG_TLSF_PROTOCOL_VERSION,           /* no TLS version in common, or not TLS at all */
+    MG_TLSF_NO_SHARED_CIPHER,
+    MG_TLSF_NO_CLIENT_CERT,             /* MUTUAL port, no certificate sent */
+    MG_TLSF_CLIENT_CERT_INVALID,        /* the client's certificate did not verify */
+    MG_TLSF_PEER_ALERT,                 /* the client refused ours (unknown CA, ...) */
+    MG_TLSF_HTTP_REQUEST,               /* plain HTTP sent to a TLS port */
+    MG_TLSF_OTHER,
+    MG_TLSF_N,
+};
+extern const char *const mg_tls_fail_names[MG_TLSF_N];
+/* Classify from the OpenSSL error (0 = none) and the timeout flag. */
+enum mg_tls_fail mg_tls_fail_reason(unsigned long ssl_err, bool timeout);
+
 struct mg_wmetrics {
     atomic_ulong cx_total, cx_active, upstream_rq_total, upstream_cx_total;
     atomic_ulong proxy_protocol[MG_PPR_N];
+    atomic_ulong tls_fail[MG_TLSF_N];
     atomic_ulong rq_dropped;            /* label set table full */
     /* request mirroring (upstream/mirror.c): copies sent, dropped (too
      * many in flight, upstream too slow), in flight now */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include "snapshot/snapshot.h"
@@ -17,6 +18,41 @@ const char *const mg_pp_result_names[MG_PPR_N] = {
     "accepted", "local", "without_header", "untrusted_source", "missing_header", "malformed",
     "timeout",
 };
+
+const char *const mg_tls_fail_names[MG_TLSF_N] = {
+    "timeout", "closed", "protocol_version", "no_shared_cipher", "no_client_certificate",
+    "client_certificate_invalid", "peer_alert", "http_request", "other",
+};
+
+enum mg_tls_fail mg_tls_fail_reason(unsigned long e, bool timeout)
+{
+    if (timeout)
+        return MG_TLSF_TIMEOUT;
+    if (!e)
+        return MG_TLSF_CLOSED;
+    int r = ERR_GET_REASON(e);
+    if (r >= SSL_AD_REASON_OFFSET)      /* an alert the client sent */
+        return MG_TLSF_PEER_ALERT;
+    switch (r) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_UNKNOWN_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_VERSION_TOO_HIGH:
+        return MG_TLSF_PROTOCOL_VERSION;
+    case SSL_R_NO_SHARED_CIPHER:
+        return MG_TLSF_NO_SHARED_CIPHER;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        return MG_TLSF_NO_CLIENT_CERT;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        return MG_TLSF_CLIENT_CERT_INVALID;
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+        return MG_TLSF_HTTP_REQUEST;
+    default:
+        return MG_TLSF_OTHER;
+    }
+}
 
 struct mg_wmetrics *mg_metrics_new(void)
 {
@@ -446,6 +482,14 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
         for (size_t i = 0; i < n; i++)
             c += atomic_load_explicit(&per_worker[i]->proxy_protocol[r], memory_order_relaxed);
         mg_buf_printf(out, "meshgate_proxy_protocol_total{result=\"%s\"} %lu\n", mg_pp_result_names[r], c);
+    }
+    mg_buf_adds(out, "# TYPE meshgate_tls_handshake_failures_total counter\n");
+    for (int r = 0; r < MG_TLSF_N; r++) {
+        unsigned long c = 0;
+        for (size_t i = 0; i < n; i++)
+            c += load(&per_worker[i]->tls_fail[r]);
+        mg_buf_printf(out, "meshgate_tls_handshake_failures_total{reason=\"%s\"} %lu\n",
+                      mg_tls_fail_names[r], c);
     }
     mg_buf_adds(out, "# TYPE meshgate_egress_refused_total counter\n");
     for (size_t j = 0; j < ne; j++) {

@@ -170,7 +170,6 @@ static void peer_identity(struct mg_conn *c)
 
 static void hs_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct mg_conn *c = arg;
     mg_conn_ref(c);
     if (what & BEV_EVENT_CONNECTED) {
@@ -178,7 +177,13 @@ static void hs_event_cb(struct bufferevent *bev, short what, void *arg)
         peer_identity(c);
         mg_conn_start_codec(c);
     } else {
-        /* handshake refused, timed out or reset: nothing to log above debug */
+        /* handshake refused, timed out or reset: nothing to log above
+         * debug, a counter by reason (the first OpenSSL error says why) */
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        if (c->w)
+            atomic_fetch_add_explicit(
+                &c->w->metrics->tls_fail[mg_tls_fail_reason(e, what & BEV_EVENT_TIMEOUT)], 1,
+                memory_order_relaxed);
         ERR_clear_error();
         mg_conn_close(c);
     }

@@ -78,6 +78,11 @@ mg_curl "${CL[@]}" -X POST --data-binary "$(printf '%050d' 0)" "https://mtls.exa
 req=$'GET /bytes/10 HTTP/1.0\r\nHost: x.y\r\n\r\n'
 resp=$(timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$tcp; printf '%s' \"\$1\" >&3; cat <&3" _ "$req" | wc -c)
 
+# two refused handshakes on the MUTUAL port: no client certificate, plain HTTP
+curl -s --max-time 5 --cacert "$P/root-cert.pem" --resolve "mtls.example.com:$port:127.0.0.1" \
+    "https://mtls.example.com:$port/" >/dev/null 2>&1
+curl -s --max-time 5 "http://127.0.0.1:$port/" >/dev/null 2>&1
+
 page=""
 for _ in $(seq 1 50); do
     page=$(curl -sS --max-time 5 "http://$MG_ADMIN/stats/prometheus")
@@ -134,6 +139,12 @@ is "$(series istio_tcp_connections_opened_total "$tl" '')" 1 "istio_tcp_connecti
 is "$(series istio_tcp_connections_closed_total "$tl" '')" 1 "istio_tcp_connections_closed_total"
 is "$(series istio_tcp_received_bytes_total "$tl" '')" "${#req}" "istio_tcp_received_bytes_total: the request's bytes"
 is "$(series istio_tcp_sent_bytes_total "$tl" '')" "$resp" "istio_tcp_sent_bytes_total: the answer's bytes"
+
+is "$(series meshgate_tls_handshake_failures_total 'reason="no_client_certificate"' '')" 1 \
+    "meshgate_tls_handshake_failures_total{reason=no_client_certificate}"
+is "$(series meshgate_tls_handshake_failures_total 'reason="http_request"' '')" 1 \
+    "meshgate_tls_handshake_failures_total{reason=http_request}"
+printf '%s\n' "$page" | grep '^meshgate_tls_handshake' | sed 's/^/# /'
 
 # the certificate expiry gauge: the server certificate's notAfter
 na=$(date -d "$(openssl x509 -in "$P/server.crt" -noout -enddate | cut -d= -f2)" +%s)

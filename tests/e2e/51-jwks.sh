@@ -69,5 +69,10 @@ dump=$(curl -s "http://$MG_ADMIN/config_dump")
 like "$dump" '"jwt_rules":1,"jwks":\[\{"uri":"https://localhost:'"$jport"'/file/jwks.json"' \
     "config_dump lists the JWKS and its state"
 like "$dump" '"fetch_fail":[1-9]' "config_dump shows the failed first attempts"
+u="https://localhost:$jport/file/jwks.json"
+like "$(mg_metric meshgate_jwks_fetches_total "uri=\"$u\",result=\"failure\"")" '^[1-9]' \
+    "meshgate_jwks_fetches_total counts the failed fetches"
+like "$(mg_metric meshgate_jwks_fetches_total "uri=\"$u\",result=\"success\"")" '^[1-9]' \
+    "... and the successful one"
 
 done_testing
