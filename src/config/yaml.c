@@ -13,6 +13,9 @@ struct builder {
     const char *file;
     const char *data;
     size_t len;
+    /* a cursor for line_start(): scalar events come in file order */
+    int cur_line;
+    const char *cur_p;
     struct mg_diags *d;
     struct mg_ydocs *out;
     struct mg_ynode *stack[MG_YAML_MAX_DEPTH + 1];
@@ -302,6 +305,25 @@ static struct mg_ynode *new_node(struct builder *b, enum mg_ynode_type t, struct
     return n;
 }
 
+/* The start of 1-based line `line` (NULL past the end): linear over a
+ * whole parse, as lines are asked for in file order. */
+static const char *line_start(struct builder *b, int line)
+{
+    const char *end = b->data + b->len;
+    if (line < b->cur_line || !b->cur_p) {
+        b->cur_line = 1;
+        b->cur_p = b->data;
+    }
+    while (b->cur_line < line) {
+        const char *nl = memchr(b->cur_p, '\n', (size_t)(end - b->cur_p));
+        if (!nl)
+            return NULL;
+        b->cur_p = nl + 1;
+        b->cur_line++;
+    }
+    return b->cur_p;
+}
+
 /* Return the text of 1-based line `line` of the input (not NUL terminated). */
 static const char *input_line(const struct builder *b, int line, size_t *llen)
 {
@@ -502,20 +524,23 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
             n->text.col++;
         } else if (ev->data.scalar.style == YAML_LITERAL_SCALAR_STYLE) {
             /* the content starts on the first non-blank line after `|` */
-            for (int l = pos.line + 1; l <= pos.line + 64; l++) {
-                size_t ll;
-                const char *t = input_line(b, l, &ll);
-                if (!t)
+            const char *p = line_start(b, pos.line), *end = b->data + b->len;
+            int line = pos.line;
+            while (p && p < end && *p != '\n')
+                p++;
+            while (p && p < end && line < pos.line + 64) {
+                const char *t = ++p;    /* past the newline */
+                line++;
+                while (p < end && *p == ' ')
+                    p++;
+                if (p < end && *p != '\n' && *p != '\r') {
+                    n->text.line = line;
+                    n->text.col = (int)(p - t) + 1;
+                    n->literal = true;
                     break;
-                size_t ind = 0;
-                while (ind < ll && t[ind] == ' ')
-                    ind++;
-                if (ind == ll)
-                    continue;
-                n->text.line = l;
-                n->text.col = (int)ind + 1;
-                n->literal = true;
-                break;
+                }
+                while (p < end && *p != '\n')
+                    p++;
             }
         }
         if (ev->data.scalar.anchor && !anchor_set(b, (const char *)ev->data.scalar.anchor, n, pos)) {
@@ -600,6 +625,8 @@ static int parse_once(struct builder *b, const char *data, size_t len, size_t *f
 
     b->data = data;
     b->len = len;
+    b->cur_line = 1;
+    b->cur_p = data;
     if (!yaml_parser_initialize(&parser))
         mg_oom();
     yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
