@@ -54,6 +54,27 @@ static atomic_ulong az_denied_default, az_denied_overflow, az_allowed;
 static atomic_ulong ext_allow, ext_deny, ext_error, ext_fail_open;
 static atomic_ulong dr_allow_allowed, dr_allow_denied, dr_deny_allowed, dr_deny_denied;
 static atomic_ulong jwt_ok, jwt_none, jwt_401, jwt_403;
+/* meshgate_jwt_failures_total{reason}: why a token was refused */
+static atomic_ulong jwt_fail[MG_JWKS_FETCH_FAIL + 1];
+static const char *const jwt_fail_names[MG_JWKS_FETCH_FAIL + 1] = {
+    [MG_JWT_OK] = "ok", [MG_JWT_MISSING] = "missing", [MG_JWT_NOT_YET_VALID] = "not_yet_valid",
+    [MG_JWT_EXPIRED] = "expired", [MG_JWT_BAD_FORMAT] = "bad_format",
+    [MG_JWT_HEADER_BAD_BASE64] = "header_bad_base64", [MG_JWT_HEADER_BAD_JSON] = "header_bad_json",
+    [MG_JWT_HEADER_BAD_ALG] = "header_bad_alg",
+    [MG_JWT_HEADER_NOT_IMPLEMENTED_ALG] = "header_not_implemented_alg",
+    [MG_JWT_HEADER_BAD_KID] = "header_bad_kid", [MG_JWT_PAYLOAD_BAD_BASE64] = "payload_bad_base64",
+    [MG_JWT_PAYLOAD_BAD_JSON] = "payload_bad_json", [MG_JWT_ISS_NOT_STRING] = "iss_not_string",
+    [MG_JWT_SUB_NOT_STRING] = "sub_not_string", [MG_JWT_NBF_NOT_INTEGER] = "nbf_not_integer",
+    [MG_JWT_EXP_NOT_INTEGER] = "exp_not_integer", [MG_JWT_IAT_NOT_INTEGER] = "iat_not_integer",
+    [MG_JWT_IAT_OUT_OF_RANGE] = "iat_out_of_range", [MG_JWT_NBF_OUT_OF_RANGE] = "nbf_out_of_range",
+    [MG_JWT_EXP_OUT_OF_RANGE] = "exp_out_of_range", [MG_JWT_JTI_NOT_STRING] = "jti_not_string",
+    [MG_JWT_AUD_NOT_STRING] = "aud_not_string", [MG_JWT_SIGNATURE_BAD_BASE64] = "signature_bad_base64",
+    [MG_JWT_ED25519_SIG_LENGTH] = "ed25519_signature_length",
+    [MG_JWT_UNKNOWN_ISSUER] = "unknown_issuer", [MG_JWT_AUDIENCE_NOT_ALLOWED] = "audience_not_allowed",
+    [MG_JWT_VERIFICATION_FAIL] = "verification_failed", [MG_JWT_MULTIPLE_TOKENS] = "multiple_tokens",
+    [MG_JWKS_NO_VALID_KEYS] = "jwks_no_valid_keys", [MG_JWKS_KID_ALG_MISMATCH] = "jwks_kid_alg_mismatch",
+    [MG_JWKS_FETCH_FAIL] = "jwks_fetch_failed",
+};
 
 static uint32_t str_hash(const char *s)
 {
@@ -137,6 +158,11 @@ void mg_access_metrics_render(struct mg_buf *out)
                   LOAD(ext_allow), LOAD(ext_deny), LOAD(ext_error), LOAD(ext_fail_open),
                   LOAD(dr_allow_allowed), LOAD(dr_allow_denied), LOAD(dr_deny_allowed),
                   LOAD(dr_deny_denied), LOAD(jwt_ok), LOAD(jwt_none), LOAD(jwt_401), LOAD(jwt_403));
+    mg_buf_adds(out, "# TYPE meshgate_jwt_failures_total counter\n");
+    for (size_t i = 1; i <= MG_JWKS_FETCH_FAIL; i++)
+        if (LOAD(jwt_fail[i]))          /* the reasons seen (30 zero lines say nothing) */
+            mg_buf_printf(out, "meshgate_jwt_failures_total{reason=\"%s\"} %lu\n", jwt_fail_names[i],
+                          LOAD(jwt_fail[i]));
 }
 
 /* ---- build ---- */
@@ -441,6 +467,8 @@ static bool authenticate(struct mg_request *r, const struct mg_access *a, struct
         }
         atomic_fetch_add_explicit(res->status == MG_RA_DENY_401 ? &jwt_401 : &jwt_403, 1,
                                   memory_order_relaxed);
+        if ((unsigned)res->error <= MG_JWKS_FETCH_FAIL)
+            atomic_fetch_add_explicit(&jwt_fail[res->error], 1, memory_order_relaxed);
         mg_request_reply(r, res->http_status, res->body ? res->body : "", "jwt_error", false);
         return false;
     }

@@ -140,6 +140,11 @@ bad "alg none" 401 "Jwt header [alg] is not supported" "$none"
 bad "audience not allowed" 403 "Audiences in Jwt are not allowed" \
     "$(tok "{\"iss\":\"$ISS\",\"sub\":\"alice\",\"aud\":\"other\",\"exp\":\"+3600\"}")"
 like "$(az_metric 'meshgate_jwt_total\{result="denied_401"\}')" '^[1-9]' "401s counted"
+like "$(az_metric 'meshgate_jwt_failures_total\{reason="expired"\}')" '^[1-9]' "JWT failures by reason: expired"
+like "$(az_metric 'meshgate_jwt_failures_total\{reason="verification_failed"\}')" '^[1-9]' \
+    "JWT failures by reason: a bad signature"
+like "$(az_metric 'meshgate_jwt_failures_total\{reason="unknown_issuer"\}')" '^[1-9]' \
+    "JWT failures by reason: unknown issuer"
 ok "access log: reason jwt_error with the Envoy text" \
     az_log_wait '"reason":"jwt_error".*"authz_detail":"Jwt is expired"'
 
