@@ -139,6 +139,11 @@ tr=$(nghttp -v -H ':authority: app.example.com' "https://127.0.0.1:$https/h2c/by
 like "$tr" 'recv \(stream_id=[0-9]*\) grpc-status: 7' "HTTP/2 client: the upstream's trailer relayed"
 like "$(echo "$tr" | grep -A1 'grpc-status: 7')" 'HEADERS frame <[^>]*flags=0x05' "... in the HEADERS frame that ends the stream"
 is "$(cu --http1.1 '/h2c/bytes/10?trailer=grpc-status:7')" abcdefghij "HTTP/1.1 client: body intact, trailer dropped"
+# a gRPC request (content-type application/grpc) is counted with its grpc-status trailer
+nghttp -H ':authority: app.example.com' -H 'content-type: application/grpc' \
+    "https://127.0.0.1:$https/h2c/bytes/10?trailer=grpc-status:7" >/dev/null 2>&1
+is "$(mg_metric istio_requests_total 'request_protocol="grpc",response_code="200".*grpc_response_status="7"')" 1 \
+    "istio_requests_total: request_protocol grpc with grpc_response_status from the trailer"
 hdrs=$(cu --http2 -D - -o /dev/null -I /h2c/echo)
 like "$hdrs" 'HTTP/2 200' "HEAD over h2 answered"
 
