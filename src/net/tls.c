@@ -575,6 +575,7 @@ static int use_server(SSL *ssl, struct mg_port *p, const char *name, int *alert)
         SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
         SSL_clear_options(ssl, SSL_get_options(ssl));
         SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+        SSL_set_mode(ssl, SSL_CTX_get_mode(ctx));
         if (sv->ciphers)
             SSL_set_cipher_list(ssl, sv->ciphers);
     }
@@ -640,6 +641,16 @@ struct mg_srv *mg_tls_selected_server(const SSL *ssl)
 }
 
 
+/* The TLS 1.2 suites when cipherSuites is unset: Envoy's server default
+ * (ECDHE only, AEAD only: AES128-GCM and CHACHA20 first, no CBC suites),
+ * so a client sees the same list from the gateway as from an Istio
+ * ingress. OpenSSL's DEFAULT would also offer CBC-SHA256/SHA384 suites.
+ * TLS 1.3 suites are not affected by this list. */
+static const char default_tls12_ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+
 SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server *s,
                                struct mg_srv *srv, char *err, size_t errlen)
 {
@@ -656,6 +667,11 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
     }
     SSL_CTX_set_ex_data(ctx, srv_idx, srv);
     SSL_CTX_set_ex_data(ctx, cfg_idx, (void *)c);   /* the snapshot owns both */
+    /* Send the chain as configured, nothing more: without this OpenSSL
+     * completes a chain that lacks intermediates from the certificate
+     * store, which on MUTUAL ports holds the client-verification roots,
+     * so the root CA went out with every handshake. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     const char *certf = t->server_certificate, *keyf = t->private_key, *caf = t->ca_certificates;
     const char *cert_pem = NULL, *key_pem = NULL, *ca_pem = NULL;
     const char *cred_name = t->credential_name ? t->credential_name
@@ -729,6 +745,12 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
             goto fail;
         }
         srv->ciphers = b.p;
+    } else {
+        if (SSL_CTX_set_cipher_list(ctx, default_tls12_ciphers) != 1) {
+            mg_tls_err(err, errlen, "cannot set the default TLS 1.2 cipher list", NULL);
+            goto fail;
+        }
+        srv->ciphers = mg_xstrdup(default_tls12_ciphers);
     }
     unsigned char auth[32];
     server_auth(c, t, ctx, caf, ca_pem, auth);
