@@ -160,6 +160,12 @@ struct mg_credential {                  /* Proxy.spec.credentials or a TLS Secre
     char *certificate, *private_key, *ca_certificates;
     /* ... or PEM bytes (from a Secret); the other set is NULL. */
     char *cert_pem, *key_pem, *ca_pem;
+    /* An OCSP response (DER) stapled to handshakes with this certificate:
+     * ocspStaple (a file, read when the snapshot is built and watched) or
+     * a Secret's data tls.ocsp-staple (the bytes). NULL/0 = no stapling. */
+    char *ocsp_staple;
+    uint8_t *ocsp_der;
+    size_t ocsp_len;
     char *namespace_;                   /* Secrets only */
     struct mg_pos pos;
 };

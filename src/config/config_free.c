@@ -83,6 +83,8 @@ void mg_cfg_free_credential(struct mg_credential *c)
     free(c->cert_pem);
     free(c->key_pem);
     free(c->ca_pem);
+    free(c->ocsp_staple);
+    free(c->ocsp_der);
     free(c->namespace_);
 }
 

@@ -407,6 +407,7 @@ static const struct mg_cfg_field credential_rows[] = {
     MG_CFG_FILE("certificate", struct mg_credential, certificate),
     MG_CFG_FILE("privateKey", struct mg_credential, private_key),
     MG_CFG_FILE("caCertificates", struct mg_credential, ca_certificates),
+    MG_CFG_FILE("ocspStaple", struct mg_credential, ocsp_staple),
 };
 static const struct mg_cfg_table credential = {
     MG_CFG_ROWS(credential_rows), .check = check_credential,
@@ -604,26 +605,35 @@ void mg_cfg_read_proxy(struct mg_cfg *x, const struct mg_ynode *spec, struct mg_
 
 /* ---- Secret (v1) ---- */
 
-static char *b64_field(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
+/* The base64 bytes of a Secret's data value (folded or wrapped base64 is
+ * common in hand-written Secrets: whitespace is dropped). */
+static uint8_t *b64_bytes(struct mg_cfg *x, const char *key, const struct mg_ynode *v, size_t *n)
 {
     uint8_t *out;
-    size_t n;
 
     if (!mg_cfg_scalar(x, key, v))
         return NULL;
-    /* folded or wrapped base64 is common in hand-written Secrets */
     char *clean = mg_xmalloc(v->len + 1);
     size_t cl = 0;
     for (size_t i = 0; i < v->len; i++)
         if (!strchr(" \t\r\n", v->str[i]))
             clean[cl++] = v->str[i];
     clean[cl] = '\0';
-    int rc = mg_base64_decode(clean, cl, false, &out, &n);
+    int rc = mg_base64_decode(clean, cl, false, &out, n);
     free(clean);
     if (rc < 0) {
         mg_error(x->d, v->pos, "data.%s of the Secret is not valid base64", key);
         return NULL;
     }
+    return out;
+}
+
+static char *b64_field(struct mg_cfg *x, const char *key, const struct mg_ynode *v)
+{
+    size_t n;
+    uint8_t *out = b64_bytes(x, key, v, &n);
+    if (!out)
+        return NULL;
     char *s = mg_xstrndup((const char *)out, n);
     if (strlen(s) != n) {
         mg_error(x->d, v->pos, "data.%s of the Secret contains a NUL byte (want PEM)", key);
@@ -654,6 +664,18 @@ bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_
     size_t mark = mg_cfg_push(x, ".data");
     if (data && mg_cfg_map(x, "data", data)) {
         for (size_t i = 0; mg_cfg_next(data, &i, &k, &v);) {
+            if (strcmp(k->str, "tls.ocsp-staple") == 0) {   /* DER bytes, as Istio reads it */
+                size_t n;
+                uint8_t *der = b64_bytes(x, k->str, v, &n);
+                if (der && n) {
+                    free(cr->ocsp_der);
+                    cr->ocsp_der = der;
+                    cr->ocsp_len = n;
+                } else {
+                    free(der);
+                }
+                continue;
+            }
             char **slot = secret_slot(cr, k->str);
             if (!slot) {
                 mg_warning(x->d, k->pos, "Secret key \"%s\" is not used", k->str);
@@ -671,6 +693,9 @@ bool mg_cfg_read_secret(struct mg_cfg *x, const struct mg_ynode *doc, struct mg_
             char **slot = secret_slot(cr, k->str);
             if (slot)
                 mg_cfg_str(x, k->str, v, slot);
+            else if (strcmp(k->str, "tls.ocsp-staple") == 0)
+                mg_warning(x->d, k->pos, "tls.ocsp-staple is DER (binary): put it base64 in data, "
+                           "not stringData; not stapled");
             else
                 mg_warning(x->d, k->pos, "Secret key \"%s\" is not used", k->str);
         }

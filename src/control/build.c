@@ -367,6 +367,7 @@ static void snapshot_destroy(struct mg_snapshot *s)
         if (sv->ctx)
             SSL_CTX_free(sv->ctx);
         free(sv->ciphers);
+        free(sv->ocsp);
         free(sv->label);
         for (size_t v = 0; v < sv->routes.n; v++) {
             free(sv->routes.v[v].host);
@@ -791,6 +792,7 @@ void mg_snapshot_files(const struct mg_snapshot *s, void (*fn)(const char *path,
         file_cb(fn, arg, c->proxy.credentials[i].certificate);
         file_cb(fn, arg, c->proxy.credentials[i].private_key);
         file_cb(fn, arg, c->proxy.credentials[i].ca_certificates);
+        file_cb(fn, arg, c->proxy.credentials[i].ocsp_staple);   /* a renewed staple applies */
     }
     for (size_t i = 0; i < s->n_srvs; i++) {
         const struct mg_server_tls *t = &s->srvs[i].cfg->tls;

@@ -17,6 +17,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -641,6 +642,58 @@ struct mg_srv *mg_tls_selected_server(const SSL *ssl)
 }
 
 
+/* status_request: staple the chosen server's OCSP response. Every server
+ * context carries this callback, so it answers for whichever server the
+ * ClientHello selected; OpenSSL frees the copy it is given. */
+static int ocsp_status_cb(SSL *ssl, void *arg)
+{
+    (void)arg;
+    const struct mg_srv *sv = mg_tls_selected_server(ssl);
+    if (!sv || !sv->ocsp)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_memdup(sv->ocsp, sv->ocsp_len);
+    if (!copy || SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)sv->ocsp_len) != 1) {
+        OPENSSL_free(copy);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* The credential's OCSP staple (file or Secret bytes) into srv->ocsp. It
+ * must be a DER OCSPResponse with status "successful": anything else would
+ * be stapled to every handshake and refused by every checking client. */
+static int load_ocsp(const struct mg_credential *cr, struct mg_srv *srv, char *err, size_t errlen)
+{
+    size_t n = cr->ocsp_len;
+    unsigned char *der = NULL;
+    if (cr->ocsp_staple) {
+        der = (unsigned char *)mg_read_file(cr->ocsp_staple, 1 << 20, &n);
+        if (!der) {
+            snprintf(err, errlen, "cannot read ocspStaple %s: %s", cr->ocsp_staple, strerror(errno));
+            return -1;
+        }
+    } else if (cr->ocsp_der) {
+        der = mg_xmalloc(n);
+        memcpy(der, cr->ocsp_der, n);
+    } else {
+        return 0;
+    }
+    const unsigned char *p = der;
+    OCSP_RESPONSE *r = d2i_OCSP_RESPONSE(NULL, &p, (long)n);
+    int st = r ? OCSP_response_status(r) : -1;
+    OCSP_RESPONSE_free(r);
+    if (!r || p != der + n || st != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        ERR_clear_error();
+        snprintf(err, errlen, "OCSP staple of credential '%s' is not a successful DER OCSP response",
+                 cr->name ? cr->name : "?");
+        free(der);
+        return -1;
+    }
+    srv->ocsp = der;
+    srv->ocsp_len = n;
+    return 0;
+}
+
 /* The TLS 1.2 suites when cipherSuites is unset: Envoy's server default
  * (ECDHE only, AEAD only: AES128-GCM and CHACHA20 first, no CBC suites),
  * so a client sees the same list from the gateway as from an Istio
@@ -698,6 +751,8 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
             caf = cr->ca_certificates;
             ca_pem = cr->ca_pem;
         }
+        if (load_ocsp(cr, srv, err, errlen) < 0)
+            goto fail;
     }
     if (cert_pem ? mg_tls_load_pem_chain(ctx, cert_pem, err, errlen) < 0
                  : (!certf || SSL_CTX_use_certificate_chain_file(ctx, certf) != 1)) {
@@ -758,6 +813,7 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
     server_tls_id(ctx, auth, srv->tls_id);
     SSL_CTX_set_session_id_context(ctx, srv->sid, sizeof(srv->sid));
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    SSL_CTX_set_tlsext_status_cb(ctx, ocsp_status_cb);
     if (!srv->tcp)                      /* a TCP server's bytes are no HTTP: no ALPN answer */
         SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     return ctx;

@@ -52,6 +52,8 @@ struct mg_srv {                         /* one compiled Gateway server */
     bool alpn_http11_only;
     SSL_CTX *ctx;                       /* tls only */
     char *ciphers;                      /* TLS 1.2 cipher list (copied to the SSL on SNI switch) */
+    unsigned char *ocsp;                /* DER OCSP response stapled when asked; NULL = none */
+    size_t ocsp_len;
     unsigned char sid[32];              /* session id context (tls.c: server_sid) */
     unsigned char tls_id[32];           /* settings + certificate (tls.c: server_tls_id) */
     struct mg_route_table routes;
