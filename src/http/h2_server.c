@@ -474,6 +474,38 @@ static struct mg_h2_stream *stream_of(nghttp2_session *ng, int32_t id)
     return id ? nghttp2_session_get_stream_user_data(ng, id) : NULL;
 }
 
+/* RFC 9113 5.1.1: a HEADERS frame on a client stream id lower than one the
+ * client already used must end the connection (PROTOCOL_ERROR). nghttp2
+ * only does so when it still knows the stream; an id the client skipped is
+ * dropped silently. So the ids skipped are kept here (a few ranges; a
+ * client that skips more is only left to nghttp2), and HEADERS on one of
+ * them ends the connection. A lower id the client did open is left to
+ * nghttp2: trailers may legitimately cross our RST_STREAM. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    struct mg_h2_conn *h = user;
+    int32_t id = hd->stream_id;
+    if (hd->type != NGHTTP2_HEADERS || id <= 0 || !(id & 1))
+        return 0;                       /* even ids: nghttp2 refuses them itself */
+    if (id > h->max_client_id) {
+        int32_t lo = h->max_client_id ? h->max_client_id + 2 : 1;
+        if (id > lo && h->n_skipped < sizeof(h->skipped) / sizeof(h->skipped[0])) {
+            h->skipped[h->n_skipped][0] = lo;
+            h->skipped[h->n_skipped][1] = id - 2;
+            h->n_skipped++;
+        }
+        h->max_client_id = id;
+        return 0;
+    }
+    for (unsigned i = 0; i < h->n_skipped; i++)
+        if (id >= h->skipped[i][0] && id <= h->skipped[i][1]) {
+            nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+            h->fatal = true;
+            break;
+        }
+    return 0;
+}
+
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct mg_h2_conn *h = user;
@@ -943,6 +975,7 @@ static nghttp2_session *new_session(struct mg_h2_conn *h)
         return NULL;
     nghttp2_session_callbacks_set_send_callback(cb, send_cb);
     nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);

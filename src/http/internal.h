@@ -69,6 +69,11 @@ struct mg_h2_conn {
     bool draining;                      /* shutdown notice sent, final GOAWAY pending */
     bool stale_served;                  /* the one stream allowed after a reload was opened */
     bool rst_ping;                      /* a PING for the streams rst_armed is in flight */
+    /* Client stream ids: the highest seen in a HEADERS frame, and the ids it
+     * skipped (never opened, so closed: RFC 9113 5.1.1), as a few ranges */
+    int32_t max_client_id;
+    int32_t skipped[4][2];
+    unsigned n_skipped;
 };
 
 /* The codec's down ops (h2_server.c). */

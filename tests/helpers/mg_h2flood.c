@@ -17,6 +17,9 @@
  *     open N PATH       N GET PATH streams at once, before the server's
  *                       SETTINGS arrive; prints as for rapid plus "resets
  *                       <n>" (RST_STREAM frames seen).
+ *     ids ID,ID,...     a GET /echo (HEADERS END_STREAM|END_HEADERS) on
+ *                       each stream id in the order given, in one write;
+ *                       prints as for rapid.
  *     headers N K BIG   N GET /echo requests on one connection, request K
  *                       (0-based) with an extra header of BIG bytes; prints
  *                       "stream <i> status <code>" or "stream <i> reset
@@ -307,6 +310,34 @@ static int mode_open(SSL *ssl, const char *host, long n, const char *path)
         request_block_path(&hb, host, path);
         frame(&o, 0x1, 0x5, (uint32_t)(2 * i + 1), hb.p, hb.len);
         free(hb.p);
+    }
+    write_all(ssl, o.p, o.len);
+    free(o.p);
+    return read_until_close(ssl);
+}
+
+/* GET /echo on the given stream ids, in order (lower ids after higher
+ * ones are what RFC 9113 5.1.1 makes a connection error). */
+static int mode_ids(SSL *ssl, const char *host, const char *list)
+{
+    struct out o = { 0 };
+    preface(&o);
+    for (const char *p = list; *p;) {
+        char *end;
+        unsigned long sid = strtoul(p, &end, 10);
+        if (end == p || sid == 0 || sid > 0x7fffffffUL) {
+            free(o.p);
+            return 1;
+        }
+        struct out hb = { 0 };
+        request_block_path(&hb, host, "/echo");
+        frame(&o, 0x1, 0x5, (uint32_t)sid, hb.p, hb.len);
+        free(hb.p);
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') {
+            free(o.p);
+            return 1;
+        }
     }
     write_all(ssl, o.p, o.len);
     free(o.p);
@@ -1052,7 +1083,7 @@ int main(int argc, char **argv)
             break;
     }
     if (!port || i >= argc || strlen(host) > 100) {
-        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | noread PATH S | slowbody PATH S | seq N MS PATH | ping N | "
+        fprintf(stderr, "usage: mg_h2flood --port P [--host NAME] [--linger S] rapid N | continuation N | stall | open N PATH | ids ID,ID,... | noread PATH S | slowbody PATH S | seq N MS PATH | ping N | "
                         "body SPLIT PATH SPEC | hpack N | "
                         "headers N K BIG | request METHOD PATH [NAME VALUE]...\n");
         return 1;
@@ -1071,6 +1102,8 @@ int main(int argc, char **argv)
         rc = mode_rapid(ssl, host, a);
     else if (strcmp(mode, "open") == 0 && a > 0 && a < 100000 && i + 2 < argc)
         rc = mode_open(ssl, host, a, argv[i + 2]);
+    else if (strcmp(mode, "ids") == 0 && i + 1 < argc)
+        rc = mode_ids(ssl, host, argv[i + 1]);
     else if (strcmp(mode, "ping") == 0 && a > 0)
         rc = mode_ping(ssl, a);
     else if (strcmp(mode, "noread") == 0 && i + 2 < argc)
