@@ -20,9 +20,22 @@ static int is_unreserved(int c)
            c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+/* Would the hex digit v, written after out[0..o), complete a new escape
+ * with a literal '%' (or '%' and one hex digit) already written? */
+static int forms_escape(const char *out, size_t o, int v)
+{
+    if (hexval((unsigned char)v) < 0)
+        return 0;
+    return (o >= 1 && out[o - 1] == '%') ||
+           (o >= 2 && out[o - 2] == '%' && hexval((unsigned char)out[o - 1]) >= 0);
+}
+
 /* One pass over the path writing to out: the slash decoding of
  * DECODE_AND_MERGE_SLASHES and BASE's unreserved decoding, then '\' -> '/'.
- * Each escape is looked at once, so nothing is decoded twice. */
+ * Each escape is looked at once, so nothing is decoded twice; and an escape
+ * whose decoded digit would join a literal '%' before it into a new escape
+ * ("%%341" -> "%41") stays encoded, or the upstream, decoding once more,
+ * would see a path ("/A") the policies never saw. */
 static size_t decode_pass(const char *p, size_t n, char *out, int slashes)
 {
     size_t o = 0;
@@ -33,7 +46,8 @@ static size_t decode_pass(const char *p, size_t n, char *out, int slashes)
             int l = hexval((unsigned char)p[i + 2]);
             if (h >= 0 && l >= 0) {
                 int v = h * 16 + l;
-                if (is_unreserved(v) || (slashes && (v == '/' || v == '\\'))) {
+                if ((is_unreserved(v) && !forms_escape(out, o, v)) ||
+                    (slashes && (v == '/' || v == '\\'))) {
                     c = (unsigned char)v;
                     i += 2;
                 }
