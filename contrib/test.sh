@@ -2,10 +2,14 @@
 # test.sh - install what is missing, build, and run the whole test suite
 # (unit + end-to-end) twice over: a -Werror build proves the code is warning
 # clean, and `make check` runs on an ASan+UBSan build. Prints the automake
-# summary; the exit status is 0 only when every test passed.
+# summary; then the unit suite under valgrind memcheck (contrib/valgrind.sh;
+# MG_VALGRIND_SKIP leaves programs out) and a short fuzzing pass
+# (contrib/fuzz.sh, MG_FUZZ_SECONDS per target). The exit status is 0 only
+# when every test passed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+rm -f _build/valgrind.out _build/fuzz.out  # counted by .ci/run: never a stale one
 bash contrib/install-deps.sh test
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] ||
   autoreconf -fi >/dev/null
@@ -60,4 +64,25 @@ if [ $rc != 0 ]; then
     echo "---- $f"; tail -n 40 "$f"
   done
 fi
+
+# 3. the unit suite under valgrind memcheck (a plain build), and 4. a short
+# pass of every fuzz target (clang, libFuzzer, ASan+UBSan); each prints TAP
+# and keeps it next to its build for .ci/run to count
+cd "$top"
+# the four slowest programs under valgrind (RSA key generation and the
+# randomized index check: about 4 of its 5.5 minutes) are left out unless
+# MG_VALGRIND_SKIP says otherwise ("" = all); ASan runs them above
+export MG_VALGRIND_SKIP=${MG_VALGRIND_SKIP-"tests/unit/test_jwt tests/unit/test_jwt_conformance
+  tests/unit/test_explain_token tests/unit/test_authz_index"}
+echo "valgrind memcheck on the unit suite (_build/valgrind.out)"
+vrc=0
+bash contrib/valgrind.sh "$top/_build/plain" >_build/valgrind.out 2>&1 || vrc=$?
+grep -E '^(not ok|#)' _build/valgrind.out || true
+echo "$(grep -c '^ok' _build/valgrind.out) clean, $(grep -c '^not ok' _build/valgrind.out) failed"
+echo "fuzzing, ${MG_FUZZ_SECONDS:-8} s per target (_build/fuzz.out)"
+frc=0
+bash contrib/fuzz.sh >_build/fuzz.out 2>&1 || frc=$?
+grep -E '^(ok|not ok|#)' _build/fuzz.out || true
+[ $rc = 0 ] && rc=$vrc
+[ $rc = 0 ] && rc=$frc
 exit $rc
