@@ -11,7 +11,8 @@ command -v clang >/dev/null || { echo "1..0 # SKIP clang is not installed"; exit
 mkdir -p "$b" && cd "$b" || exit 1
 [ -f Makefile ] || "$top/configure" -q --enable-fuzzing --enable-sanitizers CC=clang >/dev/null || exit 1
 targets="tests/fuzz/fuzz_tls_hello tests/fuzz/fuzz_http1_libfuzzer tests/fuzz/fuzz_jwt
-  tests/fuzz/fuzz_normalize tests/fuzz/fuzz_proxy_proto tests/fuzz/fuzz_policy tests/fuzz/fuzz_config"
+  tests/fuzz/fuzz_normalize tests/fuzz/fuzz_proxy_proto tests/fuzz/fuzz_policy tests/fuzz/fuzz_policy_ref
+  tests/fuzz/fuzz_config"
 # shellcheck disable=SC2086
 make -s -j"$(nproc 2>/dev/null || echo 2)" $targets >/dev/null || exit 1
 rm -rf findings
