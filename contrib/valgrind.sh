@@ -7,6 +7,7 @@
 # it. Prints TAP, one line per program with its time; the exit status is 0
 # only when every program ran clean.
 #   MG_VALGRIND_TESTS   space-separated subset (default: every unit test)
+#   MG_VALGRIND_TIMEOUT seconds per program (default 300; a hang fails)
 #   MG_VALGRIND_SKIP    programs to leave out (.ci/run leaves out the four
 #                       slowest under valgrind, about 4 of the 6 minutes)
 set -u
@@ -29,14 +30,14 @@ for p in $progs; do
     n=$((n + 1))
     log=$p.valgrind.log
     t0=$SECONDS
-    valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
+    timeout "${MG_VALGRIND_TIMEOUT:-300}" valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
         --errors-for-leak-kinds=definite,indirect,possible --log-file="$log" "./$p" >"$p.valgrind.out" 2>&1
     rc=$?
     if [ "$rc" = 0 ] && [ ! -s "$log" ]; then
         echo "ok $n - $p clean under memcheck ($((SECONDS - t0)) s)"
     else
         failed=$((failed + 1))
-        echo "not ok $n - $p: exit $rc (99 = memcheck errors or leaks)"
+        echo "not ok $n - $p: exit $rc (99 = memcheck errors or leaks, 124 = over ${MG_VALGRIND_TIMEOUT:-300} s)"
         head -n 30 "$log" | sed 's/^/# /'
         grep -E '^not ok' "$p.valgrind.out" | head -n 5 | sed 's/^/# /'
     fi
