@@ -57,8 +57,8 @@ make -j"$jobs" check >check.out 2>&1 || rc=$?
 touch check.start.done
 wait "$prog" 2>/dev/null || true
 echo
-grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' check.out | grep -v '^PASS' || true
-sed -n '/^Testsuite summary/,/^=====/p;/^# [A-Z]*:/p' check.out | grep '^#' || true
+grep -aE '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' check.out | grep -v '^PASS' || true
+sed -n '/^Testsuite summary/,/^=====/p;/^# [A-Z]*:/p' check.out | grep -a '^#' || true
 if [ $rc != 0 ]; then
   for f in $(grep -lE '^(not ok|ERROR|FAIL)' $(find tests -name '*.log') 2>/dev/null); do
     echo "---- $f"; tail -n 40 "$f"
