@@ -107,18 +107,6 @@ static void count_denied(const char *policy)
     atomic_fetch_add_explicit(&az_denied_overflow, 1, memory_order_relaxed);
 }
 
-static void label(struct mg_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            mg_buf_add(b, "\\", 1);
-        if (*s == '\n')
-            mg_buf_adds(b, "\\n");
-        else
-            mg_buf_add(b, s, 1);
-    }
-}
-
 #define LOAD(x) ((unsigned long)atomic_load_explicit(&(x), memory_order_relaxed))
 
 void mg_access_metrics_render(struct mg_buf *out)
@@ -129,7 +117,7 @@ void mg_access_metrics_render(struct mg_buf *out)
         if (!n)
             continue;
         mg_buf_adds(out, "meshgate_authz_denied_total{policy=\"");
-        label(out, n);
+        mg_buf_prom_label(out, n);
         mg_buf_printf(out, "\"} %lu\n", LOAD(az_denied[i].n));
     }
     mg_buf_printf(out, "meshgate_authz_denied_total{policy=\"\"} %lu\n"

@@ -48,6 +48,9 @@ struct mg_buf {
 void mg_buf_add(struct mg_buf *b, const void *data, size_t n);
 void mg_buf_adds(struct mg_buf *b, const char *s);
 void mg_buf_printf(struct mg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a Prometheus label value: backslash and double quote escaped, a
+ * newline written as \n (the text exposition format). */
+void mg_buf_prom_label(struct mg_buf *b, const char *s);
 void mg_buf_free(struct mg_buf *b);
 
 /* ASCII case-insensitive helpers (locale independent). */

@@ -130,6 +130,18 @@ void mg_buf_adds(struct mg_buf *b, const char *s)
     mg_buf_add(b, s, strlen(s));
 }
 
+void mg_buf_prom_label(struct mg_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            mg_buf_add(b, "\\", 1);
+        if (*s == '\n')
+            mg_buf_adds(b, "\\n");
+        else
+            mg_buf_add(b, s, 1);
+    }
+}
+
 void mg_buf_printf(struct mg_buf *b, const char *fmt, ...)
 {
     va_list ap;

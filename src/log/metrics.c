@@ -260,19 +260,6 @@ static unsigned long load(atomic_ulong *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static void label_esc(struct mg_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            mg_buf_add(b, "\\", 1);
-        if (*s == '\n') {
-            mg_buf_adds(b, "\\n");
-            continue;
-        }
-        mg_buf_add(b, s, 1);
-    }
-}
-
 /* destination_service: the host of a cluster stat name "dir|port|subset|host" */
 static const char *dest_service(const char *stat)
 {
@@ -285,19 +272,19 @@ static void rq_labels(struct mg_buf *out, const struct mg_rq_key *k)
 {
     mg_buf_printf(out, "reporter=\"%s\",source_workload=\"unknown\",destination_service=\"",
                   k->inbound ? "destination" : "source");
-    label_esc(out, dest_service(k->dest));
+    mg_buf_prom_label(out, dest_service(k->dest));
     mg_buf_adds(out, "\",destination_workload=\"unknown\",request_protocol=\"");
     mg_buf_adds(out, k->grpc ? "grpc" : "http");
     mg_buf_printf(out, "\",response_code=\"%d\",route_name=\"", k->code);
-    label_esc(out, k->route);
+    mg_buf_prom_label(out, k->route);
     mg_buf_adds(out, "\",destination_cluster=\"");
-    label_esc(out, k->dest);
+    mg_buf_prom_label(out, k->dest);
     mg_buf_adds(out, "\",source_principal=\"");
-    label_esc(out, k->principal);
+    mg_buf_prom_label(out, k->principal);
     mg_buf_adds(out, "\",response_flags=\"");
-    label_esc(out, k->flags);
+    mg_buf_prom_label(out, k->flags);
     mg_buf_adds(out, "\",response_flags_reason=\"");
-    label_esc(out, k->reason);
+    mg_buf_prom_label(out, k->reason);
     if (k->grpc_status >= 0)
         mg_buf_printf(out, "\",grpc_response_status=\"%d", k->grpc_status);
     else
@@ -363,11 +350,11 @@ static void render_tcp(struct mg_buf *out, struct mg_wmetrics *const *per_worker
         for (size_t j = 0; j < nt; j++) {
             mg_buf_printf(out, "%s{reporter=\"%s\",source_workload=\"unknown\",source_principal=\"",
                           names[m], t[j].inbound ? "destination" : "source");
-            label_esc(out, t[j].principal);
+            mg_buf_prom_label(out, t[j].principal);
             mg_buf_adds(out, "\",destination_service=\"");
-            label_esc(out, dest_service(t[j].dest));
+            mg_buf_prom_label(out, dest_service(t[j].dest));
             mg_buf_adds(out, "\",destination_workload=\"unknown\",destination_cluster=\"");
-            label_esc(out, t[j].dest);
+            mg_buf_prom_label(out, t[j].dest);
             mg_buf_printf(out, "\",request_protocol=\"tcp\",connection_security_policy=\"%s\"} %lu\n",
                           t[j].mtls ? "mutual_tls" : "none", t[j].v[m]);
         }
@@ -494,9 +481,9 @@ void mg_metrics_render(struct mg_buf *out, struct mg_wmetrics *const *per_worker
     mg_buf_adds(out, "# TYPE meshgate_egress_refused_total counter\n");
     for (size_t j = 0; j < ne; j++) {
         mg_buf_adds(out, "meshgate_egress_refused_total{entrance=\"");
-        label_esc(out, eg[j].en);
+        mg_buf_prom_label(out, eg[j].en);
         mg_buf_adds(out, "\",reason=\"");
-        label_esc(out, eg[j].reason);
+        mg_buf_prom_label(out, eg[j].reason);
         mg_buf_printf(out, "\"} %lu\n", eg[j].count);
     }
 }
@@ -510,9 +497,9 @@ static void cert_line(struct mg_buf *out, const char *source, const char *name, 
     char subj[256] = "";
     X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
     mg_buf_printf(out, "meshgate_certificate_expiry_seconds{source=\"%s\",name=\"", source);
-    label_esc(out, name ? name : "");
+    mg_buf_prom_label(out, name ? name : "");
     mg_buf_adds(out, "\",subject=\"");
-    label_esc(out, subj);
+    mg_buf_prom_label(out, subj);
     mg_buf_printf(out, "\"} %lld\n", (long long)timegm(&tm));
 }
 

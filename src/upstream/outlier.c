@@ -212,18 +212,6 @@ static void count_ejection(const char *name)
     atomic_fetch_add_explicit(&ejections_overflow, 1, memory_order_relaxed);
 }
 
-static void label(struct mg_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            mg_buf_add(b, "\\", 1);
-        if (*s == '\n')
-            mg_buf_adds(b, "\\n");
-        else
-            mg_buf_add(b, s, 1);
-    }
-}
-
 void mg_outlier_metrics_render(struct mg_buf *out, struct mg_cluster *const *cls, size_t n)
 {
     mg_buf_adds(out, "# TYPE meshgate_outlier_ejections_total counter\n");
@@ -232,7 +220,7 @@ void mg_outlier_metrics_render(struct mg_buf *out, struct mg_cluster *const *cls
         if (!name)
             continue;
         mg_buf_adds(out, "meshgate_outlier_ejections_total{cluster=\"");
-        label(out, name);
+        mg_buf_prom_label(out, name);
         mg_buf_printf(out, "\"} %lu\n", LOAD(ejections[i].n));
     }
     if (LOAD(ejections_overflow))
@@ -243,7 +231,7 @@ void mg_outlier_metrics_render(struct mg_buf *out, struct mg_cluster *const *cls
         if (!cls[i] || !cls[i]->od)
             continue;
         mg_buf_adds(out, "meshgate_outlier_ejected_endpoints{cluster=\"");
-        label(out, cls[i]->stat_name);
+        mg_buf_prom_label(out, cls[i]->stat_name);
         mg_buf_printf(out, "\"} %u\n", LOAD(cls[i]->od->n_ejected));
     }
 }
