@@ -1,9 +1,12 @@
 #!/bin/bash
 # 01-install.sh - `make install DESTDIR=...` lays out what an operator needs:
 # the binary, the systemd unit naming that binary and the installed
-# configuration, the example configuration, the logrotate snippet and both
-# man pages; the pages render without a groff warning, the snippet parses and
-# the unit passes `systemd-analyze verify` where those tools are installed.
+# configuration, the example configuration, the logrotate snippet, both man
+# pages, and the sysusers.d/tmpfiles.d snippets of the service's fixed user;
+# the pages render without a groff warning, the snippet parses, the unit
+# passes `systemd-analyze verify`, and (as root, in a scratch root) the user
+# the snippets create reads a key file root:meshgate 0640, where those tools
+# are installed.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -32,6 +35,21 @@ like "$(grep '^ExecStart=' "$D$unit")" "^ExecStart=$bin run -c $cfgdir\$" \
 like "$(grep '^ExecStartPre=' "$D$unit")" "^ExecStartPre=$bin check -c $cfgdir\$" \
     "ExecStartPre checks that configuration first"
 like "$(grep '^ExecReload=' "$D$unit")" "kill -HUP" "reload is SIGHUP"
+
+# The service runs as a fixed system user, created by the sysusers.d
+# snippet, so that root can make key files readable by its group.
+unlike "$(cat "$D$unit")" "^DynamicUser=" "the unit no longer uses DynamicUser"
+like "$(grep '^User=' "$D$unit")" "^User=meshgate$" "User=meshgate"
+like "$(grep '^Group=' "$D$unit")" "^Group=meshgate$" "Group=meshgate"
+like "$(grep '^AmbientCapabilities=' "$D$unit")" "CAP_NET_BIND_SERVICE" \
+    "it still binds ports below 1024 (ambient CAP_NET_BIND_SERVICE)"
+su=$(one '*/lib/sysusers.d/meshgate.conf')
+ok "the sysusers.d snippet is installed ($su)" test -n "$su"
+like "$(grep -v '^#' "$D$su")" "^u meshgate " "and declares the system user meshgate"
+tf=$(one '*/lib/tmpfiles.d/meshgate.conf')
+ok "the tmpfiles.d snippet is installed ($tf)" test -n "$tf"
+is "$(grep -v '^#' "$D$tf")" "d $cfgdir 0750 root meshgate -" \
+    "it makes the installed configuration directory root:meshgate 0750"
 
 lr=$(one '*/logrotate.d/meshgate')
 ok "the logrotate snippet is installed ($lr)" test -n "$lr"
@@ -94,5 +112,48 @@ if command -v systemd-analyze >/dev/null && [ -x /bin/kill ]; then
     is "$?:$out" "0:" "systemd-analyze verify: no complaint about the unit"
 else
     skip "systemd-analyze is not installed" 1
+fi
+
+# The user as the snippets make it, in a scratch root (the host's user
+# database is not touched): systemd-sysusers allocates it, systemd-tmpfiles
+# gives it the configuration directory, and the user can read a key file
+# root:meshgate 0640 but not one root:root 0600 (what DynamicUser= left it).
+if command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
+    R=$(mg_tmpdir root)
+    mkdir -p "$R/etc"
+    out=$(systemd-sysusers --root="$R" "$D$su" 2>&1)
+    is "$?" 0 "systemd-sysusers --root accepts the snippet" || diag "$out"
+    uid=$(awk -F: '$1 == "meshgate" { print $3 }' "$R/etc/passwd" 2>/dev/null)
+    gid=$(awk -F: '$1 == "meshgate" { print $3 }' "$R/etc/group" 2>/dev/null)
+    like "$uid:$gid" "^[0-9]+:[0-9]+$" "it creates the user and group meshgate ($uid:$gid)"
+    like "$(awk -F: '$1 == "meshgate" { print $7 }' "$R/etc/passwd" 2>/dev/null)" "nologin" \
+        "with no login shell"
+    if [ "$(id -u)" = 0 ]; then
+        out=$(systemd-tmpfiles --root="$R" --create "$D$tf" 2>&1)
+        is "$?" 0 "systemd-tmpfiles --root --create applies the tmpfiles snippet" || diag "$out"
+        is "$(stat -c '%a %u %g' "$R$cfgdir" 2>/dev/null)" "750 0 $gid" \
+            "the configuration directory is root:meshgate 0750"
+    else
+        skip "creating a root:meshgate directory needs root" 2
+    fi
+    if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ -n "$uid" ]; then
+        # a directory of our own that the service user may enter ($MG_TMP is 0700)
+        K=$(mktemp -d /tmp/mg-e2e-keys.XXXXXX)
+        mg_on_exit rm -rf "$K"
+        chmod 0711 "$K"
+        echo key >"$K/shared.key"
+        chgrp "$gid" "$K/shared.key" && chmod 0640 "$K/shared.key"
+        echo key >"$K/private.key"
+        chmod 0600 "$K/private.key"
+        as_svc() { setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"; }
+        ok "the service user reads a key file root:meshgate 0640" as_svc cat "$K/shared.key"
+        fails "but not one root:root 0600" as_svc cat "$K/private.key"
+        fails "and another user cannot read the 0640 one" \
+            setpriv --reuid=65534 --regid=65534 --clear-groups -- cat "$K/shared.key"
+    else
+        skip "running as the service user needs root and setpriv" 3
+    fi
+else
+    skip "systemd-sysusers/systemd-tmpfiles are not installed" 6
 fi
 done_testing
