@@ -72,11 +72,9 @@ fi
 cd "$top"
 # the four slowest programs under valgrind (RSA key generation and the
 # randomized index check: about 4 of its 5.5 minutes) are left out unless
-# MG_VALGRIND_SKIP says otherwise ("" = all); ASan runs them above. So is
-# test_jwks_fetch: 11 s on an idle machine, but it spun for minutes under
-# valgrind on a loaded one (a timing-dependent wait, not yet understood)
+# MG_VALGRIND_SKIP says otherwise ("" = all); ASan runs them above
 export MG_VALGRIND_SKIP=${MG_VALGRIND_SKIP-"tests/unit/test_jwt tests/unit/test_jwt_conformance
-  tests/unit/test_explain_token tests/unit/test_authz_index tests/unit/test_jwks_fetch"}
+  tests/unit/test_explain_token tests/unit/test_authz_index"}
 echo "valgrind memcheck on the unit suite (_build/valgrind.out)"
 vrc=0
 bash contrib/valgrind.sh "$top/_build/plain" >_build/valgrind.out 2>&1 || vrc=$?
