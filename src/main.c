@@ -9,6 +9,8 @@
 static void usage(FILE *out)
 {
     fputs("usage: meshgate run   [-c PATH] [-n NS]   serve\n"
+          "                      [--watch] [--bind-address IP] [--admin IP:PORT]\n"
+          "                                          reload on change; override bindAddress, admin\n"
           "       meshgate check [-c PATH] [-n NS]   load and analyse the configuration\n"
           "       meshgate check [-c PATH] --explain-destination HOST[:PORT] [--subset NAME]\n"
           "                                          ... and how HOST:PORT is reached (TLS, identities)\n"

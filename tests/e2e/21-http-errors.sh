@@ -1,6 +1,6 @@
 #!/bin/bash
-# 21-http-errors.sh - what a client gets when things go wrong (DESIGN.md
-# section 6): each malformed-request class gives 400/431/505 and a closed
+# 21-http-errors.sh - what a client gets when things go wrong (the README's
+# "What a client gets" table): each malformed-request class gives 400/431/505 and a closed
 # connection while other connections keep working; no route 404; dead
 # upstream 503; slow upstream 504 (route timeout, per-try timeout);
 # connection-pool overflow 503 + x-envoy-overloaded; connect failures
