@@ -128,6 +128,7 @@ int mg_cmd_check(int argc, char **argv)
         { "explain-destination", required_argument, NULL, 'e' },
         { "subset", required_argument, NULL, 's' },
         { "namespace", required_argument, NULL, 'n' },
+        { "config", required_argument, NULL, 'c' },    /* as run and authz take it */
         { NULL, 0, NULL, 0 },
     };
 

@@ -73,7 +73,7 @@ for f in trustDomain trustDomainAliases rootNamespace outboundTrafficPolicy path
          proxyProtocol.ports trustedSources allowWithoutHeader sessionTicketKeys watchConfig \
          requireHttps timeouts.handshake timeouts.requestHeaders timeouts.idle \
          timeouts.drainDelay timeouts.drain maxConnections maxRequestHeadersKb \
-         maxConcurrentStreams; do
+         maxConcurrentStreams ocspStaple; do
     like "$(cat "$D$m5")" "$f" "meshgate.yaml(5) documents $f"
 done
 

@@ -32,6 +32,19 @@ like "$out" "10-proxy.yaml:[0-9]+:[0-9]+: error: .*certs/" "the error names the 
 out=$("$MESHGATE" check -c "$T" 2>&1); rc=$?
 is "$rc" 0 "meshgate check on the example configuration: no error"
 unlike "$out" ": error: " "no error line printed"
+ok "check takes --config as run and authz do" "$MESHGATE" check --config "$T"
+
+# 10-proxy.yaml shows the Proxy fields it leaves off as comments: they are
+# valid as written (the OCSP staple, which needs a real response, aside).
+U=$(mg_tmpdir uncommented)
+cp -r "$T/." "$U/"
+openssl rand 80 | base64 -w0 >"$U/ticket.keys"
+sed -i -E 's/^  # ((inbound|proxyProtocol|tls|watchConfig|jwt):|- \{port|  (ports|trustedSources|allowWithoutHeader|sessionTicketKeys|requireHttps):)/  \1/' \
+    "$U/10-proxy.yaml"
+is "$(grep -cE '^  (inbound|proxyProtocol|tls|watchConfig|jwt):' "$U/10-proxy.yaml")" 5 \
+    "the five optional Proxy blocks uncommented"
+out=$("$MESHGATE" check -c "$U" 2>&1); rc=$?
+is "$rc" 0 "and the configuration still checks with no error" || diag "$out"
 
 # Free ports instead of the example's fixed ones.
 https=$(mg_free_port) http=$(mg_free_port) admin=$(mg_free_port) app=$(mg_free_port) jwks=$(mg_free_port)
