@@ -8,7 +8,7 @@ build_pkgs="gcc make autoconf automake pkg-config libc6-dev ca-certificates
   libssl-dev libnghttp2-dev libevent-dev libyaml-dev libcjose-dev libjansson-dev
   libmaxminddb-dev openssl"
 test_pkgs="curl nghttp2-client procps iproute2 netcat-openbsd mmdb-bin perl haproxy man-db
-  valgrind clang libclang-rt-14-dev"
+  valgrind clang libclang-rt-14-dev python3-hyperframe python3-hpack"
 bench_pkgs="wrk nghttp2-client nginx haproxy squid libio-socket-ssl-perl"
 
 want="$build_pkgs"
