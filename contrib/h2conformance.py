@@ -224,6 +224,10 @@ class Conn:
         self.hblock = None          # (stream, bytes) of a header block in progress
         self.server_settings = {}
         self.next_id = 1
+        # what flow control lets us send (RFC 9113 6.9): the connection's
+        # window, and per stream the WINDOW_UPDATE increments received
+        self.conn_window = 65535
+        self.stream_credit = {}
         self.seen = []              # every event, for a failure's report
 
     # ---- transport
@@ -322,11 +326,18 @@ class Conn:
             self.hblock = None
             try:
                 hdrs = self.decoder.decode(blk, raw=False)
+                first.fields = hdrs
                 status = dict(hdrs).get(":status")
                 if status:
                     first.status = ", :status " + status
             except Exception as e:
                 raise Fail("cannot decode the server's header block: %s" % e)
+        if isinstance(f, WindowUpdateFrame):
+            if f.stream_id == 0:
+                self.conn_window += f.window_increment
+            else:
+                self.stream_credit[f.stream_id] = \
+                    self.stream_credit.get(f.stream_id, 0) + f.window_increment
         if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
             self.server_settings.update(f.settings)
             self.send(settings_frame(flags=ACK))
@@ -1632,6 +1643,80 @@ def _(c):
     sid = h(c).stream()
     c.send(c.headers(sid, method="POST", extra=[("content-length", "4")]))
     expect_stream_error(c, E["PROTOCOL_ERROR"])
+
+
+section("rfc9113/6.9", "Flow Control")
+
+
+@case("rfc9113/6.9/1", "Sends a request body of 4 times the stream's initial window, as WINDOW_UPDATE frames allow")
+def _(c):
+    # the server must give the window back as it takes the body (here no
+    # more is ever sent than the windows it announced allow)
+    sid = h(c).stream()
+    iw = c.server_settings.get(S_INITIAL_WINDOW_SIZE, 65535)
+    total = min(4 * max(iw, 65535), 4 << 20)
+    c.send(c.headers(sid, method="POST", end_stream=False,
+                     extra=[("content-length", str(total))]))
+    sent = 0
+    deadline = time.monotonic() + max(10 * c.o.timeout, 10)
+    while sent < total:
+        n = min(c.max_frame_size, total - sent, c.conn_window,
+                iw + c.stream_credit.get(sid, 0) - sent)
+        if n > 0:
+            c.send(data(sid, b"x" * n, end=sent + n == total))
+            sent += n
+            c.conn_window -= n
+            continue
+        if time.monotonic() > deadline:
+            raise Fail("%d of %d octets sent, then no WINDOW_UPDATE" % (sent, total))
+        ev = c.next_event()
+        f = ev.frame
+        if isinstance(f, HeadersFrame) and f.stream_id == sid:
+            return                      # an early answer ends the case too
+        if ev.kind == "timeout":
+            raise Fail("%d of %d octets sent, then no WINDOW_UPDATE within %gs"
+                       % (sent, total, c.o.timeout))
+        _fatal(c, ev, "WINDOW_UPDATE frames", sid)
+    expect_response(c, sid)
+
+
+def _response(c, sid):
+    """The response on SID: (fields of its first HEADERS, DATA octets)."""
+    fields, body = None, 0
+    while True:
+        ev = c.next_event()
+        f = ev.frame
+        if isinstance(f, (HeadersFrame, DataFrame)) and f.stream_id == sid:
+            if isinstance(f, HeadersFrame) and fields is None:
+                fields = dict(getattr(f, "fields", []))
+            if isinstance(f, DataFrame):
+                body += len(f.data)
+            if "END_STREAM" in f.flags:
+                return fields or {}, body
+            continue
+        _fatal(c, ev, "a complete response on stream %d" % sid, sid)
+
+
+@case("rfc9113/8.1.1/2", "Sends a GET request: a \"content-length\" in the response equals its DATA payload")
+def _(c):
+    sid = h(c).stream()
+    c.send(c.headers(sid))
+    fields, body = _response(c, sid)
+    cl = fields.get("content-length")
+    if cl is None:
+        raise Skip("the response has no content-length")
+    if int(cl) != body:
+        raise Fail("content-length %s, %d octets of DATA" % (cl, body))
+
+
+@case("rfc9113/8.1.1/3", "Sends a HEAD request: the response carries no content")
+def _(c):
+    # RFC 9110 9.3.2; a content-length there describes the GET's content
+    sid = h(c).stream()
+    c.send(c.headers(sid, method="HEAD"))
+    fields, body = _response(c, sid)
+    if body:
+        raise Fail("%d octets of DATA in a response to HEAD" % body)
 
 
 section("rfc9113/8.2.1", "Field Validity")
