@@ -1645,6 +1645,22 @@ def _(c):
     expect_stream_error(c, E["PROTOCOL_ERROR"])
 
 
+section("rfc9113/5.1.1", "Stream Identifiers")
+
+
+@case("rfc9113/5.1.1/1", "Sends HEADERS on a stream id skipped after 16 other gaps in the ids")
+def _(c):
+    # every id a client skips is closed once a higher one is opened: a
+    # server that remembers only the first few gaps misses the later ones
+    h(c)
+    ids = list(range(1, 4 * 17 + 2, 4))          # 1, 5, 9, ... 69: 17 gaps
+    for sid in ids:
+        c.send(c.headers(sid))
+        read_until_stream_end(c, sid)
+    c.send(c.headers(ids[-1] - 2))
+    expect_connection_error(c, E["PROTOCOL_ERROR"])
+
+
 section("rfc9113/6.9", "Flow Control")
 
 

@@ -477,10 +477,40 @@ static struct mg_h2_stream *stream_of(nghttp2_session *ng, int32_t id)
 /* RFC 9113 5.1.1: a HEADERS frame on a client stream id lower than one the
  * client already used must end the connection (PROTOCOL_ERROR). nghttp2
  * only does so when it still knows the stream; an id the client skipped is
- * dropped silently. So the ids skipped are kept here (a few ranges; a
- * client that skips more is only left to nghttp2), and HEADERS on one of
- * them ends the connection. A lower id the client did open is left to
- * nghttp2: trailers may legitimately cross our RST_STREAM. */
+ * dropped silently. So the ids skipped are kept here (ranges, in ascending
+ * order: up to MG_H2_MAX_SKIPPED of them, see internal.h), and HEADERS on
+ * one of them ends the connection. A lower id the client did open is left
+ * to nghttp2: trailers may legitimately cross our RST_STREAM. */
+static bool skipped_id(const struct mg_h2_conn *h, int32_t id)
+{
+    unsigned lo = 0, hi = h->n_skipped;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (id < h->skipped[mid][0])
+            hi = mid;
+        else if (id > h->skipped[mid][1])
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+static void skip_ids(struct mg_h2_conn *h, int32_t from, int32_t to)
+{
+    if (h->n_skipped == h->cap_skipped) {
+        if (h->cap_skipped >= MG_H2_MAX_SKIPPED)
+            return;
+        h->cap_skipped = h->cap_skipped ? 2 * h->cap_skipped : 4;
+        if (h->cap_skipped > MG_H2_MAX_SKIPPED)
+            h->cap_skipped = MG_H2_MAX_SKIPPED;
+        h->skipped = mg_xrealloc(h->skipped, h->cap_skipped * sizeof(h->skipped[0]));
+    }
+    h->skipped[h->n_skipped][0] = from;
+    h->skipped[h->n_skipped][1] = to;
+    h->n_skipped++;
+}
+
 static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
 {
     struct mg_h2_conn *h = user;
@@ -489,20 +519,15 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
         return 0;                       /* even ids: nghttp2 refuses them itself */
     if (id > h->max_client_id) {
         int32_t lo = h->max_client_id ? h->max_client_id + 2 : 1;
-        if (id > lo && h->n_skipped < sizeof(h->skipped) / sizeof(h->skipped[0])) {
-            h->skipped[h->n_skipped][0] = lo;
-            h->skipped[h->n_skipped][1] = id - 2;
-            h->n_skipped++;
-        }
+        if (id > lo)
+            skip_ids(h, lo, id - 2);
         h->max_client_id = id;
         return 0;
     }
-    for (unsigned i = 0; i < h->n_skipped; i++)
-        if (id >= h->skipped[i][0] && id <= h->skipped[i][1]) {
-            nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
-            h->fatal = true;
-            break;
-        }
+    if (skipped_id(h, id)) {
+        nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+        h->fatal = true;
+    }
     return 0;
 }
 
@@ -942,6 +967,7 @@ static void h2_free(struct mg_conn *c)
         event_free(h->idle_ev);
     if (h->hdr_ev)
         event_free(h->hdr_ev);
+    free(h->skipped);
     free(h);
     c->codec = NULL;
 }

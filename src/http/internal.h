@@ -70,11 +70,19 @@ struct mg_h2_conn {
     bool stale_served;                  /* the one stream allowed after a reload was opened */
     bool rst_ping;                      /* a PING for the streams rst_armed is in flight */
     /* Client stream ids: the highest seen in a HEADERS frame, and the ids it
-     * skipped (never opened, so closed: RFC 9113 5.1.1), as a few ranges */
+     * skipped (never opened, so closed: RFC 9113 5.1.1), as ranges in
+     * ascending order, grown on demand up to MG_H2_MAX_SKIPPED (most
+     * clients skip none: no allocation then) */
     int32_t max_client_id;
-    int32_t skipped[4][2];
-    unsigned n_skipped;
+    int32_t (*skipped)[2];
+    unsigned n_skipped, cap_skipped;
 };
+
+/* Gaps in a connection's client stream ids that are remembered (8 octets
+ * each): a HEADERS on a skipped id ends the connection with PROTOCOL_ERROR
+ * as long as its gap is among the first MG_H2_MAX_SKIPPED; later gaps are
+ * left to nghttp2, which ignores a HEADERS on an id it does not know. */
+#define MG_H2_MAX_SKIPPED 1024
 
 /* The codec's down ops (h2_server.c). */
 extern const struct mg_down_ops mg_h2_ops;

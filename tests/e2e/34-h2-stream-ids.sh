@@ -29,6 +29,15 @@ like "$out" '^goaway 1 last' "stream 5 after 7 (skipped between 1 and 7): GOAWAY
 like "$out" '^closed$' "connection closed"
 out=$(ids 3,1)
 like "$out" '^goaway 1 last' "stream 1 after 3 (the first id skipped): GOAWAY PROTOCOL_ERROR"
+# every gap is remembered, not only the first few: 1, 5, ..., 69 skip 17
+# ids; HEADERS on the last one skipped (67) still ends the connection
+many=$(seq -s, 1 4 69)
+out=$(ids "$many,71")
+like "$out" '^responses 19$' "19 streams with 17 gaps between them: all answered"
+unlike "$out" '^goaway' "17 gaps: no GOAWAY"
+out=$(ids "$many,67")
+like "$out" '^goaway 1 last' "stream 67 after 17 gaps: GOAWAY PROTOCOL_ERROR"
+like "$out" '^closed$' "stream 67 after 17 gaps: connection closed"
 is "$(h2_curl -o /dev/null -w '%{http_code}' /echo)" 200 "the gateway serves other connections"
 
 done_testing
