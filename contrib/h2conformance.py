@@ -240,6 +240,9 @@ class Conn:
             if o.insecure:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
+            elif not o.sni:
+                raise Fail("--tls to an address: give the certificate's name with --sni "
+                           "(or --insecure)")
             ctx.set_alpn_protocols(["h2"])
             s = ctx.wrap_socket(raw, server_hostname=o.sni)
             if s.selected_alpn_protocol() != "h2":
@@ -1880,7 +1883,8 @@ def main(argv=None):
                                 "(RFC 9113, RFC 7541), numbered as h2spec numbers them.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=443)
-    p.add_argument("--tls", action="store_true", help="TLS with ALPN h2 (else h2c prior knowledge)")
+    p.add_argument("--tls", action="store_true", help="TLS with ALPN h2 (else h2c with prior knowledge: "
+                   "no HTTP/1.1 Upgrade)")
     p.add_argument("--sni", help="TLS server name (default: --authority, else --host)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
     p.add_argument("--cacert", help="CA file to verify the server's certificate with")
