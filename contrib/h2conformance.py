@@ -26,7 +26,6 @@ follows as a pass), as h2spec does. Exit status: 0 when no case failed, 1
 when one did, 2 when the server cannot be reached at all.
 """
 import argparse
-import os
 import select
 import socket
 import ssl
@@ -37,7 +36,7 @@ import xml.sax.saxutils
 
 try:
     from hyperframe.frame import (
-        Frame, DataFrame, HeadersFrame, PriorityFrame, RstStreamFrame,
+        Frame, DataFrame, HeadersFrame, RstStreamFrame,
         SettingsFrame, PushPromiseFrame, PingFrame, GoAwayFrame,
         WindowUpdateFrame, ContinuationFrame)
     from hpack import Decoder
