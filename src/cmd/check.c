@@ -107,11 +107,26 @@ static int explain_destination(const struct mg_config *c, const char *arg, const
     fprintf(out, "  protocol: %s\n", cl->h2 == MG_UP_H2_REQUIRED ? "HTTP/2"
                                     : cl->h2 == MG_UP_H2_PREFER ? "HTTP/2 if the server picks it, else HTTP/1.1"
                                     : cl->use_client_protocol ? "the client's" : "HTTP/1.1");
+    if (cl->locality_mode)
+        fprintf(out, "  locality balancing: %s\n", cl->locality_mode);
     fprintf(out, "  endpoints (%zu):\n", cl->n_eps);
-    for (size_t i = 0; i < cl->n_eps; i++)
-        fprintf(out, "    %s%s\n", cl->eps[i].label,
-                !cl->tls ? "" : cl->eps[i].plain ? "  plain text (no tlsMode label)"
+    for (size_t i = 0; i < cl->n_eps; i++) {
+        const struct mg_endpoint *ep = &cl->eps[i];
+        fprintf(out, "    %s%s", ep->label,
+                !cl->tls ? "" : ep->plain ? "  plain text (no tlsMode label)"
                 : cl->mesh ? "  ISTIO_MUTUAL" : "  TLS");
+        fprintf(out, "  locality %s", ep->locality ? ep->locality : "(none)");
+        if (cl->n_prio > 1)
+            fprintf(out, "  priority %u", ep->prio);
+        if (cl->loc_weight)
+            ep->excluded ? fputs("  no share (no distribute `to` matches its locality)", out)
+                         : fprintf(out, "  locality weight %u", cl->loc_weight[ep->loc]);
+        fputc('\n', out);
+    }
+    if (cl->n_prio > 1)
+        fputs("  traffic goes to priority 0 while at least ~72% of its endpoints are in service "
+              "(Envoy's overprovisioning factor 1.4), spilling to the next priority "
+              "proportionally below that\n", out);
     mg_diags_print(&d, out);
     mg_diags_free(&d);
     mg_cluster_free(cl);

@@ -117,6 +117,30 @@ size_t mg_logop_parse(const char *s, struct mg_logop *op);
 /* Whether the access log renders op (names and their arguments). */
 bool mg_logop_known(const struct mg_logop *op);
 
+/* localityLbSetting (DestinationRule trafficPolicy.loadBalancer, or
+ * MeshConfig for the whole mesh; a rule's replaces the mesh's). Localities
+ * are "region/zone/subzone"; a pattern may stop early or end in a '*'
+ * part: "us-east" matches every zone of us-east, "*" every locality. */
+struct mg_locality_distribute {         /* distribute[]: from -> {to: weight} */
+    char *from;
+    struct mg_kvlist to;                /* locality pattern -> weight 1..100 (checked) */
+    struct mg_pos pos;
+};
+struct mg_locality_failover {           /* failover[]: region -> region */
+    char *from, *to;
+    struct mg_pos pos;
+};
+struct mg_locality_lb {
+    bool present;
+    bool enabled, has_enabled;          /* `enabled` (a BoolValue: unset = on) */
+    struct mg_locality_distribute *distribute;
+    size_t n_distribute;
+    struct mg_locality_failover *failover;
+    size_t n_failover;
+    struct mg_slist failover_priority;  /* label names, or "label=value" */
+    struct mg_pos pos;
+};
+
 struct mg_mesh_config {
     bool present;
     char *trust_domain;                 /* default "cluster.local" ('@' -> '.') */
@@ -147,6 +171,9 @@ struct mg_mesh_config {
      * security.istio.io/tlsMode=istio are reached over ISTIO_MUTUAL when no
      * DestinationRule sets a TLS mode for them */
     bool enable_auto_mtls;
+    /* localityLbSetting: the mesh default of DestinationRules that set
+     * none (Istio's default mesh has it enabled) */
+    struct mg_locality_lb locality_lb;
     struct mg_pos pos;
 };
 
@@ -220,6 +247,10 @@ struct mg_proxy {
     enum mg_proxy_mode mode;
     int workers;                        /* 0 = one per CPU */
     char *service_account;              /* default "default" */
+    /* locality ("region/zone/subzone") and network of this proxy, as an
+     * Istio sidecar gets them from its node (ISTIO_META_NETWORK): the
+     * origin of locality-aware balancing (NULL = none) */
+    char *locality, *network;
     char *identity_cert_chain, *identity_private_key, *identity_root_certs;  /* or NULL */
     struct mg_credential *credentials;
     size_t n_credentials;
@@ -514,6 +545,7 @@ struct mg_outlier {
 struct mg_traffic_policy {
     bool present;
     enum mg_lb_simple lb;
+    struct mg_locality_lb locality_lb;  /* loadBalancer.localityLbSetting */
     struct mg_conn_pool pool;
     struct mg_outlier outlier;
     struct mg_client_tls tls;

@@ -122,12 +122,200 @@ static const struct mg_cfg_table outlier = {
     .pos_at = MG_CFG_POS_AT(struct mg_outlier, pos), .check = check_outlier,
 };
 
+/* ---- localityLbSetting ---- */
+
+/* A locality pattern as Istio's validation takes it: "region[/zone[/subzone]]"
+ * with no empty part, and at most one '*', only at the end. NULL when
+ * fine, else why not. */
+static const char *locality_pattern_bad(const char *l)
+{
+    const char *star = strchr(l, '*');
+    if (star && (strchr(star + 1, '*') || star[1]))
+        return "wildcard '*' number can not exceed 1 and must be in the end";
+    size_t parts = 1;
+    for (const char *p = l;; p++) {
+        if (*p == '/' || !*p) {
+            if (p == l || p[-1] == '/')
+                return "must not contain empty region/zone/subzone info";
+            if (!*p)
+                break;
+            parts++;
+        }
+    }
+    return parts > 3 ? "has more than region/zone/subzone" : NULL;
+}
+
+/* Does pattern a cover locality pattern b: each of a's parts is '*' or b's
+ * part at that level ("us-east" covers "us-east/z1"; "*" covers all)? */
+static bool locality_covers(const char *a, const char *b)
+{
+    for (;;) {
+        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+        if (la == 1 && *a == '*')
+            return true;
+        if (!lb || la != lb || memcmp(a, b, la) != 0)
+            return !la;
+        a += la;
+        b += lb;
+        if (!*a)
+            return true;
+        if (!*b)
+            return false;
+        a++;
+        b++;
+    }
+}
+
+/* Istio's validateLocalities: every pattern well formed and none
+ * overlapping another (one covering the other), reported at its own
+ * position. */
+static void check_localities(struct mg_cfg *x, const char *const *v, const struct mg_pos *pos,
+                             size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *why = locality_pattern_bad(v[i]);
+        if (why) {
+            mg_error(x->d, pos[i], "%s: locality \"%s\" %s", mg_cfg_field(x, what), v[i], why);
+            continue;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!locality_pattern_bad(v[j]) &&
+                (locality_covers(v[i], v[j]) || locality_covers(v[j], v[i]))) {
+                mg_error(x->d, pos[i], "%s: locality \"%s\" overlaps \"%s\"", mg_cfg_field(x, what),
+                         v[i], v[j]);
+                break;
+            }
+    }
+}
+
+static void check_distribute(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    struct mg_locality_distribute *d = obj;
+    const struct mg_ynode *f = mg_cfg_seen(r, "from");
+    if (f)
+        d->pos = f->pos;
+    if (!d->from)
+        d->from = mg_xstrdup("");   /* Istio refuses it as an empty locality (the lb check) */
+    const struct mg_ynode *tn = mg_cfg_seen(r, "to");
+    uint64_t total = 0;
+    bool bad = false;
+    const char **keys = mg_xcalloc(d->to.n + 1, sizeof(*keys));
+    struct mg_pos *pos = mg_xcalloc(d->to.n + 1, sizeof(*pos));
+    for (size_t i = 0; i < d->to.n; i++) {
+        const struct mg_kv *kv = &d->to.v[i];
+        char *end;
+        long w = strtol(kv->value, &end, 10);
+        keys[i] = kv->key;
+        pos[i] = kv->pos;
+        if (end == kv->value || *end || w < 1 || w > 100) {
+            mg_error(x->d, kv->pos, "%s: locality weight \"%s\" of \"%s\" must be in range [1, 100]",
+                     mg_cfg_field(x, "to"), kv->value, kv->key);
+            bad = true;
+            continue;
+        }
+        total += (uint64_t)w;
+    }
+    if (!d->to.n)
+        mg_error(x->d, d->pos, "%s needs `to` (localities and their weights)", mg_cfg_field(x, NULL));
+    else if (!bad && total != 100)
+        mg_error(x->d, tn ? tn->pos : d->pos, "%s: total locality weight %llu != 100",
+                 mg_cfg_field(x, "to"), (unsigned long long)total);
+    check_localities(x, keys, pos, d->to.n, "to");
+    free(keys);
+    free(pos);
+}
+
+static const struct mg_cfg_field distribute_rows[] = {
+    MG_CFG_STR("from", struct mg_locality_distribute, from),
+    MG_CFG_KVLIST("to", struct mg_locality_distribute, to),
+};
+static const struct mg_cfg_table distribute = {
+    MG_CFG_ROWS(distribute_rows), .pos_at = MG_CFG_POS_AT(struct mg_locality_distribute, pos),
+    .check = check_distribute,
+};
+
+static void check_failover(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    const struct mg_locality_failover *f = obj;
+    const struct mg_ynode *fn = mg_cfg_seen(r, "from"), *tn = mg_cfg_seen(r, "to");
+    struct mg_pos at = tn ? tn->pos : fn ? fn->pos : f->pos;
+    if (!f->from || !*f->from || !f->to || !*f->to) {
+        mg_error(x->d, f->pos, "%s needs from and to (regions)", mg_cfg_field(x, NULL));
+        return;
+    }
+    if (strcmp(f->from, f->to) == 0)
+        mg_error(x->d, at, "%s: locality lb failover settings must specify different regions",
+                 mg_cfg_field(x, NULL));
+    if (strchr(f->from, '/') || strchr(f->to, '/'))
+        mg_error(x->d, strchr(f->from, '/') && fn ? fn->pos : at,
+                 "%s: locality lb failover only specify region (no '/')", mg_cfg_field(x, NULL));
+    if (strchr(f->from, '*') || strchr(f->to, '*'))
+        mg_error(x->d, strchr(f->from, '*') && fn ? fn->pos : at,
+                 "%s: locality lb failover region should not contain '*' wildcard",
+                 mg_cfg_field(x, NULL));
+}
+
+static const struct mg_cfg_field failover_rows[] = {
+    MG_CFG_STR("from", struct mg_locality_failover, from),
+    MG_CFG_STR("to", struct mg_locality_failover, to),
+};
+static const struct mg_cfg_table failover = {
+    MG_CFG_ROWS(failover_rows), .pos_at = MG_CFG_POS_AT(struct mg_locality_failover, pos),
+    .check = check_failover,
+};
+
+/* Istio's validateLocalityLbSetting (the outlier detection it asks for is
+ * checked where both are known: check_destination_rule). */
+static void check_locality_lb(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
+{
+    struct mg_locality_lb *l = obj;
+    l->has_enabled = mg_cfg_seen(r, "enabled") != NULL;
+    const struct mg_ynode *fo = mg_cfg_seen(r, "failover");
+    if (l->n_distribute && l->n_failover) {
+        mg_error(x->d, fo ? fo->pos : l->pos, "%s: can not simultaneously specify 'distribute' and "
+                 "'failover'", mg_cfg_field(x, NULL));
+        return;
+    }
+    for (size_t i = 0; i < l->failover_priority.n; i++) {
+        const char *p = l->failover_priority.v[i];
+        if (!*p || *p == '=')
+            mg_error(x->d, l->failover_priority.pos[i], "%s: empty label in \"%s\"",
+                     mg_cfg_field(x, "failoverPriority"), p);
+        else if (l->n_failover && (strcmp(p, "topology.kubernetes.io/region") == 0 ||
+                                   strcmp(p, "topology.kubernetes.io/zone") == 0 ||
+                                   strcmp(p, "topology.istio.io/subzone") == 0))
+            mg_error(x->d, l->failover_priority.pos[i], "%s: can not simultaneously set 'failover' "
+                     "and topology label '%s' in 'failoverPriority'",
+                     mg_cfg_field(x, "failoverPriority"), p);
+    }
+    const char **from = mg_xcalloc(l->n_distribute + 1, sizeof(*from));
+    struct mg_pos *pos = mg_xcalloc(l->n_distribute + 1, sizeof(*pos));
+    for (size_t i = 0; i < l->n_distribute; i++) {
+        from[i] = l->distribute[i].from;
+        pos[i] = l->distribute[i].pos;
+    }
+    check_localities(x, from, pos, l->n_distribute, "distribute.from");
+    free(from);
+    free(pos);
+}
+
+static const struct mg_cfg_field locality_lb_rows[] = {
+    MG_CFG_BOOL("enabled", struct mg_locality_lb, enabled),
+    MG_CFG_LIST("distribute", struct mg_locality_lb, distribute, n_distribute, distribute),
+    MG_CFG_LIST("failover", struct mg_locality_lb, failover, n_failover, failover),
+    MG_CFG_SLIST("failoverPriority", struct mg_locality_lb, failover_priority),
+};
+const struct mg_cfg_table mg_cfg_locality_lb = {
+    MG_CFG_ROWS(locality_lb_rows), .present_at = MG_CFG_FLAG_AT(struct mg_locality_lb, present),
+    .pos_at = MG_CFG_POS_AT(struct mg_locality_lb, pos), .check = check_locality_lb,
+};
+
 static const char *const lb_names[] = { "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",
                                         "ROUND_ROBIN", "LEAST_REQUEST" };
 static const int lb_values[] = { MG_LB_UNSPECIFIED, MG_LB_LEAST_CONN, MG_LB_RANDOM,
                                  MG_LB_PASSTHROUGH, MG_LB_ROUND_ROBIN, MG_LB_LEAST_REQUEST };
 static const char *const lb_unsupported[] = {
-    "consistentHash", "localityLbSetting", "warmupDurationSecs",
+    "consistentHash", "warmupDurationSecs",
 };
 
 /* A number within [lo, hi] (the CRD's double bounds). */
@@ -178,6 +366,7 @@ static bool read_warmup(struct mg_cfg *x, const struct mg_ynode *k, const struct
 static const struct mg_cfg_field lb_rows[] = {
     MG_CFG_ENUMV("simple", struct mg_traffic_policy, lb, lb_names, lb_values),
     MG_CFG_FN("warmup", read_warmup),
+    MG_CFG_MAP("localityLbSetting", struct mg_traffic_policy, locality_lb, mg_cfg_locality_lb),
     MG_CFG_UNSUPPORTED_ANY(lb_unsupported),
 };
 static const struct mg_cfg_table lb = { MG_CFG_ROWS(lb_rows) };
@@ -286,11 +475,37 @@ static const struct mg_cfg_table subset = {
     .check = check_subset,
 };
 
+/* Istio warns when failover is asked without outlier detection: without
+ * it no endpoint is ever unhealthy, so traffic never leaves the nearest
+ * priority (and here, as in Istio, no locality priority is applied). */
+static void warn_failover_without_outlier(struct mg_cfg *x, const struct mg_traffic_policy *tp,
+                                          const struct mg_outlier *od)
+{
+    const struct mg_locality_lb *l = &tp->locality_lb;
+    if (l->present && (l->n_failover || l->failover_priority.n) && !tp->outlier.present &&
+        !(od && od->present))
+        mg_warning(x->d, l->pos, "localityLbSetting: outlier detection policy must be provided for "
+                   "failover (without outlierDetection no locality failover is applied)");
+}
+
+static void check_dr_policy_locality(struct mg_cfg *x, const struct mg_dr_policy *p,
+                                     const struct mg_outlier *outer)
+{
+    const struct mg_outlier *base = p->base.outlier.present ? &p->base.outlier : outer;
+    warn_failover_without_outlier(x, &p->base, outer);
+    for (size_t i = 0; i < p->n_port_level; i++)
+        warn_failover_without_outlier(x, &p->port_level[i].policy, base);
+}
+
 static void check_destination_rule(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj)
 {
     const struct mg_destination_rule *dr = obj;
     if (!dr->host || !*dr->host)
         mg_error(x->d, r->m ? r->m->pos : dr->meta.pos, "DestinationRule needs a host");
+    check_dr_policy_locality(x, &dr->policy, NULL);
+    const struct mg_outlier *od = dr->policy.base.outlier.present ? &dr->policy.base.outlier : NULL;
+    for (size_t i = 0; i < dr->n_subsets; i++)
+        check_dr_policy_locality(x, &dr->subsets[i].policy, od);
 }
 
 static const struct mg_cfg_field destination_rule_rows[] = {

@@ -46,8 +46,24 @@ static void free_target_refs(struct mg_target_ref *r, size_t n)
     free(r);
 }
 
+static void free_locality_lb(struct mg_locality_lb *l)
+{
+    for (size_t i = 0; i < l->n_distribute; i++) {
+        free(l->distribute[i].from);
+        mg_cfg_free_kvlist(&l->distribute[i].to);
+    }
+    free(l->distribute);
+    for (size_t i = 0; i < l->n_failover; i++) {
+        free(l->failover[i].from);
+        free(l->failover[i].to);
+    }
+    free(l->failover);
+    mg_cfg_free_slist(&l->failover_priority);
+}
+
 void mg_cfg_free_mesh(struct mg_mesh_config *m)
 {
+    free_locality_lb(&m->locality_lb);
     free(m->trust_domain);
     mg_cfg_free_slist(&m->trust_domain_aliases);
     free(m->root_namespace);
@@ -92,6 +108,8 @@ void mg_cfg_free_proxy(struct mg_proxy *p)
 {
     mg_cfg_free_meta(&p->meta);
     free(p->service_account);
+    free(p->locality);
+    free(p->network);
     free(p->identity_cert_chain);
     free(p->identity_private_key);
     free(p->identity_root_certs);
@@ -325,6 +343,7 @@ void mg_cfg_free_virtual_service(struct mg_virtual_service *vs)
 static void free_tp(struct mg_traffic_policy *tp)
 {
     struct mg_client_tls *t = &tp->tls;
+    free_locality_lb(&tp->locality_lb);
     free(t->client_certificate);
     free(t->private_key);
     free(t->ca_certificates);

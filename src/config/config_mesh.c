@@ -167,7 +167,7 @@ static void check_access_log_format(struct mg_cfg *x, const struct mg_ynode *spe
 static const char *const mesh_ignored[] = {
     "enableTracing", "ingressClass", "ingressService",
     "ingressControllerMode", "ingressSelector", "defaultServiceExportTo",
-    "defaultVirtualServiceExportTo", "defaultDestinationRuleExportTo", "localityLbSetting",
+    "defaultVirtualServiceExportTo", "defaultDestinationRuleExportTo",
     "dnsRefreshRate", "h2UpgradePolicy", "inboundClusterStatName", "outboundClusterStatName",
     "certificates", "tlsDefaults", "meshMTLS", "serviceSettings", "enablePrometheusMerge",
     "verifyCertificateAtClient", "discoverySelectors", "defaultProviders",
@@ -353,6 +353,7 @@ static const struct mg_cfg_field mesh_rows[] = {
     MG_CFG_FN("extensionProviders", read_ext_providers_row),
     MG_CFG_INT("numTrustedProxies", struct mg_mesh_config, num_trusted_proxies, 0, 64),
     MG_CFG_BOOL("enableAutoMtls", struct mg_mesh_config, enable_auto_mtls),
+    MG_CFG_MAP("localityLbSetting", struct mg_mesh_config, locality_lb, mg_cfg_locality_lb),
     MG_CFG_GROUP("defaultConfig", default_config),
     MG_CFG_UNSUPPORTED_ANY(mesh_ignored),
 };
@@ -500,6 +501,11 @@ static void check_proxy(struct mg_cfg *x, const struct mg_cfg_read *r, void *obj
                 strcmp(p->inbound[i].bind, p->inbound[j].bind) == 0)
                 mg_error(x->d, p->inbound[i].pos, "inbound bind %s is used twice", p->inbound[i].bind);
     check_outbound_tls(x, p);
+    const struct mg_ynode *loc = mg_cfg_seen(r, "locality");
+    if (loc && p->locality && (strchr(p->locality, '*') || strstr(p->locality, "//") ||
+                               *p->locality == '/'))
+        mg_error(x->d, loc->pos, "%s: \"%s\" is not a locality (region/zone/subzone, no '*', "
+                 "no empty part before another)", mg_cfg_field(x, "locality"), p->locality);
     for (size_t i = 0; i < p->egress_deny_cidrs.n; i++) {
         struct mg_cidr c;
         if (mg_cidr_parse(p->egress_deny_cidrs.v[i], &c) != 0)
@@ -578,6 +584,8 @@ static const struct mg_cfg_field proxy_rows[] = {
     MG_CFG_ENUM("mode", struct mg_proxy, mode, proxy_modes),
     MG_CFG_INT("workers", struct mg_proxy, workers, 0, 1024),
     MG_CFG_STR("serviceAccount", struct mg_proxy, service_account),
+    MG_CFG_STR("locality", struct mg_proxy, locality),
+    MG_CFG_STR("network", struct mg_proxy, network),
     MG_CFG_GROUP("identity", identity),
     MG_CFG_FN("credentials", read_credentials),
     MG_CFG_ADDR("bindAddress", struct mg_proxy, bind_address, false, false),

@@ -317,6 +317,10 @@ const struct mg_ynode *mg_cfg_last(const struct mg_ynode *m, const char *key);
 /* Tables of `selector: {matchLabels: ...}` and `workloadSelector: {labels: ...}`
  * (struct mg_selector). */
 extern const struct mg_cfg_table mg_cfg_match_labels, mg_cfg_labels;
+/* localityLbSetting (struct mg_locality_lb, config_dest.c), validated as
+ * Istio's validateLocalityLbSetting; read for DestinationRules and the
+ * MeshConfig. */
+extern const struct mg_cfg_table mg_cfg_locality_lb;
 
 /* A Gateway server's `tls` (struct mg_server_tls, config_net.c), also read
  * for Proxy.spec.outbound.tls. Its check is what every server's TLS gets

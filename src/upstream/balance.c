@@ -1,44 +1,62 @@
 /* balance.c - the choice of an endpoint for a new request or connection
  * (DestinationRule loadBalancer.simple), skipping endpoints that outlier
- * detection ejected and those a retried request already tried. */
+ * detection ejected and those a retried request already tried, after the
+ * choice of a priority and a locality when the cluster has locality-aware
+ * balancing (locality.c), as Envoy's priority and locality-weighted
+ * balancers do. */
 #include "upstream/upstream.h"
 #include <stdint.h>
+#include <string.h>
 #include "net/types.h"
 
-static bool usable(const struct mg_cluster *cl, size_t i, bool health, uint64_t avoid)
+/* Which endpoints a pick may take: not ejected (when health counts), not
+ * tried yet (avoid), of priority prio and locality loc (-1 = any), and not
+ * excluded by a distribute rule. */
+struct sel {
+    const struct mg_cluster *cl;
+    bool health;
+    uint64_t avoid;
+    int prio, loc;
+};
+
+static bool usable(const struct sel *s, size_t i)
 {
-    if (i < 64 && (avoid >> i) & 1)
+    const struct mg_endpoint *ep = &s->cl->eps[i];
+    if (ep->excluded || (s->prio >= 0 && ep->prio != s->prio) || (s->loc >= 0 && ep->loc != s->loc))
         return false;
-    return !health || !mg_od_ejected(cl->od, i);
+    if (i < 64 && (s->avoid >> i) & 1)
+        return false;
+    return !s->health || !mg_od_ejected(s->cl->od, i);
 }
 
 /* the k-th usable endpoint */
-static size_t nth(const struct mg_cluster *cl, bool health, uint64_t avoid, size_t k)
+static size_t nth(const struct sel *s, size_t k)
 {
-    for (size_t i = 0; i < cl->n_eps; i++)
-        if (usable(cl, i, health, avoid) && k-- == 0)
+    for (size_t i = 0; i < s->cl->n_eps; i++)
+        if (usable(s, i) && k-- == 0)
             return i;
     return 0;
 }
 
 /* A usable endpoint drawn with probability proportional to its weight. */
-static size_t weighted_random(const struct mg_cluster *cl, struct mg_worker *w, bool health, uint64_t avoid)
+static size_t weighted_random(const struct sel *s, struct mg_worker *w)
 {
+    const struct mg_cluster *cl = s->cl;
     uint64_t total = 0;
     for (size_t i = 0; i < cl->n_eps; i++)
-        if (usable(cl, i, health, avoid))
+        if (usable(s, i))
             total += cl->eps[i].weight;
     if (!total)
-        return nth(cl, health, avoid, 0);
+        return nth(s, 0);
     uint64_t r = ((uint64_t)mg_worker_rand(w) << 32 | mg_worker_rand(w)) % total;
     for (size_t i = 0; i < cl->n_eps; i++) {
-        if (!usable(cl, i, health, avoid))
+        if (!usable(s, i))
             continue;
         if (r < cl->eps[i].weight)
             return i;
         r -= cl->eps[i].weight;
     }
-    return nth(cl, health, avoid, 0);
+    return nth(s, 0);
 }
 
 /* Endpoints of different weights (Istio's endpoint and WorkloadEntry
@@ -47,15 +65,15 @@ static size_t weighted_random(const struct mg_cluster *cl, struct mg_worker *w, 
  * takes the highest, which then pays the total back: weights 5 and 1 give
  * a a a b a a, not a run of five), RANDOM draws by weight, LEAST_REQUEST
  * draws two by weight and keeps the one with fewer requests per weight. */
-static size_t pick_weighted(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
-                            bool health, uint64_t avoid)
+static size_t pick_weighted(const struct sel *s, struct mg_cluster_rt *rt, struct mg_worker *w)
 {
+    const struct mg_cluster *cl = s->cl;
     switch (cl->lb) {
     case MG_LB_ROUND_ROBIN: {
         int64_t total = 0;
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < cl->n_eps; i++) {
-            if (!usable(cl, i, health, avoid))
+            if (!usable(s, i))
                 continue;
             rt->cw[i] += cl->eps[i].weight;
             total += cl->eps[i].weight;
@@ -63,19 +81,107 @@ static size_t pick_weighted(struct mg_cluster *cl, struct mg_cluster_rt *rt, str
                 best = i;
         }
         if (best == SIZE_MAX)
-            return nth(cl, health, avoid, 0);
+            return nth(s, 0);
         rt->cw[best] -= total;
         return best;
     }
     case MG_LB_RANDOM:
-        return weighted_random(cl, w, health, avoid);
+        return weighted_random(s, w);
     default: {
-        size_t a = weighted_random(cl, w, health, avoid), b = weighted_random(cl, w, health, avoid);
+        size_t a = weighted_random(s, w), b = weighted_random(s, w);
         /* fewer in flight per unit of weight: active[a]/wa vs active[b]/wb */
         return (uint64_t)rt->active[b] * cl->eps[a].weight < (uint64_t)rt->active[a] * cl->eps[b].weight
                    ? b : a;
     }
     }
+}
+
+/* Envoy's availability of n healthy of total with the overprovisioning
+ * factor 1.4 Istio leaves at its default, in percent: a level (priority or
+ * locality) counts as whole while at least ~72% of it is healthy. */
+static unsigned availability(unsigned healthy, unsigned total)
+{
+    if (!total)
+        return 0;
+    unsigned a = 140 * healthy / total;
+    return a > 100 ? 100 : a;
+}
+
+/* Envoy's priority load: each priority takes its availability's share,
+ * scaled up when the availabilities add up to less than 100 (so that 100%
+ * of the load is placed), nearest first; what the nearest cannot take
+ * spills to the next. Fills load[n_prio] (percent, sum 100); false when no
+ * priority has a healthy endpoint. */
+bool mg_locality_priority_load(const struct mg_cluster *cl, bool health, unsigned *load)
+{
+    unsigned tot[MG_LB_MAX_PRIO] = { 0 }, ok[MG_LB_MAX_PRIO] = { 0 }, avail[MG_LB_MAX_PRIO];
+    unsigned n = cl->n_prio ? cl->n_prio : 1, sum = 0;
+    for (size_t i = 0; i < cl->n_eps; i++) {
+        if (cl->eps[i].excluded || cl->eps[i].prio >= n)
+            continue;
+        tot[cl->eps[i].prio]++;
+        ok[cl->eps[i].prio] += !health || !mg_od_ejected(cl->od, i);
+    }
+    for (unsigned p = 0; p < n; p++)
+        sum += avail[p] = availability(ok[p], tot[p]);
+    if (!sum)
+        return false;
+    unsigned norm = sum > 100 ? 100 : sum, left = 100, first = n;
+    for (unsigned p = 0; p < n; p++) {
+        unsigned l = avail[p] * 100 / norm;
+        load[p] = l < left ? l : left;
+        left -= load[p];
+        if (first == n && avail[p])
+            first = p;
+    }
+    load[first] += left;                /* rounding */
+    return true;
+}
+
+/* The priority a new pick draws from (-1: none has a healthy endpoint). */
+static int pick_priority(const struct mg_cluster *cl, bool health, struct mg_worker *w)
+{
+    unsigned load[MG_LB_MAX_PRIO];
+    if (!health)                        /* all in service: the nearest takes everything */
+        return 0;
+    if (!mg_locality_priority_load(cl, health, load))
+        return -1;
+    unsigned r = mg_worker_rand(w) % 100;
+    for (int p = 0; p < cl->n_prio; p++) {
+        if (r < load[p])
+            return p;
+        r -= load[p];
+    }
+    return 0;
+}
+
+/* distribute: a locality of priority prio drawn by its weight times its
+ * availability (Envoy's locality-weighted balancing); -1: none usable. */
+static int pick_locality(const struct mg_cluster *cl, struct mg_cluster_rt *rt, bool health,
+                         int prio, struct mg_worker *w)
+{
+    uint32_t *tot = rt->loc_count, *ok = rt->loc_count + cl->n_locs;
+    memset(rt->loc_count, 0, 2 * cl->n_locs * sizeof(uint32_t));
+    for (size_t i = 0; i < cl->n_eps; i++) {
+        const struct mg_endpoint *ep = &cl->eps[i];
+        if (ep->excluded || ep->prio != prio)
+            continue;
+        tot[ep->loc]++;
+        ok[ep->loc] += !health || !mg_od_ejected(cl->od, i);
+    }
+    uint64_t total = 0;
+    for (size_t g = 0; g < cl->n_locs; g++)
+        total += (uint64_t)cl->loc_weight[g] * availability(ok[g], tot[g]);
+    if (!total)
+        return -1;
+    uint64_t r = ((uint64_t)mg_worker_rand(w) << 32 | mg_worker_rand(w)) % total;
+    for (size_t g = 0; g < cl->n_locs; g++) {
+        uint64_t e = (uint64_t)cl->loc_weight[g] * availability(ok[g], tot[g]);
+        if (r < e)
+            return (int)g;
+        r -= e;
+    }
+    return -1;
 }
 
 size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
@@ -87,42 +193,53 @@ size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct m
     /* ejections count unless too few endpoints are left (panic) */
     bool health = cl->od && atomic_load_explicit(&cl->od->n_ejected, memory_order_relaxed) &&
                   !mg_od_panic(cl->od);
+    struct sel s = { .cl = cl, .health = health, .avoid = avoid, .prio = -1, .loc = -1 };
+    bool narrowed = cl->n_prio > 1 || cl->loc_weight;
+    if (narrowed) {
+        /* the priority and locality come first, from health alone: a
+         * retry's avoided endpoints do not make traffic leave them */
+        s.prio = cl->n_prio > 1 ? pick_priority(cl, health, w) : 0;
+        if (s.prio < 0)
+            return SIZE_MAX;
+        if (cl->loc_weight && rt->loc_count && (s.loc = pick_locality(cl, rt, health, s.prio, w)) < 0)
+            return SIZE_MAX;
+    }
     size_t cand = 0;
-    if (health || avoid) {
+    if (health || avoid || narrowed) {
         for (size_t i = 0; i < n; i++)
-            cand += usable(cl, i, health, avoid);
-        if (!cand && avoid) {           /* every endpoint tried: any in service will do */
-            avoid = 0;
+            cand += usable(&s, i);
+        if (!cand && s.avoid) {         /* every endpoint tried: any in service will do */
+            s.avoid = 0;
             for (size_t i = 0; i < n; i++)
-                cand += usable(cl, i, health, 0);
+                cand += usable(&s, i);
         }
         if (!cand)
             return SIZE_MAX;
     }
     if (n <= 1)
         return 0;
-    if (!health && !avoid)
+    if (!health && !avoid && !narrowed)
         cand = n;
     if (cl->weighted && rt->cw)
-        return pick_weighted(cl, rt, w, health, avoid);
+        return pick_weighted(&s, rt, w);
     switch (cl->lb) {
     case MG_LB_ROUND_ROBIN:
         for (size_t k = 0; k < n; k++) {
             size_t i = rt->rr++ % n;
-            if (usable(cl, i, health, avoid))
+            if (usable(&s, i))
                 return i;
         }
-        return nth(cl, health, avoid, 0);
+        return nth(&s, 0);
     case MG_LB_RANDOM:
-        return cand == n ? mg_worker_rand(w) % n : nth(cl, health, avoid, mg_worker_rand(w) % cand);
+        return cand == n ? mg_worker_rand(w) % n : nth(&s, mg_worker_rand(w) % cand);
     default: {                          /* LEAST_REQUEST: power of two choices */
         size_t a, b;
         if (cand == n) {
             a = mg_worker_rand(w) % n;
             b = mg_worker_rand(w) % n;
         } else {
-            a = nth(cl, health, avoid, mg_worker_rand(w) % cand);
-            b = nth(cl, health, avoid, mg_worker_rand(w) % cand);
+            a = nth(&s, mg_worker_rand(w) % cand);
+            b = nth(&s, mg_worker_rand(w) % cand);
         }
         return rt->active[b] < rt->active[a] ? b : a;
     }

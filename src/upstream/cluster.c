@@ -357,14 +357,18 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
         mg_cluster_free(cl);
         return NULL;
     }
+    const struct mg_outlier *odc = find_outlier(dr, sub, svc_port);
+    mg_cluster_locality(cl, cfg, dr, sub, svc_port, odc != NULL, wes);
     free(wes);
-    cl->od = mg_od_new(find_outlier(dr, sub, svc_port), cl->n_eps, mg_now_ms());
+    cl->od = mg_od_new(odc, cl->n_eps, mg_now_ms());
     cl->n_workers = n_workers;
     cl->rt = mg_xcalloc((size_t)n_workers, sizeof(*cl->rt));
     for (int i = 0; i < n_workers; i++) {
         cl->rt[i].active = mg_xcalloc(cl->n_eps ? cl->n_eps : 1, sizeof(uint32_t));
         if (cl->weighted)
             cl->rt[i].cw = mg_xcalloc(cl->n_eps, sizeof(int64_t));
+        if (cl->loc_weight)
+            cl->rt[i].loc_count = mg_xcalloc(2 * cl->n_locs + 1, sizeof(uint32_t));
     }
     cl->stat_name = mg_intern(cl->name);
     return cl;
@@ -398,11 +402,15 @@ void mg_cluster_free(struct mg_cluster *cl)
     for (size_t i = 0; i < cl->n_eps; i++) {
         free(cl->eps[i].address);
         free(cl->eps[i].label);
+        free(cl->eps[i].locality);
     }
     free(cl->eps);
+    free(cl->loc_weight);
+    free(cl->locality_mode);
     for (int i = 0; cl->rt && i < cl->n_workers; i++) {
         free(cl->rt[i].active);
         free(cl->rt[i].cw);
+        free(cl->rt[i].loc_count);
         free(cl->rt[i].pending);
     }
     free(cl->rt);

@@ -98,6 +98,18 @@ const char *mg_mesh_peer_refused(const struct mg_cluster *cl, const SSL *ssl, ch
  * copied): the reason and detail its 503 is logged with. */
 void mg_upstream_refused_by_name(struct mg_request *r, const char *why);
 
+/* ---- locality-aware balancing (locality.c) ---- */
+
+/* Set cl's endpoint priorities or locality weights (types.h `n_prio`,
+ * `loc_weight`) from the localityLbSetting that applies to the
+ * destination (rule dr, subset sub, service port) and cfg's Proxy
+ * locality, network and labels; wes[i] is the workload behind endpoint i
+ * (NULL: none). Failover applies only when the destination has outlier
+ * detection (`outlier`), as in Istio; distribute applies either way. */
+void mg_cluster_locality(struct mg_cluster *cl, const struct mg_config *cfg,
+                         const struct mg_destination_rule *dr, const struct mg_subset *sub,
+                         uint16_t port, bool outlier, const struct mg_workload_entry *const *wes);
+
 /* ---- HTTP/2 (upstream_h2.c) ---- */
 
 /* Should r go upstream over HTTP/2 (cluster h2 mode, useClientProtocol,

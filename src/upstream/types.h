@@ -37,7 +37,18 @@ struct mg_endpoint {
      * TLS even though the cluster has a client context. */
     bool plain;
     uint32_t weight;                    /* the endpoint's or WorkloadEntry's weight; 1 unset */
+    /* Locality-aware balancing (balance.c): the endpoint's priority (0 =
+     * nearest, as Envoy numbers them), its locality group (an index of
+     * the cluster's loc_weight), and `excluded` when a `distribute` rule
+     * gives its locality no share (it is never picked). */
+    uint8_t prio;
+    uint16_t loc;
+    bool excluded;
+    char *locality;                     /* "region/zone/subzone" as configured, or NULL */
 };
+
+/* Most priorities a cluster uses: lower ones are folded into the last. */
+#define MG_LB_MAX_PRIO 32
 
 /* Outlier detection (DestinationRule trafficPolicy.outlierDetection), as
  * Envoy's consecutive-error detectors: one endpoint's passive health,
@@ -72,6 +83,7 @@ struct mg_cluster_rt {                  /* one worker's view of a cluster */
     size_t rr;
     uint32_t *active;                   /* per endpoint in-flight requests (LEAST_REQUEST) */
     int64_t *cw;                        /* smooth weighted round robin state; NULL unweighted */
+    uint32_t *loc_count;                /* [2 * n_locs] scratch of the locality pick (distribute) */
     struct event *kick;                 /* re-check the instance-wide limit while requests wait */
     struct mg_cluster *kick_cl;
     struct mg_worker *kick_w;
@@ -87,6 +99,16 @@ struct mg_cluster {
     struct mg_endpoint *eps;
     size_t n_eps;
     bool weighted;                      /* endpoints' weights differ (balance.c) */
+    /* Locality-aware balancing (localityLbSetting, Envoy's priority and
+     * locality-weighted balancers): n_prio priorities of endpoints (<= 1:
+     * none), the load going to the nearest that has enough healthy
+     * endpoints; with `distribute`, loc_weight[n_locs] shares the choices
+     * between the localities (NULL: no locality weights). locality_mode
+     * says which applies and why, for explanations. */
+    uint8_t n_prio;
+    size_t n_locs;
+    uint32_t *loc_weight;
+    char *locality_mode;
     enum mg_lb_simple lb;
     uint64_t max_connections;           /* 0 = unlimited */
     uint64_t max_pending;               /* 0 = unlimited (bounded by a hard cap) */

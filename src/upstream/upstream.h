@@ -197,10 +197,22 @@ void mg_cluster_outcome(struct mg_cluster *cl, size_t ep, enum mg_od_outcome o, 
 /* Choose an endpoint by the cluster's balancer (rt: this worker's view),
  * skipping ejected ones (unless in panic) and, while others remain, those
  * in `avoid` (bit i = endpoint i, the endpoints a request already tried, as
- * Istio's retries avoid previous hosts). SIZE_MAX: every endpoint is
- * ejected (503 "no healthy upstream", flag UH). */
+ * Istio's retries avoid previous hosts). With locality-aware balancing
+ * (types.h `n_prio`, `loc_weight`) a priority is drawn first by
+ * mg_locality_priority_load, then with `distribute` a locality by its
+ * weight times its availability, and the endpoint among theirs; `avoid`
+ * applies within them. SIZE_MAX: every endpoint is ejected (503 "no
+ * healthy upstream", flag UH). */
 size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
                        uint64_t avoid);
+/* The share of new picks (percent, load[cl->n_prio], summing to 100)
+ * each priority of cl takes, as Envoy's priority balancer computes it with
+ * the overprovisioning factor 1.4: a priority's availability is
+ * min(100, 140 x healthy / endpoints); the nearest priorities take theirs,
+ * the rest spills to the next; availabilities adding up to less than 100
+ * are scaled up. health = false counts every endpoint healthy. false:
+ * no priority has a healthy endpoint. */
+bool mg_locality_priority_load(const struct mg_cluster *cl, bool health, unsigned *load);
 /* Main thread: run the sweeps that are due for the clusters of the
  * current snapshot; returns ms until the next one (-1: none). */
 int64_t mg_outlier_sweep(struct mg_cluster *const *cls, size_t n);
