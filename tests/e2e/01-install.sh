@@ -67,8 +67,8 @@ for c in run check authz "ca init" "ca issue" version SIGHUP SIGTERM SIGINT SIGU
 done
 for f in trustDomain trustDomainAliases rootNamespace outboundTrafficPolicy pathNormalization \
          accessLogFile accessLogEncoding accessLogFormat caCertificates geoipDatabase \
-         geoipHeaders extensionProviders numTrustedProxies enableAutoMtls gatewayTopology \
-         spec.mode spec.workers serviceAccount identity.certificateChain credentials \
+         geoipHeaders extensionProviders numTrustedProxies enableAutoMtls localityLbSetting gatewayTopology \
+         spec.mode spec.workers serviceAccount spec.locality spec.network identity.certificateChain credentials \
          bindAddress spec.admin spec.inbound outbound.bind outbound.tls denyResolvedCidrs \
          proxyProtocol.ports trustedSources allowWithoutHeader sessionTicketKeys watchConfig \
          requireHttps timeouts.handshake timeouts.requestHeaders timeouts.idle \
