@@ -124,7 +124,7 @@ static int explain_destination(const struct mg_config *c, const char *arg, const
         fputc('\n', out);
     }
     if (cl->n_prio > 1)
-        fputs("  traffic goes to priority 0 while at least ~72% of its endpoints are in service "
+        fputs("  traffic goes to priority 0 while at least 71.4% (1/1.4) of its endpoints are in service "
               "(Envoy's overprovisioning factor 1.4), spilling to the next priority "
               "proportionally below that\n", out);
     mg_diags_print(&d, out);

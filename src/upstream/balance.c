@@ -98,7 +98,8 @@ static size_t pick_weighted(const struct sel *s, struct mg_cluster_rt *rt, struc
 
 /* Envoy's availability of n healthy of total with the overprovisioning
  * factor 1.4 Istio leaves at its default, in percent: a level (priority or
- * locality) counts as whole while at least ~72% of it is healthy. */
+ * locality) counts as whole while at least 71.4% (1/1.4) of it is
+ * healthy. */
 static unsigned availability(unsigned healthy, unsigned total)
 {
     if (!total)
