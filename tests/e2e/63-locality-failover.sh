@@ -1,13 +1,15 @@
 #!/bin/bash
 # 63-locality-failover.sh - locality-aware balancing as Istio configures it:
-# the Proxy is in us-east/z1/s1; four endpoints in us-east/z1/s1 (local),
-# us-east/z2 (region), eu-west/z1 (failover region) and ap-south/z1 (far).
-# With outlier detection and `failover: us-east -> eu-west` every request
-# goes to the local endpoint; when it answers 503 it is ejected and the
-# traffic moves to the same region, then to eu-west (not ap-south), then to
-# the rest. `distribute` splits by locality weight (within a tolerance) and
-# gives unnamed localities nothing; without outlier detection the
-# endpoints share the traffic with no locality preference.
+# the Proxy is in us-east/z1/s1 on network net1; four endpoints in
+# us-east/z1/s1 (local), us-east/z2 (region), eu-west/z1 (failover region)
+# and ap-south/z1 on net1 (far). With outlier detection and `failover:
+# us-east -> eu-west` every request goes to the local endpoint; when it
+# answers 503 it is ejected and the traffic moves to the same region, then
+# to eu-west (not ap-south), then to the rest. failoverPriority by network
+# prefers the far endpoint on the proxy's network. `distribute` splits by
+# locality weight (within a tolerance) and gives unnamed localities
+# nothing; without outlier detection the endpoints share the traffic with
+# no locality preference.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -26,7 +28,7 @@ EPS="
   - {address: 127.0.0.1, ports: {http: ${port[local]}}, locality: us-east/z1/s1}
   - {address: 127.0.0.1, ports: {http: ${port[region]}}, locality: us-east/z2}
   - {address: 127.0.0.1, ports: {http: ${port[failover]}}, locality: eu-west/z1}
-  - {address: 127.0.0.1, ports: {http: ${port[far]}}, locality: ap-south/z1}"
+  - {address: 127.0.0.1, ports: {http: ${port[far]}}, locality: ap-south/z1, network: net1}"
 {
 cat <<YAML
 apiVersion: meshgate.io/v1alpha1
@@ -37,6 +39,7 @@ spec:
   admin: $MG_ADMIN
   workers: 2
   locality: us-east/z1/s1
+  network: net1
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -47,7 +50,7 @@ spec:
   - port: {number: $http, name: http, protocol: HTTP}
     hosts: ["*"]
 YAML
-for h in fo dist nood; do
+for h in fo dist nood fp; do
     cat <<YAML
 ---
 apiVersion: networking.istio.io/v1
@@ -96,6 +99,17 @@ spec:
         distribute:
         - from: us-east/z1/*
           to: {"us-east/*": 75, "eu-west/*": 25}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: fp, namespace: istio-system}
+spec:
+  host: fp.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}
+    loadBalancer:
+      localityLbSetting:
+        failoverPriority: [topology.istio.io/network]
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -155,6 +169,10 @@ ok "distribute: each us-east locality ~38% (local $l, region $r)" \
     test "$l" -ge 110 -a "$l" -le 190 -a "$r" -ge 110 -a "$r" -le 190
 ok "distribute: eu-west ~25% (got $f)" test "$f" -ge 65 -a "$f" -le 135
 is "$x" 0 "distribute: ap-south, named by no rule, gets nothing"
+
+t=$(tally fp 20)
+is "$t" "local=0 region=0 failover=0 far=20 " \
+    "failoverPriority by topology.istio.io/network: the endpoint on the proxy's network (net1) first, wherever it is"
 
 t=$(tally fo 40)
 is "$t" "local=40 region=0 failover=0 far=0 " "outlier detection on: all traffic to the local endpoint"
