@@ -65,6 +65,44 @@ static const char *mode_name(const struct mg_srv *sv)
     }
 }
 
+
+/* A cluster's locality-aware balancing: how it was chosen, each endpoint's
+ * locality with its priority or locality weight, and with priorities the
+ * share of new requests each takes now (ejections counted). */
+static void dump_locality(struct mg_buf *b, const struct mg_cluster *c)
+{
+    mg_buf_adds(b, ",\"locality_lb\":{\"mode\":");
+    json_s(b, c->locality_mode);
+    mg_buf_adds(b, ",\"endpoints\":[");
+    for (size_t e = 0; e < c->n_eps; e++) {
+        const struct mg_endpoint *ep = &c->eps[e];
+        mg_buf_adds(b, e ? ",{\"endpoint\":" : "{\"endpoint\":");
+        json_s(b, ep->label);
+        mg_buf_adds(b, ",\"locality\":");
+        if (ep->locality)
+            json_s(b, ep->locality);
+        else
+            mg_buf_adds(b, "null");
+        if (c->n_prio > 1)
+            mg_buf_printf(b, ",\"priority\":%u", ep->prio);
+        if (c->loc_weight && ep->excluded)
+            mg_buf_adds(b, ",\"excluded\":true");
+        else if (c->loc_weight)
+            mg_buf_printf(b, ",\"locality_weight\":%u", c->loc_weight[ep->loc]);
+        mg_buf_adds(b, "}");
+    }
+    mg_buf_adds(b, "]");
+    unsigned load[MG_LB_MAX_PRIO];
+    bool health = c->od && atomic_load_explicit(&c->od->n_ejected, memory_order_relaxed) &&
+                  !mg_od_panic(c->od);
+    if (c->n_prio > 1 && mg_locality_priority_load(c, health, load)) {
+        mg_buf_adds(b, ",\"priority_load_percent\":[");
+        for (unsigned p = 0; p < c->n_prio; p++)
+            mg_buf_printf(b, "%s%u", p ? "," : "", load[p]);
+        mg_buf_adds(b, "]");
+    }
+    mg_buf_adds(b, "}");
+}
 static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
 {
     mg_buf_printf(b, "{\"generation\":%llu,\"policy_generation\":%llu,\"source\":",
@@ -145,6 +183,8 @@ static void config_dump(struct mg_buf *b, const struct mg_snapshot *s)
             }
             mg_buf_adds(b, "]}");
         }
+        if (c->locality_mode)
+            dump_locality(b, c);
         mg_buf_adds(b, "}");
     }
     mg_buf_adds(b, "],");

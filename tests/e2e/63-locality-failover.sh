@@ -202,4 +202,8 @@ t=$(tally fo 40)
 is "$t" "local=0 region=0 failover=0 far=40 " "then the rest (ap-south)"
 is "$(mg_metric meshgate_outlier_ejected_endpoints 'cluster="outbound\|80\|\|fo\.local"')" 3 \
     "the metrics show the three ejected endpoints"
+dump=$(curl -s "http://$MG_ADMIN/config_dump")
+like "$dump" "\"endpoint\":\"127\.0\.0\.1:${port[local]}\",\"locality\":\"us-east/z1/s1\",\"priority\":0" \
+    "/config_dump: each endpoint's locality and priority"
+like "$dump" '"priority_load_percent":\[0,0,0,100\]' "/config_dump: the whole load is on the last priority now"
 done_testing
