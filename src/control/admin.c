@@ -93,8 +93,7 @@ static void dump_locality(struct mg_buf *b, const struct mg_cluster *c)
     }
     mg_buf_adds(b, "]");
     unsigned load[MG_LB_MAX_PRIO];
-    bool health = c->od && atomic_load_explicit(&c->od->n_ejected, memory_order_relaxed) &&
-                  !mg_od_panic(c->od);
+    bool health = c->od && atomic_load_explicit(&c->od->n_ejected, memory_order_relaxed);
     if (c->n_prio > 1 && mg_locality_priority_load(c, health, load)) {
         mg_buf_adds(b, ",\"priority_load_percent\":[");
         for (unsigned p = 0; p < c->n_prio; p++)

@@ -108,52 +108,83 @@ static unsigned availability(unsigned healthy, unsigned total)
     return a > 100 ? 100 : a;
 }
 
+/* Per priority: endpoints, those in service, and Envoy's priority load. */
+struct prio_state {
+    unsigned tot[MG_LB_MAX_PRIO], ok[MG_LB_MAX_PRIO], load[MG_LB_MAX_PRIO];
+    unsigned total;                     /* the availabilities' sum, at most 100 */
+};
+
 /* Envoy's priority load: each priority takes its availability's share,
  * scaled up when the availabilities add up to less than 100 (so that 100%
  * of the load is placed), nearest first; what the nearest cannot take
- * spills to the next. Fills load[n_prio] (percent, sum 100); false when no
- * priority has a healthy endpoint. */
-bool mg_locality_priority_load(const struct mg_cluster *cl, bool health, unsigned *load)
+ * spills to the next. false when no priority has a healthy endpoint. */
+static bool prio_state(const struct mg_cluster *cl, bool health, struct prio_state *ps)
 {
-    unsigned tot[MG_LB_MAX_PRIO] = { 0 }, ok[MG_LB_MAX_PRIO] = { 0 }, avail[MG_LB_MAX_PRIO];
-    unsigned n = cl->n_prio ? cl->n_prio : 1, sum = 0;
+    unsigned avail[MG_LB_MAX_PRIO], n = cl->n_prio ? cl->n_prio : 1, sum = 0;
+    memset(ps, 0, sizeof(*ps));
     for (size_t i = 0; i < cl->n_eps; i++) {
         if (cl->eps[i].excluded || cl->eps[i].prio >= n)
             continue;
-        tot[cl->eps[i].prio]++;
-        ok[cl->eps[i].prio] += !health || !mg_od_ejected(cl->od, i);
+        ps->tot[cl->eps[i].prio]++;
+        ps->ok[cl->eps[i].prio] += !health || !mg_od_ejected(cl->od, i);
     }
     for (unsigned p = 0; p < n; p++)
-        sum += avail[p] = availability(ok[p], tot[p]);
+        sum += avail[p] = availability(ps->ok[p], ps->tot[p]);
     if (!sum)
         return false;
-    unsigned norm = sum > 100 ? 100 : sum, left = 100, first = n;
+    unsigned norm = ps->total = sum > 100 ? 100 : sum, left = 100, first = n;
     for (unsigned p = 0; p < n; p++) {
         unsigned l = avail[p] * 100 / norm;
-        load[p] = l < left ? l : left;
-        left -= load[p];
+        ps->load[p] = l < left ? l : left;
+        left -= ps->load[p];
         if (first == n && avail[p])
             first = p;
     }
-    load[first] += left;                /* rounding */
+    ps->load[first] += left;            /* rounding */
     return true;
 }
 
-/* The priority a new pick draws from (-1: none has a healthy endpoint). */
-static int pick_priority(const struct mg_cluster *cl, bool health, struct mg_worker *w)
+bool mg_locality_priority_load(const struct mg_cluster *cl, bool health, unsigned *load)
 {
-    unsigned load[MG_LB_MAX_PRIO];
-    if (!health)                        /* all in service: the nearest takes everything */
-        return 0;
-    if (!mg_locality_priority_load(cl, health, load))
-        return -1;
-    unsigned r = mg_worker_rand(w) % 100;
-    for (int p = 0; p < cl->n_prio; p++) {
-        if (r < load[p])
-            return p;
-        r -= load[p];
+    struct prio_state ps;
+    if (!prio_state(cl, health, &ps))
+        return false;
+    memcpy(load, ps.load, (cl->n_prio ? cl->n_prio : 1) * sizeof(*load));
+    return true;
+}
+
+/* The priority a new pick draws from, with ejections counted (s->prio;
+ * false: none has a healthy endpoint and there is no panic). Panic
+ * (minHealthPercent, Envoy's healthy panic threshold) is per priority as
+ * in Envoy: only while the priorities together are short of 100%
+ * availability, a drawn priority with fewer endpoints in service than the
+ * threshold ignores its ejections; with no endpoint in service anywhere,
+ * priority 0 does. */
+static bool pick_priority(struct sel *s, struct mg_worker *w)
+{
+    const struct mg_cluster *cl = s->cl;
+    int min = cl->od->min_health_pct;
+    struct prio_state ps;
+    s->health = true;
+    if (!prio_state(cl, true, &ps)) {
+        if (min <= 0)
+            return false;
+        s->prio = 0;
+        s->health = false;
+        return true;
     }
-    return 0;
+    unsigned r = mg_worker_rand(w) % 100;
+    s->prio = 0;
+    for (int p = 0; p < cl->n_prio; p++) {
+        if (r < ps.load[p]) {
+            s->prio = p;
+            break;
+        }
+        r -= ps.load[p];
+    }
+    if (min > 0 && ps.total < 100 && 100 * ps.ok[s->prio] < (unsigned)min * ps.tot[s->prio])
+        s->health = false;
+    return true;
 }
 
 /* distribute: a locality of priority prio drawn by its weight times its
@@ -192,18 +223,22 @@ size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct m
     if (n <= 1)
         avoid = 0;
     /* ejections count unless too few endpoints are left (panic) */
-    bool health = cl->od && atomic_load_explicit(&cl->od->n_ejected, memory_order_relaxed) &&
-                  !mg_od_panic(cl->od);
+    bool ejections = cl->od && atomic_load_explicit(&cl->od->n_ejected, memory_order_relaxed);
+    bool health = ejections && !mg_od_panic(cl->od);
     struct sel s = { .cl = cl, .health = health, .avoid = avoid, .prio = -1, .loc = -1 };
     bool narrowed = cl->n_prio > 1 || cl->loc_weight;
     if (narrowed) {
         /* the priority and locality come first, from health alone: a
          * retry's avoided endpoints do not make traffic leave them */
-        s.prio = cl->n_prio > 1 ? pick_priority(cl, health, w) : 0;
-        if (s.prio < 0)
+        s.prio = 0;
+        if (cl->n_prio > 1 && ejections && !pick_priority(&s, w))
             return SIZE_MAX;
-        if (cl->loc_weight && rt->loc_count && (s.loc = pick_locality(cl, rt, health, s.prio, w)) < 0)
+        if (cl->n_prio > 1 && !ejections)
+            s.health = false;           /* all in service: the nearest takes everything */
+        if (cl->loc_weight && rt->loc_count &&
+            (s.loc = pick_locality(cl, rt, s.health, s.prio, w)) < 0)
             return SIZE_MAX;
+        health = s.health;
     }
     size_t cand = 0;
     if (health || avoid || narrowed) {

@@ -201,8 +201,10 @@ void mg_cluster_outcome(struct mg_cluster *cl, size_t ep, enum mg_od_outcome o, 
  * (types.h `n_prio`, `loc_weight`) a priority is drawn first by
  * mg_locality_priority_load, then with `distribute` a locality by its
  * weight times its availability, and the endpoint among theirs; `avoid`
- * applies within them. SIZE_MAX: every endpoint is ejected (503 "no
- * healthy upstream", flag UH). */
+ * applies within them, and with priorities panic is per priority as in
+ * Envoy (only while the priorities together are short of 100%
+ * availability). SIZE_MAX: every endpoint is ejected (503 "no healthy
+ * upstream", flag UH). */
 size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
                        uint64_t avoid);
 /* The share of new picks (percent, load[cl->n_prio], summing to 100)

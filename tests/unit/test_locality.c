@@ -214,6 +214,37 @@ static void priority_load(void)
     mg_cluster_free(cl);
 }
 
+/* minHealthPercent with priorities: Envoy's panic is per priority and
+ * only while the priorities together lack availability */
+static void panic(struct mg_worker *w)
+{
+    char p[64];
+    int picks[5];
+    struct mg_cluster *cl = build(PROXY("us-east/z1", "") SE DR(
+        "    outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100, minHealthPercent: 60}\n"
+        "    loadBalancer: {simple: ROUND_ROBIN}\n"));
+    prios(cl, p, sizeof(p));
+    is_str(p, "0 0 1 2 2", "us-east/z1 has no subzone: s1 and s2 share priority 0");
+    if (!cl)
+        return;
+    eject(cl, 0, true);
+    eject(cl, 1, true);
+    eject(cl, 2, true);
+    run(cl, w, 100, picks);
+    is_int(picks[3] + picks[4], 100, "40%% of the cluster in service, but priority 2 is whole: "
+           "no panic, everything to it");
+    eject(cl, 3, true);
+    run(cl, w, 100, picks);
+    is_int(picks[4], 50, "priority 2 half in service (below 60%%) and 70%% available: it panics "
+           "and round robin takes both of its endpoints");
+    is_int(picks[3], 50, "the ejected one too");
+    is_int(picks[0] + picks[1] + picks[2], 0, "nothing to the nearer priorities, empty");
+    eject(cl, 4, true);
+    run(cl, w, 100, picks);
+    is_int(picks[0] + picks[1], 100, "everything ejected: priority 0 in panic");
+    mg_cluster_free(cl);
+}
+
 static void distribute(struct mg_worker *w)
 {
     struct mg_cluster *cl = build(PROXY("us-east/z1/s1", "") SE DR(
@@ -295,6 +326,7 @@ int main(void)
     off_cases(&w);
     by_labels();
     priority_load();
+    panic(&w);
     distribute(&w);
     validation();
     return tap_done();
