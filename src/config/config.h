@@ -427,7 +427,7 @@ struct mg_http_route {                  /* VirtualService.http[] */
         int attempts;
         int64_t per_try_timeout_ms;     /* -1 = unset */
         char *retry_on;                 /* comma list, Envoy names and status codes */
-        bool retry_remote_localities;   /* no locality-aware balancing: every endpoint is a candidate */
+        bool retry_remote_localities;   /* a retry leaves the locality priorities tried */
     } retries;
     struct mg_header_ops req_headers, resp_headers;
     /* delegate: {name, namespace}: the routes of that VirtualService (one

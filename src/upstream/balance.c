@@ -118,7 +118,8 @@ struct prio_state {
  * scaled up when the availabilities add up to less than 100 (so that 100%
  * of the load is placed), nearest first; what the nearest cannot take
  * spills to the next. false when no priority has a healthy endpoint. */
-static bool prio_state(const struct mg_cluster *cl, bool health, struct prio_state *ps)
+static bool prio_state(const struct mg_cluster *cl, bool health, uint32_t skip,
+                       struct prio_state *ps)
 {
     unsigned avail[MG_LB_MAX_PRIO], n = cl->n_prio ? cl->n_prio : 1, sum = 0;
     memset(ps, 0, sizeof(*ps));
@@ -126,7 +127,8 @@ static bool prio_state(const struct mg_cluster *cl, bool health, struct prio_sta
         if (cl->eps[i].excluded || cl->eps[i].prio >= n)
             continue;
         ps->tot[cl->eps[i].prio]++;
-        ps->ok[cl->eps[i].prio] += !health || !mg_od_ejected(cl->od, i);
+        ps->ok[cl->eps[i].prio] += !((skip >> cl->eps[i].prio) & 1) &&
+                                   (!health || !mg_od_ejected(cl->od, i));
     }
     for (unsigned p = 0; p < n; p++)
         sum += avail[p] = availability(ps->ok[p], ps->tot[p]);
@@ -147,7 +149,7 @@ static bool prio_state(const struct mg_cluster *cl, bool health, struct prio_sta
 bool mg_locality_priority_load(const struct mg_cluster *cl, bool health, unsigned *load)
 {
     struct prio_state ps;
-    if (!prio_state(cl, health, &ps))
+    if (!prio_state(cl, health, 0, &ps))
         return false;
     memcpy(load, ps.load, (cl->n_prio ? cl->n_prio : 1) * sizeof(*load));
     return true;
@@ -159,14 +161,18 @@ bool mg_locality_priority_load(const struct mg_cluster *cl, bool health, unsigne
  * in Envoy: only while the priorities together are short of 100%
  * availability, a drawn priority with fewer endpoints in service than the
  * threshold ignores its ejections; with no endpoint in service anywhere,
- * priority 0 does. */
-static bool pick_priority(struct sel *s, struct mg_worker *w)
+ * priority 0 does. The priorities in `skip` (a retry's, under
+ * retryRemoteLocalities) count as unavailable unless that leaves none.
+ * health: ejections count. */
+static bool pick_priority(struct sel *s, bool health, uint32_t skip, struct mg_worker *w)
 {
     const struct mg_cluster *cl = s->cl;
-    int min = cl->od->min_health_pct;
+    int min = cl->od ? cl->od->min_health_pct : 0;
     struct prio_state ps;
-    s->health = true;
-    if (!prio_state(cl, true, &ps)) {
+    s->health = health;
+    if (skip && !prio_state(cl, health, skip, &ps))
+        skip = 0;
+    if (!prio_state(cl, health, skip, &ps)) {
         if (min <= 0)
             return false;
         s->prio = 0;
@@ -182,7 +188,8 @@ static bool pick_priority(struct sel *s, struct mg_worker *w)
         }
         r -= ps.load[p];
     }
-    if (min > 0 && ps.total < 100 && 100 * ps.ok[s->prio] < (unsigned)min * ps.tot[s->prio])
+    if (health && min > 0 && ps.total < 100 &&
+        100 * ps.ok[s->prio] < (unsigned)min * ps.tot[s->prio])
         s->health = false;
     return true;
 }
@@ -219,6 +226,12 @@ static int pick_locality(const struct mg_cluster *cl, struct mg_cluster_rt *rt, 
 size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
                        uint64_t avoid)
 {
+    return mg_cluster_pick_retry(cl, rt, w, avoid, false);
+}
+
+size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
+                             uint64_t avoid, bool remote)
+{
     size_t n = cl->n_eps;
     if (n <= 1)
         avoid = 0;
@@ -230,11 +243,15 @@ size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct m
     if (narrowed) {
         /* the priority and locality come first, from health alone: a
          * retry's avoided endpoints do not make traffic leave them */
+        uint32_t skip = 0;
+        for (size_t i = 0; remote && i < n && i < 64; i++)
+            if ((avoid >> i) & 1)
+                skip |= (uint32_t)1 << cl->eps[i].prio;
         s.prio = 0;
-        if (cl->n_prio > 1 && ejections && !pick_priority(&s, w))
+        if (cl->n_prio > 1 && (ejections || skip) && !pick_priority(&s, ejections, skip, w))
             return SIZE_MAX;
         if (cl->n_prio > 1 && !ejections)
-            s.health = false;           /* all in service: the nearest takes everything */
+            s.health = false;           /* all in service: no ejection to skip */
         if (cl->loc_weight && rt->loc_count &&
             (s.loc = pick_locality(cl, rt, s.health, s.prio, w)) < 0)
             return SIZE_MAX;

@@ -95,3 +95,11 @@ bool mg_upstream_retry_allowed(const struct mg_request *r, const char *cls)
      * gateway-error cover them too, as in Envoy */
     return token_in(on, cls) || token_in(on, "5xx") || token_in(on, "gateway-error");
 }
+
+/* Istio's retryRemoteLocalities (Envoy's previous_priorities retry
+ * priority): a retry leaves the priorities already tried. */
+bool mg_upstream_retry_remote(const struct mg_request *r)
+{
+    const struct mg_http_route *h = r->route ? r->route->cfg : NULL;
+    return h && h->has_retries && h->retries.retry_remote_localities;
+}

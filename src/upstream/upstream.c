@@ -500,7 +500,7 @@ static void start_on(struct mg_request *r, struct mg_cluster *cl)
 {
     struct mg_worker *w = r->conn->w;
     struct mg_cluster_rt *rt = rt_of(cl, w);
-    size_t ep = mg_cluster_pick(cl, rt, w, r->up_tried);
+    size_t ep = mg_cluster_pick_retry(cl, rt, w, r->up_tried, mg_upstream_retry_remote(r));
     if (ep == SIZE_MAX) {               /* every endpoint ejected by outlier detection */
         r->flags = "UH";
         mg_request_reply(r, 503, "no healthy upstream", "no_healthy_upstream", !r->body_done);

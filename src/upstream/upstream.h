@@ -106,6 +106,9 @@ SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t
  * tokens Istio makes retriable status codes)? No retry once a body byte went upstream or
  * the response started (retry.c). */
 bool mg_upstream_retry_allowed(const struct mg_request *r, const char *cls);
+/* Does r's route set retries.retryRemoteLocalities (a retry's endpoint is
+ * drawn from the priorities not tried yet: mg_cluster_pick_retry)? */
+bool mg_upstream_retry_remote(const struct mg_request *r);
 
 /* ---- PROXY protocol toward upstreams (proxy_header.c) ----
  *
@@ -207,6 +210,11 @@ void mg_cluster_outcome(struct mg_cluster *cl, size_t ep, enum mg_od_outcome o, 
  * upstream", flag UH). */
 size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
                        uint64_t avoid);
+/* The same for a request whose route sets retryRemoteLocalities (`remote`):
+ * the priorities of the endpoints in `avoid` count as unavailable when the
+ * priority is drawn (Envoy's previous_priorities), unless that leaves none. */
+size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
+                             uint64_t avoid, bool remote);
 /* The share of new picks (percent, load[cl->n_prio], summing to 100)
  * each priority of cl takes, as Envoy's priority balancer computes it with
  * the overprovisioning factor 1.4: a priority's availability is

@@ -658,7 +658,7 @@ void mg_up2_start(struct mg_request *r)
         overflow(r);
         return;
     }
-    size_t ep = mg_cluster_pick(cl, rt, w, r->up_tried);
+    size_t ep = mg_cluster_pick_retry(cl, rt, w, r->up_tried, mg_upstream_retry_remote(r));
     if (ep == SIZE_MAX) {               /* every endpoint ejected by outlier detection */
         r->flags = "UH";
         mg_request_reply(r, 503, "no healthy upstream", "no_healthy_upstream", !r->body_done);

@@ -9,7 +9,8 @@
 # prefers the far endpoint on the proxy's network. `distribute` splits by
 # locality weight (within a tolerance) and gives unnamed localities
 # nothing; without outlier detection the endpoints share the traffic with
-# no locality preference.
+# no locality preference. retryRemoteLocalities sends each retry to the
+# next priority.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -50,7 +51,7 @@ spec:
   - port: {number: $http, name: http, protocol: HTTP}
     hosts: ["*"]
 YAML
-for h in fo dist nood fp; do
+for h in fo dist nood fp rrl same; do
     cat <<YAML
 ---
 apiVersion: networking.istio.io/v1
@@ -61,7 +62,11 @@ spec:
   gateways: ["gw"]
   http:
   - route: [{destination: {host: $h.local, port: {number: 80}}}]
-    retries: {attempts: 0}
+    retries: $(case $h in
+        rrl) echo "{attempts: 3, retryOn: 5xx, retryRemoteLocalities: true}" ;;
+        same) echo "{attempts: 3, retryOn: 5xx}" ;;
+        *) echo "{attempts: 0}" ;;
+        esac)
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -110,6 +115,26 @@ spec:
     loadBalancer:
       localityLbSetting:
         failoverPriority: [topology.istio.io/network]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: rrl, namespace: istio-system}
+spec:
+  host: rrl.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1000}
+    loadBalancer:
+      localityLbSetting: {failover: [{from: us-east, to: eu-west}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: same, namespace: istio-system}
+spec:
+  host: same.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1000}
+    loadBalancer:
+      localityLbSetting: {failover: [{from: us-east, to: eu-west}]}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -200,6 +225,14 @@ is "$t" "local=0 region=0 failover=40 far=0 " "the region ejected: the failover 
 ok "the failover region answers 503" fail failover
 t=$(tally fo 40)
 is "$t" "local=0 region=0 failover=0 far=40 " "then the rest (ap-south)"
+# retries with no ejection (consecutive5xxErrors 1000): the three nearest
+# answer 503 now
+t=$(tally same 10)
+is "$t" "local=0 region=0 failover=0 far=0 code-503=10 " \
+    "retries stay in the nearest priority by default: the local endpoint's 503 each time"
+t=$(tally rrl 10)
+is "$t" "local=0 region=0 failover=0 far=10 " \
+    "retryRemoteLocalities: each retry leaves the priorities tried, the fourth try reaches ap-south"
 is "$(mg_metric meshgate_outlier_ejected_endpoints 'cluster="outbound\|80\|\|fo\.local"')" 3 \
     "the metrics show the three ejected endpoints"
 dump=$(curl -s "http://$MG_ADMIN/config_dump")

@@ -245,6 +245,32 @@ static void panic(struct mg_worker *w)
     mg_cluster_free(cl);
 }
 
+/* retryRemoteLocalities: a retry leaves the priorities already tried */
+static void retry_remote(struct mg_worker *w)
+{
+    struct mg_cluster *cl = build(PROXY("us-east/z1/s1", "") SE DR(OD
+        "    loadBalancer: {localityLbSetting: {failover: [{from: us-east, to: ap-south}]}}\n"));
+    if (!cl)
+        return;
+    uint64_t tried = 1;                 /* endpoint 0 (priority 0) */
+    int same = 0, next = 0;
+    for (int k = 0; k < 50; k++) {
+        size_t e = mg_cluster_pick_retry(cl, &cl->rt[0], w, tried, false);
+        same += e == 0;
+        e = mg_cluster_pick_retry(cl, &cl->rt[0], w, tried, true);
+        next += e == 1;
+    }
+    is_int(same, 50, "a retry stays in its priority (its only endpoint, tried, again) by default");
+    is_int(next, 50, "with retryRemoteLocalities it goes to the next priority");
+    tried = 1 | 2 | 4;
+    is_int(mg_cluster_pick_retry(cl, &cl->rt[0], w, tried, true), 4,
+           "priorities 0..2 tried: the failover region");
+    tried = 31;
+    size_t e = mg_cluster_pick_retry(cl, &cl->rt[0], w, tried, true);
+    is_int(e, 0, "every priority tried: back to the priority load (the nearest)");
+    mg_cluster_free(cl);
+}
+
 static void distribute(struct mg_worker *w)
 {
     struct mg_cluster *cl = build(PROXY("us-east/z1/s1", "") SE DR(
@@ -327,6 +353,7 @@ int main(void)
     by_labels();
     priority_load();
     panic(&w);
+    retry_remote(&w);
     distribute(&w);
     validation();
     return tap_done();
