@@ -242,7 +242,8 @@ size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, st
     bool narrowed = cl->n_prio > 1 || cl->loc_weight;
     if (narrowed) {
         /* the priority and locality come first, from health alone: a
-         * retry's avoided endpoints do not make traffic leave them */
+         * retry's avoided endpoints do not make traffic leave them, except
+         * under retryRemoteLocalities, where their priorities are skipped */
         uint32_t skip = 0;
         for (size_t i = 0; remote && i < n && i < 64; i++)
             if ((avoid >> i) & 1)
