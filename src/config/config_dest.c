@@ -124,67 +124,100 @@ static const struct mg_cfg_table outlier = {
 
 /* ---- localityLbSetting ---- */
 
-/* A locality pattern as Istio's validation takes it: "region[/zone[/subzone]]"
- * with no empty part, and at most one '*', only at the end. NULL when
- * fine, else why not. */
+/* A locality pattern split as Istio's validation splits it: at most three
+ * parts at the first two '/' (a subzone may hold more); level = parts - 1. */
+struct lparts {
+    const char *p[3];
+    size_t n[3];
+    int level;
+};
+
+static struct lparts lsplit(const char *l)
+{
+    struct lparts o = { .level = 0 };
+    for (int i = 0;; i++) {
+        size_t len = i < 2 ? strcspn(l, "/") : strlen(l);
+        o.p[i] = l;
+        o.n[i] = len;
+        o.level = i;
+        if (i == 2 || !l[len])
+            break;
+        l += len + 1;
+    }
+    return o;
+}
+
+static bool lpart_is(const struct lparts *a, int i, const char *s, size_t n)
+{
+    return a->n[i] == n && memcmp(a->p[i], s, n) == 0;
+}
+
+static bool lpart_eq(const struct lparts *a, const struct lparts *b, int i)
+{
+    return lpart_is(a, i, b->p[i], b->n[i]);
+}
+
+/* Istio's rule for one pattern: at most one '*', only at the end, and no
+ * empty part. NULL when fine, else why not. */
 static const char *locality_pattern_bad(const char *l)
 {
     const char *star = strchr(l, '*');
     if (star && (strchr(star + 1, '*') || star[1]))
         return "wildcard '*' number can not exceed 1 and must be in the end";
-    size_t parts = 1;
-    for (const char *p = l;; p++) {
-        if (*p == '/' || !*p) {
-            if (p == l || p[-1] == '/')
-                return "must not contain empty region/zone/subzone info";
-            if (!*p)
-                break;
-            parts++;
-        }
-    }
-    return parts > 3 ? "has more than region/zone/subzone" : NULL;
+    struct lparts o = lsplit(l);
+    for (int i = 0; i <= o.level; i++)
+        if (!o.n[i])
+            return "must not contain empty region/zone/subzone info";
+    return NULL;
 }
 
-/* Does pattern a cover locality pattern b: each of a's parts is '*' or b's
- * part at that level ("us-east" covers "us-east/z1"; "*" covers all)? */
-static bool locality_covers(const char *a, const char *b)
+/* Does pattern v[i] overlap one written before it, by Istio's rule (which
+ * depends on the order): "*" before anything; a region-level pattern
+ * after any of its region; a zone after its region, "region/ *" or the
+ * same zone; a subzone after its region, a "region/ *" zone, its zone, a
+ * "region/zone/ *" or the same subzone. (Spaces only keep the comment
+ * open.) */
+static bool locality_overlaps_earlier(const char *const *v, size_t i)
 {
-    for (;;) {
-        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
-        if (la == 1 && *a == '*')
+    struct lparts l = lsplit(v[i]);
+    for (size_t j = 0; j < i; j++) {
+        if (locality_pattern_bad(v[j]))
+            continue;
+        struct lparts e = lsplit(v[j]);
+        if (e.level == 0 && lpart_is(&e, 0, "*", 1))
             return true;
-        if (!lb || la != lb || memcmp(a, b, la) != 0)
-            return !la;
-        a += la;
-        b += lb;
-        if (!*a)
+        if (!lpart_eq(&l, &e, 0))
+            continue;
+        bool region_wide = e.level == 0 || lpart_is(&e, 1, "*", 1);
+        bool same_zone = e.level >= 1 && l.level >= 1 && lpart_eq(&l, &e, 1);
+        switch (l.level) {
+        case 0:
             return true;
-        if (!*b)
-            return false;
-        a++;
-        b++;
+        case 1:
+            if (region_wide || same_zone)
+                return true;
+            break;
+        default:
+            if (region_wide || (same_zone && (e.level == 1 || lpart_is(&e, 2, "*", 1) ||
+                                              lpart_eq(&l, &e, 2))))
+                return true;
+        }
     }
+    return false;
 }
 
 /* Istio's validateLocalities: every pattern well formed and none
- * overlapping another (one covering the other), reported at its own
- * position. */
+ * overlapping one before it, reported at its own position. */
 static void check_localities(struct mg_cfg *x, const char *const *v, const struct mg_pos *pos,
                              size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++) {
         const char *why = locality_pattern_bad(v[i]);
-        if (why) {
+        if (why)
             mg_error(x->d, pos[i], "%s: locality \"%s\" %s", mg_cfg_field(x, what), v[i], why);
-            continue;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (!locality_pattern_bad(v[j]) &&
-                (locality_covers(v[i], v[j]) || locality_covers(v[j], v[i]))) {
-                mg_error(x->d, pos[i], "%s: locality \"%s\" overlaps \"%s\"", mg_cfg_field(x, what),
-                         v[i], v[j]);
-                break;
-            }
+        else if (locality_overlaps_earlier(v, i))
+            mg_error(x->d, pos[i], "%s: locality \"%s\" overlap with previous specified ones",
+                     mg_cfg_field(x, what), v[i]);
     }
 }
 
@@ -208,7 +241,7 @@ static void check_distribute(struct mg_cfg *x, const struct mg_cfg_read *r, void
         keys[i] = kv->key;
         pos[i] = kv->pos;
         if (end == kv->value || *end || w < 1 || w > 100) {
-            mg_error(x->d, kv->pos, "%s: locality weight \"%s\" of \"%s\" must be in range [1, 100]",
+            mg_error(x->d, kv->pos, "%s: locality weight must be in range [1, 100] (\"%s\" for \"%s\")",
                      mg_cfg_field(x, "to"), kv->value, kv->key);
             bad = true;
             continue;

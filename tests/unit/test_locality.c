@@ -315,7 +315,7 @@ static void validation(void)
         { "    loadBalancer: {localityLbSetting: {distribute: [{from: \"a*/z\", to: {a: 100}}]}}\n",
           "must be in the end" },
         { "    loadBalancer: {localityLbSetting: {distribute: [{from: a, to: {\"a\": 50, \"a/z\": 50}}]}}\n",
-          "overlaps" },
+          "overlap with previous specified ones" },
         { "    loadBalancer: {localityLbSetting: {failover: [{from: a, to: b}], "
           "failoverPriority: [topology.kubernetes.io/region]}}\n", "can not simultaneously set 'failover'" },
     };
