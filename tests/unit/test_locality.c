@@ -245,6 +245,37 @@ static void panic(struct mg_worker *w)
     mg_cluster_free(cl);
 }
 
+/* endpoint weights still share the choices inside a priority */
+static void weights_inside(struct mg_worker *w)
+{
+    const char *se =
+        "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+        "metadata: {name: svc, namespace: istio-system}\n"
+        "spec:\n  hosts: [svc.local]\n  location: MESH_INTERNAL\n"
+        "  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
+        "  endpoints:\n"
+        "  - {address: 10.0.0.1, locality: us-east/z1, weight: 3}\n"
+        "  - {address: 10.0.0.2, locality: us-east/z1, weight: 1}\n"
+        "  - {address: 10.0.0.3, locality: eu-west/z1, weight: 5}\n";
+    char *y = mg_xasprintf("%s%s%s", PROXY("us-east/z1", ""), se,
+                           DR(OD "    loadBalancer: {simple: ROUND_ROBIN}\n"));
+    struct mg_cluster *cl = build(y);
+    free(y);
+    if (!cl)
+        return;
+    int picks[3];
+    run(cl, w, 400, picks);
+    is_int(picks[0], 300, "weights 3:1 inside the nearest priority: exactly 300 of 400");
+    is_int(picks[1], 100, "and 100");
+    is_int(picks[2], 0, "the heavier endpoint of the farther priority gets nothing");
+    eject(cl, 0, true);
+    run(cl, w, 400, picks);
+    ok(picks[1] > 200 && picks[1] < 360 && picks[1] + picks[2] == 400,
+       "the heavy one ejected: 70%% stays on the light one (%d), the rest spills (%d)", picks[1],
+       picks[2]);
+    mg_cluster_free(cl);
+}
+
 /* retryRemoteLocalities: a retry leaves the priorities already tried */
 static void retry_remote(struct mg_worker *w)
 {
@@ -354,6 +385,7 @@ int main(void)
     priority_load();
     panic(&w);
     retry_remote(&w);
+    weights_inside(&w);
     distribute(&w);
     validation();
     return tap_done();
