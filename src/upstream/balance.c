@@ -194,10 +194,13 @@ static bool pick_priority(struct sel *s, bool health, uint32_t skip, struct mg_w
     return true;
 }
 
-/* distribute: a locality of priority prio drawn by its weight times its
- * availability (Envoy's locality-weighted balancing); -1: none usable. */
+/* distribute: a locality of priority prio chosen by its weight times its
+ * availability (Envoy's locality-weighted balancing, whose EDF scheduler
+ * is deterministic: here a smooth weighted round robin, so weights 75 and
+ * 25 give exactly 3 to 1 per worker while all are in service); -1: none
+ * usable. */
 static int pick_locality(const struct mg_cluster *cl, struct mg_cluster_rt *rt, bool health,
-                         int prio, struct mg_worker *w)
+                         int prio)
 {
     uint32_t *tot = rt->loc_count, *ok = rt->loc_count + cl->n_locs;
     memset(rt->loc_count, 0, 2 * cl->n_locs * sizeof(uint32_t));
@@ -208,19 +211,20 @@ static int pick_locality(const struct mg_cluster *cl, struct mg_cluster_rt *rt, 
         tot[ep->loc]++;
         ok[ep->loc] += !health || !mg_od_ejected(cl->od, i);
     }
-    uint64_t total = 0;
-    for (size_t g = 0; g < cl->n_locs; g++)
-        total += (uint64_t)cl->loc_weight[g] * availability(ok[g], tot[g]);
-    if (!total)
-        return -1;
-    uint64_t r = ((uint64_t)mg_worker_rand(w) << 32 | mg_worker_rand(w)) % total;
+    int64_t total = 0;
+    int best = -1;
     for (size_t g = 0; g < cl->n_locs; g++) {
-        uint64_t e = (uint64_t)cl->loc_weight[g] * availability(ok[g], tot[g]);
-        if (r < e)
-            return (int)g;
-        r -= e;
+        int64_t e = (int64_t)cl->loc_weight[g] * availability(ok[g], tot[g]);
+        if (!e)
+            continue;
+        rt->loc_cw[g] += e;
+        total += e;
+        if (best < 0 || rt->loc_cw[g] > rt->loc_cw[best])
+            best = (int)g;
     }
-    return -1;
+    if (best >= 0)
+        rt->loc_cw[best] -= total;
+    return best;
 }
 
 size_t mg_cluster_pick(struct mg_cluster *cl, struct mg_cluster_rt *rt, struct mg_worker *w,
@@ -254,7 +258,7 @@ size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, st
         if (cl->n_prio > 1 && !ejections)
             s.health = false;           /* all in service: no ejection to skip */
         if (cl->loc_weight && rt->loc_count &&
-            (s.loc = pick_locality(cl, rt, s.health, s.prio, w)) < 0)
+            (s.loc = pick_locality(cl, rt, s.health, s.prio)) < 0)
             return SIZE_MAX;
         health = s.health;
     }

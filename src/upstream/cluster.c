@@ -367,8 +367,10 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
         cl->rt[i].active = mg_xcalloc(cl->n_eps ? cl->n_eps : 1, sizeof(uint32_t));
         if (cl->weighted)
             cl->rt[i].cw = mg_xcalloc(cl->n_eps, sizeof(int64_t));
-        if (cl->loc_weight)
+        if (cl->loc_weight) {
             cl->rt[i].loc_count = mg_xcalloc(2 * cl->n_locs + 1, sizeof(uint32_t));
+            cl->rt[i].loc_cw = mg_xcalloc(cl->n_locs + 1, sizeof(int64_t));
+        }
     }
     cl->stat_name = mg_intern(cl->name);
     return cl;
@@ -411,6 +413,7 @@ void mg_cluster_free(struct mg_cluster *cl)
         free(cl->rt[i].active);
         free(cl->rt[i].cw);
         free(cl->rt[i].loc_count);
+        free(cl->rt[i].loc_cw);
         free(cl->rt[i].pending);
     }
     free(cl->rt);

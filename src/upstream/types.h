@@ -84,6 +84,7 @@ struct mg_cluster_rt {                  /* one worker's view of a cluster */
     uint32_t *active;                   /* per endpoint in-flight requests (LEAST_REQUEST) */
     int64_t *cw;                        /* smooth weighted round robin state; NULL unweighted */
     uint32_t *loc_count;                /* [2 * n_locs] scratch of the locality pick (distribute) */
+    int64_t *loc_cw;                    /* [n_locs] smooth weighted round robin over localities */
     struct event *kick;                 /* re-check the instance-wide limit while requests wait */
     struct mg_cluster *kick_cl;
     struct mg_worker *kick_w;

@@ -304,7 +304,7 @@ static void retry_remote(struct mg_worker *w)
 
 static void distribute(struct mg_worker *w)
 {
-    struct mg_cluster *cl = build(PROXY("us-east/z1/s1", "") SE DR(
+    struct mg_cluster *cl = build(PROXY("us-east/z1/s1", "") SE DR(OD
         "    loadBalancer:\n      localityLbSetting:\n        distribute:\n"
         "        - {from: eu-west/*, to: {\"eu-west/*\": 100}}\n"
         "        - {from: us-east/z1/*, to: {\"us-east/z1/*\": 80, \"ap-south/*\": 20}}\n"));
@@ -315,11 +315,16 @@ static void distribute(struct mg_worker *w)
     is_int(cl->loc_weight[cl->eps[4].loc], 20, "ap-south 20");
     ok(cl->eps[2].excluded && cl->eps[3].excluded, "localities no `to` names get nothing");
     int picks[5];
-    run(cl, w, 10000, picks);
-    ok(picks[0] > 3700 && picks[0] < 4300, "s1 ~40%% (%d of 10000)", picks[0]);
-    ok(picks[1] > 3700 && picks[1] < 4300, "s2 ~40%% (%d)", picks[1]);
-    ok(picks[4] > 1700 && picks[4] < 2300, "ap-south ~20%% (%d)", picks[4]);
+    run(cl, w, 1000, picks);
+    is_int(picks[0], 400, "localities in turn by weight (smooth round robin): s1 exactly 40%%");
+    is_int(picks[1], 400, "s2 40%%");
+    is_int(picks[4], 200, "ap-south 20%%");
     is_int(picks[2] + picks[3], 0, "none to the excluded");
+    eject(cl, 0, true);
+    run(cl, w, 1000, picks);
+    is_int(picks[0], 0, "s1's only endpoint ejected: its locality has no availability");
+    is_int(picks[1], 667, "the others share by weight: s2 40/60");
+    is_int(picks[4], 333, "ap-south 20/60");
     mg_cluster_free(cl);
     cl = build(PROXY("ap-south/z9", "") SE DR(
         "    loadBalancer:\n      localityLbSetting:\n        distribute:\n"
