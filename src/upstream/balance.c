@@ -194,27 +194,30 @@ static bool pick_priority(struct sel *s, bool health, uint32_t skip, struct mg_w
     return true;
 }
 
-/* distribute: a locality of priority prio chosen by its weight times its
- * availability (Envoy's locality-weighted balancing, whose EDF scheduler
- * is deterministic: here a smooth weighted round robin, so weights 75 and
- * 25 give exactly 3 to 1 per worker while all are in service); -1: none
- * usable. */
+/* A locality of priority prio, chosen by its weight times its
+ * availability (Envoy's locality-weighted balancing): the weight is
+ * distribute's, else the total weight of its endpoints in the priority.
+ * Envoy's EDF scheduler is deterministic; here a smooth weighted round
+ * robin, so weights 75 and 25 give exactly 3 to 1 per worker while all
+ * are in service. -1: none usable. */
 static int pick_locality(const struct mg_cluster *cl, struct mg_cluster_rt *rt, bool health,
                          int prio)
 {
-    uint32_t *tot = rt->loc_count, *ok = rt->loc_count + cl->n_locs;
-    memset(rt->loc_count, 0, 2 * cl->n_locs * sizeof(uint32_t));
+    uint32_t *tot = rt->loc_count, *ok = tot + cl->n_locs, *wsum = ok + cl->n_locs;
+    memset(rt->loc_count, 0, 3 * cl->n_locs * sizeof(uint32_t));
     for (size_t i = 0; i < cl->n_eps; i++) {
         const struct mg_endpoint *ep = &cl->eps[i];
         if (ep->excluded || ep->prio != prio)
             continue;
         tot[ep->loc]++;
         ok[ep->loc] += !health || !mg_od_ejected(cl->od, i);
+        wsum[ep->loc] += ep->weight;
     }
     int64_t total = 0;
     int best = -1;
     for (size_t g = 0; g < cl->n_locs; g++) {
-        int64_t e = (int64_t)cl->loc_weight[g] * availability(ok[g], tot[g]);
+        uint32_t weight = cl->loc_weight ? cl->loc_weight[g] : wsum[g];
+        int64_t e = (int64_t)weight * availability(ok[g], tot[g]);
         if (!e)
             continue;
         rt->loc_cw[g] += e;
@@ -243,7 +246,7 @@ size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, st
     bool ejections = cl->od && atomic_load_explicit(&cl->od->n_ejected, memory_order_relaxed);
     bool health = ejections && !mg_od_panic(cl->od);
     struct sel s = { .cl = cl, .health = health, .avoid = avoid, .prio = -1, .loc = -1 };
-    bool narrowed = cl->n_prio > 1 || cl->loc_weight;
+    bool narrowed = cl->n_prio > 1 || cl->n_locs > 1;
     if (narrowed) {
         /* the priority and locality come first, from health alone: a
          * retry's avoided endpoints do not make traffic leave them, except
@@ -257,8 +260,7 @@ size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, st
             return SIZE_MAX;
         if (cl->n_prio > 1 && !ejections)
             s.health = false;           /* all in service: no ejection to skip */
-        if (cl->loc_weight && rt->loc_count &&
-            (s.loc = pick_locality(cl, rt, s.health, s.prio)) < 0)
+        if (cl->n_locs > 1 && rt->loc_count && (s.loc = pick_locality(cl, rt, s.health, s.prio)) < 0)
             return SIZE_MAX;
         health = s.health;
     }
@@ -266,6 +268,14 @@ size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, st
     if (health || avoid || narrowed) {
         for (size_t i = 0; i < n; i++)
             cand += usable(&s, i);
+        if (!cand && s.avoid && s.loc >= 0) {
+            /* the locality's endpoints all tried: another locality of the
+             * priority (Envoy selects again for a retry that drew a host
+             * it already tried) */
+            s.loc = -1;
+            for (size_t i = 0; i < n; i++)
+                cand += usable(&s, i);
+        }
         if (!cand && s.avoid) {         /* every endpoint tried: any in service will do */
             s.avoid = 0;
             for (size_t i = 0; i < n; i++)
@@ -278,7 +288,10 @@ size_t mg_cluster_pick_retry(struct mg_cluster *cl, struct mg_cluster_rt *rt, st
         return 0;
     if (!health && !avoid && !narrowed)
         cand = n;
-    if (cl->weighted && rt->cw)
+    /* by weight, also among a priority's or a locality's endpoints (its
+     * state is per endpoint, where a round-robin counter shared by changing
+     * subsets would starve some) */
+    if ((cl->weighted || narrowed) && rt->cw)
         return pick_weighted(&s, rt, w);
     switch (cl->lb) {
     case MG_LB_ROUND_ROBIN:

@@ -365,10 +365,13 @@ struct mg_cluster *mg_cluster_build(const struct mg_config *cfg, const struct mg
     cl->rt = mg_xcalloc((size_t)n_workers, sizeof(*cl->rt));
     for (int i = 0; i < n_workers; i++) {
         cl->rt[i].active = mg_xcalloc(cl->n_eps ? cl->n_eps : 1, sizeof(uint32_t));
-        if (cl->weighted)
+        /* smooth weighted round robin state: for different weights, and
+         * for picks among a priority's or a locality's endpoints, where a
+         * shared round-robin counter would starve some of them */
+        if (cl->weighted || cl->n_prio > 1 || cl->n_locs > 1)
             cl->rt[i].cw = mg_xcalloc(cl->n_eps, sizeof(int64_t));
-        if (cl->loc_weight) {
-            cl->rt[i].loc_count = mg_xcalloc(2 * cl->n_locs + 1, sizeof(uint32_t));
+        if (cl->n_locs > 1) {
+            cl->rt[i].loc_count = mg_xcalloc(3 * cl->n_locs + 1, sizeof(uint32_t));
             cl->rt[i].loc_cw = mg_xcalloc(cl->n_locs + 1, sizeof(int64_t));
         }
     }

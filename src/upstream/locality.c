@@ -108,21 +108,13 @@ static unsigned renumber(unsigned *raw, size_t n)
     return k < MG_LB_MAX_PRIO ? k : MG_LB_MAX_PRIO;
 }
 
-/* distribute: the first rule whose `from` matches the proxy's locality
- * gives each `to` pattern its weight, split between the localities it
- * matches by their own weight (the sum of their endpoints' weights),
- * rounded up; localities no `to` matches get no traffic. false when no
- * rule is for this proxy. */
-static bool distribute(struct mg_cluster *cl, const struct mg_locality_lb *l, const struct loc3 *px)
+/* Group the endpoints by locality (eps[].loc, n_locs), as istiod groups
+ * them into Envoy's LocalityLbEndpoints. */
+static void group_localities(struct mg_cluster *cl)
 {
-    const struct mg_locality_distribute *d = NULL;
-    for (size_t i = 0; i < l->n_distribute && !d; i++)
-        if (loc_match(px, l->distribute[i].from))
-            d = &l->distribute[i];
-    if (!d || cl->n_eps > UINT16_MAX)
-        return false;
-    /* locality groups: endpoints of the same locality string */
     cl->n_locs = 0;
+    if (cl->n_eps > UINT16_MAX)
+        return;
     for (size_t i = 0; i < cl->n_eps; i++) {
         const char *li = cl->eps[i].locality ? cl->eps[i].locality : "";
         size_t g = cl->n_locs;
@@ -135,6 +127,21 @@ static bool distribute(struct mg_cluster *cl, const struct mg_locality_lb *l, co
             cl->n_locs++;
         cl->eps[i].loc = (uint16_t)g;
     }
+}
+
+/* distribute: the first rule whose `from` matches the proxy's locality
+ * gives each `to` pattern its weight, split between the localities it
+ * matches by their own weight (the sum of their endpoints' weights),
+ * rounded up; localities no `to` matches get no traffic. false when no
+ * rule is for this proxy. */
+static bool distribute(struct mg_cluster *cl, const struct mg_locality_lb *l, const struct loc3 *px)
+{
+    const struct mg_locality_distribute *d = NULL;
+    for (size_t i = 0; i < l->n_distribute && !d; i++)
+        if (loc_match(px, l->distribute[i].from))
+            d = &l->distribute[i];
+    if (!d || !cl->n_locs)
+        return false;
     cl->loc_weight = mg_xcalloc(cl->n_locs + 1, sizeof(uint32_t));
     uint64_t *own = mg_xcalloc(cl->n_locs + 1, sizeof(uint64_t));
     size_t *rep = mg_xcalloc(cl->n_locs + 1, sizeof(size_t));   /* an endpoint of each group */
@@ -247,6 +254,10 @@ void mg_cluster_locality(struct mg_cluster *cl, const struct mg_config *cfg,
     }
     if (cl->dynamic || cl->n_eps == 0)
         return;
+    /* istiod turns on Envoy's locality-weighted balancing whenever a
+     * setting applies: a locality is chosen first (by its endpoints' total
+     * weight, or distribute's), then an endpoint in it */
+    group_localities(cl);
     /* one of distribute and failover applies, as istiod writes it */
     if (l->n_distribute) {
         if (distribute(cl, l, &px))
@@ -254,14 +265,15 @@ void mg_cluster_locality(struct mg_cluster *cl, const struct mg_config *cfg,
                                              "locality %s", from, me);
         else
             cl->locality_mode = mg_xasprintf("distribute (%s localityLbSetting) has no rule `from` "
-                                             "this proxy's locality %s: every endpoint is a "
-                                             "candidate", from, me);
+                                             "this proxy's locality %s: no priorities, localities "
+                                             "by their endpoints' weight", from, me);
         return;
     }
     if (!outlier) {
         cl->locality_mode = mg_xasprintf("no locality failover: the destination has no "
                                          "outlierDetection (Istio applies locality priorities only "
-                                         "with it); every endpoint is a candidate");
+                                         "with it); no priorities, localities by their "
+                                         "endpoints' weight");
         return;
     }
     unsigned *raw = mg_xcalloc(cl->n_eps + 1, sizeof(*raw));

@@ -83,7 +83,7 @@ struct mg_cluster_rt {                  /* one worker's view of a cluster */
     size_t rr;
     uint32_t *active;                   /* per endpoint in-flight requests (LEAST_REQUEST) */
     int64_t *cw;                        /* smooth weighted round robin state; NULL unweighted */
-    uint32_t *loc_count;                /* [2 * n_locs] scratch of the locality pick (distribute) */
+    uint32_t *loc_count;                /* [3 * n_locs] scratch of the locality pick */
     int64_t *loc_cw;                    /* [n_locs] smooth weighted round robin over localities */
     struct event *kick;                 /* re-check the instance-wide limit while requests wait */
     struct mg_cluster *kick_cl;
@@ -103,8 +103,9 @@ struct mg_cluster {
     /* Locality-aware balancing (localityLbSetting, Envoy's priority and
      * locality-weighted balancers): n_prio priorities of endpoints (<= 1:
      * none), the load going to the nearest that has enough healthy
-     * endpoints; with `distribute`, loc_weight[n_locs] shares the choices
-     * between the localities (NULL: no locality weights). locality_mode
+     * endpoints; n_locs localities (> 1: a locality of the priority is
+     * chosen first, by the total weight of its endpoints there, or with
+     * `distribute` by loc_weight[n_locs]; NULL otherwise). locality_mode
      * says which applies and why, for explanations. */
     uint8_t n_prio;
     size_t n_locs;

@@ -302,6 +302,77 @@ static void retry_remote(struct mg_worker *w)
     mg_cluster_free(cl);
 }
 
+/* Envoy's locality-weighted balancing without distribute: a locality by
+ * the total weight of its endpoints, then an endpoint in it */
+static void locality_weighted(struct mg_worker *w)
+{
+    const char *se =
+        "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+        "metadata: {name: svc, namespace: istio-system}\n"
+        "spec:\n  hosts: [svc.local]\n  location: MESH_INTERNAL\n"
+        "  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
+        "  endpoints:\n"
+        "  - {address: 10.0.0.1, locality: a/z1}\n"
+        "  - {address: 10.0.0.2, locality: a/z1}\n"
+        "  - {address: 10.0.0.3, locality: b/z1}\n"
+        "  - {address: 10.0.0.4, locality: b/z1}\n";
+    char *y = mg_xasprintf("%s%s%s", PROXY("a/z1", ""), se,
+                           DR("    outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}\n"
+                              "    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: "
+                              "{failover: [{from: a, to: b}]}}\n"));
+    struct mg_cluster *cl = build(y);
+    free(y);
+    if (!cl)
+        return;
+    is_int(cl->n_locs, 2, "two localities");
+    int picks[4];
+    run(cl, w, 100, picks);
+    is_int(picks[0], 50, "round robin inside the local locality: 50");
+    is_int(picks[1], 50, "and 50 (none starved)");
+    size_t e = mg_cluster_pick(cl, &cl->rt[0], w, 1 | 2);
+    ok(e == 0 || e == 1, "a retry after both local endpoints stays in priority 0 (%zu)", e);
+    mg_cluster_free(cl);
+
+    /* same priority, two localities, one partly ejected: Envoy's shares */
+    se = "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+         "metadata: {name: svc, namespace: istio-system}\n"
+         "spec:\n  hosts: [svc.local]\n  location: MESH_INTERNAL\n"
+         "  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
+         "  endpoints:\n"
+         "  - {address: 10.0.0.1, locality: b/z1}\n"
+         "  - {address: 10.0.0.2, locality: b/z1}\n"
+         "  - {address: 10.0.0.3, locality: c/z1}\n"
+         "  - {address: 10.0.0.4, locality: c/z1}\n";
+    y = mg_xasprintf("%s%s%s", PROXY("a/z1", ""), se,
+                     DR("    outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}\n"
+                        "    loadBalancer: {simple: ROUND_ROBIN}\n"));
+    cl = build(y);
+    free(y);
+    if (!cl)
+        return;
+    is_int(cl->n_prio, 1, "both localities in the one remote priority");
+    eject(cl, 0, true);
+    run(cl, w, 340, picks);
+    /* b: weight 2 x 70% = 140, c: 2 x 100% = 200 */
+    is_int(picks[1], 140, "b half ejected: its locality weighs 2 x 70%% (140 of 340)");
+    is_int(picks[2] + picks[3], 200, "c weighs 2 x 100%% (200 of 340)");
+    is_int(picks[2], 100, "round robin inside c");
+    mg_cluster_free(cl);
+    /* a retry whose locality is all tried goes to another locality */
+    y = mg_xasprintf("%s%s%s", PROXY("a/z1", ""), se, DR("    loadBalancer: {simple: ROUND_ROBIN}\n"));
+    cl = build(y);
+    free(y);
+    if (!cl)
+        return;
+    int other = 0;
+    for (int k = 0; k < 20; k++) {
+        size_t x = mg_cluster_pick(cl, &cl->rt[0], w, 1 | 2);
+        other += x == 2 || x == 3;
+    }
+    is_int(other, 20, "b's endpoints both tried: every retry goes to c");
+    mg_cluster_free(cl);
+}
+
 static void distribute(struct mg_worker *w)
 {
     struct mg_cluster *cl = build(PROXY("us-east/z1/s1", "") SE DR(OD
@@ -391,6 +462,7 @@ int main(void)
     panic(&w);
     retry_remote(&w);
     weights_inside(&w);
+    locality_weighted(&w);
     distribute(&w);
     validation();
     return tap_done();
