@@ -107,7 +107,11 @@ static int explain_destination(const struct mg_config *c, const char *arg, const
     fprintf(out, "  protocol: %s\n", cl->h2 == MG_UP_H2_REQUIRED ? "HTTP/2"
                                     : cl->h2 == MG_UP_H2_PREFER ? "HTTP/2 if the server picks it, else HTTP/1.1"
                                     : cl->use_client_protocol ? "the client's" : "HTTP/1.1");
-    if (cl->locality_mode)
+    /* locality only when there is one to speak of */
+    bool loc = c->proxy.locality || cl->n_prio > 1 || cl->n_locs > 1;
+    for (size_t i = 0; i < cl->n_eps && !loc; i++)
+        loc = cl->eps[i].locality != NULL;
+    if (loc && cl->locality_mode)
         fprintf(out, "  locality balancing: %s\n", cl->locality_mode);
     fprintf(out, "  endpoints (%zu):\n", cl->n_eps);
     for (size_t i = 0; i < cl->n_eps; i++) {
@@ -115,7 +119,8 @@ static int explain_destination(const struct mg_config *c, const char *arg, const
         fprintf(out, "    %s%s", ep->label,
                 !cl->tls ? "" : ep->plain ? "  plain text (no tlsMode label)"
                 : cl->mesh ? "  ISTIO_MUTUAL" : "  TLS");
-        fprintf(out, "  locality %s", ep->locality ? ep->locality : "(none)");
+        if (loc)
+            fprintf(out, "  locality %s", ep->locality ? ep->locality : "(none)");
         if (cl->n_prio > 1)
             fprintf(out, "  priority %u", ep->prio);
         if (cl->loc_weight)
