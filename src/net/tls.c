@@ -245,10 +245,15 @@ static const EVP_CIPHER *cipher_of(const struct ticket_key *k)
     return k->klen == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
 }
 
+/* Decrypting, the answer 1 resumes and 2 resumes and issues a new ticket.
+ * A TLS 1.3 client uses a ticket once (RFC 8446, C.4) and OpenSSL sends a
+ * ticket after a resumed TLS 1.3 handshake only on 2, so 1 there left the
+ * client with no ticket: every other connection of a client was a full
+ * handshake again. In TLS 1.2 a client keeps its ticket: 1 while the key
+ * still encrypts. */
 static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
                      EVP_MAC_CTX *mctx, int enc)
 {
-    (void)ssl;
     int rc = -1;
     pthread_rwlock_rdlock(&ring.lock);
     if (enc) {
@@ -266,7 +271,7 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
         if (!k)
             rc = 0;                     /* unknown key: full handshake */
         else if (mac_init(mctx, k) == 1 && EVP_DecryptInit_ex(cctx, cipher_of(k), NULL, k->aes, iv) == 1)
-            rc = k == &ring.keys[0] ? 1 : 2;   /* 2: renew the ticket under the encrypting key */
+            rc = k == &ring.keys[0] && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
     }
     pthread_rwlock_unlock(&ring.lock);
     return rc;

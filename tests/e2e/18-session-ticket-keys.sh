@@ -80,6 +80,41 @@ for v in -tls1_3 -tls1_2; do
     is "$(ses "${ip[c]}" in "$s" "$v")" New "$v: ... not on C (own keys)"
 done
 
+# hop IP IN OUT [TLS-FLAG]: resume with the session in IN, save the session
+# the connection ends with (its new ticket) to OUT; prints Reused or New.
+# (s_client writes OUT only when a ticket arrives; a TLS 1.2 client without
+# a new ticket keeps the one it had, so IN stands for OUT there.)
+hop() {
+    local a=$1 in=$2 out=$3 v=${4:--tls1_3}
+    rm -f "$out"
+    printf 'GET /echo HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n' |
+        timeout 5 openssl s_client -connect "$a:$P443" -servername app.example.com \
+            -CAfile "$MG_PKI/root-cert.pem" "$v" -ign_eof -sess_in "$in" -sess_out "$out" 2>/dev/null |
+        grep -E '^(Reused|New),' | grep -v 'Cipher is (NONE)' | grep -Eo '^(Reused|New)' | head -n 1
+    if [ "$v" = -tls1_2 ] && [ ! -s "$out" ]; then cp "$in" "$out"; fi
+}
+
+# A TLS 1.3 client uses a ticket once (RFC 8446, C.4), so a resumed
+# connection must hand out a new ticket, or the client's next connection is
+# a full handshake: a chain of resumptions, each with the ticket the one
+# before received, across the two instances of a key file and within one
+# instance with its own keys (either of its two workers). TLS 1.2 keeps one
+# ticket while its key encrypts.
+for v in -tls1_3 -tls1_2; do
+    c=$MG_TMP/chain$v
+    is "$(ses "${ip[a]}" out "$c.0" "$v")" New "$v chain: a full handshake on A"
+    for i in 1 2 3 4; do
+        at=${ip[a]}
+        [ $((i % 2)) = 1 ] && at=${ip[b]}
+        is "$(hop "$at" "$c.$((i - 1))" "$c.$i" "$v")" Reused "$v chain: hop $i resumes on $at"
+        [ "$v" = -tls1_3 ] && ok "$v chain: ... and it brought a new ticket" test -s "$c.$i"
+    done
+    is "$(ses "${ip[c]}" out "$c.c0" "$v")" New "$v chain: a full handshake on C (own keys)"
+    for i in 1 2 3; do
+        is "$(hop "${ip[c]}" "$c.c$((i - 1))" "$c.c$i" "$v")" Reused "$v chain: hop $i resumes on C"
+    done
+done
+
 # rotation: a new key first, the old ones after it -> old tickets still resume
 s=$MG_TMP/sess-old.pem
 is "$(ses "${ip[a]}" out "$s")" New "a ticket under the first key"
