@@ -5,7 +5,9 @@
 # and 1.3; an instance with its own keys does not. The first key encrypts,
 # all decrypt: a rotation that puts a new key first keeps old tickets
 # resuming; dropping a key ends its tickets; a broken file is refused and
-# the keys in use stay.
+# the keys in use stay. A resumed TLS 1.3 connection brings a new ticket,
+# so a client resuming with its newest ticket resumes every time, also
+# after a reload.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dp_common.sh"
@@ -62,6 +64,8 @@ pid_a=$MG_MESHGATE_PID
 log_a=$MG_MESHGATE_LOG
 ok "instance B starts with the same key file" instance b 127.0.0.2 "$keys"
 ok "instance C starts with its own keys" instance c 127.0.0.3 ""
+pid_c=$MG_MESHGATE_PID
+log_c=$MG_MESHGATE_LOG
 
 # ses IP OUT|IN FILE [TLS-FLAG]: one TLS connection with a request;
 # prints "Reused" or "New"
@@ -113,6 +117,11 @@ for v in -tls1_3 -tls1_2; do
     for i in 1 2 3; do
         is "$(hop "${ip[c]}" "$c.c$((i - 1))" "$c.c$i" "$v")" Reused "$v chain: hop $i resumes on C"
     done
+    # a reload builds new contexts; C's own keys live outside them
+    n=$(grep -c " active" "$log_c")
+    kill -HUP "$pid_c"
+    ok "$v chain: C reloads" mg_wait_for 10 eval '[ "$(grep -c " active" "$log_c")" -gt '"$n"' ]'
+    is "$(hop "${ip[c]}" "$c.c3" "$c.c4" "$v")" Reused "$v chain: ... and the newest ticket still resumes"
 done
 
 # rotation: a new key first, the old ones after it -> old tickets still resume
