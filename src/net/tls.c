@@ -559,7 +559,8 @@ static void server_tls_id(SSL_CTX *ctx, const unsigned char auth[32], unsigned c
 
 /* Switch the connection to the chosen server's context. OpenSSL 3.0: the new
  * context's client-certificate policy is not applied by SSL_set_SSL_CTX, so
- * it is copied by hand, with protocol bounds, options and ciphers. */
+ * it is copied by hand, with protocol bounds, options, ciphers and the
+ * number of tickets. */
 static int use_server(SSL *ssl, struct mg_port *p, const char *name, int *alert)
 {
     struct mg_srv *sv = mg_port_sni_server(p, name);
@@ -582,6 +583,7 @@ static int use_server(SSL *ssl, struct mg_port *p, const char *name, int *alert)
         SSL_clear_options(ssl, SSL_get_options(ssl));
         SSL_set_options(ssl, SSL_CTX_get_options(ctx));
         SSL_set_mode(ssl, SSL_CTX_get_mode(ctx));
+        SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(ctx));
         if (sv->ciphers)
             SSL_set_cipher_list(ssl, sv->ciphers);
     }
@@ -792,6 +794,14 @@ SSL_CTX *mg_tls_server_ctx_new(const struct mg_config *c, const struct mg_server
             mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
         SSL_CTX_set_verify(ctx, mode, verify_cb);
         SSL_CTX_set_verify_depth(ctx, 8);
+        /* One TLS 1.3 ticket after a full handshake, not OpenSSL's two: a
+         * session here carries the client certificate, and OpenSSL 3.0
+         * encodes, re-parses (certificate and public key decoders: about
+         * an eighth of a mutual handshake's CPU) and encodes it again for
+         * every ticket. A client still gets a new ticket from every
+         * connection, full or resumed (ticket_cb), which is what it needs
+         * to resume each next one. */
+        SSL_CTX_set_num_tickets(ctx, 1);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }

@@ -5,6 +5,7 @@
 # server once resumed on a MUTUAL server of the same port and stood in for
 # the client certificate (TLS 1.3: 200 without a certificate). Also: after the
 # trust material of a MUTUAL server changes, its old sessions no longer resume.
+# A MUTUAL server sends one TLS 1.3 ticket per connection, a SIMPLE one two.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -89,6 +90,21 @@ for v in -tls1_3 -tls1_2; do
     like "$(tls $v b.example.com "" "$sb")" "Reused, 200" "$v: its session resumes there (the certificate is in the session)"
     unlike "$(tls $v a.example.com "" "$sb")" "Reused" "$v: but not on the SIMPLE server"
 done
+
+# tickets SNI [s_client args]: the TLS 1.3 tickets one connection with a GET brings
+tickets() {
+    printf 'GET /echo HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$1" |
+        timeout 5 openssl s_client -tls1_3 -connect "127.0.0.1:$port" -servername "$1" \
+            -CAfile "$P/root-cert.pem" -ign_eof "${@:2}" 2>&1 | grep -c 'New Session Ticket arrived'
+}
+# A MUTUAL server's session carries the client certificate, which OpenSSL
+# encodes and parses again for every ticket: one ticket there, not two (b
+# is reached by a context switch from a, the port's first server)
+is "$(tickets a.example.com)" 2 "a full handshake on the SIMPLE server brings two tickets"
+st=$MG_TMP/b-tickets.pem
+is "$(tickets b.example.com -cert "$P/client.crt" -key "$P/client.key" -sess_out "$st")" 1 \
+    "a full handshake on the MUTUAL server brings one"
+is "$(tickets b.example.com -sess_in "$st")" 1 "... and a resumption there brings the next one"
 
 # Rotate the MUTUAL server's client CA to another root: old sessions must not resume.
 "$MESHGATE" ca init --dir "$MG_TMP/other-ca" >/dev/null || bail_out "second CA"
