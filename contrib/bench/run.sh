@@ -57,7 +57,19 @@ ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-bench.XXXXXX)
 chmod 755 "$w"                          # the origin's workers (nobody) read /16k
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$w"; }
+# wait (up to 10 s) for the proxies to go: meshgate drains its connections
+# first, and a run started at once found its ports still taken
+cleanup() {
+  local p i alive
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for i in $(seq 100); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  rm -rf "$w"
+}
 trap cleanup EXIT
 
 "$bin" ca init --dir "$w/ca" >/dev/null
