@@ -367,4 +367,73 @@ void mg_dnscache_store(struct mg_dnscache *c, const char *name, int family,
                        const struct mg_addr *addrs, size_t n, int ttl_s, int64_t now_ms);
 size_t mg_dnscache_size(const struct mg_dnscache *c);
 
+/* ---- mg_io: a connection's buffered transport (io.c) ----
+ *
+ * A non-blocking socket, TLS (an SSL it owns) or plain, with an input and
+ * an output evbuffer, on the caller's event_base. The calls mirror the
+ * bufferevent ones the connections used, with these contracts:
+ * - Output appended to mg_io_get_output (or mg_io_write) while EV_WRITE is
+ *   enabled is written at the end of the running callback of this io, or
+ *   at the end of the loop's current pass when appended from elsewhere: a
+ *   head and a body appended together leave in one batch. TLS records are
+ *   up to 16 KiB, small pieces at the head of the output joined.
+ * - Callbacks run from the event loop only, never from inside an mg_io
+ *   call. readcb after a batch of reads when the input holds at least the
+ *   low watermark; reading pauses while the input is at or above the high
+ *   watermark (0 = none) and resumes as the consumer drains it. writecb
+ *   after a write that leaves the output at or below the write low
+ *   watermark. eventcb with MG_IO_CONNECTED (after connect(2), and after
+ *   the TLS handshake when there is an SSL: once), or MG_IO_EOF / ERROR /
+ *   TIMEOUT with MG_IO_READING or MG_IO_WRITING; errno holds a socket
+ *   error, mg_io_get_ssl_error the first OpenSSL error.
+ * - Timeouts as bufferevent's: the read timeout runs while reading is
+ *   enabled and not paused, the write timeout while output is pending;
+ *   both during connect and handshake; each restarts on progress, and one
+ *   that fires disables its direction.
+ * - mg_io_free closes the fd and frees the SSL (no close_notify: call
+ *   SSL_shutdown first for one). It is safe from inside the io's own
+ *   callbacks (the memory goes when the callback returns).
+ * - With both directions disabled the fd leaves the event loop (another
+ *   event may then watch it); enabling one brings it back. */
+struct mg_io;
+struct event_base;
+struct evbuffer;
+struct timeval;
+typedef void (*mg_io_data_cb)(struct mg_io *io, void *arg);
+typedef void (*mg_io_event_cb)(struct mg_io *io, short what, void *arg);
+#define MG_IO_READING 0x01
+#define MG_IO_WRITING 0x02
+#define MG_IO_EOF 0x10
+#define MG_IO_ERROR 0x20
+#define MG_IO_TIMEOUT 0x40
+#define MG_IO_CONNECTED 0x80
+enum mg_io_start {
+    MG_IO_OPEN,                         /* plain, or TLS already established */
+    MG_IO_ACCEPTING,                    /* TLS server handshake to run */
+    MG_IO_CONNECTING,                   /* TLS client handshake after mg_io_connect */
+};
+/* fd may be -1 until mg_io_connect; ownership of fd and ssl passes on
+ * success only. NULL when out of memory. */
+struct mg_io *mg_io_socket_new(struct event_base *base, int fd, SSL *ssl, enum mg_io_start st);
+/* Non-blocking connect (a socket is made when fd is -1); a refusal comes
+ * as an event. -1 when no socket could be made or the call failed. */
+int mg_io_connect(struct mg_io *io, const struct sockaddr *sa, int len);
+struct evbuffer *mg_io_get_input(struct mg_io *io);
+struct evbuffer *mg_io_get_output(struct mg_io *io);
+int mg_io_write(struct mg_io *io, const void *p, size_t n);
+void mg_io_enable(struct mg_io *io, short what);     /* EV_READ | EV_WRITE */
+void mg_io_disable(struct mg_io *io, short what);
+short mg_io_get_enabled(const struct mg_io *io);
+void mg_io_setcb(struct mg_io *io, mg_io_data_cb readcb, mg_io_data_cb writecb,
+                 mg_io_event_cb eventcb, void *arg);
+void mg_io_setwatermark(struct mg_io *io, short what, size_t low, size_t high);
+void mg_io_set_timeouts(struct mg_io *io, const struct timeval *rd, const struct timeval *wr);
+/* Bytes read (written) per wakeup before yielding to other connections. */
+void mg_io_set_max_single_read(struct mg_io *io, size_t n);
+void mg_io_set_max_single_write(struct mg_io *io, size_t n);
+int mg_io_getfd(const struct mg_io *io);
+SSL *mg_io_get_ssl(const struct mg_io *io);
+unsigned long mg_io_get_ssl_error(struct mg_io *io);    /* and forgets it */
+void mg_io_free(struct mg_io *io);
+
 #endif

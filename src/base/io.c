@@ -1,0 +1,788 @@
+/* io.c - a connection's buffered transport (mg_io, base.h): a socket, TLS
+ * or plain, with an input and an output evbuffer, driven by one
+ * edge-triggered event registered once.
+ *
+ * Why not libevent's bufferevent: bufferevent_openssl adds the write event
+ * when output appears, waits a loop turn for writability, writes, then
+ * removes the event again (two epoll_ctl and an extra wakeup per
+ * response), sizes TLS records by evbuffer chains and runs its callbacks
+ * one deferral later. Here the fd stays registered for read and write,
+ * edge-triggered; the layer remembers what the last edge said (readable,
+ * writable) until a read or write finds EAGAIN, so an output appended by
+ * a callback is written at the end of that callback, and one appended
+ * from elsewhere at the end of the loop's current pass (one event_active),
+ * never a turn later. TLS records are full 16 KiB where the data allows:
+ * a small chain at the head of the output is joined with what follows.
+ *
+ * Readiness bookkeeping is the one subtle part of edge triggering: a read
+ * stopped before EAGAIN (reading disabled, the high watermark, the
+ * per-wakeup budget) gets no new edge, so the layer keeps `can_read` and
+ * re-activates itself when reading may go on. */
+#include "base/base.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/err.h>
+
+/* One read: a 16 KiB allocation for the chain (evbuffer rounds a chain's
+ * size with its header up to a power of two), and what a TLS record
+ * holds at most. */
+#define IO_CHUNK (16384 - 128)
+#define IO_RECORD 16384                 /* the largest TLS record's plaintext */
+#define IO_JOIN_MIN 4096                /* a head chain at least this big goes as it is */
+#define IO_BUDGET (256 * 1024)          /* bytes per wakeup and direction before yielding */
+
+enum io_state {
+    IO_OPEN,
+    IO_TCP_CONNECTING,                  /* waiting for connect(2) */
+    IO_HANDSHAKE,                       /* SSL_do_handshake until done */
+    IO_CONNECT_FAILED,                  /* connect(2) refused at once: report from the loop */
+};
+
+struct mg_io {
+    struct event ev;                    /* the fd: EV_READ|EV_WRITE|EV_PERSIST|EV_ET */
+    struct event *timer;                /* read/write timeouts; only while one is set */
+    struct event_base *base;
+    struct evbuffer *in, *out;
+    SSL *ssl;
+    mg_io_data_cb readcb, writecb;
+    mg_io_event_cb eventcb;
+    void *arg;
+    size_t rlow, rhigh, wlow;
+    size_t max_read, max_write;
+    int64_t rtv, wtv;                   /* timeouts in us, 0 = none */
+    int64_t rdl, wdl, armed;            /* deadlines (monotonic us), 0 = none */
+    unsigned long ssl_err;
+    size_t pend;                        /* a failed SSL_write's length: retried as it was */
+    int fd;
+    int connect_errno;
+    unsigned busy;                      /* nesting of our own dispatch */
+    uint8_t state;
+    uint8_t enabled;                    /* EV_READ | EV_WRITE */
+    bool registered;                    /* ev is added */
+    bool can_read, can_write;           /* the last edge's word, until EAGAIN */
+    bool read_wants_write;              /* SSL_read needs the socket writable */
+    bool write_wants_read;              /* SSL_write needs the socket readable */
+    bool eof;                           /* no more reading: EOF or error reported */
+    bool rdhup;                         /* the peer's FIN was seen (EV_CLOSED) */
+    bool kicked;                        /* an event_active is queued */
+    bool freed;                         /* mg_io_free inside a callback: done on return */
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg);
+static void in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg);
+
+static void io_register(struct mg_io *io)
+{
+    if (io->registered || io->fd < 0 || io->freed)
+        return;
+    event_assign(&io->ev, io->base, io->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, io_cb,
+                 io);
+    if (event_add(&io->ev, NULL) == 0)
+        io->registered = true;
+}
+
+static void io_unregister(struct mg_io *io)
+{
+    if (!io->registered)
+        return;
+    event_del(&io->ev);
+    io->registered = false;
+    io->kicked = false;
+}
+
+/* Run the dispatch at the end of the loop's current pass. Inside our own
+ * dispatch nothing is needed: it looks at the output before returning. */
+static void io_kick(struct mg_io *io)
+{
+    if (io->busy || io->kicked || !io->registered || io->freed)
+        return;
+    io->kicked = true;
+    /* EV_TIMEOUT never comes from the fd (it has no timeout): it marks a
+     * kick, which says nothing about readiness */
+    event_active(&io->ev, EV_TIMEOUT, 1);
+}
+
+static bool handshaking(const struct mg_io *io)
+{
+    return io->state != IO_OPEN;
+}
+
+static bool reading(const struct mg_io *io)
+{
+    return (io->enabled & EV_READ) && !io->eof &&
+           !(io->rhigh && evbuffer_get_length(io->in) >= io->rhigh);
+}
+
+static bool writing(const struct mg_io *io)
+{
+    return (io->enabled & EV_WRITE) && evbuffer_get_length(io->out) > 0;
+}
+
+/* The one timer for both timeouts, armed for the earlier deadline; a
+ * deadline that moves later leaves the timer as it is, and its firing
+ * early re-arms it (no heap operation per read or write). */
+static void timers_update(struct mg_io *io, int64_t now, bool read_progress, bool write_progress)
+{
+    if (!io->timer)
+        return;
+    bool hs = handshaking(io);
+    if (io->rtv && (hs || reading(io))) {
+        if (!io->rdl || read_progress)
+            io->rdl = (now ? now : (now = now_us())) + io->rtv;
+    } else {
+        io->rdl = 0;
+    }
+    if (io->wtv && (hs || writing(io))) {
+        if (!io->wdl || write_progress)
+            io->wdl = (now ? now : (now = now_us())) + io->wtv;
+    } else {
+        io->wdl = 0;
+    }
+    int64_t next = io->rdl;
+    if (io->wdl && (!next || io->wdl < next))
+        next = io->wdl;
+    if (!next) {
+        if (io->armed) {
+            evtimer_del(io->timer);
+            io->armed = 0;
+        }
+        return;
+    }
+    if (io->armed && io->armed <= next)
+        return;
+    if (!now)
+        now = now_us();
+    int64_t d = next > now ? next - now : 0;
+    struct timeval tv = { (time_t)(d / 1000000), (suseconds_t)(d % 1000000) };
+    evtimer_add(io->timer, &tv);
+    io->armed = next;
+}
+
+struct mg_io *mg_io_socket_new(struct event_base *base, int fd, SSL *ssl, enum mg_io_start st)
+{
+    struct mg_io *io = calloc(1, sizeof(*io));
+    if (!io)
+        return NULL;
+    io->in = evbuffer_new();
+    io->out = evbuffer_new();
+    if (!io->in || !io->out) {
+        if (io->in)
+            evbuffer_free(io->in);
+        if (io->out)
+            evbuffer_free(io->out);
+        free(io);
+        return NULL;
+    }
+    io->base = base;
+    io->fd = fd;
+    io->ssl = ssl;
+    io->max_read = IO_BUDGET;
+    io->max_write = IO_BUDGET;
+    evbuffer_add_cb(io->out, out_cb, io);
+    evbuffer_add_cb(io->in, in_cb, io);
+    if (ssl) {
+        /* partial writes: a record at a time is progress; a moving buffer:
+         * a retried SSL_write may come from a fresh copy of the same bytes;
+         * read-ahead: one read(2) takes several records, not a header and a
+         * body per record (every read loops until WANT_READ, so nothing
+         * stays unseen in the SSL's buffer) */
+        SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_set_read_ahead(ssl, 1);
+        if (fd >= 0)
+            SSL_set_fd(ssl, fd);
+        if (st == MG_IO_ACCEPTING)
+            SSL_set_accept_state(ssl);
+        else if (st == MG_IO_CONNECTING)
+            SSL_set_connect_state(ssl);
+    }
+    io->state = ssl && st != MG_IO_OPEN ? IO_HANDSHAKE : IO_OPEN;
+    if (fd >= 0) {
+        evutil_make_socket_nonblocking(fd);
+        io->can_write = true;           /* a new socket has room; EAGAIN corrects it */
+    }
+    return io;
+}
+
+int mg_io_connect(struct mg_io *io, const struct sockaddr *sa, int len)
+{
+    if (io->fd < 0) {
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        io->fd = fd;
+        if (io->ssl && !SSL_set_fd(io->ssl, fd))
+            return -1;
+    }
+    io->can_read = io->can_write = false;
+    if (connect(io->fd, sa, (socklen_t)len) == 0) {
+        io->state = IO_TCP_CONNECTING;  /* connected: CONNECTED (or the handshake) from the loop */
+        io->can_write = true;
+    } else if (errno == EINPROGRESS || errno == EINTR) {
+        io->state = IO_TCP_CONNECTING;
+    } else if (errno == ECONNREFUSED || errno == ENETUNREACH || errno == EHOSTUNREACH) {
+        io->state = IO_CONNECT_FAILED;  /* reported as an event, as a late refusal is */
+        io->connect_errno = errno;
+    } else {
+        return -1;
+    }
+    if (io->ssl)
+        SSL_set_connect_state(io->ssl);
+    io_register(io);
+    if (!io->registered)
+        return -1;
+    if (io->state != IO_TCP_CONNECTING || io->can_write)
+        io_kick(io);
+    timers_update(io, 0, false, false);
+    return 0;
+}
+
+struct evbuffer *mg_io_get_input(struct mg_io *io) { return io->in; }
+struct evbuffer *mg_io_get_output(struct mg_io *io) { return io->out; }
+int mg_io_getfd(const struct mg_io *io) { return io->fd; }
+SSL *mg_io_get_ssl(const struct mg_io *io) { return io->ssl; }
+short mg_io_get_enabled(const struct mg_io *io) { return io->enabled; }
+
+unsigned long mg_io_get_ssl_error(struct mg_io *io)
+{
+    unsigned long e = io->ssl_err;
+    io->ssl_err = 0;
+    return e;
+}
+
+int mg_io_write(struct mg_io *io, const void *p, size_t n)
+{
+    return evbuffer_add(io->out, p, n);
+}
+
+void mg_io_setcb(struct mg_io *io, mg_io_data_cb readcb, mg_io_data_cb writecb,
+                 mg_io_event_cb eventcb, void *arg)
+{
+    io->readcb = readcb;
+    io->writecb = writecb;
+    io->eventcb = eventcb;
+    io->arg = arg;
+}
+
+void mg_io_enable(struct mg_io *io, short what)
+{
+    short was = io->enabled;
+    io->enabled |= what & (EV_READ | EV_WRITE);
+    if (io->fd >= 0 && io->state != IO_TCP_CONNECTING && !io->registered)
+        io_register(io);
+    /* a read or write left off before EAGAIN gets no new edge */
+    if (((what & EV_READ) && !(was & EV_READ) &&
+         (io->can_read)) ||
+        ((what & EV_WRITE) && !(was & EV_WRITE) && evbuffer_get_length(io->out)))
+        io_kick(io);
+    if (io->enabled != was)
+        timers_update(io, 0, (what & EV_READ) && !(was & EV_READ), false);
+}
+
+void mg_io_disable(struct mg_io *io, short what)
+{
+    io->enabled &= (uint8_t)~(what & (EV_READ | EV_WRITE));
+    /* Both off: the fd leaves the event loop, so that another event may
+     * watch it (a splice moving a plain connection to pipes). */
+    if (!io->enabled && io->state == IO_OPEN)
+        io_unregister(io);
+    timers_update(io, 0, false, false);
+}
+
+void mg_io_setwatermark(struct mg_io *io, short what, size_t low, size_t high)
+{
+    if (what & EV_READ) {
+        bool was_full = io->rhigh && evbuffer_get_length(io->in) >= io->rhigh;
+        io->rlow = low;
+        io->rhigh = high;
+        if (was_full && !(io->rhigh && evbuffer_get_length(io->in) >= io->rhigh) &&
+            (io->can_read))
+            io_kick(io);
+    }
+    if (what & EV_WRITE)
+        io->wlow = low;
+}
+
+static int64_t tv_us(const struct timeval *tv)
+{
+    if (!tv)
+        return 0;
+    int64_t us = (int64_t)tv->tv_sec * 1000000 + tv->tv_usec;
+    return us > 0 ? us : 1;
+}
+
+void mg_io_set_timeouts(struct mg_io *io, const struct timeval *rd, const struct timeval *wr)
+{
+    io->rtv = tv_us(rd);
+    io->wtv = tv_us(wr);
+    io->rdl = io->wdl = 0;
+    if (!io->rtv && !io->wtv) {
+        if (io->timer) {                /* no timeout: no timer at all (idle memory) */
+            event_free(io->timer);
+            io->timer = NULL;
+            io->armed = 0;
+        }
+        return;
+    }
+    if (!io->timer) {
+        io->timer = evtimer_new(io->base, timer_cb, io);
+        if (!io->timer)
+            return;
+    } else if (io->armed) {
+        evtimer_del(io->timer);
+    }
+    io->armed = 0;
+    timers_update(io, 0, false, false);
+}
+
+void mg_io_set_max_single_read(struct mg_io *io, size_t n) { io->max_read = n ? n : IO_BUDGET; }
+void mg_io_set_max_single_write(struct mg_io *io, size_t n) { io->max_write = n ? n : IO_BUDGET; }
+
+static void io_destroy(struct mg_io *io)
+{
+    io_unregister(io);
+    if (io->timer)
+        event_free(io->timer);
+    evbuffer_free(io->in);
+    evbuffer_free(io->out);
+    if (io->ssl)
+        SSL_free(io->ssl);
+    if (io->fd >= 0)
+        close(io->fd);
+    free(io);
+}
+
+void mg_io_free(struct mg_io *io)
+{
+    if (!io || io->freed)
+        return;
+    if (io->busy) {
+        /* inside one of its callbacks: quiet now, gone on return */
+        io->freed = true;
+        io->readcb = io->writecb = NULL;
+        io->eventcb = NULL;
+        io_unregister(io);
+        if (io->timer)
+            evtimer_del(io->timer);
+        return;
+    }
+    io_destroy(io);
+}
+
+/* ---- the buffers' callbacks ---- */
+
+static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    struct mg_io *io = arg;
+    if (info->n_added && (io->enabled & EV_WRITE) && io->state == IO_OPEN) {
+        io_kick(io);
+        if (!io->busy && !io->wdl && io->wtv)
+            timers_update(io, 0, false, false);
+    }
+}
+
+/* The consumer took input under a full high watermark: reading resumes. */
+static void in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct mg_io *io = arg;
+    if (!info->n_deleted || !io->rhigh || io->busy)
+        return;
+    size_t now = evbuffer_get_length(b), before = info->orig_size;
+    if (before >= io->rhigh && now < io->rhigh && (io->enabled & EV_READ) &&
+        (io->can_read))
+        io_kick(io);
+}
+
+/* ---- reading, writing, handshaking ---- */
+
+enum { IO_AGAIN, IO_DONE, IO_FAIL, IO_EOF };
+
+static void save_ssl_error(struct mg_io *io)
+{
+    unsigned long e = ERR_get_error();
+    if (e && !io->ssl_err)
+        io->ssl_err = e;
+    ERR_clear_error();
+}
+
+/* Read until EAGAIN, the high watermark or the budget. *got counts bytes. */
+static int do_read(struct mg_io *io, size_t *got)
+{
+    size_t budget = io->max_read;
+    *got = 0;
+    io->read_wants_write = false;
+    while (*got < budget) {
+        size_t len = evbuffer_get_length(io->in);
+        size_t want = IO_CHUNK;
+        if (io->rhigh) {
+            if (len >= io->rhigh)
+                return IO_DONE;
+            if (io->rhigh - len < want)
+                want = io->rhigh - len;
+        }
+        if (budget - *got < want)
+            want = budget - *got;
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(io->in, (ev_ssize_t)want, &v, 1) != 1)
+            return IO_FAIL;
+        if (v.iov_len > want)
+            v.iov_len = want;
+        size_t n = 0;
+        int rc;
+        if (io->ssl) {
+            ERR_clear_error();
+            rc = SSL_read_ex(io->ssl, v.iov_base, v.iov_len, &n) ? IO_DONE : -1;
+            if (rc < 0) {
+                int e = SSL_get_error(io->ssl, 0);
+                if (e == SSL_ERROR_WANT_READ) {
+                    rc = IO_AGAIN;
+                    io->can_read = false;
+                } else if (e == SSL_ERROR_WANT_WRITE) {
+                    rc = IO_AGAIN;       /* a KeyUpdate answer waits for room */
+                    io->read_wants_write = true;
+                    io->can_write = false;
+                } else if (e == SSL_ERROR_ZERO_RETURN) {
+                    rc = IO_EOF;        /* close_notify (or an EOF, SSL_OP_IGNORE_UNEXPECTED_EOF) */
+                } else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0) {
+                    rc = IO_EOF;
+                } else {
+                    save_ssl_error(io);
+                    rc = IO_FAIL;
+                }
+            }
+        } else {
+            ssize_t r;
+            do
+                r = read(io->fd, v.iov_base, v.iov_len);
+            while (r < 0 && errno == EINTR);
+            if (r > 0) {
+                n = (size_t)r;
+                rc = IO_DONE;
+            } else if (r == 0) {
+                rc = IO_EOF;
+            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                rc = IO_AGAIN;
+                io->can_read = false;
+            } else {
+                rc = IO_FAIL;
+            }
+        }
+        v.iov_len = n;
+        int saved = errno;
+        evbuffer_commit_space(io->in, &v, 1);
+        errno = saved;
+        *got += n;
+        if (rc != IO_DONE)
+            return rc;
+        if (!io->ssl && n < v.iov_len && !io->rdhup) {
+            /* A short read of a stream socket took all it had: the next
+             * arrival is a new edge. Unless the peer's FIN came with this
+             * edge (EV_CLOSED): then read on, to the EOF. */
+            io->can_read = false;
+            return IO_AGAIN;
+        }
+    }
+    return IO_DONE;
+}
+
+static _Thread_local unsigned char join_buf[IO_RECORD];
+
+/* Write until EAGAIN or the budget. *put counts bytes. */
+static int do_write(struct mg_io *io, size_t *put)
+{
+    size_t budget = io->max_write;
+    *put = 0;
+    io->write_wants_read = false;
+    while (*put < budget) {
+        size_t len = evbuffer_get_length(io->out);
+        if (!len)
+            return IO_DONE;
+        if (!io->ssl) {
+            size_t n = budget - *put < len ? budget - *put : len;
+            int r;
+            do
+                r = evbuffer_write_atmost(io->out, io->fd, (ev_ssize_t)n);
+            while (r < 0 && errno == EINTR);
+            if (r > 0) {
+                *put += (size_t)r;
+                continue;
+            }
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                io->can_write = false;
+                return IO_AGAIN;
+            }
+            return IO_FAIL;
+        }
+        /* One record: straight from the head chain when it is big enough,
+         * else the head of the output joined in a copy up to a full
+         * record, so headers and small frames do not each make a record. */
+        struct evbuffer_iovec v;
+        size_t n = io->pend;
+        if (!n) {
+            evbuffer_peek(io->out, -1, NULL, &v, 1);
+            n = len < IO_RECORD ? len : IO_RECORD;
+            if (v.iov_len >= IO_JOIN_MIN && v.iov_len < n)
+                n = v.iov_len;
+        } else {
+            evbuffer_peek(io->out, -1, NULL, &v, 1);
+        }
+        const void *p = v.iov_base;
+        if (v.iov_len < n) {
+            evbuffer_copyout(io->out, join_buf, n);
+            p = join_buf;
+        }
+        size_t w = 0;
+        ERR_clear_error();
+        if (SSL_write_ex(io->ssl, p, n, &w)) {
+            io->pend = 0;
+            evbuffer_drain(io->out, w);
+            *put += w;
+            continue;
+        }
+        io->pend = n;                   /* the retry must offer the same bytes */
+        int e = SSL_get_error(io->ssl, 0);
+        if (e == SSL_ERROR_WANT_WRITE) {
+            io->can_write = false;
+            return IO_AGAIN;
+        }
+        if (e == SSL_ERROR_WANT_READ) {
+            io->write_wants_read = true;
+            io->can_read = false;
+            return IO_AGAIN;
+        }
+        save_ssl_error(io);
+        return IO_FAIL;
+    }
+    return IO_DONE;
+}
+
+/* Returns true when the handshake is over (or the TCP connect, plain). */
+static int do_connect_step(struct mg_io *io, short *what)
+{
+    if (io->state == IO_CONNECT_FAILED) {
+        errno = io->connect_errno;
+        *what = MG_IO_ERROR;
+        return IO_FAIL;
+    }
+    if (io->state == IO_TCP_CONNECTING) {
+        if (!io->can_write && !io->can_read)
+            return IO_AGAIN;
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            err = errno;
+        if (err == EINPROGRESS || err == EINTR)
+            return IO_AGAIN;
+        if (err) {
+            errno = err;
+            *what = MG_IO_ERROR;
+            return IO_FAIL;
+        }
+        io->state = io->ssl ? IO_HANDSHAKE : IO_OPEN;
+        io->can_write = true;
+        if (!io->ssl)
+            return IO_DONE;
+    }
+    if (io->state == IO_OPEN)
+        return IO_DONE;
+    ERR_clear_error();
+    int r = SSL_do_handshake(io->ssl);
+    if (r == 1) {
+        io->state = IO_OPEN;
+        return IO_DONE;
+    }
+    int e = SSL_get_error(io->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        io->can_read = false;
+        return IO_AGAIN;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        io->can_write = false;
+        return IO_AGAIN;
+    }
+    save_ssl_error(io);
+    *what = (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && io->ssl_err == 0 && errno == 0))
+                ? MG_IO_EOF | MG_IO_READING
+                : MG_IO_ERROR | MG_IO_READING;
+    return IO_FAIL;
+}
+
+/* ---- the dispatch ---- */
+
+static bool io_gone(struct mg_io *io)
+{
+    return io->freed;
+}
+
+static void run_event(struct mg_io *io, short what)
+{
+    if (io->eventcb)
+        io->eventcb(io, what, io->arg);
+}
+
+static void io_run(struct mg_io *io)
+{
+    io->busy++;
+    int64_t now = 0;
+    bool rprog = false, wprog = false;
+    if (io->state != IO_OPEN) {
+        short what = 0;
+        int rc = do_connect_step(io, &what);
+        if (rc == IO_AGAIN)
+            goto out;
+        if (rc == IO_FAIL) {
+            io->eof = true;
+            io_unregister(io);
+            run_event(io, what);
+            goto out;
+        }
+        rprog = wprog = true;
+        run_event(io, MG_IO_CONNECTED);
+        if (io_gone(io))
+            goto out;
+    }
+    /* Rounds: output that was waiting, then input and its callback, then
+     * what that callback wrote (one batch), and its write callback. */
+    for (int round = 0; round < 4 && !io_gone(io); round++) {
+        bool again = false;
+        if (writing(io) && (io->can_write || (io->write_wants_read && io->can_read))) {
+            size_t put = 0;
+            int rc = do_write(io, &put);
+            if (put)
+                wprog = true;
+            if (rc == IO_FAIL) {
+                int saved = errno;
+                io->eof = true;
+                io_unregister(io);
+                errno = saved;
+                run_event(io, MG_IO_ERROR | MG_IO_WRITING);
+                goto out;
+            }
+            if (put && evbuffer_get_length(io->out) <= io->wlow && io->writecb) {
+                io->writecb(io, io->arg);
+                if (io_gone(io))
+                    goto out;
+                again = writing(io) && io->can_write;
+            }
+            if (rc == IO_DONE && evbuffer_get_length(io->out) && put >= io->max_write)
+                again = true;           /* the budget, not the socket, stopped it */
+        }
+        if (reading(io) && (io->can_read || (io->read_wants_write && io->can_write))) {
+            size_t got = 0;
+            int rc = do_read(io, &got);
+            if (got)
+                rprog = true;
+            if (got && evbuffer_get_length(io->in) >= io->rlow && io->readcb) {
+                int saved = errno;
+                io->readcb(io, io->arg);
+                errno = saved;
+                if (io_gone(io))
+                    goto out;
+            }
+            if (rc == IO_EOF || rc == IO_FAIL) {
+                io->eof = true;
+                io->enabled &= (uint8_t)~EV_READ;
+                run_event(io, rc == IO_EOF ? MG_IO_EOF | MG_IO_READING : MG_IO_ERROR | MG_IO_READING);
+                if (io_gone(io))
+                    goto out;
+            } else if (rc == IO_DONE && got >= io->max_read) {
+                /* the budget: yield to the other connections, come back */
+                io->busy--;
+                io_kick(io);
+                io->busy++;
+            }
+        }
+        if (!(again || (writing(io) && io->can_write) ||
+              (reading(io) && (io->can_read))))
+            break;
+        if (round == 3) {
+            io->busy--;
+            io_kick(io);                /* more to do: after the others */
+            io->busy++;
+        }
+    }
+out:
+    if (--io->busy == 0 && io->freed) {
+        io_destroy(io);
+        return;
+    }
+    if (io_gone(io))
+        return;
+    /* input freed of its chains when empty: an idle connection holds no
+     * buffer memory */
+    if (evbuffer_get_length(io->in) == 0)
+        evbuffer_drain(io->in, 0);
+    if (io->timer && (io->rtv || io->wtv)) {
+        now = now_us();
+        timers_update(io, now, rprog, wprog);
+    }
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct mg_io *io = arg;
+    if (what & EV_TIMEOUT)
+        io->kicked = false;
+    if (what & EV_READ)
+        io->can_read = true;
+    if (what & EV_WRITE)
+        io->can_write = true;
+    if (what & EV_CLOSED)
+        io->rdhup = io->can_read = true;
+    io_run(io);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mg_io *io = arg;
+    io->armed = 0;
+    int64_t now = now_us();
+    short ev = 0;
+    /* within 2 ms counts as due: the loop's clock is coarser than ours */
+    if (io->rdl && io->rdl - now < 2000)
+        ev |= MG_IO_READING;
+    if (io->wdl && io->wdl - now < 2000)
+        ev |= MG_IO_WRITING;
+    if (!ev) {
+        timers_update(io, now, false, false);
+        return;
+    }
+    /* as a bufferevent: the direction that timed out is disabled */
+    if (ev & MG_IO_READING) {
+        io->enabled &= (uint8_t)~EV_READ;
+        io->rdl = 0;
+    }
+    if (ev & MG_IO_WRITING) {
+        io->enabled &= (uint8_t)~EV_WRITE;
+        io->wdl = 0;
+    }
+    io->busy++;
+    run_event(io, (short)(MG_IO_TIMEOUT | ev));
+    if (--io->busy == 0 && io->freed) {
+        io_destroy(io);
+        return;
+    }
+    if (!io->freed)
+        timers_update(io, 0, false, false);
+}

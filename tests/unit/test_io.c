@@ -1,0 +1,353 @@
+/* test_io.c - the connection transport (base/io.c): plain and TLS pairs on
+ * socketpairs, large transfers through small socket buffers (partial
+ * writes), watermarks, EOF and close_notify, timeouts, connect, a failed
+ * handshake, and freeing an io from inside its own callback. */
+#include "base/base.h"
+#include "tap.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+static struct event_base *base;
+static SSL_CTX *sctx, *cctx;
+
+static void make_ctx(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, k);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"io.test", -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    X509_sign(x, k, EVP_sha256());
+    sctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate(sctx, x);
+    SSL_CTX_use_PrivateKey(sctx, k);
+    cctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+    X509_free(x);
+    EVP_PKEY_free(k);
+}
+
+/* A peer: what it read, what happened to it. */
+struct peer {
+    struct mg_io *io;
+    struct evbuffer *got;
+    short events;
+    int connected;
+    int reads, writes;
+    size_t consume;                     /* bytes taken per read callback, 0 = all */
+    bool free_on_read;                  /* mg_io_free from inside the read callback */
+    bool free_on_event;
+    bool stop_on_event;
+};
+
+static void p_read(struct mg_io *io, void *arg)
+{
+    struct peer *p = arg;
+    p->reads++;
+    struct evbuffer *in = mg_io_get_input(io);
+    size_t n = evbuffer_get_length(in);
+    if (p->consume && n > p->consume)
+        n = p->consume;
+    evbuffer_remove_buffer(in, p->got, n);
+    if (p->free_on_read) {
+        mg_io_free(io);
+        p->io = NULL;
+        event_base_loopexit(base, NULL);
+    }
+}
+
+static void p_write(struct mg_io *io, void *arg)
+{
+    (void)io;
+    struct peer *p = arg;
+    p->writes++;
+}
+
+static void p_event(struct mg_io *io, short what, void *arg)
+{
+    struct peer *p = arg;
+    if (what & MG_IO_CONNECTED)
+        p->connected++;
+    else
+        p->events |= what;
+    if (!(what & MG_IO_CONNECTED) && p->free_on_event) {
+        mg_io_free(io);
+        p->io = NULL;
+    }
+    if (!(what & MG_IO_CONNECTED) && p->stop_on_event)
+        event_base_loopexit(base, NULL);
+}
+
+static void peer_init(struct peer *p, struct mg_io *io)
+{
+    memset(p, 0, sizeof(*p));
+    p->io = io;
+    p->got = evbuffer_new();
+    mg_io_setcb(io, p_read, p_write, p_event, p);
+    mg_io_enable(io, EV_READ | EV_WRITE);
+}
+
+static void peer_done(struct peer *p)
+{
+    if (p->io)
+        mg_io_free(p->io);
+    evbuffer_free(p->got);
+}
+
+static void small_buffers(int fd)
+{
+    int sz = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+}
+
+/* A pair on a socketpair: a server and a client, TLS or plain. */
+static void make_pair(bool tls, bool small, struct mg_io **a, struct mg_io **b)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    if (small) {
+        small_buffers(sv[0]);
+        small_buffers(sv[1]);
+    }
+    *a = mg_io_socket_new(base, sv[0], tls ? SSL_new(sctx) : NULL, tls ? MG_IO_ACCEPTING : MG_IO_OPEN);
+    *b = mg_io_socket_new(base, sv[1], tls ? SSL_new(cctx) : NULL, tls ? MG_IO_CONNECTING : MG_IO_OPEN);
+}
+
+static void run_for(int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+static unsigned char pattern(size_t i) { return (unsigned char)(i * 131 + (i >> 9)); }
+
+static bool check_pattern(struct evbuffer *b, size_t n)
+{
+    if (evbuffer_get_length(b) != n)
+        return false;
+    unsigned char *p = evbuffer_pullup(b, -1);
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != pattern(i))
+            return false;
+    return true;
+}
+
+static void add_pattern(struct evbuffer *out, size_t n, size_t piece)
+{
+    unsigned char *tmp = malloc(piece);
+    for (size_t off = 0; off < n; off += piece) {
+        size_t k = n - off < piece ? n - off : piece;
+        for (size_t i = 0; i < k; i++)
+            tmp[i] = pattern(off + i);
+        evbuffer_add(out, tmp, k);
+    }
+    free(tmp);
+}
+
+/* Both ways at once, 3 MB each, through 4 KiB socket buffers, pieces of
+ * odd sizes (joined into records over TLS), the reader taking its input
+ * slowly under a high watermark. */
+static void transfer(bool tls)
+{
+    const char *t = tls ? "tls" : "plain";
+    struct mg_io *a, *b;
+    make_pair(tls, true, &a, &b);
+    struct peer pa, pb;
+    peer_init(&pa, a);
+    peer_init(&pb, b);
+    mg_io_setwatermark(b, EV_READ, 0, 32768);
+    pb.consume = 7000;
+    size_t n = 3 * 1024 * 1024;
+    add_pattern(mg_io_get_output(a), n, 1000);
+    add_pattern(mg_io_get_output(b), n, 70000);
+    /* between wakeups the consumer takes some more (as a codec resuming
+     * does): below the high watermark reading starts again */
+    for (int i = 0; i < 400 && (evbuffer_get_length(pa.got) < n || evbuffer_get_length(pb.got) < n); i++) {
+        run_for(20);
+        evbuffer_remove_buffer(mg_io_get_input(b), pb.got, 7000);
+    }
+    if (tls)
+        is_int(pa.connected * 10 + pb.connected, 11, "%s: CONNECTED once on each side", t);
+    ok(check_pattern(pb.got, n), "%s: 3 MB a->b intact (%zu)", t, evbuffer_get_length(pb.got));
+    ok(check_pattern(pa.got, n), "%s: 3 MB b->a intact (%zu)", t, evbuffer_get_length(pa.got));
+    ok(pa.writes > 0 && pb.writes > 0, "%s: write callbacks when drained", t);
+    ok(pb.reads > 1, "%s: many read callbacks under the watermark (%d)", t, pb.reads);
+    is_int(pa.events | pb.events, 0, "%s: no error", t);
+
+    /* EOF: a closes (TLS: close_notify first) after a last message */
+    mg_io_write(a, "bye", 3);
+    run_for(20);
+    if (tls)
+        SSL_shutdown(mg_io_get_ssl(a));
+    mg_io_free(a);
+    pa.io = NULL;
+    pb.stop_on_event = true;
+    run_for(1000);
+    ok(pb.events & MG_IO_EOF, "%s: EOF after the peer closed", t);
+    ok(pb.events & MG_IO_READING, "%s: EOF while reading", t);
+    ok(evbuffer_get_length(pb.got) == n + 3, "%s: the last bytes before the EOF", t);
+    peer_done(&pa);
+    peer_done(&pb);
+}
+
+/* The output written in the callback that produced it, in one batch. */
+static void echo_read(struct mg_io *io, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(mg_io_get_output(io), mg_io_get_input(io));
+}
+
+static void echo(bool tls)
+{
+    const char *t = tls ? "tls" : "plain";
+    struct mg_io *a, *b;
+    make_pair(tls, false, &a, &b);
+    struct peer pb;
+    peer_init(&pb, b);
+    mg_io_setcb(a, echo_read, NULL, NULL, NULL);
+    mg_io_enable(a, EV_READ | EV_WRITE);
+    for (int i = 0; i < 100; i++)
+        mg_io_write(b, "0123456789", 10);
+    for (int i = 0; i < 100 && evbuffer_get_length(pb.got) < 1000; i++)
+        run_for(10);
+    is_int(evbuffer_get_length(pb.got), 1000, "%s: echoed", t);
+    mg_io_free(a);
+    peer_done(&pb);
+}
+
+static void free_inside(bool tls)
+{
+    const char *t = tls ? "tls" : "plain";
+    struct mg_io *a, *b;
+    make_pair(tls, false, &a, &b);
+    struct peer pa, pb;
+    peer_init(&pa, a);
+    peer_init(&pb, b);
+    pa.free_on_read = true;
+    mg_io_write(b, "hello", 5);
+    run_for(1000);
+    ok(pa.io == NULL && evbuffer_get_length(pa.got) == 5, "%s: freed from inside its read callback", t);
+    pb.free_on_event = true;
+    run_for(200);
+    ok(pb.io == NULL && (pb.events & (MG_IO_EOF | MG_IO_ERROR)), "%s: the peer saw the end and freed itself in the callback", t);
+    peer_done(&pa);
+    peer_done(&pb);
+}
+
+static void timeouts(void)
+{
+    struct mg_io *a, *b;
+    make_pair(false, false, &a, &b);
+    struct peer pa;
+    peer_init(&pa, a);
+    struct timeval tv = { 0, 100000 };
+    mg_io_set_timeouts(a, &tv, &tv);
+    pa.stop_on_event = true;
+    run_for(3000);
+    is_int(pa.events, MG_IO_TIMEOUT | MG_IO_READING, "read timeout with nothing to read");
+    ok(!(mg_io_get_enabled(a) & EV_READ), "reading disabled by its timeout");
+    /* progress restarts the timer: data every 50 ms keeps it alive */
+    pa.events = 0;
+    mg_io_enable(a, EV_READ);
+    mg_io_enable(b, EV_WRITE);
+    for (int i = 0; i < 6; i++) {
+        mg_io_write(b, "x", 1);
+        run_for(50);
+    }
+    is_int(pa.events, 0, "no timeout while bytes arrive");
+    mg_io_set_timeouts(a, NULL, NULL);
+    run_for(250);
+    is_int(pa.events, 0, "no timeout once cleared");
+    mg_io_free(b);
+    peer_done(&pa);
+}
+
+static void handshake_failure(void)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    struct mg_io *a = mg_io_socket_new(base, sv[0], SSL_new(sctx), MG_IO_ACCEPTING);
+    struct peer pa;
+    peer_init(&pa, a);
+    pa.stop_on_event = true;
+    static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    ssize_t w = write(sv[1], junk, sizeof(junk) - 1);
+    (void)w;
+    run_for(2000);
+    ok(pa.events & MG_IO_ERROR, "plain HTTP to a TLS server: an error");
+    is_int(pa.connected, 0, "and no CONNECTED");
+    ok(mg_io_get_ssl_error(a) != 0, "the OpenSSL error is kept for the caller");
+    close(sv[1]);
+    peer_done(&pa);
+}
+
+static void connect_tests(void)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    bind(ls, (struct sockaddr *)&sin, sizeof(sin));
+    socklen_t sl = sizeof(sin);
+    getsockname(ls, (struct sockaddr *)&sin, &sl);
+    listen(ls, 4);
+    struct mg_io *c = mg_io_socket_new(base, -1, NULL, MG_IO_OPEN);
+    struct peer pc;
+    peer_init(&pc, c);
+    mg_io_write(c, "early", 5);            /* queued before the connect completes */
+    is_int(mg_io_connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0, "connect started");
+    run_for(200);
+    is_int(pc.connected, 1, "CONNECTED");
+    int s = accept(ls, NULL, NULL);
+    char buf[16] = "";
+    ssize_t r = s >= 0 ? read(s, buf, sizeof(buf)) : -1;
+    ok(r == 5 && memcmp(buf, "early", 5) == 0, "bytes queued before the connect went out");
+    if (s >= 0)
+        close(s);
+    peer_done(&pc);
+    close(ls);
+    /* the port is closed now: refused, as an event */
+    c = mg_io_socket_new(base, -1, NULL, MG_IO_OPEN);
+    peer_init(&pc, c);
+    pc.stop_on_event = true;
+    is_int(mg_io_connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0, "connect to a closed port starts");
+    run_for(2000);
+    ok(pc.events & MG_IO_ERROR, "refused: an error event");
+    is_int(pc.connected, 0, "and no CONNECTED");
+    peer_done(&pc);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);           /* as the gateway: a write to a closed peer is an error */
+    base = event_base_new();
+    make_ctx();
+    transfer(false);
+    transfer(true);
+    echo(false);
+    echo(true);
+    free_inside(false);
+    free_inside(true);
+    timeouts();
+    handshake_failure();
+    connect_tests();
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    event_base_free(base);
+    return tap_done();
+}
