@@ -1,6 +1,6 @@
 /* extauthz.c - one HTTP ext_authz check per call, on the worker's base.
  *
- * The call owns a plain bufferevent and a deadline timer. Whatever ends it
+ * The call owns a plain mg_io and a deadline timer. Whatever ends it
  * (answer, error, timeout) goes through finish(), which frees everything
  * before it calls the completion, so the completion may release the
  * request (and with it anything that pointed at the call). A failure
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include "net/types.h"
@@ -27,7 +26,7 @@ struct mg_extauthz_call {
     struct mg_request *r;
     const struct mg_ext_provider *p;
     mg_extauthz_done_fn done;
-    struct bufferevent *bev;
+    struct mg_io *io;
     struct event *timer;
     struct mg_dns_req *dnsreq;          /* endpoint given by name */
     uint16_t port;                      /* ... and its port */
@@ -74,8 +73,8 @@ static void call_free(struct mg_extauthz_call *c)
     inflight--;
     if (c->dnsreq)
         mg_dns_cancel(c->dnsreq);       /* its callback does not run */
-    if (c->bev)
-        bufferevent_free(c->bev);
+    if (c->io)
+        mg_io_free(c->io);
     if (c->timer)
         event_free(c->timer);
     free(c);
@@ -120,7 +119,7 @@ static void keep_headers(struct mg_extauthz_call *c, const struct mg_h1_response
 /* Try to complete from what has arrived; eof = the provider closed. */
 static void try_parse(struct mg_extauthz_call *c, bool eof)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = mg_io_get_input(c->io);
     size_t len = evbuffer_get_length(in);
     if (len > MG_EXTAUTHZ_MAX_RESPONSE) {
         finish_error(c, "ext_authz answer too large");
@@ -222,19 +221,19 @@ static void try_parse(struct mg_extauthz_call *c, bool eof)
     finish(c, &res);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void read_cb(struct mg_io *io, void *arg)
 {
-    (void)bev;
+    (void)io;
     try_parse(arg, false);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void event_cb(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     struct mg_extauthz_call *c = arg;
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & MG_IO_CONNECTED)
         return;
-    if (what & BEV_EVENT_EOF) {
+    if (what & MG_IO_EOF) {
         try_parse(c, true);
         return;
     }
@@ -253,9 +252,9 @@ static void fail_soon(struct mg_extauthz_call *c, const char *why)
 {
     c->failed_early = true;
     c->early_error = why;
-    if (c->bev) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
+    if (c->io) {
+        mg_io_free(c->io);
+        c->io = NULL;
     }
     struct timeval now = { 0, 0 };
     evtimer_add(c->timer, &now);
@@ -304,7 +303,7 @@ static void dns_cb(int err, const struct mg_addr *addrs, size_t n, void *arg)
         fail_soon(c, "ext_authz service name does not resolve");
         return;
     }
-    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&ss, (int)sl) < 0)
+    if (mg_io_connect(c->io, (const struct sockaddr *)&ss, (int)sl) < 0)
         fail_soon(c, "ext_authz connection failed");
 }
 
@@ -332,17 +331,17 @@ struct mg_extauthz_call *mg_extauthz_start(struct mg_request *r, const struct mg
         return c;
     }
     const struct mg_endpoint *e = &cl->eps[mg_worker_rand(w) % cl->n_eps];
-    c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->bev) {
+    c->io = mg_io_socket_new(w->base, -1, NULL, MG_IO_OPEN);
+    if (!c->io) {
         fail_soon(c, "ext_authz socket");
         return c;
     }
-    bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, MG_EXTAUTHZ_MAX_RESPONSE + 1);
-    write_request(c, bufferevent_get_output(c->bev));
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    mg_io_setcb(c->io, read_cb, NULL, event_cb, c);
+    mg_io_setwatermark(c->io, EV_READ, 0, MG_EXTAUTHZ_MAX_RESPONSE + 1);
+    write_request(c, mg_io_get_output(c->io));
+    mg_io_enable(c->io, EV_READ | EV_WRITE);
     if (e->resolved) {
-        if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&e->sa, (int)e->salen) < 0)
+        if (mg_io_connect(c->io, (const struct sockaddr *)&e->sa, (int)e->salen) < 0)
             fail_soon(c, "ext_authz connection failed");
         return c;
     }

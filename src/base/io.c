@@ -73,6 +73,11 @@ struct mg_io {
     bool write_wants_read;              /* SSL_write needs the socket readable */
     bool eof;                           /* no more reading: EOF or error reported */
     bool rdhup;                         /* the peer's FIN was seen (EV_CLOSED) */
+    /* A read found the EOF or an error after data that a callback then
+     * paused on (reading disabled, the input full): reported when reading
+     * would go on, as a bufferevent that reads once per wakeup sees it. */
+    uint8_t rd_end;
+    int rd_errno;
     bool kicked;                        /* an event_active is queued */
     bool freed;                         /* mg_io_free inside a callback: done on return */
 };
@@ -288,8 +293,7 @@ void mg_io_enable(struct mg_io *io, short what)
     if (io->fd >= 0 && io->state != IO_TCP_CONNECTING && !io->registered)
         io_register(io);
     /* a read or write left off before EAGAIN gets no new edge */
-    if (((what & EV_READ) && !(was & EV_READ) &&
-         (io->can_read)) ||
+    if (((what & EV_READ) && !(was & EV_READ) && (io->can_read || io->rd_end)) ||
         ((what & EV_WRITE) && !(was & EV_WRITE) && evbuffer_get_length(io->out)))
         io_kick(io);
     if (io->enabled != was)
@@ -313,7 +317,7 @@ void mg_io_setwatermark(struct mg_io *io, short what, size_t low, size_t high)
         io->rlow = low;
         io->rhigh = high;
         if (was_full && !(io->rhigh && evbuffer_get_length(io->in) >= io->rhigh) &&
-            (io->can_read))
+            (io->can_read || io->rd_end))
             io_kick(io);
     }
     if (what & EV_WRITE)
@@ -407,7 +411,7 @@ static void in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void 
         return;
     size_t now = evbuffer_get_length(b), before = info->orig_size;
     if (before >= io->rhigh && now < io->rhigh && (io->enabled & EV_READ) &&
-        (io->can_read))
+        (io->can_read || io->rd_end))
         io_kick(io);
 }
 
@@ -685,21 +689,25 @@ static void io_run(struct mg_io *io)
             if (rc == IO_DONE && evbuffer_get_length(io->out) && put >= io->max_write)
                 again = true;           /* the budget, not the socket, stopped it */
         }
-        if (reading(io) && (io->can_read || (io->read_wants_write && io->can_write))) {
+        if (reading(io) && (io->can_read || (io->read_wants_write && io->can_write) || io->rd_end)) {
             size_t got = 0;
-            int rc = do_read(io, &got);
+            int rc = io->rd_end ? io->rd_end : do_read(io, &got);
+            if (rc == IO_EOF || rc == IO_FAIL) {
+                io->rd_end = (uint8_t)rc;
+                if (rc == IO_FAIL && !io->rd_errno)
+                    io->rd_errno = errno;
+            }
             if (got)
                 rprog = true;
             if (got && evbuffer_get_length(io->in) >= io->rlow && io->readcb) {
-                int saved = errno;
                 io->readcb(io, io->arg);
-                errno = saved;
                 if (io_gone(io))
                     goto out;
             }
-            if (rc == IO_EOF || rc == IO_FAIL) {
+            if ((rc == IO_EOF || rc == IO_FAIL) && reading(io)) {
                 io->eof = true;
                 io->enabled &= (uint8_t)~EV_READ;
+                errno = io->rd_errno;
                 run_event(io, rc == IO_EOF ? MG_IO_EOF | MG_IO_READING : MG_IO_ERROR | MG_IO_READING);
                 if (io_gone(io))
                     goto out;
@@ -711,7 +719,7 @@ static void io_run(struct mg_io *io)
             }
         }
         if (!(again || (writing(io) && io->can_write) ||
-              (reading(io) && (io->can_read))))
+              (reading(io) && (io->can_read || io->rd_end))))
             break;
         if (round == 3) {
             io->busy--;
@@ -726,10 +734,6 @@ out:
     }
     if (io_gone(io))
         return;
-    /* input freed of its chains when empty: an idle connection holds no
-     * buffer memory */
-    if (evbuffer_get_length(io->in) == 0)
-        evbuffer_drain(io->in, 0);
     if (io->timer && (io->rtv || io->wtv)) {
         now = now_us();
         timers_update(io, now, rprog, wprog);

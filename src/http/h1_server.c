@@ -6,7 +6,6 @@
  * Work that would re-enter the upstream from inside its own callbacks (the
  * next pipelined request) is deferred through `next_ev`. */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +46,7 @@ struct h1s {
     struct event *next_ev;
     struct evbuffer_cb_entry *stall_cb; /* watching the output drain (stall_watch) */
     size_t max_head;
-    struct bufferevent *up;             /* P_TUNNEL: the upstream connection (upstream's) */
+    struct mg_io *up;                   /* P_TUNNEL: the upstream connection (upstream's) */
     bool up_flush;                      /* P_TUNNEL: the client ended; last bytes to the upstream */
 };
 
@@ -56,7 +55,7 @@ static void h1_ops_abort(struct mg_request *r);
 
 static struct evbuffer *out_of(struct h1s *h)
 {
-    return bufferevent_get_output(h->c->bev);
+    return mg_io_get_output(h->c->io);
 }
 
 static void arm_timer(struct h1s *h, int64_t ms)
@@ -87,8 +86,8 @@ static void out_drained_cb(struct evbuffer *buf, const struct evbuffer_cb_info *
 
 static void stall_watch(struct h1s *h, bool on)
 {
-    if (!h->c->bev) {
-        h->stall_cb = NULL;             /* went with the bufferevent's output */
+    if (!h->c->io) {
+        h->stall_cb = NULL;             /* went with the transport's output */
         return;
     }
     if (on == (h->stall_cb != NULL))
@@ -109,51 +108,17 @@ static void close_when_flushed(struct h1s *h)
 {
     h->phase = P_CLOSING;
     evtimer_del(h->timer);
-    if (!h->c->bev || evbuffer_get_length(out_of(h)) == 0) {
+    if (!h->c->io || evbuffer_get_length(out_of(h)) == 0) {
         mg_conn_close_lingering(h->c);
     } else {
-        bufferevent_disable(h->c->bev, EV_READ);
+        mg_io_disable(h->c->io, EV_READ);
         stall_watch(h, true);           /* the last response must leave too */
     }
-}
-
-/* Plain TCP (no TLS) writes without the write event: EV_WRITE stays off
- * while the output is empty, and a response is written at once when it is
- * complete (or a body piece arrives), which saves two epoll_ctl and a loop
- * turn per response. Whatever the socket does not take goes the usual way:
- * EV_WRITE on, and write_cb does the rest. (bufferevent_openssl arms its
- * write event on every add whatever is enabled, so TLS keeps the old way.) */
-static void h1_kick(struct h1s *h)
-{
-    struct mg_conn *c = h->c;
-    if (c->ssl || !c->bev)
-        return;
-    struct evbuffer *o = out_of(h);
-    if (evbuffer_get_length(o)) {
-        /* a socket bufferevent keeps the start of its output frozen and
-         * thaws it only around its own writes: do the same */
-        evbuffer_unfreeze(o, 1);
-        (void)evbuffer_write(o, bufferevent_getfd(c->bev));
-        evbuffer_freeze(o, 1);
-    }
-    if (evbuffer_get_length(o))
-        bufferevent_enable(c->bev, EV_WRITE);
-    else
-        bufferevent_disable(c->bev, EV_WRITE);
-}
-
-/* The head alone: armed the usual way, so that it leaves at the next loop
- * turn at the latest, or together with the body when that follows now. */
-static void h1_arm(struct h1s *h)
-{
-    if (!h->c->ssl && h->c->bev)
-        bufferevent_enable(h->c->bev, EV_WRITE);
 }
 
 /* The request is over (response complete or refused): next one or close. */
 static void end_request(struct h1s *h)
 {
-    h1_kick(h);
     stall_watch(h, false);
     if (h->active) {
         mg_request_finish(&h->r);
@@ -161,14 +126,14 @@ static void end_request(struct h1s *h)
         h->active = false;
     }
     if (h->close_after || h->c->closing ||
-        (h->peer_eof && (!h->c->bev || evbuffer_get_length(bufferevent_get_input(h->c->bev)) == 0))) {
+        (h->peer_eof && (!h->c->io || evbuffer_get_length(mg_io_get_input(h->c->io)) == 0))) {
         close_when_flushed(h);
         return;
     }
     h->phase = P_HEAD;
     h->saw_bytes = false;
     arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
-    bufferevent_enable(h->c->bev, EV_READ);
+    mg_io_enable(h->c->io, EV_READ);
     event_active(h->next_ev, EV_TIMEOUT, 0);
 }
 
@@ -188,17 +153,15 @@ static void add_continue(struct evbuffer *o)
 static void op_continue(struct mg_request *r)
 {
     struct h1s *h = r->codec;
-    if (h->continue_sent || h->minor < 1 || !h->c->bev)
+    if (h->continue_sent || h->minor < 1 || !h->c->io)
         return;
     h->continue_sent = true;
     add_continue(out_of(h));
-    h1_kick(h);
 }
 
 /* Response heads are assembled with plain copies into one contiguous region
- * of the output: bufferevent_openssl turns every buffer chain into its own
- * SSL_write (a TLS record and a write(2)), so a head spread over chains, or
- * a small body in a chain of its own, costs extra records and syscalls. */
+ * of the output, a small body behind them: the transport then writes a
+ * full TLS record straight from that chain, without joining pieces. */
 #define H1_SMALL_BODY 16384
 
 static void put_fields(struct mg_h1_out *w, const struct mg_kv *v, size_t n)
@@ -287,29 +250,29 @@ static void tunnel_end(struct h1s *h, const char *reason)
         mg_request_release(r);
         h->active = false;
     }
-    if (h->c->bev)
-        bufferevent_enable(h->c->bev, EV_WRITE);
+    if (h->c->io)
+        mg_io_enable(h->c->io, EV_WRITE);
     close_when_flushed(h);
 }
 
 /* Move what `from` has read to `to`; stop reading `from` while `to` is
  * backed up (its write callback resumes). Returns the bytes moved. */
-static size_t tun_move(struct bufferevent *from, struct bufferevent *to)
+static size_t tun_move(struct mg_io *from, struct mg_io *to)
 {
-    struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
+    struct evbuffer *in = mg_io_get_input(from), *out = mg_io_get_output(to);
     size_t n = evbuffer_get_length(in);
     if (n)
         evbuffer_add_buffer(out, in);
     if (evbuffer_get_length(out) >= TUN_HIGH_WM) {
-        bufferevent_disable(from, EV_READ);
-        bufferevent_setwatermark(to, EV_WRITE, TUN_HIGH_WM / 2, 0);
+        mg_io_disable(from, EV_READ);
+        mg_io_setwatermark(to, EV_WRITE, TUN_HIGH_WM / 2, 0);
     }
     return n;
 }
 
 static void tun_down_to_up(struct h1s *h)
 {
-    size_t n = tun_move(h->c->bev, h->up);
+    size_t n = tun_move(h->c->io, h->up);
     h->r.bytes_received += n;
     if (n)
         arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
@@ -317,47 +280,47 @@ static void tun_down_to_up(struct h1s *h)
 
 static void tun_up_to_down(struct h1s *h)
 {
-    size_t n = tun_move(h->up, h->c->bev);
+    size_t n = tun_move(h->up, h->c->io);
     h->r.bytes_sent += n;
     if (n)
         arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
 }
 
-static void tun_up_read(struct bufferevent *bev, void *arg)
+static void tun_up_read(struct mg_io *io, void *arg)
 {
-    (void)bev;
+    (void)io;
     struct h1s *h = arg;
     mg_conn_ref(h->c);
-    if (h->phase == P_TUNNEL && h->c->bev)
+    if (h->phase == P_TUNNEL && h->c->io)
         tun_up_to_down(h);
     mg_conn_unref(h->c);
 }
 
-static void tun_up_write(struct bufferevent *bev, void *arg)
+static void tun_up_write(struct mg_io *io, void *arg)
 {
     struct h1s *h = arg;
     mg_conn_ref(h->c);
-    if (h->phase == P_TUNNEL && h->c->bev) {
-        if (h->up_flush && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    if (h->phase == P_TUNNEL && h->c->io) {
+        if (h->up_flush && evbuffer_get_length(mg_io_get_output(io)) == 0) {
             tunnel_end(h, NULL);        /* the client's last bytes went out */
         } else if (!h->up_flush) {
-            bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-            bufferevent_enable(h->c->bev, EV_READ);
+            mg_io_setwatermark(io, EV_WRITE, 0, 0);
+            mg_io_enable(h->c->io, EV_READ);
             tun_down_to_up(h);
         }
     }
     mg_conn_unref(h->c);
 }
 
-static void tun_up_event(struct bufferevent *bev, short what, void *arg)
+static void tun_up_event(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     struct h1s *h = arg;
     mg_conn_ref(h->c);
-    if (h->phase == P_TUNNEL && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
-        if (h->c->bev)
+    if (h->phase == P_TUNNEL && (what & (MG_IO_EOF | MG_IO_ERROR))) {
+        if (h->c->io)
             tun_up_to_down(h);          /* what it sent last */
-        tunnel_end(h, (what & BEV_EVENT_ERROR) ? "upstream_reset" : NULL);
+        tunnel_end(h, (what & MG_IO_ERROR) ? "upstream_reset" : NULL);
     }
     mg_conn_unref(h->c);
 }
@@ -367,10 +330,10 @@ static void tun_down_eof(struct h1s *h, bool error)
 {
     if (!error && h->up) {
         tun_down_to_up(h);
-        if (evbuffer_get_length(bufferevent_get_output(h->up))) {
+        if (evbuffer_get_length(mg_io_get_output(h->up))) {
             h->up_flush = true;
-            bufferevent_disable(h->up, EV_READ);
-            bufferevent_setwatermark(h->up, EV_WRITE, 0, 0);
+            mg_io_disable(h->up, EV_READ);
+            mg_io_setwatermark(h->up, EV_WRITE, 0, 0);
             return;                     /* tun_up_write ends it (or the idle timer) */
         }
     }
@@ -381,8 +344,8 @@ static void tun_down_eof(struct h1s *h, bool error)
 static void tunnel_start(struct h1s *h)
 {
     struct mg_request *r = &h->r;
-    struct bufferevent *ub = mg_upstream_tunnel(r);
-    if (!ub || !h->c->bev) {
+    struct mg_io *ub = mg_upstream_tunnel(r);
+    if (!ub || !h->c->io) {
         h1_ops_abort(r);
         return;
     }
@@ -400,11 +363,11 @@ static void tunnel_start(struct h1s *h)
     add_head(h, r, false, 0, 0);
     h->phase = P_TUNNEL;
     h->up = ub;
-    bufferevent_setcb(ub, tun_up_read, tun_up_write, tun_up_event, h);
-    bufferevent_setwatermark(ub, EV_READ, 0, TUN_HIGH_WM);
-    bufferevent_setwatermark(h->c->bev, EV_READ, 0, TUN_HIGH_WM);
-    bufferevent_enable(ub, EV_READ | EV_WRITE);
-    bufferevent_enable(h->c->bev, EV_READ | EV_WRITE);
+    mg_io_setcb(ub, tun_up_read, tun_up_write, tun_up_event, h);
+    mg_io_setwatermark(ub, EV_READ, 0, TUN_HIGH_WM);
+    mg_io_setwatermark(h->c->io, EV_READ, 0, TUN_HIGH_WM);
+    mg_io_enable(ub, EV_READ | EV_WRITE);
+    mg_io_enable(h->c->io, EV_READ | EV_WRITE);
     arm_timer(h, h->c->snap->cfg->proxy.timeout_idle_ms);
     tun_up_to_down(h);                  /* bytes that came with the 101 */
     tun_down_to_up(h);                  /* and those the client sent early */
@@ -413,7 +376,7 @@ static void tunnel_start(struct h1s *h)
 static void op_resp_head(struct mg_request *r)
 {
     struct h1s *h = r->codec;
-    if (!h->c->bev)
+    if (!h->c->io)
         return;
     if (r->status == 101 && r->upgrade) {
         tunnel_start(h);
@@ -431,13 +394,12 @@ static void op_resp_head(struct mg_request *r)
             h->close_after = true;      /* HTTP/1.0: the body ends with the connection */
     }
     add_head(h, r, false, 0, body_hint);
-    h1_arm(h);
 }
 
 static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
 {
     struct h1s *h = r->codec;
-    if (!h->c->bev || h->resp_nobody) {
+    if (!h->c->io || h->resp_nobody) {
         evbuffer_drain(src, n);
         return;
     }
@@ -457,13 +419,12 @@ static void op_resp_data(struct mg_request *r, struct evbuffer *src, size_t n)
     if (h->resp_chunked)
         evbuffer_add(o, MG_H1_CHUNK_END, sizeof(MG_H1_CHUNK_END) - 1);
     r->bytes_sent += n;
-    h1_kick(h);
 }
 
 static void op_resp_end(struct mg_request *r)
 {
     struct h1s *h = r->codec;
-    if (h->resp_chunked && h->c->bev)
+    if (h->resp_chunked && h->c->io)
         evbuffer_add(out_of(h), MG_H1_LAST_CHUNK, sizeof(MG_H1_LAST_CHUNK) - 1);
     if (r->resp_close && !r->body_done)
         h->close_after = true;
@@ -474,11 +435,11 @@ static void op_resp_end(struct mg_request *r)
 static bool op_resp_full(struct mg_request *r)
 {
     struct h1s *h = r->codec;
-    if (!h->c->bev)
+    if (!h->c->io)
         return false;
     if (evbuffer_get_length(out_of(h)) < H1_HIGH_WM)
         return false;
-    bufferevent_setwatermark(h->c->bev, EV_WRITE, H1_HIGH_WM / 2, 0);
+    mg_io_setwatermark(h->c->io, EV_WRITE, H1_HIGH_WM / 2, 0);
     stall_watch(h, true);
     return true;
 }
@@ -488,9 +449,9 @@ static void relay_body(struct h1s *h);
 static void op_body_resume(struct mg_request *r)
 {
     struct h1s *h = r->codec;
-    if (h->phase != P_BODY || !h->c->bev)
+    if (h->phase != P_BODY || !h->c->io)
         return;
-    bufferevent_enable(h->c->bev, EV_READ);
+    mg_io_enable(h->c->io, EV_READ);
     relay_body(h);
 }
 
@@ -501,7 +462,7 @@ static void op_local_reply(struct mg_request *r, int status, const char *body, b
     if (r->timer)
         evtimer_del(r->timer);
     r->status = status;
-    if (!h->c->bev) {
+    if (!h->c->io) {
         end_request(h);
         return;
     }
@@ -558,7 +519,7 @@ static void body_finished(struct h1s *h)
 static void relay_body(struct h1s *h)
 {
     struct mg_request *r = &h->r;
-    struct evbuffer *in = bufferevent_get_input(h->c->bev);
+    struct evbuffer *in = mg_io_get_input(h->c->io);
     /* Bytes to move are progress: a body that stops arriving for the idle
      * timeout is ended (timer_cb), as Envoy's stream idle timeout does, so
      * a stalled upload cannot hold the connection and an upstream forever. */
@@ -665,7 +626,7 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
     char *head = mg_arena_alloc(&r->arena, hl + 1);
     memcpy(head, buf, hl);
     head[hl] = '\0';
-    evbuffer_drain(bufferevent_get_input(h->c->bev), hl);
+    evbuffer_drain(mg_io_get_input(h->c->io), hl);
     struct mg_h1_limits lim = { h->max_head, MG_H1_MAX_HEADERS };
     struct mg_h1_request *q = mg_arena_alloc(&r->arena, sizeof(*q));
     int status = 400;
@@ -737,9 +698,9 @@ static void start_request(struct h1s *h, const char *buf, size_t hl)
 static void h1_process(struct h1s *h)
 {
     struct mg_conn *c = h->c;
-    if (!c->bev)
+    if (!c->io)
         return;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = mg_io_get_input(c->io);
     if (h->phase == P_BODY) {
         relay_body(h);
         return;
@@ -791,9 +752,9 @@ static void next_cb(evutil_socket_t fd, short what, void *arg)
     mg_conn_unref(h->c);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void read_cb(struct mg_io *io, void *arg)
 {
-    (void)bev;
+    (void)io;
     struct h1s *h = arg;
     mg_conn_ref(h->c);
     if (h->phase == P_TUNNEL) {
@@ -805,41 +766,41 @@ static void read_cb(struct bufferevent *bev, void *arg)
     mg_conn_unref(h->c);
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+static void write_cb(struct mg_io *io, void *arg)
 {
     struct h1s *h = arg;
     mg_conn_ref(h->c);
     if (h->phase == P_TUNNEL) {
         if (h->up && !h->up_flush) {
-            bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-            bufferevent_enable(h->up, EV_READ);
+            mg_io_setwatermark(io, EV_WRITE, 0, 0);
+            mg_io_enable(h->up, EV_READ);
             tun_up_to_down(h);
         }
     } else if (h->phase == P_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        if (evbuffer_get_length(mg_io_get_output(io)) == 0) {
             stall_watch(h, false);      /* flushed: the linger has its own bound */
             mg_conn_close_lingering(h->c);
         }
     } else if (h->active && h->r.resp_started) {
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        mg_io_setwatermark(io, EV_WRITE, 0, 0);
         stall_watch(h, false);
         mg_upstream_resume(&h->r);
     }
     mg_conn_unref(h->c);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void event_cb(struct mg_io *io, short what, void *arg)
 {
     struct h1s *h = arg;
     mg_conn_ref(h->c);
     if (h->phase == P_TUNNEL) {
-        tun_down_eof(h, (what & BEV_EVENT_ERROR) != 0);
+        tun_down_eof(h, (what & MG_IO_ERROR) != 0);
         mg_conn_unref(h->c);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && h->phase != P_BODY &&
+    if ((what & MG_IO_EOF) && !(what & MG_IO_ERROR) && h->phase != P_BODY &&
         h->phase != P_CLOSING &&
-        (h->active || evbuffer_get_length(bufferevent_get_input(bev)) > 0)) {
+        (h->active || evbuffer_get_length(mg_io_get_input(io)) > 0)) {
         /* half-close after a complete request (printf ... | nc): answer it */
         h->peer_eof = true;
         if (!h->active)
@@ -868,13 +829,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         /* nothing moved either way for the idle timeout */
         h->r.flags = "SI";
         tunnel_end(h, "stream_idle_timeout");
-    } else if (h->phase == P_HEAD && h->saw_bytes && !h->active && h->c->bev) {
+    } else if (h->phase == P_HEAD && h->saw_bytes && !h->active && h->c->io) {
         struct mg_request *r = &h->r;
         mg_request_init(r, h->c, &h1_ops, h);
         h->active = true;
         h->minor = 1;
         mg_request_reply(r, 408, "request timeout", "request_headers_timeout", true);
-    } else if (h->phase == P_BODY && h->active && h->c->bev) {
+    } else if (h->phase == P_BODY && h->active && h->c->io) {
         /* the request body stalled for the idle timeout */
         struct mg_request *r = &h->r;
         r->flags = "DC";
@@ -884,7 +845,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
             r->body_done = false;
             mg_request_reply(r, 408, "stream timeout", "request_body_timeout", true);
         }
-    } else if (h->phase == P_WAIT && h->active && h->r.resp_started && h->c->bev) {
+    } else if (h->phase == P_WAIT && h->active && h->r.resp_started && h->c->io) {
         /* the client took nothing of a started response for the idle
          * timeout: end it on both sides (the upstream connection is
          * closed, not pooled) */
@@ -952,12 +913,12 @@ void mg_h1_server_start(struct mg_conn *c)
     c->codec_drain = h1_drain;
     c->codec_notice = h1_notice;
     size_t rwm = h->max_head + 1 > H1_HIGH_WM ? h->max_head + 1 : H1_HIGH_WM;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, rwm);
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, h);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    mg_io_setwatermark(c->io, EV_READ, 0, rwm);
+    mg_io_setcb(c->io, read_cb, write_cb, event_cb, h);
+    mg_io_set_timeouts(c->io, NULL, NULL);
     h->phase = P_HEAD;
     arm_timer(h, c->snap->cfg->proxy.timeout_request_headers_ms);
-    bufferevent_enable(c->bev, c->ssl ? EV_READ | EV_WRITE : EV_READ);   /* h1_kick */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+    mg_io_enable(c->io, EV_READ | EV_WRITE);
+    if (evbuffer_get_length(mg_io_get_input(c->io)))
         event_active(h->next_ev, EV_TIMEOUT, 0);
 }

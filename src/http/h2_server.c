@@ -15,7 +15,6 @@
 #include "http/internal.h"
 #include <nghttp2/nghttp2.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +34,7 @@
 
 static struct evbuffer *out_of(struct mg_h2_conn *h)
 {
-    return bufferevent_get_output(h->c->bev);
+    return mg_io_get_output(h->c->io);
 }
 
 static void kick(struct mg_h2_conn *h)
@@ -735,7 +734,7 @@ static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int
     (void)ng;
     (void)flags;
     struct mg_h2_conn *h = user;
-    if (!h->c->bev)
+    if (!h->c->io)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (evbuffer_get_length(out_of(h)) >= MG_H2_OUT_WM)
         return NGHTTP2_ERR_WOULDBLOCK;  /* the write callback sends the rest */
@@ -749,7 +748,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
     (void)ng;
     struct mg_h2_conn *h = user;
     struct mg_h2_stream *s = src->ptr;
-    if (!h->c->bev)
+    if (!h->c->io)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     struct evbuffer *out = out_of(h);
     if (evbuffer_get_length(out) >= MG_H2_OUT_WM)
@@ -760,9 +759,9 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
         uint8_t pl = (uint8_t)(pad - 1);
         evbuffer_add(out, &pl, 1);
     }
-    /* small payloads are copied, not moved as a chain of their own: each
-     * output chain becomes a TLS record and a write(2) of its own
-     * (bufferevent_openssl writes chain by chain) */
+    /* small payloads are copied behind their frame header, not moved as a
+     * chain of their own: the transport then writes records straight from
+     * the chain instead of joining pieces in a copy */
     struct evbuffer_iovec v;
     if (length <= 16384 && evbuffer_reserve_space(out, (ev_ssize_t)length, &v, 1) == 1) {
         v.iov_len = (size_t)evbuffer_remove(s->resp, v.iov_base, length);
@@ -787,7 +786,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
  * let the output reach the client, bounded by a write timeout. */
 static void close_when_flushed(struct mg_h2_conn *h)
 {
-    if (!h->c->bev || evbuffer_get_length(out_of(h)) == 0) {
+    if (!h->c->io || evbuffer_get_length(out_of(h)) == 0) {
         teardown(h);
         return;
     }
@@ -795,10 +794,10 @@ static void close_when_flushed(struct mg_h2_conn *h)
         return;
     h->closing = true;
     evtimer_del(h->idle_ev);
-    bufferevent_disable(h->c->bev, EV_READ);
-    bufferevent_setwatermark(h->c->bev, EV_WRITE, 0, 0);
+    mg_io_disable(h->c->io, EV_READ);
+    mg_io_setwatermark(h->c->io, EV_WRITE, 0, 0);
     struct timeval tv = { 5, 0 };
-    bufferevent_set_timeouts(h->c->bev, NULL, &tv);
+    mg_io_set_timeouts(h->c->io, NULL, &tv);
 }
 
 /* After input or output progress: start complete streams, move bodies,
@@ -820,19 +819,19 @@ static void h2_run(struct mg_h2_conn *h)
         }
     }
     /* also after a fatal error: the GOAWAY it queued should reach the peer */
-    if (h->c->bev && nghttp2_session_send(h->ng) != 0)
+    if (h->c->io && nghttp2_session_send(h->ng) != 0)
         h->fatal = true;
-    if (h->fatal || !h->c->bev ||
+    if (h->fatal || !h->c->io ||
         (!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)))
         close_when_flushed(h);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void read_cb(struct mg_io *io, void *arg)
 {
     struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     arm_idle(h);
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = mg_io_get_input(io);
     while (!h->dead && !h->fatal && !h->closing && evbuffer_get_length(in)) {
         struct evbuffer_iovec iov[H2_PEEK_IOV];
         int n = evbuffer_peek(in, -1, NULL, iov, H2_PEEK_IOV);
@@ -855,35 +854,35 @@ static void read_cb(struct bufferevent *bev, void *arg)
         }
         evbuffer_drain(in, used);
     }
-    if (!h->dead && h->c->bev && evbuffer_get_length(out_of(h)) >= MG_H2_OUT_WM) {
+    if (!h->dead && h->c->io && evbuffer_get_length(out_of(h)) >= MG_H2_OUT_WM) {
         h->read_paused = true;          /* the client does not read: stop reading it */
-        bufferevent_disable(h->c->bev, EV_READ);
+        mg_io_disable(h->c->io, EV_READ);
     }
     h2_run(h);
     mg_conn_unref(h->c);
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+static void write_cb(struct mg_io *io, void *arg)
 {
     struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
     if (h->closing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (evbuffer_get_length(mg_io_get_output(io)) == 0)
             teardown(h);
     } else if (!h->dead) {
         arm_idle(h);                    /* write progress */
         if (h->read_paused && evbuffer_get_length(out_of(h)) < MG_H2_OUT_WM / 2) {
             h->read_paused = false;
-            bufferevent_enable(bev, EV_READ);
+            mg_io_enable(io, EV_READ);
         }
         h2_run(h);
     }
     mg_conn_unref(h->c);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void event_cb(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     (void)what;
     struct mg_h2_conn *h = arg;
     mg_conn_ref(h->c);
@@ -1059,13 +1058,13 @@ void mg_h2_server_start(struct mg_conn *c)
         teardown(h);
         return;
     }
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 256 * 1024);
-    bufferevent_setwatermark(c->bev, EV_WRITE, MG_H2_OUT_WM / 2, 0);
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, h);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);   /* the idle timer covers a stalled peer */
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    mg_io_setwatermark(c->io, EV_READ, 0, 256 * 1024);
+    mg_io_setwatermark(c->io, EV_WRITE, MG_H2_OUT_WM / 2, 0);
+    mg_io_setcb(c->io, read_cb, write_cb, event_cb, h);
+    mg_io_set_timeouts(c->io, NULL, NULL); /* the idle timer covers a stalled peer */
+    mg_io_enable(c->io, EV_READ | EV_WRITE);
     arm_idle(h);
     kick(h);                            /* our SETTINGS go out first */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-        read_cb(c->bev, h);
+    if (evbuffer_get_length(mg_io_get_input(c->io)))
+        read_cb(c->io, h);
 }

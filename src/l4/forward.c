@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/time.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -46,10 +45,10 @@ static void count_refusal(struct fwd *f, const char *reason)
     mg_metrics_egress_refused(f->s.c->w->metrics, mg_egress_entrance_name(MG_EGRESS_CONNECT), reason);
 }
 
-static void reply_written(struct bufferevent *bev, void *arg)
+static void reply_written(struct mg_io *io, void *arg)
 {
     struct fwd *f = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+    if (evbuffer_get_length(mg_io_get_output(io)) != 0)
         return;
     struct mg_conn *c = f->s.c;
     mg_conn_ref(c);
@@ -58,9 +57,9 @@ static void reply_written(struct bufferevent *bev, void *arg)
     mg_conn_unref(c);
 }
 
-static void reply_event(struct bufferevent *bev, short what, void *arg)
+static void reply_event(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     (void)what;
     struct fwd *f = arg;
     mg_conn_ref(f->s.c);
@@ -84,15 +83,15 @@ static void fwd_reply(struct fwd *f, int status, const char *body, const char *r
     mg_h1_put_field(&w, "content-type", "text/plain");
     mg_h1_put_field(&w, "connection", "close");
     mg_h1_put_end(&w);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = mg_io_get_output(c->io);
     if (w.len <= sizeof(head))
         evbuffer_add(out, head, w.len);
     evbuffer_add(out, body, strlen(body));
     f->s.tx += w.len + strlen(body);
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
-    bufferevent_setcb(c->bev, NULL, reply_written, reply_event, f);
-    bufferevent_enable(c->bev, EV_WRITE);
+    mg_io_disable(c->io, EV_READ);
+    mg_io_set_timeouts(c->io, NULL, NULL);
+    mg_io_setcb(c->io, NULL, reply_written, reply_event, f);
+    mg_io_enable(c->io, EV_WRITE);
 }
 
 static void connect_failed(struct mg_splice *s)
@@ -279,14 +278,14 @@ static void on_connect(struct fwd *f, const struct mg_h1_request *q)
     route_tunnel(f, &v);
 }
 
-static void head_read(struct bufferevent *bev, void *arg)
+static void head_read(struct mg_io *io, void *arg)
 {
     struct fwd *f = arg;
     struct mg_conn *c = f->s.c;
     if (f->answered || f->s.up || f->resolving)
         return;
     mg_conn_ref(c);
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = mg_io_get_input(io);
     size_t max_head = (size_t)c->snap->cfg->proxy.max_request_headers_kb * 1024;
     size_t avail = evbuffer_get_length(in);
     size_t want = avail < max_head + 1 ? avail : max_head + 1;
@@ -311,7 +310,7 @@ static void head_read(struct bufferevent *bev, void *arg)
             /* re-point the parsed fields at the copy before draining */
             qc.target = head + (q.target - p);
             evbuffer_drain(in, (size_t)hl);
-            bufferevent_disable(bev, EV_READ);      /* tunnel bytes wait for the splice */
+            mg_io_disable(io, EV_READ); /* tunnel bytes wait for the splice */
             on_connect(f, &qc);
             free(head);
         } else if (c->port->start_http) {
@@ -334,15 +333,15 @@ static void head_read(struct bufferevent *bev, void *arg)
     mg_conn_unref(c);
 }
 
-static void head_event(struct bufferevent *bev, short what, void *arg)
+static void head_event(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     (void)what;
     struct fwd *f = arg;
     struct mg_conn *c = f->s.c;
     mg_conn_ref(c);
     if (!f->s.reason)
-        f->s.reason = (what & BEV_EVENT_TIMEOUT) ? "request_headers_timeout" : "downstream_closed";
+        f->s.reason = (what & MG_IO_TIMEOUT) ? "request_headers_timeout" : "downstream_closed";
     mg_splice_close(&f->s);
     mg_conn_unref(c);
 }
@@ -383,7 +382,7 @@ void mg_forward_start(struct mg_conn *c)
     c->codec_drain = fwd_drain;
     int64_t ms = c->snap->cfg->proxy.timeout_request_headers_ms;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    bufferevent_setcb(c->bev, head_read, NULL, head_event, f);
-    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    mg_io_setcb(c->io, head_read, NULL, head_event, f);
+    mg_io_set_timeouts(c->io, ms > 0 ? &tv : NULL, NULL);
+    mg_io_enable(c->io, EV_READ | EV_WRITE);
 }

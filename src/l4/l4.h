@@ -14,7 +14,7 @@
  * drain. Once connected, two plain sockets are relayed in the kernel
  * (splice(2) through a pipe per direction; each side is shut for writing
  * when the other ended and its pipe drained, the splice closes when both
- * did); a TLS downstream is relayed through the bufferevents (256 KiB
+ * did); a TLS downstream is relayed through the mg_io buffers (256 KiB
  * watermark), closing once one side ended and the other's output drained.
  *
  * The owner embeds a struct mg_splice (passthrough.c as the first member of
@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 
-struct bufferevent;
+struct mg_io;
 struct event;
 struct mg_conn;
 struct mg_cluster;
@@ -33,7 +33,7 @@ struct mg_splice_raw;
 
 struct mg_splice {
     struct mg_conn *c;
-    struct bufferevent *up;
+    struct mg_io *up;
     const struct mg_wdest *dest;
     bool down_eof, up_eof, connected, logged;
     bool no_route;                      /* log flag NR (no route) rather than UF */
@@ -56,8 +56,8 @@ struct mg_splice {
     struct event *idle;                 /* that timer */
     uint64_t idle_seen;                 /* rx + tx at its last tick */
     /* Both sides plain sockets: the bytes move by splice(2) through one
-     * kernel pipe per direction (splice.c), not through the bufferevents;
-     * NULL on the bufferevent path (a TLS downstream). */
+     * kernel pipe per direction (splice.c), not through the mg_io buffers;
+     * NULL on the mg_io path (a TLS downstream). */
     struct mg_splice_raw *raw;
     /* The cluster endpoint dialled (mg_splice_connect): its connect
      * outcome feeds outlier detection. NULL for an address without one. */
@@ -71,7 +71,7 @@ struct mg_splice {
     size_t pp_len;
     /* The upstream side is TLS the gateway originates (the cluster's
      * DestinationRule tls, or ISTIO_MUTUAL): owned by `up`; the splice then
-     * stays on the bufferevent path. NULL = plain. */
+     * stays on the mg_io path. NULL = plain. */
     SSL *up_ssl;
     char up_detail[320];                /* why the upstream was refused (secure naming) */
 };

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/time.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include "access/access.h"
 #include "egress/egress.h"
@@ -235,7 +234,7 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
         snprintf(t->s.upstream_host, sizeof(t->s.upstream_host), "%s", e->label);
         t->cl = cl;
         t->dial_port = e->port;
-        bufferevent_disable(c->bev, EV_READ);
+        mg_io_disable(c->io, EV_READ);
         t->resolving = true;
         struct mg_dns_req *rq = mg_dns_resolve(c->w->resolver, e->address, AF_UNSPEC, pt_dns_cb, t);
         if (t->resolving)               /* not answered from the cache */
@@ -245,12 +244,12 @@ static void connect_upstream(struct pt *t, const struct mg_tls_route_c *rc)
     mg_splice_connect(&t->s, cl, e);    /* the ClientHello waits in the input buffer */
 }
 
-static void peek_cb(struct bufferevent *bev, void *arg)
+static void peek_cb(struct mg_io *io, void *arg)
 {
     struct pt *t = arg;
     struct mg_conn *c = t->s.c;
     mg_conn_ref(c);
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = mg_io_get_input(io);
     size_t len = evbuffer_get_length(in);
     size_t want = len < PT_MAX_HELLO ? len : PT_MAX_HELLO;
     const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)want);
@@ -269,9 +268,9 @@ static void peek_cb(struct bufferevent *bev, void *arg)
     mg_conn_unref(c);
 }
 
-static void peek_event_cb(struct bufferevent *bev, short what, void *arg)
+static void peek_event_cb(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     (void)what;
     struct pt *t = arg;
     struct mg_conn *c = t->s.c;
@@ -313,7 +312,7 @@ void mg_passthrough_start(struct mg_conn *c)
     if (c->port->tcp) {
         /* TCP server (or TLS terminated, the handshake done): no SNI to
          * peek, the first matching tcp route takes it */
-        bufferevent_setcb(c->bev, NULL, NULL, peek_event_cb, t);
+        mg_io_setcb(c->io, NULL, NULL, peek_event_cb, t);
         t->route = mg_tcp_route(c->port, c->sni_srv ? c->sni_srv : c->port->n_srv ? c->port->srv[0] : NULL);
         if (!t->route || !mg_splice_authorize(&t->s))
             pt_close(t);
@@ -323,8 +322,8 @@ void mg_passthrough_start(struct mg_conn *c)
     }
     int64_t ms = c->snap->cfg->proxy.timeout_handshake_ms;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    bufferevent_setcb(c->bev, peek_cb, NULL, peek_event_cb, t);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, PT_MAX_HELLO);
-    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    mg_io_setcb(c->io, peek_cb, NULL, peek_event_cb, t);
+    mg_io_setwatermark(c->io, EV_READ, 0, PT_MAX_HELLO);
+    mg_io_set_timeouts(c->io, ms > 0 ? &tv : NULL, NULL);
+    mg_io_enable(c->io, EV_READ | EV_WRITE);
 }

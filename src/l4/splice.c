@@ -12,7 +12,6 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include "access/access.h"
@@ -146,7 +145,7 @@ void mg_splice_release(struct mg_splice *s)
         s->idle = NULL;
     }
     if (s->up) {
-        bufferevent_free(s->up);
+        mg_io_free(s->up);
         s->up = NULL;
     }
 }
@@ -200,70 +199,70 @@ bool mg_splice_authorize(struct mg_splice *s)
 /* Both directions done, or one side gone with nothing left to deliver. */
 static void check_done(struct mg_splice *s)
 {
-    if (!s->c->bev)
+    if (!s->c->io)
         return;
-    bool down_flushed = evbuffer_get_length(bufferevent_get_output(s->c->bev)) == 0;
-    bool up_flushed = !s->up || evbuffer_get_length(bufferevent_get_output(s->up)) == 0;
+    bool down_flushed = evbuffer_get_length(mg_io_get_output(s->c->io)) == 0;
+    bool up_flushed = !s->up || evbuffer_get_length(mg_io_get_output(s->up)) == 0;
     if ((s->up_eof && down_flushed) || (s->down_eof && up_flushed))
         mg_splice_close(s);
 }
 
 /* Move what `from` read to `to`; pause `from` while `to` is over the mark. */
-static size_t relay(struct bufferevent *from, struct bufferevent *to)
+static size_t relay(struct mg_io *from, struct mg_io *to)
 {
-    size_t n = evbuffer_get_length(bufferevent_get_input(from));
-    evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(from));
-    if (evbuffer_get_length(bufferevent_get_output(to)) >= SPLICE_HIGH_WM) {
-        bufferevent_disable(from, EV_READ);
-        bufferevent_setwatermark(to, EV_WRITE, SPLICE_HIGH_WM / 2, 0);
+    size_t n = evbuffer_get_length(mg_io_get_input(from));
+    evbuffer_add_buffer(mg_io_get_output(to), mg_io_get_input(from));
+    if (evbuffer_get_length(mg_io_get_output(to)) >= SPLICE_HIGH_WM) {
+        mg_io_disable(from, EV_READ);
+        mg_io_setwatermark(to, EV_WRITE, SPLICE_HIGH_WM / 2, 0);
     }
     return n;
 }
 
-static void down_read(struct bufferevent *bev, void *arg)
+static void down_read(struct mg_io *io, void *arg)
 {
     struct mg_splice *s = arg;
     if (s->up && s->connected)
-        s->rx += relay(bev, s->up);
+        s->rx += relay(io, s->up);
 }
 
-static void up_read(struct bufferevent *bev, void *arg)
+static void up_read(struct mg_io *io, void *arg)
 {
     struct mg_splice *s = arg;
-    if (s->c->bev)
-        s->tx += relay(bev, s->c->bev);
+    if (s->c->io)
+        s->tx += relay(io, s->c->io);
 }
 
-static void down_write(struct bufferevent *bev, void *arg)
+static void down_write(struct mg_io *io, void *arg)
 {
     struct mg_splice *s = arg;
     mg_conn_ref(s->c);
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    mg_io_setwatermark(io, EV_WRITE, 0, 0);
     if (s->up && !s->up_eof)
-        bufferevent_enable(s->up, EV_READ);
+        mg_io_enable(s->up, EV_READ);
     check_done(s);
     mg_conn_unref(s->c);
 }
 
-static void up_write(struct bufferevent *bev, void *arg)
+static void up_write(struct mg_io *io, void *arg)
 {
     struct mg_splice *s = arg;
     mg_conn_ref(s->c);
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    if (s->c->bev && !s->down_eof && s->connected)
-        bufferevent_enable(s->c->bev, EV_READ);
+    mg_io_setwatermark(io, EV_WRITE, 0, 0);
+    if (s->c->io && !s->down_eof && s->connected)
+        mg_io_enable(s->c->io, EV_READ);
     check_done(s);
     mg_conn_unref(s->c);
 }
 
-static void down_event(struct bufferevent *bev, short what, void *arg)
+static void down_event(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     struct mg_splice *s = arg;
     mg_conn_ref(s->c);
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->up && s->connected) {
+    if ((what & MG_IO_EOF) && !(what & MG_IO_ERROR) && s->up && s->connected) {
         s->down_eof = true;
-        s->rx += relay(s->c->bev, s->up);
+        s->rx += relay(s->c->io, s->up);
         check_done(s);
     } else {
         mg_splice_close(s);
@@ -302,8 +301,8 @@ static void idle_arm(struct mg_splice *s)
 
 
 /* ---- the plain-socket path: splice(2) through a pipe per direction ----
- * libevent 2.1 reads at most 4 KiB per bufferevent read callback, so a bulk
- * tunnel on bufferevents costs one wakeup per 4 KiB each way. Here the data
+ * A bulk tunnel through user-space buffers costs a copy in and a copy out
+ * per byte and a wakeup per batch each way. Here the data
  * goes socket -> pipe -> socket in the kernel, as much per call as the pipe
  * holds, and the pipe is the back-pressure: a full pipe stops reading the
  * source (the sender's TCP window then closes), so a stalled reader costs
@@ -404,14 +403,14 @@ static void dir_cb(evutil_socket_t fd, short what, void *arg)
     struct splice_dir *d = arg;
     struct mg_conn *c = d->s->c;
     mg_conn_ref(c);
-    if (!c->bev)                        /* closed under the splice (worker stop): its fd is gone */
+    if (!c->io)                         /* closed under the splice (worker stop): its fd is gone */
         mg_splice_release(d->s);
     else
         dir_step(d);
     mg_conn_unref(c);
 }
 
-/* Put what the bufferevent path already holds into a direction's pipe
+/* Put what the mg_io path already holds into a direction's pipe
  * (small: a ClientHello, the CONNECT answer), after xn bytes of our own
  * (the greeting, a PROXY protocol header). False when it does not fit. */
 static bool dir_preload(struct splice_dir *d, struct evbuffer *buf, const void *extra, size_t xn)
@@ -432,16 +431,16 @@ static bool dir_preload(struct splice_dir *d, struct evbuffer *buf, const void *
 }
 
 /* Move a connected splice of two plain sockets to the pipe path. False when
- * it cannot (no pipe: out of descriptors): the bufferevent path goes on. */
+ * it cannot (no pipe: out of descriptors): the mg_io path goes on. */
 static bool raw_start(struct mg_splice *s)
 {
     struct mg_conn *c = s->c;
-    if (c->ssl || s->up_ssl || bufferevent_get_underlying(c->bev) || bufferevent_getfd(c->bev) < 0)
+    if (c->ssl || s->up_ssl || mg_io_getfd(c->io) < 0)
         return false;
     struct mg_splice_raw *r = calloc(1, sizeof(*r));
     if (!r)
         return false;
-    int fds[2] = { bufferevent_getfd(c->bev), bufferevent_getfd(s->up) };
+    int fds[2] = { mg_io_getfd(c->io), mg_io_getfd(s->up) };
     for (int i = 0; i < 2; i++) {
         struct splice_dir *d = &r->d[i];
         d->s = s;
@@ -465,11 +464,11 @@ static bool raw_start(struct mg_splice *s)
     }
     /* The client's early bytes count as received, as on the other path;
      * the greeting and the PROXY header are ours and count as nothing. */
-    size_t early = ok ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
-    ok = ok && evbuffer_get_length(bufferevent_get_output(s->up)) == 0 &&
-         evbuffer_get_length(bufferevent_get_input(s->up)) == 0 &&
-         dir_preload(&r->d[0], bufferevent_get_input(c->bev), s->pp_hdr, s->pp_len) &&
-         dir_preload(&r->d[1], bufferevent_get_output(c->bev), s->greeting,
+    size_t early = ok ? evbuffer_get_length(mg_io_get_input(c->io)) : 0;
+    ok = ok && evbuffer_get_length(mg_io_get_output(s->up)) == 0 &&
+         evbuffer_get_length(mg_io_get_input(s->up)) == 0 &&
+         dir_preload(&r->d[0], mg_io_get_input(c->io), s->pp_hdr, s->pp_len) &&
+         dir_preload(&r->d[1], mg_io_get_output(c->io), s->greeting,
                      s->greeting ? strlen(s->greeting) : 0);
     if (!ok) {
         /* what a failed preload wrote into the pipe was not drained from its
@@ -478,10 +477,10 @@ static bool raw_start(struct mg_splice *s)
         return false;
     }
     s->rx += early;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_disable(s->up, EV_READ | EV_WRITE);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-    bufferevent_setcb(s->up, NULL, NULL, NULL, NULL);
+    mg_io_disable(c->io, EV_READ | EV_WRITE);
+    mg_io_disable(s->up, EV_READ | EV_WRITE);
+    mg_io_setcb(c->io, NULL, NULL, NULL, NULL);
+    mg_io_setcb(s->up, NULL, NULL, NULL, NULL);
     s->raw = r;
     idle_arm(s);
     dir_step(&r->d[0]);
@@ -490,11 +489,11 @@ static bool raw_start(struct mg_splice *s)
     return true;
 }
 
-static void up_event(struct bufferevent *bev, short what, void *arg)
+static void up_event(struct mg_io *io, short what, void *arg)
 {
     struct mg_splice *s = arg;
     mg_conn_ref(s->c);
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & MG_IO_CONNECTED) {
         /* secure naming: a mesh peer whose identity the destination may not
          * have is refused before a byte of the client's goes to it */
         if (s->up_ssl && mg_upstream_splice_refused(s->od_cl, s->up_ssl, s->up_detail, sizeof(s->up_detail))) {
@@ -502,7 +501,7 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
                                       memory_order_relaxed);
             s->reason = "upstream_secure_naming";
             if (s->on_connect_fail) {   /* the owner answers (the forward proxy: 503) */
-                bufferevent_free(s->up);
+                mg_io_free(s->up);
                 s->up = NULL;
                 s->up_ssl = NULL;
                 s->on_connect_fail(s);
@@ -517,33 +516,33 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
         /* for TCP a connection made is the success, a failed one the error */
         mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_RESPONSE, 200);
         int one = 1;
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(mg_io_getfd(io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         /* libevent reads and writes at most 16 KiB per call by default: a
          * bulk tunnel then spends its time in callbacks, not in copying */
-        bufferevent_set_max_single_read(bev, SPLICE_HIGH_WM / 2);
-        bufferevent_set_max_single_write(bev, SPLICE_HIGH_WM / 2);
-        bufferevent_set_max_single_read(s->c->bev, SPLICE_HIGH_WM / 2);
-        bufferevent_set_max_single_write(s->c->bev, SPLICE_HIGH_WM / 2);
-        bufferevent_set_timeouts(bev, NULL, NULL);
-        bufferevent_set_timeouts(s->c->bev, NULL, NULL);
+        mg_io_set_max_single_read(io, SPLICE_HIGH_WM / 2);
+        mg_io_set_max_single_write(io, SPLICE_HIGH_WM / 2);
+        mg_io_set_max_single_read(s->c->io, SPLICE_HIGH_WM / 2);
+        mg_io_set_max_single_write(s->c->io, SPLICE_HIGH_WM / 2);
+        mg_io_set_timeouts(io, NULL, NULL);
+        mg_io_set_timeouts(s->c->io, NULL, NULL);
         if (raw_start(s)) {
             mg_conn_unref(s->c);
             return;
         }
         if (s->greeting)
-            evbuffer_add(bufferevent_get_output(s->c->bev), s->greeting, strlen(s->greeting));
+            evbuffer_add(mg_io_get_output(s->c->io), s->greeting, strlen(s->greeting));
         if (s->pp_len)                  /* before the client's first byte */
-            evbuffer_add(bufferevent_get_output(bev), s->pp_hdr, s->pp_len);
+            evbuffer_add(mg_io_get_output(io), s->pp_hdr, s->pp_len);
         idle_arm(s);
-        s->rx += relay(s->c->bev, s->up);       /* what the client sent meanwhile (a ClientHello) */
-        bufferevent_enable(s->c->bev, EV_READ | EV_WRITE);
-    } else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->c->bev) {
+        s->rx += relay(s->c->io, s->up); /* what the client sent meanwhile (a ClientHello) */
+        mg_io_enable(s->c->io, EV_READ | EV_WRITE);
+    } else if ((what & MG_IO_EOF) && !(what & MG_IO_ERROR) && s->c->io) {
         s->up_eof = true;
-        s->tx += relay(bev, s->c->bev);
+        s->tx += relay(io, s->c->io);
         check_done(s);
     } else if (!s->connected && s->on_connect_fail) {
         mg_cluster_outcome(s->od_cl, s->od_ep, MG_OD_CONNECT_FAILED, 0);
-        bufferevent_free(s->up);        /* and its SSL */
+        mg_io_free(s->up);              /* and its SSL */
         s->up = NULL;
         s->up_ssl = NULL;
         s->on_connect_fail(s);
@@ -562,7 +561,7 @@ void mg_splice_connect(struct mg_splice *s, struct mg_cluster *cl, const struct 
 {
     s->od_cl = cl;
     s->od_ep = (size_t)(e - cl->eps);
-    s->up = mg_upstream_splice_bev(cl, s->od_ep, s->c->w, &s->up_ssl);
+    s->up = mg_upstream_splice_io(cl, s->od_ep, s->c->w, &s->up_ssl);
     /* a TLS upstream takes the header under its TLS (after the connect) */
     s->pp_len = s->up_ssl ? 0 : mg_upstream_pp_header(cl, s->c, s->pp_hdr, sizeof(s->pp_hdr));
     connect_up(s, (const struct sockaddr *)&e->sa, e->salen, e->label, cl->connect_timeout_ms);
@@ -571,7 +570,7 @@ void mg_splice_connect(struct mg_splice *s, struct mg_cluster *cl, const struct 
 void mg_splice_connect_addr(struct mg_splice *s, const struct sockaddr *sa, socklen_t salen,
                             const char *label, int64_t timeout_ms)
 {
-    s->up = bufferevent_socket_new(s->c->w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    s->up = mg_io_socket_new(s->c->w->base, -1, NULL, MG_IO_OPEN);
     s->up_ssl = NULL;
     connect_up(s, sa, salen, label, timeout_ms);
 }
@@ -585,14 +584,14 @@ static void connect_up(struct mg_splice *s, const struct sockaddr *sa, socklen_t
         mg_splice_close(s);
         return;
     }
-    bufferevent_setcb(c->bev, down_read, down_write, down_event, s);
-    bufferevent_setcb(s->up, up_read, up_write, up_event, s);
+    mg_io_setcb(c->io, down_read, down_write, down_event, s);
+    mg_io_setcb(s->up, up_read, up_write, up_event, s);
     struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000) };
-    bufferevent_set_timeouts(s->up, &tv, &tv);
-    bufferevent_enable(s->up, EV_READ | EV_WRITE);
-    bufferevent_disable(c->bev, EV_READ);       /* client bytes wait until connected */
-    bufferevent_enable(c->bev, EV_WRITE);
-    if (bufferevent_socket_connect(s->up, sa, (int)salen) < 0 ||
+    mg_io_set_timeouts(s->up, &tv, &tv);
+    mg_io_enable(s->up, EV_READ | EV_WRITE);
+    mg_io_disable(c->io, EV_READ);      /* client bytes wait until connected */
+    mg_io_enable(c->io, EV_WRITE);
+    if (mg_io_connect(s->up, sa, (int)salen) < 0 ||
         (s->up_ssl && mg_upstream_splice_pp_tls(s->od_cl, c, s->up, s->up_ssl) < 0))
         mg_splice_close(s);
 }

@@ -13,7 +13,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include "http/types.h"
 #include "log/log.h"
@@ -53,19 +52,19 @@ static void conn_release(struct mg_conn *c)
 
 static void conn_close(struct mg_conn *c)
 {
-    if (c->pp) {                        /* still reading a PROXY header: no bufferevent yet */
+    if (c->pp) {                        /* still reading a PROXY header: no transport yet */
         close(c->pp->fd);
         pp_free(c);
-    } else if (c->closing && !c->bev) {
+    } else if (c->closing && !c->io) {
         return;
     }
-    bool first = !c->closing || c->bev;
+    bool first = !c->closing || c->io;
     c->closing = true;
-    if (c->bev) {
+    if (c->io) {
         if (c->ssl && c->handshake_done)
-            SSL_shutdown(c->ssl);       /* close_notify once, best effort: bufferevent_free sends none */
-        bufferevent_free(c->bev);       /* frees the SSL too (never SSL_free it ourselves) */
-        c->bev = NULL;
+            SSL_shutdown(c->ssl);       /* close_notify once, best effort: mg_io_free sends none */
+        mg_io_free(c->io);              /* frees the SSL too (never SSL_free it ourselves) */
+        c->io = NULL;
         c->ssl = NULL;
     }
     if (!first)
@@ -90,40 +89,40 @@ static void conn_close(struct mg_conn *c)
  * and drop for a bounded time, then close. */
 #define LINGER_MAX_BYTES (1024 * 1024)
 
-static void linger_read_cb(struct bufferevent *bev, void *arg)
+static void linger_read_cb(struct mg_io *io, void *arg)
 {
     struct mg_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = mg_io_get_input(io);
     c->linger_bytes += evbuffer_get_length(in);
     evbuffer_drain(in, evbuffer_get_length(in));
     if (c->linger_bytes > LINGER_MAX_BYTES)
         mg_conn_close(c);
 }
 
-static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
+static void linger_event_cb(struct mg_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     (void)what;
     mg_conn_close(arg);
 }
 
 static void conn_close_lingering(struct mg_conn *c)
 {
-    if (!c->bev || c->ssl) {
+    if (!c->io || c->ssl) {
         mg_conn_close(c);
         return;
     }
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    evutil_socket_t fd = mg_io_getfd(c->io);
     if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
         mg_conn_close(c);
         return;
     }
     struct timeval tv = { 2, 0 };
-    bufferevent_setcb(c->bev, linger_read_cb, NULL, linger_event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-    bufferevent_enable(c->bev, EV_READ);
-    linger_read_cb(c->bev, c);
+    mg_io_setcb(c->io, linger_read_cb, NULL, linger_event_cb, c);
+    mg_io_setwatermark(c->io, EV_READ, 0, 0);
+    mg_io_set_timeouts(c->io, &tv, NULL);
+    mg_io_enable(c->io, EV_READ);
+    linger_read_cb(c->io, c);
 }
 
 static const struct mg_conn_ops conn_ops = {
@@ -168,21 +167,21 @@ static void peer_identity(struct mg_conn *c)
                              c->principal, sizeof(c->principal));
 }
 
-static void hs_event_cb(struct bufferevent *bev, short what, void *arg)
+static void hs_event_cb(struct mg_io *io, short what, void *arg)
 {
     struct mg_conn *c = arg;
     mg_conn_ref(c);
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & MG_IO_CONNECTED) {
         c->handshake_done = true;
         peer_identity(c);
         mg_conn_start_codec(c);
     } else {
         /* handshake refused, timed out or reset: nothing to log above
          * debug, a counter by reason (the first OpenSSL error says why) */
-        unsigned long e = bufferevent_get_openssl_error(bev);
+        unsigned long e = mg_io_get_ssl_error(io);
         if (c->w)
             atomic_fetch_add_explicit(
-                &c->w->metrics->tls_fail[mg_tls_fail_reason(e, what & BEV_EVENT_TIMEOUT)], 1,
+                &c->w->metrics->tls_fail[mg_tls_fail_reason(e, what & MG_IO_TIMEOUT)], 1,
                 memory_order_relaxed);
         ERR_clear_error();
         mg_conn_close(c);
@@ -194,10 +193,10 @@ void mg_conn_start_handshake(struct mg_conn *c)
 {
     int64_t ms = c->snap->cfg->proxy.timeout_handshake_ms;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    bufferevent_setcb(c->bev, NULL, NULL, hs_event_cb, c);
-    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, ms > 0 ? &tv : NULL);
-    /* enable both at once, or libevent >= 2.1.8 never reads the ClientHello */
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    mg_io_setcb(c->io, NULL, NULL, hs_event_cb, c);
+    mg_io_set_timeouts(c->io, ms > 0 ? &tv : NULL, ms > 0 ? &tv : NULL);
+    /* the handshake runs whatever is enabled; enabling registers the fd */
+    mg_io_enable(c->io, EV_READ | EV_WRITE);
 }
 
 static SSL_CTX *initial_ctx(const struct mg_port *p)
@@ -215,27 +214,26 @@ static void set_addr_str(char *out, size_t n, const struct mg_addr *a)
              a->port);
 }
 
-/* The transport (TLS or plain bufferevent, or the port's own first step)
+/* The transport (an mg_io, TLS or plain, or the port's own first step)
  * on fd, and the start: the handshake, or the codec at once. On failure fd
  * is closed and so is the connection. */
 static void conn_begin(struct mg_conn *c, int fd)
 {
     const struct mg_port *p = c->port;
     struct mg_worker *w = c->w;
-    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     mg_conn_ref(c);
     if (p->accept) {
-        /* the port's own first step makes the bufferevent (the sidecar's
+        /* the port's own first step makes the transport (the sidecar's
          * PeerAuthentication mode decides TLS or not) */
         p->accept(c, fd);
     } else if (p->tls) {
         SSL_CTX *ctx = initial_ctx(p);
         SSL *ssl = ctx ? SSL_new(ctx) : NULL;
         if (ssl)
-            c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, flags);
-        if (!c->bev) {
+            c->io = mg_io_socket_new(w->base, fd, ssl, MG_IO_ACCEPTING);
+        if (!c->io) {
             if (ssl)
-                SSL_free(ssl);          /* not yet owned by a bufferevent */
+                SSL_free(ssl);          /* not yet owned by an mg_io */
             close(fd);
             mg_conn_close(c);
         } else {
@@ -243,8 +241,8 @@ static void conn_begin(struct mg_conn *c, int fd)
             mg_conn_start_handshake(c);
         }
     } else {
-        c->bev = bufferevent_socket_new(w->base, fd, flags);
-        if (!c->bev) {
+        c->io = mg_io_socket_new(w->base, fd, NULL, MG_IO_OPEN);
+        if (!c->io) {
             close(fd);
             mg_conn_close(c);
         } else {

@@ -10,7 +10,6 @@
 #include <event2/event.h>
 #include <event2/dns.h>
 #include <openssl/ssl.h>
-#include <event2/bufferevent.h>
 #include "net/types.h"
 #include "base/base.h"
 #include "config/config.h"
@@ -65,7 +64,7 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
  * ("h2" or http/1.1) and hand the connection to it. */
 void mg_conn_start_codec(struct mg_conn *c);
 
-/* c->bev is a TLS bufferevent in the accepting state (c->ssl set): arm the
+/* c->io is a TLS mg_io in the accepting state (c->ssl set): arm the
  * handshake timeout; on success the peer identity is read and the codec
  * started, on failure the connection is closed. */
 void mg_conn_start_handshake(struct mg_conn *c);
@@ -118,7 +117,7 @@ void mg_listener_detach(struct mg_wlistener *wl);
  *
  * Every SSL_CTX made here has SSL_OP_IGNORE_UNEXPECTED_EOF (OpenSSL 3 reports a
  * peer's missing close_notify as an error, and libevent 2.1.12 passes it on
- * as BEV_EVENT_ERROR), TLS 1.2 as the floor, and the shared ticket callback
+ * as MG_IO_ERROR), TLS 1.2 as the floor, and the shared ticket callback
  * (keys outside any SSL_CTX, so resumption survives a reload). Contexts are
  * owned by the snapshot that built them (SSL_CTX_free when it dies). */
 struct mg_srv;

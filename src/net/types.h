@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/ssl.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include "base/base.h"
@@ -44,8 +43,8 @@ struct mg_conn {
     struct mg_worker *w;
     struct mg_snapshot *snap;           /* own reference */
     const struct mg_port *port;
-    struct bufferevent *bev;
-    SSL *ssl;                           /* owned by bev; NULL for plain text */
+    struct mg_io *io;
+    SSL *ssl;                           /* owned by io; NULL for plain text */
     struct mg_addr peer, local;         /* the socket's: peer = source.ip, ipBlocks */
     char peer_str[64], local_str[64];
     /* The client as far as this gateway can know it: the source of a PROXY

@@ -31,7 +31,7 @@ static struct mg_jwt_cache *jwt_cache_from_env(void)
 
 /* epoll with a change list: interest changes are applied once per loop
  * turn, so an EV_WRITE armed and disarmed in the same turn (TLS handshake
- * steps, bufferevent enables) costs no epoll_ctl at all. The known hazard
+ * steps, a splice pausing a direction) costs no epoll_ctl at all. The known hazard
  * of the change list is an fd dup()ed while registered; none is. */
 static struct event_base *worker_base_new(void)
 {

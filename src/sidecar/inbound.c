@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -366,7 +365,7 @@ enum mg_mtls_mode mg_inbound_mode(const struct mg_snapshot *s, const struct mg_i
 
 struct peek {
     struct event *ev;
-    int fd;                             /* owned until handed to a bufferevent */
+    int fd;                             /* owned until handed to an mg_io */
     bool tls_ok;                        /* PERMISSIVE: an Istio hello is terminated */
     bool et;                            /* the backend has edge-triggered events */
 };
@@ -398,8 +397,8 @@ static bool peek_drain(struct mg_conn *c)
 
 static void start_plain(struct mg_conn *c, int fd, bool h2)
 {
-    c->bev = bufferevent_socket_new(c->w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->bev) {
+    c->io = mg_io_socket_new(c->w->base, fd, NULL, MG_IO_OPEN);
+    if (!c->io) {
         close(fd);
         mg_conn_close(c);
         return;
@@ -416,11 +415,10 @@ static void start_tls(struct mg_conn *c, int fd)
     SSL_CTX *ctx = c->port->inbound->mtls;
     SSL *ssl = ctx ? SSL_new(ctx) : NULL;
     if (ssl)
-        c->bev = bufferevent_openssl_socket_new(c->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->bev) {
+        c->io = mg_io_socket_new(c->w->base, fd, ssl, MG_IO_ACCEPTING);
+    if (!c->io) {
         if (ssl)
-            SSL_free(ssl);              /* not yet owned by a bufferevent */
+            SSL_free(ssl);              /* not yet owned by an mg_io */
         close(fd);
         mg_conn_close(c);
         return;
@@ -479,7 +477,7 @@ static void peek_cb(evutil_socket_t fd, short what, void *arg)
             h2 = m == H2_PREFACE_LEN;
         }
     }
-    pk->fd = -1;                        /* the bufferevent takes it */
+    pk->fd = -1;                        /* the mg_io takes it */
     peek_free(c);
     if (tls)
         start_tls(c, fd);

@@ -51,7 +51,7 @@ struct mg_inbound_set;
 void mg_inbound_free(struct mg_inbound_set *set);
 
 /* conn.c, for a connection accepted on an inbound port: c is on the worker
- * list without a bufferevent; fd is the accepted socket (ownership passes).
+ * list without a transport; fd is the accepted socket (ownership passes).
  * Decides the mTLS mode and starts TLS or the plain codec; on any failure
  * the connection is closed. */
 void mg_inbound_conn_start(struct mg_conn *c, int fd);

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include "upstream/upstream.h"
 
@@ -54,11 +53,11 @@ void mg_pp_key_set(struct mg_pp_key *k, const struct mg_cluster *cl, const struc
 /* May a connection of key k carry a request of downstream connection down? */
 bool mg_pp_key_fits(const struct mg_pp_key *k, const struct mg_conn *down);
 /* Arrange for k's header to be the first bytes of a new connection of cl
- * (no-op when !k->on): in plain text into bev's output, which must be
+ * (no-op when !k->on): in plain text into io's output, which must be
  * empty; over TLS (ssl) through a write filter under the SSL, called right
- * after bufferevent_socket_connect and before the loop runs the
+ * after mg_io_connect and before the loop runs the
  * handshake. 0, or -1 (the connection must not be used). */
-int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct bufferevent *bev,
+int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct mg_io *io,
               SSL *ssl);
 
 /* The copied request's body bytes src[0..n) (not consumed) and its end,
@@ -172,7 +171,7 @@ struct mg_up2_conn {
     struct mg_pp_key pp;                /* whose connection it is (proxyProtocol) */
     struct mg_worker *w;
     size_t ep;
-    struct bufferevent *bev;
+    struct mg_io *io;
     SSL *ssl;
     nghttp2_session *ng;
     struct mg_dns_req *dnsreq;

@@ -7,7 +7,7 @@
  *
  * The writers are pure. Over TLS the header must precede the ClientHello,
  * yet libevent gives the SSL its socket BIO only inside
- * bufferevent_socket_connect and starts the handshake from the event loop
+ * mg_io_connect and starts the handshake from the event loop
  * once the socket is writable; so a small write filter goes between the SSL
  * and that socket BIO right after the connect call, and writes the header
  * ahead of the SSL's first bytes. (net/ keeps the parser.) */
@@ -211,7 +211,7 @@ static void pf_init(void)
         BIO_meth_free(m);
 }
 
-int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct bufferevent *bev,
+int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct mg_io *io,
               SSL *ssl)
 {
     if (!k->on)
@@ -225,7 +225,7 @@ int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct buf
     }
     if (!ssl) {
         /* plain text: nothing else is in the output yet */
-        int rc = evbuffer_add(bufferevent_get_output(bev), p->b, p->len);
+        int rc = evbuffer_add(mg_io_get_output(io), p->b, p->len);
         free(p);
         return rc;
     }

@@ -11,19 +11,17 @@
 #include "upstream/upstream.h"
 #include <stdio.h>
 #include <string.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 #include "upstream/internal.h"
 #include "net/types.h"
 
-struct bufferevent *mg_upstream_splice_bev(struct mg_cluster *cl, size_t ep, struct mg_worker *w,
+struct mg_io *mg_upstream_splice_io(struct mg_cluster *cl, size_t ep, struct mg_worker *w,
                                            SSL **ssl_out)
 {
-    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     *ssl_out = NULL;
     SSL_CTX *ctx = cl && ep < cl->n_eps ? mg_mesh_conn_ctx(cl, ep, w) : NULL;
     if (!ctx)
-        return bufferevent_socket_new(w->base, -1, flags);
+        return mg_io_socket_new(w->base, -1, NULL, MG_IO_OPEN);
     SSL *ssl = SSL_new(ctx);
     if (!ssl)
         return NULL;
@@ -38,22 +36,21 @@ struct bufferevent *mg_upstream_splice_bev(struct mg_cluster *cl, size_t ep, str
     } else if (!cl->insecure && cl->n_sans == 0 && cl->sni) {
         SSL_set1_host(ssl, cl->sni);    /* as HTTP upstreams: the SNI is the name checked */
     }
-    struct bufferevent *bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                             flags);
-    if (!bev) {
-        SSL_free(ssl);                  /* not owned by a bufferevent yet */
+    struct mg_io *io = mg_io_socket_new(w->base, -1, ssl, MG_IO_CONNECTING);
+    if (!io) {
+        SSL_free(ssl);                  /* not owned by an mg_io yet */
         return NULL;
     }
     *ssl_out = ssl;
-    return bev;
+    return io;
 }
 
 int mg_upstream_splice_pp_tls(const struct mg_cluster *cl, const struct mg_conn *down,
-                              struct bufferevent *bev, SSL *ssl)
+                              struct mg_io *io, SSL *ssl)
 {
     struct mg_pp_key k;
     mg_pp_key_set(&k, cl, down);
-    return mg_pp_arm(cl, &k, bev, ssl);
+    return mg_pp_arm(cl, &k, io, ssl);
 }
 
 const char *mg_upstream_splice_refused(const struct mg_cluster *cl, const SSL *ssl, char *buf,

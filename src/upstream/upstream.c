@@ -18,8 +18,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -46,7 +44,7 @@ struct mg_uconn {
     struct mg_worker *w;
     size_t ep;
     struct mg_pp_key pp;                /* whose connection it is (proxyProtocol) */
-    struct bufferevent *bev;
+    struct mg_io *io;
     SSL *ssl;
     struct mg_request *r;
     struct mg_dns_req *dnsreq;
@@ -79,9 +77,9 @@ struct mg_uconn {
  * hosts behind a forward proxy are many, so their pool is bounded. */
 #define UP_DYN_IDLE_MAX 32
 
-static void uc_read_cb(struct bufferevent *bev, void *arg);
-static void uc_write_cb(struct bufferevent *bev, void *arg);
-static void uc_event_cb(struct bufferevent *bev, short what, void *arg);
+static void uc_read_cb(struct mg_io *io, void *arg);
+static void uc_write_cb(struct mg_io *io, void *arg);
+static void uc_event_cb(struct mg_io *io, short what, void *arg);
 static void pool_kick(struct mg_cluster *cl, struct mg_worker *w);
 
 static struct mg_cluster_rt *rt_of(struct mg_cluster *cl, struct mg_worker *w)
@@ -96,10 +94,10 @@ static void uc_free(struct mg_uconn *uc)
         mg_dns_cancel(uc->dnsreq);      /* its callback does not run */
     if (uc->try_timer)
         event_free(uc->try_timer);
-    if (uc->bev) {
+    if (uc->io) {
         if (uc->ssl && uc->state != UC_CONNECTING)
             SSL_shutdown(uc->ssl);      /* without SSL_shutdown OpenSSL marks the session not resumable */
-        bufferevent_free(uc->bev);
+        mg_io_free(uc->io);
     }
     free(uc->dyn_key);
     if (rt->n_open)
@@ -189,7 +187,7 @@ static void write_head(struct mg_uconn *uc, struct mg_request *r)
 {
     if (r->upgrade_h2 && !r->ws_key)
         ws_key_make(r);
-    struct evbuffer *out = bufferevent_get_output(uc->bev);
+    struct evbuffer *out = mg_io_get_output(uc->io);
     struct mg_h1_out w;
     struct evbuffer_iovec v;
     mg_h1_out_init(&w, NULL, 0);
@@ -213,11 +211,8 @@ static void uc_begin(struct mg_uconn *uc)
     uc->state = UC_HEAD;
     uc->requests++;
     uc->got_bytes = false;
-    bufferevent_set_timeouts(uc->bev, NULL, NULL);
+    mg_io_set_timeouts(uc->io, NULL, NULL);
     start_try_timer(uc, r);
-    /* (A direct evbuffer_write of the head here, saving two epoll_ctl per
-     * request, made e2e 42 #38 fail: an upload answered early lost its
-     * reply. Left to the bufferevent until that is understood.) */
     write_head(uc, r);
     atomic_fetch_add_explicit(&uc->w->metrics->upstream_rq_total, 1, memory_order_relaxed);
     if (r->expect_continue)
@@ -253,7 +248,6 @@ static int uc_connect(struct mg_uconn *uc, const struct sockaddr *sa, int salen)
 {
     struct mg_cluster *cl = uc->cl;
     struct event_base *base = uc->w->base;
-    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     SSL_CTX *ctx = mg_mesh_conn_ctx(cl, uc->ep, uc->w);
     if (ctx) {
         uc->ssl = SSL_new(ctx);
@@ -264,31 +258,31 @@ static int uc_connect(struct mg_uconn *uc, const struct sockaddr *sa, int salen)
             mg_mesh_set_alpn(uc->ssl, MG_UP_H1);  /* the name is checked after the handshake */
         else if (!cl->insecure && cl->n_sans == 0)
             SSL_set1_host(uc->ssl, cl->sni);      /* auto SAN validation against the SNI */
-        uc->bev = bufferevent_openssl_socket_new(base, -1, uc->ssl, BUFFEREVENT_SSL_CONNECTING, flags);
-        if (!uc->bev) {
-            SSL_free(uc->ssl);                     /* not owned by a bufferevent yet */
+        uc->io = mg_io_socket_new(base, -1, uc->ssl, MG_IO_CONNECTING);
+        if (!uc->io) {
+            SSL_free(uc->ssl);                     /* not owned by an mg_io yet */
             uc->ssl = NULL;
             return -1;
         }
     } else {
-        uc->bev = bufferevent_socket_new(base, -1, flags);
-        if (!uc->bev)
+        uc->io = mg_io_socket_new(base, -1, NULL, MG_IO_OPEN);
+        if (!uc->io)
             return -1;
     }
-    bufferevent_setcb(uc->bev, uc_read_cb, uc_write_cb, uc_event_cb, uc);
-    bufferevent_setwatermark(uc->bev, EV_READ, 0, UP_HIGH_WM);
+    mg_io_setcb(uc->io, uc_read_cb, uc_write_cb, uc_event_cb, uc);
+    mg_io_setwatermark(uc->io, EV_READ, 0, UP_HIGH_WM);
     struct timeval tv = { (time_t)(cl->connect_timeout_ms / 1000),
                           (suseconds_t)((cl->connect_timeout_ms % 1000) * 1000) };
-    bufferevent_set_timeouts(uc->bev, &tv, &tv);
-    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    mg_io_set_timeouts(uc->io, &tv, &tv);
+    mg_io_enable(uc->io, EV_READ | EV_WRITE);
     atomic_fetch_add_explicit(&uc->w->metrics->upstream_cx_total, 1, memory_order_relaxed);
-    if (bufferevent_socket_connect(uc->bev, sa, salen) < 0 ||
-        mg_pp_arm(cl, &uc->pp, uc->bev, uc->ssl) < 0)
+    if (mg_io_connect(uc->io, sa, salen) < 0 ||
+        mg_pp_arm(cl, &uc->pp, uc->io, uc->ssl) < 0)
         return -1;
     /* before the handshake: a TLS client's flights (certificate,
      * CertificateVerify, Finished) must not wait for the peer's delayed ACK */
     int one = 1;
-    setsockopt(bufferevent_getfd(uc->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(mg_io_getfd(uc->io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return 0;
 }
 
@@ -618,8 +612,8 @@ bool mg_upstream_body_ready(struct mg_request *r)
         return mg_up2_body_ready(r);
     struct mg_uconn *uc = r->uc;
     /* an upgrade's bytes wait for the 101 */
-    return uc && uc->state >= UC_HEAD && !(r->upgrade && uc->state == UC_HEAD) && uc->bev &&
-           evbuffer_get_length(bufferevent_get_output(uc->bev)) < UP_HIGH_WM;
+    return uc && uc->state >= UC_HEAD && !(r->upgrade && uc->state == UC_HEAD) && uc->io &&
+           evbuffer_get_length(mg_io_get_output(uc->io)) < UP_HIGH_WM;
 }
 
 void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
@@ -633,7 +627,7 @@ void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
     struct mg_uconn *uc = r->uc;
     if (!uc || !n)
         return;
-    struct evbuffer *out = bufferevent_get_output(uc->bev);
+    struct evbuffer *out = mg_io_get_output(uc->io);
     r->body_started = true;
     if (uc->req_chunked) {
         char ch[MG_H1_CHUNK_HEADER_MAX];
@@ -643,7 +637,7 @@ void mg_upstream_body_data(struct mg_request *r, struct evbuffer *src, size_t n)
     if (uc->req_chunked)
         evbuffer_add(out, MG_H1_CHUNK_END, sizeof(MG_H1_CHUNK_END) - 1);
     /* wake up when it drains to half */
-    bufferevent_setwatermark(uc->bev, EV_WRITE, UP_HIGH_WM / 2, 0);
+    mg_io_setwatermark(uc->io, EV_WRITE, UP_HIGH_WM / 2, 0);
 }
 
 void mg_upstream_body_end(struct mg_request *r)
@@ -658,7 +652,7 @@ void mg_upstream_body_end(struct mg_request *r)
     if (!uc)
         return;
     if (uc->req_chunked)
-        evbuffer_add(bufferevent_get_output(uc->bev), MG_H1_LAST_CHUNK, sizeof(MG_H1_LAST_CHUNK) - 1);
+        evbuffer_add(mg_io_get_output(uc->io), MG_H1_LAST_CHUNK, sizeof(MG_H1_LAST_CHUNK) - 1);
     uc->req_done = true;
 }
 
@@ -669,14 +663,14 @@ void mg_upstream_resume(struct mg_request *r)
         return;
     }
     struct mg_uconn *uc = r->uc;
-    if (!uc || !uc->bev || uc->state != UC_BODY)
+    if (!uc || !uc->io || uc->state != UC_BODY)
         return;
-    bufferevent_enable(uc->bev, EV_READ);
+    mg_io_enable(uc->io, EV_READ);
     /* also with nothing buffered: the pause may have come right after the
      * last byte of a Content-Length body, and only relay_body completes it */
-    if (evbuffer_get_length(bufferevent_get_input(uc->bev)) ||
+    if (evbuffer_get_length(mg_io_get_input(uc->io)) ||
         (uc->rb == MG_H1_BODY_LENGTH && uc->remaining == 0))
-        uc_read_cb(uc->bev, uc);
+        uc_read_cb(uc->io, uc);
 }
 
 void mg_upstream_detach(struct mg_request *r, bool clean)
@@ -701,7 +695,7 @@ void mg_upstream_detach(struct mg_request *r, bool clean)
                  r->snap == uc->w->snap &&
                  (!uc->cl->max_requests_per_conn || uc->requests < uc->cl->max_requests_per_conn) &&
                  (!uc->cl->dynamic || (uc->dyn_key && idle_count(rt) < UP_DYN_IDLE_MAX)) &&
-                 evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0 &&
+                 evbuffer_get_length(mg_io_get_input(uc->io)) == 0 &&
                  /* other workers are queued on the instance-wide limit: free the slot */
                  !(uc->cl->max_connections &&
                    atomic_load_explicit(&uc->cl->g_pending, memory_order_relaxed) > rt->n_pending);
@@ -724,10 +718,10 @@ void mg_upstream_detach(struct mg_request *r, bool clean)
             uc_free(old);
         }
     }
-    bufferevent_enable(uc->bev, EV_READ);
+    mg_io_enable(uc->io, EV_READ);
     struct timeval tv = { (time_t)(uc->cl->idle_timeout_ms / 1000),
                           (suseconds_t)((uc->cl->idle_timeout_ms % 1000) * 1000) };
-    bufferevent_set_timeouts(uc->bev, uc->cl->idle_timeout_ms > 0 ? &tv : NULL, NULL);
+    mg_io_set_timeouts(uc->io, uc->cl->idle_timeout_ms > 0 ? &tv : NULL, NULL);
     if (!uc->busy)
         pool_kick(uc->cl, uc->w);
 }
@@ -811,7 +805,7 @@ static void take_head(struct mg_uconn *uc, struct mg_request *r, const struct mg
     r->n_resp_h = n;
     r->status = resp->status;
     r->resp_start_ms = mg_now_ms();
-    mg_upstream_note_local(r, uc->bev ? bufferevent_getfd(uc->bev) : -1);
+    mg_upstream_note_local(r, uc->io ? mg_io_getfd(uc->io) : -1);
     r->resp_cl = resp->content_length;
     r->resp_body = (enum mg_body_kind)resp->body;
     r->resp_close = !resp->keep_alive;
@@ -884,12 +878,12 @@ static void complete(struct mg_uconn *uc)
 /* Returns false when the connection must stop being processed. */
 static bool relay_body(struct mg_uconn *uc)
 {
-    struct evbuffer *in = bufferevent_get_input(uc->bev);
+    struct evbuffer *in = mg_io_get_input(uc->io);
     while (uc->r && uc->state == UC_BODY && !uc->dead) {
         struct mg_request *r = uc->r;
         size_t avail = evbuffer_get_length(in);
         if (r->ops->resp_full(r)) {
-            bufferevent_disable(uc->bev, EV_READ);
+            mg_io_disable(uc->io, EV_READ);
             return true;
         }
         if (uc->rb == MG_H1_BODY_LENGTH) {
@@ -981,7 +975,7 @@ bool mg_upstream_retry_class(int status, const char *grpc_status, bool ratelimit
 
 static void parse_head(struct mg_uconn *uc)
 {
-    struct evbuffer *in = bufferevent_get_input(uc->bev);
+    struct evbuffer *in = mg_io_get_input(uc->io);
     while (uc->r && uc->state == UC_HEAD && !uc->dead) {
         struct mg_request *r = uc->r;
         size_t avail = evbuffer_get_length(in);
@@ -1071,7 +1065,7 @@ static void parse_head(struct mg_uconn *uc)
          * not read (all of) the body as a body, and may still parse the
          * rest as requests of its own, whose answers would go to the next
          * user of the connection. It is not reused. */
-        if (!uc->req_done || evbuffer_get_length(bufferevent_get_output(uc->bev)))
+        if (!uc->req_done || evbuffer_get_length(mg_io_get_output(uc->io)))
             uc->keep_alive = false;
         evbuffer_drain(in, (size_t)hl);
         uc->state = UC_BODY;
@@ -1082,18 +1076,18 @@ static void parse_head(struct mg_uconn *uc)
     }
 }
 
-struct bufferevent *mg_upstream_tunnel(struct mg_request *r)
+struct mg_io *mg_upstream_tunnel(struct mg_request *r)
 {
     struct mg_uconn *uc = r->up2 ? NULL : r->uc;
-    if (!uc || uc->state != UC_TUNNEL || !uc->bev)
+    if (!uc || uc->state != UC_TUNNEL || !uc->io)
         return NULL;
-    bufferevent_set_timeouts(uc->bev, NULL, NULL);
-    return uc->bev;
+    mg_io_set_timeouts(uc->io, NULL, NULL);
+    return uc->io;
 }
 
-static void uc_read_cb(struct bufferevent *bev, void *arg)
+static void uc_read_cb(struct mg_io *io, void *arg)
 {
-    (void)bev;
+    (void)io;
     struct mg_uconn *uc = arg;
     uc->busy++;
     uc->got_bytes = true;
@@ -1115,12 +1109,12 @@ static void uc_read_cb(struct bufferevent *bev, void *arg)
         pool_kick(uc->cl, uc->w);       /* released inside the callback: serve the queue */
 }
 
-static void uc_write_cb(struct bufferevent *bev, void *arg)
+static void uc_write_cb(struct mg_io *io, void *arg)
 {
     struct mg_uconn *uc = arg;
     if (!uc->r || uc->state < UC_HEAD || uc->req_done)
         return;
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    mg_io_setwatermark(io, EV_WRITE, 0, 0);
     uc->busy++;
     uc->r->ops->body_resume(uc->r);
     uc->busy--;
@@ -1128,13 +1122,13 @@ static void uc_write_cb(struct bufferevent *bev, void *arg)
         uc_close(uc);
 }
 
-static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
+static void uc_event_cb(struct mg_io *io, short what, void *arg)
 {
     struct mg_uconn *uc = arg;
     uc->busy++;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & MG_IO_CONNECTED) {
         int one = 1;                    /* request heads and bodies go out at once */
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(mg_io_getfd(io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         char why[768];
         if (uc->ssl && uc->cl->mesh && mg_mesh_peer_refused(uc->cl, uc->ssl, why, sizeof(why))) {
             atomic_fetch_add_explicit(&uc->w->metrics->upstream_secure_naming_failed, 1,
@@ -1161,7 +1155,7 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
         goto out;
     if (uc->state == UC_CONNECTING) {
         connect_failed(uc);
-    } else if ((what & BEV_EVENT_EOF) && uc->state == UC_BODY && uc->rb == MG_H1_BODY_UNTIL_CLOSE) {
+    } else if ((what & MG_IO_EOF) && uc->state == UC_BODY && uc->rb == MG_H1_BODY_UNTIL_CLOSE) {
         uc->keep_alive = false;
         relay_body(uc);
         if (uc->r && !uc->dead)
@@ -1173,19 +1167,19 @@ static void uc_event_cb(struct bufferevent *bev, short what, void *arg)
         /* (a kept-alive connection the server had closed is no sign of
          * ill health) */
         if (!fresh_fail)
-            mg_cluster_outcome(uc->cl, uc->ep, (what & BEV_EVENT_TIMEOUT) ? MG_OD_TIMEOUT
+            mg_cluster_outcome(uc->cl, uc->ep, (what & MG_IO_TIMEOUT) ? MG_OD_TIMEOUT
                                                                           : MG_OD_CONNECT_FAILED, 0);
         if (fresh_fail && !r->body_started)
             mg_request_upstream_failed(r, 503, "UC", "connect-failure");
         else
-            mg_request_upstream_failed(r, (what & BEV_EVENT_TIMEOUT) ? 504 : 503,
-                                       (what & BEV_EVENT_TIMEOUT) ? "UT" : "UC", "reset");
+            mg_request_upstream_failed(r, (what & MG_IO_TIMEOUT) ? 504 : 503,
+                                       (what & MG_IO_TIMEOUT) ? "UT" : "UC", "reset");
     } else {
         uc->keep_alive = false;
         mg_request_upstream_failed(r, 502, "UPE", NULL);    /* truncated response */
     }
 out:
-    (void)bev;
+    (void)io;
     uc->busy--;
     if (uc->dead)
         uc_close(uc);

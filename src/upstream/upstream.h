@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include "config/config.h"
 #include "base/base.h"
 #include "upstream/types.h"
@@ -68,11 +67,11 @@ void mg_mirror_start(struct mg_request *r);
 /* An upgrade (r->upgrade) the upstream accepted: when it answers 101 the
  * response head reaches the codec (ops->resp_head with r->status 101) and
  * the connection becomes the request's byte stream. This returns its
- * bufferevent (NULL when r has no such connection) for the caller to set
+ * mg_io (NULL when r has no such connection) for the caller to set
  * its own callbacks on and relay both ways; bytes the upstream sent after
  * the 101 are in its input already. It stays the upstream's: end it with
  * mg_upstream_detach(r, false). */
-struct bufferevent *mg_upstream_tunnel(struct mg_request *r);
+struct mg_io *mg_upstream_tunnel(struct mg_request *r);
 
 /* Downstream drained below its watermark: resume reading the response. */
 void mg_upstream_resume(struct mg_request *r);
@@ -134,20 +133,20 @@ size_t mg_upstream_pp_header(const struct mg_cluster *cl, const struct mg_conn *
                              unsigned char *out, size_t cap);
 
 /* ---- the upstream side of a TCP splice (splice_tls.c) ----
- * A bufferevent, not yet connected, for a splice to endpoint ep of cl:
+ * An mg_io, not yet connected, for a splice to endpoint ep of cl:
  * plain, or TLS when the cluster originates it (DestinationRule SIMPLE or
  * MUTUAL; ISTIO_MUTUAL by rule or auto mTLS, with Istio's TCP ALPN), *ssl
- * then set. NULL on failure. After bufferevent_socket_connect, a TLS one
+ * then set. NULL on failure. After mg_io_connect, a TLS one
  * takes its PROXY protocol header (when the rule asks) from
  * mg_upstream_splice_pp_tls (0 or -1); a plain one from
  * mg_upstream_pp_header as before. Once connected, a mesh peer whose
  * identity the destination may not have is named by
  * mg_upstream_splice_refused (NULL = accepted; buf holds expected and
  * presented identities). */
-struct bufferevent *mg_upstream_splice_bev(struct mg_cluster *cl, size_t ep, struct mg_worker *w,
+struct mg_io *mg_upstream_splice_io(struct mg_cluster *cl, size_t ep, struct mg_worker *w,
                                            SSL **ssl);
 int mg_upstream_splice_pp_tls(const struct mg_cluster *cl, const struct mg_conn *down,
-                              struct bufferevent *bev, SSL *ssl);
+                              struct mg_io *io, SSL *ssl);
 const char *mg_upstream_splice_refused(const struct mg_cluster *cl, const SSL *ssl, char *buf,
                                        size_t len);
 

@@ -17,8 +17,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -138,10 +136,10 @@ static void conn_free(struct mg_up2_conn *c)
         event_free(c->pump_ev);
     if (c->ng)
         nghttp2_session_del(c->ng);
-    if (c->bev) {
+    if (c->io) {
         if (c->ssl && c->connected)
             SSL_shutdown(c->ssl);       /* close_notify; keeps the session resumable */
-        bufferevent_free(c->bev);
+        mg_io_free(c->io);
     }
     if (rt->n_open)
         rt->n_open--;
@@ -183,11 +181,11 @@ static void conn_fail(struct mg_up2_conn *c, bool connect)
 
 static void set_idle(struct mg_up2_conn *c)
 {
-    if (!c->bev || !c->connected)
+    if (!c->io || !c->connected)
         return;
     int64_t ms = c->cl->idle_timeout_ms;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    bufferevent_set_timeouts(c->bev, c->n_streams == 0 && ms > 0 ? &tv : NULL, NULL);
+    mg_io_set_timeouts(c->io, c->n_streams == 0 && ms > 0 ? &tv : NULL, NULL);
 }
 
 /* Free the connection when it is over and no callback of its own runs:
@@ -214,7 +212,7 @@ static bool conn_maybe_close(struct mg_up2_conn *c)
 
 static void conn_send(struct mg_up2_conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = mg_io_get_output(c->io);
     while (!c->dead && evbuffer_get_length(out) < UP2_OUT_WM) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->ng, &data);
@@ -313,12 +311,12 @@ static bool stream_submit(struct mg_up2_stream *s)
 
 /* ---- connecting ---- */
 
-static void bev_read_cb(struct bufferevent *bev, void *arg)
+static void bev_read_cb(struct mg_io *io, void *arg)
 {
     struct mg_up2_conn *c = arg;
     if (!c->ng || c->dead)
         return;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = mg_io_get_input(io);
     c->busy++;
     while (!c->dead && evbuffer_get_length(in)) {
         struct evbuffer_iovec v[16];
@@ -340,9 +338,9 @@ static void bev_read_cb(struct bufferevent *bev, void *arg)
     conn_pump(c);
 }
 
-static void bev_write_cb(struct bufferevent *bev, void *arg)
+static void bev_write_cb(struct mg_io *io, void *arg)
 {
-    (void)bev;
+    (void)io;
     struct mg_up2_conn *c = arg;
     if (c->ng && !c->dead)
         conn_pump(c);
@@ -350,13 +348,13 @@ static void bev_write_cb(struct bufferevent *bev, void *arg)
 
 static void start_session(struct mg_up2_conn *c);
 
-static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
+static void bev_event_cb(struct mg_io *io, short what, void *arg)
 {
     struct mg_up2_conn *c = arg;
     c->busy++;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & MG_IO_CONNECTED) {
         int one = 1;
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(mg_io_getfd(io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->connected = true;
         char why[768];
         if (c->ssl && c->cl->mesh && mg_mesh_peer_refused(c->cl, c->ssl, why, sizeof(why))) {
@@ -377,7 +375,7 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
     } else if (!c->connected) {
         c->fail_connect = true;
         conn_fail(c, true);
-    } else if ((what & BEV_EVENT_TIMEOUT) && c->n_streams == 0) {
+    } else if ((what & MG_IO_TIMEOUT) && c->n_streams == 0) {
         c->dead = true;                 /* idle timeout */
     } else {
         conn_fail(c, false);
@@ -439,8 +437,8 @@ static void start_session(struct mg_up2_conn *c)
     };
     nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, UP2_CONN_WINDOW);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
-    bufferevent_setwatermark(c->bev, EV_WRITE, UP2_OUT_WM / 2, 0);
+    mg_io_set_timeouts(c->io, NULL, NULL);
+    mg_io_setwatermark(c->io, EV_WRITE, UP2_OUT_WM / 2, 0);
     for (struct mg_up2_stream *s = c->streams, *nx; s; s = nx) {
         nx = s->next;
         if (s->id || !s->r)
@@ -458,7 +456,6 @@ static int conn_connect(struct mg_up2_conn *c, const struct sockaddr *sa, int sa
 {
     struct mg_cluster *cl = c->cl;
     struct event_base *base = c->w->base;
-    int flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     SSL_CTX *ctx = mg_mesh_conn_ctx(cl, c->ep, c->w);
     if (ctx) {
         c->ssl = SSL_new(ctx);
@@ -475,28 +472,28 @@ static int conn_connect(struct mg_up2_conn *c, const struct sockaddr *sa, int sa
             SSL_set_alpn_protos(c->ssl, h2_only, sizeof(h2_only) - 1);
         else
             SSL_set_alpn_protos(c->ssl, h2_h1, sizeof(h2_h1) - 1);
-        c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl, BUFFEREVENT_SSL_CONNECTING, flags);
-        if (!c->bev) {
-            SSL_free(c->ssl);           /* not owned by a bufferevent yet */
+        c->io = mg_io_socket_new(base, -1, c->ssl, MG_IO_CONNECTING);
+        if (!c->io) {
+            SSL_free(c->ssl);           /* not owned by an mg_io yet */
             c->ssl = NULL;
             return -1;
         }
     } else {
-        c->bev = bufferevent_socket_new(base, -1, flags);
-        if (!c->bev)
+        c->io = mg_io_socket_new(base, -1, NULL, MG_IO_OPEN);
+        if (!c->io)
             return -1;
     }
-    bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
+    mg_io_setcb(c->io, bev_read_cb, bev_write_cb, bev_event_cb, c);
     struct timeval tv = { (time_t)(cl->connect_timeout_ms / 1000),
                           (suseconds_t)((cl->connect_timeout_ms % 1000) * 1000) };
-    bufferevent_set_timeouts(c->bev, &tv, &tv);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    mg_io_set_timeouts(c->io, &tv, &tv);
+    mg_io_enable(c->io, EV_READ | EV_WRITE);
     atomic_fetch_add_explicit(&c->w->metrics->upstream_cx_total, 1, memory_order_relaxed);
-    if (bufferevent_socket_connect(c->bev, sa, salen) < 0 ||
-        mg_pp_arm(cl, &c->pp, c->bev, c->ssl) < 0)
+    if (mg_io_connect(c->io, sa, salen) < 0 ||
+        mg_pp_arm(cl, &c->pp, c->io, c->ssl) < 0)
         return -1;
     int one = 1;                        /* the handshake's flights go out at once too */
-    setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(mg_io_getfd(c->io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return 0;
 }
 
@@ -720,8 +717,8 @@ void mg_up2_start(struct mg_request *r)
         return;
     }
     if (c->ng) {
-        if (c->bev)
-            bufferevent_set_timeouts(c->bev, NULL, NULL);   /* not idle any more */
+        if (c->io)
+            mg_io_set_timeouts(c->io, NULL, NULL); /* not idle any more */
         if (!stream_submit(s)) {
             mg_up2_stream_free(s);
             mg_request_upstream_failed(r, 503, "UF", "connect-failure");

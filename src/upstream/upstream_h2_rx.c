@@ -193,7 +193,7 @@ static void take_head(struct mg_up2_stream *s)
     r->n_resp_h = n;
     r->status = s->status;
     r->resp_start_ms = mg_now_ms();
-    mg_upstream_note_local(r, s->c && s->c->bev ? bufferevent_getfd(s->c->bev) : -1);
+    mg_upstream_note_local(r, s->c && s->c->io ? mg_io_getfd(s->c->io) : -1);
     r->resp_close = false;
     r->resp_cl = 0;
     if (r->is_head || s->status == 204 || s->status == 304 || s->end_on_head) {

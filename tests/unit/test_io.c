@@ -251,6 +251,35 @@ static void free_inside(bool tls)
     peer_done(&pb);
 }
 
+/* Data and the FIN in one wakeup, reading paused by the read callback:
+ * the EOF waits until reading resumes (a relay still connecting must not
+ * see the client gone before it forwarded its bytes). */
+static void pause_read(struct mg_io *io, void *arg)
+{
+    p_read(io, arg);
+    mg_io_disable(io, EV_READ);
+}
+
+static void eof_after_pause(void)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    struct mg_io *a = mg_io_socket_new(base, sv[0], NULL, MG_IO_OPEN);
+    struct peer pa;
+    peer_init(&pa, a);
+    mg_io_setcb(a, pause_read, NULL, p_event, &pa);
+    ssize_t w = write(sv[1], "hello", 5);
+    (void)w;
+    shutdown(sv[1], SHUT_WR);
+    run_for(100);
+    ok(evbuffer_get_length(pa.got) == 5 && pa.events == 0, "data and FIN, reading paused: no EOF yet");
+    mg_io_enable(a, EV_READ);
+    run_for(100);
+    is_int(pa.events, MG_IO_EOF | MG_IO_READING, "the EOF once reading resumes");
+    close(sv[1]);
+    peer_done(&pa);
+}
+
 static void timeouts(void)
 {
     struct mg_io *a, *b;
@@ -343,6 +372,7 @@ int main(void)
     echo(true);
     free_inside(false);
     free_inside(true);
+    eof_after_pause();
     timeouts();
     handshake_failure();
     connect_tests();
