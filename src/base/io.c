@@ -38,7 +38,15 @@
 #define IO_CHUNK (16384 - 128)
 #define IO_RECORD 16384                 /* the largest TLS record's plaintext */
 #define IO_JOIN_MIN 4096                /* a head chain at least this big goes as it is */
-#define IO_BUDGET (256 * 1024)          /* bytes per wakeup and direction before yielding */
+/* Bytes per wakeup before yielding to the rest of the loop (checked
+ * between reads): a write takes what the socket does (256 KiB at most); a
+ * TLS read about one record, as a bufferevent did, so that a client
+ * pouring data in is parsed in steps between which the loop polls (its
+ * other work, the upstream's answers) instead of in one long run; a plain
+ * read 64 KiB (an upstream's body: a 16 KiB one in one wakeup). */
+#define IO_READ_BUDGET_TLS 16384
+#define IO_READ_BUDGET 65536
+#define IO_WRITE_BUDGET (256 * 1024)
 
 enum io_state {
     IO_OPEN,
@@ -50,6 +58,7 @@ enum io_state {
 struct mg_io {
     struct event ev;                    /* the fd: EV_READ|EV_WRITE|EV_PERSIST|EV_ET */
     struct event *timer;                /* read/write timeouts; only while one is set */
+    struct event *yield;                /* a zero timeout: go on after the loop polls */
     struct event_base *base;
     struct evbuffer *in, *out;
     SSL *ssl;
@@ -123,6 +132,22 @@ static void io_kick(struct mg_io *io)
     /* EV_TIMEOUT never comes from the fd (it has no timeout): it marks a
      * kick, which says nothing about readiness */
     event_active(&io->ev, EV_TIMEOUT, 1);
+}
+
+static void yield_cb(evutil_socket_t fd, short what, void *arg);
+
+/* A budget ran out: go on after the loop has polled the other sockets. An
+ * event_active would run in this same pass, before any new readiness is
+ * seen; a zero timeout runs after the next poll. */
+static void io_yield(struct mg_io *io)
+{
+    if (io->freed)
+        return;
+    if (!io->yield && !(io->yield = evtimer_new(io->base, yield_cb, io)))
+        return;
+    static const struct timeval zero = { 0, 0 };
+    if (!evtimer_pending(io->yield, NULL))
+        evtimer_add(io->yield, &zero);
 }
 
 static bool handshaking(const struct mg_io *io)
@@ -199,8 +224,8 @@ struct mg_io *mg_io_socket_new(struct event_base *base, int fd, SSL *ssl, enum m
     io->base = base;
     io->fd = fd;
     io->ssl = ssl;
-    io->max_read = IO_BUDGET;
-    io->max_write = IO_BUDGET;
+    io->max_read = ssl ? IO_READ_BUDGET_TLS : IO_READ_BUDGET;
+    io->max_write = IO_WRITE_BUDGET;
     evbuffer_add_cb(io->out, out_cb, io);
     evbuffer_add_cb(io->in, in_cb, io);
     if (ssl) {
@@ -356,14 +381,19 @@ void mg_io_set_timeouts(struct mg_io *io, const struct timeval *rd, const struct
     timers_update(io, 0, false, false);
 }
 
-void mg_io_set_max_single_read(struct mg_io *io, size_t n) { io->max_read = n ? n : IO_BUDGET; }
-void mg_io_set_max_single_write(struct mg_io *io, size_t n) { io->max_write = n ? n : IO_BUDGET; }
+void mg_io_set_max_single_read(struct mg_io *io, size_t n)
+{
+    io->max_read = n ? n : io->ssl ? IO_READ_BUDGET_TLS : IO_READ_BUDGET;
+}
+void mg_io_set_max_single_write(struct mg_io *io, size_t n) { io->max_write = n ? n : IO_WRITE_BUDGET; }
 
 static void io_destroy(struct mg_io *io)
 {
     io_unregister(io);
     if (io->timer)
         event_free(io->timer);
+    if (io->yield)
+        event_free(io->yield);
     evbuffer_free(io->in);
     evbuffer_free(io->out);
     if (io->ssl)
@@ -385,6 +415,8 @@ void mg_io_free(struct mg_io *io)
         io_unregister(io);
         if (io->timer)
             evtimer_del(io->timer);
+        if (io->yield)
+            evtimer_del(io->yield);
         return;
     }
     io_destroy(io);
@@ -427,6 +459,8 @@ static void save_ssl_error(struct mg_io *io)
     ERR_clear_error();
 }
 
+static _Thread_local unsigned char stage_buf[IO_CHUNK];
+
 /* Read until EAGAIN, the high watermark or the budget. *got counts bytes. */
 static int do_read(struct mg_io *io, size_t *got)
 {
@@ -442,13 +476,22 @@ static int do_read(struct mg_io *io, size_t *got)
             if (io->rhigh - len < want)
                 want = io->rhigh - len;
         }
-        if (budget - *got < want)
-            want = budget - *got;
+        /* Into an empty input, through the staging buffer: the chain is
+         * then sized by what came (a request head: 1 KiB, not 16), and a
+         * read that finds nothing leaves no empty chain behind (libevent
+         * keeps a reserved chain that got no data, and frees it with the
+         * next full drain only). */
         struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(io->in, (ev_ssize_t)want, &v, 1) != 1)
-            return IO_FAIL;
-        if (v.iov_len > want)
+        bool staged = len == 0;
+        if (staged) {
+            v.iov_base = stage_buf;
             v.iov_len = want;
+        } else {
+            if (evbuffer_reserve_space(io->in, (ev_ssize_t)want, &v, 1) != 1)
+                return IO_FAIL;
+            if (v.iov_len > want)
+                v.iov_len = want;
+        }
         size_t n = 0;
         int rc;
         if (io->ssl) {
@@ -491,7 +534,10 @@ static int do_read(struct mg_io *io, size_t *got)
         }
         v.iov_len = n;
         int saved = errno;
-        evbuffer_commit_space(io->in, &v, 1);
+        if (!staged)
+            evbuffer_commit_space(io->in, &v, 1);
+        else if (n && evbuffer_add(io->in, stage_buf, n) < 0)
+            rc = IO_FAIL;
         errno = saved;
         *got += n;
         if (rc != IO_DONE)
@@ -686,8 +732,10 @@ static void io_run(struct mg_io *io)
                     goto out;
                 again = writing(io) && io->can_write;
             }
-            if (rc == IO_DONE && evbuffer_get_length(io->out) && put >= io->max_write)
-                again = true;           /* the budget, not the socket, stopped it */
+            if (rc == IO_DONE && evbuffer_get_length(io->out) && put >= io->max_write) {
+                io_yield(io);           /* the budget, not the socket, stopped it */
+                break;
+            }
         }
         if (reading(io) && (io->can_read || (io->read_wants_write && io->can_write) || io->rd_end)) {
             size_t got = 0;
@@ -712,20 +760,15 @@ static void io_run(struct mg_io *io)
                 if (io_gone(io))
                     goto out;
             } else if (rc == IO_DONE && got >= io->max_read) {
-                /* the budget: yield to the other connections, come back */
-                io->busy--;
-                io_kick(io);
-                io->busy++;
+                io_yield(io);           /* the budget, not the socket, stopped it */
+                break;
             }
         }
         if (!(again || (writing(io) && io->can_write) ||
               (reading(io) && (io->can_read || io->rd_end))))
             break;
-        if (round == 3) {
-            io->busy--;
-            io_kick(io);                /* more to do: after the others */
-            io->busy++;
-        }
+        if (round == 3)
+            io_yield(io);               /* more to do: after the others */
     }
 out:
     if (--io->busy == 0 && io->freed) {
@@ -734,6 +777,13 @@ out:
     }
     if (io_gone(io))
         return;
+    /* Idle (the peer sent all it had, nothing waits to leave): the SSL's
+     * record buffers, some 17 KiB each way, go back to the allocator until
+     * the next record; a busy connection keeps them between records
+     * (SSL_MODE_RELEASE_BUFFERS would free them after every one). */
+    if (io->ssl && io->state == IO_OPEN && !io->can_read && !io->pend &&
+        evbuffer_get_length(io->out) == 0)
+        SSL_free_buffers(io->ssl);
     if (io->timer && (io->rtv || io->wtv)) {
         now = now_us();
         timers_update(io, now, rprog, wprog);
@@ -753,6 +803,13 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
     if (what & EV_CLOSED)
         io->rdhup = io->can_read = true;
     io_run(io);
+}
+
+static void yield_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    io_run(arg);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
