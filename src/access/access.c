@@ -486,11 +486,16 @@ int mg_access_authenticate_early(struct mg_request *r)
     const struct mg_access *a = r->snap->access;
     if (!a || !a->n_ra_rules || r->authn)
         return 0;
-    struct mg_ra_result *ra = mg_arena_zalloc(&r->arena, sizeof(*ra));
-    if (!authenticate(r, a, ra)) {
-        mg_ra_result_free(ra);
+    /* On the stack until it passes: a refusal answers the request, and an
+     * HTTP/1.1 answer ends it at once, arena included */
+    struct mg_ra_result own;
+    memset(&own, 0, sizeof(own));
+    if (!authenticate(r, a, &own)) {
+        mg_ra_result_free(&own);
         return -1;
     }
+    struct mg_ra_result *ra = mg_arena_zalloc(&r->arena, sizeof(*ra));
+    *ra = own;                          /* no pointer into itself: a plain move */
     r->authn = ra;
     mg_request_on_release(r, authn_release);
     return 0;
