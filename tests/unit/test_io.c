@@ -67,7 +67,7 @@ static void p_read(struct mg_io *io, void *arg)
     if (p->free_on_read) {
         mg_io_free(io);
         p->io = NULL;
-        event_base_loopexit(base, NULL);
+        event_base_loopbreak(base);
     }
 }
 
@@ -90,7 +90,7 @@ static void p_event(struct mg_io *io, short what, void *arg)
         p->io = NULL;
     }
     if (!(what & MG_IO_CONNECTED) && p->stop_on_event)
-        event_base_loopexit(base, NULL);
+        event_base_loopbreak(base);
 }
 
 static void peer_init(struct peer *p, struct mg_io *io)
@@ -129,11 +129,23 @@ static void make_pair(bool tls, bool small, struct mg_io **a, struct mg_io **b)
     *b = mg_io_socket_new(base, sv[1], tls ? SSL_new(cctx) : NULL, tls ? MG_IO_CONNECTING : MG_IO_OPEN);
 }
 
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    event_base_loopbreak(base);
+}
+
+/* Run the loop for ms, or until a callback breaks it; no stop is left
+ * behind for the next run (a timed loopexit would be). */
 static void run_for(int ms)
 {
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    event_base_loopexit(base, &tv);
+    struct event *stop = evtimer_new(base, stop_cb, NULL);
+    evtimer_add(stop, &tv);
     event_base_dispatch(base);
+    event_free(stop);
 }
 
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 131 + (i >> 9)); }
