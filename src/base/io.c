@@ -230,12 +230,13 @@ struct mg_io *mg_io_socket_new(struct event_base *base, int fd, SSL *ssl, enum m
     evbuffer_add_cb(io->in, in_cb, io);
     if (ssl) {
         /* partial writes: a record at a time is progress; a moving buffer:
-         * a retried SSL_write may come from a fresh copy of the same bytes;
-         * read-ahead: one read(2) takes several records, not a header and a
-         * body per record (every read loops until WANT_READ, so nothing
-         * stays unseen in the SSL's buffer) */
+         * a retried SSL_write may come from a fresh copy of the same bytes.
+         * No read-ahead: with it, a handshake could stop on WANT_READ with
+         * the peer's next flight already taken off the socket into the
+         * SSL's buffer, so no edge ever came for it (a few connections
+         * in ten thousand stalled until the handshake timeout, and full
+         * handshakes ran at two thirds of the rate they make without it). */
         SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        SSL_set_read_ahead(ssl, 1);
         if (fd >= 0)
             SSL_set_fd(ssl, fd);
         if (st == MG_IO_ACCEPTING)
