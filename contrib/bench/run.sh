@@ -35,9 +35,14 @@
 # Knobs (environment): MESHGATE=path of the binary; BENCH_PROXIES (default
 # "meshgate nginx haproxy") and BENCH_SCENARIOS narrow a run, e.g. while
 # profiling; BENCH_IDLE="" skips the memory lines; BENCH_PERF=FILE records
-# the meshgate process with `perf record -g` into FILE for the run.
+# the meshgate process with `perf record -g` into FILE for the run;
+# MESHGATE_BASE=path of another meshgate binary (a build before a change)
+# adds it as the proxy "base" on the 39xxx ports, with the same
+# configuration, and prints meshgate/base per scenario (median and range of
+# the per-round ratios): a before/after figure from one interleaved run.
 set -eu
 proxies=${BENCH_PROXIES:-meshgate nginx haproxy}
+if [ -n "${MESHGATE_BASE:-}" ]; then proxies="$proxies base"; fi
 scenarios=${BENCH_SCENARIOS:-keepalive big h2 h2big newconn full resume rsa mtls_ka mtls_new mtls_h2 redirect}
 # 10 000 held connections need more descriptors than this machine's hard
 # limit of 20 000 lets HAProxy reserve (2 per connection): 9 000 here
@@ -203,8 +208,16 @@ spec:
 YAML
 "$bin" run -c "$w/mg" >"$w/mg.log" 2>&1 & pids+=($!)
 mgpid=$!
+basepid=
+if [ -n "${MESHGATE_BASE:-}" ]; then
+  mkdir -p "$w/base"
+  sed 's/\b38\([0-9][0-9][0-9]\)\b/39\1/g' "$w/mg/config.yaml" > "$w/base/config.yaml"
+  "$MESHGATE_BASE" run -c "$w/base" >"$w/base.log" 2>&1 & pids+=($!)
+  basepid=$!
+fi
 
-for port in 19090 18443 18444 18445 28443 28444 28445 38443 38444 38445 38080; do
+for port in 19090 18443 18444 18445 28443 28444 28445 38443 38444 38445 38080 \
+    ${MESHGATE_BASE:+39443 39444 39445 39080}; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
 done
 for _ in $(seq 100); do
@@ -217,12 +230,12 @@ if [ -n "${BENCH_PERF:-}" ]; then
   sleep 0.5
 fi
 
-declare -A port_tls=([meshgate]=38443 [nginx]=18443 [haproxy]=28443)
-declare -A port_rsa=([meshgate]=38444 [nginx]=18444 [haproxy]=28444)
-declare -A port_mtls=([meshgate]=38445 [nginx]=18445 [haproxy]=28445)
+declare -A port_tls=([meshgate]=38443 [nginx]=18443 [haproxy]=28443 [base]=39443)
+declare -A port_rsa=([meshgate]=38444 [nginx]=18444 [haproxy]=28444 [base]=39444)
+declare -A port_mtls=([meshgate]=38445 [nginx]=18445 [haproxy]=28445 [base]=39445)
 # the processes whose CPU a proxy's run costs (nginx: master and workers)
-declare -A ppids=([meshgate]=$mgpid [nginx]="$(cat "$w/nginx.pid" 2>/dev/null)" [haproxy]="$hapid")
-declare -A port_plain=([meshgate]=38080 [nginx]=18080 [haproxy]=28080)
+declare -A ppids=([meshgate]=$mgpid [nginx]="$(cat "$w/nginx.pid" 2>/dev/null)" [haproxy]="$hapid" [base]="$basepid")
+declare -A port_plain=([meshgate]=38080 [nginx]=18080 [haproxy]=28080 [base]=39080)
 # Every scenario must get the answer it is meant to measure, or its number
 # means nothing. (h2load's -H host: adds a Host header next to :authority,
 # which a strict server refuses with 400: set :authority itself.)
@@ -354,6 +367,23 @@ for s in $scenarios; do
       (n>0?m/n:0), (h>0?m/h:0), sprintf("%.0f-%.0f", lo, hi), cm, cn, ch }'
 done
 echo "(median of $rounds interleaved rounds of ${secs}s; $workers workers each; origin nginx on 127.0.0.1:19090, 1 worker)"
+if [ -n "${MESHGATE_BASE:-}" ]; then
+  echo
+  echo "meshgate ($bin) against base ($MESHGATE_BASE), ratios per round:"
+  printf '%-10s %10s %10s %8s  %s\n' scenario meshgate base mg/base "min-max of the round ratios"
+  for s in $scenarios; do
+    paste <(col "$s" meshgate 3) <(col "$s" base 3) |
+      awk -v s="$s" '{m[NR]=$1; b[NR]=$2; r[NR]=($2>0?$1/$2:0)} END {
+        n=NR; if (!n) exit
+        for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) {
+          if (r[j]<r[i]) {t=r[i]; r[i]=r[j]; r[j]=t}
+          if (m[j]<m[i]) {t=m[i]; m[i]=m[j]; m[j]=t}
+          if (b[j]<b[i]) {t=b[i]; b[i]=b[j]; b[j]=t} }
+        md=(n%2?r[(n+1)/2]:(r[n/2]+r[n/2+1])/2)
+        mm=(n%2?m[(n+1)/2]:(m[n/2]+m[n/2+1])/2); mb=(n%2?b[(n+1)/2]:(b[n/2]+b[n/2+1])/2)
+        printf "%-10s %10.0f %10.0f %8.3f  %.3f-%.3f\n", s, mm, mb, md, r[1], r[n] }'
+  done
+fi
 echo
 echo "ceiling for handshakes (openssl speed, one core):"
 openssl speed -seconds 2 ecdsap256 ecdhx25519 2>/dev/null | awk '/^ *256 bits ecdsa/ {printf "  ECDSA P-256: %s signs/s, %s verifies/s\n", $(NF-1), $NF}
