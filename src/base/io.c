@@ -20,6 +20,7 @@
  * re-activates itself when reading may go on. */
 #include "base/base.h"
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,15 @@ struct mg_io {
      * would go on, as a bufferevent that reads once per wakeup sees it. */
     uint8_t rd_end;
     int rd_errno;
+    /* The read side of the TLS record layer (rbio, below): bytes read
+     * from the socket past what OpenSSL asked for, kept when the run ends
+     * before OpenSSL took them; and whether the last read(2) emptied the
+     * socket (short), so that the next request for bytes is answered
+     * "retry" without a read(2) that would only say EAGAIN. */
+    unsigned char *rb;
+    uint32_t rb_off, rb_len;
+    bool drained;
+    bool bio_eof;                       /* read(2) said 0 */
     bool kicked;                        /* an event_active is queued */
     bool freed;                         /* mg_io_free inside a callback: done on return */
 };
@@ -206,6 +216,181 @@ static void timers_update(struct mg_io *io, int64_t now, bool read_progress, boo
     io->armed = next;
 }
 
+/* ---- the TLS read BIO ----
+ *
+ * OpenSSL without read-ahead asks its BIO for a record's 5-byte header,
+ * then for the record's body: with a socket BIO that is two read(2) calls
+ * per record and one more that finds EAGAIN. This BIO reads the socket
+ * once, up to a record and a header past what was asked, into a buffer of
+ * the worker thread, and answers the following requests from it; a read
+ * that came back short means the socket is empty until its next edge, so
+ * the request after the buffer runs dry is "retry" without a syscall. One
+ * read(2) per small request instead of three. Read-ahead in OpenSSL would
+ * save the same calls, but keeps bytes the loop cannot see: a handshake
+ * could then wait on WANT_READ for a flight OpenSSL had already taken.
+ * Here what was read and not yet taken is known: it belongs to the one
+ * connection that read it (rb_owner), and is copied to that connection's
+ * own allocation (rb) when its run ends, or when another connection needs
+ * the thread's buffer first. Writes go through a plain socket BIO. */
+#define IO_RBUF (IO_RECORD + 2048 + 5)  /* a whole record with its header and the next header */
+
+static _Thread_local unsigned char rbuf[IO_RBUF];
+static _Thread_local struct mg_io *rb_owner;
+static _Thread_local uint32_t rbuf_off, rbuf_len;
+static BIO_METHOD *rbio_method;
+static pthread_once_t rbio_once = PTHREAD_ONCE_INIT;
+
+/* What is left in the thread's buffer moves to the owner's allocation. */
+static void rb_spill(void)
+{
+    struct mg_io *o = rb_owner;
+    rb_owner = NULL;
+    if (!o || rbuf_off == rbuf_len)
+        return;
+    uint32_t n = rbuf_len - rbuf_off;
+    unsigned char *m = malloc(n);
+    if (!m) {
+        o->bio_eof = true;              /* cannot keep the bytes: end the stream, never skip them */
+        rbuf_off = rbuf_len = 0;
+        return;
+    }
+    memcpy(m, rbuf + rbuf_off, n);
+    o->rb = m;
+    o->rb_off = 0;
+    o->rb_len = n;
+    rbuf_off = rbuf_len = 0;
+}
+
+static int rbio_read(BIO *b, char *out, int outl)
+{
+    struct mg_io *io = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (outl <= 0)
+        return 0;
+    size_t want = (size_t)outl;
+    if (io->rb) {
+        size_t n = io->rb_len - io->rb_off;
+        if (n > want)
+            n = want;
+        memcpy(out, io->rb + io->rb_off, n);
+        io->rb_off += (uint32_t)n;
+        if (io->rb_off == io->rb_len) {
+            free(io->rb);
+            io->rb = NULL;
+            io->rb_off = io->rb_len = 0;
+        }
+        return (int)n;
+    }
+    if (rb_owner == io && rbuf_off < rbuf_len) {
+        size_t n = rbuf_len - rbuf_off;
+        if (n > want)
+            n = want;
+        memcpy(out, rbuf + rbuf_off, n);
+        rbuf_off += (uint32_t)n;
+        return (int)n;
+    }
+    if (io->bio_eof)
+        return 0;
+    if (io->drained) {
+        BIO_set_retry_read(b);
+        errno = EAGAIN;
+        return -1;
+    }
+    if (rb_owner && rb_owner != io)
+        rb_spill();
+    rb_owner = NULL;
+    rbuf_off = rbuf_len = 0;
+    ssize_t r;
+    if (want >= IO_RBUF) {              /* never without read-ahead; straight in */
+        do
+            r = read(io->fd, out, want);
+        while (r < 0 && errno == EINTR);
+        if (r > 0 && (size_t)r < want && !io->rdhup)
+            io->drained = true;
+    } else {
+        do
+            r = read(io->fd, rbuf, IO_RBUF);
+        while (r < 0 && errno == EINTR);
+        if (r > 0) {
+            if ((size_t)r < IO_RBUF && !io->rdhup)
+                io->drained = true;
+            size_t n = (size_t)r < want ? (size_t)r : want;
+            memcpy(out, rbuf, n);
+            if ((size_t)r > n) {
+                rb_owner = io;
+                rbuf_off = (uint32_t)n;
+                rbuf_len = (uint32_t)r;
+            }
+            r = (ssize_t)n;
+        }
+    }
+    if (r == 0) {
+        io->bio_eof = true;
+    } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        io->drained = true;
+        BIO_set_retry_read(b);
+    }
+    return (int)r;
+}
+
+static long rbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    struct mg_io *io = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_EOF:
+        return io && io->bio_eof && !io->rb && rb_owner != io;
+    case BIO_CTRL_PENDING:
+        if (!io)
+            return 0;
+        return (long)(io->rb ? io->rb_len - io->rb_off : rb_owner == io ? rbuf_len - rbuf_off : 0);
+    case BIO_CTRL_FLUSH:
+    case BIO_CTRL_PUSH:
+    case BIO_CTRL_POP:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int rbio_write(BIO *b, const char *in, int inl)
+{
+    (void)b;
+    (void)in;
+    (void)inl;
+    return -1;                          /* the read half only */
+}
+
+static void rbio_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "meshgate socket read");
+    if (m && BIO_meth_set_read(m, rbio_read) && BIO_meth_set_write(m, rbio_write) &&
+        BIO_meth_set_ctrl(m, rbio_ctrl))
+        rbio_method = m;
+    else
+        BIO_meth_free(m);
+}
+
+/* The SSL reads through the BIO above and writes to the socket. */
+static bool io_set_bios(struct mg_io *io, int fd)
+{
+    pthread_once(&rbio_once, rbio_init);
+    if (!rbio_method)
+        return SSL_set_fd(io->ssl, fd) == 1;   /* the socket BIO both ways */
+    BIO *r = BIO_new(rbio_method);
+    BIO *w = BIO_new_socket(fd, BIO_NOCLOSE);
+    if (!r || !w) {
+        BIO_free(r);
+        BIO_free(w);
+        return false;
+    }
+    BIO_set_data(r, io);
+    BIO_set_init(r, 1);
+    SSL_set_bio(io->ssl, r, w);
+    return true;
+}
+
 struct mg_io *mg_io_socket_new(struct event_base *base, int fd, SSL *ssl, enum mg_io_start st)
 {
     struct mg_io *io = calloc(1, sizeof(*io));
@@ -237,8 +422,12 @@ struct mg_io *mg_io_socket_new(struct event_base *base, int fd, SSL *ssl, enum m
          * in ten thousand stalled until the handshake timeout, and full
          * handshakes ran at two thirds of the rate they make without it). */
         SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        if (fd >= 0)
-            SSL_set_fd(ssl, fd);
+        if (fd >= 0 && !io_set_bios(io, fd)) {
+            evbuffer_free(io->in);
+            evbuffer_free(io->out);
+            free(io);
+            return NULL;
+        }
         if (st == MG_IO_ACCEPTING)
             SSL_set_accept_state(ssl);
         else if (st == MG_IO_CONNECTING)
@@ -259,7 +448,7 @@ int mg_io_connect(struct mg_io *io, const struct sockaddr *sa, int len)
         if (fd < 0)
             return -1;
         io->fd = fd;
-        if (io->ssl && !SSL_set_fd(io->ssl, fd))
+        if (io->ssl && !io_set_bios(io, fd))
             return -1;
     }
     io->can_read = io->can_write = false;
@@ -397,6 +586,11 @@ static void io_destroy(struct mg_io *io)
         event_free(io->yield);
     evbuffer_free(io->in);
     evbuffer_free(io->out);
+    if (rb_owner == io) {
+        rb_owner = NULL;
+        rbuf_off = rbuf_len = 0;
+    }
+    free(io->rb);
     if (io->ssl)
         SSL_free(io->ssl);
     if (io->fd >= 0)
@@ -493,7 +687,7 @@ static int do_read(struct mg_io *io, size_t *got)
             if (v.iov_len > want)
                 v.iov_len = want;
         }
-        size_t n = 0;
+        size_t n = 0, asked = v.iov_len;
         int rc;
         if (io->ssl) {
             ERR_clear_error();
@@ -543,7 +737,7 @@ static int do_read(struct mg_io *io, size_t *got)
         *got += n;
         if (rc != IO_DONE)
             return rc;
-        if (!io->ssl && n < v.iov_len && !io->rdhup) {
+        if (!io->ssl && n < asked && !io->rdhup) {
             /* A short read of a stream socket took all it had: the next
              * arrival is a new edge. Unless the peer's FIN came with this
              * edge (EV_CLOSED): then read on, to the EOF. */
@@ -778,6 +972,8 @@ out:
     }
     if (io_gone(io))
         return;
+    if (rb_owner == io)
+        rb_spill();
     /* Idle (the peer sent all it had, nothing waits to leave): the SSL's
      * record buffers, some 17 KiB each way, go back to the allocator until
      * the next record; a busy connection keeps them between records
@@ -797,6 +993,8 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
     struct mg_io *io = arg;
     if (what & EV_TIMEOUT)
         io->kicked = false;
+    if (what & (EV_READ | EV_CLOSED))
+        io->drained = false;
     if (what & EV_READ)
         io->can_read = true;
     if (what & EV_WRITE)

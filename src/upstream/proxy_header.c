@@ -232,16 +232,17 @@ int mg_pp_arm(const struct mg_cluster *cl, const struct mg_pp_key *k, struct mg_
     pthread_once(&pf_once, pf_init);
     BIO *sock = SSL_get_wbio(ssl);
     BIO *f = pf_method ? BIO_new(pf_method) : NULL;
-    if (!sock || sock != SSL_get_rbio(ssl) || !f) {
+    if (!sock || BIO_method_type(sock) != BIO_TYPE_SOCKET || !f) {
         BIO_free(f);
         free(p);
         return -1;
     }
     BIO_set_data(f, p);
-    /* The socket BIO holds two references, the SSL's as read and as write
-     * BIO. The filter's chain takes one more; SSL_set0_wbio drops the write
-     * one: the read BIO and the chain remain, and SSL_free releases both
-     * (BIO_free_all stops at a BIO still referenced). */
+    /* The write BIO is a socket BIO (mg_io reads through its own). The
+     * filter's chain takes a reference to it; SSL_set0_wbio drops the
+     * SSL's own: the chain remains, and SSL_free releases it (were the
+     * socket BIO also the read BIO, that reference would remain as well,
+     * and BIO_free_all stops at a BIO still referenced). */
     BIO_up_ref(sock);
     BIO_push(f, sock);
     SSL_set0_wbio(ssl, f);

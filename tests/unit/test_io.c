@@ -20,6 +20,23 @@
 static struct event_base *base;
 static SSL_CTX *sctx, *cctx;
 
+/* Every read(2) that io.c makes (linked with --wrap=read): per fd, and
+ * how many found nothing (EAGAIN). */
+ssize_t __real_read(int fd, void *buf, size_t n);
+ssize_t __wrap_read(int fd, void *buf, size_t n);
+static int count_fd = -1, count_calls, count_again;
+
+ssize_t __wrap_read(int fd, void *buf, size_t n)
+{
+    ssize_t r = __real_read(fd, buf, n);
+    if (fd == count_fd) {
+        count_calls++;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            count_again++;
+    }
+    return r;
+}
+
 static void make_ctx(void)
 {
     EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -373,6 +390,120 @@ static void connect_tests(void)
     peer_done(&pc);
 }
 
+/* One small message costs one read(2): a TLS record read whole with its
+ * header, the socket known empty from the short read (no read that finds
+ * EAGAIN), plain the same. */
+static void read_calls(bool tls)
+{
+    const char *t = tls ? "tls" : "plain";
+    struct mg_io *a, *b;
+    make_pair(tls, false, &a, &b);
+    struct peer pa, pb;
+    peer_init(&pa, a);
+    peer_init(&pb, b);
+    mg_io_write(b, "warm", 4);
+    for (int i = 0; i < 100 && evbuffer_get_length(pa.got) < 4; i++)
+        run_for(10);
+    count_fd = mg_io_getfd(a);
+    int total = 0, again = 0;
+    for (int m = 0; m < 10; m++) {
+        count_calls = count_again = 0;
+        mg_io_write(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+        size_t want = 4 + 27 * (size_t)(m + 1);
+        for (int i = 0; i < 100 && evbuffer_get_length(pa.got) < want; i++)
+            run_for(5);
+        total += count_calls;
+        again += count_again;
+    }
+    count_fd = -1;
+    is_int((int)evbuffer_get_length(pa.got), 4 + 270, "%s: 10 messages arrived", t);
+    is_int(total, 10, "%s: one read(2) per message", t);
+    is_int(again, 0, "%s: no read(2) that found the socket empty", t);
+    peer_done(&pa);
+    peer_done(&pb);
+}
+
+/* The client's last handshake flight and its first data arrive in one
+ * read: the data is delivered with no further edge from the socket. */
+static void data_with_finished(void)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    struct mg_io *a = mg_io_socket_new(base, sv[0], SSL_new(sctx), MG_IO_ACCEPTING);
+    struct peer pa;
+    peer_init(&pa, a);
+    /* the client is driven by hand: Finished and a record in one write */
+    SSL *c = SSL_new(cctx);
+    BIO *mem_in = BIO_new(BIO_s_mem()), *mem_out = BIO_new(BIO_s_mem());
+    SSL_set_bio(c, mem_in, mem_out);
+    SSL_set_connect_state(c);
+    char buf[16384];
+    int done = 0;
+    for (int i = 0; i < 50 && !done; i++) {
+        int r = SSL_do_handshake(c);
+        done = r == 1;
+        int n;
+        if (done) {
+            /* Finished is in mem_out: add the data behind it */
+            SSL_write(c, "after-finished", 14);
+        }
+        while ((n = BIO_read(mem_out, buf, sizeof(buf))) > 0) {
+            ssize_t w = write(sv[1], buf, (size_t)n);
+            (void)w;
+        }
+        if (done)
+            break;
+        run_for(20);
+        ssize_t got = read(sv[1], buf, sizeof(buf));
+        if (got > 0)
+            BIO_write(mem_in, buf, (int)got);
+    }
+    ok(done, "hand-driven client finished its handshake");
+    for (int i = 0; i < 50 && evbuffer_get_length(pa.got) < 14; i++)
+        run_for(10);
+    is_int((int)evbuffer_get_length(pa.got), 14, "data behind the client's Finished delivered");
+    is_int(pa.connected, 1, "CONNECTED once");
+    SSL_free(c);
+    close(sv[1]);
+    peer_done(&pa);
+}
+
+/* Two TLS connections of one thread, each stopped by its high watermark
+ * with records read but not yet taken: neither's bytes are lost to the
+ * other's reads, both streams arrive whole. */
+static void leftovers(void)
+{
+    struct mg_io *a1, *b1, *a2, *b2;
+    make_pair(true, false, &a1, &b1);
+    make_pair(true, false, &a2, &b2);
+    struct peer p1, q1, p2, q2;
+    peer_init(&p1, a1);
+    peer_init(&q1, b1);
+    peer_init(&p2, a2);
+    peer_init(&q2, b2);
+    mg_io_setwatermark(a1, EV_READ, 0, 1000);
+    mg_io_setwatermark(a2, EV_READ, 0, 1000);
+    p1.consume = p2.consume = 1;        /* the callbacks take a byte: the input stays full */
+    size_t n = 200000;
+    add_pattern(mg_io_get_output(b1), n, 300);
+    add_pattern(mg_io_get_output(b2), n, 300);
+    for (int i = 0; i < 2000 && (evbuffer_get_length(p1.got) < n || evbuffer_get_length(p2.got) < n); i++) {
+        run_for(2);
+        evbuffer_remove_buffer(mg_io_get_input(a1), p1.got, 999);
+        evbuffer_remove_buffer(mg_io_get_input(a2), p2.got, 999);
+        mg_io_enable(a1, EV_READ);
+        mg_io_enable(a2, EV_READ);
+    }
+    ok(check_pattern(p1.got, n), "two connections with bytes held back: the first intact (%zu)",
+       evbuffer_get_length(p1.got));
+    ok(check_pattern(p2.got, n), "... the second intact (%zu)", evbuffer_get_length(p2.got));
+    is_int(p1.events | p2.events, 0, "... no error");
+    peer_done(&p1);
+    peer_done(&q1);
+    peer_done(&p2);
+    peer_done(&q2);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);           /* as the gateway: a write to a closed peer is an error */
@@ -388,6 +519,10 @@ int main(void)
     timeouts();
     handshake_failure();
     connect_tests();
+    read_calls(false);
+    read_calls(true);
+    data_with_finished();
+    leftovers();
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
     event_base_free(base);
