@@ -253,6 +253,7 @@ for p in $proxies; do
   if [ "$c1 $c2 $c3 $c4 $c5 $c7" != "200 301 20 200 200 16384" ] || [ "$c6" = 200 ]; then
     echo "run.sh: $p answers https=$c1 redirect=$c2 h2-2xx=$c3/20 rsa=$c4 mtls=$c5 mtls-without-cert=$c6" \
          "16k=$c7 bytes (want 200 301 20 200 200, not 200, 16384)" >&2
+    case $p in meshgate) tail -n 5 "$w/mg.log" >&2 ;; base) tail -n 5 "$w/base.log" >&2 ;; esac
     exit 1
   fi
 done
