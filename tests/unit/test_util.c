@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "tap.h"
 #include "base/base.h"
 
@@ -103,8 +104,37 @@ static void pseudo_headers(void)
        ":status and :protocol are never in a request here");
 }
 
+/* The address formatter against inet_ntop: every value of each octet,
+ * short buffers, IPv6 and no address. */
+static void ip_strings(void)
+{
+    int bad = 0;
+    for (int pos = 0; pos < 4; pos++)
+        for (int v = 0; v < 256; v++) {
+            struct mg_addr a = { .family = AF_INET, .ip = { 10, 200, 3, 47 } };
+            a.ip[pos] = (uint8_t)v;
+            char want[INET_ADDRSTRLEN], got[64];
+            inet_ntop(AF_INET, a.ip, want, sizeof(want));
+            memset(got, 'x', sizeof(got));
+            if (strcmp(mg_addr_ip_str(&a, got, sizeof(got)), want) != 0)
+                bad++;
+        }
+    is_int(bad, 0, "IPv4 strings equal inet_ntop's for every octet value");
+    struct mg_addr m = { .family = AF_INET, .ip = { 255, 255, 255, 255 } };
+    char b16[16];
+    is_str(mg_addr_ip_str(&m, b16, sizeof(b16)), "255.255.255.255", "the longest IPv4 fits 16 bytes");
+    char b8[8];
+    is_str(mg_addr_ip_str(&m, b8, sizeof(b8)), "-", "a buffer too short: \"-\"");
+    struct mg_addr six = { .family = AF_INET6, .ip = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 } };
+    char b46[64];
+    is_str(mg_addr_ip_str(&six, b46, sizeof(b46)), "2001:db8::1", "IPv6 as inet_ntop writes it");
+    struct mg_addr none = { 0 };
+    is_str(mg_addr_ip_str(&none, b46, sizeof(b46)), "-", "no address: \"-\"");
+}
+
 int main(void)
 {
+    ip_strings();
     durations();
     cidrs();
     misc();
