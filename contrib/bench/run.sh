@@ -371,18 +371,22 @@ echo "(median of $rounds interleaved rounds of ${secs}s; $workers workers each; 
 if [ -n "${MESHGATE_BASE:-}" ]; then
   echo
   echo "meshgate ($bin) against base ($MESHGATE_BASE), ratios per round:"
-  printf '%-10s %10s %10s %8s  %s\n' scenario meshgate base mg/base "min-max of the round ratios"
+  printf '%-10s %10s %10s %8s  %-28s %s\n' scenario meshgate base mg/base "min-max of the round ratios" \
+    "mg/base per CPU-s"
   for s in $scenarios; do
-    paste <(col "$s" meshgate 3) <(col "$s" base 3) |
-      awk -v s="$s" '{m[NR]=$1; b[NR]=$2; r[NR]=($2>0?$1/$2:0)} END {
+    paste <(col "$s" meshgate 3) <(col "$s" base 3) <(col "$s" meshgate 4) <(col "$s" base 4) |
+      awk -v s="$s" '{m[NR]=$1; b[NR]=$2; r[NR]=($2>0?$1/$2:0)
+        c[NR]=($3>0 && $4>0 && $2>0 ? ($1/$3)/($2/$4) : 0)} END {
         n=NR; if (!n) exit
         for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) {
           if (r[j]<r[i]) {t=r[i]; r[i]=r[j]; r[j]=t}
           if (m[j]<m[i]) {t=m[i]; m[i]=m[j]; m[j]=t}
-          if (b[j]<b[i]) {t=b[i]; b[i]=b[j]; b[j]=t} }
+          if (b[j]<b[i]) {t=b[i]; b[i]=b[j]; b[j]=t}
+          if (c[j]<c[i]) {t=c[i]; c[i]=c[j]; c[j]=t} }
         md=(n%2?r[(n+1)/2]:(r[n/2]+r[n/2+1])/2)
+        mc=(n%2?c[(n+1)/2]:(c[n/2]+c[n/2+1])/2)
         mm=(n%2?m[(n+1)/2]:(m[n/2]+m[n/2+1])/2); mb=(n%2?b[(n+1)/2]:(b[n/2]+b[n/2+1])/2)
-        printf "%-10s %10.0f %10.0f %8.3f  %.3f-%.3f\n", s, mm, mb, md, r[1], r[n] }'
+        printf "%-10s %10.0f %10.0f %8.3f  %-28s %.3f\n", s, mm, mb, md, sprintf("%.3f-%.3f", r[1], r[n]), mc }'
   done
 fi
 echo
