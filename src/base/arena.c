@@ -75,6 +75,36 @@ char *mg_arena_strdup(struct mg_arena *a, const char *s)
     return mg_arena_strndup(a, s, strlen(s));
 }
 
+char *mg_arena_cat(struct mg_arena *a, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    va_start(ap, a);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        n += strlen(s);
+    va_end(ap);
+    char *out = mg_arena_alloc(a, n + 1), *p = out;
+    va_start(ap, a);
+    for (const char *s; (s = va_arg(ap, const char *));) {
+        size_t k = strlen(s);
+        memcpy(p, s, k);
+        p += k;
+    }
+    va_end(ap);
+    *p = '\0';
+    return out;
+}
+
+char *mg_arena_u64(struct mg_arena *a, unsigned long long v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    *--p = '\0';
+    do
+        *--p = (char)('0' + v % 10);
+    while ((v /= 10));
+    return mg_arena_strndup(a, p, (size_t)(tmp + sizeof(tmp) - 1 - p));
+}
+
 char *mg_arena_vprintf(struct mg_arena *a, const char *fmt, va_list ap)
 {
     /* Most strings are short: format once into the stack and copy; only a

@@ -257,6 +257,10 @@ char *mg_arena_strndup(struct mg_arena *a, const char *s, size_t n);
 char *mg_arena_strdup(struct mg_arena *a, const char *s);
 /* The formatted string, of any length; "" if the format cannot be encoded. */
 char *mg_arena_printf(struct mg_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The strings up to the first NULL, joined (per request, where printf's
+ * "%s%s%s" cost some 1 000 instructions); and a number in decimal. */
+char *mg_arena_cat(struct mg_arena *a, ...) __attribute__((sentinel));
+char *mg_arena_u64(struct mg_arena *a, unsigned long long v);
 char *mg_arena_vprintf(struct mg_arena *a, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Frees everything the arena returned, at once. The arena is then empty and

@@ -232,7 +232,7 @@ static void submit_head(struct mg_h2_stream *s, const struct mg_kv *extra, size_
     size_t cap = 3 + n_extra;
     nghttp2_nv *nv = mg_arena_alloc(&r->arena, cap * sizeof(*nv));
     size_t n = 0;
-    nv_set(&nv[n++], ":status", mg_arena_printf(&r->arena, "%d", r->status));
+    nv_set(&nv[n++], ":status", mg_arena_u64(&r->arena, (unsigned)r->status));
     for (size_t i = 0; i < n_extra; i++) {
         if (!extra[i].key || !extra[i].value || !extra[i].key[0] || extra[i].key[0] == ':')
             continue;
@@ -274,7 +274,7 @@ static void op_resp_head(struct mg_request *r)
                   (r->resp_body == MG_BODY_LENGTH && r->resp_cl == 0);
     const char *cl = NULL;
     if (r->resp_body == MG_BODY_LENGTH && !r->is_head && r->status != 204 && r->status != 304)
-        cl = mg_arena_printf(&r->arena, "%llu", (unsigned long long)r->resp_cl);
+        cl = mg_arena_u64(&r->arena, (unsigned long long)r->resp_cl);
     submit_head(s, r->resp_h, r->n_resp_h, cl, NULL, !nobody);
     body_timer_arm(s);                  /* the response must keep moving too */
 }
@@ -347,7 +347,7 @@ static void op_local_reply(struct mg_request *r, int status, const char *body, b
     if (with_body)
         evbuffer_add(s->resp, body, bl);
     s->resp_eof = true;
-    submit_head(s, r->local_h, r->n_local_h, mg_arena_printf(&r->arena, "%zu", bl),
+    submit_head(s, r->local_h, r->n_local_h, mg_arena_u64(&r->arena, bl),
                 bl ? "text/plain" : NULL, with_body);
     start_discard(s);
 }

@@ -322,7 +322,7 @@ static int phase_action(struct mg_request *r)
     }
     if (path != r->path)
         local_header(r, "x-envoy-original-path", r->path);   /* carried into r->uh below */
-    r->up_path = mg_arena_printf(&r->arena, "%s%s%s", path, qs, q);
+    r->up_path = mg_arena_cat(&r->arena, path, qs, q, (char *)NULL);
     return 0;
 }
 
@@ -442,7 +442,7 @@ static void phase_headers(struct mg_request *r)
     for (size_t i = 0; i < r->n_h; i++) {
         const char *n = r->h[i].key;
         if (strcmp(n, "x-forwarded-for") == 0)
-            xff = xff ? mg_arena_printf(&r->arena, "%s, %s", xff, r->h[i].value) : r->h[i].value;
+            xff = xff ? mg_arena_cat(&r->arena, xff, ", ", r->h[i].value, (char *)NULL) : r->h[i].value;
         /* te: trailers (all the edge keeps of TE) tells the upstream the
          * client reads trailers: gRPC servers insist on it. */
         if (strcmp(n, "te") == 0) {
@@ -461,7 +461,7 @@ static void phase_headers(struct mg_request *r)
     }
     char ip[64];
     mg_addr_ip_str(&c->client, ip, sizeof(ip));   /* a PROXY protocol header's client, else the peer */
-    hl_add(r, &l, "x-forwarded-for", xff ? mg_arena_printf(&r->arena, "%s, %s", xff, ip)
+    hl_add(r, &l, "x-forwarded-for", xff ? mg_arena_cat(&r->arena, xff, ", ", ip, (char *)NULL)
                                          : mg_arena_strndup(&r->arena, ip, strlen(ip)));
     hl_add(r, &l, "x-forwarded-proto", c->ssl ? "https" : "http");
     const char *rid = mg_request_header(r, "x-request-id");

@@ -292,8 +292,7 @@ static bool stream_submit(struct mg_up2_stream *s)
         nv_set(&nv[n++], k, r->uh[i].value);
     }
     if (r->body == MG_BODY_LENGTH)
-        nv_set(&nv[n++], "content-length", mg_arena_printf(&r->arena, "%llu",
-                                                         (unsigned long long)r->content_length));
+        nv_set(&nv[n++], "content-length", mg_arena_u64(&r->arena, (unsigned long long)r->content_length));
     nghttp2_data_provider dp = { .source = { .ptr = s }, .read_callback = mg_up2_body_read_cb };
     bool body = r->body != MG_BODY_NONE && !(r->body == MG_BODY_LENGTH && r->content_length == 0);
     if (!body)

@@ -121,8 +121,31 @@ static void printfs(void)
     mg_arena_free(&a);
 }
 
+static void joins(void)
+{
+    struct mg_arena a = { 0 };
+    is_str(mg_arena_cat(&a, "/p", "?", "q=1", (char *)NULL), "/p?q=1", "cat of three");
+    is_str(mg_arena_cat(&a, "", "", (char *)NULL), "", "cat of empty strings");
+    is_str(mg_arena_cat(&a, (char *)NULL), "", "cat of nothing");
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    char *j = mg_arena_cat(&a, big, ", ", big, (char *)NULL);
+    ok(strlen(j) == 2 * 4999 + 2 && j[4999] == ',' && j[5001] == 'x', "cat longer than a chunk");
+    const unsigned long long nums[] = { 0, 7, 10, 204, 65535, 4294967296ULL, 18446744073709551615ULL };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "%llu", nums[i]);
+        bad += strcmp(mg_arena_u64(&a, nums[i]), want) != 0;
+    }
+    is_int(bad, 0, "u64 in decimal as printf writes it, 0 to the largest");
+    mg_arena_free(&a);
+}
+
 int main(void)
 {
+    joins();
     sizes();
     chunks();
     copies();
