@@ -30,8 +30,8 @@
 # ceiling for the HTTP lines), and `openssl speed` gives the ceiling for
 # handshakes (ECDSA P-256 signatures and X25519 per core). Prints per
 # scenario the median requests/s, min and max over the rounds, requests per
-# CPU-second of the proxy's own processes, and the meshgate/nginx and
-# meshgate/HAProxy ratios. Everything listens on 127.0.0.1 only.
+# CPU-second of the proxy's own processes, the median p99 latency of the
+# wrk lines (ms), and the meshgate/nginx and meshgate/HAProxy ratios. Everything listens on 127.0.0.1 only.
 # Knobs (environment): MESHGATE=path of the binary; BENCH_PROXIES (default
 # "meshgate nginx haproxy") and BENCH_SCENARIOS narrow a run, e.g. while
 # profiling; BENCH_IDLE="" skips the memory lines; BENCH_PERF=FILE records
@@ -262,7 +262,10 @@ res="$w/results"
 : > "$res"
 
 # a run with error answers (4xx/5xx, failed streams) is reported on stderr
-wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}
+# (wrk's 99th percentile of latency goes to $w/p99, in ms)
+wrk_rps() { wrk --latency "$@" 2>/dev/null | awk -v p99="$w/p99" '/Requests\/sec/ {print $2}
+  /^ +99%/ {v=$2; if (v ~ /us$/) v=v/1000; else if (v ~ /ms$/) v=v+0; else if (v ~ /s$/) v=v*1000
+            printf "%.3f\n", v > p99}
   /Non-2xx or 3xx/ {print "run.sh: error answers: " $0 > "/dev/stderr"}'; }
 h2_rps() { h2load "$@" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}
   /^requests:/ && $10 != 0 {print "run.sh: failed h2 requests: " $0 > "/dev/stderr"}'; }
@@ -329,6 +332,7 @@ for r in $(seq "$rounds"); do
         continue
       fi
       c0=$(cpu_ticks "${ppids[$p]}")
+      rm -f "$w/p99"
       case $s in
         keepalive) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$t/") ;;
         big) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$t/16k") ;;
@@ -344,7 +348,7 @@ for r in $(seq "$rounds"); do
         redirect) v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "http://127.0.0.1:$u/x") ;;
       esac
       c1=$(cpu_ticks "${ppids[$p]}")
-      echo "$s $p ${v:-0} $(awk -v d=$((c1 - c0)) -v hz="$hz" 'BEGIN {print d / hz}')" >> "$res"
+      echo "$s $p ${v:-0} $(awk -v d=$((c1 - c0)) -v hz="$hz" 'BEGIN {print d / hz}') $(cat "$w/p99" 2>/dev/null || echo -)" >> "$res"
       echo "round $r $s $p ${v:-0} req/s" >&2
     done
   done
@@ -356,16 +360,20 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit; if (NR%2) print a[(
 col() { awk -v s="$1" -v p="$2" -v c="$3" '$1==s && $2==p {print $c}' "$res"; }
 # requests per CPU-second of the proxy: the round's requests over its CPU time
 per_cpu() { awk -v s="$1" -v p="$2" -v t="$secs" '$1==s && $2==p && $4 > 0 {print $3 * t / $4}' "$res" | median; }
-printf '\n%-10s %10s %10s %10s %10s %8s %8s  %-23s %s\n' scenario meshgate nginx haproxy origin \
-  mg/ngx mg/hap "meshgate min-max" "req per CPU-s mg/ngx/hap"
+# median over the rounds of wrk's p99 latency (keep-alive and redirect lines)
+p99() { awk -v s="$1" -v p="$2" '$1==s && $2==p && $5 != "-" && $5 != "" {print $5}' "$res" | median; }
+printf '\n%-10s %10s %10s %10s %10s %8s %8s  %-23s %-24s %s\n' scenario meshgate nginx haproxy origin \
+  mg/ngx mg/hap "meshgate min-max" "req per CPU-s mg/ngx/hap" "p99 ms mg/ngx/hap"
 for s in $scenarios; do
   m=$(col "$s" meshgate 3 | median); n=$(col "$s" nginx 3 | median); h=$(col "$s" haproxy 3 | median)
   o=$(col "$s" origin 3 | median)
   lo=$(col "$s" meshgate 3 | sort -n | head -n 1); hi=$(col "$s" meshgate 3 | sort -n | tail -n 1)
   awk -v s="$s" -v m="${m:-0}" -v n="${n:-0}" -v h="${h:-0}" -v o="${o:--}" -v lo="${lo:-0}" -v hi="${hi:-0}" \
-      -v cm="$(per_cpu "$s" meshgate)" -v cn="$(per_cpu "$s" nginx)" -v ch="$(per_cpu "$s" haproxy)" 'BEGIN {
-    printf "%-10s %10.0f %10.0f %10.0f %10s %8.2f %8.2f  %-23s %.0f/%.0f/%.0f\n", s, m, n, h, o,
-      (n>0?m/n:0), (h>0?m/h:0), sprintf("%.0f-%.0f", lo, hi), cm, cn, ch }'
+      -v cm="$(per_cpu "$s" meshgate)" -v cn="$(per_cpu "$s" nginx)" -v ch="$(per_cpu "$s" haproxy)" \
+      -v pm="$(p99 "$s" meshgate)" -v pn="$(p99 "$s" nginx)" -v ph="$(p99 "$s" haproxy)" 'BEGIN {
+    printf "%-10s %10.0f %10.0f %10.0f %10s %8.2f %8.2f  %-23s %-24s %s\n", s, m, n, h, o,
+      (n>0?m/n:0), (h>0?m/h:0), sprintf("%.0f-%.0f", lo, hi), sprintf("%.0f/%.0f/%.0f", cm, cn, ch),
+      (pm == "" ? "-" : pm "/" (pn == "" ? "-" : pn) "/" (ph == "" ? "-" : ph)) }'
 done
 echo "(median of $rounds interleaved rounds of ${secs}s; $workers workers each; origin nginx on 127.0.0.1:19090, 1 worker)"
 if [ -n "${MESHGATE_BASE:-}" ]; then
