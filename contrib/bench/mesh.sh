@@ -16,7 +16,10 @@
 #   d) ISTIO_MUTUAL upstream, a new upstream connection (full mTLS
 #      handshake: no client session reuse) per request
 # and, as a baseline for d, e) `openssl s_time -new` making the same mutual
-# TLS handshakes straight to the origin. Prints the medians, b/a (goal >=
+# TLS handshakes straight to the origin; and HAProxy in the same places
+# (f: its TLS front to the plain origin, g: to the mutual-TLS origin with a
+# client certificate, both with http-reuse always), so that what the
+# upstream's TLS costs any proxy on this machine is beside ours. Prints the medians, b/a (goal >=
 # 0.90), d/c, d/e, and d against what `openssl speed`
 # says one core can do for the handshake's signatures on the gateway side
 # (one ECDSA P-256 signature for its CertificateVerify, two verifications:
@@ -39,7 +42,19 @@ workers=$(nproc)
 ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-meshbench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$w"; }
+# wait (up to 10 s) for the processes to go: a run started at once found
+# the gateway's ports still taken while it drained
+cleanup() {
+  local p i alive
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for i in $(seq 100); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  rm -rf "$w"
+}
 trap cleanup EXIT
 
 "$bin" ca init --dir "$w/ca" >/dev/null
@@ -132,10 +147,32 @@ entry plain 19190 DISABLE 0
 entry mesh 19191 ISTIO_MUTUAL 0
 entry plain-new 19190 DISABLE 1
 entry mesh-new 19191 ISTIO_MUTUAL 1
+cat "$w/gw/cert-chain.pem" "$w/gw/key.pem" > "$w/gw/combined.pem"
+cat "$w/app.example.com.crt" "$w/app.example.com.key" > "$w/front.pem"
+cat > "$w/haproxy.cfg" <<HAP
+global
+  nbthread $workers
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend tls
+  bind 127.0.0.1:39446 ssl crt $w/front.pem alpn http/1.1
+  use_backend mtls if { path_beg /mesh/ }
+  default_backend plain
+backend plain
+  server o1 127.0.0.1:19190
+backend mtls
+  server o2 127.0.0.1:19191 ssl verify required ca-file $w/gw/root-cert.pem crt $w/gw/combined.pem
+HAP
 "$bin" check -c "$w/cfg" >/dev/null
 "$bin" run -c "$w/cfg" >"$w/gw.log" 2>&1 & pids+=($!)
+haproxy -f "$w/haproxy.cfg" -db >"$w/haproxy.log" 2>&1 & pids+=($!)
 
-for port in 19190 19191 39445; do
+for port in 19190 19191 39445 39446; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
 done
 for _ in $(seq 100); do
@@ -154,6 +191,15 @@ for p in plain mesh plain-new mesh-new; do
   fi
 done
 
+for p in plain mesh; do
+  c=$(code "https://127.0.0.1:39446/$p/x")
+  if [ "$c" != 200 ]; then
+    echo "mesh.sh: HAProxy /$p/ answers $c (want 200); its log:" >&2
+    tail -n 20 "$w/haproxy.log" >&2
+    exit 1
+  fi
+done
+
 res="$w/results"
 : > "$res"
 wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
@@ -162,6 +208,11 @@ for r in $(seq "$rounds"); do
     v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:39445/$s/x")
     echo "$s ${v:-0}" >> "$res"
     echo "round $r $s ${v:-0} req/s" >&2
+  done
+  for s in plain mesh; do
+    v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:39446/$s/x")
+    echo "hap-$s ${v:-0}" >> "$res"
+    echo "round $r haproxy $s ${v:-0} req/s" >&2
   done
   # the same mutual TLS handshake straight to the origin (one client, no gateway)
   v=$(openssl s_time -connect 127.0.0.1:19191 -new -cert "$w/gw/cert-chain.pem" -key "$w/gw/key.pem" \
@@ -176,19 +227,29 @@ b=$(awk '$1=="mesh" {print $2}' "$res" | median)
 c=$(awk '$1=="plain-new" {print $2}' "$res" | median)
 d=$(awk '$1=="mesh-new" {print $2}' "$res" | median)
 e=$(awk '$1=="direct" {print $2}' "$res" | median)
+f=$(awk '$1=="hap-plain" {print $2}' "$res" | median)
+g=$(awk '$1=="hap-mesh" {print $2}' "$res" | median)
+# the ratio of each round, then their median and range (the rounds swing)
+ratios() { paste <(awk -v k="$1" '$1==k {print $2}' "$res") <(awk -v k="$2" '$1==k {print $2}' "$res") |
+  awk '$2 > 0 {printf "%.2f\n", $1 / $2}' | sort -n; }
+rb=$(ratios mesh plain | median); rbr=$(ratios mesh plain | sed -n '1p;$p' | paste -sd- -)
+rg=$(ratios hap-mesh hap-plain | median); rgr=$(ratios hap-mesh hap-plain | sed -n '1p;$p' | paste -sd- -)
 # one core's ECDSA P-256 signs and verifies per second
 sp=$(openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(nistp256\)/ {print $(NF-1), $NF}')
 sign=${sp% *}
 verify=${sp#* }
 printf '\n%-44s %12s %8s\n' case req/s ratio
-awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" -v s="$sign" -v v="$verify" -v n="$workers" 'BEGIN {
+awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" -v f="${f:-0}" -v g="${g:-0}" -v s="$sign" -v v="$verify" -v n="$workers" 'BEGIN {
   printf "%-44s %12.0f %8.2f\n", "a) plain upstream, keep-alive", a, 1
   printf "%-44s %12.0f %8.2f\n", "b) ISTIO_MUTUAL upstream, keep-alive", b, (a>0?b/a:0)
   printf "%-44s %12.0f %8.2f\n", "c) plain upstream, new connection each", c, (a>0?c/a:0)
   printf "%-44s %12.0f %8.2f\n", "d) ISTIO_MUTUAL, new connection each", d, (c>0?d/c:0)
   printf "%-44s %12.0f %8.2f\n", "e) openssl s_time, mTLS straight to nginx", e, (e>0?d/e:0)
+  printf "%-44s %12.0f %8.2f\n", "f) HAProxy, plain upstream, keep-alive", f, (a>0?f/a:0)
+  printf "%-44s %12.0f %8.2f\n", "g) HAProxy, mTLS upstream, keep-alive", g, (f>0?g/f:0)
   bound = (s > 0 && v > 0) ? 1 / (1 / s + 2 / v) : 0
   printf "\nopenssl speed (one core): %.0f ECDSA P-256 signs/s, %.0f verifies/s:\n", s, v
   printf "  at most %.0f gateway-side handshakes/s per core (1 sign + 2 verifies), %.0f on %d cores;\n", bound, bound * n, n
   printf "  d) is %.2f of that bound (ECDHE, the TLS front, nginx and wrk share the cores)\n", (bound > 0 ? d / (bound * n) : 0) }'
+echo "per-round ratios, median (min-max): meshgate b/a $rb ($rbr), HAProxy g/f $rg ($rgr)"
 echo "(median of $rounds interleaved rounds of ${secs}s; wrk -t2 -c64 keep-alive to the front; $workers workers; goal: b/a >= 0.90)"
