@@ -15,7 +15,10 @@ die "usage: $0 PORT N READY [--cert FILE --key FILE]\n" unless $port && $n && $r
 my %o = @opt;
 my @held;
 for my $i (1 .. $n) {
-    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, SSL_verify_mode => SSL_VERIFY_NONE,
+    # source addresses 127.0.0.2-9 in turn: after a benchmark's rounds the
+    # ephemeral ports of one address can be used up by TIME_WAIT
+    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $port, LocalAddr => '127.0.0.' . (2 + $i % 8),
+                                 SSL_verify_mode => SSL_VERIFY_NONE,
                                  SSL_hostname => 'app.example.com', SSL_session_cache_size => 0,
                                  ($o{'--cert'} ? (SSL_cert_file => $o{'--cert'}, SSL_key_file => $o{'--key'}) : ()))
         or do { warn "hold-conns: connection $i: $SSL_ERROR\n"; last };
