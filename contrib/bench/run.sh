@@ -414,11 +414,11 @@ rss_kb() {
 }
 if [ -n "$idle_counts" ]; then
   echo
-  printf '%-22s %12s %12s %12s\n' "idle connections" meshgate nginx haproxy
+  printf '%-22s' "idle connections"; for p in $proxies; do printf ' %12s' "$p"; done; echo
   for n in $idle_counts; do
     for kind in tls mtls; do
       line=""
-      for p in meshgate nginx haproxy; do
+      for p in $proxies; do
         if [ "$kind" = tls ]; then port=${port_tls[$p]}; extra=(); else port=${port_mtls[$p]}; extra=(--cert "$w/client.crt" --key "$w/client.key"); fi
         before=$(rss_kb "${ppids[$p]}")
         perl "$top/contrib/bench/hold-conns.pl" "$port" "$n" "$w/ready.$p" "${extra[@]}" &
