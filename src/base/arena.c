@@ -97,12 +97,8 @@ char *mg_arena_cat(struct mg_arena *a, ...)
 
 char *mg_arena_u64(struct mg_arena *a, unsigned long long v)
 {
-    char tmp[24], *p = tmp + sizeof(tmp);
-    *--p = '\0';
-    do
-        *--p = (char)('0' + v % 10);
-    while ((v /= 10));
-    return mg_arena_strndup(a, p, (size_t)(tmp + sizeof(tmp) - 1 - p));
+    char d[MG_DEC_MAX];
+    return mg_arena_strndup(a, d, mg_fmt_u64(d, v));
 }
 
 char *mg_arena_vprintf(struct mg_arena *a, const char *fmt, va_list ap)

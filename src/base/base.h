@@ -136,6 +136,9 @@ socklen_t mg_addr_to_sockaddr(const struct mg_addr *a, uint16_t port, struct soc
 int mg_addr_parse_ip(struct mg_addr *a, const char *s);
 /* Format the IP (no port) into buf (at least 46 bytes). */
 const char *mg_addr_ip_str(const struct mg_addr *a, char *buf, size_t len);
+/* v in decimal at out (MG_DEC_MAX bytes of room, no NUL); returns the length. */
+#define MG_DEC_MAX 20
+size_t mg_fmt_u64(char *out, uint64_t v);
 /* Split "host:port" / "[v6]:port" / "host" into host (copied) and port.
  * Returns 0 or -1; *port is 0 when absent. */
 int mg_split_host_port(const char *s, char *host, size_t hostlen, uint16_t *port);

@@ -429,6 +429,18 @@ int mg_addr_parse_ip(struct mg_addr *a, const char *s)
     return -1;
 }
 
+size_t mg_fmt_u64(char *out, uint64_t v)
+{
+    char d[MG_DEC_MAX];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, d + i, sizeof(d) - i);
+    return sizeof(d) - i;
+}
+
 const char *mg_addr_ip_str(const struct mg_addr *a, char *buf, size_t len)
 {
     if (a->family == AF_INET && len >= 16) {
@@ -437,12 +449,7 @@ const char *mg_addr_ip_str(const struct mg_addr *a, char *buf, size_t len)
          * instructions; this, a tenth of that */
         char *p = buf;
         for (int i = 0; i < 4; i++) {
-            unsigned v = a->ip[i];
-            if (v >= 100)
-                *p++ = (char)('0' + v / 100);
-            if (v >= 10)
-                *p++ = (char)('0' + v / 10 % 10);
-            *p++ = (char)('0' + v % 10);
+            p += mg_fmt_u64(p, a->ip[i]);
             *p++ = i < 3 ? '.' : '\0';
         }
         return buf;

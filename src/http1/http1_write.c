@@ -7,6 +7,7 @@
  * calls both measures a head and writes it. */
 #include <string.h>
 #include "http1/http1.h"
+#include "base/base.h"
 
 /* The phrases meshgate sends; every other status goes out as "Unknown"
  * (the peer's own phrase is never relayed). */
@@ -65,13 +66,8 @@ static void put_str(struct mg_h1_out *w, const char *s)
 
 static void put_dec(struct mg_h1_out *w, uint64_t v)
 {
-    char d[20];
-    size_t i = sizeof(d);
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(w, d + i, sizeof(d) - i);
+    char d[MG_DEC_MAX];
+    put(w, d, mg_fmt_u64(d, v));
 }
 
 void mg_h1_put_status_line(struct mg_h1_out *w, int minor, int status)
