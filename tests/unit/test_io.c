@@ -147,6 +147,24 @@ static void make_pair(bool tls, bool small, struct mg_io **a, struct mg_io **b)
     *b = mg_io_socket_new(base, sv[1], tls ? SSL_new(cctx) : NULL, tls ? MG_IO_CONNECTING : MG_IO_OPEN);
 }
 
+/* A pair with a peer on each side. */
+static void peers(bool tls, bool small, struct peer *pa, struct peer *pb)
+{
+    struct mg_io *a, *b;
+    make_pair(tls, small, &a, &b);
+    peer_init(pa, a);
+    peer_init(pb, b);
+}
+
+static void run_for(int ms);
+
+/* Run the loop in steps of ms until p has n bytes, steps times at most. */
+static void wait_got(struct peer *p, size_t n, int steps, int ms)
+{
+    for (int i = 0; i < steps && evbuffer_get_length(p->got) < n; i++)
+        run_for(ms);
+}
+
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -197,11 +215,9 @@ static void add_pattern(struct evbuffer *out, size_t n, size_t piece)
 static void transfer(bool tls)
 {
     const char *t = tls ? "tls" : "plain";
-    struct mg_io *a, *b;
-    make_pair(tls, true, &a, &b);
     struct peer pa, pb;
-    peer_init(&pa, a);
-    peer_init(&pb, b);
+    peers(tls, true, &pa, &pb);
+    struct mg_io *a = pa.io, *b = pb.io;
     mg_io_setwatermark(b, EV_READ, 0, 32768);
     pb.consume = 7000;
     size_t n = 3 * 1024 * 1024;
@@ -255,8 +271,7 @@ static void echo(bool tls)
     mg_io_enable(a, EV_READ | EV_WRITE);
     for (int i = 0; i < 100; i++)
         mg_io_write(b, "0123456789", 10);
-    for (int i = 0; i < 100 && evbuffer_get_length(pb.got) < 1000; i++)
-        run_for(10);
+    wait_got(&pb, 1000, 100, 10);
     is_int(evbuffer_get_length(pb.got), 1000, "%s: echoed", t);
     mg_io_free(a);
     peer_done(&pb);
@@ -265,13 +280,10 @@ static void echo(bool tls)
 static void free_inside(bool tls)
 {
     const char *t = tls ? "tls" : "plain";
-    struct mg_io *a, *b;
-    make_pair(tls, false, &a, &b);
     struct peer pa, pb;
-    peer_init(&pa, a);
-    peer_init(&pb, b);
+    peers(tls, false, &pa, &pb);
     pa.free_on_read = true;
-    mg_io_write(b, "hello", 5);
+    mg_io_write(pb.io, "hello", 5);
     run_for(1000);
     ok(pa.io == NULL && evbuffer_get_length(pa.got) == 5, "%s: freed from inside its read callback", t);
     pb.free_on_event = true;
@@ -397,22 +409,16 @@ static void connect_tests(void)
 static void read_calls(bool tls)
 {
     const char *t = tls ? "tls" : "plain";
-    struct mg_io *a, *b;
-    make_pair(tls, false, &a, &b);
     struct peer pa, pb;
-    peer_init(&pa, a);
-    peer_init(&pb, b);
-    mg_io_write(b, "warm", 4);
-    for (int i = 0; i < 100 && evbuffer_get_length(pa.got) < 4; i++)
-        run_for(10);
-    count_fd = mg_io_getfd(a);
+    peers(tls, false, &pa, &pb);
+    mg_io_write(pb.io, "warm", 4);
+    wait_got(&pa, 4, 100, 10);
+    count_fd = mg_io_getfd(pa.io);
     int total = 0, again = 0;
     for (int m = 0; m < 10; m++) {
         count_calls = count_again = 0;
-        mg_io_write(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
-        size_t want = 4 + 27 * (size_t)(m + 1);
-        for (int i = 0; i < 100 && evbuffer_get_length(pa.got) < want; i++)
-            run_for(5);
+        mg_io_write(pb.io, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+        wait_got(&pa, 4 + 27 * (size_t)(m + 1), 100, 5);
         total += count_calls;
         again += count_again;
     }
@@ -460,8 +466,7 @@ static void data_with_finished(void)
             BIO_write(mem_in, buf, (int)got);
     }
     ok(done, "hand-driven client finished its handshake");
-    for (int i = 0; i < 50 && evbuffer_get_length(pa.got) < 14; i++)
-        run_for(10);
+    wait_got(&pa, 14, 50, 10);
     is_int((int)evbuffer_get_length(pa.got), 14, "data behind the client's Finished delivered");
     is_int(pa.connected, 1, "CONNECTED once");
     SSL_free(c);
@@ -474,14 +479,10 @@ static void data_with_finished(void)
  * other's reads, both streams arrive whole. */
 static void leftovers(void)
 {
-    struct mg_io *a1, *b1, *a2, *b2;
-    make_pair(true, false, &a1, &b1);
-    make_pair(true, false, &a2, &b2);
     struct peer p1, q1, p2, q2;
-    peer_init(&p1, a1);
-    peer_init(&q1, b1);
-    peer_init(&p2, a2);
-    peer_init(&q2, b2);
+    peers(true, false, &p1, &q1);
+    peers(true, false, &p2, &q2);
+    struct mg_io *a1 = p1.io, *b1 = q1.io, *a2 = p2.io, *b2 = q2.io;
     mg_io_setwatermark(a1, EV_READ, 0, 1000);
     mg_io_setwatermark(a2, EV_READ, 0, 1000);
     p1.consume = p2.consume = 1;        /* the callbacks take a byte: the input stays full */
@@ -515,22 +516,13 @@ static void idle_release(void)
     ok(1, "idle buffers: not measurable under ASan # SKIP");
 #else
     enum { N = 8 };
-    struct mg_io *a[N], *b[N];
     struct peer pa[N], pb[N];
     for (int i = 0; i < N; i++) {
-        make_pair(true, false, &a[i], &b[i]);
-        peer_init(&pa[i], a[i]);
-        peer_init(&pb[i], b[i]);
-        mg_io_write(b[i], "ping", 4);
+        peers(true, false, &pa[i], &pb[i]);
+        mg_io_write(pb[i].io, "ping", 4);
     }
-    for (int k = 0; k < 100; k++) {
-        int done = 0;
-        for (int i = 0; i < N; i++)
-            done += evbuffer_get_length(pa[i].got) == 4;
-        if (done == N)
-            break;
-        run_for(5);
-    }
+    for (int i = 0; i < N; i++)
+        wait_got(&pa[i], 4, 100, 5);
     struct mallinfo2 m0 = mallinfo2();
     run_for(20);
     struct mallinfo2 m1 = mallinfo2();
