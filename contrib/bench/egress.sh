@@ -45,10 +45,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-bench-egress.XXXXXX)
 chmod 755 "$w"
 pids=()
+. "$top/contrib/bench/lib.sh"
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$w/squid.pid" ] && kill "$(cat "$w/squid.pid")" 2>/dev/null || true
-  sleep 0.5; rm -rf "$w"
+  bench_stop; rm -rf "$w"
 }
 trap cleanup EXIT
 
@@ -255,7 +255,6 @@ for r in $(seq "$rounds"); do
   done
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit; if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 printf '\n%-10s %10s %10s %10s %10s %9s %9s %9s\n' scenario meshgate squid haproxy direct \
   mg/squid mg/hap mg/direct

@@ -30,7 +30,8 @@ workers=$(nproc)
 ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-jwtbench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$w"; }
+. "$top/contrib/bench/lib.sh"
+cleanup() { bench_stop; rm -rf "$w"; }
 trap cleanup EXIT
 
 "$bin" ca init --dir "$w/ca" >/dev/null
@@ -164,7 +165,6 @@ for r in $(seq "$rounds"); do
   done
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 a=$(awk '$1=="notoken" {print $2}' "$res" | median)
 b=$(awk '$1=="cached" {print $2}' "$res" | median)
 c=$(awk '$1=="nocache" {print $2}' "$res" | median)

@@ -62,19 +62,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-bench.XXXXXX)
 chmod 755 "$w"                          # the origin's workers (nobody) read /16k
 pids=()
-# wait (up to 10 s) for the proxies to go: meshgate drains its connections
-# first, and a run started at once found its ports still taken
-cleanup() {
-  local p i alive
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for i in $(seq 100); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  rm -rf "$w"
-}
+. "$top/contrib/bench/lib.sh"
+cleanup() { bench_stop; rm -rf "$w"; }
 trap cleanup EXIT
 
 "$bin" ca init --dir "$w/ca" >/dev/null
@@ -220,9 +209,11 @@ for port in 19090 18443 18444 18445 28443 28444 28445 38443 38444 38445 38080 \
     ${MESHGATE_BASE:+39443 39444 39445 39080}; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
 done
-for _ in $(seq 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:38000/ready || true)" = 200 ] && break
-  sleep 0.2
+for admin in 38000 ${MESHGATE_BASE:+39000}; do
+  for _ in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/ready" || true)" = 200 ] && break
+    sleep 0.2
+  done
 done
 
 if [ -n "${BENCH_PERF:-}" ]; then
@@ -356,7 +347,6 @@ done
 
 if [ -n "${perfpid:-}" ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit; if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -v s="$1" -v p="$2" -v c="$3" '$1==s && $2==p {print $c}' "$res"; }
 # requests per CPU-second of the proxy: the round's requests over its CPU time
 per_cpu() { awk -v s="$1" -v p="$2" -v t="$secs" '$1==s && $2==p && $4 > 0 {print $3 * t / $4}' "$res" | median; }
@@ -382,19 +372,12 @@ if [ -n "${MESHGATE_BASE:-}" ]; then
   printf '%-10s %10s %10s %8s  %-28s %s\n' scenario meshgate base mg/base "min-max of the round ratios" \
     "mg/base per CPU-s"
   for s in $scenarios; do
-    paste <(col "$s" meshgate 3) <(col "$s" base 3) <(col "$s" meshgate 4) <(col "$s" base 4) |
-      awk -v s="$s" '{m[NR]=$1; b[NR]=$2; r[NR]=($2>0?$1/$2:0)
-        c[NR]=($3>0 && $4>0 && $2>0 ? ($1/$3)/($2/$4) : 0)} END {
-        n=NR; if (!n) exit
-        for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) {
-          if (r[j]<r[i]) {t=r[i]; r[i]=r[j]; r[j]=t}
-          if (m[j]<m[i]) {t=m[i]; m[i]=m[j]; m[j]=t}
-          if (b[j]<b[i]) {t=b[i]; b[i]=b[j]; b[j]=t}
-          if (c[j]<c[i]) {t=c[i]; c[i]=c[j]; c[j]=t} }
-        md=(n%2?r[(n+1)/2]:(r[n/2]+r[n/2+1])/2)
-        mc=(n%2?c[(n+1)/2]:(c[n/2]+c[n/2+1])/2)
-        mm=(n%2?m[(n+1)/2]:(m[n/2]+m[n/2+1])/2); mb=(n%2?b[(n+1)/2]:(b[n/2]+b[n/2+1])/2)
-        printf "%-10s %10.0f %10.0f %8.3f  %-28s %.3f\n", s, mm, mb, md, sprintf("%.3f-%.3f", r[1], r[n]), mc }'
+    read -r rm rlo rhi < <(paste <(col "$s" meshgate 3) <(col "$s" base 3) | ratio_stats) || continue
+    # requests per CPU-second, each proxy's: the rounds' requests over its CPU time
+    read -r cm _ < <(paste <(col "$s" meshgate 3) <(col "$s" meshgate 4) <(col "$s" base 3) <(col "$s" base 4) |
+                     awk '$2 > 0 && $4 > 0 {print $1 / $2, $3 / $4}' | ratio_stats) || cm=0
+    printf '%-10s %10.0f %10.0f %8.3f  %-28s %.3f\n' "$s" "$(col "$s" meshgate 3 | median)" \
+      "$(col "$s" base 3 | median)" "$rm" "$rlo-$rhi" "$cm"
   done
 fi
 echo
