@@ -9,12 +9,15 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 b=$top/_build/fuzz
 command -v clang >/dev/null || { echo "1..0 # SKIP clang is not installed"; exit 0; }
 mkdir -p "$b" && cd "$b" || exit 1
-[ -f Makefile ] || "$top/configure" -q --enable-fuzzing --enable-sanitizers CC=clang >/dev/null || exit 1
+# a build that fails is a failed check (TAP), with the compiler's last words
+fail() { echo "1..1"; echo "not ok 1 - $1"; tail -n 20 "$b/build.log" | sed 's/^/# /'; exit 1; }
+[ -f Makefile ] || "$top/configure" -q --enable-fuzzing --enable-sanitizers CC=clang >"$b/build.log" 2>&1 ||
+  fail "configuring the fuzz build"
 targets="tests/fuzz/fuzz_tls_hello tests/fuzz/fuzz_http1_libfuzzer tests/fuzz/fuzz_jwt
   tests/fuzz/fuzz_normalize tests/fuzz/fuzz_proxy_proto tests/fuzz/fuzz_policy tests/fuzz/fuzz_policy_ref
   tests/fuzz/fuzz_config"
 # shellcheck disable=SC2086
-make -s -j"$(nproc 2>/dev/null || echo 2)" $targets >/dev/null || exit 1
+make -s -j"$(nproc 2>/dev/null || echo 2)" $targets >"$b/build.log" 2>&1 || fail "building the fuzz targets"
 rm -rf findings
 MG_SRCDIR=$top MG_BUILDDIR=$b MG_FUZZ_SECONDS=${1:-${MG_FUZZ_SECONDS:-8}} MG_FUZZ_KEEP=$b/findings \
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} bash "$top/tests/fuzz/run.sh"
