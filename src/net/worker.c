@@ -29,19 +29,19 @@ static struct mg_jwt_cache *jwt_cache_from_env(void)
     return n ? mg_jwt_cache_new(n > (1u << 20) ? (1u << 20) : (size_t)n) : NULL;
 }
 
-/* epoll with a change list: interest changes are applied once per loop
- * turn, so an EV_WRITE armed and disarmed in the same turn (TLS handshake
- * steps, a splice pausing a direction) costs no epoll_ctl at all. The known hazard
- * of the change list is an fd dup()ed while registered; none is. */
+/* epoll without libevent's change list. The change list batches interest
+ * changes to once per loop turn, and merges a delete and an add on one fd
+ * in the same turn into a single change: an mg_io's edge-triggered event
+ * deleted and a splice's level-triggered events added for the same socket
+ * (a tunnel moving to pipes) came out as one EPOLL_CTL_MOD that kept
+ * EPOLLET, and a splice relying on level-triggered wakeups then stalled
+ * with bytes in a socket (or never saw both ends close). The change list
+ * saved little here anyway: an mg_io stays registered for read and write
+ * (edge-triggered) for its whole life, so only a splice pausing a
+ * direction changes interest, once per pipe full. */
 static struct event_base *worker_base_new(void)
 {
-    struct event_config *cfg = event_config_new();
-    if (!cfg)
-        return NULL;
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    struct event_base *b = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    return b ? b : event_base_new();
+    return event_base_new();
 }
 
 static void add_listeners(struct mg_worker *w, const struct mg_lfd *fds, size_t n)
