@@ -756,11 +756,13 @@ static int do_read(struct mg_io *io, size_t *got)
         *got += n;
         if (rc != IO_DONE)
             return rc;
-        /* A plain read goes on to EAGAIN even after a short one: stopping
-         * at the short read (one read(2) less per response) made tunnels
-         * handed to splice stall now and then (a 3 MB upload through a
-         * passthrough, a 100 MB CONNECT download), not yet understood. */
-        (void)asked;
+        if (!io->ssl && n < asked && !io->rdhup) {
+            /* A short read of a stream socket took all it had: the next
+             * arrival is a new edge. Unless the peer's FIN came with this
+             * edge (EV_CLOSED): then read on, to the EOF. */
+            io->can_read = false;
+            return IO_AGAIN;
+        }
     }
     return IO_DONE;
 }
