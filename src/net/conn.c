@@ -46,6 +46,7 @@ static void conn_release(struct mg_conn *c)
         c->codec_free(c);
     struct mg_worker *w = c->w;
     mg_snapshot_unref(c->snap);
+    free(c->id);
     free(c);
     mg_worker_conn_gone(w);
 }
@@ -159,12 +160,17 @@ static void peer_identity(struct mg_conn *c)
         c->sni_srv = c->port->srv[0];
     if (!SSL_get0_peer_certificate(c->ssl))
         return;
-    mg_tls_peer_hash(c->ssl, c->cert_hash);
-    mg_tls_peer_uri(c->ssl, c->peer_uri, sizeof(c->peer_uri));
+    struct mg_peer_id *id = c->id ? c->id : mg_xcalloc(1, sizeof(*id));
+    c->id = id;
+    mg_tls_peer_hash(c->ssl, id->cert_hash);
+    mg_tls_peer_uri(c->ssl, id->peer_uri, sizeof(id->peer_uri));
     /* a principal only from a certificate that chain-verified, on a server
      * that verifies, with exactly one spiffe:// URI SAN (access.h) */
     mg_tls_peer_principal(c->ssl, c->sni_srv && c->sni_srv->cfg->tls.insecure_skip_verify,
-                             c->principal, sizeof(c->principal));
+                             id->principal, sizeof(id->principal));
+    c->principal = id->principal;
+    c->peer_uri = id->peer_uri;
+    c->cert_hash = id->cert_hash;
 }
 
 static void hs_event_cb(struct mg_io *io, short what, void *arg)
@@ -379,6 +385,7 @@ void mg_conn_accept(struct mg_worker *w, const struct mg_port *p, int fd,
         return;
     }
     struct mg_conn *c = mg_xcalloc(1, sizeof(*c));
+    c->principal = c->peer_uri = c->cert_hash = "";
     c->w = w;
     c->snap = mg_snapshot_ref(w->snap);
     c->port = p;

@@ -38,6 +38,12 @@ struct mg_conn_ops {
     void (*release)(struct mg_conn *c);
 };
 
+struct mg_peer_id {
+    char principal[256];
+    char peer_uri[272];
+    char cert_hash[65];
+};
+
 struct mg_conn {
     struct mg_conn *prev, *next;        /* worker list */
     struct mg_worker *w;
@@ -61,9 +67,13 @@ struct mg_conn {
     struct mg_pp_read *pp;              /* reading that header (conn.c), else NULL */
     struct mg_srv *sni_srv;             /* server chosen by SNI */
     char sni[256];
-    char principal[256];                /* policy peer principal, mg_tls_peer_principal ("" = none) */
-    char peer_uri[272];                 /* full URI SAN */
-    char cert_hash[65];                 /* hex sha256 of the client cert ("" = none) */
+    /* A client certificate's identity: "" without one. The strings live
+     * in `id`, allocated only when a peer presented a certificate (600
+     * bytes a plain or server-only TLS connection does not hold). */
+    const char *principal;              /* policy peer principal, mg_tls_peer_principal */
+    const char *peer_uri;               /* full URI SAN */
+    const char *cert_hash;              /* hex sha256 of the client cert */
+    struct mg_peer_id *id;
     const char *principal_label;        /* interned peer URI for metrics (NULL = none) */
     struct mg_geo_cache geo;            /* GeoIP of the peer and the last X-Forwarded-For client */
     size_t linger_bytes;

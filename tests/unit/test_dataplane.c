@@ -261,6 +261,7 @@ static void test_accesslog(void)
 {
     struct mg_conn c;
     memset(&c, 0, sizeof(c));
+    c.principal = c.peer_uri = c.cert_hash = "";   /* as conn.c starts one */
     snprintf(c.peer_str, sizeof(c.peer_str), "10.0.0.1:1234");
     snprintf(c.local_str, sizeof(c.local_str), "127.0.0.1:443");
     snprintf(c.sni, sizeof(c.sni), "a.example.com");

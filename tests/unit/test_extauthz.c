@@ -136,6 +136,7 @@ static void setup(struct fixture *f, uint16_t port, const char *prefix, bool den
     f->w.resolver = resolver;
     f->w.rnd = 7;
     f->c.w = &f->w;
+    f->c.principal = f->c.peer_uri = f->c.cert_hash = "";   /* as conn.c starts one */
     f->r.conn = &f->c;
     f->r.method = "POST";
     f->r.path = "/api/x";

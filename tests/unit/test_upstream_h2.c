@@ -52,6 +52,7 @@ static bool wanted(struct mg_cluster *cl, const char *method, const char *proto,
     memset(&w, 0, sizeof(w));
     struct mg_conn conn;
     memset(&conn, 0, sizeof(conn));
+    conn.principal = conn.peer_uri = conn.cert_hash = "";   /* as conn.c starts one */
     conn.w = &w;
     struct mg_wdest wd = { .cluster = cl };
     struct mg_kv h[1] = { { .key = (char *)"upgrade", .value = (char *)upgrade } };
