@@ -404,9 +404,12 @@ if [ -n "$idle_counts" ]; then
       for p in $proxies; do
         if [ "$kind" = tls ]; then port=${port_tls[$p]}; extra=(); else port=${port_mtls[$p]}; extra=(--cert "$w/client.crt" --key "$w/client.key"); fi
         before=$(rss_kb "${ppids[$p]}")
+        rm -f "$w/ready.$p" "$w/ready.$p.n"    # never the count of the line before
+        t0=$SECONDS
         perl "$top/contrib/bench/hold-conns.pl" "$port" "$n" "$w/ready.$p" "${extra[@]}" &
         hold=$!
-        for _ in $(seq 600); do [ -e "$w/ready.$p" ] && break; sleep 0.2; done
+        # the client makes some 100 handshakes a second: wait for all of them
+        while [ ! -e "$w/ready.$p" ] && [ $((SECONDS - t0)) -lt $((60 + n / 20)) ]; do sleep 0.2; done
         sleep 1
         after=$(rss_kb "${ppids[$p]}")
         kill "$hold" 2>/dev/null; wait "$hold" 2>/dev/null || true
