@@ -6,6 +6,9 @@
 #   median                the median of the numbers on stdin (nothing for none)
 #   ratio_stats           "x y" per line on stdin: the median, min and max of
 #                         x/y over the lines (y > 0), as "median min max"
+#   hap_head MAXCONN [LINE...]
+#                         the global (with LINEs) and defaults sections of an
+#                         HTTP HAProxy configuration, $workers threads
 
 bench_stop() {
   local p i alive
@@ -26,4 +29,12 @@ ratio_stats() {
   awk '$2 > 0 {print $1 / $2}' | sort -n |
     awk '{a[NR]=$1} END {if (NR == 0) exit
       printf "%.3f %.3f %.3f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2), a[1], a[NR]}'
+}
+
+hap_head() {
+  local maxconn=$1 l
+  shift
+  printf 'global\n  nbthread %s\n  maxconn %s\n' "$workers" "$maxconn"
+  for l in "$@"; do printf '  %s\n' "$l"; done
+  printf 'defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n'
 }

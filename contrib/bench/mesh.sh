@@ -138,16 +138,7 @@ entry plain-new 19190 DISABLE 1
 entry mesh-new 19191 ISTIO_MUTUAL 1
 cat "$w/gw/cert-chain.pem" "$w/gw/key.pem" > "$w/gw/combined.pem"
 cat "$w/app.example.com.crt" "$w/app.example.com.key" > "$w/front.pem"
-cat > "$w/haproxy.cfg" <<HAP
-global
-  nbthread $workers
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
+{ hap_head 4000; cat <<HAP
 frontend tls
   bind 127.0.0.1:39446 ssl crt $w/front.pem alpn http/1.1
   use_backend mtls if { path_beg /mesh/ }
@@ -157,6 +148,7 @@ backend plain
 backend mtls
   server o2 127.0.0.1:19191 ssl verify required ca-file $w/gw/root-cert.pem crt $w/gw/combined.pem
 HAP
+} > "$w/haproxy.cfg"
 "$bin" check -c "$w/cfg" >/dev/null
 "$bin" run -c "$w/cfg" >"$w/gw.log" 2>&1 & pids+=($!)
 haproxy -f "$w/haproxy.cfg" -db >"$w/haproxy.log" 2>&1 & pids+=($!)

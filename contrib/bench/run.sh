@@ -112,17 +112,7 @@ NGX
 nginx -c "$w/nginx.conf" & pids+=($!)
 
 # --- HAProxy: 127.0.0.1:28443 and :28080 ---
-cat > "$w/haproxy.cfg" <<HAP
-global
-  nbthread $workers
-  maxconn 9500
-  tune.ssl.default-dh-param 2048
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
+{ hap_head 9500 "tune.ssl.default-dh-param 2048"; cat <<HAP
 frontend tls
   bind 127.0.0.1:28443 ssl crt $w/combined.pem alpn h2,http/1.1
   bind 127.0.0.1:28444 ssl crt $w/rsa.pem alpn h2,http/1.1
@@ -134,6 +124,7 @@ frontend plain
 backend origin
   server o1 127.0.0.1:19090
 HAP
+} > "$w/haproxy.cfg"
 haproxy -f "$w/haproxy.cfg" -db & pids+=($!)
 hapid=$!
 

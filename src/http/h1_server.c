@@ -62,6 +62,18 @@ static struct mg_request *req_new(struct h1s *h)
         h->r = mg_xmalloc(sizeof(*h->r));
     return h->r;
 }
+
+/* The request is over: logged and its resources released (the memory
+ * stays, see `r`). */
+static void req_end(struct h1s *h)
+{
+    if (!h->active)
+        return;
+    mg_request_finish(h->r);
+    mg_request_release(h->r);
+    h->active = false;
+}
+
 static void h1_ops_abort(struct mg_request *r);
 
 static struct evbuffer *out_of(struct h1s *h)
@@ -131,11 +143,7 @@ static void close_when_flushed(struct h1s *h)
 static void end_request(struct h1s *h)
 {
     stall_watch(h, false);
-    if (h->active) {
-        mg_request_finish(h->r);
-        mg_request_release(h->r);
-        h->active = false;
-    }
+    req_end(h);
     if (h->close_after || h->c->closing ||
         (h->peer_eof && (!h->c->io || evbuffer_get_length(mg_io_get_input(h->c->io)) == 0))) {
         close_when_flushed(h);
@@ -256,11 +264,7 @@ static void tunnel_end(struct h1s *h, const char *reason)
     h->up = NULL;
     mg_upstream_detach(r, false);
     h->close_after = true;
-    if (h->active) {
-        mg_request_finish(r);
-        mg_request_release(r);
-        h->active = false;
-    }
+    req_end(h);
     if (h->c->io)
         mg_io_enable(h->c->io, EV_WRITE);
     close_when_flushed(h);
@@ -494,11 +498,7 @@ static void h1_ops_abort(struct mg_request *r)
     struct h1s *h = r->codec;
     mg_upstream_detach(r, false);
     h->close_after = true;
-    if (h->active) {
-        mg_request_finish(r);
-        mg_request_release(r);
-        h->active = false;
-    }
+    req_end(h);                         /* r is h->r: one request at a time */
     mg_conn_close(h->c);
 }
 
@@ -826,9 +826,7 @@ static void event_cb(struct mg_io *io, short what, void *arg)
     if (h->active) {
         h->r->flags = "DC";
         mg_upstream_detach(h->r, false);
-        mg_request_finish(h->r);
-        mg_request_release(h->r);
-        h->active = false;
+        req_end(h);
     }
     mg_conn_close(h->c);
     mg_conn_unref(h->c);
@@ -883,10 +881,7 @@ static void h1_free(struct mg_conn *c)
         h->up = NULL;
         mg_upstream_detach(h->r, false);   /* its callbacks point here */
     }
-    if (h->active) {
-        mg_request_finish(h->r);
-        mg_request_release(h->r);
-    }
+    req_end(h);
     free(h->r);
     event_free(h->timer);
     event_free(h->next_ev);

@@ -29,21 +29,6 @@ static struct mg_jwt_cache *jwt_cache_from_env(void)
     return n ? mg_jwt_cache_new(n > (1u << 20) ? (1u << 20) : (size_t)n) : NULL;
 }
 
-/* epoll without libevent's change list. The change list batches interest
- * changes to once per loop turn, and merges a delete and an add on one fd
- * in the same turn into a single change: an mg_io's edge-triggered event
- * deleted and a splice's level-triggered events added for the same socket
- * (a tunnel moving to pipes) came out as one EPOLL_CTL_MOD that kept
- * EPOLLET, and a splice relying on level-triggered wakeups then stalled
- * with bytes in a socket (or never saw both ends close). The change list
- * saved little here anyway: an mg_io stays registered for read and write
- * (edge-triggered) for its whole life, so only a splice pausing a
- * direction changes interest, once per pipe full. */
-static struct event_base *worker_base_new(void)
-{
-    return event_base_new();
-}
-
 static void add_listeners(struct mg_worker *w, const struct mg_lfd *fds, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -204,7 +189,17 @@ struct mg_worker *mg_workers_new(int n, struct mg_snapshot *snap)
     for (int i = 0; i < n; i++) {
         struct mg_worker *w = &ws[i];
         w->id = i;
-        w->base = worker_base_new();
+        /* epoll without libevent's change list. The change list batches interest
+         * changes to once per loop turn, and merges a delete and an add on one fd
+         * in the same turn into a single change: an mg_io's edge-triggered event
+         * deleted and a splice's level-triggered events added for the same socket
+         * (a tunnel moving to pipes) came out as one EPOLL_CTL_MOD that kept
+         * EPOLLET, and a splice relying on level-triggered wakeups then stalled
+         * with bytes in a socket (or never saw both ends close). The change list
+         * saved little here anyway: an mg_io stays registered for read and write
+         * (edge-triggered) for its whole life, so only a splice pausing a
+         * direction changes interest, once per pipe full. */
+        w->base = event_base_new();
         if (!w->base) {
             fprintf(stderr, "meshgate: event_base_new failed\n");
             exit(1);
