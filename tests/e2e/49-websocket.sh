@@ -116,7 +116,7 @@ cat >"$MG_TMP/wsc.py" <<'PY'
 # a WebSocket client (RFC 6455): handshake, Sec-WebSocket-Accept checked,
 # N bytes sent in masked binary frames while the echo is read and hashed,
 # then the close handshake. One result per line.
-import base64, hashlib, os, socket, ssl, struct, sys, threading, time
+import base64, hashlib, os, socket, ssl, struct, sys, time
 a = sys.argv[1:]
 port, path = int(a[0]), a[1]
 opt = {}
@@ -195,44 +195,76 @@ if "--keepalive" in opt:
         print("keepalive-closed %.1f" % (time.time() - t0))
     sys.exit(0)
 total = int(opt.get("--bytes", "0"))
-sent = hashlib.sha256()
-def sender():
-    left = total
-    while left:
-        chunk = os.urandom(min(left, 65536))
-        sent.update(chunk)
-        s.sendall(frame(2, chunk))
-        left -= len(chunk)
-th = threading.Thread(target=sender)
-th.start()
-got = hashlib.sha256()
-n = 0
-pend = rest
-def need(k):
+# One thread moves both directions: an SSL object used by two threads at
+# once (SSL_write in a sender, SSL_read in the reader) is a data race in
+# OpenSSL, which broke one run in many with a spurious error.
+import select
+s.setblocking(False)
+sent, got = hashlib.sha256(), hashlib.sha256()
+out, left, n, pend = bytearray(), total, 0, bytearray(rest)
+WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+def frames():
+    """Complete frames off the head of pend: (opcode byte, payload)."""
     global pend
-    while len(pend) < k:
-        d = s.recv(1 << 20)
-        if not d:
-            raise EOFError
-        pend += d
-    r, pend = pend[:k], pend[k:]
-    return r
-try:
-    while n < total:
-        h = need(2)
-        ln = h[1] & 0x7f
+    r = []
+    while len(pend) >= 2:
+        ln, off = pend[1] & 0x7f, 2
         if ln == 126:
-            ln = struct.unpack(">H", need(2))[0]
+            if len(pend) < 4:
+                break
+            ln, off = struct.unpack(">H", pend[2:4])[0], 4
         elif ln == 127:
-            ln = struct.unpack(">Q", need(8))[0]
-        p = need(ln)
+            if len(pend) < 10:
+                break
+            ln, off = struct.unpack(">Q", pend[2:10])[0], 10
+        if len(pend) < off + ln:
+            break
+        r.append((pend[0], bytes(pend[off:off + ln])))
+        del pend[:off + ln]
+    return r
+def pump(done):
+    """Send what is queued and read until done() or 20 s without progress."""
+    global out, left, pend
+    last = time.time()
+    while not done():
+        if not out and left:
+            chunk = os.urandom(min(left, 65536))
+            sent.update(chunk)
+            out += frame(2, chunk)
+            left -= len(chunk)
+        pending = isinstance(s, ssl.SSLSocket) and s.pending()
+        if not pending:
+            rd, wr, _ = select.select([s], [s] if out else [], [], 1.0)
+            if not rd and not wr:
+                if time.time() - last > 20:
+                    raise OSError("no progress in 20 s")
+                continue
+        if out:
+            try:
+                k = s.send(out[:65536])
+                del out[:k]
+                last = time.time()
+            except WANT:
+                pass
+        try:
+            d = s.recv(1 << 20)
+            if not d:
+                raise EOFError("the gateway closed the connection")
+            pend += d
+            last = time.time()
+            yield from frames()
+        except WANT:
+            pass
+closed = []
+try:
+    for op, p in pump(lambda: n >= total):
         got.update(p)
         n += len(p)
-    th.join()
     print("echo", n, "intact" if got.digest() == sent.digest() else "corrupt")
-    s.sendall(frame(8, struct.pack(">H", 1000)))
-    h = need(2)
-    print("close", "ok" if h[0] == 0x88 else "bad")
+    out += frame(8, struct.pack(">H", 1000))
+    for op, p in pump(lambda: closed):
+        closed.append(op)
+    print("close", "ok" if closed[0] == 0x88 else "bad")
 except (EOFError, OSError) as e:
     print("echo", n, "broken", e)
 PY
