@@ -6,6 +6,8 @@
 #   median                the median of the numbers on stdin (nothing for none)
 #   ratio_stats           "x y" per line on stdin: the median, min and max of
 #                         x/y over the lines (y > 0), as "median min max"
+#   cpu_ticks "PID..."    CPU ticks (user + system, all threads) of the
+#                         processes and of the first one's children
 #   hap_head MAXCONN [LINE...]
 #                         the global (with LINEs) and defaults sections of an
 #                         HTTP HAProxy configuration, $workers threads
@@ -37,4 +39,14 @@ hap_head() {
   printf 'global\n  nbthread %s\n  maxconn %s\n' "$workers" "$maxconn"
   for l in "$@"; do printf '  %s\n' "$l"; done
   printf 'defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n'
+}
+
+cpu_ticks() {
+  local t=0 pid k
+  for pid in $1 $(pgrep -P "${1%% *}" 2>/dev/null); do
+    [ -r "/proc/$pid/stat" ] || continue
+    k=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || continue
+    t=$((t + k))
+  done
+  echo "$t"
 }

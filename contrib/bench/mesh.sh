@@ -63,6 +63,7 @@ http { access_log off; keepalive_requests 1000000;
     location / { return 200 "ok\n"; } } }
 NGX
 nginx -c "$w/origin.conf" & pids+=($!)
+ngx_pid=$!
 
 mkdir -p "$w/cfg"
 cat > "$w/cfg/config.yaml" <<YAML
@@ -151,7 +152,9 @@ HAP
 } > "$w/haproxy.cfg"
 "$bin" check -c "$w/cfg" >/dev/null
 "$bin" run -c "$w/cfg" >"$w/gw.log" 2>&1 & pids+=($!)
+mg_pid=$!
 haproxy -f "$w/haproxy.cfg" -db >"$w/haproxy.log" 2>&1 & pids+=($!)
+hap_pid=$!
 
 for port in 19190 19191 39445 39446; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
@@ -182,17 +185,20 @@ expect HAProxy 39446 "$w/haproxy.log" plain mesh
 res="$w/results"
 : > "$res"
 wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+hz=$(getconf CLK_TCK)
+# run CASE PROXY_PID PORT PATH: one wrk run; the line "CASE req/s proxy-CPU-s
+# origin-CPU-s" (the CPU seconds the proxy and the nginx origin spent in it)
+run() {
+  local g0 o0 g1 o1 v
+  g0=$(cpu_ticks "$2"); o0=$(cpu_ticks "$ngx_pid")
+  v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$3/$4/x")
+  g1=$(cpu_ticks "$2"); o1=$(cpu_ticks "$ngx_pid")
+  echo "$1 ${v:-0} $(awk -v g=$((g1 - g0)) -v o=$((o1 - o0)) -v hz="$hz" 'BEGIN {print g / hz, o / hz}')" >> "$res"
+  echo "round $r $1 ${v:-0} req/s" >&2
+}
 for r in $(seq "$rounds"); do
-  for s in plain mesh plain-new mesh-new; do
-    v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:39445/$s/x")
-    echo "$s ${v:-0}" >> "$res"
-    echo "round $r $s ${v:-0} req/s" >&2
-  done
-  for s in plain mesh; do
-    v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:39446/$s/x")
-    echo "hap-$s ${v:-0}" >> "$res"
-    echo "round $r haproxy $s ${v:-0} req/s" >&2
-  done
+  for s in plain mesh plain-new mesh-new; do run "$s" "$mg_pid" 39445 "$s"; done
+  for s in plain mesh; do run "hap-$s" "$hap_pid" 39446 "$s"; done
   # the same mutual TLS handshake straight to the origin (one client, no gateway)
   v=$(openssl s_time -connect 127.0.0.1:19191 -new -cert "$w/gw/cert-chain.pem" -key "$w/gw/key.pem" \
         -time "$secs" 2>/dev/null | awk '/connections in [0-9]+ real seconds/ {printf "%.1f", $1 / $4}')
@@ -212,6 +218,16 @@ ratios() { paste <(awk -v k="$1" '$1==k {print $2}' "$res") <(awk -v k="$2" '$1=
   ratio_stats | awk '{printf "%.2f (%.2f-%.2f)", $1, $2, $3}'; }
 rb=$(ratios mesh plain)
 rg=$(ratios hap-mesh hap-plain)
+# requests per CPU-second of the proxy (and of the origin), per round; the
+# ratio of the proxy's: what the upstream's TLS costs the proxy itself,
+# whatever the client and the origin on the same cores take
+eff() { awk -v k="$1" -v c="$2" -v t="$secs" '$1==k && $c > 0 {print $2 * t / $c}' "$res"; }
+effr() { paste <(eff "$1" "$3") <(eff "$2" "$3") | ratio_stats | awk '{printf "%.2f (%.2f-%.2f)", $1, $2, $3}'; }
+cb=$(effr mesh plain 3)
+cg=$(effr hap-mesh hap-plain 3)
+for k in plain mesh hap-plain hap-mesh; do
+  printf '%s %s %s\n' "$k" "$(eff "$k" 3 | median)" "$(eff "$k" 4 | median)"
+done > "$w/eff"
 # one core's ECDSA P-256 signs and verifies per second
 sp=$(openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(nistp256\)/ {print $(NF-1), $NF}')
 sign=${sp% *}
@@ -230,4 +246,8 @@ awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" -v f="${f:-0}" -v g="${g:-
   printf "  at most %.0f gateway-side handshakes/s per core (1 sign + 2 verifies), %.0f on %d cores;\n", bound, bound * n, n
   printf "  d) is %.2f of that bound (ECDHE, the TLS front, nginx and wrk share the cores)\n", (bound > 0 ? d / (bound * n) : 0) }'
 echo "per-round ratios, median (min-max): meshgate b/a $rb, HAProxy g/f $rg"
+printf '\n%-44s %12s %12s\n' "requests per CPU-second" proxy origin
+awk '{printf "%-44s %12.0f %12.0f\n", $1, $2, $3}' "$w/eff"
+echo "per-round ratios of the proxy's requests per CPU-second (what ISTIO_MUTUAL costs the proxy):"
+echo "  meshgate mesh/plain $cb, HAProxy mesh/plain $cg"
 echo "(median of $rounds interleaved rounds of ${secs}s; wrk -t2 -c64 keep-alive to the front; $workers workers; goal: b/a >= 0.90)"

@@ -252,16 +252,6 @@ wrk_rps() { wrk --latency "$@" 2>/dev/null | awk -v p99="$w/p99" '/Requests\/sec
 h2_rps() { h2load "$@" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}
   /^requests:/ && $10 != 0 {print "run.sh: failed h2 requests: " $0 > "/dev/stderr"}'; }
 
-# CPU ticks (user + system) of a proxy's processes and their threads' children
-cpu_ticks() {
-  local t=0 pid k
-  for pid in $1 $(pgrep -P "${1%% *}" 2>/dev/null); do
-    [ -r "/proc/$pid/stat" ] || continue
-    k=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || continue
-    t=$((t + k))
-  done
-  echo "$t"
-}
 hz=$(getconf CLK_TCK)
 # s_time_rps PORT FLAGS...: connections/s of two `openssl s_time` clients
 s_time_rps() {
