@@ -398,7 +398,10 @@ size_t mg_dnscache_size(const struct mg_dnscache *c);
  *   both during connect and handshake; each restarts on progress, and one
  *   that fires disables its direction.
  * - mg_io_free closes the fd and frees the SSL (no close_notify: call
- *   SSL_shutdown first for one). It is safe from inside the io's own
+ *   mg_io_shutdown first for one; never SSL_shutdown, which does not know
+ *   the records of a TLS 1.3 client connection past its handshake: they
+ *   are sealed and opened by mg_io itself, OpenSSL's record layer unused,
+ *   when its SSL_CTX went through mg_io_tls_own_records). It is safe from inside the io's own
  *   callbacks (the memory goes when the callback returns).
  * - With both directions disabled the fd leaves the event loop (another
  *   event may then watch it); enabling one brings it back. */
@@ -442,5 +445,13 @@ int mg_io_getfd(const struct mg_io *io);
 SSL *mg_io_get_ssl(const struct mg_io *io);
 unsigned long mg_io_get_ssl_error(struct mg_io *io);    /* and forgets it */
 void mg_io_free(struct mg_io *io);
+/* close_notify to the peer, best effort (one write, now): before mg_io_free. */
+void mg_io_shutdown(struct mg_io *io);
+/* The TLS 1.3 client connections of ctx have their records sealed and
+ * opened by mg_io after the handshake (base/tls13.c: cheaper per record
+ * than OpenSSL 3.0's record layer). */
+void mg_io_tls_own_records(SSL_CTX *ctx);
+/* Whether io's records are now sealed and opened by mg_io itself. */
+bool mg_io_records_own(const struct mg_io *io);
 
 #endif

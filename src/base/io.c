@@ -19,6 +19,7 @@
  * per-wakeup budget) gets no new edge, so the layer keeps `can_read` and
  * re-activates itself when reading may go on. */
 #include "base/base.h"
+#include "base/tls13.h"
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -104,6 +105,15 @@ struct mg_io {
     bool bio_eof;                       /* read(2) said 0 */
     bool bufs;                          /* the SSL may hold record buffers */
     bool kicked;                        /* an event_active is queued */
+    /* A TLS 1.3 client connection past its handshake: its records sealed
+     * and opened here (tls13.c), OpenSSL's record layer no longer used.
+     * raw: received bytes of a record not yet complete when the last read
+     * ended; wp: sealed bytes the socket did not take, which stand for the
+     * first wcover bytes of the output (drained once they are sent). */
+    struct mg_tls13 *rec;
+    unsigned char *raw, *wp;
+    uint32_t raw_len, wp_off, wp_len;
+    size_t wcover;
     bool freed;                         /* mg_io_free inside a callback: done on return */
 };
 
@@ -179,7 +189,8 @@ static bool reading(const struct mg_io *io)
 
 static bool writing(const struct mg_io *io)
 {
-    return (io->enabled & EV_WRITE) && evbuffer_get_length(io->out) > 0;
+    return (io->enabled & EV_WRITE) &&
+           (evbuffer_get_length(io->out) > 0 || (io->rec && mg_tls13_update_wanted(io->rec)));
 }
 
 /* The one timer for both timeouts, armed for the earlier deadline; a
@@ -600,6 +611,9 @@ static void io_destroy(struct mg_io *io)
         rbuf_off = rbuf_len = 0;
     }
     free(io->rb);
+    free(io->raw);
+    free(io->wp);
+    mg_tls13_free(io->rec);
     if (io->ssl)
         SSL_free(io->ssl);
     if (io->fd >= 0)
@@ -675,8 +689,12 @@ static void save_ssl_error(struct mg_io *io)
 static _Thread_local unsigned char stage_buf[IO_CHUNK];
 
 /* Read until EAGAIN, the high watermark or the budget. *got counts bytes. */
+static int do_read_rec(struct mg_io *io, size_t *got);
+
 static int do_read(struct mg_io *io, size_t *got)
 {
+    if (io->rec)
+        return do_read_rec(io, got);
     size_t budget = io->max_read;
     *got = 0;
     io->read_wants_write = false;
@@ -770,8 +788,12 @@ static int do_read(struct mg_io *io, size_t *got)
 static _Thread_local unsigned char join_buf[IO_RECORD];
 
 /* Write until EAGAIN or the budget. *put counts bytes. */
+static int do_write_rec(struct mg_io *io, size_t *put);
+
 static int do_write(struct mg_io *io, size_t *put)
 {
+    if (io->rec)
+        return do_write_rec(io, put);
     size_t budget = io->max_write;
     *put = 0;
     io->write_wants_read = false;
@@ -839,6 +861,337 @@ static int do_write(struct mg_io *io, size_t *put)
     return IO_DONE;
 }
 
+
+/* ---- TLS 1.3 records of our own (tls13.c): client connections ----
+ *
+ * Reads take as much as the socket has, up to two whole records, into a
+ * buffer of the thread; each complete record is opened straight into the
+ * input (a small one into an empty input through the staging buffer, as
+ * plain reads are); a record still incomplete when the run ends is kept
+ * in the connection's own allocation (raw). Writes seal up to four
+ * records in a buffer of the thread and send them with one write(2); what
+ * the socket does not take is kept sealed (wp), and the output keeps the
+ * plaintext it stands for until it has gone, so that an empty output
+ * still means "all sent". */
+#define RAW_CAP (2 * (5 + MG_TLS13_MAX_CIPHER))
+#define SEAL_CAP (4 * (MG_TLS13_MAX_PLAIN + MG_TLS13_OVERHEAD))
+static _Thread_local unsigned char raw_buf[RAW_CAP];
+static _Thread_local unsigned char open_buf[MG_TLS13_MAX_CIPHER];
+static _Thread_local unsigned char seal_buf[SEAL_CAP];
+
+static void rec_fail(struct mg_io *io, int reason)
+{
+    if (!io->ssl_err)
+        io->ssl_err = ERR_PACK(ERR_LIB_SSL, 0, reason);
+    errno = EPROTO;
+}
+
+/* An alert to the peer, best effort: one write(2), unless sealed bytes
+ * are still waiting (the alert cannot go before them). */
+static void rec_alert(struct mg_io *io, uint8_t desc)
+{
+    unsigned char b[5 + 2 + MG_TLS13_OVERHEAD];
+    if (io->wp || io->fd < 0)
+        return;
+    size_t l = mg_tls13_alert(io->rec, desc, b);
+    int saved = errno;
+    if (l && write(io->fd, b, l) < 0)
+        errno = saved;
+}
+
+/* The alert our own refusal of a record sends. */
+static uint8_t rec_alert_for(int reason)
+{
+    switch (reason) {
+    case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
+        return SSL_AD_BAD_RECORD_MAC;
+    case SSL_R_ENCRYPTED_LENGTH_TOO_LONG:
+    case SSL_R_DATA_LENGTH_TOO_LONG:
+        return SSL_AD_RECORD_OVERFLOW;
+    case SSL_R_BAD_LENGTH:
+    case SSL_R_BAD_KEY_UPDATE:
+        return SSL_AD_DECODE_ERROR;
+    case SSL_R_WRONG_VERSION_NUMBER:
+        return SSL_AD_PROTOCOL_VERSION;
+    default:
+        return SSL_AD_UNEXPECTED_MESSAGE;
+    }
+}
+
+static int rec_refuse(struct mg_io *io, int reason)
+{
+    rec_fail(io, reason);
+    rec_alert(io, rec_alert_for(reason));
+    errno = EPROTO;
+    return IO_FAIL;
+}
+
+/* One record (header at r, len bytes after it): application data into
+ * the input (*got counts it), a handshake message or an alert handled. */
+static int rec_one(struct mg_io *io, const unsigned char *r, size_t len, size_t *got)
+{
+    size_t inner = len - 16;
+    struct evbuffer_iovec v;
+    bool staged = evbuffer_get_length(io->in) == 0 && inner <= IO_JOIN_MIN;
+    unsigned char *out = open_buf;
+    if (!staged) {
+        if (evbuffer_reserve_space(io->in, (ev_ssize_t)inner, &v, 1) != 1 || v.iov_len < inner)
+            return IO_FAIL;
+        out = v.iov_base;
+    }
+    uint8_t type = 0;
+    size_t n = 0;
+    int e = mg_tls13_open(io->rec, r, r + 5, len, out, &type, &n);
+    size_t keep = !e && type == MG_TLS13_DATA ? n : 0;
+    if (!staged) {
+        v.iov_len = keep;
+        evbuffer_commit_space(io->in, &v, 1);
+    } else if (keep && evbuffer_add(io->in, out, keep) < 0) {
+        return IO_FAIL;
+    }
+    if (e)
+        return rec_refuse(io, e);
+    *got += keep;
+    switch (type) {
+    case MG_TLS13_DATA:
+        return IO_DONE;
+    case MG_TLS13_HANDSHAKE:
+        /* a KeyUpdate the peer asked us to answer makes writing() true:
+         * the run's next round sends it */
+        e = mg_tls13_handshake(io->rec, out, n);
+        return e ? rec_refuse(io, e) : IO_DONE;
+    case MG_TLS13_ALERT:
+        if (n != 2)
+            return rec_refuse(io, SSL_R_BAD_LENGTH);
+        if (out[1] == SSL_AD_CLOSE_NOTIFY)
+            return IO_EOF;
+        if (out[1] == SSL_AD_USER_CANCELLED)
+            return IO_DONE;             /* a close_notify follows */
+        rec_fail(io, SSL_AD_REASON_OFFSET + out[1]);
+        return IO_FAIL;
+    default:
+        return rec_refuse(io, SSL_R_UNEXPECTED_RECORD);
+    }
+}
+
+/* do_read for a connection with its own records. */
+static int do_read_rec(struct mg_io *io, size_t *got)
+{
+    size_t budget = io->max_read, len = 0, off = 0;
+    bool drained = false;
+    int rc;
+    *got = 0;
+    if (io->raw) {
+        memcpy(raw_buf, io->raw, io->raw_len);
+        len = io->raw_len;
+        free(io->raw);
+        io->raw = NULL;
+        io->raw_len = 0;
+    }
+    for (;;) {
+        while (len - off >= 5) {
+            size_t rl;
+            int e = mg_tls13_check_header(raw_buf + off, &rl);
+            if (e) {
+                rc = rec_refuse(io, e);
+                goto out;
+            }
+            if (len - off < 5 + rl)
+                break;
+            if (*got >= budget || (io->rhigh && evbuffer_get_length(io->in) >= io->rhigh)) {
+                rc = IO_DONE;
+                goto out;
+            }
+            rc = rec_one(io, raw_buf + off, rl, got);
+            off += 5 + rl;
+            if (rc != IO_DONE)
+                goto out;
+        }
+        if (drained) {
+            io->can_read = false;       /* a short read took all the socket had */
+            rc = IO_AGAIN;
+            goto out;
+        }
+        if (*got >= budget || (io->rhigh && evbuffer_get_length(io->in) >= io->rhigh)) {
+            rc = IO_DONE;
+            goto out;
+        }
+        if (off) {
+            memmove(raw_buf, raw_buf + off, len - off);
+            len -= off;
+            off = 0;
+        }
+        size_t asked = RAW_CAP - len;
+        ssize_t r;
+        do
+            r = read(io->fd, raw_buf + len, asked);
+        while (r < 0 && errno == EINTR);
+        if (r > 0) {
+            len += (size_t)r;
+            if ((size_t)r < asked && !io->rdhup)
+                drained = true;
+        } else if (r == 0) {
+            rc = IO_EOF;
+            goto out;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            io->can_read = false;
+            rc = IO_AGAIN;
+            goto out;
+        } else {
+            rc = IO_FAIL;
+            goto out;
+        }
+    }
+out:
+    if (rc == IO_DONE)
+        io->can_read = true;            /* stopped with records left: no edge will say so */
+    if (len > off && rc != IO_FAIL && rc != IO_EOF) {
+        int saved = errno;
+        io->raw = malloc(len - off);
+        if (!io->raw)
+            return IO_FAIL;
+        memcpy(io->raw, raw_buf + off, len - off);
+        io->raw_len = (uint32_t)(len - off);
+        errno = saved;
+    }
+    return rc;
+}
+
+/* do_write for a connection with its own records. */
+static int do_write_rec(struct mg_io *io, size_t *put)
+{
+    size_t budget = io->max_write;
+    *put = 0;
+    while (*put < budget) {
+        ssize_t r;
+        if (io->wp) {
+            do
+                r = write(io->fd, io->wp + io->wp_off, io->wp_len - io->wp_off);
+            while (r < 0 && errno == EINTR);
+            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                return IO_FAIL;
+            if (r > 0)
+                io->wp_off += (uint32_t)r;
+            if (io->wp_off < io->wp_len) {
+                io->can_write = false;
+                return IO_AGAIN;
+            }
+            free(io->wp);
+            io->wp = NULL;
+            io->wp_off = io->wp_len = 0;
+            evbuffer_drain(io->out, io->wcover);
+            *put += io->wcover;
+            io->wcover = 0;
+            continue;
+        }
+        size_t len = evbuffer_get_length(io->out), sl = 0, covered = 0;
+        if (mg_tls13_update_wanted(io->rec)) {
+            if (!(sl = mg_tls13_key_update(io->rec, seal_buf))) {
+                rec_fail(io, SSL_R_BAD_KEY_UPDATE);
+                return IO_FAIL;
+            }
+        }
+        if (!len && !sl)
+            return IO_DONE;
+        struct evbuffer_ptr pos;
+        evbuffer_ptr_set(io->out, &pos, 0, EVBUFFER_PTR_SET);
+        while (covered < len && sl + MG_TLS13_MAX_PLAIN + MG_TLS13_OVERHEAD <= SEAL_CAP &&
+               *put + covered < budget) {
+            size_t n = len - covered < MG_TLS13_MAX_PLAIN ? len - covered : MG_TLS13_MAX_PLAIN;
+            if (evbuffer_copyout_from(io->out, &pos, seal_buf + sl + 5, n) != (ev_ssize_t)n)
+                return IO_FAIL;
+            evbuffer_ptr_set(io->out, &pos, n, EVBUFFER_PTR_ADD);
+            size_t l = mg_tls13_seal(io->rec, MG_TLS13_DATA, seal_buf + sl, n);
+            if (!l) {
+                rec_fail(io, ERR_R_INTERNAL_ERROR);
+                return IO_FAIL;
+            }
+            sl += l;
+            covered += n;
+        }
+        do
+            r = write(io->fd, seal_buf, sl);
+        while (r < 0 && errno == EINTR);
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return IO_FAIL;
+        size_t w = r > 0 ? (size_t)r : 0;
+        if (w == sl) {
+            evbuffer_drain(io->out, covered);
+            *put += covered;
+            continue;
+        }
+        /* the socket took part: the rest waits as it is (its sequence
+         * numbers are spent), the plaintext it stands for in the output */
+        if (!(io->wp = malloc(sl - w)))
+            return IO_FAIL;
+        memcpy(io->wp, seal_buf + w, sl - w);
+        io->wp_len = (uint32_t)(sl - w);
+        io->wp_off = 0;
+        io->wcover = covered;
+        io->can_write = false;
+        return IO_AGAIN;
+    }
+    return IO_DONE;
+}
+
+/* A client handshake is done: its records move here when tls13.c can
+ * take them. Bytes read past the handshake (rbio) are its first records. */
+static void rec_take(struct mg_io *io)
+{
+    if (SSL_is_server(io->ssl))
+        return;
+    const unsigned char *src = NULL;
+    size_t n = 0;
+    if (io->rb) {
+        src = io->rb + io->rb_off;
+        n = io->rb_len - io->rb_off;
+    } else if (rb_owner == io) {
+        src = rbuf + rbuf_off;
+        n = rbuf_len - rbuf_off;
+    }
+    unsigned char *m = NULL;
+    if (n && !(m = malloc(n)))
+        return;                         /* stays with OpenSSL */
+    struct mg_tls13 *t = mg_tls13_take(io->ssl);
+    if (!t) {
+        free(m);
+        return;
+    }
+    if (n)
+        memcpy(m, src, n);
+    free(io->rb);
+    io->rb = NULL;
+    io->rb_off = io->rb_len = 0;
+    if (rb_owner == io) {
+        rb_owner = NULL;
+        rbuf_off = rbuf_len = 0;
+    }
+    io->raw = m;
+    io->raw_len = (uint32_t)n;
+    io->rec = t;
+    io->bufs = false;
+}
+
+void mg_io_tls_own_records(SSL_CTX *ctx)
+{
+    mg_tls13_capture(ctx);
+}
+
+bool mg_io_records_own(const struct mg_io *io)
+{
+    return io->rec != NULL;
+}
+
+void mg_io_shutdown(struct mg_io *io)
+{
+    if (!io || !io->ssl || io->freed)
+        return;
+    if (io->rec)
+        rec_alert(io, SSL_AD_CLOSE_NOTIFY);
+    else
+        SSL_shutdown(io->ssl);
+}
+
 /* Returns true when the handshake is over (or the TCP connect, plain). */
 static int do_connect_step(struct mg_io *io, short *what)
 {
@@ -872,6 +1225,7 @@ static int do_connect_step(struct mg_io *io, short *what)
     int r = SSL_do_handshake(io->ssl);
     if (r == 1) {
         io->state = IO_OPEN;
+        rec_take(io);
         return IO_DONE;
     }
     int e = SSL_get_error(io->ssl, r);

@@ -63,7 +63,7 @@ static void conn_close(struct mg_conn *c)
     c->closing = true;
     if (c->io) {
         if (c->ssl && c->handshake_done)
-            SSL_shutdown(c->ssl);       /* close_notify once, best effort: mg_io_free sends none */
+            mg_io_shutdown(c->io);      /* close_notify once, best effort: mg_io_free sends none */
         mg_io_free(c->io);              /* frees the SSL too (never SSL_free it ourselves) */
         c->io = NULL;
         c->ssl = NULL;

@@ -25,6 +25,7 @@ SSL_CTX *mg_tls_mesh_client_ctx_new(const struct mg_config *c, char *err, size_t
         mg_tls_err(err, errlen, "SSL_CTX_new", NULL);
         return NULL;
     }
+    mg_io_tls_own_records(ctx);         /* TLS 1.3 records after the handshake: mg_io's */
     if (SSL_CTX_use_certificate_chain_file(ctx, px->identity_cert_chain) != 1) {
         mg_tls_err(err, errlen, "cannot load the identity certificateChain", px->identity_cert_chain);
         goto fail;

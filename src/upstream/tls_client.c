@@ -16,6 +16,7 @@ SSL_CTX *mg_tls_client_ctx_new(const struct mg_config *c, const struct mg_client
         mg_tls_err(err, errlen, "SSL_CTX_new", NULL);
         return NULL;
     }
+    mg_io_tls_own_records(ctx);         /* TLS 1.3 records after the handshake: mg_io's */
     const char *certf = t->client_certificate, *keyf = t->private_key, *caf = t->ca_certificates;
     const char *cert_pem = NULL, *key_pem = NULL, *ca_pem = NULL;
     if (t->credential_name) {

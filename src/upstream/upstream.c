@@ -96,7 +96,7 @@ static void uc_free(struct mg_uconn *uc)
         event_free(uc->try_timer);
     if (uc->io) {
         if (uc->ssl && uc->state != UC_CONNECTING)
-            SSL_shutdown(uc->ssl);      /* without SSL_shutdown OpenSSL marks the session not resumable */
+            mg_io_shutdown(uc->io);     /* close_notify */
         mg_io_free(uc->io);
     }
     free(uc->dyn_key);

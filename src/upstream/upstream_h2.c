@@ -138,7 +138,7 @@ static void conn_free(struct mg_up2_conn *c)
         nghttp2_session_del(c->ng);
     if (c->io) {
         if (c->ssl && c->connected)
-            SSL_shutdown(c->ssl);       /* close_notify; keeps the session resumable */
+            mg_io_shutdown(c->io);      /* close_notify */
         mg_io_free(c->io);
     }
     if (rt->n_open)

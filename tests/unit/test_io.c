@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "tap.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -19,7 +20,8 @@
 #include <openssl/x509v3.h>
 
 static struct event_base *base;
-static SSL_CTX *sctx, *cctx;
+static SSL_CTX *sctx, *cctx, *octx;   /* octx: TLS 1.3 records sealed and opened by mg_io */
+static bool own;                        /* TLS pairs' clients use octx */
 
 /* Every read(2) that io.c makes (linked with --wrap=read): per fd, and
  * how many found nothing (EAGAIN). */
@@ -56,6 +58,9 @@ static void make_ctx(void)
     SSL_CTX_use_PrivateKey(sctx, k);
     cctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+    octx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(octx, SSL_VERIFY_NONE, NULL);
+    mg_io_tls_own_records(octx);
     X509_free(x);
     EVP_PKEY_free(k);
 }
@@ -144,7 +149,8 @@ static void make_pair(bool tls, bool small, struct mg_io **a, struct mg_io **b)
         small_buffers(sv[1]);
     }
     *a = mg_io_socket_new(base, sv[0], tls ? SSL_new(sctx) : NULL, tls ? MG_IO_ACCEPTING : MG_IO_OPEN);
-    *b = mg_io_socket_new(base, sv[1], tls ? SSL_new(cctx) : NULL, tls ? MG_IO_CONNECTING : MG_IO_OPEN);
+    *b = mg_io_socket_new(base, sv[1], tls ? SSL_new(own ? octx : cctx) : NULL,
+                          tls ? MG_IO_CONNECTING : MG_IO_OPEN);
 }
 
 /* A pair with a peer on each side. */
@@ -184,6 +190,11 @@ static void run_for(int ms)
     event_free(stop);
 }
 
+static const char *kind(bool tls)
+{
+    return !tls ? "plain" : own ? "tls, own records" : "tls";
+}
+
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 131 + (i >> 9)); }
 
 static bool check_pattern(struct evbuffer *b, size_t n)
@@ -214,7 +225,7 @@ static void add_pattern(struct evbuffer *out, size_t n, size_t piece)
  * slowly under a high watermark. */
 static void transfer(bool tls)
 {
-    const char *t = tls ? "tls" : "plain";
+    const char *t = kind(tls);
     struct peer pa, pb;
     peers(tls, true, &pa, &pb);
     struct mg_io *a = pa.io, *b = pb.io;
@@ -229,8 +240,11 @@ static void transfer(bool tls)
         run_for(20);
         evbuffer_remove_buffer(mg_io_get_input(b), pb.got, 7000);
     }
-    if (tls)
+    if (tls) {
         is_int(pa.connected * 10 + pb.connected, 11, "%s: CONNECTED once on each side", t);
+        ok(mg_io_records_own(pb.io) == own && !mg_io_records_own(pa.io),
+           "%s: the client's records are %s", t, own ? "mg_io's" : "OpenSSL's");
+    }
     ok(check_pattern(pb.got, n), "%s: 3 MB a->b intact (%zu)", t, evbuffer_get_length(pb.got));
     ok(check_pattern(pa.got, n), "%s: 3 MB b->a intact (%zu)", t, evbuffer_get_length(pa.got));
     ok(pa.writes > 0 && pb.writes > 0, "%s: write callbacks when drained", t);
@@ -262,7 +276,7 @@ static void echo_read(struct mg_io *io, void *arg)
 
 static void echo(bool tls)
 {
-    const char *t = tls ? "tls" : "plain";
+    const char *t = kind(tls);
     struct mg_io *a, *b;
     make_pair(tls, false, &a, &b);
     struct peer pb;
@@ -279,7 +293,7 @@ static void echo(bool tls)
 
 static void free_inside(bool tls)
 {
-    const char *t = tls ? "tls" : "plain";
+    const char *t = kind(tls);
     struct peer pa, pb;
     peers(tls, false, &pa, &pb);
     pa.free_on_read = true;
@@ -408,7 +422,7 @@ static void connect_tests(void)
  * EAGAIN), plain the same. */
 static void read_calls(bool tls)
 {
-    const char *t = tls ? "tls" : "plain";
+    const char *t = kind(tls);
     struct peer pa, pb;
     peers(tls, false, &pa, &pb);
     mg_io_write(pb.io, "warm", 4);
@@ -544,6 +558,183 @@ static void idle_release(void)
 #endif
 }
 
+/* ---- TLS 1.3 records sealed and opened by mg_io (client side) ---- */
+
+/* KeyUpdate from the server, asking for ours: the data after it opens with
+ * the server's next key, and ours (sealed after our KeyUpdate) opens at
+ * the server: both key schedules match OpenSSL's. Three times. */
+static int ku_sent, ku_got;
+
+static void ku_msg(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    (void)arg;
+    if (type == SSL3_RT_HANDSHAKE && len >= 1 && ((const unsigned char *)buf)[0] == 24)
+        ++*(write_p ? &ku_sent : &ku_got);
+}
+
+static void own_key_update(void)
+{
+    struct peer pa, pb;
+    peers(true, false, &pa, &pb);
+    SSL_set_msg_callback(mg_io_get_ssl(pa.io), ku_msg);
+    mg_io_write(pb.io, "ping", 4);
+    wait_got(&pa, 4, 100, 10);
+    ok(mg_io_records_own(pb.io), "own records: the client took its records after the handshake");
+    size_t want_a = 4, want_b = 0;
+    for (int i = 0; i < 3; i++) {
+        ok(SSL_key_update(mg_io_get_ssl(pa.io), SSL_KEY_UPDATE_REQUESTED) == 1,
+           "own records: server schedules KeyUpdate %d (update_requested)", i + 1);
+        mg_io_write(pa.io, "after-update", 12);
+        want_b += 12;
+        wait_got(&pb, want_b, 100, 10);
+        is_int(evbuffer_get_length(pb.got), want_b, "... the server's data under its next key arrives");
+        mg_io_write(pb.io, "reply", 5);
+        want_a += 5;
+        wait_got(&pa, want_a, 100, 10);
+        is_int(evbuffer_get_length(pa.got), want_a, "... ours, after our KeyUpdate, opens at the server");
+    }
+    is_int(pa.events | pb.events, 0, "own records: no error through the key updates");
+    ok(ku_sent == 3 && ku_got == 3, "own records: the server sent 3 KeyUpdates and got 3 back (%d, %d)",
+       ku_sent, ku_got);
+    /* a close_notify from us: the server sees a clean EOF */
+    mg_io_shutdown(pb.io);
+    mg_io_free(pb.io);
+    pb.io = NULL;
+    pa.stop_on_event = true;
+    run_for(1000);
+    ok((pa.events & MG_IO_EOF) && !(pa.events & MG_IO_ERROR), "own records: our close_notify is a clean EOF at the server");
+    peer_done(&pa);
+    peer_done(&pb);
+}
+
+/* A server driven by hand over memory BIOs, so that its records can be
+ * altered on the way to the mg_io client. */
+struct hand {
+    SSL *s;
+    BIO *in, *out;
+    int fd;
+};
+
+static void hand_pump(struct hand *h)
+{
+    char buf[16384];
+    int n;
+    ssize_t r;
+    while ((n = BIO_read(h->out, buf, sizeof(buf))) > 0) {
+        r = write(h->fd, buf, (size_t)n);
+        (void)r;
+    }
+    while ((r = read(h->fd, buf, sizeof(buf))) > 0)
+        BIO_write(h->in, buf, (int)r);
+}
+
+static bool hand_start(struct hand *h, struct peer *pb)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    h->fd = sv[0];
+    h->s = SSL_new(sctx);
+    h->in = BIO_new(BIO_s_mem());
+    h->out = BIO_new(BIO_s_mem());
+    SSL_set_bio(h->s, h->in, h->out);
+    SSL_set_accept_state(h->s);
+    peer_init(pb, mg_io_socket_new(base, sv[1], SSL_new(octx), MG_IO_CONNECTING));
+    bool done = false;
+    for (int i = 0; i < 100 && !(done && pb->connected); i++) {
+        done = done || SSL_do_handshake(h->s) == 1;
+        hand_pump(h);
+        run_for(5);
+        hand_pump(h);
+    }
+    return done && pb->connected && mg_io_records_own(pb->io);
+}
+
+static void hand_done(struct hand *h, struct peer *pb)
+{
+    SSL_free(h->s);
+    close(h->fd);
+    peer_done(pb);
+}
+
+/* "x" sealed by the server, then `mangle` applied to its bytes. */
+static size_t hand_record(struct hand *h, unsigned char *rec, size_t cap)
+{
+    hand_pump(h);
+    SSL_write(h->s, "x", 1);
+    int n = BIO_read(h->out, rec, (int)cap);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void own_refusals(void)
+{
+    static const struct {
+        const char *what;
+        int at;                         /* the byte changed: from the end if negative */
+        unsigned char val;
+        int reason;
+    } cases[] = {
+        { "a flipped tag byte", -1, 0, SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC },
+        { "a flipped ciphertext byte", 5, 0, SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC },
+        { "an unprotected record type (handshake)", 0, 22, SSL_R_UNEXPECTED_RECORD },
+        { "a wrong record version", 2, 1, SSL_R_WRONG_VERSION_NUMBER },
+        { "a length past 2^14 + 256", 3, 0x41, SSL_R_ENCRYPTED_LENGTH_TOO_LONG },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        struct hand h;
+        struct peer pb;
+        ok(hand_start(&h, &pb), "own records: hand-driven server, handshake done (%s)", cases[k].what);
+        unsigned char rec[512];
+        size_t n = hand_record(&h, rec, sizeof(rec));
+        size_t at = cases[k].at < 0 ? n - 1 : (size_t)cases[k].at;
+        if (n > at) {
+            rec[at] = cases[k].val ? cases[k].val : (unsigned char)(rec[at] ^ 0x40);
+            ssize_t w = write(h.fd, rec, n);
+            (void)w;
+        }
+        pb.stop_on_event = true;
+        run_for(500);
+        unsigned long e = pb.io ? mg_io_get_ssl_error(pb.io) : 0;
+        ok((pb.events & MG_IO_ERROR) && ERR_GET_REASON(e) == cases[k].reason && evbuffer_get_length(pb.got) == 0,
+           "own records: %s is refused: %s", cases[k].what, e ? ERR_reason_error_string(e) : "no error");
+        hand_done(&h, &pb);
+    }
+    /* the genuine record, then a close_notify: data, then a clean EOF */
+    struct hand h;
+    struct peer pb;
+    hand_start(&h, &pb);
+    unsigned char rec[512];
+    size_t n = hand_record(&h, rec, sizeof(rec));
+    ssize_t w = write(h.fd, rec, n);
+    SSL_shutdown(h.s);
+    hand_pump(&h);
+    pb.stop_on_event = true;
+    run_for(500);
+    ok(evbuffer_get_length(pb.got) == 1 && (pb.events & MG_IO_EOF) && !(pb.events & MG_IO_ERROR),
+       "own records: data then the server's close_notify: a clean EOF");
+    (void)w;
+    hand_done(&h, &pb);
+}
+
+/* A TLS 1.2 server: the client with own-records context keeps OpenSSL's. */
+static void own_tls12(void)
+{
+    SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION);
+    struct peer pa, pb;
+    peers(true, false, &pa, &pb);
+    mg_io_write(pb.io, "ping", 4);
+    wait_got(&pa, 4, 100, 10);
+    mg_io_write(pa.io, "pong", 4);
+    wait_got(&pb, 4, 100, 10);
+    ok(evbuffer_get_length(pa.got) == 4 && evbuffer_get_length(pb.got) == 4 && !mg_io_records_own(pb.io),
+       "own records: a TLS 1.2 connection stays with OpenSSL's records, and works");
+    SSL_CTX_set_max_proto_version(sctx, 0);
+    peer_done(&pa);
+    peer_done(&pb);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);           /* as the gateway: a write to a closed peer is an error */
@@ -564,8 +755,18 @@ int main(void)
     data_with_finished();
     leftovers();
     idle_release();
+    own = true;                         /* the TLS tests again, the client with its own records */
+    transfer(true);
+    echo(true);
+    free_inside(true);
+    read_calls(true);
+    leftovers();
+    own_key_update();
+    own_refusals();
+    own_tls12();
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
+    SSL_CTX_free(octx);
     event_base_free(base);
     return tap_done();
 }
