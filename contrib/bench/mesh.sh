@@ -59,7 +59,7 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:19191 ssl reuseport backlog=4096;
     ssl_certificate $w/origin/cert-chain.pem; ssl_certificate_key $w/origin/key.pem;
     ssl_client_certificate $w/origin/root-cert.pem; ssl_verify_client on;
-    ssl_session_cache off; ssl_session_tickets off;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
     location / { return 200 "ok\n"; } } }
 NGX
 nginx -c "$w/origin.conf" & pids+=($!)
