@@ -125,6 +125,10 @@ SSL_CTX *mg_tls_ctx_common(const SSL_METHOD *m, int min_version, int max_version
                         SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_min_proto_version(ctx, min_version);
     SSL_CTX_set_max_proto_version(ctx, max_version);
+    /* TLS 1.3 suites in BoringSSL's order, as Envoy's sidecars and
+     * gateways choose and offer them (AES-128-GCM first: AES hardware);
+     * OpenSSL's own order puts AES-256-GCM first, 40% more AES rounds */
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
     /* no SSL_MODE_RELEASE_BUFFERS: it frees and re-allocates the 16 KiB
      * record buffers around every read and write of a busy connection */
     return ctx;

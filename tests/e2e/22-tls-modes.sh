@@ -99,10 +99,12 @@ is "$(served_fp A.EXAMPLE.COM)" "$(fp "$P/server.crt")" "SNI is case-insensitive
 is "$(served_fp other.test)" "" "unknown SNI: handshake refused"
 is "$(served_fp "")" "" "no SNI and no '*' server: handshake refused"
 
-# the handshake summary line: "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"
+# the handshake summary line: "New, TLSv1.3, Cipher is TLS_AES_128_GCM_SHA256"
 proto() { sleep 1 | timeout 5 openssl s_client -connect "127.0.0.1:$port" -servername "$1" "${@:2}" 2>/dev/null |
     grep -E '^New, ' | head -n 1; }
 like "$(proto a.example.com)" '^New, TLSv1\.3,' "default maximum is TLS 1.3"
+like "$(proto a.example.com)" 'Cipher is TLS_AES_128_GCM_SHA256' \
+    "TLS 1.3 suite in Envoy's (BoringSSL's) order: AES-128-GCM, whatever the client lists first"
 like "$(proto v12.example.com)" '^New, TLSv1\.2,' "maxProtocolVersion TLSV1_2 applies to its SNI"
 like "$(proto v12.example.com)" 'Cipher is ECDHE-(ECDSA|RSA)-AES256-GCM-SHA384' "cipherSuites apply to its SNI"
 unlike "$(proto a.example.com -tls1_1)" 'TLSv1\.1, Cipher is [A-Z]' "TLS 1.1 is never accepted"
