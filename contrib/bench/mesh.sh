@@ -24,8 +24,11 @@
 # says one core can do for the handshake's signatures on the gateway side
 # (one ECDSA P-256 signature for its CertificateVerify, two verifications:
 # the server's CertificateVerify and its certificate; the ECDHE and the
-# server side, nginx on the same 2 cores, cost on top). Knob: MESHGATE (the
-# binary; built into _build/bench otherwise).
+# server side, nginx on the same 2 cores, cost on top). Knobs: MESHGATE (the
+# binary; built into _build/bench otherwise); MESH_PIN=1: the proxies (one
+# worker each) on the last CPU, the nginx origin and the clients on the
+# others, so that the proxy is the bottleneck and b/a is what the upstream's
+# TLS costs it rather than what it costs the origin beside it.
 set -eu
 rounds=${1:-3}
 secs=${2:-8}
@@ -39,6 +42,13 @@ if [ ! -x "$bin" ]; then
    make -s -j"$(nproc)" meshgate >/dev/null)
 fi
 workers=$(nproc)
+pin_proxy=() pin_rest=()
+if [ "${MESH_PIN:-0}" = 1 ] && [ "$workers" -ge 2 ]; then
+  last=$((workers - 1))
+  pin_proxy=(taskset -c "$last")
+  pin_rest=(taskset -c "0-$((last - 1))")
+  workers=1
+fi
 ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true
 w=$(mktemp -d /tmp/mg-meshbench.XXXXXX)
 pids=()
@@ -62,7 +72,7 @@ http { access_log off; keepalive_requests 1000000;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
     location / { return 200 "ok\n"; } } }
 NGX
-nginx -c "$w/origin.conf" & pids+=($!)
+"${pin_rest[@]}" nginx -c "$w/origin.conf" & pids+=($!)
 ngx_pid=$!
 
 mkdir -p "$w/cfg"
@@ -151,9 +161,9 @@ backend mtls
 HAP
 } > "$w/haproxy.cfg"
 "$bin" check -c "$w/cfg" >/dev/null
-"$bin" run -c "$w/cfg" >"$w/gw.log" 2>&1 & pids+=($!)
+"${pin_proxy[@]}" "$bin" run -c "$w/cfg" >"$w/gw.log" 2>&1 & pids+=($!)
 mg_pid=$!
-haproxy -f "$w/haproxy.cfg" -db >"$w/haproxy.log" 2>&1 & pids+=($!)
+"${pin_proxy[@]}" haproxy -f "$w/haproxy.cfg" -db >"$w/haproxy.log" 2>&1 & pids+=($!)
 hap_pid=$!
 
 for port in 19190 19191 39445 39446; do
@@ -184,7 +194,7 @@ expect HAProxy 39446 "$w/haproxy.log" plain mesh
 
 res="$w/results"
 : > "$res"
-wrk_rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+wrk_rps() { "${pin_rest[@]}" wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 hz=$(getconf CLK_TCK)
 # run CASE PROXY_PID PORT PATH: one wrk run; the line "CASE req/s proxy-CPU-s
 # origin-CPU-s" (the CPU seconds the proxy and the nginx origin spent in it)
@@ -196,11 +206,30 @@ run() {
   echo "$1 ${v:-0} $(awk -v g=$((g1 - g0)) -v o=$((o1 - o0)) -v hz="$hz" 'BEGIN {print g / hz, o / hz}')" >> "$res"
   echo "round $r $1 ${v:-0} req/s" >&2
 }
+rate=${MESH_RATE:-16000}
+# fixed CASE PROXY_PID PORT PATH: h2load at $rate req/s for $secs s; the line
+# "CASE requests proxy-CPU-s origin-CPU-s" (requests done, not a rate)
+fixed() {
+  local g0 o0 g1 o1 v
+  g0=$(cpu_ticks "$2"); o0=$(cpu_ticks "$ngx_pid")
+  v=$("${pin_rest[@]}" timeout $((secs * 3 + 10)) h2load --h1 -c64 -t2 --rps=$((rate / 64)) -n $((rate * secs)) -H ':authority: app.example.com' \
+        "https://127.0.0.1:$3/$4/x" 2>/dev/null | awk '/^requests:/ {print $8; if ($10 != 0) print "mesh.sh: failed requests: " $0 > "/dev/stderr"}')
+  g1=$(cpu_ticks "$2"); o1=$(cpu_ticks "$ngx_pid")
+  echo "$1 ${v:-0} $(awk -v g=$((g1 - g0)) -v o=$((o1 - o0)) -v hz="$hz" 'BEGIN {print g / hz, o / hz}')" >> "$res"
+  echo "round $r $1 ${v:-0} requests at $rate/s" >&2
+}
 for r in $(seq "$rounds"); do
   for s in plain mesh plain-new mesh-new; do run "$s" "$mg_pid" 39445 "$s"; done
   for s in plain mesh; do run "hap-$s" "$hap_pid" 39446 "$s"; done
+  # the same offered load on both upstreams (h2load --rps, HTTP/1.1
+  # keep-alive, $rate req/s in all): the proxy's CPU per request at equal
+  # load, kernel time included (a proxy driven to saturation batches more
+  # per wakeup than one that is not, which biases CPU-per-request taken
+  # from the runs above against the slower case)
+  for s in plain mesh; do fixed "fix-$s" "$mg_pid" 39445 "$s"; done
+  for s in plain mesh; do fixed "fix-hap-$s" "$hap_pid" 39446 "$s"; done
   # the same mutual TLS handshake straight to the origin (one client, no gateway)
-  v=$(openssl s_time -connect 127.0.0.1:19191 -new -cert "$w/gw/cert-chain.pem" -key "$w/gw/key.pem" \
+  v=$("${pin_rest[@]}" openssl s_time -connect 127.0.0.1:19191 -new -cert "$w/gw/cert-chain.pem" -key "$w/gw/key.pem" \
         -time "$secs" 2>/dev/null | awk '/connections in [0-9]+ real seconds/ {printf "%.1f", $1 / $4}')
   echo "direct ${v:-0}" >> "$res"
   echo "round $r direct mTLS handshakes ${v:-0}/s" >&2
@@ -250,4 +279,13 @@ printf '\n%-44s %12s %12s\n' "requests per CPU-second" proxy origin
 awk '{printf "%-44s %12.0f %12.0f\n", $1, $2, $3}' "$w/eff"
 echo "per-round ratios of the proxy's requests per CPU-second (what ISTIO_MUTUAL costs the proxy):"
 echo "  meshgate mesh/plain $cb, HAProxy mesh/plain $cg"
+# at the fixed rate: CPU microseconds per request, and the ratio of requests per CPU-second
+usreq() { awk -v k="$1" '$1==k && $2 > 0 {print $3 * 1e6 / $2}' "$res" | median; }
+fr() { paste <(awk -v k="$1" '$1==k && $3 > 0 {print $2 / $3}' "$res") <(awk -v k="$2" '$1==k && $3 > 0 {print $2 / $3}' "$res") |
+  ratio_stats | awk '{printf "%.2f (%.2f-%.2f)", $1, $2, $3}'; }
+printf '\nat a fixed %s req/s (h2load --rps), proxy CPU per request:\n' "$rate"
+printf '  meshgate: plain %.1f us, ISTIO_MUTUAL %.1f us; requests per CPU-second mesh/plain %s\n' \
+  "$(usreq fix-plain)" "$(usreq fix-mesh)" "$(fr fix-mesh fix-plain)"
+printf '  HAProxy:  plain %.1f us, mTLS %.1f us; requests per CPU-second mesh/plain %s\n' \
+  "$(usreq fix-hap-plain)" "$(usreq fix-hap-mesh)" "$(fr fix-hap-mesh fix-hap-plain)"
 echo "(median of $rounds interleaved rounds of ${secs}s; wrk -t2 -c64 keep-alive to the front; $workers workers; goal: b/a >= 0.90)"
