@@ -188,6 +188,31 @@ static bool dir_update(struct mg_tls13 *t, struct dir *d)
     return dir_keys(t, d);
 }
 
+struct mg_tls13 *mg_tls13_new(uint16_t suite, const unsigned char *wsecret, const unsigned char *rsecret,
+                              size_t len)
+{
+    pthread_once(&once, init);
+    const EVP_CIPHER *ci = suite == 0x1301 ? aes128 : suite == 0x1302 ? aes256 : suite == 0x1303 ? chacha : NULL;
+    const EVP_MD *md = suite == 0x1302 ? sha384 : sha256;
+    if (!ci || !md || len != (size_t)EVP_MD_get_size(md))
+        return NULL;
+    struct mg_tls13 *t = OPENSSL_zalloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    t->cipher = ci;
+    t->md = md;
+    t->hashlen = len;
+    t->keylen = (size_t)EVP_CIPHER_get_key_length(ci);
+    t->wr.enc = true;
+    memcpy(t->wr.secret, wsecret, len);
+    memcpy(t->rd.secret, rsecret, len);
+    if (t->keylen > 32 || !dir_keys(t, &t->wr) || !dir_keys(t, &t->rd)) {
+        mg_tls13_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 struct mg_tls13 *mg_tls13_take(SSL *ssl)
 {
     pthread_once(&once, init);
@@ -196,28 +221,8 @@ struct mg_tls13 *mg_tls13_take(SSL *ssl)
     if (!k || SSL_is_server(ssl) || SSL_version(ssl) != TLS1_3_VERSION || SSL_has_pending(ssl))
         goto out;
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-    uint16_t id = c ? SSL_CIPHER_get_protocol_id(c) : 0;
-    const EVP_CIPHER *ci = id == 0x1301 ? aes128 : id == 0x1302 ? aes256 : id == 0x1303 ? chacha : NULL;
-    const EVP_MD *md = id == 0x1302 ? sha384 : sha256;
-    if (!ci || !md)
-        goto out;
-    size_t hl = (size_t)EVP_MD_get_size(md);
-    if (k->clen != hl || k->slen != hl)
-        goto out;
-    t = OPENSSL_zalloc(sizeof(*t));
-    if (!t)
-        goto out;
-    t->cipher = ci;
-    t->md = md;
-    t->hashlen = hl;
-    t->keylen = (size_t)EVP_CIPHER_get_key_length(ci);
-    t->wr.enc = true;
-    memcpy(t->wr.secret, k->c, hl);     /* a client writes with the client's secret */
-    memcpy(t->rd.secret, k->s, hl);
-    if (t->keylen > 32 || !dir_keys(t, &t->wr) || !dir_keys(t, &t->rd)) {
-        mg_tls13_free(t);
-        t = NULL;
-    }
+    if (c && k->clen == k->slen)        /* a client writes with the client's secret */
+        t = mg_tls13_new(SSL_CIPHER_get_protocol_id(c), k->c, k->s, k->clen);
 out:
     if (k) {
         SSL_set_ex_data(ssl, ex_idx, NULL);

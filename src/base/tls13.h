@@ -27,6 +27,11 @@ void mg_tls13_capture(SSL_CTX *ctx);
  * The captured secrets are wiped either way. */
 struct mg_tls13 *mg_tls13_take(SSL *ssl);
 void mg_tls13_free(struct mg_tls13 *t);
+/* The state for a TLS 1.3 suite (0x1301, 0x1302, 0x1303) from the write
+ * and read traffic secrets (len bytes each, the suite's hash length);
+ * NULL for another suite or length. */
+struct mg_tls13 *mg_tls13_new(uint16_t suite, const unsigned char *wsecret, const unsigned char *rsecret,
+                              size_t len);
 
 /* Seal a record in place: rec + 5 holds n content bytes (n <=
  * MG_TLS13_MAX_PLAIN) and has room for MG_TLS13_OVERHEAD - 5 more. Writes
