@@ -15,7 +15,7 @@ fail() { echo "1..1"; echo "not ok 1 - $1"; tail -n 20 "$b/build.log" | sed 's/^
   fail "configuring the fuzz build"
 targets="tests/fuzz/fuzz_tls_hello tests/fuzz/fuzz_http1_libfuzzer tests/fuzz/fuzz_jwt
   tests/fuzz/fuzz_normalize tests/fuzz/fuzz_proxy_proto tests/fuzz/fuzz_policy tests/fuzz/fuzz_policy_ref
-  tests/fuzz/fuzz_config"
+  tests/fuzz/fuzz_config tests/fuzz/fuzz_tls13"
 # shellcheck disable=SC2086
 make -s -j"$(nproc 2>/dev/null || echo 2)" $targets >"$b/build.log" 2>&1 || fail "building the fuzz targets"
 rm -rf findings

@@ -18,7 +18,8 @@ bin=${MG_BUILDDIR:-.}/tests/fuzz
 secs=${MG_FUZZ_SECONDS:-10}
 # target:corpus:dictionary (empty corpus: the target's built-in seeds)
 all="fuzz_tls_hello:tls_hello: fuzz_http1_libfuzzer:http1:http1.dict fuzz_jwt:jwt: \
-fuzz_normalize:normalize: fuzz_proxy_proto:proxy_proto: fuzz_policy:: fuzz_policy_ref:: fuzz_config::"
+fuzz_normalize:normalize: fuzz_proxy_proto:proxy_proto: fuzz_policy:: fuzz_policy_ref:: fuzz_config:: \
+fuzz_tls13::"
 want=${MG_FUZZ_TARGETS:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/mg-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
