@@ -359,17 +359,6 @@ static void from_header(const struct mg_ra_request *req, const struct ra_loc *l,
         found_add(fl, t, (size_t)(end - t), l, owned);
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode s[0..n) into out (room for n bytes), as Envoy decodes
  * query parameter names and values: "%XX" becomes the byte, an invalid
  * escape stays as it is. Returns the decoded length. */
@@ -378,8 +367,8 @@ static size_t pct_decode(const char *s, size_t n, char *out)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hex_val(s[i + 1])) >= 0 &&
-            (lo = hex_val(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = mg_hexval((unsigned char)s[i + 1])) >= 0 &&
+            (lo = mg_hexval((unsigned char)s[i + 2])) >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else {
@@ -396,7 +385,8 @@ static bool param_name_is(const char *s, size_t n, const char *name)
     for (size_t i = 0; i < n; i++, k++) {
         int hi, lo;
         char c = s[i];
-        if (c == '%' && i + 2 < n && (hi = hex_val(s[i + 1])) >= 0 && (lo = hex_val(s[i + 2])) >= 0) {
+        if (c == '%' && i + 2 < n && (hi = mg_hexval((unsigned char)s[i + 1])) >= 0 &&
+            (lo = mg_hexval((unsigned char)s[i + 2])) >= 0) {
             c = (char)(hi << 4 | lo);
             i += 2;
         }

@@ -56,6 +56,8 @@ void mg_buf_free(struct mg_buf *b);
 /* ASCII case-insensitive helpers (locale independent). */
 int mg_strcasecmp(const char *a, const char *b);
 int mg_strncasecmp(const char *a, const char *b, size_t n);
+/* The value of a hex digit (either case), -1 for any other character. */
+int mg_hexval(int c);
 bool mg_has_prefix(const char *s, const char *prefix);
 bool mg_has_suffix(const char *s, const char *suffix);
 void mg_lower(char *s);

@@ -25,6 +25,7 @@
  * tickets under the new keys, with sequence numbers OpenSSL does not
  * expose. */
 #include "base/tls13.h"
+#include "base/base.h"
 #include <pthread.h>
 #include <string.h>
 #include <openssl/err.h>
@@ -86,17 +87,6 @@ static void init(void)
     sha384 = EVP_MD_fetch(NULL, "SHA384", NULL);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "CLIENT_TRAFFIC_SECRET_0 <client random> <secret>" and the server's */
 static void keylog_cb(const SSL *cssl, const char *line)
 {
@@ -122,7 +112,7 @@ static void keylog_cb(const SSL *cssl, const char *line)
     unsigned char *out = client ? k->c : k->s;
     size_t n = 0;
     for (; p[0] && p[1] && n < EVP_MAX_MD_SIZE; p += 2) {
-        int hi = hexval(p[0]), lo = hexval(p[1]);
+        int hi = mg_hexval((unsigned char)p[0]), lo = mg_hexval((unsigned char)p[1]);
         if (hi < 0 || lo < 0)
             break;
         out[n++] = (unsigned char)(hi << 4 | lo);

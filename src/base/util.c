@@ -168,6 +168,17 @@ static int lc(int c)
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
 }
 
+int mg_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int mg_strcasecmp(const char *a, const char *b)
 {
     for (;; a++, b++) {

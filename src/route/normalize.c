@@ -3,17 +3,6 @@ pathNormalization: NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES). */
 #include <string.h>
 #include "route/route.h"
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int is_unreserved(int c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -24,10 +13,10 @@ static int is_unreserved(int c)
  * with a literal '%' (or '%' and one hex digit) already written? */
 static int forms_escape(const char *out, size_t o, int v)
 {
-    if (hexval((unsigned char)v) < 0)
+    if (mg_hexval((unsigned char)v) < 0)
         return 0;
     return (o >= 1 && out[o - 1] == '%') ||
-           (o >= 2 && out[o - 2] == '%' && hexval((unsigned char)out[o - 1]) >= 0);
+           (o >= 2 && out[o - 2] == '%' && mg_hexval((unsigned char)out[o - 1]) >= 0);
 }
 
 /* One pass over the path writing to out: the slash decoding of
@@ -42,8 +31,8 @@ static size_t decode_pass(const char *p, size_t n, char *out, int slashes)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c == '%' && i + 2 < n) {
-            int h = hexval((unsigned char)p[i + 1]);
-            int l = hexval((unsigned char)p[i + 2]);
+            int h = mg_hexval((unsigned char)p[i + 1]);
+            int l = mg_hexval((unsigned char)p[i + 2]);
             if (h >= 0 && l >= 0) {
                 int v = h * 16 + l;
                 if ((is_unreserved(v) && !forms_escape(out, o, v)) ||

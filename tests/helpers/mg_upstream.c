@@ -283,12 +283,12 @@ static void process(struct conn *c)
         case S_CHUNK_SIZE: {
             uint64_t size = 0;
             size_t i = 0;
-            for (; i < n && mg_up_hexval(line[i]) >= 0; i++) {
+            for (; i < n && mg_hexval((unsigned char)line[i]) >= 0; i++) {
                 if (i >= 15) {
                     rc = 400;
                     break;
                 }
-                size = size * 16 + (uint64_t)mg_up_hexval(line[i]);
+                size = size * 16 + (uint64_t)mg_hexval((unsigned char)line[i]);
             }
             if (rc == 0 && (i == 0 || (i < n && line[i] != ';' && line[i] != ' ' && line[i] != '\t')))
                 rc = 400;

@@ -28,24 +28,14 @@ void mg_up_json_str(struct mg_buf *b, const char *s, size_t n)
     mg_buf_adds(b, "\"");
 }
 
-int mg_up_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode n bytes of s into a new string (invalid escapes kept). */
 static char *pct_decode(const char *s, size_t n)
 {
     char *out = mg_xmalloc(n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && mg_up_hexval(s[i + 1]) >= 0 && mg_up_hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(mg_up_hexval(s[i + 1]) * 16 + mg_up_hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && mg_hexval((unsigned char)s[i + 1]) >= 0 &&
+            mg_hexval((unsigned char)s[i + 2]) >= 0) {
+            *o++ = (char)(mg_hexval((unsigned char)s[i + 1]) * 16 + mg_hexval((unsigned char)s[i + 2]));
             i += 2;
         } else {
             *o++ = s[i] == '+' ? ' ' : s[i];

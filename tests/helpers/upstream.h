@@ -87,7 +87,6 @@ struct conn {
 /* Append s[0..n) as a JSON string (quotes included, non-ASCII escaped). */
 void mg_up_json_str(struct mg_buf *b, const char *s, size_t n);
 /* The value of a hex digit, or -1. */
-int mg_up_hexval(char c);
 /* Forget the current request and wait for the next one. */
 void mg_up_request_reset(struct conn *c);
 /* Unlink and free c; abrupt = no TLS close_notify (for /close and errors). */
