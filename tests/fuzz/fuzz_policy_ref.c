@@ -227,21 +227,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef MG_FUZZ_STANDALONE
+#include "standalone.h"
+
 int main(int argc, char **argv)
 {
     static uint8_t buf[256];
-    if (argc > 1) {
-        for (int i = 1; i < argc; i++) {
-            FILE *f = fopen(argv[i], "rb");
-            size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
-            if (f)
-                fclose(f);
-            LLVMFuzzerTestOneInput(buf, n);
-            printf("ok %d - %s\n", i, argv[i]);
-        }
-        printf("1..%d\n", argc - 1);
-        return 0;
-    }
+    if (argc > 1)
+        return mg_fuzz_replay(argc, argv, buf, sizeof(buf));
     /* every input is valid, so random bytes are as good as mutations */
     uint32_t st = 0x2545f491u;
     long n = 20000;

@@ -95,6 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef MG_FUZZ_STANDALONE
+#include "standalone.h"
+
 /* data, a ticket cut in two, data, KeyUpdate(update_requested), data */
 static const uint8_t seed[] = {
     0x5c, 0, 5, 'h', 'e', 'l', 'l', 'o',
@@ -108,19 +110,9 @@ static const uint8_t seed[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
-        for (int i = 1; i < argc; i++) {
-            FILE *f = fopen(argv[i], "rb");
-            static uint8_t buf[1 << 20];
-            size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
-            if (f)
-                fclose(f);
-            LLVMFuzzerTestOneInput(buf, n);
-            printf("ok %d - %s\n", i, argv[i]);
-        }
-        printf("1..%d\n", argc - 1);
-        return 0;
-    }
+    static uint8_t file[1 << 20];
+    if (argc > 1)
+        return mg_fuzz_replay(argc, argv, file, sizeof(file));
     LLVMFuzzerTestOneInput(seed, sizeof(seed));
     printf("ok 1 - the built-in script\n");
     static uint8_t buf[sizeof(seed) + 64];
