@@ -196,27 +196,36 @@ res="$w/results"
 : > "$res"
 wrk_rps() { "${pin_rest[@]}" wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 hz=$(getconf CLK_TCK)
-# run CASE PROXY_PID PORT PATH: one wrk run; the line "CASE req/s proxy-CPU-s
-# origin-CPU-s" (the CPU seconds the proxy and the nginx origin spent in it)
+# measured CASE PROXY_PID CMD...: CMD prints a count (req/s, or requests
+# done); the line "CASE count proxy-CPU-s origin-CPU-s" (the CPU seconds the
+# proxy and the nginx origin spent while CMD ran)
+measured() {
+  local k=$1 pid=$2 g0 o0 g1 o1 v
+  shift 2
+  g0=$(cpu_ticks "$pid"); o0=$(cpu_ticks "$ngx_pid")
+  v=$("$@")
+  g1=$(cpu_ticks "$pid"); o1=$(cpu_ticks "$ngx_pid")
+  echo "$k ${v:-0} $(awk -v g=$((g1 - g0)) -v o=$((o1 - o0)) -v hz="$hz" 'BEGIN {print g / hz, o / hz}')" >> "$res"
+  echo "${v:-0}"
+}
+# run CASE PROXY_PID PORT PATH: one wrk run (requests per second)
 run() {
-  local g0 o0 g1 o1 v
-  g0=$(cpu_ticks "$2"); o0=$(cpu_ticks "$ngx_pid")
-  v=$(wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$3/$4/x")
-  g1=$(cpu_ticks "$2"); o1=$(cpu_ticks "$ngx_pid")
-  echo "$1 ${v:-0} $(awk -v g=$((g1 - g0)) -v o=$((o1 - o0)) -v hz="$hz" 'BEGIN {print g / hz, o / hz}')" >> "$res"
-  echo "round $r $1 ${v:-0} req/s" >&2
+  local v
+  v=$(measured "$1" "$2" wrk_rps -t2 -c64 -d"${secs}s" -H 'Host: app.example.com' "https://127.0.0.1:$3/$4/x")
+  echo "round $r $1 $v req/s" >&2
 }
 rate=${MESH_RATE:-16000}
-# fixed CASE PROXY_PID PORT PATH: h2load at $rate req/s for $secs s; the line
-# "CASE requests proxy-CPU-s origin-CPU-s" (requests done, not a rate)
+# fixed CASE PROXY_PID PORT PATH: h2load at $rate req/s for $secs s (the
+# count is requests done, not a rate)
+h2_fixed() {
+  "${pin_rest[@]}" timeout $((secs * 3 + 10)) h2load --h1 -c64 -t2 --rps=$((rate / 64)) -n $((rate * secs)) \
+    -H ':authority: app.example.com' "$1" 2>/dev/null |
+    awk '/^requests:/ {print $8; if ($10 != 0) print "mesh.sh: failed requests: " $0 > "/dev/stderr"}'
+}
 fixed() {
-  local g0 o0 g1 o1 v
-  g0=$(cpu_ticks "$2"); o0=$(cpu_ticks "$ngx_pid")
-  v=$("${pin_rest[@]}" timeout $((secs * 3 + 10)) h2load --h1 -c64 -t2 --rps=$((rate / 64)) -n $((rate * secs)) -H ':authority: app.example.com' \
-        "https://127.0.0.1:$3/$4/x" 2>/dev/null | awk '/^requests:/ {print $8; if ($10 != 0) print "mesh.sh: failed requests: " $0 > "/dev/stderr"}')
-  g1=$(cpu_ticks "$2"); o1=$(cpu_ticks "$ngx_pid")
-  echo "$1 ${v:-0} $(awk -v g=$((g1 - g0)) -v o=$((o1 - o0)) -v hz="$hz" 'BEGIN {print g / hz, o / hz}')" >> "$res"
-  echo "round $r $1 ${v:-0} requests at $rate/s" >&2
+  local v
+  v=$(measured "$1" "$2" h2_fixed "https://127.0.0.1:$3/$4/x")
+  echo "round $r $1 $v requests at $rate/s" >&2
 }
 for r in $(seq "$rounds"); do
   for s in plain mesh plain-new mesh-new; do run "$s" "$mg_pid" 39445 "$s"; done
