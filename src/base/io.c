@@ -920,9 +920,8 @@ static uint8_t rec_alert_for(int reason)
 
 static int rec_refuse(struct mg_io *io, int reason)
 {
-    rec_fail(io, reason);
+    rec_fail(io, reason);               /* errno EPROTO; the alert keeps it */
     rec_alert(io, rec_alert_for(reason));
-    errno = EPROTO;
     return IO_FAIL;
 }
 
@@ -974,6 +973,12 @@ static int rec_one(struct mg_io *io, const unsigned char *r, size_t len, size_t 
     }
 }
 
+/* Reading stops here: the budget is spent or the input is full. */
+static bool read_enough(const struct mg_io *io, size_t got, size_t budget)
+{
+    return got >= budget || (io->rhigh && evbuffer_get_length(io->in) >= io->rhigh);
+}
+
 /* do_read for a connection with its own records. */
 static int do_read_rec(struct mg_io *io, size_t *got)
 {
@@ -998,7 +1003,7 @@ static int do_read_rec(struct mg_io *io, size_t *got)
             }
             if (len - off < 5 + rl)
                 break;
-            if (*got >= budget || (io->rhigh && evbuffer_get_length(io->in) >= io->rhigh)) {
+            if (read_enough(io, *got, budget)) {
                 rc = IO_DONE;
                 goto out;
             }
@@ -1012,7 +1017,7 @@ static int do_read_rec(struct mg_io *io, size_t *got)
             rc = IO_AGAIN;
             goto out;
         }
-        if (*got >= budget || (io->rhigh && evbuffer_get_length(io->in) >= io->rhigh)) {
+        if (read_enough(io, *got, budget)) {
             rc = IO_DONE;
             goto out;
         }
